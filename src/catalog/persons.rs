@@ -1,0 +1,134 @@
+//! Persons and their guardians.
+
+use super::{as_id, Tx};
+use crate::error::{Error, Result};
+use crate::policy::PersonId;
+use crate::when;
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonRow {
+    pub id: PersonId,
+    /// `None` once the person was erased.
+    pub name: Option<String>,
+    pub born: Option<NaiveDate>,
+    pub ext_ref: Option<String>,
+    pub pseudonym: String,
+    pub guardians: Vec<PersonId>,
+}
+
+impl PersonRow {
+    /// How to show the person to people: their name, or their pseudonym once erased.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => format!("[erased {}]", self.pseudonym),
+        }
+    }
+}
+
+const COLS: &str = "id, name, born, ext_ref, pseudonym";
+
+fn from_row(r: &Row) -> rusqlite::Result<PersonRow> {
+    let born: Option<String> = r.get(2)?;
+    Ok(PersonRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        born: born.and_then(|b| NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok()),
+        ext_ref: r.get(3)?,
+        pseudonym: r.get(4)?,
+        guardians: Vec::new(),
+    })
+}
+
+fn with_guardians(conn: &Connection, mut p: PersonRow) -> Result<PersonRow> {
+    p.guardians = guardians_of(conn, p.id)?;
+    Ok(p)
+}
+
+pub fn guardians_of(conn: &Connection, id: PersonId) -> Result<Vec<PersonId>> {
+    let mut st = conn.prepare_cached("SELECT guardian_id FROM guardians WHERE person_id = ?1 ORDER BY guardian_id")?;
+    let ids = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
+pub fn get(conn: &Connection, id: PersonId) -> Result<Option<PersonRow>> {
+    let p = conn
+        .query_row(&format!("SELECT {COLS} FROM persons WHERE id = ?1"), [id], from_row)
+        .optional()?;
+    p.map(|p| with_guardians(conn, p)).transpose()
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<PersonRow>> {
+    let mut st = conn.prepare(&format!("SELECT {COLS} FROM persons ORDER BY id"))?;
+    let rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(|p| with_guardians(conn, p)).collect()
+}
+
+/// A person by id (`12`, `#12`) or by unique name.
+pub fn resolve(conn: &Connection, what: &str) -> Result<PersonRow> {
+    if let Some(id) = as_id(what) {
+        return get(conn, id)?.ok_or_else(|| {
+            Error::not_found(format!("no person with id {id}; see `consentfs person list`"))
+        });
+    }
+    let mut st = conn.prepare(&format!("SELECT {COLS} FROM persons WHERE name = ?1 ORDER BY id"))?;
+    let found = st.query_map([what], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    match found.len() {
+        0 => Err(Error::not_found(format!(
+            "no person named '{what}'; add them with `consentfs person add` or see `consentfs person list`"
+        ))),
+        1 => with_guardians(conn, found.into_iter().next().expect("one row")),
+        _ => Err(Error::invalid(format!(
+            "'{what}' is ambiguous: persons {} have that name; name one by id",
+            found.iter().map(|p| format!("#{}", p.id)).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+pub fn add(tx: &Tx, name: &str, born: Option<NaiveDate>, ext_ref: Option<&str>) -> Result<PersonId> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid("a person needs a name"));
+    }
+    if as_id(name).is_some() {
+        return Err(Error::invalid(format!(
+            "'{name}' looks like an id; a person's name must contain something other than digits"
+        )));
+    }
+    if let Some(b) = born {
+        if b > tx.now().date_naive() {
+            return Err(Error::invalid(format!("birth date {b} is in the future")));
+        }
+    }
+    let pseudonym = format!("p-{}", hex::encode(crate::crypto::random_bytes::<6>()));
+    tx.execute(
+        "INSERT INTO persons (name, born, ext_ref, pseudonym, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![name, born.map(|b| b.to_string()), ext_ref, pseudonym, when::to_secs(tx.now())],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.audit("person.add", serde_json::json!({ "person": id }))?;
+    Ok(id)
+}
+
+pub fn add_guardian(tx: &Tx, person: PersonId, guardian: PersonId) -> Result<()> {
+    if person == guardian {
+        return Err(Error::invalid("a person cannot be their own guardian; name the parent or guardian"));
+    }
+    if guardians_of(tx, guardian)?.contains(&person) {
+        return Err(Error::invalid(format!(
+            "person #{person} is a registered guardian of #{guardian}; two persons cannot be each other's guardian"
+        )));
+    }
+    let n = tx.execute(
+        "INSERT OR IGNORE INTO guardians (person_id, guardian_id) VALUES (?1, ?2)",
+        params![person, guardian],
+    )?;
+    if n == 0 {
+        return Err(Error::invalid(format!("#{guardian} is already a guardian of #{person}")));
+    }
+    tx.audit("person.guardian", serde_json::json!({ "person": person, "guardian": guardian }))?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! Schema migrations. `PRAGMA user_version` holds the number of migrations applied; each entry
+//! of [`MIGRATIONS`] moves the schema one version up and is never edited once released (add a
+//! new entry instead). A catalog from a newer consentfs is refused rather than misread.
+//!
+//! Times are stored as seconds since the epoch (UTC), dates as `YYYY-MM-DD`.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE persons (
+    id INTEGER PRIMARY KEY,
+    name TEXT,                    -- NULL once erased
+    born TEXT,                    -- YYYY-MM-DD, optional
+    ext_ref TEXT,                 -- the organisation's own reference (student number ...)
+    pseudonym TEXT NOT NULL,      -- stable id kept after erasure, as proof
+    erased_at INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX persons_name ON persons(name);
+
+CREATE TABLE guardians (
+    person_id INTEGER NOT NULL REFERENCES persons(id),
+    guardian_id INTEGER NOT NULL REFERENCES persons(id),
+    PRIMARY KEY (person_id, guardian_id),
+    CHECK (person_id <> guardian_id)
+);
+
+CREATE TABLE purposes (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    basis TEXT NOT NULL,
+    retention TEXT                -- a span like 5y, counted from the asset's import
+);
+
+CREATE TABLE objects (
+    id TEXT PRIMARY KEY,          -- hex object id, also the file name under objects/
+    wrapped_key BLOB,             -- NULL once shredded
+    size INTEGER NOT NULL,
+    content_hash BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX objects_hash ON objects(content_hash);
+
+CREATE TABLE assets (
+    id INTEGER PRIMARY KEY,
+    collection TEXT NOT NULL,     -- e.g. events/2026, '' for the root
+    name TEXT NOT NULL,
+    no_persons INTEGER NOT NULL DEFAULT 0,
+    special_category INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,         -- active | draft | trash
+    creator TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    trashed_at INTEGER,
+    retention_until INTEGER
+);
+CREATE UNIQUE INDEX assets_path ON assets(collection, name) WHERE status <> 'trash';
+
+CREATE TABLE versions (
+    asset_id INTEGER NOT NULL REFERENCES assets(id),
+    version INTEGER NOT NULL,
+    object_id TEXT NOT NULL REFERENCES objects(id),
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (asset_id, version)
+);
+
+CREATE TABLE links (
+    asset_id INTEGER NOT NULL REFERENCES assets(id),
+    person_id INTEGER NOT NULL REFERENCES persons(id),
+    linked_by TEXT NOT NULL,
+    linked_at INTEGER NOT NULL,
+    PRIMARY KEY (asset_id, person_id)
+);
+CREATE INDEX links_person ON links(person_id);
+
+CREATE TABLE consent_events (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES persons(id),
+    kind TEXT NOT NULL,           -- grant | withdraw | refuse | object
+    scope TEXT NOT NULL,          -- all | collection | assets
+    scope_prefix TEXT,
+    starts INTEGER NOT NULL,
+    expires INTEGER,
+    given_by INTEGER NOT NULL REFERENCES persons(id),
+    explicit INTEGER NOT NULL DEFAULT 0,
+    evidence_object TEXT REFERENCES objects(id),
+    evidence_name TEXT,
+    recorded_by TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL
+);
+CREATE INDEX consent_events_person ON consent_events(person_id);
+
+CREATE TABLE consent_event_purposes (
+    event_id INTEGER NOT NULL REFERENCES consent_events(id),
+    purpose_id INTEGER NOT NULL REFERENCES purposes(id),
+    PRIMARY KEY (event_id, purpose_id)
+);
+
+CREATE TABLE consent_event_assets (
+    event_id INTEGER NOT NULL REFERENCES consent_events(id),
+    asset_id INTEGER NOT NULL REFERENCES assets(id),
+    PRIMARY KEY (event_id, asset_id)
+);
+
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    login TEXT NOT NULL UNIQUE,
+    person_id INTEGER REFERENCES persons(id)
+);
+
+CREATE TABLE grants (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    purpose_id INTEGER NOT NULL REFERENCES purposes(id),
+    prefix TEXT NOT NULL,
+    access TEXT NOT NULL,         -- read | write | delete
+    UNIQUE (user_id, purpose_id, prefix)
+);
+
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,         -- JSON: ids of what changed
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+"#,
+];
+
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}

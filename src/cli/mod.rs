@@ -1,0 +1,382 @@
+//! The command line (DESIGN.md §7): argument definitions and dispatch.
+//!
+//! Every command that changes something runs in one catalog transaction; on any error the
+//! transaction is dropped and objects it wrote are removed, so a failed command leaves the store
+//! exactly as it was. Errors exit with 2, checks that find something (`expiring`, `audit
+//! verify`) with 1.
+
+mod import;
+mod output;
+mod records;
+mod views;
+
+use crate::catalog::Catalog;
+use crate::crypto::keyring::{self, Unlock};
+use crate::error::{Error, Result};
+use crate::policy::Time;
+use crate::store::Store;
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "consentfs", version, about = "Photo store whose views follow consent, per user and purpose")]
+pub struct Cli {
+    /// The store directory.
+    #[arg(long, global = true, env = "CONSENTFS_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Key file that opens the store (created 0600 by `init` if missing).
+    #[arg(long, global = true, env = "CONSENTFS_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// File whose first line is the store's passphrase.
+    #[arg(long, global = true, env = "CONSENTFS_PASSPHRASE_FILE", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Print listings as JSON (an array of objects; one object for a single result).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new store (with the purposes website, social-media, print and intranet).
+    Init,
+    /// Encrypt files into the store. A directory's files keep their path relative to it.
+    Import {
+        /// Collection (folder path) to import into, e.g. events/2026.
+        #[arg(long, default_value = "")]
+        collection: String,
+        #[arg(required = true, value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
+    },
+    /// Persons who appear on photos, and their guardians.
+    #[command(subcommand)]
+    Person(PersonCmd),
+    /// Purposes (channels) photos may be used for.
+    #[command(subcommand)]
+    Purpose(PurposeCmd),
+    /// Record and list consent events.
+    #[command(subcommand)]
+    Consent(ConsentCmd),
+    /// Link persons to a photo (marks it reviewed).
+    Link {
+        asset: String,
+        #[arg(required = true)]
+        persons: Vec<String>,
+    },
+    /// Remove a person from a photo.
+    Unlink { asset: String, person: String },
+    /// Mark a photo as showing no identifiable persons, or as revealing special categories.
+    Mark(MarkArgs),
+    /// OS users and what they may access.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// What a user sees in a purpose (what the mount shows), with reasons.
+    Ls {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        purpose: String,
+        /// Evaluate at another moment (date, RFC 3339 or span from now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Also list hidden assets, each with the reason it is hidden.
+        #[arg(long)]
+        hidden: bool,
+        /// Only assets in this collection (prefix).
+        #[arg(long)]
+        collection: Option<String>,
+    },
+    /// Why an asset is or is not visible to a user in a purpose.
+    Why {
+        asset: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        purpose: String,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Decrypt an asset to standard output.
+    Cat {
+        asset: String,
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// Versions of an asset.
+    Versions { asset: String },
+    /// Consents that end, minors who turn 16 and retention terms that end soon (exit 1 if any).
+    Expiring {
+        #[arg(long, default_value = "30d")]
+        within: String,
+    },
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Generate a large synthetic catalog (for benchmarks).
+    #[command(hide = true)]
+    Generate {
+        #[arg(long, default_value_t = 100_000)]
+        assets: usize,
+        #[arg(long, default_value_t = 10_000)]
+        persons: usize,
+        #[arg(long, default_value_t = 30_000)]
+        events: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PersonCmd {
+    /// Record a person.
+    Add {
+        name: String,
+        /// Birth date (YYYY-MM-DD); below 16 only a guardian's consent counts.
+        #[arg(long)]
+        born: Option<String>,
+        /// The organisation's own reference (student or employee number).
+        #[arg(long = "ref")]
+        ext_ref: Option<String>,
+    },
+    List,
+    Show { person: String },
+    /// Register GUARDIAN as a parent or guardian of PERSON.
+    Guardian { person: String, guardian: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PurposeCmd {
+    Add {
+        name: String,
+        #[arg(long, default_value = "consent", value_parser = ["consent", "legitimate-interest", "educational", "contract"])]
+        basis: String,
+        /// Retention term counted from import (e.g. 5y); required for bases other than consent.
+        #[arg(long)]
+        retention: Option<String>,
+    },
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct EventArgs {
+    pub person: String,
+    /// Purposes, comma-separated.
+    #[arg(long, required = true)]
+    pub purpose: String,
+    /// Only for photos in this collection (prefix).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Only for these photos (repeatable).
+    #[arg(long = "asset")]
+    pub assets: Vec<String>,
+    /// Who gave it, when not the person themself (a registered guardian).
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsentCmd {
+    /// Record a grant.
+    Grant {
+        #[command(flatten)]
+        event: EventArgs,
+        /// Start (default: now). May be in the past when recording a form signed earlier.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (exclusive), e.g. 5y or 2031-06-01.
+        #[arg(long)]
+        until: Option<String>,
+        /// Explicit consent (needed for special-category photos).
+        #[arg(long)]
+        explicit: bool,
+        /// The signed form or e-mail, stored encrypted as evidence.
+        #[arg(long)]
+        evidence: Option<PathBuf>,
+    },
+    /// Record a withdrawal (from now, or from a future --at).
+    Withdraw {
+        #[command(flatten)]
+        event: EventArgs,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Record a refusal.
+    Refuse {
+        #[command(flatten)]
+        event: EventArgs,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Record an objection (for purposes not based on consent).
+    Object {
+        #[command(flatten)]
+        event: EventArgs,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// The consent history.
+    List {
+        #[arg(long)]
+        person: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = true)]
+pub struct MarkArgs {
+    pub asset: String,
+    #[arg(long, group = "flag")]
+    pub no_persons: bool,
+    #[arg(long, group = "flag")]
+    pub special_category: bool,
+    /// Clear the given flag instead of setting it.
+    #[arg(long)]
+    pub clear: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    Add {
+        login: String,
+        /// The person this user is (for their own photos and audits).
+        #[arg(long)]
+        person: Option<String>,
+    },
+    /// Let a user read, write or delete in a purpose (optionally a collection only).
+    Grant {
+        login: String,
+        #[arg(long, required = true)]
+        purpose: String,
+        #[arg(long, value_parser = ["read", "write", "delete"], default_value = "read")]
+        access: String,
+        #[arg(long, default_value = "")]
+        collection: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    List {
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+    },
+    /// Check the hash chain (exit 1 if it is broken).
+    Verify,
+}
+
+/// An opened store and catalog plus the facts every command needs.
+pub struct Ctx {
+    pub store: Store,
+    pub catalog: Catalog,
+    pub json: bool,
+    pub now: Time,
+    pub actor: String,
+}
+
+/// The OS login running this command, recorded as the actor of changes.
+pub fn current_login() -> String {
+    let uid = nix::unistd::getuid();
+    let name = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid{uid}"));
+    match std::env::var("SUDO_USER") {
+        Ok(s) if uid.is_root() && !s.is_empty() => format!("{s} (sudo)"),
+        _ => name,
+    }
+}
+
+fn store_dir(cli: &Cli) -> Result<PathBuf> {
+    cli.store
+        .clone()
+        .ok_or_else(|| Error::invalid("no store given: pass --store DIR or set CONSENTFS_STORE"))
+}
+
+fn prompt_passphrase(confirm: bool) -> Result<zeroize::Zeroizing<String>> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::invalid(
+            "no key given: pass --key-file FILE or --passphrase-file FILE (or set CONSENTFS_KEY_FILE)",
+        ));
+    }
+    let pass = zeroize::Zeroizing::new(
+        rpassword::prompt_password("Passphrase: ").map_err(|e| Error::io("cannot read passphrase", e))?,
+    );
+    if pass.is_empty() {
+        return Err(Error::invalid("the passphrase is empty"));
+    }
+    if confirm {
+        let again = zeroize::Zeroizing::new(
+            rpassword::prompt_password("Passphrase again: ").map_err(|e| Error::io("cannot read passphrase", e))?,
+        );
+        if *again != *pass {
+            return Err(Error::invalid("the passphrases differ; nothing was created"));
+        }
+    }
+    Ok(pass)
+}
+
+fn unlock_from(cli: &Cli) -> Result<Unlock> {
+    if let Some(k) = &cli.key_file {
+        return Ok(Unlock::KeyFile(k.clone()));
+    }
+    if let Some(p) = &cli.passphrase_file {
+        return Ok(Unlock::Passphrase(keyring::read_passphrase_file(p)?));
+    }
+    Ok(Unlock::Passphrase(prompt_passphrase(false)?))
+}
+
+/// Open store and catalog as the command line's options say.
+pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
+    let dir = store_dir(cli)?;
+    let unlock = unlock_from(cli)?;
+    let store = Store::open(&dir, &unlock)?;
+    let catalog = Catalog::open(&store.catalog_path(), &store.catalog_key(), store.audit_key())?;
+    Ok(Ctx { store, catalog, json: cli.json, now: chrono::Utc::now(), actor: current_login() })
+}
+
+fn init(cli: &Cli) -> Result<i32> {
+    let dir = store_dir(cli)?;
+    let pass = match &cli.passphrase_file {
+        Some(p) => Some(keyring::read_passphrase_file(p)?),
+        None if cli.key_file.is_none() => Some(prompt_passphrase(true)?),
+        None => None,
+    };
+    Store::init(&dir, pass.as_deref().map(|s| s.as_str()), cli.key_file.as_deref(), chrono::Utc::now(), &current_login())?;
+    eprintln!("created store {}", dir.display());
+    if let Some(k) = &cli.key_file {
+        eprintln!("key file: {} (keep it safe: without it the store cannot be opened)", k.display());
+    }
+    Ok(0)
+}
+
+/// Run the parsed command; returns the exit status.
+pub fn run(cli: Cli) -> Result<i32> {
+    if let Command::Init = cli.command {
+        return init(&cli);
+    }
+    let mut ctx = open_ctx(&cli)?;
+    match cli.command {
+        Command::Init => unreachable!("handled above"),
+        Command::Import { collection, paths } => import::run(&mut ctx, &collection, &paths),
+        Command::Person(cmd) => records::person(&mut ctx, cmd),
+        Command::Purpose(cmd) => records::purpose(&mut ctx, cmd),
+        Command::Consent(cmd) => records::consent(&mut ctx, cmd),
+        Command::Link { asset, persons } => records::link(&mut ctx, &asset, &persons),
+        Command::Unlink { asset, person } => records::unlink(&mut ctx, &asset, &person),
+        Command::Mark(args) => records::mark(&mut ctx, args),
+        Command::User(cmd) => records::user(&mut ctx, cmd),
+        Command::Ls { user, purpose, at, hidden, collection } => {
+            views::ls(&ctx, &user, &purpose, at.as_deref(), hidden, collection.as_deref())
+        }
+        Command::Why { asset, user, purpose, at } => views::why(&ctx, &asset, &user, &purpose, at.as_deref()),
+        Command::Cat { asset, version } => views::cat(&ctx, &asset, version),
+        Command::Versions { asset } => views::versions(&ctx, &asset),
+        Command::Expiring { within } => views::expiring(&ctx, &within),
+        Command::Audit(AuditCmd::List { since }) => views::audit_list(&ctx, since),
+        Command::Audit(AuditCmd::Verify) => views::audit_verify(&ctx),
+        Command::Generate { assets, persons, events } => import::generate(&mut ctx, assets, persons, events),
+    }
+}

@@ -1,0 +1,345 @@
+//! Commands that look: `ls`, `why`, `cat`, `versions`, `expiring` and `audit`.
+//! `ls` and `why` evaluate the same rules over the same snapshot the mount uses.
+
+use super::{output, Ctx};
+use crate::audit;
+use crate::catalog::assets::{self, AssetRow};
+use crate::catalog::snapshot::World;
+use crate::catalog::{persons, purposes, users};
+use crate::error::{Error, Result};
+use crate::policy::{self, prefix_covers, Decision, EventKind, Reason, Time};
+use crate::when::{self, parse_time, Span};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Write;
+
+#[derive(Serialize)]
+struct LsItem {
+    asset: i64,
+    path: String,
+    visible: bool,
+    reason: String,
+    reason_text: String,
+    valid_until: Option<Time>,
+    persons: Vec<i64>,
+}
+
+fn person_names(ctx: &Ctx) -> Result<HashMap<i64, String>> {
+    Ok(persons::list(ctx.catalog.conn())?.into_iter().map(|p| (p.id, p.label())).collect())
+}
+
+fn reason_text(reason: &Reason, names: &HashMap<i64, String>) -> String {
+    let who = reason
+        .person()
+        .map(|p| format!("#{p} {}", names.get(&p).cloned().unwrap_or_default()).trim_end().to_string())
+        .unwrap_or_default();
+    reason.describe(&who)
+}
+
+fn at_or_now(ctx: &Ctx, at: Option<&str>) -> Result<Time> {
+    at.map(|a| parse_time(a, ctx.now)).transpose().map(|t| t.unwrap_or(ctx.now))
+}
+
+pub fn ls(ctx: &Ctx, login: &str, purpose: &str, at: Option<&str>, hidden: bool, collection: Option<&str>) -> Result<i32> {
+    let t = at_or_now(ctx, at)?;
+    let conn = ctx.catalog.conn();
+    let user = users::resolve(conn, login)?.to_policy();
+    let purpose = purposes::resolve(conn, purpose)?;
+    let prefix = collection.map(assets::normalize_collection).transpose()?;
+    let world = World::load(conn)?;
+    let names = if hidden || ctx.json { person_names(ctx)? } else { HashMap::new() };
+    let mut items: Vec<LsItem> = world
+        .decide_all(&user, &purpose, t)
+        .into_iter()
+        .filter(|(a, d)| {
+            (d.visible || (hidden && a.status != policy::Status::Trash && d.reason != Reason::DraftOfOther))
+                && prefix.as_deref().is_none_or(|p| prefix_covers(p, &a.collection))
+        })
+        .map(|(a, d)| LsItem {
+            asset: a.id,
+            path: a.path(),
+            visible: d.visible,
+            reason: d.reason.code().into(),
+            reason_text: reason_text(&d.reason, &names),
+            valid_until: d.valid_until,
+            persons: a.persons.clone(),
+        })
+        .collect();
+    items.sort_by(|a, b| (!a.visible, &a.path).cmp(&(!b.visible, &b.path)));
+    if ctx.json {
+        output::json(&items)?;
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            let until = if i.visible {
+                i.valid_until.map(|u| format!("until {}", when::show(u))).unwrap_or_default()
+            } else {
+                i.valid_until.map(|u| format!("from {}", when::show(u))).unwrap_or_default()
+            };
+            vec![
+                i.asset.to_string(),
+                i.path.clone(),
+                if i.visible { "visible".into() } else { "hidden".into() },
+                if i.visible { until } else { format!("{} {until}", i.reason_text).trim_end().to_string() },
+            ]
+        })
+        .collect();
+    output::table(&["ASSET", "PATH", "STATE", if hidden { "UNTIL / REASON" } else { "UNTIL" }], &rows)?;
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct PersonStanding {
+    person: i64,
+    name: String,
+    ok: bool,
+    reason: String,
+    reason_text: String,
+}
+
+#[derive(Serialize)]
+struct WhyOut {
+    asset: i64,
+    path: String,
+    user: String,
+    purpose: String,
+    at: Time,
+    visible: bool,
+    reason: String,
+    reason_text: String,
+    valid_until: Option<Time>,
+    persons: Vec<PersonStanding>,
+}
+
+pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>) -> Result<i32> {
+    let t = at_or_now(ctx, at)?;
+    let conn = ctx.catalog.conn();
+    let a = assets::resolve(conn, asset)?;
+    let user = users::resolve(conn, login)?.to_policy();
+    let purpose = purposes::resolve(conn, purpose)?;
+    let world = World::load(conn)?;
+    let names = person_names(ctx)?;
+    let d: Decision = world.decide(&a, &user, &purpose, t);
+    // Each person's own standing: the same rules over the asset as if only they were on it.
+    let mut standings = Vec::new();
+    for &p in &a.persons {
+        let solo = AssetRow { persons: vec![p], ..a.clone() };
+        let (ok, reason) = policy::evaluate_at(&solo.to_policy(), &world, &user, &purpose.to_policy(), t);
+        standings.push(PersonStanding {
+            person: p,
+            name: names.get(&p).cloned().unwrap_or_default(),
+            ok,
+            reason: reason.code().into(),
+            reason_text: reason_text(&reason, &names),
+        });
+    }
+    let out = WhyOut {
+        asset: a.id,
+        path: a.path(),
+        user: login.into(),
+        purpose: purpose.name.clone(),
+        at: t,
+        visible: d.visible,
+        reason: d.reason.code().into(),
+        reason_text: reason_text(&d.reason, &names),
+        valid_until: d.valid_until,
+        persons: standings,
+    };
+    if ctx.json {
+        output::json(&out)?;
+        return Ok(0);
+    }
+    println!(
+        "asset {} ({}) is {} to {} for {} at {}",
+        out.asset,
+        out.path,
+        if out.visible { "VISIBLE" } else { "HIDDEN" },
+        out.user,
+        out.purpose,
+        when::show(t)
+    );
+    println!("  because: {}", out.reason_text);
+    if let Some(u) = out.valid_until {
+        println!("  this changes at {}", when::show(u));
+    }
+    for s in &out.persons {
+        println!("  #{} {}: {}", s.person, s.name, s.reason_text);
+    }
+    Ok(0)
+}
+
+pub fn cat(ctx: &Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
+    let conn = ctx.catalog.conn();
+    let a = assets::resolve(conn, asset)?;
+    let v = assets::version(conn, a.id, version)?;
+    let wrapped = v.wrapped_key.as_deref().ok_or_else(|| {
+        Error::not_found(format!("asset {} version {} was shredded; its content no longer exists", a.id, v.version))
+    })?;
+    let label = format!("asset {} ({}) version {}", a.id, a.path(), v.version);
+    let obj = ctx.store.open_object(&v.object, wrapped, v.size, &label)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    obj.copy_to(&mut out)?;
+    out.flush().map_err(|e| Error::io("cannot write output", e))?;
+    Ok(0)
+}
+
+pub fn versions(ctx: &Ctx, asset: &str) -> Result<i32> {
+    let conn = ctx.catalog.conn();
+    let a = assets::resolve(conn, asset)?;
+    let list = assets::versions(conn, a.id)?;
+    if ctx.json {
+        output::json(&list)?;
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|v| vec![v.version.to_string(), v.size.to_string(), when::show(v.created_at), v.created_by.clone()])
+            .collect();
+        output::table(&["VERSION", "SIZE", "CREATED", "BY"], &rows)?;
+    }
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct ExpiringItem {
+    /// `consent_ends`, `turns_16` or `retention_ends`.
+    kind: &'static str,
+    at: Time,
+    person: Option<i64>,
+    name: Option<String>,
+    purposes: Vec<String>,
+    event: Option<i64>,
+    asset: Option<i64>,
+    /// Number of photos affected.
+    photos: usize,
+}
+
+pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
+    let span = Span::parse(within)?;
+    let (from, to) = (ctx.now, span.after(ctx.now).ok_or_else(|| Error::invalid("--within is out of range"))?);
+    let conn = ctx.catalog.conn();
+    let world = World::load(conn)?;
+    let names = person_names(ctx)?;
+    let active: Vec<&AssetRow> = world.assets.iter().filter(|a| a.status == policy::Status::Active).collect();
+    let mut by_person: HashMap<i64, Vec<&AssetRow>> = HashMap::new();
+    for a in &active {
+        for p in &a.persons {
+            by_person.entry(*p).or_default().push(a);
+        }
+    }
+    let purpose_names: HashMap<i64, String> = world.purposes.values().map(|p| (p.id, p.name.clone())).collect();
+    let mut items = Vec::new();
+    for person in world.persons.values() {
+        let photos = by_person.get(&person.id).map(Vec::as_slice).unwrap_or(&[]);
+        for e in &person.events {
+            if e.kind != EventKind::Grant {
+                continue;
+            }
+            if let Some(end) = e.expires.filter(|end| *end >= from && *end <= to) {
+                items.push(ExpiringItem {
+                    kind: "consent_ends",
+                    at: end,
+                    person: Some(person.id),
+                    name: names.get(&person.id).cloned(),
+                    purposes: e.purposes.iter().filter_map(|p| purpose_names.get(p).cloned()).collect(),
+                    event: Some(e.id),
+                    asset: None,
+                    photos: photos.iter().filter(|a| e.scope.covers(&a.to_policy())).count(),
+                });
+            }
+        }
+        if let Some(sixteen) = person.born.and_then(policy::sixteenth_birthday).filter(|b| *b >= from && *b <= to) {
+            items.push(ExpiringItem {
+                kind: "turns_16",
+                at: sixteen,
+                person: Some(person.id),
+                name: names.get(&person.id).cloned(),
+                purposes: Vec::new(),
+                event: None,
+                asset: None,
+                photos: photos.len(),
+            });
+        }
+    }
+    for a in &active {
+        let mut ends: Vec<(Time, Vec<String>)> = Vec::new();
+        if let Some(r) = a.retention_until.filter(|r| *r >= from && *r <= to) {
+            ends.push((r, Vec::new()));
+        }
+        for p in world.purposes.values() {
+            if let Some(end) = p.to_policy().retention.and_then(|d| a.created_at.checked_add_signed(d)) {
+                if end >= from && end <= to {
+                    ends.push((end, vec![p.name.clone()]));
+                }
+            }
+        }
+        for (at, purposes) in ends {
+            items.push(ExpiringItem {
+                kind: "retention_ends",
+                at,
+                person: None,
+                name: None,
+                purposes,
+                event: None,
+                asset: Some(a.id),
+                photos: 1,
+            });
+        }
+    }
+    items.sort_by_key(|i| (i.at, i.kind, i.person, i.asset));
+    if ctx.json {
+        output::json(&items)?;
+    } else if items.is_empty() {
+        println!("nothing ends before {}", when::show(to));
+    } else {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|i| {
+                let who = match (i.person, &i.name) {
+                    (Some(p), Some(n)) => format!("#{p} {n}"),
+                    (Some(p), None) => format!("#{p}"),
+                    _ => i.asset.map(|a| format!("asset {a}")).unwrap_or_default(),
+                };
+                let what = match i.kind {
+                    "consent_ends" => format!("consent ends ({})", i.purposes.join(",")),
+                    "turns_16" => "turns 16: ask them to confirm their guardian's consent".into(),
+                    _ if i.purposes.is_empty() => "retention ends".into(),
+                    _ => format!("retention ends ({})", i.purposes.join(",")),
+                };
+                vec![when::show(i.at), who, what, i.photos.to_string()]
+            })
+            .collect();
+        output::table(&["WHEN", "WHO", "WHAT", "PHOTOS"], &rows)?;
+    }
+    Ok(if items.is_empty() { 0 } else { 1 })
+}
+
+pub fn audit_list(ctx: &Ctx, since: i64) -> Result<i32> {
+    let entries = audit::list(ctx.catalog.conn(), since)?;
+    if ctx.json {
+        output::json(&entries)?;
+    } else {
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| vec![e.seq.to_string(), when::show(e.at), e.actor.clone(), e.action.clone(), e.detail.to_string()])
+            .collect();
+        output::table(&["SEQ", "AT", "ACTOR", "ACTION", "DETAIL"], &rows)?;
+    }
+    Ok(0)
+}
+
+pub fn audit_verify(ctx: &Ctx) -> Result<i32> {
+    let v = audit::verify(ctx.catalog.conn(), ctx.catalog.audit_key())?;
+    if ctx.json {
+        output::json(&v)?;
+    } else if v.problems.is_empty() {
+        println!("audit log intact: {} entries", v.entries);
+    } else {
+        for p in &v.problems {
+            println!("BROKEN: {p}");
+        }
+    }
+    Ok(if v.problems.is_empty() { 0 } else { 1 })
+}

@@ -1,0 +1,227 @@
+//! The store's `keyring` file: the random master key, wrapped once per way of unlocking it.
+//!
+//! A passphrase slot derives a key-encryption key with Argon2id (parameters stored in the slot,
+//! so they can be raised later without breaking old stores); a key-file slot uses a random
+//! 256-bit secret kept in a separate file (mode 0600) as the key-encryption key. Either slot
+//! unwraps the same master key with XChaCha20-Poly1305; a wrong passphrase or key file fails
+//! authentication and is reported as such, without touching anything.
+
+use super::{unwrap_key, wrap_key, Key};
+use crate::error::{Error, IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+pub const KEYRING_FORMAT: &str = "consentfs-keyring";
+pub const KEYRING_VERSION: u32 = 1;
+const KEYFILE_PREFIX: &str = "consentfs-keyfile-v1 ";
+
+/// Argon2id cost: 64 MiB, 3 passes, 1 lane (the OWASP-recommended minimum is 19 MiB, 2 passes).
+pub const ARGON2_M_KIB: u32 = 64 * 1024;
+pub const ARGON2_T: u32 = 3;
+pub const ARGON2_P: u32 = 1;
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Slot {
+    Passphrase { m_kib: u32, t: u32, p: u32, salt: String, wrapped: String },
+    KeyFile { wrapped: String },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Keyring {
+    pub format: String,
+    pub version: u32,
+    pub slots: Vec<Slot>,
+}
+
+/// How the user proves they may open the store.
+pub enum Unlock {
+    Passphrase(Zeroizing<String>),
+    KeyFile(std::path::PathBuf),
+}
+
+fn slot_aad(kind: &str) -> Vec<u8> {
+    format!("consentfs keyring v{KEYRING_VERSION} {kind}").into_bytes()
+}
+
+fn argon2_kek(pass: &str, salt: &[u8], m_kib: u32, t: u32, p: u32) -> Result<Key> {
+    let params = argon2::Params::new(m_kib, t, p, Some(32))
+        .map_err(|e| Error::invalid(format!("keyring has unusable Argon2 parameters: {e}")))?;
+    let a2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = Zeroizing::new([0u8; 32]);
+    a2.hash_password_into(pass.as_bytes(), salt, out.as_mut())
+        .map_err(|e| Error::invalid(format!("cannot derive key from passphrase: {e}")))?;
+    Ok(Key::from_slice(out.as_ref()).expect("32-byte output"))
+}
+
+impl Keyring {
+    /// A keyring for `master` with a slot for each way of unlocking given.
+    pub fn create(master: &Key, passphrase: Option<&str>, key_file_secret: Option<&Key>) -> Result<Keyring> {
+        let mut slots = Vec::new();
+        if let Some(pass) = passphrase {
+            let salt = super::random_bytes::<16>();
+            let kek = argon2_kek(pass, &salt, ARGON2_M_KIB, ARGON2_T, ARGON2_P)?;
+            slots.push(Slot::Passphrase {
+                m_kib: ARGON2_M_KIB,
+                t: ARGON2_T,
+                p: ARGON2_P,
+                salt: hex::encode(salt),
+                wrapped: hex::encode(wrap_key(&kek, &slot_aad("passphrase"), master)),
+            });
+        }
+        if let Some(secret) = key_file_secret {
+            slots.push(Slot::KeyFile { wrapped: hex::encode(wrap_key(secret, &slot_aad("key_file"), master)) });
+        }
+        if slots.is_empty() {
+            return Err(Error::invalid("a store needs a passphrase or a key file: pass --passphrase-file FILE or --key-file FILE"));
+        }
+        Ok(Keyring { format: KEYRING_FORMAT.into(), version: KEYRING_VERSION, slots })
+    }
+
+    pub fn load(path: &Path) -> Result<Keyring> {
+        let text = std::fs::read_to_string(path).at("read keyring", path)?;
+        let ring: Keyring = serde_json::from_str(&text)
+            .map_err(|e| Error::integrity("keyring", format!("{} is not a valid keyring: {e}", path.display())))?;
+        if ring.format != KEYRING_FORMAT {
+            return Err(Error::integrity("keyring", format!("{} is not a consentfs keyring", path.display())));
+        }
+        if ring.version > KEYRING_VERSION {
+            return Err(Error::invalid(format!(
+                "the keyring is format version {} but this consentfs reads up to {KEYRING_VERSION}: upgrade consentfs",
+                ring.version
+            )));
+        }
+        Ok(ring)
+    }
+
+    /// Write the keyring to `path` (which must not exist yet), durably.
+    pub fn save_new(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("keyring serializes");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .at("create keyring", path)?;
+        f.write_all(text.as_bytes()).at("write keyring", path)?;
+        f.sync_all().at("sync keyring", path)
+    }
+
+    /// The master key, if `unlock` opens one of the slots.
+    pub fn unlock(&self, unlock: &Unlock) -> Result<Key> {
+        match unlock {
+            Unlock::Passphrase(pass) => {
+                let mut any = false;
+                for slot in &self.slots {
+                    if let Slot::Passphrase { m_kib, t, p, salt, wrapped } = slot {
+                        any = true;
+                        let salt = hex::decode(salt).map_err(|_| Error::integrity("keyring", "bad salt"))?;
+                        let wrapped = hex::decode(wrapped).map_err(|_| Error::integrity("keyring", "bad slot"))?;
+                        let kek = argon2_kek(pass, &salt, *m_kib, *t, *p)?;
+                        if let Some(master) = unwrap_key(&kek, &slot_aad("passphrase"), &wrapped) {
+                            return Ok(master);
+                        }
+                    }
+                }
+                Err(Error::WrongKey(if any {
+                    "the passphrase does not open this store; check --passphrase-file".into()
+                } else {
+                    "this store has no passphrase; open it with --key-file".into()
+                }))
+            }
+            Unlock::KeyFile(path) => {
+                let secret = read_key_file(path)?;
+                let mut any = false;
+                for slot in &self.slots {
+                    if let Slot::KeyFile { wrapped } = slot {
+                        any = true;
+                        let wrapped = hex::decode(wrapped).map_err(|_| Error::integrity("keyring", "bad slot"))?;
+                        if let Some(master) = unwrap_key(&secret, &slot_aad("key_file"), &wrapped) {
+                            return Ok(master);
+                        }
+                    }
+                }
+                Err(Error::WrongKey(if any {
+                    format!("{} is not the key file of this store", path.display())
+                } else {
+                    "this store has no key file; open it with --passphrase-file or at the prompt".into()
+                }))
+            }
+        }
+    }
+}
+
+/// Create a new key file holding a fresh random secret, readable by the owner only.
+pub fn create_key_file(path: &Path) -> Result<Key> {
+    let secret = Key::random();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::invalid(format!(
+                    "key file {} already exists; refusing to overwrite a key (choose another path)",
+                    path.display()
+                ))
+            } else {
+                Error::io_path("create key file", path, e)
+            }
+        })?;
+    let text = Zeroizing::new(format!("{KEYFILE_PREFIX}{}\n", hex::encode(secret.bytes())));
+    f.write_all(text.as_bytes()).at("write key file", path)?;
+    f.sync_all().at("sync key file", path)?;
+    Ok(secret)
+}
+
+pub fn read_key_file(path: &Path) -> Result<Key> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).at("read key file", path)?);
+    let hexpart = text
+        .trim()
+        .strip_prefix(KEYFILE_PREFIX.trim_end())
+        .map(str::trim)
+        .ok_or_else(|| Error::WrongKey(format!("{} is not a consentfs key file", path.display())))?;
+    let bytes = Zeroizing::new(
+        hex::decode(hexpart).map_err(|_| Error::WrongKey(format!("{} is not a consentfs key file", path.display())))?,
+    );
+    Key::from_slice(&bytes).ok_or_else(|| Error::WrongKey(format!("{} is not a consentfs key file", path.display())))
+}
+
+/// Read a passphrase from a file: its first line, without the line ending.
+pub fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).at("read passphrase file", path)?);
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        return Err(Error::invalid(format!("passphrase file {} is empty", path.display())));
+    }
+    Ok(Zeroizing::new(line.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_and_passphrase_both_unlock_and_wrong_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let kf = dir.path().join("k");
+        let secret = create_key_file(&kf).unwrap();
+        let master = Key::random();
+        let ring = Keyring::create(&master, Some("correct horse"), Some(&secret)).unwrap();
+        let m1 = ring.unlock(&Unlock::KeyFile(kf.clone())).unwrap();
+        assert_eq!(m1.bytes(), master.bytes());
+        let m2 = ring.unlock(&Unlock::Passphrase(Zeroizing::new("correct horse".into()))).unwrap();
+        assert_eq!(m2.bytes(), master.bytes());
+        let bad = ring.unlock(&Unlock::Passphrase(Zeroizing::new("wrong".into())));
+        assert!(matches!(bad, Err(Error::WrongKey(_))));
+        let other = dir.path().join("other");
+        create_key_file(&other).unwrap();
+        assert!(matches!(ring.unlock(&Unlock::KeyFile(other)), Err(Error::WrongKey(_))));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&kf).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,79 @@
+//! One error type for the whole crate. Every variant says what went wrong and, where the user
+//! can act, what to do; `errno()` maps it for the filesystem and `exit_code()` for the CLI.
+
+use std::path::{Path, PathBuf};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input on the command line or in a request: the message says what to do instead.
+    #[error("{0}")]
+    Invalid(String),
+    /// A name, id or path that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The passphrase or key file does not open the store's keyring.
+    #[error("wrong key: {0}")]
+    WrongKey(String),
+    /// Stored data failed authentication: tampering, truncation or corruption.
+    #[error("integrity error in {what}: {detail}")]
+    Integrity { what: String, detail: String },
+    /// The caller is not allowed to do this.
+    #[error("permission denied: {0}")]
+    Denied(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("catalog: {0}")]
+    Catalog(#[from] rusqlite::Error),
+}
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Error {
+        Error::Invalid(msg.into())
+    }
+    pub fn not_found(msg: impl Into<String>) -> Error {
+        Error::NotFound(msg.into())
+    }
+    pub fn integrity(what: impl Into<String>, detail: impl Into<String>) -> Error {
+        Error::Integrity { what: what.into(), detail: detail.into() }
+    }
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io { context: context.into(), source }
+    }
+    /// An I/O error about a path the user gave us.
+    pub fn io_path(action: &str, path: &Path, source: std::io::Error) -> Error {
+        Error::io(format!("cannot {action} {}", path.display()), source)
+    }
+
+    /// The errno a filesystem request failing with this error returns.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Invalid(_) => libc::EINVAL,
+            Error::NotFound(_) => libc::ENOENT,
+            Error::Denied(_) => libc::EACCES,
+            Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            Error::WrongKey(_) | Error::Integrity { .. } | Error::Catalog(_) => libc::EIO,
+        }
+    }
+
+    /// Exit status for the CLI: 2 for every error (DESIGN.md §7).
+    pub fn exit_code(&self) -> i32 {
+        2
+    }
+}
+
+/// Attach a path to an I/O result.
+pub trait IoContext<T> {
+    fn at(self, action: &str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, action: &str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io_path(action, &path.into(), e))
+    }
+}

@@ -1,0 +1,13 @@
+//! consentfs: an encrypted photo store whose every view shows, per user and purpose, only the
+//! portraits the people on them consented to, right now. See DESIGN.md and README.md.
+
+pub mod audit;
+pub mod catalog;
+pub mod cli;
+pub mod crypto;
+pub mod error;
+pub mod policy;
+pub mod store;
+pub mod when;
+
+pub use error::{Error, Result};

@@ -1,0 +1,390 @@
+//! The consent rules of DESIGN.md section 3, as a pure function.
+//!
+//! Nothing in this module does I/O or reads the clock: the caller passes in everything the
+//! decision depends on (the asset, the people linked to it, the viewing user, the purpose and the
+//! time). That keeps the rules testable case by case and lets the CLI (`ls`, `why`), the mount's
+//! view index and exports share one implementation, so they can never disagree.
+//!
+//! Interpretation choices where DESIGN.md leaves room (also in README.md):
+//!
+//! * "The latest event at or before t that covers the asset decides": a grant only *covers* at t
+//!   when t lies in `[starts, expires)`, so an expired grant does not undo an earlier open-ended
+//!   one. A grant that is invalid at t (a minor's own grant, a non-explicit grant for a
+//!   special-category photo, a grant by someone who is neither the person nor a guardian) does not
+//!   count either: it can neither show the photo nor revoke an earlier valid grant. Events at the
+//!   same instant are ordered by the order in which they were recorded (event id).
+//! * Under 16 means: before 00:00 UTC on the 16th birthday (29 February births turn 16 on
+//!   28 February in non-leap years).
+//! * For a purpose whose basis is not consent, any negative event (objection, refusal,
+//!   withdrawal) for that purpose acts as an objection until a later grant lifts it.
+//! * A purpose's retention term counts from the asset's import time and applies whatever the
+//!   basis. Linked persons take precedence over a "no identifiable persons" mark: once someone is
+//!   linked, their consent is needed.
+//! * Access levels are ordered: read < write < delete; a write grant also lets the user read.
+
+mod rules;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+
+pub use rules::{decide, evaluate_at, sixteenth_birthday};
+
+/// A moment in time; all decisions are made in UTC.
+pub type Time = DateTime<Utc>;
+pub type PersonId = i64;
+pub type AssetId = i64;
+pub type PurposeId = i64;
+pub type EventId = i64;
+
+/// The legal basis of a purpose (GDPR art. 6). Only `Consent` needs per-person consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    Consent,
+    LegitimateInterest,
+    Educational,
+    Contract,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Consent => "consent",
+            Basis::LegitimateInterest => "legitimate-interest",
+            Basis::Educational => "educational",
+            Basis::Contract => "contract",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Basis> {
+        Some(match s {
+            "consent" => Basis::Consent,
+            "legitimate-interest" => Basis::LegitimateInterest,
+            "educational" => Basis::Educational,
+            "contract" => Basis::Contract,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Purpose {
+    pub id: PurposeId,
+    pub name: String,
+    pub basis: Basis,
+    /// Retention term, counted from the asset's import.
+    pub retention: Option<chrono::Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Grant,
+    Withdraw,
+    Refuse,
+    Object,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Grant => "grant",
+            EventKind::Withdraw => "withdraw",
+            EventKind::Refuse => "refuse",
+            EventKind::Object => "object",
+        }
+    }
+    pub fn parse(s: &str) -> Option<EventKind> {
+        Some(match s {
+            "grant" => EventKind::Grant,
+            "withdraw" => EventKind::Withdraw,
+            "refuse" => EventKind::Refuse,
+            "object" => EventKind::Object,
+            _ => return None,
+        })
+    }
+}
+
+/// Which of a person's photos a consent event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// A collection path prefix, matched on whole path components.
+    Collection(String),
+    Assets(Vec<AssetId>),
+}
+
+impl Scope {
+    pub fn covers(&self, asset: &Asset) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Collection(prefix) => prefix_covers(prefix, &asset.collection),
+            Scope::Assets(ids) => ids.contains(&asset.id),
+        }
+    }
+}
+
+/// True when `prefix` (a collection path prefix) covers `collection`, on whole path components:
+/// `events/2026` covers `events/2026` and `events/2026/may`, not `events/20261`.
+pub fn prefix_covers(prefix: &str, collection: &str) -> bool {
+    let prefix = prefix.trim_matches('/');
+    let collection = collection.trim_matches('/');
+    prefix.is_empty()
+        || collection == prefix
+        || (collection.len() > prefix.len()
+            && collection.starts_with(prefix)
+            && collection.as_bytes()[prefix.len()] == b'/')
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsentEvent {
+    pub id: EventId,
+    pub kind: EventKind,
+    pub purposes: Vec<PurposeId>,
+    pub scope: Scope,
+    /// When the event takes effect (a grant's start, a withdrawal's moment).
+    pub starts: Time,
+    /// End of a grant (exclusive); `None` is open-ended.
+    pub expires: Option<Time>,
+    /// Who gave (or withdrew) it: the person themself or a guardian.
+    pub given_by: PersonId,
+    pub explicit: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: PersonId,
+    pub born: Option<NaiveDate>,
+    pub guardians: Vec<PersonId>,
+    /// The person's append-only consent history, in any order.
+    pub events: Vec<ConsentEvent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Active,
+    Draft,
+    Trash,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Draft => "draft",
+            Status::Trash => "trash",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "active" => Status::Active,
+            "draft" => Status::Draft,
+            "trash" => Status::Trash,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Asset {
+    pub id: AssetId,
+    /// Collection path, e.g. `events/2026`; empty for the root.
+    pub collection: String,
+    pub status: Status,
+    /// OS login of whoever imported or created it.
+    pub creator: String,
+    pub created_at: Time,
+    pub no_persons: bool,
+    pub special_category: bool,
+    pub persons: Vec<PersonId>,
+    pub retention_until: Option<Time>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    Read,
+    Write,
+    Delete,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Delete => "delete",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Access> {
+        Some(match s {
+            "read" => Access::Read,
+            "write" => Access::Write,
+            "delete" => Access::Delete,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub purpose: PurposeId,
+    pub prefix: String,
+    pub access: Access,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub login: String,
+    pub grants: Vec<Grant>,
+}
+
+impl User {
+    /// The strongest access this user has to `collection` in `purpose`, if any.
+    pub fn access(&self, purpose: PurposeId, collection: &str) -> Option<Access> {
+        self.grants
+            .iter()
+            .filter(|g| g.purpose == purpose && prefix_covers(&g.prefix, collection))
+            .map(|g| g.access)
+            .max()
+    }
+}
+
+/// Where the rules look up the persons linked to an asset.
+pub trait People {
+    fn person(&self, id: PersonId) -> Option<&Person>;
+}
+
+impl People for HashMap<PersonId, Person> {
+    fn person(&self, id: PersonId) -> Option<&Person> {
+        self.get(&id)
+    }
+}
+
+/// Why an asset is or is not visible. Persons are named by id; callers resolve names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    // visible
+    Consented,
+    NoPersons,
+    Basis { basis: Basis },
+    OwnDraft,
+    // hidden
+    NoGrant,
+    Trashed,
+    DraftOfOther,
+    RetentionEnded { at: Time },
+    Unreviewed,
+    UnknownPerson { person: PersonId },
+    NoConsent { person: PersonId },
+    NotYetStarted { person: PersonId, from: Time },
+    Expired { person: PersonId, at: Time },
+    Withdrawn { person: PersonId, at: Time },
+    Refused { person: PersonId, at: Time },
+    Objected { person: PersonId, at: Time },
+    OwnGrantOfMinor { person: PersonId },
+    NotExplicit { person: PersonId },
+    NotByGuardian { person: PersonId },
+}
+
+impl Reason {
+    /// The person the reason is about, if any (so callers can print a name).
+    pub fn person(&self) -> Option<PersonId> {
+        use Reason::*;
+        match self {
+            UnknownPerson { person }
+            | NoConsent { person }
+            | NotYetStarted { person, .. }
+            | Expired { person, .. }
+            | Withdrawn { person, .. }
+            | Refused { person, .. }
+            | Objected { person, .. }
+            | OwnGrantOfMinor { person }
+            | NotExplicit { person }
+            | NotByGuardian { person } => Some(*person),
+            _ => None,
+        }
+    }
+
+    /// The reason as text, with `who` naming the person the reason is about.
+    pub fn describe(&self, who: &str) -> String {
+        use Reason::*;
+        let day = |t: &Time| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        match self {
+            Consented => "every person on it has consented to this purpose".into(),
+            NoPersons => "marked as showing no identifiable persons".into(),
+            Basis { basis } => format!("purpose rests on {}, no objection", basis.as_str()),
+            OwnDraft => "your own draft".into(),
+            NoGrant => "user has no grant for this purpose on this collection".into(),
+            Trashed => "in the trash".into(),
+            DraftOfOther => "someone else's draft".into(),
+            RetentionEnded { at } => format!("retention term ended {}", day(at)),
+            Unreviewed => "not reviewed: no persons linked and not marked --no-persons".into(),
+            UnknownPerson { .. } => format!("linked person {who} is not in the catalog"),
+            NoConsent { .. } => format!("no consent from {who} for this purpose"),
+            NotYetStarted { from, .. } => format!("consent of {who} starts {}", day(from)),
+            Expired { at, .. } => format!("consent of {who} expired {}", day(at)),
+            Withdrawn { at, .. } => format!("{who} withdrew consent {}", day(at)),
+            Refused { at, .. } => format!("{who} refused consent {}", day(at)),
+            Objected { at, .. } => format!("{who} objected {}", day(at)),
+            OwnGrantOfMinor { .. } => {
+                format!("{who} is under 16: only a guardian's grant counts")
+            }
+            NotExplicit { .. } => {
+                format!("special-category photo needs an explicit grant from {who}")
+            }
+            NotByGuardian { .. } => {
+                format!("grant for {who} was given by someone who is not a registered guardian")
+            }
+        }
+    }
+
+    /// A short machine-friendly code (`withdrawn`, `no_consent`, ...).
+    pub fn code(&self) -> &'static str {
+        use Reason::*;
+        match self {
+            Consented => "consented",
+            NoPersons => "no_persons",
+            Basis { .. } => "basis",
+            OwnDraft => "own_draft",
+            NoGrant => "no_grant",
+            Trashed => "trashed",
+            DraftOfOther => "draft_of_other",
+            RetentionEnded { .. } => "retention_ended",
+            Unreviewed => "unreviewed",
+            UnknownPerson { .. } => "unknown_person",
+            NoConsent { .. } => "no_consent",
+            NotYetStarted { .. } => "not_yet_started",
+            Expired { .. } => "expired",
+            Withdrawn { .. } => "withdrawn",
+            Refused { .. } => "refused",
+            Objected { .. } => "objected",
+            OwnGrantOfMinor { .. } => "own_grant_of_minor",
+            NotExplicit { .. } => "not_explicit",
+            NotByGuardian { .. } => "not_by_guardian",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = self.person().map(|p| format!("person {p}")).unwrap_or_default();
+        f.write_str(&self.describe(&who))
+    }
+}
+
+/// The outcome of the rules for one (asset, user, purpose) at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub visible: bool,
+    pub reason: Reason,
+    /// The next moment the visibility changes by time alone (an expiry, a grant taking effect,
+    /// a 16th birthday, a retention term ending); `None` when nothing time-bound is pending.
+    pub valid_until: Option<Time>,
+}

@@ -1,0 +1,259 @@
+//! The store directory: keyring, catalog and encrypted objects.
+//!
+//! ```text
+//! store/
+//!   keyring        master key, wrapped (crypto::keyring)
+//!   catalog.db     SQLCipher database (catalog)
+//!   objects/ab/…   one encrypted object per file version, named by random id
+//! ```
+//!
+//! Objects are written to a `.tmp` file, fsynced and renamed into place, so an object file either
+//! is complete or does not exist under its final name. Object I/O goes through this type only,
+//! which keeps the door open for another backend (S3-compatible storage) later.
+
+use crate::crypto::keyring::{self, Keyring, Unlock};
+use crate::crypto::object::{Decryptor, Encryptor, ObjectId};
+use crate::crypto::{labels, unwrap_key, wrap_key, Key};
+use crate::error::{Error, IoContext, Result};
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+pub const KEYRING: &str = "keyring";
+pub const CATALOG: &str = "catalog.db";
+pub const OBJECTS: &str = "objects";
+
+/// An opened store: its location and the keys derived from its master key.
+pub struct Store {
+    root: PathBuf,
+    master: Key,
+    wrap: Key,
+    content: Key,
+}
+
+/// What [`Store::put`] wrote: everything the catalog must remember to read it back.
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    pub id: ObjectId,
+    pub wrapped_key: Vec<u8>,
+    pub size: u64,
+    /// Keyed hash of the plaintext (HMAC-SHA256 under a key derived from the master key), used
+    /// to recognise duplicates without keeping a plain hash that would confirm a known photo.
+    pub content_hash: [u8; 32],
+}
+
+impl Store {
+    fn with_master(root: &Path, master: Key) -> Store {
+        Store {
+            root: root.to_path_buf(),
+            wrap: master.derive(labels::DATA_KEY_WRAP),
+            content: master.derive(labels::CONTENT_HASH),
+            master,
+        }
+    }
+
+    /// Create a new store in `root` (created if missing; must be empty if present). Returns the
+    /// opened store; on error nothing is left behind.
+    pub fn init(
+        root: &Path,
+        passphrase: Option<&str>,
+        key_file: Option<&Path>,
+        now: crate::policy::Time,
+        actor: &str,
+    ) -> Result<Store> {
+        if root.join(KEYRING).exists() {
+            return Err(Error::invalid(format!(
+                "{} is already a consentfs store; refusing to initialise it again (its data would be lost)",
+                root.display()
+            )));
+        }
+        let existed = root.exists();
+        if existed {
+            let mut entries = std::fs::read_dir(root).at("read", root)?;
+            if entries.next().is_some() {
+                return Err(Error::invalid(format!(
+                    "{} exists and is not empty; give a new or empty directory for the store",
+                    root.display()
+                )));
+            }
+        }
+        let master = Key::random();
+        let result = (|| {
+            std::fs::create_dir_all(root.join(OBJECTS)).at("create", root.join(OBJECTS))?;
+            let secret = match key_file {
+                Some(p) if p.exists() => Some(keyring::read_key_file(p)?),
+                Some(p) => Some(keyring::create_key_file(p)?),
+                None => None,
+            };
+            let ring = Keyring::create(&master, passphrase, secret.as_ref())?;
+            let store = Store::with_master(root, master.clone());
+            crate::catalog::Catalog::create(&store.catalog_path(), &store.catalog_key(), store.audit_key(), now, actor)?;
+            // The keyring is written last: its presence is what makes the directory a store.
+            ring.save_new(&root.join(KEYRING))?;
+            sync_dir(root)?;
+            Ok(store)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(root.join(OBJECTS));
+            for f in [CATALOG, "catalog.db-wal", "catalog.db-shm", KEYRING] {
+                let _ = std::fs::remove_file(root.join(f));
+            }
+            if !existed {
+                let _ = std::fs::remove_dir(root);
+            }
+        }
+        result
+    }
+
+    /// Open an existing store; fails clearly when `root` is not one or the key is wrong.
+    pub fn open(root: &Path, unlock: &Unlock) -> Result<Store> {
+        let ring_path = root.join(KEYRING);
+        if !root.is_dir() {
+            return Err(Error::invalid(format!(
+                "store {} does not exist; create it with `consentfs --store {} init`",
+                root.display(),
+                root.display()
+            )));
+        }
+        if !ring_path.exists() {
+            return Err(Error::invalid(format!(
+                "{} is not a consentfs store (it has no keyring); create one with `consentfs init` or check --store",
+                root.display()
+            )));
+        }
+        let ring = Keyring::load(&ring_path)?;
+        let master = ring.unlock(unlock)?;
+        Ok(Store::with_master(root, master))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn catalog_path(&self) -> PathBuf {
+        self.root.join(CATALOG)
+    }
+
+    pub fn catalog_key(&self) -> Key {
+        self.master.derive(labels::CATALOG)
+    }
+
+    pub fn audit_key(&self) -> Key {
+        self.master.derive(labels::AUDIT)
+    }
+
+    pub fn manifest_key(&self) -> Key {
+        self.master.derive(labels::MANIFEST)
+    }
+
+    fn object_path(&self, id: &ObjectId) -> PathBuf {
+        let hex = id.hex();
+        self.root.join(OBJECTS).join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Encrypt everything `src` yields into a new object (fsynced, then renamed into place).
+    pub fn put(&self, src: &mut dyn Read) -> Result<NewObject> {
+        let id = ObjectId::random();
+        let data_key = Key::random();
+        let final_path = self.object_path(&id);
+        let dir = final_path.parent().expect("object paths have a parent");
+        std::fs::create_dir_all(dir).at("create", dir)?;
+        let tmp = final_path.with_extension("tmp");
+        let written = (|| -> Result<NewObject> {
+            let file = File::create(&tmp).at("create object", &tmp)?;
+            let mut enc = Encryptor::new(&id, &data_key, BufWriter::with_capacity(1 << 20, file))
+                .at("write object", &tmp)?;
+            let mut mac = self.content.mac_state();
+            let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 20]);
+            loop {
+                let n = match src.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io("cannot read input", e)),
+                };
+                hmac::Mac::update(&mut mac, &buf[..n]);
+                enc.write(&buf[..n]).at("write object", &tmp)?;
+            }
+            let (out, size) = enc.finish().at("write object", &tmp)?;
+            let file = out.into_inner().map_err(|e| Error::io_path("write object", &tmp, e.into_error()))?;
+            file.sync_all().at("sync object", &tmp)?;
+            std::fs::rename(&tmp, &final_path).at("rename object", &final_path)?;
+            Ok(NewObject {
+                id,
+                wrapped_key: wrap_key(&self.wrap, &id.0, &data_key),
+                size,
+                content_hash: hmac::Mac::finalize(mac).into_bytes().into(),
+            })
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// The keyed content hash of `data` (same as [`NewObject::content_hash`]).
+    pub fn content_hash_of(&self, src: &mut dyn Read) -> Result<[u8; 32]> {
+        let mut mac = self.content.mac_state();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hmac::Mac::update(&mut mac, &buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("cannot read input", e)),
+            }
+        }
+        Ok(hmac::Mac::finalize(mac).into_bytes().into())
+    }
+
+    /// Open an object for random-access reads. `label` names it in integrity errors.
+    pub fn open_object(&self, id: &ObjectId, wrapped_key: &[u8], size: u64, label: &str) -> Result<Decryptor<File>> {
+        let key = unwrap_key(&self.wrap, &id.0, wrapped_key)
+            .ok_or_else(|| Error::integrity(label, "its data key does not unwrap (catalog tampered?)"))?;
+        let path = self.object_path(id);
+        let file = File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::integrity(label, "its object file is missing")
+            } else {
+                Error::io(format!("cannot open the object of {label}"), e)
+            }
+        })?;
+        Decryptor::open(id, &key, file, size, label)
+    }
+
+    /// Remove an object file (used to undo a failed command and to collect orphans).
+    pub fn remove_object(&self, id: &ObjectId) -> Result<()> {
+        let p = self.object_path(id);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io_path("remove", &p, e)),
+        }
+    }
+
+    /// The ids of all complete objects on disk.
+    pub fn list_objects(&self) -> Result<Vec<ObjectId>> {
+        let mut ids = Vec::new();
+        let dir = self.root.join(OBJECTS);
+        for sub in std::fs::read_dir(&dir).at("read", &dir)? {
+            let sub = sub.at("read", &dir)?;
+            let prefix = sub.file_name().to_string_lossy().into_owned();
+            if !sub.path().is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
+                let f = f.at("read", sub.path())?;
+                let name = f.file_name().to_string_lossy().into_owned();
+                if let Some(id) = ObjectId::parse(&format!("{prefix}{name}")) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at("sync", dir)
+}
