@@ -23,7 +23,15 @@ pub struct Entry {
     pub detail: serde_json::Value,
 }
 
-fn row_hash(key: &Key, prev: &[u8], seq: i64, at: i64, actor: &str, action: &str, detail: &str) -> [u8; 32] {
+fn row_hash(
+    key: &Key,
+    prev: &[u8],
+    seq: i64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> [u8; 32] {
     // JSON gives an unambiguous encoding of the fields (no field can run into the next).
     let body = serde_json::to_vec(&(seq, at, actor, action, detail)).expect("tuple serializes");
     let mut m = key.mac_state();
@@ -33,17 +41,36 @@ fn row_hash(key: &Key, prev: &[u8], seq: i64, at: i64, actor: &str, action: &str
 }
 
 fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
-    let seq: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'audit_head_seq'", [], |r| r.get(0)).optional()?;
-    let hash: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'audit_head_hash'", [], |r| r.get(0)).optional()?;
+    let seq: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'audit_head_seq'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let hash: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'audit_head_hash'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
     let seq = seq.and_then(|s| s.parse().ok()).unwrap_or(0);
-    let hash = hash.and_then(|h| hex::decode(h).ok()).unwrap_or_else(|| vec![0u8; 32]);
+    let hash = hash
+        .and_then(|h| hex::decode(h).ok())
+        .unwrap_or_else(|| vec![0u8; 32]);
     Ok((seq, hash))
 }
 
 /// Append one entry; call inside the transaction that makes the change.
-pub fn append(conn: &Connection, key: &Key, at: Time, actor: &str, action: &str, detail: &serde_json::Value) -> Result<i64> {
+pub fn append(
+    conn: &Connection,
+    key: &Key,
+    at: Time,
+    actor: &str,
+    action: &str,
+    detail: &serde_json::Value,
+) -> Result<i64> {
     let (last, prev) = head(conn)?;
     let seq = last + 1;
     let detail = detail.to_string();
@@ -62,9 +89,16 @@ pub fn append(conn: &Connection, key: &Key, at: Time, actor: &str, action: &str,
 
 /// Entries in order, optionally only those after `since_seq`.
 pub fn list(conn: &Connection, since_seq: i64) -> Result<Vec<Entry>> {
-    let mut st = conn.prepare("SELECT seq, at, actor, action, detail FROM audit WHERE seq > ?1 ORDER BY seq")?;
+    let mut st = conn
+        .prepare("SELECT seq, at, actor, action, detail FROM audit WHERE seq > ?1 ORDER BY seq")?;
     let rows = st.query_map([since_seq], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -94,7 +128,9 @@ pub struct Verified {
 
 /// Walk the whole chain and report every inconsistency.
 pub fn verify(conn: &Connection, key: &Key) -> Result<Verified> {
-    let mut st = conn.prepare("SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit ORDER BY rowid")?;
+    let mut st = conn.prepare(
+        "SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit ORDER BY rowid",
+    )?;
     let mut rows = st.query([])?;
     let mut problems = Vec::new();
     let mut expect_seq = 1i64;
@@ -110,12 +146,18 @@ pub fn verify(conn: &Connection, key: &Key) -> Result<Verified> {
         let stored_prev: Vec<u8> = r.get(5)?;
         let hash: Vec<u8> = r.get(6)?;
         if seq != expect_seq {
-            problems.push(format!("entry {seq} found where {expect_seq} was expected (entries removed or reordered)"));
+            problems.push(format!(
+                "entry {seq} found where {expect_seq} was expected (entries removed or reordered)"
+            ));
         }
         if stored_prev != prev {
-            problems.push(format!("entry {seq} does not link to the entry before it (removed or reordered)"));
+            problems.push(format!(
+                "entry {seq} does not link to the entry before it (removed or reordered)"
+            ));
         }
-        if row_hash(key, &stored_prev, seq, at, &actor, &action, &detail).as_slice() != hash.as_slice() {
+        if row_hash(key, &stored_prev, seq, at, &actor, &action, &detail).as_slice()
+            != hash.as_slice()
+        {
             problems.push(format!("entry {seq} was changed after it was written"));
         }
         prev = hash;
@@ -128,7 +170,10 @@ pub fn verify(conn: &Connection, key: &Key) -> Result<Verified> {
             expect_seq - 1
         ));
     }
-    Ok(Verified { entries: count, problems })
+    Ok(Verified {
+        entries: count,
+        problems,
+    })
 }
 
 /// Fail with an integrity error when the chain is broken.

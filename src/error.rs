@@ -40,10 +40,16 @@ impl Error {
         Error::NotFound(msg.into())
     }
     pub fn integrity(what: impl Into<String>, detail: impl Into<String>) -> Error {
-        Error::Integrity { what: what.into(), detail: detail.into() }
+        Error::Integrity {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
     /// An I/O error about a path the user gave us.
     pub fn io_path(action: &str, path: &Path, source: std::io::Error) -> Error {

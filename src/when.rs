@@ -21,12 +21,30 @@ impl Span {
         let n: i64 = num.parse().map_err(|_| bad_span(s))?;
         let span = match unit {
             "s" => Span { months: 0, secs: n },
-            "m" | "min" => Span { months: 0, secs: n * 60 },
-            "h" => Span { months: 0, secs: n * 3600 },
-            "d" => Span { months: 0, secs: n * 86_400 },
-            "w" => Span { months: 0, secs: n * 7 * 86_400 },
-            "mo" => Span { months: u32::try_from(n).map_err(|_| bad_span(s))?, secs: 0 },
-            "y" => Span { months: u32::try_from(n * 12).map_err(|_| bad_span(s))?, secs: 0 },
+            "m" | "min" => Span {
+                months: 0,
+                secs: n * 60,
+            },
+            "h" => Span {
+                months: 0,
+                secs: n * 3600,
+            },
+            "d" => Span {
+                months: 0,
+                secs: n * 86_400,
+            },
+            "w" => Span {
+                months: 0,
+                secs: n * 7 * 86_400,
+            },
+            "mo" => Span {
+                months: u32::try_from(n).map_err(|_| bad_span(s))?,
+                secs: 0,
+            },
+            "y" => Span {
+                months: u32::try_from(n * 12).map_err(|_| bad_span(s))?,
+                secs: 0,
+            },
             _ => return Err(bad_span(s)),
         };
         Ok(span)
@@ -103,14 +121,28 @@ mod tests {
     #[test]
     fn reads_dates_rfc3339_and_spans() {
         let now = parse_time("2026-01-31T10:00:00Z", Utc::now()).unwrap();
-        assert_eq!(parse_time("2027-06-01", now).unwrap().to_rfc3339(), "2027-06-01T00:00:00+00:00");
         assert_eq!(
-            parse_time("2027-06-01T12:00:00+02:00", now).unwrap().to_rfc3339(),
+            parse_time("2027-06-01", now).unwrap().to_rfc3339(),
+            "2027-06-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time("2027-06-01T12:00:00+02:00", now)
+                .unwrap()
+                .to_rfc3339(),
             "2027-06-01T10:00:00+00:00"
         );
-        assert_eq!(parse_time("30d", now).unwrap().to_rfc3339(), "2026-03-02T10:00:00+00:00");
-        assert_eq!(parse_time("1mo", now).unwrap().to_rfc3339(), "2026-02-28T10:00:00+00:00");
-        assert_eq!(parse_time("5y", now).unwrap().to_rfc3339(), "2031-01-31T10:00:00+00:00");
+        assert_eq!(
+            parse_time("30d", now).unwrap().to_rfc3339(),
+            "2026-03-02T10:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time("1mo", now).unwrap().to_rfc3339(),
+            "2026-02-28T10:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time("5y", now).unwrap().to_rfc3339(),
+            "2031-01-31T10:00:00+00:00"
+        );
         assert!(parse_time("tomorrow", now).is_err());
         assert!(parse_time("5x", now).is_err());
         assert_eq!(Span::parse("5y").unwrap().to_text(), "5y");

@@ -30,11 +30,12 @@ impl AssetRow {
     }
 }
 
+/// Join two path parts with a '/', leaving out empty ones.
 pub fn join_path(collection: &str, name: &str) -> String {
-    if collection.is_empty() {
-        name.to_string()
-    } else {
-        format!("{collection}/{name}")
+    match (collection.is_empty(), name.is_empty()) {
+        (true, _) => name.to_string(),
+        (false, true) => collection.to_string(),
+        (false, false) => format!("{collection}/{name}"),
     }
 }
 
@@ -55,7 +56,9 @@ pub fn normalize_collection(c: &str) -> Result<String> {
     let parts: Vec<&str> = c.split('/').filter(|p| !p.is_empty()).collect();
     for p in &parts {
         check_name(p).map_err(|_| {
-            Error::invalid(format!("'{c}' is not a usable collection path: '{p}' cannot be a folder name"))
+            Error::invalid(format!(
+                "'{c}' is not a usable collection path: '{p}' cannot be a folder name"
+            ))
         })?;
     }
     Ok(parts.join("/"))
@@ -63,7 +66,8 @@ pub fn normalize_collection(c: &str) -> Result<String> {
 
 /// A file or folder name as it will appear in the mount.
 pub fn check_name(n: &str) -> Result<()> {
-    if n.is_empty() || n == "." || n == ".." || n.contains('/') || n.contains('\0') || n.len() > 255 {
+    if n.is_empty() || n == "." || n == ".." || n.contains('/') || n.contains('\0') || n.len() > 255
+    {
         return Err(Error::invalid(format!("'{n}' cannot be a file name")));
     }
     Ok(())
@@ -89,14 +93,21 @@ fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
 }
 
 pub fn linked_persons(conn: &Connection, asset: AssetId) -> Result<Vec<PersonId>> {
-    let mut st = conn.prepare_cached("SELECT person_id FROM links WHERE asset_id = ?1 ORDER BY person_id")?;
-    let ids = st.query_map([asset], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut st =
+        conn.prepare_cached("SELECT person_id FROM links WHERE asset_id = ?1 ORDER BY person_id")?;
+    let ids = st
+        .query_map([asset], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(ids)
 }
 
 pub fn get(conn: &Connection, id: AssetId) -> Result<Option<AssetRow>> {
     let a = conn
-        .query_row(&format!("SELECT {COLS} FROM assets WHERE id = ?1"), [id], from_row)
+        .query_row(
+            &format!("SELECT {COLS} FROM assets WHERE id = ?1"),
+            [id],
+            from_row,
+        )
         .optional()?;
     match a {
         Some(mut a) => {
@@ -110,8 +121,11 @@ pub fn get(conn: &Connection, id: AssetId) -> Result<Option<AssetRow>> {
 /// An asset by id or by its path (`events/2026/a.jpg`); trashed assets only by id.
 pub fn resolve(conn: &Connection, what: &str) -> Result<AssetRow> {
     if let Some(id) = as_id(what) {
-        return get(conn, id)?
-            .ok_or_else(|| Error::not_found(format!("no asset with id {id}; see `consentfs ls` or `consentfs import`")));
+        return get(conn, id)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "no asset with id {id}; see `consentfs ls` or `consentfs import`"
+            ))
+        });
     }
     let trimmed = what.trim_matches('/');
     let (collection, name) = match trimmed.rsplit_once('/') {
@@ -136,9 +150,13 @@ pub fn resolve(conn: &Connection, what: &str) -> Result<AssetRow> {
 /// All assets (any status), with their linked persons.
 pub fn list(conn: &Connection) -> Result<Vec<AssetRow>> {
     let mut st = conn.prepare(&format!("SELECT {COLS} FROM assets ORDER BY id"))?;
-    let mut rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut links = conn.prepare("SELECT asset_id, person_id FROM links ORDER BY asset_id, person_id")?;
-    let mut map: std::collections::HashMap<AssetId, Vec<PersonId>> = std::collections::HashMap::new();
+    let mut rows = st
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut links =
+        conn.prepare("SELECT asset_id, person_id FROM links ORDER BY asset_id, person_id")?;
+    let mut map: std::collections::HashMap<AssetId, Vec<PersonId>> =
+        std::collections::HashMap::new();
     for l in links.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
         let (a, p) = l?;
         map.entry(a).or_default().push(p);
@@ -183,7 +201,13 @@ pub fn add_object(tx: &Tx, obj: &NewObject) -> Result<()> {
 }
 
 /// A new asset at `collection/name` whose first version is `obj`.
-pub fn add(tx: &Tx, collection: &str, name: &str, status: Status, obj: &NewObject) -> Result<AssetId> {
+pub fn add(
+    tx: &Tx,
+    collection: &str,
+    name: &str,
+    status: Status,
+    obj: &NewObject,
+) -> Result<AssetId> {
     check_name(name)?;
     if let Some(existing) = path_taken(tx, collection, name)? {
         return Err(Error::invalid(format!(
@@ -201,12 +225,22 @@ pub fn add(tx: &Tx, collection: &str, name: &str, status: Status, obj: &NewObjec
         "INSERT INTO versions (asset_id, version, object_id, size, created_at, created_by) VALUES (?1, 1, ?2, ?3, ?4, ?5)",
         params![id, obj.id.hex(), obj.size as i64, when::to_secs(tx.now()), tx.actor()],
     )?;
-    tx.audit("asset.add", serde_json::json!({ "asset": id, "version": 1, "object": obj.id.hex() }))?;
+    tx.audit(
+        "asset.add",
+        serde_json::json!({ "asset": id, "version": 1, "object": obj.id.hex() }),
+    )?;
     Ok(id)
 }
 
 fn version_from_row(r: &Row) -> rusqlite::Result<(i64, i64, i64, String, String, Option<Vec<u8>>)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn to_version(v: (i64, i64, i64, String, String, Option<Vec<u8>>)) -> Result<VersionRow> {
@@ -222,12 +256,15 @@ fn to_version(v: (i64, i64, i64, String, String, Option<Vec<u8>>)) -> Result<Ver
     })
 }
 
-const VERSION_SQL: &str = "SELECT v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key
+const VERSION_SQL: &str =
+    "SELECT v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key
      FROM versions v JOIN objects o ON o.id = v.object_id WHERE v.asset_id = ?1";
 
 pub fn versions(conn: &Connection, asset: AssetId) -> Result<Vec<VersionRow>> {
     let mut st = conn.prepare(&format!("{VERSION_SQL} ORDER BY v.version"))?;
-    let rows = st.query_map([asset], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = st
+        .query_map([asset], version_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(to_version).collect()
 }
 
@@ -235,16 +272,26 @@ pub fn versions(conn: &Connection, asset: AssetId) -> Result<Vec<VersionRow>> {
 pub fn version(conn: &Connection, asset: AssetId, version: Option<i64>) -> Result<VersionRow> {
     let row = match version {
         Some(v) => conn
-            .query_row(&format!("{VERSION_SQL} AND v.version = ?2"), params![asset, v], version_from_row)
+            .query_row(
+                &format!("{VERSION_SQL} AND v.version = ?2"),
+                params![asset, v],
+                version_from_row,
+            )
             .optional()?,
         None => conn
-            .query_row(&format!("{VERSION_SQL} ORDER BY v.version DESC LIMIT 1"), [asset], version_from_row)
+            .query_row(
+                &format!("{VERSION_SQL} ORDER BY v.version DESC LIMIT 1"),
+                [asset],
+                version_from_row,
+            )
             .optional()?,
     };
     match row {
         Some(r) => to_version(r),
         None => Err(Error::not_found(match version {
-            Some(v) => format!("asset {asset} has no version {v}; see `consentfs versions {asset}`"),
+            Some(v) => {
+                format!("asset {asset} has no version {v}; see `consentfs versions {asset}`")
+            }
             None => format!("asset {asset} has no versions"),
         })),
     }
@@ -256,27 +303,49 @@ pub fn link(tx: &Tx, asset: AssetId, person: PersonId) -> Result<bool> {
         params![asset, person, tx.actor(), when::to_secs(tx.now())],
     )?;
     if n > 0 {
-        tx.audit("asset.link", serde_json::json!({ "asset": asset, "person": person }))?;
+        tx.audit(
+            "asset.link",
+            serde_json::json!({ "asset": asset, "person": person }),
+        )?;
     }
     Ok(n > 0)
 }
 
 pub fn unlink(tx: &Tx, asset: AssetId, person: PersonId) -> Result<()> {
-    let n = tx.execute("DELETE FROM links WHERE asset_id = ?1 AND person_id = ?2", params![asset, person])?;
+    let n = tx.execute(
+        "DELETE FROM links WHERE asset_id = ?1 AND person_id = ?2",
+        params![asset, person],
+    )?;
     if n == 0 {
-        return Err(Error::invalid(format!("person #{person} is not linked to asset {asset}")));
+        return Err(Error::invalid(format!(
+            "person #{person} is not linked to asset {asset}"
+        )));
     }
-    tx.audit("asset.unlink", serde_json::json!({ "asset": asset, "person": person }))?;
+    tx.audit(
+        "asset.unlink",
+        serde_json::json!({ "asset": asset, "person": person }),
+    )?;
     Ok(())
 }
 
 /// Set or clear the asset's flags.
-pub fn mark(tx: &Tx, asset: AssetId, no_persons: Option<bool>, special_category: Option<bool>) -> Result<()> {
+pub fn mark(
+    tx: &Tx,
+    asset: AssetId,
+    no_persons: Option<bool>,
+    special_category: Option<bool>,
+) -> Result<()> {
     if let Some(v) = no_persons {
-        tx.execute("UPDATE assets SET no_persons = ?2 WHERE id = ?1", params![asset, v])?;
+        tx.execute(
+            "UPDATE assets SET no_persons = ?2 WHERE id = ?1",
+            params![asset, v],
+        )?;
     }
     if let Some(v) = special_category {
-        tx.execute("UPDATE assets SET special_category = ?2 WHERE id = ?1", params![asset, v])?;
+        tx.execute(
+            "UPDATE assets SET special_category = ?2 WHERE id = ?1",
+            params![asset, v],
+        )?;
     }
     tx.audit(
         "asset.mark",
@@ -288,6 +357,8 @@ pub fn mark(tx: &Tx, asset: AssetId, no_persons: Option<bool>, special_category:
 /// Object ids the catalog knows (for orphan collection).
 pub fn known_objects(conn: &Connection) -> Result<std::collections::HashSet<String>> {
     let mut st = conn.prepare("SELECT id FROM objects")?;
-    let ids = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let ids = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     Ok(ids)
 }

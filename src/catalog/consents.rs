@@ -106,11 +106,17 @@ pub fn record(tx: &Tx, e: &NewEvent) -> Result<EventId> {
     )?;
     let id = tx.last_insert_rowid();
     for p in &e.purposes {
-        tx.execute("INSERT INTO consent_event_purposes (event_id, purpose_id) VALUES (?1, ?2)", params![id, p])?;
+        tx.execute(
+            "INSERT INTO consent_event_purposes (event_id, purpose_id) VALUES (?1, ?2)",
+            params![id, p],
+        )?;
     }
     if let Scope::Assets(ids) = &e.scope {
         for a in ids {
-            tx.execute("INSERT OR IGNORE INTO consent_event_assets (event_id, asset_id) VALUES (?1, ?2)", params![id, a])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO consent_event_assets (event_id, asset_id) VALUES (?1, ?2)",
+                params![id, a],
+            )?;
         }
     }
     tx.audit(
@@ -144,22 +150,33 @@ fn from_row(r: &Row) -> rusqlite::Result<EventRow> {
 
 /// Events, oldest first; of one person when `person` is given.
 pub fn list(conn: &Connection, person: Option<PersonId>) -> Result<Vec<EventRow>> {
-    let sql = "SELECT id, person_id, kind, scope, scope_prefix, starts, expires, given_by, explicit,
+    let sql =
+        "SELECT id, person_id, kind, scope, scope_prefix, starts, expires, given_by, explicit,
                       evidence_object, evidence_name, recorded_by, recorded_at
                FROM consent_events WHERE ?1 IS NULL OR person_id = ?1 ORDER BY id";
     let mut st = conn.prepare(sql)?;
-    let mut rows = st.query_map([person], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut rows = st
+        .query_map([person], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut purposes: HashMap<EventId, Vec<(PurposeId, String)>> = HashMap::new();
     let mut ps = conn.prepare(
         "SELECT ep.event_id, ep.purpose_id, p.name FROM consent_event_purposes ep JOIN purposes p ON p.id = ep.purpose_id
          ORDER BY ep.event_id, ep.purpose_id",
     )?;
-    for r in ps.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))? {
+    for r in ps.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })? {
         let (e, p, n) = r?;
         purposes.entry(e).or_default().push((p, n));
     }
     let mut assets: HashMap<EventId, Vec<AssetId>> = HashMap::new();
-    let mut asx = conn.prepare("SELECT event_id, asset_id FROM consent_event_assets ORDER BY event_id, asset_id")?;
+    let mut asx = conn.prepare(
+        "SELECT event_id, asset_id FROM consent_event_assets ORDER BY event_id, asset_id",
+    )?;
     for r in asx.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
         let (e, a) = r?;
         assets.entry(e).or_default().push(a);

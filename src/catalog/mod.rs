@@ -44,12 +44,19 @@ impl Catalog {
         if path.exists() {
             return Err(Error::invalid(format!("{} already exists", path.display())));
         }
-        let conn = keyed_connection(path, key, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let conn = keyed_connection(
+            path,
+            key,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         let mut cat = Catalog { conn, audit_key };
         cat.migrate()?;
         let tx = cat.begin(actor, now)?;
-        tx.audit("init", serde_json::json!({ "schema": schema::current_version() }))?;
+        tx.audit(
+            "init",
+            serde_json::json!({ "schema": schema::current_version() }),
+        )?;
         purposes::add_defaults(&tx)?;
         tx.commit()
     }
@@ -57,12 +64,20 @@ impl Catalog {
     /// Open an existing catalog, migrating an older schema and refusing a newer one.
     pub fn open(path: &Path, key: &Key, audit_key: Key) -> Result<Catalog> {
         if !path.exists() {
-            return Err(Error::integrity("catalog", format!("{} is missing", path.display())));
+            return Err(Error::integrity(
+                "catalog",
+                format!("{} is missing", path.display()),
+            ));
         }
         let conn = keyed_connection(path, key, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| {
-            Error::integrity("catalog", format!("catalog.db cannot be decrypted with this store's key ({e})"))
-        })?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| {
+                Error::integrity(
+                    "catalog",
+                    format!("catalog.db cannot be decrypted with this store's key ({e})"),
+                )
+            })?;
         if version > schema::current_version() {
             return Err(Error::invalid(format!(
                 "the catalog is format version {version}, newer than this consentfs understands ({}); upgrade consentfs",
@@ -76,11 +91,15 @@ impl Catalog {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version >= schema::current_version() {
             return Ok(());
         }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Exclusive)?;
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -101,8 +120,15 @@ impl Catalog {
     /// Start the one write transaction of a command. `BEGIN IMMEDIATE` takes the write lock at
     /// once, so two concurrent commands serialise instead of failing half-way.
     pub fn begin(&mut self, actor: &str, now: Time) -> Result<Tx<'_>> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Ok(Tx { tx, actor: actor.to_string(), now, audit_key: &self.audit_key })
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(Tx {
+            tx,
+            actor: actor.to_string(),
+            now,
+            audit_key: &self.audit_key,
+        })
     }
 }
 
@@ -130,7 +156,14 @@ impl Tx<'_> {
     }
     /// Record a change in the audit log. `detail` holds ids, never names.
     pub fn audit(&self, action: &str, detail: serde_json::Value) -> Result<i64> {
-        crate::audit::append(&self.tx, self.audit_key, self.now, &self.actor, action, &detail)
+        crate::audit::append(
+            &self.tx,
+            self.audit_key,
+            self.now,
+            &self.actor,
+            action,
+            &detail,
+        )
     }
     pub fn commit(self) -> Result<()> {
         self.tx.commit()?;

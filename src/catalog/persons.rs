@@ -49,21 +49,31 @@ fn with_guardians(conn: &Connection, mut p: PersonRow) -> Result<PersonRow> {
 }
 
 pub fn guardians_of(conn: &Connection, id: PersonId) -> Result<Vec<PersonId>> {
-    let mut st = conn.prepare_cached("SELECT guardian_id FROM guardians WHERE person_id = ?1 ORDER BY guardian_id")?;
-    let ids = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut st = conn.prepare_cached(
+        "SELECT guardian_id FROM guardians WHERE person_id = ?1 ORDER BY guardian_id",
+    )?;
+    let ids = st
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(ids)
 }
 
 pub fn get(conn: &Connection, id: PersonId) -> Result<Option<PersonRow>> {
     let p = conn
-        .query_row(&format!("SELECT {COLS} FROM persons WHERE id = ?1"), [id], from_row)
+        .query_row(
+            &format!("SELECT {COLS} FROM persons WHERE id = ?1"),
+            [id],
+            from_row,
+        )
         .optional()?;
     p.map(|p| with_guardians(conn, p)).transpose()
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<PersonRow>> {
     let mut st = conn.prepare(&format!("SELECT {COLS} FROM persons ORDER BY id"))?;
-    let rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = st
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(|p| with_guardians(conn, p)).collect()
 }
 
@@ -71,11 +81,17 @@ pub fn list(conn: &Connection) -> Result<Vec<PersonRow>> {
 pub fn resolve(conn: &Connection, what: &str) -> Result<PersonRow> {
     if let Some(id) = as_id(what) {
         return get(conn, id)?.ok_or_else(|| {
-            Error::not_found(format!("no person with id {id}; see `consentfs person list`"))
+            Error::not_found(format!(
+                "no person with id {id}; see `consentfs person list`"
+            ))
         });
     }
-    let mut st = conn.prepare(&format!("SELECT {COLS} FROM persons WHERE name = ?1 ORDER BY id"))?;
-    let found = st.query_map([what], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLS} FROM persons WHERE name = ?1 ORDER BY id"
+    ))?;
+    let found = st
+        .query_map([what], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     match found.len() {
         0 => Err(Error::not_found(format!(
             "no person named '{what}'; add them with `consentfs person add` or see `consentfs person list`"
@@ -88,7 +104,12 @@ pub fn resolve(conn: &Connection, what: &str) -> Result<PersonRow> {
     }
 }
 
-pub fn add(tx: &Tx, name: &str, born: Option<NaiveDate>, ext_ref: Option<&str>) -> Result<PersonId> {
+pub fn add(
+    tx: &Tx,
+    name: &str,
+    born: Option<NaiveDate>,
+    ext_ref: Option<&str>,
+) -> Result<PersonId> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Error::invalid("a person needs a name"));
@@ -115,7 +136,9 @@ pub fn add(tx: &Tx, name: &str, born: Option<NaiveDate>, ext_ref: Option<&str>) 
 
 pub fn add_guardian(tx: &Tx, person: PersonId, guardian: PersonId) -> Result<()> {
     if person == guardian {
-        return Err(Error::invalid("a person cannot be their own guardian; name the parent or guardian"));
+        return Err(Error::invalid(
+            "a person cannot be their own guardian; name the parent or guardian",
+        ));
     }
     if guardians_of(tx, guardian)?.contains(&person) {
         return Err(Error::invalid(format!(
@@ -127,8 +150,13 @@ pub fn add_guardian(tx: &Tx, person: PersonId, guardian: PersonId) -> Result<()>
         params![person, guardian],
     )?;
     if n == 0 {
-        return Err(Error::invalid(format!("#{guardian} is already a guardian of #{person}")));
+        return Err(Error::invalid(format!(
+            "#{guardian} is already a guardian of #{person}"
+        )));
     }
-    tx.audit("person.guardian", serde_json::json!({ "person": person, "guardian": guardian }))?;
+    tx.audit(
+        "person.guardian",
+        serde_json::json!({ "person": person, "guardian": guardian }),
+    )?;
     Ok(())
 }

@@ -24,7 +24,11 @@ impl PurposeRow {
             id: self.id,
             name: self.name.clone(),
             basis: self.basis,
-            retention: self.retention.as_deref().and_then(|r| Span::parse(r).ok()).map(span_duration),
+            retention: self
+                .retention
+                .as_deref()
+                .and_then(|r| Span::parse(r).ok())
+                .map(span_duration),
         }
     }
 }
@@ -47,21 +51,35 @@ fn from_row(r: &Row) -> rusqlite::Result<PurposeRow> {
 
 pub fn list(conn: &Connection) -> Result<Vec<PurposeRow>> {
     let mut st = conn.prepare("SELECT id, name, basis, retention FROM purposes ORDER BY id")?;
-    let rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = st
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 pub fn resolve(conn: &Connection, what: &str) -> Result<PurposeRow> {
     let found = if let Some(id) = as_id(what) {
-        conn.query_row("SELECT id, name, basis, retention FROM purposes WHERE id = ?1", [id], from_row)
-            .optional()?
+        conn.query_row(
+            "SELECT id, name, basis, retention FROM purposes WHERE id = ?1",
+            [id],
+            from_row,
+        )
+        .optional()?
     } else {
-        conn.query_row("SELECT id, name, basis, retention FROM purposes WHERE name = ?1", [what], from_row)
-            .optional()?
+        conn.query_row(
+            "SELECT id, name, basis, retention FROM purposes WHERE name = ?1",
+            [what],
+            from_row,
+        )
+        .optional()?
     };
     found.ok_or_else(|| {
-        let known = list(conn).map(|l| l.into_iter().map(|p| p.name).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-        Error::not_found(format!("no purpose '{what}' (known: {known}); add it with `consentfs purpose add`"))
+        let known = list(conn)
+            .map(|l| l.into_iter().map(|p| p.name).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        Error::not_found(format!(
+            "no purpose '{what}' (known: {known}); add it with `consentfs purpose add`"
+        ))
     })
 }
 
@@ -75,14 +93,21 @@ pub fn resolve_list(conn: &Connection, what: &str) -> Result<Vec<PurposeRow>> {
         }
     }
     if out.is_empty() {
-        return Err(Error::invalid("name at least one purpose, e.g. --purpose website,print"));
+        return Err(Error::invalid(
+            "name at least one purpose, e.g. --purpose website,print",
+        ));
     }
     Ok(out)
 }
 
 pub fn add(tx: &Tx, name: &str, basis: Basis, retention: Option<Span>) -> Result<PurposeId> {
     let name = name.trim();
-    if name.is_empty() || name.contains('/') || name.contains(',') || name.starts_with('.') || as_id(name).is_some() {
+    if name.is_empty()
+        || name.contains('/')
+        || name.contains(',')
+        || name.starts_with('.')
+        || as_id(name).is_some()
+    {
         return Err(Error::invalid(format!(
             "'{name}' cannot be a purpose name: it becomes a folder name in the mount (no '/', ',', leading '.', or only digits)"
         )));
@@ -101,7 +126,10 @@ pub fn add(tx: &Tx, name: &str, basis: Basis, retention: Option<Span>) -> Result
         params![name, basis.as_str(), retention.map(|r| r.to_text())],
     )?;
     let id = tx.last_insert_rowid();
-    tx.audit("purpose.add", serde_json::json!({ "purpose": id, "name": name, "basis": basis.as_str() }))?;
+    tx.audit(
+        "purpose.add",
+        serde_json::json!({ "purpose": id, "name": name, "basis": basis.as_str() }),
+    )?;
     Ok(id)
 }
 

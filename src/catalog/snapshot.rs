@@ -45,10 +45,15 @@ impl People for World {
 
 impl World {
     pub fn load(conn: &Connection) -> Result<World> {
-        let purposes = purposes::list(conn)?.into_iter().map(|p| (p.id, p)).collect();
+        let purposes = purposes::list(conn)?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
         let mut persons: HashMap<PersonId, Person> = HashMap::new();
         let mut st = conn.prepare("SELECT id, born FROM persons")?;
-        for r in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)))? {
+        for r in st.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+        })? {
             let (id, born) = r?;
             persons.insert(
                 id,
@@ -74,12 +79,26 @@ impl World {
         }
         let assets = assets::list(conn)?;
         let policy_assets = assets.iter().map(AssetRow::to_policy).collect();
-        let users = users::list(conn)?.into_iter().map(|u| (u.login.clone(), u)).collect();
-        Ok(World { purposes, persons, assets, policy_assets, users })
+        let users = users::list(conn)?
+            .into_iter()
+            .map(|u| (u.login.clone(), u))
+            .collect();
+        Ok(World {
+            purposes,
+            persons,
+            assets,
+            policy_assets,
+            users,
+        })
     }
 
     /// The decision for every asset, in asset-id order.
-    pub fn decide_all(&self, user: &policy::User, purpose: &PurposeRow, now: Time) -> Vec<(&AssetRow, Decision)> {
+    pub fn decide_all(
+        &self,
+        user: &policy::User,
+        purpose: &PurposeRow,
+        now: Time,
+    ) -> Vec<(&AssetRow, Decision)> {
         let purpose = purpose.to_policy();
         self.assets
             .iter()
@@ -88,7 +107,13 @@ impl World {
             .collect()
     }
 
-    pub fn decide(&self, asset: &AssetRow, user: &policy::User, purpose: &PurposeRow, now: Time) -> Decision {
+    pub fn decide(
+        &self,
+        asset: &AssetRow,
+        user: &policy::User,
+        purpose: &PurposeRow,
+        now: Time,
+    ) -> Decision {
         policy::decide(&asset.to_policy(), self, user, &purpose.to_policy(), now)
     }
 }

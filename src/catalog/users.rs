@@ -30,7 +30,11 @@ impl UserRow {
             grants: self
                 .grants
                 .iter()
-                .map(|g| Grant { purpose: g.purpose_id, prefix: g.collection.clone(), access: g.access })
+                .map(|g| Grant {
+                    purpose: g.purpose_id,
+                    prefix: g.collection.clone(),
+                    access: g.access,
+                })
                 .collect(),
         }
     }
@@ -58,21 +62,47 @@ fn grants_of(conn: &Connection, user: i64) -> Result<Vec<GrantRow>> {
 pub fn list(conn: &Connection) -> Result<Vec<UserRow>> {
     let mut st = conn.prepare("SELECT id, login, person_id FROM users ORDER BY login")?;
     let rows = st
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?)))?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
-        .map(|(id, login, person)| Ok(UserRow { id, login, person, grants: grants_of(conn, id)? }))
+        .map(|(id, login, person)| {
+            Ok(UserRow {
+                id,
+                login,
+                person,
+                grants: grants_of(conn, id)?,
+            })
+        })
         .collect()
 }
 
 pub fn resolve(conn: &Connection, login: &str) -> Result<UserRow> {
     let row = conn
-        .query_row("SELECT id, login, person_id FROM users WHERE login = ?1", [login], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
-        })
+        .query_row(
+            "SELECT id, login, person_id FROM users WHERE login = ?1",
+            [login],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            },
+        )
         .optional()?;
     match row {
-        Some((id, login, person)) => Ok(UserRow { id, grants: grants_of(conn, id)?, login, person }),
+        Some((id, login, person)) => Ok(UserRow {
+            id,
+            grants: grants_of(conn, id)?,
+            login,
+            person,
+        }),
         None => Err(Error::not_found(format!(
             "no user '{login}'; add them with `consentfs user add {login}`"
         ))),
@@ -85,11 +115,15 @@ pub fn check_login(login: &str) -> Result<()> {
         && login.len() <= 32
         && !login.starts_with('-')
         && !login.starts_with('.')
-        && login.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-$".contains(&b));
+        && login
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-$".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(format!("'{login}' is not a valid OS login name")))
+        Err(Error::invalid(format!(
+            "'{login}' is not a valid OS login name"
+        )))
     }
 }
 
@@ -98,14 +132,26 @@ pub fn add(tx: &Tx, login: &str, person: Option<PersonId>) -> Result<i64> {
     if resolve(tx, login).is_ok() {
         return Err(Error::invalid(format!("user '{login}' already exists")));
     }
-    tx.execute("INSERT INTO users (login, person_id) VALUES (?1, ?2)", params![login, person])?;
+    tx.execute(
+        "INSERT INTO users (login, person_id) VALUES (?1, ?2)",
+        params![login, person],
+    )?;
     let id = tx.last_insert_rowid();
-    tx.audit("user.add", serde_json::json!({ "user": login, "person": person }))?;
+    tx.audit(
+        "user.add",
+        serde_json::json!({ "user": login, "person": person }),
+    )?;
     Ok(id)
 }
 
 /// Give (or change) a user's access to a purpose on a collection prefix.
-pub fn grant(tx: &Tx, user: &UserRow, purpose: PurposeId, prefix: &str, access: Access) -> Result<()> {
+pub fn grant(
+    tx: &Tx,
+    user: &UserRow,
+    purpose: PurposeId,
+    prefix: &str,
+    access: Access,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO grants (user_id, purpose_id, prefix, access) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (user_id, purpose_id, prefix) DO UPDATE SET access = excluded.access",

@@ -44,10 +44,20 @@ fn utf8_name<'a>(name: &'a std::ffi::OsStr, full: &Path) -> Result<&'a str> {
 }
 
 fn plan_file(src: &Path, collection: &str, name: &str, out: &mut Vec<Planned>) -> Result<()> {
-    check_name(name).map_err(|_| Error::invalid(format!("cannot import {}: unusable file name", src.display())))?;
+    check_name(name).map_err(|_| {
+        Error::invalid(format!(
+            "cannot import {}: unusable file name",
+            src.display()
+        ))
+    })?;
     let f = File::open(src).map_err(|e| Error::io_path("read", src, e))?;
     let meta = f.metadata().at("read", src)?;
-    out.push(Planned { src: src.to_path_buf(), collection: collection.to_string(), name: name.to_string(), size: meta.len() });
+    out.push(Planned {
+        src: src.to_path_buf(),
+        collection: collection.to_string(),
+        name: name.to_string(),
+        size: meta.len(),
+    });
     Ok(())
 }
 
@@ -56,31 +66,46 @@ fn plan(paths: &[PathBuf], base: &str) -> Result<Vec<Planned>> {
     for p in paths {
         let meta = std::fs::metadata(p).at("read", p)?;
         if meta.is_file() {
-            let name = p.file_name().ok_or_else(|| Error::invalid(format!("{} has no file name", p.display())))?;
+            let name = p
+                .file_name()
+                .ok_or_else(|| Error::invalid(format!("{} has no file name", p.display())))?;
             plan_file(p, base, utf8_name(name, p)?, &mut out)?;
         } else if meta.is_dir() {
             let mut entries = Vec::new();
-            for entry in walkdir::WalkDir::new(p).follow_links(true).sort_by_file_name() {
+            for entry in walkdir::WalkDir::new(p)
+                .follow_links(true)
+                .sort_by_file_name()
+            {
                 let entry = entry.map_err(|e| {
                     let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| p.clone());
-                    Error::invalid(format!("cannot read {}: {e} (nothing was imported)", path.display()))
+                    Error::invalid(format!(
+                        "cannot read {}: {e} (nothing was imported)",
+                        path.display()
+                    ))
                 })?;
                 if entry.file_type().is_file() {
                     entries.push(entry.into_path());
                 }
             }
             for file in entries {
-                let rel = file.strip_prefix(p).map_err(|_| Error::invalid("walked outside the directory"))?;
+                let rel = file
+                    .strip_prefix(p)
+                    .map_err(|_| Error::invalid("walked outside the directory"))?;
                 let mut parts = Vec::new();
                 for c in rel.components() {
                     parts.push(utf8_name(c.as_os_str(), &file)?);
                 }
-                let name = parts.pop().ok_or_else(|| Error::invalid("empty relative path"))?;
+                let name = parts
+                    .pop()
+                    .ok_or_else(|| Error::invalid("empty relative path"))?;
                 let sub = normalize_collection(&parts.join("/"))?;
                 plan_file(&file, &join_path(base, &sub), name, &mut out)?;
             }
         } else {
-            return Err(Error::invalid(format!("{} is neither a file nor a directory", p.display())));
+            return Err(Error::invalid(format!(
+                "{} is neither a file nor a directory",
+                p.display()
+            )));
         }
     }
     let mut seen: HashMap<String, &Path> = HashMap::new();
@@ -116,9 +141,14 @@ pub fn run(ctx: &mut Ctx, collection: &str, paths: &[PathBuf]) -> Result<i32> {
     let plan = plan(paths, &base)?;
     // A path that already exists is only acceptable when it holds the very same bytes.
     for item in &plan {
-        if let Some(existing) = assets::path_taken(ctx.catalog.conn(), &item.collection, &item.name)? {
-            let hash = ctx.store.content_hash_of(&mut File::open(&item.src).at("read", &item.src)?)?;
-            let same = assets::find_by_content(ctx.catalog.conn(), &hash)?.is_some_and(|a| a.id == existing);
+        if let Some(existing) =
+            assets::path_taken(ctx.catalog.conn(), &item.collection, &item.name)?
+        {
+            let hash = ctx
+                .store
+                .content_hash_of(&mut File::open(&item.src).at("read", &item.src)?)?;
+            let same = assets::find_by_content(ctx.catalog.conn(), &hash)?
+                .is_some_and(|a| a.id == existing);
             if !same {
                 return Err(Error::invalid(format!(
                     "'{}' already exists in the store (asset {existing}) with other content; import into another --collection \
@@ -129,10 +159,15 @@ pub fn run(ctx: &mut Ctx, collection: &str, paths: &[PathBuf]) -> Result<i32> {
         }
     }
     let total: u64 = plan.iter().map(|p| p.size).sum();
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut written: Vec<ObjectId> = Vec::new();
     let result = execute(ctx, &plan, &bar, &mut written);
@@ -153,7 +188,10 @@ pub fn run(ctx: &mut Ctx, collection: &str, paths: &[PathBuf]) -> Result<i32> {
         for (o, p) in outcomes.iter().zip(&plan) {
             match &o.duplicate_of {
                 None => bytes += p.size,
-                Some(d) => println!("duplicate  {}  same as asset {} ({d}), not imported again", o.path, o.asset),
+                Some(d) => println!(
+                    "duplicate  {}  same as asset {} ({d}), not imported again",
+                    o.path, o.asset
+                ),
             }
         }
         let imported = outcomes.iter().filter(|o| o.duplicate_of.is_none()).count();
@@ -169,7 +207,12 @@ pub fn run(ctx: &mut Ctx, collection: &str, paths: &[PathBuf]) -> Result<i32> {
     Ok(0)
 }
 
-fn execute(ctx: &mut Ctx, plan: &[Planned], bar: &indicatif::ProgressBar, written: &mut Vec<ObjectId>) -> Result<Vec<Outcome>> {
+fn execute(
+    ctx: &mut Ctx,
+    plan: &[Planned],
+    bar: &indicatif::ProgressBar,
+    written: &mut Vec<ObjectId>,
+) -> Result<Vec<Outcome>> {
     let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
     let mut outcomes = Vec::new();
     let mut batch: HashMap<[u8; 32], (i64, String)> = HashMap::new();
@@ -185,12 +228,22 @@ fn execute(ctx: &mut Ctx, plan: &[Planned], bar: &indicatif::ProgressBar, writte
         if let Some((asset, dup_path)) = earlier {
             ctx.store.remove_object(&obj.id)?;
             written.pop();
-            outcomes.push(Outcome { path, status: "duplicate", asset, duplicate_of: Some(dup_path) });
+            outcomes.push(Outcome {
+                path,
+                status: "duplicate",
+                asset,
+                duplicate_of: Some(dup_path),
+            });
             continue;
         }
         let id = assets::add(&tx, &item.collection, &item.name, Status::Active, &obj)?;
         batch.insert(obj.content_hash, (id, path.clone()));
-        outcomes.push(Outcome { path, status: "imported", asset: id, duplicate_of: None });
+        outcomes.push(Outcome {
+            path,
+            status: "imported",
+            asset: id,
+            duplicate_of: None,
+        });
     }
     tx.commit()?;
     Ok(outcomes)
@@ -208,21 +261,46 @@ pub fn generate(ctx: &mut Ctx, n_assets: usize, n_persons: usize, n_events: usiz
     let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
     let result = (|| -> Result<()> {
         assets::add_object(&tx, &obj)?;
-        let first_person: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM persons", [], |r| r.get(0))?;
+        let first_person: i64 =
+            tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM persons", [], |r| {
+                r.get(0)
+            })?;
         {
-            let mut ins = tx.prepare("INSERT INTO persons (name, born, pseudonym, created_at) VALUES (?1, ?2, ?3, ?4)")?;
-            let mut guard = tx.prepare("INSERT INTO guardians (person_id, guardian_id) VALUES (?1, ?2)")?;
+            let mut ins = tx.prepare(
+                "INSERT INTO persons (name, born, pseudonym, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut guard =
+                tx.prepare("INSERT INTO guardians (person_id, guardian_id) VALUES (?1, ?2)")?;
             for i in 0..n_persons {
                 let minor = i % 10 == 0;
-                let year = if minor { rng.gen_range(2011..2020) } else { rng.gen_range(1950..2008) };
-                let born = format!("{year}-{:02}-{:02}", rng.gen_range(1..13), rng.gen_range(1..29));
-                ins.execute(rusqlite::params![format!("Person {i}"), born, format!("p-gen{i}"), now])?;
+                let year = if minor {
+                    rng.gen_range(2011..2020)
+                } else {
+                    rng.gen_range(1950..2008)
+                };
+                let born = format!(
+                    "{year}-{:02}-{:02}",
+                    rng.gen_range(1..13),
+                    rng.gen_range(1..29)
+                );
+                ins.execute(rusqlite::params![
+                    format!("Person {i}"),
+                    born,
+                    format!("p-gen{i}"),
+                    now
+                ])?;
                 if minor && i > 0 {
-                    guard.execute(rusqlite::params![first_person + i as i64, first_person + i as i64 - 1])?;
+                    guard.execute(rusqlite::params![
+                        first_person + i as i64,
+                        first_person + i as i64 - 1
+                    ])?;
                 }
             }
         }
-        let first_asset: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM assets", [], |r| r.get(0))?;
+        let first_asset: i64 =
+            tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM assets", [], |r| {
+                r.get(0)
+            })?;
         {
             let mut ins = tx.prepare(
                 "INSERT INTO assets (collection, name, no_persons, status, creator, created_at) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
@@ -236,8 +314,20 @@ pub fn generate(ctx: &mut Ctx, n_assets: usize, n_persons: usize, n_events: usiz
             for i in 0..n_assets {
                 let id = first_asset + i as i64;
                 let no_persons = i % 20 == 0;
-                ins.execute(rusqlite::params![format!("gen/c{:02}", i % 100), format!("img{i:06}.jpg"), no_persons, ctx.actor, now])?;
-                ver.execute(rusqlite::params![id, obj.id.hex(), obj.size as i64, now, ctx.actor])?;
+                ins.execute(rusqlite::params![
+                    format!("gen/c{:02}", i % 100),
+                    format!("img{i:06}.jpg"),
+                    no_persons,
+                    ctx.actor,
+                    now
+                ])?;
+                ver.execute(rusqlite::params![
+                    id,
+                    obj.id.hex(),
+                    obj.size as i64,
+                    now,
+                    ctx.actor
+                ])?;
                 if !no_persons && n_persons > 0 {
                     for _ in 0..rng.gen_range(1..4) {
                         let p = first_person + rng.gen_range(0..n_persons) as i64;
@@ -246,7 +336,10 @@ pub fn generate(ctx: &mut Ctx, n_assets: usize, n_persons: usize, n_events: usiz
                 }
             }
         }
-        let purposes: Vec<i64> = crate::catalog::purposes::list(&tx)?.iter().map(|p| p.id).collect();
+        let purposes: Vec<i64> = crate::catalog::purposes::list(&tx)?
+            .iter()
+            .map(|p| p.id)
+            .collect();
         {
             let mut ev = tx.prepare(
                 "INSERT INTO consent_events (person_id, kind, scope, starts, expires, given_by, explicit, recorded_by, recorded_at)
@@ -259,11 +352,20 @@ pub fn generate(ctx: &mut Ctx, n_assets: usize, n_persons: usize, n_events: usiz
                 }
                 let person = first_person + (i % n_persons) as i64;
                 let minor = (person - first_person) % 10 == 0 && person > first_person;
-                let kind = if i < n_persons || rng.gen_bool(0.7) { "grant" } else if rng.gen_bool(0.7) { "withdraw" } else { "refuse" };
+                let kind = if i < n_persons || rng.gen_bool(0.7) {
+                    "grant"
+                } else if rng.gen_bool(0.7) {
+                    "withdraw"
+                } else {
+                    "refuse"
+                };
                 let starts = now - rng.gen_range(0..3 * 365 * 86_400);
-                let expires: Option<i64> = (kind == "grant" && rng.gen_bool(0.3)).then(|| now + rng.gen_range(-365..5 * 365) * 86_400);
+                let expires: Option<i64> = (kind == "grant" && rng.gen_bool(0.3))
+                    .then(|| now + rng.gen_range(-365..5 * 365) * 86_400);
                 let by = if minor { person - 1 } else { person };
-                ev.execute(rusqlite::params![person, kind, starts, expires, by, ctx.actor, now])?;
+                ev.execute(rusqlite::params![
+                    person, kind, starts, expires, by, ctx.actor, now
+                ])?;
                 let e = tx.last_insert_rowid();
                 for p in &purposes {
                     if rng.gen_bool(0.6) {

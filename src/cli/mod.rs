@@ -20,7 +20,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "consentfs", version, about = "Photo store whose views follow consent, per user and purpose")]
+#[command(
+    name = "consentfs",
+    version,
+    about = "Photo store whose views follow consent, per user and purpose"
+)]
 pub struct Cli {
     /// The store directory.
     #[arg(long, global = true, env = "CONSENTFS_STORE", value_name = "DIR")]
@@ -29,7 +33,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "CONSENTFS_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
     /// File whose first line is the store's passphrase.
-    #[arg(long, global = true, env = "CONSENTFS_PASSPHRASE_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONSENTFS_PASSPHRASE_FILE",
+        value_name = "FILE"
+    )]
     pub passphrase_file: Option<PathBuf>,
     /// Print listings as JSON (an array of objects; one object for a single result).
     #[arg(long, global = true)]
@@ -139,9 +148,14 @@ pub enum PersonCmd {
         ext_ref: Option<String>,
     },
     List,
-    Show { person: String },
+    Show {
+        person: String,
+    },
     /// Register GUARDIAN as a parent or guardian of PERSON.
-    Guardian { person: String, guardian: String },
+    Guardian {
+        person: String,
+        guardian: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -302,17 +316,21 @@ fn prompt_passphrase(confirm: bool) -> Result<zeroize::Zeroizing<String>> {
         ));
     }
     let pass = zeroize::Zeroizing::new(
-        rpassword::prompt_password("Passphrase: ").map_err(|e| Error::io("cannot read passphrase", e))?,
+        rpassword::prompt_password("Passphrase: ")
+            .map_err(|e| Error::io("cannot read passphrase", e))?,
     );
     if pass.is_empty() {
         return Err(Error::invalid("the passphrase is empty"));
     }
     if confirm {
         let again = zeroize::Zeroizing::new(
-            rpassword::prompt_password("Passphrase again: ").map_err(|e| Error::io("cannot read passphrase", e))?,
+            rpassword::prompt_password("Passphrase again: ")
+                .map_err(|e| Error::io("cannot read passphrase", e))?,
         );
         if *again != *pass {
-            return Err(Error::invalid("the passphrases differ; nothing was created"));
+            return Err(Error::invalid(
+                "the passphrases differ; nothing was created",
+            ));
         }
     }
     Ok(pass)
@@ -333,8 +351,18 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
     let dir = store_dir(cli)?;
     let unlock = unlock_from(cli)?;
     let store = Store::open(&dir, &unlock)?;
-    let catalog = Catalog::open(&store.catalog_path(), &store.catalog_key(), store.audit_key())?;
-    Ok(Ctx { store, catalog, json: cli.json, now: chrono::Utc::now(), actor: current_login() })
+    let catalog = Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    )?;
+    Ok(Ctx {
+        store,
+        catalog,
+        json: cli.json,
+        now: chrono::Utc::now(),
+        actor: current_login(),
+    })
 }
 
 fn init(cli: &Cli) -> Result<i32> {
@@ -344,10 +372,19 @@ fn init(cli: &Cli) -> Result<i32> {
         None if cli.key_file.is_none() => Some(prompt_passphrase(true)?),
         None => None,
     };
-    Store::init(&dir, pass.as_deref().map(|s| s.as_str()), cli.key_file.as_deref(), chrono::Utc::now(), &current_login())?;
+    Store::init(
+        &dir,
+        pass.as_deref().map(|s| s.as_str()),
+        cli.key_file.as_deref(),
+        chrono::Utc::now(),
+        &current_login(),
+    )?;
     eprintln!("created store {}", dir.display());
     if let Some(k) = &cli.key_file {
-        eprintln!("key file: {} (keep it safe: without it the store cannot be opened)", k.display());
+        eprintln!(
+            "key file: {} (keep it safe: without it the store cannot be opened)",
+            k.display()
+        );
     }
     Ok(0)
 }
@@ -368,15 +405,35 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Unlink { asset, person } => records::unlink(&mut ctx, &asset, &person),
         Command::Mark(args) => records::mark(&mut ctx, args),
         Command::User(cmd) => records::user(&mut ctx, cmd),
-        Command::Ls { user, purpose, at, hidden, collection } => {
-            views::ls(&ctx, &user, &purpose, at.as_deref(), hidden, collection.as_deref())
-        }
-        Command::Why { asset, user, purpose, at } => views::why(&ctx, &asset, &user, &purpose, at.as_deref()),
+        Command::Ls {
+            user,
+            purpose,
+            at,
+            hidden,
+            collection,
+        } => views::ls(
+            &ctx,
+            &user,
+            &purpose,
+            at.as_deref(),
+            hidden,
+            collection.as_deref(),
+        ),
+        Command::Why {
+            asset,
+            user,
+            purpose,
+            at,
+        } => views::why(&ctx, &asset, &user, &purpose, at.as_deref()),
         Command::Cat { asset, version } => views::cat(&ctx, &asset, version),
         Command::Versions { asset } => views::versions(&ctx, &asset),
         Command::Expiring { within } => views::expiring(&ctx, &within),
         Command::Audit(AuditCmd::List { since }) => views::audit_list(&ctx, since),
         Command::Audit(AuditCmd::Verify) => views::audit_verify(&ctx),
-        Command::Generate { assets, persons, events } => import::generate(&mut ctx, assets, persons, events),
+        Command::Generate {
+            assets,
+            persons,
+            events,
+        } => import::generate(&mut ctx, assets, persons, events),
     }
 }

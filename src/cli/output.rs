@@ -7,7 +7,8 @@ use std::io::Write;
 /// Print `value` as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
     writeln!(out).map_err(|e| Error::io("cannot write output", e))
 }
 
@@ -45,5 +46,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
 }
 
 pub fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+    v.as_ref()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "-".into())
 }

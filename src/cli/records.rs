@@ -12,7 +12,11 @@ use std::fs::File;
 
 pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
     match cmd {
-        PersonCmd::Add { name, born, ext_ref } => {
+        PersonCmd::Add {
+            name,
+            born,
+            ext_ref,
+        } => {
             let born = born.as_deref().map(parse_date).transpose()?;
             let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
             let id = persons::add(&tx, &name, born, ext_ref.as_deref())?;
@@ -36,7 +40,11 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
                             p.label(),
                             output::opt(&p.born),
                             output::opt(&p.ext_ref),
-                            p.guardians.iter().map(|g| format!("#{g}")).collect::<Vec<_>>().join(","),
+                            p.guardians
+                                .iter()
+                                .map(|g| format!("#{g}"))
+                                .collect::<Vec<_>>()
+                                .join(","),
                         ]
                     })
                     .collect();
@@ -47,15 +55,26 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
             let conn = ctx.catalog.conn();
             let p = persons::resolve(conn, &person)?;
             let events = consents::list(conn, Some(p.id))?;
-            let mut st = conn.prepare("SELECT asset_id FROM links WHERE person_id = ?1 ORDER BY asset_id")?;
-            let linked: Vec<i64> = st.query_map([p.id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let mut st =
+                conn.prepare("SELECT asset_id FROM links WHERE person_id = ?1 ORDER BY asset_id")?;
+            let linked: Vec<i64> = st
+                .query_map([p.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
             if ctx.json {
-                output::json(&serde_json::json!({ "person": p, "consents": events, "assets": linked }))?;
+                output::json(
+                    &serde_json::json!({ "person": p, "consents": events, "assets": linked }),
+                )?;
             } else {
                 println!("person {}: {}", p.id, p.label());
-                println!("  born: {}   ref: {}", output::opt(&p.born), output::opt(&p.ext_ref));
+                println!(
+                    "  born: {}   ref: {}",
+                    output::opt(&p.born),
+                    output::opt(&p.ext_ref)
+                );
                 for g in &p.guardians {
-                    let gl = persons::get(conn, *g)?.map(|g| g.label()).unwrap_or_default();
+                    let gl = persons::get(conn, *g)?
+                        .map(|g| g.label())
+                        .unwrap_or_default();
                     println!("  guardian: #{g} {gl}");
                 }
                 println!("  photos: {}", linked.len());
@@ -78,17 +97,35 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
 
 pub fn describe_event(e: &consents::EventRow) -> String {
     let scope = match e.scope.as_str() {
-        "collection" => format!(" for collection {}", e.collection.clone().unwrap_or_default()),
+        "collection" => format!(
+            " for collection {}",
+            e.collection.clone().unwrap_or_default()
+        ),
         "assets" => format!(
             " for asset(s) {}",
-            e.assets.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
+            e.assets
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         _ => String::new(),
     };
-    let until = e.expires.map(|t| format!(" until {}", when::show(t))).unwrap_or_default();
-    let by = if e.given_by != e.person { format!(" by guardian #{}", e.given_by) } else { String::new() };
+    let until = e
+        .expires
+        .map(|t| format!(" until {}", when::show(t)))
+        .unwrap_or_default();
+    let by = if e.given_by != e.person {
+        format!(" by guardian #{}", e.given_by)
+    } else {
+        String::new()
+    };
     let explicit = if e.explicit { " (explicit)" } else { "" };
-    let evidence = e.evidence.as_ref().map(|n| format!(" evidence: {n}")).unwrap_or_default();
+    let evidence = e
+        .evidence
+        .as_ref()
+        .map(|n| format!(" evidence: {n}"))
+        .unwrap_or_default();
     format!(
         "event {}: {} {}{scope} from {}{until}{by}{explicit}{evidence} (recorded by {} at {})",
         e.id,
@@ -102,8 +139,13 @@ pub fn describe_event(e: &consents::EventRow) -> String {
 
 pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
     match cmd {
-        PurposeCmd::Add { name, basis, retention } => {
-            let basis = Basis::parse(&basis).ok_or_else(|| Error::invalid(format!("unknown basis '{basis}'")))?;
+        PurposeCmd::Add {
+            name,
+            basis,
+            retention,
+        } => {
+            let basis = Basis::parse(&basis)
+                .ok_or_else(|| Error::invalid(format!("unknown basis '{basis}'")))?;
             let retention = retention.as_deref().map(Span::parse).transpose()?;
             let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
             let id = purposes::add(&tx, &name, basis, retention)?;
@@ -117,7 +159,14 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
-                    .map(|p| vec![p.id.to_string(), p.name.clone(), p.basis.as_str().into(), output::opt(&p.retention)])
+                    .map(|p| {
+                        vec![
+                            p.id.to_string(),
+                            p.name.clone(),
+                            p.basis.as_str().into(),
+                            output::opt(&p.retention),
+                        ]
+                    })
                     .collect();
                 output::table(&["ID", "NAME", "BASIS", "RETENTION"], &rows)?;
             }
@@ -138,12 +187,24 @@ fn not_past(what: &str, t: Time, now: Time) -> Result<Time> {
     Ok(t.max(now))
 }
 
-fn record(ctx: &mut Ctx, kind: EventKind, args: EventArgs, starts: Option<&str>, until: Option<&str>, explicit: bool, evidence: Option<&std::path::Path>) -> Result<i32> {
+fn record(
+    ctx: &mut Ctx,
+    kind: EventKind,
+    args: EventArgs,
+    starts: Option<&str>,
+    until: Option<&str>,
+    explicit: bool,
+    evidence: Option<&std::path::Path>,
+) -> Result<i32> {
     let now = ctx.now;
     let starts = match starts {
         None => now,
         Some(s) if kind == EventKind::Grant => parse_time(s, now)?,
-        Some(s) => not_past(&format!("--at for a {}", kind.as_str()), parse_time(s, now)?, now)?,
+        Some(s) => not_past(
+            &format!("--at for a {}", kind.as_str()),
+            parse_time(s, now)?,
+            now,
+        )?,
     };
     let expires = until.map(|u| parse_time(u, now)).transpose()?;
     if let Some(end) = expires {
@@ -157,7 +218,10 @@ fn record(ctx: &mut Ctx, kind: EventKind, args: EventArgs, starts: Option<&str>,
     // Evidence is encrypted before the transaction starts, and removed again if it fails.
     let evidence_obj = match evidence {
         Some(path) => {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let mut f = File::open(path).at("read evidence", path)?;
             Some((ctx.store.put(&mut f)?, name))
         }
@@ -167,7 +231,10 @@ fn record(ctx: &mut Ctx, kind: EventKind, args: EventArgs, starts: Option<&str>,
         let tx = ctx.catalog.begin(&ctx.actor, now)?;
         let person = persons::resolve(&tx, &args.person)?;
         if person.name.is_none() {
-            return Err(Error::invalid(format!("person #{} was erased; no new consent can be recorded", person.id)));
+            return Err(Error::invalid(format!(
+                "person #{} was erased; no new consent can be recorded",
+                person.id
+            )));
         }
         let given_by = match &args.by {
             None => person.id,
@@ -182,9 +249,27 @@ fn record(ctx: &mut Ctx, kind: EventKind, args: EventArgs, starts: Option<&str>,
                 g.id
             }
         };
-        let purposes: Vec<i64> = purposes::resolve_list(&tx, &args.purpose)?.iter().map(|p| p.id).collect();
+        if kind == EventKind::Grant && given_by == person.id {
+            if let Some(sixteen) = person.born.and_then(crate::policy::sixteenth_birthday) {
+                if starts < sixteen {
+                    return Err(Error::invalid(format!(
+                        "#{} is under 16 on {}: only a parent or guardian can consent; record it with --by GUARDIAN",
+                        person.id,
+                        when::show(starts)
+                    )));
+                }
+            }
+        }
+        let purposes: Vec<i64> = purposes::resolve_list(&tx, &args.purpose)?
+            .iter()
+            .map(|p| p.id)
+            .collect();
         let scope = match (&args.collection, args.assets.is_empty()) {
-            (Some(_), false) => return Err(Error::invalid("give either --collection or --asset, not both")),
+            (Some(_), false) => {
+                return Err(Error::invalid(
+                    "give either --collection or --asset, not both",
+                ))
+            }
             (Some(c), true) => Scope::Collection(normalize_collection(c)?),
             (None, false) => {
                 let mut ids = Vec::new();
@@ -235,21 +320,63 @@ fn record(ctx: &mut Ctx, kind: EventKind, args: EventArgs, starts: Option<&str>,
 
 pub fn consent(ctx: &mut Ctx, cmd: ConsentCmd) -> Result<i32> {
     match cmd {
-        ConsentCmd::Grant { event, from, until, explicit, evidence } => {
-            record(ctx, EventKind::Grant, event, from.as_deref(), until.as_deref(), explicit, evidence.as_deref())
-        }
-        ConsentCmd::Withdraw { event, at } => record(ctx, EventKind::Withdraw, event, at.as_deref(), None, false, None),
-        ConsentCmd::Refuse { event, at } => record(ctx, EventKind::Refuse, event, at.as_deref(), None, false, None),
-        ConsentCmd::Object { event, at } => record(ctx, EventKind::Object, event, at.as_deref(), None, false, None),
+        ConsentCmd::Grant {
+            event,
+            from,
+            until,
+            explicit,
+            evidence,
+        } => record(
+            ctx,
+            EventKind::Grant,
+            event,
+            from.as_deref(),
+            until.as_deref(),
+            explicit,
+            evidence.as_deref(),
+        ),
+        ConsentCmd::Withdraw { event, at } => record(
+            ctx,
+            EventKind::Withdraw,
+            event,
+            at.as_deref(),
+            None,
+            false,
+            None,
+        ),
+        ConsentCmd::Refuse { event, at } => record(
+            ctx,
+            EventKind::Refuse,
+            event,
+            at.as_deref(),
+            None,
+            false,
+            None,
+        ),
+        ConsentCmd::Object { event, at } => record(
+            ctx,
+            EventKind::Object,
+            event,
+            at.as_deref(),
+            None,
+            false,
+            None,
+        ),
         ConsentCmd::List { person } => {
             let conn = ctx.catalog.conn();
-            let pid = person.as_deref().map(|p| persons::resolve(conn, p)).transpose()?.map(|p| p.id);
+            let pid = person
+                .as_deref()
+                .map(|p| persons::resolve(conn, p))
+                .transpose()?
+                .map(|p| p.id);
             let list = consents::list(conn, pid)?;
             if ctx.json {
                 output::json(&list)?;
             } else {
                 for e in &list {
-                    let who = persons::get(conn, e.person)?.map(|p| p.label()).unwrap_or_default();
+                    let who = persons::get(conn, e.person)?
+                        .map(|p| p.label())
+                        .unwrap_or_default();
                     println!("#{} {who}: {}", e.person, describe_event(e));
                 }
             }
@@ -272,8 +399,14 @@ pub fn link(ctx: &mut Ctx, asset: &str, who: &[String]) -> Result<i32> {
     println!(
         "asset {} linked to {}",
         a.id,
-        if added.is_empty() { "no new persons (already linked)".into() } else {
-            added.iter().map(|p| format!("#{p}")).collect::<Vec<_>>().join(", ")
+        if added.is_empty() {
+            "no new persons (already linked)".into()
+        } else {
+            added
+                .iter()
+                .map(|p| format!("#{p}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     );
     Ok(0)
@@ -291,20 +424,34 @@ pub fn unlink(ctx: &mut Ctx, asset: &str, who: &str) -> Result<i32> {
 
 pub fn mark(ctx: &mut Ctx, args: MarkArgs) -> Result<i32> {
     if !args.no_persons && !args.special_category {
-        return Err(Error::invalid("say what to mark: --no-persons or --special-category"));
+        return Err(Error::invalid(
+            "say what to mark: --no-persons or --special-category",
+        ));
     }
     let value = !args.clear;
     let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
     let a = assets::resolve(&tx, &args.asset)?;
-    assets::mark(&tx, a.id, args.no_persons.then_some(value), args.special_category.then_some(value))?;
+    assets::mark(
+        &tx,
+        a.id,
+        args.no_persons.then_some(value),
+        args.special_category.then_some(value),
+    )?;
     tx.commit()?;
-    let what = [(args.no_persons, "no identifiable persons"), (args.special_category, "special category")]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, w)| *w)
-        .collect::<Vec<_>>()
-        .join(" and ");
-    println!("asset {} {} {what}", a.id, if value { "marked" } else { "no longer marked" });
+    let what = [
+        (args.no_persons, "no identifiable persons"),
+        (args.special_category, "special category"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, w)| *w)
+    .collect::<Vec<_>>()
+    .join(" and ");
+    println!(
+        "asset {} {} {what}",
+        a.id,
+        if value { "marked" } else { "no longer marked" }
+    );
     Ok(0)
 }
 
@@ -312,13 +459,23 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
     match cmd {
         UserCmd::Add { login, person } => {
             let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let pid = person.as_deref().map(|p| persons::resolve(&tx, p)).transpose()?.map(|p| p.id);
+            let pid = person
+                .as_deref()
+                .map(|p| persons::resolve(&tx, p))
+                .transpose()?
+                .map(|p| p.id);
             users::add(&tx, &login, pid)?;
             tx.commit()?;
             println!("user {login} added; give access with `consentfs user grant {login} --purpose P --access read`");
         }
-        UserCmd::Grant { login, purpose, access, collection } => {
-            let access = Access::parse(&access).ok_or_else(|| Error::invalid(format!("unknown access '{access}'")))?;
+        UserCmd::Grant {
+            login,
+            purpose,
+            access,
+            collection,
+        } => {
+            let access = Access::parse(&access)
+                .ok_or_else(|| Error::invalid(format!("unknown access '{access}'")))?;
             let prefix = normalize_collection(&collection)?;
             let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
             let u = users::resolve(&tx, &login)?;
@@ -329,7 +486,11 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
             println!(
                 "{login} may now {} {} in {purpose}",
                 access.as_str(),
-                if prefix.is_empty() { "everything".to_string() } else { prefix.clone() }
+                if prefix.is_empty() {
+                    "everything".to_string()
+                } else {
+                    prefix.clone()
+                }
             );
         }
         UserCmd::List => {
@@ -342,11 +503,17 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
                     .map(|u| {
                         vec![
                             u.login.clone(),
-                            u.person.map(|p| format!("#{p}")).unwrap_or_else(|| "-".into()),
+                            u.person
+                                .map(|p| format!("#{p}"))
+                                .unwrap_or_else(|| "-".into()),
                             u.grants
                                 .iter()
                                 .map(|g| {
-                                    let c = if g.collection.is_empty() { String::new() } else { format!(":{}", g.collection) };
+                                    let c = if g.collection.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!(":{}", g.collection)
+                                    };
                                     format!("{}{c}={}", g.purpose, g.access.as_str())
                                 })
                                 .collect::<Vec<_>>()

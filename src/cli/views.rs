@@ -25,35 +25,60 @@ struct LsItem {
 }
 
 fn person_names(ctx: &Ctx) -> Result<HashMap<i64, String>> {
-    Ok(persons::list(ctx.catalog.conn())?.into_iter().map(|p| (p.id, p.label())).collect())
+    Ok(persons::list(ctx.catalog.conn())?
+        .into_iter()
+        .map(|p| (p.id, p.label()))
+        .collect())
 }
 
 fn reason_text(reason: &Reason, names: &HashMap<i64, String>) -> String {
     let who = reason
         .person()
-        .map(|p| format!("#{p} {}", names.get(&p).cloned().unwrap_or_default()).trim_end().to_string())
+        .map(|p| {
+            format!("#{p} {}", names.get(&p).cloned().unwrap_or_default())
+                .trim_end()
+                .to_string()
+        })
         .unwrap_or_default();
     reason.describe(&who)
 }
 
 fn at_or_now(ctx: &Ctx, at: Option<&str>) -> Result<Time> {
-    at.map(|a| parse_time(a, ctx.now)).transpose().map(|t| t.unwrap_or(ctx.now))
+    at.map(|a| parse_time(a, ctx.now))
+        .transpose()
+        .map(|t| t.unwrap_or(ctx.now))
 }
 
-pub fn ls(ctx: &Ctx, login: &str, purpose: &str, at: Option<&str>, hidden: bool, collection: Option<&str>) -> Result<i32> {
+pub fn ls(
+    ctx: &Ctx,
+    login: &str,
+    purpose: &str,
+    at: Option<&str>,
+    hidden: bool,
+    collection: Option<&str>,
+) -> Result<i32> {
     let t = at_or_now(ctx, at)?;
     let conn = ctx.catalog.conn();
     let user = users::resolve(conn, login)?.to_policy();
     let purpose = purposes::resolve(conn, purpose)?;
     let prefix = collection.map(assets::normalize_collection).transpose()?;
     let world = World::load(conn)?;
-    let names = if hidden || ctx.json { person_names(ctx)? } else { HashMap::new() };
+    let names = if hidden || ctx.json {
+        person_names(ctx)?
+    } else {
+        HashMap::new()
+    };
     let mut items: Vec<LsItem> = world
         .decide_all(&user, &purpose, t)
         .into_iter()
         .filter(|(a, d)| {
-            (d.visible || (hidden && a.status != policy::Status::Trash && d.reason != Reason::DraftOfOther))
-                && prefix.as_deref().is_none_or(|p| prefix_covers(p, &a.collection))
+            (d.visible
+                || (hidden
+                    && a.status != policy::Status::Trash
+                    && d.reason != Reason::DraftOfOther))
+                && prefix
+                    .as_deref()
+                    .is_none_or(|p| prefix_covers(p, &a.collection))
         })
         .map(|(a, d)| LsItem {
             asset: a.id,
@@ -74,19 +99,39 @@ pub fn ls(ctx: &Ctx, login: &str, purpose: &str, at: Option<&str>, hidden: bool,
         .iter()
         .map(|i| {
             let until = if i.visible {
-                i.valid_until.map(|u| format!("until {}", when::show(u))).unwrap_or_default()
+                i.valid_until
+                    .map(|u| format!("until {}", when::show(u)))
+                    .unwrap_or_default()
             } else {
-                i.valid_until.map(|u| format!("from {}", when::show(u))).unwrap_or_default()
+                i.valid_until
+                    .map(|u| format!("from {}", when::show(u)))
+                    .unwrap_or_default()
             };
             vec![
                 i.asset.to_string(),
                 i.path.clone(),
-                if i.visible { "visible".into() } else { "hidden".into() },
-                if i.visible { until } else { format!("{} {until}", i.reason_text).trim_end().to_string() },
+                if i.visible {
+                    "visible".into()
+                } else {
+                    "hidden".into()
+                },
+                if i.visible {
+                    until
+                } else {
+                    format!("{} {until}", i.reason_text).trim_end().to_string()
+                },
             ]
         })
         .collect();
-    output::table(&["ASSET", "PATH", "STATE", if hidden { "UNTIL / REASON" } else { "UNTIL" }], &rows)?;
+    output::table(
+        &[
+            "ASSET",
+            "PATH",
+            "STATE",
+            if hidden { "UNTIL / REASON" } else { "UNTIL" },
+        ],
+        &rows,
+    )?;
     Ok(0)
 }
 
@@ -125,8 +170,12 @@ pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>)
     // Each person's own standing: the same rules over the asset as if only they were on it.
     let mut standings = Vec::new();
     for &p in &a.persons {
-        let solo = AssetRow { persons: vec![p], ..a.clone() };
-        let (ok, reason) = policy::evaluate_at(&solo.to_policy(), &world, &user, &purpose.to_policy(), t);
+        let solo = AssetRow {
+            persons: vec![p],
+            ..a.clone()
+        };
+        let (ok, reason) =
+            policy::evaluate_at(&solo.to_policy(), &world, &user, &purpose.to_policy(), t);
         standings.push(PersonStanding {
             person: p,
             name: names.get(&p).cloned().unwrap_or_default(),
@@ -175,14 +224,18 @@ pub fn cat(ctx: &Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
     let a = assets::resolve(conn, asset)?;
     let v = assets::version(conn, a.id, version)?;
     let wrapped = v.wrapped_key.as_deref().ok_or_else(|| {
-        Error::not_found(format!("asset {} version {} was shredded; its content no longer exists", a.id, v.version))
+        Error::not_found(format!(
+            "asset {} version {} was shredded; its content no longer exists",
+            a.id, v.version
+        ))
     })?;
     let label = format!("asset {} ({}) version {}", a.id, a.path(), v.version);
     let obj = ctx.store.open_object(&v.object, wrapped, v.size, &label)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    obj.copy_to(&mut out)?;
-    out.flush().map_err(|e| Error::io("cannot write output", e))?;
+    obj.copy_verified_to(&mut out)?;
+    out.flush()
+        .map_err(|e| Error::io("cannot write output", e))?;
     Ok(0)
 }
 
@@ -195,7 +248,14 @@ pub fn versions(ctx: &Ctx, asset: &str) -> Result<i32> {
     } else {
         let rows: Vec<Vec<String>> = list
             .iter()
-            .map(|v| vec![v.version.to_string(), v.size.to_string(), when::show(v.created_at), v.created_by.clone()])
+            .map(|v| {
+                vec![
+                    v.version.to_string(),
+                    v.size.to_string(),
+                    when::show(v.created_at),
+                    v.created_by.clone(),
+                ]
+            })
             .collect();
         output::table(&["VERSION", "SIZE", "CREATED", "BY"], &rows)?;
     }
@@ -218,18 +278,30 @@ struct ExpiringItem {
 
 pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
     let span = Span::parse(within)?;
-    let (from, to) = (ctx.now, span.after(ctx.now).ok_or_else(|| Error::invalid("--within is out of range"))?);
+    let (from, to) = (
+        ctx.now,
+        span.after(ctx.now)
+            .ok_or_else(|| Error::invalid("--within is out of range"))?,
+    );
     let conn = ctx.catalog.conn();
     let world = World::load(conn)?;
     let names = person_names(ctx)?;
-    let active: Vec<&AssetRow> = world.assets.iter().filter(|a| a.status == policy::Status::Active).collect();
+    let active: Vec<&AssetRow> = world
+        .assets
+        .iter()
+        .filter(|a| a.status == policy::Status::Active)
+        .collect();
     let mut by_person: HashMap<i64, Vec<&AssetRow>> = HashMap::new();
     for a in &active {
         for p in &a.persons {
             by_person.entry(*p).or_default().push(a);
         }
     }
-    let purpose_names: HashMap<i64, String> = world.purposes.values().map(|p| (p.id, p.name.clone())).collect();
+    let purpose_names: HashMap<i64, String> = world
+        .purposes
+        .values()
+        .map(|p| (p.id, p.name.clone()))
+        .collect();
     let mut items = Vec::new();
     for person in world.persons.values() {
         let photos = by_person.get(&person.id).map(Vec::as_slice).unwrap_or(&[]);
@@ -243,14 +315,25 @@ pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
                     at: end,
                     person: Some(person.id),
                     name: names.get(&person.id).cloned(),
-                    purposes: e.purposes.iter().filter_map(|p| purpose_names.get(p).cloned()).collect(),
+                    purposes: e
+                        .purposes
+                        .iter()
+                        .filter_map(|p| purpose_names.get(p).cloned())
+                        .collect(),
                     event: Some(e.id),
                     asset: None,
-                    photos: photos.iter().filter(|a| e.scope.covers(&a.to_policy())).count(),
+                    photos: photos
+                        .iter()
+                        .filter(|a| e.scope.covers(&a.to_policy()))
+                        .count(),
                 });
             }
         }
-        if let Some(sixteen) = person.born.and_then(policy::sixteenth_birthday).filter(|b| *b >= from && *b <= to) {
+        if let Some(sixteen) = person
+            .born
+            .and_then(policy::sixteenth_birthday)
+            .filter(|b| *b >= from && *b <= to)
+        {
             items.push(ExpiringItem {
                 kind: "turns_16",
                 at: sixteen,
@@ -269,7 +352,11 @@ pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
             ends.push((r, Vec::new()));
         }
         for p in world.purposes.values() {
-            if let Some(end) = p.to_policy().retention.and_then(|d| a.created_at.checked_add_signed(d)) {
+            if let Some(end) = p
+                .to_policy()
+                .retention
+                .and_then(|d| a.created_at.checked_add_signed(d))
+            {
                 if end >= from && end <= to {
                     ends.push((end, vec![p.name.clone()]));
                 }
@@ -323,7 +410,15 @@ pub fn audit_list(ctx: &Ctx, since: i64) -> Result<i32> {
     } else {
         let rows: Vec<Vec<String>> = entries
             .iter()
-            .map(|e| vec![e.seq.to_string(), when::show(e.at), e.actor.clone(), e.action.clone(), e.detail.to_string()])
+            .map(|e| {
+                vec![
+                    e.seq.to_string(),
+                    when::show(e.at),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.detail.to_string(),
+                ]
+            })
             .collect();
         output::table(&["SEQ", "AT", "ACTOR", "ACTION", "DETAIL"], &rows)?;
     }

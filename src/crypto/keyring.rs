@@ -26,8 +26,16 @@ pub const ARGON2_P: u32 = 1;
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Slot {
-    Passphrase { m_kib: u32, t: u32, p: u32, salt: String, wrapped: String },
-    KeyFile { wrapped: String },
+    Passphrase {
+        m_kib: u32,
+        t: u32,
+        p: u32,
+        salt: String,
+        wrapped: String,
+    },
+    KeyFile {
+        wrapped: String,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -59,7 +67,11 @@ fn argon2_kek(pass: &str, salt: &[u8], m_kib: u32, t: u32, p: u32) -> Result<Key
 
 impl Keyring {
     /// A keyring for `master` with a slot for each way of unlocking given.
-    pub fn create(master: &Key, passphrase: Option<&str>, key_file_secret: Option<&Key>) -> Result<Keyring> {
+    pub fn create(
+        master: &Key,
+        passphrase: Option<&str>,
+        key_file_secret: Option<&Key>,
+    ) -> Result<Keyring> {
         let mut slots = Vec::new();
         if let Some(pass) = passphrase {
             let salt = super::random_bytes::<16>();
@@ -73,20 +85,33 @@ impl Keyring {
             });
         }
         if let Some(secret) = key_file_secret {
-            slots.push(Slot::KeyFile { wrapped: hex::encode(wrap_key(secret, &slot_aad("key_file"), master)) });
+            slots.push(Slot::KeyFile {
+                wrapped: hex::encode(wrap_key(secret, &slot_aad("key_file"), master)),
+            });
         }
         if slots.is_empty() {
             return Err(Error::invalid("a store needs a passphrase or a key file: pass --passphrase-file FILE or --key-file FILE"));
         }
-        Ok(Keyring { format: KEYRING_FORMAT.into(), version: KEYRING_VERSION, slots })
+        Ok(Keyring {
+            format: KEYRING_FORMAT.into(),
+            version: KEYRING_VERSION,
+            slots,
+        })
     }
 
     pub fn load(path: &Path) -> Result<Keyring> {
         let text = std::fs::read_to_string(path).at("read keyring", path)?;
-        let ring: Keyring = serde_json::from_str(&text)
-            .map_err(|e| Error::integrity("keyring", format!("{} is not a valid keyring: {e}", path.display())))?;
+        let ring: Keyring = serde_json::from_str(&text).map_err(|e| {
+            Error::integrity(
+                "keyring",
+                format!("{} is not a valid keyring: {e}", path.display()),
+            )
+        })?;
         if ring.format != KEYRING_FORMAT {
-            return Err(Error::integrity("keyring", format!("{} is not a consentfs keyring", path.display())));
+            return Err(Error::integrity(
+                "keyring",
+                format!("{} is not a consentfs keyring", path.display()),
+            ));
         }
         if ring.version > KEYRING_VERSION {
             return Err(Error::invalid(format!(
@@ -116,10 +141,19 @@ impl Keyring {
             Unlock::Passphrase(pass) => {
                 let mut any = false;
                 for slot in &self.slots {
-                    if let Slot::Passphrase { m_kib, t, p, salt, wrapped } = slot {
+                    if let Slot::Passphrase {
+                        m_kib,
+                        t,
+                        p,
+                        salt,
+                        wrapped,
+                    } = slot
+                    {
                         any = true;
-                        let salt = hex::decode(salt).map_err(|_| Error::integrity("keyring", "bad salt"))?;
-                        let wrapped = hex::decode(wrapped).map_err(|_| Error::integrity("keyring", "bad slot"))?;
+                        let salt = hex::decode(salt)
+                            .map_err(|_| Error::integrity("keyring", "bad salt"))?;
+                        let wrapped = hex::decode(wrapped)
+                            .map_err(|_| Error::integrity("keyring", "bad slot"))?;
                         let kek = argon2_kek(pass, &salt, *m_kib, *t, *p)?;
                         if let Some(master) = unwrap_key(&kek, &slot_aad("passphrase"), &wrapped) {
                             return Ok(master);
@@ -138,7 +172,8 @@ impl Keyring {
                 for slot in &self.slots {
                     if let Slot::KeyFile { wrapped } = slot {
                         any = true;
-                        let wrapped = hex::decode(wrapped).map_err(|_| Error::integrity("keyring", "bad slot"))?;
+                        let wrapped = hex::decode(wrapped)
+                            .map_err(|_| Error::integrity("keyring", "bad slot"))?;
                         if let Some(master) = unwrap_key(&secret, &slot_aad("key_file"), &wrapped) {
                             return Ok(master);
                         }
@@ -147,7 +182,8 @@ impl Keyring {
                 Err(Error::WrongKey(if any {
                     format!("{} is not the key file of this store", path.display())
                 } else {
-                    "this store has no key file; open it with --passphrase-file or at the prompt".into()
+                    "this store has no key file; open it with --passphrase-file or at the prompt"
+                        .into()
                 }))
             }
         }
@@ -184,11 +220,15 @@ pub fn read_key_file(path: &Path) -> Result<Key> {
         .trim()
         .strip_prefix(KEYFILE_PREFIX.trim_end())
         .map(str::trim)
-        .ok_or_else(|| Error::WrongKey(format!("{} is not a consentfs key file", path.display())))?;
-    let bytes = Zeroizing::new(
-        hex::decode(hexpart).map_err(|_| Error::WrongKey(format!("{} is not a consentfs key file", path.display())))?,
-    );
-    Key::from_slice(&bytes).ok_or_else(|| Error::WrongKey(format!("{} is not a consentfs key file", path.display())))
+        .ok_or_else(|| {
+            Error::WrongKey(format!("{} is not a consentfs key file", path.display()))
+        })?;
+    let bytes =
+        Zeroizing::new(hex::decode(hexpart).map_err(|_| {
+            Error::WrongKey(format!("{} is not a consentfs key file", path.display()))
+        })?);
+    Key::from_slice(&bytes)
+        .ok_or_else(|| Error::WrongKey(format!("{} is not a consentfs key file", path.display())))
 }
 
 /// Read a passphrase from a file: its first line, without the line ending.
@@ -196,7 +236,10 @@ pub fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>> {
     let text = Zeroizing::new(std::fs::read_to_string(path).at("read passphrase file", path)?);
     let line = text.lines().next().unwrap_or("");
     if line.is_empty() {
-        return Err(Error::invalid(format!("passphrase file {} is empty", path.display())));
+        return Err(Error::invalid(format!(
+            "passphrase file {} is empty",
+            path.display()
+        )));
     }
     Ok(Zeroizing::new(line.to_string()))
 }
@@ -214,14 +257,22 @@ mod tests {
         let ring = Keyring::create(&master, Some("correct horse"), Some(&secret)).unwrap();
         let m1 = ring.unlock(&Unlock::KeyFile(kf.clone())).unwrap();
         assert_eq!(m1.bytes(), master.bytes());
-        let m2 = ring.unlock(&Unlock::Passphrase(Zeroizing::new("correct horse".into()))).unwrap();
+        let m2 = ring
+            .unlock(&Unlock::Passphrase(Zeroizing::new("correct horse".into())))
+            .unwrap();
         assert_eq!(m2.bytes(), master.bytes());
         let bad = ring.unlock(&Unlock::Passphrase(Zeroizing::new("wrong".into())));
         assert!(matches!(bad, Err(Error::WrongKey(_))));
         let other = dir.path().join("other");
         create_key_file(&other).unwrap();
-        assert!(matches!(ring.unlock(&Unlock::KeyFile(other)), Err(Error::WrongKey(_))));
+        assert!(matches!(
+            ring.unlock(&Unlock::KeyFile(other)),
+            Err(Error::WrongKey(_))
+        ));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&kf).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&kf).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

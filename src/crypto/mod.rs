@@ -54,7 +54,8 @@ impl Key {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(b"consentfs v1"), self.bytes());
         let mut k = Zeroizing::new([0u8; KEY_LEN]);
         // 32 bytes is far below HKDF-SHA256's limit of 255*32, so this cannot fail.
-        hk.expand(label.as_bytes(), k.as_mut()).expect("HKDF output length is valid");
+        hk.expand(label.as_bytes(), k.as_mut())
+            .expect("HKDF output length is valid");
         Key(k)
     }
 
@@ -86,7 +87,13 @@ pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let nonce = random_bytes::<NONCE_LEN>();
     let ct = key
         .cipher()
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);

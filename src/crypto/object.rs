@@ -63,7 +63,11 @@ pub fn header(id: &ObjectId) -> [u8; HEADER_LEN as usize] {
     h
 }
 
-fn chunk_aad(header: &[u8; HEADER_LEN as usize], index: u64, last: bool) -> [u8; HEADER_LEN as usize + 9] {
+fn chunk_aad(
+    header: &[u8; HEADER_LEN as usize],
+    index: u64,
+    last: bool,
+) -> [u8; HEADER_LEN as usize + 9] {
     let mut a = [0u8; HEADER_LEN as usize + 9];
     a[..HEADER_LEN as usize].copy_from_slice(header);
     a[HEADER_LEN as usize..HEADER_LEN as usize + 8].copy_from_slice(&index.to_be_bytes());
@@ -199,21 +203,38 @@ pub struct Decryptor<R: ReadAt> {
 
 impl<R: ReadAt> Decryptor<R> {
     /// Check the header and the length against what the catalog recorded.
-    pub fn open(id: &ObjectId, key: &Key, src: R, plain_len: u64, label: impl Into<String>) -> Result<Self> {
+    pub fn open(
+        id: &ObjectId,
+        key: &Key,
+        src: R,
+        plain_len: u64,
+        label: impl Into<String>,
+    ) -> Result<Self> {
         let label = label.into();
         let header = header(id);
-        let size = src.size().map_err(|e| Error::io(format!("cannot read {label}"), e))?;
+        let size = src
+            .size()
+            .map_err(|e| Error::io(format!("cannot read {label}"), e))?;
         let mut on_disk = [0u8; HEADER_LEN as usize];
         if size < HEADER_LEN || src.read_exact_at(&mut on_disk, 0).is_err() {
-            return Err(Error::integrity(&label, "object is truncated (no complete header)"));
+            return Err(Error::integrity(
+                &label,
+                "object is truncated (no complete header)",
+            ));
         }
         if on_disk != header {
-            return Err(Error::integrity(&label, "object header does not match (wrong or replaced object)"));
+            return Err(Error::integrity(
+                &label,
+                "object header does not match (wrong or replaced object)",
+            ));
         }
         if size != encrypted_len(plain_len) {
             return Err(Error::integrity(
                 &label,
-                format!("object is {size} bytes, expected {} (truncated or extended)", encrypted_len(plain_len)),
+                format!(
+                    "object is {size} bytes, expected {} (truncated or extended)",
+                    encrypted_len(plain_len)
+                ),
             ));
         }
         Ok(Decryptor {
@@ -246,7 +267,10 @@ impl<R: ReadAt> Decryptor<R> {
     /// Decrypt and authenticate chunk `index`.
     pub fn chunk(&self, index: u64) -> Result<Zeroizing<Vec<u8>>> {
         if index >= self.chunks {
-            return Err(Error::invalid(format!("chunk {index} is past the end of {}", self.label)));
+            return Err(Error::invalid(format!(
+                "chunk {index} is past the end of {}",
+                self.label
+            )));
         }
         let plain = self.chunk_plain_len(index);
         let mut raw = Zeroizing::new(vec![0u8; (plain + CHUNK_OVERHEAD) as usize]);
@@ -260,7 +284,10 @@ impl<R: ReadAt> Decryptor<R> {
         self.cipher
             .decrypt_in_place_detached(XNonce::from_slice(nonce), &aad, &mut out, tag.into())
             .map_err(|_| {
-                Error::integrity(&self.label, format!("chunk {index} failed authentication (tampered, moved or swapped)"))
+                Error::integrity(
+                    &self.label,
+                    format!("chunk {index} failed authentication (tampered, moved or swapped)"),
+                )
             })?;
         Ok(out)
     }
@@ -283,11 +310,32 @@ impl<R: ReadAt> Decryptor<R> {
         Ok(done)
     }
 
-    /// Decrypt the whole object into `out`, chunk by chunk; nothing unauthenticated is written.
+    /// Decrypt the whole object into `out` only once every chunk has been authenticated, so a
+    /// tampered object yields an error and no output at all rather than a truncated file. Up to
+    /// `VERIFY_IN_MEMORY` bytes are decrypted once into memory; larger objects are checked in a
+    /// first pass and decrypted again while writing.
+    pub fn copy_verified_to(&self, out: &mut dyn Write) -> Result<u64> {
+        const VERIFY_IN_MEMORY: u64 = 64 << 20;
+        if self.plain_len <= VERIFY_IN_MEMORY {
+            let mut all = Zeroizing::new(Vec::with_capacity(self.plain_len as usize));
+            self.copy_to(&mut *all)?;
+            out.write_all(&all)
+                .map_err(|e| Error::io("cannot write output", e))?;
+            return Ok(self.plain_len);
+        }
+        for i in 0..self.chunks {
+            self.chunk(i)?;
+        }
+        self.copy_to(out)
+    }
+
+    /// Decrypt the whole object into `out`, chunk by chunk. Each chunk is authenticated before it
+    /// is written, but a later chunk may still fail: see [`Decryptor::copy_verified_to`].
     pub fn copy_to(&self, out: &mut dyn Write) -> Result<u64> {
         for i in 0..self.chunks {
             let chunk = self.chunk(i)?;
-            out.write_all(&chunk).map_err(|e| Error::io("cannot write output", e))?;
+            out.write_all(&chunk)
+                .map_err(|e| Error::io("cannot write output", e))?;
         }
         Ok(self.plain_len)
     }
@@ -332,12 +380,24 @@ mod tests {
         let key = Key::random();
         let id = ObjectId::random();
         let data = sample(300_000);
-        let d = Decryptor::open(&id, &key, encrypt(&id, &key, &data), data.len() as u64, "t").unwrap();
-        for (off, len) in [(0, 10), (65530, 20), (131072, 65536), (299_990, 100), (300_000, 5), (400_000, 5)] {
+        let d =
+            Decryptor::open(&id, &key, encrypt(&id, &key, &data), data.len() as u64, "t").unwrap();
+        for (off, len) in [
+            (0, 10),
+            (65530, 20),
+            (131072, 65536),
+            (299_990, 100),
+            (300_000, 5),
+            (400_000, 5),
+        ] {
             let mut buf = vec![0u8; len];
             let n = d.read_at(&mut buf, off as u64).unwrap();
             let end = (off + len).min(data.len());
-            let want = if off < data.len() { &data[off..end] } else { &[][..] };
+            let want = if off < data.len() {
+                &data[off..end]
+            } else {
+                &[][..]
+            };
             assert_eq!(&buf[..n], want, "offset {off}");
         }
     }

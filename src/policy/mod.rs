@@ -374,7 +374,10 @@ impl Reason {
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = self.person().map(|p| format!("person {p}")).unwrap_or_default();
+        let who = self
+            .person()
+            .map(|p| format!("person {p}"))
+            .unwrap_or_default();
         f.write_str(&self.describe(&who))
     }
 }

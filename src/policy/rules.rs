@@ -43,7 +43,12 @@ fn grant_defect(person: &Person, asset: &Asset, e: &ConsentEvent, t: Time) -> Op
 
 /// The person's standing for this asset and purpose at t: `Ok(())` when the latest counting
 /// event is a valid grant, otherwise the reason it is not.
-fn person_standing(person: &Person, asset: &Asset, purpose: PurposeId, t: Time) -> Result<(), Reason> {
+fn person_standing(
+    person: &Person,
+    asset: &Asset,
+    purpose: PurposeId,
+    t: Time,
+) -> Result<(), Reason> {
     let mut relevant: Vec<&ConsentEvent> = person
         .events
         .iter()
@@ -56,13 +61,31 @@ fn person_standing(person: &Person, asset: &Asset, purpose: PurposeId, t: Time) 
     for e in relevant.iter().rev().filter(|e| e.starts <= t) {
         let who = person.id;
         match e.kind {
-            EventKind::Withdraw => return Err(Reason::Withdrawn { person: who, at: e.starts }),
-            EventKind::Refuse => return Err(Reason::Refused { person: who, at: e.starts }),
-            EventKind::Object => return Err(Reason::Objected { person: who, at: e.starts }),
+            EventKind::Withdraw => {
+                return Err(Reason::Withdrawn {
+                    person: who,
+                    at: e.starts,
+                })
+            }
+            EventKind::Refuse => {
+                return Err(Reason::Refused {
+                    person: who,
+                    at: e.starts,
+                })
+            }
+            EventKind::Object => {
+                return Err(Reason::Objected {
+                    person: who,
+                    at: e.starts,
+                })
+            }
             EventKind::Grant => {
                 if let Some(end) = e.expires {
                     if t >= end {
-                        skipped.get_or_insert(Reason::Expired { person: who, at: end });
+                        skipped.get_or_insert(Reason::Expired {
+                            person: who,
+                            at: end,
+                        });
                         continue;
                     }
                 }
@@ -82,7 +105,10 @@ fn person_standing(person: &Person, asset: &Asset, purpose: PurposeId, t: Time) 
         .iter()
         .find(|e| e.kind == EventKind::Grant && e.starts > t)
     {
-        return Err(Reason::NotYetStarted { person: person.id, from: future.starts });
+        return Err(Reason::NotYetStarted {
+            person: person.id,
+            from: future.starts,
+        });
     }
     Err(Reason::NoConsent { person: person.id })
 }
@@ -134,7 +160,9 @@ pub fn evaluate_at(
                 return (false, reason);
             }
         } else if let Err(
-            Reason::Withdrawn { person, at } | Reason::Refused { person, at } | Reason::Objected { person, at },
+            Reason::Withdrawn { person, at }
+            | Reason::Refused { person, at }
+            | Reason::Objected { person, at },
         ) = standing
         {
             return (false, Reason::Objected { person, at });
@@ -143,12 +171,19 @@ pub fn evaluate_at(
     if purpose.basis == Basis::Consent {
         (true, Reason::Consented)
     } else {
-        (true, Reason::Basis { basis: purpose.basis })
+        (
+            true,
+            Reason::Basis {
+                basis: purpose.basis,
+            },
+        )
     }
 }
 
 fn retention_end(asset: &Asset, purpose: &Purpose) -> Option<Time> {
-    let by_purpose = purpose.retention.and_then(|d| asset.created_at.checked_add_signed(d));
+    let by_purpose = purpose
+        .retention
+        .and_then(|d| asset.created_at.checked_add_signed(d));
     match (asset.retention_until, by_purpose) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -156,11 +191,18 @@ fn retention_end(asset: &Asset, purpose: &Purpose) -> Option<Time> {
 }
 
 /// Every moment after `now` at which the rules' inputs change by time alone.
-fn candidate_moments(asset: &Asset, people: &dyn People, purpose: &Purpose, now: Time) -> Vec<Time> {
+fn candidate_moments(
+    asset: &Asset,
+    people: &dyn People,
+    purpose: &Purpose,
+    now: Time,
+) -> Vec<Time> {
     let mut moments = Vec::new();
     moments.extend(retention_end(asset, purpose));
     for &pid in &asset.persons {
-        let Some(person) = people.person(pid) else { continue };
+        let Some(person) = people.person(pid) else {
+            continue;
+        };
         moments.extend(person.born.and_then(sixteenth_birthday));
         for e in &person.events {
             if e.purposes.contains(&purpose.id) && e.scope.covers(asset) {
@@ -176,14 +218,25 @@ fn candidate_moments(asset: &Asset, people: &dyn People, purpose: &Purpose, now:
 }
 
 /// The decision for `asset` as seen by `user` in `purpose` at `now` (DESIGN.md §3).
-pub fn decide(asset: &Asset, people: &dyn People, user: &User, purpose: &Purpose, now: Time) -> Decision {
+pub fn decide(
+    asset: &Asset,
+    people: &dyn People,
+    user: &User,
+    purpose: &Purpose,
+    now: Time,
+) -> Decision {
     let (visible, reason) = evaluate_at(asset, people, user, purpose, now);
-    let valid_until = if user.access(purpose.id, &asset.collection).is_none() || asset.status == Status::Trash {
-        None // no time-bound change can make these visible
-    } else {
-        candidate_moments(asset, people, purpose, now)
-            .into_iter()
-            .find(|&m| evaluate_at(asset, people, user, purpose, m).0 != visible)
-    };
-    Decision { visible, reason, valid_until }
+    let valid_until =
+        if user.access(purpose.id, &asset.collection).is_none() || asset.status == Status::Trash {
+            None // no time-bound change can make these visible
+        } else {
+            candidate_moments(asset, people, purpose, now)
+                .into_iter()
+                .find(|&m| evaluate_at(asset, people, user, purpose, m).0 != visible)
+        };
+    Decision {
+        visible,
+        reason,
+        valid_until,
+    }
 }

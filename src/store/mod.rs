@@ -87,7 +87,13 @@ impl Store {
             };
             let ring = Keyring::create(&master, passphrase, secret.as_ref())?;
             let store = Store::with_master(root, master.clone());
-            crate::catalog::Catalog::create(&store.catalog_path(), &store.catalog_key(), store.audit_key(), now, actor)?;
+            crate::catalog::Catalog::create(
+                &store.catalog_path(),
+                &store.catalog_key(),
+                store.audit_key(),
+                now,
+                actor,
+            )?;
             // The keyring is written last: its presence is what makes the directory a store.
             ring.save_new(&root.join(KEYRING))?;
             sync_dir(root)?;
@@ -176,7 +182,9 @@ impl Store {
                 enc.write(&buf[..n]).at("write object", &tmp)?;
             }
             let (out, size) = enc.finish().at("write object", &tmp)?;
-            let file = out.into_inner().map_err(|e| Error::io_path("write object", &tmp, e.into_error()))?;
+            let file = out
+                .into_inner()
+                .map_err(|e| Error::io_path("write object", &tmp, e.into_error()))?;
             file.sync_all().at("sync object", &tmp)?;
             std::fs::rename(&tmp, &final_path).at("rename object", &final_path)?;
             Ok(NewObject {
@@ -208,9 +216,16 @@ impl Store {
     }
 
     /// Open an object for random-access reads. `label` names it in integrity errors.
-    pub fn open_object(&self, id: &ObjectId, wrapped_key: &[u8], size: u64, label: &str) -> Result<Decryptor<File>> {
-        let key = unwrap_key(&self.wrap, &id.0, wrapped_key)
-            .ok_or_else(|| Error::integrity(label, "its data key does not unwrap (catalog tampered?)"))?;
+    pub fn open_object(
+        &self,
+        id: &ObjectId,
+        wrapped_key: &[u8],
+        size: u64,
+        label: &str,
+    ) -> Result<Decryptor<File>> {
+        let key = unwrap_key(&self.wrap, &id.0, wrapped_key).ok_or_else(|| {
+            Error::integrity(label, "its data key does not unwrap (catalog tampered?)")
+        })?;
         let path = self.object_path(id);
         let file = File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {

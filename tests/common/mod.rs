@@ -1,0 +1,167 @@
+//! Helpers shared by the integration tests: a fresh store in a temp dir and a way to run the
+//! real `consentfs` binary against it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_consentfs");
+
+pub struct TestStore {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub key: PathBuf,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub raw: Vec<u8>,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+fn to_run(o: Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        raw: o.stdout,
+    }
+}
+
+impl TestStore {
+    /// A new store opened with a key file.
+    pub fn new() -> TestStore {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("store");
+        let key = dir.path().join("key");
+        let t = TestStore { dir, store, key };
+        t.ok(&["init"]);
+        t
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CONSENTFS_STORE", &self.store)
+            .env("CONSENTFS_KEY_FILE", &self.key);
+        c
+    }
+
+    /// Run and return whatever happened.
+    pub fn run(&self, args: &[&str]) -> Run {
+        to_run(self.cmd().args(args).output().expect("run consentfs"))
+    }
+
+    /// Run; it must succeed (exit 0).
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 0,
+            "consentfs {args:?} failed: {}{}",
+            r.stdout, r.stderr
+        );
+        r
+    }
+
+    /// Run; it must fail with exit 2, leave the store as it was, and say `expect` on stderr.
+    pub fn fails(&self, args: &[&str], expect: &str) -> Run {
+        let before = self.state();
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 2,
+            "consentfs {args:?} should fail with 2: {}{}",
+            r.stdout, r.stderr
+        );
+        assert!(
+            r.stderr.to_lowercase().contains(&expect.to_lowercase()),
+            "consentfs {args:?}: stderr should mention '{expect}': {}",
+            r.stderr
+        );
+        assert_eq!(
+            before,
+            self.state(),
+            "consentfs {args:?} changed the store although it failed"
+        );
+        r
+    }
+
+    /// What a failed command must not change: the audit log (every change appends to it), the
+    /// set of object files and the keyring.
+    pub fn state(&self) -> (String, Vec<String>, Vec<u8>) {
+        let audit = self.ok(&["audit", "list", "--json"]).stdout;
+        let mut objects = Vec::new();
+        collect_files(&self.store.join("objects"), &mut objects);
+        let mut names: Vec<String> = objects.iter().map(|p| p.display().to_string()).collect();
+        names.sort();
+        (
+            audit,
+            names,
+            std::fs::read(self.store.join("keyring")).unwrap(),
+        )
+    }
+
+    pub fn write(&self, rel: &str, content: &[u8]) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// The store opened through the library, for tests that tamper with it.
+    pub fn open_catalog(&self) -> (consentfs::store::Store, consentfs::catalog::Catalog) {
+        let store = consentfs::store::Store::open(
+            &self.store,
+            &consentfs::crypto::keyring::Unlock::KeyFile(self.key.clone()),
+        )
+        .unwrap();
+        let cat = consentfs::catalog::Catalog::open(
+            &store.catalog_path(),
+            &store.catalog_key(),
+            store.audit_key(),
+        )
+        .unwrap();
+        (store, cat)
+    }
+}
+
+pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                collect_files(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+}
+
+/// Paths visible to `user` in `purpose`, sorted, according to `consentfs ls --json`.
+pub fn visible(t: &TestStore, user: &str, purpose: &str) -> Vec<String> {
+    let v = t
+        .ok(&["ls", "--user", user, "--purpose", purpose, "--json"])
+        .json();
+    let mut paths: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["visible"].as_bool().unwrap())
+        .map(|i| i["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    paths
+}
