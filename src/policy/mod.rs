@@ -13,6 +13,10 @@
 //!   special-category photo, a grant by someone who is neither the person nor a guardian) does not
 //!   count either: it can neither show the photo nor revoke an earlier valid grant. Events at the
 //!   same instant are ordered by the order in which they were recorded (event id).
+//! * A withdrawal, refusal or objection also cancels grants recorded before it whose start lies
+//!   later ("withdrawn" means no more use, including what was scheduled).
+//! * A minor's own grant never counts, not even after their 16th birthday; only a grant given
+//!   while the person was 16 or older, or by a registered guardian, does.
 //! * Under 16 means: before 00:00 UTC on the 16th birthday (29 February births turn 16 on
 //!   28 February in non-leap years).
 //! * For a purpose whose basis is not consent, any negative event (objection, refusal,

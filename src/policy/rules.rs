@@ -26,10 +26,12 @@ fn is_minor_at(person: &Person, t: Time) -> bool {
 /// Why a grant that is in its window at t does not count.
 fn grant_defect(person: &Person, asset: &Asset, e: &ConsentEvent, t: Time) -> Option<Reason> {
     let by_guardian = e.given_by != person.id && person.guardians.contains(&e.given_by);
+    // A person's own grant counts only if they were 16 when it took effect: one given as a
+    // minor does not become valid on the birthday (they are asked again; see `expiring`).
+    if e.given_by == person.id && is_minor_at(person, e.starts.min(t)) {
+        return Some(Reason::OwnGrantOfMinor { person: person.id });
+    }
     if is_minor_at(person, t) && !by_guardian {
-        if e.given_by == person.id {
-            return Some(Reason::OwnGrantOfMinor { person: person.id });
-        }
         return Some(Reason::NotByGuardian { person: person.id });
     }
     if e.given_by != person.id && !by_guardian {
@@ -80,6 +82,14 @@ fn person_standing(
                 })
             }
             EventKind::Grant => {
+                // A withdrawal, refusal or objection also cancels grants recorded before it that
+                // were to start later: withdrawing means "no more", including what was pending.
+                let cancelled = relevant
+                    .iter()
+                    .any(|n| n.kind != EventKind::Grant && n.starts <= t && n.id > e.id);
+                if cancelled {
+                    continue;
+                }
                 if let Some(end) = e.expires {
                     if t >= end {
                         skipped.get_or_insert(Reason::Expired {
