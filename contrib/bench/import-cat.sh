@@ -21,6 +21,8 @@ secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$
 t_import=$(secs "$bin" import --collection bench "$work/photos")
 rm -rf "$work/photos"
 head -c $((mib << 20)) /dev/urandom > "$work/one.raw"
+t_copy=$(secs cp "$work/one.raw" "$work/copy.raw")
+rm -f "$work/copy.raw"
 t_import1=$(secs "$bin" import "$work/one.raw")
 rm -f "$work/one.raw"
 t_cat=$(secs sh -c "'$bin' cat one.raw > /dev/null")
@@ -30,6 +32,7 @@ rate() { echo "scale=0; $mib / $1" | bc -l; }
 "$bin" cipher-speed --mib 512 | tee "$work/cipher"
 seal=$(awk '/seal/ {print $2}' "$work/cipher")
 open=$(awk '/open/ {print $2}' "$work/cipher")
+echo "plain_cp_within_tmpfs_mib_s $(rate "$t_copy")   (the limit: this VM's tmpfs write speed)"
 echo "import_${n}_photos_mib_s $(rate "$t_import")"
 echo "import_one_file_mib_s $(rate "$t_import1")   (ratio to raw seal: $(echo "scale=2; $(rate "$t_import1") / $seal" | bc -l))"
 echo "cat_one_file_mib_s $(rate "$t_cat")   (ratio to raw open: $(echo "scale=2; $(rate "$t_cat") / $open" | bc -l))"

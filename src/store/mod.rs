@@ -16,7 +16,7 @@ use crate::crypto::object::{Decryptor, Encryptor, ObjectId};
 use crate::crypto::{labels, unwrap_key, wrap_key, Key};
 use crate::error::{Error, IoContext, Result};
 use std::fs::File;
-use std::io::{BufWriter, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub const KEYRING: &str = "keyring";
@@ -167,31 +167,44 @@ impl Store {
         let tmp = final_path.with_extension("tmp");
         let written = (|| -> Result<NewObject> {
             let file = File::create(&tmp).at("create object", &tmp)?;
-            let mut enc = Encryptor::new(&id, &data_key, BufWriter::with_capacity(1 << 20, file))
-                .at("write object", &tmp)?;
-            let mut mac = self.content.mac_state();
-            let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 20]);
-            loop {
-                let n = match src.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Error::io("cannot read input", e)),
-                };
-                hmac::Mac::update(&mut mac, &buf[..n]);
-                enc.write(&buf[..n]).at("write object", &tmp)?;
-            }
-            let (out, size) = enc.finish().at("write object", &tmp)?;
-            let file = out
-                .into_inner()
-                .map_err(|e| Error::io_path("write object", &tmp, e.into_error()))?;
-            file.sync_all().at("sync object", &tmp)?;
+            let mut enc = Encryptor::new(&id, &data_key, file).at("write object", &tmp)?;
+            // The keyed content hash runs on a second thread so that hashing and encryption
+            // overlap; the blocks it gets are zeroized when dropped.
+            let (hash, size) = std::thread::scope(|scope| -> Result<([u8; 32], u64)> {
+                let (send, recv) = std::sync::mpsc::sync_channel::<zeroize::Zeroizing<Vec<u8>>>(4);
+                let hasher = scope.spawn(move || {
+                    let mut mac = self.content.mac_state();
+                    for block in recv {
+                        hmac::Mac::update(&mut mac, &block);
+                    }
+                    <[u8; 32]>::from(hmac::Mac::finalize(mac).into_bytes())
+                });
+                let mut buf = zeroize::Zeroizing::new(vec![0u8; 256 << 10]);
+                loop {
+                    let n = match src.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(Error::io("cannot read input", e)),
+                    };
+                    // if the hasher is gone the join below reports it
+                    let _ = send.send(zeroize::Zeroizing::new(buf[..n].to_vec()));
+                    enc.write(&buf[..n]).at("write object", &tmp)?;
+                }
+                drop(send);
+                let hash = hasher
+                    .join()
+                    .map_err(|_| Error::invalid("content hashing thread failed"))?;
+                let (out, size) = enc.finish().at("write object", &tmp)?;
+                out.sync_all().at("sync object", &tmp)?;
+                Ok((hash, size))
+            })?;
             std::fs::rename(&tmp, &final_path).at("rename object", &final_path)?;
             Ok(NewObject {
                 id,
                 wrapped_key: wrap_key(&self.wrap, &id.0, &data_key),
                 size,
-                content_hash: hmac::Mac::finalize(mac).into_bytes().into(),
+                content_hash: hash,
             })
         })();
         if written.is_err() {
