@@ -2,6 +2,8 @@
 //! portraits the people on them consented to, right now. See DESIGN.md and README.md.
 
 pub mod audit;
+pub mod vfs;
+pub mod view;
 pub mod catalog;
 pub mod cli;
 pub mod crypto;

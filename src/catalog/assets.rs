@@ -191,6 +191,53 @@ pub fn path_taken(conn: &Connection, collection: &str, name: &str) -> Result<Opt
         .optional()?)
 }
 
+/// In the mount a folder and a file cannot share a name: refuse a file named like an existing
+/// collection folder, and a collection whose folders are named like existing files.
+pub fn check_no_clash(conn: &Connection, collection: &str, name: &str) -> Result<()> {
+    let as_folder = join_path(collection, name);
+    let folder_exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM assets WHERE status <> 'trash'
+             AND (collection = ?1 OR substr(collection, 1, length(?1) + 1) = ?1 || '/'))",
+        params![as_folder],
+        |r| r.get(0),
+    )?;
+    if folder_exists {
+        return Err(Error::invalid(format!(
+            "'{as_folder}' is already a collection folder; a file cannot have the same path"
+        )));
+    }
+    let mut prefix = String::new();
+    for part in collection.split('/').filter(|p| !p.is_empty()) {
+        if path_taken(conn, &prefix, part)?.is_some() {
+            return Err(Error::invalid(format!(
+                "'{}' is a file, so it cannot also be a collection folder",
+                join_path(&prefix, part)
+            )));
+        }
+        prefix = join_path(&prefix, part);
+    }
+    Ok(())
+}
+
+/// The newest version of every asset (or of one), in one query.
+pub fn current_versions(
+    conn: &Connection,
+    only: Option<AssetId>,
+) -> Result<std::collections::HashMap<AssetId, VersionRow>> {
+    let mut st = conn.prepare(
+        "SELECT v.asset_id, v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key
+         FROM versions v JOIN objects o ON o.id = v.object_id
+         WHERE (?1 IS NULL OR v.asset_id = ?1)
+           AND v.version = (SELECT MAX(version) FROM versions w WHERE w.asset_id = v.asset_id)",
+    )?;
+    let rows = st
+        .query_map([only], |r| {
+            Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(|(a, v)| Ok((a, to_version(v)?))).collect()
+}
+
 /// Record an object written by the store.
 pub fn add_object(tx: &Tx, obj: &NewObject) -> Result<()> {
     tx.execute(
@@ -215,6 +262,7 @@ pub fn add(
             join_path(collection, name)
         )));
     }
+    check_no_clash(tx, collection, name)?;
     add_object(tx, obj)?;
     tx.execute(
         "INSERT INTO assets (collection, name, status, creator, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -161,9 +161,10 @@ pub fn list(conn: &Connection, person: Option<PersonId>) -> Result<Vec<EventRow>
     let mut purposes: HashMap<EventId, Vec<(PurposeId, String)>> = HashMap::new();
     let mut ps = conn.prepare(
         "SELECT ep.event_id, ep.purpose_id, p.name FROM consent_event_purposes ep JOIN purposes p ON p.id = ep.purpose_id
+         WHERE ?1 IS NULL OR ep.event_id IN (SELECT id FROM consent_events WHERE person_id = ?1)
          ORDER BY ep.event_id, ep.purpose_id",
     )?;
-    for r in ps.query_map([], |r| {
+    for r in ps.query_map([person], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
@@ -175,9 +176,11 @@ pub fn list(conn: &Connection, person: Option<PersonId>) -> Result<Vec<EventRow>
     }
     let mut assets: HashMap<EventId, Vec<AssetId>> = HashMap::new();
     let mut asx = conn.prepare(
-        "SELECT event_id, asset_id FROM consent_event_assets ORDER BY event_id, asset_id",
+        "SELECT event_id, asset_id FROM consent_event_assets
+         WHERE ?1 IS NULL OR event_id IN (SELECT id FROM consent_events WHERE person_id = ?1)
+         ORDER BY event_id, asset_id",
     )?;
-    for r in asx.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+    for r in asx.query_map([person], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
         let (e, a) = r?;
         assets.entry(e).or_default().push(a);
     }

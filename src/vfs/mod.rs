@@ -1,0 +1,541 @@
+//! Filesystem semantics over the view index and the store, knowing nothing of FUSE.
+//!
+//! The tree is `/<login>/<purpose>/<collection path>/<file>`. Every operation takes the caller
+//! (uid, gid) and checks it again, whatever the kernel's `default_permissions` already did: a
+//! caller may only enter the folder of the login that maps to their uid (root may enter all).
+//! Every open and every read re-checks that the asset is visible to that login in that purpose
+//! *now*, so a withdrawal takes effect for handles opened before it.
+//!
+//! `fuse.rs` is a thin adapter from fuser's callbacks to these methods; tests drive them directly.
+//! Cache invalidation is computed here ([`Vfs::invalidations`]) but sent by the adapter from a
+//! dedicated thread.
+
+pub mod cache;
+pub mod inodes;
+
+use crate::crypto::object::{Decryptor, ObjectId, CHUNK_PLAIN};
+use crate::error::{Error, Result};
+use crate::policy::{Access, AssetId, PurposeId};
+use crate::store::Store;
+use crate::view::{Change, View};
+use cache::{Chunk, ChunkCache};
+use inodes::{Ino, Inodes, Node, ROOT};
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use inodes::Ino as Inode;
+
+/// Who is asking: the uid and gid the kernel reports for the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: Ino,
+    pub kind: Kind,
+    pub size: u64,
+    /// Permission bits (e.g. 0o700).
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: SystemTime,
+    pub nlink: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: String,
+    pub attr: Attr,
+}
+
+/// A cache entry the kernel must forget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// The name `name` in folder `parent` (a dentry, positive or negative).
+    Entry { parent: Ino, name: String },
+    /// An inode's attributes and cached pages.
+    Inode { ino: Ino },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+}
+
+/// Maps logins to OS accounts (uid, primary gid).
+pub trait Accounts: Send + Sync {
+    fn lookup(&self, login: &str) -> Option<(u32, u32)>;
+}
+
+/// The machine's accounts (getpwnam).
+pub struct OsAccounts;
+
+impl Accounts for OsAccounts {
+    fn lookup(&self, login: &str) -> Option<(u32, u32)> {
+        nix::unistd::User::from_name(login).ok().flatten().map(|u| (u.uid.as_raw(), u.gid.as_raw()))
+    }
+}
+
+impl Accounts for HashMap<String, (u32, u32)> {
+    fn lookup(&self, login: &str) -> Option<(u32, u32)> {
+        self.get(login).copied()
+    }
+}
+
+/// An open file: the version it was opened at stays readable while the asset stays visible.
+struct Handle {
+    login: Arc<str>,
+    purpose: PurposeId,
+    asset: AssetId,
+    object: ObjectId,
+    reader: Decryptor<File>,
+}
+
+pub struct Vfs {
+    store: Arc<Store>,
+    view: Arc<RwLock<View>>,
+    accounts: Box<dyn Accounts>,
+    inodes: Mutex<Inodes>,
+    handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    chunks: ChunkCache,
+    /// Folders show the mount time as their modification time.
+    mounted_at: SystemTime,
+}
+
+const XATTRS: [&str; 4] =
+    ["user.consentfs.asset", "user.consentfs.subjects", "user.consentfs.valid_until", "user.consentfs.status"];
+
+fn denied(what: impl Into<String>) -> Error {
+    Error::Denied(what.into())
+}
+
+fn to_system_time(t: crate::policy::Time) -> SystemTime {
+    UNIX_EPOCH + std::time::Duration::from_secs(t.timestamp().max(0) as u64)
+}
+
+impl Vfs {
+    pub fn new(store: Arc<Store>, view: Arc<RwLock<View>>, accounts: Box<dyn Accounts>) -> Vfs {
+        Vfs {
+            store,
+            view,
+            accounts,
+            inodes: Mutex::new(Inodes::new()),
+            handles: RwLock::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            chunks: ChunkCache::new(256),
+            mounted_at: SystemTime::now(),
+        }
+    }
+
+    fn view(&self) -> RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn inodes(&self) -> std::sync::MutexGuard<'_, Inodes> {
+        self.inodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn node(&self, ino: Ino) -> Result<Node> {
+        self.inodes().node(ino).cloned().ok_or_else(|| Error::not_found(format!("unknown inode {ino}")))
+    }
+
+    /// The caller may act inside `login`'s tree: they are that account, or root.
+    fn check_owner(&self, caller: Caller, login: &str) -> Result<(u32, u32)> {
+        let (uid, gid) = self
+            .accounts
+            .lookup(login)
+            .ok_or_else(|| Error::not_found("no OS account for this view".to_string()))?;
+        if caller.uid != uid && caller.uid != 0 {
+            log::info!("denied: uid {} tried to enter the view of uid {uid}", caller.uid);
+            return Err(denied("not your view"));
+        }
+        Ok((uid, gid))
+    }
+
+    /// Whether the node still exists in the view, as the given login sees it.
+    fn exists(&self, view: &View, node: &Node) -> bool {
+        match node {
+            Node::Root => true,
+            Node::User(l) => view.user_purposes(l).first().is_some() && self.accounts.lookup(l).is_some(),
+            Node::Purpose(l, p) => view.user_purposes(l).iter().any(|(q, _)| q.id == *p),
+            Node::Dir(l, p, path) => view.dir_visible(l, *p, path),
+            Node::File(l, p, a) => view.file_visible(l, *p, *a),
+        }
+    }
+
+    fn attr_of(&self, view: &View, node: &Node, ino: Ino) -> Result<Attr> {
+        let dir = |perm: u16, uid: u32, gid: u32| Attr {
+            ino,
+            kind: Kind::Dir,
+            size: 0,
+            perm,
+            uid,
+            gid,
+            mtime: self.mounted_at,
+            nlink: 2,
+        };
+        let perm_for = |access: Option<Access>, rw: u16, ro: u16| match access {
+            Some(Access::Write | Access::Delete) => rw,
+            _ => ro,
+        };
+        Ok(match node {
+            Node::Root => dir(0o755, 0, 0),
+            Node::User(l) => {
+                let (uid, gid) = self.accounts.lookup(l).ok_or_else(|| Error::not_found("no account"))?;
+                dir(0o700, uid, gid)
+            }
+            Node::Purpose(l, p) => {
+                let (uid, gid) = self.accounts.lookup(l).ok_or_else(|| Error::not_found("no account"))?;
+                let access = view.user_purposes(l).iter().find(|(q, _)| q.id == *p).map(|(_, a)| *a);
+                dir(perm_for(access, 0o700, 0o500), uid, gid)
+            }
+            Node::Dir(l, p, path) => {
+                let (uid, gid) = self.accounts.lookup(l).ok_or_else(|| Error::not_found("no account"))?;
+                dir(perm_for(view.access(l, *p, path), 0o700, 0o500), uid, gid)
+            }
+            Node::File(l, p, a) => {
+                let (uid, gid) = self.accounts.lookup(l).ok_or_else(|| Error::not_found("no account"))?;
+                let info = view.asset(*a).ok_or_else(|| Error::not_found("no such asset"))?;
+                let version = info.version.as_ref().ok_or_else(|| Error::not_found("asset has no content"))?;
+                Attr {
+                    ino,
+                    kind: Kind::File,
+                    size: version.size,
+                    perm: perm_for(view.access(l, *p, &info.collection), 0o600, 0o400),
+                    uid,
+                    gid,
+                    mtime: to_system_time(version.created_at),
+                    nlink: 1,
+                }
+            }
+        })
+    }
+
+    /// The child called `name` of `parent`, if it exists in the view.
+    fn child(&self, view: &View, parent: &Node, name: &str) -> Option<Node> {
+        match parent {
+            Node::Root => {
+                let login: Arc<str> = Arc::from(name);
+                let node = Node::User(login);
+                self.exists(view, &node).then_some(node)
+            }
+            Node::User(l) => {
+                let p = view.purpose_by_name(name)?;
+                let node = Node::Purpose(l.clone(), p.id);
+                self.exists(view, &node).then_some(node)
+            }
+            Node::Purpose(l, p) | Node::Dir(l, p, _) => {
+                let dir = match parent {
+                    Node::Dir(_, _, path) => path.to_string(),
+                    _ => String::new(),
+                };
+                let sub = crate::catalog::assets::join_path(&dir, name);
+                if view.dir_visible(l, *p, &sub) {
+                    return Some(Node::Dir(l.clone(), *p, Arc::from(sub.as_str())));
+                }
+                view.file_in(l, *p, &dir, name).map(|a| Node::File(l.clone(), *p, a))
+            }
+            Node::File(..) => None,
+        }
+    }
+
+    pub fn lookup(&self, caller: Caller, parent: Ino, name: &str) -> Result<Attr> {
+        let parent_node = self.node(parent)?;
+        if let Some(login) = parent_node.login() {
+            self.check_owner(caller, login)?;
+        }
+        let view = self.view();
+        if !self.exists(&view, &parent_node) {
+            return Err(Error::not_found("folder no longer exists"));
+        }
+        let node = self.child(&view, &parent_node, name).ok_or_else(|| Error::not_found("no such entry"))?;
+        if parent_node == Node::Root {
+            // entering someone else's folder is refused by permissions, but its name and
+            // owner may be seen (like /home)
+        } else if let Some(login) = node.login() {
+            self.check_owner(caller, login)?;
+        }
+        let ino = self.inodes().reference(&node);
+        self.attr_of(&view, &node, ino)
+    }
+
+    pub fn forget(&self, ino: Ino, n: u64) {
+        self.inodes().forget(ino, n);
+    }
+
+    pub fn getattr(&self, caller: Caller, ino: Ino) -> Result<Attr> {
+        let node = self.node(ino)?;
+        if let (Some(login), Node::Purpose(..) | Node::Dir(..) | Node::File(..)) = (node.login(), &node) {
+            self.check_owner(caller, login)?;
+        }
+        let view = self.view();
+        if !self.exists(&view, &node) {
+            return Err(Error::not_found("no longer in the view"));
+        }
+        self.attr_of(&view, &node, ino)
+    }
+
+    /// The entries of a folder (without `.` and `..`). With `plus`, each entry counts as a
+    /// lookup (readdirplus), as the kernel expects.
+    pub fn readdir(&self, caller: Caller, ino: Ino, plus: bool) -> Result<Vec<DirEntry>> {
+        let node = self.node(ino)?;
+        if let Some(login) = node.login() {
+            self.check_owner(caller, login)?;
+        }
+        let view = self.view();
+        if !self.exists(&view, &node) {
+            return Err(Error::not_found("folder no longer exists"));
+        }
+        let children: Vec<(String, Node)> = match &node {
+            Node::Root => {
+                let mut logins: Vec<&str> = view.logins().filter(|l| self.accounts.lookup(l).is_some()).collect();
+                logins.sort();
+                logins.into_iter().map(|l| (l.to_string(), Node::User(Arc::from(l)))).collect()
+            }
+            Node::User(l) => {
+                view.user_purposes(l).into_iter().map(|(p, _)| (p.name.clone(), Node::Purpose(l.clone(), p.id))).collect()
+            }
+            Node::Purpose(l, p) | Node::Dir(l, p, _) => {
+                let dir = match &node {
+                    Node::Dir(_, _, path) => path.to_string(),
+                    _ => String::new(),
+                };
+                let (dirs, files) = view.list_dir(l, *p, &dir);
+                let mut out: Vec<(String, Node)> = dirs
+                    .into_iter()
+                    .map(|d| {
+                        let sub = crate::catalog::assets::join_path(&dir, &d);
+                        (d.to_string(), Node::Dir(l.clone(), *p, Arc::from(sub.as_str())))
+                    })
+                    .collect();
+                out.extend(files.into_iter().map(|(n, a)| (n.to_string(), Node::File(l.clone(), *p, a))));
+                out
+            }
+            Node::File(..) => return Err(Error::Invalid("not a folder".into())),
+        };
+        let mut inodes = self.inodes();
+        let mut out = Vec::with_capacity(children.len());
+        for (name, child) in children {
+            let ino = if plus { inodes.reference(&child) } else { inodes.ino_of(&child) };
+            match self.attr_of(&view, &child, ino) {
+                Ok(attr) => out.push(DirEntry { name, attr }),
+                Err(e) => log::debug!("skipping entry of inode {ino}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Open a file for reading; returns the handle number.
+    pub fn open(&self, caller: Caller, ino: Ino, write: bool) -> Result<u64> {
+        let node = self.node(ino)?;
+        let Node::File(login, purpose, asset) = &node else {
+            return Err(Error::Invalid("not a file".into()));
+        };
+        self.check_owner(caller, login)?;
+        let (object, wrapped, size, label) = {
+            let view = self.view();
+            if !view.file_visible(login, *purpose, *asset) {
+                log::info!("denied: open of asset {asset} which is no longer visible");
+                return Err(denied("no longer visible"));
+            }
+            if write {
+                return Err(Error::io("writing through the mount", std::io::Error::from_raw_os_error(libc::EROFS)));
+            }
+            let info = view.asset(*asset).ok_or_else(|| Error::not_found("no such asset"))?;
+            let v = info.version.as_ref().ok_or_else(|| Error::not_found("no content"))?;
+            let wrapped = v.wrapped_key.clone().ok_or_else(|| Error::not_found("content was shredded"))?;
+            (v.object, wrapped, v.size, format!("asset {asset} version {}", v.version))
+        };
+        let reader = self.store.open_object(&object, &wrapped, size, &label).inspect_err(|e| {
+            log::error!("{e}");
+        })?;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let handle = Handle { login: login.clone(), purpose: *purpose, asset: *asset, object, reader };
+        self.handles.write().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(handle));
+        Ok(fh)
+    }
+
+    fn chunk(&self, h: &Handle, index: u64) -> Result<Chunk> {
+        if let Some(c) = self.chunks.get(&h.object, index) {
+            return Ok(c);
+        }
+        let c: Chunk = Arc::new(h.reader.chunk(index).inspect_err(|e| log::error!("{e}"))?);
+        self.chunks.put(h.object, index, c.clone());
+        Ok(c)
+    }
+
+    /// Read up to `size` bytes at `offset`. Fails with EACCES once the asset is no longer
+    /// visible to the handle's user in its purpose, and with EIO on an integrity error.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let h = self
+            .handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| Error::Invalid("bad file handle".into()))?;
+        if !self.view().file_visible(&h.login, h.purpose, h.asset) {
+            log::info!("denied: read of asset {} through a handle opened before it was hidden", h.asset);
+            return Err(denied("no longer visible"));
+        }
+        let len = h.reader.len();
+        if offset >= len {
+            return Ok(Vec::new());
+        }
+        let end = (offset + u64::from(size)).min(len);
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        let mut pos = offset;
+        while pos < end {
+            let index = pos / CHUNK_PLAIN;
+            let chunk = self.chunk(&h, index)?;
+            let within = (pos - index * CHUNK_PLAIN) as usize;
+            let take = ((end - pos) as usize).min(chunk.len() - within);
+            out.extend_from_slice(&chunk[within..within + take]);
+            pos += take as u64;
+        }
+        Ok(out)
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles.write().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+    }
+
+    pub fn listxattr(&self, caller: Caller, ino: Ino) -> Result<Vec<String>> {
+        self.getattr(caller, ino)?;
+        Ok(match self.node(ino)? {
+            Node::File(..) => XATTRS.iter().map(|s| s.to_string()).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    pub fn getxattr(&self, caller: Caller, ino: Ino, name: &str) -> Result<Vec<u8>> {
+        self.getattr(caller, ino)?;
+        let Node::File(_, purpose, asset) = self.node(ino)? else {
+            return Err(Error::io("no such attribute", std::io::Error::from_raw_os_error(libc::ENODATA)));
+        };
+        let view = self.view();
+        let info = view.asset(asset).ok_or_else(|| Error::not_found("no such asset"))?;
+        let value = match name {
+            "user.consentfs.asset" => asset.to_string(),
+            "user.consentfs.subjects" => {
+                info.row.persons.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+            }
+            "user.consentfs.valid_until" => {
+                view.valid_until(purpose, asset).map(|t| t.to_rfc3339()).unwrap_or_else(|| "none".into())
+            }
+            "user.consentfs.status" => info.row.status.as_str().to_string(),
+            _ => return Err(Error::io("no such attribute", std::io::Error::from_raw_os_error(libc::ENODATA))),
+        };
+        Ok(value.into_bytes())
+    }
+
+    pub fn statfs(&self) -> StatFs {
+        let assets = self.view().len() as u64;
+        match nix::sys::statvfs::statvfs(self.store.root()) {
+            Ok(s) => StatFs {
+                blocks: s.blocks(),
+                bfree: s.blocks_free(),
+                bavail: s.blocks_available(),
+                files: assets,
+                ffree: 0,
+                bsize: s.block_size() as u32,
+                namelen: 255,
+            },
+            Err(_) => StatFs { files: assets, bsize: 4096, namelen: 255, ..Default::default() },
+        }
+    }
+
+    /// The kernel cache entries that `changes` make stale, for nodes the kernel knows.
+    pub fn invalidations(&self, changes: &[Change]) -> Vec<Invalidation> {
+        // Lock order everywhere: view, then inodes.
+        let view = self.view();
+        let inodes = self.inodes();
+        let mut out = Vec::new();
+        let whole_login = |login: &str, out: &mut Vec<Invalidation>| {
+            out.push(Invalidation::Entry { parent: ROOT, name: login.to_string() });
+            for (ino, node) in inodes.of_login(login) {
+                let (parent, name) = match &node {
+                    Node::User(_) => continue,
+                    Node::Purpose(l, p) => (Node::User(l.clone()), view.purpose(*p).map(|p| p.name.clone())),
+                    Node::Dir(l, p, path) => match path.rsplit_once('/') {
+                        Some((up, n)) => (Node::Dir(l.clone(), *p, Arc::from(up)), Some(n.to_string())),
+                        None => (Node::Purpose(l.clone(), *p), Some(path.to_string())),
+                    },
+                    Node::File(..) => {
+                        out.push(Invalidation::Inode { ino });
+                        continue;
+                    }
+                    Node::Root => continue,
+                };
+                if let (Some(pino), Some(name)) = (inodes.known(&parent), name) {
+                    out.push(Invalidation::Entry { parent: pino, name });
+                }
+            }
+        };
+        for change in changes {
+            match change {
+                Change::All => {
+                    let logins: Vec<String> = view.logins().map(str::to_string).collect();
+                    for l in logins {
+                        whole_login(&l, &mut out);
+                    }
+                }
+                Change::User { login } => whole_login(login, &mut out),
+                Change::Asset { purpose, collection, name, asset, .. } => {
+                    for login in inodes.logins_with_purpose(*purpose) {
+                        let Some(mut parent) = inodes.known(&Node::Purpose(login.clone(), *purpose)) else { continue };
+                        let mut path = String::new();
+                        let mut complete = true;
+                        for c in crate::view::tree::components(collection) {
+                            out.push(Invalidation::Entry { parent, name: c.to_string() });
+                            path = crate::catalog::assets::join_path(&path, c);
+                            match inodes.known(&Node::Dir(login.clone(), *purpose, Arc::from(path.as_str()))) {
+                                Some(ino) => parent = ino,
+                                None => {
+                                    complete = false;
+                                    break;
+                                }
+                            }
+                        }
+                        if complete {
+                            out.push(Invalidation::Entry { parent, name: name.to_string() });
+                        }
+                        if let Some(ino) = inodes.known(&Node::File(login.clone(), *purpose, *asset)) {
+                            out.push(Invalidation::Inode { ino });
+                        }
+                    }
+                    if let Some(info) = view.asset(*asset) {
+                        if let Some(v) = &info.version {
+                            self.chunks.forget_object(&v.object);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of inodes the kernel may hold (for tests and logs).
+    pub fn known_inodes(&self) -> usize {
+        self.inodes().len()
+    }
+}

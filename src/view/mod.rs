@@ -1,0 +1,434 @@
+//! The in-memory view index: which assets each (user, purpose) sees right now, and when that next
+//! changes by time alone.
+//!
+//! For assets that are not drafts, the only rule that depends on the user is rule 1 (a grant on
+//! the purpose covering the collection). So the index evaluates the rules once per (asset,
+//! purpose), as if for a user with a grant on everything, keeps one folder [`Tree`] per purpose,
+//! and applies each user's grants when a folder is listed or a file is looked up. That keeps
+//! memory proportional to assets × purposes, not × users.
+//!
+//! Updates are incremental: [`View::refresh`] reads the audit entries appended since the last
+//! refresh (every change writes one, with the ids it touched) and re-evaluates only the assets
+//! they concern: a consent event re-evaluates the assets of that person. Time-driven changes
+//! come from [`View::expire`], driven by a timer on [`View::next_transition`]: each asset is
+//! filed under the earliest `valid_until` of its decisions, so an expiry re-evaluates just the
+//! assets whose time has come.
+
+pub mod tree;
+
+use crate::audit;
+use crate::catalog::assets::{self, AssetRow, VersionRow};
+use crate::catalog::purposes::PurposeRow;
+use crate::catalog::snapshot::World;
+use crate::catalog::users::UserRow;
+use crate::catalog::{consents, persons, purposes, users};
+use crate::error::Result;
+use crate::policy::{self, prefix_covers, Access, AssetId, Person, PersonId, PurposeId, Time};
+use rusqlite::Connection;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+pub use tree::Dir as Tree;
+
+/// What the mount needs to know of an asset: where it is, and its current version.
+#[derive(Debug, Clone)]
+pub struct AssetInfo {
+    pub row: AssetRow,
+    pub collection: Arc<str>,
+    pub name: Arc<str>,
+    pub version: Option<VersionRow>,
+    policy: policy::Asset,
+}
+
+/// One change in what some view shows, for the mount to push into the kernel's caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An asset appeared in, disappeared from, or changed within a purpose's tree.
+    Asset { purpose: PurposeId, collection: Arc<str>, name: Arc<str>, asset: AssetId, visible: bool },
+    /// A user's grants (or existence) changed: their whole tree may look different.
+    User { login: String },
+    /// Too much changed to say: forget every cached entry.
+    All,
+}
+
+/// Where and until when an asset is shown in a purpose's tree.
+#[derive(Debug, Clone)]
+struct Shown {
+    until: Option<Time>,
+    collection: Arc<str>,
+    name: Arc<str>,
+    version: i64,
+}
+
+pub struct View {
+    purposes: HashMap<PurposeId, PurposeRow>,
+    persons: HashMap<PersonId, Person>,
+    assets: HashMap<AssetId, AssetInfo>,
+    by_person: HashMap<PersonId, HashSet<AssetId>>,
+    users: HashMap<String, UserRow>,
+    /// Per purpose: visible assets, where they are shown, and when that next changes.
+    visible: HashMap<PurposeId, HashMap<AssetId, Shown>>,
+    trees: HashMap<PurposeId, Tree>,
+    timers: BTreeSet<(Time, AssetId)>,
+    next_at: HashMap<AssetId, Time>,
+    last_seq: i64,
+}
+
+impl policy::People for View {
+    fn person(&self, id: PersonId) -> Option<&Person> {
+        self.persons.get(&id)
+    }
+}
+
+/// A user with a read grant on everything in `purpose`: the rules for the non-user parts.
+fn anyone(purpose: PurposeId) -> policy::User {
+    policy::User {
+        login: String::new(),
+        grants: vec![policy::Grant { purpose, prefix: String::new(), access: Access::Read }],
+    }
+}
+
+impl View {
+    /// Build the whole index from the catalog.
+    pub fn load(conn: &Connection, now: Time) -> Result<View> {
+        let last_seq = audit::last_seq(conn)?;
+        let world = World::load(conn)?;
+        let mut versions = assets::current_versions(conn, None)?;
+        let mut view = View {
+            purposes: world.purposes,
+            persons: world.persons,
+            assets: HashMap::new(),
+            by_person: HashMap::new(),
+            users: world.users,
+            visible: HashMap::new(),
+            trees: HashMap::new(),
+            timers: BTreeSet::new(),
+            next_at: HashMap::new(),
+            last_seq,
+        };
+        for row in world.assets {
+            let version = versions.remove(&row.id);
+            view.put_asset(row, version);
+        }
+        let ids: Vec<AssetId> = view.assets.keys().copied().collect();
+        for id in ids {
+            view.evaluate(id, now, &mut Vec::new());
+        }
+        Ok(view)
+    }
+
+    fn put_asset(&mut self, row: AssetRow, version: Option<VersionRow>) {
+        for p in &row.persons {
+            self.by_person.entry(*p).or_default().insert(row.id);
+        }
+        let info = AssetInfo {
+            collection: Arc::from(row.collection.as_str()),
+            name: Arc::from(row.name.as_str()),
+            policy: row.to_policy(),
+            version,
+            row,
+        };
+        self.assets.insert(info.row.id, info);
+    }
+
+    /// Evaluate one asset in every purpose, update trees and timers, and record what changed.
+    fn evaluate(&mut self, id: AssetId, now: Time, changes: &mut Vec<Change>) {
+        let mut next: Option<Time> = None;
+        let purposes: Vec<PurposeId> = self.purposes.keys().copied().collect();
+        for pid in purposes {
+            let decision = match (self.assets.get(&id), self.purposes.get(&pid)) {
+                (Some(info), Some(purpose)) if info.version.is_some() => {
+                    let d = policy::decide(&info.policy, self, &anyone(pid), &purpose.to_policy(), now);
+                    Some(d)
+                }
+                _ => None,
+            };
+            if let Some(u) = decision.as_ref().and_then(|d| d.valid_until) {
+                next = Some(next.map_or(u, |n| n.min(u)));
+            }
+            let shown_now = match (&decision, self.assets.get(&id)) {
+                (Some(d), Some(info)) if d.visible => Some(Shown {
+                    until: d.valid_until,
+                    collection: info.collection.clone(),
+                    name: info.name.clone(),
+                    version: info.version.as_ref().map_or(0, |v| v.version),
+                }),
+                _ => None,
+            };
+            let vis = self.visible.entry(pid).or_default();
+            let tree = self.trees.entry(pid).or_default();
+            let before = vis.remove(&id);
+            let moved = match (&before, &shown_now) {
+                (Some(b), Some(n)) => b.collection != n.collection || b.name != n.name,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if let Some(b) = &before {
+                if moved {
+                    tree.remove(&b.collection, &b.name);
+                    changes.push(Change::Asset {
+                        purpose: pid,
+                        collection: b.collection.clone(),
+                        name: b.name.clone(),
+                        asset: id,
+                        visible: false,
+                    });
+                }
+            }
+            if let Some(n) = shown_now {
+                if before.is_none() || moved {
+                    tree.insert(&n.collection, n.name.clone(), id);
+                }
+                if before.as_ref().is_none_or(|b| moved || b.version != n.version) {
+                    changes.push(Change::Asset {
+                        purpose: pid,
+                        collection: n.collection.clone(),
+                        name: n.name.clone(),
+                        asset: id,
+                        visible: true,
+                    });
+                }
+                vis.insert(id, n);
+            }
+        }
+        if let Some(old) = self.next_at.remove(&id) {
+            self.timers.remove(&(old, id));
+        }
+        if let Some(n) = next {
+            self.next_at.insert(id, n);
+            self.timers.insert((n, id));
+        }
+    }
+
+    /// The next moment some visibility changes by time alone.
+    pub fn next_transition(&self) -> Option<Time> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Re-evaluate the assets whose time has come.
+    pub fn expire(&mut self, now: Time) -> Vec<Change> {
+        let mut changes = Vec::new();
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.remove(&(t, id));
+            self.next_at.remove(&id);
+            self.evaluate(id, now, &mut changes);
+        }
+        changes
+    }
+
+    /// Catch up with changes other processes committed to the catalog.
+    pub fn refresh(&mut self, conn: &Connection, now: Time) -> Result<Vec<Change>> {
+        let entries = audit::list(conn, self.last_seq)?;
+        let Some(last) = entries.last() else { return Ok(Vec::new()) };
+        let last_seq = last.seq;
+        let mut persons_touched: HashSet<PersonId> = HashSet::new();
+        let mut assets_touched: HashSet<AssetId> = HashSet::new();
+        let mut users_touched: HashSet<String> = HashSet::new();
+        let mut full = false;
+        let mut purposes_changed = false;
+        for e in &entries {
+            let d = &e.detail;
+            let id = |k: &str| d.get(k).and_then(serde_json::Value::as_i64);
+            match e.action.as_str() {
+                a if a.starts_with("consent.") || a == "person.guardian" || a == "person.add" => {
+                    persons_touched.extend(id("person"))
+                }
+                "asset.link" | "asset.unlink" => {
+                    assets_touched.extend(id("asset"));
+                    persons_touched.extend(id("person"));
+                }
+                a if a.starts_with("asset.") => assets_touched.extend(id("asset")),
+                "user.add" | "user.grant" => {
+                    if let Some(login) = d.get("user").and_then(serde_json::Value::as_str) {
+                        users_touched.insert(login.to_string());
+                    }
+                }
+                "purpose.add" => purposes_changed = true,
+                _ => full = true,
+            }
+        }
+        if full {
+            *self = View::load(conn, now)?;
+            self.last_seq = last_seq;
+            return Ok(vec![Change::All]);
+        }
+        let mut changes = Vec::new();
+        if purposes_changed {
+            self.purposes = purposes::list(conn)?.into_iter().map(|p| (p.id, p)).collect();
+        }
+        for login in &users_touched {
+            match users::resolve(conn, login) {
+                Ok(u) => {
+                    self.users.insert(login.clone(), u);
+                }
+                Err(_) => {
+                    self.users.remove(login);
+                }
+            }
+            changes.push(Change::User { login: login.clone() });
+        }
+        for pid in &persons_touched {
+            match persons::get(conn, *pid)? {
+                Some(p) => {
+                    let events = consents::list(conn, Some(*pid))?.iter().map(|e| e.to_policy()).collect();
+                    self.persons.insert(*pid, Person { id: *pid, born: p.born, guardians: p.guardians, events });
+                }
+                None => {
+                    self.persons.remove(pid);
+                }
+            }
+        }
+        for aid in &assets_touched {
+            if let Some(old) = self.assets.remove(aid) {
+                for p in &old.row.persons {
+                    if let Some(set) = self.by_person.get_mut(p) {
+                        set.remove(aid);
+                    }
+                }
+            }
+            if let Some(row) = assets::get(conn, *aid)? {
+                let version = assets::current_versions(conn, Some(*aid))?.remove(aid);
+                self.put_asset(row, version);
+            }
+        }
+        let mut todo: BTreeSet<AssetId> = assets_touched.into_iter().collect();
+        for p in &persons_touched {
+            if let Some(set) = self.by_person.get(p) {
+                todo.extend(set.iter().copied());
+            }
+        }
+        if purposes_changed {
+            todo.extend(self.assets.keys().copied());
+        }
+        for id in todo {
+            self.evaluate(id, now, &mut changes);
+        }
+        self.last_seq = last_seq;
+        Ok(changes)
+    }
+
+    // ---- queries for the filesystem ----
+
+    pub fn purpose_by_name(&self, name: &str) -> Option<&PurposeRow> {
+        self.purposes.values().find(|p| p.name == name)
+    }
+
+    pub fn purpose(&self, id: PurposeId) -> Option<&PurposeRow> {
+        self.purposes.get(&id)
+    }
+
+    pub fn user(&self, login: &str) -> Option<&UserRow> {
+        self.users.get(login)
+    }
+
+    /// Logins that have at least one grant.
+    pub fn logins(&self) -> impl Iterator<Item = &str> {
+        self.users.values().filter(|u| !u.grants.is_empty()).map(|u| u.login.as_str())
+    }
+
+    /// Purposes the user has a grant in, with their strongest access anywhere in it.
+    pub fn user_purposes(&self, login: &str) -> Vec<(&PurposeRow, Access)> {
+        let Some(u) = self.users.get(login) else { return Vec::new() };
+        let mut out: Vec<(&PurposeRow, Access)> = Vec::new();
+        for g in &u.grants {
+            let Some(p) = self.purposes.get(&g.purpose_id) else { continue };
+            match out.iter_mut().find(|(q, _)| q.id == p.id) {
+                Some((_, a)) => *a = (*a).max(g.access),
+                None => out.push((p, g.access)),
+            }
+        }
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        out
+    }
+
+    fn grant_prefixes<'a>(&'a self, login: &str, purpose: PurposeId) -> impl Iterator<Item = (&'a str, Access)> + 'a {
+        self.users
+            .get(login)
+            .into_iter()
+            .flat_map(|u| u.grants.iter())
+            .filter(move |g| g.purpose_id == purpose)
+            .map(|g| (g.collection.as_str(), g.access))
+    }
+
+    /// The user's access to a folder path in a purpose (a grant covering it), if any.
+    pub fn access(&self, login: &str, purpose: PurposeId, collection: &str) -> Option<Access> {
+        self.grant_prefixes(login, purpose)
+            .filter(|(prefix, _)| prefix_covers(prefix, collection))
+            .map(|(_, a)| a)
+            .max()
+    }
+
+    /// Whether the folder `dir` exists in the user's view of the purpose: something visible to
+    /// them lies below it.
+    pub fn dir_visible(&self, login: &str, purpose: PurposeId, dir: &str) -> bool {
+        let Some(tree) = self.trees.get(&purpose) else { return false };
+        if dir.is_empty() {
+            return self.grant_prefixes(login, purpose).next().is_some();
+        }
+        let Some(node) = tree.get(dir) else { return false };
+        if node.count == 0 {
+            return false;
+        }
+        self.grant_prefixes(login, purpose).any(|(prefix, _)| {
+            if prefix_covers(prefix, dir) {
+                true
+            } else if prefix_covers(dir, prefix) {
+                tree.get(prefix).is_some_and(|n| n.count > 0)
+            } else {
+                false
+            }
+        })
+    }
+
+    /// The entries of a folder as the user sees it: sub-folders and files (name, asset).
+    pub fn list_dir(&self, login: &str, purpose: PurposeId, dir: &str) -> (Vec<Arc<str>>, Vec<(Arc<str>, AssetId)>) {
+        let Some(node) = self.trees.get(&purpose).and_then(|t| t.get(dir)) else {
+            return (Vec::new(), Vec::new());
+        };
+        let dirs = node
+            .dirs
+            .keys()
+            .filter(|name| self.dir_visible(login, purpose, &assets::join_path(dir, name)))
+            .cloned()
+            .collect();
+        let files = if self.access(login, purpose, dir).is_some() {
+            node.files.iter().map(|(n, a)| (n.clone(), *a)).collect()
+        } else {
+            Vec::new()
+        };
+        (dirs, files)
+    }
+
+    /// The asset shown as `name` in folder `dir`, if the user may see it.
+    pub fn file_in(&self, login: &str, purpose: PurposeId, dir: &str, name: &str) -> Option<AssetId> {
+        self.access(login, purpose, dir)?;
+        self.trees.get(&purpose)?.get(dir)?.files.get(name).copied()
+    }
+
+    /// Whether the user may see the asset in the purpose now (checked on every open and read).
+    pub fn file_visible(&self, login: &str, purpose: PurposeId, asset: AssetId) -> bool {
+        let Some(info) = self.assets.get(&asset) else { return false };
+        self.visible.get(&purpose).is_some_and(|v| v.contains_key(&asset))
+            && self.access(login, purpose, &info.collection).is_some()
+    }
+
+    /// When the asset's visibility in the purpose next changes, if it is visible.
+    pub fn valid_until(&self, purpose: PurposeId, asset: AssetId) -> Option<Time> {
+        self.visible.get(&purpose).and_then(|v| v.get(&asset)).and_then(|s| s.until)
+    }
+
+    pub fn asset(&self, id: AssetId) -> Option<&AssetInfo> {
+        self.assets.get(&id)
+    }
+
+    /// Number of assets the index holds (for logs and benchmarks).
+    pub fn len(&self) -> usize {
+        self.assets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.assets.is_empty()
+    }
+}
