@@ -2,14 +2,14 @@
 //! portraits the people on them consented to, right now. See DESIGN.md and README.md.
 
 pub mod audit;
-pub mod vfs;
-pub mod view;
 pub mod catalog;
 pub mod cli;
 pub mod crypto;
 pub mod error;
 pub mod policy;
 pub mod store;
+pub mod vfs;
+pub mod view;
 pub mod when;
 
 pub use error::{Error, Result};

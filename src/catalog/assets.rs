@@ -232,10 +232,22 @@ pub fn current_versions(
     )?;
     let rows = st
         .query_map([only], |r| {
-            Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+            Ok((
+                r.get::<_, i64>(0)?,
+                (
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ),
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(|(a, v)| Ok((a, to_version(v)?))).collect()
+    rows.into_iter()
+        .map(|(a, v)| Ok((a, to_version(v)?)))
+        .collect()
 }
 
 /// Record an object written by the store.

@@ -26,7 +26,10 @@ struct Inner {
 
 impl ChunkCache {
     pub fn new(capacity: usize) -> ChunkCache {
-        ChunkCache { inner: Mutex::new(Inner::default()), capacity }
+        ChunkCache {
+            inner: Mutex::new(Inner::default()),
+            capacity,
+        }
     }
 
     pub fn get(&self, object: &ObjectId, index: u64) -> Option<Chunk> {

@@ -26,7 +26,9 @@ impl Node {
     pub fn login(&self) -> Option<&Arc<str>> {
         match self {
             Node::Root => None,
-            Node::User(l) | Node::Purpose(l, _) | Node::Dir(l, _, _) | Node::File(l, _, _) => Some(l),
+            Node::User(l) | Node::Purpose(l, _) | Node::Dir(l, _, _) | Node::File(l, _, _) => {
+                Some(l)
+            }
         }
     }
 
@@ -44,7 +46,10 @@ pub struct Inodes {
 
 impl Inodes {
     pub fn new() -> Inodes {
-        let mut i = Inodes { next: ROOT + 1, ..Default::default() };
+        let mut i = Inodes {
+            next: ROOT + 1,
+            ..Default::default()
+        };
         i.by_node.insert(Node::Root, ROOT);
         i.by_ino.insert(ROOT, (Node::Root, 1));
         i

@@ -90,7 +90,10 @@ pub struct OsAccounts;
 
 impl Accounts for OsAccounts {
     fn lookup(&self, login: &str) -> Option<(u32, u32)> {
-        nix::unistd::User::from_name(login).ok().flatten().map(|u| (u.uid.as_raw(), u.gid.as_raw()))
+        nix::unistd::User::from_name(login)
+            .ok()
+            .flatten()
+            .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
     }
 }
 
@@ -121,8 +124,12 @@ pub struct Vfs {
     mounted_at: SystemTime,
 }
 
-const XATTRS: [&str; 4] =
-    ["user.consentfs.asset", "user.consentfs.subjects", "user.consentfs.valid_until", "user.consentfs.status"];
+const XATTRS: [&str; 4] = [
+    "user.consentfs.asset",
+    "user.consentfs.subjects",
+    "user.consentfs.valid_until",
+    "user.consentfs.status",
+];
 
 fn denied(what: impl Into<String>) -> Error {
     Error::Denied(what.into())
@@ -155,7 +162,10 @@ impl Vfs {
     }
 
     fn node(&self, ino: Ino) -> Result<Node> {
-        self.inodes().node(ino).cloned().ok_or_else(|| Error::not_found(format!("unknown inode {ino}")))
+        self.inodes()
+            .node(ino)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("unknown inode {ino}")))
     }
 
     /// The caller may act inside `login`'s tree: they are that account, or root.
@@ -165,7 +175,10 @@ impl Vfs {
             .lookup(login)
             .ok_or_else(|| Error::not_found("no OS account for this view".to_string()))?;
         if caller.uid != uid && caller.uid != 0 {
-            log::info!("denied: uid {} tried to enter the view of uid {uid}", caller.uid);
+            log::info!(
+                "denied: uid {} tried to enter the view of uid {uid}",
+                caller.uid
+            );
             return Err(denied("not your view"));
         }
         Ok((uid, gid))
@@ -175,7 +188,9 @@ impl Vfs {
     fn exists(&self, view: &View, node: &Node) -> bool {
         match node {
             Node::Root => true,
-            Node::User(l) => view.user_purposes(l).first().is_some() && self.accounts.lookup(l).is_some(),
+            Node::User(l) => {
+                view.user_purposes(l).first().is_some() && self.accounts.lookup(l).is_some()
+            }
             Node::Purpose(l, p) => view.user_purposes(l).iter().any(|(q, _)| q.id == *p),
             Node::Dir(l, p, path) => view.dir_visible(l, *p, path),
             Node::File(l, p, a) => view.file_visible(l, *p, *a),
@@ -200,22 +215,43 @@ impl Vfs {
         Ok(match node {
             Node::Root => dir(0o755, 0, 0),
             Node::User(l) => {
-                let (uid, gid) = self.accounts.lookup(l).ok_or_else(|| Error::not_found("no account"))?;
+                let (uid, gid) = self
+                    .accounts
+                    .lookup(l)
+                    .ok_or_else(|| Error::not_found("no account"))?;
                 dir(0o700, uid, gid)
             }
             Node::Purpose(l, p) => {
-                let (uid, gid) = self.accounts.lookup(l).ok_or_else(|| Error::not_found("no account"))?;
-                let access = view.user_purposes(l).iter().find(|(q, _)| q.id == *p).map(|(_, a)| *a);
+                let (uid, gid) = self
+                    .accounts
+                    .lookup(l)
+                    .ok_or_else(|| Error::not_found("no account"))?;
+                let access = view
+                    .user_purposes(l)
+                    .iter()
+                    .find(|(q, _)| q.id == *p)
+                    .map(|(_, a)| *a);
                 dir(perm_for(access, 0o700, 0o500), uid, gid)
             }
             Node::Dir(l, p, path) => {
-                let (uid, gid) = self.accounts.lookup(l).ok_or_else(|| Error::not_found("no account"))?;
+                let (uid, gid) = self
+                    .accounts
+                    .lookup(l)
+                    .ok_or_else(|| Error::not_found("no account"))?;
                 dir(perm_for(view.access(l, *p, path), 0o700, 0o500), uid, gid)
             }
             Node::File(l, p, a) => {
-                let (uid, gid) = self.accounts.lookup(l).ok_or_else(|| Error::not_found("no account"))?;
-                let info = view.asset(*a).ok_or_else(|| Error::not_found("no such asset"))?;
-                let version = info.version.as_ref().ok_or_else(|| Error::not_found("asset has no content"))?;
+                let (uid, gid) = self
+                    .accounts
+                    .lookup(l)
+                    .ok_or_else(|| Error::not_found("no account"))?;
+                let info = view
+                    .asset(*a)
+                    .ok_or_else(|| Error::not_found("no such asset"))?;
+                let version = info
+                    .version
+                    .as_ref()
+                    .ok_or_else(|| Error::not_found("asset has no content"))?;
                 Attr {
                     ino,
                     kind: Kind::File,
@@ -252,7 +288,8 @@ impl Vfs {
                 if view.dir_visible(l, *p, &sub) {
                     return Some(Node::Dir(l.clone(), *p, Arc::from(sub.as_str())));
                 }
-                view.file_in(l, *p, &dir, name).map(|a| Node::File(l.clone(), *p, a))
+                view.file_in(l, *p, &dir, name)
+                    .map(|a| Node::File(l.clone(), *p, a))
             }
             Node::File(..) => None,
         }
@@ -267,7 +304,9 @@ impl Vfs {
         if !self.exists(&view, &parent_node) {
             return Err(Error::not_found("folder no longer exists"));
         }
-        let node = self.child(&view, &parent_node, name).ok_or_else(|| Error::not_found("no such entry"))?;
+        let node = self
+            .child(&view, &parent_node, name)
+            .ok_or_else(|| Error::not_found("no such entry"))?;
         if parent_node == Node::Root {
             // entering someone else's folder is refused by permissions, but its name and
             // owner may be seen (like /home)
@@ -284,7 +323,9 @@ impl Vfs {
 
     pub fn getattr(&self, caller: Caller, ino: Ino) -> Result<Attr> {
         let node = self.node(ino)?;
-        if let (Some(login), Node::Purpose(..) | Node::Dir(..) | Node::File(..)) = (node.login(), &node) {
+        if let (Some(login), Node::Purpose(..) | Node::Dir(..) | Node::File(..)) =
+            (node.login(), &node)
+        {
             self.check_owner(caller, login)?;
         }
         let view = self.view();
@@ -307,13 +348,21 @@ impl Vfs {
         }
         let children: Vec<(String, Node)> = match &node {
             Node::Root => {
-                let mut logins: Vec<&str> = view.logins().filter(|l| self.accounts.lookup(l).is_some()).collect();
+                let mut logins: Vec<&str> = view
+                    .logins()
+                    .filter(|l| self.accounts.lookup(l).is_some())
+                    .collect();
                 logins.sort();
-                logins.into_iter().map(|l| (l.to_string(), Node::User(Arc::from(l)))).collect()
+                logins
+                    .into_iter()
+                    .map(|l| (l.to_string(), Node::User(Arc::from(l))))
+                    .collect()
             }
-            Node::User(l) => {
-                view.user_purposes(l).into_iter().map(|(p, _)| (p.name.clone(), Node::Purpose(l.clone(), p.id))).collect()
-            }
+            Node::User(l) => view
+                .user_purposes(l)
+                .into_iter()
+                .map(|(p, _)| (p.name.clone(), Node::Purpose(l.clone(), p.id)))
+                .collect(),
             Node::Purpose(l, p) | Node::Dir(l, p, _) => {
                 let dir = match &node {
                     Node::Dir(_, _, path) => path.to_string(),
@@ -324,10 +373,17 @@ impl Vfs {
                     .into_iter()
                     .map(|d| {
                         let sub = crate::catalog::assets::join_path(&dir, &d);
-                        (d.to_string(), Node::Dir(l.clone(), *p, Arc::from(sub.as_str())))
+                        (
+                            d.to_string(),
+                            Node::Dir(l.clone(), *p, Arc::from(sub.as_str())),
+                        )
                     })
                     .collect();
-                out.extend(files.into_iter().map(|(n, a)| (n.to_string(), Node::File(l.clone(), *p, a))));
+                out.extend(
+                    files
+                        .into_iter()
+                        .map(|(n, a)| (n.to_string(), Node::File(l.clone(), *p, a))),
+                );
                 out
             }
             Node::File(..) => return Err(Error::Invalid("not a folder".into())),
@@ -335,7 +391,11 @@ impl Vfs {
         let mut inodes = self.inodes();
         let mut out = Vec::with_capacity(children.len());
         for (name, child) in children {
-            let ino = if plus { inodes.reference(&child) } else { inodes.ino_of(&child) };
+            let ino = if plus {
+                inodes.reference(&child)
+            } else {
+                inodes.ino_of(&child)
+            };
             match self.attr_of(&view, &child, ino) {
                 Ok(attr) => out.push(DirEntry { name, attr }),
                 Err(e) => log::debug!("skipping entry of inode {ino}: {e}"),
@@ -358,19 +418,47 @@ impl Vfs {
                 return Err(denied("no longer visible"));
             }
             if write {
-                return Err(Error::io("writing through the mount", std::io::Error::from_raw_os_error(libc::EROFS)));
+                return Err(Error::io(
+                    "writing through the mount",
+                    std::io::Error::from_raw_os_error(libc::EROFS),
+                ));
             }
-            let info = view.asset(*asset).ok_or_else(|| Error::not_found("no such asset"))?;
-            let v = info.version.as_ref().ok_or_else(|| Error::not_found("no content"))?;
-            let wrapped = v.wrapped_key.clone().ok_or_else(|| Error::not_found("content was shredded"))?;
-            (v.object, wrapped, v.size, format!("asset {asset} version {}", v.version))
+            let info = view
+                .asset(*asset)
+                .ok_or_else(|| Error::not_found("no such asset"))?;
+            let v = info
+                .version
+                .as_ref()
+                .ok_or_else(|| Error::not_found("no content"))?;
+            let wrapped = v
+                .wrapped_key
+                .clone()
+                .ok_or_else(|| Error::not_found("content was shredded"))?;
+            (
+                v.object,
+                wrapped,
+                v.size,
+                format!("asset {asset} version {}", v.version),
+            )
         };
-        let reader = self.store.open_object(&object, &wrapped, size, &label).inspect_err(|e| {
-            log::error!("{e}");
-        })?;
+        let reader = self
+            .store
+            .open_object(&object, &wrapped, size, &label)
+            .inspect_err(|e| {
+                log::error!("{e}");
+            })?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let handle = Handle { login: login.clone(), purpose: *purpose, asset: *asset, object, reader };
-        self.handles.write().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(handle));
+        let handle = Handle {
+            login: login.clone(),
+            purpose: *purpose,
+            asset: *asset,
+            object,
+            reader,
+        };
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, Arc::new(handle));
         Ok(fh)
     }
 
@@ -394,7 +482,10 @@ impl Vfs {
             .cloned()
             .ok_or_else(|| Error::Invalid("bad file handle".into()))?;
         if !self.view().file_visible(&h.login, h.purpose, h.asset) {
-            log::info!("denied: read of asset {} through a handle opened before it was hidden", h.asset);
+            log::info!(
+                "denied: read of asset {} through a handle opened before it was hidden",
+                h.asset
+            );
             return Err(denied("no longer visible"));
         }
         let len = h.reader.len();
@@ -416,7 +507,10 @@ impl Vfs {
     }
 
     pub fn release(&self, fh: u64) {
-        self.handles.write().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
     }
 
     pub fn listxattr(&self, caller: Caller, ino: Ino) -> Result<Vec<String>> {
@@ -430,20 +524,35 @@ impl Vfs {
     pub fn getxattr(&self, caller: Caller, ino: Ino, name: &str) -> Result<Vec<u8>> {
         self.getattr(caller, ino)?;
         let Node::File(_, purpose, asset) = self.node(ino)? else {
-            return Err(Error::io("no such attribute", std::io::Error::from_raw_os_error(libc::ENODATA)));
+            return Err(Error::io(
+                "no such attribute",
+                std::io::Error::from_raw_os_error(libc::ENODATA),
+            ));
         };
         let view = self.view();
-        let info = view.asset(asset).ok_or_else(|| Error::not_found("no such asset"))?;
+        let info = view
+            .asset(asset)
+            .ok_or_else(|| Error::not_found("no such asset"))?;
         let value = match name {
             "user.consentfs.asset" => asset.to_string(),
-            "user.consentfs.subjects" => {
-                info.row.persons.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
-            }
-            "user.consentfs.valid_until" => {
-                view.valid_until(purpose, asset).map(|t| t.to_rfc3339()).unwrap_or_else(|| "none".into())
-            }
+            "user.consentfs.subjects" => info
+                .row
+                .persons
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            "user.consentfs.valid_until" => view
+                .valid_until(purpose, asset)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "none".into()),
             "user.consentfs.status" => info.row.status.as_str().to_string(),
-            _ => return Err(Error::io("no such attribute", std::io::Error::from_raw_os_error(libc::ENODATA))),
+            _ => {
+                return Err(Error::io(
+                    "no such attribute",
+                    std::io::Error::from_raw_os_error(libc::ENODATA),
+                ))
+            }
         };
         Ok(value.into_bytes())
     }
@@ -460,7 +569,12 @@ impl Vfs {
                 bsize: s.block_size() as u32,
                 namelen: 255,
             },
-            Err(_) => StatFs { files: assets, bsize: 4096, namelen: 255, ..Default::default() },
+            Err(_) => StatFs {
+                files: assets,
+                bsize: 4096,
+                namelen: 255,
+                ..Default::default()
+            },
         }
     }
 
@@ -471,13 +585,21 @@ impl Vfs {
         let inodes = self.inodes();
         let mut out = Vec::new();
         let whole_login = |login: &str, out: &mut Vec<Invalidation>| {
-            out.push(Invalidation::Entry { parent: ROOT, name: login.to_string() });
+            out.push(Invalidation::Entry {
+                parent: ROOT,
+                name: login.to_string(),
+            });
             for (ino, node) in inodes.of_login(login) {
                 let (parent, name) = match &node {
                     Node::User(_) => continue,
-                    Node::Purpose(l, p) => (Node::User(l.clone()), view.purpose(*p).map(|p| p.name.clone())),
+                    Node::Purpose(l, p) => (
+                        Node::User(l.clone()),
+                        view.purpose(*p).map(|p| p.name.clone()),
+                    ),
                     Node::Dir(l, p, path) => match path.rsplit_once('/') {
-                        Some((up, n)) => (Node::Dir(l.clone(), *p, Arc::from(up)), Some(n.to_string())),
+                        Some((up, n)) => {
+                            (Node::Dir(l.clone(), *p, Arc::from(up)), Some(n.to_string()))
+                        }
                         None => (Node::Purpose(l.clone(), *p), Some(path.to_string())),
                     },
                     Node::File(..) => {
@@ -500,15 +622,32 @@ impl Vfs {
                     }
                 }
                 Change::User { login } => whole_login(login, &mut out),
-                Change::Asset { purpose, collection, name, asset, .. } => {
+                Change::Asset {
+                    purpose,
+                    collection,
+                    name,
+                    asset,
+                    ..
+                } => {
                     for login in inodes.logins_with_purpose(*purpose) {
-                        let Some(mut parent) = inodes.known(&Node::Purpose(login.clone(), *purpose)) else { continue };
+                        let Some(mut parent) =
+                            inodes.known(&Node::Purpose(login.clone(), *purpose))
+                        else {
+                            continue;
+                        };
                         let mut path = String::new();
                         let mut complete = true;
                         for c in crate::view::tree::components(collection) {
-                            out.push(Invalidation::Entry { parent, name: c.to_string() });
+                            out.push(Invalidation::Entry {
+                                parent,
+                                name: c.to_string(),
+                            });
                             path = crate::catalog::assets::join_path(&path, c);
-                            match inodes.known(&Node::Dir(login.clone(), *purpose, Arc::from(path.as_str()))) {
+                            match inodes.known(&Node::Dir(
+                                login.clone(),
+                                *purpose,
+                                Arc::from(path.as_str()),
+                            )) {
                                 Some(ino) => parent = ino,
                                 None => {
                                     complete = false;
@@ -517,9 +656,14 @@ impl Vfs {
                             }
                         }
                         if complete {
-                            out.push(Invalidation::Entry { parent, name: name.to_string() });
+                            out.push(Invalidation::Entry {
+                                parent,
+                                name: name.to_string(),
+                            });
                         }
-                        if let Some(ino) = inodes.known(&Node::File(login.clone(), *purpose, *asset)) {
+                        if let Some(ino) =
+                            inodes.known(&Node::File(login.clone(), *purpose, *asset))
+                        {
                             out.push(Invalidation::Inode { ino });
                         }
                     }

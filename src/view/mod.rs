@@ -43,7 +43,13 @@ pub struct AssetInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// An asset appeared in, disappeared from, or changed within a purpose's tree.
-    Asset { purpose: PurposeId, collection: Arc<str>, name: Arc<str>, asset: AssetId, visible: bool },
+    Asset {
+        purpose: PurposeId,
+        collection: Arc<str>,
+        name: Arc<str>,
+        asset: AssetId,
+        visible: bool,
+    },
     /// A user's grants (or existence) changed: their whole tree may look different.
     User { login: String },
     /// Too much changed to say: forget every cached entry.
@@ -83,7 +89,11 @@ impl policy::People for View {
 fn anyone(purpose: PurposeId) -> policy::User {
     policy::User {
         login: String::new(),
-        grants: vec![policy::Grant { purpose, prefix: String::new(), access: Access::Read }],
+        grants: vec![policy::Grant {
+            purpose,
+            prefix: String::new(),
+            access: Access::Read,
+        }],
     }
 }
 
@@ -137,7 +147,8 @@ impl View {
         for pid in purposes {
             let decision = match (self.assets.get(&id), self.purposes.get(&pid)) {
                 (Some(info), Some(purpose)) if info.version.is_some() => {
-                    let d = policy::decide(&info.policy, self, &anyone(pid), &purpose.to_policy(), now);
+                    let d =
+                        policy::decide(&info.policy, self, &anyone(pid), &purpose.to_policy(), now);
                     Some(d)
                 }
                 _ => None,
@@ -178,7 +189,10 @@ impl View {
                 if before.is_none() || moved {
                     tree.insert(&n.collection, n.name.clone(), id);
                 }
-                if before.as_ref().is_none_or(|b| moved || b.version != n.version) {
+                if before
+                    .as_ref()
+                    .is_none_or(|b| moved || b.version != n.version)
+                {
                     changes.push(Change::Asset {
                         purpose: pid,
                         collection: n.collection.clone(),
@@ -221,7 +235,9 @@ impl View {
     /// Catch up with changes other processes committed to the catalog.
     pub fn refresh(&mut self, conn: &Connection, now: Time) -> Result<Vec<Change>> {
         let entries = audit::list(conn, self.last_seq)?;
-        let Some(last) = entries.last() else { return Ok(Vec::new()) };
+        let Some(last) = entries.last() else {
+            return Ok(Vec::new());
+        };
         let last_seq = last.seq;
         let mut persons_touched: HashSet<PersonId> = HashSet::new();
         let mut assets_touched: HashSet<AssetId> = HashSet::new();
@@ -256,7 +272,10 @@ impl View {
         }
         let mut changes = Vec::new();
         if purposes_changed {
-            self.purposes = purposes::list(conn)?.into_iter().map(|p| (p.id, p)).collect();
+            self.purposes = purposes::list(conn)?
+                .into_iter()
+                .map(|p| (p.id, p))
+                .collect();
         }
         for login in &users_touched {
             match users::resolve(conn, login) {
@@ -267,13 +286,26 @@ impl View {
                     self.users.remove(login);
                 }
             }
-            changes.push(Change::User { login: login.clone() });
+            changes.push(Change::User {
+                login: login.clone(),
+            });
         }
         for pid in &persons_touched {
             match persons::get(conn, *pid)? {
                 Some(p) => {
-                    let events = consents::list(conn, Some(*pid))?.iter().map(|e| e.to_policy()).collect();
-                    self.persons.insert(*pid, Person { id: *pid, born: p.born, guardians: p.guardians, events });
+                    let events = consents::list(conn, Some(*pid))?
+                        .iter()
+                        .map(|e| e.to_policy())
+                        .collect();
+                    self.persons.insert(
+                        *pid,
+                        Person {
+                            id: *pid,
+                            born: p.born,
+                            guardians: p.guardians,
+                            events,
+                        },
+                    );
                 }
                 None => {
                     self.persons.remove(pid);
@@ -325,15 +357,22 @@ impl View {
 
     /// Logins that have at least one grant.
     pub fn logins(&self) -> impl Iterator<Item = &str> {
-        self.users.values().filter(|u| !u.grants.is_empty()).map(|u| u.login.as_str())
+        self.users
+            .values()
+            .filter(|u| !u.grants.is_empty())
+            .map(|u| u.login.as_str())
     }
 
     /// Purposes the user has a grant in, with their strongest access anywhere in it.
     pub fn user_purposes(&self, login: &str) -> Vec<(&PurposeRow, Access)> {
-        let Some(u) = self.users.get(login) else { return Vec::new() };
+        let Some(u) = self.users.get(login) else {
+            return Vec::new();
+        };
         let mut out: Vec<(&PurposeRow, Access)> = Vec::new();
         for g in &u.grants {
-            let Some(p) = self.purposes.get(&g.purpose_id) else { continue };
+            let Some(p) = self.purposes.get(&g.purpose_id) else {
+                continue;
+            };
             match out.iter_mut().find(|(q, _)| q.id == p.id) {
                 Some((_, a)) => *a = (*a).max(g.access),
                 None => out.push((p, g.access)),
@@ -343,7 +382,11 @@ impl View {
         out
     }
 
-    fn grant_prefixes<'a>(&'a self, login: &str, purpose: PurposeId) -> impl Iterator<Item = (&'a str, Access)> + 'a {
+    fn grant_prefixes<'a>(
+        &'a self,
+        login: &str,
+        purpose: PurposeId,
+    ) -> impl Iterator<Item = (&'a str, Access)> + 'a {
         self.users
             .get(login)
             .into_iter()
@@ -363,11 +406,15 @@ impl View {
     /// Whether the folder `dir` exists in the user's view of the purpose: something visible to
     /// them lies below it.
     pub fn dir_visible(&self, login: &str, purpose: PurposeId, dir: &str) -> bool {
-        let Some(tree) = self.trees.get(&purpose) else { return false };
+        let Some(tree) = self.trees.get(&purpose) else {
+            return false;
+        };
         if dir.is_empty() {
             return self.grant_prefixes(login, purpose).next().is_some();
         }
-        let Some(node) = tree.get(dir) else { return false };
+        let Some(node) = tree.get(dir) else {
+            return false;
+        };
         if node.count == 0 {
             return false;
         }
@@ -383,7 +430,12 @@ impl View {
     }
 
     /// The entries of a folder as the user sees it: sub-folders and files (name, asset).
-    pub fn list_dir(&self, login: &str, purpose: PurposeId, dir: &str) -> (Vec<Arc<str>>, Vec<(Arc<str>, AssetId)>) {
+    pub fn list_dir(
+        &self,
+        login: &str,
+        purpose: PurposeId,
+        dir: &str,
+    ) -> (Vec<Arc<str>>, Vec<(Arc<str>, AssetId)>) {
         let Some(node) = self.trees.get(&purpose).and_then(|t| t.get(dir)) else {
             return (Vec::new(), Vec::new());
         };
@@ -402,21 +454,34 @@ impl View {
     }
 
     /// The asset shown as `name` in folder `dir`, if the user may see it.
-    pub fn file_in(&self, login: &str, purpose: PurposeId, dir: &str, name: &str) -> Option<AssetId> {
+    pub fn file_in(
+        &self,
+        login: &str,
+        purpose: PurposeId,
+        dir: &str,
+        name: &str,
+    ) -> Option<AssetId> {
         self.access(login, purpose, dir)?;
         self.trees.get(&purpose)?.get(dir)?.files.get(name).copied()
     }
 
     /// Whether the user may see the asset in the purpose now (checked on every open and read).
     pub fn file_visible(&self, login: &str, purpose: PurposeId, asset: AssetId) -> bool {
-        let Some(info) = self.assets.get(&asset) else { return false };
-        self.visible.get(&purpose).is_some_and(|v| v.contains_key(&asset))
+        let Some(info) = self.assets.get(&asset) else {
+            return false;
+        };
+        self.visible
+            .get(&purpose)
+            .is_some_and(|v| v.contains_key(&asset))
             && self.access(login, purpose, &info.collection).is_some()
     }
 
     /// When the asset's visibility in the purpose next changes, if it is visible.
     pub fn valid_until(&self, purpose: PurposeId, asset: AssetId) -> Option<Time> {
-        self.visible.get(&purpose).and_then(|v| v.get(&asset)).and_then(|s| s.until)
+        self.visible
+            .get(&purpose)
+            .and_then(|v| v.get(&asset))
+            .and_then(|s| s.until)
     }
 
     pub fn asset(&self, id: AssetId) -> Option<&AssetInfo> {

@@ -1,0 +1,330 @@
+//! The filesystem core without FUSE: the same store the CLI writes, seen through `Vfs` as two
+//! users would see it, with live refreshes of the view.
+
+mod common;
+
+use common::TestStore;
+use consentfs::vfs::{Accounts, Caller, Kind, Vfs};
+use consentfs::view::View;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+const ALICE: Caller = Caller {
+    uid: 1001,
+    gid: 1001,
+};
+const BOB: Caller = Caller {
+    uid: 1002,
+    gid: 1002,
+};
+const EVE: Caller = Caller {
+    uid: 1003,
+    gid: 1003,
+};
+
+struct Mounted {
+    t: TestStore,
+    vfs: Vfs,
+    view: Arc<RwLock<View>>,
+    cat: consentfs::catalog::Catalog,
+}
+
+impl Mounted {
+    fn refresh(&self) -> Vec<consentfs::vfs::Invalidation> {
+        let changes = self
+            .view
+            .write()
+            .unwrap()
+            .refresh(self.cat.conn(), chrono::Utc::now())
+            .unwrap();
+        self.vfs.invalidations(&changes)
+    }
+
+    /// Walk a path from the root as `who`; returns the inode.
+    fn walk(&self, who: Caller, path: &str) -> consentfs::Result<u64> {
+        let mut ino = 1;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            ino = self.vfs.lookup(who, ino, part)?.ino;
+        }
+        Ok(ino)
+    }
+
+    fn names(&self, who: Caller, path: &str) -> Vec<String> {
+        let ino = self.walk(who, path).unwrap();
+        self.vfs
+            .readdir(who, ino, false)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    }
+
+    fn read_all(&self, who: Caller, path: &str) -> consentfs::Result<Vec<u8>> {
+        let ino = self.walk(who, path)?;
+        let fh = self.vfs.open(who, ino, false)?;
+        let mut out = Vec::new();
+        loop {
+            let part = self.vfs.read(fh, out.len() as u64, 100_000)?;
+            if part.is_empty() {
+                break;
+            }
+            out.extend(part);
+        }
+        self.vfs.release(fh);
+        Ok(out)
+    }
+}
+
+fn mounted() -> Mounted {
+    let t = TestStore::new();
+    t.write("shoot/a.jpg", b"photo of anna");
+    t.write("shoot/sub/b.jpg", b"photo of bert");
+    t.write("shoot/hall.jpg", b"empty hall");
+    t.ok(&[
+        "import",
+        "--collection",
+        "events/2026",
+        t.path("shoot").to_str().unwrap(),
+    ]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["person", "add", "Bert"]);
+    t.ok(&["link", "events/2026/a.jpg", "Anna"]);
+    t.ok(&["link", "events/2026/sub/b.jpg", "Bert"]);
+    t.ok(&["mark", "events/2026/hall.jpg", "--no-persons"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.ok(&["consent", "grant", "Bert", "--purpose", "website,print"]);
+    t.ok(&["user", "add", "alice"]);
+    t.ok(&["user", "grant", "alice", "--purpose", "website,print"]);
+    t.ok(&["user", "add", "bob"]);
+    t.ok(&[
+        "user",
+        "grant",
+        "bob",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026/sub",
+    ]);
+    t.ok(&["user", "add", "eve"]);
+    let (store, cat) = t.open_catalog();
+    let view = Arc::new(RwLock::new(
+        View::load(cat.conn(), chrono::Utc::now()).unwrap(),
+    ));
+    let mut accounts: HashMap<String, (u32, u32)> = HashMap::new();
+    accounts.insert("alice".into(), (ALICE.uid, ALICE.gid));
+    accounts.insert("bob".into(), (BOB.uid, BOB.gid));
+    accounts.insert("eve".into(), (EVE.uid, EVE.gid));
+    let accounts: Box<dyn Accounts> = Box::new(accounts);
+    let vfs = Vfs::new(Arc::new(store), view.clone(), accounts);
+    Mounted { t, vfs, view, cat }
+}
+
+#[test]
+fn each_user_sees_their_grants_only() {
+    let m = mounted();
+    assert_eq!(
+        m.names(ALICE, ""),
+        vec!["alice", "bob"],
+        "eve has no grants, so no folder"
+    );
+    assert_eq!(m.names(ALICE, "alice"), vec!["print", "website"]);
+    assert_eq!(
+        m.names(ALICE, "alice/website/events/2026"),
+        vec!["sub", "a.jpg", "hall.jpg"]
+    );
+    assert_eq!(
+        m.names(ALICE, "alice/print/events/2026"),
+        vec!["sub", "hall.jpg"]
+    );
+    assert_eq!(m.names(BOB, "bob/website"), vec!["events"]);
+    assert_eq!(
+        m.names(BOB, "bob/website/events/2026"),
+        vec!["sub"],
+        "bob's grant covers sub only"
+    );
+    assert_eq!(m.names(BOB, "bob/website/events/2026/sub"), vec!["b.jpg"]);
+    assert!(m.walk(BOB, "bob/website/events/2026/a.jpg").is_err());
+    assert_eq!(
+        m.read_all(ALICE, "alice/website/events/2026/a.jpg")
+            .unwrap(),
+        b"photo of anna"
+    );
+}
+
+#[test]
+fn nobody_enters_another_users_tree() {
+    let m = mounted();
+    let alice_dir = m.walk(ALICE, "alice").unwrap();
+    for who in [BOB, EVE] {
+        assert_eq!(
+            m.vfs.readdir(who, alice_dir, false).unwrap_err().errno(),
+            libc::EACCES
+        );
+        assert_eq!(
+            m.vfs.lookup(who, alice_dir, "website").unwrap_err().errno(),
+            libc::EACCES
+        );
+    }
+    // even holding an inode number alice's lookups created
+    let file = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    for who in [BOB, EVE] {
+        assert_eq!(m.vfs.getattr(who, file).unwrap_err().errno(), libc::EACCES);
+        assert_eq!(
+            m.vfs.open(who, file, false).unwrap_err().errno(),
+            libc::EACCES
+        );
+        assert_eq!(
+            m.vfs
+                .getxattr(who, file, "user.consentfs.asset")
+                .unwrap_err()
+                .errno(),
+            libc::EACCES
+        );
+    }
+    let attr = m.vfs.getattr(ALICE, file).unwrap();
+    assert_eq!(
+        (attr.uid, attr.perm, attr.kind),
+        (ALICE.uid, 0o400, Kind::File)
+    );
+    assert_eq!(m.vfs.getattr(ALICE, alice_dir).unwrap().perm, 0o700);
+}
+
+#[test]
+fn withdrawal_hides_at_once_and_revokes_open_handles() {
+    let m = mounted();
+    let file = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    let fh = m.vfs.open(ALICE, file, false).unwrap();
+    assert_eq!(m.vfs.read(fh, 0, 5).unwrap(), b"photo");
+    m.t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let inval = m.refresh();
+    assert!(
+        inval.contains(&consentfs::vfs::Invalidation::Entry {
+            parent: m.walk(ALICE, "alice/website/events/2026").unwrap(),
+            name: "a.jpg".into()
+        }),
+        "the kernel is told to forget the name: {inval:?}"
+    );
+    assert!(inval.contains(&consentfs::vfs::Invalidation::Inode { ino: file }));
+    assert_eq!(m.vfs.read(fh, 5, 5).unwrap_err().errno(), libc::EACCES);
+    assert!(m.walk(ALICE, "alice/website/events/2026/a.jpg").is_err());
+    assert_eq!(
+        m.vfs.getattr(ALICE, file).unwrap_err().errno(),
+        libc::ENOENT
+    );
+    assert_eq!(
+        m.names(ALICE, "alice/website/events/2026"),
+        vec!["sub", "hall.jpg"]
+    );
+    // granting again brings it back
+    m.t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    m.refresh();
+    assert_eq!(
+        m.read_all(ALICE, "alice/website/events/2026/a.jpg")
+            .unwrap(),
+        b"photo of anna"
+    );
+}
+
+#[test]
+fn empty_folders_vanish_and_new_imports_appear() {
+    let m = mounted();
+    m.t.ok(&["consent", "withdraw", "Bert", "--purpose", "website"]);
+    m.refresh();
+    assert_eq!(
+        m.names(ALICE, "alice/website/events/2026"),
+        vec!["a.jpg", "hall.jpg"]
+    );
+    assert!(
+        m.walk(BOB, "bob/website/events").is_err(),
+        "nothing left for bob"
+    );
+    assert!(m.names(BOB, "bob/website").is_empty());
+    let p = m.t.write("new/c.jpg", b"new photo");
+    m.t.ok(&[
+        "import",
+        "--collection",
+        "events/2026/sub",
+        p.to_str().unwrap(),
+    ]);
+    m.t.ok(&["mark", "events/2026/sub/c.jpg", "--no-persons"]);
+    m.refresh();
+    assert_eq!(m.names(BOB, "bob/website/events/2026/sub"), vec!["c.jpg"]);
+    assert_eq!(
+        m.read_all(BOB, "bob/website/events/2026/sub/c.jpg")
+            .unwrap(),
+        b"new photo"
+    );
+}
+
+#[test]
+fn user_and_grant_changes_apply_live() {
+    let m = mounted();
+    m.t.ok(&["user", "grant", "eve", "--purpose", "print"]);
+    m.refresh();
+    assert_eq!(
+        m.names(EVE, "eve/print/events/2026"),
+        vec!["sub", "hall.jpg"]
+    );
+}
+
+#[test]
+fn extended_attributes_describe_the_file() {
+    let m = mounted();
+    let file = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    let names = m.vfs.listxattr(ALICE, file).unwrap();
+    assert_eq!(names.len(), 4);
+    let get = |n: &str| String::from_utf8(m.vfs.getxattr(ALICE, file, n).unwrap()).unwrap();
+    assert_eq!(get("user.consentfs.asset"), "1");
+    assert_eq!(get("user.consentfs.subjects"), "1");
+    assert_eq!(get("user.consentfs.status"), "active");
+    assert_eq!(get("user.consentfs.valid_until"), "none");
+    assert_eq!(
+        m.vfs
+            .getxattr(ALICE, file, "user.other")
+            .unwrap_err()
+            .errno(),
+        libc::ENODATA
+    );
+}
+
+#[test]
+fn expiry_is_applied_by_the_timer() {
+    let m = mounted();
+    m.t.ok(&[
+        "consent",
+        "grant",
+        "Anna",
+        "--purpose",
+        "print",
+        "--until",
+        "2s",
+    ]);
+    m.refresh();
+    assert!(m.walk(ALICE, "alice/print/events/2026/a.jpg").is_ok());
+    let next = m
+        .view
+        .read()
+        .unwrap()
+        .next_transition()
+        .expect("a transition is pending");
+    let changes = m.view.write().unwrap().expire(next);
+    assert!(!changes.is_empty());
+    assert!(m.walk(ALICE, "alice/print/events/2026/a.jpg").is_err());
+}
+
+#[test]
+fn tampered_object_reads_as_eio() {
+    let m = mounted();
+    let (store, cat) = m.t.open_catalog();
+    let v = consentfs::catalog::assets::version(cat.conn(), 1, None).unwrap();
+    let hex = v.object.hex();
+    let path = store.root().join("objects").join(&hex[..2]).join(&hex[2..]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = m
+        .read_all(ALICE, "alice/website/events/2026/a.jpg")
+        .unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+}
