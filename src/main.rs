@@ -3,8 +3,9 @@
 use clap::Parser;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = consentfs::cli::Cli::parse();
+    let level = consentfs::cli::default_log_level(&cli);
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let code = match consentfs::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -5,6 +5,7 @@
 //! exactly as it was. Errors exit with 2, checks that find something (`expiring`, `audit
 //! verify`) with 1.
 
+mod demo;
 mod import;
 mod output;
 mod records;
@@ -123,6 +124,21 @@ pub enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Mount the store: MOUNTPOINT/<login>/<purpose>/<collection>/<file>, live.
+    Mount {
+        mountpoint: PathBuf,
+        /// Stay in the foreground with logs on stderr (the default; kept for scripts).
+        #[arg(long)]
+        foreground: bool,
+        /// FUSE worker threads (default: 2 per core, at least 4).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Create a sample store with photos, persons and consents, mount it and show a tour.
+    Demo {
+        /// Where to put the store and the mount (default: a new folder under /tmp).
+        dir: Option<PathBuf>,
+    },
     /// Raw XChaCha20-Poly1305 speed of this machine, one core (for benchmarks).
     #[command(hide = true)]
     CipherSpeed {
@@ -395,16 +411,51 @@ fn init(cli: &Cli) -> Result<i32> {
     Ok(0)
 }
 
+/// FUSE worker threads: enough to keep every core decrypting while others wait on the kernel.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4)
+        .max(4)
+}
+
+/// Commands that serve for a long time log at info level unless RUST_LOG says otherwise.
+pub fn default_log_level(cli: &Cli) -> &'static str {
+    match cli.command {
+        Command::Mount { .. } | Command::Demo { .. } => "info",
+        _ => "warn",
+    }
+}
+
 /// Run the parsed command; returns the exit status.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init => return init(&cli),
+        Command::Demo { ref dir } => return demo::run(dir.clone()),
         Command::CipherSpeed { mib } => return views::cipher_speed(mib),
         _ => {}
     }
     let mut ctx = open_ctx(&cli)?;
     match cli.command {
-        Command::Init | Command::CipherSpeed { .. } => unreachable!("handled above"),
+        Command::Init | Command::CipherSpeed { .. } | Command::Demo { .. } => {
+            unreachable!("handled above")
+        }
+        Command::Mount {
+            mountpoint,
+            foreground: _,
+            threads,
+        } => {
+            let threads = threads.unwrap_or_else(default_threads);
+            crate::daemon::run(
+                ctx.store,
+                crate::daemon::MountOptions {
+                    mountpoint,
+                    threads,
+                    on_ready: None,
+                },
+            )?;
+            Ok(0)
+        }
         Command::Import { collection, paths } => import::run(&mut ctx, &collection, &paths),
         Command::Person(cmd) => records::person(&mut ctx, cmd),
         Command::Purpose(cmd) => records::purpose(&mut ctx, cmd),

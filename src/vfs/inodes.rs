@@ -85,6 +85,13 @@ impl Inodes {
         ino
     }
 
+    /// Count one kernel reference to an inode already handed out.
+    pub fn reference_ino(&mut self, ino: Ino) {
+        if let Some((_, n)) = self.by_ino.get_mut(&ino) {
+            *n += 1;
+        }
+    }
+
     /// The kernel dropped `n` references.
     pub fn forget(&mut self, ino: Ino, n: u64) {
         if ino == ROOT {

@@ -118,6 +118,9 @@ pub struct Vfs {
     accounts: Box<dyn Accounts>,
     inodes: Mutex<Inodes>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    /// Open folders: the listing taken at opendir, so that a large folder read in many
+    /// readdir calls is computed once and stays consistent.
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     next_fh: AtomicU64,
     chunks: ChunkCache,
     /// Folders show the mount time as their modification time.
@@ -147,6 +150,7 @@ impl Vfs {
             accounts,
             inodes: Mutex::new(Inodes::new()),
             handles: RwLock::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             chunks: ChunkCache::new(256),
             mounted_at: SystemTime::now(),
@@ -402,6 +406,39 @@ impl Vfs {
             }
         }
         Ok(out)
+    }
+
+    /// Open a folder: snapshot its entries; returns the handle number.
+    pub fn opendir(&self, caller: Caller, ino: Ino) -> Result<u64> {
+        let entries = self.readdir(caller, ino, false)?;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, Arc::new(entries));
+        Ok(fh)
+    }
+
+    /// The snapshot taken at opendir.
+    pub fn dir_entries(&self, fh: u64) -> Result<Arc<Vec<DirEntry>>> {
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| Error::Invalid("bad folder handle".into()))
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
+    }
+
+    /// Count a kernel reference to an inode handed out by readdirplus.
+    pub fn add_reference(&self, ino: Ino) {
+        self.inodes().reference_ino(ino);
     }
 
     /// Open a file for reading; returns the handle number.

@@ -1,0 +1,291 @@
+//! The mount's lifecycle: checks before mounting, the FUSE session, the watcher that follows the
+//! catalog and the clock, and a clean unmount on SIGINT / SIGTERM.
+//!
+//! The watcher polls SQLite's `data_version` (a counter in shared memory that changes when
+//! another connection commits; reading it costs no I/O) every few milliseconds, so a CLI change
+//! reaches the view well within 100 ms. Between polls it sleeps until the view's next
+//! transition at the latest, so expiries fire on time without scanning anything.
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::fuse::{run_invalidator, FuseFs};
+use crate::store::Store;
+use crate::vfs::{Accounts, Invalidation, OsAccounts, Vfs};
+use crate::view::View;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How often the watcher looks for changes committed by other processes.
+const POLL: Duration = Duration::from_millis(5);
+
+pub struct MountOptions {
+    pub mountpoint: PathBuf,
+    /// FUSE worker threads.
+    pub threads: usize,
+    /// Called once the mount serves requests (the demo prints its tour).
+    pub on_ready: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// Refuse clearly, before mounting, what would fail or surprise later.
+pub fn preflight(mountpoint: &Path) -> Result<()> {
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        return Err(Error::invalid(format!(
+            "/dev/fuse is not available ({e}); load the fuse module (modprobe fuse) or, in a container, pass --device /dev/fuse"
+        )));
+    }
+    let shown = mountpoint.display();
+    match std::fs::metadata(mountpoint) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return Err(Error::invalid(format!(
+                "{shown} is a stale mount of a consentfs that is no longer running; clear it with: fusermount3 -u {shown} (or umount -l {shown})"
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::invalid(format!(
+                "mountpoint {shown} does not exist; create it with: mkdir -p {shown}"
+            )));
+        }
+        Err(e) => return Err(Error::io_path("check mountpoint", mountpoint, e)),
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::invalid(format!(
+                "mountpoint {shown} is not a directory"
+            )));
+        }
+        Ok(_) => {}
+    }
+    if is_mountpoint(mountpoint)? {
+        return Err(Error::invalid(format!(
+            "{shown} is busy: something is already mounted there; unmount it first: fusermount3 -u {shown}"
+        )));
+    }
+    let mut entries =
+        std::fs::read_dir(mountpoint).map_err(|e| Error::io_path("read", mountpoint, e))?;
+    if entries.next().is_some() {
+        return Err(Error::invalid(format!(
+            "mountpoint {shown} is not empty; mount on an empty directory"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `path` is the root of a mounted filesystem (per /proc/self/mountinfo).
+fn is_mountpoint(path: &Path) -> Result<bool> {
+    let canon = std::fs::canonicalize(path).map_err(|e| Error::io_path("resolve", path, e))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    Ok(info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .map(unescape_mountinfo)
+            .is_some_and(|mp| Path::new(&mp) == canon)
+    }))
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    // mountinfo escapes space, tab, newline and backslash as \ooo
+    let mut out = String::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v as char);
+            i += 4;
+        } else {
+            out.push(b[i] as char);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The watcher: keep the view in step with the catalog and the clock, and hand the resulting
+/// invalidations to the invalidator thread.
+fn watch(
+    view: Arc<RwLock<View>>,
+    vfs: Arc<Vfs>,
+    catalog: Catalog,
+    out: Sender<Vec<Invalidation>>,
+    stop: Arc<AtomicBool>,
+) {
+    let conn = catalog.conn();
+    let data_version = || conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0));
+    let mut last_version = data_version().unwrap_or(0);
+    let mut last_error: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let now = chrono::Utc::now();
+        let mut changes = Vec::new();
+        match data_version() {
+            Ok(v) if v != last_version => {
+                let refreshed = view
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .refresh(conn, now);
+                match refreshed {
+                    Ok(c) => {
+                        last_version = v;
+                        if !c.is_empty() {
+                            log::info!("catalog changed: {} view change(s)", c.len());
+                        }
+                        changes.extend(c);
+                    }
+                    Err(e) => {
+                        // e.g. the catalog is busy: try again at the next poll
+                        if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                            log::warn!("cannot read catalog changes yet: {e}");
+                            last_error = Some(Instant::now());
+                        }
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("cannot poll the catalog: {e}"),
+        }
+        let due = view
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_transition()
+            .is_some_and(|t| t <= now);
+        if due {
+            let expired = view.write().unwrap_or_else(|p| p.into_inner()).expire(now);
+            if !expired.is_empty() {
+                log::info!(
+                    "consent time boundary reached: {} view change(s)",
+                    expired.len()
+                );
+            }
+            changes.extend(expired);
+        }
+        if !changes.is_empty() {
+            let inval = vfs.invalidations(&changes);
+            if out.send(inval).is_err() {
+                return;
+            }
+        }
+        // Sleep until the next poll, or the next transition if it comes sooner.
+        let next = view
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_transition();
+        let mut nap = POLL;
+        if let Some(t) = next {
+            if let Ok(d) = (t - chrono::Utc::now()).to_std() {
+                nap = nap.min(d);
+            }
+        }
+        std::thread::sleep(nap);
+    }
+}
+
+/// Mount the store at the mountpoint and serve until SIGINT or SIGTERM (or an external
+/// unmount), then unmount cleanly.
+pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
+    preflight(&opts.mountpoint)?;
+    let started = Instant::now();
+    let view_catalog = Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    )?;
+    let view = View::load(view_catalog.conn(), chrono::Utc::now())?;
+    let assets = view.len();
+    let view = Arc::new(RwLock::new(view));
+    let accounts: Box<dyn Accounts> = Box::new(OsAccounts);
+    let vfs = Arc::new(Vfs::new(Arc::new(store), view.clone(), accounts));
+
+    // Handle signals before mounting, so that a Ctrl-C at any moment unmounts cleanly.
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+            .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    let is_root = nix::unistd::geteuid().is_root();
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName("consentfs".into()),
+        fuser::MountOption::Subtype("consentfs".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoAtime,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    // One daemon serves every user: allow_other needs root (or user_allow_other in
+    // /etc/fuse.conf); without it only the mounting user can enter.
+    config.acl = if is_root {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    config.n_threads = Some(opts.threads.max(1));
+    config.clone_fd = true;
+    let session = fuser::Session::new(FuseFs::new(vfs.clone()), &opts.mountpoint, &config)
+        .map_err(|e| {
+            Error::invalid(format!(
+                "cannot mount on {}: {e}{}",
+                opts.mountpoint.display(),
+                if is_root {
+                    ""
+                } else {
+                    " (as a normal user, install fuse3 for fusermount3)"
+                }
+            ))
+        })?;
+    let notifier = session.notifier();
+    let bg = session
+        .spawn()
+        .map_err(|e| Error::io("cannot start the FUSE session", e))?;
+    let (tx, rx) = channel();
+    let invalidator = std::thread::Builder::new()
+        .name("invalidator".into())
+        .spawn(move || run_invalidator(notifier, rx))
+        .map_err(|e| Error::io("cannot start the invalidator", e))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (view, vfs, stop) = (view.clone(), vfs.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("watcher".into())
+            .spawn(move || watch(view, vfs, view_catalog, tx, stop))
+            .map_err(|e| Error::io("cannot start the watcher", e))?
+    };
+    log::info!(
+        "mounted {} ({} assets) in {} ms; stop with Ctrl-C or SIGTERM",
+        opts.mountpoint.display(),
+        assets,
+        started.elapsed().as_millis()
+    );
+
+    if let Some(ready) = opts.on_ready.take() {
+        ready();
+    }
+    let mut external = false;
+    'serve: loop {
+        for sig in signals.pending() {
+            log::info!("signal {sig} received: unmounting");
+            break 'serve;
+        }
+        if bg.guard.is_finished() {
+            log::info!("the filesystem was unmounted from outside");
+            external = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    let result = if external {
+        bg.join()
+    } else {
+        bg.umount_and_join()
+    };
+    let _ = invalidator.join();
+    result.map_err(|e| Error::io("unmount", e))?;
+    log::info!("unmounted {}", opts.mountpoint.display());
+    Ok(())
+}

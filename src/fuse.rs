@@ -1,0 +1,377 @@
+//! The thin fuser 0.18 adapter: translate kernel requests into [`Vfs`] calls and errors into
+//! errnos, and push cache invalidations into the kernel from a dedicated thread.
+//!
+//! Invalidations are never sent from a request handler nor while holding a lock a handler
+//! needs: the kernel may need to take a directory lock that a pending request of ours holds,
+//! and the notifier write would then wait for a reply that never comes (the classic deadlock of
+//! live-invalidating FUSE filesystems). The watcher computes them and hands them over a channel.
+
+use crate::error::Error;
+use crate::vfs::{Attr, Caller, Invalidation, Kind, Vfs};
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+};
+use std::ffi::OsStr;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the kernel may cache entries and attributes. Visibility changes are pushed with
+/// explicit invalidations, so this only bounds the damage of a lost one; it is short but not
+/// zero (Linux behaves badly with a zero TTL, as mountpoint-s3 notes).
+const TTL: Duration = Duration::from_secs(1);
+
+pub struct FuseFs {
+    vfs: Arc<Vfs>,
+}
+
+impl FuseFs {
+    pub fn new(vfs: Arc<Vfs>) -> FuseFs {
+        FuseFs { vfs }
+    }
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn errno(e: &Error) -> Errno {
+    match e {
+        Error::Integrity { .. } | Error::Io { .. } | Error::Catalog(_) => log::warn!("{e}"),
+        Error::Denied(_) => log::debug!("{e}"),
+        _ => log::debug!("{e}"),
+    }
+    Errno::from_i32(e.errno())
+}
+
+fn file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.mtime,
+        crtime: a.mtime,
+        kind: match a.kind {
+            Kind::Dir => FileType::Directory,
+            Kind::File => FileType::RegularFile,
+        },
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        flags: 0,
+        blksize: 64 * 1024,
+    }
+}
+
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+    }
+}
+
+impl Filesystem for FuseFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Large reads and readahead let the kernel ask for many chunks at once; the worker
+        // threads then decrypt them in parallel.
+        let _ = config.set_max_readahead(1 << 20);
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_background(64);
+        for cap in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+        ] {
+            if config.add_capabilities(cap).is_err() {
+                log::debug!("kernel lacks capability {cap:?}");
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(name) = name.to_str() else {
+            reply.error(Errno::ENOENT);
+            return;
+        };
+        match self.vfs.lookup(caller(req), parent.0, name) {
+            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.vfs.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.vfs.getattr(caller(req), ino.0) {
+            Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        match self.vfs.open(caller(req), ino.0, write) {
+            // Keep the page cache across opens: every visibility or content change drops it
+            // with an explicit inval_inode, and each user has their own inodes.
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.vfs.read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.vfs.release(fh.0);
+        reply.ok();
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Nothing is buffered for reading; versions are committed at release (writes, later).
+        reply.ok();
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.vfs.opendir(caller(req), ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self.vfs.dir_entries(fh.0) {
+            Ok(e) => e,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        // offsets: 1 = ".", 2 = "..", 3.. = entries
+        let mut next = offset;
+        if next == 0 {
+            if reply.add(ino, 1, FileType::Directory, ".") {
+                return reply.ok();
+            }
+            next = 1;
+        }
+        if next == 1 {
+            if reply.add(INodeNo(1), 2, FileType::Directory, "..") {
+                return reply.ok();
+            }
+            next = 2;
+        }
+        for (i, e) in entries.iter().enumerate().skip((next - 2) as usize) {
+            if reply.add(
+                INodeNo(e.attr.ino),
+                i as u64 + 3,
+                file_type(e.attr.kind),
+                &e.name,
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match self.vfs.dir_entries(fh.0) {
+            Ok(e) => e,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let mut next = offset;
+        if next == 0 {
+            // "." and ".." in readdirplus are not counted as lookups by the kernel, and their
+            // attributes are ignored; any valid attr will do.
+            let dot = Attr {
+                ino: ino.0,
+                kind: Kind::Dir,
+                size: 0,
+                perm: 0o500,
+                uid: 0,
+                gid: 0,
+                mtime: std::time::SystemTime::UNIX_EPOCH,
+                nlink: 2,
+            };
+            if reply.add(
+                ino,
+                1,
+                ".",
+                &Duration::ZERO,
+                &file_attr(&dot),
+                Generation(0),
+            ) {
+                return reply.ok();
+            }
+            next = 1;
+        }
+        if next == 1 {
+            let dotdot = Attr {
+                ino: 1,
+                kind: Kind::Dir,
+                size: 0,
+                perm: 0o500,
+                uid: 0,
+                gid: 0,
+                mtime: std::time::SystemTime::UNIX_EPOCH,
+                nlink: 2,
+            };
+            if reply.add(
+                INodeNo(1),
+                2,
+                "..",
+                &Duration::ZERO,
+                &file_attr(&dotdot),
+                Generation(0),
+            ) {
+                return reply.ok();
+            }
+            next = 2;
+        }
+        for (i, e) in entries.iter().enumerate().skip((next - 2) as usize) {
+            if reply.add(
+                INodeNo(e.attr.ino),
+                i as u64 + 3,
+                &e.name,
+                &TTL,
+                &file_attr(&e.attr),
+                Generation(0),
+            ) {
+                break;
+            }
+            // the kernel now holds a reference, as after a lookup
+            self.vfs.add_reference(e.attr.ino);
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.vfs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.vfs.statfs();
+        reply.statfs(
+            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+        );
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let value = match name.to_str() {
+            Some(n) => self.vfs.getxattr(caller(req), ino.0, n),
+            None => return reply.error(Errno::ENODATA),
+        };
+        match value {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() as u32 <= size => reply.data(&v),
+            Ok(_) => reply.error(Errno::ERANGE),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let names = match self.vfs.listxattr(caller(req), ino.0) {
+            Ok(n) => n,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let mut buf = Vec::new();
+        for n in names {
+            buf.extend_from_slice(n.as_bytes());
+            buf.push(0);
+        }
+        if size == 0 {
+            reply.size(buf.len() as u32);
+        } else if buf.len() as u32 <= size {
+            reply.data(&buf);
+        } else {
+            reply.error(Errno::ERANGE);
+        }
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        match self.vfs.getattr(caller(req), ino.0) {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+}
+
+/// Send invalidations to the kernel, one batch at a time, until the channel closes.
+pub fn run_invalidator(notifier: fuser::Notifier, batches: Receiver<Vec<Invalidation>>) {
+    for batch in batches {
+        for inv in batch {
+            let result = match &inv {
+                Invalidation::Entry { parent, name } => {
+                    notifier.inval_entry(INodeNo(*parent), OsStr::new(name))
+                }
+                Invalidation::Inode { ino } => notifier.inval_inode(INodeNo(*ino), 0, 0),
+            };
+            match result {
+                Ok(()) => {}
+                // the kernel did not have it cached: nothing to forget
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => log::debug!("invalidation {inv:?} failed: {e}"),
+            }
+        }
+    }
+}
