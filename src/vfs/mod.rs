@@ -550,8 +550,16 @@ impl Vfs {
             .remove(&fh);
     }
 
+    /// getattr, and for anything inside a user's folder (the folder included) the owner check.
+    fn check_xattr(&self, caller: Caller, ino: Ino) -> Result<()> {
+        if let Some(login) = self.node(ino)?.login() {
+            self.check_owner(caller, login)?;
+        }
+        self.getattr(caller, ino).map(|_| ())
+    }
+
     pub fn listxattr(&self, caller: Caller, ino: Ino) -> Result<Vec<String>> {
-        self.getattr(caller, ino)?;
+        self.check_xattr(caller, ino)?;
         Ok(match self.node(ino)? {
             Node::File(..) => XATTRS.iter().map(|s| s.to_string()).collect(),
             _ => Vec::new(),
@@ -559,7 +567,7 @@ impl Vfs {
     }
 
     pub fn getxattr(&self, caller: Caller, ino: Ino, name: &str) -> Result<Vec<u8>> {
-        self.getattr(caller, ino)?;
+        self.check_xattr(caller, ino)?;
         let Node::File(_, purpose, asset) = self.node(ino)? else {
             return Err(Error::io(
                 "no such attribute",
@@ -667,6 +675,13 @@ impl Vfs {
                     ..
                 } => {
                     for login in inodes.logins_with_purpose(*purpose) {
+                        // Pages first, names second: once the name is gone, so is the data,
+                        // and a handle opened earlier must come to us (and get EACCES).
+                        if let Some(ino) =
+                            inodes.known(&Node::File(login.clone(), *purpose, *asset))
+                        {
+                            out.push(Invalidation::Inode { ino });
+                        }
                         let Some(mut parent) =
                             inodes.known(&Node::Purpose(login.clone(), *purpose))
                         else {
@@ -697,11 +712,6 @@ impl Vfs {
                                 parent,
                                 name: name.to_string(),
                             });
-                        }
-                        if let Some(ino) =
-                            inodes.known(&Node::File(login.clone(), *purpose, *asset))
-                        {
-                            out.push(Invalidation::Inode { ino });
                         }
                     }
                     if let Some(info) = view.asset(*asset) {

@@ -2,6 +2,8 @@
 //! real `consentfs` binary against it.
 #![allow(dead_code)]
 
+pub mod mount;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,139 @@
+//! Real mounts for integration tests: start `consentfs mount` on a test store, wait until it
+//! serves, and unmount with SIGTERM when dropped. Also OS users for multi-user tests.
+#![allow(dead_code)]
+
+use super::TestStore;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Mount {
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+/// Whether `path` is a mount point right now.
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(canon) = std::fs::canonicalize(path) else { return false };
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|mp| Path::new(mp) == canon))
+}
+
+/// Wait until `cond` holds, up to `limit`; returns whether it did and how long it took.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> (bool, Duration) {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return (true, start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return (false, start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+impl Mount {
+    /// Mount the store at `<tempdir>/mnt` and wait until it is up.
+    pub fn start(t: &TestStore) -> Mount {
+        let dir = t.path("mnt");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = t.path("mount.log");
+        let child = t
+            .cmd()
+            .env("RUST_LOG", "info")
+            .args(["mount", dir.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start consentfs mount");
+        let m = Mount { dir, child: Some(child), log };
+        let (up, _) = wait_for(Duration::from_secs(20), || is_mounted(&m.dir));
+        assert!(up, "mount did not come up: {}", m.log_text());
+        m
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stop with SIGTERM; returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        self.stop();
+        if is_mounted(&self.dir) {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// All files and folders below `root`, relative, sorted (folders end with '/').
+pub fn tree(root: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(base, &p, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// An OS account for tests, created if missing: (uid, gid).
+pub fn os_user(name: &str) -> (u32, u32) {
+    for attempt in 0..50 {
+        if let Ok(Some(u)) = nix::unistd::User::from_name(name) {
+            return (u.uid.as_raw(), u.gid.as_raw());
+        }
+        // useradd takes a lock on /etc/passwd; tests running in parallel may collide
+        let _ = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name])
+            .stderr(Stdio::null())
+            .status();
+        std::thread::sleep(Duration::from_millis(20 * attempt));
+    }
+    panic!("cannot create OS user {name} (tests with real mounts run as root)");
+}
+
+/// Run a shell script as another OS user (setpriv, no extra groups).
+pub fn run_as(uid: u32, gid: u32, script: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()])
+        .args(["sh", "-c", script])
+        .output()
+        .expect("setpriv")
+}
