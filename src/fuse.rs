@@ -141,10 +141,19 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.vfs.read(fh.0, offset, size) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(errno(&e)),
+        thread_local! {
+            // One buffer per worker thread: large reads need no fresh allocation each time.
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            match self.vfs.read_into(fh.0, offset, size, &mut buf) {
+                Ok(()) => reply.data(&buf),
+                Err(e) => reply.error(errno(&e)),
+            }
+            // plaintext does not linger in the buffer between requests
+            zeroize::Zeroize::zeroize(&mut buf[..]);
+        });
     }
 
     fn release(

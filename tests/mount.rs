@@ -18,7 +18,12 @@ fn store_for(login: &str) -> TestStore {
     t.write("shoot/sub/b.jpg", &vec![7u8; 300_000]);
     t.write("shoot/hall.jpg", b"empty hall");
     t.write("shoot/group.jpg", b"anna and bert");
-    t.ok(&["import", "--collection", "events/2026", t.path("shoot").to_str().unwrap()]);
+    t.ok(&[
+        "import",
+        "--collection",
+        "events/2026",
+        t.path("shoot").to_str().unwrap(),
+    ]);
     t.ok(&["person", "add", "Anna"]);
     t.ok(&["person", "add", "Bert"]);
     t.ok(&["link", "events/2026/a.jpg", "Anna"]);
@@ -34,13 +39,20 @@ fn store_for(login: &str) -> TestStore {
 
 /// Files a user sees in a purpose according to `consentfs ls`, as paths in the mount.
 fn ls_paths(t: &TestStore, login: &str, purpose: &str) -> Vec<String> {
-    common::visible(t, login, purpose).into_iter().map(|p| format!("{login}/{purpose}/{p}")).collect()
+    common::visible(t, login, purpose)
+        .into_iter()
+        .map(|p| format!("{login}/{purpose}/{p}"))
+        .collect()
 }
 
 /// Files (not folders) below `<mount>/<login>/<purpose>`.
 fn mounted_files(m: &Mount, login: &str, purpose: &str) -> Vec<String> {
     let base = m.path(&format!("{login}/{purpose}"));
-    tree(&base).into_iter().filter(|p| !p.ends_with('/')).map(|p| format!("{login}/{purpose}/{p}")).collect()
+    tree(&base)
+        .into_iter()
+        .filter(|p| !p.ends_with('/'))
+        .map(|p| format!("{login}/{purpose}/{p}"))
+        .collect()
 }
 
 #[test]
@@ -48,11 +60,21 @@ fn the_mount_shows_what_ls_says_and_reads_the_bytes() {
     let t = store_for("root");
     let m = Mount::start(&t);
     for purpose in ["website", "print"] {
-        assert_eq!(mounted_files(&m, "root", purpose), ls_paths(&t, "root", purpose), "purpose {purpose}");
+        assert_eq!(
+            mounted_files(&m, "root", purpose),
+            ls_paths(&t, "root", purpose),
+            "purpose {purpose}"
+        );
     }
     assert!(!m.path("root/social-media").exists(), "no grant, no folder");
-    assert_eq!(std::fs::read(m.path("root/website/events/2026/a.jpg")).unwrap(), b"photo of anna");
-    assert_eq!(std::fs::read(m.path("root/website/events/2026/sub/b.jpg")).unwrap(), vec![7u8; 300_000]);
+    assert_eq!(
+        std::fs::read(m.path("root/website/events/2026/a.jpg")).unwrap(),
+        b"photo of anna"
+    );
+    assert_eq!(
+        std::fs::read(m.path("root/website/events/2026/sub/b.jpg")).unwrap(),
+        vec![7u8; 300_000]
+    );
     // random access
     let f = std::fs::File::open(m.path("root/website/events/2026/sub/b.jpg")).unwrap();
     let mut buf = [0u8; 10];
@@ -62,7 +84,14 @@ fn the_mount_shows_what_ls_says_and_reads_the_bytes() {
     let md = std::fs::metadata(m.path("root/website/events/2026/a.jpg")).unwrap();
     assert_eq!(md.len(), 13);
     assert_eq!(md.permissions().mode() & 0o777, 0o400);
-    assert_eq!(std::fs::metadata(m.path("root")).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(m.path("root"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
     assert_eq!(std::fs::metadata(m.path("root")).unwrap().uid(), 0);
     let out = std::process::Command::new("getfattr")
         .args(["-d", "--absolute-names"])
@@ -73,7 +102,10 @@ fn the_mount_shows_what_ls_says_and_reads_the_bytes() {
     assert!(text.contains("user.consentfs.asset=\"2\""), "{text}");
     assert!(text.contains("user.consentfs.subjects=\"1,2\""), "{text}");
     assert!(text.contains("user.consentfs.status=\"active\""), "{text}");
-    assert!(text.contains("user.consentfs.valid_until=\"none\""), "{text}");
+    assert!(
+        text.contains("user.consentfs.valid_until=\"none\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -86,9 +118,20 @@ fn withdrawal_grant_and_expiry_apply_while_mounted() {
     t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
     let (gone, _) = wait_for(SETTLE, || !a.exists() && !group.exists());
     assert!(gone, "withdrawn photos must disappear without remounting");
-    assert!(m.path("root/print/events/2026/a.jpg").exists(), "print is not affected");
+    assert!(
+        m.path("root/print/events/2026/a.jpg").exists(),
+        "print is not affected"
+    );
     assert!(std::fs::read(&a).is_err());
-    t.ok(&["consent", "grant", "Anna", "--purpose", "website", "--until", "3s"]);
+    t.ok(&[
+        "consent",
+        "grant",
+        "Anna",
+        "--purpose",
+        "website",
+        "--until",
+        "3s",
+    ]);
     let (back, _) = wait_for(SETTLE, || a.exists());
     assert!(back, "a new grant shows the photo again");
     let until = std::process::Command::new("getfattr")
@@ -111,9 +154,14 @@ fn imports_links_and_grants_appear_live() {
     let m = Mount::start(&t);
     let p = t.write("later/new.jpg", b"new photo");
     t.ok(&["import", "--collection", "events/2027", p.to_str().unwrap()]);
-    assert!(!m.path("root/website/events/2027").exists(), "unreviewed: hidden");
+    assert!(
+        !m.path("root/website/events/2027").exists(),
+        "unreviewed: hidden"
+    );
     t.ok(&["link", "events/2027/new.jpg", "Anna"]);
-    let (shown, _) = wait_for(SETTLE, || m.path("root/website/events/2027/new.jpg").exists());
+    let (shown, _) = wait_for(SETTLE, || {
+        m.path("root/website/events/2027/new.jpg").exists()
+    });
     assert!(shown);
     t.ok(&["unlink", "events/2027/new.jpg", "Anna"]);
     let (hidden, _) = wait_for(SETTLE, || !m.path("root/website/events/2027").exists());
@@ -121,7 +169,10 @@ fn imports_links_and_grants_appear_live() {
     t.ok(&["user", "grant", "root", "--purpose", "intranet"]);
     let (purpose, _) = wait_for(SETTLE, || m.path("root/intranet").is_dir());
     assert!(purpose, "a new grant adds the purpose folder");
-    assert_eq!(std::fs::read(m.path("root/print/events/2026/hall.jpg")).unwrap(), b"empty hall");
+    assert_eq!(
+        std::fs::read(m.path("root/print/events/2026/hall.jpg")).unwrap(),
+        b"empty hall"
+    );
 }
 
 #[test]
@@ -140,7 +191,9 @@ fn an_open_handle_is_revoked_also_for_cached_data() {
     let (gone, _) = wait_for(SETTLE, || !path.exists());
     assert!(gone);
     f.seek(SeekFrom::Start(0)).unwrap();
-    let err = f.read(&mut again).expect_err("a revoked handle must not read, not even cached pages");
+    let err = f
+        .read(&mut again)
+        .expect_err("a revoked handle must not read, not even cached pages");
     assert_eq!(err.raw_os_error(), Some(libc::EACCES));
     let err = f.read_at(&mut again, 100_000).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EACCES));
@@ -166,16 +219,27 @@ fn a_tampered_object_reads_as_eio() {
     let err = std::fs::read(m.path("root/website/events/2026/sub/b.jpg")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO));
     // other files are not affected
-    assert_eq!(std::fs::read(m.path("root/website/events/2026/a.jpg")).unwrap(), b"photo of anna");
-    let (logged, _) = wait_for(SETTLE, || m.log_text().contains("integrity error in asset 4"));
+    assert_eq!(
+        std::fs::read(m.path("root/website/events/2026/a.jpg")).unwrap(),
+        b"photo of anna"
+    );
+    let (logged, _) = wait_for(SETTLE, || {
+        m.log_text().contains("integrity error in asset 4")
+    });
     assert!(logged, "the log names the asset: {}", m.log_text());
-    assert!(!m.log_text().contains("b.jpg"), "file names are personal data: not in the log at info level");
+    assert!(
+        !m.log_text().contains("b.jpg"),
+        "file names are personal data: not in the log at info level"
+    );
 }
 
 #[test]
 fn sigterm_and_sigint_unmount_cleanly() {
     let t = store_for("root");
-    for sig in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGINT] {
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
         let mut m = Mount::start(&t);
         let child = m.child.take().unwrap();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
@@ -192,7 +256,11 @@ fn mount_errors_are_clear() {
     let missing = t.path("nope");
     let r = t.run(&["mount", missing.to_str().unwrap()]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("does not exist") && r.stderr.contains("mkdir"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not exist") && r.stderr.contains("mkdir"),
+        "{}",
+        r.stderr
+    );
     // busy: already mounted
     let m = Mount::start(&t);
     let r = t.run(&["mount", m.dir.to_str().unwrap()]);
@@ -206,8 +274,15 @@ fn mount_errors_are_clear() {
     child.wait().unwrap();
     let r = t.run(&["mount", m.dir.to_str().unwrap()]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("stale") && r.stderr.contains("fusermount3 -u"), "{}", r.stderr);
-    let _ = std::process::Command::new("umount").arg("-l").arg(&m.dir).status();
+    assert!(
+        r.stderr.contains("stale") && r.stderr.contains("fusermount3 -u"),
+        "{}",
+        r.stderr
+    );
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&m.dir)
+        .status();
     // /dev/fuse missing (in a private mount namespace with an empty /dev)
     let script = format!(
         "mount -t tmpfs none /dev && exec {} mount {}",
@@ -215,7 +290,12 @@ fn mount_errors_are_clear() {
         t.path("mnt2").display()
     );
     std::fs::create_dir_all(t.path("mnt2")).unwrap();
-    let out = t.cmd().env_remove("RUST_LOG").args(["--version"]).output().unwrap();
+    let out = t
+        .cmd()
+        .env_remove("RUST_LOG")
+        .args(["--version"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let out = std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
@@ -241,15 +321,33 @@ fn shared_machine_users_cannot_see_each_others_trees() {
     let m = Mount::start(&t);
     // the mount's root must be reachable for everyone
     let tmp = t.dir.path();
-    let _ = std::process::Command::new("chmod").arg("755").arg(tmp).status();
+    let _ = std::process::Command::new("chmod")
+        .arg("755")
+        .arg(tmp)
+        .status();
     let files = |login: &str| -> Vec<String> {
-        ls_paths(&t, login, "website").into_iter().chain(ls_paths(&t, login, "print")).collect()
+        ls_paths(&t, login, "website")
+            .into_iter()
+            .chain(ls_paths(&t, login, "print"))
+            .collect()
     };
     let own = [files(alice), files(bob)];
     assert!(!own[0].is_empty() && !own[1].is_empty());
     // the owners can use their own trees
-    let mine = run_as(ids[0].0, ids[0].1, &format!("cat '{}' >/dev/null && echo OK", m.path(&own[0][0]).display()));
-    assert_eq!(String::from_utf8_lossy(&mine.stdout).trim(), "OK", "{}", String::from_utf8_lossy(&mine.stderr));
+    let mine = run_as(
+        ids[0].0,
+        ids[0].1,
+        &format!(
+            "cat '{}' >/dev/null && echo OK",
+            m.path(&own[0][0]).display()
+        ),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&mine.stdout).trim(),
+        "OK",
+        "{}",
+        String::from_utf8_lossy(&mine.stderr)
+    );
 
     // targets: files, folders and the users' roots of each tree
     let mut targets: Vec<(usize, String)> = Vec::new();
@@ -270,23 +368,44 @@ fn shared_machine_users_cannot_see_each_others_trees() {
         seed ^= seed << 17;
         seed
     };
-    let ops = ["ls", "stat", "cat", "getfattr -d", "head -c1", "ls -la", "test -r"];
+    let ops = [
+        "ls",
+        "stat",
+        "cat",
+        "getfattr -d",
+        "head -c1",
+        "ls -la",
+        "test -r",
+    ];
     for round in 0..120 {
         let (owner, target) = &targets[(next() % targets.len() as u64) as usize];
         let op = ops[(next() % ops.len() as u64) as usize];
         let path = m.path(target);
         // the owner touches it first, so every cache is warm
-        let warm = run_as(ids[*owner].0, ids[*owner].1, &format!("ls -la '{0}' >/dev/null; cat '{0}' >/dev/null 2>&1; true", path.display()));
+        let warm = run_as(
+            ids[*owner].0,
+            ids[*owner].1,
+            &format!(
+                "ls -la '{0}' >/dev/null; cat '{0}' >/dev/null 2>&1; true",
+                path.display()
+            ),
+        );
         assert!(warm.status.success());
         let intruders: Vec<usize> = (0..3).filter(|i| i != owner).collect();
         for who in intruders {
             // user folder names themselves are listed in the root (like /home); their content is not
-            let probe = format!("{op} '{}' >/dev/null 2>&1 && echo LEAK || echo denied", path.display());
+            let probe = format!(
+                "{op} '{}' >/dev/null 2>&1 && echo LEAK || echo denied",
+                path.display()
+            );
             let out = run_as(ids[who].0, ids[who].1, &probe);
             let verdict = String::from_utf8_lossy(&out.stdout).trim().to_string();
             let harmless = matches!(op, "stat" | "ls -la" | "test -r") && !target.contains('/');
             if !harmless {
-                assert_eq!(verdict, "denied", "round {round}: user #{who} ran `{op}` on {target} owned by #{owner}");
+                assert_eq!(
+                    verdict, "denied",
+                    "round {round}: user #{who} ran `{op}` on {target} owned by #{owner}"
+                );
             }
         }
     }
@@ -306,15 +425,25 @@ fn model_based_random_consent_events_keep_the_mount_equal_to_the_rules() {
     t.ok(&["person", "guardian", "Carla", "Carla's mother"]);
     for i in 0..6 {
         let p = t.write(&format!("more/m{i}.jpg"), format!("photo {i}").as_bytes());
-        t.ok(&["import", "--collection", &format!("extra/{}", i % 3), p.to_str().unwrap()]);
+        t.ok(&[
+            "import",
+            "--collection",
+            &format!("extra/{}", i % 3),
+            p.to_str().unwrap(),
+        ]);
     }
     let m = Mount::start(&t);
     let persons = ["Anna", "Bert", "Carla"];
     let purposes = ["website", "print"];
-    let assets: Vec<String> = (0..6).map(|i| format!("extra/{}/m{i}.jpg", i % 3)).chain(["events/2026/a.jpg".into(), "events/2026/group.jpg".into()]).collect();
+    let assets: Vec<String> = (0..6)
+        .map(|i| format!("extra/{}/m{i}.jpg", i % 3))
+        .chain(["events/2026/a.jpg".into(), "events/2026/group.jpg".into()])
+        .collect();
     let mut seed: u64 = 42;
     let mut rnd = |n: usize| {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((seed >> 33) as usize) % n
     };
     for step in 0..40 {
@@ -322,7 +451,15 @@ fn model_based_random_consent_events_keep_the_mount_equal_to_the_rules() {
         let purpose = purposes[rnd(purposes.len())];
         let asset = &assets[rnd(assets.len())];
         let args: Vec<String> = match rnd(7) {
-            0 | 1 if person == "Carla" => vec!["consent", "grant", person, "--purpose", purpose, "--by", "Carla's mother"],
+            0 | 1 if person == "Carla" => vec![
+                "consent",
+                "grant",
+                person,
+                "--purpose",
+                purpose,
+                "--by",
+                "Carla's mother",
+            ],
             0 | 1 => vec!["consent", "grant", person, "--purpose", purpose],
             2 => vec!["consent", "withdraw", person, "--purpose", purpose],
             3 => vec!["consent", "refuse", person, "--purpose", purpose],
@@ -335,11 +472,20 @@ fn model_based_random_consent_events_keep_the_mount_equal_to_the_rules() {
         .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = t.run(&args);
-        assert!(r.code == 0 || r.code == 2, "step {step}: {args:?}: {}", r.stderr);
+        assert!(
+            r.code == 0 || r.code == 2,
+            "step {step}: {args:?}: {}",
+            r.stderr
+        );
         for purpose in purposes {
             let want = ls_paths(&t, "root", purpose);
             let (same, _) = wait_for(SETTLE, || mounted_files(&m, "root", purpose) == want);
-            assert!(same, "step {step} after {args:?}: {purpose}: mount {:?} != rules {:?}", mounted_files(&m, "root", purpose), want);
+            assert!(
+                same,
+                "step {step} after {args:?}: {purpose}: mount {:?} != rules {:?}",
+                mounted_files(&m, "root", purpose),
+                want
+            );
         }
     }
 }

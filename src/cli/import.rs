@@ -253,7 +253,18 @@ fn execute(
 /// minors with a guardian), `assets` photos in 100 collections linked to 1-3 persons each (one
 /// in twenty marked no-persons), `events` consent events, and a user `bench` who may read every
 /// default purpose. All assets share one small encrypted object.
-pub fn generate(ctx: &mut Ctx, n_assets: usize, n_persons: usize, n_events: usize) -> Result<i32> {
+/// What `consentfs generate` makes.
+pub struct GenerateSpec {
+    pub assets: usize,
+    pub persons: usize,
+    pub events: usize,
+    pub no_persons_every: usize,
+    pub user: String,
+}
+
+pub fn generate(ctx: &mut Ctx, spec: GenerateSpec) -> Result<i32> {
+    let (n_assets, n_persons, n_events) = (spec.assets, spec.persons, spec.events);
+    let every = spec.no_persons_every.max(1);
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let obj = ctx.store.put(&mut &b"synthetic photo"[..])?;
@@ -313,7 +324,7 @@ pub fn generate(ctx: &mut Ctx, n_assets: usize, n_persons: usize, n_events: usiz
             )?;
             for i in 0..n_assets {
                 let id = first_asset + i as i64;
-                let no_persons = i % 20 == 0;
+                let no_persons = i % every == 0;
                 ins.execute(rusqlite::params![
                     format!("gen/c{:02}", i % 100),
                     format!("img{i:06}.jpg"),
@@ -375,10 +386,10 @@ pub fn generate(ctx: &mut Ctx, n_assets: usize, n_persons: usize, n_events: usiz
                 evp.execute(rusqlite::params![e, purposes[i % purposes.len().max(1)]])?;
             }
         }
-        if crate::catalog::users::resolve(&tx, "bench").is_err() {
-            crate::catalog::users::add(&tx, "bench", None)?;
+        if crate::catalog::users::resolve(&tx, &spec.user).is_err() {
+            crate::catalog::users::add(&tx, &spec.user, None)?;
         }
-        let bench = crate::catalog::users::resolve(&tx, "bench")?;
+        let bench = crate::catalog::users::resolve(&tx, &spec.user)?;
         for p in &purposes {
             crate::catalog::users::grant(&tx, &bench, *p, "", crate::policy::Access::Read)?;
         }
@@ -390,7 +401,7 @@ pub fn generate(ctx: &mut Ctx, n_assets: usize, n_persons: usize, n_events: usiz
     })();
     match result.and_then(|()| tx.commit()) {
         Ok(()) => {
-            eprintln!("generated {n_assets} assets, {n_persons} persons, {n_events} consent events; user 'bench' reads all");
+            eprintln!("generated {n_assets} assets, {n_persons} persons, {n_events} consent events; user '{}' reads all", spec.user);
             Ok(0)
         }
         Err(e) => {

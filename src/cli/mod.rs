@@ -154,6 +154,12 @@ pub enum Command {
         persons: usize,
         #[arg(long, default_value_t = 30_000)]
         events: usize,
+        /// Every N-th asset is marked "no identifiable persons" (1: all of them).
+        #[arg(long, default_value_t = 20)]
+        no_persons_every: usize,
+        /// The login that gets a read grant on every default purpose.
+        #[arg(long, default_value = "bench")]
+        user: String,
     },
 }
 
@@ -493,6 +499,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             assets,
             persons,
             events,
-        } => import::generate(&mut ctx, assets, persons, events),
+            no_persons_every,
+            user,
+        } => import::generate(
+            &mut ctx,
+            import::GenerateSpec {
+                assets,
+                persons,
+                events,
+                no_persons_every,
+                user,
+            },
+        ),
     }
 }

@@ -161,6 +161,19 @@ pub trait ReadAt {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
     fn size(&self) -> std::io::Result<u64>;
 
+    /// Read one sealed chunk (nonce, ciphertext, tag) into three buffers.
+    fn read_chunk_at(
+        &self,
+        nonce: &mut [u8],
+        body: &mut [u8],
+        tag: &mut [u8],
+        offset: u64,
+    ) -> std::io::Result<()> {
+        self.read_exact_at(nonce, offset)?;
+        self.read_exact_at(body, offset + nonce.len() as u64)?;
+        self.read_exact_at(tag, offset + (nonce.len() + body.len()) as u64)
+    }
+
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
         while !buf.is_empty() {
             match self.read_at(buf, offset)? {
@@ -178,6 +191,30 @@ pub trait ReadAt {
 impl ReadAt for std::fs::File {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         std::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+
+    /// One `preadv` straight into the caller's buffers: no intermediate copy on the read path.
+    fn read_chunk_at(
+        &self,
+        nonce: &mut [u8],
+        body: &mut [u8],
+        tag: &mut [u8],
+        offset: u64,
+    ) -> std::io::Result<()> {
+        use std::io::IoSliceMut;
+        let want = nonce.len() + body.len() + tag.len();
+        let mut iov = [
+            IoSliceMut::new(nonce),
+            IoSliceMut::new(body),
+            IoSliceMut::new(tag),
+        ];
+        let n = nix::sys::uio::preadv(self, &mut iov, offset as libc::off_t)
+            .map_err(std::io::Error::from)?;
+        if n == want {
+            Ok(())
+        } else {
+            Err(std::io::ErrorKind::UnexpectedEof.into())
+        }
     }
     fn size(&self) -> std::io::Result<u64> {
         Ok(self.metadata()?.len())
@@ -267,6 +304,45 @@ impl<R: ReadAt> Decryptor<R> {
             CHUNK_PLAIN
         } else {
             self.plain_len - index * CHUNK_PLAIN
+        }
+    }
+
+    /// Decrypt and authenticate chunk `index` straight into `out`, which must be exactly the
+    /// chunk's plaintext length. On failure `out` holds no plaintext (it is zeroed).
+    pub fn chunk_into(&self, index: u64, out: &mut [u8]) -> Result<()> {
+        if index >= self.chunks || out.len() as u64 != self.chunk_plain_len(index) {
+            return Err(Error::invalid(format!(
+                "chunk {index} is out of range for {}",
+                self.label
+            )));
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        let mut tag = [0u8; TAG_LEN];
+        self.src
+            .read_chunk_at(&mut nonce, out, &mut tag, HEADER_LEN + index * CHUNK_CIPHER)
+            .map_err(|e| Error::io(format!("cannot read {}", self.label), e))?;
+        let aad = chunk_aad(&self.header, index, index + 1 == self.chunks);
+        let tag = chacha20poly1305::Tag::from(tag);
+        if self
+            .cipher
+            .decrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, out, &tag)
+            .is_err()
+        {
+            zeroize::Zeroize::zeroize(out);
+            return Err(Error::integrity(
+                &self.label,
+                format!("chunk {index} failed authentication (tampered, moved or swapped)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Plaintext length of chunk `index` (0 past the end).
+    pub fn chunk_len(&self, index: u64) -> u64 {
+        if index < self.chunks {
+            self.chunk_plain_len(index)
+        } else {
+            0
         }
     }
 

@@ -108,6 +108,25 @@ fn unescape_mountinfo(s: &str) -> String {
     out
 }
 
+/// Let the kernel read ahead 1 MiB instead of 128 KiB: each read request then spans 16 chunks,
+/// which the daemon decrypts on all cores. FUSE caps readahead at what the kernel offers at
+/// init, but root may raise the mount's backing-device setting afterwards.
+fn raise_readahead(mountpoint: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    let dev = md.dev();
+    let path = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    if let Err(e) = std::fs::write(&path, "1024") {
+        log::debug!("cannot raise readahead ({path}): {e}");
+    }
+}
+
 /// The watcher: keep the view in step with the catalog and the clock, and hand the resulting
 /// invalidations to the invalidator thread.
 fn watch(
@@ -241,6 +260,8 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let bg = session
         .spawn()
         .map_err(|e| Error::io("cannot start the FUSE session", e))?;
+    // only now: a stat of the mountpoint needs the session to answer
+    raise_readahead(&opts.mountpoint);
     let (tx, rx) = channel();
     let invalidator = std::thread::Builder::new()
         .name("invalidator".into())

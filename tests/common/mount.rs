@@ -15,7 +15,9 @@ pub struct Mount {
 
 /// Whether `path` is a mount point right now.
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(canon) = std::fs::canonicalize(path) else { return false };
+    let Ok(canon) = std::fs::canonicalize(path) else {
+        return false;
+    };
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
@@ -50,7 +52,11 @@ impl Mount {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start consentfs mount");
-        let m = Mount { dir, child: Some(child), log };
+        let m = Mount {
+            dir,
+            child: Some(child),
+            log,
+        };
         let (up, _) = wait_for(Duration::from_secs(20), || is_mounted(&m.dir));
         assert!(up, "mount did not come up: {}", m.log_text());
         m
@@ -67,7 +73,10 @@ impl Mount {
     /// Stop with SIGTERM; returns the exit status code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -95,7 +104,9 @@ impl Drop for Mount {
 /// All files and folders below `root`, relative, sorted (folders end with '/').
 pub fn tree(root: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
@@ -121,7 +132,13 @@ pub fn os_user(name: &str) -> (u32, u32) {
         }
         // useradd takes a lock on /etc/passwd; tests running in parallel may collide
         let _ = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name])
+            .args([
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--user-group",
+                name,
+            ])
             .stderr(Stdio::null())
             .status();
         std::thread::sleep(Duration::from_millis(20 * attempt));
@@ -132,7 +149,12 @@ pub fn os_user(name: &str) -> (u32, u32) {
 /// Run a shell script as another OS user (setpriv, no extra groups).
 pub fn run_as(uid: u32, gid: u32, script: &str) -> std::process::Output {
     Command::new("setpriv")
-        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()])
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".into(),
+            "--".into(),
+        ])
         .args(["sh", "-c", script])
         .output()
         .expect("setpriv")
