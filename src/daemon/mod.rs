@@ -218,7 +218,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let view = View::load(view_catalog.conn(), chrono::Utc::now())?;
     let assets = view.len();
     let view = Arc::new(RwLock::new(view));
-    let accounts: Box<dyn Accounts> = Box::new(OsAccounts);
+    let accounts: Box<dyn Accounts> = Box::new(OsAccounts::default());
     let vfs = Arc::new(Vfs::new(Arc::new(store), view.clone(), accounts));
 
     // Handle signals before mounting, so that a Ctrl-C at any moment unmounts cleanly.

@@ -85,15 +85,36 @@ pub trait Accounts: Send + Sync {
     fn lookup(&self, login: &str) -> Option<(u32, u32)>;
 }
 
-/// The machine's accounts (getpwnam).
-pub struct OsAccounts;
+/// The machine's accounts (getpwnam), cached: every attribute the mount returns names an
+/// owner, and reading /etc/passwd for each of 10,000 directory entries would dominate `ls -l`.
+/// Entries are kept for a minute, so an account created after mounting shows up soon.
+#[derive(Default)]
+pub struct OsAccounts {
+    cache: RwLock<HashMap<String, (Option<(u32, u32)>, std::time::Instant)>>,
+}
 
 impl Accounts for OsAccounts {
     fn lookup(&self, login: &str) -> Option<(u32, u32)> {
-        nix::unistd::User::from_name(login)
+        const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
+        if let Some((found, at)) = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(login)
+        {
+            if at.elapsed() < KEEP {
+                return *found;
+            }
+        }
+        let found = nix::unistd::User::from_name(login)
             .ok()
             .flatten()
-            .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
+            .map(|u| (u.uid.as_raw(), u.gid.as_raw()));
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(login.to_string(), (found, std::time::Instant::now()));
+        found
     }
 }
 
@@ -621,6 +642,14 @@ impl Vfs {
     }
 
     pub fn getxattr(&self, caller: Caller, ino: Ino, name: &str) -> Result<Vec<u8>> {
+        if !XATTRS.contains(&name) {
+            // `ls -l` asks every file for security.selinux and system.posix_acl_access: answer
+            // at once; nothing is revealed (the caller reached the inode through the checks)
+            return Err(Error::io(
+                "no such attribute",
+                std::io::Error::from_raw_os_error(libc::ENODATA),
+            ));
+        }
         self.check_xattr(caller, ino)?;
         let Node::File(_, purpose, asset) = self.node(ino)? else {
             return Err(Error::io(
