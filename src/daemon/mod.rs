@@ -43,9 +43,7 @@ pub fn preflight(mountpoint: &Path) -> Result<()> {
     let shown = mountpoint.display();
     match std::fs::metadata(mountpoint) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            return Err(Error::invalid(format!(
-                "{shown} is a stale mount of a consentfs that is no longer running; clear it with: fusermount3 -u {shown} (or umount -l {shown})"
-            )));
+            return Err(stale(&shown.to_string()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::invalid(format!(
@@ -61,6 +59,15 @@ pub fn preflight(mountpoint: &Path) -> Result<()> {
         Ok(_) => {}
     }
     if is_mountpoint(mountpoint)? {
+        // A dead daemon's mount may still answer stat from the kernel's attribute cache, but
+        // opening the folder has to reach the daemon.
+        if std::fs::read_dir(mountpoint)
+            .err()
+            .and_then(|e| e.raw_os_error())
+            == Some(libc::ENOTCONN)
+        {
+            return Err(stale(&shown.to_string()));
+        }
         return Err(Error::invalid(format!(
             "{shown} is busy: something is already mounted there; unmount it first: fusermount3 -u {shown}"
         )));
@@ -73,6 +80,12 @@ pub fn preflight(mountpoint: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+fn stale(shown: &str) -> Error {
+    Error::invalid(format!(
+        "{shown} is a stale mount of a consentfs that is no longer running; clear it with: fusermount3 -u {shown} (or umount -l {shown})"
+    ))
 }
 
 /// Whether `path` is the root of a mounted filesystem (per /proc/self/mountinfo).
