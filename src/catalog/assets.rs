@@ -21,6 +21,8 @@ pub struct AssetRow {
     pub created_at: Time,
     pub retention_until: Option<Time>,
     pub persons: Vec<PersonId>,
+    /// For a draft: the purpose folder it was created in.
+    pub draft_purpose: Option<crate::policy::PurposeId>,
 }
 
 impl AssetRow {
@@ -45,6 +47,9 @@ pub struct VersionRow {
     pub size: u64,
     pub created_at: Time,
     pub created_by: String,
+    /// Modification time set by a tool (touch, tar, rsync), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<Time>,
     #[serde(skip)]
     pub object: ObjectId,
     #[serde(skip)]
@@ -73,8 +78,8 @@ pub fn check_name(n: &str) -> Result<()> {
     Ok(())
 }
 
-const COLS: &str =
-    "id, collection, name, no_persons, special_category, status, creator, created_at, retention_until";
+const COLS: &str = "id, collection, name, no_persons, special_category, status, creator, created_at, \
+                    retention_until, draft_purpose";
 
 fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
     let status: String = r.get(5)?;
@@ -89,6 +94,7 @@ fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
         created_at: when::from_secs(r.get(7)?),
         retention_until: r.get::<_, Option<i64>>(8)?.map(when::from_secs),
         persons: Vec::new(),
+        draft_purpose: r.get(9)?,
     })
 }
 
@@ -134,7 +140,7 @@ pub fn resolve(conn: &Connection, what: &str) -> Result<AssetRow> {
     };
     let id: Option<AssetId> = conn
         .query_row(
-            "SELECT id FROM assets WHERE collection = ?1 AND name = ?2 AND status <> 'trash'",
+            "SELECT id FROM assets WHERE collection = ?1 AND name = ?2 AND status IN ('active', 'draft')",
             params![collection, name],
             |r| r.get(0),
         )
@@ -173,7 +179,7 @@ pub fn find_by_content(conn: &Connection, hash: &[u8; 32]) -> Result<Option<Asse
         .query_row(
             "SELECT v.asset_id FROM objects o JOIN versions v ON v.object_id = o.id
              JOIN assets a ON a.id = v.asset_id
-             WHERE o.content_hash = ?1 AND a.status <> 'trash' LIMIT 1",
+             WHERE o.content_hash = ?1 AND a.status IN ('active', 'draft') LIMIT 1",
             [hash.as_slice()],
             |r| r.get(0),
         )
@@ -184,7 +190,7 @@ pub fn find_by_content(conn: &Connection, hash: &[u8; 32]) -> Result<Option<Asse
 pub fn path_taken(conn: &Connection, collection: &str, name: &str) -> Result<Option<AssetId>> {
     Ok(conn
         .query_row(
-            "SELECT id FROM assets WHERE collection = ?1 AND name = ?2 AND status <> 'trash'",
+            "SELECT id FROM assets WHERE collection = ?1 AND name = ?2 AND status IN ('active', 'draft')",
             params![collection, name],
             |r| r.get(0),
         )
@@ -196,7 +202,7 @@ pub fn path_taken(conn: &Connection, collection: &str, name: &str) -> Result<Opt
 pub fn check_no_clash(conn: &Connection, collection: &str, name: &str) -> Result<()> {
     let as_folder = join_path(collection, name);
     let folder_exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM assets WHERE status <> 'trash'
+        "SELECT EXISTS (SELECT 1 FROM assets WHERE status IN ('active', 'draft')
              AND (collection = ?1 OR substr(collection, 1, length(?1) + 1) = ?1 || '/'))",
         params![as_folder],
         |r| r.get(0),
@@ -224,30 +230,16 @@ pub fn current_versions(
     conn: &Connection,
     only: Option<AssetId>,
 ) -> Result<std::collections::HashMap<AssetId, VersionRow>> {
-    let mut st = conn.prepare(
-        "SELECT v.asset_id, v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key
+    let mut st = conn.prepare(&format!(
+        "SELECT v.asset_id, {VERSION_COLS}
          FROM versions v JOIN objects o ON o.id = v.object_id
          WHERE (?1 IS NULL OR v.asset_id = ?1)
-           AND v.version = (SELECT MAX(version) FROM versions w WHERE w.asset_id = v.asset_id)",
-    )?;
+           AND v.version = (SELECT MAX(version) FROM versions w WHERE w.asset_id = v.asset_id)"
+    ))?;
     let rows = st
-        .query_map([only], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                (
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ),
-            ))
-        })?
+        .query_map([only], |r| Ok((r.get::<_, i64>(0)?, version_at(r, 1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter()
-        .map(|(a, v)| Ok((a, to_version(v)?)))
-        .collect()
+    rows.into_iter().map(|(a, v)| Ok((a, to_version(v)?))).collect()
 }
 
 /// Record an object written by the store.
@@ -292,36 +284,49 @@ pub fn add(
     Ok(id)
 }
 
-fn version_from_row(r: &Row) -> rusqlite::Result<(i64, i64, i64, String, String, Option<Vec<u8>>)> {
+type RawVersion = (i64, i64, i64, String, String, Option<Vec<u8>>, Option<i64>);
+
+const VERSION_COLS: &str =
+    "v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key, v.mtime";
+
+fn version_at(r: &Row, base: usize) -> rusqlite::Result<RawVersion> {
     Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
+        r.get(base)?,
+        r.get(base + 1)?,
+        r.get(base + 2)?,
+        r.get(base + 3)?,
+        r.get(base + 4)?,
+        r.get(base + 5)?,
+        r.get(base + 6)?,
     ))
 }
 
-fn to_version(v: (i64, i64, i64, String, String, Option<Vec<u8>>)) -> Result<VersionRow> {
-    let (version, size, created_at, created_by, object, wrapped_key) = v;
+fn version_from_row(r: &Row) -> rusqlite::Result<RawVersion> {
+    version_at(r, 0)
+}
+
+fn to_version(v: RawVersion) -> Result<VersionRow> {
+    let (version, size, created_at, created_by, object, wrapped_key, mtime) = v;
     Ok(VersionRow {
         version,
         size: size as u64,
         created_at: when::from_secs(created_at),
         created_by,
+        mtime: mtime.map(when::from_secs),
         object: ObjectId::parse(&object)
             .ok_or_else(|| Error::integrity("catalog", format!("bad object id '{object}'")))?,
         wrapped_key,
     })
 }
 
-const VERSION_SQL: &str =
-    "SELECT v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key
-     FROM versions v JOIN objects o ON o.id = v.object_id WHERE v.asset_id = ?1";
+fn version_sql() -> String {
+    format!(
+        "SELECT {VERSION_COLS} FROM versions v JOIN objects o ON o.id = v.object_id WHERE v.asset_id = ?1"
+    )
+}
 
 pub fn versions(conn: &Connection, asset: AssetId) -> Result<Vec<VersionRow>> {
-    let mut st = conn.prepare(&format!("{VERSION_SQL} ORDER BY v.version"))?;
+    let mut st = conn.prepare(&format!("{} ORDER BY v.version", version_sql()))?;
     let rows = st
         .query_map([asset], version_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -333,14 +338,14 @@ pub fn version(conn: &Connection, asset: AssetId, version: Option<i64>) -> Resul
     let row = match version {
         Some(v) => conn
             .query_row(
-                &format!("{VERSION_SQL} AND v.version = ?2"),
+                &format!("{} AND v.version = ?2", version_sql()),
                 params![asset, v],
                 version_from_row,
             )
             .optional()?,
         None => conn
             .query_row(
-                &format!("{VERSION_SQL} ORDER BY v.version DESC LIMIT 1"),
+                &format!("{} ORDER BY v.version DESC LIMIT 1", version_sql()),
                 [asset],
                 version_from_row,
             )
@@ -421,4 +426,152 @@ pub fn known_objects(conn: &Connection) -> Result<std::collections::HashSet<Stri
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(ids)
+}
+
+/// A draft: a file a user created through the mount, shown only to them, in the purpose folder
+/// where they made it, until a reviewer links persons (or derives it from an asset).
+pub fn add_draft(
+    tx: &Tx,
+    collection: &str,
+    name: &str,
+    purpose: crate::policy::PurposeId,
+    obj: &NewObject,
+) -> Result<AssetId> {
+    let id = add(tx, collection, name, Status::Draft, obj)?;
+    tx.execute("UPDATE assets SET draft_purpose = ?2 WHERE id = ?1", params![id, purpose])?;
+    Ok(id)
+}
+
+/// A new version of an asset whose content is `obj` (written by the store, not yet recorded).
+pub fn add_version(tx: &Tx, asset: AssetId, obj: &NewObject, mtime: Option<Time>) -> Result<i64> {
+    add_object(tx, obj)?;
+    add_version_of_object(tx, asset, &obj.id, obj.size, mtime)
+}
+
+/// A new version that refers to an object already in the catalog (restore, merge).
+pub fn add_version_of_object(
+    tx: &Tx,
+    asset: AssetId,
+    object: &ObjectId,
+    size: u64,
+    mtime: Option<Time>,
+) -> Result<i64> {
+    let next: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE asset_id = ?1",
+        [asset],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO versions (asset_id, version, object_id, size, created_at, created_by, mtime)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            asset,
+            next,
+            object.hex(),
+            size as i64,
+            when::to_secs(tx.now()),
+            tx.actor(),
+            mtime.map(when::to_secs)
+        ],
+    )?;
+    tx.audit(
+        "asset.version",
+        serde_json::json!({ "asset": asset, "version": next, "object": object.hex() }),
+    )?;
+    Ok(next)
+}
+
+/// Record the modification time a tool set on the current version (no new version).
+pub fn set_mtime(tx: &Tx, asset: AssetId, mtime: Time) -> Result<()> {
+    tx.execute(
+        "UPDATE versions SET mtime = ?2 WHERE asset_id = ?1
+           AND version = (SELECT MAX(version) FROM versions WHERE asset_id = ?1)",
+        params![asset, when::to_secs(mtime)],
+    )?;
+    tx.audit("asset.mtime", serde_json::json!({ "asset": asset }))?;
+    Ok(())
+}
+
+/// Give an asset a new collection path and name (a rename in the mount).
+pub fn move_to(tx: &Tx, asset: AssetId, collection: &str, name: &str) -> Result<()> {
+    check_name(name)?;
+    if let Some(existing) = path_taken(tx, collection, name)? {
+        if existing != asset {
+            return Err(Error::invalid(format!("'{}' already exists", join_path(collection, name))));
+        }
+    }
+    check_no_clash(tx, collection, name)?;
+    tx.execute(
+        "UPDATE assets SET collection = ?2, name = ?3 WHERE id = ?1",
+        params![asset, collection, name],
+    )?;
+    tx.audit("asset.move", serde_json::json!({ "asset": asset }))?;
+    Ok(())
+}
+
+pub fn set_status(tx: &Tx, asset: AssetId, status: Status) -> Result<()> {
+    let trashed_at = (status == Status::Trash).then(|| when::to_secs(tx.now()));
+    tx.execute(
+        "UPDATE assets SET status = ?2, trashed_at = ?3 WHERE id = ?1",
+        params![asset, status.as_str(), trashed_at],
+    )?;
+    tx.audit(
+        &format!("asset.{}", status.as_str()),
+        serde_json::json!({ "asset": asset }),
+    )?;
+    Ok(())
+}
+
+/// Make a draft a normal asset.
+pub fn activate(tx: &Tx, asset: AssetId) -> Result<()> {
+    let a = get(tx, asset)?.ok_or_else(|| Error::not_found(format!("no asset {asset}")))?;
+    if a.status == Status::Draft {
+        tx.execute(
+            "UPDATE assets SET status = 'active', draft_purpose = NULL WHERE id = ?1",
+            [asset],
+        )?;
+        tx.audit("asset.activate", serde_json::json!({ "asset": asset }))?;
+    }
+    Ok(())
+}
+
+/// Crypto-shred an asset: destroy the data keys of its versions' objects (unless another
+/// asset's version shares the object) and remove the files. The asset row, its consent history
+/// and the audit log stay. Returns the objects whose files can now be deleted.
+pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<ObjectId>> {
+    let mut st = tx.prepare(
+        "SELECT DISTINCT v.object_id FROM versions v WHERE v.asset_id = ?1
+           AND NOT EXISTS (SELECT 1 FROM versions w WHERE w.object_id = v.object_id AND w.asset_id <> ?1)",
+    )?;
+    let objects: Vec<String> = st
+        .query_map([asset], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(st);
+    let mut out = Vec::new();
+    for o in objects {
+        tx.execute("UPDATE objects SET wrapped_key = NULL WHERE id = ?1", [&o])?;
+        if let Some(id) = ObjectId::parse(&o) {
+            out.push(id);
+        }
+    }
+    tx.execute("UPDATE assets SET status = 'purged' WHERE id = ?1", [asset])?;
+    tx.audit(
+        "asset.purge",
+        serde_json::json!({ "asset": asset, "objects_shredded": out.len() }),
+    )?;
+    Ok(out)
+}
+
+/// Assets in the trash: (asset, trashed_at).
+pub fn trashed(conn: &Connection) -> Result<Vec<(AssetRow, Time)>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLS}, trashed_at FROM assets WHERE status = 'trash' ORDER BY trashed_at, id"
+    ))?;
+    let rows = st
+        .query_map([], |r| Ok((from_row(r)?, r.get::<_, Option<i64>>(10)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, t)| (a, when::from_secs(t.unwrap_or(0))))
+        .collect())
 }

@@ -130,6 +130,15 @@ CREATE TABLE audit (
     hash BLOB NOT NULL
 );
 "#,
+    // 2: writes through the mount: drafts belong to the purpose folder they were created in,
+    // versions may carry the modification time a tool set, and 'purged' assets (crypto-shredded
+    // or merged into another asset) no longer hold their path.
+    r#"
+ALTER TABLE assets ADD COLUMN draft_purpose INTEGER REFERENCES purposes(id);
+ALTER TABLE versions ADD COLUMN mtime INTEGER;
+DROP INDEX assets_path;
+CREATE UNIQUE INDEX assets_path ON assets(collection, name) WHERE status IN ('active', 'draft');
+"#,
 ];
 
 pub fn current_version() -> i64 {

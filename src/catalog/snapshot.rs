@@ -33,6 +33,7 @@ impl AssetRow {
             special_category: self.special_category,
             persons: self.persons.clone(),
             retention_until: self.retention_until,
+            draft_purpose: self.draft_purpose,
         }
     }
 }

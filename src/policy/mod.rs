@@ -174,6 +174,8 @@ pub enum Status {
     Active,
     Draft,
     Trash,
+    /// Crypto-shredded, or a draft merged into another asset: gone for good.
+    Purged,
 }
 
 impl Status {
@@ -182,6 +184,7 @@ impl Status {
             Status::Active => "active",
             Status::Draft => "draft",
             Status::Trash => "trash",
+            Status::Purged => "purged",
         }
     }
     pub fn parse(s: &str) -> Option<Status> {
@@ -189,6 +192,7 @@ impl Status {
             "active" => Status::Active,
             "draft" => Status::Draft,
             "trash" => Status::Trash,
+            "purged" => Status::Purged,
             _ => return None,
         })
     }
@@ -207,6 +211,8 @@ pub struct Asset {
     pub special_category: bool,
     pub persons: Vec<PersonId>,
     pub retention_until: Option<Time>,
+    /// For a draft: the purpose folder it was created in, the only place it shows.
+    pub draft_purpose: Option<PurposeId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -137,8 +137,13 @@ pub fn evaluate_at(
     }
     // 2. active: not trashed, not past retention, not someone else's draft
     match asset.status {
-        Status::Trash => return (false, Reason::Trashed),
-        Status::Draft if asset.creator != user.login => return (false, Reason::DraftOfOther),
+        Status::Trash | Status::Purged => return (false, Reason::Trashed),
+        Status::Draft
+            if asset.creator != user.login
+                || asset.draft_purpose.is_some_and(|p| p != purpose.id) =>
+        {
+            return (false, Reason::DraftOfOther)
+        }
         Status::Draft | Status::Active => {}
     }
     if let Some(end) = retention_end(asset, purpose) {
@@ -237,7 +242,7 @@ pub fn decide(
 ) -> Decision {
     let (visible, reason) = evaluate_at(asset, people, user, purpose, now);
     let valid_until =
-        if user.access(purpose.id, &asset.collection).is_none() || asset.status == Status::Trash {
+        if user.access(purpose.id, &asset.collection).is_none() || matches!(asset.status, Status::Trash | Status::Purged) {
             None // no time-bound change can make these visible
         } else {
             candidate_moments(asset, people, purpose, now)

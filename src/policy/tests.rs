@@ -108,6 +108,7 @@ fn asset(persons: &[PersonId]) -> Asset {
         special_category: false,
         persons: persons.to_vec(),
         retention_until: None,
+        draft_purpose: None,
     }
 }
 
@@ -281,6 +282,9 @@ fn cases() -> Vec<Case> {
         ("trashed by its creator", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.status = Status::Trash; w.user.login = "alice".into(); w }, d(2026, 2, 1), false, "trashed"),
         ("someone else's draft", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.status = Status::Draft; w }, d(2026, 2, 1), false, "draft_of_other"),
         ("own draft", || { let mut w = anna(vec![]); w.asset.status = Status::Draft; w.user.login = "alice".into(); w }, d(2026, 2, 1), true, "own_draft"),
+        ("own draft in the purpose it was made in", || { let mut w = anna(vec![]); w.asset.status = Status::Draft; w.asset.draft_purpose = Some(P); w.user.login = "alice".into(); w }, d(2026, 2, 1), true, "own_draft"),
+        ("own draft is not shown in another purpose", || { let mut w = anna(vec![]); w.asset.status = Status::Draft; w.asset.draft_purpose = Some(Q); w.user.login = "alice".into(); w }, d(2026, 2, 1), false, "draft_of_other"),
+        ("purged asset", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.status = Status::Purged; w }, d(2026, 2, 1), false, "trashed"),
         ("asset retention ended", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.retention_until = Some(d(2026, 6, 1)); w }, d(2026, 6, 1), false, "retention_ended"),
         ("asset retention not yet ended", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.retention_until = Some(d(2026, 6, 1)); w }, d(2026, 6, 1) - Duration::seconds(1), true, "consented"),
         ("purpose retention ended (counted from import)", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.purpose.retention = Some(Duration::days(30)); w }, d(2026, 1, 31), false, "retention_ended"),
@@ -782,6 +786,7 @@ mod props {
                     special_category: special,
                     persons,
                     retention_until: retention.map(grid),
+                    draft_purpose: None,
                 },
             )
     }
