@@ -11,6 +11,10 @@
 //! is complete or does not exist under its final name. Object I/O goes through this type only,
 //! which keeps the door open for another backend (S3-compatible storage) later.
 
+mod writer;
+
+pub use writer::ObjectWriter;
+
 use crate::crypto::keyring::{self, Keyring, Unlock};
 use crate::crypto::object::{Decryptor, Encryptor, ObjectId};
 use crate::crypto::{labels, unwrap_key, wrap_key, Key};
@@ -211,6 +215,15 @@ impl Store {
             let _ = std::fs::remove_file(&tmp);
         }
         written
+    }
+
+    /// A new object to be written with random access (through the mount).
+    pub fn writer(&self) -> Result<ObjectWriter> {
+        ObjectWriter::new(self)
+    }
+
+    fn content_key(&self) -> Key {
+        self.content.clone()
     }
 
     /// The keyed content hash of `data` (same as [`NewObject::content_hash`]).
