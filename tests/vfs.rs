@@ -61,7 +61,7 @@ impl Mounted {
 
     fn read_all(&self, who: Caller, path: &str) -> consentfs::Result<Vec<u8>> {
         let ino = self.walk(who, path)?;
-        let fh = self.vfs.open(who, ino, false)?;
+        let fh = self.vfs.open(who, ino, false, false)?;
         let mut out = Vec::new();
         loop {
             let part = self.vfs.read(fh, out.len() as u64, 100_000)?;
@@ -115,7 +115,8 @@ fn mounted() -> Mounted {
     accounts.insert("bob".into(), (BOB.uid, BOB.gid));
     accounts.insert("eve".into(), (EVE.uid, EVE.gid));
     let accounts: Box<dyn Accounts> = Box::new(accounts);
-    let vfs = Vfs::new(Arc::new(store), view.clone(), accounts);
+    let (_s2, cat2) = t.open_catalog();
+    let vfs = Vfs::new(Arc::new(store), view.clone(), accounts, cat2);
     Mounted { t, vfs, view, cat }
 }
 
@@ -170,7 +171,7 @@ fn nobody_enters_another_users_tree() {
     for who in [BOB, EVE] {
         assert_eq!(m.vfs.getattr(who, file).unwrap_err().errno(), libc::EACCES);
         assert_eq!(
-            m.vfs.open(who, file, false).unwrap_err().errno(),
+            m.vfs.open(who, file, false, false).unwrap_err().errno(),
             libc::EACCES
         );
         assert_eq!(
@@ -193,7 +194,7 @@ fn nobody_enters_another_users_tree() {
 fn withdrawal_hides_at_once_and_revokes_open_handles() {
     let m = mounted();
     let file = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
-    let fh = m.vfs.open(ALICE, file, false).unwrap();
+    let fh = m.vfs.open(ALICE, file, false, false).unwrap();
     assert_eq!(m.vfs.read(fh, 0, 5).unwrap(), b"photo");
     m.t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
     let inval = m.refresh();

@@ -78,7 +78,8 @@ pub fn check_name(n: &str) -> Result<()> {
     Ok(())
 }
 
-const COLS: &str = "id, collection, name, no_persons, special_category, status, creator, created_at, \
+const COLS: &str =
+    "id, collection, name, no_persons, special_category, status, creator, created_at, \
                     retention_until, draft_purpose";
 
 fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
@@ -239,7 +240,9 @@ pub fn current_versions(
     let rows = st
         .query_map([only], |r| Ok((r.get::<_, i64>(0)?, version_at(r, 1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(|(a, v)| Ok((a, to_version(v)?))).collect()
+    rows.into_iter()
+        .map(|(a, v)| Ok((a, to_version(v)?)))
+        .collect()
 }
 
 /// Record an object written by the store.
@@ -438,7 +441,10 @@ pub fn add_draft(
     obj: &NewObject,
 ) -> Result<AssetId> {
     let id = add(tx, collection, name, Status::Draft, obj)?;
-    tx.execute("UPDATE assets SET draft_purpose = ?2 WHERE id = ?1", params![id, purpose])?;
+    tx.execute(
+        "UPDATE assets SET draft_purpose = ?2 WHERE id = ?1",
+        params![id, purpose],
+    )?;
     Ok(id)
 }
 
@@ -497,7 +503,10 @@ pub fn move_to(tx: &Tx, asset: AssetId, collection: &str, name: &str) -> Result<
     check_name(name)?;
     if let Some(existing) = path_taken(tx, collection, name)? {
         if existing != asset {
-            return Err(Error::invalid(format!("'{}' already exists", join_path(collection, name))));
+            return Err(Error::invalid(format!(
+                "'{}' already exists",
+                join_path(collection, name)
+            )));
         }
     }
     check_no_clash(tx, collection, name)?;

@@ -232,7 +232,17 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let assets = view.len();
     let view = Arc::new(RwLock::new(view));
     let accounts: Box<dyn Accounts> = Box::new(OsAccounts::default());
-    let vfs = Arc::new(Vfs::new(Arc::new(store), view.clone(), accounts));
+    let write_catalog = Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    )?;
+    let vfs = Arc::new(Vfs::new(
+        Arc::new(store),
+        view.clone(),
+        accounts,
+        write_catalog,
+    ));
 
     // Handle signals before mounting, so that a Ctrl-C at any moment unmounts cleanly.
     let mut signals =
@@ -276,6 +286,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     // only now: a stat of the mountpoint needs the session to answer
     raise_readahead(&opts.mountpoint);
     let (tx, rx) = channel();
+    vfs.set_invalidation_sender(tx.clone());
     let invalidator = std::thread::Builder::new()
         .name("invalidator".into())
         .spawn(move || run_invalidator(notifier, rx))
@@ -318,6 +329,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     } else {
         bg.umount_and_join()
     };
+    vfs.clear_invalidation_sender();
     let _ = invalidator.join();
     result.map_err(|e| Error::io("unmount", e))?;
     log::info!("unmounted {}", opts.mountpoint.display());

@@ -241,14 +241,15 @@ pub fn decide(
     now: Time,
 ) -> Decision {
     let (visible, reason) = evaluate_at(asset, people, user, purpose, now);
-    let valid_until =
-        if user.access(purpose.id, &asset.collection).is_none() || matches!(asset.status, Status::Trash | Status::Purged) {
-            None // no time-bound change can make these visible
-        } else {
-            candidate_moments(asset, people, purpose, now)
-                .into_iter()
-                .find(|&m| evaluate_at(asset, people, user, purpose, m).0 != visible)
-        };
+    let valid_until = if user.access(purpose.id, &asset.collection).is_none()
+        || matches!(asset.status, Status::Trash | Status::Purged)
+    {
+        None // no time-bound change can make these visible
+    } else {
+        candidate_moments(asset, people, purpose, now)
+            .into_iter()
+            .find(|&m| evaluate_at(asset, people, user, purpose, m).0 != visible)
+    };
     Decision {
         visible,
         reason,

@@ -59,7 +59,8 @@ impl ObjectWriter {
             .create_new(true)
             .open(&tmp)
             .at("create object", &tmp)?;
-        file.write_all_at(&header(&id), 0).at("write object", &tmp)?;
+        file.write_all_at(&header(&id), 0)
+            .at("write object", &tmp)?;
         let hash_key = store.content_key();
         Ok(ObjectWriter {
             id,
@@ -93,7 +94,11 @@ impl ObjectWriter {
         let tag = self
             .key
             .cipher()
-            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad(&self.id, index, last), plain)
+            .encrypt_in_place_detached(
+                XNonce::from_slice(&nonce),
+                &aad(&self.id, index, last),
+                plain,
+            )
             .map_err(|_| Error::invalid("chunk encryption failed"))?;
         let mut buf = Vec::with_capacity(plain.len() + CHUNK_OVERHEAD as usize);
         buf.extend_from_slice(&nonce);
@@ -116,13 +121,21 @@ impl ObjectWriter {
         self.key
             .cipher()
             .decrypt_in_place_detached(&nonce, &aad(&self.id, index, false), &mut plain, &tag)
-            .map_err(|_| Error::integrity("a file being written", format!("chunk {index} changed on disk")))?;
+            .map_err(|_| {
+                Error::integrity(
+                    "a file being written",
+                    format!("chunk {index} changed on disk"),
+                )
+            })?;
         Ok(plain)
     }
 
     /// Seal the full tail and start a new, empty one.
     fn push_tail(&mut self) -> Result<()> {
-        let mut full = std::mem::replace(&mut self.tail, Zeroizing::new(Vec::with_capacity(CHUNK_PLAIN as usize)));
+        let mut full = std::mem::replace(
+            &mut self.tail,
+            Zeroizing::new(Vec::with_capacity(CHUNK_PLAIN as usize)),
+        );
         self.seal_at(self.sealed, &mut full, false)?;
         self.sealed += 1;
         Ok(())
@@ -193,7 +206,11 @@ impl ObjectWriter {
             return self.grow_to(new_size);
         }
         self.hash = None;
-        let last = if new_size == 0 { 0 } else { (new_size - 1) / CHUNK_PLAIN };
+        let last = if new_size == 0 {
+            0
+        } else {
+            (new_size - 1) / CHUNK_PLAIN
+        };
         if last < self.sealed {
             let mut plain = self.open_sealed(last)?;
             plain.truncate((new_size - last * CHUNK_PLAIN) as usize);
@@ -236,7 +253,10 @@ impl ObjectWriter {
         let mut tail = std::mem::take(&mut *self.tail);
         self.seal_at(self.sealed, &mut tail, true)?;
         zeroize::Zeroize::zeroize(&mut tail);
-        let len = HEADER_LEN + self.sealed * CHUNK_CIPHER + (self.size - self.sealed * CHUNK_PLAIN) + (NONCE_LEN + TAG_LEN) as u64;
+        let len = HEADER_LEN
+            + self.sealed * CHUNK_CIPHER
+            + (self.size - self.sealed * CHUNK_PLAIN)
+            + (NONCE_LEN + TAG_LEN) as u64;
         self.file.set_len(len).map_err(|e| self.io(e))?;
         self.file.sync_all().map_err(|e| self.io(e))?;
         let content_hash = match self.hash.take() {
@@ -336,7 +356,10 @@ mod tests {
         let obj = w.commit(&s).unwrap();
         assert_eq!(read(&s, &obj), model);
         // the hash is the same as for an import of the same bytes
-        assert_eq!(obj.content_hash, s.content_hash_of(&mut model.as_slice()).unwrap());
+        assert_eq!(
+            obj.content_hash,
+            s.content_hash_of(&mut model.as_slice()).unwrap()
+        );
     }
 
     #[test]
@@ -350,7 +373,10 @@ mod tests {
         }
         let obj = w.commit(&s).unwrap();
         assert_eq!(read(&s, &obj), data);
-        assert_eq!(obj.content_hash, s.content_hash_of(&mut data.as_slice()).unwrap());
+        assert_eq!(
+            obj.content_hash,
+            s.content_hash_of(&mut data.as_slice()).unwrap()
+        );
         let before = s.list_objects().unwrap().len();
         {
             let mut w = s.writer().unwrap();

@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod inodes;
+mod write;
 
 use crate::crypto::object::{Decryptor, ObjectId, CHUNK_PLAIN};
 use crate::error::{Error, Result};
@@ -129,8 +130,17 @@ struct Handle {
     login: Arc<str>,
     purpose: PurposeId,
     asset: AssetId,
+    /// Read-only handles only ever take the read lock, so parallel reads do not wait.
+    state: RwLock<HandleState>,
+}
+
+struct HandleState {
+    /// The committed version this handle reads (and a writer starts from).
     object: ObjectId,
     reader: Decryptor<File>,
+    writable: bool,
+    /// The new version being written, once the handle wrote or truncated.
+    writer: Option<write::Pending>,
 }
 
 pub struct Vfs {
@@ -146,6 +156,17 @@ pub struct Vfs {
     chunks: ChunkCache,
     /// Folders show the mount time as their modification time.
     mounted_at: SystemTime,
+    /// The daemon's own catalog connection, for changes made through the mount.
+    catalog: Mutex<crate::catalog::Catalog>,
+    /// Where invalidations of changes made through the mount go (the invalidator thread).
+    inval_tx: Mutex<Option<std::sync::mpsc::Sender<Vec<Invalidation>>>>,
+    /// Empty folders made with mkdir: (login, purpose, path). In memory only.
+    made_dirs: Mutex<std::collections::HashSet<(Arc<str>, PurposeId, String)>>,
+    /// Drafts renamed over a file: later commits through their handles go to that file.
+    merged: Mutex<HashMap<AssetId, AssetId>>,
+    /// Sizes of files with uncommitted writes, so stat agrees with what was written. A leaf
+    /// lock: never held while taking another.
+    pending_sizes: Mutex<HashMap<AssetId, u64>>,
 }
 
 const XATTRS: [&str; 4] = [
@@ -164,7 +185,12 @@ fn to_system_time(t: crate::policy::Time) -> SystemTime {
 }
 
 impl Vfs {
-    pub fn new(store: Arc<Store>, view: Arc<RwLock<View>>, accounts: Box<dyn Accounts>) -> Vfs {
+    pub fn new(
+        store: Arc<Store>,
+        view: Arc<RwLock<View>>,
+        accounts: Box<dyn Accounts>,
+        catalog: crate::catalog::Catalog,
+    ) -> Vfs {
         Vfs {
             store,
             view,
@@ -175,7 +201,22 @@ impl Vfs {
             next_fh: AtomicU64::new(1),
             chunks: ChunkCache::new(256),
             mounted_at: SystemTime::now(),
+            catalog: Mutex::new(catalog),
+            inval_tx: Mutex::new(None),
+            made_dirs: Mutex::new(Default::default()),
+            merged: Mutex::new(HashMap::new()),
+            pending_sizes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Stop sending invalidations (at unmount, so the invalidator thread can end).
+    pub fn clear_invalidation_sender(&self) {
+        *self.inval_tx.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Send invalidations for changes made through the mount to this channel.
+    pub fn set_invalidation_sender(&self, tx: std::sync::mpsc::Sender<Vec<Invalidation>>) {
+        *self.inval_tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 
     fn view(&self) -> RwLockReadGuard<'_, View> {
@@ -217,7 +258,7 @@ impl Vfs {
                 view.user_purposes(l).first().is_some() && self.accounts.lookup(l).is_some()
             }
             Node::Purpose(l, p) => view.user_purposes(l).iter().any(|(q, _)| q.id == *p),
-            Node::Dir(l, p, path) => view.dir_visible(l, *p, path),
+            Node::Dir(l, p, path) => view.dir_visible(l, *p, path) || self.made_dir(l, *p, path),
             Node::File(l, p, a) => view.file_visible(l, *p, *a),
         }
     }
@@ -280,11 +321,17 @@ impl Vfs {
                 Attr {
                     ino,
                     kind: Kind::File,
-                    size: version.size,
+                    size: self
+                        .pending_sizes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(a)
+                        .copied()
+                        .unwrap_or(version.size),
                     perm: perm_for(view.access(l, *p, &info.collection), 0o600, 0o400),
                     uid,
                     gid,
-                    mtime: to_system_time(version.created_at),
+                    mtime: to_system_time(version.mtime.unwrap_or(version.created_at)),
                     nlink: 1,
                 }
             }
@@ -310,7 +357,7 @@ impl Vfs {
                     _ => String::new(),
                 };
                 let sub = crate::catalog::assets::join_path(&dir, name);
-                if view.dir_visible(l, *p, &sub) {
+                if view.dir_visible(l, *p, &sub) || self.made_dir(l, *p, &sub) {
                     return Some(Node::Dir(l.clone(), *p, Arc::from(sub.as_str())));
                 }
                 view.file_in(l, *p, &dir, name)
@@ -393,7 +440,12 @@ impl Vfs {
                     Node::Dir(_, _, path) => path.to_string(),
                     _ => String::new(),
                 };
-                let (dirs, files) = view.list_dir(l, *p, &dir);
+                let (mut dirs, files) = view.list_dir(l, *p, &dir);
+                for made in self.made_children(l, *p, &dir) {
+                    if !dirs.iter().any(|d| **d == *made) {
+                        dirs.push(Arc::from(made.as_str()));
+                    }
+                }
                 let mut out: Vec<(String, Node)> = dirs
                     .into_iter()
                     .map(|d| {
@@ -463,26 +515,12 @@ impl Vfs {
     }
 
     /// Open a file for reading; returns the handle number.
-    pub fn open(&self, caller: Caller, ino: Ino, write: bool) -> Result<u64> {
-        let node = self.node(ino)?;
-        let Node::File(login, purpose, asset) = &node else {
-            return Err(Error::Invalid("not a file".into()));
-        };
-        self.check_owner(caller, login)?;
+    /// The current version of an asset, opened for reading.
+    fn open_current(&self, asset: AssetId) -> Result<(ObjectId, Decryptor<File>)> {
         let (object, wrapped, size, label) = {
             let view = self.view();
-            if !view.file_visible(login, *purpose, *asset) {
-                log::info!("denied: open of asset {asset} which is no longer visible");
-                return Err(denied("no longer visible"));
-            }
-            if write {
-                return Err(Error::io(
-                    "writing through the mount",
-                    std::io::Error::from_raw_os_error(libc::EROFS),
-                ));
-            }
             let info = view
-                .asset(*asset)
+                .asset(asset)
                 .ok_or_else(|| Error::not_found("no such asset"))?;
             let v = info
                 .version
@@ -502,30 +540,73 @@ impl Vfs {
         let reader = self
             .store
             .open_object(&object, &wrapped, size, &label)
-            .inspect_err(|e| {
-                log::error!("{e}");
-            })?;
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let handle = Handle {
+            .inspect_err(|e| log::error!("{e}"))?;
+        Ok((object, reader))
+    }
+
+    /// Open a file; returns the handle number. Writing needs a write grant where the file is;
+    /// `truncate` (O_TRUNC) starts the new version empty.
+    pub fn open(&self, caller: Caller, ino: Ino, write: bool, truncate: bool) -> Result<u64> {
+        let node = self.node(ino)?;
+        let Node::File(login, purpose, asset) = &node else {
+            return Err(Error::Invalid("not a file".into()));
+        };
+        self.check_owner(caller, login)?;
+        {
+            let view = self.view();
+            if !view.file_visible(login, *purpose, *asset) {
+                log::info!("denied: open of asset {asset} which is no longer visible");
+                return Err(denied("no longer visible"));
+            }
+            if write {
+                self.check_write(&view, login, *purpose, *asset)?;
+            }
+        }
+        let (object, reader) = self.open_current(*asset)?;
+        let mut state = HandleState {
+            object,
+            reader,
+            writable: write,
+            writer: None,
+        };
+        if write && truncate {
+            state.writer = Some(write::Pending::new(&self.store)?);
+            if let Some(w) = state.writer.as_mut() {
+                w.dirty = true;
+            }
+        }
+        Ok(self.add_handle(Handle {
             login: login.clone(),
             purpose: *purpose,
             asset: *asset,
-            object,
-            reader,
-        };
+            state: RwLock::new(state),
+        }))
+    }
+
+    fn add_handle(&self, handle: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(fh, Arc::new(handle));
-        Ok(fh)
+        fh
     }
 
-    fn chunk(&self, h: &Handle, index: u64) -> Result<Chunk> {
-        if let Some(c) = self.chunks.get(&h.object, index) {
+    fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
+        self.handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| Error::Invalid("bad file handle".into()))
+    }
+
+    fn chunk(&self, st: &HandleState, index: u64) -> Result<Chunk> {
+        if let Some(c) = self.chunks.get(&st.object, index) {
             return Ok(c);
         }
-        let c: Chunk = Arc::new(h.reader.chunk(index).inspect_err(|e| log::error!("{e}"))?);
-        self.chunks.put(h.object, index, c.clone());
+        let c: Chunk = Arc::new(st.reader.chunk(index).inspect_err(|e| log::error!("{e}"))?);
+        self.chunks.put(st.object, index, c.clone());
         Ok(c)
     }
 
@@ -543,21 +624,21 @@ impl Vfs {
     /// spans several (the kernel's readahead asks for up to 1 MiB at once); only chunks read in
     /// part go through the chunk cache, because the next request will want their remainder.
     pub fn read_into(&self, fh: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<()> {
-        let h = self
-            .handles
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| Error::Invalid("bad file handle".into()))?;
-        if !self.view().file_visible(&h.login, h.purpose, h.asset) {
+        let h = self.handle(fh)?;
+        let asset = self.current_asset(h.asset);
+        if !self.view().file_visible(&h.login, h.purpose, asset) {
             log::info!(
-                "denied: read of asset {} through a handle opened before it was hidden",
-                h.asset
+                "denied: read of asset {asset} through a handle opened before it was hidden"
             );
             return Err(denied("no longer visible"));
         }
-        let len = h.reader.len();
+        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = &st.writer {
+            // the handle's own, not yet committed, data
+            *out = w.writer.read_at(offset, size as usize)?;
+            return Ok(());
+        }
+        let len = st.reader.len();
         if offset >= len {
             out.clear();
             return Ok(());
@@ -573,7 +654,7 @@ impl Vfs {
         while pos < end {
             let index = pos / CHUNK_PLAIN;
             let within = (pos - index * CHUNK_PLAIN) as usize;
-            let chunk_len = h.reader.chunk_len(index) as usize;
+            let chunk_len = st.reader.chunk_len(index) as usize;
             let take = ((end - pos) as usize).min(chunk_len - within);
             let (piece, tail) = std::mem::take(&mut rest).split_at_mut(take);
             rest = tail;
@@ -585,12 +666,12 @@ impl Vfs {
             pos += take as u64;
         }
         for (index, within, piece) in partial {
-            let chunk = self.chunk(&h, index)?;
+            let chunk = self.chunk(&st, index)?;
             piece.copy_from_slice(&chunk[within..within + piece.len()]);
         }
         let decrypt = |pieces: &mut [(u64, &mut [u8])]| -> Result<()> {
             for (index, piece) in pieces.iter_mut() {
-                h.reader
+                st.reader
                     .chunk_into(*index, piece)
                     .inspect_err(|e| log::error!("{e}"))?;
             }
@@ -618,11 +699,19 @@ impl Vfs {
         result
     }
 
+    /// The last close: commit what the handle wrote, then forget it.
     pub fn release(&self, fh: u64) {
-        self.handles
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
+        let asset = self.handle(fh).ok().map(|h| h.asset);
+        if let Err(e) = self.commit(fh) {
+            log::warn!("a save could not be committed at close: {e}");
+        }
+        self.release_handle(fh);
+        if let Some(a) = asset {
+            self.pending_sizes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&a);
+        }
     }
 
     /// getattr, and for anything inside a user's folder (the folder included) the owner check.
@@ -751,6 +840,7 @@ impl Vfs {
                 }
                 Change::User { login } => whole_login(login, &mut out),
                 Change::Asset {
+                    login: only,
                     purpose,
                     collection,
                     name,
@@ -758,6 +848,9 @@ impl Vfs {
                     ..
                 } => {
                     for login in inodes.logins_with_purpose(*purpose) {
+                        if only.as_ref().is_some_and(|o| *o != login) {
+                            continue;
+                        }
                         // Pages first, names second: once the name is gone, so is the data,
                         // and a handle opened earlier must come to us (and get EACCES).
                         if let Some(ino) =

@@ -44,6 +44,8 @@ pub struct AssetInfo {
 pub enum Change {
     /// An asset appeared in, disappeared from, or changed within a purpose's tree.
     Asset {
+        /// `Some(login)` for a draft: only that user's view changed.
+        login: Option<Arc<str>>,
         purpose: PurposeId,
         collection: Arc<str>,
         name: Arc<str>,
@@ -74,6 +76,9 @@ pub struct View {
     /// Per purpose: visible assets, where they are shown, and when that next changes.
     visible: HashMap<PurposeId, HashMap<AssetId, Shown>>,
     trees: HashMap<PurposeId, Tree>,
+    /// Drafts, per creator and purpose: shown only to their creator.
+    drafts: HashMap<(Arc<str>, PurposeId), Tree>,
+    draft_shown: HashMap<AssetId, (Arc<str>, PurposeId, Shown)>,
     timers: BTreeSet<(Time, AssetId)>,
     next_at: HashMap<AssetId, Time>,
     last_seq: i64,
@@ -111,6 +116,8 @@ impl View {
             users: world.users,
             visible: HashMap::new(),
             trees: HashMap::new(),
+            drafts: HashMap::new(),
+            draft_shown: HashMap::new(),
             timers: BTreeSet::new(),
             next_at: HashMap::new(),
             last_seq,
@@ -177,6 +184,7 @@ impl View {
                 if moved {
                     tree.remove(&b.collection, &b.name);
                     changes.push(Change::Asset {
+                        login: None,
                         purpose: pid,
                         collection: b.collection.clone(),
                         name: b.name.clone(),
@@ -194,6 +202,7 @@ impl View {
                     .is_none_or(|b| moved || b.version != n.version)
                 {
                     changes.push(Change::Asset {
+                        login: None,
                         purpose: pid,
                         collection: n.collection.clone(),
                         name: n.name.clone(),
@@ -204,12 +213,86 @@ impl View {
                 vis.insert(id, n);
             }
         }
+        self.evaluate_draft(id, now, changes);
         if let Some(old) = self.next_at.remove(&id) {
             self.timers.remove(&(old, id));
         }
         if let Some(n) = next {
             self.next_at.insert(id, n);
             self.timers.insert((n, id));
+        }
+    }
+
+    /// A draft is shown to its creator only, in the purpose folder where it was made, while
+    /// they have a grant there (the rules decide, with the creator as the user).
+    fn evaluate_draft(&mut self, id: AssetId, now: Time, changes: &mut Vec<Change>) {
+        let shown_now = self.assets.get(&id).and_then(|info| {
+            let purpose_id = info.row.draft_purpose?;
+            if info.row.status != policy::Status::Draft || info.version.is_none() {
+                return None;
+            }
+            let user = self.users.get(&info.row.creator)?.to_policy();
+            let purpose = self.purposes.get(&purpose_id)?.to_policy();
+            let d = policy::decide(&info.policy, self, &user, &purpose, now);
+            d.visible.then(|| {
+                (
+                    Arc::<str>::from(info.row.creator.as_str()),
+                    purpose_id,
+                    Shown {
+                        until: None,
+                        collection: info.collection.clone(),
+                        name: info.name.clone(),
+                        version: info.version.as_ref().map_or(0, |v| v.version),
+                    },
+                )
+            })
+        });
+        let before = self.draft_shown.remove(&id);
+        let same_place = |a: &(Arc<str>, PurposeId, Shown), b: &(Arc<str>, PurposeId, Shown)| {
+            a.0 == b.0 && a.1 == b.1 && a.2.collection == b.2.collection && a.2.name == b.2.name
+        };
+        let moved = match (&before, &shown_now) {
+            (Some(b), Some(n)) => !same_place(b, n),
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if let Some((login, pid, b)) = &before {
+            if moved {
+                if let Some(tree) = self.drafts.get_mut(&(login.clone(), *pid)) {
+                    tree.remove(&b.collection, &b.name);
+                }
+                changes.push(Change::Asset {
+                    login: Some(login.clone()),
+                    purpose: *pid,
+                    collection: b.collection.clone(),
+                    name: b.name.clone(),
+                    asset: id,
+                    visible: false,
+                });
+            }
+        }
+        if let Some((login, pid, n)) = shown_now {
+            if before.is_none() || moved {
+                self.drafts.entry((login.clone(), pid)).or_default().insert(
+                    &n.collection,
+                    n.name.clone(),
+                    id,
+                );
+            }
+            if before
+                .as_ref()
+                .is_none_or(|b| moved || b.2.version != n.version)
+            {
+                changes.push(Change::Asset {
+                    login: Some(login.clone()),
+                    purpose: pid,
+                    collection: n.collection.clone(),
+                    name: n.name.clone(),
+                    asset: id,
+                    visible: true,
+                });
+            }
+            self.draft_shown.insert(id, (login, pid, n));
         }
     }
 
@@ -406,6 +489,13 @@ impl View {
     /// Whether the folder `dir` exists in the user's view of the purpose: something visible to
     /// them lies below it.
     pub fn dir_visible(&self, login: &str, purpose: PurposeId, dir: &str) -> bool {
+        if self
+            .drafts_of(login, purpose)
+            .and_then(|t| t.get(dir))
+            .is_some_and(|n| n.count > 0)
+        {
+            return true;
+        }
         let Some(tree) = self.trees.get(&purpose) else {
             return false;
         };
@@ -429,6 +519,10 @@ impl View {
         })
     }
 
+    fn drafts_of(&self, login: &str, purpose: PurposeId) -> Option<&Tree> {
+        self.drafts.get(&(Arc::from(login), purpose))
+    }
+
     /// The entries of a folder as the user sees it: sub-folders and files (name, asset).
     pub fn list_dir(
         &self,
@@ -436,20 +530,27 @@ impl View {
         purpose: PurposeId,
         dir: &str,
     ) -> (Vec<Arc<str>>, Vec<(Arc<str>, AssetId)>) {
-        let Some(node) = self.trees.get(&purpose).and_then(|t| t.get(dir)) else {
-            return (Vec::new(), Vec::new());
-        };
-        let dirs = node
-            .dirs
-            .keys()
-            .filter(|name| self.dir_visible(login, purpose, &assets::join_path(dir, name)))
-            .cloned()
-            .collect();
-        let files = if self.access(login, purpose, dir).is_some() {
-            node.files.iter().map(|(n, a)| (n.clone(), *a)).collect()
-        } else {
-            Vec::new()
-        };
+        let mut dirs: Vec<Arc<str>> = Vec::new();
+        let mut files: Vec<(Arc<str>, AssetId)> = Vec::new();
+        if let Some(node) = self.drafts_of(login, purpose).and_then(|t| t.get(dir)) {
+            dirs.extend(node.dirs.keys().cloned());
+            files.extend(node.files.iter().map(|(n, a)| (n.clone(), *a)));
+        }
+        if let Some(node) = self.trees.get(&purpose).and_then(|t| t.get(dir)) {
+            for name in node.dirs.keys() {
+                if !dirs.contains(name)
+                    && self.dir_visible(login, purpose, &assets::join_path(dir, name))
+                {
+                    dirs.push(name.clone());
+                }
+            }
+            if self.access(login, purpose, dir).is_some() {
+                files.extend(node.files.iter().map(|(n, a)| (n.clone(), *a)));
+            }
+        }
+        dirs.sort();
+        files.sort();
+        files.dedup_by(|a, b| a.0 == b.0);
         (dirs, files)
     }
 
@@ -461,12 +562,22 @@ impl View {
         dir: &str,
         name: &str,
     ) -> Option<AssetId> {
+        if let Some(a) = self
+            .drafts_of(login, purpose)
+            .and_then(|t| t.get(dir))
+            .and_then(|d| d.files.get(name))
+        {
+            return Some(*a);
+        }
         self.access(login, purpose, dir)?;
         self.trees.get(&purpose)?.get(dir)?.files.get(name).copied()
     }
 
     /// Whether the user may see the asset in the purpose now (checked on every open and read).
     pub fn file_visible(&self, login: &str, purpose: PurposeId, asset: AssetId) -> bool {
+        if let Some((l, p, _)) = self.draft_shown.get(&asset) {
+            return &**l == login && *p == purpose;
+        }
         let Some(info) = self.assets.get(&asset) else {
             return false;
         };

@@ -1,0 +1,636 @@
+//! Writing through the mount: create, write, truncate, rename, unlink, mkdir, rmdir, and the
+//! commit of a new version at close or fsync.
+//!
+//! Semantics, chosen so that every save strategy of editing tools works and nothing leaks:
+//!
+//! * Writing to an existing file starts a new object in the background (a copy of the current
+//!   version, made lazily at the first write); close, flush or fsync commits it as the next
+//!   version of the same asset, so its linked persons stay. Until then other handles and
+//!   other users see the last committed version; a crash leaves exactly that.
+//! * A new name is a draft: shown only to its creator, in the purpose folder where it was made.
+//! * Renaming a draft over an existing file (temp file + rename, the way exiftool, sed -i,
+//!   rsync and most editors save) makes the draft's content the next version of that file; the
+//!   draft is gone. Renaming one reviewed photo over another is refused (EACCES): it would put
+//!   one person's photo under another person's consent.
+//! * Unlink moves an asset to the trash (active assets need a delete grant).
+//! * Empty folders made with mkdir live in memory until something is saved in them.
+
+use super::inodes::Node;
+use super::{denied, Attr, Caller, HandleState, Vfs};
+use crate::catalog::assets::{self, join_path};
+use crate::error::{Error, Result};
+use crate::policy::{Access, AssetId, PurposeId, Status, Time};
+use crate::store::{ObjectWriter, Store};
+use crate::view::View;
+use std::sync::Arc;
+
+/// A version being written by one handle.
+pub(super) struct Pending {
+    pub writer: ObjectWriter,
+    pub dirty: bool,
+    /// A modification time set while writing (utimensat on an open file).
+    pub mtime: Option<Time>,
+}
+
+impl Pending {
+    pub fn new(store: &Store) -> Result<Pending> {
+        Ok(Pending {
+            writer: store.writer()?,
+            dirty: false,
+            mtime: None,
+        })
+    }
+}
+
+pub(super) fn errno(code: i32, what: &str) -> Error {
+    Error::io(what.to_string(), std::io::Error::from_raw_os_error(code))
+}
+
+/// Where a new entry goes: (login, purpose, folder path).
+fn folder_of(node: &Node) -> Result<(Arc<str>, PurposeId, String)> {
+    match node {
+        Node::Purpose(l, p) => Ok((l.clone(), *p, String::new())),
+        Node::Dir(l, p, path) => Ok((l.clone(), *p, path.to_string())),
+        _ => Err(errno(
+            libc::EPERM,
+            "files can only be created inside a purpose folder",
+        )),
+    }
+}
+
+impl Vfs {
+    /// The asset a handle writes to now (a draft renamed over a file continues as that file).
+    pub(super) fn current_asset(&self, asset: AssetId) -> AssetId {
+        let merged = self.merged.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = asset;
+        while let Some(next) = merged.get(&a) {
+            a = *next;
+        }
+        a
+    }
+
+    pub(super) fn check_write(
+        &self,
+        view: &View,
+        login: &str,
+        purpose: PurposeId,
+        asset: AssetId,
+    ) -> Result<()> {
+        let info = view
+            .asset(asset)
+            .ok_or_else(|| Error::not_found("no such asset"))?;
+        match view.access(login, purpose, &info.collection) {
+            Some(Access::Write | Access::Delete) => Ok(()),
+            _ if info.row.status == Status::Draft && *info.row.creator == *login => Ok(()),
+            _ => {
+                log::info!("denied: write to asset {asset} without a write grant");
+                Err(denied("no write grant here"))
+            }
+        }
+    }
+
+    fn need(
+        &self,
+        view: &View,
+        login: &str,
+        purpose: PurposeId,
+        folder: &str,
+        level: Access,
+    ) -> Result<()> {
+        if view
+            .access(login, purpose, folder)
+            .is_some_and(|a| a >= level)
+        {
+            Ok(())
+        } else {
+            log::info!(
+                "denied: {} in a folder without a {} grant",
+                if level == Access::Delete {
+                    "delete"
+                } else {
+                    "write"
+                },
+                level.as_str()
+            );
+            Err(denied(format!("no {} grant here", level.as_str())))
+        }
+    }
+
+    /// Apply a catalog change this daemon made: refresh the view now (not at the next poll),
+    /// and queue the kernel cache invalidations for the invalidator thread.
+    pub(super) fn after_change(&self, conn: &rusqlite::Connection) {
+        let changes = self
+            .view
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .refresh(conn, chrono::Utc::now());
+        match changes {
+            Ok(changes) if !changes.is_empty() => {
+                let inval = self.invalidations(&changes);
+                if let Some(tx) = self
+                    .inval_tx
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                {
+                    let _ = tx.send(inval);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("cannot refresh the view after a change: {e}"),
+        }
+    }
+
+    /// Run `f` in one catalog transaction as `login`, then refresh the view.
+    fn change<T>(
+        &self,
+        login: &str,
+        f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
+    ) -> Result<T> {
+        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let result = {
+            let tx = cat.begin(login, chrono::Utc::now())?;
+            let r = f(&tx)?;
+            tx.commit()?;
+            r
+        };
+        self.after_change(cat.conn());
+        Ok(result)
+    }
+
+    pub(super) fn made_dir(&self, login: &Arc<str>, purpose: PurposeId, path: &str) -> bool {
+        let made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        made.iter().any(|(l, p, d)| {
+            l == login && *p == purpose && (d == path || crate::policy::prefix_covers(path, d))
+        })
+    }
+
+    /// Folders made with mkdir directly inside `dir`.
+    pub(super) fn made_children(
+        &self,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        dir: &str,
+    ) -> Vec<String> {
+        let made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> = made
+            .iter()
+            .filter(|(l, p, _)| l == login && *p == purpose)
+            .filter_map(|(_, _, d)| {
+                let rest = if dir.is_empty() {
+                    d.as_str()
+                } else {
+                    d.strip_prefix(dir)?.strip_prefix('/')?
+                };
+                rest.split('/')
+                    .next()
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string)
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Create a new file (a draft) and open it for writing.
+    pub fn create(&self, caller: Caller, parent: u64, name: &str) -> Result<(Attr, u64)> {
+        let parent_node = self.node(parent)?;
+        let (login, purpose, folder) = folder_of(&parent_node)?;
+        self.check_owner(caller, &login)?;
+        assets::check_name(name).map_err(|_| errno(libc::EINVAL, "unusable file name"))?;
+        {
+            let view = self.view();
+            self.need(&view, &login, purpose, &folder, Access::Write)?;
+            if self.child(&view, &parent_node, name).is_some() {
+                return Err(errno(libc::EEXIST, "exists"));
+            }
+        }
+        let empty = self.store.writer()?.commit(&self.store)?;
+        let created = self.change(&login, |tx| {
+            assets::add_draft(tx, &folder, name, purpose, &empty).map_err(|e| {
+                if matches!(e, Error::Invalid(_)) {
+                    errno(libc::EEXIST, "a file with this name exists")
+                } else {
+                    e
+                }
+            })
+        });
+        let asset = match created {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.store.remove_object(&empty.id);
+                return Err(e);
+            }
+        };
+        let node = Node::File(login.clone(), purpose, asset);
+        let view = self.view();
+        let ino = self.inodes().reference(&node);
+        let attr = self.attr_of(&view, &node, ino)?;
+        drop(view);
+        let (object, reader) = self.open_current(asset)?;
+        let fh = self.add_handle(super::Handle {
+            login,
+            purpose,
+            asset,
+            state: std::sync::RwLock::new(HandleState {
+                object,
+                reader,
+                writable: true,
+                writer: None,
+            }),
+        });
+        Ok((attr, fh))
+    }
+
+    /// Start the pending version from the committed one, the first time a handle changes it.
+    fn ensure_writer<'a>(&self, st: &'a mut HandleState) -> Result<&'a mut Pending> {
+        if st.writer.is_none() {
+            let mut p = Pending::new(&self.store)?;
+            let mut buf = vec![0u8; crate::crypto::object::CHUNK_PLAIN as usize];
+            let mut pos = 0u64;
+            let len = st.reader.len();
+            while pos < len {
+                let index = pos / crate::crypto::object::CHUNK_PLAIN;
+                let n = st.reader.chunk_len(index) as usize;
+                st.reader.chunk_into(index, &mut buf[..n])?;
+                p.writer.write_at(pos, &buf[..n])?;
+                pos += n as u64;
+            }
+            zeroize::Zeroize::zeroize(&mut buf);
+            st.writer = Some(p);
+        }
+        st.writer
+            .as_mut()
+            .ok_or_else(|| Error::invalid("no writer"))
+    }
+
+    fn writable_handle(&self, fh: u64) -> Result<Arc<super::Handle>> {
+        let h = self.handle(fh)?;
+        let asset = self.current_asset(h.asset);
+        if !self.view().file_visible(&h.login, h.purpose, asset) {
+            log::info!("denied: write to asset {asset} which is no longer visible");
+            return Err(denied("no longer visible"));
+        }
+        Ok(h)
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let h = self.writable_handle(fh)?;
+        let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+        if !st.writable {
+            return Err(errno(libc::EBADF, "not open for writing"));
+        }
+        let p = self.ensure_writer(&mut st)?;
+        p.writer.write_at(offset, data)?;
+        p.dirty = true;
+        let len = p.writer.len();
+        self.pending_sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(h.asset, len);
+        Ok(data.len() as u32)
+    }
+
+    /// The size of the file as the handle sees it (pending writes included).
+    pub fn handle_size(&self, fh: u64) -> Option<u64> {
+        let h = self.handle(fh).ok()?;
+        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
+        Some(
+            st.writer
+                .as_ref()
+                .map_or(st.reader.len(), |w| w.writer.len()),
+        )
+    }
+
+    /// Commit what the handle wrote as a new version (close, flush, fsync).
+    pub fn commit(&self, fh: u64) -> Result<()> {
+        let h = self.handle(fh)?;
+        let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = st.writer.take() else {
+            return Ok(());
+        };
+        if !p.dirty {
+            return Ok(());
+        }
+        let mtime = p.mtime;
+        let obj = p.writer.commit(&self.store);
+        self.pending_sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&h.asset);
+        let obj = obj?;
+        let target = self.current_asset(h.asset);
+        let recorded = self.change(&h.login, |tx| {
+            let info = assets::get(tx, target)?.ok_or_else(|| Error::not_found("asset is gone"))?;
+            if !matches!(info.status, Status::Active | Status::Draft) {
+                return Err(errno(libc::ENOENT, "the file was deleted meanwhile"));
+            }
+            assets::add_version(tx, target, &obj, mtime)
+        });
+        match recorded {
+            Ok(version) => {
+                log::info!(
+                    "asset {target}: version {version} committed ({} bytes)",
+                    obj.size
+                );
+                let (object, reader) = self.open_current(target)?;
+                st.object = object;
+                st.reader = reader;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.store.remove_object(&obj.id);
+                log::warn!("asset {target}: a save could not be committed: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Change size, times, mode or owner. Only the size and the modification time are kept
+    /// (modes follow the grants; the owner is always the viewing user).
+    #[allow(clippy::too_many_arguments)]
+    pub fn setattr(
+        &self,
+        caller: Caller,
+        ino: u64,
+        fh: Option<u64>,
+        size: Option<u64>,
+        mtime: Option<Time>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<Attr> {
+        let current = self.getattr(caller, ino)?;
+        if uid.is_some_and(|u| u != current.uid) || gid.is_some_and(|g| g != current.gid) {
+            return Err(errno(libc::EPERM, "files belong to the viewing user"));
+        }
+        let node = self.node(ino)?;
+        let Node::File(login, purpose, asset) = &node else {
+            return Ok(current);
+        };
+        let asset = self.current_asset(*asset);
+        if size.is_none() && mtime.is_none() {
+            return Ok(current);
+        }
+        self.check_write(&self.view(), login, *purpose, asset)?;
+        if let Some(size) = size {
+            match fh
+                .and_then(|f| self.handle(f).ok())
+                .filter(|h| h.state.read().map(|s| s.writable).unwrap_or(false))
+            {
+                Some(h) => {
+                    let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+                    let p = self.ensure_writer(&mut st)?;
+                    p.writer.truncate(size)?;
+                    p.dirty = true;
+                    if mtime.is_some() {
+                        p.mtime = mtime;
+                    }
+                    self.pending_sizes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(h.asset, size);
+                }
+                None => {
+                    // truncate(2) by path: a version of its own, committed at once
+                    let fh = self.open(caller, ino, true, false)?;
+                    let result = (|| {
+                        let h = self.handle(fh)?;
+                        {
+                            let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+                            let p = self.ensure_writer(&mut st)?;
+                            p.writer.truncate(size)?;
+                            p.dirty = true;
+                            p.mtime = mtime;
+                        }
+                        self.commit(fh)
+                    })();
+                    self.release_handle(fh);
+                    result?;
+                }
+            }
+        } else if let Some(m) = mtime {
+            let pending = fh.and_then(|f| self.handle(f).ok()).and_then(|h| {
+                let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+                st.writer
+                    .as_mut()
+                    .filter(|p| p.dirty)
+                    .map(|p| p.mtime = Some(m))
+            });
+            if pending.is_none() {
+                self.change(login, |tx| assets::set_mtime(tx, asset, m))?;
+            }
+        }
+        let mut attr = self.getattr(caller, ino)?;
+        if let Some(size) = fh.and_then(|f| self.handle_size(f)) {
+            attr.size = size;
+        }
+        Ok(attr)
+    }
+
+    /// Move a file to the trash.
+    pub fn unlink(&self, caller: Caller, parent: u64, name: &str) -> Result<()> {
+        let parent_node = self.node(parent)?;
+        let (login, purpose, folder) = folder_of(&parent_node)?;
+        self.check_owner(caller, &login)?;
+        let asset = {
+            let view = self.view();
+            let asset = view
+                .file_in(&login, purpose, &folder, name)
+                .ok_or_else(|| errno(libc::ENOENT, "no such file"))?;
+            let draft = view
+                .asset(asset)
+                .is_some_and(|a| a.row.status == Status::Draft);
+            if draft {
+                self.check_write(&view, &login, purpose, asset)?;
+            } else {
+                self.need(&view, &login, purpose, &folder, Access::Delete)?;
+            }
+            asset
+        };
+        self.change(&login, |tx| assets::set_status(tx, asset, Status::Trash))?;
+        log::info!("asset {asset} moved to the trash");
+        Ok(())
+    }
+
+    pub fn mkdir(&self, caller: Caller, parent: u64, name: &str) -> Result<Attr> {
+        let parent_node = self.node(parent)?;
+        let (login, purpose, folder) = folder_of(&parent_node)?;
+        self.check_owner(caller, &login)?;
+        assets::check_name(name).map_err(|_| errno(libc::EINVAL, "unusable folder name"))?;
+        let path = join_path(&folder, name);
+        let view = self.view();
+        self.need(&view, &login, purpose, &path, Access::Write)?;
+        if self.child(&view, &parent_node, name).is_some() {
+            return Err(errno(libc::EEXIST, "exists"));
+        }
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((login.clone(), purpose, path.clone()));
+        let node = Node::Dir(login, purpose, Arc::from(path.as_str()));
+        let ino = self.inodes().reference(&node);
+        self.attr_of(&view, &node, ino)
+    }
+
+    pub fn rmdir(&self, caller: Caller, parent: u64, name: &str) -> Result<()> {
+        let parent_node = self.node(parent)?;
+        let (login, purpose, folder) = folder_of(&parent_node)?;
+        self.check_owner(caller, &login)?;
+        let path = join_path(&folder, name);
+        let view = self.view();
+        self.need(&view, &login, purpose, &path, Access::Write)?;
+        let (dirs, files) = view.list_dir(&login, purpose, &path);
+        if !dirs.is_empty()
+            || !files.is_empty()
+            || !self.made_children(&login, purpose, &path).is_empty()
+        {
+            return Err(errno(libc::ENOTEMPTY, "folder not empty"));
+        }
+        let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        if made.remove(&(login, purpose, path)) {
+            Ok(())
+        } else {
+            Err(errno(libc::ENOENT, "no such folder"))
+        }
+    }
+
+    /// Rename within one user's purpose folder. `noreplace`: fail if the target exists.
+    pub fn rename(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        noreplace: bool,
+    ) -> Result<()> {
+        let (login, purpose, from) = folder_of(&self.node(parent)?)?;
+        let (login2, purpose2, to) = folder_of(&self.node(new_parent)?)?;
+        self.check_owner(caller, &login)?;
+        if login != login2 || purpose != purpose2 {
+            return Err(errno(libc::EXDEV, "rename across purposes"));
+        }
+        assets::check_name(new_name).map_err(|_| errno(libc::EINVAL, "unusable file name"))?;
+        let view = self.view();
+        let src = view.file_in(&login, purpose, &from, name);
+        let Some(src) = src else {
+            // a folder: only empty folders made with mkdir can move
+            let old = join_path(&from, name);
+            let new = join_path(&to, new_name);
+            let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (login.clone(), purpose, old);
+            let empty = view.list_dir(&login, purpose, &key.2) == (Vec::new(), Vec::new());
+            if made.contains(&key) && empty {
+                self.need(&view, &login, purpose, &new, Access::Write)?;
+                made.remove(&key);
+                made.insert((login, purpose, new));
+                return Ok(());
+            }
+            return Err(if view.dir_visible(&login, purpose, &key.2) {
+                errno(
+                    libc::EXDEV,
+                    "folders with photos cannot be renamed in the mount",
+                )
+            } else {
+                errno(libc::ENOENT, "no such file")
+            });
+        };
+        let dst = view.file_in(&login, purpose, &to, new_name);
+        if dst.is_some() && noreplace {
+            return Err(errno(libc::EEXIST, "target exists"));
+        }
+        if dst == Some(src) {
+            return Ok(());
+        }
+        let src_info = view
+            .asset(src)
+            .ok_or_else(|| Error::not_found("no such asset"))?
+            .clone();
+        let src_is_draft = src_info.row.status == Status::Draft;
+        self.need(&view, &login, purpose, &to, Access::Write)?;
+        if !src_is_draft {
+            self.need(&view, &login, purpose, &from, Access::Delete)?;
+        }
+        let dst_taken_elsewhere = dst.is_none()
+            && self
+                .child(&view, &self.node(new_parent)?, new_name)
+                .is_some();
+        drop(view);
+        if dst_taken_elsewhere {
+            return Err(errno(libc::EISDIR, "a folder has that name"));
+        }
+        match dst {
+            Some(target) if src_is_draft => {
+                // A save: the draft's content becomes the target's next version. Pending
+                // writes on the draft are committed first so nothing is lost.
+                self.commit_all_of(src);
+                let v = src_info
+                    .version
+                    .clone()
+                    .ok_or_else(|| Error::not_found("no content"))?;
+                self.change(&login, |tx| {
+                    let current = assets::version(tx, src, None)?;
+                    assets::add_version_of_object(
+                        tx,
+                        target,
+                        &current.object,
+                        current.size,
+                        current.mtime,
+                    )?;
+                    assets::set_status(tx, src, Status::Purged)
+                })?;
+                self.merged
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(src, target);
+                log::info!(
+                    "asset {target}: new version from a saved draft ({} bytes)",
+                    v.size
+                );
+                Ok(())
+            }
+            Some(target) => {
+                log::info!("denied: renaming asset {src} over asset {target} would mix two photos' consents");
+                Err(denied("cannot replace one reviewed photo with another"))
+            }
+            None => {
+                self.change(&login, |tx| assets::move_to(tx, src, &to, new_name))
+                    .map_err(|e| {
+                        if matches!(e, Error::Invalid(_)) {
+                            errno(libc::EEXIST, "the name is taken")
+                        } else {
+                            e
+                        }
+                    })?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Commit pending writes of every handle on `asset`.
+    fn commit_all_of(&self, asset: AssetId) {
+        let fhs: Vec<u64> = self
+            .handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, h)| h.asset == asset)
+            .map(|(fh, _)| *fh)
+            .collect();
+        for fh in fhs {
+            if let Err(e) = self.commit(fh) {
+                log::warn!(
+                    "asset {asset}: pending writes could not be committed before a rename: {e}"
+                );
+            }
+        }
+    }
+
+    pub(super) fn release_handle(&self, fh: u64) {
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
+    }
+}
