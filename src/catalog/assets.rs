@@ -584,3 +584,40 @@ pub fn trashed(conn: &Connection) -> Result<Vec<(AssetRow, Time)>> {
         .map(|(a, t)| (a, when::from_secs(t.unwrap_or(0))))
         .collect())
 }
+
+/// A draft whose first version is an object already in the catalog (a backup copy an editor
+/// keeps while it writes the new version under the original name).
+pub fn add_draft_of_object(
+    tx: &Tx,
+    collection: &str,
+    name: &str,
+    purpose: crate::policy::PurposeId,
+    object: &ObjectId,
+    size: u64,
+) -> Result<AssetId> {
+    check_name(name)?;
+    if let Some(existing) = path_taken(tx, collection, name)? {
+        return Err(Error::invalid(format!(
+            "'{}' already exists (asset {existing})",
+            join_path(collection, name)
+        )));
+    }
+    tx.execute(
+        "INSERT INTO assets (collection, name, status, creator, created_at, draft_purpose)
+         VALUES (?1, ?2, 'draft', ?3, ?4, ?5)",
+        params![
+            collection,
+            name,
+            tx.actor(),
+            when::to_secs(tx.now()),
+            purpose
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.audit(
+        "asset.add",
+        serde_json::json!({ "asset": id, "version": 0, "object": object.hex() }),
+    )?;
+    add_version_of_object(tx, id, object, size, None)?;
+    Ok(id)
+}

@@ -267,9 +267,9 @@ pub fn generate(ctx: &mut Ctx, spec: GenerateSpec) -> Result<i32> {
     let every = spec.no_persons_every.max(1);
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let obj = ctx.store.put(&mut &b"synthetic photo"[..])?;
     let now = crate::when::to_secs(ctx.now);
     let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+    let obj = ctx.store.put(&mut &b"synthetic photo"[..])?;
     let result = (|| -> Result<()> {
         assets::add_object(&tx, &obj)?;
         let first_person: i64 =

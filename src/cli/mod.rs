@@ -9,6 +9,8 @@ mod demo;
 mod import;
 mod output;
 mod records;
+
+pub use records::purge_trash;
 mod views;
 
 use crate::catalog::Catalog;
@@ -116,6 +118,21 @@ pub enum Command {
     },
     /// Versions of an asset.
     Versions { asset: String },
+    /// Make an earlier version the current one again (as a new version).
+    Restore {
+        asset: String,
+        #[arg(long)]
+        version: i64,
+    },
+    /// Make a draft a normal asset showing the same persons as ASSET (it was made from it).
+    Derive {
+        draft: String,
+        #[arg(long)]
+        from: String,
+    },
+    /// Deleted assets: list, restore, purge (crypto-shredding).
+    #[command(subcommand)]
+    Trash(TrashCmd),
     /// Consents that end, minors who turn 16 and retention terms that end soon (exit 1 if any).
     Expiring {
         #[arg(long, default_value = "30d")]
@@ -295,6 +312,23 @@ pub enum UserCmd {
         collection: String,
     },
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrashCmd {
+    List,
+    /// Put an asset back where it was (if the name is free).
+    Restore {
+        asset: String,
+    },
+    /// Destroy the data keys of trashed assets (older than --older-than, default 30d).
+    Purge {
+        #[arg(long, default_value = "30d")]
+        older_than: String,
+        /// Purge everything in the trash now.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -492,6 +526,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => views::why(&ctx, &asset, &user, &purpose, at.as_deref()),
         Command::Cat { asset, version } => views::cat(&ctx, &asset, version),
         Command::Versions { asset } => views::versions(&ctx, &asset),
+        Command::Restore { asset, version } => records::restore(&mut ctx, &asset, version),
+        Command::Derive { draft, from } => records::derive(&mut ctx, &draft, &from),
+        Command::Trash(cmd) => records::trash(&mut ctx, cmd),
         Command::Expiring { within } => views::expiring(&ctx, &within),
         Command::Audit(AuditCmd::List { since }) => views::audit_list(&ctx, since),
         Command::Audit(AuditCmd::Verify) => views::audit_verify(&ctx),

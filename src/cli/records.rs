@@ -1,7 +1,9 @@
 //! Commands that record facts: persons, guardians, purposes, consent events, links, marks,
 //! users and grants. Each runs in one transaction with its audit entry.
 
-use super::{output, ConsentCmd, Ctx, EventArgs, MarkArgs, PersonCmd, PurposeCmd, UserCmd};
+use super::{
+    output, ConsentCmd, Ctx, EventArgs, MarkArgs, PersonCmd, PurposeCmd, TrashCmd, UserCmd,
+};
 use crate::catalog::assets::{self, normalize_collection};
 use crate::catalog::consents::{self, NewEvent};
 use crate::catalog::{persons, purposes, users};
@@ -215,20 +217,24 @@ fn record(
             )));
         }
     }
-    // Evidence is encrypted before the transaction starts, and removed again if it fails.
-    let evidence_obj = match evidence {
-        Some(path) => {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let mut f = File::open(path).at("read evidence", path)?;
-            Some((ctx.store.put(&mut f)?, name))
-        }
-        None => None,
-    };
+    let mut written: Option<crate::crypto::object::ObjectId> = None;
     let result = (|| -> Result<i64> {
         let tx = ctx.catalog.begin(&ctx.actor, now)?;
+        // The evidence is encrypted inside the transaction (so start-up garbage collection,
+        // which takes the write lock, never sees it as an orphan) and removed if it fails.
+        let evidence_obj = match evidence {
+            Some(path) => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let mut f = File::open(path).at("read evidence", path)?;
+                let obj = ctx.store.put(&mut f)?;
+                written = Some(obj.id);
+                Some((obj, name))
+            }
+            None => None,
+        };
         let person = persons::resolve(&tx, &args.person)?;
         if person.name.is_none() {
             return Err(Error::invalid(format!(
@@ -310,8 +316,8 @@ fn record(
             Ok(0)
         }
         Err(e) => {
-            if let Some((obj, _)) = &evidence_obj {
-                let _ = ctx.store.remove_object(&obj.id);
+            if let Some(id) = &written {
+                let _ = ctx.store.remove_object(id);
             }
             Err(e)
         }
@@ -395,6 +401,8 @@ pub fn link(ctx: &mut Ctx, asset: &str, who: &[String]) -> Result<i32> {
             added.push(p.id);
         }
     }
+    // a reviewed draft becomes a normal asset
+    assets::activate(&tx, a.id)?;
     tx.commit()?;
     println!(
         "asset {} linked to {}",
@@ -526,4 +534,140 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+pub fn restore(ctx: &mut Ctx, asset: &str, version: i64) -> Result<i32> {
+    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+    let a = assets::resolve(&tx, asset)?;
+    let v = assets::version(&tx, a.id, Some(version))?;
+    if v.wrapped_key.is_none() {
+        return Err(Error::invalid(format!(
+            "version {version} of asset {} was shredded; it cannot be restored",
+            a.id
+        )));
+    }
+    let new = assets::add_version_of_object(&tx, a.id, &v.object, v.size, v.mtime)?;
+    tx.commit()?;
+    println!(
+        "asset {}: version {version} restored as version {new}",
+        a.id
+    );
+    Ok(0)
+}
+
+pub fn derive(ctx: &mut Ctx, draft: &str, from: &str) -> Result<i32> {
+    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+    let d = assets::resolve(&tx, draft)?;
+    let f = assets::resolve(&tx, from)?;
+    if d.status != crate::policy::Status::Draft {
+        return Err(Error::invalid(format!("asset {} is not a draft", d.id)));
+    }
+    if f.status != crate::policy::Status::Active {
+        return Err(Error::invalid(format!(
+            "asset {} is not an active asset",
+            f.id
+        )));
+    }
+    for p in &f.persons {
+        assets::link(&tx, d.id, *p)?;
+    }
+    assets::mark(&tx, d.id, Some(f.no_persons), Some(f.special_category))?;
+    assets::activate(&tx, d.id)?;
+    tx.audit(
+        "asset.derive",
+        serde_json::json!({ "asset": d.id, "from": f.id }),
+    )?;
+    tx.commit()?;
+    println!(
+        "asset {} is now a normal asset with the persons of asset {}",
+        d.id, f.id
+    );
+    Ok(0)
+}
+
+pub fn trash(ctx: &mut Ctx, cmd: TrashCmd) -> Result<i32> {
+    match cmd {
+        TrashCmd::List => {
+            let list = assets::trashed(ctx.catalog.conn())?;
+            if ctx.json {
+                let items: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|(a, t)| serde_json::json!({ "asset": a.id, "path": a.path(), "trashed_at": t, "status": "trash" }))
+                    .collect();
+                output::json(&items)?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|(a, t)| vec![a.id.to_string(), a.path(), when::show(*t)])
+                    .collect();
+                output::table(&["ASSET", "PATH", "TRASHED"], &rows)?;
+            }
+            Ok(0)
+        }
+        TrashCmd::Restore { asset } => {
+            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+            let a = assets::resolve(&tx, &asset)?;
+            if a.status != crate::policy::Status::Trash {
+                return Err(Error::invalid(format!(
+                    "asset {} is not in the trash",
+                    a.id
+                )));
+            }
+            if let Some(other) = assets::path_taken(&tx, &a.collection, &a.name)? {
+                return Err(Error::invalid(format!(
+                    "'{}' is taken by asset {other}; rename that first",
+                    a.path()
+                )));
+            }
+            let back = if a.draft_purpose.is_some() {
+                crate::policy::Status::Draft
+            } else {
+                crate::policy::Status::Active
+            };
+            assets::set_status(&tx, a.id, back)?;
+            tx.commit()?;
+            println!("asset {} restored to {}", a.id, a.path());
+            Ok(0)
+        }
+        TrashCmd::Purge { older_than, all } => {
+            let cutoff = if all {
+                ctx.now + chrono::Duration::seconds(1)
+            } else {
+                let span = Span::parse(&older_than)?;
+                ctx.now
+                    - (span
+                        .after(ctx.now)
+                        .ok_or_else(|| Error::invalid("--older-than is out of range"))?
+                        - ctx.now)
+            };
+            let n = purge_trash(&ctx.store, &mut ctx.catalog, &ctx.actor, ctx.now, cutoff)?;
+            println!("purged {n} asset(s): their data keys are destroyed; consent history and audit stay");
+            Ok(0)
+        }
+    }
+}
+
+/// Crypto-shred every asset trashed before `cutoff`; returns how many.
+pub fn purge_trash(
+    store: &crate::store::Store,
+    catalog: &mut crate::catalog::Catalog,
+    actor: &str,
+    now: Time,
+    cutoff: Time,
+) -> Result<usize> {
+    let tx = catalog.begin(actor, now)?;
+    let due: Vec<i64> = assets::trashed(&tx)?
+        .into_iter()
+        .filter(|(_, t)| *t < cutoff)
+        .map(|(a, _)| a.id)
+        .collect();
+    let mut files = Vec::new();
+    for id in &due {
+        files.extend(assets::purge(&tx, *id)?);
+    }
+    tx.commit()?;
+    for f in files {
+        store.remove_object(&f)?;
+    }
+    Ok(due.len())
 }

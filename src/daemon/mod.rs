@@ -140,6 +140,33 @@ fn raise_readahead(mountpoint: &Path) {
     }
 }
 
+/// Before serving: remove objects left by a crash (unfinished or never recorded) and purge
+/// what has been in the trash for 30 days (crypto-shredding; consent history and audit stay).
+fn housekeeping(store: &Store, catalog: &mut Catalog) -> Result<()> {
+    let actor = "consentfs-daemon";
+    let now = chrono::Utc::now();
+    {
+        // the write lock: no command is between writing an object and recording it
+        let tx = catalog.begin(actor, now)?;
+        let known = crate::catalog::assets::known_objects(&tx)?;
+        let removed = store.collect_orphans(&known)?;
+        if removed > 0 {
+            tx.audit(
+                "store.gc",
+                serde_json::json!({ "orphans_removed": removed }),
+            )?;
+            log::info!("removed {removed} orphaned object file(s) left by an interrupted save");
+        }
+        tx.commit()?;
+    }
+    let purged =
+        crate::cli::purge_trash(store, catalog, actor, now, now - chrono::Duration::days(30))?;
+    if purged > 0 {
+        log::info!("purged {purged} asset(s) that were in the trash for 30 days");
+    }
+    Ok(())
+}
+
 /// The watcher: keep the view in step with the catalog and the clock, and hand the resulting
 /// invalidations to the invalidator thread.
 fn watch(
@@ -223,11 +250,12 @@ fn watch(
 pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     preflight(&opts.mountpoint)?;
     let started = Instant::now();
-    let view_catalog = Catalog::open(
+    let mut view_catalog = Catalog::open(
         &store.catalog_path(),
         &store.catalog_key(),
         store.audit_key(),
     )?;
+    housekeeping(&store, &mut view_catalog)?;
     let view = View::load(view_catalog.conn(), chrono::Utc::now())?;
     let assets = view.len();
     let view = Arc::new(RwLock::new(view));

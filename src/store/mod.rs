@@ -273,6 +273,31 @@ impl Store {
         }
     }
 
+    /// Remove object files the catalog does not know (`known`: hex ids) and unfinished `.tmp`
+    /// files. Call only while holding the catalog's write lock, so that no command is between
+    /// writing an object and recording it. Returns how many files were removed.
+    pub fn collect_orphans(&self, known: &std::collections::HashSet<String>) -> Result<usize> {
+        let dir = self.root.join(OBJECTS);
+        let mut removed = 0;
+        for sub in std::fs::read_dir(&dir).at("read", &dir)? {
+            let sub = sub.at("read", &dir)?;
+            if !sub.path().is_dir() {
+                continue;
+            }
+            let prefix = sub.file_name().to_string_lossy().into_owned();
+            for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
+                let f = f.at("read", sub.path())?;
+                let name = f.file_name().to_string_lossy().into_owned();
+                let orphan = name.ends_with(".tmp") || !known.contains(&format!("{prefix}{name}"));
+                if orphan {
+                    std::fs::remove_file(f.path()).at("remove", f.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// The ids of all complete objects on disk.
     pub fn list_objects(&self) -> Result<Vec<ObjectId>> {
         let mut ids = Vec::new();

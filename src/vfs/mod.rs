@@ -164,6 +164,8 @@ pub struct Vfs {
     made_dirs: Mutex<std::collections::HashSet<(Arc<str>, PurposeId, String)>>,
     /// Drafts renamed over a file: later commits through their handles go to that file.
     merged: Mutex<HashMap<AssetId, AssetId>>,
+    /// Names active assets left by a same-folder rename, and when (for saves with a backup).
+    vacated: Mutex<HashMap<(Arc<str>, PurposeId, String), (AssetId, std::time::Instant)>>,
     /// Sizes of files with uncommitted writes, so stat agrees with what was written. A leaf
     /// lock: never held while taking another.
     pending_sizes: Mutex<HashMap<AssetId, u64>>,
@@ -206,6 +208,7 @@ impl Vfs {
             made_dirs: Mutex::new(Default::default()),
             merged: Mutex::new(HashMap::new()),
             pending_sizes: Mutex::new(HashMap::new()),
+            vacated: Mutex::new(HashMap::new()),
         }
     }
 

@@ -206,6 +206,9 @@ impl Vfs {
                 return Err(errno(libc::EEXIST, "exists"));
             }
         }
+        if let Some(created) = self.create_as_new_version(&login, purpose, &folder, name)? {
+            return Ok(created);
+        }
         let empty = self.store.writer()?.commit(&self.store)?;
         let created = self.change(&login, |tx| {
             assets::add_draft(tx, &folder, name, purpose, &empty).map_err(|e| {
@@ -241,6 +244,87 @@ impl Vfs {
             }),
         });
         Ok((attr, fh))
+    }
+
+    /// Saving with a backup, the way ImageMagick's mogrify and some editors do: rename
+    /// `photo.jpg` to a backup name in the same folder, create `photo.jpg` anew, write it, and
+    /// perhaps delete the backup. Seen as separate steps, the photo would lose its identity and
+    /// persons (the new file a draft, the old one renamed). So a create of the name an asset
+    /// left by a rename in the same folder less than `BACKUP_WINDOW` ago, by the same user, is
+    /// taken as the next version of that asset: the asset returns to its name and the backup
+    /// name becomes the user's draft holding the previous content (which also stays a
+    /// committed version of the asset). Logged at info level.
+    fn create_as_new_version(
+        &self,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        folder: &str,
+        name: &str,
+    ) -> Result<Option<(Attr, u64)>> {
+        const BACKUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+        let key = (login.clone(), purpose, join_path(folder, name));
+        let Some((asset, at)) = self
+            .vacated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key)
+        else {
+            return Ok(None);
+        };
+        let still_there = self.view().file_visible(login, purpose, asset);
+        if at.elapsed() > BACKUP_WINDOW || !still_there {
+            return Ok(None);
+        }
+        let (backup_collection, backup_name, version) = {
+            let view = self.view();
+            let info = view
+                .asset(asset)
+                .ok_or_else(|| Error::not_found("no such asset"))?;
+            let v = info
+                .version
+                .clone()
+                .ok_or_else(|| Error::not_found("no content"))?;
+            (info.collection.to_string(), info.name.to_string(), v)
+        };
+        self.change(login, |tx| {
+            assets::move_to(tx, asset, folder, name)?;
+            assets::add_draft_of_object(
+                tx,
+                &backup_collection,
+                &backup_name,
+                purpose,
+                &version.object,
+                version.size,
+            )
+        })?;
+        log::info!("asset {asset}: saved with a backup; the new file continues the asset");
+        let node = Node::File(login.clone(), purpose, asset);
+        let mut attr = {
+            let view = self.view();
+            let ino = self.inodes().reference(&node);
+            self.attr_of(&view, &node, ino)?
+        };
+        attr.size = 0;
+        let (object, reader) = self.open_current(asset)?;
+        // dirty only once written: tools that create, close and reopen do not leave an
+        // empty version behind
+        let pending = Pending::new(&self.store)?;
+        let fh = self.add_handle(super::Handle {
+            login: login.clone(),
+            purpose,
+            asset,
+            state: std::sync::RwLock::new(HandleState {
+                object,
+                reader,
+                writable: true,
+                writer: Some(pending),
+            }),
+        });
+        self.pending_sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(asset, 0);
+        Ok(Some((attr, fh)))
     }
 
     /// Start the pending version from the committed one, the first time a handle changes it.
@@ -603,6 +687,16 @@ impl Vfs {
                             e
                         }
                     })?;
+                if !src_is_draft && from == to {
+                    // maybe the first step of a save that keeps a backup (see `create`)
+                    self.vacated
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(
+                            (login.clone(), purpose, join_path(&from, name)),
+                            (src, std::time::Instant::now()),
+                        );
+                }
                 Ok(())
             }
         }
