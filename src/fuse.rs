@@ -7,7 +7,7 @@
 //! live-invalidating FUSE filesystems). The watcher computes them and hands them over a channel.
 
 use crate::error::Error;
-use crate::vfs::{Attr, Caller, Invalidation, Kind, Vfs};
+use crate::vfs::{Attr, Batch, Caller, Invalidation, Kind, Vfs};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
@@ -566,9 +566,9 @@ impl Filesystem for FuseFs {
 }
 
 /// Send invalidations to the kernel, one batch at a time, until the channel closes.
-pub fn run_invalidator(notifier: fuser::Notifier, batches: Receiver<Vec<Invalidation>>) {
+pub fn run_invalidator(notifier: fuser::Notifier, batches: Receiver<Batch>) {
     for batch in batches {
-        for inv in batch {
+        for inv in batch.items {
             let result = match &inv {
                 Invalidation::Entry { parent, name } => {
                     notifier.inval_entry(INodeNo(*parent), OsStr::new(name))
@@ -581,6 +581,9 @@ pub fn run_invalidator(notifier: fuser::Notifier, batches: Receiver<Vec<Invalida
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                 Err(e) => log::debug!("invalidation {inv:?} failed: {e}"),
             }
+        }
+        if let Some(done) = batch.done {
+            let _ = done.send(());
         }
     }
 }

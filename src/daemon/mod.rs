@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::fuse::{run_invalidator, FuseFs};
 use crate::store::Store;
-use crate::vfs::{Accounts, Invalidation, OsAccounts, Vfs};
+use crate::vfs::{Accounts, Batch, OsAccounts, Vfs};
 use crate::view::View;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -167,13 +167,32 @@ fn housekeeping(store: &Store, catalog: &mut Catalog) -> Result<()> {
     Ok(())
 }
 
+/// Have the invalidator drop the cached pages of these assets' files (all files: `None`) and
+/// wait until it did (at most a second). Called by the watcher with no lock held.
+fn flush_pages(vfs: &Vfs, out: &Sender<Batch>, assets: Option<&[crate::policy::AssetId]>) {
+    let items = vfs.pages_of(assets);
+    if items.is_empty() {
+        return;
+    }
+    let (done, wait) = std::sync::mpsc::sync_channel(1);
+    if out
+        .send(Batch {
+            items,
+            done: Some(done),
+        })
+        .is_ok()
+    {
+        let _ = wait.recv_timeout(Duration::from_secs(1));
+    }
+}
+
 /// The watcher: keep the view in step with the catalog and the clock, and hand the resulting
 /// invalidations to the invalidator thread.
 fn watch(
     view: Arc<RwLock<View>>,
     vfs: Arc<Vfs>,
     catalog: Catalog,
-    out: Sender<Vec<Invalidation>>,
+    out: Sender<Batch>,
     stop: Arc<AtomicBool>,
 ) {
     let conn = catalog.conn();
@@ -185,6 +204,14 @@ fn watch(
         let mut changes = Vec::new();
         match data_version() {
             Ok(v) if v != last_version => {
+                // drop the pages of what may change before the change becomes visible
+                let touched = view
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .touched_since(conn);
+                if let Ok(assets) = touched {
+                    flush_pages(&vfs, &out, assets.as_deref());
+                }
                 let refreshed = view
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
@@ -215,6 +242,8 @@ fn watch(
             .next_transition()
             .is_some_and(|t| t <= now);
         if due {
+            let assets = view.read().unwrap_or_else(|p| p.into_inner()).due(now);
+            flush_pages(&vfs, &out, Some(&assets));
             let expired = view.write().unwrap_or_else(|p| p.into_inner()).expire(now);
             if !expired.is_empty() {
                 log::info!(
@@ -226,7 +255,13 @@ fn watch(
         }
         if !changes.is_empty() {
             let inval = vfs.invalidations(&changes);
-            if out.send(inval).is_err() {
+            if out
+                .send(Batch {
+                    items: inval,
+                    done: None,
+                })
+                .is_err()
+            {
                 return;
             }
         }

@@ -120,6 +120,14 @@ impl Inodes {
             .collect()
     }
 
+    /// Known file inodes and their assets.
+    pub fn files(&self) -> impl Iterator<Item = (Ino, AssetId)> + '_ {
+        self.by_ino.iter().filter_map(|(ino, (n, _))| match n {
+            Node::File(_, _, a) => Some((*ino, *a)),
+            _ => None,
+        })
+    }
+
     /// Logins that have a known purpose folder for `purpose`.
     pub fn logins_with_purpose(&self, purpose: PurposeId) -> Vec<Arc<str>> {
         self.by_node

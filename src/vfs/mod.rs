@@ -61,6 +61,12 @@ pub struct DirEntry {
     pub attr: Attr,
 }
 
+/// Invalidations for the invalidator thread; `done` is signalled once they were sent.
+pub struct Batch {
+    pub items: Vec<Invalidation>,
+    pub done: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
 /// A cache entry the kernel must forget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalidation {
@@ -159,7 +165,7 @@ pub struct Vfs {
     /// The daemon's own catalog connection, for changes made through the mount.
     catalog: Mutex<crate::catalog::Catalog>,
     /// Where invalidations of changes made through the mount go (the invalidator thread).
-    inval_tx: Mutex<Option<std::sync::mpsc::Sender<Vec<Invalidation>>>>,
+    inval_tx: Mutex<Option<std::sync::mpsc::Sender<Batch>>>,
     /// Empty folders made with mkdir: (login, purpose, path). In memory only.
     made_dirs: Mutex<std::collections::HashSet<(Arc<str>, PurposeId, String)>>,
     /// Drafts renamed over a file: later commits through their handles go to that file.
@@ -218,7 +224,7 @@ impl Vfs {
     }
 
     /// Send invalidations for changes made through the mount to this channel.
-    pub fn set_invalidation_sender(&self, tx: std::sync::mpsc::Sender<Vec<Invalidation>>) {
+    pub fn set_invalidation_sender(&self, tx: std::sync::mpsc::Sender<Batch>) {
         *self.inval_tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 
@@ -902,6 +908,16 @@ impl Vfs {
             }
         }
         out
+    }
+
+    /// Cached pages of every view of these assets (sent before a change is applied).
+    pub fn pages_of(&self, assets: Option<&[AssetId]>) -> Vec<Invalidation> {
+        let inodes = self.inodes();
+        inodes
+            .files()
+            .filter(|(_, a)| assets.is_none_or(|list| list.contains(a)))
+            .map(|(ino, _)| Invalidation::Inode { ino })
+            .collect()
     }
 
     /// Number of inodes the kernel may hold (for tests and logs).

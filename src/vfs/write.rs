@@ -133,7 +133,11 @@ impl Vfs {
                     .unwrap_or_else(|p| p.into_inner())
                     .as_ref()
                 {
-                    let _ = tx.send(inval);
+                    // never wait for the kernel here: this runs inside a request
+                    let _ = tx.send(super::Batch {
+                        items: inval,
+                        done: None,
+                    });
                 }
             }
             Ok(_) => {}

@@ -58,6 +58,48 @@ pub enum Change {
     All,
 }
 
+/// What a run of audit entries touches.
+struct Touched {
+    persons: HashSet<PersonId>,
+    assets: HashSet<AssetId>,
+    users: HashSet<String>,
+    full: bool,
+    purposes_changed: bool,
+}
+
+fn classify(entries: &[audit::Entry]) -> Touched {
+    let mut t = Touched {
+        persons: HashSet::new(),
+        assets: HashSet::new(),
+        users: HashSet::new(),
+        full: false,
+        purposes_changed: false,
+    };
+    for e in entries {
+        let d = &e.detail;
+        let id = |k: &str| d.get(k).and_then(serde_json::Value::as_i64);
+        match e.action.as_str() {
+            a if a.starts_with("consent.") || a == "person.guardian" || a == "person.add" => {
+                t.persons.extend(id("person"))
+            }
+            "asset.link" | "asset.unlink" => {
+                t.assets.extend(id("asset"));
+                t.persons.extend(id("person"));
+            }
+            a if a.starts_with("asset.") => t.assets.extend(id("asset")),
+            "user.add" | "user.grant" => {
+                if let Some(login) = d.get("user").and_then(serde_json::Value::as_str) {
+                    t.users.insert(login.to_string());
+                }
+            }
+            "purpose.add" => t.purposes_changed = true,
+            "store.gc" => {}
+            _ => t.full = true,
+        }
+    }
+    t
+}
+
 /// Where and until when an asset is shown in a purpose's tree.
 #[derive(Debug, Clone)]
 struct Shown {
@@ -322,32 +364,13 @@ impl View {
             return Ok(Vec::new());
         };
         let last_seq = last.seq;
-        let mut persons_touched: HashSet<PersonId> = HashSet::new();
-        let mut assets_touched: HashSet<AssetId> = HashSet::new();
-        let mut users_touched: HashSet<String> = HashSet::new();
-        let mut full = false;
-        let mut purposes_changed = false;
-        for e in &entries {
-            let d = &e.detail;
-            let id = |k: &str| d.get(k).and_then(serde_json::Value::as_i64);
-            match e.action.as_str() {
-                a if a.starts_with("consent.") || a == "person.guardian" || a == "person.add" => {
-                    persons_touched.extend(id("person"))
-                }
-                "asset.link" | "asset.unlink" => {
-                    assets_touched.extend(id("asset"));
-                    persons_touched.extend(id("person"));
-                }
-                a if a.starts_with("asset.") => assets_touched.extend(id("asset")),
-                "user.add" | "user.grant" => {
-                    if let Some(login) = d.get("user").and_then(serde_json::Value::as_str) {
-                        users_touched.insert(login.to_string());
-                    }
-                }
-                "purpose.add" => purposes_changed = true,
-                _ => full = true,
-            }
-        }
+        let Touched {
+            persons: persons_touched,
+            assets: assets_touched,
+            users: users_touched,
+            full,
+            purposes_changed,
+        } = classify(&entries);
         if full {
             *self = View::load(conn, now)?;
             self.last_seq = last_seq;
@@ -422,6 +445,33 @@ impl View {
         }
         self.last_seq = last_seq;
         Ok(changes)
+    }
+
+    /// The assets whose visibility the catalog changes not yet applied may alter (`None`: any).
+    /// The mount drops their cached pages *before* applying the changes, so that once a photo
+    /// has disappeared from a listing no byte of it can come from the kernel's page cache.
+    pub fn touched_since(&self, conn: &Connection) -> Result<Option<Vec<AssetId>>> {
+        let entries = audit::list(conn, self.last_seq)?;
+        let t = classify(&entries);
+        if t.full || t.purposes_changed {
+            return Ok(None);
+        }
+        let mut out: Vec<AssetId> = t.assets.into_iter().collect();
+        for p in &t.persons {
+            if let Some(set) = self.by_person.get(p) {
+                out.extend(set.iter().copied());
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The assets whose time-bound change is due at `now`.
+    pub fn due(&self, now: Time) -> Vec<AssetId> {
+        self.timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, a)| *a)
+            .collect()
     }
 
     // ---- queries for the filesystem ----
