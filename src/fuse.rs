@@ -10,8 +10,9 @@ use crate::error::Error;
 use crate::vfs::{Attr, Batch, Caller, Invalidation, Kind, Vfs};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
+    ReplyXattr, Request,
 };
 use std::ffi::OsStr;
 use std::sync::mpsc::Receiver;
@@ -42,6 +43,28 @@ fn caller(req: &Request) -> Caller {
 
 fn errno(e: &Error) -> Errno {
     match e {
+        // errnos that answer a question (no such attribute, folder not empty, name taken …)
+        // are part of normal traffic; anything else from the disk is worth a warning
+        Error::Io { source, .. }
+            if matches!(
+                source.raw_os_error(),
+                Some(
+                    libc::ENODATA
+                        | libc::ENOTEMPTY
+                        | libc::EEXIST
+                        | libc::EXDEV
+                        | libc::EPERM
+                        | libc::EINVAL
+                        | libc::ENOTDIR
+                        | libc::EISDIR
+                        | libc::ERANGE
+                        | libc::ENAMETOOLONG
+                        | libc::ENOTSUP
+                )
+            ) =>
+        {
+            log::debug!("{e}")
+        }
         Error::Integrity { .. } | Error::Io { .. } | Error::Catalog(_) => log::warn!("{e}"),
         Error::Denied(_) => log::debug!("{e}"),
         _ => log::debug!("{e}"),
@@ -536,6 +559,52 @@ impl Filesystem for FuseFs {
             Ok(_) => reply.error(Errno::ERANGE),
             Err(e) => reply.error(errno(&e)),
         }
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        match self
+            .vfs
+            .setxattr(caller(req), ino.0, &name.to_string_lossy())
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self
+            .vfs
+            .setxattr(caller(req), ino.0, &name.to_string_lossy())
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    /// Tools ask whether a file is a terminal (Perl's exiftool does, TCGETS) or for filesystem
+    /// flags; photos are neither, and "not a tty" is the answer a regular file gives.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        log::debug!("ioctl {cmd:#x}: not supported");
+        reply.error(Errno::ENOTTY);
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {

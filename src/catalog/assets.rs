@@ -454,6 +454,71 @@ pub fn add_version(tx: &Tx, asset: AssetId, obj: &NewObject, mtime: Option<Time>
     add_version_of_object(tx, asset, &obj.id, obj.size, mtime)
 }
 
+/// What [`fill_placeholder`] did.
+pub enum Filled {
+    /// Not a fresh draft: nothing changed, record a new version instead.
+    No,
+    /// Version 1 now holds the content; `freed` is the empty object no version refers to any
+    /// more (its file can be removed after the commit).
+    Yes { freed: Option<ObjectId> },
+}
+
+/// The first content of a file created through the mount. `create` records an empty first
+/// version so that the name exists while the tool writes; the first commit of that handle
+/// fills it instead of leaving a 0-byte version 1 before every real one. Only a draft whose
+/// single version is still empty qualifies.
+pub fn fill_placeholder(
+    tx: &Tx,
+    asset: AssetId,
+    obj: &NewObject,
+    mtime: Option<Time>,
+) -> Result<Filled> {
+    let row: Option<(String, i64, i64, String)> = tx
+        .query_row(
+            "SELECT v.object_id, v.size, (SELECT count(*) FROM versions w WHERE w.asset_id = ?1),
+                    a.status
+               FROM versions v JOIN assets a ON a.id = v.asset_id
+              WHERE v.asset_id = ?1 AND v.version = 1",
+            [asset],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((empty, 0, 1, status)) = row else {
+        return Ok(Filled::No);
+    };
+    if status != Status::Draft.as_str() {
+        return Ok(Filled::No);
+    }
+    let shared: i64 = tx.query_row(
+        "SELECT count(*) FROM versions WHERE object_id = ?1",
+        [&empty],
+        |r| r.get(0),
+    )?;
+    add_object(tx, obj)?;
+    tx.execute(
+        "UPDATE versions SET object_id = ?2, size = ?3, created_at = ?4, mtime = ?5
+          WHERE asset_id = ?1 AND version = 1",
+        params![
+            asset,
+            obj.id.hex(),
+            obj.size as i64,
+            when::to_secs(tx.now()),
+            mtime.map(when::to_secs)
+        ],
+    )?;
+    let freed = if shared == 1 {
+        tx.execute("DELETE FROM objects WHERE id = ?1", [&empty])?;
+        ObjectId::parse(&empty)
+    } else {
+        None
+    };
+    tx.audit(
+        "asset.version",
+        serde_json::json!({ "asset": asset, "version": 1, "object": obj.id.hex() }),
+    )?;
+    Ok(Filled::Yes { freed })
+}
+
 /// A new version that refers to an object already in the catalog (restore, merge).
 pub fn add_version_of_object(
     tx: &Tx,
@@ -544,13 +609,16 @@ pub fn activate(tx: &Tx, asset: AssetId) -> Result<()> {
     Ok(())
 }
 
-/// Crypto-shred an asset: destroy the data keys of its versions' objects (unless another
-/// asset's version shares the object) and remove the files. The asset row, its consent history
+/// Crypto-shred an asset: destroy the data keys of its versions' objects (unless a version of
+/// another asset that is not purged itself shares the object: a backup copy made by a save
+/// shares the previous version's object until both are purged) and remove the files. The asset row, its consent history
 /// and the audit log stay. Returns the objects whose files can now be deleted.
 pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<ObjectId>> {
     let mut st = tx.prepare(
         "SELECT DISTINCT v.object_id FROM versions v WHERE v.asset_id = ?1
-           AND NOT EXISTS (SELECT 1 FROM versions w WHERE w.object_id = v.object_id AND w.asset_id <> ?1)",
+           AND NOT EXISTS (SELECT 1 FROM versions w JOIN assets a ON a.id = w.asset_id
+                            WHERE w.object_id = v.object_id AND w.asset_id <> ?1
+                              AND a.status <> 'purged')",
     )?;
     let objects: Vec<String> = st
         .query_map([asset], |r| r.get(0))?

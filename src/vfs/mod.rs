@@ -147,6 +147,8 @@ struct HandleState {
     writable: bool,
     /// The new version being written, once the handle wrote or truncated.
     writer: Option<write::Pending>,
+    /// Opened by `create`: the first commit fills the empty version 1 the create recorded.
+    fresh: bool,
 }
 
 pub struct Vfs {
@@ -577,12 +579,18 @@ impl Vfs {
             reader,
             writable: write,
             writer: None,
+            fresh: false,
         };
         if write && truncate {
             state.writer = Some(write::Pending::new(&self.store)?);
             if let Some(w) = state.writer.as_mut() {
                 w.dirty = true;
             }
+            // stat through any path shows the truncated size from now on, as on any filesystem
+            self.pending_sizes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(*asset, 0);
         }
         Ok(self.add_handle(Handle {
             login: login.clone(),
@@ -608,6 +616,17 @@ impl Vfs {
             .get(&fh)
             .cloned()
             .ok_or_else(|| Error::Invalid("bad file handle".into()))
+    }
+
+    /// The open handles on an asset (by its current id).
+    fn handles_of(&self, asset: AssetId) -> Vec<Arc<Handle>> {
+        self.handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|h| self.current_asset(h.asset) == asset)
+            .cloned()
+            .collect()
     }
 
     fn chunk(&self, st: &HandleState, index: u64) -> Result<Chunk> {
@@ -737,6 +756,22 @@ impl Vfs {
             Node::File(..) => XATTRS.iter().map(|s| s.to_string()).collect(),
             _ => Vec::new(),
         })
+    }
+
+    /// Setting or removing an extended attribute. The `user.consentfs.*` ones say what the
+    /// catalog holds and change only through it (EPERM); others are not stored (ENOTSUP, which
+    /// `cp -p` and `rsync -X` take as "this filesystem has no such attributes" and go on).
+    pub fn setxattr(&self, caller: Caller, ino: Ino, name: &str) -> Result<()> {
+        self.check_xattr(caller, ino)?;
+        let code = if XATTRS.contains(&name) {
+            libc::EPERM
+        } else {
+            libc::ENOTSUP
+        };
+        Err(Error::io(
+            "extended attributes cannot be set",
+            std::io::Error::from_raw_os_error(code),
+        ))
     }
 
     pub fn getxattr(&self, caller: Caller, ino: Ino, name: &str) -> Result<Vec<u8>> {

@@ -245,6 +245,7 @@ impl Vfs {
                 reader,
                 writable: true,
                 writer: None,
+                fresh: true,
             }),
         });
         Ok((attr, fh))
@@ -322,6 +323,7 @@ impl Vfs {
                 reader,
                 writable: true,
                 writer: Some(pending),
+                fresh: false,
             }),
         });
         self.pending_sizes
@@ -409,15 +411,28 @@ impl Vfs {
             .remove(&h.asset);
         let obj = obj?;
         let target = self.current_asset(h.asset);
+        let fresh = std::mem::take(&mut st.fresh);
         let recorded = self.change(&h.login, |tx| {
             let info = assets::get(tx, target)?.ok_or_else(|| Error::not_found("asset is gone"))?;
             if !matches!(info.status, Status::Active | Status::Draft) {
                 return Err(errno(libc::ENOENT, "the file was deleted meanwhile"));
             }
-            assets::add_version(tx, target, &obj, mtime)
+            if fresh {
+                if let assets::Filled::Yes { freed } =
+                    assets::fill_placeholder(tx, target, &obj, mtime)?
+                {
+                    return Ok((1, freed));
+                }
+            }
+            Ok((assets::add_version(tx, target, &obj, mtime)?, None))
         });
         match recorded {
-            Ok(version) => {
+            Ok((version, freed)) => {
+                if let Some(empty) = freed {
+                    if let Err(e) = self.store.remove_object(&empty) {
+                        log::warn!("cannot remove an empty object no version uses: {e}");
+                    }
+                }
                 log::info!(
                     "asset {target}: version {version} committed ({} bytes)",
                     obj.size
@@ -498,14 +513,22 @@ impl Vfs {
                 }
             }
         } else if let Some(m) = mtime {
-            let pending = fh.and_then(|f| self.handle(f).ok()).and_then(|h| {
+            // futimens(2) and utimensat(2) arrive without the handle; tar, cp -p and rsync set
+            // the time of a file they are still writing. The time then belongs to the version
+            // being written, or the commit at close would replace it with the time of the close.
+            let handles: Vec<Arc<super::Handle>> = match fh.and_then(|f| self.handle(f).ok()) {
+                Some(h) => vec![h],
+                None => self.handles_of(asset),
+            };
+            let mut pending = false;
+            for h in handles {
                 let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
-                st.writer
-                    .as_mut()
-                    .filter(|p| p.dirty)
-                    .map(|p| p.mtime = Some(m))
-            });
-            if pending.is_none() {
+                if let Some(p) = st.writer.as_mut().filter(|p| p.dirty) {
+                    p.mtime = Some(m);
+                    pending = true;
+                }
+            }
+            if !pending {
                 self.change(login, |tx| assets::set_mtime(tx, asset, m))?;
             }
         }

@@ -24,6 +24,33 @@ pub fn is_mounted(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(4).is_some_and(|mp| Path::new(mp) == canon))
 }
 
+/// Abort the FUSE connection of the mount at `path` (what `echo 1 > .../abort` does by hand).
+/// After a SIGKILL the daemon can stay a zombie: a thread inside the kernel pushing an
+/// invalidation waits for a folder lock that a request holds, and that request waits for an
+/// answer the dead daemon never sends; aborting the connection fails the requests and frees it.
+pub fn abort_connection(path: &Path) {
+    let Ok(canon) = std::fs::canonicalize(path) else {
+        return;
+    };
+    let conns = Path::new("/sys/fs/fuse/connections");
+    if std::fs::read_dir(conns).map_or(true, |mut d| d.next().is_none()) {
+        let _ = Command::new("mount")
+            .args(["-t", "fusectl", "none"])
+            .arg(conns)
+            .stderr(Stdio::null())
+            .status();
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for l in info.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        if f.len() > 4 && Path::new(f[4]) == canon {
+            if let Some((_, minor)) = f[2].split_once(':') {
+                let _ = std::fs::write(conns.join(minor).join("abort"), "1");
+            }
+        }
+    }
+}
+
 /// Wait until `cond` holds, up to `limit`; returns whether it did and how long it took.
 pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> (bool, Duration) {
     let start = Instant::now();
