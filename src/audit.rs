@@ -76,12 +76,10 @@ pub fn append(
     let detail = detail.to_string();
     let at = when::to_secs(at);
     let hash = row_hash(key, &prev, seq, at, actor, action, &detail);
-    conn.execute(
-        "INSERT INTO audit (seq, at, actor, action, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    conn.prepare_cached("INSERT INTO audit (seq, at, actor, action, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
         params![seq, at, actor, action, detail, prev, hash.to_vec()],
     )?;
-    conn.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_head_seq', ?1), ('audit_head_hash', ?2)",
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_head_seq', ?1), ('audit_head_hash', ?2)")?.execute(
         params![seq.to_string(), hex::encode(hash)],
     )?;
     Ok(seq)
@@ -116,7 +114,9 @@ pub fn list(conn: &Connection, since_seq: i64) -> Result<Vec<Entry>> {
 
 /// The sequence number of the newest entry (0 when empty): a cheap change counter.
 pub fn last_seq(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))?)
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM audit")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// What `verify` found.

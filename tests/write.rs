@@ -171,15 +171,18 @@ fn image_tools_save_new_versions_of_the_same_asset() {
     }
     // a new file made from the photo is the user's draft until linked
     let mounted = m.path("root/website/ev");
-    sh(&mounted, "convert a.jpg -resize 40x30 small.png");
-    sh(&t.path("plain"), "convert a.jpg -resize 40x30 small.png");
+    sh(&mounted, "convert a.jpg -resize 40x30 -strip small.jpg");
+    sh(
+        &t.path("plain"),
+        "convert a.jpg -resize 40x30 -strip small.jpg",
+    );
     assert_same_tree(&mounted, &t.path("plain"), "convert to a new file");
     assert_eq!(
-        xattr(&mounted.join("small.png"), "user.consentfs.status"),
+        xattr(&mounted.join("small.jpg"), "user.consentfs.status"),
         "draft"
     );
     assert_eq!(
-        xattr(&mounted.join("small.png"), "user.consentfs.subjects"),
+        xattr(&mounted.join("small.jpg"), "user.consentfs.subjects"),
         ""
     );
     // restoring the original makes it current again, as a new version

@@ -139,6 +139,10 @@ ALTER TABLE versions ADD COLUMN mtime INTEGER;
 DROP INDEX assets_path;
 CREATE UNIQUE INDEX assets_path ON assets(collection, name) WHERE status IN ('active', 'draft');
 "#,
+    // 3: which versions use an object (purge, a new file's first save) without a scan.
+    r#"
+CREATE INDEX versions_object ON versions(object_id);
+"#,
 ];
 
 pub fn current_version() -> i64 {
