@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The mount side by side with gocryptfs, securefs and plain tmpfs, all backed by tmpfs, in one run.
 #
-#   1. sequential write (consentfs: import; the write path comes later) and read of a 1 GiB file
+#   1. sequential write (consentfs: import; writes through the mount: write.sh) and read of a 1 GiB file
 #   2. ls -lR and find | wc -l over a view of 10,000 files
 #   3. latency from `consentfs consent withdraw` returning to the file's lookup failing
 #   4. cold start and resident memory of the daemon with 100,000 assets
@@ -67,7 +67,7 @@ printf "%-10s write %6s   read %6s (ratio %s)\n" consentfs "$(rate "$c_write")*"
 printf "%-10s write %6s   read %6s\n" gocryptfs "$(rate "$g_write")" "$(rate "$g_read")"
 printf "%-10s write %6s   read %6s (ratio %s)\n" securefs "$(rate "$s_write")" "$(rate "$s_read")" "$(ratio "$(rate "$s_read")" "$(rate "$g_read")")"
 printf "%-10s write %6s   read %6s\n" tmpfs "$(rate "$t_write")" "$(rate "$t_read")"
-echo "   * consentfs write = import (the write path through the mount is a later milestone)"
+echo "   * consentfs write = import (writes through the mount: contrib/bench/write.sh)"
 echo "   consentfs read again with the page cache warm: $(rate "$c_read2") MiB/s"
 rm -f "$g/mnt/big.raw" "$s/mnt/big.raw"
 

@@ -758,19 +758,15 @@ impl Vfs {
         })
     }
 
-    /// Setting or removing an extended attribute. The `user.consentfs.*` ones say what the
-    /// catalog holds and change only through it (EPERM); others are not stored (ENOTSUP, which
-    /// `cp -p` and `rsync -X` take as "this filesystem has no such attributes" and go on).
-    pub fn setxattr(&self, caller: Caller, ino: Ino, name: &str) -> Result<()> {
+    /// Setting or removing an extended attribute: none are stored. The `user.consentfs.*` ones
+    /// say what the catalog holds and change only through it. ENOTSUP (not EPERM) because that
+    /// is what `cp -a`, `mv` across folders and `rsync -X` take as "this filesystem keeps no
+    /// such attributes" and go on quietly; with EPERM they print an error per attribute.
+    pub fn setxattr(&self, caller: Caller, ino: Ino, _name: &str) -> Result<()> {
         self.check_xattr(caller, ino)?;
-        let code = if XATTRS.contains(&name) {
-            libc::EPERM
-        } else {
-            libc::ENOTSUP
-        };
         Err(Error::io(
             "extended attributes cannot be set",
-            std::io::Error::from_raw_os_error(code),
+            std::io::Error::from_raw_os_error(libc::ENOTSUP),
         ))
     }
 
