@@ -374,7 +374,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     }
     let mut external = false;
     'serve: loop {
-        for sig in signals.pending() {
+        if let Some(sig) = signals.pending().next() {
             log::info!("signal {sig} received: unmounting");
             break 'serve;
         }

@@ -265,9 +265,7 @@ impl Vfs {
     fn exists(&self, view: &View, node: &Node) -> bool {
         match node {
             Node::Root => true,
-            Node::User(l) => {
-                view.user_purposes(l).first().is_some() && self.accounts.lookup(l).is_some()
-            }
+            Node::User(l) => !view.user_purposes(l).is_empty() && self.accounts.lookup(l).is_some(),
             Node::Purpose(l, p) => view.user_purposes(l).iter().any(|(q, _)| q.id == *p),
             Node::Dir(l, p, path) => view.dir_visible(l, *p, path) || self.made_dir(l, *p, path),
             Node::File(l, p, a) => view.file_visible(l, *p, *a),
