@@ -189,7 +189,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<i32> {
         for login in &logins {
             users::add(&tx, login, None)?;
             let u = users::resolve(&tx, login)?;
-            users::grant(&tx, &u, website, "", Access::Write)?;
+            users::grant(&tx, &u, website, "", Access::Delete)?;
             users::grant(&tx, &u, social, "", Access::Read)?;
             users::grant(&tx, &u, print, "events", Access::Read)?;
         }
@@ -231,6 +231,13 @@ Try a withdrawal from another terminal and see the photo vanish at once:
     consentfs consent withdraw "Anna de Vries" --purpose website
   {env} \
     consentfs ls --user {me} --purpose website --hidden
+
+Save from your own tools into website/ (you may write and delete there):
+  mogrify -resize 50% {m}/{me}/website/events/2026/open-day/anna.jpg
+  {env} \
+    consentfs versions events/2026/open-day/anna.jpg
+  a new file you create there is your draft, visible to you only, until
+  `consentfs link` or `consentfs derive DRAFT --from ASSET`; `rm` moves a photo to the trash.
 
 Press Ctrl-C to unmount. The store stays in {dir}.
 "#,
