@@ -238,11 +238,20 @@ impl Vfs {
         self.inodes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The node behind an inode. A file whose draft was saved over another file (rename) now
+    /// stands for that file: the kernel moves the draft's inode to the target's name.
     fn node(&self, ino: Ino) -> Result<Node> {
-        self.inodes()
+        let node = self
+            .inodes()
             .node(ino)
             .cloned()
-            .ok_or_else(|| Error::not_found(format!("unknown inode {ino}")))
+            .ok_or_else(|| Error::not_found(format!("unknown inode {ino}")))?;
+        Ok(match node {
+            Node::File(login, purpose, asset) => {
+                Node::File(login, purpose, self.current_asset(asset))
+            }
+            other => other,
+        })
     }
 
     /// The caller may act inside `login`'s tree: they are that account, or root.

@@ -680,7 +680,13 @@ impl Vfs {
                     .version
                     .clone()
                     .ok_or_else(|| Error::not_found("no content"))?;
-                self.change(&login, |tx| {
+                // redirect first: the moment the view drops the draft, the kernel may already
+                // use the draft's inode under the target's name
+                self.merged
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(src, target);
+                let saved = self.change(&login, |tx| {
                     let current = assets::version(tx, src, None)?;
                     assets::add_version_of_object(
                         tx,
@@ -690,11 +696,14 @@ impl Vfs {
                         current.mtime,
                     )?;
                     assets::set_status(tx, src, Status::Purged)
-                })?;
-                self.merged
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(src, target);
+                });
+                if let Err(e) = saved {
+                    self.merged
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&src);
+                    return Err(e);
+                }
                 log::info!(
                     "asset {target}: new version from a saved draft ({} bytes)",
                     v.size
