@@ -565,26 +565,20 @@ impl Filesystem for FuseFs {
         &self,
         req: &Request,
         ino: INodeNo,
-        name: &OsStr,
+        _name: &OsStr,
         _value: &[u8],
         _flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        match self
-            .vfs
-            .setxattr(caller(req), ino.0, &name.to_string_lossy())
-        {
+        match self.vfs.setxattr(caller(req), ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
-    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self
-            .vfs
-            .setxattr(caller(req), ino.0, &name.to_string_lossy())
-        {
+    fn removexattr(&self, req: &Request, ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        match self.vfs.setxattr(caller(req), ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }

@@ -596,6 +596,43 @@ fn files_written_through_the_mount_leave_no_plaintext_on_disk() {
     assert_nowhere(&t, &[&wide], "after the saves (UTF-16)");
 }
 
+/// An empty store in which root may write and delete in `website`.
+fn store_for_root() -> TestStore {
+    let t = TestStore::new();
+    t.ok(&["user", "add", "root"]);
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "delete",
+    ]);
+    t
+}
+
+/// A seed (from `var`, to replay a failed run, or the clock) and a xorshift generator on it.
+fn random_source(var: &str) -> (u64, impl FnMut() -> u64) {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    let mut state = seed | 1;
+    let next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (seed, next)
+}
+
 /// Content number `n` of writer `w`: distinct, of varying length, several chunks at times.
 fn content(w: usize, n: u64) -> Vec<u8> {
     let len = 1 + ((n * 7919 + w as u64 * 104_729) % 300_000) as usize;
@@ -613,29 +650,9 @@ struct Saves {
 
 #[test]
 fn sigkill_during_saves_loses_nothing_committed() {
-    let t = TestStore::new();
-    t.ok(&["user", "add", "root"]);
-    t.ok(&[
-        "user",
-        "grant",
-        "root",
-        "--purpose",
-        "website",
-        "--access",
-        "delete",
-    ]);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let t = store_for_root();
+    let (seed, mut next) = random_source("CONSENTFS_CRASH_SEED");
     eprintln!("crash test seed {seed}");
-    let mut rng = seed | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
     const WRITERS: usize = 3;
     let saves: Arc<Vec<Mutex<Saves>>> =
         Arc::new((0..WRITERS).map(|_| Mutex::new(Saves::default())).collect());
@@ -771,36 +788,11 @@ struct Side {
 
 #[test]
 fn random_operations_give_the_same_files_as_a_plain_folder() {
-    let t = TestStore::new();
-    t.ok(&["user", "add", "root"]);
-    t.ok(&[
-        "user",
-        "grant",
-        "root",
-        "--purpose",
-        "website",
-        "--access",
-        "delete",
-    ]);
+    let t = store_for_root();
     let m = Mount::start(&t);
-    // CONSENTFS_MODEL_SEED=N replays a failed run
-    let seed = std::env::var("CONSENTFS_MODEL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let (seed, mut rng) = random_source("CONSENTFS_MODEL_SEED");
     eprintln!("model seed {seed}");
-    let mut rng = seed | 1;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = move |n: u64| rng() % n;
     let mnt = m.path("root/website/fsx");
     std::fs::create_dir(&mnt).unwrap();
     std::fs::create_dir(mnt.join("sub")).unwrap();

@@ -769,7 +769,7 @@ impl Vfs {
     /// say what the catalog holds and change only through it. ENOTSUP (not EPERM) because that
     /// is what `cp -a`, `mv` across folders and `rsync -X` take as "this filesystem keeps no
     /// such attributes" and go on quietly; with EPERM they print an error per attribute.
-    pub fn setxattr(&self, caller: Caller, ino: Ino, _name: &str) -> Result<()> {
+    pub fn setxattr(&self, caller: Caller, ino: Ino) -> Result<()> {
         self.check_xattr(caller, ino)?;
         Err(Error::io(
             "extended attributes cannot be set",
