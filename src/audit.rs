@@ -185,3 +185,129 @@ pub fn ensure_intact(conn: &Connection, key: &Key) -> Result<Verified> {
         Err(Error::integrity("audit log", v.problems.join("; ")))
     }
 }
+
+/// (user tree, purpose, asset) of every `access.open` entry since `t`.
+pub fn opens_since(conn: &Connection, t: Time) -> Result<Vec<(String, i64, i64)>> {
+    let mut st = conn.prepare(
+        "SELECT json_extract(detail, '$.user'), json_extract(detail, '$.purpose'),
+                json_extract(detail, '$.asset')
+           FROM audit WHERE action = 'access.open' AND at >= ?1",
+    )?;
+    let rows = st.query_map([when::to_secs(t)], |r| {
+        Ok((
+            r.get::<_, Option<String>>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let (Some(u), Some(p), Some(a)) = r? {
+            out.push((u, p, a));
+        }
+    }
+    Ok(out)
+}
+
+/// One use of one asset: an open through the mount, a `cat`, or an export that included it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Access {
+    pub seq: i64,
+    pub at: Time,
+    /// The OS login that did it.
+    pub actor: String,
+    /// `open`, `cat` or `export`.
+    pub action: String,
+    /// Whose view (the mount's user folder, or the exported user).
+    pub user: Option<String>,
+    pub purpose: Option<String>,
+    pub asset: i64,
+    pub version: Option<i64>,
+    pub export: Option<i64>,
+}
+
+/// Every use of the given assets since `since` (oldest first), from the audit log and the
+/// export records.
+pub fn accesses(
+    conn: &Connection,
+    assets: &std::collections::HashSet<i64>,
+    since: Time,
+) -> Result<Vec<Access>> {
+    let purposes: std::collections::HashMap<i64, String> = conn
+        .prepare("SELECT id, name FROM purposes")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    let mut st = conn.prepare(
+        "SELECT seq, at, actor, action, json_extract(detail, '$.asset'),
+                json_extract(detail, '$.version'), json_extract(detail, '$.purpose'),
+                json_extract(detail, '$.user')
+           FROM audit WHERE action IN ('access.open', 'access.cat') AND at >= ?1 ORDER BY seq",
+    )?;
+    let rows = st.query_map([when::to_secs(since)], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+            r.get::<_, Option<i64>>(6)?,
+            r.get::<_, Option<String>>(7)?,
+        ))
+    })?;
+    for r in rows {
+        let (seq, at, actor, action, asset, version, purpose, user) = r?;
+        let Some(asset) = asset.filter(|a| assets.contains(a)) else {
+            continue;
+        };
+        out.push(Access {
+            seq,
+            at: when::from_secs(at),
+            actor,
+            action: action.trim_start_matches("access.").to_string(),
+            user,
+            purpose: purpose.and_then(|p| purposes.get(&p).cloned()),
+            asset,
+            version,
+            export: None,
+        });
+    }
+    let mut st = conn.prepare(
+        "SELECT a.seq, e.at, e.actor, e.login, e.purpose_id, i.asset_id, i.version, e.id
+           FROM export_items i JOIN exports e ON e.id = i.export_id
+           LEFT JOIN audit a ON a.action = 'export' AND json_extract(a.detail, '$.export') = e.id
+          WHERE e.at >= ?1",
+    )?;
+    let rows = st.query_map([when::to_secs(since)], |r| {
+        Ok((
+            r.get::<_, Option<i64>>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, i64>(7)?,
+        ))
+    })?;
+    for r in rows {
+        let (seq, at, actor, login, purpose, asset, version, export) = r?;
+        if !assets.contains(&asset) {
+            continue;
+        }
+        out.push(Access {
+            seq: seq.unwrap_or(0),
+            at: when::from_secs(at),
+            actor,
+            action: "export".into(),
+            user: Some(login),
+            purpose: purposes.get(&purpose).cloned(),
+            asset,
+            version: Some(version),
+            export: Some(export),
+        });
+    }
+    out.sort_by_key(|a| (a.at, a.seq, a.asset));
+    Ok(out)
+}

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod crypto;
 pub mod daemon;
 pub mod error;
+pub mod export;
 pub mod fuse;
 pub mod policy;
 pub mod store;

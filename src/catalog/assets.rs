@@ -635,6 +635,17 @@ pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<ObjectId>> {
     Ok(out)
 }
 
+/// Set (or with `None` remove) an asset's own retention term.
+pub fn set_retention(tx: &Tx, asset: AssetId, until: Option<Time>) -> Result<()> {
+    tx.prepare_cached("UPDATE assets SET retention_until = ?1 WHERE id = ?2")?
+        .execute(params![until.map(when::to_secs), asset])?;
+    tx.audit(
+        "asset.retention",
+        serde_json::json!({ "asset": asset, "until": until.map(when::to_secs) }),
+    )?;
+    Ok(())
+}
+
 /// Assets in the trash: (asset, trashed_at).
 pub fn trashed(conn: &Connection) -> Result<Vec<(AssetRow, Time)>> {
     let mut st = conn.prepare(&format!(

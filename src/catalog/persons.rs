@@ -87,7 +87,7 @@ pub fn resolve(conn: &Connection, what: &str) -> Result<PersonRow> {
         });
     }
     let mut st = conn.prepare(&format!(
-        "SELECT {COLS} FROM persons WHERE name = ?1 ORDER BY id"
+        "SELECT {COLS} FROM persons WHERE name = ?1 OR pseudonym = ?1 ORDER BY id"
     ))?;
     let found = st
         .query_map([what], from_row)?
@@ -158,5 +158,21 @@ pub fn add_guardian(tx: &Tx, person: PersonId, guardian: PersonId) -> Result<()>
         "person.guardian",
         serde_json::json!({ "person": person, "guardian": guardian }),
     )?;
+    Ok(())
+}
+
+/// Erase a person's identifying data (name, birth date, own reference); the row, its
+/// pseudonym and the consent history stay as proof. Evidence file names often carry the name,
+/// so they are replaced by a neutral one (the evidence itself stays: it is the proof).
+pub fn erase(tx: &Tx, person: PersonId) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE persons SET name = NULL, born = NULL, ext_ref = NULL, erased_at = ?1 WHERE id = ?2",
+    )?
+    .execute(rusqlite::params![crate::when::to_secs(tx.now()), person])?;
+    tx.prepare_cached(
+        "UPDATE consent_events SET evidence_name = 'evidence-' || id WHERE person_id = ?1 AND evidence_name IS NOT NULL",
+    )?
+    .execute([person])?;
+    tx.audit("person.erase", serde_json::json!({ "person": person }))?;
     Ok(())
 }

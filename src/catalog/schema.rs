@@ -143,6 +143,32 @@ CREATE UNIQUE INDEX assets_path ON assets(collection, name) WHERE status IN ('ac
     r#"
 CREATE INDEX versions_object ON versions(object_id);
 "#,
+    // 4: exports (which file of which asset version went where, under which manifest MAC), so
+    // that a person's report and an access report can say which exports included their photos;
+    // and an index to find accesses in the audit log without reading all of it.
+    r#"
+CREATE TABLE exports (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,          -- OS login that ran the export
+    login TEXT NOT NULL,          -- the user whose view was exported
+    purpose_id INTEGER NOT NULL REFERENCES purposes(id),
+    collection TEXT NOT NULL,
+    dest TEXT NOT NULL,
+    files INTEGER NOT NULL,
+    mac TEXT NOT NULL
+);
+CREATE TABLE export_items (
+    export_id INTEGER NOT NULL REFERENCES exports(id),
+    asset_id INTEGER NOT NULL REFERENCES assets(id),
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (export_id, asset_id)
+);
+CREATE INDEX export_items_asset ON export_items(asset_id);
+CREATE INDEX audit_action ON audit(action, at);
+"#,
 ];
 
 pub fn current_version() -> i64 {

@@ -136,8 +136,21 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-pub fn run(ctx: &mut Ctx, collection: &str, paths: &[PathBuf]) -> Result<i32> {
+pub fn run(
+    ctx: &mut Ctx,
+    collection: &str,
+    retention: Option<&str>,
+    paths: &[PathBuf],
+) -> Result<i32> {
     let base = normalize_collection(collection)?;
+    let until = match retention {
+        Some(r) => Some(
+            crate::when::Span::parse(r)?
+                .after(ctx.now)
+                .ok_or_else(|| Error::invalid("--retention is out of range"))?,
+        ),
+        None => None,
+    };
     let plan = plan(paths, &base)?;
     // A path that already exists is only acceptable when it holds the very same bytes.
     for item in &plan {
@@ -170,7 +183,7 @@ pub fn run(ctx: &mut Ctx, collection: &str, paths: &[PathBuf]) -> Result<i32> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut written: Vec<ObjectId> = Vec::new();
-    let result = execute(ctx, &plan, &bar, &mut written);
+    let result = execute(ctx, &plan, until, &bar, &mut written);
     bar.finish_and_clear();
     let outcomes = match result {
         Ok(o) => o,
@@ -210,6 +223,7 @@ pub fn run(ctx: &mut Ctx, collection: &str, paths: &[PathBuf]) -> Result<i32> {
 fn execute(
     ctx: &mut Ctx,
     plan: &[Planned],
+    retention_until: Option<crate::policy::Time>,
     bar: &indicatif::ProgressBar,
     written: &mut Vec<ObjectId>,
 ) -> Result<Vec<Outcome>> {
@@ -237,6 +251,9 @@ fn execute(
             continue;
         }
         let id = assets::add(&tx, &item.collection, &item.name, Status::Active, &obj)?;
+        if retention_until.is_some() {
+            assets::set_retention(&tx, id, retention_until)?;
+        }
         batch.insert(obj.content_hash, (id, path.clone()));
         outcomes.push(Outcome {
             path,

@@ -6,9 +6,12 @@
 //! verify`) with 1.
 
 mod demo;
+mod export;
 mod import;
 mod output;
 mod records;
+mod retention;
+mod rights;
 
 pub use records::purge_trash;
 mod views;
@@ -59,6 +62,9 @@ pub enum Command {
         /// Collection (folder path) to import into, e.g. events/2026.
         #[arg(long, default_value = "")]
         collection: String,
+        /// Retention term of the imported assets, counted from now (e.g. 5y).
+        #[arg(long)]
+        retention: Option<String>,
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
     },
@@ -141,6 +147,12 @@ pub enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Decrypt what a user may use for a purpose now into DEST, with a manifest that proves
+    /// the consent behind every file (`export verify DEST` checks it).
+    Export(ExportArgs),
+    /// Retention terms of assets; move assets past their term to the trash.
+    #[command(subcommand)]
+    Retention(RetentionCmd),
     /// Mount the store: MOUNTPOINT/<login>/<purpose>/<collection>/<file>, live.
     Mount {
         mountpoint: PathBuf,
@@ -200,6 +212,20 @@ pub enum PersonCmd {
     Guardian {
         person: String,
         guardian: String,
+    },
+    /// Write everything held about a person into DEST (index.json, index.html, evidence,
+    /// photos): the answer to an access request.
+    Report { person: String, dest: PathBuf },
+    /// Erase a person: shred the photos only they are on, remove name and birth date, keep the
+    /// consent history under a pseudonym (dry run unless --yes).
+    Erase {
+        person: String,
+        /// Really do it (without: show what would happen).
+        #[arg(long)]
+        yes: bool,
+        /// Also shred group photos that show the person.
+        #[arg(long)]
+        include_group_photos: bool,
     },
 }
 
@@ -278,6 +304,8 @@ pub enum ConsentCmd {
         #[arg(long)]
         person: Option<String>,
     },
+    /// A consent event as a receipt in the W3C Data Privacy Vocabulary (JSON-LD).
+    Receipt { event: i64 },
 }
 
 #[derive(Args, Debug)]
@@ -340,6 +368,64 @@ pub enum AuditCmd {
     },
     /// Check the hash chain (exit 1 if it is broken).
     Verify,
+    /// Who used the photos of a person: opens through the mount, cat, exports.
+    Report {
+        #[arg(long)]
+        person: String,
+        /// Only since this moment (date, RFC 3339, or a span back from now like 72h or 30d).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub check: Option<ExportCmd>,
+    /// Whose view to export.
+    #[arg(long, required = true)]
+    pub user: Option<String>,
+    #[arg(long, required = true)]
+    pub purpose: Option<String>,
+    /// The folder to write (created if missing; must be empty unless --sync).
+    #[arg(required = true)]
+    pub dest: Option<PathBuf>,
+    /// Only this collection (prefix).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Make DEST equal to the view: add, replace, and remove files whose consent lapsed.
+    #[arg(long)]
+    pub sync: bool,
+    /// Remove GPS metadata from the exported images (JPEG, TIFF, PNG, WebP; needs exiftool).
+    #[arg(long)]
+    pub strip_location: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCmd {
+    /// Check an export's files and its manifest's MAC (exit 1 if anything is off).
+    Verify { dest: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RetentionCmd {
+    /// Give assets a retention term (until a date, or a span from now), or remove it.
+    Set {
+        #[arg(required = true)]
+        assets: Vec<String>,
+        #[arg(long, required_unless_present = "none")]
+        until: Option<String>,
+        /// Remove the asset's own retention term.
+        #[arg(long, conflicts_with = "until")]
+        none: bool,
+    },
+    /// Move assets past their retention term to the trash and purge what has been in the trash
+    /// for 30 days (dry run unless --yes).
+    Apply {
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// An opened store and catalog plus the facts every command needs.
@@ -496,7 +582,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             )?;
             Ok(0)
         }
-        Command::Import { collection, paths } => import::run(&mut ctx, &collection, &paths),
+        Command::Import {
+            collection,
+            retention,
+            paths,
+        } => import::run(&mut ctx, &collection, retention.as_deref(), &paths),
         Command::Person(cmd) => records::person(&mut ctx, cmd),
         Command::Purpose(cmd) => records::purpose(&mut ctx, cmd),
         Command::Consent(cmd) => records::consent(&mut ctx, cmd),
@@ -524,7 +614,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             purpose,
             at,
         } => views::why(&ctx, &asset, &user, &purpose, at.as_deref()),
-        Command::Cat { asset, version } => views::cat(&ctx, &asset, version),
+        Command::Cat { asset, version } => views::cat(&mut ctx, &asset, version),
         Command::Versions { asset } => views::versions(&ctx, &asset),
         Command::Restore { asset, version } => records::restore(&mut ctx, &asset, version),
         Command::Derive { draft, from } => records::derive(&mut ctx, &draft, &from),
@@ -532,6 +622,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Expiring { within } => views::expiring(&ctx, &within),
         Command::Audit(AuditCmd::List { since }) => views::audit_list(&ctx, since),
         Command::Audit(AuditCmd::Verify) => views::audit_verify(&ctx),
+        Command::Audit(AuditCmd::Report { person, since }) => {
+            rights::audit_report(&ctx, &person, since.as_deref())
+        }
+        Command::Export(args) => export::run(&mut ctx, args),
+        Command::Retention(cmd) => retention::run(&mut ctx, cmd),
         Command::Generate {
             assets,
             persons,

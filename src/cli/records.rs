@@ -93,6 +93,12 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
             tx.commit()?;
             println!("#{} is now a guardian of #{}", g.id, p.id);
         }
+        PersonCmd::Report { person, dest } => return super::rights::report(ctx, &person, &dest),
+        PersonCmd::Erase {
+            person,
+            yes,
+            include_group_photos,
+        } => return super::rights::erase(ctx, &person, yes, include_group_photos),
     }
     Ok(0)
 }
@@ -388,6 +394,7 @@ pub fn consent(ctx: &mut Ctx, cmd: ConsentCmd) -> Result<i32> {
             }
             Ok(0)
         }
+        ConsentCmd::Receipt { event } => super::rights::receipt(ctx, event),
     }
 }
 

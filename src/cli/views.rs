@@ -223,10 +223,9 @@ pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>)
     Ok(0)
 }
 
-pub fn cat(ctx: &Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
-    let conn = ctx.catalog.conn();
-    let a = assets::resolve(conn, asset)?;
-    let v = assets::version(conn, a.id, version)?;
+pub fn cat(ctx: &mut Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
+    let a = assets::resolve(ctx.catalog.conn(), asset)?;
+    let v = assets::version(ctx.catalog.conn(), a.id, version)?;
     let wrapped = v.wrapped_key.as_deref().ok_or_else(|| {
         Error::not_found(format!(
             "asset {} version {} was shredded; its content no longer exists",
@@ -235,6 +234,13 @@ pub fn cat(ctx: &Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
     })?;
     let label = format!("asset {} ({}) version {}", a.id, a.path(), v.version);
     let obj = ctx.store.open_object(&v.object, wrapped, v.size, &label)?;
+    // every use of a photo is on record, also the officer's own
+    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+    tx.audit(
+        "access.cat",
+        serde_json::json!({ "asset": a.id, "version": v.version }),
+    )?;
+    tx.commit()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     obj.copy_verified_to(&mut out)?;
@@ -276,6 +282,8 @@ struct ExpiringItem {
     purposes: Vec<String>,
     event: Option<i64>,
     asset: Option<i64>,
+    /// For a retention end: the persons linked to the asset.
+    persons: Vec<i64>,
     /// Number of photos affected.
     photos: usize,
 }
@@ -326,6 +334,7 @@ pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
                         .collect(),
                     event: Some(e.id),
                     asset: None,
+                    persons: Vec::new(),
                     photos: photos
                         .iter()
                         .filter(|a| e.scope.covers(&a.to_policy()))
@@ -346,6 +355,7 @@ pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
                 purposes: Vec::new(),
                 event: None,
                 asset: None,
+                persons: Vec::new(),
                 photos: photos.len(),
             });
         }
@@ -375,6 +385,7 @@ pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
                 purposes,
                 event: None,
                 asset: Some(a.id),
+                persons: a.persons.clone(),
                 photos: 1,
             });
         }
@@ -391,7 +402,24 @@ pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
                 let who = match (i.person, &i.name) {
                     (Some(p), Some(n)) => format!("#{p} {n}"),
                     (Some(p), None) => format!("#{p}"),
-                    _ => i.asset.map(|a| format!("asset {a}")).unwrap_or_default(),
+                    _ => {
+                        let on = i
+                            .persons
+                            .iter()
+                            .map(|p| {
+                                format!("#{p} {}", names.get(p).cloned().unwrap_or_default())
+                                    .trim_end()
+                                    .to_string()
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let a = i.asset.map(|a| format!("asset {a}")).unwrap_or_default();
+                        if on.is_empty() {
+                            a
+                        } else {
+                            format!("{a} ({on})")
+                        }
+                    }
                 };
                 let what = match i.kind {
                     "consent_ends" => format!("consent ends ({})", i.purposes.join(",")),

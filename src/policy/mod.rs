@@ -36,7 +36,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 
-pub use rules::{decide, evaluate_at, sixteenth_birthday};
+pub use rules::{covering_grants, decide, evaluate_at, retention_end, sixteenth_birthday};
 
 /// A moment in time; all decisions are made in UTC.
 pub type Time = DateTime<Utc>;

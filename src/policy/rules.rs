@@ -43,14 +43,14 @@ fn grant_defect(person: &Person, asset: &Asset, e: &ConsentEvent, t: Time) -> Op
     None
 }
 
-/// The person's standing for this asset and purpose at t: `Ok(())` when the latest counting
-/// event is a valid grant, otherwise the reason it is not.
+/// The person's standing for this asset and purpose at t: the grant that counts when the latest
+/// counting event is a valid grant, otherwise the reason there is none.
 fn person_standing(
     person: &Person,
     asset: &Asset,
     purpose: PurposeId,
     t: Time,
-) -> Result<(), Reason> {
+) -> Result<EventId, Reason> {
     let mut relevant: Vec<&ConsentEvent> = person
         .events
         .iter()
@@ -100,7 +100,7 @@ fn person_standing(
                     }
                 }
                 match grant_defect(person, asset, e, t) {
-                    None => return Ok(()),
+                    None => return Ok(e.id),
                     Some(defect) => {
                         skipped.get_or_insert(defect);
                     }
@@ -195,7 +195,30 @@ pub fn evaluate_at(
     }
 }
 
-fn retention_end(asset: &Asset, purpose: &Purpose) -> Option<Time> {
+/// For each linked person, the grant that makes `asset` usable for `purpose` at `t` (the proof an
+/// export records). Persons without a counting grant are left out, so a shorter list than
+/// `asset.persons` means the asset is not covered by consent.
+pub fn covering_grants(
+    asset: &Asset,
+    people: &dyn People,
+    purpose: PurposeId,
+    t: Time,
+) -> Vec<(PersonId, EventId)> {
+    asset
+        .persons
+        .iter()
+        .filter_map(|&pid| {
+            let person = people.person(pid)?;
+            person_standing(person, asset, purpose, t)
+                .ok()
+                .map(|e| (pid, e))
+        })
+        .collect()
+}
+
+/// When the asset's retention ends for this purpose: its own term or the purpose's, whichever
+/// comes first.
+pub fn retention_end(asset: &Asset, purpose: &Purpose) -> Option<Time> {
     let by_purpose = purpose
         .retention
         .and_then(|d| asset.created_at.checked_add_signed(d));

@@ -10,6 +10,7 @@
 //! Cache invalidation is computed here ([`Vfs::invalidations`]) but sent by the adapter from a
 //! dedicated thread.
 
+mod access;
 pub mod cache;
 pub mod inodes;
 mod write;
@@ -177,6 +178,8 @@ pub struct Vfs {
     /// Sizes of files with uncommitted writes, so stat agrees with what was written. A leaf
     /// lock: never held while taking another.
     pending_sizes: Mutex<HashMap<AssetId, u64>>,
+    /// Which opens were written to the audit log today (first open per user, purpose, asset).
+    opened: Mutex<access::OpenedToday>,
 }
 
 const XATTRS: [&str; 4] = [
@@ -211,6 +214,7 @@ impl Vfs {
             next_fh: AtomicU64::new(1),
             chunks: ChunkCache::new(256),
             mounted_at: SystemTime::now(),
+            opened: Mutex::new(access::OpenedToday::load(catalog.conn())),
             catalog: Mutex::new(catalog),
             inval_tx: Mutex::new(None),
             made_dirs: Mutex::new(Default::default()),
@@ -580,6 +584,10 @@ impl Vfs {
                 self.check_write(&view, login, *purpose, *asset)?;
             }
         }
+        let version = self.view().asset(*asset).and_then(|i| i.version.as_ref().map(|v| v.version));
+        self.record_open(caller, login, *purpose, *asset, version)
+            .inspect_err(|e| log::error!("cannot record an open of asset {asset} in the audit log, so it is refused: {e}"))
+            .map_err(|e| crate::error::Error::integrity("audit log", e.to_string()))?;
         let (object, reader) = self.open_current(*asset)?;
         let mut state = HandleState {
             object,

@@ -1,0 +1,163 @@
+//! `consentfs retention set | apply`: retention terms and what happens when they end.
+//!
+//! An asset is past retention when its own term has ended, or when every purpose carries a
+//! term and all of them have ended for it (it can no longer be shown anywhere). A purpose's
+//! term alone only hides the asset in that purpose (the rules do that); other purposes may
+//! still use it. `apply` moves assets past retention to the trash and crypto-shreds what has
+//! been in the trash for 30 days; consent history and audit stay.
+
+use super::{output, Ctx, RetentionCmd};
+use crate::catalog::assets::{self, AssetRow};
+use crate::catalog::purposes;
+use crate::error::{Error, Result};
+use crate::policy::{Status, Time};
+use crate::when::{self, parse_time};
+use serde::Serialize;
+
+/// Days an asset stays restorable in the trash before `apply` shreds it.
+pub const TRASH_DAYS: i64 = 30;
+
+#[derive(Serialize)]
+struct Due {
+    asset: i64,
+    path: String,
+    ended: Time,
+    /// `asset` (its own term) or `purposes` (every purpose's term).
+    term: &'static str,
+}
+
+#[derive(Serialize)]
+struct Purge {
+    asset: i64,
+    path: String,
+    trashed_at: Time,
+}
+
+#[derive(Serialize)]
+struct Plan {
+    applied: bool,
+    to_trash: Vec<Due>,
+    to_purge: Vec<Purge>,
+}
+
+/// When the asset can no longer be used in any purpose because of retention, if it cannot.
+fn retention_over(a: &AssetRow, purposes: &[crate::policy::Purpose]) -> Option<(Time, &'static str)> {
+    if let Some(t) = a.retention_until {
+        return Some((t, "asset"));
+    }
+    let mut latest: Option<Time> = None;
+    for p in purposes {
+        let end = p.retention.and_then(|d| a.created_at.checked_add_signed(d))?;
+        latest = Some(latest.map_or(end, |l: Time| l.max(end)));
+    }
+    latest.map(|t| (t, "purposes"))
+}
+
+pub fn run(ctx: &mut Ctx, cmd: RetentionCmd) -> Result<i32> {
+    match cmd {
+        RetentionCmd::Set {
+            assets: list,
+            until,
+            none,
+        } => {
+            let until = if none {
+                None
+            } else {
+                let u = until.as_deref().ok_or_else(|| Error::invalid("give --until T or --none"))?;
+                Some(parse_time(u, ctx.now)?)
+            };
+            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+            let mut ids = Vec::new();
+            for a in &list {
+                let a = assets::resolve(&tx, a)?;
+                assets::set_retention(&tx, a.id, until)?;
+                ids.push(a.id);
+            }
+            tx.commit()?;
+            for id in ids {
+                match until {
+                    Some(u) => println!("asset {id}: retention until {}", when::show(u)),
+                    None => println!("asset {id}: no retention term of its own"),
+                }
+            }
+            Ok(0)
+        }
+        RetentionCmd::Apply { yes } => apply(ctx, yes),
+    }
+}
+
+fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
+    let now = ctx.now;
+    let conn = ctx.catalog.conn();
+    let purposes: Vec<_> = purposes::list(conn)?.iter().map(|p| p.to_policy()).collect();
+    let to_trash: Vec<Due> = assets::list(conn)?
+        .into_iter()
+        .filter(|a| matches!(a.status, Status::Active | Status::Draft))
+        .filter_map(|a| {
+            let (ended, term) = retention_over(&a, &purposes)?;
+            (ended <= now).then(|| Due {
+                asset: a.id,
+                path: a.path(),
+                ended,
+                term,
+            })
+        })
+        .collect();
+    let cutoff = now - chrono::Duration::days(TRASH_DAYS);
+    let to_purge: Vec<Purge> = assets::trashed(conn)?
+        .into_iter()
+        .filter(|(_, t)| *t < cutoff)
+        .map(|(a, t)| Purge {
+            asset: a.id,
+            path: a.path(),
+            trashed_at: t,
+        })
+        .collect();
+    if yes {
+        let tx = ctx.catalog.begin(&ctx.actor, now)?;
+        for d in &to_trash {
+            assets::set_status(&tx, d.asset, Status::Trash)?;
+        }
+        tx.commit()?;
+        super::purge_trash(&ctx.store, &mut ctx.catalog, &ctx.actor, now, cutoff)?;
+    }
+    let plan = Plan {
+        applied: yes,
+        to_trash,
+        to_purge,
+    };
+    if ctx.json {
+        output::json(&plan)?;
+        return Ok(0);
+    }
+    let (trash_verb, purge_verb) = if yes {
+        ("moved to the trash", "purged (data keys destroyed)")
+    } else {
+        ("would move to the trash", "would purge")
+    };
+    if plan.to_trash.is_empty() && plan.to_purge.is_empty() {
+        println!("nothing is past its retention term, and nothing has been in the trash for {TRASH_DAYS} days");
+        return Ok(0);
+    }
+    for d in &plan.to_trash {
+        println!(
+            "{trash_verb}: asset {} {} (retention ended {}, {})",
+            d.asset,
+            d.path,
+            when::show(d.ended),
+            if d.term == "asset" { "its own term" } else { "every purpose's term" }
+        );
+    }
+    for p in &plan.to_purge {
+        println!(
+            "{purge_verb}: asset {} {} (in the trash since {})",
+            p.asset,
+            p.path,
+            when::show(p.trashed_at)
+        );
+    }
+    if !yes {
+        println!("dry run: nothing changed; run again with --yes to apply");
+    }
+    Ok(0)
+}

@@ -1,0 +1,1111 @@
+//! Exports: the files a user may use for a purpose right now, decrypted into a folder, with a
+//! manifest that proves the consent behind every file.
+//!
+//! Why it is built this way:
+//!
+//! * The destination is opened once as a capability (`cap_std::fs::Dir`) and every later path
+//!   is resolved beneath it, so a hostile asset name (`../x`), an absolute path or a symlink
+//!   planted in the destination can never make an export write outside it. Names are also
+//!   checked one by one first, so an unusable name is reported, not silently mangled.
+//! * Each file is written to a temporary name in its final folder, flushed, then renamed: a
+//!   reader of the destination (a web server syncing it) sees the old file or the new one, never
+//!   half of one. The manifest is written last, the same way.
+//! * With `--sync`, files whose consent lapsed are removed *before* anything new is written:
+//!   the most urgent change first.
+//! * The manifest's MAC is an HMAC-SHA256 under a key derived from the master key, over the
+//!   manifest's JSON with sorted keys and without the `mac` field, so pretty-printing does not
+//!   matter and only a holder of the store key can make a manifest that verifies.
+//! * The view is decided once at the start and checked again at the end: a consent withdrawn
+//!   while the export ran removes that file again before the manifest is written.
+//! * The export (what went where, under which MAC) is recorded in the catalog and the audit log,
+//!   also when it fails half-way after files went out.
+
+use crate::catalog::assets::{self, check_name, normalize_collection, AssetRow};
+use crate::catalog::snapshot::World;
+use crate::catalog::{consents, purposes, users, Catalog};
+use crate::crypto::Key;
+use crate::error::{Error, Result};
+use crate::policy::{self, prefix_covers, AssetId, Status, Time};
+use crate::store::Store;
+use cap_std::fs::{Dir, OpenOptions};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The manifest's file name in the destination's top folder (reserved there).
+pub const MANIFEST: &str = "manifest.json";
+/// Temporary files start with this; a leftover one means an export was interrupted.
+const TMP_PREFIX: &str = ".consentfs-tmp-";
+const FORMAT: &str = "consentfs-export/1";
+
+/// What the command line asked for.
+pub struct Options {
+    pub login: String,
+    pub purpose: String,
+    pub dest: PathBuf,
+    pub collection: Option<String>,
+    pub sync: bool,
+    pub strip_location: bool,
+}
+
+/// The grant of one linked person that makes a file usable: the proof.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConsentProof {
+    pub event: i64,
+    pub person: i64,
+    pub kind: String,
+    pub given_by: i64,
+    pub by_guardian: bool,
+    pub explicit: bool,
+    pub valid_from: Time,
+    pub valid_until: Option<Time>,
+    pub recorded_at: Time,
+    pub recorded_by: String,
+    pub evidence: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    pub path: String,
+    pub asset: AssetId,
+    pub version: i64,
+    pub size: u64,
+    pub sha256: String,
+    pub location_stripped: bool,
+    pub persons: Vec<i64>,
+    /// Why the file may be used (`consented`, `no_persons`, `basis`).
+    pub reason: String,
+    /// The consent events that made it visible, one per linked person (empty when no consent
+    /// is needed).
+    pub consents: Vec<ConsentProof>,
+    /// When the file stops being usable by time alone (an expiry), if known.
+    pub valid_until: Option<Time>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub export: i64,
+    pub exported_at: Time,
+    pub exported_by: String,
+    pub user: String,
+    pub purpose: String,
+    pub purpose_id: i64,
+    pub basis: String,
+    pub collection: String,
+    pub strip_location: bool,
+    pub files: Vec<FileEntry>,
+    /// `hmac-sha256:<hex>` over the manifest without this field.
+    #[serde(default)]
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    pub path: String,
+    pub asset: Option<AssetId>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub path: String,
+    pub asset: AssetId,
+    pub reason: String,
+}
+
+/// What an export did, for people and (`--json`) scripts.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    pub export: i64,
+    pub dest: String,
+    pub user: String,
+    pub purpose: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub added: Vec<String>,
+    pub replaced: Vec<String>,
+    pub removed: Vec<Removed>,
+    pub unchanged: usize,
+    pub skipped: Vec<Skipped>,
+    /// Images whose location metadata exiftool could not strip (damaged or unusual files).
+    pub location_kept: Vec<String>,
+    pub manifest_mac: String,
+}
+
+/// Reports progress (bytes written) while files are exported.
+pub trait Progress {
+    fn start(&self, total_bytes: u64);
+    fn advance(&self, bytes: u64);
+    fn finish(&self);
+}
+
+/// No progress display.
+pub struct Quiet;
+impl Progress for Quiet {
+    fn start(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+// ---------------------------------------------------------------------------------------------
+// The destination
+
+/// Refuse destinations where decrypted files must never go: inside a consentfs mount (the
+/// export would write drafts into someone's view) or inside the store itself.
+pub fn check_destination(dest: &Path, store_root: &Path) -> Result<PathBuf> {
+    let abs = absolute_resolved(dest)?;
+    let store = absolute_resolved(store_root)?;
+    if abs.starts_with(&store) {
+        return Err(Error::invalid(format!(
+            "{} lies inside the store; choose a folder outside it",
+            dest.display()
+        )));
+    }
+    for mp in consentfs_mounts() {
+        if abs.starts_with(&mp) {
+            return Err(Error::invalid(format!(
+                "{} lies inside the consentfs mount at {}; export to a folder outside the mount",
+                dest.display(),
+                mp.display()
+            )));
+        }
+    }
+    Ok(abs)
+}
+
+/// `path` made absolute with every existing component's symlinks resolved (the part that does
+/// not exist yet is appended as given).
+fn absolute_resolved(path: &Path) -> Result<PathBuf> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io("cannot read the current folder", e))?
+            .join(path)
+    };
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                out.push(r);
+            }
+            return Ok(out);
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_os_string());
+                existing = parent.to_path_buf();
+            }
+            _ => return Ok(abs),
+        }
+    }
+}
+
+/// Mount points of consentfs filesystems, from /proc/self/mountinfo.
+fn consentfs_mounts() -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            let fstype = fields.get(sep + 1)?;
+            let source = fields.get(sep + 2)?;
+            let point = fields.get(4)?;
+            (fstype.ends_with(".consentfs") || *source == "consentfs")
+                .then(|| PathBuf::from(unescape_mountinfo(point)))
+        })
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Open (creating if needed) the destination folder as a capability.
+pub fn open_dest(abs: &Path) -> Result<Dir> {
+    std::fs::create_dir_all(abs).map_err(|e| Error::io_path("create", abs, e))?;
+    Dir::open_ambient_dir(abs, cap_std::ambient_authority())
+        .map_err(|e| Error::io_path("open", abs, e))
+}
+
+/// The components of a path below the destination, each a usable file name; `None` for a
+/// path that could leave the destination or is reserved.
+fn safe_components(path: &str) -> Option<Vec<&str>> {
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts
+        .iter()
+        .any(|p| check_name(p).is_err() || p.starts_with(TMP_PREFIX))
+    {
+        return None;
+    }
+    if parts == [MANIFEST] {
+        return None;
+    }
+    Some(parts)
+}
+
+/// Every non-folder entry below `dir` (files, symlinks, others), as `a/b/c` paths, plus every
+/// folder. Symlinks are listed, never followed.
+fn walk(dir: &Dir, prefix: &str, files: &mut BTreeMap<String, bool>, dirs: &mut Vec<String>) -> Result<()> {
+    let entries = dir
+        .entries()
+        .map_err(|e| Error::io(format!("cannot list {}", show_rel(prefix)), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("cannot list {}", show_rel(prefix)), e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let ft = entry
+            .file_type()
+            .map_err(|e| Error::io(format!("cannot stat {rel}"), e))?;
+        if ft.is_dir() {
+            let sub = entry
+                .open_dir()
+                .map_err(|e| Error::io(format!("cannot open {rel}"), e))?;
+            dirs.push(rel.clone());
+            walk(&sub, &rel, files, dirs)?;
+        } else {
+            files.insert(rel, ft.is_file());
+        }
+    }
+    Ok(())
+}
+
+fn show_rel(p: &str) -> &str {
+    if p.is_empty() {
+        "the destination"
+    } else {
+        p
+    }
+}
+
+/// SHA-256 (hex) and size of a regular file below `dir`.
+fn hash_file(dir: &Dir, rel: &str) -> Result<(String, u64)> {
+    let mut f = dir
+        .open(rel)
+        .map_err(|e| Error::io(format!("cannot read {rel}"), e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("cannot read {rel}"), e))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn tmp_name(final_name: &str) -> String {
+    let r: [u8; 8] = crate::crypto::random_bytes();
+    // keep the real name at the end: exiftool recognises the format by its extension
+    let keep: String = final_name
+        .chars()
+        .rev()
+        .take(100)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{TMP_PREFIX}{}-{keep}", hex::encode(r))
+}
+
+/// Write `bytes` to `rel` below `dir` atomically (temporary name, fsync, rename).
+pub fn write_atomic(dir: &Dir, rel: &str, bytes: &[u8]) -> Result<()> {
+    let (folder, name) = split(rel);
+    let sub = open_folder(dir, folder, true)?;
+    let tmp = tmp_name(name);
+    let result = (|| {
+        let mut f = sub
+            .open_with(&tmp, OpenOptions::new().write(true).create_new(true))
+            .map_err(|e| Error::io(format!("cannot create {rel}"), e))?;
+        f.write_all(bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io(format!("cannot write {rel}"), e))?;
+        sub.rename(&tmp, &sub, name)
+            .map_err(|e| Error::io(format!("cannot rename into {rel}"), e))
+    })();
+    if result.is_err() {
+        let _ = sub.remove_file(&tmp);
+    }
+    result
+}
+
+fn split(rel: &str) -> (&str, &str) {
+    match rel.rfind('/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => ("", rel),
+    }
+}
+
+/// The folder `folder` below `dir` (created when `create`); `dir` itself for "".
+fn open_folder(dir: &Dir, folder: &str, create: bool) -> Result<Dir> {
+    if folder.is_empty() {
+        return dir
+            .try_clone()
+            .map_err(|e| Error::io("cannot open the destination", e));
+    }
+    if create {
+        dir.create_dir_all(folder)
+            .map_err(|e| Error::io(format!("cannot create folder {folder}"), e))?;
+    }
+    dir.open_dir(folder)
+        .map_err(|e| Error::io(format!("cannot open folder {folder}"), e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Location stripping
+
+/// A long-running `exiftool -stay_open` process: one Perl start for the whole export.
+struct Exiftool {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Exiftool {
+    fn start() -> Result<Exiftool> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("exiftool")
+            .args(["-stay_open", "True", "-@", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                Error::io(
+                    "--strip-location needs exiftool (Debian: apt-get install libimage-exiftool-perl)",
+                    e,
+                )
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(Error::invalid("cannot talk to exiftool"));
+        };
+        Ok(Exiftool {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        })
+    }
+
+    /// Remove GPS tags (EXIF GPS IFD and XMP GPS) from the file in place. Ok(false) when the
+    /// format is one exiftool cannot write.
+    fn strip(&mut self, path: &Path) -> Result<bool> {
+        let p = path.to_string_lossy();
+        if p.contains('\n') {
+            return Ok(false);
+        }
+        let cmd = format!("-overwrite_original\n-m\n-gps:all=\n-xmp:gps*=\n{p}\n-execute\n");
+        self.stdin
+            .write_all(cmd.as_bytes())
+            .and_then(|_| self.stdin.flush())
+            .map_err(|e| Error::io("exiftool stopped", e))?;
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self
+                .stdout
+                .read_line(&mut line)
+                .map_err(|e| Error::io("exiftool stopped", e))?;
+            if n == 0 {
+                return Err(Error::invalid("exiftool stopped unexpectedly"));
+            }
+            if line.trim() == "{ready}" {
+                break;
+            }
+            out.push_str(&line);
+        }
+        Ok(out.contains("1 image files updated") || out.contains("1 image files unchanged"))
+    }
+}
+
+impl Drop for Exiftool {
+    fn drop(&mut self) {
+        let _ = self.stdin.write_all(b"-stay_open\nFalse\n");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
+}
+
+/// Formats whose location metadata we strip: JPEG, TIFF (and TIFF-based raw), PNG, WebP.
+fn strippable(head: &[u8]) -> bool {
+    head.starts_with(&[0xFF, 0xD8, 0xFF])
+        || head.starts_with(b"II*\0")
+        || head.starts_with(b"MM\0*")
+        || head.starts_with(b"\x89PNG")
+        || (head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The manifest
+
+fn mac_of(key: &Key, body: &serde_json::Value) -> Result<String> {
+    let mut v = body.clone();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("mac");
+    }
+    // serde_json's map is sorted by key: the same bytes whatever order the file had
+    let bytes = serde_json::to_vec(&v).map_err(|e| Error::invalid(format!("manifest: {e}")))?;
+    Ok(format!("hmac-sha256:{}", hex::encode(key.mac(&bytes))))
+}
+
+fn seal_manifest(key: &Key, m: &mut Manifest) -> Result<Vec<u8>> {
+    m.mac.clear();
+    let value = serde_json::to_value(&*m).map_err(|e| Error::invalid(format!("manifest: {e}")))?;
+    m.mac = mac_of(key, &value)?;
+    let mut out =
+        serde_json::to_vec_pretty(&*m).map_err(|e| Error::invalid(format!("manifest: {e}")))?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Read and authenticate `manifest.json`: the manifest, or why it cannot be trusted.
+fn read_manifest(dir: &Dir, key: &Key) -> Result<std::result::Result<Manifest, String>> {
+    let mut text = String::new();
+    match dir.open(MANIFEST) {
+        Ok(mut f) => {
+            f.read_to_string(&mut text)
+                .map_err(|e| Error::io("cannot read manifest.json", e))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err("there is no manifest.json".into()))
+        }
+        Err(e) => return Err(Error::io("cannot read manifest.json", e)),
+    }
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(format!("manifest.json is not valid JSON ({e})"))),
+    };
+    let stored = value.get("mac").and_then(|m| m.as_str()).unwrap_or("");
+    let expected = mac_of(key, &value)?;
+    let same: bool = {
+        use subtle_eq::ct_eq;
+        ct_eq(stored.as_bytes(), expected.as_bytes())
+    };
+    if !same {
+        return Ok(Err(
+            "the manifest's MAC does not match: it was changed, or made with another store's key"
+                .into(),
+        ));
+    }
+    match serde_json::from_value::<Manifest>(value) {
+        Ok(m) if m.format == FORMAT => Ok(Ok(m)),
+        Ok(m) => Ok(Err(format!("unknown manifest format '{}'", m.format))),
+        Err(e) => Ok(Err(format!("manifest.json has an unexpected shape ({e})"))),
+    }
+}
+
+mod subtle_eq {
+    /// Compare without an early exit, so the time taken says nothing about where they differ.
+    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// What `export verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub dest: String,
+    pub export: Option<i64>,
+    pub files: usize,
+    pub ok: bool,
+    pub problems: Vec<String>,
+}
+
+/// Check a destination against its manifest: MAC, then every file's presence, size and SHA-256,
+/// and no file that the manifest does not list.
+pub fn verify(key: &Key, dest: &Path) -> Result<Verification> {
+    let dir = Dir::open_ambient_dir(dest, cap_std::ambient_authority())
+        .map_err(|e| Error::io_path("open", dest, e))?;
+    let mut problems = Vec::new();
+    let manifest = match read_manifest(&dir, key)? {
+        Ok(m) => Some(m),
+        Err(why) => {
+            problems.push(why);
+            None
+        }
+    };
+    let mut listed = BTreeSet::new();
+    if let Some(m) = &manifest {
+        for f in &m.files {
+            listed.insert(f.path.clone());
+            if safe_components(&f.path).is_none() {
+                problems.push(format!("{}: not a path inside the export", f.path));
+                continue;
+            }
+            match dir.symlink_metadata(&f.path) {
+                Ok(md) if md.is_file() => {}
+                Ok(_) => {
+                    problems.push(format!("{}: not a regular file", f.path));
+                    continue;
+                }
+                Err(_) => {
+                    problems.push(format!("{}: missing", f.path));
+                    continue;
+                }
+            }
+            let (sha, size) = hash_file(&dir, &f.path)?;
+            if size != f.size || sha != f.sha256 {
+                problems.push(format!(
+                    "{}: content differs from the manifest (SHA-256 {sha}, expected {})",
+                    f.path, f.sha256
+                ));
+            }
+        }
+    }
+    if manifest.is_some() {
+        let mut present = BTreeMap::new();
+        walk(&dir, "", &mut present, &mut Vec::new())?;
+        for p in present.keys() {
+            if p != MANIFEST && !listed.contains(p) {
+                problems.push(format!("{p}: not in the manifest"));
+            }
+        }
+    }
+    Ok(Verification {
+        dest: dest.display().to_string(),
+        export: manifest.as_ref().map(|m| m.export),
+        files: manifest.as_ref().map_or(0, |m| m.files.len()),
+        ok: problems.is_empty(),
+        problems,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The export
+
+/// One file that should be in the destination.
+struct Wanted {
+    asset: AssetRow,
+    path: String,
+    version: assets::VersionRow,
+    reason: String,
+    valid_until: Option<Time>,
+    consents: Vec<ConsentProof>,
+}
+
+fn proofs(
+    world: &World,
+    events: &HashMap<i64, consents::EventRow>,
+    asset: &AssetRow,
+    purpose: i64,
+    t: Time,
+) -> Vec<ConsentProof> {
+    policy::covering_grants(&asset.to_policy(), world, purpose, t)
+        .into_iter()
+        .filter_map(|(person, event)| {
+            let e = events.get(&event)?;
+            let guardian = world
+                .persons
+                .get(&person)
+                .is_some_and(|p| p.guardians.contains(&e.given_by));
+            Some(ConsentProof {
+                event,
+                person,
+                kind: e.kind.as_str().into(),
+                given_by: e.given_by,
+                by_guardian: e.given_by != person && guardian,
+                explicit: e.explicit,
+                valid_from: e.starts,
+                valid_until: e.expires,
+                recorded_at: e.recorded_at,
+                recorded_by: e.recorded_by.clone(),
+                evidence: e.evidence_object.is_some(),
+            })
+        })
+        .collect()
+}
+
+/// The files `login` may use for `purpose` at `t`, below `prefix`: active assets only (drafts
+/// are never exported).
+fn wanted(
+    conn: &rusqlite::Connection,
+    login: &str,
+    purpose: &purposes::PurposeRow,
+    prefix: &str,
+    t: Time,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<Wanted>> {
+    let world = World::load(conn)?;
+    let user = users::resolve(conn, login)?.to_policy();
+    let events: HashMap<i64, consents::EventRow> = consents::list(conn, None)?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
+    let mut out = Vec::new();
+    for (a, d) in world.decide_all(&user, purpose, t) {
+        if !d.visible || a.status != Status::Active || !prefix_covers(prefix, &a.collection) {
+            continue;
+        }
+        let path = a.path();
+        if safe_components(&path).is_none() {
+            log::warn!("export: asset {} has a name that cannot be exported safely", a.id);
+            skipped.push(Skipped {
+                path,
+                asset: a.id,
+                reason: "its name could leave the destination or is reserved".into(),
+            });
+            continue;
+        }
+        let version = assets::version(conn, a.id, None)?;
+        if version.wrapped_key.is_none() {
+            skipped.push(Skipped {
+                path,
+                asset: a.id,
+                reason: "its content was shredded".into(),
+            });
+            continue;
+        }
+        out.push(Wanted {
+            consents: proofs(&world, &events, a, purpose.id, t),
+            asset: a.clone(),
+            path,
+            version,
+            reason: d.reason.code().into(),
+            valid_until: d.valid_until,
+        });
+    }
+    Ok(out)
+}
+
+/// Export `opts.login`'s view of `opts.purpose` into `opts.dest`.
+pub fn run(
+    store: &Store,
+    catalog: &mut Catalog,
+    actor: &str,
+    now: Time,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Summary> {
+    // whole seconds: what the catalog stores, and what the manifest says
+    let now = crate::when::from_secs(now.timestamp());
+    let conn = catalog.conn();
+    users::resolve(conn, &opts.login)?;
+    let purpose = purposes::resolve(conn, &opts.purpose)?;
+    let prefix = normalize_collection(opts.collection.as_deref().unwrap_or(""))?;
+    let abs = check_destination(&opts.dest, store.root())?;
+    let mut exiftool = if opts.strip_location {
+        Some(Exiftool::start()?)
+    } else {
+        None
+    };
+    let key = store.manifest_key();
+    let dir = open_dest(&abs)?;
+
+    // What is there now, and whether we may change it.
+    let mut present = BTreeMap::new();
+    let mut folders = Vec::new();
+    walk(&dir, "", &mut present, &mut folders)?;
+    let old: Option<Manifest> = if present.is_empty() && folders.is_empty() {
+        None
+    } else if !opts.sync {
+        return Err(Error::invalid(format!(
+            "{} is not empty: choose an empty folder, or pass --sync to update an earlier export there",
+            opts.dest.display()
+        )));
+    } else {
+        match read_manifest(&dir, &key)? {
+            Ok(m) => Some(m),
+            Err(why) => {
+                return Err(Error::invalid(format!(
+                    "{} is not an export of this store ({why}); --sync only updates a folder an earlier export made, so nothing was changed",
+                    opts.dest.display()
+                )))
+            }
+        }
+    };
+    let old_strip = old.as_ref().map(|m| m.strip_location);
+    let old_entries: HashMap<&str, &FileEntry> = old
+        .iter()
+        .flat_map(|m| m.files.iter().map(|f| (f.path.as_str(), f)))
+        .collect();
+
+    let mut summary = Summary {
+        dest: abs.display().to_string(),
+        user: opts.login.clone(),
+        purpose: purpose.name.clone(),
+        ..Summary::default()
+    };
+    let want = wanted(conn, &opts.login, &purpose, &prefix, now, &mut summary.skipped)?;
+    let want_paths: BTreeSet<&str> = want.iter().map(|w| w.path.as_str()).collect();
+
+    let mut entries: Vec<FileEntry> = Vec::new();
+    let outcome = (|| -> Result<()> {
+        // 1. remove what may no longer be used (and anything else that is not in the view)
+        for path in present.keys() {
+            if path == MANIFEST || want_paths.contains(path.as_str()) {
+                continue;
+            }
+            dir.remove_file(path)
+                .map_err(|e| Error::io(format!("cannot remove {path}"), e))?;
+            let asset = old_entries.get(path.as_str()).map(|f| f.asset);
+            summary.removed.push(Removed {
+                path: path.clone(),
+                asset,
+                reason: match asset {
+                    Some(a) => why_not(conn, &opts.login, &purpose, a, now, &prefix)?,
+                    None => "not part of the export".into(),
+                },
+            });
+        }
+        // 2. add and replace
+        progress.start(want.iter().map(|w| w.version.size).sum());
+        for w in &want {
+            let unchanged = match (old_entries.get(w.path.as_str()), present.get(&w.path)) {
+                (Some(o), Some(true))
+                    if o.asset == w.asset.id
+                        && o.version == w.version.version
+                        && old_strip == Some(opts.strip_location) =>
+                {
+                    let (sha, size) = hash_file(&dir, &w.path)?;
+                    (sha == o.sha256 && size == o.size).then_some((sha, size))
+                }
+                _ => None,
+            };
+            let (sha256, size, stripped) = match unchanged {
+                Some((sha, size)) => {
+                    summary.unchanged += 1;
+                    (sha, size, opts.strip_location)
+                }
+                None => {
+                    let mut kept = false;
+                    let (sha, size, stripped) =
+                        write_one(store, &dir, &abs, w, exiftool.as_mut(), &mut kept)?;
+                    if kept {
+                        summary.location_kept.push(w.path.clone());
+                    }
+                    if present.contains_key(&w.path) {
+                        summary.replaced.push(w.path.clone());
+                    } else {
+                        summary.added.push(w.path.clone());
+                    }
+                    (sha, size, stripped)
+                }
+            };
+            progress.advance(w.version.size);
+            summary.bytes += size;
+            entries.push(FileEntry {
+                path: w.path.clone(),
+                asset: w.asset.id,
+                version: w.version.version,
+                size,
+                sha256,
+                location_stripped: stripped,
+                persons: w.asset.persons.clone(),
+                reason: w.reason.clone(),
+                consents: w.consents.clone(),
+                valid_until: w.valid_until,
+            });
+        }
+        progress.finish();
+        // 3. a consent withdrawn while we wrote: take the file out again
+        let t = crate::when::from_secs(chrono::Utc::now().timestamp()).max(now);
+        let still = wanted(conn, &opts.login, &purpose, &prefix, t, &mut Vec::new())?;
+        let still: HashMap<&str, (AssetId, i64)> = still
+            .iter()
+            .map(|w| (w.path.as_str(), (w.asset.id, w.version.version)))
+            .collect();
+        let mut kept = Vec::new();
+        for e in entries.drain(..) {
+            if still.get(e.path.as_str()) == Some(&(e.asset, e.version)) {
+                kept.push(e);
+            } else {
+                dir.remove_file(&e.path)
+                    .map_err(|err| Error::io(format!("cannot remove {}", e.path), err))?;
+                summary.added.retain(|p| *p != e.path);
+                summary.replaced.retain(|p| *p != e.path);
+                summary.bytes -= e.size;
+                summary.removed.push(Removed {
+                    path: e.path.clone(),
+                    asset: Some(e.asset),
+                    reason: why_not(conn, &opts.login, &purpose, e.asset, t, &prefix)?,
+                });
+            }
+        }
+        entries = kept;
+        remove_empty_folders(&dir, &folders, &entries);
+        Ok(())
+    })();
+    drop(exiftool.take());
+
+    // Record what went out, also when the export failed half-way.
+    let changed = !(summary.added.is_empty()
+        && summary.replaced.is_empty()
+        && summary.removed.is_empty());
+    if outcome.is_err() && !changed && entries.is_empty() {
+        return outcome.map(|_| summary);
+    }
+    let mut manifest = Manifest {
+        format: FORMAT.into(),
+        export: 0,
+        exported_at: now,
+        exported_by: actor.into(),
+        user: opts.login.clone(),
+        purpose: purpose.name.clone(),
+        purpose_id: purpose.id,
+        basis: purpose.basis.as_str().into(),
+        collection: prefix.clone(),
+        strip_location: opts.strip_location,
+        files: entries,
+        mac: String::new(),
+    };
+    let tx = catalog.begin(actor, now)?;
+    tx.execute(
+        "INSERT INTO exports (at, actor, login, purpose_id, collection, dest, files, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')",
+        rusqlite::params![now.timestamp(), actor, opts.login, purpose.id, prefix, summary.dest, manifest.files.len() as i64],
+    )?;
+    let id = tx.last_insert_rowid();
+    manifest.export = id;
+    let bytes = seal_manifest(&key, &mut manifest)?;
+    tx.execute(
+        "UPDATE exports SET mac = ?1 WHERE id = ?2",
+        rusqlite::params![manifest.mac, id],
+    )?;
+    for f in &manifest.files {
+        tx.prepare_cached("INSERT INTO export_items (export_id, asset_id, version, path, sha256) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(rusqlite::params![id, f.asset, f.version, f.path, f.sha256])?;
+    }
+    tx.audit(
+        "export",
+        serde_json::json!({
+            "export": id,
+            "user": opts.login,
+            "purpose": purpose.id,
+            "files": manifest.files.len(),
+            "added": summary.added.len(),
+            "replaced": summary.replaced.len(),
+            "removed": summary.removed.len(),
+            "complete": outcome.is_ok(),
+        }),
+    )?;
+    tx.commit()?;
+    outcome?;
+    write_atomic(&dir, MANIFEST, &bytes)?;
+    summary.export = id;
+    summary.files = manifest.files.len();
+    summary.manifest_mac = manifest.mac;
+    Ok(summary)
+}
+
+/// Why an asset that was exported earlier is not part of the view now.
+fn why_not(
+    conn: &rusqlite::Connection,
+    login: &str,
+    purpose: &purposes::PurposeRow,
+    asset: AssetId,
+    t: Time,
+    prefix: &str,
+) -> Result<String> {
+    let Some(a) = assets::get(conn, asset)? else {
+        return Ok("the asset no longer exists".into());
+    };
+    if !prefix_covers(prefix, &a.collection) {
+        return Ok("outside the exported collection".into());
+    }
+    let world = World::load(conn)?;
+    let user = users::resolve(conn, login)?.to_policy();
+    let d = world.decide(&a, &user, purpose, t);
+    Ok(if d.visible {
+        "moved or renamed".into()
+    } else {
+        d.reason.to_string()
+    })
+}
+
+/// Decrypt one file into a temporary name in its folder, strip location if asked, flush and
+/// rename it into place. Returns (SHA-256 hex, size, location stripped).
+fn write_one(
+    store: &Store,
+    dir: &Dir,
+    abs: &Path,
+    w: &Wanted,
+    exiftool: Option<&mut Exiftool>,
+    kept: &mut bool,
+) -> Result<(String, u64, bool)> {
+    let (folder, name) = split(&w.path);
+    let sub = open_folder(dir, folder, true)?;
+    let tmp = tmp_name(name);
+    let label = format!("asset {} version {}", w.asset.id, w.version.version);
+    let wrapped = w
+        .version
+        .wrapped_key
+        .as_deref()
+        .ok_or_else(|| Error::not_found(format!("{label} was shredded")))?;
+    let result = (|| -> Result<(String, u64, bool)> {
+        let file = sub
+            .open_with(&tmp, OpenOptions::new().write(true).create_new(true))
+            .map_err(|e| Error::io(format!("cannot create {}", w.path), e))?;
+        let obj = store.open_object(&w.version.object, wrapped, w.version.size, &label)?;
+        let mut out = Hashing {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hash: Sha256::new(),
+            bytes: 0,
+        };
+        obj.copy_to(&mut out)?;
+        let file = out
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io(format!("cannot write {}", w.path), e.into_error()))?;
+        let mut result = (hex::encode(out.hash.finalize()), out.bytes, false);
+        if let Some(tool) = exiftool {
+            let mut head = [0u8; 12];
+            let n = obj.read_at(&mut head, 0).unwrap_or(0);
+            if strippable(&head[..n]) {
+                drop(file);
+                let tmp_path = abs.join(folder).join(&tmp);
+                if tool.strip(&tmp_path)? {
+                    let (sha, size) = hash_file(&sub, &tmp)?;
+                    result = (sha, size, true);
+                } else {
+                    log::warn!("export: exiftool could not strip asset {}", w.asset.id);
+                    result.2 = false;
+                    *kept = true;
+                }
+                let f = sub
+                    .open(&tmp)
+                    .map_err(|e| Error::io(format!("cannot reopen {}", w.path), e))?;
+                f.sync_all()
+                    .map_err(|e| Error::io(format!("cannot write {}", w.path), e))?;
+            } else {
+                file.sync_all()
+                    .map_err(|e| Error::io(format!("cannot write {}", w.path), e))?;
+            }
+        } else {
+            file.sync_all()
+                .map_err(|e| Error::io(format!("cannot write {}", w.path), e))?;
+        }
+        sub.rename(&tmp, &sub, name)
+            .map_err(|e| Error::io(format!("cannot rename into {}", w.path), e))?;
+        Ok(result)
+    })();
+    if result.is_err() {
+        let _ = sub.remove_file(&tmp);
+    }
+    result
+}
+
+/// Remove folders left empty by removals (deepest first), except those that hold exported
+/// files.
+fn remove_empty_folders(dir: &Dir, folders: &[String], entries: &[FileEntry]) {
+    let mut needed = BTreeSet::new();
+    for e in entries {
+        let mut p = e.path.as_str();
+        while let Some(i) = p.rfind('/') {
+            p = &p[..i];
+            needed.insert(p.to_string());
+        }
+    }
+    let mut all: Vec<&String> = folders.iter().collect();
+    all.sort_by_key(|f| std::cmp::Reverse(f.matches('/').count()));
+    for f in all {
+        if !needed.contains(f.as_str()) {
+            // fails (and stays) when not empty: fine
+            let _ = dir.remove_dir(f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        for p in [
+            "../x.jpg",
+            "a/../../x.jpg",
+            "/etc/passwd",
+            "a//b.jpg",
+            "manifest.json",
+            "a/.consentfs-tmp-1-x",
+            "",
+            ".",
+        ] {
+            assert!(safe_components(p).is_none(), "{p}");
+        }
+        for p in ["a.jpg", "events/2026/a b.jpg", "-rf", "sub/manifest.json", ".hidden"] {
+            assert!(safe_components(p).is_some(), "{p}");
+        }
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/mnt/my\\040photos"), "/mnt/my photos");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn the_mac_ignores_layout_but_not_content() {
+        let key = Key::random();
+        let mut m = Manifest {
+            format: FORMAT.into(),
+            export: 1,
+            exported_at: crate::when::from_secs(1_700_000_000),
+            exported_by: "officer".into(),
+            user: "anna".into(),
+            purpose: "website".into(),
+            purpose_id: 1,
+            basis: "consent".into(),
+            collection: String::new(),
+            strip_location: false,
+            files: Vec::new(),
+            mac: String::new(),
+        };
+        let bytes = seal_manifest(&key, &mut m).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let compact = serde_json::to_vec(&value).unwrap();
+        let again: serde_json::Value = serde_json::from_slice(&compact).unwrap();
+        assert_eq!(mac_of(&key, &again).unwrap(), m.mac);
+        let mut changed = again.clone();
+        changed["user"] = serde_json::json!("mallory");
+        assert_ne!(mac_of(&key, &changed).unwrap(), m.mac);
+        assert_ne!(mac_of(&Key::random(), &again).unwrap(), m.mac);
+    }
+}
