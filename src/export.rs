@@ -230,7 +230,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -267,7 +270,12 @@ fn safe_components(path: &str) -> Option<Vec<&str>> {
 
 /// Every non-folder entry below `dir` (files, symlinks, others), as `a/b/c` paths, plus every
 /// folder. Symlinks are listed, never followed.
-fn walk(dir: &Dir, prefix: &str, files: &mut BTreeMap<String, bool>, dirs: &mut Vec<String>) -> Result<()> {
+fn walk(
+    dir: &Dir,
+    prefix: &str,
+    files: &mut BTreeMap<String, bool>,
+    dirs: &mut Vec<String>,
+) -> Result<()> {
     let entries = dir
         .entries()
         .map_err(|e| Error::io(format!("cannot list {}", show_rel(prefix)), e))?;
@@ -686,7 +694,10 @@ fn wanted(
         }
         let path = a.path();
         if safe_components(&path).is_none() {
-            log::warn!("export: asset {} has a name that cannot be exported safely", a.id);
+            log::warn!(
+                "export: asset {} has a name that cannot be exported safely",
+                a.id
+            );
             skipped.push(Skipped {
                 path,
                 asset: a.id,
@@ -773,7 +784,14 @@ pub fn run(
         purpose: purpose.name.clone(),
         ..Summary::default()
     };
-    let want = wanted(conn, &opts.login, &purpose, &prefix, now, &mut summary.skipped)?;
+    let want = wanted(
+        conn,
+        &opts.login,
+        &purpose,
+        &prefix,
+        now,
+        &mut summary.skipped,
+    )?;
     let want_paths: BTreeSet<&str> = want.iter().map(|w| w.path.as_str()).collect();
 
     let mut entries: Vec<FileEntry> = Vec::new();
@@ -876,9 +894,8 @@ pub fn run(
     drop(exiftool.take());
 
     // Record what went out, also when the export failed half-way.
-    let changed = !(summary.added.is_empty()
-        && summary.replaced.is_empty()
-        && summary.removed.is_empty());
+    let changed =
+        !(summary.added.is_empty() && summary.replaced.is_empty() && summary.removed.is_empty());
     if outcome.is_err() && !changed && entries.is_empty() {
         return outcome.map(|_| summary);
     }
@@ -1070,7 +1087,13 @@ mod tests {
         ] {
             assert!(safe_components(p).is_none(), "{p}");
         }
-        for p in ["a.jpg", "events/2026/a b.jpg", "-rf", "sub/manifest.json", ".hidden"] {
+        for p in [
+            "a.jpg",
+            "events/2026/a b.jpg",
+            "-rf",
+            "sub/manifest.json",
+            ".hidden",
+        ] {
             assert!(safe_components(p).is_some(), "{p}");
         }
     }

@@ -215,7 +215,10 @@ pub enum PersonCmd {
     },
     /// Write everything held about a person into DEST (index.json, index.html, evidence,
     /// photos): the answer to an access request.
-    Report { person: String, dest: PathBuf },
+    Report {
+        person: String,
+        dest: PathBuf,
+    },
     /// Erase a person: shred the photos only they are on, remove name and birth date, keep the
     /// consent history under a pseudonym (dry run unless --yes).
     Erase {

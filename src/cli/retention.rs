@@ -41,13 +41,18 @@ struct Plan {
 }
 
 /// When the asset can no longer be used in any purpose because of retention, if it cannot.
-fn retention_over(a: &AssetRow, purposes: &[crate::policy::Purpose]) -> Option<(Time, &'static str)> {
+fn retention_over(
+    a: &AssetRow,
+    purposes: &[crate::policy::Purpose],
+) -> Option<(Time, &'static str)> {
     if let Some(t) = a.retention_until {
         return Some((t, "asset"));
     }
     let mut latest: Option<Time> = None;
     for p in purposes {
-        let end = p.retention.and_then(|d| a.created_at.checked_add_signed(d))?;
+        let end = p
+            .retention
+            .and_then(|d| a.created_at.checked_add_signed(d))?;
         latest = Some(latest.map_or(end, |l: Time| l.max(end)));
     }
     latest.map(|t| (t, "purposes"))
@@ -63,7 +68,9 @@ pub fn run(ctx: &mut Ctx, cmd: RetentionCmd) -> Result<i32> {
             let until = if none {
                 None
             } else {
-                let u = until.as_deref().ok_or_else(|| Error::invalid("give --until T or --none"))?;
+                let u = until
+                    .as_deref()
+                    .ok_or_else(|| Error::invalid("give --until T or --none"))?;
                 Some(parse_time(u, ctx.now)?)
             };
             let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
@@ -89,7 +96,10 @@ pub fn run(ctx: &mut Ctx, cmd: RetentionCmd) -> Result<i32> {
 fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
     let now = ctx.now;
     let conn = ctx.catalog.conn();
-    let purposes: Vec<_> = purposes::list(conn)?.iter().map(|p| p.to_policy()).collect();
+    let purposes: Vec<_> = purposes::list(conn)?
+        .iter()
+        .map(|p| p.to_policy())
+        .collect();
     let to_trash: Vec<Due> = assets::list(conn)?
         .into_iter()
         .filter(|a| matches!(a.status, Status::Active | Status::Draft))
@@ -145,7 +155,11 @@ fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
             d.asset,
             d.path,
             when::show(d.ended),
-            if d.term == "asset" { "its own term" } else { "every purpose's term" }
+            if d.term == "asset" {
+                "its own term"
+            } else {
+                "every purpose's term"
+            }
         );
     }
     for p in &plan.to_purge {

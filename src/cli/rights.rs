@@ -162,7 +162,9 @@ struct Report {
 }
 
 fn label_of(conn: &Connection, id: i64) -> Result<String> {
-    Ok(persons::get(conn, id)?.map(|p| p.label()).unwrap_or_default())
+    Ok(persons::get(conn, id)?
+        .map(|p| p.label())
+        .unwrap_or_default())
 }
 
 /// Decrypt an object whole (evidence, a photo) for the report.
@@ -453,17 +455,21 @@ fn html(r: &Report) -> String {
             .iter()
             .map(|g| vec!["guardian".into(), format!("#{} {}", g.person, esc(&g.name))])
             .collect();
-        rows.extend(
-            r.guardian_of
-                .iter()
-                .map(|g| vec!["guardian of".into(), format!("#{} {}", g.person, esc(&g.name))]),
-        );
+        rows.extend(r.guardian_of.iter().map(|g| {
+            vec![
+                "guardian of".into(),
+                format!("#{} {}", g.person, esc(&g.name)),
+            ]
+        }));
         table(&mut o, &["relation", "person"], rows);
     }
     o.push_str("<h2>Consent history</h2>\n");
     table(
         &mut o,
-        &["event", "what", "purposes", "scope", "from", "until", "given by", "recorded", "evidence"],
+        &[
+            "event", "what", "purposes", "scope", "from", "until", "given by", "recorded",
+            "evidence",
+        ],
         r.consents
             .iter()
             .map(|c| {
@@ -473,17 +479,27 @@ fn html(r: &Report) -> String {
                     esc(e.kind.as_str()),
                     esc(&e.purposes.join(", ")),
                     esc(&match e.scope.as_str() {
-                        "collection" => format!("collection {}", e.collection.clone().unwrap_or_default()),
+                        "collection" => {
+                            format!("collection {}", e.collection.clone().unwrap_or_default())
+                        }
                         "assets" => format!(
                             "photos {}",
-                            e.assets.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+                            e.assets
+                                .iter()
+                                .map(|a| a.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                         _ => "all photos".into(),
                     }),
                     esc(&when::show(e.starts)),
                     esc(&e.expires.map(when::show).unwrap_or_default()),
                     format!("#{}", e.given_by),
-                    esc(&format!("{} by {}", when::show(e.recorded_at), e.recorded_by)),
+                    esc(&format!(
+                        "{} by {}",
+                        when::show(e.recorded_at),
+                        e.recorded_by
+                    )),
                     c.evidence_file
                         .as_ref()
                         .map(|f| format!("<a href=\"{}\">{}</a>", href(f), esc(f)))
@@ -495,7 +511,15 @@ fn html(r: &Report) -> String {
     o.push_str("<h2>Photos</h2>\n");
     table(
         &mut o,
-        &["asset", "path", "status", "linked now", "others on it", "versions", "file"],
+        &[
+            "asset",
+            "path",
+            "status",
+            "linked now",
+            "others on it",
+            "versions",
+            "file",
+        ],
         r.photos
             .iter()
             .map(|ph| {
@@ -644,7 +668,10 @@ pub fn erase(ctx: &mut Ctx, person: &str, yes: bool, include_group: bool) -> Res
     }
     let verb = if yes { "shredded" } else { "would shred" };
     for s in &out.shredded {
-        println!("{verb}: asset {} {} ({} person(s) on it)", s.asset, s.path, s.persons);
+        println!(
+            "{verb}: asset {} {} ({} person(s) on it)",
+            s.asset, s.path, s.persons
+        );
     }
     for g in &out.group_photos_kept {
         println!(
@@ -753,7 +780,8 @@ pub fn receipt(ctx: &Ctx, event: i64) -> Result<i32> {
         "consentfs:scope": scope,
     });
     if let Some(end) = e.expires {
-        r["dpv:hasExpiry"] = serde_json::json!({ "@type": "dpv:ExpiryTime", "dpv:hasValue": t(end) });
+        r["dpv:hasExpiry"] =
+            serde_json::json!({ "@type": "dpv:ExpiryTime", "dpv:hasValue": t(end) });
     }
     if let Some(name) = &e.evidence {
         r["dpv:hasEvidence"] = serde_json::json!({
