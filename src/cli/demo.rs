@@ -239,6 +239,16 @@ Save from your own tools into website/ (you may write and delete there):
   a new file you create there is your draft, visible to you only, until
   `consentfs link` or `consentfs derive DRAFT --from ASSET`; `rm` moves a photo to the trash.
 
+Prove and govern (each open above is already in the audit log):
+  {env} \
+    consentfs export --user {me} --purpose website /tmp/website-export --strip-location
+  {env} \
+    consentfs audit report --person "Anna de Vries"
+  {env} \
+    consentfs person report "Anna de Vries" /tmp/anna-request   # then open index.html
+  {env} \
+    consentfs expiring --within 30d
+
 Press Ctrl-C to unmount. The store stays in {dir}.
 "#,
         until = crate::when::show(expires_soon),

@@ -85,7 +85,7 @@ pub enum Command {
     },
     /// Remove a person from a photo.
     Unlink { asset: String, person: String },
-    /// Mark a photo as showing no identifiable persons, or as revealing special categories.
+    /// Mark photos as showing no identifiable persons, or as revealing special categories.
     Mark(MarkArgs),
     /// OS users and what they may access.
     #[command(subcommand)]
@@ -314,7 +314,8 @@ pub enum ConsentCmd {
 #[derive(Args, Debug)]
 #[group(required = true, multiple = true)]
 pub struct MarkArgs {
-    pub asset: String,
+    #[arg(required = true)]
+    pub assets: Vec<String>,
     #[arg(long, group = "flag")]
     pub no_persons: bool,
     #[arg(long, group = "flag")]

@@ -445,13 +445,17 @@ pub fn mark(ctx: &mut Ctx, args: MarkArgs) -> Result<i32> {
     }
     let value = !args.clear;
     let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let a = assets::resolve(&tx, &args.asset)?;
-    assets::mark(
-        &tx,
-        a.id,
-        args.no_persons.then_some(value),
-        args.special_category.then_some(value),
-    )?;
+    let mut ids = Vec::new();
+    for asset in &args.assets {
+        let a = assets::resolve(&tx, asset)?;
+        assets::mark(
+            &tx,
+            a.id,
+            args.no_persons.then_some(value),
+            args.special_category.then_some(value),
+        )?;
+        ids.push(a.id);
+    }
     tx.commit()?;
     let what = [
         (args.no_persons, "no identifiable persons"),
@@ -462,11 +466,12 @@ pub fn mark(ctx: &mut Ctx, args: MarkArgs) -> Result<i32> {
     .map(|(_, w)| *w)
     .collect::<Vec<_>>()
     .join(" and ");
-    println!(
-        "asset {} {} {what}",
-        a.id,
-        if value { "marked" } else { "no longer marked" }
-    );
+    for id in ids {
+        println!(
+            "asset {id} {} {what}",
+            if value { "marked" } else { "no longer marked" }
+        );
+    }
     Ok(0)
 }
 
