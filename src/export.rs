@@ -136,7 +136,7 @@ pub struct Summary {
 }
 
 /// Reports progress (bytes written) while files are exported.
-pub trait Progress {
+pub trait Progress: Sync {
     fn start(&self, total_bytes: u64);
     fn advance(&self, bytes: u64);
     fn finish(&self);
@@ -582,30 +582,27 @@ pub fn verify(key: &Key, dest: &Path) -> Result<Verification> {
     };
     let mut listed = BTreeSet::new();
     if let Some(m) = &manifest {
-        for f in &m.files {
-            listed.insert(f.path.clone());
+        listed.extend(m.files.iter().map(|f| f.path.clone()));
+        // each file is checked by one worker; the findings keep the manifest's order
+        let check = |f: &FileEntry| -> Result<Option<String>> {
             if safe_components(&f.path).is_none() {
-                problems.push(format!("{}: not a path inside the export", f.path));
-                continue;
+                return Ok(Some(format!("{}: not a path inside the export", f.path)));
             }
             match dir.symlink_metadata(&f.path) {
                 Ok(md) if md.is_file() => {}
-                Ok(_) => {
-                    problems.push(format!("{}: not a regular file", f.path));
-                    continue;
-                }
-                Err(_) => {
-                    problems.push(format!("{}: missing", f.path));
-                    continue;
-                }
+                Ok(_) => return Ok(Some(format!("{}: not a regular file", f.path))),
+                Err(_) => return Ok(Some(format!("{}: missing", f.path))),
             }
             let (sha, size) = hash_file(&dir, &f.path)?;
-            if size != f.size || sha != f.sha256 {
-                problems.push(format!(
+            Ok((size != f.size || sha != f.sha256).then(|| {
+                format!(
                     "{}: content differs from the manifest (SHA-256 {sha}, expected {})",
                     f.path, f.sha256
-                ));
-            }
+                )
+            }))
+        };
+        for r in parallel_map(&m.files, check) {
+            problems.extend(r?);
         }
     }
     if manifest.is_some() {
@@ -813,9 +810,11 @@ pub fn run(
                 },
             });
         }
-        // 2. add and replace
+        // 2. add and replace, on every core: each file is decrypted, hashed and written by one
+        //    worker; the results are folded in the view's order afterwards
         progress.start(want.iter().map(|w| w.version.size).sum());
-        for w in &want {
+        let exiftool = exiftool.take().map(std::sync::Mutex::new);
+        let one = |w: &Wanted| -> Result<Done> {
             let unchanged = match (old_entries.get(w.path.as_str()), present.get(&w.path)) {
                 (Some(o), Some(true))
                     if o.asset == w.asset.id
@@ -827,40 +826,55 @@ pub fn run(
                 }
                 _ => None,
             };
-            let (sha256, size, stripped) = match unchanged {
-                Some((sha, size)) => {
-                    summary.unchanged += 1;
-                    (sha, size, opts.strip_location)
-                }
-                None => {
-                    let mut kept = false;
-                    let (sha, size, stripped) =
-                        write_one(store, &dir, &abs, w, exiftool.as_mut(), &mut kept)?;
-                    if kept {
-                        summary.location_kept.push(w.path.clone());
-                    }
-                    if present.contains_key(&w.path) {
-                        summary.replaced.push(w.path.clone());
-                    } else {
-                        summary.added.push(w.path.clone());
-                    }
-                    (sha, size, stripped)
-                }
+            let done = match unchanged {
+                Some((sha256, size)) => Done {
+                    sha256,
+                    size,
+                    stripped: opts.strip_location,
+                    written: false,
+                    kept: false,
+                },
+                None => write_one(store, &dir, &abs, w, exiftool.as_ref())?,
             };
             progress.advance(w.version.size);
-            summary.bytes += size;
+            Ok(done)
+        };
+        let results = parallel_map(&want, one);
+        let mut first_error = None;
+        for (w, r) in want.iter().zip(results) {
+            let d = match r {
+                Ok(d) => d,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            if d.kept {
+                summary.location_kept.push(w.path.clone());
+            }
+            if !d.written {
+                summary.unchanged += 1;
+            } else if present.contains_key(&w.path) {
+                summary.replaced.push(w.path.clone());
+            } else {
+                summary.added.push(w.path.clone());
+            }
+            summary.bytes += d.size;
             entries.push(FileEntry {
                 path: w.path.clone(),
                 asset: w.asset.id,
                 version: w.version.version,
-                size,
-                sha256,
-                location_stripped: stripped,
+                size: d.size,
+                sha256: d.sha256,
+                location_stripped: d.stripped,
                 persons: w.asset.persons.clone(),
                 reason: w.reason.clone(),
                 consents: w.consents.clone(),
                 valid_until: w.valid_until,
             });
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         progress.finish();
         // 3. a consent withdrawn while we wrote: take the file out again
@@ -976,6 +990,77 @@ fn why_not(
     })
 }
 
+/// What happened to one file of the export.
+struct Done {
+    sha256: String,
+    size: u64,
+    /// Location metadata was removed.
+    stripped: bool,
+    /// Written now (not left as it was).
+    written: bool,
+    /// Stripping was asked for but exiftool could not do it.
+    kept: bool,
+}
+
+/// `f` over `items` on every core (at most 4 threads); results in the order of `items`. After
+/// the first error no new items are started.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+        .min(items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let mut slots: Vec<Option<Result<R>>> = (0..items.len()).map(|_| None).collect();
+    let done: Vec<Vec<(usize, Result<R>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        let r = f(item);
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        out.push((i, r));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    vec![(usize::MAX, Err(Error::invalid("an export worker failed")))]
+                })
+            })
+            .collect()
+    });
+    let mut extra = Vec::new();
+    for (i, r) in done.into_iter().flatten() {
+        match slots.get_mut(i) {
+            Some(slot) => *slot = Some(r),
+            None => extra.push(r),
+        }
+    }
+    let mut out: Vec<Result<R>> = slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(Error::invalid("not exported: an earlier file failed"))))
+        .collect();
+    if let Some(e) = extra.into_iter().next() {
+        out.push(e);
+    }
+    out
+}
+
 /// Decrypt one file into a temporary name in its folder, strip location if asked, flush and
 /// rename it into place. Returns (SHA-256 hex, size, location stripped).
 fn write_one(
@@ -983,9 +1068,8 @@ fn write_one(
     dir: &Dir,
     abs: &Path,
     w: &Wanted,
-    exiftool: Option<&mut Exiftool>,
-    kept: &mut bool,
-) -> Result<(String, u64, bool)> {
+    exiftool: Option<&std::sync::Mutex<Exiftool>>,
+) -> Result<Done> {
     let (folder, name) = split(&w.path);
     let sub = open_folder(dir, folder, true)?;
     let tmp = tmp_name(name);
@@ -995,7 +1079,7 @@ fn write_one(
         .wrapped_key
         .as_deref()
         .ok_or_else(|| Error::not_found(format!("{label} was shredded")))?;
-    let result = (|| -> Result<(String, u64, bool)> {
+    let result = (|| -> Result<Done> {
         let file = sub
             .open_with(&tmp, OpenOptions::new().write(true).create_new(true))
             .map_err(|e| Error::io(format!("cannot create {}", w.path), e))?;
@@ -1010,20 +1094,29 @@ fn write_one(
             .inner
             .into_inner()
             .map_err(|e| Error::io(format!("cannot write {}", w.path), e.into_error()))?;
-        let mut result = (hex::encode(out.hash.finalize()), out.bytes, false);
+        let mut result = Done {
+            sha256: hex::encode(out.hash.finalize()),
+            size: out.bytes,
+            stripped: false,
+            written: true,
+            kept: false,
+        };
         if let Some(tool) = exiftool {
             let mut head = [0u8; 12];
             let n = obj.read_at(&mut head, 0).unwrap_or(0);
             if strippable(&head[..n]) {
                 drop(file);
                 let tmp_path = abs.join(folder).join(&tmp);
-                if tool.strip(&tmp_path)? {
+                let ok = tool
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .strip(&tmp_path)?;
+                if ok {
                     let (sha, size) = hash_file(&sub, &tmp)?;
-                    result = (sha, size, true);
+                    (result.sha256, result.size, result.stripped) = (sha, size, true);
                 } else {
                     log::warn!("export: exiftool could not strip asset {}", w.asset.id);
-                    result.2 = false;
-                    *kept = true;
+                    result.kept = true;
                 }
                 let f = sub
                     .open(&tmp)

@@ -1044,3 +1044,51 @@ mod props {
         }
     }
 }
+
+/// The proof an export records: per linked person the grant that counts at t, never an
+/// expired one, a minor's own one, or one cancelled by a later withdrawal.
+#[test]
+fn covering_grants_name_the_grant_that_counts() {
+    let w = world(
+        vec![
+            adult(
+                ANNA,
+                vec![
+                    grant(1, ANNA, d(2026, 1, 1)),
+                    grant(2, ANNA, d(2026, 2, 1)).until(d(2026, 3, 1)),
+                ],
+            ),
+            minor(vec![
+                grant(3, BEN, d(2026, 1, 1)),
+                grant(4, GUARD, d(2026, 1, 5)),
+            ]),
+        ],
+        &[ANNA, BEN],
+    );
+    let at = |t| covering_grants(&w.asset, &w.people, P, t);
+    assert_eq!(at(d(2026, 1, 10)), [(ANNA, 1), (BEN, 4)]);
+    assert_eq!(
+        at(d(2026, 2, 10)),
+        [(ANNA, 2), (BEN, 4)],
+        "the latest grant in effect"
+    );
+    assert_eq!(
+        at(d(2026, 3, 10)),
+        [(ANNA, 1), (BEN, 4)],
+        "expired: the earlier one again"
+    );
+    assert_eq!(
+        at(d(2026, 1, 2)),
+        [(ANNA, 1)],
+        "Ben's own grant never counts"
+    );
+    assert!(covering_grants(&w.asset, &w.people, Q, d(2026, 1, 10)).is_empty());
+    let mut withdrawn = w.clone();
+    if let Some(p) = withdrawn.people.get_mut(&ANNA) {
+        p.events.push(withdraw(5, ANNA, d(2026, 4, 1)));
+    }
+    assert_eq!(
+        covering_grants(&withdrawn.asset, &withdrawn.people, P, d(2026, 4, 2)),
+        [(BEN, 4)]
+    );
+}
