@@ -946,6 +946,15 @@ fn erase_shreds_the_solo_photos_and_keeps_the_proof_under_a_pseudonym() {
             })
             .unwrap();
         assert_eq!((name, born), (None, None));
+        let left: i64 = cat
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM assets WHERE name = 'a.jpg'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "the shredded photo's file name is gone too");
     }
     for f in &files {
         let bytes = std::fs::read(f).unwrap();

@@ -73,10 +73,25 @@ fn sh(dir: &Path, script: &str) {
 /// Same names and same bytes below both folders.
 fn assert_same_tree(mounted: &Path, plain: &Path, after: &str) {
     let (a, b) = (tree(mounted), tree(plain));
-    assert_eq!(
-        a, b,
-        "after `{after}`: the mount and the plain folder hold other names"
-    );
+    if a != b {
+        // say what a second look finds, and why an entry did not read as a folder: a
+        // transient failure and a lasting one are different bugs
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let again = tree(mounted);
+        let stats: Vec<String> = a
+            .iter()
+            .filter(|p| !p.ends_with('/'))
+            .map(|p| {
+                format!(
+                    "{p}: {:?}",
+                    std::fs::metadata(mounted.join(p)).map(|m| m.is_dir())
+                )
+            })
+            .collect();
+        panic!(
+            "after `{after}`: the mount and the plain folder hold other names\n mount: {a:?}\n plain: {b:?}\n mount 200 ms later: {again:?}\n stat of the mount's non-folders: {stats:?}"
+        );
+    }
     for rel in a.iter().filter(|p| !p.ends_with('/')) {
         let x = std::fs::read(mounted.join(rel)).unwrap();
         let y = std::fs::read(plain.join(rel)).unwrap();

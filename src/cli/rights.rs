@@ -2,8 +2,9 @@
 //! `consent receipt` (a consent record in the W3C Data Privacy Vocabulary) and `audit report`
 //! (who used a person's photos, for a breach report).
 //!
-//! Erasure crypto-shreds the photos only the person is on, removes name, birth date and own
-//! reference, and records a withdrawal for every purpose: the person no longer consents to
+//! Erasure crypto-shreds the photos only the person is on (and renames them, as file names
+//! often carry the person's name), removes name, birth date and own reference, and records a
+//! withdrawal for every purpose: the person no longer consents to
 //! anything, so group photos that still show them (kept when not shredded) stay hidden where
 //! consent is needed. The consent history stays under the person's pseudonym: it is the proof
 //! that earlier use was lawful.
@@ -655,6 +656,11 @@ pub fn erase(ctx: &mut Ctx, person: &str, yes: bool, include_group: bool) -> Res
         }
         for s in &out.shredded {
             files.extend(assets::purge(&tx, s.asset)?);
+            // a file name often carries the person's name: it goes with the photo
+            tx.execute(
+                "UPDATE assets SET name = 'erased-' || id WHERE id = ?1",
+                [s.asset],
+            )?;
         }
         persons::erase(&tx, p.id)?;
         tx.commit()?;
