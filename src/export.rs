@@ -769,6 +769,26 @@ pub fn run(
             }
         }
     };
+    let base = Manifest {
+        format: FORMAT.into(),
+        export: 0,
+        exported_at: now,
+        exported_by: actor.into(),
+        user: opts.login.clone(),
+        purpose: purpose.name.clone(),
+        purpose_id: purpose.id,
+        basis: purpose.basis.as_str().into(),
+        collection: prefix.clone(),
+        strip_location: opts.strip_location,
+        files: Vec::new(),
+        mac: String::new(),
+    };
+    if old.is_none() {
+        // A first export starts with an empty, authentic manifest (export 0): if it is cut off,
+        // the folder is still recognisably ours, `verify` reports the files as unproven, and
+        // `--sync` finishes the job.
+        write_atomic(&dir, MANIFEST, &seal_manifest(&key, &mut base.clone())?)?;
+    }
     let old_strip = old.as_ref().map(|m| m.strip_location);
     let old_entries: HashMap<&str, &FileEntry> = old
         .iter()
@@ -914,18 +934,8 @@ pub fn run(
         return outcome.map(|_| summary);
     }
     let mut manifest = Manifest {
-        format: FORMAT.into(),
-        export: 0,
-        exported_at: now,
-        exported_by: actor.into(),
-        user: opts.login.clone(),
-        purpose: purpose.name.clone(),
-        purpose_id: purpose.id,
-        basis: purpose.basis.as_str().into(),
-        collection: prefix.clone(),
-        strip_location: opts.strip_location,
         files: entries,
-        mac: String::new(),
+        ..base
     };
     let tx = catalog.begin(actor, now)?;
     tx.execute(

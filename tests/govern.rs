@@ -1153,3 +1153,69 @@ fn the_daily_expiry_mail_sends_the_report_when_something_ends() {
     let timer = std::fs::read_to_string(dir.join("consentfs-expiring.timer")).unwrap();
     assert!(timer.contains("OnCalendar=*-*-* 07:00:00"));
 }
+
+#[test]
+fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
+    let t = TestStore::new();
+    use rand::{RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for i in 0..24 {
+        let mut bytes = vec![0u8; 1 << 20];
+        rng.fill_bytes(&mut bytes);
+        t.write(&format!("big/p{i:02}.jpg"), &bytes);
+    }
+    t.ok(&["import", t.path("big").to_str().unwrap()]);
+    let ids: Vec<String> = (1..=24).map(|i| i.to_string()).collect();
+    let mut mark = vec!["mark", "--no-persons"];
+    mark.extend(ids.iter().map(String::as_str));
+    t.ok(&mark);
+    t.ok(&["user", "add", "web"]);
+    t.ok(&["user", "grant", "web", "--purpose", "website"]);
+    for delay_ms in [10u64, 60, 200] {
+        let dest = t.path(&format!("cut-{delay_ms}"));
+        let mut child = t
+            .cmd()
+            .args(["export", "--user", "web", "--purpose", "website"])
+            .arg(&dest)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        eprintln!("export killed after {delay_ms} ms (had it finished: {finished})");
+        // under its final name a file is whole, whatever moment the export died
+        for f in exported(&dest) {
+            let name = Path::new(&f)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if name.starts_with(".consentfs-tmp-") {
+                continue;
+            }
+            assert_eq!(
+                std::fs::read(dest.join(&f)).unwrap(),
+                std::fs::read(t.path("big").join(&f)).unwrap(),
+                "{f} is not the whole photo after a cut-off export ({delay_ms} ms)"
+            );
+        }
+        // the folder is still an authentic export (possibly incomplete), and --sync finishes it
+        let r = t.run(&["export", "verify", dest.to_str().unwrap()]);
+        assert!(!r.stdout.contains("MAC"), "{}", r.stdout);
+        t.ok(&[
+            "export",
+            "--user",
+            "web",
+            "--purpose",
+            "website",
+            "--sync",
+            dest.to_str().unwrap(),
+        ]);
+        t.ok(&["export", "verify", dest.to_str().unwrap()]);
+        let want: Vec<String> = (0..24).map(|i| format!("p{i:02}.jpg")).collect();
+        assert_eq!(exported(&dest), want);
+    }
+}
