@@ -1219,3 +1219,57 @@ fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
         assert_eq!(exported(&dest), want);
     }
 }
+
+#[test]
+fn a_purposes_retention_hides_there_and_apply_trashes_when_every_purpose_ended() {
+    let t = TestStore::new();
+    t.write("in/hall.jpg", b"an empty hall");
+    t.ok(&["import", t.path("in").to_str().unwrap()]);
+    t.ok(&["mark", "hall.jpg", "--no-persons"]);
+    t.ok(&["user", "add", "web"]);
+    t.ok(&["user", "grant", "web", "--purpose", "website,print"]);
+    t.ok(&["purpose", "retention", "website", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        visible(&t, "web", "website").is_empty(),
+        "past the website's term"
+    );
+    assert_eq!(visible(&t, "web", "print"), ["hall.jpg"], "print keeps it");
+    // print, social-media and intranet have no term: the photo may still be used there
+    let plan = t.ok(&["--json", "retention", "apply"]).json();
+    assert_eq!(plan["to_trash"].as_array().unwrap().len(), 0);
+    for p in ["print", "social-media", "intranet"] {
+        t.ok(&["purpose", "retention", p, "1s"]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let plan = t.ok(&["--json", "retention", "apply", "--yes"]).json();
+    assert_eq!(plan["to_trash"][0]["path"], "hall.jpg");
+    assert_eq!(plan["to_trash"][0]["term"], "purposes");
+    assert_eq!(
+        t.ok(&["--json", "trash", "list"]).json()[0]["path"],
+        "hall.jpg"
+    );
+    // a purpose that does not rest on consent cannot lose its term
+    t.ok(&[
+        "purpose",
+        "add",
+        "archive",
+        "--basis",
+        "legitimate-interest",
+        "--retention",
+        "10y",
+    ]);
+    t.fails(
+        &["purpose", "retention", "archive", "none"],
+        "needs a retention term",
+    );
+    let list = t.ok(&["--json", "purpose", "list"]).json();
+    let web = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "website")
+        .unwrap()
+        .clone();
+    assert_eq!(web["retention"], "1s");
+}

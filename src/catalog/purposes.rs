@@ -133,6 +133,27 @@ pub fn add(tx: &Tx, name: &str, basis: Basis, retention: Option<Span>) -> Result
     Ok(id)
 }
 
+/// Change (or with `None` remove) a purpose's retention term. Purposes that do not rest on
+/// consent must keep one.
+pub fn set_retention(tx: &Tx, purpose: &PurposeRow, retention: Option<Span>) -> Result<()> {
+    if purpose.basis != Basis::Consent && retention.is_none() {
+        return Err(Error::invalid(format!(
+            "purpose '{}' rests on {} and needs a retention term; give one, e.g. 5y",
+            purpose.name,
+            purpose.basis.as_str()
+        )));
+    }
+    tx.execute(
+        "UPDATE purposes SET retention = ?1 WHERE id = ?2",
+        params![retention.map(|r| r.to_text()), purpose.id],
+    )?;
+    tx.audit(
+        "purpose.retention",
+        serde_json::json!({ "purpose": purpose.id, "retention": retention.map(|r| r.to_text()) }),
+    )?;
+    Ok(())
+}
+
 pub fn add_defaults(tx: &Tx) -> Result<()> {
     for name in DEFAULTS {
         add(tx, name, Basis::Consent, None)?;

@@ -243,6 +243,11 @@ pub enum PurposeCmd {
         retention: Option<String>,
     },
     List,
+    /// Change a purpose's retention term (counted from each asset's import), or `none`.
+    Retention {
+        purpose: String,
+        term: String,
+    },
 }
 
 #[derive(Args, Debug)]

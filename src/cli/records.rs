@@ -179,6 +179,24 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
                 output::table(&["ID", "NAME", "BASIS", "RETENTION"], &rows)?;
             }
         }
+        PurposeCmd::Retention { purpose, term } => {
+            let span = match term.as_str() {
+                "none" => None,
+                t => Some(Span::parse(t)?),
+            };
+            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+            let p = purposes::resolve(&tx, &purpose)?;
+            purposes::set_retention(&tx, &p, span)?;
+            tx.commit()?;
+            match span {
+                Some(s) => println!(
+                    "purpose '{}': assets are kept {} from their import",
+                    p.name,
+                    s.to_text()
+                ),
+                None => println!("purpose '{}': no retention term", p.name),
+            }
+        }
     }
     Ok(0)
 }
