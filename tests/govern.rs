@@ -594,6 +594,29 @@ fn opens_through_the_mount_are_logged_once_a_day_and_reported_per_person() {
     std::fs::read(m.path("cfsgov/website/events/2026/b.jpg")).unwrap();
     assert_eq!(opens(&t).len(), 3);
 
+    // while another command holds the catalog (a long import), opens still work: the entry is
+    // queued with its time and written when the catalog is free
+    let before_open = chrono::Utc::now();
+    {
+        let (_s, cat) = t.open_catalog();
+        cat.conn().execute_batch("BEGIN IMMEDIATE").unwrap();
+        let hall = std::fs::read(m.path("cfsgov/website/events/2026/team/hall.txt")).unwrap();
+        assert_eq!(hall, b"the hall, nobody in it");
+        assert_eq!(opens(&t).len(), 3, "not written while the catalog is held");
+        cat.conn().execute_batch("ROLLBACK").unwrap();
+    }
+    let (written, _) =
+        common::mount::wait_for(std::time::Duration::from_secs(10), || opens(&t).len() == 4);
+    assert!(
+        written,
+        "the queued entry was not written: {}",
+        m.log_text()
+    );
+    let last = opens(&t).pop().unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(last["at"].as_str().unwrap()).unwrap();
+    assert!(at.timestamp() >= before_open.timestamp() && at <= chrono::Utc::now());
+    assert_eq!(t.run(&["audit", "verify"]).code, 0);
+
     // the export's destination may not lie inside the mount
     let inside = m.path("cfsgov/website/events/2026/export");
     let r = t.run(&[

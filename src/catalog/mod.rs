@@ -165,10 +165,30 @@ impl Tx<'_> {
             &detail,
         )
     }
+    /// Record an entry on behalf of someone else at another moment (entries queued while the
+    /// catalog was busy keep the time and actor of what they record).
+    pub fn audit_as(
+        &self,
+        at: Time,
+        actor: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<i64> {
+        crate::audit::append(&self.tx, self.audit_key, at, actor, action, &detail)
+    }
     pub fn commit(self) -> Result<()> {
         self.tx.commit()?;
         Ok(())
     }
+}
+
+/// True when the error means another connection holds the catalog's write lock.
+pub fn is_busy(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Catalog(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// An id as typed by a user: all digits, optionally with a leading '#'.

@@ -236,6 +236,8 @@ fn watch(
             Ok(_) => {}
             Err(e) => log::warn!("cannot poll the catalog: {e}"),
         }
+        // access entries queued while another command held the catalog
+        vfs.flush_access_log(Duration::ZERO);
         let due = view
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -394,6 +396,9 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     };
     vfs.clear_invalidation_sender();
     let _ = invalidator.join();
+    if !vfs.flush_access_log(Duration::from_secs(30)) {
+        log::error!("access entries queued while the catalog was busy could not be written to the audit log");
+    }
     result.map_err(|e| Error::io("unmount", e))?;
     log::info!("unmounted {}", opts.mountpoint.display());
     Ok(())

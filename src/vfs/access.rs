@@ -2,23 +2,42 @@
 //! hash-chained audit log (`access.open`), so the privacy officer can say who used a person's
 //! photos (`consentfs audit report --person`), e.g. for a breach report.
 //!
-//! The entry is committed *before* the open succeeds: a file is never served without its
-//! record. If the catalog cannot take it, the open fails (EIO) rather than go unrecorded.
-//! Later opens the same day are not logged again, which keeps `ls`-and-open heavy tools fast;
-//! the set of what was logged today is loaded from the audit log at mount time, so a restart
-//! does not log everything twice.
+//! The entry is committed *before* the open succeeds, so a file is normally never served
+//! without its record. One exception keeps the mount usable: while another command holds the
+//! catalog's write lock (a long import runs in one transaction), the entry is queued in memory
+//! with its own time and actor, the file is served, and the queue is written as soon as the lock
+//! is free (the watcher retries every poll, and unmounting waits for it). Any other failure to
+//! record refuses the open (EIO) rather than let it go unrecorded.
+//!
+//! Later opens the same day are not logged again, which keeps tools that open many files fast;
+//! what was logged today is loaded from the audit log at mount time, so a restart does not log
+//! everything twice.
 
 use super::{Caller, Vfs};
 use crate::error::Result;
-use crate::policy::{AssetId, PurposeId};
+use crate::policy::{AssetId, PurposeId, Time};
 use chrono::NaiveDate;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// What was logged today: (user tree, purpose, asset).
+/// How long an open waits for the catalog's write lock before queueing its entry.
+const OPEN_WAIT: Duration = Duration::from_millis(100);
+/// The catalog connection's usual wait for the lock (see `catalog::keyed_connection`).
+const NORMAL_WAIT: Duration = Duration::from_secs(10);
+
+/// An entry not yet in the audit log.
+pub(super) struct Queued {
+    at: Time,
+    actor: String,
+    detail: serde_json::Value,
+}
+
+/// What was logged (or queued) today: (user tree, purpose, asset), and the queue.
 pub(super) struct OpenedToday {
     day: NaiveDate,
     seen: HashSet<(Arc<str>, PurposeId, AssetId)>,
+    queue: Vec<Queued>,
 }
 
 impl OpenedToday {
@@ -36,7 +55,11 @@ impl OpenedToday {
                 HashSet::new()
             }
         };
-        OpenedToday { day, seen }
+        OpenedToday {
+            day,
+            seen,
+            queue: Vec::new(),
+        }
     }
 }
 
@@ -50,6 +73,25 @@ fn login_of(uid: u32) -> String {
 }
 
 impl Vfs {
+    fn opened(&self) -> std::sync::MutexGuard<'_, OpenedToday> {
+        self.opened.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write `entries` in one transaction, waiting at most `wait` for the write lock.
+    fn commit_entries(&self, entries: &[Queued], wait: Duration) -> Result<()> {
+        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        cat.conn().busy_timeout(wait)?;
+        let result = (|| {
+            let tx = cat.begin("consentfs", chrono::Utc::now())?;
+            for e in entries {
+                tx.audit_as(e.at, &e.actor, "access.open", e.detail.clone())?;
+            }
+            tx.commit()
+        })();
+        cat.conn().busy_timeout(NORMAL_WAIT)?;
+        result
+    }
+
     /// Record the first open today of `asset` in `login`'s `purpose` tree.
     pub(super) fn record_open(
         &self,
@@ -60,38 +102,80 @@ impl Vfs {
         version: Option<i64>,
     ) -> Result<()> {
         let key = (login.clone(), purpose, asset);
-        let today = chrono::Utc::now().date_naive();
+        let now = chrono::Utc::now();
         {
-            let mut o = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-            if o.day != today {
-                o.day = today;
+            let mut o = self.opened();
+            if o.day != now.date_naive() {
+                o.day = now.date_naive();
                 o.seen.clear();
             }
             if o.seen.contains(&key) {
                 return Ok(());
             }
         }
-        let actor = login_of(caller.uid);
-        {
-            let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = cat.begin(&actor, chrono::Utc::now())?;
-            tx.audit(
-                "access.open",
-                serde_json::json!({
-                    "asset": asset,
-                    "version": version,
-                    "purpose": purpose,
-                    "user": &**login,
-                    "uid": caller.uid,
-                }),
-            )?;
-            tx.commit()?;
+        let entry = Queued {
+            at: now,
+            actor: login_of(caller.uid),
+            detail: serde_json::json!({
+                "asset": asset,
+                "version": version,
+                "purpose": purpose,
+                "user": &**login,
+                "uid": caller.uid,
+            }),
+        };
+        // whatever is still queued goes first, in the order it happened
+        let mut batch = std::mem::take(&mut self.opened().queue);
+        batch.push(entry);
+        match self.commit_entries(&batch, OPEN_WAIT) {
+            Ok(()) => {
+                self.opened().seen.insert(key);
+                Ok(())
+            }
+            Err(e) if crate::catalog::is_busy(&e) => {
+                log::info!(
+                    "catalog busy (another command holds it): {} access entr(y/ies) queued",
+                    batch.len()
+                );
+                let mut o = self.opened();
+                batch.append(&mut o.queue);
+                o.queue = batch;
+                o.seen.insert(key);
+                Ok(())
+            }
+            Err(e) => {
+                // put the older ones back; this open is refused by the caller
+                batch.pop();
+                let mut o = self.opened();
+                batch.append(&mut o.queue);
+                o.queue = batch;
+                Err(e)
+            }
         }
-        self.opened
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .seen
-            .insert(key);
-        Ok(())
+    }
+
+    /// Write queued access entries if the catalog lets us within `wait`; true when none are
+    /// left. Called by the watcher at every poll and at unmount.
+    pub fn flush_access_log(&self, wait: Duration) -> bool {
+        let batch = std::mem::take(&mut self.opened().queue);
+        if batch.is_empty() {
+            return true;
+        }
+        match self.commit_entries(&batch, wait) {
+            Ok(()) => {
+                log::info!("{} queued access entr(y/ies) written", batch.len());
+                true
+            }
+            Err(e) => {
+                if !crate::catalog::is_busy(&e) {
+                    log::warn!("cannot write queued access entries yet: {e}");
+                }
+                let mut o = self.opened();
+                let mut batch = batch;
+                batch.append(&mut o.queue);
+                o.queue = batch;
+                false
+            }
+        }
     }
 }
