@@ -222,6 +222,8 @@ pub struct Access {
     pub user: Option<String>,
     pub purpose: Option<String>,
     pub asset: i64,
+    /// The asset's path now (`collection/name`).
+    pub path: String,
     pub version: Option<i64>,
     pub export: Option<i64>,
 }
@@ -269,6 +271,7 @@ pub fn accesses(
             user,
             purpose: purpose.and_then(|p| purposes.get(&p).cloned()),
             asset,
+            path: String::new(),
             version,
             export: None,
         });
@@ -304,9 +307,27 @@ pub fn accesses(
             user: Some(login),
             purpose: purposes.get(&purpose).cloned(),
             asset,
+            path: String::new(),
             version: Some(version),
             export: Some(export),
         });
+    }
+    let mut st = conn.prepare_cached("SELECT collection, name FROM assets WHERE id = ?1")?;
+    let mut paths: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    for a in &mut out {
+        if !paths.contains_key(&a.asset) {
+            let p = st
+                .query_row([a.asset], |r| {
+                    Ok(crate::catalog::assets::join_path(
+                        &r.get::<_, String>(0)?,
+                        &r.get::<_, String>(1)?,
+                    ))
+                })
+                .optional()?
+                .unwrap_or_default();
+            paths.insert(a.asset, p);
+        }
+        a.path = paths.get(&a.asset).cloned().unwrap_or_default();
     }
     out.sort_by_key(|a| (a.at, a.seq, a.asset));
     Ok(out)

@@ -4,6 +4,17 @@ use clap::Parser;
 
 fn main() {
     let cli = consentfs::cli::Cli::parse();
+    if !matches!(
+        cli.command,
+        consentfs::cli::Command::Mount { .. } | consentfs::cli::Command::Demo { .. }
+    ) {
+        // `consentfs ... | head` ends quietly, like any Unix tool, instead of reporting a
+        // broken pipe. (Not for the daemon: it must not die because a log reader went away.)
+        // SAFETY: setting a signal disposition to the default before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let level = consentfs::cli::default_log_level(&cli);
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let code = match consentfs::cli::run(cli) {

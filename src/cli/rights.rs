@@ -85,12 +85,15 @@ pub fn audit_report(ctx: &Ctx, person: &str, since: Option<&str>) -> Result<i32>
                 a.user.clone().unwrap_or_default(),
                 a.purpose.clone().unwrap_or_default(),
                 a.asset.to_string(),
+                a.path.clone(),
                 a.export.map(|e| format!("export {e}")).unwrap_or_default(),
             ]
         })
         .collect();
     output::table(
-        &["WHEN", "WHO", "WHAT", "VIEW", "PURPOSE", "ASSET", ""],
+        &[
+            "WHEN", "WHO", "WHAT", "VIEW", "PURPOSE", "ASSET", "PATH", "",
+        ],
         &rows,
     )?;
     Ok(0)
