@@ -513,18 +513,22 @@ impl Filesystem for FuseFs {
             next = 2;
         }
         for (i, e) in entries.iter().enumerate().skip((next - 2) as usize) {
+            // counted before it is sent: the kernel holds a reference once it has the entry
+            let ino = self.vfs.reference_entry(e);
+            let mut attr = e.attr.clone();
+            attr.ino = ino;
             if reply.add(
-                INodeNo(e.attr.ino),
+                INodeNo(ino),
                 i as u64 + 3,
                 &e.name,
                 &TTL,
-                &file_attr(&e.attr),
+                &file_attr(&attr),
                 Generation(0),
             ) {
+                // did not fit: not sent, so not referenced
+                self.vfs.forget(ino, 1);
                 break;
             }
-            // the kernel now holds a reference, as after a lookup
-            self.vfs.add_reference(e.attr.ino);
         }
         reply.ok();
     }

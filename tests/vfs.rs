@@ -329,3 +329,50 @@ fn tampered_object_reads_as_eio() {
         .unwrap_err();
     assert_eq!(err.errno(), libc::EIO);
 }
+
+/// readdirplus hands out inodes from the listing taken at opendir. If the kernel forgot an
+/// entry's inode in between (its dentry was evicted), the entry must still come out as an inode
+/// the filesystem knows, or stat and open of it fail with ENOENT.
+#[test]
+fn readdirplus_entries_stay_valid_when_the_kernel_forgot_them_meanwhile() {
+    let m = mounted();
+    let dir = m.walk(ALICE, "alice/website/events/2026").unwrap();
+    let a = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
+    let fh = m.vfs.opendir(ALICE, dir).unwrap();
+    // the kernel lets go of both (one lookup each) after the listing was taken
+    m.vfs.forget(a, 1);
+    m.vfs.forget(sub, 1);
+    assert!(
+        m.vfs.getattr(ALICE, a).is_err(),
+        "a forgotten inode is gone"
+    );
+    let entries = m.vfs.dir_entries(fh).unwrap();
+    for e in entries.iter() {
+        let ino = m.vfs.reference_entry(e);
+        let attr = m.vfs.getattr(ALICE, ino).unwrap_or_else(|err| {
+            panic!(
+                "{} handed out as inode {ino}, which is unknown: {err}",
+                e.name
+            )
+        });
+        assert_eq!(attr.kind, e.attr.kind, "{}", e.name);
+        if e.name == "a.jpg" {
+            let fh = m.vfs.open(ALICE, ino, false, false).unwrap();
+            assert_eq!(m.vfs.read(fh, 0, 100).unwrap(), b"photo of anna");
+            m.vfs.release(fh);
+        }
+        if e.name == "sub" {
+            assert_eq!(
+                m.vfs
+                    .readdir(ALICE, ino, false)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect::<Vec<_>>(),
+                ["b.jpg"]
+            );
+        }
+    }
+    m.vfs.releasedir(fh);
+}

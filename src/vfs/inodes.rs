@@ -85,13 +85,6 @@ impl Inodes {
         ino
     }
 
-    /// Count one kernel reference to an inode already handed out.
-    pub fn reference_ino(&mut self, ino: Ino) {
-        if let Some((_, n)) = self.by_ino.get_mut(&ino) {
-            *n += 1;
-        }
-    }
-
     /// The kernel dropped `n` references.
     pub fn forget(&mut self, ino: Ino, n: u64) {
         if ino == ROOT {
@@ -106,7 +99,9 @@ impl Inodes {
         };
         if gone {
             if let Some((node, _)) = self.by_ino.remove(&ino) {
-                self.by_node.remove(&node);
+                if self.by_node.get(&node) == Some(&ino) {
+                    self.by_node.remove(&node);
+                }
             }
         }
     }

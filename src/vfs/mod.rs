@@ -60,6 +60,9 @@ pub struct Attr {
 pub struct DirEntry {
     pub name: String,
     pub attr: Attr,
+    /// What the entry stands for: readdirplus hands out its *current* inode (see
+    /// [`Vfs::reference_entry`]).
+    pub node: Node,
 }
 
 /// Invalidations for the invalidator thread; `done` is signalled once they were sent.
@@ -496,7 +499,11 @@ impl Vfs {
                 inodes.ino_of(&child)
             };
             match self.attr_of(&view, &child, ino) {
-                Ok(attr) => out.push(DirEntry { name, attr }),
+                Ok(attr) => out.push(DirEntry {
+                    name,
+                    attr,
+                    node: child,
+                }),
                 Err(e) => log::debug!("skipping entry of inode {ino}: {e}"),
             }
         }
@@ -531,9 +538,15 @@ impl Vfs {
             .remove(&fh);
     }
 
-    /// Count a kernel reference to an inode handed out by readdirplus.
-    pub fn add_reference(&self, ino: Ino) {
-        self.inodes().reference_ino(ino);
+    /// Count a kernel reference for a readdirplus entry and return the inode to hand out.
+    ///
+    /// The folder's entries were listed at opendir; the kernel may have forgotten an entry's
+    /// inode since (and we dropped it), so the number is looked up again and counted under one
+    /// lock, before the entry is sent. Handing out the old number would leave the kernel
+    /// holding an inode we no longer know (stat and open would fail with ENOENT). If the entry
+    /// does not fit in the reply, the caller gives the reference back with [`Vfs::forget`].
+    pub fn reference_entry(&self, entry: &DirEntry) -> Ino {
+        self.inodes().reference(&entry.node)
     }
 
     /// Open a file for reading; returns the handle number.
