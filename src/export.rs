@@ -751,7 +751,22 @@ pub fn run(
     let mut present = BTreeMap::new();
     let mut folders = Vec::new();
     walk(&dir, "", &mut present, &mut folders)?;
-    let old: Option<Manifest> = if present.is_empty() && folders.is_empty() {
+    // Nothing but folders and our own temporary files (an export cut off before its first
+    // manifest) counts as empty: the leftovers are ours to clear.
+    let leftover = |p: &str| {
+        p.rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with(TMP_PREFIX))
+    };
+    let fresh = present.keys().all(|p| leftover(p));
+    if fresh {
+        for p in present.keys() {
+            dir.remove_file(p)
+                .map_err(|e| Error::io(format!("cannot remove {p}"), e))?;
+        }
+        present.clear();
+    }
+    let old: Option<Manifest> = if fresh {
         None
     } else if !opts.sync {
         return Err(Error::invalid(format!(
@@ -922,7 +937,10 @@ pub fn run(
             }
         }
         entries = kept;
-        remove_empty_folders(&dir, &folders, &entries);
+        if old.is_some() {
+            // only in a folder that was ours before: never touch folders someone else made
+            remove_empty_folders(&dir, &folders, &entries);
+        }
         Ok(())
     })();
     drop(exiftool.take());

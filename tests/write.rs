@@ -936,24 +936,30 @@ fn random_operations_give_the_same_files_as_a_plain_folder() {
         }
         // the file as its open handle sees it, or as a new reader sees it when closed
         for n in names {
-            let read = |s: &Side| -> Option<Vec<u8>> {
+            // the error says which call failed (an error on one side only is a bug too)
+            let read = |s: &Side| -> Result<Vec<u8>, String> {
                 match s.open.get(n) {
                     Some(f) => {
-                        let len = f.metadata().ok()?.len();
+                        let len = f.metadata().map_err(|e| format!("fstat: {e}"))?.len();
                         let mut buf = vec![0u8; len as usize];
-                        f.read_exact_at(&mut buf, 0).ok()?;
-                        Some(buf)
+                        f.read_exact_at(&mut buf, 0)
+                            .map_err(|e| format!("pread of {len}: {e}"))?;
+                        Ok(buf)
                     }
-                    None => std::fs::read(s.root.join(n)).ok(),
+                    None => std::fs::read(s.root.join(n)).map_err(|e| format!("read: {e}")),
                 }
             };
             let (a, b) = (read(&sides[0]), read(&sides[1]));
-            assert!(
-                a == b,
-                "step {step} `{what}`: {n} differs: mount {:?} bytes, plain {:?} (seed {seed})",
-                a.as_ref().map(|v| v.len()),
-                b.as_ref().map(|v| v.len())
-            );
+            if a != b {
+                let log = m.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                panic!(
+                    "step {step} `{what}`: {n} differs: mount {:?}, plain {:?} (seed {seed})\n daemon log, newest first:\n{}",
+                    a.as_ref().map(|v| v.len()),
+                    b.as_ref().map(|v| v.len()),
+                    tail.join("\n")
+                );
+            }
         }
     }
     for s in sides.iter_mut() {
