@@ -315,7 +315,7 @@ pub fn accesses(
     let mut st = conn.prepare_cached("SELECT collection, name FROM assets WHERE id = ?1")?;
     let mut paths: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
     for a in &mut out {
-        if !paths.contains_key(&a.asset) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = paths.entry(a.asset) {
             let p = st
                 .query_row([a.asset], |r| {
                     Ok(crate::catalog::assets::join_path(
@@ -325,7 +325,7 @@ pub fn accesses(
                 })
                 .optional()?
                 .unwrap_or_default();
-            paths.insert(a.asset, p);
+            slot.insert(p);
         }
         a.path = paths.get(&a.asset).cloned().unwrap_or_default();
     }
