@@ -44,6 +44,16 @@ step consent withdraw "Anna de Vries" --purpose website
 step ls --user designer --purpose website --hidden
 step why events/2026/day1/group.jpg --user designer --purpose website
 step expiring --within 10y
+step consent grant "Kees Jansen" --purpose print --by "Marja Jansen"
+step export --user designer --purpose print "$dir/print-export" --strip-location
+step export verify "$dir/print-export"
+step consent withdraw "Kees Jansen" --purpose print --by "Marja Jansen"
+step export --user designer --purpose print "$dir/print-export" --sync --strip-location
+step audit report --person "Kees Jansen"
+step consent receipt 1
+step person report "Kees Jansen" "$dir/request-kees"
+step person erase "Anna de Vries"
+step retention apply
 step audit verify
 echo
 echo "store: $dir/store (key file $dir/store.key); try: CONSENTFS_STORE=$dir/store CONSENTFS_KEY_FILE=$dir/store.key $bin --help"
