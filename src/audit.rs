@@ -276,15 +276,29 @@ pub fn accesses(
             export: None,
         });
     }
+    // the audit entry of each export, read once (not joined per exported file)
+    let export_seq: std::collections::HashMap<i64, i64> = conn
+        .prepare(
+            "SELECT json_extract(detail, '$.export'), seq FROM audit
+              WHERE action = 'export' AND at >= ?1",
+        )?
+        .query_map([when::to_secs(since)], |r| {
+            Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .filter_map(|r| match r {
+            Ok((Some(e), s)) => Some(Ok((e, s))),
+            Ok((None, _)) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<rusqlite::Result<_>>()?;
     let mut st = conn.prepare(
-        "SELECT a.seq, e.at, e.actor, e.login, e.purpose_id, i.asset_id, i.version, e.id
+        "SELECT e.id, e.at, e.actor, e.login, e.purpose_id, i.asset_id, i.version, e.id
            FROM export_items i JOIN exports e ON e.id = i.export_id
-           LEFT JOIN audit a ON a.action = 'export' AND json_extract(a.detail, '$.export') = e.id
           WHERE e.at >= ?1",
     )?;
     let rows = st.query_map([when::to_secs(since)], |r| {
         Ok((
-            r.get::<_, Option<i64>>(0)?,
+            r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
             r.get::<_, String>(2)?,
             r.get::<_, String>(3)?,
@@ -295,12 +309,12 @@ pub fn accesses(
         ))
     })?;
     for r in rows {
-        let (seq, at, actor, login, purpose, asset, version, export) = r?;
+        let (id, at, actor, login, purpose, asset, version, export) = r?;
         if !assets.contains(&asset) {
             continue;
         }
         out.push(Access {
-            seq: seq.unwrap_or(0),
+            seq: export_seq.get(&id).copied().unwrap_or(0),
             at: when::from_secs(at),
             actor,
             action: "export".into(),
