@@ -117,10 +117,17 @@ impl Accounts for OsAccounts {
                 return *found;
             }
         }
-        let found = nix::unistd::User::from_name(login)
-            .ok()
-            .flatten()
-            .map(|u| (u.uid.as_raw(), u.gid.as_raw()));
+        // A failed lookup (the password database being rewritten, no file descriptors left)
+        // is not "no such account": it is retried once and never cached.
+        let found = match nix::unistd::User::from_name(login)
+            .or_else(|_| nix::unistd::User::from_name(login))
+        {
+            Ok(u) => u.map(|u| (u.uid.as_raw(), u.gid.as_raw())),
+            Err(e) => {
+                log::warn!("cannot look up an OS account: {e}");
+                return None;
+            }
+        };
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
