@@ -164,12 +164,12 @@ pub fn check_destination(dest: &Path, store_root: &Path) -> Result<PathBuf> {
             dest.display()
         )));
     }
-    for mp in consentfs_mounts() {
-        if abs.starts_with(&mp) {
+    for m in crate::daemon::mountinfo::mounts() {
+        if m.is_consentfs() && abs.starts_with(&m.point) {
             return Err(Error::invalid(format!(
                 "{} lies inside the consentfs mount at {}; export to a folder outside the mount",
                 dest.display(),
-                mp.display()
+                m.point.display()
             )));
         }
     }
@@ -204,45 +204,6 @@ fn absolute_resolved(path: &Path) -> Result<PathBuf> {
             _ => return Ok(abs),
         }
     }
-}
-
-/// Mount points of consentfs filesystems, from /proc/self/mountinfo.
-fn consentfs_mounts() -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let sep = fields.iter().position(|f| *f == "-")?;
-            let fstype = fields.get(sep + 1)?;
-            let source = fields.get(sep + 2)?;
-            let point = fields.get(4)?;
-            (fstype.ends_with(".consentfs") || *source == "consentfs")
-                .then(|| PathBuf::from(unescape_mountinfo(point)))
-        })
-        .collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as octal escapes.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Open (creating if needed) the destination folder as a capability.
@@ -829,6 +790,7 @@ pub fn run(
     let mut entries: Vec<FileEntry> = Vec::new();
     let outcome = (|| -> Result<()> {
         // 1. remove what may no longer be used (and anything else that is not in the view)
+        let mut why = WhyNot::new(conn, &opts.login, &purpose, &prefix);
         for path in present.keys() {
             if path == MANIFEST || want_paths.contains(path.as_str()) {
                 continue;
@@ -840,7 +802,7 @@ pub fn run(
                 path: path.clone(),
                 asset,
                 reason: match asset {
-                    Some(a) => why_not(conn, &opts.login, &purpose, a, now, &prefix)?,
+                    Some(a) => why.reason(a, now)?,
                     None => "not part of the export".into(),
                 },
             });
@@ -920,6 +882,7 @@ pub fn run(
             .map(|w| (w.path.as_str(), (w.asset.id, w.version.version)))
             .collect();
         let mut kept = Vec::new();
+        let mut why = WhyNot::new(conn, &opts.login, &purpose, &prefix);
         for e in entries.drain(..) {
             if still.get(e.path.as_str()) == Some(&(e.asset, e.version)) {
                 kept.push(e);
@@ -932,7 +895,7 @@ pub fn run(
                 summary.removed.push(Removed {
                     path: e.path.clone(),
                     asset: Some(e.asset),
-                    reason: why_not(conn, &opts.login, &purpose, e.asset, t, &prefix)?,
+                    reason: why.reason(e.asset, t)?,
                 });
             }
         }
@@ -993,29 +956,54 @@ pub fn run(
     Ok(summary)
 }
 
-/// Why an asset that was exported earlier is not part of the view now.
-fn why_not(
-    conn: &rusqlite::Connection,
-    login: &str,
-    purpose: &purposes::PurposeRow,
-    asset: AssetId,
-    t: Time,
-    prefix: &str,
-) -> Result<String> {
-    let Some(a) = assets::get(conn, asset)? else {
-        return Ok("the asset no longer exists".into());
-    };
-    if !prefix_covers(prefix, &a.collection) {
-        return Ok("outside the exported collection".into());
+/// Says why assets exported earlier are not part of the view now. The rules' inputs are loaded
+/// once, at the first question (a sync may remove many files).
+struct WhyNot<'a> {
+    conn: &'a rusqlite::Connection,
+    login: &'a str,
+    purpose: &'a purposes::PurposeRow,
+    prefix: &'a str,
+    loaded: Option<(World, policy::User)>,
+}
+
+impl<'a> WhyNot<'a> {
+    fn new(
+        conn: &'a rusqlite::Connection,
+        login: &'a str,
+        purpose: &'a purposes::PurposeRow,
+        prefix: &'a str,
+    ) -> Self {
+        WhyNot {
+            conn,
+            login,
+            purpose,
+            prefix,
+            loaded: None,
+        }
     }
-    let world = World::load(conn)?;
-    let user = users::resolve(conn, login)?.to_policy();
-    let d = world.decide(&a, &user, purpose, t);
-    Ok(if d.visible {
-        "moved or renamed".into()
-    } else {
-        d.reason.to_string()
-    })
+
+    fn reason(&mut self, asset: AssetId, t: Time) -> Result<String> {
+        if self.loaded.is_none() {
+            let world = World::load(self.conn)?;
+            let user = users::resolve(self.conn, self.login)?.to_policy();
+            self.loaded = Some((world, user));
+        }
+        let Some((world, user)) = &self.loaded else {
+            return Ok(String::new());
+        };
+        let Some(a) = world.assets.iter().find(|a| a.id == asset) else {
+            return Ok("the asset no longer exists".into());
+        };
+        if !prefix_covers(self.prefix, &a.collection) {
+            return Ok("outside the exported collection".into());
+        }
+        let d = world.decide(a, user, self.purpose, t);
+        Ok(if d.visible {
+            "moved or renamed".into()
+        } else {
+            d.reason.to_string()
+        })
+    }
 }
 
 /// What happened to one file of the export.
@@ -1217,12 +1205,6 @@ mod tests {
         ] {
             assert!(safe_components(p).is_some(), "{p}");
         }
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape_mountinfo("/mnt/my\\040photos"), "/mnt/my photos");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
 
     #[test]

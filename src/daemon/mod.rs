@@ -6,6 +6,8 @@
 //! reaches the view well within 100 ms. Between polls it sleeps until the view's next
 //! transition at the latest, so expiries fire on time without scanning anything.
 
+pub mod mountinfo;
+
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::fuse::{run_invalidator, FuseFs};
@@ -91,34 +93,7 @@ fn stale(shown: &str) -> Error {
 /// Whether `path` is the root of a mounted filesystem (per /proc/self/mountinfo).
 fn is_mountpoint(path: &Path) -> Result<bool> {
     let canon = std::fs::canonicalize(path).map_err(|e| Error::io_path("resolve", path, e))?;
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    Ok(info.lines().any(|l| {
-        l.split(' ')
-            .nth(4)
-            .map(unescape_mountinfo)
-            .is_some_and(|mp| Path::new(&mp) == canon)
-    }))
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    // mountinfo escapes space, tab, newline and backslash as \ooo
-    let mut out = String::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v as char);
-            i += 4;
-        } else {
-            out.push(b[i] as char);
-            i += 1;
-        }
-    }
-    out
+    Ok(mountinfo::mounts().iter().any(|m| m.point == canon))
 }
 
 /// Let the kernel read ahead 1 MiB instead of 128 KiB: each read request then spans 16 chunks,

@@ -99,7 +99,6 @@ impl Vfs {
         login: &Arc<str>,
         purpose: PurposeId,
         asset: AssetId,
-        version: Option<i64>,
     ) -> Result<()> {
         let key = (login.clone(), purpose, asset);
         let now = chrono::Utc::now();
@@ -113,6 +112,11 @@ impl Vfs {
                 return Ok(());
             }
         }
+        // only a first open pays for this lookup
+        let version = self
+            .view()
+            .asset(asset)
+            .and_then(|i| i.version.as_ref().map(|v| v.version));
         let entry = Queued {
             at: now,
             actor: login_of(caller.uid),

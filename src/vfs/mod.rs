@@ -604,11 +604,7 @@ impl Vfs {
                 self.check_write(&view, login, *purpose, *asset)?;
             }
         }
-        let version = self
-            .view()
-            .asset(*asset)
-            .and_then(|i| i.version.as_ref().map(|v| v.version));
-        self.record_open(caller, login, *purpose, *asset, version)
+        self.record_open(caller, login, *purpose, *asset)
             .inspect_err(|e| log::error!("cannot record an open of asset {asset} in the audit log, so it is refused: {e}"))
             .map_err(|e| crate::error::Error::integrity("audit log", e.to_string()))?;
         let (object, reader) = self.open_current(*asset)?;
