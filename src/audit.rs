@@ -40,7 +40,7 @@ fn row_hash(
     hmac::Mac::finalize(m).into_bytes().into()
 }
 
-fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
+pub(crate) fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
     let seq: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'audit_head_seq'",

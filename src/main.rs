@@ -3,6 +3,13 @@
 use clap::Parser;
 
 fn main() {
+    // Everything consentfs creates (store, exports, reports, key files) is private unless a
+    // command sets a wider mode explicitly: the store's own files also get their modes at
+    // creation, this covers what libraries create on our behalf.
+    // SAFETY: umask has no memory effects; no other thread exists yet.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = consentfs::cli::Cli::parse();
     if !matches!(
         cli.command,

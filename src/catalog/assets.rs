@@ -603,36 +603,65 @@ pub fn activate(tx: &Tx, asset: AssetId) -> Result<()> {
     Ok(())
 }
 
-/// Crypto-shred an asset: destroy the data keys of its versions' objects (unless a version of
-/// another asset that is not purged itself shares the object: a backup copy made by a save
-/// shares the previous version's object until both are purged) and remove the files. The asset row, its consent history
-/// and the audit log stay. Returns the objects whose files can now be deleted.
+/// Crypto-shred an asset: destroy the data keys of every object of every version, also of
+/// objects that versions of other assets share (a backup copy an editor's save left, a restored
+/// version), and remove the files. An asset whose current version was one of those objects is
+/// the same content under another name, so it is purged with it (and so on, transitively);
+/// other assets only lose the shared old version (`cat --version` then says it was shredded).
+/// The asset rows, consent history and audit log stay. Returns the objects whose files can now
+/// be deleted.
 pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<ObjectId>> {
-    let mut st = tx.prepare(
-        "SELECT DISTINCT v.object_id FROM versions v WHERE v.asset_id = ?1
-           AND NOT EXISTS (SELECT 1 FROM versions w JOIN assets a ON a.id = w.asset_id
-                            WHERE w.object_id = v.object_id AND w.asset_id <> ?1
-                              AND a.status <> 'purged')",
-    )?;
-    let objects: Vec<String> = st
-        .query_map([asset], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    drop(st);
+    Ok(purge_with_copies(tx, asset)?.0)
+}
+
+/// [`purge`], also returning every asset purged (the asset and its copies).
+pub fn purge_with_copies(tx: &Tx, asset: AssetId) -> Result<(Vec<ObjectId>, Vec<AssetId>)> {
+    let mut todo = vec![asset];
+    let mut purged = std::collections::BTreeSet::new();
+    let mut objects = std::collections::BTreeSet::new();
+    while let Some(a) = todo.pop() {
+        if !purged.insert(a) {
+            continue;
+        }
+        let mine: Vec<String> = tx
+            .prepare_cached("SELECT DISTINCT object_id FROM versions WHERE asset_id = ?1")?
+            .query_map([a], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for o in mine {
+            if !objects.insert(o.clone()) {
+                continue;
+            }
+            let followers: Vec<AssetId> = tx
+                .prepare_cached(
+                    "SELECT a.id FROM assets a JOIN versions v ON v.asset_id = a.id
+                      WHERE v.object_id = ?1 AND a.status <> 'purged'
+                        AND v.version = (SELECT MAX(w.version) FROM versions w WHERE w.asset_id = a.id)",
+                )?
+                .query_map([&o], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            todo.extend(followers.into_iter().filter(|f| !purged.contains(f)));
+        }
+    }
     let mut out = Vec::new();
-    for o in objects {
+    for o in &objects {
         tx.prepare_cached("UPDATE objects SET wrapped_key = NULL WHERE id = ?1")?
-            .execute([&o])?;
-        if let Some(id) = ObjectId::parse(&o) {
+            .execute([o])?;
+        if let Some(id) = ObjectId::parse(o) {
             out.push(id);
         }
     }
-    tx.prepare_cached("UPDATE assets SET status = 'purged' WHERE id = ?1")?
-        .execute([asset])?;
-    tx.audit(
-        "asset.purge",
-        serde_json::json!({ "asset": asset, "objects_shredded": out.len() }),
-    )?;
-    Ok(out)
+    for a in &purged {
+        tx.prepare_cached("UPDATE assets SET status = 'purged' WHERE id = ?1")?
+            .execute([a])?;
+        let detail = if *a == asset {
+            serde_json::json!({ "asset": a, "objects_shredded": out.len() })
+        } else {
+            // the same content under another name goes with it
+            serde_json::json!({ "asset": a, "with": asset })
+        };
+        tx.audit("asset.purge", detail)?;
+    }
+    Ok((out, purged.into_iter().collect()))
 }
 
 /// Set (or with `None` remove) an asset's own retention term.

@@ -9,6 +9,7 @@
 //! [`Tx`], one per command, which also appends the audit entry, so a change and its audit row
 //! commit together or not at all.
 
+pub mod anchor;
 pub mod assets;
 pub mod consents;
 pub mod persons;
@@ -27,6 +28,9 @@ use std::path::Path;
 pub struct Catalog {
     conn: Connection,
     audit_key: Key,
+    /// Where every commit's audit head is anchored (see `anchor`); none in tests that open a
+    /// catalog directly.
+    anchor: Option<anchor::Anchor>,
 }
 
 fn keyed_connection(path: &Path, key: &Key, flags: OpenFlags) -> Result<Connection> {
@@ -44,13 +48,29 @@ impl Catalog {
         if path.exists() {
             return Err(Error::invalid(format!("{} already exists", path.display())));
         }
+        // Created empty with mode 0600 before SQLite opens it: SQLite would create it 0644
+        // (less the umask), and gives the WAL and shared-memory files the database's mode.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|e| Error::io_path("create", path, e))?;
+        }
         let conn = keyed_connection(
             path,
             key,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        let mut cat = Catalog { conn, audit_key };
+        let mut cat = Catalog {
+            conn,
+            audit_key,
+            anchor: None,
+        };
         cat.migrate()?;
         let tx = cat.begin(actor, now)?;
         tx.audit(
@@ -85,7 +105,11 @@ impl Catalog {
             )));
         }
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut cat = Catalog { conn, audit_key };
+        let mut cat = Catalog {
+            conn,
+            audit_key,
+            anchor: None,
+        };
         cat.migrate()?;
         Ok(cat)
     }
@@ -113,6 +137,38 @@ impl Catalog {
         &self.conn
     }
 
+    /// Check this catalog against its rollback anchor and anchor every later commit. A
+    /// catalog behind the anchor is refused, unless `accept_rollback`, which is then recorded
+    /// in the audit log (by `actor`, at `now`) and becomes the anchored state.
+    pub fn use_anchor(
+        &mut self,
+        a: anchor::Anchor,
+        accept_rollback: bool,
+        actor: &str,
+        now: Time,
+    ) -> Result<()> {
+        let given_up = a.check(&self.conn, accept_rollback)?;
+        self.anchor = Some(a);
+        if let Some(old) = given_up {
+            let tx = self.begin(actor, now)?;
+            tx.audit(
+                "catalog.rollback_accepted",
+                serde_json::json!({ "anchored_seq": old.seq, "anchored_hash": old.hash }),
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Anchor commits like `other` does (a second connection of the same process).
+    pub fn share_anchor(&mut self, other: Option<anchor::Anchor>) {
+        self.anchor = other;
+    }
+
+    pub fn anchor(&self) -> Option<&anchor::Anchor> {
+        self.anchor.as_ref()
+    }
+
     pub fn audit_key(&self) -> &Key {
         &self.audit_key
     }
@@ -128,6 +184,7 @@ impl Catalog {
             actor: actor.to_string(),
             now,
             audit_key: &self.audit_key,
+            anchor: self.anchor.as_ref(),
         })
     }
 }
@@ -138,6 +195,7 @@ pub struct Tx<'c> {
     actor: String,
     now: Time,
     audit_key: &'c Key,
+    anchor: Option<&'c anchor::Anchor>,
 }
 
 impl Deref for Tx<'_> {
@@ -176,8 +234,20 @@ impl Tx<'_> {
     ) -> Result<i64> {
         crate::audit::append(&self.tx, self.audit_key, at, actor, action, &detail)
     }
+    /// Commit, then move the rollback anchor to the new audit head. The change is made once
+    /// SQLite commits; an anchor that cannot be written is logged (the catalog is then ahead
+    /// of its anchor, which is never refused) rather than reported as a failed command.
     pub fn commit(self) -> Result<()> {
+        let head = match self.anchor {
+            Some(_) => Some(anchor::head_of(&self.tx)?),
+            None => None,
+        };
         self.tx.commit()?;
+        if let (Some(a), Some(h)) = (self.anchor, head) {
+            if let Err(e) = a.advance(&h) {
+                log::error!("cannot move the rollback anchor forward: {e}");
+            }
+        }
         Ok(())
     }
 }

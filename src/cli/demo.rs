@@ -87,6 +87,12 @@ pub fn run(dir: Option<PathBuf>) -> Result<i32> {
         )));
     }
     std::fs::create_dir_all(&mnt).map_err(|e| Error::io_path("create", &mnt, e))?;
+    // The other demo users must reach the mount; the store and key inside stay 0700/0600.
+    for d in [&dir, &mnt] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::io_path("chmod", d, e))?;
+    }
     let now = chrono::Utc::now();
     let actor = current_login();
     let store = Store::init(&store_dir, None, Some(&key_file), now, &actor)?;
@@ -258,6 +264,9 @@ Press Ctrl-C to unmount. The store stays in {dir}.
         mountpoint: mnt.clone(),
         threads: super::default_threads(),
         on_ready: Some(Box::new(move || println!("{tour}"))),
+        anchor: Some(crate::catalog::anchor::Anchor::at(
+            crate::catalog::anchor::default_path(&store.id()),
+        )),
     };
     daemon::run(store, opts)?;
     Ok(0)

@@ -49,6 +49,15 @@ pub struct Cli {
     /// Print listings as JSON (an array of objects; one object for a single result).
     #[arg(long, global = true)]
     pub json: bool,
+    /// The rollback anchor: where the newest committed audit entry is kept, outside the store
+    /// (default /var/lib/consentfs/anchors/<store id>.json for root, else under
+    /// ~/.local/state/consentfs/anchors/).
+    #[arg(long, global = true, env = "CONSENTFS_ANCHOR", value_name = "FILE")]
+    pub anchor: Option<PathBuf>,
+    /// Open a catalog that is behind its rollback anchor (after restoring a backup on
+    /// purpose); recorded in the audit log.
+    #[arg(long, global = true)]
+    pub accept_rollback: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -508,18 +517,30 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
     let dir = store_dir(cli)?;
     let unlock = unlock_from(cli)?;
     let store = Store::open(&dir, &unlock)?;
-    let catalog = Catalog::open(
+    let mut catalog = Catalog::open(
         &store.catalog_path(),
         &store.catalog_key(),
         store.audit_key(),
     )?;
+    let now = chrono::Utc::now();
+    let actor = current_login();
+    catalog.use_anchor(anchor_of(cli, &store), cli.accept_rollback, &actor, now)?;
     Ok(Ctx {
         store,
         catalog,
         json: cli.json,
-        now: chrono::Utc::now(),
-        actor: current_login(),
+        now,
+        actor,
     })
+}
+
+/// The store's rollback anchor: `--anchor`, or the default for this store and account.
+pub fn anchor_of(cli: &Cli, store: &Store) -> crate::catalog::anchor::Anchor {
+    crate::catalog::anchor::Anchor::at(
+        cli.anchor
+            .clone()
+            .unwrap_or_else(|| crate::catalog::anchor::default_path(&store.id())),
+    )
 }
 
 fn init(cli: &Cli) -> Result<i32> {
@@ -587,6 +608,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     mountpoint,
                     threads,
                     on_ready: None,
+                    anchor: ctx.catalog.anchor().cloned(),
                 },
             )?;
             Ok(0)

@@ -658,12 +658,16 @@ pub fn erase(ctx: &mut Ctx, person: &str, yes: bool, include_group: bool) -> Res
             )?;
         }
         for s in &out.shredded {
-            files.extend(assets::purge(&tx, s.asset)?);
-            // a file name often carries the person's name: it goes with the photo
-            tx.execute(
-                "UPDATE assets SET name = 'erased-' || id WHERE id = ?1",
-                [s.asset],
-            )?;
+            let (objects, purged) = assets::purge_with_copies(&tx, s.asset)?;
+            files.extend(objects);
+            // a file name often carries the person's name: it goes with the photo (and with
+            // copies of it, such as an editor's backup file)
+            for a in purged {
+                tx.execute(
+                    "UPDATE assets SET name = 'erased-' || id WHERE id = ?1",
+                    [a],
+                )?;
+            }
         }
         persons::erase(&tx, p.id)?;
         tx.commit()?;

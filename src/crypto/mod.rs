@@ -130,6 +130,7 @@ pub mod labels {
     pub const CONTENT_HASH: &str = "content hash for duplicate detection";
     pub const AUDIT: &str = "audit log hash chain";
     pub const MANIFEST: &str = "export manifest mac";
+    pub const STORE_ID: &str = "store id for the rollback anchor";
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub struct MountOptions {
     pub threads: usize,
     /// Called once the mount serves requests (the demo prints its tour).
     pub on_ready: Option<Box<dyn FnOnce() + Send>>,
+    /// The rollback anchor every commit of the daemon moves forward (checked by the caller).
+    pub anchor: Option<crate::catalog::anchor::Anchor>,
 }
 
 /// Refuse clearly, before mounting, what would fail or surprise later.
@@ -162,7 +164,10 @@ fn flush_pages(vfs: &Vfs, out: &Sender<Batch>, assets: Option<&[crate::policy::A
 }
 
 /// The watcher: keep the view in step with the catalog and the clock, and hand the resulting
-/// invalidations to the invalidator thread.
+/// invalidations to the invalidator thread. After every complete round it beats the vfs's
+/// heartbeat; a round that fails leaves the heartbeat silent (the mount stops serving after
+/// `live::STALE_AFTER`), and a panic stops the mount from serving for good: a view that may
+/// have missed a withdrawal is never served (fail closed).
 fn watch(
     view: Arc<RwLock<View>>,
     vfs: Arc<Vfs>,
@@ -171,45 +176,134 @@ fn watch(
     stop: Arc<AtomicBool>,
 ) {
     let conn = catalog.conn();
-    let data_version = || conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0));
-    let mut last_version = data_version().unwrap_or(0);
-    let mut last_error: Option<Instant> = None;
+    let mut w = Watcher {
+        last_version: conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0),
+        last_error: None,
+        fault: Fault::from_env(),
+    };
+    vfs.live.require_heartbeat();
     while !stop.load(Ordering::Relaxed) {
+        let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            w.round(&view, &vfs, conn, &out)
+        }));
+        let nap = match round {
+            Ok(Ok(nap)) => {
+                vfs.live.beat();
+                nap
+            }
+            Ok(Err(RoundError::InvalidatorGone)) => {
+                if !stop.load(Ordering::Relaxed) {
+                    vfs.live
+                        .fail("the invalidator thread is gone: kernel caches cannot be dropped");
+                }
+                return;
+            }
+            Ok(Err(RoundError::Catalog(e))) => {
+                if w.last_error
+                    .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+                {
+                    log::warn!("cannot read catalog changes: {e}");
+                    w.last_error = Some(Instant::now());
+                }
+                POLL
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                vfs.live
+                    .fail(&format!("the watcher thread panicked ({what})"));
+                // nothing may be served from the page cache either
+                flush_pages(&vfs, &out, None);
+                return;
+            }
+        };
+        std::thread::sleep(nap);
+    }
+}
+
+enum RoundError {
+    /// The catalog could not be read (busy, corrupt, gone): try again, silent heartbeat.
+    Catalog(Error),
+    InvalidatorGone,
+}
+
+struct Watcher {
+    last_version: i64,
+    last_error: Option<Instant>,
+    fault: Fault,
+}
+
+/// Fault injection for the tests that prove the mount fails closed: with
+/// `CONSENTFS_FAULT=watcher-panic` (or `watcher-hang`) in the daemon's environment the watcher
+/// panics (or stops) at the first catalog change that changes the view. Only ever makes the mount refuse
+/// more, so it cannot weaken anything.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    Panic,
+    Hang,
+}
+
+impl Fault {
+    fn from_env() -> Fault {
+        match std::env::var("CONSENTFS_FAULT").as_deref() {
+            Ok("watcher-panic") => Fault::Panic,
+            Ok("watcher-hang") => Fault::Hang,
+            _ => Fault::None,
+        }
+    }
+    fn strike(self) {
+        match self {
+            Fault::None => {}
+            Fault::Panic => panic!("fault injected: watcher-panic"),
+            Fault::Hang => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+        }
+    }
+}
+
+impl Watcher {
+    /// One round: pick up committed catalog changes and reached time boundaries, push the
+    /// invalidations. Returns how long to sleep before the next round.
+    fn round(
+        &mut self,
+        view: &RwLock<View>,
+        vfs: &Vfs,
+        conn: &rusqlite::Connection,
+        out: &Sender<Batch>,
+    ) -> std::result::Result<Duration, RoundError> {
         let now = chrono::Utc::now();
         let mut changes = Vec::new();
-        match data_version() {
-            Ok(v) if v != last_version => {
-                // drop the pages of what may change before the change becomes visible
-                let touched = view
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .touched_since(conn);
-                if let Ok(assets) = touched {
-                    flush_pages(&vfs, &out, assets.as_deref());
-                }
-                let refreshed = view
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .refresh(conn, now);
-                match refreshed {
-                    Ok(c) => {
-                        last_version = v;
-                        if !c.is_empty() {
-                            log::info!("catalog changed: {} view change(s)", c.len());
-                        }
-                        changes.extend(c);
-                    }
-                    Err(e) => {
-                        // e.g. the catalog is busy: try again at the next poll
-                        if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                            log::warn!("cannot read catalog changes yet: {e}");
-                            last_error = Some(Instant::now());
-                        }
-                    }
-                }
+        let v = conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| RoundError::Catalog(e.into()))?;
+        if v != self.last_version {
+            // drop the pages of what may change before the change becomes visible
+            let touched = view
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .touched_since(conn);
+            if let Ok(assets) = touched {
+                flush_pages(vfs, out, assets.as_deref());
             }
-            Ok(_) => {}
-            Err(e) => log::warn!("cannot poll the catalog: {e}"),
+            let c = view
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .refresh(conn, now)
+                .map_err(RoundError::Catalog)?;
+            self.last_version = v;
+            self.last_error = None;
+            if !c.is_empty() {
+                self.fault.strike();
+                log::info!("catalog changed: {} view change(s)", c.len());
+            }
+            changes.extend(c);
         }
         // access entries queued while another command held the catalog
         vfs.flush_access_log(Duration::ZERO);
@@ -220,7 +314,7 @@ fn watch(
             .is_some_and(|t| t <= now);
         if due {
             let assets = view.read().unwrap_or_else(|p| p.into_inner()).due(now);
-            flush_pages(&vfs, &out, Some(&assets));
+            flush_pages(vfs, out, Some(&assets));
             let expired = view.write().unwrap_or_else(|p| p.into_inner()).expire(now);
             if !expired.is_empty() {
                 log::info!(
@@ -232,15 +326,11 @@ fn watch(
         }
         if !changes.is_empty() {
             let inval = vfs.invalidations(&changes);
-            if out
-                .send(Batch {
-                    items: inval,
-                    done: None,
-                })
-                .is_err()
-            {
-                return;
-            }
+            out.send(Batch {
+                items: inval,
+                done: None,
+            })
+            .map_err(|_| RoundError::InvalidatorGone)?;
         }
         // Sleep until the next poll, or the next transition if it comes sooner.
         let next = view
@@ -253,7 +343,7 @@ fn watch(
                 nap = nap.min(d);
             }
         }
-        std::thread::sleep(nap);
+        Ok(nap)
     }
 }
 
@@ -267,16 +357,18 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         &store.catalog_key(),
         store.audit_key(),
     )?;
+    view_catalog.share_anchor(opts.anchor.clone());
     housekeeping(&store, &mut view_catalog)?;
     let view = View::load(view_catalog.conn(), chrono::Utc::now())?;
     let assets = view.len();
     let view = Arc::new(RwLock::new(view));
     let accounts: Box<dyn Accounts> = Box::new(OsAccounts::default());
-    let write_catalog = Catalog::open(
+    let mut write_catalog = Catalog::open(
         &store.catalog_path(),
         &store.catalog_key(),
         store.audit_key(),
     )?;
+    write_catalog.share_anchor(opts.anchor.clone());
     let vfs = Arc::new(Vfs::new(
         Arc::new(store),
         view.clone(),
@@ -355,6 +447,9 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
             log::info!("signal {sig} received: unmounting");
             break 'serve;
         }
+        if watcher.is_finished() && vfs.live.problem().is_none() {
+            vfs.live.fail("the watcher thread ended");
+        }
         if bg.guard.is_finished() {
             log::info!("the filesystem was unmounted from outside");
             external = true;
@@ -363,14 +458,30 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
-    let _ = watcher.join();
+    // a stuck watcher must not keep the mount from ending
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !watcher.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if watcher.is_finished() {
+        let _ = watcher.join();
+    } else {
+        log::error!("the watcher thread does not end; unmounting without it");
+    }
     let result = if external {
         bg.join()
     } else {
         bg.umount_and_join()
     };
     vfs.clear_invalidation_sender();
-    let _ = invalidator.join();
+    // a stuck watcher still holds a sender, which keeps the invalidator waiting for more
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !invalidator.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if invalidator.is_finished() {
+        let _ = invalidator.join();
+    }
     if !vfs.flush_access_log(Duration::from_secs(30)) {
         log::error!("access entries queued while the catalog was busy could not be written to the audit log");
     }

@@ -11,6 +11,7 @@
 //! is complete or does not exist under its final name. Object I/O goes through this type only,
 //! which keeps the door open for another backend (S3-compatible storage) later.
 
+pub mod private;
 mod writer;
 
 pub use writer::ObjectWriter;
@@ -21,6 +22,7 @@ use crate::crypto::{labels, unwrap_key, wrap_key, Key};
 use crate::error::{Error, IoContext, Result};
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub const KEYRING: &str = "keyring";
@@ -73,6 +75,12 @@ impl Store {
         }
         let existed = root.exists();
         if existed {
+            if !root.is_dir() {
+                return Err(Error::invalid(format!(
+                    "{} exists and is not a directory",
+                    root.display()
+                )));
+            }
             let mut entries = std::fs::read_dir(root).at("read", root)?;
             if entries.next().is_some() {
                 return Err(Error::invalid(format!(
@@ -83,7 +91,11 @@ impl Store {
         }
         let master = Key::random();
         let result = (|| {
-            std::fs::create_dir_all(root.join(OBJECTS)).at("create", root.join(OBJECTS))?;
+            private::create_dir_all(root)?;
+            // an empty directory the administrator made may have any mode: make it private
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(private::DIR_MODE))
+                .at("chmod", root)?;
+            private::create_dir_all(&root.join(OBJECTS))?;
             let secret = match key_file {
                 Some(p) if p.exists() => Some(keyring::read_key_file(p)?),
                 Some(p) => Some(keyring::create_key_file(p)?),
@@ -101,6 +113,7 @@ impl Store {
             // The keyring is written last: its presence is what makes the directory a store.
             ring.save_new(&root.join(KEYRING))?;
             sync_dir(root)?;
+            private::check(root)?;
             Ok(store)
         })();
         if result.is_err() {
@@ -131,6 +144,7 @@ impl Store {
                 root.display()
             )));
         }
+        private::check(root)?;
         let ring = Keyring::load(&ring_path)?;
         let master = ring.unlock(unlock)?;
         Ok(Store::with_master(root, master))
@@ -138,6 +152,12 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// A stable public name of this store (derived from its master key, reveals nothing of
+    /// it): names the store's rollback anchor.
+    pub fn id(&self) -> String {
+        hex::encode(&self.master.derive(crate::crypto::labels::STORE_ID).bytes()[..16])
     }
 
     pub fn catalog_path(&self) -> PathBuf {
@@ -167,10 +187,10 @@ impl Store {
         let data_key = Key::random();
         let final_path = self.object_path(&id);
         let dir = final_path.parent().expect("object paths have a parent");
-        std::fs::create_dir_all(dir).at("create", dir)?;
+        private::create_dir_all(dir)?;
         let tmp = final_path.with_extension("tmp");
         let written = (|| -> Result<NewObject> {
-            let file = File::create(&tmp).at("create object", &tmp)?;
+            let file = private::create_file(&tmp, false)?;
             let mut enc = Encryptor::new(&id, &data_key, file).at("write object", &tmp)?;
             // The keyed content hash runs on a second thread so that hashing and encryption
             // overlap; the blocks it gets are zeroized when dropped.

@@ -37,6 +37,9 @@ pub struct ObjectWriter {
     hash: Option<hmac::Hmac<sha2::Sha256>>,
     hash_key: Key,
     committed: bool,
+    /// A write or truncate failed half-way (disk full, I/O error): what is on disk no longer
+    /// matches what the writer was told, so this object must never become a version.
+    broken: Option<String>,
 }
 
 fn aad(id: &ObjectId, index: u64, last: bool) -> Vec<u8> {
@@ -51,14 +54,9 @@ impl ObjectWriter {
         let id = ObjectId::random();
         let final_path = store.object_path(&id);
         let dir = final_path.parent().expect("object paths have a parent");
-        std::fs::create_dir_all(dir).at("create", dir)?;
+        super::private::create_dir_all(dir)?;
         let tmp = final_path.with_extension("tmp");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .at("create object", &tmp)?;
+        let file = super::private::create_file(&tmp, true)?;
         file.write_all_at(&header(&id), 0)
             .at("write object", &tmp)?;
         let hash_key = store.content_key();
@@ -74,6 +72,7 @@ impl ObjectWriter {
             hash: Some(hash_key.mac_state()),
             hash_key,
             committed: false,
+            broken: None,
         })
     }
 
@@ -178,8 +177,35 @@ impl ObjectWriter {
         Ok(())
     }
 
-    /// Write `data` at `offset`, growing the object (with zeros) as needed.
+    /// Refuse to go on once a change failed half-way; remember the first failure.
+    fn guard(&mut self, r: Result<()>) -> Result<()> {
+        if let Err(e) = &r {
+            if self.broken.is_none() {
+                self.broken = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    fn check_not_broken(&self) -> Result<()> {
+        match &self.broken {
+            None => Ok(()),
+            Some(why) => Err(Error::io(
+                format!("an earlier write to this file failed ({why}); the save is discarded"),
+                std::io::Error::from_raw_os_error(libc::EIO),
+            )),
+        }
+    }
+
+    /// Write `data` at `offset`, growing the object (with zeros) as needed. After a failure
+    /// (e.g. the disk is full) every later write and the commit fail too.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_not_broken()?;
+        let r = self.write_at_unguarded(offset, data);
+        self.guard(r)
+    }
+
+    fn write_at_unguarded(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         // the content hash follows a sequential save; anything else is hashed at commit
         let sequential = offset == self.size;
         if !sequential {
@@ -258,6 +284,12 @@ impl ObjectWriter {
 
     /// Cut or extend (with zeros) to `new_size`.
     pub fn truncate(&mut self, new_size: u64) -> Result<()> {
+        self.check_not_broken()?;
+        let r = self.truncate_unguarded(new_size);
+        self.guard(r)
+    }
+
+    fn truncate_unguarded(&mut self, new_size: u64) -> Result<()> {
         if new_size >= self.size {
             return self.grow_to(new_size);
         }
@@ -305,6 +337,7 @@ impl ObjectWriter {
     /// Seal the last chunk, make the object durable under its final name, and return what the
     /// catalog must record. The object is complete and immutable from here on.
     pub fn commit(mut self, store: &Store) -> Result<NewObject> {
+        self.check_not_broken()?;
         debug_assert_eq!(chunk_count(self.size), self.sealed + 1);
         let mut tail = std::mem::take(&mut *self.tail);
         self.seal_at(self.sealed, &tail, true)?;

@@ -77,10 +77,31 @@ impl Vfs {
         self.opened.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Write `entries` in one transaction, waiting at most `wait` for the write lock.
+    /// Write `entries` in one transaction, waiting at most `wait` in all: for the daemon's
+    /// connection (a save through the mount may hold it while it waits for the catalog) and
+    /// then for the catalog's write lock. An open never queues behind another request for
+    /// longer than that; the entry is queued instead (reported as busy).
     fn commit_entries(&self, entries: &[Queued], wait: Duration) -> Result<()> {
-        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        cat.conn().busy_timeout(wait)?;
+        let deadline = std::time::Instant::now() + wait;
+        let mut cat = loop {
+            match self.catalog.try_lock() {
+                Ok(c) => break c,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(crate::error::Error::Catalog(
+                            rusqlite::Error::SqliteFailure(
+                                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                                Some("the daemon's catalog connection is in use".into()),
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        cat.conn().busy_timeout(left)?;
         let result = (|| {
             let tx = cat.begin("consentfs", chrono::Utc::now())?;
             for e in entries {

@@ -13,6 +13,7 @@
 mod access;
 pub mod cache;
 pub mod inodes;
+pub mod live;
 mod write;
 
 use crate::crypto::object::{Decryptor, ObjectId, CHUNK_PLAIN};
@@ -190,6 +191,8 @@ pub struct Vfs {
     pending_sizes: Mutex<HashMap<AssetId, u64>>,
     /// Which opens were written to the audit log today (first open per user, purpose, asset).
     opened: Mutex<access::OpenedToday>,
+    /// Whether the view is known to be current (fail closed otherwise).
+    pub live: live::Liveness,
 }
 
 const XATTRS: [&str; 4] = [
@@ -231,6 +234,7 @@ impl Vfs {
             merged: Mutex::new(HashMap::new()),
             pending_sizes: Mutex::new(HashMap::new()),
             vacated: Mutex::new(HashMap::new()),
+            live: live::Liveness::default(),
         }
     }
 
@@ -254,7 +258,10 @@ impl Vfs {
 
     /// The node behind an inode. A file whose draft was saved over another file (rename) now
     /// stands for that file: the kernel moves the draft's inode to the target's name.
+    /// Every request that could reveal a photo passes here first, so it also refuses
+    /// (EACCES) while the view is not known to be current (see `live`).
     fn node(&self, ino: Ino) -> Result<Node> {
+        self.live.check()?;
         let node = self
             .inodes()
             .node(ino)
@@ -686,6 +693,7 @@ impl Vfs {
     /// spans several (the kernel's readahead asks for up to 1 MiB at once); only chunks read in
     /// part go through the chunk cache, because the next request will want their remainder.
     pub fn read_into(&self, fh: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<()> {
+        self.live.check()?;
         let h = self.handle(fh)?;
         let asset = self.current_asset(h.asset);
         if !self.view().file_visible(&h.login, h.purpose, asset) {

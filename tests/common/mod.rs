@@ -58,8 +58,14 @@ impl TestStore {
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CONSENTFS_STORE", &self.store)
-            .env("CONSENTFS_KEY_FILE", &self.key);
+            .env("CONSENTFS_KEY_FILE", &self.key)
+            .env("CONSENTFS_ANCHOR", self.anchor());
         c
+    }
+
+    /// The store's rollback anchor (kept in the test's folder, not in /var/lib).
+    pub fn anchor(&self) -> PathBuf {
+        self.dir.path().join("anchor.json")
     }
 
     /// Run and return whatever happened.

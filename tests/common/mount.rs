@@ -15,8 +15,10 @@ pub struct Mount {
 
 /// Whether `path` is a mount point right now.
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(canon) = std::fs::canonicalize(path) else {
-        return false;
+    // the parent is resolved, not the mountpoint: a stat of a dead daemon's root can hang
+    let canon = match (path.parent().map(std::fs::canonicalize), path.file_name()) {
+        (Some(Ok(parent)), Some(name)) => parent.join(name),
+        _ => path.to_path_buf(),
     };
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
@@ -29,8 +31,10 @@ pub fn is_mounted(path: &Path) -> bool {
 /// invalidation waits for a folder lock that a request holds, and that request waits for an
 /// answer the dead daemon never sends; aborting the connection fails the requests and frees it.
 pub fn abort_connection(path: &Path) {
-    let Ok(canon) = std::fs::canonicalize(path) else {
-        return;
+    // never resolve the mountpoint itself: a stat of a dead daemon's root can wait forever
+    let canon = match (path.parent().map(std::fs::canonicalize), path.file_name()) {
+        (Some(Ok(parent)), Some(name)) => parent.join(name),
+        _ => path.to_path_buf(),
     };
     let conns = Path::new("/sys/fs/fuse/connections");
     if std::fs::read_dir(conns).map_or(true, |mut d| d.next().is_none()) {

@@ -1,0 +1,230 @@
+//! The rollback anchor: the newest audit entry this machine has seen committed, kept outside
+//! the store.
+//!
+//! Every change appends to the hash-chained audit log, so the log's head (sequence number and
+//! hash) names the catalog's state. A copy of an older `catalog.db`, an older copy of the whole
+//! store, or a WAL cut back to an earlier commit all bring back withdrawn consents and shredded
+//! keys, and the shortened log is still a valid chain. The anchor catches that: after every
+//! commit the head is written to a root-only file outside the store (by default
+//! `/var/lib/consentfs/anchors/<store id>.json`, for other accounts under
+//! `~/.local/state/consentfs/anchors/`; `--anchor FILE` to choose), and a catalog whose log
+//! does not reach the anchored entry, or holds a different entry there, is refused when it is
+//! opened. A real restore from a backup is accepted with `--accept-rollback`, which is recorded
+//! in the audit log and moves the anchor to the restored state.
+//!
+//! The anchor only ever moves forward (a command that commits an older head than one another
+//! process already anchored leaves it alone), is written to a temporary file and renamed into
+//! place, and is read under the same exclusive lock, so concurrent commands cannot interleave.
+//! A crash between a commit and its anchor leaves the catalog one step ahead of the anchor,
+//! which is accepted: only going back is refused.
+
+use crate::error::{Error, Result};
+use rusqlite::{Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The anchored state: an audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: i64,
+    /// Hex of the entry's chain hash.
+    pub hash: String,
+}
+
+/// Where a store's anchor lives.
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    path: PathBuf,
+}
+
+/// The default anchor file for the store with this id (see the module doc).
+pub fn default_path(store_id: &str) -> PathBuf {
+    let base = if nix::unistd::geteuid().is_root() {
+        PathBuf::from("/var/lib/consentfs")
+    } else if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        PathBuf::from(state).join("consentfs")
+    } else {
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+        PathBuf::from(home).join(".local/state/consentfs")
+    };
+    base.join("anchors").join(format!("{store_id}.json"))
+}
+
+/// The largest anchor file read (it holds a number and a hash).
+const MAX_LEN: u64 = 4096;
+
+/// The head of the log in `conn` (0 and zeros before the first entry).
+fn current(conn: &Connection) -> Result<Head> {
+    let (seq, hash) = crate::audit::head(conn)?;
+    Ok(Head {
+        seq,
+        hash: hex::encode(hash),
+    })
+}
+
+/// The hash the log in `conn` holds at `seq`, if it reaches that far.
+fn hash_at(conn: &Connection, seq: i64) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT hash FROM audit WHERE seq = ?1", [seq], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })
+        .optional()?
+        .map(hex::encode))
+}
+
+impl Anchor {
+    pub fn at(path: PathBuf) -> Anchor {
+        Anchor { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Take the anchor's lock: an exclusive `flock` on `<anchor>.lock` beside it (never
+    /// renamed, unlike the anchor itself), held until the returned file is closed. Creates the
+    /// folder (0700) and the lock file (0600) if needed.
+    fn lock(&self) -> Result<std::fs::File> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io_path("create", dir, e))?;
+        }
+        let lock_path = self.path.with_extension("lock");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&lock_path)
+            .map_err(|e| Error::io_path("open the rollback anchor's lock", &lock_path, e))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
+        if r != 0 {
+            return Err(Error::io_path(
+                "lock",
+                &lock_path,
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(f)
+    }
+
+    /// The anchored head, if one was written (read without following a symlink, bounded).
+    fn read(&self) -> Result<Option<Head>> {
+        let f = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io_path("read the rollback anchor", &self.path, e)),
+        };
+        let md = f
+            .metadata()
+            .map_err(|e| Error::io_path("check", &self.path, e))?;
+        if !md.is_file() {
+            return Err(Error::invalid(format!(
+                "the rollback anchor {} is not a regular file",
+                self.path.display()
+            )));
+        }
+        let mut text = String::new();
+        f.take(MAX_LEN)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io_path("read", &self.path, e))?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::integrity(
+                "rollback anchor",
+                format!("{} cannot be read ({e})", self.path.display()),
+            )
+        })
+    }
+
+    /// Refuse a catalog that is behind the anchor or holds another history; with
+    /// `accept_rollback`, return the anchored head that is being given up instead (the caller
+    /// records it in the audit log, and the next commit moves the anchor).
+    pub fn check(&self, conn: &Connection, accept_rollback: bool) -> Result<Option<Head>> {
+        let _lock = self.lock()?;
+        let Some(anchored) = self.read()? else {
+            return Ok(None);
+        };
+        let now = current(conn)?;
+        let found = hash_at(conn, anchored.seq)?;
+        if found.as_deref() == Some(anchored.hash.as_str()) {
+            return Ok(None);
+        }
+        if accept_rollback {
+            log::warn!(
+                "accepting a catalog behind its rollback anchor (anchored entry {}, catalog at {})",
+                anchored.seq,
+                now.seq
+            );
+            // anchor the accepted state at once, so a later command does not refuse it again
+            self.write(&now)?;
+            return Ok(Some(anchored));
+        }
+        let what = if now.seq < anchored.seq {
+            format!(
+                "its audit log ends at entry {} but this machine saw entry {} committed",
+                now.seq, anchored.seq
+            )
+        } else {
+            format!(
+                "its audit log holds another entry {} than the one this machine saw committed",
+                anchored.seq
+            )
+        };
+        Err(Error::integrity(
+            "catalog",
+            format!(
+                "the catalog was rolled back or replaced: {what} (anchor {}). Withdrawals and erasures recorded since may be undone. \
+                 If you restored a backup on purpose, run the command again with --accept-rollback (it is recorded in the audit log).",
+                self.path.display()
+            ),
+        ))
+    }
+
+    /// Replace the anchor (temporary file, fsync, rename). Call with the lock held.
+    fn write(&self, head: &Head) -> Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut t = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(|e| Error::io_path("create", &tmp, e))?;
+        let text = serde_json::to_string(head).map_err(|e| Error::invalid(e.to_string()))?;
+        t.write_all(text.as_bytes())
+            .and_then(|_| t.sync_all())
+            .map_err(|e| Error::io_path("write", &tmp, e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io_path("rename", &tmp, e))
+    }
+
+    /// Move the anchor to `now` (a head just committed), unless it is already at or past it.
+    pub fn advance(&self, now: &Head) -> Result<()> {
+        let _lock = self.lock()?;
+        if let Some(anchored) = self.read()? {
+            if anchored.seq >= now.seq {
+                return Ok(());
+            }
+        }
+        self.write(now)
+    }
+}
+
+/// The head of the log as seen inside a transaction (to anchor once it commits).
+pub(crate) fn head_of(conn: &Connection) -> Result<Head> {
+    current(conn)
+}

@@ -1,0 +1,610 @@
+//! Issue 11's attacks on a shared machine, replayed: a private store whatever the umask, a mount
+//! that fails closed when it cannot know the consent state, expiries on time, and requests that
+//! never wait behind a catalog someone else holds. Real mounts and real OS users; CI runs these
+//! as root with /dev/fuse.
+
+mod common;
+
+use common::mount::{os_user, run_as, wait_for, Mount};
+use common::TestStore;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A store with one consented photo of Anna and one without persons, visible to `login`.
+fn small_store(login: &str) -> TestStore {
+    let t = TestStore::new();
+    t.write("shoot/a.jpg", b"photo of anna");
+    t.write("shoot/hall.jpg", b"empty hall");
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "a.jpg", "Anna"]);
+    t.ok(&["mark", "hall.jpg", "--no-persons"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.ok(&["user", "add", login]);
+    t.ok(&[
+        "user",
+        "grant",
+        login,
+        "--purpose",
+        "website",
+        "--access",
+        "write",
+    ]);
+    t
+}
+
+/// Every directory and file below `root` with its mode, for the assertion message.
+fn modes(root: &Path) -> Vec<(String, u32, bool)> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(root).follow_links(false) {
+        let e = e.unwrap();
+        let md = e.path().symlink_metadata().unwrap();
+        out.push((
+            e.path().display().to_string(),
+            md.permissions().mode() & 0o7777,
+            md.is_dir(),
+        ));
+    }
+    out
+}
+
+/// Finding 1: init under umask 000, then commands, a mount and a save through it: the store
+/// directory and everything in it stays 0700/0600, and a user without grants cannot open the
+/// catalog's shared-memory file to lock it.
+#[test]
+fn the_store_is_private_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let key = dir.path().join("key");
+    let bin = common::BIN;
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .args(["-c", &format!("umask 000; {script}")])
+            .env("CONSENTFS_STORE", &store)
+            .env("CONSENTFS_KEY_FILE", &key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.path().join("a.jpg"), b"photo").unwrap();
+    sh(&format!("{bin} init"));
+    sh(&format!(
+        "{bin} import {} && {bin} mark a.jpg --no-persons && {bin} user add root && {bin} user grant root --purpose website --access write",
+        dir.path().join("a.jpg").display()
+    ));
+    // a mount started under umask 000 that saves a new version and a draft
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let log = std::fs::File::create(dir.path().join("mount.log")).unwrap();
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            &format!("umask 000; exec {bin} mount {}", mnt.display()),
+        ])
+        .env("CONSENTFS_STORE", &store)
+        .env("CONSENTFS_KEY_FILE", &key)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut m = Mount {
+        dir: mnt.clone(),
+        child: Some(child),
+        log: dir.path().join("mount.log"),
+    };
+    let (up, _) = wait_for(Duration::from_secs(20), || {
+        common::mount::is_mounted(&mnt) && mnt.join("root/website/a.jpg").exists()
+    });
+    assert!(up, "mount did not come up: {}", m.log_text());
+    std::fs::write(mnt.join("root/website/a.jpg"), b"photo, edited").unwrap();
+    std::fs::write(mnt.join("root/website/new.jpg"), b"a draft").unwrap();
+    let store_files = modes(&store);
+    assert!(
+        store_files
+            .iter()
+            .any(|(p, _, _)| p.ends_with("catalog.db-shm")),
+        "the daemon's shared-memory file exists while mounted: {store_files:?}"
+    );
+    for (path, mode, is_dir) in &store_files {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, want, "{path} has mode {mode:o}: {store_files:?}");
+    }
+    // the attack: open the -shm read-only to take the WAL write lock
+    let (uid, gid) = os_user("cfs-eve");
+    let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
+    let out = run_as(
+        uid,
+        gid,
+        &format!(
+            "/usr/bin/python3 -c 'import os; os.open(\"{}\", os.O_RDONLY)'",
+            store.join("catalog.db-shm").display()
+        ),
+    );
+    assert!(
+        !out.status.success(),
+        "another user could open the catalog's shared memory"
+    );
+    m.stop();
+}
+
+/// Finding 1: a store others can enter is refused by every command and by the mount, with the
+/// command that fixes it; after the fix it works again.
+#[test]
+fn a_store_others_can_read_is_refused_with_the_fix() {
+    let t = small_store("root");
+    std::fs::set_permissions(&t.store, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for args in [
+        vec!["ls", "--user", "root", "--purpose", "website"],
+        vec!["consent", "withdraw", "Anna", "--purpose", "website"],
+    ] {
+        let r = t.run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("mode 0755"), "{}", r.stderr);
+        assert!(r.stderr.contains("chmod -R u=rwX,go="), "{}", r.stderr);
+    }
+    let mnt = t.path("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let r = t.run(&["mount", mnt.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "the mount must refuse too: {}", r.stderr);
+    assert!(!common::mount::is_mounted(&mnt));
+    std::fs::set_permissions(
+        t.store.join("catalog.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(&t.store, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let r = t.run(&["ls", "--user", "root", "--purpose", "website"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("catalog.db has mode 0644"),
+        "{}",
+        r.stderr
+    );
+    // the fix the message gives
+    let fix = Command::new("chmod")
+        .args(["-R", "u=rwX,go="])
+        .arg(&t.store)
+        .status()
+        .unwrap();
+    assert!(fix.success());
+    t.ok(&["ls", "--user", "root", "--purpose", "website"]);
+}
+
+/// Whether `path` can be read now (an open and a read both succeed).
+fn readable(path: &Path) -> bool {
+    std::fs::read(path).is_ok()
+}
+
+/// The errno of reading `path`, if it fails.
+fn read_errno(path: &Path) -> Option<i32> {
+    std::fs::read(path).err().and_then(|e| e.raw_os_error())
+}
+
+fn mount_with_fault(t: &TestStore, fault: &str) -> Mount {
+    let dir = t.path("mnt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = t.path("mount.log");
+    let child = t
+        .cmd()
+        .env("RUST_LOG", "info")
+        .env("CONSENTFS_FAULT", fault)
+        .args(["mount", dir.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let m = Mount {
+        dir,
+        child: Some(child),
+        log,
+    };
+    let (up, _) = wait_for(Duration::from_secs(20), || {
+        common::mount::is_mounted(&m.dir)
+    });
+    assert!(up, "mount did not come up: {}", m.log_text());
+    m
+}
+
+/// Finding 2: when the watcher dies, the mount stops serving photos at once (EACCES, a loud log
+/// line) instead of serving a view that no later withdrawal reaches.
+#[test]
+fn a_dead_watcher_closes_the_mount() {
+    let t = small_store("root");
+    let m = mount_with_fault(&t, "watcher-panic");
+    let hall = m.path("root/website/hall.jpg");
+    let a = m.path("root/website/a.jpg");
+    assert!(readable(&hall) && readable(&a));
+    // any catalog change; the injected fault kills the watcher when it sees it
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let (closed, _) = wait_for(Duration::from_secs(10), || {
+        read_errno(&hall) == Some(libc::EACCES)
+    });
+    assert!(
+        closed,
+        "a photo was still served after the watcher died: {}",
+        m.log_text()
+    );
+    assert!(!readable(&a), "the withdrawn photo must not be served");
+    assert!(
+        m.log_text().contains("NOT SERVING PHOTOS"),
+        "the log must say so loudly: {}",
+        m.log_text()
+    );
+    // and it stays closed
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read_errno(&hall), Some(libc::EACCES));
+}
+
+/// Finding 2: a watcher that hangs (no panic, no error) closes the mount once the consent state
+/// can no longer be vouched for.
+#[test]
+fn a_stuck_watcher_closes_the_mount() {
+    let t = small_store("root");
+    let m = mount_with_fault(&t, "watcher-hang");
+    let hall = m.path("root/website/hall.jpg");
+    assert!(readable(&hall));
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let (closed, _) = wait_for(Duration::from_secs(15), || {
+        read_errno(&hall) == Some(libc::EACCES)
+    });
+    assert!(closed, "served while stuck: {}", m.log_text());
+    assert!(
+        m.log_text().contains("NOT SERVING PHOTOS"),
+        "{}",
+        m.log_text()
+    );
+}
+
+/// "Tests that the promises lack": an expiry hides the photo within a second of its time in a
+/// real mount (a timer firing 5 s late fails this).
+#[test]
+fn an_expiry_hides_the_photo_within_a_second() {
+    let t = TestStore::new();
+    t.write("shoot/a.jpg", b"photo of anna");
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "a.jpg", "Anna"]);
+    t.ok(&["user", "add", "root"]);
+    t.ok(&["user", "grant", "root", "--purpose", "website"]);
+    let until = chrono::Utc::now() + chrono::Duration::seconds(6);
+    let until_text = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    t.ok(&[
+        "consent",
+        "grant",
+        "Anna",
+        "--purpose",
+        "website",
+        "--until",
+        &until_text,
+    ]);
+    let m = Mount::start(&t);
+    let a = m.path("root/website/a.jpg");
+    assert!(readable(&a), "visible before the expiry");
+    // the moment the consent ends, to the second (the text has whole seconds)
+    let end = chrono::DateTime::parse_from_rfc3339(&until_text)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let to_end = (end - chrono::Utc::now()).to_std().unwrap_or_default();
+    let start = Instant::now();
+    let (gone, _) = wait_for(to_end + Duration::from_secs(5), || !readable(&a));
+    assert!(gone, "the photo did not disappear: {}", m.log_text());
+    let late = start.elapsed().saturating_sub(to_end);
+    assert!(
+        late <= Duration::from_secs(1),
+        "the photo disappeared {late:?} after its consent ended"
+    );
+}
+
+/// Finding 1, second half: a request never waits for seconds behind another request that waits
+/// for the catalog. Someone (here root, as an attacker no longer can) holds the catalog's WAL
+/// write lock; a save through the mount then waits for it, and meanwhile another file's first
+/// open of the day (which writes an access entry) must still be served promptly.
+#[test]
+fn an_open_does_not_wait_behind_a_save_that_waits_for_the_catalog() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let a = m.path("root/website/a.jpg");
+    let hall = m.path("root/website/hall.jpg");
+    // hold the WAL write lock (byte 120 of the -shm) the way the attack did
+    let mut holder = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            &format!(
+                "import fcntl,os,sys,time\nfd=os.open('{}',os.O_RDWR)\nfcntl.lockf(fd,fcntl.LOCK_EX|fcntl.LOCK_NB,1,120)\nprint('locked',flush=True)\ntime.sleep(30)",
+                t.store.join("catalog.db-shm").display()
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    // a save that will wait for the catalog (and fail after its wait)
+    let writer = {
+        let a = a.clone();
+        std::thread::spawn(move || std::fs::write(a, b"edited"))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let data = std::fs::read(&hall);
+    let took = start.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let _ = writer.join();
+    assert_eq!(data.unwrap(), b"empty hall");
+    assert!(
+        took < Duration::from_secs(5),
+        "the open waited {took:?} behind a save waiting for the catalog"
+    );
+    // the queued access entry reaches the audit log once the catalog is free
+    let listed = t.ok(&["ls", "--user", "root", "--purpose", "website", "--json"]);
+    let hall_id = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "hall.jpg")
+        .map(|e| e["asset"].clone())
+        .unwrap();
+    let (logged, _) = wait_for(Duration::from_secs(20), || {
+        t.ok(&["audit", "list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "access.open" && e["detail"]["asset"] == hall_id)
+    });
+    assert!(logged, "the open was never recorded: {}", m.log_text());
+}
+
+/// Finding 3: after a backup-style save (rename to `a.jpg~`, create `a.jpg` anew, delete the
+/// backup, as mogrify and many editors do), erasing the person leaves nothing of the photo
+/// decryptable: not the old version, not the backup copy (trashed or not).
+#[test]
+fn erase_shreds_every_copy_a_save_left() {
+    for delete_backup in [true, false] {
+        let t = small_store("root");
+        t.ok(&[
+            "user",
+            "grant",
+            "root",
+            "--purpose",
+            "website",
+            "--access",
+            "delete",
+        ]);
+        let m = Mount::start(&t);
+        let dir = m.path("root/website");
+        std::fs::rename(dir.join("a.jpg"), dir.join("a.jpg~")).unwrap();
+        std::fs::write(dir.join("a.jpg"), b"photo of anna, edited").unwrap();
+        if delete_backup {
+            std::fs::remove_file(dir.join("a.jpg~")).unwrap();
+        }
+        drop(m);
+        let versions = t.ok(&["versions", "a.jpg", "--json"]).json();
+        assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
+        let backup = if delete_backup {
+            let trash = t.ok(&["trash", "list", "--json"]).json();
+            trash[0]["asset"]
+                .as_i64()
+                .expect("the backup is in the trash")
+        } else {
+            let hidden = t.ok(&[
+                "ls",
+                "--user",
+                "root",
+                "--purpose",
+                "website",
+                "--hidden",
+                "--json",
+            ]);
+            hidden
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["path"] == "a.jpg~")
+                .and_then(|e| e["asset"].as_i64())
+                .expect("the backup draft")
+        };
+        assert_eq!(
+            t.ok(&["cat", &backup.to_string()]).raw,
+            b"photo of anna",
+            "the backup holds the previous content before the erasure"
+        );
+        let a = t
+            .ok(&["ls", "--user", "root", "--purpose", "website", "--json"])
+            .json();
+        let a = a
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == "a.jpg")
+            .and_then(|e| e["asset"].as_i64())
+            .unwrap()
+            .to_string();
+        t.ok(&["person", "erase", "Anna", "--yes"]);
+        for (what, args) in [
+            ("version 1", vec!["cat", &a, "--version", "1"]),
+            ("version 2", vec!["cat", &a, "--version", "2"]),
+            ("the backup copy", vec!["cat", &backup.to_string()]),
+        ] {
+            let r = t.run(&args);
+            assert_eq!(r.code, 2, "{what} is still decryptable after the erasure");
+            assert!(r.raw.is_empty(), "{what}: bytes were written");
+        }
+        // and no file of the store holds an object that still has a key: every object file
+        // left must belong to another asset (here there is one: the hall)
+        let mut files = Vec::new();
+        common::collect_files(&t.store.join("objects"), &mut files);
+        assert_eq!(files.len(), 1, "object files left: {files:?}");
+    }
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn new(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot mount a tmpfs (the tests with real mounts run as root)");
+        SmallDisk(at.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Finding 9: a save that runs out of disk space fails (the writer sees an error at write or
+/// close), is never recorded as a version, and everyone keeps reading the previous version.
+#[test]
+fn a_save_that_hits_a_full_disk_never_becomes_a_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::new(&dir.path().join("disk"), "3m");
+    let t = TestStore {
+        store: disk.0.join("store"),
+        key: dir.path().join("key"),
+        dir,
+    };
+    t.ok(&["init"]);
+    t.write("shoot/a.jpg", b"photo of anna");
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    t.ok(&["mark", "a.jpg", "--no-persons"]);
+    t.ok(&["user", "add", "root"]);
+    t.ok(&["user", "grant", "root", "--purpose", "website", "--access", "write"]);
+    let m = Mount::start(&t);
+    let a = m.path("root/website/a.jpg");
+    for attempt in 0..2 {
+        // 8 MiB into a 3 MiB disk: fails at some write or at the close
+        let result = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&a)?;
+            for _ in 0..64 {
+                f.write_all(&[b'x'; 128 * 1024])?;
+            }
+            f.sync_all()?;
+            drop(f);
+            Ok(())
+        })();
+        assert!(result.is_err(), "attempt {attempt}: the save cannot have succeeded");
+        let versions = t.ok(&["versions", "a.jpg", "--json"]).json();
+        assert_eq!(
+            versions.as_array().unwrap().len(),
+            1,
+            "attempt {attempt}: a failed save became a version: {versions}"
+        );
+        assert_eq!(std::fs::read(&a).unwrap(), b"photo of anna", "attempt {attempt}");
+        assert_eq!(t.ok(&["cat", "a.jpg"]).raw, b"photo of anna");
+    }
+    // a save that fits still works afterwards
+    std::fs::write(&a, b"photo, edited").unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), b"photo, edited");
+    drop(m);
+    drop(disk);
+}
+
+/// Copy a store folder (the daemon is not running), like a backup.
+fn copy_store(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .args(["-a"])
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Finding 5: putting back an older catalog, or an older copy of the whole store, brings back a
+/// withdrawn consent: refused by every command (also `audit verify`), until an explicit,
+/// audited `--accept-rollback`.
+#[test]
+fn a_rolled_back_catalog_is_refused() {
+    for whole_store in [false, true] {
+        let t = small_store("root");
+        let backup = t.path("backup");
+        if whole_store {
+            copy_store(&t.store, &backup);
+        } else {
+            std::fs::create_dir(&backup).unwrap();
+            std::fs::copy(t.store.join("catalog.db"), backup.join("catalog.db")).unwrap();
+        }
+        t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+        assert_eq!(common::visible(&t, "root", "website"), vec!["hall.jpg"]);
+        // the rollback
+        if whole_store {
+            std::fs::remove_dir_all(&t.store).unwrap();
+            copy_store(&backup, &t.store);
+        } else {
+            for f in ["catalog.db-wal", "catalog.db-shm"] {
+                let _ = std::fs::remove_file(t.store.join(f));
+            }
+            std::fs::copy(backup.join("catalog.db"), t.store.join("catalog.db")).unwrap();
+        }
+        for args in [
+            vec!["ls", "--user", "root", "--purpose", "website"],
+            vec!["audit", "verify"],
+        ] {
+            let r = t.run(&args);
+            assert_eq!(r.code, 2, "{args:?} accepted a rolled-back catalog: {}", r.stdout);
+            assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
+            assert!(r.stderr.contains("--accept-rollback"), "{}", r.stderr);
+        }
+        let mnt = t.path("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        assert_eq!(t.run(&["mount", mnt.to_str().unwrap()]).code, 2);
+        // a restore on purpose
+        let r = t.ok(&["--accept-rollback", "ls", "--user", "root", "--purpose", "website"]);
+        assert!(r.stdout.contains("a.jpg"), "the restored state: {}", r.stdout);
+        let log = t.ok(&["audit", "list", "--json"]).json();
+        assert!(
+            log.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "catalog.rollback_accepted"),
+            "the accepted rollback is in the audit log"
+        );
+        t.ok(&["audit", "verify"]);
+    }
+}
+
+/// Finding 5: a WAL cut back to an earlier commit boundary after a kill -9 (here: the WAL as it
+/// was before the withdrawal) is a rollback too.
+#[test]
+fn a_wal_cut_back_to_an_earlier_commit_is_refused() {
+    let t = small_store("root");
+    let snap = t.path("snap");
+    copy_store(&t.store, &snap);
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    // the catalog and its WAL as they were (an earlier commit boundary)
+    for f in ["catalog.db", "catalog.db-wal"] {
+        let _ = std::fs::remove_file(t.store.join(f));
+        if snap.join(f).exists() {
+            std::fs::copy(snap.join(f), t.store.join(f)).unwrap();
+        }
+    }
+    let _ = std::fs::remove_file(t.store.join("catalog.db-shm"));
+    let r = t.run(&["ls", "--user", "root", "--purpose", "website"]);
+    assert_eq!(r.code, 2, "accepted: {}", r.stdout);
+    assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
+}
