@@ -495,18 +495,30 @@ fn a_save_that_hits_a_full_disk_never_becomes_a_version() {
     let m = Mount::start(&t);
     let a = m.path("root/website/a.jpg");
     for attempt in 0..2 {
-        // 8 MiB into a 3 MiB disk: fails at some write or at the close
-        let result = (|| -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&a)?;
-            for _ in 0..64 {
-                f.write_all(&[b'x'; 128 * 1024])?;
+        // fill most of the disk, write until the disk is full, then free the space again
+        // before the close: the close must not commit what the failed writes left
+        let filler = disk.0.join("filler");
+        let _ = std::fs::write(&filler, vec![0u8; 2 << 20]);
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&a)
+            .unwrap();
+        let mut failed = false;
+        for _ in 0..64 {
+            if f.write_all(&[b'x'; 128 * 1024]).is_err() {
+                failed = true;
+                break;
             }
-            f.sync_all()?;
-            drop(f);
-            Ok(())
-        })();
-        assert!(result.is_err(), "attempt {attempt}: the save cannot have succeeded");
+        }
+        assert!(failed, "attempt {attempt}: 8 MiB cannot fit on a 3 MiB disk");
+        std::fs::remove_file(&filler).unwrap();
+        assert!(
+            f.sync_all().is_err(),
+            "attempt {attempt}: a save whose writes failed was committed"
+        );
+        drop(f);
         let versions = t.ok(&["versions", "a.jpg", "--json"]).json();
         assert_eq!(
             versions.as_array().unwrap().len(),
