@@ -52,7 +52,9 @@ impl Modes {
                  owner must be able to read and write, and nobody else may write or execute"
             ))
         };
-        if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        if digits.is_empty()
+            || digits.len() > 4
+            || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
         {
             return Err(bad());
         }
@@ -183,8 +185,11 @@ pub fn open_dir_at(
         Mode::empty(),
     )
     .map_err(|e| match e {
-        nix::errno::Errno::ELOOP => OpenError::NotRegular("a symbolic link"),
-        nix::errno::Errno::ENOTDIR => OpenError::NotRegular("not a folder"),
+        // O_DIRECTORY | O_NOFOLLOW on a link fails with ENOTDIR: say what it is
+        nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => match lstat_at(dir, name) {
+            Ok(st) => OpenError::NotRegular(kind_of(st.st_mode)),
+            Err(e) => OpenError::Io(e),
+        },
         e => OpenError::Io(errno_io(e)),
     })?;
     // SAFETY: `fd` was just opened by us and is owned by nothing else.
@@ -195,7 +200,9 @@ pub fn open_dir_at(
 /// The folder that holds `path` (opened by its path: links there are the user's own choice),
 /// that folder's path, and the last component of `path`, for the `*_at` functions, which
 /// handle it without following. `.` or `dir/..` are made absolute first.
-pub fn split_open(path: &Path) -> Result<(cap_std::fs::Dir, std::path::PathBuf, std::ffi::OsString)> {
+pub fn split_open(
+    path: &Path,
+) -> Result<(cap_std::fs::Dir, std::path::PathBuf, std::ffi::OsString)> {
     let owned;
     let path = if path.file_name().is_none() {
         owned = path
@@ -308,8 +315,21 @@ mod tests {
             }
         );
         for bad in [
-            "", "0666", "0777", "0700", "0400", "4644", "1644", "0o1644", "abc", "08", "-1", "0622",
-            "99999999999999999999", "0602", "0611",
+            "",
+            "0666",
+            "0777",
+            "0700",
+            "0400",
+            "4644",
+            "1644",
+            "0o1644",
+            "abc",
+            "08",
+            "-1",
+            "0622",
+            "99999999999999999999",
+            "0602",
+            "0611",
         ] {
             assert!(Modes::parse(bad).is_err(), "{bad}");
         }
@@ -326,7 +346,9 @@ mod tests {
         assert!(e.contains("symbolic link"), "{e}");
         let e = open_regular(&d.path().join("p")).unwrap_err().to_string();
         assert!(e.contains("FIFO"), "{e}");
-        let e = open_regular(Path::new("/dev/null")).unwrap_err().to_string();
+        let e = open_regular(Path::new("/dev/null"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("character device"), "{e}");
     }
 }

@@ -119,7 +119,11 @@ fn an_export_and_a_person_report_are_private_whatever_the_umask() {
     let r = run_umask(&t, "022", &export_args(&dest, &[]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(mode(&dest), 0o700);
-    assert_eq!(mode(&t.path("out")) & 0o077, 0, "the parent made on the way");
+    assert_eq!(
+        mode(&t.path("out")) & 0o077,
+        0,
+        "the parent made on the way"
+    );
     assert_eq!(mode(&dest.join("events")), 0o700);
     assert_eq!(mode(&dest.join("events/hall.jpg")), 0o600);
     assert_eq!(mode(&dest.join("events/anna.jpg")), 0o600);
@@ -129,7 +133,10 @@ fn an_export_and_a_person_report_are_private_whatever_the_umask() {
         assert!(!ok && out.is_empty(), "another user read {f}: {out}");
     }
     let (ok, out) = as_other(&format!("ls '{}'", dest.display()));
-    assert!(!ok && out.is_empty(), "another user listed the export: {out}");
+    assert!(
+        !ok && out.is_empty(),
+        "another user listed the export: {out}"
+    );
 
     // an existing empty folder of ours, made 0755 by the umask, becomes private too
     let mine = t.path("out/existing");
@@ -141,7 +148,11 @@ fn an_export_and_a_person_report_are_private_whatever_the_umask() {
 
     // the answer to an access request: names, birth date and photos
     let report = t.path("report");
-    let r = run_umask(&t, "022", &["person", "report", "Anna de Vries", s(&report)]);
+    let r = run_umask(
+        &t,
+        "022",
+        &["person", "report", "Anna de Vries", s(&report)],
+    );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(mode(&report), 0o700);
     assert_eq!(mode(&report.join("index.json")), 0o600);
@@ -153,9 +164,17 @@ fn an_export_and_a_person_report_are_private_whatever_the_umask() {
         .collect();
     assert_eq!(photos.len(), 1);
     assert_eq!(mode(&photos[0]), 0o600);
-    for f in [report.join("index.json"), report.join("index.html"), photos[0].clone()] {
+    for f in [
+        report.join("index.json"),
+        report.join("index.html"),
+        photos[0].clone(),
+    ] {
         let (ok, out) = as_other(&format!("cat '{}'", f.display()));
-        assert!(!ok && out.is_empty(), "another user read {}: {out}", f.display());
+        assert!(
+            !ok && out.is_empty(),
+            "another user read {}: {out}",
+            f.display()
+        );
     }
 }
 
@@ -178,8 +197,7 @@ fn an_explicit_mode_is_used_kept_by_sync_and_bounded() {
         std::fs::Permissions::from_mode(0o600),
     )
     .unwrap();
-    std::fs::set_permissions(dest.join("events"), std::fs::Permissions::from_mode(0o777))
-        .unwrap();
+    std::fs::set_permissions(dest.join("events"), std::fs::Permissions::from_mode(0o777)).unwrap();
     let r = run_umask(&t, "077", &export_args(&dest, &["--sync"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(mode(&dest.join("events/hall.jpg")), 0o644);
@@ -197,7 +215,17 @@ fn an_explicit_mode_is_used_kept_by_sync_and_bounded() {
 
     // what others could write to, executable or special modes are refused before anything
     let never = t.path("never");
-    for bad in ["0666", "0777", "0700", "0755", "4644", "0400", "abc", "", "99999999999"] {
+    for bad in [
+        "0666",
+        "0777",
+        "0700",
+        "0755",
+        "4644",
+        "0400",
+        "abc",
+        "",
+        "99999999999",
+    ] {
         t.fails(&export_args(&never, &["--mode", bad]), "--mode");
         assert!(!never.exists(), "--mode {bad} created the destination");
     }
@@ -218,7 +246,11 @@ fn a_destination_owned_by_another_user_is_refused() {
         &["person", "report", "Anna de Vries", s(&theirs)],
         "belongs to",
     );
-    assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(&theirs).unwrap().count(),
+        0,
+        "nothing written"
+    );
     // a link to their folder is no way around it
     std::os::unix::fs::symlink(&theirs, t.path("link")).unwrap();
     t.fails(&export_args(&t.path("link"), &[]), "belongs to");
@@ -255,7 +287,11 @@ fn import_skips_links_and_refuses_pipes_and_devices() {
     // for people, on stdout
     let r = prompt(&t, &["import", "--collection", "h", s(&shoot)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let skipped = r.stdout.lines().filter(|l| l.starts_with("skipped ")).count();
+    let skipped = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("skipped "))
+        .count();
     assert_eq!(skipped, 4, "{}", r.stdout);
     // nothing of /etc/passwd or the folder outside is in the store
     let all = t.ok(&["--json", "audit", "list"]).stdout;
@@ -315,14 +351,25 @@ fn no_raw_control(what: &str, text: &str) {
 #[test]
 fn names_with_control_characters_are_escaped_for_people_and_exact_in_json() {
     let t = TestStore::new();
-    t.write(&format!("shoot/{EVIL_DIR}/{EVIL_FILE}"), b"a photo with a bad name");
+    t.write(
+        &format!("shoot/{EVIL_DIR}/{EVIL_FILE}"),
+        b"a photo with a bad name",
+    );
     t.write("shoot/gone.jpg", b"to the trash");
     let out = t.ok(&["import", "--collection", "ev", s(&t.path("shoot"))]);
     no_raw_control("import", &out.stdout);
     let path = format!("ev/{EVIL_DIR}/{EVIL_FILE}");
     t.ok(&["person", "add", EVIL_PERSON, "--born", "1990-01-01"]);
     t.ok(&["link", &path, "1"]);
-    t.ok(&["consent", "grant", "1", "--purpose", "website", "--until", "10d"]);
+    t.ok(&[
+        "consent",
+        "grant",
+        "1",
+        "--purpose",
+        "website",
+        "--until",
+        "10d",
+    ]);
     t.ok(&["user", "add", "web"]);
     t.ok(&["user", "grant", "web", "--purpose", "website"]);
     // the same bytes again under another name: the duplicate line names the first
@@ -333,7 +380,9 @@ fn names_with_control_characters_are_escaped_for_people_and_exact_in_json() {
     {
         let (_s, mut cat) = t.open_catalog();
         let tx = cat.begin("test", chrono::Utc::now()).unwrap();
-        let gone = consentfs::catalog::assets::resolve(&tx, "ev/gone.jpg").unwrap().id;
+        let gone = consentfs::catalog::assets::resolve(&tx, "ev/gone.jpg")
+            .unwrap()
+            .id;
         consentfs::catalog::assets::set_status(&tx, gone, consentfs::policy::Status::Trash)
             .unwrap();
         tx.execute(
@@ -344,8 +393,14 @@ fn names_with_control_characters_are_escaped_for_people_and_exact_in_json() {
         tx.commit().unwrap();
     }
     let human: Vec<(&str, Vec<&str>)> = vec![
-        ("ls", vec!["ls", "--user", "web", "--purpose", "website", "--hidden"]),
-        ("why", vec!["why", &path, "--user", "web", "--purpose", "website"]),
+        (
+            "ls",
+            vec!["ls", "--user", "web", "--purpose", "website", "--hidden"],
+        ),
+        (
+            "why",
+            vec!["why", &path, "--user", "web", "--purpose", "website"],
+        ),
         ("person list", vec!["person", "list"]),
         ("person show", vec!["person", "show", "1"]),
         ("consent list", vec!["consent", "list"]),
@@ -381,7 +436,15 @@ fn names_with_control_characters_are_escaped_for_people_and_exact_in_json() {
 
     // JSON keeps the exact names
     let ls = t
-        .ok(&["--json", "ls", "--user", "web", "--purpose", "website", "--hidden"])
+        .ok(&[
+            "--json",
+            "ls",
+            "--user",
+            "web",
+            "--purpose",
+            "website",
+            "--hidden",
+        ])
         .json();
     assert_eq!(ls[0]["path"].as_str().unwrap(), path);
     let persons = t.ok(&["--json", "person", "list"]).json();
@@ -413,7 +476,8 @@ fn a_fifo_or_a_huge_file_as_manifest_is_refused_promptly() {
     // larger than any export writes: not read at all (sparse, so it costs no disk)
     std::fs::remove_file(&manifest).unwrap();
     let f = std::fs::File::create(&manifest).unwrap();
-    f.set_len(consentfs::export::MAX_MANIFEST_BYTES + 1).unwrap();
+    f.set_len(consentfs::export::MAX_MANIFEST_BYTES + 1)
+        .unwrap();
     drop(f);
     let r = prompt(&t, &["export", "verify", s(&dest)]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
@@ -433,10 +497,18 @@ fn a_fifo_or_a_huge_file_as_manifest_is_refused_promptly() {
 
     // an exported photo replaced by a FIFO is reported, not waited on
     std::fs::remove_file(other.join("events/hall.jpg")).unwrap();
-    nix::unistd::mkfifo(&other.join("events/hall.jpg"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    nix::unistd::mkfifo(
+        &other.join("events/hall.jpg"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
     let r = prompt(&t, &["export", "verify", s(&other)]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("hall.jpg: not a regular file"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("hall.jpg: not a regular file"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -472,7 +544,15 @@ fn another_users_ls_and_why_never_name_someone_elses_draft() {
         id.to_string()
     };
     t.ok(&["user", "add", "root"]);
-    t.ok(&["user", "grant", "root", "--purpose", "website", "--access", "write"]);
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "write",
+    ]);
     for user in ["nogrant", "web", "printer"] {
         for purpose in ["website", "print"] {
             for json in [false, true] {
@@ -492,7 +572,15 @@ fn another_users_ls_and_why_never_name_someone_elses_draft() {
             assert!(!out.contains("anna-secret-crop"), "{user}: {out}");
             assert!(out.contains("someone else's draft"), "{user}: {out}");
             let j = t
-                .ok(&["--json", "why", &draft, "--user", user, "--purpose", purpose])
+                .ok(&[
+                    "--json",
+                    "why",
+                    &draft,
+                    "--user",
+                    user,
+                    "--purpose",
+                    purpose,
+                ])
                 .json();
             assert!(j["path"].is_null(), "{j}");
             assert_eq!(j["visible"], false);
@@ -504,7 +592,15 @@ fn another_users_ls_and_why_never_name_someone_elses_draft() {
         .stdout;
     assert!(out.contains("events/anna-secret-crop.jpg"), "{out}");
     let j = t
-        .ok(&["--json", "why", &draft, "--user", "root", "--purpose", "website"])
+        .ok(&[
+            "--json",
+            "why",
+            &draft,
+            "--user",
+            "root",
+            "--purpose",
+            "website",
+        ])
         .json();
     assert_eq!(j["path"], "events/anna-secret-crop.jpg");
 }

@@ -10,10 +10,10 @@ use super::{output, Ctx};
 use crate::catalog::assets::{self, check_name, join_path, normalize_collection};
 use crate::crypto::object::ObjectId;
 use crate::error::{Error, IoContext, Result};
+use crate::files;
 use crate::policy::Status;
 use serde::Serialize;
 use std::collections::HashMap;
-use crate::files;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
@@ -130,7 +130,12 @@ fn plan_dir(
     let mut names: Vec<OsString> = dir
         .entries()
         .and_then(|it| it.map(|e| e.map(|e| e.file_name())).collect())
-        .map_err(|e| Error::io(format!("cannot read {} (nothing was imported)", here.display()), e))?;
+        .map_err(|e| {
+            Error::io(
+                format!("cannot read {} (nothing was imported)", here.display()),
+                e,
+            )
+        })?;
     names.sort();
     for name in names {
         let full = here.join(&name);
@@ -180,7 +185,13 @@ fn plan(paths: &[PathBuf], base: &str) -> Result<Walk> {
             let dir = files::open_dir_at(&parent, &name).map_err(|e| e.refusing_import(p))?;
             plan_dir(&dir, &root, &mut parts, &[], base, &mut out)?;
         } else {
-            plan_file(&parent, (&root, &parts), base, utf8_name(&name, p)?, &mut out)?;
+            plan_file(
+                &parent,
+                (&root, &parts),
+                base,
+                utf8_name(&name, p)?,
+                &mut out,
+            )?;
         }
     }
     let mut seen: HashMap<String, &Path> = HashMap::new();
@@ -513,5 +524,54 @@ pub fn generate(ctx: &mut Ctx, spec: GenerateSpec) -> Result<i32> {
             let _ = ctx.store.remove_object(&obj.id);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(dir: &Path) -> Vec<Planned> {
+        plan(&[dir.to_path_buf()], "").unwrap().files
+    }
+
+    /// A file planned as a regular file and swapped afterwards (for a link to a secret, or
+    /// its folder for a link to another folder) is not read: each open is checked again.
+    #[test]
+    fn a_file_swapped_after_planning_is_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let shoot = d.path().join("shoot");
+        std::fs::create_dir_all(shoot.join("sub")).unwrap();
+        std::fs::write(shoot.join("a.jpg"), b"photo").unwrap();
+        std::fs::write(shoot.join("sub/passwd"), b"harmless").unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), b"root:x:0:0").unwrap();
+
+        let plan = planned(&shoot);
+        assert_eq!(plan.len(), 2);
+        let mut s = String::new();
+        open_planned(&plan[0])
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "photo");
+
+        // the file becomes a link (the original kept aside, so its inode is not reused)
+        std::fs::rename(shoot.join("a.jpg"), d.path().join("kept.jpg")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("etc/passwd"), shoot.join("a.jpg")).unwrap();
+        let e = open_planned(&plan[0]).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+
+        // a folder on the way becomes a link to a folder with a file of the same name
+        std::fs::rename(shoot.join("sub"), d.path().join("old-sub")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("etc"), shoot.join("sub")).unwrap();
+        let e = open_planned(&plan[1]).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+
+        // another regular file put in its place is refused too
+        std::fs::remove_file(shoot.join("a.jpg")).unwrap();
+        std::fs::write(shoot.join("a.jpg"), b"other").unwrap();
+        let e = open_planned(&plan[0]).unwrap_err().to_string();
+        assert!(e.contains("replaced"), "{e}");
     }
 }

@@ -116,7 +116,10 @@ mod tests {
             "a\\x1b[31mb\\r\\nc\\td\\x7f\\u{85}\\u{9b}"
         );
         assert_eq!(printable("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
-        assert_eq!(printable("\u{2066}\u{2069}\u{200f}"), "\\u{2066}\\u{2069}\\u{200f}");
+        assert_eq!(
+            printable("\u{2066}\u{2069}\u{200f}"),
+            "\\u{2066}\\u{2069}\\u{200f}"
+        );
         assert_eq!(printable("\0"), "\\x00");
     }
 }
