@@ -19,15 +19,25 @@
 //!   while the export ran removes that file again before the manifest is written.
 //! * The export (what went where, under which MAC) is recorded in the catalog and the audit log,
 //!   also when it fails half-way after files went out.
+//! * Decrypted copies are plaintext outside the store's encryption: the destination and every
+//!   folder in it are 0700 and every file 0600, whatever the umask, unless the user asks for a
+//!   mode (`--mode 0644` for a web server's folder; see [`Modes::parse`] for what is allowed).
+//!   The mode is kept in the manifest, so `--sync` keeps it and puts back drifted permissions.
+//!   A destination that belongs to another user is refused.
+//! * What the export reads back from the destination (the manifest, files it compares) is
+//!   opened without following links and without waiting on FIFOs, and the manifest's size is
+//!   bounded ([`MAX_MANIFEST_BYTES`]): the destination may be a folder others had access to.
 
 use crate::catalog::assets::{self, check_name, normalize_collection, AssetRow};
 use crate::catalog::snapshot::World;
 use crate::catalog::{consents, purposes, users, Catalog};
 use crate::crypto::Key;
 use crate::error::{Error, Result};
+pub use crate::files::Modes;
+use crate::files::{self, OpenError};
 use crate::policy::{self, prefix_covers, AssetId, Status, Time};
 use crate::store::Store;
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,6 +49,12 @@ pub const MANIFEST: &str = "manifest.json";
 /// Temporary files start with this; a leftover one means an export was interrupted.
 const TMP_PREFIX: &str = ".consentfs-tmp-";
 const FORMAT: &str = "consentfs-export/1";
+/// The largest manifest `verify` and `--sync` read, and so the largest an export writes (it
+/// refuses, before writing anything, a view whose manifest could be larger: export it in parts
+/// with `--collection`). An entry with one person's consent takes about 0.9 KiB, so this is
+/// room for about 70,000 files. Parsing costs a few times the size in memory: a file planted
+/// as `manifest.json` cannot make `verify` or `--sync` take more than a few hundred MiB.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 /// What the command line asked for.
 pub struct Options {
@@ -48,6 +64,9 @@ pub struct Options {
     pub collection: Option<String>,
     pub sync: bool,
     pub strip_location: bool,
+    /// Permissions asked for with `--mode`; without, a first export is private (0600/0700) and
+    /// `--sync` keeps the mode of the earlier export.
+    pub mode: Option<Modes>,
 }
 
 /// The grant of one linked person that makes a file usable: the proof.
@@ -96,6 +115,10 @@ pub struct Manifest {
     pub basis: String,
     pub collection: String,
     pub strip_location: bool,
+    /// The permissions of the exported files (`0600`, or what `--mode` asked for). Absent in
+    /// manifests written before modes were recorded (those exports count as private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     pub files: Vec<FileEntry>,
     /// `hmac-sha256:<hex>` over the manifest without this field.
     #[serde(default)]
@@ -206,11 +229,27 @@ fn absolute_resolved(path: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Open (creating if needed) the destination folder as a capability.
+/// Open (creating if needed, 0700) the destination folder as a capability. A folder that
+/// belongs to another user is refused (checked on the opened folder, so a folder swapped in
+/// after the check cannot slip through). The caller sets the folder's final mode.
 pub fn open_dest(abs: &Path) -> Result<Dir> {
-    std::fs::create_dir_all(abs).map_err(|e| Error::io_path("create", abs, e))?;
-    Dir::open_ambient_dir(abs, cap_std::ambient_authority())
-        .map_err(|e| Error::io_path("open", abs, e))
+    files::create_dir_all(abs, Modes::PRIVATE.dir)?;
+    let dir = Dir::open_ambient_dir(abs, cap_std::ambient_authority())
+        .map_err(|e| Error::io_path("open", abs, e))?;
+    files::check_owner(&dir, abs)?;
+    Ok(dir)
+}
+
+/// The regular file `rel` below `dir`, opened without following a link in its last component
+/// and without waiting on a FIFO (folders on the way are resolved beneath `dir`).
+fn open_regular(dir: &Dir, rel: &str) -> std::result::Result<std::fs::File, OpenError> {
+    let (folder, name) = split(rel);
+    let sub = if folder.is_empty() {
+        dir.try_clone().map_err(OpenError::Io)?
+    } else {
+        dir.open_dir(folder).map_err(OpenError::Io)?
+    };
+    files::open_regular_at(&sub, std::ffi::OsStr::new(name))
 }
 
 /// The components of a path below the destination, each a usable file name; `None` for a
@@ -274,9 +313,7 @@ fn show_rel(p: &str) -> &str {
 
 /// SHA-256 (hex) and size of a regular file below `dir`.
 fn hash_file(dir: &Dir, rel: &str) -> Result<(String, u64)> {
-    let mut f = dir
-        .open(rel)
-        .map_err(|e| Error::io(format!("cannot read {rel}"), e))?;
+    let mut f = open_regular(dir, rel).map_err(|e| e.into_error(rel))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
@@ -326,15 +363,25 @@ fn tmp_name(final_name: &str) -> String {
     format!("{TMP_PREFIX}{}-{keep}", hex::encode(r))
 }
 
-/// Write `bytes` to `rel` below `dir` atomically (temporary name, fsync, rename).
-pub fn write_atomic(dir: &Dir, rel: &str, bytes: &[u8]) -> Result<()> {
+/// A new file `tmp` in `dir`, created 0600 whatever the umask (it gets its final mode before
+/// it is renamed into place).
+fn create_tmp(dir: &Dir, tmp: &str, shown: &str) -> Result<cap_std::fs::File> {
+    dir.open_with(
+        tmp,
+        OpenOptions::new().write(true).create_new(true).mode(0o600),
+    )
+    .map_err(|e| Error::io(format!("cannot create {shown}"), e))
+}
+
+/// Write `bytes` to `rel` below `dir` atomically (temporary name, fsync, rename), with the
+/// permissions `modes` (the folders on the way too).
+pub fn write_atomic(dir: &Dir, rel: &str, bytes: &[u8], modes: Modes) -> Result<()> {
     let (folder, name) = split(rel);
-    let sub = open_folder(dir, folder, true)?;
+    let sub = open_folder(dir, folder, Some(modes))?;
     let tmp = tmp_name(name);
     let result = (|| {
-        let mut f = sub
-            .open_with(&tmp, OpenOptions::new().write(true).create_new(true))
-            .map_err(|e| Error::io(format!("cannot create {rel}"), e))?;
+        let mut f = create_tmp(&sub, &tmp, rel)?;
+        files::set_mode(&f, modes.file, rel)?;
         f.write_all(bytes)
             .and_then(|_| f.sync_all())
             .map_err(|e| Error::io(format!("cannot write {rel}"), e))?;
@@ -354,19 +401,35 @@ fn split(rel: &str) -> (&str, &str) {
     }
 }
 
-/// The folder `folder` below `dir` (created when `create`); `dir` itself for "".
-fn open_folder(dir: &Dir, folder: &str, create: bool) -> Result<Dir> {
+/// The folder `folder` below `dir`; `dir` itself for "". With `create`, missing folders are
+/// made and every folder on the way gets the mode `create.dir`.
+fn open_folder(dir: &Dir, folder: &str, create: Option<Modes>) -> Result<Dir> {
+    let mut cur = dir
+        .try_clone()
+        .map_err(|e| Error::io("cannot open the destination", e))?;
     if folder.is_empty() {
-        return dir
-            .try_clone()
-            .map_err(|e| Error::io("cannot open the destination", e));
+        return Ok(cur);
     }
-    if create {
-        dir.create_dir_all(folder)
-            .map_err(|e| Error::io(format!("cannot create folder {folder}"), e))?;
+    let mut done = 0;
+    for part in folder.split('/') {
+        done += part.len() + 1;
+        let shown = &folder[..(done - 1).min(folder.len())];
+        if create.is_some() {
+            match cur.create_dir(part) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(format!("cannot create folder {shown}"), e)),
+            }
+        }
+        let next = cur
+            .open_dir(part)
+            .map_err(|e| Error::io(format!("cannot open folder {shown}"), e))?;
+        if let Some(m) = create {
+            files::set_mode(&next, m.dir, shown)?;
+        }
+        cur = next;
     }
-    dir.open_dir(folder)
-        .map_err(|e| Error::io(format!("cannot open folder {folder}"), e))
+    Ok(cur)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,18 +538,39 @@ fn seal_manifest(key: &Key, m: &mut Manifest) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Read and authenticate `manifest.json`: the manifest, or why it cannot be trusted.
+/// Read and authenticate `manifest.json`: the manifest, or why it cannot be trusted. A link,
+/// FIFO or device in its place, or a file larger than [`MAX_MANIFEST_BYTES`], is not read.
 fn read_manifest(dir: &Dir, key: &Key) -> Result<std::result::Result<Manifest, String>> {
-    let mut text = String::new();
-    match dir.open(MANIFEST) {
-        Ok(mut f) => {
-            f.read_to_string(&mut text)
-                .map_err(|e| Error::io("cannot read manifest.json", e))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let f = match files::open_regular_at(dir, std::ffi::OsStr::new(MANIFEST)) {
+        Ok(f) => f,
+        Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Err("there is no manifest.json".into()))
         }
-        Err(e) => return Err(Error::io("cannot read manifest.json", e)),
+        Err(OpenError::NotRegular(kind)) => {
+            return Ok(Err(format!(
+                "manifest.json is {kind}, not a regular file; it was not read"
+            )))
+        }
+        Err(OpenError::Io(e)) => return Err(Error::io("cannot read manifest.json", e)),
+    };
+    let size = f
+        .metadata()
+        .map_err(|e| Error::io("cannot read manifest.json", e))?
+        .len();
+    if size > MAX_MANIFEST_BYTES {
+        return Ok(Err(format!(
+            "manifest.json is {size} bytes, more than the {MAX_MANIFEST_BYTES} an export writes; it was not read"
+        )));
+    }
+    let mut text = String::new();
+    // bounded again while reading: the file may grow after the size was looked at
+    f.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io("cannot read manifest.json", e))?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Ok(Err(format!(
+            "manifest.json grew past {MAX_MANIFEST_BYTES} bytes while it was read; it was not used"
+        )));
     }
     let value: serde_json::Value = match serde_json::from_str(&text) {
         Ok(v) => v,
@@ -554,7 +638,14 @@ pub fn verify(key: &Key, dest: &Path) -> Result<Verification> {
                 Ok(_) => return Ok(Some(format!("{}: not a regular file", f.path))),
                 Err(_) => return Ok(Some(format!("{}: missing", f.path))),
             }
-            let (sha, size) = hash_file(&dir, &f.path)?;
+            // opened without following or blocking: it may have been swapped since the look
+            let (sha, size) = match hash_file(&dir, &f.path) {
+                Ok(r) => r,
+                Err(Error::Invalid(_)) => {
+                    return Ok(Some(format!("{}: not a regular file", f.path)))
+                }
+                Err(e) => return Err(e),
+            };
             Ok((size != f.size || sha != f.sha256).then(|| {
                 format!(
                     "{}: content differs from the manifest (SHA-256 {sha}, expected {})",
@@ -745,6 +836,19 @@ pub fn run(
             }
         }
     };
+    // the mode asked for, else the earlier export's, else private
+    let modes = match (opts.mode, old.as_ref().and_then(|m| m.mode.as_deref())) {
+        (Some(m), _) => m,
+        (None, Some(earlier)) => Modes::parse(earlier).unwrap_or(Modes::PRIVATE),
+        (None, None) => Modes::PRIVATE,
+    };
+    files::set_mode(&dir, modes.dir, &opts.dest.display().to_string())?;
+    // folders an earlier run made (or someone loosened) get the mode back
+    for f in &folders {
+        if let Ok(sub) = dir.open_dir(f) {
+            files::set_mode(&sub, modes.dir, f)?;
+        }
+    }
     let base = Manifest {
         format: FORMAT.into(),
         export: 0,
@@ -756,6 +860,7 @@ pub fn run(
         basis: purpose.basis.as_str().into(),
         collection: prefix.clone(),
         strip_location: opts.strip_location,
+        mode: Some(modes.show()),
         files: Vec::new(),
         mac: String::new(),
     };
@@ -763,7 +868,12 @@ pub fn run(
         // A first export starts with an empty, authentic manifest (export 0): if it is cut off,
         // the folder is still recognisably ours, `verify` reports the files as unproven, and
         // `--sync` finishes the job.
-        write_atomic(&dir, MANIFEST, &seal_manifest(&key, &mut base.clone())?)?;
+        write_atomic(
+            &dir,
+            MANIFEST,
+            &seal_manifest(&key, &mut base.clone())?,
+            modes,
+        )?;
     }
     let old_strip = old.as_ref().map(|m| m.strip_location);
     let old_entries: HashMap<&str, &FileEntry> = old
@@ -785,6 +895,13 @@ pub fn run(
         now,
         &mut summary.skipped,
     )?;
+    let bound = manifest_bound(&key, &base, &want)?;
+    if bound > MAX_MANIFEST_BYTES {
+        return Err(Error::invalid(format!(
+            "the manifest of this export ({} files) could take {bound} bytes, more than the {MAX_MANIFEST_BYTES} consentfs reads back; export it in parts with --collection (nothing was exported)",
+            want.len()
+        )));
+    }
     let want_paths: BTreeSet<&str> = want.iter().map(|w| w.path.as_str()).collect();
 
     let mut entries: Vec<FileEntry> = Vec::new();
@@ -819,7 +936,13 @@ pub fn run(
                         && old_strip == Some(opts.strip_location) =>
                 {
                     let (sha, size) = hash_file(&dir, &w.path)?;
-                    (sha == o.sha256 && size == o.size).then_some((sha, size))
+                    let same = sha == o.sha256 && size == o.size;
+                    if same {
+                        // kept as it is, but with the export's permissions
+                        let f = open_regular(&dir, &w.path).map_err(|e| e.into_error(&w.path))?;
+                        files::set_mode(&f, modes.file, &w.path)?;
+                    }
+                    same.then_some((sha, size))
                 }
                 _ => None,
             };
@@ -831,7 +954,7 @@ pub fn run(
                     written: false,
                     kept: false,
                 },
-                None => write_one(store, &dir, &abs, w, exiftool.as_ref())?,
+                None => write_one(store, &dir, &abs, w, exiftool.as_ref(), modes)?,
             };
             progress.advance(w.version.size);
             Ok(done)
@@ -949,11 +1072,36 @@ pub fn run(
     )?;
     tx.commit()?;
     outcome?;
-    write_atomic(&dir, MANIFEST, &bytes)?;
+    write_atomic(&dir, MANIFEST, &bytes, modes)?;
     summary.export = id;
     summary.files = manifest.files.len();
     summary.manifest_mac = manifest.mac;
     Ok(summary)
+}
+
+/// The largest the manifest of exporting `want` can be: every entry with the widest size and
+/// export number (removals while exporting only make it smaller).
+fn manifest_bound(key: &Key, base: &Manifest, want: &[Wanted]) -> Result<u64> {
+    let mut m = Manifest {
+        export: i64::MAX,
+        files: want
+            .iter()
+            .map(|w| FileEntry {
+                path: w.path.clone(),
+                asset: w.asset.id,
+                version: w.version.version,
+                size: u64::MAX,
+                sha256: "0".repeat(64),
+                location_stripped: false,
+                persons: w.asset.persons.clone(),
+                reason: w.reason.clone(),
+                consents: w.consents.clone(),
+                valid_until: w.valid_until,
+            })
+            .collect(),
+        ..base.clone()
+    };
+    Ok(seal_manifest(key, &mut m)?.len() as u64)
 }
 
 /// Says why assets exported earlier are not part of the view now. The rules' inputs are loaded
@@ -1085,9 +1233,10 @@ fn write_one(
     abs: &Path,
     w: &Wanted,
     exiftool: Option<&std::sync::Mutex<Exiftool>>,
+    modes: Modes,
 ) -> Result<Done> {
     let (folder, name) = split(&w.path);
-    let sub = open_folder(dir, folder, true)?;
+    let sub = open_folder(dir, folder, Some(modes))?;
     let tmp = tmp_name(name);
     let label = format!("asset {} version {}", w.asset.id, w.version.version);
     let wrapped = w
@@ -1096,9 +1245,8 @@ fn write_one(
         .as_deref()
         .ok_or_else(|| Error::not_found(format!("{label} was shredded")))?;
     let result = (|| -> Result<Done> {
-        let file = sub
-            .open_with(&tmp, OpenOptions::new().write(true).create_new(true))
-            .map_err(|e| Error::io(format!("cannot create {}", w.path), e))?;
+        let file = create_tmp(&sub, &tmp, &w.path)?;
+        files::set_mode(&file, modes.file, &w.path)?;
         let obj = store.open_object(&w.version.object, wrapped, w.version.size, &label)?;
         let mut out = Hashing {
             inner: std::io::BufWriter::with_capacity(1 << 20, file),
@@ -1134,9 +1282,10 @@ fn write_one(
                     log::warn!("export: exiftool could not strip asset {}", w.asset.id);
                     result.kept = true;
                 }
-                let f = sub
-                    .open(&tmp)
-                    .map_err(|e| Error::io(format!("cannot reopen {}", w.path), e))?;
+                let f = files::open_regular_at(&sub, std::ffi::OsStr::new(&tmp))
+                    .map_err(|e| e.into_error(&w.path))?;
+                // exiftool wrote a new file under the umask: give it the export's mode again
+                files::set_mode(&f, modes.file, &w.path)?;
                 f.sync_all()
                     .map_err(|e| Error::io(format!("cannot write {}", w.path), e))?;
             } else {
@@ -1221,6 +1370,7 @@ mod tests {
             basis: "consent".into(),
             collection: String::new(),
             strip_location: false,
+            mode: None,
             files: Vec::new(),
             mac: String::new(),
         };

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod export;
+pub mod files;
 pub mod fuse;
 pub mod policy;
 pub mod store;

@@ -27,7 +27,8 @@ fn main() {
     let code = match consentfs::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("consentfs: {e}");
+            // an error may quote a name from someone else's folder: no raw control characters
+            eprintln!("consentfs: {}", consentfs::cli::printable(&e.to_string()));
             e.exit_code()
         }
     };

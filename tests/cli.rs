@@ -690,12 +690,18 @@ fn import_refuses_unreadable_and_non_utf8_input_without_importing_anything() {
     std::fs::write(d.join("good.jpg"), b"good").unwrap();
     std::fs::write(d.join(std::ffi::OsStr::from_bytes(b"bad\xff.jpg")), b"bad").unwrap();
     t.fails(&["import", d.to_str().unwrap()], "not valid UTF-8");
-    // a dangling link cannot be read
+    // a link (here a dangling one) is never followed: skipped and named, the rest imported
     let d2 = t.path("dangling");
     std::fs::create_dir_all(&d2).unwrap();
     std::fs::write(d2.join("ok.jpg"), b"fine").unwrap();
     std::os::unix::fs::symlink("/nonexistent/file.jpg", d2.join("gone.jpg")).unwrap();
-    t.fails(&["import", d2.to_str().unwrap()], "cannot read");
+    let r = t.ok(&["import", "--collection", "dangling", d2.to_str().unwrap()]);
+    assert!(
+        r.stdout.contains("gone.jpg  a symbolic link"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("imported 1 file(s)"), "{}", r.stdout);
     t.fails(
         &["import", t.path("does-not-exist.jpg").to_str().unwrap()],
         "cannot read",

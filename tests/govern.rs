@@ -1177,6 +1177,19 @@ fn the_daily_expiry_mail_sends_the_report_when_something_ends() {
     assert!(timer.contains("OnCalendar=*-*-* 07:00:00"));
 }
 
+/// Final-named files (no temporary ones) below `dir`.
+fn final_files(dir: &Path) -> Vec<String> {
+    exported(dir)
+        .into_iter()
+        .filter(|f| {
+            !f.rsplit('/')
+                .next()
+                .unwrap_or("")
+                .starts_with(".consentfs-tmp-")
+        })
+        .collect()
+}
+
 #[test]
 fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
     let t = TestStore::new();
@@ -1194,8 +1207,29 @@ fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
     t.ok(&mark);
     t.ok(&["user", "add", "web"]);
     t.ok(&["user", "grant", "web", "--purpose", "website"]);
-    for delay_ms in [0u64, 10, 60, 200] {
-        let dest = t.path(&format!("cut-{delay_ms}"));
+    let want: Vec<String> = (0..24).map(|i| format!("p{i:02}.jpg")).collect();
+    // Each round kills the export (SIGKILL) at the first moment it reaches a stage, watched
+    // every millisecond, so every round cuts it somewhere real (a fixed delay often killed
+    // it before it had made anything, and checked nothing).
+    type Stage = (&'static str, fn(&Path) -> bool);
+    let stages: [Stage; 5] = [
+        ("the folder exists", |d| d.exists()),
+        ("the first manifest is written", |d| {
+            d.join("manifest.json").exists()
+        }),
+        ("a temporary file appears", |d| {
+            exported(d).len() > final_files(d).len()
+        }),
+        ("the first photo is in place", |d| {
+            !final_files(d).is_empty()
+        }),
+        ("half the photos are in place", |d| {
+            final_files(d).len() >= 12
+        }),
+    ];
+    let mut cut = 0;
+    for (round, (stage, reached)) in stages.iter().enumerate() {
+        let dest = t.path(&format!("cut-{round}"));
         let mut child = t
             .cmd()
             .args(["export", "--user", "web", "--purpose", "website"])
@@ -1204,30 +1238,55 @@ fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let finished = child.try_wait().unwrap().is_some();
+        let start = std::time::Instant::now();
+        let finished = loop {
+            if reached(&dest) {
+                break child.try_wait().unwrap().is_some();
+            }
+            if child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            assert!(
+                start.elapsed().as_secs() < 60,
+                "the export never got to: {stage}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        eprintln!("export killed after {delay_ms} ms (had it finished: {finished})");
+        if !finished {
+            cut += 1;
+        }
+        eprintln!("export killed when {stage} (had it finished: {finished})");
+        assert!(dest.is_dir(), "{stage}");
         // under its final name a file is whole, whatever moment the export died
-        for f in exported(&dest) {
-            let name = Path::new(&f)
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if name.starts_with(".consentfs-tmp-") {
-                continue;
-            }
+        for f in final_files(&dest) {
             assert_eq!(
                 std::fs::read(dest.join(&f)).unwrap(),
                 std::fs::read(t.path("big").join(&f)).unwrap(),
-                "{f} is not the whole photo after a cut-off export ({delay_ms} ms)"
+                "{f} is not the whole photo after an export cut off when {stage}"
             );
         }
-        // the folder is still an authentic export (possibly incomplete), and --sync finishes it
+        // the folder is an authentic export, complete (0) or visibly incomplete (1), never
+        // unreadable (2) or forged
         let r = t.run(&["export", "verify", dest.to_str().unwrap()]);
-        assert!(!r.stdout.contains("MAC"), "{}", r.stdout);
+        assert!(
+            r.code == 0 || (r.code == 1 && !finished),
+            "verify after a cut when {stage}: exit {} {}{}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        assert!(!r.stdout.contains("MAC does not match"), "{}", r.stdout);
+        if r.code == 1 {
+            for p in r.stdout.lines() {
+                assert!(
+                    p.ends_with(": not in the manifest") || p.contains("no manifest.json"),
+                    "an interrupted export shows only unproven files: {p}"
+                );
+            }
+        }
+        // --sync finishes it, without a refusal, and then it verifies
         t.ok(&[
             "export",
             "--user",
@@ -1237,10 +1296,96 @@ fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
             "--sync",
             dest.to_str().unwrap(),
         ]);
-        t.ok(&["export", "verify", dest.to_str().unwrap()]);
-        let want: Vec<String> = (0..24).map(|i| format!("p{i:02}.jpg")).collect();
+        let r = t.run(&["export", "verify", dest.to_str().unwrap()]);
+        assert_eq!(
+            r.code, 0,
+            "after --sync ({stage}): {}{}",
+            r.stdout, r.stderr
+        );
         assert_eq!(exported(&dest), want);
     }
+    assert!(
+        cut >= 3,
+        "only {cut} of {} rounds cut the export before it finished",
+        stages.len()
+    );
+}
+
+#[test]
+fn a_consent_withdrawn_while_an_export_runs_takes_the_photo_out_again() {
+    let t = TestStore::new();
+    use rand::{RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    // Anna's photo comes first; then enough others that the export is still busy after it
+    for name in
+        std::iter::once("a-anna.jpg".to_string()).chain((0..40).map(|i| format!("z{i:02}.jpg")))
+    {
+        let mut bytes = vec![0u8; 1 << 20];
+        rng.fill_bytes(&mut bytes);
+        t.write(&format!("big/{name}"), &bytes);
+    }
+    t.ok(&["import", t.path("big").to_str().unwrap()]);
+    let ids: Vec<String> = (2..=41).map(|i| i.to_string()).collect();
+    let mut mark = vec!["mark", "--no-persons"];
+    mark.extend(ids.iter().map(String::as_str));
+    t.ok(&mark);
+    t.ok(&["person", "add", "Anna de Vries"]);
+    t.ok(&["link", "a-anna.jpg", "Anna de Vries"]);
+    t.ok(&["consent", "grant", "Anna de Vries", "--purpose", "website"]);
+    t.ok(&["user", "add", "web"]);
+    t.ok(&["user", "grant", "web", "--purpose", "website"]);
+    let dest = t.path("out");
+    let child = t
+        .cmd()
+        .args(["--json", "export", "--user", "web", "--purpose", "website"])
+        .arg(&dest)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // as soon as Anna's photo is out, hold the export where it is and withdraw
+    let (out, _) = common::mount::wait_for(std::time::Duration::from_secs(60), || {
+        dest.join("a-anna.jpg").exists()
+    });
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    assert!(out, "the export never wrote Anna's photo");
+    let written = final_files(&dest).len();
+    assert!(
+        written < 41,
+        "the export had written every file ({written}) before the withdrawal: not a test of \
+         a withdrawal during an export"
+    );
+    t.ok(&[
+        "consent",
+        "withdraw",
+        "Anna de Vries",
+        "--purpose",
+        "website",
+    ]);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        summary["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["path"] == "a-anna.jpg"),
+        "{summary}"
+    );
+    let files = exported(&dest);
+    assert_eq!(files.len(), 40, "{files:?}");
+    assert!(!files.contains(&"a-anna.jpg".to_string()));
+    let m = manifest(&dest);
+    assert!(m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["path"] != "a-anna.jpg"));
+    let r = t.run(&["export", "verify", dest.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
 
 #[test]

@@ -263,7 +263,8 @@ Press Ctrl-C to unmount. The store stays in {dir}.
     let opts = MountOptions {
         mountpoint: mnt.clone(),
         threads: super::default_threads(),
-        on_ready: Some(Box::new(move || println!("{tour}"))),
+        // the tour is our own multi-line text: printed as it is
+        on_ready: Some(Box::new(move || std::println!("{tour}"))),
         anchor: Some(crate::catalog::anchor::Anchor::at(
             crate::catalog::anchor::default_path(&store.id()),
         )),

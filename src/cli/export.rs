@@ -36,6 +36,7 @@ pub fn run(ctx: &mut Ctx, args: ExportArgs) -> Result<i32> {
         collection: args.collection,
         sync: args.sync,
         strip_location: args.strip_location,
+        mode: args.mode.as_deref().map(export::Modes::parse).transpose()?,
     };
     let bar;
     let progress: &dyn Progress = if !ctx.json && std::io::stderr().is_terminal() {

@@ -10,18 +10,27 @@ use super::{output, Ctx};
 use crate::catalog::assets::{self, check_name, join_path, normalize_collection};
 use crate::crypto::object::ObjectId;
 use crate::error::{Error, IoContext, Result};
+use crate::files;
 use crate::policy::Status;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 struct Planned {
     src: PathBuf,
+    /// The folder that holds the path given on the command line (opened by its path).
+    root: PathBuf,
+    /// The components from `root` down to the file, each opened without following a link.
+    parts: Vec<OsString>,
     collection: String,
     name: String,
     size: u64,
+    /// Device and inode seen while planning: the file read later must be the same one.
+    id: (u64, u64),
 }
 
 #[derive(Serialize)]
@@ -43,73 +52,150 @@ fn utf8_name<'a>(name: &'a std::ffi::OsStr, full: &Path) -> Result<&'a str> {
     })
 }
 
-fn plan_file(src: &Path, collection: &str, name: &str, out: &mut Vec<Planned>) -> Result<()> {
+/// Open a planned file again for reading: every folder on the way and the file itself opened
+/// without following links, the file only if it is still the regular file the plan saw.
+fn open_planned(item: &Planned) -> Result<File> {
+    let shown = item.src.display().to_string();
+    let mut dir = cap_std::fs::Dir::open_ambient_dir(&item.root, cap_std::ambient_authority())
+        .map_err(|e| Error::io_path("open", &item.root, e))?;
+    let (last, folders) = item
+        .parts
+        .split_last()
+        .ok_or_else(|| Error::invalid("empty import path"))?;
+    for part in folders {
+        dir = files::open_dir_at(&dir, part).map_err(|e| e.refusing_import(&item.src))?;
+    }
+    let f = files::open_regular_at(&dir, last).map_err(|e| e.refusing_import(&item.src))?;
+    let meta = f.metadata().at("read", &item.src)?;
+    if (meta.dev(), meta.ino()) != item.id {
+        return Err(Error::invalid(format!(
+            "{shown} was replaced by another file while importing; nothing was imported"
+        )));
+    }
+    Ok(f)
+}
+
+/// What the plan walks: the files to import, and the links it skipped (never followed).
+#[derive(Default)]
+struct Walk {
+    files: Vec<Planned>,
+    skipped_links: Vec<PathBuf>,
+}
+
+/// Plan one regular file: open it (without following, without blocking) to be sure it can be
+/// read, and remember which file it is.
+fn plan_file(
+    dir: &cap_std::fs::Dir,
+    at: (&Path, &[OsString]),
+    collection: &str,
+    name: &str,
+    out: &mut Walk,
+) -> Result<()> {
+    let (root, parts) = at;
+    let src: PathBuf = parts.iter().fold(root.to_path_buf(), |p, c| p.join(c));
     check_name(name).map_err(|_| {
         Error::invalid(format!(
             "cannot import {}: unusable file name",
             src.display()
         ))
     })?;
-    let f = File::open(src).map_err(|e| Error::io_path("read", src, e))?;
-    let meta = f.metadata().at("read", src)?;
-    out.push(Planned {
-        src: src.to_path_buf(),
+    let last = parts
+        .last()
+        .ok_or_else(|| Error::invalid("empty import path"))?;
+    let f = files::open_regular_at(dir, last).map_err(|e| e.refusing_import(&src))?;
+    let meta = f.metadata().at("read", &src)?;
+    out.files.push(Planned {
+        src,
+        root: root.to_path_buf(),
+        parts: parts.to_vec(),
         collection: collection.to_string(),
         name: name.to_string(),
         size: meta.len(),
+        id: (meta.dev(), meta.ino()),
     });
     Ok(())
 }
 
-fn plan(paths: &[PathBuf], base: &str) -> Result<Vec<Planned>> {
-    let mut out = Vec::new();
-    for p in paths {
-        let meta = std::fs::metadata(p).at("read", p)?;
-        if meta.is_file() {
-            let name = p
-                .file_name()
-                .ok_or_else(|| Error::invalid(format!("{} has no file name", p.display())))?;
-            plan_file(p, base, utf8_name(name, p)?, &mut out)?;
-        } else if meta.is_dir() {
-            let mut entries = Vec::new();
-            for entry in walkdir::WalkDir::new(p)
-                .follow_links(true)
-                .sort_by_file_name()
-            {
-                let entry = entry.map_err(|e| {
-                    let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| p.clone());
-                    Error::invalid(format!(
-                        "cannot read {}: {e} (nothing was imported)",
-                        path.display()
-                    ))
-                })?;
-                if entry.file_type().is_file() {
-                    entries.push(entry.into_path());
-                }
-            }
-            for file in entries {
-                let rel = file
-                    .strip_prefix(p)
-                    .map_err(|_| Error::invalid("walked outside the directory"))?;
-                let mut parts = Vec::new();
-                for c in rel.components() {
-                    parts.push(utf8_name(c.as_os_str(), &file)?);
-                }
-                let name = parts
-                    .pop()
-                    .ok_or_else(|| Error::invalid("empty relative path"))?;
-                let sub = normalize_collection(&parts.join("/"))?;
-                plan_file(&file, &join_path(base, &sub), name, &mut out)?;
-            }
+/// Walk the folder `dir` (at `parts` below `root`), in name order, into `collection`.
+/// Symbolic links are skipped and reported, pipes, sockets and devices refuse the import.
+fn plan_dir(
+    dir: &cap_std::fs::Dir,
+    root: &Path,
+    parts: &mut Vec<OsString>,
+    sub: &[String],
+    base: &str,
+    out: &mut Walk,
+) -> Result<()> {
+    let here: PathBuf = parts.iter().fold(root.to_path_buf(), |p, c| p.join(c));
+    let mut names: Vec<OsString> = dir
+        .entries()
+        .and_then(|it| it.map(|e| e.map(|e| e.file_name())).collect())
+        .map_err(|e| {
+            Error::io(
+                format!("cannot read {} (nothing was imported)", here.display()),
+                e,
+            )
+        })?;
+    names.sort();
+    for name in names {
+        let full = here.join(&name);
+        let st = files::lstat_at(dir, &name).at("read", &full)?;
+        let kind = st.st_mode & libc::S_IFMT;
+        parts.push(name.clone());
+        if kind == libc::S_IFLNK {
+            out.skipped_links.push(full);
+        } else if kind == libc::S_IFDIR {
+            let child = files::open_dir_at(dir, &name).map_err(|e| e.refusing_import(&full))?;
+            let mut sub = sub.to_vec();
+            sub.push(utf8_name(&name, &full)?.to_string());
+            plan_dir(&child, root, parts, &sub, base, out)?;
         } else {
+            // a regular file; anything else is refused with what it is
+            let collection = join_path(base, &normalize_collection(&sub.join("/"))?);
+            plan_file(
+                dir,
+                (root, parts),
+                &collection,
+                utf8_name(&name, &full)?,
+                out,
+            )?;
+        }
+        parts.pop();
+    }
+    Ok(())
+}
+
+/// Plan an import. A path given on the command line is taken by its name: when it is itself a
+/// symbolic link the import is refused (say what it points to instead), because in a folder
+/// someone else fills, the link may have been put there to make us read another file.
+fn plan(paths: &[PathBuf], base: &str) -> Result<Walk> {
+    let mut out = Walk::default();
+    for p in paths {
+        let (parent, root, name) = files::split_open(p)?;
+        let st = files::lstat_at(&parent, &name).at("read", p)?;
+        let kind = st.st_mode & libc::S_IFMT;
+        let mut parts = vec![name.clone()];
+        if kind == libc::S_IFLNK {
             return Err(Error::invalid(format!(
-                "{} is neither a file nor a directory",
+                "{} is a symbolic link; consentfs does not follow links (one in a shared folder could point at any file): \
+                 give the path it points to (nothing was imported)",
                 p.display()
             )));
+        } else if kind == libc::S_IFDIR {
+            let dir = files::open_dir_at(&parent, &name).map_err(|e| e.refusing_import(p))?;
+            plan_dir(&dir, &root, &mut parts, &[], base, &mut out)?;
+        } else {
+            plan_file(
+                &parent,
+                (&root, &parts),
+                base,
+                utf8_name(&name, p)?,
+                &mut out,
+            )?;
         }
     }
     let mut seen: HashMap<String, &Path> = HashMap::new();
-    for item in &out {
+    for item in &out.files {
         let path = join_path(&item.collection, &item.name);
         if let Some(first) = seen.insert(path.clone(), &item.src) {
             return Err(Error::invalid(format!(
@@ -151,15 +237,16 @@ pub fn run(
         ),
         None => None,
     };
-    let plan = plan(paths, &base)?;
+    let Walk {
+        files: plan,
+        skipped_links,
+    } = plan(paths, &base)?;
     // A path that already exists is only acceptable when it holds the very same bytes.
     for item in &plan {
         if let Some(existing) =
             assets::path_taken(ctx.catalog.conn(), &item.collection, &item.name)?
         {
-            let hash = ctx
-                .store
-                .content_hash_of(&mut File::open(&item.src).at("read", &item.src)?)?;
+            let hash = ctx.store.content_hash_of(&mut open_planned(item)?)?;
             let same = assets::find_by_content(ctx.catalog.conn(), &hash)?
                 .is_some_and(|a| a.id == existing);
             if !same {
@@ -194,6 +281,18 @@ pub fn run(
             return Err(e);
         }
     };
+    // every link left out is named, so nothing is missing silently
+    for l in &skipped_links {
+        let line = format!(
+            "skipped    {}  a symbolic link; links are not followed",
+            l.display()
+        );
+        if ctx.json {
+            eprintln!("consentfs: {line}");
+        } else {
+            println!("{line}");
+        }
+    }
     if ctx.json {
         output::json(&outcomes)?;
     } else {
@@ -232,7 +331,7 @@ fn execute(
     let mut batch: HashMap<[u8; 32], (i64, String)> = HashMap::new();
     for item in plan {
         let path = join_path(&item.collection, &item.name);
-        let file = File::open(&item.src).at("read", &item.src)?;
+        let file = open_planned(item)?;
         let obj = ctx.store.put(&mut Counting { inner: file, bar })?;
         written.push(obj.id);
         let earlier = match assets::find_by_content(&tx, &obj.content_hash)? {
@@ -425,5 +524,54 @@ pub fn generate(ctx: &mut Ctx, spec: GenerateSpec) -> Result<i32> {
             let _ = ctx.store.remove_object(&obj.id);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(dir: &Path) -> Vec<Planned> {
+        plan(&[dir.to_path_buf()], "").unwrap().files
+    }
+
+    /// A file planned as a regular file and swapped afterwards (for a link to a secret, or
+    /// its folder for a link to another folder) is not read: each open is checked again.
+    #[test]
+    fn a_file_swapped_after_planning_is_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let shoot = d.path().join("shoot");
+        std::fs::create_dir_all(shoot.join("sub")).unwrap();
+        std::fs::write(shoot.join("a.jpg"), b"photo").unwrap();
+        std::fs::write(shoot.join("sub/passwd"), b"harmless").unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), b"root:x:0:0").unwrap();
+
+        let plan = planned(&shoot);
+        assert_eq!(plan.len(), 2);
+        let mut s = String::new();
+        open_planned(&plan[0])
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "photo");
+
+        // the file becomes a link (the original kept aside, so its inode is not reused)
+        std::fs::rename(shoot.join("a.jpg"), d.path().join("kept.jpg")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("etc/passwd"), shoot.join("a.jpg")).unwrap();
+        let e = open_planned(&plan[0]).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+
+        // a folder on the way becomes a link to a folder with a file of the same name
+        std::fs::rename(shoot.join("sub"), d.path().join("old-sub")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("etc"), shoot.join("sub")).unwrap();
+        let e = open_planned(&plan[1]).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+
+        // another regular file put in its place is refused too
+        std::fs::remove_file(shoot.join("a.jpg")).unwrap();
+        std::fs::write(shoot.join("a.jpg"), b"other").unwrap();
+        let e = open_planned(&plan[0]).unwrap_err().to_string();
+        assert!(e.contains("replaced"), "{e}");
     }
 }

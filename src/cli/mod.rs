@@ -5,6 +5,27 @@
 //! exactly as it was. Errors exit with 2, checks that find something (`expiring`, `audit
 //! verify`) with 1.
 
+/// Every line the commands print for people goes through [`output::line`], which escapes
+/// control and bidi characters (names come from other people and must not drive the
+/// officer's terminal). This shadows `std::println!` in the whole `cli` module tree, so no
+/// command can forget it; JSON goes through [`output::json`] and stays exact. A deliberate
+/// multi-line text uses `std::println!`.
+macro_rules! println {
+    () => {
+        $crate::cli::output::line(::std::string::String::new())
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(::std::format!($($arg)*))
+    };
+}
+
+/// Messages on stderr get the same escaping as [`println!`].
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        ::std::eprintln!("{}", $crate::cli::output::printable(&::std::format!($($arg)*)))
+    };
+}
+
 mod demo;
 mod export;
 mod import;
@@ -13,6 +34,7 @@ mod records;
 mod retention;
 mod rights;
 
+pub use output::printable;
 pub use records::purge_trash;
 mod views;
 
@@ -418,6 +440,11 @@ pub struct ExportArgs {
     /// Remove GPS metadata from the exported images (JPEG, TIFF, PNG, WebP; needs exiftool).
     #[arg(long)]
     pub strip_location: bool,
+    /// Permissions of the exported files, in octal (default 0600, folders 0700: only you).
+    /// 0640 or 0644 let your group or everyone read (folders 0750/0755), e.g. for a web
+    /// server; nobody but you may ever write. --sync keeps the earlier export's mode.
+    #[arg(long, value_name = "OCTAL")]
+    pub mode: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,8 +1,55 @@
 //! Printing: JSON for scripts (`--json`), aligned text for people.
+//!
+//! Names in the catalog come from other people: file names from a photographer's card or a
+//! user's save in the mount, person names typed from a form. In text for people every control
+//! character (C0, DEL, C1) and every character that reorders or hides text (bidi overrides
+//! and isolates, line separators) is shown escaped, so a name cannot move the cursor, recolour
+//! or clear the officer's terminal, forge a line, or show `gpj.exe` as `exe.jpg`. JSON stays
+//! exact: serde escapes control characters there, and scripts need the real names.
 
 use crate::error::{Error, Result};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::io::Write;
+
+/// Whether `c` must not reach a terminal raw.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` with control and bidi characters escaped: `\n`, `\r`, `\t`, `\x1b` for other ASCII
+/// controls, `\u{202e}` for the rest. Other text (accents, scripts, emoji) stays as it is.
+/// A backslash stays a backslash; `--json` tells the exact name when that is ambiguous.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if unsafe_char(c) && (c as u32) < 0x80 => o.push_str(&format!("\\x{:02x}", c as u32)),
+            c if unsafe_char(c) => o.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    Cow::Owned(o)
+}
+
+/// Print one line for people, escaped with [`printable`]. Every `println!` in `cli` comes
+/// here (see the macro in `cli/mod.rs`). A failed write to stdout (a closed pipe) ends the
+/// output quietly, as it does for any Unix tool.
+pub fn line(s: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", printable(&s));
+}
 
 /// Print `value` as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
@@ -13,7 +60,13 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 }
 
 /// Print rows as columns separated by two spaces; the last column is not padded.
+/// Every cell is shown with [`printable`].
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c).into_owned()).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -49,4 +102,24 @@ pub fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref()
         .map(|v| v.to_string())
         .unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped_and_the_rest_is_kept() {
+        assert_eq!(printable("Zoë Ødegård 写真.jpg"), "Zoë Ødegård 写真.jpg");
+        assert_eq!(
+            printable("a\x1b[31mb\r\nc\td\u{7f}\u{85}\u{9b}"),
+            "a\\x1b[31mb\\r\\nc\\td\\x7f\\u{85}\\u{9b}"
+        );
+        assert_eq!(printable("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
+        assert_eq!(
+            printable("\u{2066}\u{2069}\u{200f}"),
+            "\\u{2066}\\u{2069}\\u{200f}"
+        );
+        assert_eq!(printable("\0"), "\\x00");
+    }
 }

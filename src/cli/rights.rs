@@ -16,7 +16,7 @@ use crate::catalog::consents::{self, EventRow, NewEvent};
 use crate::catalog::{persons, purposes};
 use crate::crypto::object::ObjectId;
 use crate::error::{Error, Result};
-use crate::export;
+use crate::export::{self, Modes};
 use crate::policy::{EventKind, Scope, Status, Time};
 use crate::when::{self, Span};
 use rusqlite::{Connection, OptionalExtension};
@@ -244,7 +244,9 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    // names, birth dates, evidence and photos: readable by the caller only, whatever the umask
     let dir = export::open_dest(&abs)?;
+    crate::files::set_mode(&dir, Modes::PRIVATE.dir, &abs.display().to_string())?;
     let mut consents_out = Vec::new();
     for e in consents::list(conn, Some(p.id))? {
         let mut evidence_file = None;
@@ -255,7 +257,7 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
                     "evidence/{}",
                     file_name(e.id, e.evidence.as_deref().unwrap_or(""))
                 );
-                export::write_atomic(&dir, &f, &bytes)?;
+                export::write_atomic(&dir, &f, &bytes, Modes::PRIVATE)?;
                 evidence_file = Some(f);
             }
         }
@@ -282,7 +284,7 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
                 let label = format!("asset {} version {}", a.id, v.version);
                 if let Some(bytes) = decrypt(ctx, &v.object.hex(), &label)? {
                     let f = format!("photos/{}", file_name(a.id, &a.name));
-                    export::write_atomic(&dir, &f, &bytes)?;
+                    export::write_atomic(&dir, &f, &bytes, Modes::PRIVATE)?;
                     file = Some(f);
                 }
             }
@@ -345,8 +347,8 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
     };
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| Error::invalid(format!("cannot write the report: {e}")))?;
-    export::write_atomic(&dir, "index.json", &json)?;
-    export::write_atomic(&dir, "index.html", html(&report).as_bytes())?;
+    export::write_atomic(&dir, "index.json", &json, Modes::PRIVATE)?;
+    export::write_atomic(&dir, "index.html", html(&report).as_bytes(), Modes::PRIVATE)?;
     let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
     tx.audit("person.report", serde_json::json!({ "person": p.id }))?;
     tx.commit()?;

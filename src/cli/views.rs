@@ -43,6 +43,14 @@ fn reason_text(reason: &Reason, names: &HashMap<i64, String>) -> String {
     reason.describe(&who)
 }
 
+/// A draft that is not `login`'s own in `purpose`: someone's unsaved work, which may be named
+/// after what it shows. Another user's `ls` never lists it and their `why` never names it,
+/// whatever else hides it from them (the rules may report a missing grant first).
+fn foreign_draft(a: &AssetRow, login: &str, purpose: policy::PurposeId) -> bool {
+    a.status == policy::Status::Draft
+        && (a.creator != login || a.draft_purpose.is_some_and(|p| p != purpose))
+}
+
 fn at_or_now(ctx: &Ctx, at: Option<&str>) -> Result<Time> {
     at.map(|a| parse_time(a, ctx.now))
         .transpose()
@@ -75,7 +83,7 @@ pub fn ls(
             (d.visible
                 || (hidden
                     && a.status != policy::Status::Trash
-                    && d.reason != Reason::DraftOfOther))
+                    && !foreign_draft(a, &user.login, purpose.id)))
                 && prefix
                     .as_deref()
                     .is_none_or(|p| prefix_covers(p, &a.collection))
@@ -147,7 +155,8 @@ struct PersonStanding {
 #[derive(Serialize)]
 struct WhyOut {
     asset: i64,
-    path: String,
+    /// None for someone else's draft: its name is not shown to another user.
+    path: Option<String>,
     user: String,
     purpose: String,
     at: Time,
@@ -190,7 +199,7 @@ pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>)
     }
     let out = WhyOut {
         asset: a.id,
-        path: a.path(),
+        path: (!foreign_draft(&a, &user.login, purpose.id)).then(|| a.path()),
         user: login.into(),
         purpose: purpose.name.clone(),
         at: t,
@@ -207,7 +216,9 @@ pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>)
     println!(
         "asset {} ({}) is {} to {} for {} at {}",
         out.asset,
-        out.path,
+        out.path
+            .as_deref()
+            .unwrap_or("someone else's draft, name not shown"),
         if out.visible { "VISIBLE" } else { "HIDDEN" },
         out.user,
         out.purpose,
