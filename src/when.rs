@@ -146,11 +146,10 @@ impl Zone {
         let utc = || t.format("%Y-%m-%d %H:%M UTC").to_string();
         match to_jiff(t) {
             // `format` returns an error rather than panicking like `strftime(..).to_string()`
-            Some(ts) => jiff::fmt::strtime::format(
-                "%Y-%m-%d %H:%M %Z",
-                &ts.to_zoned(self.tz.clone()),
-            )
-            .unwrap_or_else(|_| utc()),
+            Some(ts) => {
+                jiff::fmt::strtime::format("%Y-%m-%d %H:%M %Z", &ts.to_zoned(self.tz.clone()))
+                    .unwrap_or_else(|_| utc())
+            }
             None => utc(),
         }
     }
@@ -191,7 +190,11 @@ pub fn zone() -> Zone {
 }
 
 fn to_jiff(t: Time) -> Option<jiff::Timestamp> {
-    jiff::Timestamp::new(t.timestamp(), i32::try_from(t.timestamp_subsec_nanos()).ok()?).ok()
+    jiff::Timestamp::new(
+        t.timestamp(),
+        i32::try_from(t.timestamp_subsec_nanos()).ok()?,
+    )
+    .ok()
 }
 
 fn from_jiff(ts: jiff::Timestamp) -> Option<Time> {
@@ -565,14 +568,19 @@ mod tests {
         for s in ["200y", "2400mo", "73050d", "6311520000s", "0d"] {
             assert!(Span::parse(s).is_ok(), "{s}");
         }
-        assert!(Span::parse("-1d").unwrap_err().to_string().contains("negative"));
+        assert!(Span::parse("-1d")
+            .unwrap_err()
+            .to_string()
+            .contains("negative"));
         for s in ["", "d", "1", "1 d", "١d", "1d1d", "1D", "+-1d", "1.5d"] {
             assert!(Span::parse_signed(s).is_err(), "{s:?}");
         }
         // the longest span from the latest moment still computes
         let late = from_secs(i64::MAX);
         assert!(Span::LONGEST.after_in(late, &ams()).is_some());
-        assert!(Span::LONGEST.before_in(from_secs(i64::MIN), &ams()).is_some());
+        assert!(Span::LONGEST
+            .before_in(from_secs(i64::MIN), &ams())
+            .is_some());
     }
 
     #[test]
@@ -590,7 +598,10 @@ mod tests {
             "9999-12-31T23:59:59-23:59",
         ] {
             let e = parse_time_in(s, now, &z).unwrap_err().to_string();
-            assert!(e.contains("out of range") || e.contains("cannot read"), "{s}: {e}");
+            assert!(
+                e.contains("out of range") || e.contains("cannot read"),
+                "{s}: {e}"
+            );
         }
         // local midnight of the first day is in range although it is still 1899 in UTC
         assert!(parse_time_in("1900-01-01", now, &z).is_ok());
@@ -609,8 +620,14 @@ mod tests {
     fn stored_values_are_clamped() {
         assert_eq!(from_secs(i64::MAX), from_secs(STORED_MAX_SECS));
         assert_eq!(from_secs(i64::MIN), from_secs(STORED_MIN_SECS));
-        assert_eq!(from_secs(STORED_MIN_SECS).to_rfc3339(), "1899-12-30T00:00:00+00:00");
-        assert_eq!(from_secs(STORED_MAX_SECS).to_rfc3339(), "3000-01-02T00:00:00+00:00");
+        assert_eq!(
+            from_secs(STORED_MIN_SECS).to_rfc3339(),
+            "1899-12-30T00:00:00+00:00"
+        );
+        assert_eq!(
+            from_secs(STORED_MAX_SECS).to_rfc3339(),
+            "3000-01-02T00:00:00+00:00"
+        );
         assert_eq!(Span::from_stored("99999999999w"), Span::LONGEST);
         assert_eq!(Span::from_stored("5y"), Span::parse("5y").unwrap());
         assert_eq!(Span::from_stored("garbage"), Span::ZERO);
@@ -660,7 +677,10 @@ mod tests {
         // years are calendar years, not 365 days
         let t = utc("2026-01-01T00:00:00Z");
         assert_eq!(
-            Span::parse("2y").unwrap().after_in(t, &Zone::utc()).unwrap(),
+            Span::parse("2y")
+                .unwrap()
+                .after_in(t, &Zone::utc())
+                .unwrap(),
             utc("2028-01-01T00:00:00Z")
         );
     }
@@ -686,7 +706,10 @@ mod tests {
             sixteenth_birthday(day(1000, 1, 1), &z),
             from_secs(STORED_MIN_SECS)
         );
-        assert_eq!(sixteenth_birthday(NaiveDate::MAX, &z), from_secs(STORED_MAX_SECS));
+        assert_eq!(
+            sixteenth_birthday(NaiveDate::MAX, &z),
+            from_secs(STORED_MAX_SECS)
+        );
     }
 
     #[test]

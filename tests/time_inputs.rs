@@ -60,11 +60,51 @@ fn command_lines(t: &TestStore, v: &str) -> Vec<Vec<String>> {
             "--retention",
             v,
         ]),
-        s(&["consent", "grant", "Anna", "--purpose", "website", "--until", v]),
-        s(&["consent", "grant", "Anna", "--purpose", "print", "--from", v]),
-        s(&["consent", "withdraw", "Anna", "--purpose", "intranet", "--at", v]),
-        s(&["consent", "object", "Anna", "--purpose", "intranet", "--at", v]),
-        s(&["consent", "refuse", "Anna", "--purpose", "intranet", "--at", v]),
+        s(&[
+            "consent",
+            "grant",
+            "Anna",
+            "--purpose",
+            "website",
+            "--until",
+            v,
+        ]),
+        s(&[
+            "consent",
+            "grant",
+            "Anna",
+            "--purpose",
+            "print",
+            "--from",
+            v,
+        ]),
+        s(&[
+            "consent",
+            "withdraw",
+            "Anna",
+            "--purpose",
+            "intranet",
+            "--at",
+            v,
+        ]),
+        s(&[
+            "consent",
+            "object",
+            "Anna",
+            "--purpose",
+            "intranet",
+            "--at",
+            v,
+        ]),
+        s(&[
+            "consent",
+            "refuse",
+            "Anna",
+            "--purpose",
+            "intranet",
+            "--at",
+            v,
+        ]),
         s(&["expiring", "--within", v]),
         s(&["trash", "purge", "--older-than", v]),
         s(&["audit", "report", "--person", "Anna", "--since", v]),
@@ -78,7 +118,16 @@ fn command_lines(t: &TestStore, v: &str) -> Vec<Vec<String>> {
         ]),
         s(&["retention", "set", "events/p.jpg", "--until", v]),
         s(&["ls", "--user", "web", "--purpose", "website", "--at", v]),
-        s(&["why", "events/p.jpg", "--user", "web", "--purpose", "website", "--at", v]),
+        s(&[
+            "why",
+            "events/p.jpg",
+            "--user",
+            "web",
+            "--purpose",
+            "website",
+            "--at",
+            v,
+        ]),
         s(&["person", "add", &format!("P{n}"), "--born", v]),
     ]
 }
@@ -113,7 +162,14 @@ fn feed(t: &TestStore, v: &str) {
     }
     for args in [
         vec!["ls", "--user", "web", "--purpose", "website", "--hidden"],
-        vec!["why", "events/p.jpg", "--user", "web", "--purpose", "website"],
+        vec![
+            "why",
+            "events/p.jpg",
+            "--user",
+            "web",
+            "--purpose",
+            "website",
+        ],
         vec!["expiring", "--within", "200y"],
         vec!["consent", "list"],
         vec!["purpose", "list"],
@@ -190,8 +246,7 @@ fn arb_input() -> impl Strategy<Value = String> {
     let sign = prop::sample::select(vec!["", "+", "-", "--", "+-"]);
     prop_oneof![
         // numbers of any size with any unit and sign
-        (sign.clone(), any::<u64>(), units.clone())
-            .prop_map(|(s, n, u)| format!("{s}{n}{u}")),
+        (sign.clone(), any::<u64>(), units.clone()).prop_map(|(s, n, u)| format!("{s}{n}{u}")),
         (sign, 0u64..100_000, units).prop_map(|(s, n, u)| format!("{s}{n}{u}")),
         // dates with any year, month and day
         (-20_000i64..20_000, 0u32..14, 0u32..33)
@@ -210,8 +265,8 @@ fn arb_input() -> impl Strategy<Value = String> {
                 if off < 0 { '-' } else { '+' },
                 off.abs()
             )),
-        // anything at all
-        ".{0,12}",
+        // anything at all (but NUL, which no command line can carry)
+        "[^\x00]{0,12}",
     ]
 }
 

@@ -342,8 +342,7 @@ pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
                 });
             }
         }
-        if let Some(sixteen) = person.turns_16.filter(|b| *b >= from && *b <= to)
-        {
+        if let Some(sixteen) = person.turns_16.filter(|b| *b >= from && *b <= to) {
             items.push(ExpiringItem {
                 kind: "turns_16",
                 at: sixteen,

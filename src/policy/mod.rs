@@ -296,6 +296,9 @@ impl People for HashMap<PersonId, Person> {
 }
 
 /// Why an asset is or is not visible. Persons are named by id; callers resolve names.
+/// `GuardianMinor`: the grant was given by a registered guardian (`by`) who was under 16 at its
+/// start. `NoExplicitConsent`: a special-category photo in a purpose not based on consent and
+/// without an Art. 9(2) exception, with no explicit grant at all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
@@ -320,10 +323,7 @@ pub enum Reason {
     OwnGrantOfMinor { person: PersonId },
     NotExplicit { person: PersonId },
     NotByGuardian { person: PersonId },
-    /// The grant was given by a registered guardian who was under 16 at its start.
-    GuardianMinor { person: PersonId, guardian: PersonId },
-    /// A special-category photo in a purpose not based on consent, without an Art. 9(2)
-    /// exception, and no explicit grant at all.
+    GuardianMinor { person: PersonId, by: PersonId },
     NoExplicitConsent { person: PersonId },
 }
 
@@ -378,8 +378,8 @@ impl Reason {
             NotByGuardian { .. } => {
                 format!("grant for {who} was given by someone who is not a registered guardian")
             }
-            GuardianMinor { guardian, .. } => format!(
-                "grant for {who} was given by guardian #{guardian} while they were under 16; it does not count"
+            GuardianMinor { by, .. } => format!(
+                "grant for {who} was given by guardian #{by} while they were under 16; it does not count"
             ),
             NoExplicitConsent { .. } => format!(
                 "special-category photo needs explicit consent from {who}: this purpose records no Art. 9(2) exception"

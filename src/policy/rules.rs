@@ -42,7 +42,7 @@ fn grant_defect(
     {
         return Some(Reason::GuardianMinor {
             person: person.id,
-            guardian: e.given_by,
+            by: e.given_by,
         });
     }
     if needs_explicit && !e.explicit {
@@ -109,9 +109,10 @@ fn person_standing(
         }
         if let Some(end) = e.expires {
             if t >= end {
-                standing
-                    .defect
-                    .get_or_insert(Reason::Expired { person: who, at: end });
+                standing.defect.get_or_insert(Reason::Expired {
+                    person: who,
+                    at: end,
+                });
                 continue;
             }
         }

@@ -539,10 +539,7 @@ fn reason_codes_are_distinct() {
         Reason::OwnGrantOfMinor { person: 1 },
         Reason::NotExplicit { person: 1 },
         Reason::NotByGuardian { person: 1 },
-        Reason::GuardianMinor {
-            person: 1,
-            guardian: 2,
-        },
+        Reason::GuardianMinor { person: 1, by: 2 },
         Reason::NoExplicitConsent { person: 1 },
     ];
     let mut codes: Vec<_> = all.iter().map(|r| r.code()).collect();
@@ -864,8 +861,8 @@ mod props {
     }
 
     fn arb_purpose() -> impl Strategy<Value = Purpose> {
-        let retention = option::weighted(0.15, 1i64..=20)
-            .prop_map(|o| o.map(|days| term(&format!("{days}d"))));
+        let retention =
+            option::weighted(0.15, 1i64..=20).prop_map(|o| o.map(|days| term(&format!("{days}d"))));
         prop_oneof![
             (Just(Basis::Consent), retention.clone()),
             (

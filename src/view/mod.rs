@@ -411,9 +411,7 @@ impl View {
                         *pid,
                         Person {
                             id: *pid,
-                            turns_16: p
-                                .born
-                                .map(|b| crate::when::sixteenth_birthday(b, &zone)),
+                            turns_16: p.born.map(|b| crate::when::sixteenth_birthday(b, &zone)),
                             guardians: p.guardians,
                             events,
                         },
