@@ -708,3 +708,37 @@ fn at_accepts_a_span_into_the_past() {
     t.fails(&["expiring", "--within", "-1d"], "negative");
     t.fails(&["purpose", "retention", "website", "-1d"], "negative");
 }
+
+#[test]
+fn init_defaults_to_the_system_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let key = dir.path().join("key");
+    let out = std::process::Command::new(common::BIN)
+        .env_clear()
+        .env("TZ", "Europe/Amsterdam")
+        .args(["--store", store.to_str().unwrap()])
+        .args(["--key-file", key.to_str().unwrap()])
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("time zone: Europe/Amsterdam"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the zone is the store's from now on, whatever TZ later commands run with
+    let t = TestStore { dir, store, key };
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&[
+        "consent",
+        "grant",
+        "Anna",
+        "--purpose",
+        "website",
+        "--until",
+        "2027-07-01",
+    ]);
+    assert_eq!(events(&t, "Anna")[0]["expires"], "2027-06-30T22:00:00Z");
+}
