@@ -202,6 +202,7 @@ fn consent_rules_decide_what_ls_shows() {
 #[test]
 fn expiry_and_future_grants_show_in_ls_at_and_why() {
     let t = sample_store();
+    // a form signed yesterday, for 30 days: `--until 30d` counts from `--from`, so it ends in 29
     t.ok(&[
         "consent",
         "grant",
@@ -209,7 +210,7 @@ fn expiry_and_future_grants_show_in_ls_at_and_why() {
         "--purpose",
         "print",
         "--from",
-        "2020-01-01",
+        "-1d",
         "--until",
         "30d",
     ]);

@@ -17,6 +17,7 @@ pub mod purposes;
 pub mod schema;
 pub mod snapshot;
 pub mod users;
+pub mod zone;
 
 use crate::crypto::Key;
 use crate::error::{Error, Result};
@@ -78,6 +79,9 @@ impl Catalog {
             serde_json::json!({ "schema": schema::current_version() }),
         )?;
         purposes::add_defaults(&tx)?;
+        // Pin the zone now (the system's; `init --timezone` replaces it), so a later change of
+        // the machine's zone does not move dates and birthdays already recorded.
+        zone::set(&tx, &crate::when::Zone::system())?;
         tx.commit()
     }
 

@@ -120,8 +120,19 @@ pub fn add(
         )));
     }
     if let Some(b) = born {
-        if b > tx.now().date_naive() {
+        // "today" in the store's zone: just after local midnight it is already tomorrow in
+        // Amsterdam while still today in UTC
+        let today = super::zone::get(tx)?
+            .date_of(tx.now())
+            .unwrap_or_else(|| tx.now().date_naive());
+        if b > today {
             return Err(Error::invalid(format!("birth date {b} is in the future")));
+        }
+        if b < when::EARLIEST_DAY {
+            return Err(Error::invalid(format!(
+                "birth date {b} is before {}; check the year",
+                when::EARLIEST_DAY
+            )));
         }
     }
     let pseudonym = format!("p-{}", hex::encode(crate::crypto::random_bytes::<6>()));
@@ -139,6 +150,16 @@ pub fn add_guardian(tx: &Tx, person: PersonId, guardian: PersonId) -> Result<()>
         return Err(Error::invalid(
             "a person cannot be their own guardian; name the parent or guardian",
         ));
+    }
+    // A guardian consents for a child: someone under 16, who cannot consent for themself, cannot
+    // do it for another.
+    if let Some(born) = get(tx, guardian)?.and_then(|g| g.born) {
+        let sixteen = when::sixteenth_birthday(born, &super::zone::get(tx)?);
+        if tx.now() < sixteen {
+            return Err(Error::invalid(format!(
+                "#{guardian} (born {born}) is under 16 and cannot be a guardian; register a parent or guardian who is 16 or older"
+            )));
+        }
     }
     if guardians_of(tx, guardian)?.contains(&person) {
         return Err(Error::invalid(format!(

@@ -1,9 +1,9 @@
-//! Purposes (channels) and their legal basis.
+//! Purposes (channels), their legal basis, retention term and Art. 9(2) exception.
 
-use super::{as_id, Tx};
+use super::{as_id, zone, Tx};
 use crate::error::{Error, Result};
 use crate::policy::{Basis, Purpose, PurposeId};
-use crate::when::Span;
+use crate::when::{Span, Term, Zone};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -16,6 +16,11 @@ pub struct PurposeRow {
     pub name: String,
     pub basis: Basis,
     pub retention: Option<String>,
+    /// The Art. 9(2) GDPR ground the purpose records for special-category photos, if any.
+    pub art9_exception: Option<String>,
+    /// The retention term as the rules use it (on the store's calendar).
+    #[serde(skip)]
+    term: Option<Term>,
 }
 
 impl PurposeRow {
@@ -24,52 +29,56 @@ impl PurposeRow {
             id: self.id,
             name: self.name.clone(),
             basis: self.basis,
-            retention: self
-                .retention
-                .as_deref()
-                .and_then(|r| Span::parse(r).ok())
-                .map(span_duration),
+            retention: self.term.clone(),
+            art9_exception: self.art9_exception.is_some(),
         }
     }
 }
 
-/// The rules take a fixed duration: a year counts as 365 days and a month as 30 days.
-fn span_duration(s: Span) -> chrono::Duration {
-    let days = i64::from(s.months / 12) * 365 + i64::from(s.months % 12) * 30;
-    chrono::Duration::seconds(s.secs + days * 86_400)
-}
+const COLS: &str = "id, name, basis, retention, art9_exception";
 
-fn from_row(r: &Row) -> rusqlite::Result<PurposeRow> {
+/// A row, its term read on `zone`'s calendar. Terms were validated when recorded; a stored one
+/// that is not valid now is clamped or fails closed ([`Span::from_stored`]), never ignored.
+fn from_row(r: &Row, zone: &Zone) -> rusqlite::Result<PurposeRow> {
     let basis: String = r.get(2)?;
+    let retention: Option<String> = r.get(3)?;
     Ok(PurposeRow {
         id: r.get(0)?,
         name: r.get(1)?,
+        // An unknown basis is read as consent, the strictest.
         basis: Basis::parse(&basis).unwrap_or(Basis::Consent),
-        retention: r.get(3)?,
+        term: retention.as_deref().map(|t| Term {
+            span: Span::from_stored(t),
+            zone: zone.clone(),
+        }),
+        retention,
+        art9_exception: r.get(4)?,
     })
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<PurposeRow>> {
-    let mut st = conn.prepare("SELECT id, name, basis, retention FROM purposes ORDER BY id")?;
+    let zone = zone::get(conn)?;
+    let mut st = conn.prepare(&format!("SELECT {COLS} FROM purposes ORDER BY id"))?;
     let rows = st
-        .query_map([], from_row)?
+        .query_map([], |r| from_row(r, &zone))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 pub fn resolve(conn: &Connection, what: &str) -> Result<PurposeRow> {
+    let zone = zone::get(conn)?;
     let found = if let Some(id) = as_id(what) {
         conn.query_row(
-            "SELECT id, name, basis, retention FROM purposes WHERE id = ?1",
+            &format!("SELECT {COLS} FROM purposes WHERE id = ?1"),
             [id],
-            from_row,
+            |r| from_row(r, &zone),
         )
         .optional()?
     } else {
         conn.query_row(
-            "SELECT id, name, basis, retention FROM purposes WHERE name = ?1",
+            &format!("SELECT {COLS} FROM purposes WHERE name = ?1"),
             [what],
-            from_row,
+            |r| from_row(r, &zone),
         )
         .optional()?
     };
@@ -100,7 +109,25 @@ pub fn resolve_list(conn: &Connection, what: &str) -> Result<Vec<PurposeRow>> {
     Ok(out)
 }
 
-pub fn add(tx: &Tx, name: &str, basis: Basis, retention: Option<Span>) -> Result<PurposeId> {
+/// The Art. 9(2) ground as recorded: trimmed, non-empty, one line of reasonable length.
+fn check_art9(text: Option<&str>) -> Result<Option<String>> {
+    let Some(text) = text else { return Ok(None) };
+    let text = text.trim();
+    if text.is_empty() || text.len() > 500 || text.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "--art9-exception needs the Art. 9(2) GDPR ground as one line of text (at most 500 bytes), e.g. \"9(2)(g): safeguarding in a hospital\"",
+        ));
+    }
+    Ok(Some(text.to_string()))
+}
+
+pub fn add(
+    tx: &Tx,
+    name: &str,
+    basis: Basis,
+    retention: Option<Span>,
+    art9_exception: Option<&str>,
+) -> Result<PurposeId> {
     let name = name.trim();
     if name.is_empty()
         || name.contains('/')
@@ -121,14 +148,15 @@ pub fn add(tx: &Tx, name: &str, basis: Basis, retention: Option<Span>) -> Result
             basis.as_str()
         )));
     }
+    let art9 = check_art9(art9_exception)?;
     tx.execute(
-        "INSERT INTO purposes (name, basis, retention) VALUES (?1, ?2, ?3)",
-        params![name, basis.as_str(), retention.map(|r| r.to_text())],
+        "INSERT INTO purposes (name, basis, retention, art9_exception) VALUES (?1, ?2, ?3, ?4)",
+        params![name, basis.as_str(), retention.map(|r| r.to_text()), art9],
     )?;
     let id = tx.last_insert_rowid();
     tx.audit(
         "purpose.add",
-        serde_json::json!({ "purpose": id, "name": name, "basis": basis.as_str() }),
+        serde_json::json!({ "purpose": id, "name": name, "basis": basis.as_str(), "art9_exception": art9.is_some() }),
     )?;
     Ok(id)
 }
@@ -156,7 +184,41 @@ pub fn set_retention(tx: &Tx, purpose: &PurposeRow, retention: Option<Span>) -> 
 
 pub fn add_defaults(tx: &Tx) -> Result<()> {
     for name in DEFAULTS {
-        add(tx, name, Basis::Consent, None)?;
+        add(tx, name, Basis::Consent, None, None)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::crypto::Key;
+
+    /// A term that no longer parses (written by an older version that took `99999999999w`)
+    /// neither crashes the rules nor drops the term: it is clamped to 200 years.
+    #[test]
+    fn an_overlong_stored_term_is_clamped_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let key = Key::random();
+        Catalog::create(&path, &key, Key::random(), chrono::Utc::now(), "t").unwrap();
+        let mut cat = Catalog::open(&path, &key, Key::random()).unwrap();
+        let tx = cat.begin("t", chrono::Utc::now()).unwrap();
+        tx.execute(
+            "UPDATE purposes SET retention = '99999999999w' WHERE name = 'website'",
+            [],
+        )
+        .unwrap();
+        tx.execute(
+            "UPDATE purposes SET retention = 'soon' WHERE name = 'print'",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let website = resolve(cat.conn(), "website").unwrap().to_policy();
+        assert_eq!(website.retention.unwrap().span, Span::LONGEST);
+        let print = resolve(cat.conn(), "print").unwrap().to_policy();
+        assert_eq!(print.retention.unwrap().span, Span::ZERO);
+    }
 }

@@ -169,6 +169,11 @@ CREATE TABLE export_items (
 CREATE INDEX export_items_asset ON export_items(asset_id);
 CREATE INDEX audit_action ON audit(action, at);
 "#,
+    // 5: a purpose may record an Art. 9(2) GDPR exception (the ground, as text), under which
+    // special-category photos need no explicit consent.
+    r#"
+ALTER TABLE purposes ADD COLUMN art9_exception TEXT;
+"#,
 ];
 
 pub fn current_version() -> i64 {

@@ -50,6 +50,7 @@ impl World {
             .into_iter()
             .map(|p| (p.id, p))
             .collect();
+        let zone = super::zone::get(conn)?;
         let mut persons: HashMap<PersonId, Person> = HashMap::new();
         let mut st = conn.prepare("SELECT id, born FROM persons")?;
         for r in st.query_map([], |r| {
@@ -60,7 +61,9 @@ impl World {
                 id,
                 Person {
                     id,
-                    born: born.and_then(|b| chrono::NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok()),
+                    turns_16: born
+                        .and_then(|b| chrono::NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok())
+                        .map(|b| crate::when::sixteenth_birthday(b, &zone)),
                     guardians: Vec::new(),
                     events: Vec::new(),
                 },

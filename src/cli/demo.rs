@@ -101,6 +101,8 @@ pub fn run(dir: Option<PathBuf>) -> Result<i32> {
         &store.catalog_key(),
         store.audit_key(),
     )?;
+    // the tour shows times in the store's zone, like every command
+    crate::when::set_zone(crate::catalog::zone::get(catalog.conn())?);
     let logins = demo_logins();
     let expires_soon = now + chrono::Duration::minutes(2);
     let mut written = Vec::new();

@@ -87,14 +87,20 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a new store (with the purposes website, social-media, print and intranet).
-    Init,
+    Init {
+        /// The store's time zone (IANA name, e.g. Europe/Amsterdam): dates without a time and
+        /// 16th birthdays are local midnights in it, and times are shown in it. Default: the
+        /// system's (TZ, else /etc/localtime).
+        #[arg(long)]
+        timezone: Option<String>,
+    },
     /// Encrypt files into the store. A directory's files keep their path relative to it.
     Import {
         /// Collection (folder path) to import into, e.g. events/2026.
         #[arg(long, default_value = "")]
         collection: String,
         /// Retention term of the imported assets, counted from now (e.g. 5y).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         retention: Option<String>,
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
@@ -128,7 +134,7 @@ pub enum Command {
         #[arg(long)]
         purpose: String,
         /// Evaluate at another moment (date, RFC 3339 or span from now).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         at: Option<String>,
         /// Also list hidden assets, each with the reason it is hidden.
         #[arg(long)]
@@ -144,7 +150,7 @@ pub enum Command {
         user: String,
         #[arg(long)]
         purpose: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         at: Option<String>,
     },
     /// Decrypt an asset to standard output.
@@ -172,7 +178,7 @@ pub enum Command {
     Trash(TrashCmd),
     /// Consents that end, minors who turn 16 and retention terms that end soon (exit 1 if any).
     Expiring {
-        #[arg(long, default_value = "30d")]
+        #[arg(long, allow_hyphen_values = true, default_value = "30d")]
         within: String,
     },
     /// The hash-chained audit log.
@@ -229,7 +235,7 @@ pub enum PersonCmd {
     Add {
         name: String,
         /// Birth date (YYYY-MM-DD); below 16 only a guardian's consent counts.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         born: Option<String>,
         /// The organisation's own reference (student or employee number).
         #[arg(long = "ref")]
@@ -270,13 +276,19 @@ pub enum PurposeCmd {
         #[arg(long, default_value = "consent", value_parser = ["consent", "legitimate-interest", "educational", "contract"])]
         basis: String,
         /// Retention term counted from import (e.g. 5y); required for bases other than consent.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         retention: Option<String>,
+        /// The Art. 9(2) GDPR ground under which special-category photos may be used in this
+        /// purpose without explicit consent, e.g. "9(2)(h): medical records". Without it,
+        /// special-category photos need every person's explicit grant, whatever the basis.
+        #[arg(long, value_name = "GROUND")]
+        art9_exception: Option<String>,
     },
     List,
     /// Change a purpose's retention term (counted from each asset's import), or `none`.
     Retention {
         purpose: String,
+        #[arg(allow_hyphen_values = true)]
         term: String,
     },
 }
@@ -305,10 +317,10 @@ pub enum ConsentCmd {
         #[command(flatten)]
         event: EventArgs,
         /// Start (default: now). May be in the past when recording a form signed earlier.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         from: Option<String>,
         /// End (exclusive), e.g. 5y or 2031-06-01.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         until: Option<String>,
         /// Explicit consent (needed for special-category photos).
         #[arg(long)]
@@ -321,21 +333,21 @@ pub enum ConsentCmd {
     Withdraw {
         #[command(flatten)]
         event: EventArgs,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         at: Option<String>,
     },
     /// Record a refusal.
     Refuse {
         #[command(flatten)]
         event: EventArgs,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         at: Option<String>,
     },
     /// Record an objection (for purposes not based on consent).
     Object {
         #[command(flatten)]
         event: EventArgs,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         at: Option<String>,
     },
     /// The consent history.
@@ -391,7 +403,7 @@ pub enum TrashCmd {
     },
     /// Destroy the data keys of trashed assets (older than --older-than, default 30d).
     Purge {
-        #[arg(long, default_value = "30d")]
+        #[arg(long, allow_hyphen_values = true, default_value = "30d")]
         older_than: String,
         /// Purge everything in the trash now.
         #[arg(long)]
@@ -413,7 +425,7 @@ pub enum AuditCmd {
         #[arg(long)]
         person: String,
         /// Only since this moment (date, RFC 3339, or a span back from now like 72h or 30d).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         since: Option<String>,
     },
 }
@@ -459,7 +471,7 @@ pub enum RetentionCmd {
     Set {
         #[arg(required = true)]
         assets: Vec<String>,
-        #[arg(long, required_unless_present = "none")]
+        #[arg(long, allow_hyphen_values = true, required_unless_present = "none")]
         until: Option<String>,
         /// Remove the asset's own retention term.
         #[arg(long, conflicts_with = "until")]
@@ -552,6 +564,8 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
     let now = chrono::Utc::now();
     let actor = current_login();
     catalog.use_anchor(anchor_of(cli, &store), cli.accept_rollback, &actor, now)?;
+    // Dates the user types and times shown to them are in the store's zone.
+    crate::when::set_zone(crate::catalog::zone::get(catalog.conn())?);
     Ok(Ctx {
         store,
         catalog,
@@ -570,21 +584,40 @@ pub fn anchor_of(cli: &Cli, store: &Store) -> crate::catalog::anchor::Anchor {
     )
 }
 
-fn init(cli: &Cli) -> Result<i32> {
+fn init(cli: &Cli, timezone: Option<&str>) -> Result<i32> {
     let dir = store_dir(cli)?;
+    // Checked before anything is created, so a typo leaves nothing behind.
+    let zone = timezone.map(crate::when::Zone::named).transpose()?;
     let pass = match &cli.passphrase_file {
         Some(p) => Some(keyring::read_passphrase_file(p)?),
         None if cli.key_file.is_none() => Some(prompt_passphrase(true)?),
         None => None,
     };
-    Store::init(
+    let now = chrono::Utc::now();
+    let store = Store::init(
         &dir,
         pass.as_deref().map(|s| s.as_str()),
         cli.key_file.as_deref(),
-        chrono::Utc::now(),
+        now,
         &current_login(),
     )?;
+    // A new catalog holds the system's zone; replace it with the one asked for.
+    let mut catalog = Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    )?;
+    if let Some(zone) = &zone {
+        let tx = catalog.begin(&current_login(), now)?;
+        crate::catalog::zone::set(&tx, zone)?;
+        tx.commit()?;
+    }
+    let zone = crate::catalog::zone::get(catalog.conn())?;
     eprintln!("created store {}", dir.display());
+    eprintln!(
+        "time zone: {} (dates without a time and 16th birthdays are local midnights in it)",
+        zone.name()
+    );
     if let Some(k) = &cli.key_file {
         eprintln!(
             "key file: {} (keep it safe: without it the store cannot be opened)",
@@ -613,14 +646,14 @@ pub fn default_log_level(cli: &Cli) -> &'static str {
 /// Run the parsed command; returns the exit status.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Init => return init(&cli),
+        Command::Init { ref timezone } => return init(&cli, timezone.as_deref()),
         Command::Demo { ref dir } => return demo::run(dir.clone()),
         Command::CipherSpeed { mib } => return views::cipher_speed(mib),
         _ => {}
     }
     let mut ctx = open_ctx(&cli)?;
     match cli.command {
-        Command::Init | Command::CipherSpeed { .. } | Command::Demo { .. } => {
+        Command::Init { .. } | Command::CipherSpeed { .. } | Command::Demo { .. } => {
             unreachable!("handled above")
         }
         Command::Mount {

@@ -151,14 +151,18 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
             name,
             basis,
             retention,
+            art9_exception,
         } => {
             let basis = Basis::parse(&basis)
                 .ok_or_else(|| Error::invalid(format!("unknown basis '{basis}'")))?;
             let retention = retention.as_deref().map(Span::parse).transpose()?;
             let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let id = purposes::add(&tx, &name, basis, retention)?;
+            let id = purposes::add(&tx, &name, basis, retention, art9_exception.as_deref())?;
             tx.commit()?;
             println!("purpose {id} '{name}' added");
+            if art9_exception.is_none() {
+                println!("  special-category photos need explicit consent in it (no Art. 9(2) exception recorded)");
+            }
         }
         PurposeCmd::List => {
             let list = purposes::list(ctx.catalog.conn())?;
@@ -173,10 +177,14 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
                             p.name.clone(),
                             p.basis.as_str().into(),
                             output::opt(&p.retention),
+                            output::opt(&p.art9_exception),
                         ]
                     })
                     .collect();
-                output::table(&["ID", "NAME", "BASIS", "RETENTION"], &rows)?;
+                output::table(
+                    &["ID", "NAME", "BASIS", "RETENTION", "ART. 9(2) EXCEPTION"],
+                    &rows,
+                )?;
             }
         }
         PurposeCmd::Retention { purpose, term } => {
@@ -223,16 +231,22 @@ fn record(
     evidence: Option<&std::path::Path>,
 ) -> Result<i32> {
     let now = ctx.now;
+    // Stored times are whole seconds, rounded inward: a grant never starts early (its start
+    // rounds up) nor ends late (its end rounds down); a withdrawal never takes effect late
+    // (rounds down). A grant without --from starts at the current second.
     let starts = match starts {
-        None => now,
-        Some(s) if kind == EventKind::Grant => parse_time(s, now)?,
-        Some(s) => not_past(
+        None => when::round_down(now),
+        Some(s) if kind == EventKind::Grant => when::round_up(parse_time(s, now)?),
+        Some(s) => when::round_down(not_past(
             &format!("--at for a {}", kind.as_str()),
             parse_time(s, now)?,
             now,
-        )?,
+        )?),
     };
-    let expires = until.map(|u| parse_time(u, now)).transpose()?;
+    // `--until 1y` counts from the grant's start (its --from), like every span from a moment.
+    let expires = until
+        .map(|u| parse_time(u, starts).map(when::round_down))
+        .transpose()?;
     if let Some(end) = expires {
         if end <= now {
             return Err(Error::invalid(format!(
@@ -266,6 +280,7 @@ fn record(
                 person.id
             )));
         }
+        let zone = crate::catalog::zone::get(&tx)?;
         let given_by = match &args.by {
             None => person.id,
             Some(g) => {
@@ -276,12 +291,31 @@ fn record(
                         g.id, person.id
                     )));
                 }
+                if g.id != person.id && kind == EventKind::Grant {
+                    if let Some(born) = g.born {
+                        if starts < when::sixteenth_birthday(born, &zone) {
+                            return Err(Error::invalid(format!(
+                                "guardian #{} (born {born}) is under 16 on {}: only someone of 16 or older can consent for another person",
+                                g.id,
+                                when::show(starts)
+                            )));
+                        }
+                    }
+                }
                 g.id
             }
         };
-        if kind == EventKind::Grant && given_by == person.id {
-            if let Some(sixteen) = person.born.and_then(crate::policy::sixteenth_birthday) {
-                if starts < sixteen {
+        if kind == EventKind::Grant {
+            if let Some(born) = person.born {
+                let birth = zone.midnight(born).unwrap_or(now);
+                if starts < birth {
+                    return Err(Error::invalid(format!(
+                        "the grant would start {}, before #{} was born ({born}); check --from",
+                        when::show(starts),
+                        person.id
+                    )));
+                }
+                if given_by == person.id && starts < when::sixteenth_birthday(born, &zone) {
                     return Err(Error::invalid(format!(
                         "#{} is under 16 on {}: only a parent or guardian can consent; record it with --by GUARDIAN",
                         person.id,
@@ -663,12 +697,9 @@ pub fn trash(ctx: &mut Ctx, cmd: TrashCmd) -> Result<i32> {
             let cutoff = if all {
                 ctx.now + chrono::Duration::seconds(1)
             } else {
-                let span = Span::parse(&older_than)?;
-                ctx.now
-                    - (span
-                        .after(ctx.now)
-                        .ok_or_else(|| Error::invalid("--older-than is out of range"))?
-                        - ctx.now)
+                Span::parse(&older_than)?
+                    .before(ctx.now)
+                    .ok_or_else(|| Error::invalid("--older-than is out of range"))?
             };
             let n = purge_trash(&ctx.store, &mut ctx.catalog, &ctx.actor, ctx.now, cutoff)?;
             println!("purged {n} asset(s): their data keys are destroyed; consent history and audit stay");

@@ -52,7 +52,8 @@ fn retention_over(
     for p in purposes {
         let end = p
             .retention
-            .and_then(|d| a.created_at.checked_add_signed(d))?;
+            .as_ref()
+            .and_then(|term| term.end(a.created_at))?;
         latest = Some(latest.map_or(end, |l: Time| l.max(end)));
     }
     latest.map(|t| (t, "purposes"))

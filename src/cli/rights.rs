@@ -48,10 +48,9 @@ fn since_time(s: Option<&str>, now: Time) -> Result<Time> {
     };
     if s.starts_with(|c: char| c.is_ascii_digit()) {
         if let Ok(span) = Span::parse(s) {
-            let ahead = span
-                .after(now)
-                .ok_or_else(|| Error::invalid("--since is out of range"))?;
-            return Ok(now - (ahead - now));
+            return span
+                .before(now)
+                .ok_or_else(|| Error::invalid("--since is out of range"));
         }
     }
     when::parse_time(s, now)

@@ -353,11 +353,7 @@ pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
                 });
             }
         }
-        if let Some(sixteen) = person
-            .born
-            .and_then(policy::sixteenth_birthday)
-            .filter(|b| *b >= from && *b <= to)
-        {
+        if let Some(sixteen) = person.turns_16.filter(|b| *b >= from && *b <= to) {
             items.push(ExpiringItem {
                 kind: "turns_16",
                 at: sixteen,
@@ -380,7 +376,7 @@ pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
             if let Some(end) = p
                 .to_policy()
                 .retention
-                .and_then(|d| a.created_at.checked_add_signed(d))
+                .and_then(|term| term.end(a.created_at))
             {
                 if end >= from && end <= to {
                     ends.push((end, vec![p.name.clone()]));

@@ -16,13 +16,27 @@
 //! * A withdrawal, refusal or objection also cancels grants recorded before it whose start lies
 //!   later ("withdrawn" means no more use, including what was scheduled).
 //! * A minor's own grant never counts, not even after their 16th birthday; only a grant given
-//!   while the person was 16 or older, or by a registered guardian, does.
-//! * Under 16 means: before 00:00 UTC on the 16th birthday (29 February births turn 16 on
-//!   28 February in non-leap years).
+//!   while the person was 16 or older, or by a registered guardian, does. A guardian's grant
+//!   counts only if the guardian was 16 or older when it took effect.
+//! * Under 16 means: before 00:00 on the 16th birthday in the store's time zone (29 February
+//!   births turn 16 on 28 February in non-leap years). The loader computes that moment
+//!   ([`Person::turns_16`], `when::sixteenth_birthday`), so the rules need no time zone.
+//! * Special categories (GDPR Art. 9): a photo marked special-category needs an explicit grant
+//!   from every linked person in **every** purpose, whatever its Art. 6 basis, unless the
+//!   purpose records an Art. 9(2) exception ([`Purpose::art9_exception`]). With an exception, a
+//!   consent-based purpose needs ordinary (not necessarily explicit) consent and another basis
+//!   needs none, as for any photo.
 //! * For a purpose whose basis is not consent, any negative event (objection, refusal,
-//!   withdrawal) for that purpose acts as an objection until a later grant lifts it.
-//! * A purpose's retention term counts from the asset's import time and applies whatever the
-//!   basis. Linked persons take precedence over a "no identifiable persons" mark: once someone is
+//!   withdrawal) for that purpose acts as an objection until a later grant lifts it. The grant
+//!   must count (given by the person at 16 or older or by a guardian; explicit where the photo
+//!   needs explicit consent), and it lifts the objection only while it runs: after a
+//!   time-limited grant ends, the objection holds again (the latest event in effect decides, as
+//!   for consent).
+//! * When no grant counts, the reason names the latest thing the person did: a grant after a
+//!   withdrawal, refusal or objection that does not count (not explicit, a minor's own, expired)
+//!   is named rather than the negative event before it, so the reason says what to fix.
+//! * A purpose's retention term counts from the asset's import time on the store's calendar
+//!   (`2y` is two calendar years, as everywhere) and applies whatever the basis. Linked persons take precedence over a "no identifiable persons" mark: once someone is
 //!   linked, their consent is needed.
 //! * Access levels are ordered: read < write < delete; a write grant also lets the user read.
 
@@ -31,12 +45,12 @@ mod rules;
 #[cfg(test)]
 mod tests;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 
-pub use rules::{covering_grants, decide, evaluate_at, retention_end, sixteenth_birthday};
+pub use rules::{covering_grants, decide, evaluate_at, retention_end};
 
 /// A moment in time; all decisions are made in UTC.
 pub type Time = DateTime<Utc>;
@@ -80,8 +94,11 @@ pub struct Purpose {
     pub id: PurposeId,
     pub name: String,
     pub basis: Basis,
-    /// Retention term, counted from the asset's import.
-    pub retention: Option<chrono::Duration>,
+    /// Retention term, counted from the asset's import on the store's calendar.
+    pub retention: Option<crate::when::Term>,
+    /// The purpose records an Art. 9(2) GDPR exception (e.g. 9(2)(g), substantial public
+    /// interest), so special-category photos need no explicit consent in it.
+    pub art9_exception: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -162,7 +179,9 @@ pub struct ConsentEvent {
 #[derive(Debug, Clone)]
 pub struct Person {
     pub id: PersonId,
-    pub born: Option<NaiveDate>,
+    /// The moment the person turns 16 (local midnight on the 16th birthday in the store's time
+    /// zone); `None` when the birth date is unknown (treated as an adult).
+    pub turns_16: Option<Time>,
     pub guardians: Vec<PersonId>,
     /// The person's append-only consent history, in any order.
     pub events: Vec<ConsentEvent>,
@@ -277,6 +296,9 @@ impl People for HashMap<PersonId, Person> {
 }
 
 /// Why an asset is or is not visible. Persons are named by id; callers resolve names.
+/// `GuardianMinor`: the grant was given by a registered guardian (`by`) who was under 16 at its
+/// start. `NoExplicitConsent`: a special-category photo in a purpose not based on consent and
+/// without an Art. 9(2) exception, with no explicit grant at all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
@@ -301,6 +323,8 @@ pub enum Reason {
     OwnGrantOfMinor { person: PersonId },
     NotExplicit { person: PersonId },
     NotByGuardian { person: PersonId },
+    GuardianMinor { person: PersonId, by: PersonId },
+    NoExplicitConsent { person: PersonId },
 }
 
 impl Reason {
@@ -317,7 +341,9 @@ impl Reason {
             | Objected { person, .. }
             | OwnGrantOfMinor { person }
             | NotExplicit { person }
-            | NotByGuardian { person } => Some(*person),
+            | NotByGuardian { person }
+            | GuardianMinor { person, .. }
+            | NoExplicitConsent { person } => Some(*person),
             _ => None,
         }
     }
@@ -325,7 +351,7 @@ impl Reason {
     /// The reason as text, with `who` naming the person the reason is about.
     pub fn describe(&self, who: &str) -> String {
         use Reason::*;
-        let day = |t: &Time| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        let day = |t: &Time| crate::when::show(*t);
         match self {
             Consented => "every person on it has consented to this purpose".into(),
             NoPersons => "marked as showing no identifiable persons".into(),
@@ -352,6 +378,12 @@ impl Reason {
             NotByGuardian { .. } => {
                 format!("grant for {who} was given by someone who is not a registered guardian")
             }
+            GuardianMinor { by, .. } => format!(
+                "grant for {who} was given by guardian #{by} while they were under 16; it does not count"
+            ),
+            NoExplicitConsent { .. } => format!(
+                "special-category photo needs explicit consent from {who}: this purpose records no Art. 9(2) exception"
+            ),
         }
     }
 
@@ -378,6 +410,8 @@ impl Reason {
             OwnGrantOfMinor { .. } => "own_grant_of_minor",
             NotExplicit { .. } => "not_explicit",
             NotByGuardian { .. } => "not_by_guardian",
+            GuardianMinor { .. } => "guardian_minor",
+            NoExplicitConsent { .. } => "no_explicit_consent",
         }
     }
 }

@@ -8,23 +8,19 @@
 //! which keeps this cheap, and it makes the mount's expiry timer trivially correct.
 
 use super::*;
-use chrono::{Months, NaiveTime};
-
-/// The moment (00:00 UTC) a person born on `born` turns 16.
-pub fn sixteenth_birthday(born: NaiveDate) -> Option<Time> {
-    born.checked_add_months(Months::new(16 * 12))
-        .map(|d| d.and_time(NaiveTime::MIN).and_utc())
-}
 
 fn is_minor_at(person: &Person, t: Time) -> bool {
-    match person.born.and_then(sixteenth_birthday) {
-        Some(sixteen) => t < sixteen,
-        None => false,
-    }
+    person.turns_16.is_some_and(|sixteen| t < sixteen)
 }
 
 /// Why a grant that is in its window at t does not count.
-fn grant_defect(person: &Person, asset: &Asset, e: &ConsentEvent, t: Time) -> Option<Reason> {
+fn grant_defect(
+    person: &Person,
+    people: &dyn People,
+    e: &ConsentEvent,
+    t: Time,
+    needs_explicit: bool,
+) -> Option<Reason> {
     let by_guardian = e.given_by != person.id && person.guardians.contains(&e.given_by);
     // A person's own grant counts only if they were 16 when it took effect: one given as a
     // minor does not become valid on the birthday (they are asked again; see `expiring`).
@@ -37,20 +33,46 @@ fn grant_defect(person: &Person, asset: &Asset, e: &ConsentEvent, t: Time) -> Op
     if e.given_by != person.id && !by_guardian {
         return Some(Reason::NotByGuardian { person: person.id });
     }
-    if asset.special_category && !e.explicit {
+    // A guardian must be of age to consent themself (the CLI refuses to record anything else;
+    // this keeps a catalog from before that check, or edited by hand, from showing photos).
+    if by_guardian
+        && people
+            .person(e.given_by)
+            .is_some_and(|g| is_minor_at(g, e.starts))
+    {
+        return Some(Reason::GuardianMinor {
+            person: person.id,
+            by: e.given_by,
+        });
+    }
+    if needs_explicit && !e.explicit {
         return Some(Reason::NotExplicit { person: person.id });
     }
     None
 }
 
-/// The person's standing for this asset and purpose at t: the grant that counts when the latest
-/// counting event is a valid grant, otherwise the reason there is none.
+/// A person's standing for an asset and purpose at t.
+struct Standing {
+    /// The grant that counts at t: the latest counting event is a valid grant in its window.
+    grant: Option<EventId>,
+    /// The withdrawal, refusal or objection in force at t (the latest counting event), as
+    /// `Withdrawn`, `Refused` or `Objected`.
+    negative: Option<Reason>,
+    /// Why grants later than the negative event (or all grants, without one) do not count,
+    /// the latest first.
+    defect: Option<Reason>,
+    /// The first grant still to come, if nothing counts at t.
+    upcoming: Option<Time>,
+}
+
 fn person_standing(
     person: &Person,
+    people: &dyn People,
     asset: &Asset,
     purpose: PurposeId,
+    needs_explicit: bool,
     t: Time,
-) -> Result<EventId, Reason> {
+) -> Standing {
     let mut relevant: Vec<&ConsentEvent> = person
         .events
         .iter()
@@ -58,69 +80,73 @@ fn person_standing(
         .collect();
     relevant.sort_by_key(|e| (e.starts, e.id));
 
-    // The most telling reason among grants that did not count, latest first.
-    let mut skipped: Option<Reason> = None;
+    let mut standing = Standing {
+        grant: None,
+        negative: None,
+        defect: None,
+        upcoming: None,
+    };
     for e in relevant.iter().rev().filter(|e| e.starts <= t) {
         let who = person.id;
-        match e.kind {
-            EventKind::Withdraw => {
-                return Err(Reason::Withdrawn {
+        let at = e.starts;
+        let negative = match e.kind {
+            EventKind::Withdraw => Some(Reason::Withdrawn { person: who, at }),
+            EventKind::Refuse => Some(Reason::Refused { person: who, at }),
+            EventKind::Object => Some(Reason::Objected { person: who, at }),
+            EventKind::Grant => None,
+        };
+        if let Some(negative) = negative {
+            standing.negative = Some(negative);
+            return standing;
+        }
+        // A withdrawal, refusal or objection also cancels grants recorded before it that were
+        // to start later: withdrawing means "no more", including what was pending.
+        let cancelled = relevant
+            .iter()
+            .any(|n| n.kind != EventKind::Grant && n.starts <= t && n.id > e.id);
+        if cancelled {
+            continue;
+        }
+        if let Some(end) = e.expires {
+            if t >= end {
+                standing.defect.get_or_insert(Reason::Expired {
                     person: who,
-                    at: e.starts,
-                })
+                    at: end,
+                });
+                continue;
             }
-            EventKind::Refuse => {
-                return Err(Reason::Refused {
-                    person: who,
-                    at: e.starts,
-                })
+        }
+        match grant_defect(person, people, e, t, needs_explicit) {
+            None => {
+                standing.grant = Some(e.id);
+                return standing;
             }
-            EventKind::Object => {
-                return Err(Reason::Objected {
-                    person: who,
-                    at: e.starts,
-                })
-            }
-            EventKind::Grant => {
-                // A withdrawal, refusal or objection also cancels grants recorded before it that
-                // were to start later: withdrawing means "no more", including what was pending.
-                let cancelled = relevant
-                    .iter()
-                    .any(|n| n.kind != EventKind::Grant && n.starts <= t && n.id > e.id);
-                if cancelled {
-                    continue;
-                }
-                if let Some(end) = e.expires {
-                    if t >= end {
-                        skipped.get_or_insert(Reason::Expired {
-                            person: who,
-                            at: end,
-                        });
-                        continue;
-                    }
-                }
-                match grant_defect(person, asset, e, t) {
-                    None => return Ok(e.id),
-                    Some(defect) => {
-                        skipped.get_or_insert(defect);
-                    }
-                }
+            Some(defect) => {
+                standing.defect.get_or_insert(defect);
             }
         }
     }
-    if let Some(reason) = skipped {
-        return Err(reason);
-    }
-    if let Some(future) = relevant
+    standing.upcoming = relevant
         .iter()
         .find(|e| e.kind == EventKind::Grant && e.starts > t)
-    {
-        return Err(Reason::NotYetStarted {
-            person: person.id,
-            from: future.starts,
-        });
+        .map(|e| e.starts);
+    standing
+}
+
+impl Standing {
+    /// Why no grant counts: the latest thing the person did that matters.
+    fn reason(self, person: PersonId, no_grant: Reason) -> Reason {
+        if let Some(defect) = self.defect {
+            return defect;
+        }
+        if let Some(negative) = self.negative {
+            return negative;
+        }
+        match self.upcoming {
+            Some(from) => Reason::NotYetStarted { person, from },
+            None => no_grant,
+        }
     }
-    Err(Reason::NoConsent { person: person.id })
 }
 
 /// Whether `asset` is visible to `user` in `purpose` at `t`, and why. Rules of DESIGN.md §3.
@@ -164,21 +190,32 @@ pub fn evaluate_at(
             (false, Reason::Unreviewed)
         };
     }
-    // 4./5. every linked person
+    // 4./5. every linked person. A special-category photo needs explicit consent in every
+    // purpose unless the purpose records an Art. 9(2) exception (GDPR Art. 9 applies whatever
+    // the Art. 6 basis).
+    let needs_explicit = asset.special_category && !purpose.art9_exception;
+    let needs_consent = purpose.basis == Basis::Consent || needs_explicit;
     for &pid in &asset.persons {
         let Some(person) = people.person(pid) else {
             return (false, Reason::UnknownPerson { person: pid });
         };
-        let standing = person_standing(person, asset, purpose.id, t);
-        if purpose.basis == Basis::Consent {
-            if let Err(reason) = standing {
-                return (false, reason);
-            }
-        } else if let Err(
+        let standing = person_standing(person, people, asset, purpose.id, needs_explicit, t);
+        if standing.grant.is_some() {
+            continue;
+        }
+        if needs_consent {
+            let no_grant = if purpose.basis == Basis::Consent {
+                Reason::NoConsent { person: pid }
+            } else {
+                Reason::NoExplicitConsent { person: pid }
+            };
+            return (false, standing.reason(pid, no_grant));
+        }
+        if let Some(
             Reason::Withdrawn { person, at }
             | Reason::Refused { person, at }
             | Reason::Objected { person, at },
-        ) = standing
+        ) = standing.negative
         {
             return (false, Reason::Objected { person, at });
         }
@@ -209,8 +246,10 @@ pub fn covering_grants(
         .iter()
         .filter_map(|&pid| {
             let person = people.person(pid)?;
-            person_standing(person, asset, purpose, t)
-                .ok()
+            // Without the purpose at hand, a special-category photo's proof lists explicit
+            // grants only (conservative: an Art. 9(2) exception never needs a grant listed).
+            person_standing(person, people, asset, purpose, asset.special_category, t)
+                .grant
                 .map(|e| (pid, e))
         })
         .collect()
@@ -221,7 +260,8 @@ pub fn covering_grants(
 pub fn retention_end(asset: &Asset, purpose: &Purpose) -> Option<Time> {
     let by_purpose = purpose
         .retention
-        .and_then(|d| asset.created_at.checked_add_signed(d));
+        .as_ref()
+        .and_then(|term| term.end(asset.created_at));
     match (asset.retention_until, by_purpose) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -241,7 +281,7 @@ fn candidate_moments(
         let Some(person) = people.person(pid) else {
             continue;
         };
-        moments.extend(person.born.and_then(sixteenth_birthday));
+        moments.extend(person.turns_16);
         for e in &person.events {
             if e.purposes.contains(&purpose.id) && e.scope.covers(asset) {
                 moments.push(e.starts);

@@ -2,7 +2,8 @@
 //! `valid_until`, and property tests over small random worlds.
 
 use super::*;
-use chrono::Duration;
+use crate::when::{Span, Term, Zone};
+use chrono::{Duration, NaiveDate};
 
 // ---------------------------------------------------------------------------------------------
 // Builders
@@ -30,8 +31,18 @@ fn d(y: i32, m: u32, day: u32) -> Time {
         .and_utc()
 }
 
-fn ben_born() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2012, 6, 15).unwrap()
+/// Ben turns 16 at 00:00 on 2028-06-15 (these tables run in a UTC store; the time zone's part
+/// is tested in `when` and through the CLI in tests/rules.rs).
+fn ben_turns_16() -> Time {
+    d(2028, 6, 15)
+}
+
+/// A purpose retention term on the UTC calendar.
+fn term(s: &str) -> Term {
+    Term {
+        span: Span::parse(s).unwrap(),
+        zone: Zone::utc(),
+    }
 }
 
 fn ev(id: EventId, kind: EventKind, by: PersonId, starts: Time) -> ConsentEvent {
@@ -81,7 +92,7 @@ impl ConsentEvent {
 fn adult(id: PersonId, events: Vec<ConsentEvent>) -> Person {
     Person {
         id,
-        born: None,
+        turns_16: None,
         guardians: vec![],
         events,
     }
@@ -90,7 +101,7 @@ fn adult(id: PersonId, events: Vec<ConsentEvent>) -> Person {
 fn minor(events: Vec<ConsentEvent>) -> Person {
     Person {
         id: BEN,
-        born: Some(ben_born()),
+        turns_16: Some(ben_turns_16()),
         guardians: vec![GUARD],
         events,
     }
@@ -132,6 +143,7 @@ fn purpose(id: PurposeId, basis: Basis) -> Purpose {
         name: format!("purpose-{id}"),
         basis,
         retention: None,
+        art9_exception: false,
     }
 }
 
@@ -184,6 +196,25 @@ fn in_collection(mut w: World, collection: &str) -> World {
 fn legit(mut w: World) -> World {
     w.purpose = purpose(LI, Basis::LegitimateInterest);
     w
+}
+
+/// The photo reveals a special category (health, religion ...).
+fn special(mut w: World) -> World {
+    w.asset.special_category = true;
+    w
+}
+
+/// The purpose records an Art. 9(2) exception.
+fn exception(mut w: World) -> World {
+    w.purpose.art9_exception = true;
+    w
+}
+
+/// Ben with a guardian GUARD who turns 16 at `guardian_16`.
+fn ben_with_young_guardian(guardian_16: Time, events: Vec<ConsentEvent>) -> World {
+    let mut guard = adult(GUARD, vec![]);
+    guard.turns_16 = Some(guardian_16);
+    world(vec![minor(events), guard], &[BEN])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,10 +318,36 @@ fn cases() -> Vec<Case> {
         ("purged asset", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.status = Status::Purged; w }, d(2026, 2, 1), false, "trashed"),
         ("asset retention ended", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.retention_until = Some(d(2026, 6, 1)); w }, d(2026, 6, 1), false, "retention_ended"),
         ("asset retention not yet ended", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.retention_until = Some(d(2026, 6, 1)); w }, d(2026, 6, 1) - Duration::seconds(1), true, "consented"),
-        ("purpose retention ended (counted from import)", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.purpose.retention = Some(Duration::days(30)); w }, d(2026, 1, 31), false, "retention_ended"),
-        ("purpose retention not yet ended", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.purpose.retention = Some(Duration::days(30)); w }, d(2026, 1, 30), true, "consented"),
-        ("purpose retention on legitimate interest", || { let mut w = legit(anna(vec![])); w.purpose.retention = Some(Duration::days(30)); w }, d(2026, 2, 1), false, "retention_ended"),
+        ("purpose retention ended (counted from import)", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.purpose.retention = Some(term("30d")); w }, d(2026, 1, 31), false, "retention_ended"),
+        ("purpose retention not yet ended", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.purpose.retention = Some(term("30d")); w }, d(2026, 1, 30), true, "consented"),
+        ("purpose retention on legitimate interest", || { let mut w = legit(anna(vec![])); w.purpose.retention = Some(term("30d")); w }, d(2026, 2, 1), false, "retention_ended"),
         ("retention also ends own drafts", || { let mut w = world(vec![], &[]); w.asset.status = Status::Draft; w.user.login = "alice".into(); w.asset.retention_until = Some(d(2026, 1, 15)); w }, d(2026, 2, 1), false, "retention_ended"),
+        // --- special categories in every purpose (GDPR Art. 9), finding 17 of issue 11 --------
+        ("special category, legitimate interest, no consent, no exception", || special(legit(anna(vec![]))), d(2026, 2, 1), false, "no_explicit_consent"),
+        ("special category, legitimate interest, non-explicit grant, no exception", || special(legit(anna(vec![grant(1, ANNA, d(2026, 1, 1)).for_purposes(&[LI])]))), d(2026, 2, 1), false, "not_explicit"),
+        ("special category, legitimate interest, explicit grant, no exception", || special(legit(anna(vec![grant(1, ANNA, d(2026, 1, 1)).for_purposes(&[LI]).explicitly()]))), d(2026, 2, 1), true, "basis"),
+        ("special category, legitimate interest, explicit grant expired, no exception", || special(legit(anna(vec![grant(1, ANNA, d(2026, 1, 1)).for_purposes(&[LI]).explicitly().until(d(2026, 1, 20))]))), d(2026, 2, 1), false, "expired"),
+        ("special category, legitimate interest, Art. 9(2) exception, no consent", || exception(special(legit(anna(vec![])))), d(2026, 2, 1), true, "basis"),
+        ("special category, legitimate interest, Art. 9(2) exception, objection", || exception(special(legit(anna(vec![object(1, ANNA, d(2026, 1, 10)).for_purposes(&[LI])])))), d(2026, 2, 1), false, "objected"),
+        ("special category, legitimate interest, objection then non-explicit grant, no exception", || special(legit(anna(vec![object(1, ANNA, d(2026, 1, 10)).for_purposes(&[LI]), grant(2, ANNA, d(2026, 1, 20)).for_purposes(&[LI])]))), d(2026, 2, 1), false, "not_explicit"),
+        ("special category, legitimate interest, objection then non-explicit grant, with exception", || exception(special(legit(anna(vec![object(1, ANNA, d(2026, 1, 10)).for_purposes(&[LI]), grant(2, ANNA, d(2026, 1, 20)).for_purposes(&[LI])])))), d(2026, 2, 1), true, "basis"),
+        ("special category, legitimate interest, objection then explicit grant", || special(legit(anna(vec![object(1, ANNA, d(2026, 1, 10)).for_purposes(&[LI]), grant(2, ANNA, d(2026, 1, 20)).for_purposes(&[LI]).explicitly()]))), d(2026, 2, 1), true, "basis"),
+        ("special category, educational, no consent, no exception", || { let mut w = special(anna(vec![])); w.purpose = purpose(LI, Basis::Educational); w }, d(2026, 2, 1), false, "no_explicit_consent"),
+        ("special category, consent purpose with an Art. 9(2) exception, non-explicit grant", || exception(special(anna(vec![grant(1, ANNA, d(2026, 1, 1))]))), d(2026, 2, 1), true, "consented"),
+        ("special category, consent purpose with an Art. 9(2) exception, still needs consent", || exception(special(anna(vec![]))), d(2026, 2, 1), false, "no_consent"),
+        ("ordinary photo, legitimate interest, no exception needed", || legit(anna(vec![])), d(2026, 2, 2), true, "basis"),
+        // objections under other bases, lifted and restored
+        ("legitimate interest, objection lifted by a time-limited grant, while it runs", || legit(anna(vec![object(1, ANNA, d(2026, 1, 10)).for_purposes(&[LI]), grant(2, ANNA, d(2026, 1, 20)).for_purposes(&[LI]).until(d(2026, 3, 1))])), d(2026, 2, 1), true, "basis"),
+        ("legitimate interest, objection holds again after the lifting grant ends", || legit(anna(vec![object(1, ANNA, d(2026, 1, 10)).for_purposes(&[LI]), grant(2, ANNA, d(2026, 1, 20)).for_purposes(&[LI]).until(d(2026, 3, 1))])), d(2026, 3, 1), false, "objected"),
+        ("legitimate interest, a minor's own grant does not lift an objection", || legit(ben(vec![object(1, GUARD, d(2026, 1, 10)).for_purposes(&[LI]), grant(2, BEN, d(2026, 1, 20)).for_purposes(&[LI])])), d(2026, 2, 1), false, "objected"),
+        ("legitimate interest, a guardian's grant lifts a minor's objection", || legit(ben(vec![object(1, GUARD, d(2026, 1, 10)).for_purposes(&[LI]), grant(2, GUARD, d(2026, 1, 20)).for_purposes(&[LI])])), d(2026, 2, 1), true, "basis"),
+        // the reason names the latest thing the person did
+        ("consent purpose, withdrawal then a non-explicit grant on a special-category photo", || special(anna(vec![grant(1, ANNA, d(2026, 1, 1)).explicitly(), withdraw(2, ANNA, d(2026, 1, 10)), grant(3, ANNA, d(2026, 1, 20))])), d(2026, 2, 1), false, "not_explicit"),
+        ("consent purpose, withdrawal then a grant that expired", || anna(vec![grant(1, ANNA, d(2026, 1, 1)), withdraw(2, ANNA, d(2026, 1, 10)), grant(3, ANNA, d(2026, 1, 20)).until(d(2026, 1, 25))]), d(2026, 2, 1), false, "expired"),
+        // guardians must be 16 or older themselves (finding 19)
+        ("grant by a guardian who was under 16 at its start", || ben_with_young_guardian(d(2030, 1, 1), vec![grant(1, GUARD, d(2026, 1, 1))]), d(2026, 2, 1), false, "guardian_minor"),
+        ("grant by a guardian given after the guardian turned 16", || ben_with_young_guardian(d(2025, 1, 1), vec![grant(1, GUARD, d(2026, 1, 1))]), d(2026, 2, 1), true, "consented"),
+        ("a young guardian's grant stays void after the guardian turns 16", || ben_with_young_guardian(d(2026, 1, 15), vec![grant(1, GUARD, d(2026, 1, 1))]), d(2026, 2, 1), false, "guardian_minor"),
     ]
 }
 
@@ -399,7 +456,7 @@ fn reasons_name_the_right_person_and_moment() {
 
     let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]);
     w.asset.retention_until = Some(d(2026, 9, 1));
-    w.purpose.retention = Some(Duration::days(100)); // 2026-04-11, earlier: wins
+    w.purpose.retention = Some(term("100d")); // 2026-04-11, earlier: wins
     assert_eq!(
         w.eval(d(2026, 5, 1)).1,
         Reason::RetentionEnded { at: d(2026, 4, 11) }
@@ -443,26 +500,17 @@ fn write_and_delete_grants_also_let_the_user_read() {
 }
 
 #[test]
-fn sixteenth_birthday_is_midnight_utc() {
-    let day = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
-    assert_eq!(sixteenth_birthday(day(2012, 6, 15)), Some(d(2028, 6, 15)));
-    assert_eq!(sixteenth_birthday(day(2010, 12, 31)), Some(d(2026, 12, 31)));
-    // 29 February births: a leap year 16 years later keeps the day...
-    assert_eq!(sixteenth_birthday(day(2012, 2, 29)), Some(d(2028, 2, 29)));
-    // ...and a non-leap one (2100 is not a leap year) gives 28 February.
-    assert_eq!(sixteenth_birthday(day(2084, 2, 29)), Some(d(2100, 2, 28)));
-}
-
-#[test]
 fn born_on_29_february_turns_16_on_28_february_of_a_non_leap_year() {
-    let born = NaiveDate::from_ymd_opt(2084, 2, 29);
+    let born = NaiveDate::from_ymd_opt(2084, 2, 29).unwrap();
+    let turns_16 = Some(crate::when::sixteenth_birthday(born, &Zone::utc()));
+    assert_eq!(turns_16, Some(d(2100, 2, 28)));
     // an own grant given on 28 February 2100 counts: the person is 16 that day
     let mut w = ben(vec![grant(1, BEN, d(2100, 2, 28))]);
-    w.people.get_mut(&BEN).unwrap().born = born;
+    w.people.get_mut(&BEN).unwrap().turns_16 = turns_16;
     assert_eq!(w.eval(d(2100, 2, 28)), (true, Reason::Consented));
     // one given a second earlier was given by a minor and never counts
     let mut w = ben(vec![grant(1, BEN, d(2100, 2, 28) - Duration::seconds(1))]);
-    w.people.get_mut(&BEN).unwrap().born = born;
+    w.people.get_mut(&BEN).unwrap().turns_16 = turns_16;
     assert_eq!(w.eval(d(2100, 3, 1)).1.code(), "own_grant_of_minor");
 }
 
@@ -491,6 +539,8 @@ fn reason_codes_are_distinct() {
         Reason::OwnGrantOfMinor { person: 1 },
         Reason::NotExplicit { person: 1 },
         Reason::NotByGuardian { person: 1 },
+        Reason::GuardianMinor { person: 1, by: 2 },
+        Reason::NoExplicitConsent { person: 1 },
     ];
     let mut codes: Vec<_> = all.iter().map(|r| r.code()).collect();
     codes.sort();
@@ -589,7 +639,7 @@ fn valid_until_for_a_scheduled_withdrawal_and_retention() {
     assert_eq!(w.decide(d(2026, 2, 1)).valid_until, Some(d(2026, 8, 1)));
 
     let mut w = legit(anna(vec![]));
-    w.purpose.retention = Some(Duration::days(10));
+    w.purpose.retention = Some(term("10d"));
     assert_eq!(w.decide(d(2026, 1, 2)).valid_until, Some(d(2026, 1, 11)));
 }
 
@@ -713,13 +763,12 @@ mod props {
         .boxed()
     }
 
-    fn arb_born() -> impl Strategy<Value = Option<NaiveDate>> {
-        let turns_16_at_t0 = NaiveDate::from_ymd_opt(2010, 1, 1).unwrap();
+    fn arb_turns_16() -> impl Strategy<Value = Option<Time>> {
         prop_oneof![
             2 => Just(None),
-            2 => Just(NaiveDate::from_ymd_opt(1980, 5, 5)),
+            2 => Just(Some(d(1996, 5, 5))),
             // turns 16 somewhere around the window of events
-            3 => (-10i64..30).prop_map(move |k| Some(turns_16_at_t0 + Duration::days(k))),
+            3 => (-10i64..30).prop_map(move |k| Some(t0() + Duration::days(k))),
         ]
     }
 
@@ -734,13 +783,13 @@ mod props {
             })
             .prop_shuffle();
         (
-            arb_born(),
+            arb_turns_16(),
             subsequence(GUARDIAN_IDS.to_vec(), 0..=2),
             events,
         )
-            .prop_map(move |(born, guardians, events)| Person {
+            .prop_map(move |(turns_16, guardians, events)| Person {
                 id: pid,
-                born,
+                turns_16,
                 guardians,
                 events,
             })
@@ -812,7 +861,8 @@ mod props {
     }
 
     fn arb_purpose() -> impl Strategy<Value = Purpose> {
-        let retention = option::weighted(0.15, 1i64..=20).prop_map(|o| o.map(Duration::days));
+        let retention =
+            option::weighted(0.15, 1i64..=20).prop_map(|o| o.map(|days| term(&format!("{days}d"))));
         prop_oneof![
             (Just(Basis::Consent), retention.clone()),
             (
@@ -829,6 +879,7 @@ mod props {
             name: basis.as_str().into(),
             basis,
             retention,
+            art9_exception: false,
         })
     }
 
@@ -877,10 +928,15 @@ mod props {
                 base.push(e.starts);
                 base.extend(e.expires);
             }
-            base.extend(p.born.and_then(sixteenth_birthday));
+            base.extend(p.turns_16);
         }
         base.extend(w.asset.retention_until);
-        base.extend(w.purpose.retention.map(|r| w.asset.created_at + r));
+        base.extend(
+            w.purpose
+                .retention
+                .as_ref()
+                .and_then(|r| r.end(w.asset.created_at)),
+        );
         let mut out = Vec::new();
         for b in base {
             out.extend([

@@ -399,6 +399,7 @@ impl View {
                 login: login.clone(),
             });
         }
+        let zone = crate::catalog::zone::get(conn)?;
         for pid in &persons_touched {
             match persons::get(conn, *pid)? {
                 Some(p) => {
@@ -410,7 +411,7 @@ impl View {
                         *pid,
                         Person {
                             id: *pid,
-                            born: p.born,
+                            turns_16: p.born.map(|b| crate::when::sixteenth_birthday(b, &zone)),
                             guardians: p.guardians,
                             events,
                         },

@@ -49,6 +49,16 @@ impl TestStore {
         t
     }
 
+    /// A new store whose time zone is `zone` (`init --timezone`).
+    pub fn with_timezone(zone: &str) -> TestStore {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("store");
+        let key = dir.path().join("key");
+        let t = TestStore { dir, store, key };
+        t.ok(&["init", "--timezone", zone]);
+        t
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
