@@ -26,6 +26,7 @@
 //!   linked, their consent is needed.
 //! * Access levels are ordered: read < write < delete; a write grant also lets the user read.
 
+mod derived;
 mod rules;
 
 #[cfg(test)]
@@ -213,6 +214,9 @@ pub struct Asset {
     pub retention_until: Option<Time>,
     /// For a draft: the purpose folder it was created in, the only place it shows.
     pub draft_purpose: Option<PurposeId>,
+    /// For a draft: the assets its content came from (copied, or read by the tool that wrote
+    /// it), each with its own persons and flags; empty for other assets. See `derived.rs`.
+    pub derived_from: Vec<Asset>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -286,6 +290,11 @@ pub enum Reason {
     Basis { basis: Basis },
     OwnDraft,
     // hidden
+    /// A draft made from `source` is hidden because `source`'s persons do not allow it.
+    FromSource {
+        source: AssetId,
+        cause: Box<Reason>,
+    },
     NoGrant,
     Trashed,
     DraftOfOther,
@@ -308,6 +317,7 @@ impl Reason {
     pub fn person(&self) -> Option<PersonId> {
         use Reason::*;
         match self {
+            FromSource { cause, .. } => cause.person(),
             UnknownPerson { person }
             | NoConsent { person }
             | NotYetStarted { person, .. }
@@ -331,6 +341,9 @@ impl Reason {
             NoPersons => "marked as showing no identifiable persons".into(),
             Basis { basis } => format!("purpose rests on {}, no objection", basis.as_str()),
             OwnDraft => "your own draft".into(),
+            FromSource { source, cause } => {
+                format!("made from asset {source}: {}", cause.describe(who))
+            }
             NoGrant => "user has no grant for this purpose on this collection".into(),
             Trashed => "in the trash".into(),
             DraftOfOther => "someone else's draft".into(),
@@ -363,6 +376,7 @@ impl Reason {
             NoPersons => "no_persons",
             Basis { .. } => "basis",
             OwnDraft => "own_draft",
+            FromSource { .. } => "from_source",
             NoGrant => "no_grant",
             Trashed => "trashed",
             DraftOfOther => "draft_of_other",

@@ -45,7 +45,7 @@ fn grant_defect(person: &Person, asset: &Asset, e: &ConsentEvent, t: Time) -> Op
 
 /// The person's standing for this asset and purpose at t: the grant that counts when the latest
 /// counting event is a valid grant, otherwise the reason there is none.
-fn person_standing(
+pub(super) fn person_standing(
     person: &Person,
     asset: &Asset,
     purpose: PurposeId,
@@ -153,7 +153,11 @@ pub fn evaluate_at(
     }
     if asset.status == Status::Draft {
         // A draft is its creator's work in progress; it is never in anyone else's view and is
-        // never exported, so the creator sees it without review.
+        // never exported, so the creator sees it without review, as long as the persons of
+        // what it was made from allow it (see `derived.rs`).
+        if let Err(reason) = super::derived::sources_allow(asset, people, purpose, t) {
+            return (false, reason);
+        }
         return (true, Reason::OwnDraft);
     }
     // 3. reviewed
@@ -229,7 +233,7 @@ pub fn retention_end(asset: &Asset, purpose: &Purpose) -> Option<Time> {
 }
 
 /// Every moment after `now` at which the rules' inputs change by time alone.
-fn candidate_moments(
+pub(super) fn candidate_moments(
     asset: &Asset,
     people: &dyn People,
     purpose: &Purpose,
@@ -237,6 +241,7 @@ fn candidate_moments(
 ) -> Vec<Time> {
     let mut moments = Vec::new();
     moments.extend(retention_end(asset, purpose));
+    moments.extend(super::derived::source_moments(asset, people, purpose, now));
     for &pid in &asset.persons {
         let Some(person) = people.person(pid) else {
             continue;

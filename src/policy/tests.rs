@@ -109,6 +109,7 @@ fn asset(persons: &[PersonId]) -> Asset {
         persons: persons.to_vec(),
         retention_until: None,
         draft_purpose: None,
+        derived_from: Vec::new(),
     }
 }
 
@@ -787,6 +788,7 @@ mod props {
                     persons,
                     retention_until: retention.map(grid),
                     draft_purpose: None,
+                    derived_from: Vec::new(),
                 },
             )
     }
