@@ -832,8 +832,10 @@ impl Vfs {
             };
             let known = !source.row.persons.is_empty() || source.row.no_persons;
             if !known {
-                if source.row.status == Status::Draft && !source.row.sources.is_empty() {
-                    continue; // an intermediate draft: its own sources are listed too
+                if !source.row.sources.is_empty() {
+                    // an intermediate draft (or one already saved over a photo): its own
+                    // sources are listed too
+                    continue;
                 }
                 return refuse("it was made from a file whose persons are not known");
             }
