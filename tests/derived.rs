@@ -19,7 +19,10 @@ fn store() -> TestStore {
     let t = TestStore::new();
     let src = t.path("src");
     std::fs::create_dir_all(&src).unwrap();
-    for (name, gradient) in [("a.jpg", "gradient:red-blue"), ("b.jpg", "gradient:green-white")] {
+    for (name, gradient) in [
+        ("a.jpg", "gradient:red-blue"),
+        ("b.jpg", "gradient:green-white"),
+    ] {
         let made = Command::new("convert")
             .args(["-size", "160x120", gradient])
             .arg(src.join(name))
@@ -36,7 +39,13 @@ fn store() -> TestStore {
     t.ok(&["consent", "grant", "Bob", "--purpose", "website"]);
     t.ok(&["user", "add", "root"]);
     t.ok(&[
-        "user", "grant", "root", "--purpose", "website", "--access", "delete",
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "delete",
     ]);
     t
 }
@@ -73,7 +82,13 @@ fn names(dir: &Path) -> Vec<String> {
 
 fn why(t: &TestStore, path: &str) -> serde_json::Value {
     t.ok(&[
-        "why", path, "--user", "root", "--purpose", "website", "--json",
+        "why",
+        path,
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        "--json",
     ])
     .json()
 }
@@ -133,9 +148,19 @@ fn copies_and_tool_outputs_follow_the_consent_of_their_source() {
     let shown = common::visible(&t, "root", "website");
     assert_eq!(shown, ["ev/b.jpg", "ev/notes.txt"]);
     let human = t
-        .ok(&["why", "ev/small.jpg", "--user", "root", "--purpose", "website"])
+        .ok(&[
+            "why",
+            "ev/small.jpg",
+            "--user",
+            "root",
+            "--purpose",
+            "website",
+        ])
         .stdout;
-    assert!(human.contains("HIDDEN") && human.contains("Anna"), "{human}");
+    assert!(
+        human.contains("HIDDEN") && human.contains("Anna"),
+        "{human}"
+    );
 
     // Anna's report lists the copies made from her photo
     let report = t.path("report-anna");
@@ -201,7 +226,11 @@ fn a_copy_cannot_become_another_persons_photo() {
         .arg(d.join("a.jpg"))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&x.stdout), "1", "still Anna's photo");
+    assert_eq!(
+        String::from_utf8_lossy(&x.stdout),
+        "1",
+        "still Anna's photo"
+    );
 }
 
 /// Tools that are not everywhere: the test runs when the binary is installed (CI installs

@@ -395,15 +395,25 @@ fn folders_and_drafts_are_bounded_per_user() {
         drafts: 12,
     });
     m.t.ok(&[
-        "user", "grant", "alice", "--purpose", "website", "--collection", "events/2026/sub",
-        "--access", "delete",
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026/sub",
+        "--access",
+        "delete",
     ]);
     m.refresh();
     let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
     for i in 0..30 {
         m.vfs.mkdir(ALICE, sub, &format!("f{i}")).unwrap();
     }
-    assert_eq!(errno_of(m.vfs.mkdir(ALICE, sub, "one-too-many")), libc::EDQUOT);
+    assert_eq!(
+        errno_of(m.vfs.mkdir(ALICE, sub, "one-too-many")),
+        libc::EDQUOT
+    );
     m.vfs.rmdir(ALICE, sub, "f0").unwrap();
     m.vfs.mkdir(ALICE, sub, "again").unwrap();
     // nested folders count too, and the folders are all there
@@ -426,8 +436,15 @@ fn folders_and_drafts_are_bounded_per_user() {
 fn one_users_folders_do_not_slow_down_anyone_else() {
     let m = mounted();
     m.t.ok(&[
-        "user", "grant", "alice", "--purpose", "website", "--collection", "events/2026/sub",
-        "--access", "write",
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026/sub",
+        "--access",
+        "write",
     ]);
     m.refresh();
     let bobs = m.walk(BOB, "bob/website/events/2026/sub").unwrap();
@@ -462,4 +479,59 @@ fn one_users_folders_do_not_slow_down_anyone_else() {
         "alice's lookups: {mine:?} (bob's before: {before:?})"
     );
     assert_eq!(errno_of(m.vfs.mkdir(ALICE, sub, "f10000")), libc::EDQUOT);
+}
+
+/// An editor saves through a temp file: the kernel keeps using the temp file's inode (and its
+/// cached pages) under the photo's name. A withdrawal must invalidate that inode too, and reads
+/// through the temp file's handle must fail.
+#[test]
+fn a_withdrawal_reaches_the_inode_of_a_temp_file_saved_over_the_photo() {
+    let m = mounted();
+    m.t.ok(&[
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026/sub",
+        "--access",
+        "write",
+    ]);
+    m.refresh();
+    let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
+    let photo = m
+        .read_all(ALICE, "alice/website/events/2026/sub/b.jpg")
+        .unwrap();
+    let b_ino = m
+        .walk(ALICE, "alice/website/events/2026/sub/b.jpg")
+        .unwrap();
+    let b_id: i64 = String::from_utf8(
+        m.vfs
+            .getxattr(ALICE, b_ino, "user.consentfs.asset")
+            .unwrap(),
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    let (attr, fh) = m.vfs.create(ALICE, sub, ".b.jpg.swp").unwrap();
+    m.vfs.write(fh, 0, &photo).unwrap();
+    m.vfs.commit(fh).unwrap();
+    m.vfs
+        .rename(ALICE, sub, ".b.jpg.swp", sub, "b.jpg", false)
+        .unwrap();
+    assert_eq!(m.vfs.read(fh, 0, 100).unwrap(), photo);
+    m.t.ok(&["consent", "withdraw", "Bert", "--purpose", "website"]);
+    let pages = m.vfs.pages_of(Some(&[b_id]));
+    assert!(
+        pages.contains(&consentfs::vfs::Invalidation::Inode { ino: attr.ino }),
+        "pages dropped before the change: {pages:?}"
+    );
+    let inval = m.refresh();
+    assert!(
+        inval.contains(&consentfs::vfs::Invalidation::Inode { ino: attr.ino }),
+        "the temp file's inode is invalidated with the photo: {inval:?}"
+    );
+    assert_eq!(m.vfs.read(fh, 0, 100).unwrap_err().errno(), libc::EACCES);
+    m.vfs.release(fh);
 }

@@ -216,9 +216,7 @@ pub fn sources_of(conn: &Connection, draft: AssetId) -> Result<Vec<AssetId>> {
 }
 
 /// Every draft's sources, for bulk loads.
-pub fn all_sources(
-    conn: &Connection,
-) -> Result<std::collections::HashMap<AssetId, Vec<AssetId>>> {
+pub fn all_sources(conn: &Connection) -> Result<std::collections::HashMap<AssetId, Vec<AssetId>>> {
     let mut st =
         conn.prepare("SELECT draft_id, source_id FROM draft_sources ORDER BY draft_id, source_id")?;
     let mut map: std::collections::HashMap<AssetId, Vec<AssetId>> = Default::default();
@@ -286,7 +284,10 @@ pub fn with_content(conn: &Connection, hash: &[u8; 32], except: AssetId) -> Resu
 
 /// Drafts made from a photo `person` is linked to (not linked to them themselves), with the
 /// source they came from: for the person's report and for erasure.
-pub fn derived_from_person(conn: &Connection, person: PersonId) -> Result<Vec<(AssetRow, AssetId)>> {
+pub fn derived_from_person(
+    conn: &Connection,
+    person: PersonId,
+) -> Result<Vec<(AssetRow, AssetId)>> {
     let mut st = conn.prepare(
         "SELECT DISTINCT d.draft_id, d.source_id FROM draft_sources d
            JOIN links l ON l.asset_id = d.source_id

@@ -160,7 +160,10 @@ mod tests {
         assert_eq!(d.reason.person(), Some(1));
         assert_eq!(
             d.reason.to_string(),
-            format!("made from asset 1: person 1 withdrew consent {}", at(10).format("%Y-%m-%d %H:%M UTC"))
+            format!(
+                "made from asset 1: person 1 withdrew consent {}",
+                at(10).format("%Y-%m-%d %H:%M UTC")
+            )
         );
         // without any consent the copy is hidden as well; a draft with no sources is not
         let none = world(vec![]);

@@ -287,7 +287,9 @@ pub enum Reason {
     // visible
     Consented,
     NoPersons,
-    Basis { basis: Basis },
+    Basis {
+        basis: Basis,
+    },
     OwnDraft,
     // hidden
     /// A draft made from `source` is hidden because `source`'s persons do not allow it.
@@ -298,18 +300,45 @@ pub enum Reason {
     NoGrant,
     Trashed,
     DraftOfOther,
-    RetentionEnded { at: Time },
+    RetentionEnded {
+        at: Time,
+    },
     Unreviewed,
-    UnknownPerson { person: PersonId },
-    NoConsent { person: PersonId },
-    NotYetStarted { person: PersonId, from: Time },
-    Expired { person: PersonId, at: Time },
-    Withdrawn { person: PersonId, at: Time },
-    Refused { person: PersonId, at: Time },
-    Objected { person: PersonId, at: Time },
-    OwnGrantOfMinor { person: PersonId },
-    NotExplicit { person: PersonId },
-    NotByGuardian { person: PersonId },
+    UnknownPerson {
+        person: PersonId,
+    },
+    NoConsent {
+        person: PersonId,
+    },
+    NotYetStarted {
+        person: PersonId,
+        from: Time,
+    },
+    Expired {
+        person: PersonId,
+        at: Time,
+    },
+    Withdrawn {
+        person: PersonId,
+        at: Time,
+    },
+    Refused {
+        person: PersonId,
+        at: Time,
+    },
+    Objected {
+        person: PersonId,
+        at: Time,
+    },
+    OwnGrantOfMinor {
+        person: PersonId,
+    },
+    NotExplicit {
+        person: PersonId,
+    },
+    NotByGuardian {
+        person: PersonId,
+    },
 }
 
 impl Reason {

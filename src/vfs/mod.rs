@@ -671,7 +671,14 @@ impl Vfs {
     }
 
     /// Record the uncommitted size of what handle `fh` writes.
-    fn set_pending_size(&self, fh: u64, login: &Arc<str>, purpose: PurposeId, asset: AssetId, size: u64) {
+    fn set_pending_size(
+        &self,
+        fh: u64,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        asset: AssetId,
+        size: u64,
+    ) {
         self.pending_sizes
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -260,7 +260,9 @@ impl Vfs {
                 writer: None,
                 fresh: true,
             }),
-            writers: std::sync::Mutex::new(self.provenance.process(caller.pid).into_iter().collect()),
+            writers: std::sync::Mutex::new(
+                self.provenance.process(caller.pid).into_iter().collect(),
+            ),
         });
         Ok((attr, fh))
     }
@@ -342,7 +344,9 @@ impl Vfs {
                 writer: Some(pending),
                 fresh: false,
             }),
-            writers: std::sync::Mutex::new(self.provenance.process(caller.pid).into_iter().collect()),
+            writers: std::sync::Mutex::new(
+                self.provenance.process(caller.pid).into_iter().collect(),
+            ),
         });
         self.set_pending_size(fh, login, purpose, asset, 0);
         Ok(Some((attr, fh)))
@@ -815,7 +819,9 @@ impl Vfs {
         }
         let refuse = |why: &str| -> Result<()> {
             log::info!("denied: saving draft {src} over asset {target}: {why}");
-            Err(denied(format!("cannot save this file over that photo: {why}")))
+            Err(denied(format!(
+                "cannot save this file over that photo: {why}"
+            )))
         };
         if draft.row.sources.is_empty() {
             return refuse("its content is not known to come from that photo (link persons to it, or save over the photo in place)");
@@ -839,7 +845,12 @@ impl Vfs {
                 }
                 return refuse("it was made from a file whose persons are not known");
             }
-            if source.row.persons.iter().any(|p| !onto.row.persons.contains(p)) {
+            if source
+                .row
+                .persons
+                .iter()
+                .any(|p| !onto.row.persons.contains(p))
+            {
                 return refuse("it was made from a photo of persons not linked to that photo");
             }
             if source.row.special_category && !onto.row.special_category {

@@ -286,7 +286,12 @@ impl View {
     /// A draft is shown to its creator only, in the purpose folder where it was made, while
     /// they have a grant there and the persons of what it was made from allow it (the rules
     /// decide, with the creator as the user). Returns when that next changes by time alone.
-    fn evaluate_draft(&mut self, id: AssetId, now: Time, changes: &mut Vec<Change>) -> Option<Time> {
+    fn evaluate_draft(
+        &mut self,
+        id: AssetId,
+        now: Time,
+        changes: &mut Vec<Change>,
+    ) -> Option<Time> {
         let mut until = None;
         let shown_now = self.assets.get(&id).and_then(|info| {
             let purpose_id = info.row.draft_purpose?;
