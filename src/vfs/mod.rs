@@ -41,6 +41,9 @@ pub struct Caller {
     pub pid: u32,
 }
 
+/// An uncommitted size: the view (login, purpose) and asset a handle writes, and the size.
+type PendingSize = (Arc<str>, PurposeId, AssetId, u64);
+
 /// Per-user bounds on what lives in the daemon's memory and the catalog without review.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -216,7 +219,7 @@ pub struct Vfs {
     /// asset it writes: stat in that view agrees with what was written, while every other view
     /// (another user's, another purpose's) shows the committed size until the commit. A leaf
     /// lock: never held while taking another.
-    pending_sizes: Mutex<HashMap<u64, (Arc<str>, PurposeId, AssetId, u64)>>,
+    pending_sizes: Mutex<HashMap<u64, PendingSize>>,
     /// Which opens were written to the audit log today (first open per user, purpose, asset).
     opened: Mutex<access::OpenedToday>,
 }
