@@ -459,12 +459,21 @@ impl SmallDisk {
     fn new(at: &Path, size: &str) -> SmallDisk {
         std::fs::create_dir_all(at).unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(at)
             .status()
             .unwrap()
             .success();
-        assert!(ok, "cannot mount a tmpfs (the tests with real mounts run as root)");
+        assert!(
+            ok,
+            "cannot mount a tmpfs (the tests with real mounts run as root)"
+        );
         SmallDisk(at.to_path_buf())
     }
 }
@@ -491,7 +500,15 @@ fn a_save_that_hits_a_full_disk_never_becomes_a_version() {
     t.ok(&["import", t.path("shoot").to_str().unwrap()]);
     t.ok(&["mark", "a.jpg", "--no-persons"]);
     t.ok(&["user", "add", "root"]);
-    t.ok(&["user", "grant", "root", "--purpose", "website", "--access", "write"]);
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "write",
+    ]);
     let m = Mount::start(&t);
     let a = m.path("root/website/a.jpg");
     for attempt in 0..2 {
@@ -512,7 +529,10 @@ fn a_save_that_hits_a_full_disk_never_becomes_a_version() {
                 break;
             }
         }
-        assert!(failed, "attempt {attempt}: 8 MiB cannot fit on a 3 MiB disk");
+        assert!(
+            failed,
+            "attempt {attempt}: 8 MiB cannot fit on a 3 MiB disk"
+        );
         std::fs::remove_file(&filler).unwrap();
         assert!(
             f.sync_all().is_err(),
@@ -525,7 +545,11 @@ fn a_save_that_hits_a_full_disk_never_becomes_a_version() {
             1,
             "attempt {attempt}: a failed save became a version: {versions}"
         );
-        assert_eq!(std::fs::read(&a).unwrap(), b"photo of anna", "attempt {attempt}");
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            b"photo of anna",
+            "attempt {attempt}"
+        );
         assert_eq!(t.ok(&["cat", "a.jpg"]).raw, b"photo of anna");
     }
     // a save that fits still works afterwards
@@ -578,7 +602,11 @@ fn a_rolled_back_catalog_is_refused() {
             vec!["audit", "verify"],
         ] {
             let r = t.run(&args);
-            assert_eq!(r.code, 2, "{args:?} accepted a rolled-back catalog: {}", r.stdout);
+            assert_eq!(
+                r.code, 2,
+                "{args:?} accepted a rolled-back catalog: {}",
+                r.stdout
+            );
             assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
             assert!(r.stderr.contains("--accept-rollback"), "{}", r.stderr);
         }
@@ -586,8 +614,19 @@ fn a_rolled_back_catalog_is_refused() {
         std::fs::create_dir_all(&mnt).unwrap();
         assert_eq!(t.run(&["mount", mnt.to_str().unwrap()]).code, 2);
         // a restore on purpose
-        let r = t.ok(&["--accept-rollback", "ls", "--user", "root", "--purpose", "website"]);
-        assert!(r.stdout.contains("a.jpg"), "the restored state: {}", r.stdout);
+        let r = t.ok(&[
+            "--accept-rollback",
+            "ls",
+            "--user",
+            "root",
+            "--purpose",
+            "website",
+        ]);
+        assert!(
+            r.stdout.contains("a.jpg"),
+            "the restored state: {}",
+            r.stdout
+        );
         let log = t.ok(&["audit", "list", "--json"]).json();
         assert!(
             log.as_array()
@@ -619,4 +658,43 @@ fn a_wal_cut_back_to_an_earlier_commit_is_refused() {
     let r = t.run(&["ls", "--user", "root", "--purpose", "website"]);
     assert_eq!(r.code, 2, "accepted: {}", r.stdout);
     assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
+}
+
+/// Finding 3 with 4: erasing a person also shreds what was made from their photo in the mount
+/// (a `cp` copy, a tool's output), not only the photo.
+#[test]
+fn erase_shreds_copies_made_in_the_mount() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let dir = m.path("root/website");
+    let copied = Command::new("cp")
+        .arg(dir.join("a.jpg"))
+        .arg(dir.join("copy.jpg"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    drop(m);
+    let hidden = t.ok(&[
+        "ls",
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        "--hidden",
+        "--json",
+    ]);
+    let copy = hidden
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "copy.jpg")
+        .and_then(|e| e["asset"].as_i64())
+        .expect("the copy is a draft")
+        .to_string();
+    assert_eq!(t.ok(&["cat", &copy]).raw, b"photo of anna");
+    t.ok(&["person", "erase", "Anna", "--yes"]);
+    let r = t.run(&["cat", &copy]);
+    assert_eq!(r.code, 2, "the copy is still decryptable after the erasure");
+    assert!(r.raw.is_empty());
 }

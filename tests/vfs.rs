@@ -4,7 +4,7 @@
 mod common;
 
 use common::TestStore;
-use consentfs::vfs::{Accounts, Caller, Kind, Vfs};
+use consentfs::vfs::{Accounts, Caller, Kind, Limits, Vfs};
 use consentfs::view::View;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -12,14 +12,17 @@ use std::sync::{Arc, RwLock};
 const ALICE: Caller = Caller {
     uid: 1001,
     gid: 1001,
+    pid: 0,
 };
 const BOB: Caller = Caller {
     uid: 1002,
     gid: 1002,
+    pid: 0,
 };
 const EVE: Caller = Caller {
     uid: 1003,
     gid: 1003,
+    pid: 0,
 };
 
 struct Mounted {
@@ -76,6 +79,10 @@ impl Mounted {
 }
 
 fn mounted() -> Mounted {
+    mounted_with(Limits::default())
+}
+
+fn mounted_with(limits: Limits) -> Mounted {
     let t = TestStore::new();
     t.write("shoot/a.jpg", b"photo of anna");
     t.write("shoot/sub/b.jpg", b"photo of bert");
@@ -116,7 +123,7 @@ fn mounted() -> Mounted {
     accounts.insert("eve".into(), (EVE.uid, EVE.gid));
     let accounts: Box<dyn Accounts> = Box::new(accounts);
     let (_s2, cat2) = t.open_catalog();
-    let vfs = Vfs::new(Arc::new(store), view.clone(), accounts, cat2);
+    let vfs = Vfs::new(Arc::new(store), view.clone(), accounts, cat2).with_limits(limits);
     Mounted { t, vfs, view, cat }
 }
 
@@ -375,4 +382,156 @@ fn readdirplus_entries_stay_valid_when_the_kernel_forgot_them_meanwhile() {
         }
     }
     m.vfs.releasedir(fh);
+}
+
+fn errno_of<T: std::fmt::Debug>(r: consentfs::Result<T>) -> i32 {
+    r.expect_err("should fail").errno()
+}
+
+#[test]
+fn folders_and_drafts_are_bounded_per_user() {
+    let m = mounted_with(Limits {
+        folders: 30,
+        drafts: 12,
+    });
+    m.t.ok(&[
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026/sub",
+        "--access",
+        "delete",
+    ]);
+    m.refresh();
+    let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
+    for i in 0..30 {
+        m.vfs.mkdir(ALICE, sub, &format!("f{i}")).unwrap();
+    }
+    assert_eq!(
+        errno_of(m.vfs.mkdir(ALICE, sub, "one-too-many")),
+        libc::EDQUOT
+    );
+    m.vfs.rmdir(ALICE, sub, "f0").unwrap();
+    m.vfs.mkdir(ALICE, sub, "again").unwrap();
+    // nested folders count too, and the folders are all there
+    assert_eq!(m.names(ALICE, "alice/website/events/2026/sub").len(), 31);
+    let mut made = Vec::new();
+    for i in 0..12 {
+        let (_, fh) = m.vfs.create(ALICE, sub, &format!("d{i}.txt")).unwrap();
+        m.vfs.write(fh, 0, b"draft").unwrap();
+        m.vfs.release(fh);
+        made.push(format!("d{i}.txt"));
+    }
+    assert_eq!(errno_of(m.vfs.create(ALICE, sub, "d12.txt")), libc::EDQUOT);
+    // deleting one makes room
+    m.vfs.unlink(ALICE, sub, "d0.txt").unwrap();
+    let (_, fh) = m.vfs.create(ALICE, sub, "d12.txt").unwrap();
+    m.vfs.release(fh);
+}
+
+#[test]
+fn one_users_folders_do_not_slow_down_anyone_else() {
+    let m = mounted();
+    m.t.ok(&[
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026/sub",
+        "--access",
+        "write",
+    ]);
+    m.refresh();
+    let bobs = m.walk(BOB, "bob/website/events/2026/sub").unwrap();
+    let time_lookups = |who: Caller, dir: u64| {
+        (0..3)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                for _ in 0..3_000 {
+                    m.vfs.lookup(who, dir, "b.jpg").unwrap();
+                    assert!(m.vfs.lookup(who, dir, "nothing.jpg").is_err());
+                }
+                start.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let before = time_lookups(BOB, bobs);
+    let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
+    for i in 0..10_000 {
+        m.vfs.mkdir(ALICE, sub, &format!("f{i}")).unwrap();
+    }
+    let after = time_lookups(BOB, bobs);
+    // a scan of 10,000 folders per lookup makes this hundreds of times slower
+    assert!(
+        after < before * 4 + std::time::Duration::from_millis(50),
+        "bob's lookups took {before:?} before alice made 10,000 folders and {after:?} after"
+    );
+    // and alice's own lookups stay fast too
+    let mine = time_lookups(ALICE, sub);
+    assert!(
+        mine < before * 4 + std::time::Duration::from_millis(50),
+        "alice's lookups: {mine:?} (bob's before: {before:?})"
+    );
+    assert_eq!(errno_of(m.vfs.mkdir(ALICE, sub, "f10000")), libc::EDQUOT);
+}
+
+/// An editor saves through a temp file: the kernel keeps using the temp file's inode (and its
+/// cached pages) under the photo's name. A withdrawal must invalidate that inode too, and reads
+/// through the temp file's handle must fail.
+#[test]
+fn a_withdrawal_reaches_the_inode_of_a_temp_file_saved_over_the_photo() {
+    let m = mounted();
+    m.t.ok(&[
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026/sub",
+        "--access",
+        "write",
+    ]);
+    m.refresh();
+    let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
+    let photo = m
+        .read_all(ALICE, "alice/website/events/2026/sub/b.jpg")
+        .unwrap();
+    let b_ino = m
+        .walk(ALICE, "alice/website/events/2026/sub/b.jpg")
+        .unwrap();
+    let b_id: i64 = String::from_utf8(
+        m.vfs
+            .getxattr(ALICE, b_ino, "user.consentfs.asset")
+            .unwrap(),
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    let (attr, fh) = m.vfs.create(ALICE, sub, ".b.jpg.swp").unwrap();
+    m.vfs.write(fh, 0, &photo).unwrap();
+    m.vfs.commit(fh).unwrap();
+    m.vfs
+        .rename(ALICE, sub, ".b.jpg.swp", sub, "b.jpg", false)
+        .unwrap();
+    assert_eq!(m.vfs.read(fh, 0, 100).unwrap(), photo);
+    m.t.ok(&["consent", "withdraw", "Bert", "--purpose", "website"]);
+    let pages = m.vfs.pages_of(Some(&[b_id]));
+    assert!(
+        pages.contains(&consentfs::vfs::Invalidation::Inode { ino: attr.ino }),
+        "pages dropped before the change: {pages:?}"
+    );
+    let inval = m.refresh();
+    assert!(
+        inval.contains(&consentfs::vfs::Invalidation::Inode { ino: attr.ino }),
+        "the temp file's inode is invalidated with the photo: {inval:?}"
+    );
+    assert_eq!(m.vfs.read(fh, 0, 100).unwrap_err().errno(), libc::EACCES);
+    m.vfs.release(fh);
 }

@@ -1071,3 +1071,161 @@ fn two_users_saving_the_same_photo_at_once() {
         assert!(shown, "round {round}: the mount shows the last save");
     }
 }
+
+/// An editor's save through a temp file keeps the temp file's handle: after the rename it
+/// reads the photo's content through the temp file's inode. A withdrawal must reach that
+/// handle too: read, sendfile and a fresh mmap fail, and no byte comes from the page cache.
+#[test]
+fn a_temp_file_saved_over_a_photo_stops_reading_after_withdrawal() {
+    let t = store_with_photo("root");
+    let m = Mount::start(&t);
+    let d = m.path("root/website/ev");
+    let script = t.path("editor.py");
+    std::fs::write(
+        &script,
+        r#"import mmap, os, sys
+d = sys.argv[1]
+photo = open(os.path.join(d, 'a.jpg'), 'rb').read()
+tmp = os.path.join(d, '.a.jpg.swp')
+fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o600)
+os.write(fd, photo + b'edited')
+os.fsync(fd)
+os.rename(tmp, os.path.join(d, 'a.jpg'))
+n = len(os.pread(fd, 1 << 20, 0))
+mm = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+first = mm[:4]
+mm.close()
+print('ready', n, flush=True)
+# the rename's own invalidations arrive asynchronously: read again once they are through, so
+# the page cache of the temp file's inode holds the photo when the withdrawal comes
+sys.stdin.readline()
+assert len(os.pread(fd, n, 0)) == n
+mm = mmap.mmap(fd, n, prot=mmap.PROT_READ)
+assert mm[:4] == first
+mm.close()
+print('cached', flush=True)
+sys.stdin.readline()
+def attempt(what, f):
+    try:
+        f()
+        print(what, 'ok', flush=True)
+    except OSError as e:
+        print(what, 'errno', e.errno, flush=True)
+attempt('read', lambda: os.pread(fd, n, 0))
+attempt('read past the end', lambda: os.pread(fd, 1 << 20, 0))
+null = os.open('/dev/null', os.O_WRONLY)
+attempt('sendfile', lambda: os.sendfile(null, fd, 0, n))
+try:
+    mm = mmap.mmap(fd, n, prot=mmap.PROT_READ)
+except OSError as e:
+    print('mmap errno', e.errno, flush=True)
+    sys.exit(0)
+print('mmap', 'ok' if mm[:4] == first else 'differs', flush=True)
+"#,
+    )
+    .unwrap();
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg(&d)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(line.starts_with("ready"), "{line}{}", m.log_text());
+    assert_eq!(
+        xattr(&d.join("a.jpg"), "user.consentfs.subjects"),
+        "1",
+        "the save made a new version of Anna's photo"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    child.stdin.as_mut().unwrap().write_all(b"again\n").unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(line.starts_with("cached"), "{line}");
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let (gone, _) = wait_for(Duration::from_secs(5), || !d.join("a.jpg").exists());
+    assert!(gone);
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let eacces = format!("errno {}", libc::EACCES);
+    assert!(
+        rest.contains(&format!("read {eacces}")),
+        "read through the temp file's handle: {rest}"
+    );
+    assert!(
+        rest.contains(&format!("sendfile {eacces}")),
+        "sendfile: {rest}"
+    );
+    assert!(
+        rest.contains("read past the end errno"),
+        "a longer read fails too: {rest}"
+    );
+    // the page fault of the fresh mapping is refused: SIGBUS, never the photo's bytes
+    assert!(!rest.contains("mmap ok"), "mmap served the photo: {rest}");
+    assert!(
+        std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGBUS)
+            || rest.contains("mmap errno"),
+        "{rest} {status:?}"
+    );
+}
+
+/// While one user writes a photo (not yet closed), everyone else sees the committed version:
+/// its size and all its bytes. The writer sees what they wrote.
+#[test]
+fn another_users_stat_shows_the_committed_size_until_the_save() {
+    let t = store_with_photo("root");
+    let (uid, gid) = os_user("cfswpeek");
+    t.ok(&["user", "add", "cfswpeek"]);
+    t.ok(&["user", "grant", "cfswpeek", "--purpose", "website"]);
+    let m = Mount::start(&t);
+    let original = std::fs::read(t.path("plain/a.jpg")).unwrap();
+    let f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(m.path("root/website/ev/a.jpg"))
+        .unwrap();
+    f.write_all_at(b"0123456789", 0).unwrap();
+    assert_eq!(
+        f.metadata().unwrap().len(),
+        10,
+        "the writer sees its own size"
+    );
+    let theirs = m.path("cfswpeek/website/ev/a.jpg");
+    // look as the other user from a thread of this process: a child process (fork and exec)
+    // would close its copy of the open file, which flushes, which commits the save
+    let path = theirs.clone();
+    let (size, bytes) = std::thread::spawn(move || {
+        // SAFETY: setfsuid/setfsgid change only this thread's file-system credentials
+        unsafe {
+            libc::setfsgid(gid);
+            libc::setfsuid(uid);
+        }
+        (
+            std::fs::metadata(&path).map(|m| m.len()),
+            std::fs::read(&path),
+        )
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        size.unwrap(),
+        original.len() as u64,
+        "the committed size\n{}",
+        m.log_text()
+    );
+    assert!(
+        bytes.unwrap() == original,
+        "all bytes of the committed version"
+    );
+    drop(f);
+    let (saved, _) = wait_for(Duration::from_secs(5), || {
+        let o = run_as(uid, gid, &format!("cat {}", theirs.display()));
+        o.stdout == b"0123456789"
+    });
+    assert!(saved, "after the close everyone sees the save");
+}

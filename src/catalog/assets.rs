@@ -23,6 +23,8 @@ pub struct AssetRow {
     pub persons: Vec<PersonId>,
     /// For a draft: the purpose folder it was created in.
     pub draft_purpose: Option<crate::policy::PurposeId>,
+    /// For a draft: the assets its content came from (see [`add_sources`]).
+    pub sources: Vec<AssetId>,
 }
 
 impl AssetRow {
@@ -96,6 +98,7 @@ fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
         retention_until: r.get::<_, Option<i64>>(8)?.map(when::from_secs),
         persons: Vec::new(),
         draft_purpose: r.get(9)?,
+        sources: Vec::new(),
     })
 }
 
@@ -119,6 +122,7 @@ pub fn get(conn: &Connection, id: AssetId) -> Result<Option<AssetRow>> {
     match a {
         Some(mut a) => {
             a.persons = linked_persons(conn, a.id)?;
+            a.sources = sources_of(conn, a.id)?;
             Ok(Some(a))
         }
         None => Ok(None),
@@ -168,10 +172,142 @@ pub fn list(conn: &Connection) -> Result<Vec<AssetRow>> {
         let (a, p) = l?;
         map.entry(a).or_default().push(p);
     }
+    let mut sources = all_sources(conn)?;
     for a in &mut rows {
         a.persons = map.remove(&a.id).unwrap_or_default();
+        a.sources = sources.remove(&a.id).unwrap_or_default();
     }
     Ok(rows)
+}
+
+/// How a draft's content is known to come from an asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The same bytes (keyed content hash) as a version of the asset.
+    Content,
+    /// The process that wrote the draft had opened the asset for reading shortly before.
+    Read,
+    /// The draft is the backup copy a save left of the asset's previous version.
+    Backup,
+    /// Another draft with these sources was saved over this one.
+    Merge,
+}
+
+impl SourceKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Content => "content",
+            SourceKind::Read => "read",
+            SourceKind::Backup => "backup",
+            SourceKind::Merge => "merge",
+        }
+    }
+}
+
+/// The assets a draft's content came from, by id.
+pub fn sources_of(conn: &Connection, draft: AssetId) -> Result<Vec<AssetId>> {
+    let mut st = conn.prepare_cached(
+        "SELECT source_id FROM draft_sources WHERE draft_id = ?1 ORDER BY source_id",
+    )?;
+    let ids = st
+        .query_map([draft], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
+/// Every draft's sources, for bulk loads.
+pub fn all_sources(conn: &Connection) -> Result<std::collections::HashMap<AssetId, Vec<AssetId>>> {
+    let mut st =
+        conn.prepare("SELECT draft_id, source_id FROM draft_sources ORDER BY draft_id, source_id")?;
+    let mut map: std::collections::HashMap<AssetId, Vec<AssetId>> = Default::default();
+    for r in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+        let (d, s) = r?;
+        map.entry(d).or_default().push(s);
+    }
+    Ok(map)
+}
+
+/// Record that `draft`'s content came from `sources`. Provenance is flattened: a source that is
+/// itself a draft brings its own sources along (and stays a source, in case it is linked later),
+/// so the rules never need to follow chains. Only ever adds: a draft keeps every origin it had.
+/// Returns the sources that were new.
+pub fn add_sources(
+    tx: &Tx,
+    draft: AssetId,
+    sources: &[AssetId],
+    how: SourceKind,
+) -> Result<Vec<AssetId>> {
+    let mut all: Vec<AssetId> = Vec::new();
+    for &s in sources {
+        if s == draft || all.contains(&s) {
+            continue;
+        }
+        all.push(s);
+        for inherited in sources_of(tx, s)? {
+            if inherited != draft && !all.contains(&inherited) {
+                all.push(inherited);
+            }
+        }
+    }
+    let mut added = Vec::new();
+    for s in all {
+        let n = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO draft_sources (draft_id, source_id, how, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![draft, s, how.as_str(), when::to_secs(tx.now())])?;
+        if n > 0 {
+            added.push(s);
+        }
+    }
+    if !added.is_empty() {
+        tx.audit(
+            "asset.sources",
+            serde_json::json!({ "asset": draft, "sources": added, "how": how.as_str() }),
+        )?;
+    }
+    Ok(added)
+}
+
+/// Assets (any status) of which some version has exactly this content, `except` one.
+pub fn with_content(conn: &Connection, hash: &[u8; 32], except: AssetId) -> Result<Vec<AssetId>> {
+    let mut st = conn.prepare_cached(
+        "SELECT DISTINCT v.asset_id FROM objects o JOIN versions v ON v.object_id = o.id
+          WHERE o.content_hash = ?1 AND o.size > 0 AND v.asset_id <> ?2 ORDER BY v.asset_id",
+    )?;
+    let ids = st
+        .query_map(params![hash.as_slice(), except], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
+/// Drafts made from a photo `person` is linked to (not linked to them themselves), with the
+/// source they came from: for the person's report and for erasure.
+pub fn derived_from_person(
+    conn: &Connection,
+    person: PersonId,
+) -> Result<Vec<(AssetRow, AssetId)>> {
+    let mut st = conn.prepare(
+        "SELECT DISTINCT d.draft_id, d.source_id FROM draft_sources d
+           JOIN links l ON l.asset_id = d.source_id
+          WHERE l.person_id = ?1 ORDER BY d.draft_id, d.source_id",
+    )?;
+    let pairs = st
+        .query_map([person], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out: Vec<(AssetRow, AssetId)> = Vec::new();
+    for (draft, source) in pairs {
+        if out.iter().any(|(a, _)| a.id == draft) {
+            continue;
+        }
+        if let Some(a) = get(conn, draft)? {
+            if !a.persons.contains(&person) {
+                out.push((a, source));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The asset (if any, not trashed) whose current or earlier version has this content.
@@ -608,6 +744,8 @@ pub fn activate(tx: &Tx, asset: AssetId) -> Result<()> {
 /// version), and remove the files. An asset whose current version was one of those objects is
 /// the same content under another name, so it is purged with it (and so on, transitively);
 /// other assets only lose the shared old version (`cat --version` then says it was shredded).
+/// Drafts made from a purged asset (copies, tool outputs: see `draft_sources`) that have no
+/// persons linked themselves show its faces without a link, so they are purged too.
 /// The asset rows, consent history and audit log stay. Returns the objects whose files can now
 /// be deleted.
 pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<ObjectId>> {
@@ -623,6 +761,16 @@ pub fn purge_with_copies(tx: &Tx, asset: AssetId) -> Result<(Vec<ObjectId>, Vec<
         if !purged.insert(a) {
             continue;
         }
+        // drafts made from it that have no persons of their own carry its faces unlinked
+        let derived: Vec<AssetId> = tx
+            .prepare_cached(
+                "SELECT d.draft_id FROM draft_sources d JOIN assets x ON x.id = d.draft_id
+                  WHERE d.source_id = ?1 AND x.status <> 'purged'
+                    AND NOT EXISTS (SELECT 1 FROM links l WHERE l.asset_id = d.draft_id)",
+            )?
+            .query_map([a], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        todo.extend(derived.into_iter().filter(|f| !purged.contains(f)));
         let mine: Vec<String> = tx
             .prepare_cached("SELECT DISTINCT object_id FROM versions WHERE asset_id = ?1")?
             .query_map([a], |r| r.get(0))?

@@ -174,6 +174,19 @@ CREATE INDEX audit_action ON audit(action, at);
     r#"
 ALTER TABLE purposes ADD COLUMN art9_exception TEXT;
 "#,
+    // 6: provenance of drafts: the assets a draft's content came from (same content, or read by
+    // the process that wrote it shortly before). A draft is shown to its creator only while the
+    // persons of its sources consent, and is in those persons' reports.
+    r#"
+CREATE TABLE draft_sources (
+    draft_id INTEGER NOT NULL REFERENCES assets(id),
+    source_id INTEGER NOT NULL REFERENCES assets(id),
+    how TEXT NOT NULL,            -- content | read | backup | merge
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (draft_id, source_id)
+);
+CREATE INDEX draft_sources_source ON draft_sources(source_id);
+"#,
 ];
 
 pub fn current_version() -> i64 {

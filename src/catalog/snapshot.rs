@@ -18,6 +18,8 @@ pub struct World {
     pub persons: HashMap<PersonId, Person>,
     pub assets: Vec<AssetRow>,
     policy_assets: Vec<policy::Asset>,
+    /// Position of each asset in `assets`.
+    by_id: HashMap<policy::AssetId, usize>,
     pub users: HashMap<String, UserRow>,
 }
 
@@ -34,8 +36,29 @@ impl AssetRow {
             persons: self.persons.clone(),
             retention_until: self.retention_until,
             draft_purpose: self.draft_purpose,
+            derived_from: Vec::new(),
         }
     }
+}
+
+/// The rules' inputs of every asset, a draft's with the assets it was made from.
+pub fn policy_assets(assets: &[AssetRow]) -> Vec<policy::Asset> {
+    let plain: HashMap<policy::AssetId, policy::Asset> =
+        assets.iter().map(|a| (a.id, a.to_policy())).collect();
+    assets
+        .iter()
+        .map(|a| {
+            let mut p = plain.get(&a.id).cloned().unwrap_or_else(|| a.to_policy());
+            if a.status == policy::Status::Draft {
+                p.derived_from = a
+                    .sources
+                    .iter()
+                    .filter_map(|s| plain.get(s).cloned())
+                    .collect();
+            }
+            p
+        })
+        .collect()
 }
 
 impl People for World {
@@ -82,16 +105,18 @@ impl World {
             }
         }
         let assets = assets::list(conn)?;
-        let policy_assets = assets.iter().map(AssetRow::to_policy).collect();
+        let policy_assets = policy_assets(&assets);
         let users = users::list(conn)?
             .into_iter()
             .map(|u| (u.login.clone(), u))
             .collect();
+        let by_id = assets.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
         Ok(World {
             purposes,
             persons,
             assets,
             policy_assets,
+            by_id,
             users,
         })
     }
@@ -118,6 +143,15 @@ impl World {
         purpose: &PurposeRow,
         now: Time,
     ) -> Decision {
-        policy::decide(&asset.to_policy(), self, user, &purpose.to_policy(), now)
+        let mut input = asset.to_policy();
+        if asset.status == policy::Status::Draft {
+            // what the draft was made from, as loaded (see `policy_assets`)
+            input.derived_from = asset
+                .sources
+                .iter()
+                .filter_map(|s| self.by_id.get(s).map(|&i| self.assets[i].to_policy()))
+                .collect();
+        }
+        policy::decide(&input, self, user, &purpose.to_policy(), now)
     }
 }

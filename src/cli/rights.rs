@@ -38,6 +38,12 @@ fn assets_ever_linked(conn: &Connection, person: i64) -> Result<HashSet<i64>> {
     for a in st.query_map([person], |r| r.get::<_, Option<i64>>(0))? {
         out.extend(a?);
     }
+    // drafts made from their photos (copies, edits saved under a new name) show them too
+    out.extend(
+        assets::derived_from_person(conn, person)?
+            .into_iter()
+            .map(|(a, _)| a.id),
+    );
     Ok(out)
 }
 

@@ -40,6 +40,7 @@
 //!   linked, their consent is needed.
 //! * Access levels are ordered: read < write < delete; a write grant also lets the user read.
 
+mod derived;
 mod rules;
 
 #[cfg(test)]
@@ -232,6 +233,9 @@ pub struct Asset {
     pub retention_until: Option<Time>,
     /// For a draft: the purpose folder it was created in, the only place it shows.
     pub draft_purpose: Option<PurposeId>,
+    /// For a draft: the assets its content came from (copied, or read by the tool that wrote
+    /// it), each with its own persons and flags; empty for other assets. See `derived.rs`.
+    pub derived_from: Vec<Asset>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -305,26 +309,65 @@ pub enum Reason {
     // visible
     Consented,
     NoPersons,
-    Basis { basis: Basis },
+    Basis {
+        basis: Basis,
+    },
     OwnDraft,
     // hidden
+    /// A draft made from `source` is hidden because `source`'s persons do not allow it.
+    FromSource {
+        source: AssetId,
+        cause: Box<Reason>,
+    },
     NoGrant,
     Trashed,
     DraftOfOther,
-    RetentionEnded { at: Time },
+    RetentionEnded {
+        at: Time,
+    },
     Unreviewed,
-    UnknownPerson { person: PersonId },
-    NoConsent { person: PersonId },
-    NotYetStarted { person: PersonId, from: Time },
-    Expired { person: PersonId, at: Time },
-    Withdrawn { person: PersonId, at: Time },
-    Refused { person: PersonId, at: Time },
-    Objected { person: PersonId, at: Time },
-    OwnGrantOfMinor { person: PersonId },
-    NotExplicit { person: PersonId },
-    NotByGuardian { person: PersonId },
-    GuardianMinor { person: PersonId, by: PersonId },
-    NoExplicitConsent { person: PersonId },
+    UnknownPerson {
+        person: PersonId,
+    },
+    NoConsent {
+        person: PersonId,
+    },
+    NotYetStarted {
+        person: PersonId,
+        from: Time,
+    },
+    Expired {
+        person: PersonId,
+        at: Time,
+    },
+    Withdrawn {
+        person: PersonId,
+        at: Time,
+    },
+    Refused {
+        person: PersonId,
+        at: Time,
+    },
+    Objected {
+        person: PersonId,
+        at: Time,
+    },
+    OwnGrantOfMinor {
+        person: PersonId,
+    },
+    NotExplicit {
+        person: PersonId,
+    },
+    NotByGuardian {
+        person: PersonId,
+    },
+    GuardianMinor {
+        person: PersonId,
+        by: PersonId,
+    },
+    NoExplicitConsent {
+        person: PersonId,
+    },
 }
 
 impl Reason {
@@ -332,6 +375,7 @@ impl Reason {
     pub fn person(&self) -> Option<PersonId> {
         use Reason::*;
         match self {
+            FromSource { cause, .. } => cause.person(),
             UnknownPerson { person }
             | NoConsent { person }
             | NotYetStarted { person, .. }
@@ -357,6 +401,9 @@ impl Reason {
             NoPersons => "marked as showing no identifiable persons".into(),
             Basis { basis } => format!("purpose rests on {}, no objection", basis.as_str()),
             OwnDraft => "your own draft".into(),
+            FromSource { source, cause } => {
+                format!("made from asset {source}: {}", cause.describe(who))
+            }
             NoGrant => "user has no grant for this purpose on this collection".into(),
             Trashed => "in the trash".into(),
             DraftOfOther => "someone else's draft".into(),
@@ -395,6 +442,7 @@ impl Reason {
             NoPersons => "no_persons",
             Basis { .. } => "basis",
             OwnDraft => "own_draft",
+            FromSource { .. } => "from_source",
             NoGrant => "no_grant",
             Trashed => "trashed",
             DraftOfOther => "draft_of_other",

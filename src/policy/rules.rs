@@ -149,6 +149,43 @@ impl Standing {
     }
 }
 
+/// Rules 4 and 5 for one person linked to `asset`: `Ok` when they allow its use in `purpose` at
+/// `t`, otherwise why not. A special-category photo needs explicit consent in every purpose
+/// unless the purpose records an Art. 9(2) exception (GDPR Art. 9 applies whatever the Art. 6
+/// basis).
+pub(super) fn person_allows(
+    person: &Person,
+    people: &dyn People,
+    asset: &Asset,
+    purpose: &Purpose,
+    t: Time,
+) -> Result<(), Reason> {
+    let pid = person.id;
+    let needs_explicit = asset.special_category && !purpose.art9_exception;
+    let needs_consent = purpose.basis == Basis::Consent || needs_explicit;
+    let standing = person_standing(person, people, asset, purpose.id, needs_explicit, t);
+    if standing.grant.is_some() {
+        return Ok(());
+    }
+    if needs_consent {
+        let no_grant = if purpose.basis == Basis::Consent {
+            Reason::NoConsent { person: pid }
+        } else {
+            Reason::NoExplicitConsent { person: pid }
+        };
+        return Err(standing.reason(pid, no_grant));
+    }
+    if let Some(
+        Reason::Withdrawn { person, at }
+        | Reason::Refused { person, at }
+        | Reason::Objected { person, at },
+    ) = standing.negative
+    {
+        return Err(Reason::Objected { person, at });
+    }
+    Ok(())
+}
+
 /// Whether `asset` is visible to `user` in `purpose` at `t`, and why. Rules of DESIGN.md §3.
 pub fn evaluate_at(
     asset: &Asset,
@@ -179,7 +216,11 @@ pub fn evaluate_at(
     }
     if asset.status == Status::Draft {
         // A draft is its creator's work in progress; it is never in anyone else's view and is
-        // never exported, so the creator sees it without review.
+        // never exported, so the creator sees it without review, as long as the persons of
+        // what it was made from allow it (see `derived.rs`).
+        if let Err(reason) = super::derived::sources_allow(asset, people, purpose, t) {
+            return (false, reason);
+        }
         return (true, Reason::OwnDraft);
     }
     // 3. reviewed
@@ -190,34 +231,13 @@ pub fn evaluate_at(
             (false, Reason::Unreviewed)
         };
     }
-    // 4./5. every linked person. A special-category photo needs explicit consent in every
-    // purpose unless the purpose records an Art. 9(2) exception (GDPR Art. 9 applies whatever
-    // the Art. 6 basis).
-    let needs_explicit = asset.special_category && !purpose.art9_exception;
-    let needs_consent = purpose.basis == Basis::Consent || needs_explicit;
+    // 4./5. every linked person
     for &pid in &asset.persons {
         let Some(person) = people.person(pid) else {
             return (false, Reason::UnknownPerson { person: pid });
         };
-        let standing = person_standing(person, people, asset, purpose.id, needs_explicit, t);
-        if standing.grant.is_some() {
-            continue;
-        }
-        if needs_consent {
-            let no_grant = if purpose.basis == Basis::Consent {
-                Reason::NoConsent { person: pid }
-            } else {
-                Reason::NoExplicitConsent { person: pid }
-            };
-            return (false, standing.reason(pid, no_grant));
-        }
-        if let Some(
-            Reason::Withdrawn { person, at }
-            | Reason::Refused { person, at }
-            | Reason::Objected { person, at },
-        ) = standing.negative
-        {
-            return (false, Reason::Objected { person, at });
+        if let Err(reason) = person_allows(person, people, asset, purpose, t) {
+            return (false, reason);
         }
     }
     if purpose.basis == Basis::Consent {
@@ -269,7 +289,7 @@ pub fn retention_end(asset: &Asset, purpose: &Purpose) -> Option<Time> {
 }
 
 /// Every moment after `now` at which the rules' inputs change by time alone.
-fn candidate_moments(
+pub(super) fn candidate_moments(
     asset: &Asset,
     people: &dyn People,
     purpose: &Purpose,
@@ -277,6 +297,7 @@ fn candidate_moments(
 ) -> Vec<Time> {
     let mut moments = Vec::new();
     moments.extend(retention_end(asset, purpose));
+    moments.extend(super::derived::source_moments(asset, people, purpose, now));
     for &pid in &asset.persons {
         let Some(person) = people.person(pid) else {
             continue;

@@ -120,6 +120,7 @@ fn asset(persons: &[PersonId]) -> Asset {
         persons: persons.to_vec(),
         retention_until: None,
         draft_purpose: None,
+        derived_from: Vec::new(),
     }
 }
 
@@ -836,6 +837,7 @@ mod props {
                     persons,
                     retention_until: retention.map(grid),
                     draft_purpose: None,
+                    derived_from: Vec::new(),
                 },
             )
     }

@@ -12,8 +12,10 @@
 
 mod access;
 pub mod cache;
+mod dirs;
 pub mod inodes;
 pub mod live;
+pub mod provenance;
 mod write;
 
 use crate::crypto::object::{Decryptor, ObjectId, CHUNK_PLAIN};
@@ -31,11 +33,34 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use inodes::Ino as Inode;
 
-/// Who is asking: the uid and gid the kernel reports for the request.
+/// Who is asking: the uid, gid and thread id (`pid`, 0 when unknown) the kernel reports for
+/// the request. The thread id tells which process read which photos (see [`provenance`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+    pub pid: u32,
+}
+
+/// An uncommitted size: the view (login, purpose) and asset a handle writes, and the size.
+type PendingSize = (Arc<str>, PurposeId, AssetId, u64);
+
+/// Per-user bounds on what lives in the daemon's memory and the catalog without review.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Empty folders made with mkdir, per user (all purposes).
+    pub folders: usize,
+    /// Drafts, per user.
+    pub drafts: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            folders: 10_000,
+            drafts: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +175,8 @@ struct Handle {
     asset: AssetId,
     /// Read-only handles only ever take the read lock, so parallel reads do not wait.
     state: RwLock<HandleState>,
+    /// The processes that wrote through this handle (a few; see [`provenance`]).
+    writers: Mutex<Vec<provenance::Process>>,
 }
 
 struct HandleState {
@@ -180,15 +207,20 @@ pub struct Vfs {
     catalog: Mutex<crate::catalog::Catalog>,
     /// Where invalidations of changes made through the mount go (the invalidator thread).
     inval_tx: Mutex<Option<std::sync::mpsc::Sender<Batch>>>,
-    /// Empty folders made with mkdir: (login, purpose, path). In memory only.
-    made_dirs: Mutex<std::collections::HashSet<(Arc<str>, PurposeId, String)>>,
+    /// Empty folders made with mkdir. In memory only.
+    made_dirs: Mutex<dirs::MadeDirs>,
+    limits: Limits,
+    /// Which photos each process opened for reading lately.
+    provenance: provenance::Provenance,
     /// Drafts renamed over a file: later commits through their handles go to that file.
     merged: Mutex<HashMap<AssetId, AssetId>>,
     /// Names active assets left by a same-folder rename, and when (for saves with a backup).
     vacated: Mutex<HashMap<(Arc<str>, PurposeId, String), (AssetId, std::time::Instant)>>,
-    /// Sizes of files with uncommitted writes, so stat agrees with what was written. A leaf
+    /// Sizes of files with uncommitted writes, per handle, with the view (login, purpose) and
+    /// asset it writes: stat in that view agrees with what was written, while every other view
+    /// (another user's, another purpose's) shows the committed size until the commit. A leaf
     /// lock: never held while taking another.
-    pending_sizes: Mutex<HashMap<AssetId, u64>>,
+    pending_sizes: Mutex<HashMap<u64, PendingSize>>,
     /// Which opens were written to the audit log today (first open per user, purpose, asset).
     opened: Mutex<access::OpenedToday>,
     /// Whether the view is known to be current (fail closed otherwise).
@@ -231,11 +263,19 @@ impl Vfs {
             catalog: Mutex::new(catalog),
             inval_tx: Mutex::new(None),
             made_dirs: Mutex::new(Default::default()),
+            limits: Limits::default(),
+            provenance: Default::default(),
             merged: Mutex::new(HashMap::new()),
             pending_sizes: Mutex::new(HashMap::new()),
             vacated: Mutex::new(HashMap::new()),
             live: live::Liveness::default(),
         }
+    }
+
+    /// Change the per-user bounds (the defaults suit production; tests use small ones).
+    pub fn with_limits(mut self, limits: Limits) -> Vfs {
+        self.limits = limits;
+        self
     }
 
     /// Stop sending invalidations (at unmount, so the invalidator thread can end).
@@ -360,13 +400,7 @@ impl Vfs {
                 Attr {
                     ino,
                     kind: Kind::File,
-                    size: self
-                        .pending_sizes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(a)
-                        .copied()
-                        .unwrap_or(version.size),
+                    size: self.pending_size(l, *p, *a).unwrap_or(version.size),
                     perm: perm_for(view.access(l, *p, &info.collection), 0o600, 0o400),
                     uid,
                     gid,
@@ -615,6 +649,10 @@ impl Vfs {
             .inspect_err(|e| log::error!("cannot record an open of asset {asset} in the audit log, so it is refused: {e}"))
             .map_err(|e| crate::error::Error::integrity("audit log", e.to_string()))?;
         let (object, reader) = self.open_current(*asset)?;
+        if !(write && truncate) {
+            // what this process writes next may be made from it
+            self.provenance.read(caller.pid, *asset);
+        }
         let mut state = HandleState {
             object,
             reader,
@@ -627,18 +665,59 @@ impl Vfs {
             if let Some(w) = state.writer.as_mut() {
                 w.dirty = true;
             }
-            // stat through any path shows the truncated size from now on, as on any filesystem
-            self.pending_sizes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(*asset, 0);
         }
-        Ok(self.add_handle(Handle {
+        let fh = self.add_handle(Handle {
             login: login.clone(),
             purpose: *purpose,
             asset: *asset,
             state: RwLock::new(state),
-        }))
+            writers: Mutex::new(self.provenance.process(caller.pid).into_iter().collect()),
+        });
+        if write && truncate {
+            // stat in this view shows the truncated size from now on, as on any filesystem
+            self.set_pending_size(fh, login, *purpose, *asset, 0);
+        }
+        Ok(fh)
+    }
+
+    /// Record the uncommitted size of what handle `fh` writes.
+    fn set_pending_size(
+        &self,
+        fh: u64,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        asset: AssetId,
+        size: u64,
+    ) {
+        self.pending_sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, (login.clone(), purpose, asset, size));
+    }
+
+    fn clear_pending_size(&self, fh: u64) {
+        self.pending_sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
+    }
+
+    /// The size a handle of this view has written but not committed, if any (the largest, when
+    /// several handles of the view write at once).
+    fn pending_size(&self, login: &str, purpose: PurposeId, asset: AssetId) -> Option<u64> {
+        let pending: Vec<(AssetId, u64)> = self
+            .pending_sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|(l, p, _, _)| &**l == login && *p == purpose)
+            .map(|(_, _, a, size)| (*a, *size))
+            .collect();
+        pending
+            .into_iter()
+            .filter(|(a, _)| *a == asset || self.current_asset(*a) == asset)
+            .map(|(_, size)| size)
+            .max()
     }
 
     fn add_handle(&self, handle: Handle) -> u64 {
@@ -771,17 +850,11 @@ impl Vfs {
 
     /// The last close: commit what the handle wrote, then forget it.
     pub fn release(&self, fh: u64) {
-        let asset = self.handle(fh).ok().map(|h| h.asset);
         if let Err(e) = self.commit(fh) {
             log::warn!("a save could not be committed at close: {e}");
         }
         self.release_handle(fh);
-        if let Some(a) = asset {
-            self.pending_sizes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&a);
-        }
+        self.clear_pending_size(fh);
     }
 
     /// getattr, and for anything inside a user's folder (the folder included) the owner check.
@@ -929,16 +1002,20 @@ impl Vfs {
                     asset,
                     ..
                 } => {
+                    let aliases = self.merged_into(*asset);
                     for login in inodes.logins_with_purpose(*purpose) {
                         if only.as_ref().is_some_and(|o| *o != login) {
                             continue;
                         }
                         // Pages first, names second: once the name is gone, so is the data,
-                        // and a handle opened earlier must come to us (and get EACCES).
-                        if let Some(ino) =
-                            inodes.known(&Node::File(login.clone(), *purpose, *asset))
-                        {
-                            out.push(Invalidation::Inode { ino });
+                        // and a handle opened earlier must come to us (and get EACCES). That
+                        // includes the inodes of drafts saved over this asset: the kernel keeps
+                        // using a temp file's inode, and its pages, under the photo's name.
+                        for a in std::iter::once(*asset).chain(aliases.iter().copied()) {
+                            if let Some(ino) = inodes.known(&Node::File(login.clone(), *purpose, a))
+                            {
+                                out.push(Invalidation::Inode { ino });
+                            }
                         }
                         let Some(mut parent) =
                             inodes.known(&Node::Purpose(login.clone(), *purpose))
@@ -983,12 +1060,15 @@ impl Vfs {
         out
     }
 
-    /// Cached pages of every view of these assets (sent before a change is applied).
+    /// Cached pages of every view of these assets (sent before a change is applied), also
+    /// through the inodes of drafts saved over them.
     pub fn pages_of(&self, assets: Option<&[AssetId]>) -> Vec<Invalidation> {
-        let inodes = self.inodes();
-        inodes
-            .files()
-            .filter(|(_, a)| assets.is_none_or(|list| list.contains(a)))
+        let files: Vec<(Ino, AssetId)> = self.inodes().files().collect();
+        files
+            .into_iter()
+            .filter(|(_, a)| {
+                assets.is_none_or(|list| list.contains(a) || list.contains(&self.current_asset(*a)))
+            })
             .map(|(ino, _)| Invalidation::Inode { ino })
             .collect()
     }

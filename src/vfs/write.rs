@@ -69,6 +69,26 @@ impl Vfs {
         a
     }
 
+    /// The drafts saved over `asset` (directly or through other drafts): their inodes and
+    /// handles now stand for it.
+    pub(super) fn merged_into(&self, asset: AssetId) -> Vec<AssetId> {
+        let merged = self.merged.lock().unwrap_or_else(|p| p.into_inner());
+        merged
+            .keys()
+            .copied()
+            .filter(|&from| {
+                let mut a = from;
+                while let Some(next) = merged.get(&a) {
+                    a = *next;
+                    if a == asset {
+                        return true;
+                    }
+                }
+                false
+            })
+            .collect()
+    }
+
     pub(super) fn check_write(
         &self,
         view: &View,
@@ -163,10 +183,10 @@ impl Vfs {
     }
 
     pub(super) fn made_dir(&self, login: &Arc<str>, purpose: PurposeId, path: &str) -> bool {
-        let made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
-        made.iter().any(|(l, p, d)| {
-            l == login && *p == purpose && (d == path || crate::policy::prefix_covers(path, d))
-        })
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .at_or_below(login, purpose, path)
     }
 
     /// Folders made with mkdir directly inside `dir`.
@@ -176,25 +196,10 @@ impl Vfs {
         purpose: PurposeId,
         dir: &str,
     ) -> Vec<String> {
-        let made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<String> = made
-            .iter()
-            .filter(|(l, p, _)| l == login && *p == purpose)
-            .filter_map(|(_, _, d)| {
-                let rest = if dir.is_empty() {
-                    d.as_str()
-                } else {
-                    d.strip_prefix(dir)?.strip_prefix('/')?
-                };
-                rest.split('/')
-                    .next()
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_string)
-            })
-            .collect();
-        out.sort();
-        out.dedup();
-        out
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .children(login, purpose, dir)
     }
 
     /// Create a new file (a draft) and open it for writing.
@@ -210,8 +215,16 @@ impl Vfs {
                 return Err(errno(libc::EEXIST, "exists"));
             }
         }
-        if let Some(created) = self.create_as_new_version(&login, purpose, &folder, name)? {
+        if let Some(created) = self.create_as_new_version(caller, &login, purpose, &folder, name)? {
             return Ok(created);
+        }
+        if self.view().draft_count(&login) >= self.limits.drafts {
+            log::warn!(
+                "refused: uid {} has {} drafts, the most one user may have; link, save over a photo or delete some",
+                caller.uid,
+                self.limits.drafts
+            );
+            return Err(errno(libc::EDQUOT, "too many drafts"));
         }
         let empty = self.store.writer()?.commit(&self.store)?;
         let created = self.change(&login, |tx| {
@@ -247,6 +260,9 @@ impl Vfs {
                 writer: None,
                 fresh: true,
             }),
+            writers: std::sync::Mutex::new(
+                self.provenance.process(caller.pid).into_iter().collect(),
+            ),
         });
         Ok((attr, fh))
     }
@@ -261,6 +277,7 @@ impl Vfs {
     /// committed version of the asset). Logged at info level.
     fn create_as_new_version(
         &self,
+        caller: Caller,
         login: &Arc<str>,
         purpose: PurposeId,
         folder: &str,
@@ -293,14 +310,16 @@ impl Vfs {
         };
         self.change(login, |tx| {
             assets::move_to(tx, asset, folder, name)?;
-            assets::add_draft_of_object(
+            let backup = assets::add_draft_of_object(
                 tx,
                 &backup_collection,
                 &backup_name,
                 purpose,
                 &version.object,
                 version.size,
-            )
+            )?;
+            // the backup holds the photo's previous content: its persons' consent reaches it
+            assets::add_sources(tx, backup, &[asset], assets::SourceKind::Backup)
         })?;
         log::info!("asset {asset}: saved with a backup; the new file continues the asset");
         let node = Node::File(login.clone(), purpose, asset);
@@ -325,11 +344,11 @@ impl Vfs {
                 writer: Some(pending),
                 fresh: false,
             }),
+            writers: std::sync::Mutex::new(
+                self.provenance.process(caller.pid).into_iter().collect(),
+            ),
         });
-        self.pending_sizes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(asset, 0);
+        self.set_pending_size(fh, login, purpose, asset, 0);
         Ok(Some((attr, fh)))
     }
 
@@ -366,7 +385,19 @@ impl Vfs {
     }
 
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        self.write_as(0, fh, offset, data)
+    }
+
+    /// [`Vfs::write`] by thread `pid` (as FUSE reports it): the photos its process read
+    /// lately become sources of a draft it writes.
+    pub fn write_as(&self, pid: u32, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
         let h = self.writable_handle(fh)?;
+        if let Some(process) = self.provenance.process(pid) {
+            let mut writers = h.writers.lock().unwrap_or_else(|p| p.into_inner());
+            if !writers.contains(&process) && writers.len() < 8 {
+                writers.push(process);
+            }
+        }
         let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
         if !st.writable {
             return Err(errno(libc::EBADF, "not open for writing"));
@@ -375,10 +406,7 @@ impl Vfs {
         p.writer.write_at(offset, data)?;
         p.dirty = true;
         let len = p.writer.len();
-        self.pending_sizes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(h.asset, len);
+        self.set_pending_size(fh, &h.login, h.purpose, h.asset, len);
         Ok(data.len() as u32)
     }
 
@@ -405,17 +433,33 @@ impl Vfs {
         }
         let mtime = p.mtime;
         let obj = p.writer.commit(&self.store);
-        self.pending_sizes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&h.asset);
+        self.clear_pending_size(fh);
         let obj = obj?;
         let target = self.current_asset(h.asset);
         let fresh = std::mem::take(&mut st.fresh);
+        // what the writing processes read lately (only needed when the target is a draft)
+        let read: Vec<AssetId> = {
+            let writers = h.writers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut read: Vec<AssetId> = writers
+                .into_iter()
+                .flat_map(|w| self.provenance.recent(w))
+                .collect();
+            read.sort();
+            read.dedup();
+            read
+        };
         let recorded = self.change(&h.login, |tx| {
             let info = assets::get(tx, target)?.ok_or_else(|| Error::not_found("asset is gone"))?;
             if !matches!(info.status, Status::Active | Status::Draft) {
                 return Err(errno(libc::ENOENT, "the file was deleted meanwhile"));
+            }
+            if info.status == Status::Draft {
+                // a draft carries the persons of what its content came from: the same bytes
+                // as another asset, or photos the writing process opened shortly before
+                let same = assets::with_content(tx, &obj.content_hash, target)?;
+                assets::add_sources(tx, target, &same, assets::SourceKind::Content)?;
+                let read: Vec<AssetId> = read.iter().copied().filter(|a| *a != target).collect();
+                assets::add_sources(tx, target, &read, assets::SourceKind::Read)?;
             }
             if fresh {
                 if let assets::Filled::Yes { freed } =
@@ -489,10 +533,10 @@ impl Vfs {
                     if mtime.is_some() {
                         p.mtime = mtime;
                     }
-                    self.pending_sizes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(h.asset, size);
+                    drop(st);
+                    if let Some(f) = fh {
+                        self.set_pending_size(f, &h.login, h.purpose, h.asset, size);
+                    }
                 }
                 None => {
                     // truncate(2) by path: a version of its own, committed at once
@@ -575,10 +619,18 @@ impl Vfs {
         if self.child(&view, &parent_node, name).is_some() {
             return Err(errno(libc::EEXIST, "exists"));
         }
-        self.made_dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((login.clone(), purpose, path.clone()));
+        {
+            let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
+            if made.count(&login) >= self.limits.folders {
+                log::warn!(
+                    "refused: uid {} has {} empty folders, the most one user may make",
+                    caller.uid,
+                    self.limits.folders
+                );
+                return Err(errno(libc::EDQUOT, "too many folders"));
+            }
+            made.insert(&login, purpose, path.clone());
+        }
         let node = Node::Dir(login, purpose, Arc::from(path.as_str()));
         let ino = self.inodes().reference(&node);
         self.attr_of(&view, &node, ino)
@@ -599,7 +651,7 @@ impl Vfs {
             return Err(errno(libc::ENOTEMPTY, "folder not empty"));
         }
         let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
-        if made.remove(&(login, purpose, path)) {
+        if made.remove(&login, purpose, &path) {
             Ok(())
         } else {
             Err(errno(libc::ENOENT, "no such folder"))
@@ -630,15 +682,14 @@ impl Vfs {
             let old = join_path(&from, name);
             let new = join_path(&to, new_name);
             let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (login.clone(), purpose, old);
-            let empty = view.list_dir(&login, purpose, &key.2) == (Vec::new(), Vec::new());
-            if made.contains(&key) && empty {
+            let empty = view.list_dir(&login, purpose, &old) == (Vec::new(), Vec::new());
+            if made.contains(&login, purpose, &old) && empty {
                 self.need(&view, &login, purpose, &new, Access::Write)?;
-                made.remove(&key);
-                made.insert((login, purpose, new));
+                made.remove(&login, purpose, &old);
+                made.insert(&login, purpose, new);
                 return Ok(());
             }
-            return Err(if view.dir_visible(&login, purpose, &key.2) {
+            return Err(if view.dir_visible(&login, purpose, &old) {
                 errno(
                     libc::EXDEV,
                     "folders with photos cannot be renamed in the mount",
@@ -674,11 +725,14 @@ impl Vfs {
         match dst {
             Some(target) if src_is_draft => {
                 // A save: the draft's content becomes the target's next version. Pending
-                // writes on the draft are committed first so nothing is lost.
+                // writes on the draft are committed first so nothing is lost (and its sources
+                // are known).
                 self.commit_all_of(src);
-                let v = src_info
-                    .version
-                    .clone()
+                self.check_save_over(src, target)?;
+                let v = self
+                    .view()
+                    .asset(src)
+                    .and_then(|i| i.version.clone())
                     .ok_or_else(|| Error::not_found("no content"))?;
                 // redirect first: the moment the view drops the draft, the kernel may already
                 // use the draft's inode under the target's name
@@ -695,6 +749,15 @@ impl Vfs {
                         current.size,
                         current.mtime,
                     )?;
+                    let onto = assets::get(tx, target)?
+                        .ok_or_else(|| Error::not_found("the file is gone"))?;
+                    if onto.status == Status::Draft {
+                        // a draft saved over a draft: the target now holds the content, and
+                        // with it the origins
+                        let mut from = assets::sources_of(tx, src)?;
+                        from.push(src);
+                        assets::add_sources(tx, target, &from, assets::SourceKind::Merge)?;
+                    }
                     assets::set_status(tx, src, Status::Purged)
                 });
                 if let Err(e) = saved {
@@ -736,6 +799,65 @@ impl Vfs {
                 Ok(())
             }
         }
+    }
+
+    /// A draft renamed over a photo becomes that photo's next version, published under the
+    /// photo's persons' consent. That is only right when the draft's content is known to show
+    /// no one else: it was made from that photo, or from photos whose persons are all linked to
+    /// it (and a special-category origin only into a special-category photo). A draft whose
+    /// origin is unknown (written from scratch, or from outside the mount) is refused too: a
+    /// copy made in a way we did not see could otherwise launder one person's photo into
+    /// another's consent. (Writing into the photo in place stays possible with a write grant.)
+    /// Drafts as targets are the user's own and need no check.
+    fn check_save_over(&self, src: AssetId, target: AssetId) -> Result<()> {
+        let view = self.view();
+        let (Some(draft), Some(onto)) = (view.asset(src), view.asset(target)) else {
+            return Err(Error::not_found("no such asset"));
+        };
+        if onto.row.status != Status::Active {
+            return Ok(());
+        }
+        let refuse = |why: &str| -> Result<()> {
+            log::info!("denied: saving draft {src} over asset {target}: {why}");
+            Err(denied(format!(
+                "cannot save this file over that photo: {why}"
+            )))
+        };
+        if draft.row.sources.is_empty() {
+            return refuse("its content is not known to come from that photo (link persons to it, or save over the photo in place)");
+        }
+        if draft.row.sources.contains(&target) && draft.row.sources.len() == 1 {
+            return Ok(());
+        }
+        for s in &draft.row.sources {
+            if *s == target {
+                continue;
+            }
+            let Some(source) = view.asset(*s) else {
+                return refuse("it was made from an asset that is gone");
+            };
+            let known = !source.row.persons.is_empty() || source.row.no_persons;
+            if !known {
+                if !source.row.sources.is_empty() {
+                    // an intermediate draft (or one already saved over a photo): its own
+                    // sources are listed too
+                    continue;
+                }
+                return refuse("it was made from a file whose persons are not known");
+            }
+            if source
+                .row
+                .persons
+                .iter()
+                .any(|p| !onto.row.persons.contains(p))
+            {
+                return refuse("it was made from a photo of persons not linked to that photo");
+            }
+            if source.row.special_category && !onto.row.special_category {
+                return refuse("it was made from a special-category photo");
+            }
+        }
+        Ok(())
     }
 
     /// Commit pending writes of every handle on `asset`.

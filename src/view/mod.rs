@@ -124,6 +124,11 @@ pub struct View {
     /// Drafts, per creator and purpose: shown only to their creator.
     drafts: HashMap<(Arc<str>, PurposeId), Tree>,
     draft_shown: HashMap<AssetId, (Arc<str>, PurposeId, Shown)>,
+    /// Drafts made from each asset (the reverse of `AssetRow::sources`): a change to the
+    /// source (its persons, their consents) re-evaluates them.
+    derived: HashMap<AssetId, HashSet<AssetId>>,
+    /// Number of drafts (any place) per creator, for the per-user bound on drafts.
+    draft_counts: HashMap<String, usize>,
     timers: BTreeSet<(Time, AssetId)>,
     next_at: HashMap<AssetId, Time>,
     last_seq: i64,
@@ -163,6 +168,8 @@ impl View {
             trees: HashMap::new(),
             drafts: HashMap::new(),
             draft_shown: HashMap::new(),
+            derived: HashMap::new(),
+            draft_counts: HashMap::new(),
             timers: BTreeSet::new(),
             next_at: HashMap::new(),
             last_seq,
@@ -181,6 +188,12 @@ impl View {
     fn put_asset(&mut self, row: AssetRow, version: Option<VersionRow>) {
         for p in &row.persons {
             self.by_person.entry(*p).or_default().insert(row.id);
+        }
+        for s in &row.sources {
+            self.derived.entry(*s).or_default().insert(row.id);
+        }
+        if row.status == policy::Status::Draft {
+            *self.draft_counts.entry(row.creator.clone()).or_default() += 1;
         }
         let info = AssetInfo {
             collection: Arc::from(row.collection.as_str()),
@@ -258,7 +271,9 @@ impl View {
                 vis.insert(id, n);
             }
         }
-        self.evaluate_draft(id, now, changes);
+        if let Some(u) = self.evaluate_draft(id, now, changes) {
+            next = Some(next.map_or(u, |n| n.min(u)));
+        }
         if let Some(old) = self.next_at.remove(&id) {
             self.timers.remove(&(old, id));
         }
@@ -269,8 +284,15 @@ impl View {
     }
 
     /// A draft is shown to its creator only, in the purpose folder where it was made, while
-    /// they have a grant there (the rules decide, with the creator as the user).
-    fn evaluate_draft(&mut self, id: AssetId, now: Time, changes: &mut Vec<Change>) {
+    /// they have a grant there and the persons of what it was made from allow it (the rules
+    /// decide, with the creator as the user). Returns when that next changes by time alone.
+    fn evaluate_draft(
+        &mut self,
+        id: AssetId,
+        now: Time,
+        changes: &mut Vec<Change>,
+    ) -> Option<Time> {
+        let mut until = None;
         let shown_now = self.assets.get(&id).and_then(|info| {
             let purpose_id = info.row.draft_purpose?;
             if info.row.status != policy::Status::Draft || info.version.is_none() {
@@ -278,7 +300,19 @@ impl View {
             }
             let user = self.users.get(&info.row.creator)?.to_policy();
             let purpose = self.purposes.get(&purpose_id)?.to_policy();
-            let d = policy::decide(&info.policy, self, &user, &purpose, now);
+            let d = if info.row.sources.is_empty() {
+                policy::decide(&info.policy, self, &user, &purpose, now)
+            } else {
+                let mut input = info.policy.clone();
+                input.derived_from = info
+                    .row
+                    .sources
+                    .iter()
+                    .filter_map(|s| self.assets.get(s).map(|a| a.policy.clone()))
+                    .collect();
+                policy::decide(&input, self, &user, &purpose, now)
+            };
+            until = d.valid_until;
             d.visible.then(|| {
                 (
                     Arc::<str>::from(info.row.creator.as_str()),
@@ -339,6 +373,7 @@ impl View {
             }
             self.draft_shown.insert(id, (login, pid, n));
         }
+        until
     }
 
     /// The next moment some visibility changes by time alone.
@@ -429,6 +464,16 @@ impl View {
                         set.remove(aid);
                     }
                 }
+                for s in &old.row.sources {
+                    if let Some(set) = self.derived.get_mut(s) {
+                        set.remove(aid);
+                    }
+                }
+                if old.row.status == policy::Status::Draft {
+                    if let Some(n) = self.draft_counts.get_mut(&old.row.creator) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
             }
             if let Some(row) = assets::get(conn, *aid)? {
                 let version = assets::current_versions(conn, Some(*aid))?.remove(aid);
@@ -444,6 +489,13 @@ impl View {
         if purposes_changed {
             todo.extend(self.assets.keys().copied());
         }
+        let drafts: Vec<AssetId> = todo
+            .iter()
+            .filter_map(|a| self.derived.get(a))
+            .flatten()
+            .copied()
+            .collect();
+        todo.extend(drafts);
         for id in todo {
             self.evaluate(id, now, &mut changes);
         }
@@ -466,6 +518,13 @@ impl View {
                 out.extend(set.iter().copied());
             }
         }
+        let drafts: Vec<AssetId> = out
+            .iter()
+            .filter_map(|a| self.derived.get(a))
+            .flatten()
+            .copied()
+            .collect();
+        out.extend(drafts);
         Ok(Some(out))
     }
 
@@ -651,6 +710,11 @@ impl View {
 
     pub fn asset(&self, id: AssetId) -> Option<&AssetInfo> {
         self.assets.get(&id)
+    }
+
+    /// How many drafts `login` has made (and not yet linked, saved over a file or purged).
+    pub fn draft_count(&self, login: &str) -> usize {
+        self.draft_counts.get(login).copied().unwrap_or(0)
     }
 
     /// Number of assets the index holds (for logs and benchmarks).
