@@ -62,6 +62,13 @@ pub(crate) fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
     Ok((seq, hash))
 }
 
+/// The chain hash of entry `seq`, if the log holds it.
+pub(crate) fn hash_at(conn: &Connection, seq: i64) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .query_row("SELECT hash FROM audit WHERE seq = ?1", [seq], |r| r.get(0))
+        .optional()?)
+}
+
 /// Append one entry; call inside the transaction that makes the change.
 pub fn append(
     conn: &Connection,

@@ -119,10 +119,54 @@ pub struct Manifest {
     /// manifests written before modes were recorded (those exports count as private).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// The catalog's audit head when the export started: a later `--sync` from a catalog that
+    /// does not reach this entry (rolled back, or another store's history) is refused, so it
+    /// cannot put back photos whose consent was withdrawn after an older catalog was saved.
+    /// Absent in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_head: Option<CatalogHead>,
     pub files: Vec<FileEntry>,
     /// `hmac-sha256:<hex>` over the manifest without this field.
     #[serde(default)]
     pub mac: String,
+}
+
+/// An audit entry: sequence number and chain hash (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// The catalog's audit head now.
+fn catalog_head(conn: &rusqlite::Connection) -> Result<CatalogHead> {
+    let (seq, hash) = crate::audit::head(conn)?;
+    Ok(CatalogHead {
+        seq,
+        hash: hex::encode(hash),
+    })
+}
+
+/// Refuse to sync a folder exported from a catalog state this catalog does not contain.
+fn check_not_newer(conn: &rusqlite::Connection, old: &Manifest, dest: &Path) -> Result<()> {
+    let Some(then) = &old.catalog_head else {
+        return Ok(());
+    };
+    let found = crate::audit::hash_at(conn, then.seq)?.map(hex::encode);
+    if found.as_deref() == Some(then.hash.as_str()) {
+        return Ok(());
+    }
+    let now = catalog_head(conn)?;
+    Err(Error::integrity(
+        "catalog",
+        format!(
+            "{} was exported from a newer catalog (audit entry {}) than this one (which ends at entry {}) or from another history: the catalog was rolled back. \
+             Syncing could put back photos whose consent was withdrawn since; nothing was changed",
+            dest.display(),
+            then.seq,
+            now.seq
+        ),
+    ))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -827,7 +871,10 @@ pub fn run(
         )));
     } else {
         match read_manifest(&dir, &key)? {
-            Ok(m) => Some(m),
+            Ok(m) => {
+                check_not_newer(catalog.conn(), &m, &opts.dest)?;
+                Some(m)
+            }
             Err(why) => {
                 return Err(Error::invalid(format!(
                     "{} is not an export of this store ({why}); --sync only updates a folder an earlier export made, so nothing was changed",
@@ -861,6 +908,7 @@ pub fn run(
         collection: prefix.clone(),
         strip_location: opts.strip_location,
         mode: Some(modes.show()),
+        catalog_head: Some(catalog_head(catalog.conn())?),
         files: Vec::new(),
         mac: String::new(),
     };
@@ -1371,6 +1419,7 @@ mod tests {
             collection: String::new(),
             strip_location: false,
             mode: None,
+            catalog_head: None,
             files: Vec::new(),
             mac: String::new(),
         };

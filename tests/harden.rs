@@ -698,3 +698,28 @@ fn erase_shreds_copies_made_in_the_mount() {
     assert_eq!(r.code, 2, "the copy is still decryptable after the erasure");
     assert!(r.raw.is_empty());
 }
+
+/// Finding 5: `export --sync` from a catalog that was rolled back (even one accepted with
+/// `--accept-rollback`) is refused when the folder's manifest is newer than the catalog: it
+/// would put back a photo whose consent was withdrawn.
+#[test]
+fn sync_refuses_a_folder_newer_than_the_catalog() {
+    let t = small_store("root");
+    let backup = t.path("backup");
+    copy_store(&t.store, &backup);
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let dest = t.path("site");
+    t.ok(&["export", "--user", "root", "--purpose", "website", dest.to_str().unwrap()]);
+    assert!(!dest.join("a.jpg").exists());
+    std::fs::remove_dir_all(&t.store).unwrap();
+    copy_store(&backup, &t.store);
+    // the restored catalog still has Anna's consent; the administrator accepts the restore
+    t.ok(&["--accept-rollback", "audit", "verify"]);
+    let r = t.run(&[
+        "export", "--user", "root", "--purpose", "website", "--sync", dest.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "synced from an older catalog: {}", r.stdout);
+    assert!(r.stderr.contains("newer catalog"), "{}", r.stderr);
+    assert!(!dest.join("a.jpg").exists(), "the withdrawn photo came back");
+    assert_eq!(t.run(&["export", "verify", dest.to_str().unwrap()]).code, 0);
+}

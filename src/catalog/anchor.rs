@@ -19,7 +19,7 @@
 //! which is accepted: only going back is refused.
 
 use crate::error::{Error, Result};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -66,12 +66,7 @@ fn current(conn: &Connection) -> Result<Head> {
 
 /// The hash the log in `conn` holds at `seq`, if it reaches that far.
 fn hash_at(conn: &Connection, seq: i64) -> Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT hash FROM audit WHERE seq = ?1", [seq], |r| {
-            r.get::<_, Vec<u8>>(0)
-        })
-        .optional()?
-        .map(hex::encode))
+    Ok(crate::audit::hash_at(conn, seq)?.map(hex::encode))
 }
 
 impl Anchor {
