@@ -723,3 +723,71 @@ fn sync_refuses_a_folder_newer_than_the_catalog() {
     assert!(!dest.join("a.jpg").exists(), "the withdrawn photo came back");
     assert_eq!(t.run(&["export", "verify", dest.to_str().unwrap()]).code, 0);
 }
+
+/// "Tests that the promises lack": an entry spliced in from another history (its own hash is
+/// valid, its number fits) is caught by the chain's link to the entry before it.
+#[test]
+fn audit_verify_catches_an_entry_from_another_history() {
+    let t = small_store("root");
+    // a copy of the store with the same key goes its own way: two entries
+    let other = t.path("other");
+    copy_store(&t.store, &other);
+    let in_other = |args: &[&str]| {
+        let out = t
+            .cmd()
+            .env("CONSENTFS_STORE", &other)
+            .env("CONSENTFS_ANCHOR", t.path("other-anchor.json"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    in_other(&["user", "grant", "root", "--purpose", "print"]);
+    in_other(&["person", "add", "Cas"]);
+    // this store: one entry of its own
+    t.ok(&["person", "add", "Dirk"]);
+    let key = consentfs::crypto::keyring::Unlock::KeyFile(t.key.clone());
+    let open = |dir: &Path| {
+        let s = consentfs::store::Store::open(dir, &key).unwrap();
+        let c = consentfs::catalog::Catalog::open(&s.catalog_path(), &s.catalog_key(), s.audit_key())
+            .unwrap();
+        (s, c)
+    };
+    let (_so, theirs) = open(&other);
+    let last: (i64, i64, String, String, String, Vec<u8>, Vec<u8>) = theirs
+        .conn()
+        .query_row(
+            "SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )
+        .unwrap();
+    let (_sm, mine) = open(&t.store);
+    let my_last: i64 = mine
+        .conn()
+        .query_row("SELECT MAX(seq) FROM audit", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(last.0, my_last + 1, "the spliced entry's number fits");
+    mine.conn()
+        .execute(
+            "INSERT INTO audit (seq, at, actor, action, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![last.0, last.1, last.2, last.3, last.4, last.5, last.6],
+        )
+        .unwrap();
+    mine.conn()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'audit_head_seq'",
+            [last.0.to_string()],
+        )
+        .unwrap();
+    mine.conn()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'audit_head_hash'",
+            [hex::encode(&last.6)],
+        )
+        .unwrap();
+    drop(mine);
+    let r = t.run(&["audit", "verify"]);
+    assert_eq!(r.code, 1, "a spliced entry passed: {}", r.stdout);
+    assert!(r.stdout.contains("does not link"), "{}", r.stdout);
+}

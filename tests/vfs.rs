@@ -535,3 +535,29 @@ fn a_withdrawal_reaches_the_inode_of_a_temp_file_saved_over_the_photo() {
     assert_eq!(m.vfs.read(fh, 0, 100).unwrap_err().errno(), libc::EACCES);
     m.vfs.release(fh);
 }
+
+/// "Tests that the promises lack": an open whose access entry cannot be written to the audit log
+/// (for any reason other than a busy catalog) is refused, never served unrecorded.
+#[test]
+fn an_open_that_cannot_be_recorded_is_refused() {
+    let m = mounted();
+    let (store, cat) = m.t.open_catalog();
+    // this connection can read but every write fails (not a busy lock: a hard failure)
+    cat.conn().pragma_update(None, "query_only", true).unwrap();
+    let view = Arc::new(RwLock::new(
+        View::load(cat.conn(), chrono::Utc::now()).unwrap(),
+    ));
+    let mut accounts: HashMap<String, (u32, u32)> = HashMap::new();
+    accounts.insert("alice".into(), (ALICE.uid, ALICE.gid));
+    let vfs = Vfs::new(Arc::new(store), view, Box::new(accounts), cat);
+    let mut ino = 1;
+    for part in ["alice", "website", "events", "2026", "a.jpg"] {
+        ino = vfs.lookup(ALICE, ino, part).unwrap().ino;
+    }
+    let e = vfs.open(ALICE, ino, false, false).unwrap_err();
+    assert_eq!(e.errno(), libc::EIO, "{e}");
+    // nothing was logged, so nothing may have been served: the same open through a vfs whose
+    // catalog can be written succeeds
+    let ino = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    assert!(m.vfs.open(ALICE, ino, false, false).is_ok());
+}
