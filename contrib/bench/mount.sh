@@ -111,7 +111,8 @@ done
 sorted=$(printf '%s\n' "${lat[@]}" | sort -n)
 p50=$(echo "$sorted" | sed -n 50p); p99=$(echo "$sorted" | sed -n 99p); max=$(echo "$sorted" | tail -1)
 echo "== withdraw returned -> lookup fails (100 tries) =="
-echo "p50 $((p50 / 1000)).$(printf %03d $((p50 % 1000))) ms   p99 $((p99 / 1000)).$(printf %03d $((p99 % 1000))) ms   max $((max / 1000)) ms"
+ms() { echo "$(($1 / 1000)).$(printf %03d $(($1 % 1000))) ms"; }
+echo "p50 $(ms "$p50")   p99 $(ms "$p99")   max $(ms "$max")"
 fusermount3 -u "$c/mnt" 2>/dev/null || umount "$c/mnt"
 
 # ---- cold start with 100,000 assets -------------------------------------------------------
