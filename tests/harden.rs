@@ -791,3 +791,85 @@ fn audit_verify_catches_an_entry_from_another_history() {
     assert_eq!(r.code, 1, "a spliced entry passed: {}", r.stdout);
     assert!(r.stdout.contains("does not link"), "{}", r.stdout);
 }
+
+/// "Tests that the promises lack": the guardian and special-category rules through the real
+/// mount, against expectations worked out by hand from DESIGN.md §3 (not from the rule
+/// function): a minor's own grant does not count, a guardian's does; a special-category photo
+/// needs an explicit grant, also under another basis unless the purpose records an Art. 9(2)
+/// exception.
+#[test]
+fn the_rules_for_minors_and_special_categories_hold_in_the_mount() {
+    let t = TestStore::new();
+    for f in ["kid-own", "kid-parent", "sam-plain", "sam-special", "sam-explicit", "sam-hr"] {
+        t.write(&format!("shoot/{f}.jpg"), f.as_bytes());
+    }
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    let ten_years_ago = (chrono::Utc::now() - chrono::Duration::days(3650))
+        .format("%Y-%m-%d")
+        .to_string();
+    t.ok(&["person", "add", "Kid", "--born", &ten_years_ago]);
+    t.ok(&["person", "add", "Parent", "--born", "1980-05-05"]);
+    t.ok(&["person", "guardian", "Kid", "Parent"]);
+    t.ok(&["person", "add", "Sam", "--born", "1990-01-01"]);
+    for f in ["kid-own", "kid-parent"] {
+        t.ok(&["link", &format!("{f}.jpg"), "Kid"]);
+    }
+    for f in ["sam-plain", "sam-special", "sam-explicit", "sam-hr"] {
+        t.ok(&["link", &format!("{f}.jpg"), "Sam"]);
+    }
+    t.ok(&["mark", "sam-special.jpg", "sam-explicit.jpg", "sam-hr.jpg", "--special-category"]);
+    t.ok(&["purpose", "add", "hr", "--basis", "legitimate-interest", "--retention", "5y"]);
+    t.ok(&[
+        "purpose", "add", "care", "--basis", "legitimate-interest", "--retention", "5y",
+        "--art9-exception", "Art. 9(2)(h): health care",
+    ]);
+    let grant = |who: &str, asset: &str, extra: &[&str]| {
+        let mut args = vec!["consent", "grant", who, "--purpose", "website", "--asset", asset];
+        args.extend_from_slice(extra);
+        t.ok(&args);
+    };
+    // a minor's own grant is not even recorded
+    t.fails(
+        &["consent", "grant", "Kid", "--purpose", "website", "--asset", "kid-own.jpg"],
+        "guardian",
+    );
+    grant("Kid", "kid-parent.jpg", &["--by", "Parent"]);
+    grant("Sam", "sam-plain.jpg", &[]);
+    grant("Sam", "sam-special.jpg", &[]);
+    grant("Sam", "sam-explicit.jpg", &["--explicit"]);
+    t.ok(&["user", "add", "root"]);
+    t.ok(&["user", "grant", "root", "--purpose", "website,hr,care"]);
+    let m = Mount::start(&t);
+    let listed = |purpose: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(m.path(&format!("root/{purpose}")))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        listed("website"),
+        vec!["kid-parent.jpg", "sam-explicit.jpg", "sam-plain.jpg"],
+        "website: a minor's own grant and a non-explicit grant for a special-category photo do not count"
+    );
+    assert_eq!(
+        listed("hr"),
+        vec!["kid-own.jpg", "kid-parent.jpg", "sam-plain.jpg"],
+        "legitimate interest: no consent needed, except explicit consent for special categories"
+    );
+    assert_eq!(
+        listed("care"),
+        vec![
+            "kid-own.jpg", "kid-parent.jpg", "sam-explicit.jpg", "sam-hr.jpg", "sam-plain.jpg",
+            "sam-special.jpg",
+        ],
+        "an Art. 9(2) exception: special-category photos need no explicit consent"
+    );
+    // and the files open (or not) as listed
+    assert!(std::fs::read(m.path("root/website/kid-own.jpg")).is_err());
+    assert_eq!(std::fs::read(m.path("root/website/kid-parent.jpg")).unwrap(), b"kid-parent");
+}
