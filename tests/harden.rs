@@ -873,3 +873,61 @@ fn the_rules_for_minors_and_special_categories_hold_in_the_mount() {
     assert!(std::fs::read(m.path("root/website/kid-own.jpg")).is_err());
     assert_eq!(std::fs::read(m.path("root/website/kid-parent.jpg")).unwrap(), b"kid-parent");
 }
+
+/// "Tests that the promises lack": `consentfs demo` builds its store, mounts it, prints the tour
+/// once the mount answers, and the tour's withdrawal works; SIGTERM unmounts cleanly.
+#[test]
+fn the_demo_mounts_and_its_tour_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let mut child = Command::new(common::BIN)
+        .arg("demo")
+        .arg(&demo)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+            if line.starts_with("Press Ctrl-C") {
+                let _ = tx.send(text.clone());
+            }
+        }
+    });
+    let tour = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the demo printed no tour");
+    let mnt = demo.join("mnt");
+    assert!(common::mount::is_mounted(&mnt), "the tour came before the mount");
+    assert!(tour.contains(&mnt.display().to_string()), "{tour}");
+    let web = mnt.join("root/website/events/2026/open-day");
+    let anna = std::fs::read(web.join("anna.jpg")).expect("Anna's photo is on the website");
+    assert_eq!(&anna[..2], &[0xFF, 0xD8], "a real JPEG");
+    // the store is private, the mount reachable
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&demo.join("store")), 0o700);
+    // the tour's withdrawal
+    let withdrawn = Command::new(common::BIN)
+        .args(["consent", "withdraw", "Anna de Vries", "--purpose", "website"])
+        .env("CONSENTFS_STORE", demo.join("store"))
+        .env("CONSENTFS_KEY_FILE", demo.join("store.key"))
+        .status()
+        .unwrap();
+    assert!(withdrawn.success());
+    let (gone, _) = wait_for(Duration::from_secs(5), || !web.join("anna.jpg").exists());
+    assert!(gone, "the tour's withdrawal did not hide the photo");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!common::mount::is_mounted(&mnt), "still mounted after SIGTERM");
+}
