@@ -600,7 +600,19 @@ fn files_written_through_the_mount_leave_no_plaintext_on_disk() {
         .open(d.join("unfinished-q9.tmp"))
         .unwrap();
     open.write_all_at(&content, 0).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // the write returned, so the daemon has sealed every whole chunk into the unfinished
+    // object (writes through FUSE are answered after they are done): check that it is there
+    let mut files = Vec::new();
+    common::collect_files(&t.store.join("objects"), &mut files);
+    let unfinished: Vec<u64> = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    assert!(
+        unfinished.iter().any(|&len| len > 8 * 65_536),
+        "no unfinished object with the sealed chunks: {unfinished:?}"
+    );
     let needles: [&[u8]; 4] = [
         marker,
         b"secret-name-q9",
