@@ -399,3 +399,46 @@ fn a_recreated_account_inherits_nothing() {
     });
     assert!(back, "no tree {waited:?} after remove + add");
 }
+
+/// Catalogs from before uids were stored: migration 7 binds each user to the uid their login
+/// has at migration time; a login with no account then stays unbound, and an account created
+/// later under that name gets nothing.
+#[test]
+fn migration_binds_existing_users_to_their_accounts() {
+    let late = "cfsglate";
+    let _ = Command::new("userdel").arg(late).status();
+    let t = store_for("root");
+    {
+        let (_s, cat) = t.open_catalog();
+        let c = cat.conn();
+        c.execute_batch(&format!(
+            "ALTER TABLE users DROP COLUMN uid;
+             INSERT INTO users (login) VALUES ('{late}');
+             INSERT INTO grants (user_id, purpose_id, prefix, access)
+                 SELECT u.id, p.id, '', 'read' FROM users u, purposes p
+                 WHERE u.login = '{late}' AND p.name = 'website';
+             PRAGMA user_version = 6;"
+        ))
+        .unwrap();
+    }
+    let users = t.ok(&["--json", "user", "list"]).json();
+    let uid_of = |login: &str| {
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["login"] == login)
+            .map(|u| u["uid"].clone())
+            .unwrap()
+    };
+    assert_eq!(uid_of("root"), serde_json::json!(0));
+    assert_eq!(uid_of(late), serde_json::Value::Null);
+    // the account appears after the migration: it is not the one the grant was given to
+    os_user(late);
+    t.fails(
+        &["ls", "--user", late, "--purpose", "website"],
+        "was re-created",
+    );
+    t.ok(&["ls", "--user", "root", "--purpose", "website"]);
+    let _ = Command::new("userdel").arg(late).status();
+}
