@@ -36,19 +36,22 @@ step mark events/2026/day2/empty-hall.jpg --no-persons
 step consent grant "Anna de Vries" --purpose website,print --until 5y
 step consent grant "Kees Jansen" --purpose website          # refused: Kees is under 16
 step consent grant "Kees Jansen" --purpose website --by "Marja Jansen" --until 1y
-step user add designer
-step user grant designer --purpose website,print --access write
-step ls --user designer --purpose website --hidden
-step ls --user designer --purpose print --hidden
+# `user add` needs an OS account: a `designer` account if there is one, else the one running this
+designer=designer
+id designer >/dev/null 2>&1 || designer=$(id -un)
+step user add "$designer"
+step user grant "$designer" --purpose website,print --access write
+step ls --user "$designer" --purpose website --hidden
+step ls --user "$designer" --purpose print --hidden
 step consent withdraw "Anna de Vries" --purpose website
-step ls --user designer --purpose website --hidden
-step why events/2026/day1/group.jpg --user designer --purpose website
+step ls --user "$designer" --purpose website --hidden
+step why events/2026/day1/group.jpg --user "$designer" --purpose website
 step expiring --within 10y
 step consent grant "Kees Jansen" --purpose print --by "Marja Jansen"
-step export --user designer --purpose print "$dir/print-export" --strip-location
+step export --user "$designer" --purpose print "$dir/print-export" --strip-location
 step export verify "$dir/print-export"
 step consent withdraw "Kees Jansen" --purpose print --by "Marja Jansen"
-step export --user designer --purpose print "$dir/print-export" --sync --strip-location
+step export --user "$designer" --purpose print "$dir/print-export" --sync --strip-location
 step audit report --person "Kees Jansen"
 step consent receipt 1
 step person report "Kees Jansen" "$dir/request-kees"

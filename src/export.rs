@@ -831,7 +831,8 @@ pub fn run(
     // whole seconds: what the catalog stores, and what the manifest says
     let now = crate::when::from_secs(now.timestamp());
     let conn = catalog.conn();
-    users::resolve(conn, &opts.login)?;
+    // a re-created account does not inherit the view of the login's former holder
+    users::check_account(&users::resolve(conn, &opts.login)?)?;
     let purpose = purposes::resolve(conn, &opts.purpose)?;
     let prefix = normalize_collection(opts.collection.as_deref().unwrap_or(""))?;
     let abs = check_destination(&opts.dest, store.root())?;

@@ -111,7 +111,7 @@ fn nothing_readable_under_the_store() {
         "--evidence",
         form.to_str().unwrap(),
     ]);
-    t.ok(&["user", "add", "designer"]);
+    t.add_user("designer");
     t.ok(&[
         "user",
         "grant",

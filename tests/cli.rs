@@ -29,7 +29,7 @@ fn sample_store() -> TestStore {
         "Kees Jansen",
     ]);
     t.ok(&["mark", "events/2026/sub/empty-hall.jpg", "--no-persons"]);
-    t.ok(&["user", "add", "alice"]);
+    t.add_user("alice");
     t.ok(&[
         "user",
         "grant",
@@ -274,7 +274,7 @@ fn users_see_only_their_grants() {
         "--purpose",
         "website,intranet",
     ]);
-    t.ok(&["user", "add", "bob"]);
+    t.add_user("bob");
     t.ok(&[
         "user",
         "grant",

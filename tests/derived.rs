@@ -37,7 +37,7 @@ fn store() -> TestStore {
     t.ok(&["link", "ev/b.jpg", "Bob"]);
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
     t.ok(&["consent", "grant", "Bob", "--purpose", "website"]);
-    t.ok(&["user", "add", "root"]);
+    t.add_user("root");
     t.ok(&[
         "user",
         "grant",

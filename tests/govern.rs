@@ -103,7 +103,7 @@ fn store() -> TestStore {
         "--by",
         "Marja Jansen",
     ]);
-    t.ok(&["user", "add", "web"]);
+    t.add_user("web");
     t.ok(&["user", "grant", "web", "--purpose", "website"]);
     t
 }
@@ -314,7 +314,7 @@ fn sync_after_a_withdrawal_removes_the_photo_and_verify_catches_tampering() {
 
     // a new version is replaced, a new consent adds
     t.ok(&["restore", "events/2026/a.jpg", "--version", "1"]);
-    t.ok(&["user", "add", "printer"]);
+    t.add_user("printer");
     t.ok(&[
         "consent",
         "grant",
@@ -558,7 +558,7 @@ fn strip_location_removes_gps_and_keeps_the_rest() {
 fn opens_through_the_mount_are_logged_once_a_day_and_reported_per_person() {
     let t = store();
     os_user("cfsgov");
-    t.ok(&["user", "add", "cfsgov"]);
+    t.add_user("cfsgov");
     t.ok(&["user", "grant", "cfsgov", "--purpose", "website"]);
     let mut m = Mount::start(&t);
     let a = m.path("cfsgov/website/events/2026/a.jpg");
@@ -1205,7 +1205,7 @@ fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
     let mut mark = vec!["mark", "--no-persons"];
     mark.extend(ids.iter().map(String::as_str));
     t.ok(&mark);
-    t.ok(&["user", "add", "web"]);
+    t.add_user("web");
     t.ok(&["user", "grant", "web", "--purpose", "website"]);
     let want: Vec<String> = (0..24).map(|i| format!("p{i:02}.jpg")).collect();
     // Each round kills the export (SIGKILL) at the first moment it reaches a stage, watched
@@ -1332,7 +1332,7 @@ fn a_consent_withdrawn_while_an_export_runs_takes_the_photo_out_again() {
     t.ok(&["person", "add", "Anna de Vries"]);
     t.ok(&["link", "a-anna.jpg", "Anna de Vries"]);
     t.ok(&["consent", "grant", "Anna de Vries", "--purpose", "website"]);
-    t.ok(&["user", "add", "web"]);
+    t.add_user("web");
     t.ok(&["user", "grant", "web", "--purpose", "website"]);
     let dest = t.path("out");
     let child = t
@@ -1394,7 +1394,7 @@ fn a_purposes_retention_hides_there_and_apply_trashes_when_every_purpose_ended()
     t.write("in/hall.jpg", b"an empty hall");
     t.ok(&["import", t.path("in").to_str().unwrap()]);
     t.ok(&["mark", "hall.jpg", "--no-persons"]);
-    t.ok(&["user", "add", "web"]);
+    t.add_user("web");
     t.ok(&["user", "grant", "web", "--purpose", "website,print"]);
     t.ok(&["purpose", "retention", "website", "1s"]);
     std::thread::sleep(std::time::Duration::from_millis(1500));

@@ -22,7 +22,7 @@ fn small_store(login: &str) -> TestStore {
     t.ok(&["link", "a.jpg", "Anna"]);
     t.ok(&["mark", "hall.jpg", "--no-persons"]);
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
-    t.ok(&["user", "add", login]);
+    t.add_user(login);
     t.ok(&[
         "user",
         "grant",
@@ -270,7 +270,7 @@ fn an_expiry_hides_the_photo_within_a_second() {
     t.ok(&["import", t.path("shoot").to_str().unwrap()]);
     t.ok(&["person", "add", "Anna"]);
     t.ok(&["link", "a.jpg", "Anna"]);
-    t.ok(&["user", "add", "root"]);
+    t.add_user("root");
     t.ok(&["user", "grant", "root", "--purpose", "website"]);
     let until = chrono::Utc::now() + chrono::Duration::seconds(6);
     let until_text = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -499,7 +499,7 @@ fn a_save_that_hits_a_full_disk_never_becomes_a_version() {
     t.write("shoot/a.jpg", b"photo of anna");
     t.ok(&["import", t.path("shoot").to_str().unwrap()]);
     t.ok(&["mark", "a.jpg", "--no-persons"]);
-    t.ok(&["user", "add", "root"]);
+    t.add_user("root");
     t.ok(&[
         "user",
         "grant",

@@ -90,7 +90,7 @@ fn store() -> TestStore {
     t.ok(&["person", "add", "Anna de Vries", "--born", "1990-03-01"]);
     t.ok(&["link", "events/anna.jpg", "Anna de Vries"]);
     t.ok(&["consent", "grant", "Anna de Vries", "--purpose", "website"]);
-    t.ok(&["user", "add", "web"]);
+    t.add_user("web");
     t.ok(&["user", "grant", "web", "--purpose", "website"]);
     t
 }
@@ -370,7 +370,7 @@ fn names_with_control_characters_are_escaped_for_people_and_exact_in_json() {
         "--until",
         "10d",
     ]);
-    t.ok(&["user", "add", "web"]);
+    t.add_user("web");
     t.ok(&["user", "grant", "web", "--purpose", "website"]);
     // the same bytes again under another name: the duplicate line names the first
     t.write("again/copy.jpg", b"a photo with a bad name");
@@ -514,8 +514,8 @@ fn a_fifo_or_a_huge_file_as_manifest_is_refused_promptly() {
 #[test]
 fn another_users_ls_and_why_never_name_someone_elses_draft() {
     let t = store();
-    t.ok(&["user", "add", "nogrant"]);
-    t.ok(&["user", "add", "printer"]);
+    t.add_user("nogrant");
+    t.add_user("printer");
     t.ok(&["user", "grant", "printer", "--purpose", "print"]);
     let website = t
         .ok(&["--json", "purpose", "list"])
@@ -543,7 +543,7 @@ fn another_users_ls_and_why_never_name_someone_elses_draft() {
         tx.commit().unwrap();
         id.to_string()
     };
-    t.ok(&["user", "add", "root"]);
+    t.add_user("root");
     t.ok(&[
         "user",
         "grant",

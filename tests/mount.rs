@@ -32,7 +32,7 @@ fn store_for(login: &str) -> TestStore {
     t.ok(&["mark", "events/2026/hall.jpg", "--no-persons"]);
     t.ok(&["consent", "grant", "Anna", "--purpose", "website,print"]);
     t.ok(&["consent", "grant", "Bert", "--purpose", "website"]);
-    t.ok(&["user", "add", login]);
+    t.add_user(login);
     t.ok(&["user", "grant", login, "--purpose", "website,print"]);
     t
 }
@@ -315,9 +315,9 @@ fn shared_machine_users_cannot_see_each_others_trees() {
     let (alice, bob, eve) = ("cfs-alice", "cfs-bob", "cfs-eve");
     let ids = [os_user(alice), os_user(bob), os_user(eve)];
     let t = store_for(alice);
-    t.ok(&["user", "add", bob]);
+    t.add_user(bob);
     t.ok(&["user", "grant", bob, "--purpose", "website"]);
-    t.ok(&["user", "add", eve]);
+    t.add_user(eve);
     let m = Mount::start(&t);
     // the mount's root must be reachable for everyone
     let tmp = t.dir.path();

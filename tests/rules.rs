@@ -28,7 +28,7 @@ fn store(zone: &str, persons: &[(&str, Option<&str>)], purposes: &str) -> TestSt
     let mut link = vec!["link", "events/p.jpg"];
     link.extend(&names);
     t.ok(&link);
-    t.ok(&["user", "add", "web"]);
+    t.add_user("web");
     t.ok(&["user", "grant", "web", "--purpose", purposes]);
     t
 }
@@ -364,7 +364,7 @@ fn special_category_photos_need_explicit_consent_under_every_basis_unless_art9_e
     ]);
     t.ok(&["person", "add", "Anna"]);
     t.ok(&["link", "events/p.jpg", "Anna"]);
-    t.ok(&["user", "add", "web"]);
+    t.add_user("web");
     t.ok(&["user", "grant", "web", "--purpose", "archive,care"]);
 
     // an ordinary photo needs no consent under legitimate interest

@@ -27,7 +27,7 @@ fn store() -> TestStore {
     ]);
     t.ok(&["person", "add", "Anna", "--born", "1990-01-01"]);
     t.ok(&["link", "events/p.jpg", "Anna"]);
-    t.ok(&["user", "add", "web"]);
+    t.add_user("web");
     t.ok(&["user", "grant", "web", "--purpose", "website"]);
     // something in the trash for `trash purge` (only the mount can trash)
     {

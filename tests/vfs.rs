@@ -7,23 +7,17 @@ use common::TestStore;
 use consentfs::vfs::{Accounts, Caller, Kind, Limits, Vfs};
 use consentfs::view::View;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
-const ALICE: Caller = Caller {
-    uid: 1001,
-    gid: 1001,
-    pid: 0,
-};
-const BOB: Caller = Caller {
-    uid: 1002,
-    gid: 1002,
-    pid: 0,
-};
-const EVE: Caller = Caller {
-    uid: 1003,
-    gid: 1003,
-    pid: 0,
-};
+/// The three users as real OS accounts: `user add` binds a user to their account's uid, and
+/// the filesystem shows a tree only to that account.
+fn caller(login: &str) -> Caller {
+    let (uid, gid) = common::mount::os_user(login);
+    Caller { uid, gid, pid: 0 }
+}
+static ALICE: LazyLock<Caller> = LazyLock::new(|| caller("alice"));
+static BOB: LazyLock<Caller> = LazyLock::new(|| caller("bob"));
+static EVE: LazyLock<Caller> = LazyLock::new(|| caller("eve"));
 
 struct Mounted {
     t: TestStore,
@@ -100,9 +94,9 @@ fn mounted_with(limits: Limits) -> Mounted {
     t.ok(&["mark", "events/2026/hall.jpg", "--no-persons"]);
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
     t.ok(&["consent", "grant", "Bert", "--purpose", "website,print"]);
-    t.ok(&["user", "add", "alice"]);
+    t.add_user("alice");
     t.ok(&["user", "grant", "alice", "--purpose", "website,print"]);
-    t.ok(&["user", "add", "bob"]);
+    t.add_user("bob");
     t.ok(&[
         "user",
         "grant",
@@ -112,7 +106,7 @@ fn mounted_with(limits: Limits) -> Mounted {
         "--collection",
         "events/2026/sub",
     ]);
-    t.ok(&["user", "add", "eve"]);
+    t.add_user("eve");
     let (store, cat) = t.open_catalog();
     let view = Arc::new(RwLock::new(
         View::load(cat.conn(), chrono::Utc::now()).unwrap(),
@@ -131,29 +125,29 @@ fn mounted_with(limits: Limits) -> Mounted {
 fn each_user_sees_their_grants_only() {
     let m = mounted();
     assert_eq!(
-        m.names(ALICE, ""),
+        m.names(*ALICE, ""),
         vec!["alice", "bob"],
         "eve has no grants, so no folder"
     );
-    assert_eq!(m.names(ALICE, "alice"), vec!["print", "website"]);
+    assert_eq!(m.names(*ALICE, "alice"), vec!["print", "website"]);
     assert_eq!(
-        m.names(ALICE, "alice/website/events/2026"),
+        m.names(*ALICE, "alice/website/events/2026"),
         vec!["sub", "a.jpg", "hall.jpg"]
     );
     assert_eq!(
-        m.names(ALICE, "alice/print/events/2026"),
+        m.names(*ALICE, "alice/print/events/2026"),
         vec!["sub", "hall.jpg"]
     );
-    assert_eq!(m.names(BOB, "bob/website"), vec!["events"]);
+    assert_eq!(m.names(*BOB, "bob/website"), vec!["events"]);
     assert_eq!(
-        m.names(BOB, "bob/website/events/2026"),
+        m.names(*BOB, "bob/website/events/2026"),
         vec!["sub"],
         "bob's grant covers sub only"
     );
-    assert_eq!(m.names(BOB, "bob/website/events/2026/sub"), vec!["b.jpg"]);
-    assert!(m.walk(BOB, "bob/website/events/2026/a.jpg").is_err());
+    assert_eq!(m.names(*BOB, "bob/website/events/2026/sub"), vec!["b.jpg"]);
+    assert!(m.walk(*BOB, "bob/website/events/2026/a.jpg").is_err());
     assert_eq!(
-        m.read_all(ALICE, "alice/website/events/2026/a.jpg")
+        m.read_all(*ALICE, "alice/website/events/2026/a.jpg")
             .unwrap(),
         b"photo of anna"
     );
@@ -162,8 +156,8 @@ fn each_user_sees_their_grants_only() {
 #[test]
 fn nobody_enters_another_users_tree() {
     let m = mounted();
-    let alice_dir = m.walk(ALICE, "alice").unwrap();
-    for who in [BOB, EVE] {
+    let alice_dir = m.walk(*ALICE, "alice").unwrap();
+    for who in [*BOB, *EVE] {
         assert_eq!(
             m.vfs.readdir(who, alice_dir, false).unwrap_err().errno(),
             libc::EACCES
@@ -174,8 +168,8 @@ fn nobody_enters_another_users_tree() {
         );
     }
     // even holding an inode number alice's lookups created
-    let file = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
-    for who in [BOB, EVE] {
+    let file = m.walk(*ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    for who in [*BOB, *EVE] {
         assert_eq!(m.vfs.getattr(who, file).unwrap_err().errno(), libc::EACCES);
         assert_eq!(
             m.vfs.open(who, file, false, false).unwrap_err().errno(),
@@ -189,45 +183,45 @@ fn nobody_enters_another_users_tree() {
             libc::EACCES
         );
     }
-    let attr = m.vfs.getattr(ALICE, file).unwrap();
+    let attr = m.vfs.getattr(*ALICE, file).unwrap();
     assert_eq!(
         (attr.uid, attr.perm, attr.kind),
         (ALICE.uid, 0o400, Kind::File)
     );
-    assert_eq!(m.vfs.getattr(ALICE, alice_dir).unwrap().perm, 0o700);
+    assert_eq!(m.vfs.getattr(*ALICE, alice_dir).unwrap().perm, 0o700);
 }
 
 #[test]
 fn withdrawal_hides_at_once_and_revokes_open_handles() {
     let m = mounted();
-    let file = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
-    let fh = m.vfs.open(ALICE, file, false, false).unwrap();
+    let file = m.walk(*ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    let fh = m.vfs.open(*ALICE, file, false, false).unwrap();
     assert_eq!(m.vfs.read(fh, 0, 5).unwrap(), b"photo");
     m.t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
     let inval = m.refresh();
     assert!(
         inval.contains(&consentfs::vfs::Invalidation::Entry {
-            parent: m.walk(ALICE, "alice/website/events/2026").unwrap(),
+            parent: m.walk(*ALICE, "alice/website/events/2026").unwrap(),
             name: "a.jpg".into()
         }),
         "the kernel is told to forget the name: {inval:?}"
     );
     assert!(inval.contains(&consentfs::vfs::Invalidation::Inode { ino: file }));
     assert_eq!(m.vfs.read(fh, 5, 5).unwrap_err().errno(), libc::EACCES);
-    assert!(m.walk(ALICE, "alice/website/events/2026/a.jpg").is_err());
+    assert!(m.walk(*ALICE, "alice/website/events/2026/a.jpg").is_err());
     assert_eq!(
-        m.vfs.getattr(ALICE, file).unwrap_err().errno(),
+        m.vfs.getattr(*ALICE, file).unwrap_err().errno(),
         libc::ENOENT
     );
     assert_eq!(
-        m.names(ALICE, "alice/website/events/2026"),
+        m.names(*ALICE, "alice/website/events/2026"),
         vec!["sub", "hall.jpg"]
     );
     // granting again brings it back
     m.t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
     m.refresh();
     assert_eq!(
-        m.read_all(ALICE, "alice/website/events/2026/a.jpg")
+        m.read_all(*ALICE, "alice/website/events/2026/a.jpg")
             .unwrap(),
         b"photo of anna"
     );
@@ -239,14 +233,14 @@ fn empty_folders_vanish_and_new_imports_appear() {
     m.t.ok(&["consent", "withdraw", "Bert", "--purpose", "website"]);
     m.refresh();
     assert_eq!(
-        m.names(ALICE, "alice/website/events/2026"),
+        m.names(*ALICE, "alice/website/events/2026"),
         vec!["a.jpg", "hall.jpg"]
     );
     assert!(
-        m.walk(BOB, "bob/website/events").is_err(),
+        m.walk(*BOB, "bob/website/events").is_err(),
         "nothing left for bob"
     );
-    assert!(m.names(BOB, "bob/website").is_empty());
+    assert!(m.names(*BOB, "bob/website").is_empty());
     let p = m.t.write("new/c.jpg", b"new photo");
     m.t.ok(&[
         "import",
@@ -256,9 +250,9 @@ fn empty_folders_vanish_and_new_imports_appear() {
     ]);
     m.t.ok(&["mark", "events/2026/sub/c.jpg", "--no-persons"]);
     m.refresh();
-    assert_eq!(m.names(BOB, "bob/website/events/2026/sub"), vec!["c.jpg"]);
+    assert_eq!(m.names(*BOB, "bob/website/events/2026/sub"), vec!["c.jpg"]);
     assert_eq!(
-        m.read_all(BOB, "bob/website/events/2026/sub/c.jpg")
+        m.read_all(*BOB, "bob/website/events/2026/sub/c.jpg")
             .unwrap(),
         b"new photo"
     );
@@ -270,7 +264,7 @@ fn user_and_grant_changes_apply_live() {
     m.t.ok(&["user", "grant", "eve", "--purpose", "print"]);
     m.refresh();
     assert_eq!(
-        m.names(EVE, "eve/print/events/2026"),
+        m.names(*EVE, "eve/print/events/2026"),
         vec!["sub", "hall.jpg"]
     );
 }
@@ -278,17 +272,17 @@ fn user_and_grant_changes_apply_live() {
 #[test]
 fn extended_attributes_describe_the_file() {
     let m = mounted();
-    let file = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
-    let names = m.vfs.listxattr(ALICE, file).unwrap();
+    let file = m.walk(*ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    let names = m.vfs.listxattr(*ALICE, file).unwrap();
     assert_eq!(names.len(), 4);
-    let get = |n: &str| String::from_utf8(m.vfs.getxattr(ALICE, file, n).unwrap()).unwrap();
+    let get = |n: &str| String::from_utf8(m.vfs.getxattr(*ALICE, file, n).unwrap()).unwrap();
     assert_eq!(get("user.consentfs.asset"), "1");
     assert_eq!(get("user.consentfs.subjects"), "1");
     assert_eq!(get("user.consentfs.status"), "active");
     assert_eq!(get("user.consentfs.valid_until"), "none");
     assert_eq!(
         m.vfs
-            .getxattr(ALICE, file, "user.other")
+            .getxattr(*ALICE, file, "user.other")
             .unwrap_err()
             .errno(),
         libc::ENODATA
@@ -308,7 +302,7 @@ fn expiry_is_applied_by_the_timer() {
         "2s",
     ]);
     m.refresh();
-    assert!(m.walk(ALICE, "alice/print/events/2026/a.jpg").is_ok());
+    assert!(m.walk(*ALICE, "alice/print/events/2026/a.jpg").is_ok());
     let next = m
         .view
         .read()
@@ -317,7 +311,7 @@ fn expiry_is_applied_by_the_timer() {
         .expect("a transition is pending");
     let changes = m.view.write().unwrap().expire(next);
     assert!(!changes.is_empty());
-    assert!(m.walk(ALICE, "alice/print/events/2026/a.jpg").is_err());
+    assert!(m.walk(*ALICE, "alice/print/events/2026/a.jpg").is_err());
 }
 
 #[test]
@@ -332,7 +326,7 @@ fn tampered_object_reads_as_eio() {
     bytes[last] ^= 1;
     std::fs::write(&path, bytes).unwrap();
     let err = m
-        .read_all(ALICE, "alice/website/events/2026/a.jpg")
+        .read_all(*ALICE, "alice/website/events/2026/a.jpg")
         .unwrap_err();
     assert_eq!(err.errno(), libc::EIO);
 }
@@ -343,21 +337,21 @@ fn tampered_object_reads_as_eio() {
 #[test]
 fn readdirplus_entries_stay_valid_when_the_kernel_forgot_them_meanwhile() {
     let m = mounted();
-    let dir = m.walk(ALICE, "alice/website/events/2026").unwrap();
-    let a = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
-    let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
-    let fh = m.vfs.opendir(ALICE, dir).unwrap();
+    let dir = m.walk(*ALICE, "alice/website/events/2026").unwrap();
+    let a = m.walk(*ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
+    let fh = m.vfs.opendir(*ALICE, dir).unwrap();
     // the kernel lets go of both (one lookup each) after the listing was taken
     m.vfs.forget(a, 1);
     m.vfs.forget(sub, 1);
     assert!(
-        m.vfs.getattr(ALICE, a).is_err(),
+        m.vfs.getattr(*ALICE, a).is_err(),
         "a forgotten inode is gone"
     );
     let entries = m.vfs.dir_entries(fh).unwrap();
     for e in entries.iter() {
         let ino = m.vfs.reference_entry(e);
-        let attr = m.vfs.getattr(ALICE, ino).unwrap_or_else(|err| {
+        let attr = m.vfs.getattr(*ALICE, ino).unwrap_or_else(|err| {
             panic!(
                 "{} handed out as inode {ino}, which is unknown: {err}",
                 e.name
@@ -365,14 +359,14 @@ fn readdirplus_entries_stay_valid_when_the_kernel_forgot_them_meanwhile() {
         });
         assert_eq!(attr.kind, e.attr.kind, "{}", e.name);
         if e.name == "a.jpg" {
-            let fh = m.vfs.open(ALICE, ino, false, false).unwrap();
+            let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
             assert_eq!(m.vfs.read(fh, 0, 100).unwrap(), b"photo of anna");
             m.vfs.release(fh);
         }
         if e.name == "sub" {
             assert_eq!(
                 m.vfs
-                    .readdir(ALICE, ino, false)
+                    .readdir(*ALICE, ino, false)
                     .unwrap()
                     .into_iter()
                     .map(|e| e.name)
@@ -406,29 +400,29 @@ fn folders_and_drafts_are_bounded_per_user() {
         "delete",
     ]);
     m.refresh();
-    let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
+    let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
     for i in 0..30 {
-        m.vfs.mkdir(ALICE, sub, &format!("f{i}")).unwrap();
+        m.vfs.mkdir(*ALICE, sub, &format!("f{i}")).unwrap();
     }
     assert_eq!(
-        errno_of(m.vfs.mkdir(ALICE, sub, "one-too-many")),
+        errno_of(m.vfs.mkdir(*ALICE, sub, "one-too-many")),
         libc::EDQUOT
     );
-    m.vfs.rmdir(ALICE, sub, "f0").unwrap();
-    m.vfs.mkdir(ALICE, sub, "again").unwrap();
+    m.vfs.rmdir(*ALICE, sub, "f0").unwrap();
+    m.vfs.mkdir(*ALICE, sub, "again").unwrap();
     // nested folders count too, and the folders are all there
-    assert_eq!(m.names(ALICE, "alice/website/events/2026/sub").len(), 31);
+    assert_eq!(m.names(*ALICE, "alice/website/events/2026/sub").len(), 31);
     let mut made = Vec::new();
     for i in 0..12 {
-        let (_, fh) = m.vfs.create(ALICE, sub, &format!("d{i}.txt")).unwrap();
+        let (_, fh) = m.vfs.create(*ALICE, sub, &format!("d{i}.txt")).unwrap();
         m.vfs.write(fh, 0, b"draft").unwrap();
         m.vfs.release(fh);
         made.push(format!("d{i}.txt"));
     }
-    assert_eq!(errno_of(m.vfs.create(ALICE, sub, "d12.txt")), libc::EDQUOT);
+    assert_eq!(errno_of(m.vfs.create(*ALICE, sub, "d12.txt")), libc::EDQUOT);
     // deleting one makes room
-    m.vfs.unlink(ALICE, sub, "d0.txt").unwrap();
-    let (_, fh) = m.vfs.create(ALICE, sub, "d12.txt").unwrap();
+    m.vfs.unlink(*ALICE, sub, "d0.txt").unwrap();
+    let (_, fh) = m.vfs.create(*ALICE, sub, "d12.txt").unwrap();
     m.vfs.release(fh);
 }
 
@@ -447,7 +441,7 @@ fn one_users_folders_do_not_slow_down_anyone_else() {
         "write",
     ]);
     m.refresh();
-    let bobs = m.walk(BOB, "bob/website/events/2026/sub").unwrap();
+    let bobs = m.walk(*BOB, "bob/website/events/2026/sub").unwrap();
     let time_lookups = |who: Caller, dir: u64| {
         (0..3)
             .map(|_| {
@@ -461,24 +455,24 @@ fn one_users_folders_do_not_slow_down_anyone_else() {
             .min()
             .unwrap()
     };
-    let before = time_lookups(BOB, bobs);
-    let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
+    let before = time_lookups(*BOB, bobs);
+    let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
     for i in 0..10_000 {
-        m.vfs.mkdir(ALICE, sub, &format!("f{i}")).unwrap();
+        m.vfs.mkdir(*ALICE, sub, &format!("f{i}")).unwrap();
     }
-    let after = time_lookups(BOB, bobs);
+    let after = time_lookups(*BOB, bobs);
     // a scan of 10,000 folders per lookup makes this hundreds of times slower
     assert!(
         after < before * 4 + std::time::Duration::from_millis(50),
         "bob's lookups took {before:?} before alice made 10,000 folders and {after:?} after"
     );
     // and alice's own lookups stay fast too
-    let mine = time_lookups(ALICE, sub);
+    let mine = time_lookups(*ALICE, sub);
     assert!(
         mine < before * 4 + std::time::Duration::from_millis(50),
         "alice's lookups: {mine:?} (bob's before: {before:?})"
     );
-    assert_eq!(errno_of(m.vfs.mkdir(ALICE, sub, "f10000")), libc::EDQUOT);
+    assert_eq!(errno_of(m.vfs.mkdir(*ALICE, sub, "f10000")), libc::EDQUOT);
 }
 
 /// An editor saves through a temp file: the kernel keeps using the temp file's inode (and its
@@ -499,26 +493,26 @@ fn a_withdrawal_reaches_the_inode_of_a_temp_file_saved_over_the_photo() {
         "write",
     ]);
     m.refresh();
-    let sub = m.walk(ALICE, "alice/website/events/2026/sub").unwrap();
+    let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
     let photo = m
-        .read_all(ALICE, "alice/website/events/2026/sub/b.jpg")
+        .read_all(*ALICE, "alice/website/events/2026/sub/b.jpg")
         .unwrap();
     let b_ino = m
-        .walk(ALICE, "alice/website/events/2026/sub/b.jpg")
+        .walk(*ALICE, "alice/website/events/2026/sub/b.jpg")
         .unwrap();
     let b_id: i64 = String::from_utf8(
         m.vfs
-            .getxattr(ALICE, b_ino, "user.consentfs.asset")
+            .getxattr(*ALICE, b_ino, "user.consentfs.asset")
             .unwrap(),
     )
     .unwrap()
     .parse()
     .unwrap();
-    let (attr, fh) = m.vfs.create(ALICE, sub, ".b.jpg.swp").unwrap();
+    let (attr, fh) = m.vfs.create(*ALICE, sub, ".b.jpg.swp").unwrap();
     m.vfs.write(fh, 0, &photo).unwrap();
     m.vfs.commit(fh).unwrap();
     m.vfs
-        .rename(ALICE, sub, ".b.jpg.swp", sub, "b.jpg", false)
+        .rename(*ALICE, sub, ".b.jpg.swp", sub, "b.jpg", false)
         .unwrap();
     assert_eq!(m.vfs.read(fh, 0, 100).unwrap(), photo);
     m.t.ok(&["consent", "withdraw", "Bert", "--purpose", "website"]);

@@ -35,7 +35,7 @@ fn store_with_photo(login: &str) -> TestStore {
     t.ok(&["link", "ev/a.jpg", "Anna"]);
     t.ok(&["link", "ev/notes.txt", "Anna"]);
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
-    t.ok(&["user", "add", login]);
+    t.add_user(login);
     t.ok(&[
         "user",
         "grant",
@@ -266,7 +266,7 @@ fn shell_tools_save_like_on_a_plain_folder() {
 fn drafts_are_private_until_linked_or_derived() {
     let t = store_with_photo("root");
     let (uid, gid) = os_user("cfswother");
-    t.ok(&["user", "add", "cfswother"]);
+    t.add_user("cfswother");
     t.ok(&["user", "grant", "cfswother", "--purpose", "website"]);
     let m = Mount::start(&t);
     let mine = m.path("root/website/ev");
@@ -333,9 +333,9 @@ fn writes_and_deletes_need_their_grants() {
     let t = store_with_photo("root");
     let (ru, rg) = os_user("cfswreader");
     let (wu, wg) = os_user("cfswwriter");
-    t.ok(&["user", "add", "cfswreader"]);
+    t.add_user("cfswreader");
     t.ok(&["user", "grant", "cfswreader", "--purpose", "website"]);
-    t.ok(&["user", "add", "cfswwriter"]);
+    t.add_user("cfswwriter");
     t.ok(&[
         "user",
         "grant",
@@ -634,7 +634,7 @@ fn files_written_through_the_mount_leave_no_plaintext_on_disk() {
 /// An empty store in which root may write and delete in `website`.
 fn store_for_root() -> TestStore {
     let t = TestStore::new();
-    t.ok(&["user", "add", "root"]);
+    t.add_user("root");
     t.ok(&[
         "user",
         "grant",
@@ -992,7 +992,7 @@ fn random_operations_give_the_same_files_as_a_plain_folder() {
 fn two_users_saving_the_same_photo_at_once() {
     let t = store_with_photo("root");
     let (uid, gid) = os_user("cfswsecond");
-    t.ok(&["user", "add", "cfswsecond"]);
+    t.add_user("cfswsecond");
     t.ok(&[
         "user",
         "grant",
@@ -1200,7 +1200,7 @@ print('mmap', 'ok' if mm[:4] == first else 'differs', flush=True)
 fn another_users_stat_shows_the_committed_size_until_the_save() {
     let t = store_with_photo("root");
     let (uid, gid) = os_user("cfswpeek");
-    t.ok(&["user", "add", "cfswpeek"]);
+    t.add_user("cfswpeek");
     t.ok(&["user", "grant", "cfswpeek", "--purpose", "website"]);
     let m = Mount::start(&t);
     let original = std::fs::read(t.path("plain/a.jpg")).unwrap();

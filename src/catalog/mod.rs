@@ -130,6 +130,9 @@ impl Catalog {
             .transaction_with_behavior(TransactionBehavior::Exclusive)?;
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
+            if i + 1 == schema::USERS_UID {
+                users::fill_uids(&tx)?;
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
         tx.commit()?;

@@ -187,7 +187,16 @@ CREATE TABLE draft_sources (
 );
 CREATE INDEX draft_sources_source ON draft_sources(source_id);
 "#,
+    // 7: users are bound to the uid of their OS account (grants must not pass to a later
+    // account that reuses a deleted login). Existing users get the uid their login has when
+    // the catalog is migrated (`users::fill_uids`, run by the migration right after this).
+    r#"
+ALTER TABLE users ADD COLUMN uid INTEGER;
+"#,
 ];
+
+/// The migration after which existing users' uids are filled in from the OS accounts.
+pub const USERS_UID: usize = 7;
 
 pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64

@@ -19,6 +19,12 @@ pub struct GrantRow {
 pub struct UserRow {
     pub id: i64,
     pub login: String,
+    /// The uid of the OS account this user was added for. Grants belong to that account, not
+    /// to whoever holds the login later: an account deleted and re-created under the same
+    /// name gets a new uid and inherits nothing. `None` for users recorded before uids were
+    /// stored whose login had no OS account when the catalog was migrated (see [`fill_uids`]),
+    /// or added by the hidden `generate` command for a login the machine does not know.
+    pub uid: Option<u32>,
     pub person: Option<PersonId>,
     pub grants: Vec<GrantRow>,
 }
@@ -60,21 +66,23 @@ fn grants_of(conn: &Connection, user: i64) -> Result<Vec<GrantRow>> {
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<UserRow>> {
-    let mut st = conn.prepare("SELECT id, login, person_id FROM users ORDER BY login")?;
+    let mut st = conn.prepare("SELECT id, login, person_id, uid FROM users ORDER BY login")?;
     let rows = st
         .query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<u32>>(3)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
-        .map(|(id, login, person)| {
+        .map(|(id, login, person, uid)| {
             Ok(UserRow {
                 id,
                 login,
+                uid,
                 person,
                 grants: grants_of(conn, id)?,
             })
@@ -85,22 +93,24 @@ pub fn list(conn: &Connection) -> Result<Vec<UserRow>> {
 pub fn resolve(conn: &Connection, login: &str) -> Result<UserRow> {
     let row = conn
         .query_row(
-            "SELECT id, login, person_id FROM users WHERE login = ?1",
+            "SELECT id, login, person_id, uid FROM users WHERE login = ?1",
             [login],
             |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<u32>>(3)?,
                 ))
             },
         )
         .optional()?;
     match row {
-        Some((id, login, person)) => Ok(UserRow {
+        Some((id, login, person, uid)) => Ok(UserRow {
             id,
             grants: grants_of(conn, id)?,
             login,
+            uid,
             person,
         }),
         None => Err(Error::not_found(format!(
@@ -127,21 +137,164 @@ pub fn check_login(login: &str) -> Result<()> {
     }
 }
 
+/// The uid of the OS account called `login` now, if there is one. A failed lookup (the
+/// password database being rewritten) is retried once and then reported, never taken for "no
+/// such account".
+pub fn os_uid(login: &str) -> Result<Option<u32>> {
+    nix::unistd::User::from_name(login)
+        .or_else(|_| nix::unistd::User::from_name(login))
+        .map(|u| u.map(|u| u.uid.as_raw()))
+        .map_err(|e| Error::invalid(format!("cannot look up the OS account '{login}': {e}")))
+}
+
+/// Whether the account that holds `login` now is the one the user was added for: `stored` is
+/// the uid recorded at `user add`, `current` the uid of the login's account now (if any). An
+/// account that no longer exists gets nothing anyway (nobody can log in as it); an account
+/// with another uid, or any account for a user recorded without a uid, is a re-created login
+/// that must not inherit grants or drafts.
+pub fn same_account(stored: Option<u32>, current: Option<u32>) -> bool {
+    match current {
+        None => true,
+        Some(now) => stored == Some(now),
+    }
+}
+
+/// Refuse a user whose login now belongs to another OS account than the one they were added
+/// for (deleted and re-created), with what to do about it. Used by the commands that show or
+/// export a user's view; the mount does the same check on every request.
+pub fn check_account(user: &UserRow) -> Result<()> {
+    let current = os_uid(&user.login)?;
+    if same_account(user.uid, current) {
+        return Ok(());
+    }
+    let was = user
+        .uid
+        .map_or_else(|| "no recorded uid".to_string(), |u| format!("uid {u}"));
+    let login = &user.login;
+    Err(Error::invalid(format!(
+        "the OS account '{login}' was re-created (it now has uid {}, the user was added for {was}); \
+         its grants do not carry over: if this is the same person, run `consentfs user remove {login}` \
+         and `consentfs user add {login}`, then grant again",
+        current.unwrap_or_default()
+    )))
+}
+
+/// Add a user for an existing OS account (refused for a login the machine does not know: a
+/// grant to a name no one holds would go to whoever is given that name later).
 pub fn add(tx: &Tx, login: &str, person: Option<PersonId>) -> Result<i64> {
+    check_login(login)?;
+    let Some(uid) = os_uid(login)? else {
+        return Err(Error::invalid(format!(
+            "there is no OS account '{login}' on this machine; create it first (e.g. `useradd {login}`), then add the user"
+        )));
+    };
+    add_with_uid(tx, login, person, Some(uid))
+}
+
+/// Add a user bound to `uid` (`None`: no account to bind to; such a user gets no tree in
+/// the mount once an account with that login exists). Only the hidden `generate` command
+/// (synthetic benchmark catalogs) adds users without an OS account; everything else goes
+/// through [`add`].
+pub fn add_with_uid(
+    tx: &Tx,
+    login: &str,
+    person: Option<PersonId>,
+    uid: Option<u32>,
+) -> Result<i64> {
     check_login(login)?;
     if resolve(tx, login).is_ok() {
         return Err(Error::invalid(format!("user '{login}' already exists")));
     }
     tx.execute(
-        "INSERT INTO users (login, person_id) VALUES (?1, ?2)",
-        params![login, person],
+        "INSERT INTO users (login, person_id, uid) VALUES (?1, ?2, ?3)",
+        params![login, person, uid],
     )?;
     let id = tx.last_insert_rowid();
     tx.audit(
         "user.add",
-        serde_json::json!({ "user": login, "person": person }),
+        serde_json::json!({ "user": login, "person": person, "uid": uid }),
     )?;
     Ok(id)
+}
+
+/// Fill in the uid of users recorded before uids were stored (schema migration 7), from the
+/// OS accounts as they are at migration time: the best evidence left of which account a grant
+/// was meant for. Logins with no account then keep no uid, so an account created later under
+/// that name gets nothing until an officer runs `user remove` and `user add`.
+pub fn fill_uids(conn: &Connection) -> Result<usize> {
+    let mut st = conn.prepare("SELECT id, login FROM users WHERE uid IS NULL")?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut filled = 0;
+    for (id, login) in rows {
+        if let Some(uid) = os_uid(&login)? {
+            conn.execute("UPDATE users SET uid = ?1 WHERE id = ?2", params![uid, id])?;
+            filled += 1;
+        }
+    }
+    Ok(filled)
+}
+
+/// Take away a user's grants in a purpose: the one on `collection`, or every one in the
+/// purpose when `collection` is `None`. Returns how many were removed; none is an error
+/// (a typo must not look like a revocation).
+pub fn revoke(
+    tx: &Tx,
+    user: &UserRow,
+    purpose: PurposeId,
+    purpose_name: &str,
+    collection: Option<&str>,
+) -> Result<usize> {
+    let n = match collection {
+        Some(prefix) => tx.execute(
+            "DELETE FROM grants WHERE user_id = ?1 AND purpose_id = ?2 AND prefix = ?3",
+            params![user.id, purpose, prefix],
+        )?,
+        None => tx.execute(
+            "DELETE FROM grants WHERE user_id = ?1 AND purpose_id = ?2",
+            params![user.id, purpose],
+        )?,
+    };
+    if n == 0 {
+        let on = match collection {
+            Some("") => " on everything".to_string(),
+            Some(c) => format!(" on collection '{c}'"),
+            None => String::new(),
+        };
+        return Err(Error::invalid(format!(
+            "user '{}' has no grant in {purpose_name}{on}; see `consentfs user list`",
+            user.login
+        )));
+    }
+    tx.audit(
+        "user.revoke",
+        serde_json::json!({ "user": user.login, "purpose": purpose, "collection": collection, "grants": n }),
+    )?;
+    Ok(n)
+}
+
+/// Remove a user and all their grants. Their drafts stay in the catalog (their persons'
+/// reports and erasure still reach them) but belong to no login any more: the creator becomes
+/// `LOGIN#removed`, which no OS login can be, so nobody (not a later account with the same
+/// name either) sees them. Returns the number of such drafts.
+pub fn remove(tx: &Tx, user: &UserRow) -> Result<usize> {
+    let grants = tx.execute("DELETE FROM grants WHERE user_id = ?1", [user.id])?;
+    let drafts = tx.execute(
+        "UPDATE assets SET creator = ?1 WHERE creator = ?2 AND status = 'draft'",
+        params![removed_creator(&user.login), user.login],
+    )?;
+    tx.execute("DELETE FROM users WHERE id = ?1", [user.id])?;
+    tx.audit(
+        "user.remove",
+        serde_json::json!({ "user": user.login, "uid": user.uid, "grants": grants, "drafts": drafts }),
+    )?;
+    Ok(drafts)
+}
+
+/// The creator recorded on the drafts of a removed user (not a valid login, see [`check_login`]).
+pub fn removed_creator(login: &str) -> String {
+    format!("{login}#removed")
 }
 
 /// Give (or change) a user's access to a purpose on a collection prefix.

@@ -503,7 +503,10 @@ pub fn generate(ctx: &mut Ctx, spec: GenerateSpec) -> Result<i32> {
             }
         }
         if crate::catalog::users::resolve(&tx, &spec.user).is_err() {
-            crate::catalog::users::add(&tx, &spec.user, None)?;
+            // a synthetic catalog may name a login the machine does not know (`bench`):
+            // bound to its account if there is one, else to none (no tree in a mount)
+            let uid = crate::catalog::users::os_uid(&spec.user)?;
+            crate::catalog::users::add_with_uid(&tx, &spec.user, None, uid)?;
         }
         let bench = crate::catalog::users::resolve(&tx, &spec.user)?;
         for p in &purposes {

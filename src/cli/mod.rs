@@ -391,6 +391,21 @@ pub enum UserCmd {
         #[arg(long, default_value = "")]
         collection: String,
     },
+    /// Take away a user's grants in a purpose (every one in it, or the one on --collection).
+    /// The mount follows at once: open files stop writing and their pending saves are dropped.
+    Revoke {
+        login: String,
+        #[arg(long, required = true)]
+        purpose: String,
+        /// Only the grant on this collection ("" for the one on everything).
+        #[arg(long)]
+        collection: Option<String>,
+    },
+    /// Remove a user and all their grants. Their drafts stay in the catalog (for persons'
+    /// reports and erasure) but no one sees them, not a later account with the same login.
+    Remove {
+        login: String,
+    },
     List,
 }
 

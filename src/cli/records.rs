@@ -565,6 +565,37 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
                 }
             );
         }
+        UserCmd::Revoke {
+            login,
+            purpose,
+            collection,
+        } => {
+            let prefix = collection
+                .as_deref()
+                .map(normalize_collection)
+                .transpose()?;
+            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+            let u = users::resolve(&tx, &login)?;
+            let mut n = 0;
+            for p in purposes::resolve_list(&tx, &purpose)? {
+                n += users::revoke(&tx, &u, p.id, &p.name, prefix.as_deref())?;
+            }
+            tx.commit()?;
+            println!(
+                "{login}: {n} grant{} in {purpose} revoked",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        UserCmd::Remove { login } => {
+            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+            let u = users::resolve(&tx, &login)?;
+            let drafts = users::remove(&tx, &u)?;
+            tx.commit()?;
+            println!("user {login} removed with all their grants");
+            if drafts > 0 {
+                println!("{drafts} draft(s) of theirs are kept in the catalog but shown to no one");
+            }
+        }
         UserCmd::List => {
             let list = users::list(ctx.catalog.conn())?;
             if ctx.json {

@@ -67,7 +67,9 @@ pub fn ls(
 ) -> Result<i32> {
     let t = at_or_now(ctx, at)?;
     let conn = ctx.catalog.conn();
-    let user = users::resolve(conn, login)?.to_policy();
+    let user = users::resolve(conn, login)?;
+    users::check_account(&user)?;
+    let user = user.to_policy();
     let purpose = purposes::resolve(conn, purpose)?;
     let prefix = collection.map(assets::normalize_collection).transpose()?;
     let world = World::load(conn)?;
@@ -171,7 +173,9 @@ pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>)
     let t = at_or_now(ctx, at)?;
     let conn = ctx.catalog.conn();
     let a = assets::resolve(conn, asset)?;
-    let user = users::resolve(conn, login)?.to_policy();
+    let user = users::resolve(conn, login)?;
+    users::check_account(&user)?;
+    let user = user.to_policy();
     let purpose = purposes::resolve(conn, purpose)?;
     let world = World::load(conn)?;
     let names = person_names(ctx)?;

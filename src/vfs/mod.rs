@@ -316,10 +316,18 @@ impl Vfs {
     }
 
     /// The caller may act inside `login`'s tree: they are that account, or root.
+    /// The login's tree exists only for the OS account it was added for (see [`Vfs::account`]).
     fn check_owner(&self, caller: Caller, login: &str) -> Result<(u32, u32)> {
+        let view = self.view();
+        self.check_owner_in(&view, caller, login)
+    }
+
+    /// [`Vfs::check_owner`] for a caller that already holds the view (never take it twice:
+    /// a waiting writer would block the second read).
+    fn check_owner_in(&self, view: &View, caller: Caller, login: &str) -> Result<(u32, u32)> {
+        let stored = view.user(login).map(|u| u.uid);
         let (uid, gid) = self
-            .accounts
-            .lookup(login)
+            .account(stored, login)
             .ok_or_else(|| Error::not_found("no OS account for this view".to_string()))?;
         if caller.uid != uid && caller.uid != 0 {
             log::info!(
@@ -331,11 +339,33 @@ impl Vfs {
         Ok((uid, gid))
     }
 
+    /// The OS account (uid, gid) of `login`, unless it is not the account the user was added
+    /// for (`stored`: `None` when there is no such user, `Some(uid)` with the uid recorded at
+    /// `user add`): a login deleted and re-created gets another uid and must not inherit the
+    /// grants and drafts of the former account.
+    fn account(&self, stored: Option<Option<u32>>, login: &str) -> Option<(u32, u32)> {
+        let (uid, gid) = self.accounts.lookup(login)?;
+        match stored {
+            Some(stored) if !crate::catalog::users::same_account(stored, Some(uid)) => {
+                log::warn!(
+                    "the OS account of a user was re-created (uid {uid}, added for {}): its view is not shown; \
+                     `consentfs user remove` and `user add` bind the user to the new account",
+                    stored.map_or_else(|| "no uid".to_string(), |u| format!("uid {u}"))
+                );
+                None
+            }
+            _ => Some((uid, gid)),
+        }
+    }
+
     /// Whether the node still exists in the view, as the given login sees it.
     fn exists(&self, view: &View, node: &Node) -> bool {
         match node {
             Node::Root => true,
-            Node::User(l) => !view.user_purposes(l).is_empty() && self.accounts.lookup(l).is_some(),
+            Node::User(l) => {
+                !view.user_purposes(l).is_empty()
+                    && self.account(view.user(l).map(|u| u.uid), l).is_some()
+            }
             Node::Purpose(l, p) => view.user_purposes(l).iter().any(|(q, _)| q.id == *p),
             Node::Dir(l, p, path) => view.dir_visible(l, *p, path) || self.made_dir(l, *p, path),
             Node::File(l, p, a) => view.file_visible(l, *p, *a),
@@ -456,7 +486,7 @@ impl Vfs {
             // entering someone else's folder is refused by permissions, but its name and
             // owner may be seen (like /home)
         } else if let Some(login) = node.login() {
-            self.check_owner(caller, login)?;
+            self.check_owner_in(&view, caller, login)?;
         }
         let ino = self.inodes().reference(&node);
         self.attr_of(&view, &node, ino)

@@ -377,10 +377,14 @@ impl Vfs {
     fn writable_handle(&self, fh: u64) -> Result<Arc<super::Handle>> {
         let h = self.handle(fh)?;
         let asset = self.current_asset(h.asset);
-        if !self.view().file_visible(&h.login, h.purpose, asset) {
+        let view = self.view();
+        if !view.file_visible(&h.login, h.purpose, asset) {
             log::info!("denied: write to asset {asset} which is no longer visible");
             return Err(denied("no longer visible"));
         }
+        // the grant the handle was opened under may have been taken away since
+        self.check_write(&view, &h.login, h.purpose, asset)?;
+        drop(view);
         Ok(h)
     }
 
@@ -452,6 +456,19 @@ impl Vfs {
             let info = assets::get(tx, target)?.ok_or_else(|| Error::not_found("asset is gone"))?;
             if !matches!(info.status, Status::Active | Status::Draft) {
                 return Err(errno(libc::ENOENT, "the file was deleted meanwhile"));
+            }
+            // the caller must still be allowed to write here, by the catalog as it is now (not
+            // the view, which follows a revocation only at its next refresh): a handle opened
+            // under a write grant that was since downgraded or revoked saves nothing
+            let access = crate::catalog::users::resolve(tx, &h.login)
+                .ok()
+                .and_then(|u| u.to_policy().access(h.purpose, &info.collection));
+            let own_draft = info.status == Status::Draft && *info.creator == *h.login;
+            if !matches!(access, Some(Access::Write | Access::Delete)) && !own_draft {
+                log::info!("denied: a save to asset {target} without a write grant; discarded");
+                return Err(denied(
+                    "no write grant here any more: the save was discarded",
+                ));
             }
             if info.status == Status::Draft {
                 // a draft carries the persons of what its content came from: the same bytes

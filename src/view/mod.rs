@@ -87,7 +87,7 @@ fn classify(entries: &[audit::Entry]) -> Touched {
                 t.persons.extend(id("person"));
             }
             a if a.starts_with("asset.") => t.assets.extend(id("asset")),
-            "user.add" | "user.grant" => {
+            "user.add" | "user.grant" | "user.revoke" => {
                 if let Some(login) = d.get("user").and_then(serde_json::Value::as_str) {
                     t.users.insert(login.to_string());
                 }

@@ -94,6 +94,13 @@ impl TestStore {
         r
     }
 
+    /// `consentfs user add LOGIN` for an OS account that exists (created with useradd if
+    /// needed): `user add` refuses logins the machine does not know.
+    pub fn add_user(&self, login: &str) -> Run {
+        mount::os_user(login);
+        self.ok(&["user", "add", login])
+    }
+
     /// Run; it must fail with exit 2, leave the store as it was, and say `expect` on stderr.
     pub fn fails(&self, args: &[&str], expect: &str) -> Run {
         let before = self.state();
