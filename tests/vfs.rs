@@ -546,12 +546,12 @@ fn an_open_that_cannot_be_recorded_is_refused() {
     let vfs = Vfs::new(Arc::new(store), view, Box::new(accounts), cat);
     let mut ino = 1;
     for part in ["alice", "website", "events", "2026", "a.jpg"] {
-        ino = vfs.lookup(ALICE, ino, part).unwrap().ino;
+        ino = vfs.lookup(*ALICE, ino, part).unwrap().ino;
     }
-    let e = vfs.open(ALICE, ino, false, false).unwrap_err();
+    let e = vfs.open(*ALICE, ino, false, false).unwrap_err();
     assert_eq!(e.errno(), libc::EIO, "{e}");
     // nothing was logged, so nothing may have been served: the same open through a vfs whose
     // catalog can be written succeeds
-    let ino = m.walk(ALICE, "alice/website/events/2026/a.jpg").unwrap();
-    assert!(m.vfs.open(ALICE, ino, false, false).is_ok());
+    let ino = m.walk(*ALICE, "alice/website/events/2026/a.jpg").unwrap();
+    assert!(m.vfs.open(*ALICE, ino, false, false).is_ok());
 }
