@@ -2,7 +2,8 @@
 //!
 //! The tree is `/<login>/<purpose>/<collection path>/<file>`. Every operation takes the caller
 //! (uid, gid) and checks it again, whatever the kernel's `default_permissions` already did: a
-//! caller may only enter the folder of the login that maps to their uid (root may enter all).
+//! caller may only enter the folder of the login that maps to their uid (root may enter all),
+//! and the folders of other logins do not exist for them (not listed, not found by name).
 //! Every open and every read re-checks that the asset is visible to that login in that purpose
 //! *now*, so a withdrawal takes effect for handles opened before it.
 //!
