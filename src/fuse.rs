@@ -24,6 +24,18 @@ use std::time::Duration;
 /// zero (Linux behaves badly with a zero TTL, as mountpoint-s3 notes).
 const TTL: Duration = Duration::from_secs(1);
 
+/// The TTL of an entry in folder `parent`. The kernel's dentry cache is shared by all users, so
+/// the users' folders in the mount root are never cached: each lookup comes to us with the
+/// caller's uid, and another user's folder is not found (see `Vfs::lookup`). There are only a
+/// few of them, so the extra lookups cost nothing.
+fn entry_ttl(parent: u64) -> &'static Duration {
+    if parent == crate::vfs::inodes::ROOT {
+        &Duration::ZERO
+    } else {
+        &TTL
+    }
+}
+
 pub struct FuseFs {
     vfs: Arc<Vfs>,
 }
@@ -131,7 +143,7 @@ impl Filesystem for FuseFs {
             return;
         };
         match self.vfs.lookup(caller(req), parent.0, name) {
-            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+            Ok(attr) => reply.entry(entry_ttl(parent.0), &file_attr(&attr), Generation(0)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -513,6 +525,7 @@ impl Filesystem for FuseFs {
             }
             next = 2;
         }
+        let ttl = entry_ttl(ino.0);
         for (i, e) in entries.iter().enumerate().skip((next - 2) as usize) {
             // counted before it is sent: the kernel holds a reference once it has the entry
             let ino = self.vfs.reference_entry(e);
@@ -522,7 +535,7 @@ impl Filesystem for FuseFs {
                 INodeNo(ino),
                 i as u64 + 3,
                 &e.name,
-                &TTL,
+                ttl,
                 &file_attr(&attr),
                 Generation(0),
             ) {

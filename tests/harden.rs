@@ -709,18 +709,34 @@ fn sync_refuses_a_folder_newer_than_the_catalog() {
     copy_store(&t.store, &backup);
     t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
     let dest = t.path("site");
-    t.ok(&["export", "--user", "root", "--purpose", "website", dest.to_str().unwrap()]);
+    t.ok(&[
+        "export",
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        dest.to_str().unwrap(),
+    ]);
     assert!(!dest.join("a.jpg").exists());
     std::fs::remove_dir_all(&t.store).unwrap();
     copy_store(&backup, &t.store);
     // the restored catalog still has Anna's consent; the administrator accepts the restore
     t.ok(&["--accept-rollback", "audit", "verify"]);
     let r = t.run(&[
-        "export", "--user", "root", "--purpose", "website", "--sync", dest.to_str().unwrap(),
+        "export",
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        "--sync",
+        dest.to_str().unwrap(),
     ]);
     assert_eq!(r.code, 2, "synced from an older catalog: {}", r.stdout);
     assert!(r.stderr.contains("newer catalog"), "{}", r.stderr);
-    assert!(!dest.join("a.jpg").exists(), "the withdrawn photo came back");
+    assert!(
+        !dest.join("a.jpg").exists(),
+        "the withdrawn photo came back"
+    );
     assert_eq!(t.run(&["export", "verify", dest.to_str().unwrap()]).code, 0);
 }
 
@@ -740,7 +756,11 @@ fn audit_verify_catches_an_entry_from_another_history() {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     in_other(&["user", "grant", "root", "--purpose", "print"]);
     in_other(&["person", "add", "Cas"]);
@@ -749,8 +769,9 @@ fn audit_verify_catches_an_entry_from_another_history() {
     let key = consentfs::crypto::keyring::Unlock::KeyFile(t.key.clone());
     let open = |dir: &Path| {
         let s = consentfs::store::Store::open(dir, &key).unwrap();
-        let c = consentfs::catalog::Catalog::open(&s.catalog_path(), &s.catalog_key(), s.audit_key())
-            .unwrap();
+        let c =
+            consentfs::catalog::Catalog::open(&s.catalog_path(), &s.catalog_key(), s.audit_key())
+                .unwrap();
         (s, c)
     };
     let (_so, theirs) = open(&other);
@@ -800,7 +821,14 @@ fn audit_verify_catches_an_entry_from_another_history() {
 #[test]
 fn the_rules_for_minors_and_special_categories_hold_in_the_mount() {
     let t = TestStore::new();
-    for f in ["kid-own", "kid-parent", "sam-plain", "sam-special", "sam-explicit", "sam-hr"] {
+    for f in [
+        "kid-own",
+        "kid-parent",
+        "sam-plain",
+        "sam-special",
+        "sam-explicit",
+        "sam-hr",
+    ] {
         t.write(&format!("shoot/{f}.jpg"), f.as_bytes());
     }
     t.ok(&["import", t.path("shoot").to_str().unwrap()]);
@@ -817,20 +845,57 @@ fn the_rules_for_minors_and_special_categories_hold_in_the_mount() {
     for f in ["sam-plain", "sam-special", "sam-explicit", "sam-hr"] {
         t.ok(&["link", &format!("{f}.jpg"), "Sam"]);
     }
-    t.ok(&["mark", "sam-special.jpg", "sam-explicit.jpg", "sam-hr.jpg", "--special-category"]);
-    t.ok(&["purpose", "add", "hr", "--basis", "legitimate-interest", "--retention", "5y"]);
     t.ok(&[
-        "purpose", "add", "care", "--basis", "legitimate-interest", "--retention", "5y",
-        "--art9-exception", "Art. 9(2)(h): health care",
+        "mark",
+        "sam-special.jpg",
+        "sam-explicit.jpg",
+        "sam-hr.jpg",
+        "--special-category",
+    ]);
+    t.ok(&[
+        "purpose",
+        "add",
+        "hr",
+        "--basis",
+        "legitimate-interest",
+        "--retention",
+        "5y",
+    ]);
+    t.ok(&[
+        "purpose",
+        "add",
+        "care",
+        "--basis",
+        "legitimate-interest",
+        "--retention",
+        "5y",
+        "--art9-exception",
+        "Art. 9(2)(h): health care",
     ]);
     let grant = |who: &str, asset: &str, extra: &[&str]| {
-        let mut args = vec!["consent", "grant", who, "--purpose", "website", "--asset", asset];
+        let mut args = vec![
+            "consent",
+            "grant",
+            who,
+            "--purpose",
+            "website",
+            "--asset",
+            asset,
+        ];
         args.extend_from_slice(extra);
         t.ok(&args);
     };
     // a minor's own grant is not even recorded
     t.fails(
-        &["consent", "grant", "Kid", "--purpose", "website", "--asset", "kid-own.jpg"],
+        &[
+            "consent",
+            "grant",
+            "Kid",
+            "--purpose",
+            "website",
+            "--asset",
+            "kid-own.jpg",
+        ],
         "guardian",
     );
     grant("Kid", "kid-parent.jpg", &["--by", "Parent"]);
@@ -864,14 +929,21 @@ fn the_rules_for_minors_and_special_categories_hold_in_the_mount() {
     assert_eq!(
         listed("care"),
         vec![
-            "kid-own.jpg", "kid-parent.jpg", "sam-explicit.jpg", "sam-hr.jpg", "sam-plain.jpg",
+            "kid-own.jpg",
+            "kid-parent.jpg",
+            "sam-explicit.jpg",
+            "sam-hr.jpg",
+            "sam-plain.jpg",
             "sam-special.jpg",
         ],
         "an Art. 9(2) exception: special-category photos need no explicit consent"
     );
     // and the files open (or not) as listed
     assert!(std::fs::read(m.path("root/website/kid-own.jpg")).is_err());
-    assert_eq!(std::fs::read(m.path("root/website/kid-parent.jpg")).unwrap(), b"kid-parent");
+    assert_eq!(
+        std::fs::read(m.path("root/website/kid-parent.jpg")).unwrap(),
+        b"kid-parent"
+    );
 }
 
 /// "Tests that the promises lack": `consentfs demo` builds its store, mounts it, prints the tour
@@ -905,7 +977,10 @@ fn the_demo_mounts_and_its_tour_works() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the demo printed no tour");
     let mnt = demo.join("mnt");
-    assert!(common::mount::is_mounted(&mnt), "the tour came before the mount");
+    assert!(
+        common::mount::is_mounted(&mnt),
+        "the tour came before the mount"
+    );
     assert!(tour.contains(&mnt.display().to_string()), "{tour}");
     let web = mnt.join("root/website/events/2026/open-day");
     let anna = std::fs::read(web.join("anna.jpg")).expect("Anna's photo is on the website");
@@ -915,7 +990,13 @@ fn the_demo_mounts_and_its_tour_works() {
     assert_eq!(mode(&demo.join("store")), 0o700);
     // the tour's withdrawal
     let withdrawn = Command::new(common::BIN)
-        .args(["consent", "withdraw", "Anna de Vries", "--purpose", "website"])
+        .args([
+            "consent",
+            "withdraw",
+            "Anna de Vries",
+            "--purpose",
+            "website",
+        ])
         .env("CONSENTFS_STORE", demo.join("store"))
         .env("CONSENTFS_KEY_FILE", demo.join("store.key"))
         .status()
@@ -929,5 +1010,8 @@ fn the_demo_mounts_and_its_tour_works() {
     );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(!common::mount::is_mounted(&mnt), "still mounted after SIGTERM");
+    assert!(
+        !common::mount::is_mounted(&mnt),
+        "still mounted after SIGTERM"
+    );
 }

@@ -124,11 +124,20 @@ fn mounted_with(limits: Limits) -> Mounted {
 #[test]
 fn each_user_sees_their_grants_only() {
     let m = mounted();
+    // the root lists the caller's own folder only; root sees everyone with a grant
+    let root = Caller {
+        uid: 0,
+        gid: 0,
+        pid: 0,
+    };
     assert_eq!(
-        m.names(*ALICE, ""),
+        m.names(root, ""),
         vec!["alice", "bob"],
         "eve has no grants, so no folder"
     );
+    assert_eq!(m.names(*ALICE, ""), vec!["alice"]);
+    assert_eq!(m.names(*BOB, ""), vec!["bob"]);
+    assert!(m.names(*EVE, "").is_empty());
     assert_eq!(m.names(*ALICE, "alice"), vec!["print", "website"]);
     assert_eq!(
         m.names(*ALICE, "alice/website/events/2026"),

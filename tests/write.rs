@@ -401,12 +401,24 @@ fn writes_and_deletes_need_their_grants() {
     // grant, 0400 under a read grant); chown is refused
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
-    assert_eq!(mode(&root_dir.join("a.jpg")), 0o600, "a file under a write grant");
+    assert_eq!(
+        mode(&root_dir.join("a.jpg")),
+        0o600,
+        "a file under a write grant"
+    );
     assert_eq!(mode(&r.join("a.jpg")), 0o400, "a file under a read grant");
     sh(&root_dir, "chmod 644 a.jpg");
-    assert_eq!(mode(&root_dir.join("a.jpg")), 0o600, "chmod changed the mode");
+    assert_eq!(
+        mode(&root_dir.join("a.jpg")),
+        0o600,
+        "chmod changed the mode"
+    );
     sh(&root_dir, "chmod 000 a.jpg");
-    assert_eq!(mode(&root_dir.join("a.jpg")), 0o600, "chmod changed the mode");
+    assert_eq!(
+        mode(&root_dir.join("a.jpg")),
+        0o600,
+        "chmod changed the mode"
+    );
     let err = std::os::unix::fs::chown(root_dir.join("a.jpg"), Some(wu), None).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPERM));
 }

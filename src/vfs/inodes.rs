@@ -2,8 +2,14 @@
 //!
 //! A node is a place in one user's view: the same photo seen by two users, or in two purposes,
 //! is two nodes with two inode numbers, so the kernel's shared caches never mix one user's
-//! entry (owner, mode, visibility) with another's. Numbers are handed out on lookup and never
-//! reused; a node is forgotten when the kernel drops its last reference.
+//! entry (owner, mode, visibility) with another's. Numbers are handed out on lookup; a node is
+//! forgotten when the kernel drops its last reference.
+//!
+//! Numbers are drawn at random (below 2^63, never 0 or 1), not counted up: with a counter, the
+//! numbers a user sees on their own files would tell how many nodes other users looked up in
+//! between, that is, how busy the others are and when. A random number says nothing. The
+//! space is so large that a number is never given twice in practice (and one in use is never
+//! given again: a draw that hits a live number is repeated).
 
 use crate::policy::{AssetId, PurposeId};
 use std::collections::HashMap;
@@ -41,15 +47,11 @@ impl Node {
 pub struct Inodes {
     by_node: HashMap<Node, Ino>,
     by_ino: HashMap<Ino, (Node, u64)>,
-    next: Ino,
 }
 
 impl Inodes {
     pub fn new() -> Inodes {
-        let mut i = Inodes {
-            next: ROOT + 1,
-            ..Default::default()
-        };
+        let mut i = Inodes::default();
         i.by_node.insert(Node::Root, ROOT);
         i.by_ino.insert(ROOT, (Node::Root, 1));
         i
@@ -69,8 +71,12 @@ impl Inodes {
         if let Some(&ino) = self.by_node.get(node) {
             return ino;
         }
-        let ino = self.next;
-        self.next += 1;
+        let ino = loop {
+            let ino = rand::random::<u64>() >> 1;
+            if ino > ROOT && !self.by_ino.contains_key(&ino) {
+                break ino;
+            }
+        };
         self.by_node.insert(node.clone(), ino);
         self.by_ino.insert(ino, (node.clone(), 0));
         ino
@@ -140,5 +146,45 @@ impl Inodes {
 
     pub fn is_empty(&self) -> bool {
         self.by_ino.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inode numbers tell nothing about how many nodes were handed out before: they are not
+    /// consecutive, not increasing, and far apart.
+    #[test]
+    fn inode_numbers_are_not_a_counter() {
+        let mut inodes = Inodes::new();
+        let login: Arc<str> = Arc::from("dora");
+        let numbers: Vec<Ino> = (0..1000)
+            .map(|a| inodes.reference(&Node::File(login.clone(), 1, a)))
+            .collect();
+        let mut distinct = numbers.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), numbers.len(), "numbers must be unique");
+        assert!(numbers.iter().all(|&n| n > ROOT && n < 1 << 63));
+        // with a counter each step is 1; random numbers are about 2^62 apart
+        let close = numbers
+            .windows(2)
+            .filter(|w| w[0].abs_diff(w[1]) < 1 << 40)
+            .count();
+        assert_eq!(close, 0, "successive inode numbers are close: {numbers:?}");
+        assert!(
+            numbers.windows(2).any(|w| w[1] < w[0]),
+            "inode numbers only increase"
+        );
+        // the same node keeps its number while the kernel holds it
+        assert_eq!(
+            inodes.reference(&Node::File(login.clone(), 1, 7)),
+            numbers[7]
+        );
+        // a forgotten node's number is not in use any more
+        inodes.forget(numbers[0], 1);
+        assert!(inodes.node(numbers[0]).is_none());
+        assert_eq!(inodes.node(ROOT), Some(&Node::Root));
     }
 }

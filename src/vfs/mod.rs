@@ -2,7 +2,8 @@
 //!
 //! The tree is `/<login>/<purpose>/<collection path>/<file>`. Every operation takes the caller
 //! (uid, gid) and checks it again, whatever the kernel's `default_permissions` already did: a
-//! caller may only enter the folder of the login that maps to their uid (root may enter all).
+//! caller may only enter the folder of the login that maps to their uid (root may enter all),
+//! and the folders of other logins do not exist for them (not listed, not found by name).
 //! Every open and every read re-checks that the asset is visible to that login in that purpose
 //! *now*, so a withdrawal takes effect for handles opened before it.
 //!
@@ -482,14 +483,27 @@ impl Vfs {
         let node = self
             .child(&view, &parent_node, name)
             .ok_or_else(|| Error::not_found("no such entry"))?;
-        if parent_node == Node::Root {
-            // entering someone else's folder is refused by permissions, but its name and
-            // owner may be seen (like /home)
+        if let Node::User(login) = &node {
+            // Who has a folder here is no one else's business: another user's folder does
+            // not exist for the caller (ENOENT, not EACCES, which would confirm the name).
+            if !self.own_folder(caller, login) {
+                return Err(Error::not_found("no such entry"));
+            }
         } else if let Some(login) = node.login() {
             self.check_owner_in(&view, caller, login)?;
         }
         let ino = self.inodes().reference(&node);
         self.attr_of(&view, &node, ino)
+    }
+
+    /// The caller's own folder (root's: every folder). The mount root lists only these, and
+    /// names only these on lookup.
+    fn own_folder(&self, caller: Caller, login: &str) -> bool {
+        caller.uid == 0
+            || self
+                .accounts
+                .lookup(login)
+                .is_some_and(|(uid, _)| uid == caller.uid)
     }
 
     pub fn forget(&self, ino: Ino, n: u64) {
@@ -498,9 +512,11 @@ impl Vfs {
 
     pub fn getattr(&self, caller: Caller, ino: Ino) -> Result<Attr> {
         let node = self.node(ino)?;
-        if let (Some(login), Node::Purpose(..) | Node::Dir(..) | Node::File(..)) =
-            (node.login(), &node)
-        {
+        if let Node::User(login) = &node {
+            if !self.own_folder(caller, login) {
+                return Err(Error::not_found("no such entry"));
+            }
+        } else if let Some(login) = node.login() {
             self.check_owner(caller, login)?;
         }
         let view = self.view();
@@ -523,9 +539,11 @@ impl Vfs {
         }
         let children: Vec<(String, Node)> = match &node {
             Node::Root => {
+                // only the caller's own folder (root sees all): the list of everyone with a
+                // grant would tell every local user who works on what
                 let mut logins: Vec<&str> = view
                     .logins()
-                    .filter(|l| self.accounts.lookup(l).is_some())
+                    .filter(|l| self.accounts.lookup(l).is_some() && self.own_folder(caller, l))
                     .collect();
                 logins.sort();
                 logins
@@ -959,20 +977,24 @@ impl Vfs {
         Ok(value.into_bytes())
     }
 
+    /// What `df` shows: the space of the filesystem that holds the store (which any local user
+    /// can see with `df` on that filesystem anyway), so saving stays predictable, and no file
+    /// counts: the number of photos in the store, or their changes over time, is not every
+    /// user's business, and a per-user count would cost a pass over the whole view on every
+    /// `df`. Zero files and zero free inodes is what filesystems that do not count inodes
+    /// report (`df -i` shows them as such).
     pub fn statfs(&self) -> StatFs {
-        let assets = self.view().len() as u64;
         match nix::sys::statvfs::statvfs(self.store.root()) {
             Ok(s) => StatFs {
                 blocks: s.blocks(),
                 bfree: s.blocks_free(),
                 bavail: s.blocks_available(),
-                files: assets,
+                files: 0,
                 ffree: 0,
                 bsize: s.block_size() as u32,
                 namelen: 255,
             },
             Err(_) => StatFs {
-                files: assets,
                 bsize: 4096,
                 namelen: 255,
                 ..Default::default()

@@ -12,6 +12,10 @@
 //!   rsync and most editors save) makes the draft's content the next version of that file; the
 //!   draft is gone. Renaming one reviewed photo over another is refused (EACCES): it would put
 //!   one person's photo under another person's consent.
+//! * Moving a photo (not a draft) to another folder needs a delete grant where it is and a write
+//!   grant where it goes, in every purpose in which anyone sees it there or would see it after
+//!   the move: the folder is the photo's collection in all purposes at once (see
+//!   `check_move_everywhere`). Otherwise EACCES.
 //! * Unlink moves an asset to the trash (active assets need a delete grant).
 //! * Empty folders made with mkdir live in memory until something is saved in them.
 
@@ -730,6 +734,9 @@ impl Vfs {
         self.need(&view, &login, purpose, &to, Access::Write)?;
         if !src_is_draft {
             self.need(&view, &login, purpose, &from, Access::Delete)?;
+            if from != to {
+                Self::check_move_everywhere(&view, &login, src, &from, &to)?;
+            }
         }
         let dst_taken_elsewhere = dst.is_none()
             && self
@@ -816,6 +823,38 @@ impl Vfs {
                 Ok(())
             }
         }
+    }
+
+    /// Moving a photo to another folder moves it in every purpose at once: the catalog knows
+    /// one collection per asset, and each purpose's users see it where their grants cover that
+    /// collection. A user with a delete grant in one purpose could otherwise carry a photo
+    /// out of `hr/private` into `events` and show it to everyone who may read `events` for
+    /// printing. So the move of a photo that is not a draft needs, in every purpose in which
+    /// anyone sees it now or would see it at the destination, the grants the move needs in the
+    /// mover's own purpose: delete where it is, write where it goes. Drafts are shown to their
+    /// creator alone and move freely; a rename within one folder changes no one's collection.
+    fn check_move_everywhere(
+        view: &View,
+        login: &str,
+        asset: AssetId,
+        from: &str,
+        to: &str,
+    ) -> Result<()> {
+        for purpose in view.purposes_seeing_move(asset, to, chrono::Utc::now()) {
+            let covers = |path: &str, level: Access| {
+                view.access(login, purpose, path)
+                    .is_some_and(|a| a >= level)
+            };
+            if !(covers(from, Access::Delete) && covers(to, Access::Write)) {
+                log::info!(
+                    "denied: moving asset {asset} would change what purpose {purpose} sees, where the mover lacks a delete grant on its folder or a write grant on the destination"
+                );
+                return Err(denied(
+                    "moving this photo would change what another purpose sees",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A draft renamed over a photo becomes that photo's next version, published under the

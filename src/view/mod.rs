@@ -700,6 +700,49 @@ impl View {
             && self.access(login, purpose, &info.collection).is_some()
     }
 
+    /// The purposes whose users would see a difference if the asset moved to folder `to`:
+    /// those where some user sees it where it is now, and those where some user would see it
+    /// at `to` (the rules evaluated again with the asset there, since a consent may be scoped
+    /// to a collection). A move changes the asset's collection in every purpose at once, so
+    /// the mount allows it only to someone whose grants cover both places in all of these.
+    pub fn purposes_seeing_move(&self, asset: AssetId, to: &str, now: Time) -> Vec<PurposeId> {
+        let Some(info) = self.assets.get(&asset) else {
+            return Vec::new();
+        };
+        let someone_has = |purpose: PurposeId, path: &str| {
+            self.users
+                .keys()
+                .any(|l| self.access(l, purpose, path).is_some())
+        };
+        let mut moved = info.policy.clone();
+        moved.collection = to.to_string();
+        let mut out: Vec<PurposeId> = self
+            .purposes
+            .values()
+            .filter(|purpose| {
+                let seen_now = self
+                    .visible
+                    .get(&purpose.id)
+                    .is_some_and(|v| v.contains_key(&asset))
+                    && someone_has(purpose.id, &info.collection);
+                seen_now
+                    || (info.version.is_some()
+                        && someone_has(purpose.id, to)
+                        && policy::decide(
+                            &moved,
+                            self,
+                            &anyone(purpose.id),
+                            &purpose.to_policy(),
+                            now,
+                        )
+                        .visible)
+            })
+            .map(|p| p.id)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// When the asset's visibility in the purpose next changes, if it is visible.
     pub fn valid_until(&self, purpose: PurposeId, asset: AssetId) -> Option<Time> {
         self.visible

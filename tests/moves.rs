@@ -1,0 +1,309 @@
+//! Moves across purposes and what the mount tells one user about the others, with real mounts
+//! and real OS users (issue 11, findings 8 and 16). Run as root with /dev/fuse.
+
+mod common;
+
+use common::mount::{os_user, run_as, Mount};
+use common::TestStore;
+use std::process::Output;
+
+/// A store with Anna (who consented to `website` and `print`) in `hr/private/hr.jpg` and in
+/// `events/e.jpg`; `mover` may delete anywhere in `website`, `printer` may read `events` for
+/// `print`.
+fn two_purposes(mover: &str, printer: &str) -> TestStore {
+    let t = TestStore::new();
+    t.write("hr/hr.jpg", b"anna, personnel file photo");
+    t.write("ev/e.jpg", b"anna at the fair");
+    t.ok(&[
+        "import",
+        "--collection",
+        "hr/private",
+        t.path("hr").to_str().unwrap(),
+    ]);
+    t.ok(&[
+        "import",
+        "--collection",
+        "events",
+        t.path("ev").to_str().unwrap(),
+    ]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "hr/private/hr.jpg", "Anna"]);
+    t.ok(&["link", "events/e.jpg", "Anna"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website,print"]);
+    t.ok(&["user", "add", mover]);
+    t.ok(&[
+        "user",
+        "grant",
+        mover,
+        "--purpose",
+        "website",
+        "--access",
+        "delete",
+    ]);
+    t.ok(&["user", "add", printer]);
+    t.ok(&[
+        "user",
+        "grant",
+        printer,
+        "--purpose",
+        "print",
+        "--collection",
+        "events",
+    ]);
+    t
+}
+
+/// Mount, and let other users reach the mount point (the test's temp folder is 0700).
+fn mount_shared(t: &TestStore) -> Mount {
+    let m = Mount::start(t);
+    let _ = std::process::Command::new("chmod")
+        .arg("755")
+        .arg(t.dir.path())
+        .status();
+    m
+}
+
+fn sh_as(id: (u32, u32), script: &str) -> Output {
+    run_as(id.0, id.1, script)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Finding 8: a user with delete rights in `website` moves Anna's photo from `hr/private`
+/// into `events`, where a user with only `print:events` would read it at once. The move
+/// changes the photo's collection for every purpose, so it is refused; so is the move the
+/// other way, which would take a photo away from the printer. Drafts still move freely.
+#[test]
+fn a_move_that_would_change_another_purposes_view_is_refused() {
+    let (mover, printer) = ("cfs-mv-web", "cfs-mv-print");
+    let (mid, pid) = (os_user(mover), os_user(printer));
+    let t = two_purposes(mover, printer);
+    let m = mount_shared(&t);
+    let web = m.path(&format!("{mover}/website"));
+    let print_events = m.path(&format!("{printer}/print/events"));
+
+    // the printer sees the events photo, not the HR one
+    let seen = sh_as(pid, &format!("ls '{}'", print_events.display()));
+    assert_eq!(text(&seen).trim(), "e.jpg", "{}", text(&seen));
+
+    // the exact move of the finding
+    let out = sh_as(
+        mid,
+        &format!(
+            "mv '{0}/hr/private/hr.jpg' '{0}/events/hr.jpg'",
+            web.display()
+        ),
+    );
+    assert!(!out.status.success(), "the move was allowed");
+    assert!(
+        text(&out).contains("Permission denied"),
+        "not EACCES: {}",
+        text(&out)
+    );
+    // the photo stays where it was, for the mover...
+    let still = sh_as(
+        mid,
+        &format!(
+            "cat '{0}/hr/private/hr.jpg'; ls '{0}/events'",
+            web.display()
+        ),
+    );
+    assert_eq!(
+        text(&still),
+        "anna, personnel file photoe.jpg\n",
+        "{}",
+        text(&still)
+    );
+    // ...and the printer does not see it, in the mount or by the rules
+    let probe = sh_as(
+        pid,
+        &format!(
+            "ls '{0}'; cat '{0}/hr.jpg' 2>/dev/null && echo LEAK",
+            print_events.display()
+        ),
+    );
+    assert_eq!(text(&probe).trim(), "e.jpg", "{}", text(&probe));
+    assert_eq!(common::visible(&t, printer, "print"), ["events/e.jpg"]);
+
+    // the other way round: taking the printer's photo away is a change to print too
+    let out = sh_as(
+        mid,
+        &format!(
+            "mv '{0}/events/e.jpg' '{0}/hr/private/e.jpg'",
+            web.display()
+        ),
+    );
+    assert!(
+        !out.status.success() && text(&out).contains("Permission denied"),
+        "{}",
+        text(&out)
+    );
+    let seen = sh_as(pid, &format!("ls '{}'", print_events.display()));
+    assert_eq!(text(&seen).trim(), "e.jpg", "{}", text(&seen));
+
+    // a rename inside one folder changes no one's collection
+    let out = sh_as(
+        mid,
+        &format!(
+            "mv '{0}/hr/private/hr.jpg' '{0}/hr/private/renamed.jpg' && echo OK",
+            web.display()
+        ),
+    );
+    assert_eq!(text(&out).trim(), "OK", "{}", text(&out));
+
+    // a draft (shown to its creator only) moves between folders as before
+    let out = sh_as(
+        mid,
+        &format!(
+            "echo notes > '{0}/events/draft.txt' && mv '{0}/events/draft.txt' '{0}/hr/private/draft.txt' && cat '{0}/hr/private/draft.txt'",
+            web.display()
+        ),
+    );
+    assert_eq!(text(&out).trim(), "notes", "{}", text(&out));
+
+    // the refusal is logged without names or paths
+    let log = m.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("denied: moving asset") && l.contains("would change what purpose"))
+        .unwrap_or_else(|| panic!("no log line for the refused move: {log}"));
+    assert!(
+        !line.contains("hr") && !line.contains("events") && !line.contains(mover),
+        "{line}"
+    );
+}
+
+/// A move stays possible for someone whose grants cover both folders in every purpose in
+/// which the photo is seen: here the mover may also delete in `print`.
+#[test]
+fn a_move_with_grants_in_every_purpose_that_sees_the_photo_works() {
+    let (mover, printer) = ("cfs-mv-both", "cfs-mv-print2");
+    let (mid, pid) = (os_user(mover), os_user(printer));
+    let t = two_purposes(mover, printer);
+    t.ok(&[
+        "user",
+        "grant",
+        mover,
+        "--purpose",
+        "print",
+        "--access",
+        "delete",
+    ]);
+    let m = mount_shared(&t);
+    let web = m.path(&format!("{mover}/website"));
+    let out = sh_as(
+        mid,
+        &format!(
+            "mv '{0}/hr/private/hr.jpg' '{0}/events/hr.jpg' && cat '{0}/events/hr.jpg'",
+            web.display()
+        ),
+    );
+    assert_eq!(
+        text(&out).trim(),
+        "anna, personnel file photo",
+        "{}",
+        text(&out)
+    );
+    // the move was the mover's to make: the printer now sees the photo in events
+    let seen = sh_as(
+        pid,
+        &format!(
+            "ls '{}'",
+            m.path(&format!("{printer}/print/events")).display()
+        ),
+    );
+    assert_eq!(text(&seen), "e.jpg\nhr.jpg\n", "{}", text(&seen));
+    assert_eq!(
+        common::visible(&t, printer, "print"),
+        ["events/e.jpg", "events/hr.jpg"]
+    );
+}
+
+/// Finding 16: the mount root lists only the caller's own folder (root sees all), another
+/// user's folder is not found even right after its owner used it, `df` works and shows no
+/// counts of the store's photos, and inode numbers are not a counter.
+#[test]
+fn each_user_sees_only_what_concerns_them_at_the_mount_root() {
+    let (alice, bob) = ("cfs-root-alice", "cfs-root-bob");
+    let (aid, bid) = (os_user(alice), os_user(bob));
+    let t = two_purposes(alice, bob);
+    let m = mount_shared(&t);
+    let root = m.dir.display().to_string();
+
+    let ls = |id: (u32, u32)| text(&sh_as(id, &format!("ls '{root}'")));
+    assert_eq!(ls(aid), format!("{alice}\n"));
+    assert_eq!(ls(bid), format!("{bob}\n"));
+    let all = std::fs::read_dir(&m.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(
+        all,
+        [alice.to_string(), bob.to_string()].into_iter().collect()
+    );
+
+    // alice uses her folder; at once bob asks for it by name: it does not exist for him
+    for _ in 0..5 {
+        let warm = sh_as(
+            aid,
+            &format!("ls -la '{root}/{alice}' >/dev/null && echo OK"),
+        );
+        assert_eq!(text(&warm).trim(), "OK", "{}", text(&warm));
+        // `test -e` takes the kernel's cached attributes if it has them; stat and ls ask
+        let probe = sh_as(
+            bid,
+            &format!("test -e '{root}/{alice}' && echo EXISTS; stat '{root}/{alice}'; ls '{root}/{alice}'"),
+        );
+        let said = text(&probe);
+        assert!(
+            said.contains("No such file or directory")
+                && !said.contains("Permission denied")
+                && !said.contains("EXISTS"),
+            "bob learns that alice's folder exists: {said}"
+        );
+    }
+    // root still reaches everyone's folder
+    assert!(m.path(&format!("{bob}/print/events/e.jpg")).exists());
+
+    // df works for both, with the same numbers and no file counts
+    let counts = |id: (u32, u32)| {
+        let out = sh_as(
+            id,
+            &format!("df '{root}' >/dev/null && stat -f -c '%c %d' '{root}'"),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    assert_eq!(counts(aid).trim(), "0 0");
+    assert_eq!(counts(bid).trim(), "0 0");
+
+    // inode numbers of nodes handed out one after the other are far apart: a user cannot
+    // count how many nodes others looked up in between
+    let out = sh_as(
+        aid,
+        &format!(
+            "stat -c %i '{0}/{1}/website' '{0}/{1}/website/events' '{0}/{1}/website/events/e.jpg' '{0}/{1}/website/hr' '{0}/{1}/website/hr/private' '{0}/{1}/website/hr/private/hr.jpg'",
+            root, alice
+        ),
+    );
+    let inos: Vec<u64> = text(&out)
+        .lines()
+        .map(|l| {
+            l.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{}", text(&out)))
+        })
+        .collect();
+    assert_eq!(inos.len(), 6, "{}", text(&out));
+    for (i, a) in inos.iter().enumerate() {
+        for b in &inos[i + 1..] {
+            assert!(a.abs_diff(*b) > 1 << 32, "close inode numbers: {inos:?}");
+        }
+    }
+}
