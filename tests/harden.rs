@@ -1015,3 +1015,27 @@ fn the_demo_mounts_and_its_tour_works() {
         "still mounted after SIGTERM"
     );
 }
+
+/// Finding 13's class: evidence given as a FIFO (or a link) is refused at once instead of
+/// hanging the command; the consent is not recorded half.
+#[test]
+fn evidence_must_be_a_regular_file() {
+    let t = small_store("root");
+    let fifo = t.path("form.pdf");
+    let ok = Command::new("mkfifo").arg(&fifo).status().unwrap().success();
+    assert!(ok);
+    let start = Instant::now();
+    t.fails(
+        &[
+            "consent", "grant", "Anna", "--purpose", "print", "--evidence", fifo.to_str().unwrap(),
+        ],
+        "fifo",
+    );
+    assert!(start.elapsed() < Duration::from_secs(10), "the command waited on the FIFO");
+    std::os::unix::fs::symlink("/etc/passwd", t.path("link.pdf")).unwrap();
+    let r = t.run(&[
+        "consent", "grant", "Anna", "--purpose", "print", "--evidence",
+        t.path("link.pdf").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "a link was followed for evidence");
+}

@@ -10,7 +10,6 @@ use crate::catalog::{persons, purposes, users};
 use crate::error::{Error, IoContext, Result};
 use crate::policy::{Access, Basis, EventKind, Scope, Time};
 use crate::when::{self, parse_date, parse_time, Span};
-use std::fs::File;
 
 pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
     match cmd {
@@ -210,6 +209,9 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
 }
 
 /// A moment that must not lie in the past (a withdrawal is never retroactive).
+/// The largest evidence file kept with a consent (a signed form's scan, an e-mail).
+const MAX_EVIDENCE: u64 = 64 << 20;
+
 fn not_past(what: &str, t: Time, now: Time) -> Result<Time> {
     // a minute of slack for clocks and typing
     if t < now - chrono::Duration::seconds(60) {
@@ -266,7 +268,16 @@ fn record(
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let mut f = File::open(path).at("read evidence", path)?;
+                // a regular file only: a FIFO would hang the command, a link could point
+                // anywhere root can read
+                let mut f = crate::files::open_regular(path)?;
+                let size = f.metadata().at("read evidence", path)?.len();
+                if size > MAX_EVIDENCE {
+                    return Err(Error::invalid(format!(
+                        "evidence {} is {size} bytes; at most {MAX_EVIDENCE} bytes (a scan or an e-mail) are kept",
+                        path.display()
+                    )));
+                }
                 let obj = ctx.store.put(&mut f)?;
                 written = Some(obj.id);
                 Some((obj, name))
