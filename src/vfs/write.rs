@@ -474,6 +474,17 @@ impl Vfs {
                     "no write grant here any more: the save was discarded",
                 ));
             }
+            if info.status == Status::Active {
+                let same = assets::with_content(tx, &obj.content_hash, target)?;
+                if let Some(other) = foreign_content(tx, &info, &same)? {
+                    log::info!(
+                        "denied: a save to asset {target} holds exactly the content of asset {other}, whose persons it does not show; discarded"
+                    );
+                    return Err(denied(
+                        "this content is another photo's, with persons not linked to this one: the save was discarded",
+                    ));
+                }
+            }
             if info.status == Status::Draft {
                 // a draft carries the persons of what its content came from: the same bytes
                 // as another asset, or photos the writing process opened shortly before
@@ -941,4 +952,61 @@ impl Vfs {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh);
     }
+}
+
+/// Saving into a photo in place bytes that are exactly another asset's content (`cat a.jpg >
+/// b.jpg`, or `cp a.jpg b.jpg` over an existing b.jpg) would publish that asset's persons under
+/// this photo's consent, as a rename would (see `check_save_over`). Returns an asset among
+/// `same` (the assets with this content) whose persons `target` does not show, if any: one
+/// linked to a person `target` is not linked to, unreviewed, special-category where `target`
+/// is not, or a draft made from such an asset. Content seen nowhere else (or only in drafts of
+/// unknown origin) is the user's own work and always fits.
+fn foreign_content(
+    tx: &crate::catalog::Tx,
+    target: &assets::AssetRow,
+    same: &[AssetId],
+) -> Result<Option<AssetId>> {
+    fn fits(
+        tx: &crate::catalog::Tx,
+        target: &assets::AssetRow,
+        id: AssetId,
+        depth: u32,
+    ) -> Result<bool> {
+        if id == target.id {
+            return Ok(true);
+        }
+        let Some(row) = assets::get(tx, id)? else {
+            return Ok(true);
+        };
+        if row.special_category && !target.special_category {
+            return Ok(false);
+        }
+        if row.status == Status::Draft && row.persons.is_empty() {
+            // a draft shows what it was made from (bounded: drafts of drafts of drafts); one
+            // made from nothing we know is the user's own work, which may be written into a
+            // photo in place anyway
+            if row.sources.is_empty() {
+                return Ok(true);
+            }
+            if depth > 4 {
+                return Ok(false);
+            }
+            for s in &row.sources {
+                if !fits(tx, target, *s, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        if row.persons.is_empty() {
+            return Ok(row.no_persons);
+        }
+        Ok(row.persons.iter().all(|p| target.persons.contains(p)))
+    }
+    for &s in same {
+        if !fits(tx, target, s, 0)? {
+            return Ok(Some(s));
+        }
+    }
+    Ok(None)
 }
