@@ -1117,3 +1117,39 @@ fn another_photos_content_cannot_be_saved_into_a_photo_in_place() {
         b"photo of bert, brighter"
     );
 }
+
+/// Issue 12 (1): a second daemon on the same store is refused, naming the running one, and so
+/// never removes the first one's save in progress as an "orphan".
+#[test]
+fn a_second_daemon_on_the_store_is_refused_and_a_save_in_progress_survives() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let pid = m.child.as_ref().unwrap().id();
+    let path = m.path("root/website/big.jpg");
+    use std::io::Write;
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&vec![7u8; 1 << 20]).unwrap();
+    // the second daemon
+    let other = t.path("mnt2");
+    std::fs::create_dir_all(&other).unwrap();
+    let r = t.run(&["mount", other.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "a second daemon was accepted: {}", r.stderr);
+    assert!(r.stderr.contains(&format!("pid {pid}")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&std::fs::canonicalize(&m.dir).unwrap().display().to_string()),
+        "{}",
+        r.stderr
+    );
+    assert!(!common::mount::is_mounted(&other));
+    // the first one's save goes on and is kept
+    f.write_all(&vec![8u8; 1 << 20]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let data = std::fs::read(&path).unwrap();
+    assert_eq!(data.len(), 2 << 20);
+    assert!(data[..1 << 20].iter().all(|&b| b == 7) && data[1 << 20..].iter().all(|&b| b == 8));
+    // once the first daemon is gone, a new one may serve the store
+    drop(m);
+    let m2 = Mount::start(&t);
+    assert_eq!(std::fs::read(m2.path("root/website/big.jpg")).unwrap().len(), 2 << 20);
+}

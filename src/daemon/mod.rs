@@ -351,6 +351,8 @@ impl Watcher {
 /// unmount), then unmount cleanly.
 pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     preflight(&opts.mountpoint)?;
+    // one daemon per store, before anything is cleaned up (held until this function returns)
+    let _store_lock = store.lock_for_daemon(&opts.mountpoint)?;
     let started = Instant::now();
     let mut view_catalog = Catalog::open(
         &store.catalog_path(),

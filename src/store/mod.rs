@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 pub const KEYRING: &str = "keyring";
 pub const CATALOG: &str = "catalog.db";
 pub const OBJECTS: &str = "objects";
+/// Held (flock) by the one daemon that serves the store; holds its pid and mountpoint.
+pub const DAEMON_LOCK: &str = "daemon.lock";
 
 /// An opened store: its location and the keys derived from its master key.
 pub struct Store {
@@ -148,6 +150,51 @@ impl Store {
         let ring = Keyring::load(&ring_path)?;
         let master = ring.unlock(unlock)?;
         Ok(Store::with_master(root, master))
+    }
+
+    /// Become the one daemon of this store: an exclusive `flock` on `daemon.lock`, held until
+    /// the returned file is dropped (also released when the process dies, even by SIGKILL).
+    /// A second daemon is refused with the pid and mountpoint of the running one, so it can
+    /// never mistake the first one's saves in progress for orphans and remove them.
+    pub fn lock_for_daemon(&self, mountpoint: &Path) -> Result<File> {
+        use std::io::{Seek, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.root.join(DAEMON_LOCK);
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(private::FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .at("open", &path)?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        let r = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(Error::io_path("lock", &path, e));
+            }
+            let mut holder = String::new();
+            let _ = (&f).take(4096).read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(Error::invalid(format!(
+                "store {} is already served by another consentfs daemon ({}); one daemon per store: stop that one first",
+                self.root.display(),
+                if holder.is_empty() { "pid unknown" } else { holder }
+            )));
+        }
+        let canon = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+        f.set_len(0).at("write", &path)?;
+        f.rewind().at("write", &path)?;
+        writeln!(f, "pid {}, mounted at {}", std::process::id(), canon.display())
+            .at("write", &path)?;
+        Ok(f)
     }
 
     pub fn root(&self) -> &Path {

@@ -91,6 +91,7 @@ pub fn check(root: &Path) -> Result<()> {
     }
     for (name, dir) in [
         (super::KEYRING, false),
+        (super::DAEMON_LOCK, false),
         (super::CATALOG, false),
         ("catalog.db-wal", false),
         ("catalog.db-shm", false),
