@@ -11,6 +11,7 @@ pub mod export;
 pub mod files;
 pub mod fuse;
 pub mod policy;
+pub mod shred;
 pub mod store;
 pub mod vfs;
 pub mod view;

@@ -1136,7 +1136,8 @@ fn a_second_daemon_on_the_store_is_refused_and_a_save_in_progress_survives() {
     assert_eq!(r.code, 2, "a second daemon was accepted: {}", r.stderr);
     assert!(r.stderr.contains(&format!("pid {pid}")), "{}", r.stderr);
     assert!(
-        r.stderr.contains(&std::fs::canonicalize(&m.dir).unwrap().display().to_string()),
+        r.stderr
+            .contains(&std::fs::canonicalize(&m.dir).unwrap().display().to_string()),
         "{}",
         r.stderr
     );
@@ -1151,5 +1152,86 @@ fn a_second_daemon_on_the_store_is_refused_and_a_save_in_progress_survives() {
     // once the first daemon is gone, a new one may serve the store
     drop(m);
     let m2 = Mount::start(&t);
-    assert_eq!(std::fs::read(m2.path("root/website/big.jpg")).unwrap().len(), 2 << 20);
+    assert_eq!(
+        std::fs::read(m2.path("root/website/big.jpg"))
+            .unwrap()
+            .len(),
+        2 << 20
+    );
+}
+
+/// Every object file left in the store has a data key: nothing shredded lingers on disk.
+fn no_shredded_files_left(t: &TestStore) -> Result<(), String> {
+    let (_s, cat) = t.open_catalog();
+    let keyed: std::collections::HashSet<String> = cat
+        .conn()
+        .prepare("SELECT id FROM objects WHERE wrapped_key IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut files = Vec::new();
+    common::collect_files(&t.store.join("objects"), &mut files);
+    let lingering: Vec<String> = files
+        .iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            let prefix = p.parent()?.file_name()?.to_str()?;
+            let id = format!("{prefix}{name}");
+            (!keyed.contains(&id)).then_some(id)
+        })
+        .collect();
+    if lingering.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} shredded object file(s) left: {lingering:?}",
+            lingering.len()
+        ))
+    }
+}
+
+/// Issue 12 (4): a purge or erase killed right after its commit leaves no object files behind:
+/// the files to remove were queued in the same transaction, and the next command removes them.
+#[test]
+fn a_purge_or_erase_killed_after_its_commit_leaves_no_files() {
+    for what in ["purge", "erase"] {
+        let t = small_store("root");
+        if what == "purge" {
+            t.ok(&[
+                "retention",
+                "set",
+                "a.jpg",
+                "hall.jpg",
+                "--until",
+                "2000-01-02",
+            ]);
+            t.ok(&["retention", "apply", "--yes"]);
+        }
+        let args: Vec<&str> = if what == "purge" {
+            vec!["trash", "purge", "--all"]
+        } else {
+            vec!["person", "erase", "Anna", "--yes"]
+        };
+        let killed = t
+            .cmd()
+            .env("CONSENTFS_FAULT", "die-before-shred")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            killed.status.code(),
+            Some(137),
+            "{what}: the fault did not strike"
+        );
+        assert!(
+            no_shredded_files_left(&t).is_err(),
+            "{what}: the kill came too late to test anything"
+        );
+        // any next command works the list off
+        t.ok(&["ls", "--user", "root", "--purpose", "website"]);
+        no_shredded_files_left(&t).unwrap_or_else(|e| panic!("{what}: {e}"));
+        t.ok(&["audit", "verify"]);
+    }
 }

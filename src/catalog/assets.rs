@@ -794,6 +794,10 @@ pub fn purge_with_copies(tx: &Tx, asset: AssetId) -> Result<(Vec<ObjectId>, Vec<
     for o in &objects {
         tx.prepare_cached("UPDATE objects SET wrapped_key = NULL WHERE id = ?1")?
             .execute([o])?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO shred_queue (object_id, queued_at) VALUES (?1, ?2)",
+        )?
+        .execute(params![o, when::to_secs(tx.now())])?;
         if let Some(id) = ObjectId::parse(o) {
             out.push(id);
         }
@@ -872,6 +876,24 @@ pub fn add_draft_of_object(
     )?;
     add_version_of_object(tx, id, object, size, None)?;
     Ok(id)
+}
+
+/// Object files whose keys were destroyed and that are still to be removed from disk.
+pub fn queued_shreds(conn: &Connection) -> Result<Vec<ObjectId>> {
+    let ids: Vec<String> = conn
+        .prepare_cached("SELECT object_id FROM shred_queue ORDER BY object_id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids.iter().filter_map(|o| ObjectId::parse(o)).collect())
+}
+
+/// These object files are gone from disk: take them off the queue.
+pub fn shreds_done(tx: &Tx, done: &[ObjectId]) -> Result<()> {
+    for o in done {
+        tx.prepare_cached("DELETE FROM shred_queue WHERE object_id = ?1")?
+            .execute([o.hex()])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

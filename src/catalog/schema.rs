@@ -193,6 +193,12 @@ CREATE INDEX draft_sources_source ON draft_sources(source_id);
     r#"
 ALTER TABLE users ADD COLUMN uid INTEGER;
 "#,
+    // 8: object files whose data keys were destroyed, to be removed from disk: recorded in the
+    // purge's own transaction, so a command killed after its commit leaves a list that the next
+    // command (or mount) works off, not files nobody removes.
+    r#"
+CREATE TABLE shred_queue (object_id TEXT PRIMARY KEY, queued_at INTEGER NOT NULL);
+"#,
 ];
 
 /// The migration after which existing users' uids are filled in from the OS accounts.

@@ -579,6 +579,10 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
     let now = chrono::Utc::now();
     let actor = current_login();
     catalog.use_anchor(anchor_of(cli, &store), cli.accept_rollback, &actor, now)?;
+    // files of objects shredded by a command that was killed before it removed them
+    if let Err(e) = crate::shred::work_off(&store, &mut catalog, &actor) {
+        log::warn!("cannot remove the files of shredded objects yet: {e}");
+    }
     // Dates the user types and times shown to them are in the store's zone.
     crate::when::set_zone(crate::catalog::zone::get(catalog.conn())?);
     Ok(Ctx {

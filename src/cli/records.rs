@@ -764,13 +764,10 @@ pub fn purge_trash(
         .filter(|(_, t)| *t < cutoff)
         .map(|(a, _)| a.id)
         .collect();
-    let mut files = Vec::new();
     for id in &due {
-        files.extend(assets::purge(&tx, *id)?);
+        assets::purge(&tx, *id)?;
     }
     tx.commit()?;
-    for f in files {
-        store.remove_object(&f)?;
-    }
+    crate::shred::work_off(store, catalog, actor)?;
     Ok(due.len())
 }

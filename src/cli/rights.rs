@@ -678,9 +678,9 @@ pub fn erase(ctx: &mut Ctx, person: &str, yes: bool, include_group: bool) -> Res
         }
         persons::erase(&tx, p.id)?;
         tx.commit()?;
-        for f in files {
-            ctx.store.remove_object(&f)?;
-        }
+        // the purge queued the files in its transaction; a kill from here on leaves the queue
+        drop(files);
+        crate::shred::work_off(&ctx.store, &mut ctx.catalog, &ctx.actor)?;
     }
     if ctx.json {
         output::json(&out)?;

@@ -136,6 +136,10 @@ fn housekeeping(store: &Store, catalog: &mut Catalog) -> Result<()> {
         }
         tx.commit()?;
     }
+    let shredded = crate::shred::work_off(store, catalog, actor)?;
+    if shredded > 0 {
+        log::info!("removed {shredded} file(s) of objects shredded by an interrupted command");
+    }
     let purged =
         crate::cli::purge_trash(store, catalog, actor, now, now - chrono::Duration::days(30))?;
     if purged > 0 {

@@ -192,8 +192,13 @@ impl Store {
         let canon = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
         f.set_len(0).at("write", &path)?;
         f.rewind().at("write", &path)?;
-        writeln!(f, "pid {}, mounted at {}", std::process::id(), canon.display())
-            .at("write", &path)?;
+        writeln!(
+            f,
+            "pid {}, mounted at {}",
+            std::process::id(),
+            canon.display()
+        )
+        .at("write", &path)?;
         Ok(f)
     }
 

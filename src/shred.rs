@@ -1,0 +1,43 @@
+//! Removing the files of crypto-shredded objects.
+//!
+//! A purge (trash, retention, erasure) destroys the data keys and queues the object files in the
+//! same catalog transaction (`shred_queue`); the files are removed afterwards. A command killed
+//! between its commit and the removal leaves the queue, not files that nothing will ever remove:
+//! every command and every mount start works the queue off first.
+
+use crate::catalog::{assets, Catalog};
+use crate::error::Result;
+use crate::store::Store;
+
+/// Remove the queued object files and take them off the queue; returns how many. A file that
+/// is already gone counts as removed; one that cannot be removed stays queued (and the error
+/// is returned) for the next try.
+pub fn work_off(store: &Store, catalog: &mut Catalog, actor: &str) -> Result<usize> {
+    let queued = assets::queued_shreds(catalog.conn())?;
+    if queued.is_empty() {
+        return Ok(0);
+    }
+    // Fault injection for the test that a kill right after a purge's commit (files queued, none removed) loses nothing:
+    // dies the way SIGKILL does (no destructors, no clean-up).
+    if std::env::var("CONSENTFS_FAULT").as_deref() == Ok("die-before-shred") {
+        // SAFETY: _exit ends the process at once; nothing is borrowed across it.
+        unsafe { libc::_exit(137) };
+    }
+    let mut done = Vec::new();
+    let mut failed = None;
+    for o in queued {
+        match store.remove_object(&o) {
+            Ok(()) => done.push(o),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    let tx = catalog.begin(actor, chrono::Utc::now())?;
+    assets::shreds_done(&tx, &done)?;
+    tx.commit()?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(done.len()),
+    }
+}
