@@ -413,6 +413,7 @@ fn migration_binds_existing_users_to_their_accounts() {
         let c = cat.conn();
         c.execute_batch(&format!(
             "ALTER TABLE users DROP COLUMN uid;
+             DROP TABLE shred_queue;
              INSERT INTO users (login) VALUES ('{late}');
              INSERT INTO grants (user_id, purpose_id, prefix, access)
                  SELECT u.id, p.id, '', 'read' FROM users u, purposes p
