@@ -36,6 +36,8 @@ pub fn work_off(store: &Store, catalog: &mut Catalog, actor: &str) -> Result<usi
     let tx = catalog.begin(actor, chrono::Utc::now())?;
     assets::shreds_done(&tx, &done)?;
     tx.commit()?;
+    // the WAL still holds the pages from before the keys were destroyed
+    catalog.checkpoint();
     match failed {
         Some(e) => Err(e),
         None => Ok(done.len()),

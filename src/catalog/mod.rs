@@ -39,6 +39,9 @@ fn keyed_connection(path: &Path, key: &Key, flags: OpenFlags) -> Result<Connecti
     let hexkey = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.bytes())));
     conn.pragma_update(None, "key", hexkey.as_str())?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // deleted and overwritten content is zeroed in its page, not left in free space: an erased
+    // name or a destroyed data key must not stay decryptable inside the catalog file
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
 }
@@ -142,6 +145,23 @@ impl Catalog {
 
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Copy the WAL into the catalog file and truncate it, after an erasure or a purge: until
+    /// then the WAL still holds the pages as they were before (names, data keys). Waits for
+    /// readers (the daemon's) for the connection's busy timeout; a checkpoint that cannot
+    /// finish is logged, the next one completes it.
+    pub fn checkpoint(&self) {
+        let r = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        match r {
+            Ok(0) => {}
+            Ok(_) => log::warn!("the catalog's WAL could not be checkpointed yet (readers active)"),
+            Err(e) => log::warn!("cannot checkpoint the catalog's WAL: {e}"),
+        }
     }
 
     /// Check this catalog against its rollback anchor and anchor every later commit. A

@@ -681,6 +681,8 @@ pub fn erase(ctx: &mut Ctx, person: &str, yes: bool, include_group: bool) -> Res
         // the purge queued the files in its transaction; a kill from here on leaves the queue
         drop(files);
         crate::shred::work_off(&ctx.store, &mut ctx.catalog, &ctx.actor)?;
+        // the name, birth date and reference are still in the WAL's older pages
+        ctx.catalog.checkpoint();
     }
     if ctx.json {
         output::json(&out)?;
