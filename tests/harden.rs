@@ -1329,3 +1329,47 @@ fn an_erasure_reaches_every_page_of_the_catalog() {
         );
     }
 }
+
+/// Issue 12 (6): SIGTERM while a file is open for writing: the daemon detaches the mount, keeps
+/// the save, exits 0, and leaves no dead mount (no ENOTCONN) behind.
+#[test]
+fn sigterm_with_a_save_open_keeps_the_save_and_leaves_no_dead_mount() {
+    let t = small_store("root");
+    let mut m = Mount::start(&t);
+    let path = m.path("root/website/open.jpg");
+    // another process holds the file open, written but not closed
+    let mut holder = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            &format!(
+                "import os,sys,time\nfd=os.open('{}',os.O_WRONLY|os.O_CREAT)\nos.write(fd,b'saved while stopping')\nprint('written',flush=True)\ntime.sleep(60)",
+                path.display()
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "written");
+    let code = m.stop();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(
+        code,
+        Some(0),
+        "the daemon did not stop cleanly: {}",
+        m.log_text()
+    );
+    assert!(!common::mount::is_mounted(&m.dir), "still mounted");
+    let err = std::fs::read_dir(&m.dir)
+        .err()
+        .and_then(|e| e.raw_os_error());
+    assert_ne!(err, Some(libc::ENOTCONN), "a dead mount was left behind");
+    assert_eq!(t.ok(&["cat", "open.jpg"]).raw, b"saved while stopping");
+    assert!(m.log_text().contains("committed"), "{}", m.log_text());
+}

@@ -351,6 +351,62 @@ impl Watcher {
     }
 }
 
+/// How long a stopping daemon waits for files still open in its detached mount to be closed.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Unmount on SIGTERM/SIGINT/SIGHUP, also with files open (as `systemctl stop` expects): a
+/// normal unmount if nothing is open; otherwise detach the mount (lazily: it disappears from
+/// the tree at once, open files keep working) and serve the open files for up to `DRAIN` so
+/// running saves can finish with their close; what is still written but unsaved after that is
+/// committed as an fsync would, and logged. Never leaves a dead mount behind.
+fn stop_serving(mountpoint: &Path, bg: fuser::BackgroundSession, vfs: &Vfs) -> std::io::Result<()> {
+    let path = std::ffi::CString::new(mountpoint.as_os_str().as_encoded_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a valid NUL-terminated path; umount2 has no memory effects.
+    let plain = unsafe { libc::umount2(path.as_ptr(), 0) };
+    if plain != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            log::info!(
+                "files are still open: detaching the mount; open files keep working for up to {} s",
+                DRAIN.as_secs()
+            );
+            // SAFETY: as above.
+            let lazy = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+            if lazy != 0 {
+                // not root: fusermount3 does it for us
+                let _ = std::process::Command::new("fusermount3")
+                    .args(["-u", "-z"])
+                    .arg(mountpoint)
+                    .status();
+            }
+        } else if e.raw_os_error() == Some(libc::EPERM) {
+            // not root: fusermount3 unmounts for us (lazily, so open files keep working)
+            let _ = std::process::Command::new("fusermount3")
+                .args(["-u", "-z"])
+                .arg(mountpoint)
+                .status();
+        } else {
+            log::warn!("unmount: {e}");
+        }
+    }
+    let deadline = Instant::now() + DRAIN;
+    while !bg.guard.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if bg.guard.is_finished() {
+        // the kernel ended the session (last file closed); unmounts nothing twice
+        return bg.umount_and_join();
+    }
+    let (saved, failed) = vfs.commit_all_pending();
+    log::warn!(
+        "files are still open after {} s: {saved} save(s) in progress committed, {failed} failed; stopping",
+        DRAIN.as_secs()
+    );
+    // the mount is detached: ending the process closes the connection, no dead mount stays
+    Ok(())
+}
+
 /// Mount the store at the mountpoint and serve until SIGINT or SIGTERM (or an external
 /// unmount), then unmount cleanly.
 pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
@@ -477,7 +533,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let result = if external {
         bg.join()
     } else {
-        bg.umount_and_join()
+        stop_serving(&opts.mountpoint, bg, &vfs)
     };
     vfs.clear_invalidation_sender();
     // a stuck watcher still holds a sender, which keeps the invalidator waiting for more

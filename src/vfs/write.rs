@@ -946,6 +946,40 @@ impl Vfs {
         }
     }
 
+    /// Commit what every open handle has written and not yet saved, as an fsync would (the
+    /// daemon is stopping while files are still open). Returns (saved, failed).
+    pub fn commit_all_pending(&self) -> (usize, usize) {
+        let fhs: Vec<u64> = self
+            .handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        let (mut saved, mut failed) = (0, 0);
+        for fh in fhs {
+            let pending = self.handle(fh).is_ok_and(|h| {
+                h.state
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .writer
+                    .as_ref()
+                    .is_some_and(|w| w.dirty)
+            });
+            if !pending {
+                continue;
+            }
+            match self.commit(fh) {
+                Ok(()) => saved += 1,
+                Err(e) => {
+                    failed += 1;
+                    log::error!("a save in progress could not be committed at shutdown: {e}");
+                }
+            }
+        }
+        (saved, failed)
+    }
+
     pub(super) fn release_handle(&self, fh: u64) {
         self.handles
             .write()
