@@ -395,8 +395,8 @@ fn stop_serving(mountpoint: &Path, bg: fuser::BackgroundSession, vfs: &Vfs) -> s
         std::thread::sleep(Duration::from_millis(20));
     }
     if bg.guard.is_finished() {
-        // the kernel ended the session (last file closed); unmounts nothing twice
-        return bg.umount_and_join();
+        // the kernel ended the session (unmounted, last file closed): nothing to unmount again
+        return bg.join();
     }
     let (saved, failed) = vfs.commit_all_pending();
     log::warn!(
