@@ -124,27 +124,11 @@ pub struct Manifest {
     /// cannot put back photos whose consent was withdrawn after an older catalog was saved.
     /// Absent in manifests written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub catalog_head: Option<CatalogHead>,
+    pub catalog_head: Option<crate::catalog::anchor::Head>,
     pub files: Vec<FileEntry>,
     /// `hmac-sha256:<hex>` over the manifest without this field.
     #[serde(default)]
     pub mac: String,
-}
-
-/// An audit entry: sequence number and chain hash (hex).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CatalogHead {
-    pub seq: i64,
-    pub hash: String,
-}
-
-/// The catalog's audit head now.
-fn catalog_head(conn: &rusqlite::Connection) -> Result<CatalogHead> {
-    let (seq, hash) = crate::audit::head(conn)?;
-    Ok(CatalogHead {
-        seq,
-        hash: hex::encode(hash),
-    })
 }
 
 /// Refuse to sync a folder exported from a catalog state this catalog does not contain.
@@ -156,7 +140,7 @@ fn check_not_newer(conn: &rusqlite::Connection, old: &Manifest, dest: &Path) -> 
     if found.as_deref() == Some(then.hash.as_str()) {
         return Ok(());
     }
-    let now = catalog_head(conn)?;
+    let now = crate::catalog::anchor::current(conn)?;
     Err(Error::integrity(
         "catalog",
         format!(
@@ -909,7 +893,7 @@ pub fn run(
         collection: prefix.clone(),
         strip_location: opts.strip_location,
         mode: Some(modes.show()),
-        catalog_head: Some(catalog_head(catalog.conn())?),
+        catalog_head: Some(crate::catalog::anchor::current(catalog.conn())?),
         files: Vec::new(),
         mac: String::new(),
     };

@@ -3,10 +3,12 @@
 //! A purge (trash, retention, erasure) destroys the data keys and queues the object files in the
 //! same catalog transaction (`shred_queue`); the files are removed afterwards. A command killed
 //! between its commit and the removal leaves the queue, not files that nothing will ever remove:
-//! every command and every mount start works the queue off first.
+//! every command and every mount start works the queue off first. Purging the trash lives here
+//! too, below the command line, because the mount purges at start as `trash purge` does.
 
 use crate::catalog::{assets, Catalog};
 use crate::error::Result;
+use crate::policy::Time;
 use crate::store::Store;
 
 /// Remove the queued object files and take them off the queue; returns how many. A file that
@@ -42,4 +44,27 @@ pub fn work_off(store: &Store, catalog: &mut Catalog, actor: &str) -> Result<usi
         Some(e) => Err(e),
         None => Ok(done.len()),
     }
+}
+
+/// Crypto-shred every asset trashed before `cutoff` (trash purge, retention, the mount's start);
+/// returns how many.
+pub fn purge_trash(
+    store: &Store,
+    catalog: &mut Catalog,
+    actor: &str,
+    now: Time,
+    cutoff: Time,
+) -> Result<usize> {
+    let tx = catalog.begin(actor, now)?;
+    let due: Vec<i64> = assets::trashed(&tx)?
+        .into_iter()
+        .filter(|(_, t)| *t < cutoff)
+        .map(|(a, _)| a.id)
+        .collect();
+    for id in &due {
+        assets::purge(&tx, *id)?;
+    }
+    tx.commit()?;
+    work_off(store, catalog, actor)?;
+    Ok(due.len())
 }

@@ -35,6 +35,27 @@ fn small_store(login: &str) -> TestStore {
     t
 }
 
+/// The id of the asset at `path` in root's website view, hidden ones (drafts) included.
+fn asset_id(t: &TestStore, path: &str) -> i64 {
+    let listed = t.ok(&[
+        "ls",
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        "--hidden",
+        "--json",
+    ]);
+    listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == path)
+        .and_then(|e| e["asset"].as_i64())
+        .unwrap_or_else(|| panic!("no {path} in root's website view: {}", listed.stdout))
+}
+
 /// Every directory and file below `root` with its mode, for the assertion message.
 fn modes(root: &Path) -> Vec<(String, u32, bool)> {
     let mut out = Vec::new();
@@ -348,15 +369,7 @@ fn an_open_does_not_wait_behind_a_save_that_waits_for_the_catalog() {
         "the open waited {took:?} behind a save waiting for the catalog"
     );
     // the queued access entry reaches the audit log once the catalog is free
-    let listed = t.ok(&["ls", "--user", "root", "--purpose", "website", "--json"]);
-    let hall_id = listed
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["path"] == "hall.jpg")
-        .map(|e| e["asset"].clone())
-        .unwrap();
+    let hall_id = serde_json::json!(asset_id(&t, "hall.jpg"));
     let (logged, _) = wait_for(Duration::from_secs(20), || {
         t.ok(&["audit", "list", "--json"])
             .json()
@@ -400,40 +413,14 @@ fn erase_shreds_every_copy_a_save_left() {
                 .as_i64()
                 .expect("the backup is in the trash")
         } else {
-            let hidden = t.ok(&[
-                "ls",
-                "--user",
-                "root",
-                "--purpose",
-                "website",
-                "--hidden",
-                "--json",
-            ]);
-            hidden
-                .json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["path"] == "a.jpg~")
-                .and_then(|e| e["asset"].as_i64())
-                .expect("the backup draft")
+            asset_id(&t, "a.jpg~")
         };
         assert_eq!(
             t.ok(&["cat", &backup.to_string()]).raw,
             b"photo of anna",
             "the backup holds the previous content before the erasure"
         );
-        let a = t
-            .ok(&["ls", "--user", "root", "--purpose", "website", "--json"])
-            .json();
-        let a = a
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["path"] == "a.jpg")
-            .and_then(|e| e["asset"].as_i64())
-            .unwrap()
-            .to_string();
+        let a = asset_id(&t, "a.jpg").to_string();
         t.ok(&["person", "erase", "Anna", "--yes"]);
         for (what, args) in [
             ("version 1", vec!["cat", &a, "--version", "1"]),
@@ -674,24 +661,7 @@ fn erase_shreds_copies_made_in_the_mount() {
         .unwrap();
     assert!(copied.success());
     drop(m);
-    let hidden = t.ok(&[
-        "ls",
-        "--user",
-        "root",
-        "--purpose",
-        "website",
-        "--hidden",
-        "--json",
-    ]);
-    let copy = hidden
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["path"] == "copy.jpg")
-        .and_then(|e| e["asset"].as_i64())
-        .expect("the copy is a draft")
-        .to_string();
+    let copy = asset_id(&t, "copy.jpg").to_string();
     assert_eq!(t.ok(&["cat", &copy]).raw, b"photo of anna");
     t.ok(&["person", "erase", "Anna", "--yes"]);
     let r = t.run(&["cat", &copy]);

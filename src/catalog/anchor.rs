@@ -55,8 +55,9 @@ pub fn default_path(store_id: &str) -> PathBuf {
 /// The largest anchor file read (it holds a number and a hash).
 const MAX_LEN: u64 = 4096;
 
-/// The head of the log in `conn` (0 and zeros before the first entry).
-fn current(conn: &Connection) -> Result<Head> {
+/// The head of the log in `conn` (0 and zeros before the first entry); inside a transaction,
+/// what to anchor once it commits.
+pub(crate) fn current(conn: &Connection) -> Result<Head> {
     let (seq, hash) = crate::audit::head(conn)?;
     Ok(Head {
         seq,
@@ -217,9 +218,4 @@ impl Anchor {
         }
         self.write(now)
     }
-}
-
-/// The head of the log as seen inside a transaction (to anchor once it commits).
-pub(crate) fn head_of(conn: &Connection) -> Result<Head> {
-    current(conn)
 }

@@ -741,19 +741,15 @@ pub fn activate(tx: &Tx, asset: AssetId) -> Result<()> {
 
 /// Crypto-shred an asset: destroy the data keys of every object of every version, also of
 /// objects that versions of other assets share (a backup copy an editor's save left, a restored
-/// version), and remove the files. An asset whose current version was one of those objects is
+/// version), and queue their files for removal (`shred_queue`, worked off by `crate::shred`
+/// once this transaction commits). An asset whose current version was one of those objects is
 /// the same content under another name, so it is purged with it (and so on, transitively);
 /// other assets only lose the shared old version (`cat --version` then says it was shredded).
 /// Drafts made from a purged asset (copies, tool outputs: see `draft_sources`) that have no
 /// persons linked themselves show its faces without a link, so they are purged too.
-/// The asset rows, consent history and audit log stay. Returns the objects whose files can now
-/// be deleted.
-pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<ObjectId>> {
-    Ok(purge_with_copies(tx, asset)?.0)
-}
-
-/// [`purge`], also returning every asset purged (the asset and its copies).
-pub fn purge_with_copies(tx: &Tx, asset: AssetId) -> Result<(Vec<ObjectId>, Vec<AssetId>)> {
+/// The asset rows, consent history and audit log stay. Returns every asset purged (the asset
+/// and its copies).
+pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<AssetId>> {
     let mut todo = vec![asset];
     let mut purged = std::collections::BTreeSet::new();
     let mut objects = std::collections::BTreeSet::new();
@@ -813,7 +809,7 @@ pub fn purge_with_copies(tx: &Tx, asset: AssetId) -> Result<(Vec<ObjectId>, Vec<
         };
         tx.audit("asset.purge", detail)?;
     }
-    Ok((out, purged.into_iter().collect()))
+    Ok(purged.into_iter().collect())
 }
 
 /// Set (or with `None` remove) an asset's own retention term.

@@ -266,7 +266,7 @@ impl Tx<'_> {
     /// of its anchor, which is never refused) rather than reported as a failed command.
     pub fn commit(self) -> Result<()> {
         let head = match self.anchor {
-            Some(_) => Some(anchor::head_of(&self.tx)?),
+            Some(_) => Some(anchor::current(&self.tx)?),
             None => None,
         };
         self.tx.commit()?;

@@ -35,7 +35,6 @@ mod retention;
 mod rights;
 
 pub use output::printable;
-pub use records::purge_trash;
 mod views;
 
 use crate::catalog::Catalog;

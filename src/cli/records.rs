@@ -743,31 +743,15 @@ pub fn trash(ctx: &mut Ctx, cmd: TrashCmd) -> Result<i32> {
                     .before(ctx.now)
                     .ok_or_else(|| Error::invalid("--older-than is out of range"))?
             };
-            let n = purge_trash(&ctx.store, &mut ctx.catalog, &ctx.actor, ctx.now, cutoff)?;
+            let n = crate::shred::purge_trash(
+                &ctx.store,
+                &mut ctx.catalog,
+                &ctx.actor,
+                ctx.now,
+                cutoff,
+            )?;
             println!("purged {n} asset(s): their data keys are destroyed; consent history and audit stay");
             Ok(0)
         }
     }
-}
-
-/// Crypto-shred every asset trashed before `cutoff`; returns how many.
-pub fn purge_trash(
-    store: &crate::store::Store,
-    catalog: &mut crate::catalog::Catalog,
-    actor: &str,
-    now: Time,
-    cutoff: Time,
-) -> Result<usize> {
-    let tx = catalog.begin(actor, now)?;
-    let due: Vec<i64> = assets::trashed(&tx)?
-        .into_iter()
-        .filter(|(_, t)| *t < cutoff)
-        .map(|(a, _)| a.id)
-        .collect();
-    for id in &due {
-        assets::purge(&tx, *id)?;
-    }
-    tx.commit()?;
-    crate::shred::work_off(store, catalog, actor)?;
-    Ok(due.len())
 }

@@ -130,7 +130,7 @@ fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
             assets::set_status(&tx, d.asset, Status::Trash)?;
         }
         tx.commit()?;
-        super::purge_trash(&ctx.store, &mut ctx.catalog, &ctx.actor, now, cutoff)?;
+        crate::shred::purge_trash(&ctx.store, &mut ctx.catalog, &ctx.actor, now, cutoff)?;
     }
     let plan = Plan {
         applied: yes,

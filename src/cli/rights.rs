@@ -646,7 +646,6 @@ pub fn erase(ctx: &mut Ctx, person: &str, yes: bool, include_group: bool) -> Res
     }
     if yes {
         let all_purposes: Vec<i64> = purposes::list(conn)?.iter().map(|p| p.id).collect();
-        let mut files = Vec::new();
         let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
         if !all_purposes.is_empty() {
             consents::record(
@@ -665,8 +664,7 @@ pub fn erase(ctx: &mut Ctx, person: &str, yes: bool, include_group: bool) -> Res
             )?;
         }
         for s in &out.shredded {
-            let (objects, purged) = assets::purge_with_copies(&tx, s.asset)?;
-            files.extend(objects);
+            let purged = assets::purge(&tx, s.asset)?;
             // a file name often carries the person's name: it goes with the photo (and with
             // copies of it, such as an editor's backup file)
             for a in purged {
@@ -679,7 +677,6 @@ pub fn erase(ctx: &mut Ctx, person: &str, yes: bool, include_group: bool) -> Res
         persons::erase(&tx, p.id)?;
         tx.commit()?;
         // the purge queued the files in its transaction; a kill from here on leaves the queue
-        drop(files);
         crate::shred::work_off(&ctx.store, &mut ctx.catalog, &ctx.actor)?;
         // the name, birth date and reference are still in the WAL's older pages
         ctx.catalog.checkpoint();

@@ -141,7 +141,7 @@ fn housekeeping(store: &Store, catalog: &mut Catalog) -> Result<()> {
         log::info!("removed {shredded} file(s) of objects shredded by an interrupted command");
     }
     let purged =
-        crate::cli::purge_trash(store, catalog, actor, now, now - chrono::Duration::days(30))?;
+        crate::shred::purge_trash(store, catalog, actor, now, now - chrono::Duration::days(30))?;
     if purged > 0 {
         log::info!("purged {purged} asset(s) that were in the trash for 30 days");
     }
@@ -351,6 +351,20 @@ impl Watcher {
     }
 }
 
+/// Join `thread` if it ends within `limit`; otherwise leave it (the process is ending) and
+/// say so.
+fn join_within<T>(thread: std::thread::JoinHandle<T>, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while !thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ended = thread.is_finished();
+    if ended {
+        let _ = thread.join();
+    }
+    ended
+}
+
 /// How long a stopping daemon waits for files still open in its detached mount to be closed.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -521,13 +535,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     }
     stop.store(true, Ordering::Relaxed);
     // a stuck watcher must not keep the mount from ending
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !watcher.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if watcher.is_finished() {
-        let _ = watcher.join();
-    } else {
+    if !join_within(watcher, Duration::from_secs(2)) {
         log::error!("the watcher thread does not end; unmounting without it");
     }
     let result = if external {
@@ -537,13 +545,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     };
     vfs.clear_invalidation_sender();
     // a stuck watcher still holds a sender, which keeps the invalidator waiting for more
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !invalidator.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if invalidator.is_finished() {
-        let _ = invalidator.join();
-    }
+    join_within(invalidator, Duration::from_secs(2));
     if !vfs.flush_access_log(Duration::from_secs(30)) {
         log::error!("access entries queued while the catalog was busy could not be written to the audit log");
     }

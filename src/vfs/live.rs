@@ -28,6 +28,8 @@ pub struct Liveness {
     /// Milliseconds since `start` of the last complete watcher round.
     beat: AtomicU64,
     failed: Mutex<Option<String>>,
+    /// Set with `failed`, so the check on every request reads an atomic, not a lock.
+    has_failed: AtomicBool,
     /// Whether the "not serving" state was logged (logged once per episode, not per request).
     reported: AtomicBool,
 }
@@ -39,6 +41,7 @@ impl Default for Liveness {
             watched: AtomicBool::new(false),
             beat: AtomicU64::new(0),
             failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
             reported: AtomicBool::new(false),
         }
     }
@@ -68,10 +71,14 @@ impl Liveness {
     pub fn fail(&self, why: &str) {
         log::error!("NOT SERVING PHOTOS ANY MORE: {why}; restart the mount to recover");
         *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
+        self.has_failed.store(true, Ordering::SeqCst);
         self.reported.store(true, Ordering::SeqCst);
     }
 
     fn failure(&self) -> Option<String> {
+        if !self.has_failed.load(Ordering::SeqCst) {
+            return None;
+        }
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
