@@ -101,17 +101,29 @@ fn is_mountpoint(path: &Path) -> Result<bool> {
 /// Let the kernel read ahead 1 MiB instead of 128 KiB: each read request then spans 16 chunks,
 /// which the daemon decrypts on all cores. FUSE caps readahead at what the kernel offers at
 /// init, but root may raise the mount's backing-device setting afterwards.
+///
+/// The device number comes from the mount table, not from a stat of the mountpoint: a stat
+/// is a request to this daemon, and a daemon killed while its main thread waits for its own
+/// answer hangs forever in the kernel (nothing is left to answer, and its own descriptor keeps
+/// the connection open). Only the parent folder is resolved, for the same reason.
 fn raise_readahead(mountpoint: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(md) = std::fs::metadata(mountpoint) else {
+    let parent = match mountpoint.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let (Ok(parent), Some(name)) = (std::fs::canonicalize(parent), mountpoint.file_name()) else {
         return;
     };
-    let dev = md.dev();
-    let path = format!(
-        "/sys/class/bdi/{}:{}/read_ahead_kb",
-        libc::major(dev),
-        libc::minor(dev)
-    );
+    let point = parent.join(name);
+    let Some(dev) = mountinfo::mounts()
+        .into_iter()
+        .rev()
+        .find(|m| m.point == point)
+        .map(|m| m.dev)
+    else {
+        return;
+    };
+    let path = format!("/sys/class/bdi/{dev}/read_ahead_kb");
     if let Err(e) = std::fs::write(&path, "1024") {
         log::debug!("cannot raise readahead ({path}): {e}");
     }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 /// One line of the table, the fields we use.
 pub struct MountEntry {
+    /// The device, as `major:minor`.
+    pub dev: String,
     pub point: PathBuf,
     pub fstype: String,
     pub source: String,
@@ -29,6 +31,7 @@ pub fn mounts() -> Vec<MountEntry> {
             let fields: Vec<&str> = line.split(' ').collect();
             let sep = fields.iter().position(|f| *f == "-")?;
             Some(MountEntry {
+                dev: fields.get(2)?.to_string(),
                 point: PathBuf::from(unescape(fields.get(4)?)),
                 fstype: fields.get(sep + 1)?.to_string(),
                 source: fields.get(sep + 2)?.to_string(),
