@@ -6,34 +6,11 @@
 mod common;
 
 use common::mount::{os_user, run_as, wait_for, Mount};
-use common::TestStore;
+use common::{hold_catalog_write_lock, small_store, TestStore};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A store with one consented photo of Anna and one without persons, visible to `login`.
-fn small_store(login: &str) -> TestStore {
-    let t = TestStore::new();
-    t.write("shoot/a.jpg", b"photo of anna");
-    t.write("shoot/hall.jpg", b"empty hall");
-    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
-    t.ok(&["person", "add", "Anna"]);
-    t.ok(&["link", "a.jpg", "Anna"]);
-    t.ok(&["mark", "hall.jpg", "--no-persons"]);
-    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
-    t.add_user(login);
-    t.ok(&[
-        "user",
-        "grant",
-        login,
-        "--purpose",
-        "website",
-        "--access",
-        "write",
-    ]);
-    t
-}
 
 /// The id of the asset at `path` in root's website view, hidden ones (drafts) included.
 fn asset_id(t: &TestStore, path: &str) -> i64 {
@@ -333,24 +310,7 @@ fn an_open_does_not_wait_behind_a_save_that_waits_for_the_catalog() {
     let a = m.path("root/website/a.jpg");
     let hall = m.path("root/website/hall.jpg");
     // hold the WAL write lock (byte 120 of the -shm) the way the attack did
-    let mut holder = Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            &format!(
-                "import fcntl,os,sys,time\nfd=os.open('{}',os.O_RDWR)\nfcntl.lockf(fd,fcntl.LOCK_EX|fcntl.LOCK_NB,1,120)\nprint('locked',flush=True)\ntime.sleep(30)",
-                t.store.join("catalog.db-shm").display()
-            ),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "locked");
+    let mut holder = hold_catalog_write_lock(&t);
     // a save that will wait for the catalog (and fail after its wait)
     let writer = {
         let a = a.clone();

@@ -561,6 +561,14 @@ pub fn mark(
     Ok(())
 }
 
+/// The version that holds `object`, if one does (a queued save replayed twice records once).
+pub fn version_of_object(conn: &Connection, object: &ObjectId) -> Result<Option<(AssetId, i64)>> {
+    Ok(conn
+        .prepare_cached("SELECT asset_id, version FROM versions WHERE object_id = ?1")?
+        .query_row([object.hex()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// Object ids the catalog knows (for orphan collection).
 pub fn known_objects(conn: &Connection) -> Result<std::collections::HashSet<String>> {
     let mut st = conn.prepare("SELECT id FROM objects")?;

@@ -34,6 +34,17 @@ pub struct Catalog {
     anchor: Option<anchor::Anchor>,
 }
 
+/// How long a statement waits for a lock another connection holds, unless said otherwise.
+pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The error [`is_busy`] recognises, for a caller that decides not to wait at all.
+pub fn busy_error() -> Error {
+    Error::Catalog(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        Some("the catalog is in use by another command".into()),
+    ))
+}
+
 fn keyed_connection(path: &Path, key: &Key, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     let hexkey = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.bytes())));
@@ -42,7 +53,7 @@ fn keyed_connection(path: &Path, key: &Key, flags: OpenFlags) -> Result<Connecti
     // deleted and overwritten content is zeroed in its page, not left in free space: an erased
     // name or a destroyed data key must not stay decryptable inside the catalog file
     conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_WAIT)?;
     Ok(conn)
 }
 
@@ -206,6 +217,35 @@ impl Catalog {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(Tx {
+            tx,
+            actor: actor.to_string(),
+            now,
+            audit_key: &self.audit_key,
+            anchor: self.anchor.as_ref(),
+        })
+    }
+
+    /// Like [`Catalog::begin`], but wait at most `wait` for the write lock, then fail with an
+    /// error [`is_busy`] recognises (the daemon queues a save rather than hold its writer).
+    pub fn begin_within(
+        &mut self,
+        actor: &str,
+        now: Time,
+        wait: std::time::Duration,
+    ) -> Result<Tx<'_>> {
+        let conn: &Connection = &self.conn;
+        conn.busy_timeout(wait)?;
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
+        let tx = match tx {
+            Ok(tx) => tx,
+            Err(e) => {
+                let _ = conn.busy_timeout(BUSY_WAIT);
+                return Err(e.into());
+            }
+        };
+        // statements inside the transaction wait as long as any other
+        tx.busy_timeout(BUSY_WAIT)?;
         Ok(Tx {
             tx,
             actor: actor.to_string(),

@@ -131,6 +131,7 @@ pub mod labels {
     pub const AUDIT: &str = "audit log hash chain";
     pub const MANIFEST: &str = "export manifest mac";
     pub const STORE_ID: &str = "store id for the rollback anchor";
+    pub const SAVE_QUEUE: &str = "queue of saves waiting for the catalog";
 }
 
 #[cfg(test)]

@@ -131,13 +131,15 @@ fn raise_readahead(mountpoint: &Path) {
 
 /// Before serving: remove objects left by a crash (unfinished or never recorded) and purge
 /// what has been in the trash for 30 days (crypto-shredding; consent history and audit stay).
-fn housekeeping(store: &Store, catalog: &mut Catalog) -> Result<()> {
+fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Result<()> {
     let actor = "consentfs-daemon";
     let now = chrono::Utc::now();
     {
         // the write lock: no command is between writing an object and recording it
         let tx = catalog.begin(actor, now)?;
-        let known = crate::catalog::assets::known_objects(&tx)?;
+        let mut known = crate::catalog::assets::known_objects(&tx)?;
+        // saves queued while the catalog was busy are recorded after this clean-up
+        known.extend(queued.iter().cloned());
         let removed = store.collect_orphans(&known)?;
         if removed > 0 {
             tx.audit(
@@ -321,8 +323,9 @@ impl Watcher {
             }
             changes.extend(c);
         }
-        // access entries queued while another command held the catalog
+        // access entries and saves queued while another command held the catalog
         vfs.flush_access_log(Duration::ZERO);
+        vfs.retry_queued(Duration::ZERO);
         let due = view
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -446,7 +449,8 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         store.audit_key(),
     )?;
     view_catalog.share_anchor(opts.anchor.clone());
-    housekeeping(&store, &mut view_catalog)?;
+    let saves = crate::vfs::queue::SaveQueue::load(&store)?;
+    housekeeping(&store, &mut view_catalog, &saves.object_ids())?;
     let view = View::load(view_catalog.conn(), chrono::Utc::now())?;
     let assets = view.len();
     let view = Arc::new(RwLock::new(view));
@@ -457,12 +461,13 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         store.audit_key(),
     )?;
     write_catalog.share_anchor(opts.anchor.clone());
-    let vfs = Arc::new(Vfs::new(
-        Arc::new(store),
-        view.clone(),
-        accounts,
-        write_catalog,
-    ));
+    let vfs = Arc::new(
+        Vfs::new(Arc::new(store), view.clone(), accounts, write_catalog).with_save_queue(saves),
+    );
+    let left = vfs.retry_queued(Duration::from_secs(2));
+    if left > 0 {
+        log::warn!("{left} save(s) queued while the catalog was busy are still waiting for it");
+    }
 
     // Handle signals before mounting, so that a Ctrl-C at any moment unmounts cleanly.
     let mut signals =
@@ -560,6 +565,12 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     join_within(invalidator, Duration::from_secs(2));
     if !vfs.flush_access_log(Duration::from_secs(30)) {
         log::error!("access entries queued while the catalog was busy could not be written to the audit log");
+    }
+    let left = vfs.retry_queued(Duration::from_secs(5));
+    if left > 0 {
+        log::warn!(
+            "{left} save(s) stay queued for a busy catalog; they are kept in the store and recorded when it is mounted next"
+        );
     }
     result.map_err(|e| Error::io("unmount", e))?;
     log::info!("unmounted {}", opts.mountpoint.display());

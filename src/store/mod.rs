@@ -224,6 +224,11 @@ impl Store {
         self.master.derive(labels::AUDIT)
     }
 
+    /// Seals the records of saves queued while the catalog was busy (`vfs::queue`).
+    pub fn queue_key(&self) -> Key {
+        self.master.derive(labels::SAVE_QUEUE)
+    }
+
     pub fn manifest_key(&self) -> Key {
         self.master.derive(labels::MANIFEST)
     }

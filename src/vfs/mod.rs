@@ -17,6 +17,7 @@ mod dirs;
 pub mod inodes;
 pub mod live;
 pub mod provenance;
+pub mod queue;
 mod write;
 
 use crate::crypto::object::{Decryptor, ObjectId, CHUNK_PLAIN};
@@ -224,6 +225,9 @@ pub struct Vfs {
     pending_sizes: Mutex<HashMap<u64, PendingSize>>,
     /// Which opens were written to the audit log today (first open per user, purpose, asset).
     opened: Mutex<access::OpenedToday>,
+    /// Saves written but not yet recorded because the catalog was busy (durable; see
+    /// [`queue`]). Served as the asset's content until recorded.
+    saves: queue::SaveQueue,
     /// Whether the view is known to be current (fail closed otherwise).
     pub live: live::Liveness,
 }
@@ -251,7 +255,6 @@ impl Vfs {
         catalog: crate::catalog::Catalog,
     ) -> Vfs {
         Vfs {
-            store,
             view,
             accounts,
             inodes: Mutex::new(Inodes::new()),
@@ -269,8 +272,20 @@ impl Vfs {
             merged: Mutex::new(HashMap::new()),
             pending_sizes: Mutex::new(HashMap::new()),
             vacated: Mutex::new(HashMap::new()),
+            saves: queue::SaveQueue::load(&store).unwrap_or_else(|e| {
+                log::error!("cannot read the queue of saves waiting for the catalog: {e}");
+                queue::SaveQueue::empty(&store)
+            }),
             live: live::Liveness::default(),
+            store,
         }
+    }
+
+    /// Use this queue of saves (loaded by the daemon before its start-up clean-up, which must
+    /// not take the queued objects for orphans).
+    pub fn with_save_queue(mut self, saves: queue::SaveQueue) -> Vfs {
+        self.saves = saves;
+        self
     }
 
     /// Change the per-user bounds (the defaults suit production; tests use small ones).
@@ -431,7 +446,10 @@ impl Vfs {
                 Attr {
                     ino,
                     kind: Kind::File,
-                    size: self.pending_size(l, *p, *a).unwrap_or(version.size),
+                    size: self
+                        .pending_size(l, *p, *a)
+                        .or_else(|| self.saves.latest(*a).map(|s| s.size))
+                        .unwrap_or(version.size),
                     perm: perm_for(view.access(l, *p, &info.collection), 0o600, 0o400),
                     uid,
                     gid,
@@ -648,6 +666,19 @@ impl Vfs {
     /// Open a file for reading; returns the handle number.
     /// The current version of an asset, opened for reading.
     fn open_current(&self, asset: AssetId) -> Result<(ObjectId, Decryptor<File>)> {
+        if let Some(queued) = self.saves.latest(asset) {
+            let obj = queued.new_object()?;
+            let reader = self
+                .store
+                .open_object(
+                    &obj.id,
+                    &obj.wrapped_key,
+                    obj.size,
+                    &format!("asset {asset}, a save queued for the catalog"),
+                )
+                .inspect_err(|e| log::error!("{e}"))?;
+            return Ok((obj.id, reader));
+        }
         let (object, wrapped, size, label) = {
             let view = self.view();
             let info = view

@@ -20,13 +20,21 @@
 //! * Empty folders made with mkdir live in memory until something is saved in them.
 
 use super::inodes::Node;
+use super::queue::QueuedSave;
 use super::{denied, Attr, Caller, HandleState, Vfs};
 use crate::catalog::assets::{self, join_path};
+use crate::catalog::{busy_error, is_busy};
 use crate::error::{Error, Result};
 use crate::policy::{Access, AssetId, PurposeId, Status, Time};
 use crate::store::{ObjectWriter, Store};
 use crate::view::View;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a save's close waits for a catalog another command holds before the save is
+/// queued (durably) instead: long enough for any short transaction, short enough that no
+/// editor sees a hanging close.
+pub(super) const SAVE_WAIT: Duration = Duration::from_secs(2);
 
 /// A version being written by one handle.
 pub(super) struct Pending {
@@ -184,6 +192,72 @@ impl Vfs {
         };
         self.after_change(cat.conn());
         Ok(result)
+    }
+
+    /// Like [`Vfs::change`], but wait at most `wait` for the catalog's write lock.
+    fn change_within<T>(
+        &self,
+        login: &str,
+        wait: Duration,
+        f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
+    ) -> Result<T> {
+        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let result = {
+            let tx = cat.begin_within(login, chrono::Utc::now(), wait)?;
+            let r = f(&tx)?;
+            tx.commit()?;
+            r
+        };
+        self.after_change(cat.conn());
+        Ok(result)
+    }
+
+    /// Record the queued saves, oldest first, each waiting at most `wait` for the catalog;
+    /// stop at the first that still meets a busy catalog. Returns how many are still queued.
+    pub fn retry_queued(&self, wait: Duration) -> usize {
+        for save in self.saves.pending() {
+            let obj = match save.new_object() {
+                Ok(o) => o,
+                Err(e) => {
+                    log::error!(
+                        "asset {}: a queued save is damaged ({e}); dropped",
+                        save.asset
+                    );
+                    let _ = self.saves.done(save.seq);
+                    continue;
+                }
+            };
+            let recorded = self.change_within(&save.login, wait, |tx| {
+                // recorded already (the queue file outlived its commit): never twice
+                if let Some((_, version)) = assets::version_of_object(tx, &obj.id)? {
+                    return Ok((version, None));
+                }
+                self.record_save(tx, &save, &obj)
+            });
+            match recorded {
+                Ok((version, freed)) => self.saved(&save, version, freed),
+                Err(e) if is_busy(&e) => break,
+                Err(e) => {
+                    log::warn!(
+                        "asset {}: a queued save could not be recorded: {e}; discarded",
+                        save.asset
+                    );
+                    let _ = self.store.remove_object(&obj.id);
+                }
+            }
+            if let Err(e) = self.saves.done(save.seq) {
+                log::error!(
+                    "asset {}: cannot remove a handled queued save: {e}",
+                    save.asset
+                );
+            }
+        }
+        self.saves.pending().len()
+    }
+
+    /// Object ids of the queued saves (the daemon's start-up clean-up keeps them).
+    pub fn queued_objects(&self) -> Vec<String> {
+        self.saves.object_ids()
     }
 
     pub(super) fn made_dir(&self, login: &Arc<str>, purpose: PurposeId, path: &str) -> bool {
@@ -456,74 +530,137 @@ impl Vfs {
             read.dedup();
             read
         };
-        let recorded = self.change(&h.login, |tx| {
-            let info = assets::get(tx, target)?.ok_or_else(|| Error::not_found("asset is gone"))?;
-            if !matches!(info.status, Status::Active | Status::Draft) {
-                return Err(errno(libc::ENOENT, "the file was deleted meanwhile"));
-            }
-            // the caller must still be allowed to write here, by the catalog as it is now (not
-            // the view, which follows a revocation only at its next refresh): a handle opened
-            // under a write grant that was since downgraded or revoked saves nothing
-            let access = crate::catalog::users::resolve(tx, &h.login)
-                .ok()
-                .and_then(|u| u.to_policy().access(h.purpose, &info.collection));
-            let own_draft = info.status == Status::Draft && *info.creator == *h.login;
-            if !matches!(access, Some(Access::Write | Access::Delete)) && !own_draft {
-                log::info!("denied: a save to asset {target} without a write grant; discarded");
-                return Err(denied(
-                    "no write grant here any more: the save was discarded",
-                ));
-            }
-            if info.status == Status::Active {
-                let same = assets::with_content(tx, &obj.content_hash, target)?;
-                if let Some(other) = foreign_content(tx, &info, &same)? {
-                    log::info!(
-                        "denied: a save to asset {target} holds exactly the content of asset {other}, whose persons it does not show; discarded"
-                    );
-                    return Err(denied(
-                        "this content is another photo's, with persons not linked to this one: the save was discarded",
-                    ));
-                }
-            }
-            if info.status == Status::Draft {
-                // a draft carries the persons of what its content came from: the same bytes
-                // as another asset, or photos the writing process opened shortly before
-                let same = assets::with_content(tx, &obj.content_hash, target)?;
-                assets::add_sources(tx, target, &same, assets::SourceKind::Content)?;
-                let read: Vec<AssetId> = read.iter().copied().filter(|a| *a != target).collect();
-                assets::add_sources(tx, target, &read, assets::SourceKind::Read)?;
-            }
-            if fresh {
-                if let assets::Filled::Yes { freed } =
-                    assets::fill_placeholder(tx, target, &obj, mtime)?
-                {
-                    return Ok((1, freed));
-                }
-            }
-            Ok((assets::add_version(tx, target, &obj, mtime)?, None))
-        });
+        let save = QueuedSave {
+            seq: 0,
+            asset: target,
+            login: h.login.to_string(),
+            purpose: h.purpose,
+            fresh,
+            mtime: mtime.map(crate::when::to_secs),
+            read,
+            object: obj.id.hex(),
+            wrapped_key: hex::encode(&obj.wrapped_key),
+            size: obj.size,
+            content_hash: hex::encode(obj.content_hash),
+        };
+        // a save waiting in the queue for this asset goes first: versions keep their order
+        if self.saves.has(target) {
+            self.retry_queued(SAVE_WAIT);
+        }
+        let recorded = if self.saves.has(target) {
+            Err(busy_error())
+        } else {
+            self.change_within(&h.login, SAVE_WAIT, |tx| self.record_save(tx, &save, &obj))
+        };
         match recorded {
             Ok((version, freed)) => {
-                if let Some(empty) = freed {
-                    if let Err(e) = self.store.remove_object(&empty) {
-                        log::warn!("cannot remove an empty object no version uses: {e}");
-                    }
-                }
-                log::info!(
-                    "asset {target}: version {version} committed ({} bytes)",
-                    obj.size
-                );
+                self.saved(&save, version, freed);
                 let (object, reader) = self.open_current(target)?;
                 st.object = object;
                 st.reader = reader;
                 Ok(())
             }
+            Err(e) if is_busy(&e) => match self.saves.push(save) {
+                Ok(()) => {
+                    log::warn!(
+                        "asset {target}: the catalog is busy (another command holds it); the save ({} bytes) is queued and will be recorded as soon as the catalog is free",
+                        obj.size
+                    );
+                    let (object, reader) = self.open_current(target)?;
+                    st.object = object;
+                    st.reader = reader;
+                    Ok(())
+                }
+                Err(qe) => {
+                    let _ = self.store.remove_object(&obj.id);
+                    log::error!(
+                        "asset {target}: a save met a busy catalog and could not be queued ({qe}); discarded"
+                    );
+                    Err(e)
+                }
+            },
             Err(e) => {
                 let _ = self.store.remove_object(&obj.id);
                 log::warn!("asset {target}: a save could not be committed: {e}");
                 Err(e)
             }
         }
+    }
+
+    /// After a save was recorded: remove the empty placeholder it replaced, say so.
+    fn saved(
+        &self,
+        save: &QueuedSave,
+        version: i64,
+        freed: Option<crate::crypto::object::ObjectId>,
+    ) {
+        if let Some(empty) = freed {
+            if let Err(e) = self.store.remove_object(&empty) {
+                log::warn!("cannot remove an empty object no version uses: {e}");
+            }
+        }
+        log::info!(
+            "asset {}: version {version} committed ({} bytes)",
+            save.asset,
+            save.size
+        );
+    }
+
+    /// Record one save as a version, checking it against the catalog as it is now. Returns the
+    /// version and the empty placeholder object it freed, if any.
+    fn record_save(
+        &self,
+        tx: &crate::catalog::Tx,
+        save: &QueuedSave,
+        obj: &crate::store::NewObject,
+    ) -> Result<(i64, Option<crate::crypto::object::ObjectId>)> {
+        let (target, fresh, mtime) = (save.asset, save.fresh, save.mtime());
+        let login = save.login.as_str();
+        let read = &save.read;
+
+        let info = assets::get(tx, target)?.ok_or_else(|| Error::not_found("asset is gone"))?;
+        if !matches!(info.status, Status::Active | Status::Draft) {
+            return Err(errno(libc::ENOENT, "the file was deleted meanwhile"));
+        }
+        // the caller must still be allowed to write here, by the catalog as it is now (not
+        // the view, which follows a revocation only at its next refresh): a handle opened
+        // under a write grant that was since downgraded or revoked saves nothing
+        let access = crate::catalog::users::resolve(tx, login)
+            .ok()
+            .and_then(|u| u.to_policy().access(save.purpose, &info.collection));
+        let own_draft = info.status == Status::Draft && *info.creator == *login;
+        if !matches!(access, Some(Access::Write | Access::Delete)) && !own_draft {
+            log::info!("denied: a save to asset {target} without a write grant; discarded");
+            return Err(denied(
+                "no write grant here any more: the save was discarded",
+            ));
+        }
+        if info.status == Status::Active {
+            let same = assets::with_content(tx, &obj.content_hash, target)?;
+            if let Some(other) = foreign_content(tx, &info, &same)? {
+                log::info!(
+                    "denied: a save to asset {target} holds exactly the content of asset {other}, whose persons it does not show; discarded"
+                );
+                return Err(denied(
+                    "this content is another photo's, with persons not linked to this one: the save was discarded",
+                ));
+            }
+        }
+        if info.status == Status::Draft {
+            // a draft carries the persons of what its content came from: the same bytes
+            // as another asset, or photos the writing process opened shortly before
+            let same = assets::with_content(tx, &obj.content_hash, target)?;
+            assets::add_sources(tx, target, &same, assets::SourceKind::Content)?;
+            let read: Vec<AssetId> = read.iter().copied().filter(|a| *a != target).collect();
+            assets::add_sources(tx, target, &read, assets::SourceKind::Read)?;
+        }
+        if fresh {
+            if let assets::Filled::Yes { freed } = assets::fill_placeholder(tx, target, obj, mtime)?
+            {
+                return Ok((1, freed));
+            }
+        }
+        Ok((assets::add_version(tx, target, obj, mtime)?, None))
     }
 
     /// Change size, times, mode or owner. Only the size and the modification time are kept

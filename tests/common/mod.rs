@@ -190,3 +190,55 @@ pub fn visible(t: &TestStore, user: &str, purpose: &str) -> Vec<String> {
     paths.sort();
     paths
 }
+
+/// A store with one consented photo of Anna and one without persons, visible to `login`.
+pub fn small_store(login: &str) -> TestStore {
+    let t = TestStore::new();
+    t.write("shoot/a.jpg", b"photo of anna");
+    t.write("shoot/hall.jpg", b"empty hall");
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "a.jpg", "Anna"]);
+    t.ok(&["mark", "hall.jpg", "--no-persons"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.add_user(login);
+    t.ok(&[
+        "user",
+        "grant",
+        login,
+        "--purpose",
+        "website",
+        "--access",
+        "write",
+    ]);
+    t
+}
+
+/// Hold the catalog's WAL write lock (byte 120 of the -shm file, as SQLite takes it) from
+/// another process, as a command in the middle of a long transaction would, until the returned
+/// child is killed (at most 60 s).
+pub fn hold_catalog_write_lock(t: &TestStore) -> std::process::Child {
+    let mut holder = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            &format!(
+                "import fcntl,os,sys,time\nfd=os.open('{}',os.O_RDWR)\nfcntl.lockf(fd,fcntl.LOCK_EX|fcntl.LOCK_NB,1,120)\nprint('locked',flush=True)\ntime.sleep(60)",
+                t.store.join("catalog.db-shm").display()
+            ),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().expect("stdout")),
+        &mut line,
+    )
+    .expect("read from the lock holder");
+    assert_eq!(
+        line.trim(),
+        "locked",
+        "could not take the catalog's write lock"
+    );
+    holder
+}

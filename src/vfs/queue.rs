@@ -1,0 +1,303 @@
+//! Saves whose object is written but whose commit met a busy catalog.
+//!
+//! A save through the mount first writes its new object (encrypted, fsynced, renamed into
+//! place), then records it as a version in one short catalog transaction. When another command
+//! holds the catalog's write lock longer than the daemon waits ([`super::write`] waits
+//! `SAVE_WAIT`), the save is not thrown away: what the transaction would have recorded is
+//! written here, sealed under a key derived from the master key, one file per save in
+//! `STORE/queue/`, fsynced before `close` returns 0. The daemon retries the queue every watcher
+//! round and at start (a daemon killed with a queue replays it when it mounts again), in the
+//! order the saves were made. Until a save is recorded, the daemon serves its content for the
+//! asset (reads and sizes), as if it were committed.
+//!
+//! A queued save is checked again when it is recorded, against the catalog as it is then (the
+//! asset still exists, the user still holds a write grant, the content is no other photo's); if
+//! that fails, it is discarded and its object removed, with a log line, as an immediate commit
+//! would have been.
+
+use crate::crypto::object::ObjectId;
+use crate::crypto::{open, seal, Key};
+use crate::error::{Error, IoContext, Result};
+use crate::policy::{AssetId, PurposeId};
+use crate::store::{private, NewObject, Store};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Associated data of every sealed queue file: binds it to its purpose and format.
+const AAD: &[u8] = b"consentfs save queue v1";
+
+/// Largest queue file read back (a save record is a few hundred bytes; the list of photos the
+/// writing process read is bounded by the provenance window).
+const MAX_FILE: u64 = 1 << 20;
+
+/// Everything the commit of one save records, so it can be recorded later exactly as it
+/// would have been at `close`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueuedSave {
+    /// Order of the saves (nanoseconds since the epoch when queued, made unique).
+    pub seq: u64,
+    pub asset: AssetId,
+    pub login: String,
+    pub purpose: PurposeId,
+    /// The handle created the file: its first save fills the empty placeholder version.
+    pub fresh: bool,
+    /// Modification time the writer set (seconds since the epoch), if any.
+    pub mtime: Option<i64>,
+    /// Photos the writing processes read shortly before (the provenance of a draft).
+    pub read: Vec<AssetId>,
+    pub object: String,
+    pub wrapped_key: String,
+    pub size: u64,
+    pub content_hash: String,
+}
+
+impl QueuedSave {
+    /// The written object this save records.
+    pub fn new_object(&self) -> Result<NewObject> {
+        let bad = || Error::integrity("save queue", "a queued save names an invalid object");
+        let content_hash: [u8; 32] = hex::decode(&self.content_hash)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(bad)?;
+        Ok(NewObject {
+            id: ObjectId::parse(&self.object).ok_or_else(bad)?,
+            wrapped_key: hex::decode(&self.wrapped_key).map_err(|_| bad())?,
+            size: self.size,
+            content_hash,
+        })
+    }
+
+    pub fn mtime(&self) -> Option<crate::policy::Time> {
+        self.mtime.map(crate::when::from_secs)
+    }
+}
+
+/// The queue: files in `dir`, mirrored in memory in the order they were queued.
+pub struct SaveQueue {
+    dir: PathBuf,
+    key: Key,
+    items: Mutex<Vec<QueuedSave>>,
+}
+
+impl SaveQueue {
+    /// A queue that starts empty (when the files of the old one cannot be listed; they stay).
+    pub fn empty(store: &Store) -> SaveQueue {
+        SaveQueue {
+            dir: store.root().join("queue"),
+            key: store.queue_key(),
+            items: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The store's queue, with every save a previous daemon left in it. A file that cannot be
+    /// opened with this store's key is left where it is and logged (it is never guessed at).
+    pub fn load(store: &Store) -> Result<SaveQueue> {
+        let q = SaveQueue::empty(store);
+        let entries = match std::fs::read_dir(&q.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(q),
+            Err(e) => return Err(Error::io_path("read", &q.dir, e)),
+        };
+        let mut items = Vec::new();
+        for entry in entries {
+            let entry = entry.at("read", &q.dir)?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".tmp") {
+                // never completed, so never acknowledged to the writer
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if !name.ends_with(".save") {
+                continue;
+            }
+            match q.read_file(&path) {
+                Ok(s) => items.push(s),
+                Err(e) => log::error!("a queued save cannot be read and stays queued: {e}"),
+            }
+        }
+        items.sort_by_key(|s| s.seq);
+        *q.items.lock().unwrap_or_else(|p| p.into_inner()) = items;
+        Ok(q)
+    }
+
+    fn read_file(&self, path: &Path) -> Result<QueuedSave> {
+        let f = crate::files::open_regular(path)?;
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_FILE), &mut buf)
+            .at("read", path)?;
+        let plain = open(&self.key, AAD, &buf).ok_or_else(|| {
+            Error::integrity(
+                "save queue",
+                format!("{} does not open with this store's key", path.display()),
+            )
+        })?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| Error::integrity("save queue", format!("{}: {e}", path.display())))
+    }
+
+    fn path_of(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{seq:020}.save"))
+    }
+
+    /// Queue a save durably: when this returns Ok, the record is on disk (file and folder
+    /// fsynced) and will be replayed even if the daemon is killed.
+    pub fn push(&self, mut save: QueuedSave) -> Result<()> {
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let last = items.last().map_or(0, |s| s.seq);
+        save.seq = now.max(last + 1);
+        private::create_dir_all(&self.dir)?;
+        let json = serde_json::to_vec(&save)
+            .map_err(|e| Error::invalid(format!("cannot encode a queued save: {e}")))?;
+        let sealed = seal(&self.key, AAD, &json);
+        let path = self.path_of(save.seq);
+        let tmp = path.with_extension("tmp");
+        let written = (|| -> Result<()> {
+            let mut f = private::create_file(&tmp, false)?;
+            f.write_all(&sealed).at("write", &tmp)?;
+            f.sync_all().at("sync", &tmp)?;
+            std::fs::rename(&tmp, &path).at("rename", &path)?;
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .at("sync", &self.dir)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        items.push(save);
+        Ok(())
+    }
+
+    /// The saves still queued, oldest first.
+    pub fn pending(&self) -> Vec<QueuedSave> {
+        self.items.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    pub fn has(&self, asset: AssetId) -> bool {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|s| s.asset == asset)
+    }
+
+    /// The newest queued content of `asset`: what the mount serves for it until it is recorded.
+    pub fn latest(&self, asset: AssetId) -> Option<QueuedSave> {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+            .find(|s| s.asset == asset)
+            .cloned()
+    }
+
+    /// Objects of queued saves (hex ids): not orphans, though the catalog does not know them.
+    pub fn object_ids(&self) -> Vec<String> {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| s.object.clone())
+            .collect()
+    }
+
+    /// The save `seq` was recorded or discarded: forget it.
+    pub fn done(&self, seq: u64) -> Result<()> {
+        let path = self.path_of(seq);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io_path("remove", &path, e)),
+        }
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| s.seq != seq);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path) -> Store {
+        let root = dir.join("store");
+        let key = dir.join("key");
+        Store::init(&root, None, Some(&key), chrono::Utc::now(), "t").unwrap()
+    }
+
+    fn save(asset: AssetId) -> QueuedSave {
+        QueuedSave {
+            seq: 0,
+            asset,
+            login: "anna".into(),
+            purpose: 1,
+            fresh: false,
+            mtime: Some(1_700_000_000),
+            read: vec![3, 4],
+            object: ObjectId::random().hex(),
+            wrapped_key: hex::encode([7u8; 72]),
+            size: 12,
+            content_hash: hex::encode([9u8; 32]),
+        }
+    }
+
+    #[test]
+    fn queued_saves_survive_a_restart_in_order_and_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let q = SaveQueue::load(&store).unwrap();
+        q.push(save(5)).unwrap();
+        q.push(save(6)).unwrap();
+        q.push(save(5)).unwrap();
+        let before = q.pending();
+        assert_eq!(
+            before.iter().map(|s| s.asset).collect::<Vec<_>>(),
+            [5, 6, 5]
+        );
+        assert!(before.windows(2).all(|w| w[0].seq < w[1].seq));
+        // nothing of the record is readable on disk
+        for e in std::fs::read_dir(store.root().join("queue")).unwrap() {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            assert!(!bytes.windows(4).any(|w| w == b"anna"));
+        }
+        let again = SaveQueue::load(&store).unwrap();
+        assert_eq!(again.pending(), before);
+        assert_eq!(again.latest(5).unwrap().object, before[2].object);
+        again.done(before[0].seq).unwrap();
+        let third = SaveQueue::load(&store).unwrap();
+        assert_eq!(third.pending(), before[1..].to_vec());
+        assert!(third.has(5) && third.has(6) && !third.has(7));
+    }
+
+    #[test]
+    fn a_queue_file_of_another_store_is_not_replayed() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (sa, sb) = (store(a.path()), store(b.path()));
+        SaveQueue::load(&sa).unwrap().push(save(5)).unwrap();
+        std::fs::create_dir_all(sb.root().join("queue")).unwrap();
+        for e in std::fs::read_dir(sa.root().join("queue")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), sb.root().join("queue").join(e.file_name())).unwrap();
+        }
+        assert!(SaveQueue::load(&sb).unwrap().is_empty());
+    }
+}
