@@ -171,3 +171,249 @@ fn a_queued_save_is_checked_against_the_catalog_as_it_is_when_recorded() {
     let (files, known) = objects_on_disk_and_known(&t);
     assert_eq!(files, known, "the discarded save's object was left behind");
 }
+
+/// Run `args` against the store and SIGKILL it after `delay` unless it ended before. Returns
+/// whether the kill struck.
+fn run_killed_after(t: &TestStore, args: &[&str], delay: Duration) -> bool {
+    let mut child = t
+        .cmd()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start consentfs");
+    let deadline = Instant::now() + delay;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let struck = matches!(child.try_wait(), Ok(None));
+    let _ = child.kill();
+    let _ = child.wait();
+    struck
+}
+
+/// Delays that cover a command from its start to its end (a debug build starts in 5-20 ms).
+const DELAYS_MS: [u64; 10] = [2, 5, 8, 11, 14, 18, 24, 32, 45, 70];
+
+/// What every kill must leave: an intact audit chain, and, once the next command ran, object
+/// files only for objects the catalog holds a key of (nothing unreadable, nothing shredded
+/// still there) and a file for every current version (nothing recorded lost).
+fn assert_consistent(t: &TestStore, what: &str) {
+    t.ok(&["ls", "--user", "root", "--purpose", "website"]);
+    let verify = t.run(&["audit", "verify"]);
+    assert_eq!(
+        verify.code, 0,
+        "{what}: audit verify: {}{}",
+        verify.stdout, verify.stderr
+    );
+    let (_s, cat) = t.open_catalog();
+    let keyed: std::collections::HashSet<String> = cat
+        .conn()
+        .prepare("SELECT id FROM objects WHERE wrapped_key IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let current: Vec<String> = cat
+        .conn()
+        .prepare(
+            "SELECT v.object_id FROM versions v JOIN objects o ON o.id = v.object_id
+              WHERE o.wrapped_key IS NOT NULL",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut files = Vec::new();
+    common::collect_files(&t.store.join("objects"), &mut files);
+    let on_disk: std::collections::HashSet<String> = files
+        .iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            let prefix = p.parent()?.file_name()?.to_str()?;
+            Some(format!("{prefix}{name}"))
+        })
+        .collect();
+    let stray: Vec<&String> = on_disk.difference(&keyed).collect();
+    assert!(
+        stray.is_empty(),
+        "{what}: object files without a key: {stray:?}"
+    );
+    let lost: Vec<&String> = current.iter().filter(|o| !on_disk.contains(*o)).collect();
+    assert!(
+        lost.is_empty(),
+        "{what}: versions whose object file is gone: {lost:?}"
+    );
+}
+
+/// A store with `n` persons P0..Pn, each alone on a photo pN.jpg with website consent.
+fn store_of_persons(n: usize) -> TestStore {
+    let t = TestStore::new();
+    for i in 0..n {
+        t.write(
+            &format!("shoot/p{i}.jpg"),
+            format!("photo of person {i}").as_bytes(),
+        );
+    }
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    for i in 0..n {
+        let (p, f) = (format!("P{i}"), format!("p{i}.jpg"));
+        t.ok(&["person", "add", &p]);
+        t.ok(&["link", &f, &p]);
+        t.ok(&["consent", "grant", &p, "--purpose", "website"]);
+    }
+    t.add_user("root");
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "write",
+    ]);
+    t
+}
+
+fn website_paths(t: &TestStore) -> Vec<String> {
+    t.ok(&["ls", "--user", "root", "--purpose", "website", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["path"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// SIGKILL sweep of `consent withdraw`: each run is recorded whole or not at all, and a re-run
+/// always gets the withdrawal through (the photo leaves the view).
+#[test]
+fn killed_withdrawals_are_all_or_nothing_and_a_rerun_completes() {
+    let t = store_of_persons(DELAYS_MS.len());
+    let mut struck = 0;
+    for (i, ms) in DELAYS_MS.iter().enumerate() {
+        let p = format!("P{i}");
+        let args = ["consent", "withdraw", p.as_str(), "--purpose", "website"];
+        struck += run_killed_after(&t, &args, Duration::from_millis(*ms)) as usize;
+        assert_consistent(&t, &format!("withdraw killed after {ms} ms"));
+        let shown = website_paths(&t).contains(&format!("p{i}.jpg"));
+        if shown {
+            t.ok(&args);
+        }
+        assert!(
+            !website_paths(&t).contains(&format!("p{i}.jpg")),
+            "{p}: the withdrawal did not get through on a re-run"
+        );
+    }
+    eprintln!(
+        "withdraw: {struck} of {} runs killed before they ended",
+        DELAYS_MS.len()
+    );
+}
+
+/// SIGKILL sweep of `person erase`: the person is erased whole or untouched, every copy's file
+/// is gone after the next command, and a re-run completes the erasure.
+#[test]
+fn killed_erasures_are_all_or_nothing_and_a_rerun_completes() {
+    let t = store_of_persons(DELAYS_MS.len());
+    let mut struck = 0;
+    for (i, ms) in DELAYS_MS.iter().enumerate() {
+        let p = format!("P{i}");
+        struck += run_killed_after(
+            &t,
+            &["person", "erase", &p, "--yes"],
+            Duration::from_millis(*ms),
+        ) as usize;
+        assert_consistent(&t, &format!("erase killed after {ms} ms"));
+        let listed = t.ok(&["person", "list"]).stdout;
+        if listed.contains(&format!(" {p}\n")) || listed.contains(&format!(" {p} ")) {
+            // untouched: the photo is still whole and shown
+            assert!(
+                website_paths(&t).contains(&format!("p{i}.jpg")),
+                "{p}: half erased"
+            );
+            t.ok(&["person", "erase", &p, "--yes"]);
+        }
+        assert!(
+            !t.ok(&["person", "list"]).stdout.contains(&p),
+            "{p} still listed"
+        );
+        assert!(!website_paths(&t).contains(&format!("p{i}.jpg")));
+        assert_consistent(&t, &format!("erase of {p} re-run"));
+    }
+    eprintln!(
+        "erase: {struck} of {} runs killed before they ended",
+        DELAYS_MS.len()
+    );
+}
+
+/// SIGKILL sweep of `trash purge`: an asset is purged whole (its files gone after the next
+/// command) or still in the trash, and a re-run purges what is left.
+#[test]
+fn killed_purges_are_all_or_nothing_and_a_rerun_completes() {
+    let mut struck = 0;
+    for ms in DELAYS_MS {
+        let t = store_of_persons(3);
+        t.ok(&[
+            "retention",
+            "set",
+            "p0.jpg",
+            "p1.jpg",
+            "p2.jpg",
+            "--until",
+            "2000-01-02",
+        ]);
+        t.ok(&["retention", "apply", "--yes"]);
+        struck +=
+            run_killed_after(&t, &["trash", "purge", "--all"], Duration::from_millis(ms)) as usize;
+        assert_consistent(&t, &format!("purge killed after {ms} ms"));
+        t.ok(&["trash", "purge", "--all"]);
+        assert_consistent(&t, "purge re-run");
+        let (files, _) = objects_on_disk_and_known(&t);
+        assert_eq!(files, 0, "purge after {ms} ms: files of purged photos left");
+    }
+    eprintln!(
+        "purge: {struck} of {} runs killed before they ended",
+        DELAYS_MS.len()
+    );
+}
+
+/// SIGKILL sweep of `restore`: a new version holding the old content, or nothing; a re-run
+/// completes it.
+#[test]
+fn killed_restores_are_all_or_nothing_and_a_rerun_completes() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    std::fs::write(m.path("root/website/a.jpg"), b"second version").unwrap();
+    drop(m);
+    let mut struck = 0;
+    for ms in DELAYS_MS {
+        let before = versions(&t, "a.jpg").len();
+        struck += run_killed_after(
+            &t,
+            &["restore", "a.jpg", "--version", "1"],
+            Duration::from_millis(ms),
+        ) as usize;
+        assert_consistent(&t, &format!("restore killed after {ms} ms"));
+        let after = versions(&t, "a.jpg").len();
+        assert!(
+            after == before || after == before + 1,
+            "{before} -> {after} versions"
+        );
+        if after == before {
+            t.ok(&["restore", "a.jpg", "--version", "1"]);
+        }
+        assert_eq!(t.ok(&["cat", "a.jpg"]).raw, b"photo of anna");
+        // back to the second content for the next round
+        t.ok(&["restore", "a.jpg", "--version", "2"]);
+    }
+    eprintln!(
+        "restore: {struck} of {} runs killed before they ended",
+        DELAYS_MS.len()
+    );
+}
