@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::mount::{os_user, run_as, wait_for, Mount};
+use common::mount::{os_user, run_as, wait_for, Mount, SmallDisk};
 use common::{hold_catalog_write_lock, small_store, TestStore};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -396,38 +396,6 @@ fn erase_shreds_every_copy_a_save_left() {
         let mut files = Vec::new();
         common::collect_files(&t.store.join("objects"), &mut files);
         assert_eq!(files.len(), 1, "object files left: {files:?}");
-    }
-}
-
-/// A small tmpfs mounted for one test, unmounted when dropped.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn new(at: &Path, size: &str) -> SmallDisk {
-        std::fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .status()
-            .unwrap()
-            .success();
-        assert!(
-            ok,
-            "cannot mount a tmpfs (the tests with real mounts run as root)"
-        );
-        SmallDisk(at.to_path_buf())
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
