@@ -157,7 +157,10 @@ fn a_childs_close_commits_nothing_half_way() {
     );
     assert_eq!(std::fs::read(dir.join("new.jpg")).unwrap(), b"part1part2");
     let (settled, _) = wait_for(Duration::from_secs(5), || {
-        versions(&t, "new.jpg").last().and_then(|v| v["size"].as_u64()) == Some(10)
+        versions(&t, "new.jpg")
+            .last()
+            .and_then(|v| v["size"].as_u64())
+            == Some(10)
     });
     assert!(settled, "{:?}", versions(&t, "new.jpg"));
     let v = versions(&t, "new.jpg");
@@ -203,4 +206,91 @@ fn one_save_makes_one_version() {
     );
     let shown = std::fs::read(dir.join("hall.jpg")).unwrap();
     assert_eq!(t.ok(&["cat", "hall.jpg"]).raw, shown);
+}
+
+fn xattr(path: &Path, name: &str) -> String {
+    let out = Command::new("getfattr")
+        .args(["--only-values", "-n", name])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Findings 12 and 13: exiftool's default save (it renames p.jpg to p.jpg_original, then its
+/// temp file to p.jpg) keeps the photo's identity and persons, and needs a write grant only;
+/// the backup name is a draft of the previous content. A rename within the folder is a write.
+#[test]
+fn exiftool_keeps_the_photo_and_needs_only_a_write_grant() {
+    let t = TestStore::new();
+    std::fs::create_dir_all(t.path("shoot")).unwrap();
+    let made = Command::new("convert")
+        .args(["-size", "64x48", "gradient:red-blue"])
+        .arg(t.path("shoot/p.jpg"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "p.jpg", "Anna"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    let (uid, gid) = common::mount::os_user("cfsexif");
+    t.add_user("cfsexif");
+    t.ok(&[
+        "user",
+        "grant",
+        "cfsexif",
+        "--purpose",
+        "website",
+        "--access",
+        "write",
+    ]);
+    let m = Mount::start(&t);
+    let dir = m.path("cfsexif/website");
+    let id = xattr(&dir.join("p.jpg"), "user.consentfs.asset");
+    let before = versions(&t, "p.jpg").len();
+    let out = common::mount::run_as(
+        uid,
+        gid,
+        &format!("cd '{}' && exiftool -q -Title=edited p.jpg", dir.display()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        xattr(&dir.join("p.jpg"), "user.consentfs.asset"),
+        id,
+        "the edit is another asset"
+    );
+    assert_eq!(xattr(&dir.join("p.jpg"), "user.consentfs.subjects"), "1");
+    assert_eq!(
+        xattr(&dir.join("p.jpg_original"), "user.consentfs.status"),
+        "draft"
+    );
+    assert_eq!(versions(&t, "p.jpg").len(), before + 1);
+    let title = Command::new("exiftool")
+        .args(["-s3", "-Title"])
+        .arg(dir.join("p.jpg"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&title.stdout).trim(), "edited");
+    // the catalog's current version is what the mount shows
+    assert_eq!(
+        t.ok(&["cat", "p.jpg"]).raw,
+        std::fs::read(dir.join("p.jpg")).unwrap()
+    );
+    // a rename within the folder is a write
+    let out = common::mount::run_as(
+        uid,
+        gid,
+        &format!("cd '{}' && mv p.jpg q.jpg", dir.display()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(xattr(&dir.join("q.jpg"), "user.consentfs.asset"), id);
 }

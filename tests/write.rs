@@ -355,7 +355,9 @@ fn writes_and_deletes_need_their_grants() {
         (ru, rg, &r, "rm -f a.jpg"),
         (ru, rg, &r, "mkdir sub"),
         (wu, wg, &w, "rm -f a.jpg"),
-        (wu, wg, &w, "mv a.jpg b.jpg"),
+        // a rename within the folder is a write (issue 13); a move out of it takes the
+        // photo from there, which needs delete
+        (wu, wg, &w, "mv a.jpg ../moved.jpg"),
     ] {
         let out = run_as(uid, gid, &format!("cd {} && {script}", dir.display()));
         assert!(!out.status.success(), "`{script}` must be refused");

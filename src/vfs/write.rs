@@ -350,22 +350,17 @@ impl Vfs {
         Ok((attr, fh))
     }
 
-    /// Saving with a backup, the way ImageMagick's mogrify and some editors do: rename
-    /// `photo.jpg` to a backup name in the same folder, create `photo.jpg` anew, write it, and
-    /// perhaps delete the backup. Seen as separate steps, the photo would lose its identity and
-    /// persons (the new file a draft, the old one renamed). So a create of the name an asset
-    /// left by a rename in the same folder less than `BACKUP_WINDOW` ago, by the same user, is
-    /// taken as the next version of that asset: the asset returns to its name and the backup
-    /// name becomes the user's draft holding the previous content (which also stays a
-    /// committed version of the asset). Logged at info level.
-    fn create_as_new_version(
+    /// The step of a save with a backup that gives the photo its name back: when `name` in
+    /// `folder` was left by a rename of `asset` less than `BACKUP_WINDOW` ago by the same user,
+    /// the asset returns to the name and the name it went to becomes a draft of its previous
+    /// content (its persons' consent reaches it). Returns the asset.
+    fn back_from_backup(
         &self,
-        caller: Caller,
         login: &Arc<str>,
         purpose: PurposeId,
         folder: &str,
         name: &str,
-    ) -> Result<Option<(Attr, u64)>> {
+    ) -> Result<Option<AssetId>> {
         const BACKUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
         let key = (login.clone(), purpose, join_path(folder, name));
         let Some((asset, at)) = self
@@ -405,6 +400,28 @@ impl Vfs {
             assets::add_sources(tx, backup, &[asset], assets::SourceKind::Backup)
         })?;
         log::info!("asset {asset}: saved with a backup; the new file continues the asset");
+        Ok(Some(asset))
+    }
+
+    /// Saving with a backup, the way ImageMagick's mogrify and some editors do: rename
+    /// `photo.jpg` to a backup name in the same folder, create `photo.jpg` anew, write it, and
+    /// perhaps delete the backup. Seen as separate steps, the photo would lose its identity and
+    /// persons (the new file a draft, the old one renamed). So a create of the name an asset
+    /// left by a rename in the same folder less than `BACKUP_WINDOW` ago, by the same user, is
+    /// taken as the next version of that asset: the asset returns to its name and the backup
+    /// name becomes the user's draft holding the previous content (which also stays a
+    /// committed version of the asset). Logged at info level.
+    fn create_as_new_version(
+        &self,
+        caller: Caller,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        folder: &str,
+        name: &str,
+    ) -> Result<Option<(Attr, u64)>> {
+        let Some(asset) = self.back_from_backup(login, purpose, folder, name)? else {
+            return Ok(None);
+        };
         let node = Node::File(login.clone(), purpose, asset);
         let mut attr = {
             let view = self.view();
@@ -1004,11 +1021,11 @@ impl Vfs {
             .clone();
         let src_is_draft = src_info.row.status == Status::Draft;
         self.need(&view, &login, purpose, &to, Access::Write)?;
-        if !src_is_draft {
+        // renaming within a folder is a write (saving with a backup or a temp file does it);
+        // moving a photo out of its folder takes it from there, which needs delete
+        if !src_is_draft && from != to {
             self.need(&view, &login, purpose, &from, Access::Delete)?;
-            if from != to {
-                Self::check_move_everywhere(&view, &login, src, &from, &to)?;
-            }
+            Self::check_move_everywhere(&view, &login, src, &from, &to)?;
         }
         let dst_taken_elsewhere = dst.is_none()
             && self
@@ -1077,6 +1094,17 @@ impl Vfs {
                 Err(denied("cannot replace one reviewed photo with another"))
             }
             None => {
+                if src_is_draft && !noreplace {
+                    // a temp file renamed into the name a photo left a moment ago (exiftool
+                    // renames a.jpg to a.jpg_original, then its temp file to a.jpg): the photo
+                    // takes its name back and the temp file is saved over it
+                    if self
+                        .back_from_backup(&login, purpose, &to, new_name)?
+                        .is_some()
+                    {
+                        return self.rename(caller, parent, name, new_parent, new_name, false);
+                    }
+                }
                 self.change(&login, |tx| assets::move_to(tx, src, &to, new_name))
                     .map_err(|e| {
                         if matches!(e, Error::Invalid(_)) {
