@@ -294,3 +294,21 @@ fn exiftool_keeps_the_photo_and_needs_only_a_write_grant() {
     );
     assert_eq!(xattr(&dir.join("q.jpg"), "user.consentfs.asset"), id);
 }
+
+/// Finding 9: a file created in a new folder does not take the folder away from under a
+/// process working in it (getcwd); `git init` works there.
+#[test]
+fn git_init_works_in_a_new_folder() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let dir = m.path("root/website");
+    for i in 0..4 {
+        let out = sh(
+            &dir,
+            &format!(
+                "mkdir d{i} && cd d{i} && echo abc > f && git init -q && pwd && git status --short"
+            ),
+        );
+        assert!(out.contains(&format!("/d{i}")), "{out}");
+    }
+}

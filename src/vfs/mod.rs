@@ -1134,16 +1134,26 @@ impl Vfs {
                         let mut path = String::new();
                         let mut complete = true;
                         for c in crate::view::tree::components(collection) {
-                            out.push(Invalidation::Entry {
-                                parent,
-                                name: c.to_string(),
-                            });
                             path = crate::catalog::assets::join_path(&path, c);
-                            match inodes.known(&Node::Dir(
+                            let known = inodes.known(&Node::Dir(
                                 login.clone(),
                                 *purpose,
                                 Arc::from(path.as_str()),
-                            )) {
+                            ));
+                            // A folder the kernel knows that still exists keeps its entry: it
+                            // may be a process's working directory, and an invalidated one
+                            // makes getcwd fail (`git init` in a new folder). Only a folder
+                            // that appeared (a negative entry may be cached) or went is
+                            // invalidated.
+                            let exists = view.dir_visible(&login, *purpose, &path)
+                                || self.made_dir(&login, *purpose, &path);
+                            if known.is_none() || !exists {
+                                out.push(Invalidation::Entry {
+                                    parent,
+                                    name: c.to_string(),
+                                });
+                            }
+                            match known {
                                 Some(ino) => parent = ino,
                                 None => {
                                     complete = false;
