@@ -56,14 +56,32 @@ fn two_appenders_keep_every_line() {
     let t = small_store("root");
     let m = Mount::start(&t);
     let dir = m.path("root/website");
-    sh(
-        &dir,
-        "(for i in $(seq 200); do echo A$i >> log; done) & (for i in $(seq 200); do echo B$i >> log; done) & wait",
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("(for i in $(seq 200); do echo A$i >> log; done) & (for i in $(seq 200); do echo B$i >> log; done) & wait")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "an append failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let log = std::fs::read(dir.join("log")).unwrap();
     assert!(!log.contains(&0), "NUL bytes in the log");
     let text = String::from_utf8(log).unwrap();
-    assert_eq!(text.lines().count(), 400, "lines lost: {text}");
+    if text.lines().count() != 400 {
+        std::thread::sleep(Duration::from_secs(1));
+        let later = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+        let stored = t.ok(&["cat", "log"]).stdout;
+        panic!(
+            "lines lost: {} in the mount, {} a second later, {} in the catalog\n{}",
+            text.lines().count(),
+            later.lines().count(),
+            stored.lines().count(),
+            m.log_text()
+        );
+    }
     for i in 1..=200 {
         assert!(text.lines().any(|l| l == format!("A{i}")), "A{i} lost");
         assert!(text.lines().any(|l| l == format!("B{i}")), "B{i} lost");

@@ -770,12 +770,13 @@ impl Vfs {
         purpose: PurposeId,
         asset: AssetId,
     ) -> Result<Arc<open_file::OpenFile>> {
-        let current = self.current_object(asset);
         self.files.acquire(
             &(login.clone(), purpose, asset),
             |f| {
+                // the catalog's current object is read once the file's state is ours: a
+                // commit of this file in progress moves both (lock order: state, then view)
                 let st = f.state.read().unwrap_or_else(|p| p.into_inner());
-                st.writer.is_some() || Some(st.object) == current
+                st.writer.is_some() || Some(st.object) == self.current_object(asset)
             },
             || {
                 let (object, reader) = self.open_current(asset)?;
