@@ -28,7 +28,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("catalog: {0}")]
+    /// An SQLite error; a full disk says so (it is not damage, and not the catalog's fault).
+    #[error("{}", catalog_message(.0))]
     Catalog(#[from] rusqlite::Error),
 }
 
@@ -63,6 +64,7 @@ impl Error {
             Error::NotFound(_) => libc::ENOENT,
             Error::Denied(_) => libc::EACCES,
             Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            Error::Catalog(e) if is_disk_full(e) => libc::ENOSPC,
             Error::WrongKey(_) | Error::Integrity { .. } | Error::Catalog(_) => libc::EIO,
         }
     }
@@ -70,6 +72,19 @@ impl Error {
     /// Exit status for the CLI: 2 for every error (DESIGN.md §7).
     pub fn exit_code(&self) -> i32 {
         2
+    }
+}
+
+/// True when SQLite could not write because the disk (or the user's quota) is full.
+pub fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
+fn catalog_message(e: &rusqlite::Error) -> String {
+    if is_disk_full(e) {
+        format!("disk full: the catalog cannot be written ({e}); free space on the filesystem that holds the store")
+    } else {
+        format!("catalog: {e}")
     }
 }
 

@@ -215,7 +215,7 @@ impl Vfs {
         {
             let view = self.view();
             self.need(&view, &login, purpose, &folder, Access::Write)?;
-            if self.child(&view, &parent_node, name).is_some() {
+            if self.child(&view, &parent_node, name)?.is_some() {
                 return Err(errno(libc::EEXIST, "exists"));
             }
         }
@@ -648,7 +648,7 @@ impl Vfs {
         let path = join_path(&folder, name);
         let view = self.view();
         self.need(&view, &login, purpose, &path, Access::Write)?;
-        if self.child(&view, &parent_node, name).is_some() {
+        if self.child(&view, &parent_node, name)?.is_some() {
             return Err(errno(libc::EEXIST, "exists"));
         }
         {
@@ -751,7 +751,7 @@ impl Vfs {
         }
         let dst_taken_elsewhere = dst.is_none()
             && self
-                .child(&view, &self.node(new_parent)?, new_name)
+                .child(&view, &self.node(new_parent)?, new_name)?
                 .is_some();
         drop(view);
         if dst_taken_elsewhere {
