@@ -98,3 +98,24 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io_path(action, &path.into(), e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_enospc_and_says_disk_full() {
+        let full = Error::Catalog(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        assert_eq!(full.errno(), libc::ENOSPC);
+        assert!(full.to_string().starts_with("disk full"), "{full}");
+        let io = Error::Catalog(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            None,
+        ));
+        assert_eq!(io.errno(), libc::EIO);
+        assert!(io.to_string().starts_with("catalog: "), "{io}");
+    }
+}

@@ -62,7 +62,7 @@ impl Loss {
         };
         format!(
             "the catalog's write-ahead log catalog.db-wal {state}: it was deleted or truncated while the store was in use, \
-             and {} committed change(s) (log frames) not yet copied into catalog.db were in it",
+             and {} page(s) of committed changes not yet copied into catalog.db were in it",
             self.frames
         )
     }
@@ -198,9 +198,9 @@ fn daemon_named(db: &Path) -> Option<String> {
 /// the daemon) still has the catalog open.
 pub fn in_use_message(db: &Path, loss: &Loss) -> String {
     format!(
-        "{}; changes since the last checkpoint may be lost. Stop the consentfs daemon that has this store mounted{} \
-         (SIGTERM, `systemctl stop`, or `fusermount3 -u MOUNTPOINT`; a daemon that stops cleanly first writes the changes it still holds \
-         into catalog.db) and let other consentfs commands on this store finish, then run the command again. \
+        "{}; changes since the last checkpoint may be lost. Stop the consentfs daemon that has this store mounted{}: \
+         SIGTERM, `systemctl stop` or `fusermount3 -u MOUNTPOINT` (a daemon that stops cleanly first writes the changes it still holds \
+         into catalog.db), and let other consentfs commands on this store finish; then run the command again. \
          If it then reports that the catalog was rolled back, the changes are lost: --accept-rollback accepts the catalog as it is (recorded in the audit log).",
         loss.found(),
         daemon_named(db).unwrap_or_default()

@@ -406,4 +406,65 @@ mod tests {
             0o600
         );
     }
+
+    /// Change one hex digit of a slot's wrapped key to another hex digit.
+    fn flip(ring: &mut Keyring, index: usize) {
+        let (Slot::Passphrase { wrapped, .. } | Slot::KeyFile { wrapped, .. }) =
+            &mut ring.slots[index];
+        let mut w: Vec<u8> = wrapped.bytes().collect();
+        w[50] = if w[50] == b'0' { b'1' } else { b'0' };
+        *wrapped = String::from_utf8(w).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_slot_is_named_and_not_taken_for_a_wrong_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let kf = dir.path().join("k");
+        let secret = create_key_file(&kf).unwrap();
+        let master = Key::random();
+        let pass = || Unlock::Passphrase(Zeroizing::new("correct horse".into()));
+        let mut ring = Keyring::create(&master, Some("correct horse"), Some(&secret)).unwrap();
+        // written and read back, the checksums survive
+        let text = serde_json::to_string(&ring).unwrap();
+        assert!(text.contains("\"check\""));
+        flip(&mut ring, 1);
+        match ring.unlock(&Unlock::KeyFile(kf.clone())) {
+            Err(Error::Integrity { what, detail }) => {
+                assert_eq!(what, "keyring");
+                assert!(detail.contains("slot 2 (key file)"), "{detail}");
+                assert!(detail.contains("checksum"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // the intact passphrase slot still opens the store
+        assert_eq!(ring.unlock(&pass()).unwrap().bytes(), master.bytes());
+        // a salt that no longer decodes is damage too
+        if let Slot::Passphrase { salt, .. } = &mut ring.slots[0] {
+            salt.replace_range(0..1, "z");
+        }
+        assert!(matches!(ring.unlock(&pass()), Err(Error::Integrity { .. })));
+    }
+
+    #[test]
+    fn a_keyring_without_checksums_still_opens_and_cannot_tell_damage_from_a_wrong_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let kf = dir.path().join("k");
+        let secret = create_key_file(&kf).unwrap();
+        let master = Key::random();
+        // as an older consentfs wrote it
+        let old = format!(
+            r#"{{"format":"consentfs-keyring","version":1,"slots":[{{"kind":"key_file","wrapped":"{}"}}]}}"#,
+            hex::encode(wrap_key(&secret, &slot_aad("key_file"), &master))
+        );
+        let mut ring: Keyring = serde_json::from_str(&old).unwrap();
+        assert_eq!(
+            ring.unlock(&Unlock::KeyFile(kf.clone())).unwrap().bytes(),
+            master.bytes()
+        );
+        flip(&mut ring, 0);
+        match ring.unlock(&Unlock::KeyFile(kf)) {
+            Err(Error::WrongKey(m)) => assert!(m.contains("cannot be told apart"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
