@@ -160,6 +160,17 @@ impl Accounts for OsAccounts {
                 ));
             }
         };
+        // "Not found" can also be a lookup that could not run: with `passwd: files systemd`
+        // the files source fails for want of a descriptor and the next one answers "no such
+        // user". Such an answer is believed (and cached) only if the database can be opened.
+        if found.is_none() {
+            if let Err(e) = std::fs::File::open("/etc/passwd") {
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                    log::warn!("cannot look up an OS account: {e}");
+                    return Err(Error::io("cannot look up the OS account of a view", e));
+                }
+            }
+        }
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
