@@ -152,10 +152,13 @@ pub fn verify(conn: &Connection, key: &Key) -> Result<Verified> {
     let (head_seq, head_hash) = match head {
         Ok(h) => h,
         Err(Error::Catalog(e)) if is_damage(&e) => {
+            let unread = match expect_seq - 1 {
+                0 => "no entry can be read".to_string(),
+                n => format!("entries after {n} cannot be read"),
+            };
             problems.push(format!(
-                "the audit log cannot be verified: the catalog file is damaged where it stores the log, after entry {} ({e}{}); \
+                "the audit log cannot be verified: the catalog file is damaged where it stores the log ({unread}: {e}{}); \
                  restore catalog.db from a backup",
-                expect_seq - 1,
                 damaged_pages(conn)
             ));
             return Ok(Verified {
