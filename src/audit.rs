@@ -133,44 +133,41 @@ pub struct Verified {
     pub problems: Vec<String>,
 }
 
-/// Walk the whole chain and report every inconsistency.
+/// Walk the whole chain and report every inconsistency. A catalog file damaged where the log
+/// is stored is a problem found (the log cannot be verified), not a failure to run.
 pub fn verify(conn: &Connection, key: &Key) -> Result<Verified> {
-    let mut st = conn.prepare(
-        "SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit ORDER BY rowid",
-    )?;
-    let mut rows = st.query([])?;
     let mut problems = Vec::new();
     let mut expect_seq = 1i64;
     let mut prev = vec![0u8; 32];
     let mut count = 0;
-    while let Some(r) = rows.next()? {
-        count += 1;
-        let seq: i64 = r.get(0)?;
-        let at: i64 = r.get(1)?;
-        let actor: String = r.get(2)?;
-        let action: String = r.get(3)?;
-        let detail: String = r.get(4)?;
-        let stored_prev: Vec<u8> = r.get(5)?;
-        let hash: Vec<u8> = r.get(6)?;
-        if seq != expect_seq {
+    let walked = walk(
+        conn,
+        key,
+        &mut problems,
+        &mut expect_seq,
+        &mut prev,
+        &mut count,
+    );
+    let head = walked.map_err(Error::from).and_then(|()| head(conn));
+    let (head_seq, head_hash) = match head {
+        Ok(h) => h,
+        Err(Error::Catalog(e)) if is_damage(&e) => {
+            let unread = match expect_seq - 1 {
+                0 => "no entry can be read".to_string(),
+                n => format!("entries after {n} cannot be read"),
+            };
             problems.push(format!(
-                "entry {seq} found where {expect_seq} was expected (entries removed or reordered)"
+                "the audit log cannot be verified: the catalog file is damaged where it stores the log ({unread}: {e}{}); \
+                 restore catalog.db from a backup",
+                damaged_pages(conn)
             ));
+            return Ok(Verified {
+                entries: count,
+                problems,
+            });
         }
-        if stored_prev != prev {
-            problems.push(format!(
-                "entry {seq} does not link to the entry before it (removed or reordered)"
-            ));
-        }
-        if row_hash(key, &stored_prev, seq, at, &actor, &action, &detail).as_slice()
-            != hash.as_slice()
-        {
-            problems.push(format!("entry {seq} was changed after it was written"));
-        }
-        prev = hash;
-        expect_seq = seq + 1;
-    }
-    let (head_seq, head_hash) = head(conn)?;
+        Err(e) => return Err(e),
+    };
     if head_seq != expect_seq - 1 || (count > 0 && head_hash != prev) {
         problems.push(format!(
             "the log ends at entry {} but the catalog's head says {head_seq} (entries removed at the end)",
@@ -181,6 +178,76 @@ pub fn verify(conn: &Connection, key: &Key) -> Result<Verified> {
         entries: count,
         problems,
     })
+}
+
+/// SQLite's word for a page that fails to decrypt, authenticate or parse.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
+}
+
+/// "; damaged pages: 5, 9" from SQLCipher's check of every page's authentication code, or
+/// nothing when that check cannot say.
+fn damaged_pages(conn: &Connection) -> String {
+    let pages: Vec<String> = conn
+        .prepare("PRAGMA cipher_integrity_check")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| l.rsplit("page ").next()?.trim().parse::<u64>().ok())
+        .map(|p| p.to_string())
+        .collect();
+    if pages.is_empty() {
+        String::new()
+    } else {
+        format!("; damaged page(s) of catalog.db: {}", pages.join(", "))
+    }
+}
+
+/// The chain, entry by entry (see [`verify`]).
+fn walk(
+    conn: &Connection,
+    key: &Key,
+    problems: &mut Vec<String>,
+    expect_seq: &mut i64,
+    prev: &mut Vec<u8>,
+    count: &mut i64,
+) -> rusqlite::Result<()> {
+    let mut st = conn.prepare(
+        "SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit ORDER BY rowid",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        *count += 1;
+        let seq: i64 = r.get(0)?;
+        let at: i64 = r.get(1)?;
+        let actor: String = r.get(2)?;
+        let action: String = r.get(3)?;
+        let detail: String = r.get(4)?;
+        let stored_prev: Vec<u8> = r.get(5)?;
+        let hash: Vec<u8> = r.get(6)?;
+        if seq != *expect_seq {
+            problems.push(format!(
+                "entry {seq} found where {expect_seq} was expected (entries removed or reordered)"
+            ));
+        }
+        if stored_prev != *prev {
+            problems.push(format!(
+                "entry {seq} does not link to the entry before it (removed or reordered)"
+            ));
+        }
+        if row_hash(key, &stored_prev, seq, at, &actor, &action, &detail).as_slice()
+            != hash.as_slice()
+        {
+            problems.push(format!("entry {seq} was changed after it was written"));
+        }
+        *prev = hash;
+        *expect_seq = seq + 1;
+    }
+    Ok(())
 }
 
 /// Fail with an integrity error when the chain is broken.

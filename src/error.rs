@@ -28,7 +28,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("catalog: {0}")]
+    /// An SQLite error; a full disk says so (it is not damage, and not the catalog's fault).
+    #[error("{}", catalog_message(.0))]
     Catalog(#[from] rusqlite::Error),
 }
 
@@ -63,6 +64,7 @@ impl Error {
             Error::NotFound(_) => libc::ENOENT,
             Error::Denied(_) => libc::EACCES,
             Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            Error::Catalog(e) if is_disk_full(e) => libc::ENOSPC,
             Error::WrongKey(_) | Error::Integrity { .. } | Error::Catalog(_) => libc::EIO,
         }
     }
@@ -70,6 +72,19 @@ impl Error {
     /// Exit status for the CLI: 2 for every error (DESIGN.md §7).
     pub fn exit_code(&self) -> i32 {
         2
+    }
+}
+
+/// True when SQLite could not write because the disk (or the user's quota) is full.
+pub fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
+fn catalog_message(e: &rusqlite::Error) -> String {
+    if is_disk_full(e) {
+        format!("disk full: the catalog cannot be written ({e}); free space on the filesystem that holds the store")
+    } else {
+        format!("catalog: {e}")
     }
 }
 
@@ -81,5 +96,26 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, action: &str, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io_path(action, &path.into(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_enospc_and_says_disk_full() {
+        let full = Error::Catalog(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        assert_eq!(full.errno(), libc::ENOSPC);
+        assert!(full.to_string().starts_with("disk full"), "{full}");
+        let io = Error::Catalog(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            None,
+        ));
+        assert_eq!(io.errno(), libc::EIO);
+        assert!(io.to_string().starts_with("catalog: "), "{io}");
     }
 }

@@ -183,8 +183,10 @@ impl Anchor {
         Err(Error::integrity(
             "catalog",
             format!(
-                "the catalog was rolled back or replaced: {what} (anchor {}). Withdrawals and erasures recorded since may be undone. \
-                 If you restored a backup on purpose, run the command again with --accept-rollback (it is recorded in the audit log).",
+                "the catalog was rolled back or replaced, or lost changes from its write-ahead log (catalog.db-wal deleted or truncated while the store was in use): \
+                 {what} (anchor {}). Withdrawals and erasures recorded since may be undone. \
+                 If you restored a backup on purpose, or the changes are lost and the catalog is to be used as it is, \
+                 run the command again with --accept-rollback (it is recorded in the audit log).",
                 self.path.display()
             ),
         ))

@@ -17,6 +17,7 @@ pub mod purposes;
 pub mod schema;
 pub mod snapshot;
 pub mod users;
+pub mod wal;
 pub mod zone;
 
 use crate::crypto::Key;
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::policy::Time;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::ops::Deref;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub struct Catalog {
     conn: Connection,
@@ -32,6 +33,12 @@ pub struct Catalog {
     /// Where every commit's audit head is anchored (see `anchor`); none in tests that open a
     /// catalog directly.
     anchor: Option<anchor::Anchor>,
+    path: PathBuf,
+    /// Committed changes found missing from the write-ahead log at open (no other process had
+    /// the catalog open, so SQLite went on from the last checkpoint): the rollback check says so.
+    wal_loss: Option<wal::Loss>,
+    /// Declared last: dropped after the connection is closed.
+    _registered: wal::Registered,
 }
 
 /// How long a statement waits for a lock another connection holds, unless said otherwise.
@@ -75,6 +82,7 @@ impl Catalog {
                 .open(path)
                 .map_err(|e| Error::io_path("create", path, e))?;
         }
+        let (_, registered) = wal::register(path);
         let conn = keyed_connection(
             path,
             key,
@@ -85,6 +93,9 @@ impl Catalog {
             conn,
             audit_key,
             anchor: None,
+            path: path.to_path_buf(),
+            wal_loss: None,
+            _registered: registered,
         };
         cat.migrate()?;
         let tx = cat.begin(actor, now)?;
@@ -107,15 +118,30 @@ impl Catalog {
                 format!("{} is missing", path.display()),
             ));
         }
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io_path("read", path, e))?
+            .len();
+        // A catalog always holds at least its first page (switching to WAL mode writes it),
+        // and SQLite writes whole pages only: anything else was cut short, and would
+        // otherwise be reported as a wrong key or, when empty, opened as a new catalog.
+        if len == 0 || len % wal::PAGE_SIZE != 0 {
+            return Err(Error::integrity(
+                "catalog",
+                format!(
+                    "{} is damaged: truncated to {len} bytes (not a whole number of {}-byte pages); restore it from a backup",
+                    path.display(),
+                    wal::PAGE_SIZE
+                ),
+            ));
+        }
+        let (wal_loss, registered) = wal::register(path);
+        if let Some(loss) = wal_loss.as_ref().filter(|l| l.in_use) {
+            return Err(Error::integrity("catalog", wal::in_use_message(path, loss)));
+        }
         let conn = keyed_connection(path, key, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| {
-                Error::integrity(
-                    "catalog",
-                    format!("catalog.db cannot be decrypted with this store's key ({e})"),
-                )
-            })?;
+            .map_err(|e| open_error(path, len, e))?;
         if version > schema::current_version() {
             return Err(Error::invalid(format!(
                 "the catalog is format version {version}, newer than this consentfs understands ({}); upgrade consentfs",
@@ -127,6 +153,9 @@ impl Catalog {
             conn,
             audit_key,
             anchor: None,
+            path: path.to_path_buf(),
+            wal_loss,
+            _registered: registered,
         };
         cat.migrate()?;
         Ok(cat)
@@ -185,7 +214,16 @@ impl Catalog {
         actor: &str,
         now: Time,
     ) -> Result<()> {
-        let given_up = a.check(&self.conn, accept_rollback)?;
+        let given_up = a.check(&self.conn, accept_rollback).map_err(|e| match (e, &self.wal_loss) {
+            (Error::Integrity { what, detail }, Some(loss)) => Error::Integrity {
+                what,
+                detail: format!(
+                    "{detail} When the catalog was opened, {}: that is why it is behind; those changes are lost.",
+                    loss.found()
+                ),
+            },
+            (e, _) => e,
+        })?;
         self.anchor = Some(a);
         if let Some(old) = given_up {
             let tx = self.begin(actor, now)?;
@@ -205,6 +243,11 @@ impl Catalog {
 
     pub fn anchor(&self) -> Option<&anchor::Anchor> {
         self.anchor.as_ref()
+    }
+
+    /// The catalog file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn audit_key(&self) -> &Key {
@@ -317,6 +360,27 @@ impl Tx<'_> {
         }
         Ok(())
     }
+}
+
+/// Why a catalog that opened cannot be read: a wrong key (SQLCipher reports "not a database"),
+/// a damaged file, or a log deleted under it; each says what to do.
+fn open_error(path: &Path, len: u64, e: rusqlite::Error) -> Error {
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        _ => None,
+    };
+    let shown = path.display();
+    let detail = match code {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            format!("{shown} cannot be decrypted with this store's key ({e})")
+        }
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => format!(
+            "{shown} is damaged ({e}; the file has {len} bytes, {} pages; it may have been truncated); restore it from a backup",
+            len / wal::PAGE_SIZE
+        ),
+        _ => format!("{shown} cannot be read ({e})"),
+    };
+    Error::integrity("catalog", detail)
 }
 
 /// True when the error means another connection holds the catalog's write lock.

@@ -5,6 +5,13 @@
 //! 256-bit secret kept in a separate file (mode 0600) as the key-encryption key. Either slot
 //! unwraps the same master key with XChaCha20-Poly1305; a wrong passphrase or key file fails
 //! authentication and is reported as such, without touching anything.
+//!
+//! Authentication failing does not tell a wrong key from a damaged slot, so each slot also
+//! carries a checksum of its own stored fields (`check`: SHA-256 of public values, salt and
+//! wrapped key, which any reader of the file sees anyway, so it tells an attacker nothing).
+//! A slot whose fields do not match their checksum, or do not even decode, is reported as
+//! damaged, never as a wrong key. Keyrings written before the checksum have none; for them a
+//! failure can only say "wrong key, or a damaged slot".
 
 use super::{unwrap_key, wrap_key, Key};
 use crate::error::{Error, IoContext, Result};
@@ -32,10 +39,102 @@ pub enum Slot {
         p: u32,
         salt: String,
         wrapped: String,
+        /// See the module doc; absent in keyrings of older versions (still read the same).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check: Option<String>,
     },
     KeyFile {
         wrapped: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check: Option<String>,
     },
+}
+
+/// Length of a wrapped master key: nonce, key, tag.
+const WRAPPED_LEN: usize = super::NONCE_LEN + super::KEY_LEN + super::TAG_LEN;
+
+impl Slot {
+    /// The checksum of this slot's stored fields (hex of 16 bytes of SHA-256).
+    fn checksum(&self) -> String {
+        use sha2::Digest;
+        let text = match self {
+            Slot::Passphrase {
+                m_kib,
+                t,
+                p,
+                salt,
+                wrapped,
+                ..
+            } => format!("passphrase\n{m_kib}\n{t}\n{p}\n{salt}\n{wrapped}"),
+            Slot::KeyFile { wrapped, .. } => format!("key_file\n{wrapped}"),
+        };
+        hex::encode(&sha2::Sha256::digest(text.as_bytes())[..16])
+    }
+
+    fn with_checksum(mut self) -> Slot {
+        let sum = self.checksum();
+        match &mut self {
+            Slot::Passphrase { check, .. } | Slot::KeyFile { check, .. } => *check = Some(sum),
+        }
+        self
+    }
+
+    /// Why this slot is damaged, if its fields show it (a checksum that does not match, or
+    /// values that do not decode); `None` says nothing about the key.
+    fn damage(&self) -> Option<&'static str> {
+        let (wrapped, check) = match self {
+            Slot::Passphrase {
+                salt,
+                wrapped,
+                check,
+                ..
+            } => {
+                if hex::decode(salt).map_or(true, |s| s.len() != 16) {
+                    return Some("its salt does not decode");
+                }
+                (wrapped, check)
+            }
+            Slot::KeyFile { wrapped, check } => (wrapped, check),
+        };
+        if hex::decode(wrapped).map_or(true, |w| w.len() != WRAPPED_LEN) {
+            return Some("its wrapped key does not decode");
+        }
+        match check {
+            Some(c) if *c != self.checksum() => Some("its contents do not match their checksum"),
+            _ => None,
+        }
+    }
+
+    fn has_checksum(&self) -> bool {
+        matches!(
+            self,
+            Slot::Passphrase { check: Some(_), .. } | Slot::KeyFile { check: Some(_), .. }
+        )
+    }
+}
+
+/// The error for a keyring none of whose slots of one kind opened: damaged slots are named
+/// (1-based, as they appear in the file); otherwise the key is wrong, as far as can be told.
+fn not_opened(damaged: &[(usize, &str)], kind: &str, wrong: String, unchecked: bool) -> Error {
+    if damaged.is_empty() {
+        let wrong = if unchecked {
+            format!("{wrong} (or the keyring's {kind} slot is damaged: this keyring predates slot checksums, so the two cannot be told apart)")
+        } else {
+            wrong
+        };
+        return Error::WrongKey(wrong);
+    }
+    let which: Vec<String> = damaged
+        .iter()
+        .map(|(i, why)| format!("slot {i} ({kind}): {why}"))
+        .collect();
+    Error::integrity(
+        "keyring",
+        format!(
+            "the keyring is damaged ({}); the store cannot be opened with this {kind} until the keyring is restored from a backup",
+            which.join("; ")
+        ),
+    )
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -76,18 +175,26 @@ impl Keyring {
         if let Some(pass) = passphrase {
             let salt = super::random_bytes::<16>();
             let kek = argon2_kek(pass, &salt, ARGON2_M_KIB, ARGON2_T, ARGON2_P)?;
-            slots.push(Slot::Passphrase {
-                m_kib: ARGON2_M_KIB,
-                t: ARGON2_T,
-                p: ARGON2_P,
-                salt: hex::encode(salt),
-                wrapped: hex::encode(wrap_key(&kek, &slot_aad("passphrase"), master)),
-            });
+            slots.push(
+                Slot::Passphrase {
+                    m_kib: ARGON2_M_KIB,
+                    t: ARGON2_T,
+                    p: ARGON2_P,
+                    salt: hex::encode(salt),
+                    wrapped: hex::encode(wrap_key(&kek, &slot_aad("passphrase"), master)),
+                    check: None,
+                }
+                .with_checksum(),
+            );
         }
         if let Some(secret) = key_file_secret {
-            slots.push(Slot::KeyFile {
-                wrapped: hex::encode(wrap_key(secret, &slot_aad("key_file"), master)),
-            });
+            slots.push(
+                Slot::KeyFile {
+                    wrapped: hex::encode(wrap_key(secret, &slot_aad("key_file"), master)),
+                    check: None,
+                }
+                .with_checksum(),
+            );
         }
         if slots.is_empty() {
             return Err(Error::invalid("a store needs a passphrase or a key file: pass --passphrase-file FILE or --key-file FILE"));
@@ -139,52 +246,76 @@ impl Keyring {
     pub fn unlock(&self, unlock: &Unlock) -> Result<Key> {
         match unlock {
             Unlock::Passphrase(pass) => {
-                let mut any = false;
-                for slot in &self.slots {
+                let (mut any, mut unchecked) = (false, false);
+                let mut damaged = Vec::new();
+                for (i, slot) in self.slots.iter().enumerate() {
                     if let Slot::Passphrase {
                         m_kib,
                         t,
                         p,
                         salt,
                         wrapped,
+                        ..
                     } = slot
                     {
                         any = true;
-                        let salt = hex::decode(salt)
-                            .map_err(|_| Error::integrity("keyring", "bad salt"))?;
-                        let wrapped = hex::decode(wrapped)
-                            .map_err(|_| Error::integrity("keyring", "bad slot"))?;
+                        unchecked |= !slot.has_checksum();
+                        let (Some(salt), Some(wrapped), None) = (
+                            hex::decode(salt).ok(),
+                            hex::decode(wrapped).ok(),
+                            slot.damage(),
+                        ) else {
+                            damaged.push((i + 1, slot.damage().unwrap_or("it does not decode")));
+                            continue;
+                        };
                         let kek = argon2_kek(pass, &salt, *m_kib, *t, *p)?;
                         if let Some(master) = unwrap_key(&kek, &slot_aad("passphrase"), &wrapped) {
                             return Ok(master);
                         }
                     }
                 }
-                Err(Error::WrongKey(if any {
-                    "the passphrase does not open this store; check --passphrase-file".into()
-                } else {
-                    "this store has no passphrase; open it with --key-file".into()
-                }))
+                if !any {
+                    return Err(Error::WrongKey(
+                        "this store has no passphrase; open it with --key-file".into(),
+                    ));
+                }
+                Err(not_opened(
+                    &damaged,
+                    "passphrase",
+                    "the passphrase does not open this store; check --passphrase-file".into(),
+                    unchecked,
+                ))
             }
             Unlock::KeyFile(path) => {
                 let secret = read_key_file(path)?;
-                let mut any = false;
-                for slot in &self.slots {
-                    if let Slot::KeyFile { wrapped } = slot {
+                let (mut any, mut unchecked) = (false, false);
+                let mut damaged = Vec::new();
+                for (i, slot) in self.slots.iter().enumerate() {
+                    if let Slot::KeyFile { wrapped, .. } = slot {
                         any = true;
-                        let wrapped = hex::decode(wrapped)
-                            .map_err(|_| Error::integrity("keyring", "bad slot"))?;
+                        unchecked |= !slot.has_checksum();
+                        let (Some(wrapped), None) = (hex::decode(wrapped).ok(), slot.damage())
+                        else {
+                            damaged.push((i + 1, slot.damage().unwrap_or("it does not decode")));
+                            continue;
+                        };
                         if let Some(master) = unwrap_key(&secret, &slot_aad("key_file"), &wrapped) {
                             return Ok(master);
                         }
                     }
                 }
-                Err(Error::WrongKey(if any {
-                    format!("{} is not the key file of this store", path.display())
-                } else {
-                    "this store has no key file; open it with --passphrase-file or at the prompt"
-                        .into()
-                }))
+                if !any {
+                    return Err(Error::WrongKey(
+                        "this store has no key file; open it with --passphrase-file or at the prompt"
+                            .into(),
+                    ));
+                }
+                Err(not_opened(
+                    &damaged,
+                    "key file",
+                    format!("{} is not the key file of this store", path.display()),
+                    unchecked,
+                ))
             }
         }
     }
@@ -274,5 +405,66 @@ mod tests {
             std::fs::metadata(&kf).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    /// Change one hex digit of a slot's wrapped key to another hex digit.
+    fn flip(ring: &mut Keyring, index: usize) {
+        let (Slot::Passphrase { wrapped, .. } | Slot::KeyFile { wrapped, .. }) =
+            &mut ring.slots[index];
+        let mut w: Vec<u8> = wrapped.bytes().collect();
+        w[50] = if w[50] == b'0' { b'1' } else { b'0' };
+        *wrapped = String::from_utf8(w).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_slot_is_named_and_not_taken_for_a_wrong_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let kf = dir.path().join("k");
+        let secret = create_key_file(&kf).unwrap();
+        let master = Key::random();
+        let pass = || Unlock::Passphrase(Zeroizing::new("correct horse".into()));
+        let mut ring = Keyring::create(&master, Some("correct horse"), Some(&secret)).unwrap();
+        // written and read back, the checksums survive
+        let text = serde_json::to_string(&ring).unwrap();
+        assert!(text.contains("\"check\""));
+        flip(&mut ring, 1);
+        match ring.unlock(&Unlock::KeyFile(kf.clone())) {
+            Err(Error::Integrity { what, detail }) => {
+                assert_eq!(what, "keyring");
+                assert!(detail.contains("slot 2 (key file)"), "{detail}");
+                assert!(detail.contains("checksum"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // the intact passphrase slot still opens the store
+        assert_eq!(ring.unlock(&pass()).unwrap().bytes(), master.bytes());
+        // a salt that no longer decodes is damage too
+        if let Slot::Passphrase { salt, .. } = &mut ring.slots[0] {
+            salt.replace_range(0..1, "z");
+        }
+        assert!(matches!(ring.unlock(&pass()), Err(Error::Integrity { .. })));
+    }
+
+    #[test]
+    fn a_keyring_without_checksums_still_opens_and_cannot_tell_damage_from_a_wrong_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let kf = dir.path().join("k");
+        let secret = create_key_file(&kf).unwrap();
+        let master = Key::random();
+        // as an older consentfs wrote it
+        let old = format!(
+            r#"{{"format":"consentfs-keyring","version":1,"slots":[{{"kind":"key_file","wrapped":"{}"}}]}}"#,
+            hex::encode(wrap_key(&secret, &slot_aad("key_file"), &master))
+        );
+        let mut ring: Keyring = serde_json::from_str(&old).unwrap();
+        assert_eq!(
+            ring.unlock(&Unlock::KeyFile(kf.clone())).unwrap().bytes(),
+            master.bytes()
+        );
+        flip(&mut ring, 0);
+        match ring.unlock(&Unlock::KeyFile(kf)) {
+            Err(Error::WrongKey(m)) => assert!(m.contains("cannot be told apart"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

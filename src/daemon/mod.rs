@@ -202,7 +202,15 @@ fn watch(
         fault: Fault::from_env(),
     };
     vfs.live.require_heartbeat();
+    // the log this daemon's connections write to; deleted under it, the daemon and the
+    // commands no longer see each other's changes: stop serving (issue 12, 7)
+    let wal = crate::catalog::wal::Watch::new(catalog.path());
     while !stop.load(Ordering::Relaxed) {
+        if let Some(why) = wal.problem() {
+            vfs.live.fail(&why);
+            flush_pages(&vfs, &out, None);
+            return;
+        }
         let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             w.round(&view, &vfs, conn, &out)
         }));

@@ -119,7 +119,9 @@ pub struct StatFs {
 
 /// Maps logins to OS accounts (uid, primary gid).
 pub trait Accounts: Send + Sync {
-    fn lookup(&self, login: &str) -> Option<(u32, u32)>;
+    /// `Ok(None)`: no such account. `Err`: the lookup itself failed (no file descriptors
+    /// left, the password database unreadable), which must not answer "no such file".
+    fn lookup(&self, login: &str) -> Result<Option<(u32, u32)>>;
 }
 
 /// The machine's accounts (getpwnam), cached: every attribute the mount returns names an
@@ -131,7 +133,7 @@ pub struct OsAccounts {
 }
 
 impl Accounts for OsAccounts {
-    fn lookup(&self, login: &str) -> Option<(u32, u32)> {
+    fn lookup(&self, login: &str) -> Result<Option<(u32, u32)>> {
         const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
         if let Some((found, at)) = self
             .cache
@@ -140,7 +142,7 @@ impl Accounts for OsAccounts {
             .get(login)
         {
             if at.elapsed() < KEEP {
-                return *found;
+                return Ok(*found);
             }
         }
         // A failed lookup (the password database being rewritten, no file descriptors left)
@@ -151,20 +153,34 @@ impl Accounts for OsAccounts {
             Ok(u) => u.map(|u| (u.uid.as_raw(), u.gid.as_raw())),
             Err(e) => {
                 log::warn!("cannot look up an OS account: {e}");
-                return None;
+                return Err(Error::io(
+                    "cannot look up the OS account of a view",
+                    std::io::Error::from(e),
+                ));
             }
         };
+        // "Not found" can also be a lookup that could not run: with `passwd: files systemd`
+        // the files source fails for want of a descriptor and the next one answers "no such
+        // user". Such an answer is believed (and cached) only if the database can be opened.
+        if found.is_none() {
+            if let Err(e) = std::fs::File::open("/etc/passwd") {
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                    log::warn!("cannot look up an OS account: {e}");
+                    return Err(Error::io("cannot look up the OS account of a view", e));
+                }
+            }
+        }
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(login.to_string(), (found, std::time::Instant::now()));
-        found
+        Ok(found)
     }
 }
 
 impl Accounts for HashMap<String, (u32, u32)> {
-    fn lookup(&self, login: &str) -> Option<(u32, u32)> {
-        self.get(login).copied()
+    fn lookup(&self, login: &str) -> Result<Option<(u32, u32)>> {
+        Ok(self.get(login).copied())
     }
 }
 
@@ -345,7 +361,7 @@ impl Vfs {
     fn check_owner_in(&self, view: &View, caller: Caller, login: &str) -> Result<(u32, u32)> {
         let stored = view.user(login).map(|u| u.uid);
         let (uid, gid) = self
-            .account(stored, login)
+            .account(stored, login)?
             .ok_or_else(|| Error::not_found("no OS account for this view".to_string()))?;
         if caller.uid != uid && caller.uid != 0 {
             log::info!(
@@ -361,9 +377,11 @@ impl Vfs {
     /// for (`stored`: `None` when there is no such user, `Some(uid)` with the uid recorded at
     /// `user add`): a login deleted and re-created gets another uid and must not inherit the
     /// grants and drafts of the former account.
-    fn account(&self, stored: Option<Option<u32>>, login: &str) -> Option<(u32, u32)> {
-        let (uid, gid) = self.accounts.lookup(login)?;
-        match stored {
+    fn account(&self, stored: Option<Option<u32>>, login: &str) -> Result<Option<(u32, u32)>> {
+        let Some((uid, gid)) = self.accounts.lookup(login)? else {
+            return Ok(None);
+        };
+        Ok(match stored {
             Some(stored) if !crate::catalog::users::same_account(stored, Some(uid)) => {
                 log::warn!(
                     "the OS account of a user was re-created (uid {uid}, added for {}): its view is not shown; \
@@ -373,21 +391,22 @@ impl Vfs {
                 None
             }
             _ => Some((uid, gid)),
-        }
+        })
     }
 
-    /// Whether the node still exists in the view, as the given login sees it.
-    fn exists(&self, view: &View, node: &Node) -> bool {
-        match node {
+    /// Whether the node still exists in the view, as the given login sees it (an error when
+    /// that cannot be told, e.g. the account lookup failed).
+    fn exists(&self, view: &View, node: &Node) -> Result<bool> {
+        Ok(match node {
             Node::Root => true,
             Node::User(l) => {
                 !view.user_purposes(l).is_empty()
-                    && self.account(view.user(l).map(|u| u.uid), l).is_some()
+                    && self.account(view.user(l).map(|u| u.uid), l)?.is_some()
             }
             Node::Purpose(l, p) => view.user_purposes(l).iter().any(|(q, _)| q.id == *p),
             Node::Dir(l, p, path) => view.dir_visible(l, *p, path) || self.made_dir(l, *p, path),
             Node::File(l, p, a) => view.file_visible(l, *p, *a),
-        }
+        })
     }
 
     fn attr_of(&self, view: &View, node: &Node, ino: Ino) -> Result<Attr> {
@@ -410,14 +429,14 @@ impl Vfs {
             Node::User(l) => {
                 let (uid, gid) = self
                     .accounts
-                    .lookup(l)
+                    .lookup(l)?
                     .ok_or_else(|| Error::not_found("no account"))?;
                 dir(0o700, uid, gid)
             }
             Node::Purpose(l, p) => {
                 let (uid, gid) = self
                     .accounts
-                    .lookup(l)
+                    .lookup(l)?
                     .ok_or_else(|| Error::not_found("no account"))?;
                 let access = view
                     .user_purposes(l)
@@ -429,14 +448,14 @@ impl Vfs {
             Node::Dir(l, p, path) => {
                 let (uid, gid) = self
                     .accounts
-                    .lookup(l)
+                    .lookup(l)?
                     .ok_or_else(|| Error::not_found("no account"))?;
                 dir(perm_for(view.access(l, *p, path), 0o700, 0o500), uid, gid)
             }
             Node::File(l, p, a) => {
                 let (uid, gid) = self
                     .accounts
-                    .lookup(l)
+                    .lookup(l)?
                     .ok_or_else(|| Error::not_found("no account"))?;
                 let info = view
                     .asset(*a)
@@ -463,17 +482,19 @@ impl Vfs {
     }
 
     /// The child called `name` of `parent`, if it exists in the view.
-    fn child(&self, view: &View, parent: &Node, name: &str) -> Option<Node> {
-        match parent {
+    fn child(&self, view: &View, parent: &Node, name: &str) -> Result<Option<Node>> {
+        Ok(match parent {
             Node::Root => {
                 let login: Arc<str> = Arc::from(name);
                 let node = Node::User(login);
-                self.exists(view, &node).then_some(node)
+                self.exists(view, &node)?.then_some(node)
             }
             Node::User(l) => {
-                let p = view.purpose_by_name(name)?;
+                let Some(p) = view.purpose_by_name(name) else {
+                    return Ok(None);
+                };
                 let node = Node::Purpose(l.clone(), p.id);
-                self.exists(view, &node).then_some(node)
+                self.exists(view, &node)?.then_some(node)
             }
             Node::Purpose(l, p) | Node::Dir(l, p, _) => {
                 let dir = match parent {
@@ -482,13 +503,13 @@ impl Vfs {
                 };
                 let sub = crate::catalog::assets::join_path(&dir, name);
                 if view.dir_visible(l, *p, &sub) || self.made_dir(l, *p, &sub) {
-                    return Some(Node::Dir(l.clone(), *p, Arc::from(sub.as_str())));
+                    return Ok(Some(Node::Dir(l.clone(), *p, Arc::from(sub.as_str()))));
                 }
                 view.file_in(l, *p, &dir, name)
                     .map(|a| Node::File(l.clone(), *p, a))
             }
             Node::File(..) => None,
-        }
+        })
     }
 
     pub fn lookup(&self, caller: Caller, parent: Ino, name: &str) -> Result<Attr> {
@@ -497,16 +518,16 @@ impl Vfs {
             self.check_owner(caller, login)?;
         }
         let view = self.view();
-        if !self.exists(&view, &parent_node) {
+        if !self.exists(&view, &parent_node)? {
             return Err(Error::not_found("folder no longer exists"));
         }
         let node = self
-            .child(&view, &parent_node, name)
+            .child(&view, &parent_node, name)?
             .ok_or_else(|| Error::not_found("no such entry"))?;
         if let Node::User(login) = &node {
             // Who has a folder here is no one else's business: another user's folder does
             // not exist for the caller (ENOENT, not EACCES, which would confirm the name).
-            if !self.own_folder(caller, login) {
+            if !self.own_folder(caller, login)? {
                 return Err(Error::not_found("no such entry"));
             }
         } else if let Some(login) = node.login() {
@@ -518,12 +539,12 @@ impl Vfs {
 
     /// The caller's own folder (root's: every folder). The mount root lists only these, and
     /// names only these on lookup.
-    fn own_folder(&self, caller: Caller, login: &str) -> bool {
-        caller.uid == 0
+    fn own_folder(&self, caller: Caller, login: &str) -> Result<bool> {
+        Ok(caller.uid == 0
             || self
                 .accounts
-                .lookup(login)
-                .is_some_and(|(uid, _)| uid == caller.uid)
+                .lookup(login)?
+                .is_some_and(|(uid, _)| uid == caller.uid))
     }
 
     pub fn forget(&self, ino: Ino, n: u64) {
@@ -533,14 +554,14 @@ impl Vfs {
     pub fn getattr(&self, caller: Caller, ino: Ino) -> Result<Attr> {
         let node = self.node(ino)?;
         if let Node::User(login) = &node {
-            if !self.own_folder(caller, login) {
+            if !self.own_folder(caller, login)? {
                 return Err(Error::not_found("no such entry"));
             }
         } else if let Some(login) = node.login() {
             self.check_owner(caller, login)?;
         }
         let view = self.view();
-        if !self.exists(&view, &node) {
+        if !self.exists(&view, &node)? {
             return Err(Error::not_found("no longer in the view"));
         }
         self.attr_of(&view, &node, ino)
@@ -554,17 +575,19 @@ impl Vfs {
             self.check_owner(caller, login)?;
         }
         let view = self.view();
-        if !self.exists(&view, &node) {
+        if !self.exists(&view, &node)? {
             return Err(Error::not_found("folder no longer exists"));
         }
         let children: Vec<(String, Node)> = match &node {
             Node::Root => {
                 // only the caller's own folder (root sees all): the list of everyone with a
                 // grant would tell every local user who works on what
-                let mut logins: Vec<&str> = view
-                    .logins()
-                    .filter(|l| self.accounts.lookup(l).is_some() && self.own_folder(caller, l))
-                    .collect();
+                let mut logins: Vec<&str> = Vec::new();
+                for l in view.logins() {
+                    if self.accounts.lookup(l)?.is_some() && self.own_folder(caller, l)? {
+                        logins.push(l);
+                    }
+                }
                 logins.sort();
                 logins
                     .into_iter()
@@ -726,9 +749,10 @@ impl Vfs {
                 self.check_write(&view, login, *purpose, *asset)?;
             }
         }
+        // refused with the error as it is: a full disk is ENOSPC and says "disk full", not an
+        // integrity error (nothing is damaged)
         self.record_open(caller, login, *purpose, *asset)
-            .inspect_err(|e| log::error!("cannot record an open of asset {asset} in the audit log, so it is refused: {e}"))
-            .map_err(|e| crate::error::Error::integrity("audit log", e.to_string()))?;
+            .inspect_err(|e| log::error!("cannot record an open of asset {asset} in the audit log, so it is refused: {e}"))?;
         if !(write && truncate) {
             // what this process writes next may be made from it
             self.provenance.read(caller.pid, *asset);

@@ -306,7 +306,7 @@ impl Vfs {
         {
             let view = self.view();
             self.need(&view, &login, purpose, &folder, Access::Write)?;
-            if self.child(&view, &parent_node, name).is_some() {
+            if self.child(&view, &parent_node, name)?.is_some() {
                 return Err(errno(libc::EEXIST, "exists"));
             }
         }
@@ -926,7 +926,7 @@ impl Vfs {
         let path = join_path(&folder, name);
         let view = self.view();
         self.need(&view, &login, purpose, &path, Access::Write)?;
-        if self.child(&view, &parent_node, name).is_some() {
+        if self.child(&view, &parent_node, name)?.is_some() {
             return Err(errno(libc::EEXIST, "exists"));
         }
         {
@@ -1029,7 +1029,7 @@ impl Vfs {
         }
         let dst_taken_elsewhere = dst.is_none()
             && self
-                .child(&view, &self.node(new_parent)?, new_name)
+                .child(&view, &self.node(new_parent)?, new_name)?
                 .is_some();
         drop(view);
         if dst_taken_elsewhere {
