@@ -570,6 +570,14 @@ pub fn known_objects(conn: &Connection) -> Result<std::collections::HashSet<Stri
     Ok(ids)
 }
 
+/// Whether the catalog records the object `id` (hex).
+pub fn object_known(conn: &Connection, id: &str) -> Result<bool> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM objects WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    Ok(n > 0)
+}
+
 /// A draft: a file a user created through the mount, shown only to them, in the purpose folder
 /// where they made it, until a reviewer links persons (or derives it from an asset).
 pub fn add_draft(

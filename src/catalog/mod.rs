@@ -32,7 +32,23 @@ pub struct Catalog {
     /// Where every commit's audit head is anchored (see `anchor`); none in tests that open a
     /// catalog directly.
     anchor: Option<anchor::Anchor>,
+    /// How a command waits for the write lock (see [`Catalog::wait_naming_holders`]); none:
+    /// the connection's busy timeout alone (the daemon's connections).
+    wait: Option<Waiting>,
 }
+
+/// A command's way of waiting for the catalog's write lock.
+struct Waiting {
+    /// The store's root, whose registry of running processes names who holds the lock.
+    store_root: std::path::PathBuf,
+    /// How long to wait in all before giving up.
+    limit: std::time::Duration,
+}
+
+/// The busy timeout of every catalog connection (how long one statement waits for a lock).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// After this long waiting for the write lock, a command says who holds it.
+const SAY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn keyed_connection(path: &Path, key: &Key, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
@@ -42,7 +58,7 @@ fn keyed_connection(path: &Path, key: &Key, flags: OpenFlags) -> Result<Connecti
     // deleted and overwritten content is zeroed in its page, not left in free space: an erased
     // name or a destroyed data key must not stay decryptable inside the catalog file
     conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
 
@@ -74,6 +90,7 @@ impl Catalog {
             conn,
             audit_key,
             anchor: None,
+            wait: None,
         };
         cat.migrate()?;
         let tx = cat.begin(actor, now)?;
@@ -116,6 +133,7 @@ impl Catalog {
             conn,
             audit_key,
             anchor: None,
+            wait: None,
         };
         cat.migrate()?;
         Ok(cat)
@@ -200,12 +218,27 @@ impl Catalog {
         &self.audit_key
     }
 
-    /// Start the one write transaction of a command. `BEGIN IMMEDIATE` takes the write lock at
-    /// once, so two concurrent commands serialise instead of failing half-way.
+    /// Make [`Catalog::begin`] wait up to `limit` for the write lock, saying after a second
+    /// which consentfs processes of the store at `store_root` hold it (a command line waits
+    /// for an import's batch or a save; someone watching should know why and for whom),
+    /// and failing with their names after `limit`.
+    pub fn wait_naming_holders(&mut self, store_root: &Path, limit: std::time::Duration) {
+        self.wait = Some(Waiting {
+            store_root: store_root.to_path_buf(),
+            limit,
+        });
+    }
+
+    /// Start a write transaction. `BEGIN IMMEDIATE` takes the write lock at once, so two
+    /// concurrent commands serialise instead of failing half-way. No command holds it for
+    /// long (an import commits in short batches), so the wait is normally short.
     pub fn begin(&mut self, actor: &str, now: Time) -> Result<Tx<'_>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = match &self.wait {
+            None => self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            Some(w) => Self::begin_waiting(&self.conn, w)?,
+        };
         Ok(Tx {
             tx,
             actor: actor.to_string(),
@@ -213,6 +246,55 @@ impl Catalog {
             audit_key: &self.audit_key,
             anchor: self.anchor.as_ref(),
         })
+    }
+}
+
+impl Catalog {
+    fn begin_waiting<'c>(conn: &'c Connection, w: &Waiting) -> Result<rusqlite::Transaction<'c>> {
+        let started = std::time::Instant::now();
+        let mut told = false;
+        let result = loop {
+            let left = w.limit.saturating_sub(started.elapsed());
+            let step = if told { left } else { SAY_AFTER.min(left) };
+            conn.busy_timeout(step.max(std::time::Duration::from_millis(1)))?;
+            match rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+                Ok(tx) => break Ok(tx),
+                Err(e) => {
+                    let e = Error::from(e);
+                    if !is_busy(&e) {
+                        break Err(e);
+                    }
+                    if started.elapsed() >= w.limit {
+                        let who = holders(&w.store_root);
+                        break Err(Error::invalid(format!(
+                            "the catalog stayed busy for {} s, in use by: {who}; nothing was changed, try again when it has finished",
+                            w.limit.as_secs()
+                        )));
+                    }
+                    if !told {
+                        told = true;
+                        let who = holders(&w.store_root);
+                        eprintln!("consentfs: waiting for the catalog, in use by: {who}…");
+                    }
+                }
+            }
+        };
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        result
+    }
+}
+
+/// The other consentfs processes of the store, for a message.
+fn holders(store_root: &Path) -> String {
+    let others = crate::store::running::others(store_root);
+    if others.is_empty() {
+        "another program (no other consentfs command is registered)".to_string()
+    } else {
+        others
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

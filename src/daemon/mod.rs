@@ -134,19 +134,27 @@ fn raise_readahead(mountpoint: &Path) {
 fn housekeeping(store: &Store, catalog: &mut Catalog) -> Result<()> {
     let actor = "consentfs-daemon";
     let now = chrono::Utc::now();
-    {
-        // the write lock: no command is between writing an object and recording it
+    // objects of commands that died before they recorded them (their intents journals)
+    let reaped = crate::store::intents::reap(store, catalog.conn())?;
+    // then every other object nobody will record: left by an interrupted save of a daemon, or
+    // by a crash before journals existed; never one a running command announced
+    let removed = store.collect_orphans(|| {
+        // the write lock, taken only for this read: a command that writes an object inside
+        // its transaction has recorded or removed it by then
         let tx = catalog.begin(actor, now)?;
-        let known = crate::catalog::assets::known_objects(&tx)?;
-        let removed = store.collect_orphans(&known)?;
-        if removed > 0 {
-            tx.audit(
-                "store.gc",
-                serde_json::json!({ "orphans_removed": removed }),
-            )?;
-            log::info!("removed {removed} orphaned object file(s) left by an interrupted save");
-        }
+        crate::catalog::assets::known_objects(&tx)
+    })?;
+    if removed + reaped > 0 {
+        let tx = catalog.begin(actor, now)?;
+        tx.audit(
+            "store.gc",
+            serde_json::json!({ "orphans_removed": removed + reaped }),
+        )?;
         tx.commit()?;
+        log::info!(
+            "removed {} orphaned object file(s) left by an interrupted save or import",
+            removed + reaped
+        );
     }
     let shredded = crate::shred::work_off(store, catalog, actor)?;
     if shredded > 0 {
