@@ -251,8 +251,10 @@ pub fn run(
         files: plan,
         skipped_links,
     } = plan(paths, &base)?;
-    // A path that already exists is only acceptable when it holds the very same bytes.
-    for item in &plan {
+    // A path that already exists is only acceptable when it holds the very same bytes (an
+    // import run again after it was interrupted): such a file is not encrypted again.
+    let mut already: Vec<Option<i64>> = vec![None; plan.len()];
+    for (item, known) in plan.iter().zip(already.iter_mut()) {
         if let Some(existing) =
             assets::path_taken(ctx.catalog.conn(), &item.collection, &item.name)?
         {
@@ -266,6 +268,7 @@ pub fn run(
                     join_path(&item.collection, &item.name)
                 )));
             }
+            *known = Some(existing);
         }
     }
     let total: u64 = plan.iter().map(|p| p.size).sum();
@@ -281,7 +284,14 @@ pub fn run(
     );
     let mut journal = intents::Journal::new(&ctx.store);
     let mut outcomes = Vec::with_capacity(plan.len());
-    let result = execute(ctx, &plan, until, &bar, &mut journal, &mut outcomes);
+    let result = execute(
+        ctx,
+        (&plan, &already),
+        until,
+        &bar,
+        &mut journal,
+        &mut outcomes,
+    );
     bar.finish_and_clear();
     // whatever was written and not recorded (a failed batch, duplicates) goes now
     let finished = journal.finish(&ctx.store, ctx.catalog.conn());
@@ -348,24 +358,42 @@ const BATCH_FILES: usize = 256;
 /// for a few milliseconds per batch, never for the import.
 const BATCH_TIME: Duration = Duration::from_millis(300);
 
+/// A planned file on its way into the catalog.
+enum Pending {
+    /// Encrypted into this object, announced in the journal, not recorded yet.
+    Written(NewObject),
+    /// Its path already holds the same bytes (asset id): not encrypted again.
+    Known(i64),
+}
+
 /// Encrypt every planned file (outside any transaction) and record them in batches; the
-/// outcome of every recorded file is pushed to `outcomes` as its batch commits.
+/// outcome of every recorded file is pushed to `outcomes` as its batch commits. `already`
+/// holds, per planned file, the asset its path already holds with the same bytes.
 fn execute(
     ctx: &mut Ctx,
-    plan: &[Planned],
+    (plan, already): (&[Planned], &[Option<i64>]),
     retention_until: Option<crate::policy::Time>,
     bar: &indicatif::ProgressBar,
     journal: &mut intents::Journal,
     outcomes: &mut Vec<Outcome>,
 ) -> Result<()> {
     let mut seen: HashMap<[u8; 32], (i64, String)> = HashMap::new();
-    let mut pending: Vec<NewObject> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
     let mut since = Instant::now();
-    for item in plan {
-        let file = open_planned(item)?;
-        let obj = journal.put(&ctx.store, &mut Counting { inner: file, bar })?;
-        pending.push(obj);
-        if pending.len() >= BATCH_FILES || since.elapsed() >= BATCH_TIME {
+    for (i, item) in plan.iter().enumerate() {
+        match already[i] {
+            Some(asset) => {
+                bar.inc(item.size);
+                pending.push(Pending::Known(asset));
+            }
+            None => {
+                let file = open_planned(item)?;
+                let obj = journal.put(&ctx.store, &mut Counting { inner: file, bar })?;
+                pending.push(Pending::Written(obj));
+            }
+        }
+        let last = i + 1 == plan.len();
+        if last || pending.len() >= BATCH_FILES || since.elapsed() >= BATCH_TIME {
             let done = outcomes.len();
             record_batch(
                 ctx,
@@ -379,27 +407,16 @@ fn execute(
             since = Instant::now();
         }
     }
-    if !pending.is_empty() {
-        let done = outcomes.len();
-        record_batch(
-            ctx,
-            &plan[done..],
-            &pending,
-            retention_until,
-            &mut seen,
-            outcomes,
-        )?;
-    }
     Ok(())
 }
 
-/// Record one batch of written objects in one short transaction, checking again what the
-/// plan checked: a path taken meanwhile by other bytes refuses the import, a path holding the
-/// same bytes or bytes already in the store make the file a duplicate (its object removed).
+/// Record one batch in one short transaction, checking again what the plan checked: a path
+/// taken meanwhile by other bytes refuses the import, a path holding the same bytes or bytes
+/// already in the store make the file a duplicate (its new object removed).
 fn record_batch(
     ctx: &mut Ctx,
     items: &[Planned],
-    objects: &[NewObject],
+    pending: &[Pending],
     retention_until: Option<crate::policy::Time>,
     seen: &mut HashMap<[u8; 32], (i64, String)>,
     outcomes: &mut Vec<Outcome>,
@@ -408,10 +425,28 @@ fn record_batch(
     let mut batch: HashMap<[u8; 32], (i64, String)> = HashMap::new();
     let mut done = Vec::with_capacity(items.len());
     let mut duplicates = Vec::new();
-    for (item, obj) in items.iter().zip(objects) {
+    for (item, p) in items.iter().zip(pending) {
         let path = join_path(&item.collection, &item.name);
+        let taken = assets::path_taken(&tx, &item.collection, &item.name)?;
+        let obj = match p {
+            Pending::Known(asset) if taken == Some(*asset) => {
+                done.push(Outcome {
+                    path: path.clone(),
+                    status: "duplicate",
+                    asset: *asset,
+                    duplicate_of: Some(path),
+                });
+                continue;
+            }
+            Pending::Known(_) => {
+                return Err(Error::invalid(format!(
+                    "'{path}' was changed in the store while importing"
+                )))
+            }
+            Pending::Written(obj) => obj,
+        };
         let by_content = assets::find_by_content(&tx, &obj.content_hash)?;
-        if let Some(existing) = assets::path_taken(&tx, &item.collection, &item.name)? {
+        if let Some(existing) = taken {
             if by_content.as_ref().is_none_or(|a| a.id != existing) {
                 return Err(Error::invalid(format!(
                     "'{path}' already exists in the store (asset {existing}) with other content; import into another --collection"

@@ -819,7 +819,13 @@ mod tests {
         };
         assert_eq!(name(&["import", "/home/anna/secret.jpg"]), "import");
         assert_eq!(
-            name(&["consent", "withdraw", "Anna Example", "--purpose", "website"]),
+            name(&[
+                "consent",
+                "withdraw",
+                "Anna Example",
+                "--purpose",
+                "website"
+            ]),
             "consent withdraw"
         );
         assert_eq!(name(&["person", "erase", "Anna", "--yes"]), "person erase");
