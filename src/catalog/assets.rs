@@ -845,6 +845,29 @@ pub fn trashed(conn: &Connection) -> Result<Vec<(AssetRow, Time)>> {
         .collect())
 }
 
+/// Up to `limit` assets in the trash since before `cutoff`, oldest first: one batch of a
+/// purge (each batch its own short transaction).
+pub fn trashed_before(conn: &Connection, cutoff: Time, limit: usize) -> Result<Vec<AssetId>> {
+    let ids = conn
+        .prepare_cached(
+            "SELECT id FROM assets WHERE status = 'trash' AND COALESCE(trashed_at, 0) < ?1
+              ORDER BY trashed_at, id LIMIT ?2",
+        )?
+        .query_map(params![when::to_secs(cutoff), limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+/// How many assets are in the trash since before `cutoff`.
+pub fn count_trashed_before(conn: &Connection, cutoff: Time) -> Result<usize> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM assets WHERE status = 'trash' AND COALESCE(trashed_at, 0) < ?1",
+        )?
+        .query_row([when::to_secs(cutoff)], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
 /// A draft whose first version is an object already in the catalog (a backup copy an editor
 /// keeps while it writes the new version under the original name).
 pub fn add_draft_of_object(

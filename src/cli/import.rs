@@ -497,6 +497,10 @@ fn record_batch(
 /// minors with a guardian), `assets` photos in 100 collections linked to 1-3 persons each (one
 /// in twenty marked no-persons), `events` consent events, and a user `bench` who may read every
 /// default purpose. All assets share one small encrypted object.
+///
+/// For benchmarks only: it builds the whole catalog in one transaction and so holds the
+/// catalog's write lock for as long as that takes (seconds for 100,000 assets); run it on a
+/// store nobody else uses at the time.
 /// What `consentfs generate` makes.
 pub struct GenerateSpec {
     pub assets: usize,

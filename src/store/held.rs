@@ -43,7 +43,6 @@ pub fn create(dir: &Path, prefix: &str) -> Result<Held> {
         let path = dir.join(name);
         let file = match std::fs::OpenOptions::new()
             .read(true)
-            .write(true)
             .append(true)
             .create_new(true)
             .mode(private::FILE_MODE)

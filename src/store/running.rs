@@ -38,6 +38,8 @@ pub fn register(root: &Path, command: &str) -> Result<Registration> {
     let mut h = held::create(&dir(root), &format!("{pid}-"))?;
     let text = format!("{pid}\n{command}\n");
     h.file.write_all(text.as_bytes()).at("write", &h.path)?;
+    // entries of processes that died are removed on the way
+    let _ = others(root);
     Ok(Registration { held: Some(h) })
 }
 
