@@ -5,6 +5,9 @@
 //!   keyring        master key, wrapped (crypto::keyring)
 //!   catalog.db     SQLCipher database (catalog)
 //!   objects/ab/…   one encrypted object per file version, named by random id
+//!   intents/…      journals of objects being written outside a transaction (intents)
+//!   running/…      who uses the store right now: pid and subcommand (running)
+//!   daemon.lock    held by the one daemon serving the store
 //! ```
 //!
 //! Objects are written to a `.tmp` file, fsynced and renamed into place, so an object file either
