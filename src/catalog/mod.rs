@@ -379,3 +379,58 @@ pub(crate) fn as_id(s: &str) -> Option<i64> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A command that cannot get the write lock waits (beyond the connection's busy timeout
+    /// would be too slow here: a short limit), then fails with a message saying who uses the
+    /// store, as a usage error (exit 2), and its connection waits as before afterwards.
+    #[test]
+    fn begin_gives_up_after_its_limit_naming_the_holders() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("s");
+        let store = crate::store::Store::init(
+            &root,
+            None,
+            Some(&d.path().join("k")),
+            chrono::Utc::now(),
+            "t",
+        )
+        .unwrap();
+        let open = || {
+            Catalog::open(
+                &store.catalog_path(),
+                &store.catalog_key(),
+                store.audit_key(),
+            )
+        };
+        let mut holder = open().unwrap();
+        let mut waiter = open().unwrap();
+        waiter.wait_naming_holders(&root, Duration::from_secs(2));
+        let held = holder.begin("holder", chrono::Utc::now()).unwrap();
+        let started = Instant::now();
+        let e = waiter
+            .begin("waiter", chrono::Utc::now())
+            .err()
+            .expect("the lock is held");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(2), "{waited:?}");
+        let msg = e.to_string();
+        // the holder here is this very process, which never names itself
+        assert!(
+            msg.contains("stayed busy for 2 s, in use by: another program"),
+            "{msg}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        held.commit().unwrap();
+        // once free, the waiter gets it at once
+        waiter
+            .begin("waiter", chrono::Utc::now())
+            .unwrap()
+            .commit()
+            .unwrap();
+    }
+}
