@@ -337,3 +337,57 @@ fn a_mount_started_during_an_import_keeps_the_imports_objects() {
         assert_eq!(t.ok(&["cat", &id]).raw, content("during", i), "asset {id}");
     }
 }
+
+/// Each batch checks again what the plan checked: a path another import takes with other bytes
+/// while this one runs stops it there (never overwritten, never twice), its recorded batches
+/// stay, it says so, and it leaves no unrecorded object behind.
+#[test]
+fn a_path_taken_during_an_import_stops_it_there_and_says_what_was_recorded() {
+    let t = TestStore::new();
+    const N: usize = 600;
+    let src = photos(&t, "race", N);
+    let before = count_assets(&t);
+    let import = spawn_import(&t, "race", &src);
+    wait_first_batch(&t, before);
+    // another import takes the last file's path with other bytes
+    let other = t.write("other/img00599.jpg", b"someone else's photo");
+    let r = t.run(&["import", "--collection", "race", other.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let out = import.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'race/img00599.jpg' already exists in the store")
+            && stderr.contains("the same command imports the rest"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nothing was imported"), "{stderr}");
+    // the batches before the one with the taken path stay, each file whole
+    let names = names_in(&t, "race");
+    let recorded = names.len() - 1;
+    assert!(
+        stderr.contains(&format!(
+            "The first {recorded} file(s) were recorded ({recorded} imported)"
+        )),
+        "{stderr}"
+    );
+    let all: Vec<String> = (0..N).map(|i| format!("img{i:05}.jpg")).collect();
+    assert_eq!(names[..recorded], all[..recorded]);
+    assert_eq!(names[recorded], "img00599.jpg");
+    assert_eq!(on_disk(&t), known(&t));
+    assert!(journals(&t).is_empty());
+    let id = {
+        let (_s, cat) = t.open_catalog();
+        cat.conn()
+            .query_row(
+                "SELECT id FROM assets WHERE collection = 'race' AND name = 'img00599.jpg'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(t.ok(&["cat", &id]).raw, b"someone else's photo");
+    t.ok(&["audit", "verify"]);
+}

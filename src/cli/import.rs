@@ -306,8 +306,8 @@ pub fn run(
             .replace("; nothing was imported", "")
             .replace(" (nothing was imported)", "");
         return Err(Error::invalid(format!(
-            "{msg}; the {} file(s) before it were recorded ({imported} imported), the rest not: \
-             run the same command again to import the rest",
+            "{msg}. The first {} file(s) were recorded ({imported} imported), the rest not; once this is solved, \
+             the same command imports the rest (what it recorded shows as duplicates)",
             outcomes.len()
         )));
     }
