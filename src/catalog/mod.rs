@@ -267,7 +267,7 @@ impl Catalog {
                     if started.elapsed() >= w.limit {
                         let who = holders(&w.store_root);
                         break Err(Error::invalid(format!(
-                            "the catalog stayed busy for {} s, in use by: {who}; nothing was changed, try again when it has finished",
+                            "the catalog stayed busy for {} s, in use by: {who}; try again when it has finished",
                             w.limit.as_secs()
                         )));
                     }
