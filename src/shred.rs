@@ -46,8 +46,14 @@ pub fn work_off(store: &Store, catalog: &mut Catalog, actor: &str) -> Result<usi
     }
 }
 
+/// How many assets one transaction of a purge shreds: the catalog's write lock is held for
+/// a batch, never for a purge of the whole trash (a withdrawal or a save must get through).
+const PURGE_BATCH: usize = 256;
+
 /// Crypto-shred every asset trashed before `cutoff` (trash purge, retention, the mount's start);
-/// returns how many.
+/// returns how many. Each batch is read and purged in its own transaction (an asset restored
+/// meanwhile is not purged); a purge killed half-way leaves whole assets purged and the rest in
+/// the trash, for the next run.
 pub fn purge_trash(
     store: &Store,
     catalog: &mut Catalog,
@@ -55,16 +61,28 @@ pub fn purge_trash(
     now: Time,
     cutoff: Time,
 ) -> Result<usize> {
-    let tx = catalog.begin(actor, now)?;
-    let due: Vec<i64> = assets::trashed(&tx)?
-        .into_iter()
-        .filter(|(_, t)| *t < cutoff)
-        .map(|(a, _)| a.id)
-        .collect();
-    for id in &due {
-        assets::purge(&tx, *id)?;
+    let mut purged = 0;
+    loop {
+        let tx = catalog.begin(actor, now)?;
+        let due = assets::trashed_before(&tx, cutoff, PURGE_BATCH)?;
+        if due.is_empty() {
+            break;
+        }
+        // counted in the transaction: a purge also takes trashed copies of the same content
+        let before = assets::count_trashed_before(&tx, cutoff)?;
+        for id in &due {
+            assets::purge(&tx, *id)?;
+        }
+        let after = assets::count_trashed_before(&tx, cutoff)?;
+        // a purge always leaves the trash; this guards the loop should it ever not
+        if after >= before {
+            return Err(crate::error::Error::invalid(
+                "purging the trash makes no progress (catalog inconsistent?)",
+            ));
+        }
+        tx.commit()?;
+        purged += before - after;
     }
-    tx.commit()?;
     work_off(store, catalog, actor)?;
-    Ok(due.len())
+    Ok(purged)
 }

@@ -634,6 +634,14 @@ pub fn known_objects(conn: &Connection) -> Result<std::collections::HashSet<Stri
     Ok(ids)
 }
 
+/// Whether the catalog records the object `id` (hex).
+pub fn object_known(conn: &Connection, id: &str) -> Result<bool> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM objects WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    Ok(n > 0)
+}
+
 /// A draft: a file a user created through the mount, shown only to them, in the purpose folder
 /// where they made it, until a reviewer links persons (or derives it from an asset).
 pub fn add_draft(
@@ -899,6 +907,29 @@ pub fn trashed(conn: &Connection) -> Result<Vec<(AssetRow, Time)>> {
         .into_iter()
         .map(|(a, t)| (a, when::from_secs(t.unwrap_or(0))))
         .collect())
+}
+
+/// Up to `limit` assets in the trash since before `cutoff`, oldest first: one batch of a
+/// purge (each batch its own short transaction).
+pub fn trashed_before(conn: &Connection, cutoff: Time, limit: usize) -> Result<Vec<AssetId>> {
+    let ids = conn
+        .prepare_cached(
+            "SELECT id FROM assets WHERE status = 'trash' AND COALESCE(trashed_at, 0) < ?1
+              ORDER BY trashed_at, id LIMIT ?2",
+        )?
+        .query_map(params![when::to_secs(cutoff), limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+/// How many assets are in the trash since before `cutoff`.
+pub fn count_trashed_before(conn: &Connection, cutoff: Time) -> Result<usize> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM assets WHERE status = 'trash' AND COALESCE(trashed_at, 0) < ?1",
+        )?
+        .query_row([when::to_secs(cutoff)], |r| r.get(0))?;
+    Ok(n as usize)
 }
 
 /// A draft whose first version is an object already in the catalog (a backup copy an editor

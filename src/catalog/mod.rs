@@ -33,6 +33,9 @@ pub struct Catalog {
     /// Where every commit's audit head is anchored (see `anchor`); none in tests that open a
     /// catalog directly.
     anchor: Option<anchor::Anchor>,
+    /// How a command waits for the write lock (see [`Catalog::wait_naming_holders`]); none:
+    /// the connection's busy timeout alone (the daemon's connections).
+    wait: Option<Waiting>,
     path: PathBuf,
     /// Committed changes found missing from the write-ahead log at open (no other process had
     /// the catalog open, so SQLite went on from the last checkpoint): the rollback check says so.
@@ -51,6 +54,17 @@ pub fn busy_error() -> Error {
         Some("the catalog is in use by another command".into()),
     ))
 }
+
+/// A command's way of waiting for the catalog's write lock.
+struct Waiting {
+    /// The store's root, whose registry of running processes names who holds the lock.
+    store_root: std::path::PathBuf,
+    /// How long to wait in all before giving up.
+    limit: std::time::Duration,
+}
+
+/// After this long waiting for the write lock, a command says who holds it.
+const SAY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn keyed_connection(path: &Path, key: &Key, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
@@ -93,6 +107,7 @@ impl Catalog {
             conn,
             audit_key,
             anchor: None,
+            wait: None,
             path: path.to_path_buf(),
             wal_loss: None,
             _registered: registered,
@@ -153,6 +168,7 @@ impl Catalog {
             conn,
             audit_key,
             anchor: None,
+            wait: None,
             path: path.to_path_buf(),
             wal_loss,
             _registered: registered,
@@ -254,12 +270,27 @@ impl Catalog {
         &self.audit_key
     }
 
-    /// Start the one write transaction of a command. `BEGIN IMMEDIATE` takes the write lock at
-    /// once, so two concurrent commands serialise instead of failing half-way.
+    /// Make [`Catalog::begin`] wait up to `limit` for the write lock, saying after a second
+    /// which consentfs processes of the store at `store_root` hold it (a command line waits
+    /// for an import's batch or a save; someone watching should know why and for whom),
+    /// and failing with their names after `limit`.
+    pub fn wait_naming_holders(&mut self, store_root: &Path, limit: std::time::Duration) {
+        self.wait = Some(Waiting {
+            store_root: store_root.to_path_buf(),
+            limit,
+        });
+    }
+
+    /// Start a write transaction. `BEGIN IMMEDIATE` takes the write lock at once, so two
+    /// concurrent commands serialise instead of failing half-way. No command holds it for
+    /// long (an import commits in short batches), so the wait is normally short.
     pub fn begin(&mut self, actor: &str, now: Time) -> Result<Tx<'_>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = match &self.wait {
+            None => self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            Some(w) => Self::begin_waiting(&self.conn, w)?,
+        };
         Ok(Tx {
             tx,
             actor: actor.to_string(),
@@ -296,6 +327,55 @@ impl Catalog {
             audit_key: &self.audit_key,
             anchor: self.anchor.as_ref(),
         })
+    }
+}
+
+impl Catalog {
+    fn begin_waiting<'c>(conn: &'c Connection, w: &Waiting) -> Result<rusqlite::Transaction<'c>> {
+        let started = std::time::Instant::now();
+        let mut told = false;
+        let result = loop {
+            let left = w.limit.saturating_sub(started.elapsed());
+            let step = if told { left } else { SAY_AFTER.min(left) };
+            conn.busy_timeout(step.max(std::time::Duration::from_millis(1)))?;
+            match rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+                Ok(tx) => break Ok(tx),
+                Err(e) => {
+                    let e = Error::from(e);
+                    if !is_busy(&e) {
+                        break Err(e);
+                    }
+                    if started.elapsed() >= w.limit {
+                        let who = holders(&w.store_root);
+                        break Err(Error::invalid(format!(
+                            "the catalog stayed busy for {} s, in use by: {who}; try again when it has finished",
+                            w.limit.as_secs()
+                        )));
+                    }
+                    if !told {
+                        told = true;
+                        let who = holders(&w.store_root);
+                        eprintln!("consentfs: waiting for the catalog, in use by: {who}…");
+                    }
+                }
+            }
+        };
+        conn.busy_timeout(BUSY_WAIT)?;
+        result
+    }
+}
+
+/// The other consentfs processes of the store, for a message.
+fn holders(store_root: &Path) -> String {
+    let others = crate::store::running::others(store_root);
+    if others.is_empty() {
+        "another program (no other consentfs command is registered)".to_string()
+    } else {
+        others
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -399,5 +479,60 @@ pub(crate) fn as_id(s: &str) -> Option<i64> {
         s.parse().ok()
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A command that cannot get the write lock waits (beyond the connection's busy timeout
+    /// would be too slow here: a short limit), then fails with a message saying who uses the
+    /// store, as a usage error (exit 2), and its connection waits as before afterwards.
+    #[test]
+    fn begin_gives_up_after_its_limit_naming_the_holders() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("s");
+        let store = crate::store::Store::init(
+            &root,
+            None,
+            Some(&d.path().join("k")),
+            chrono::Utc::now(),
+            "t",
+        )
+        .unwrap();
+        let open = || {
+            Catalog::open(
+                &store.catalog_path(),
+                &store.catalog_key(),
+                store.audit_key(),
+            )
+        };
+        let mut holder = open().unwrap();
+        let mut waiter = open().unwrap();
+        waiter.wait_naming_holders(&root, Duration::from_secs(2));
+        let held = holder.begin("holder", chrono::Utc::now()).unwrap();
+        let started = Instant::now();
+        let e = waiter
+            .begin("waiter", chrono::Utc::now())
+            .err()
+            .expect("the lock is held");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(2), "{waited:?}");
+        let msg = e.to_string();
+        // the holder here is this very process, which never names itself
+        assert!(
+            msg.contains("stayed busy for 2 s, in use by: another program"),
+            "{msg}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        held.commit().unwrap();
+        // once free, the waiter gets it at once
+        waiter
+            .begin("waiter", chrono::Utc::now())
+            .unwrap()
+            .commit()
+            .unwrap();
     }
 }

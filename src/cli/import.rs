@@ -2,16 +2,25 @@
 //!
 //! Import runs in two phases. The plan walks every input first and rejects the whole import on
 //! anything it cannot do (an unreadable file, a non-UTF-8 name, a path that already holds other
-//! content), so errors come before a single byte is written. The execution then encrypts each file
-//! into a new object and records it; if anything fails half-way the catalog transaction is
-//! dropped and the objects already written are removed.
+//! content), so errors come before a single byte is written.
+//!
+//! The execution encrypts and hashes each file outside any catalog transaction (a 6 GB file
+//! takes half a minute; 100,000 small ones longer) and records the files in short batches, so
+//! a withdrawal, an erasure or a save through the mount never waits for more than one batch.
+//! Each object is announced in the command's intents journal before it is written, so nobody
+//! takes it for an orphan while it is not recorded yet, and a killed import's unrecorded
+//! objects are removed by the next command. Each batch checks again what the plan checked
+//! (the path still free or holding the same bytes, duplicates by content), so a concurrent
+//! import or save is never overwritten. Each file is all-or-nothing: a killed or failed import
+//! leaves the files of its committed batches imported, and the same command run again
+//! imports the rest (reporting those already there as duplicates).
 
 use super::{output, Ctx};
 use crate::catalog::assets::{self, check_name, join_path, normalize_collection};
-use crate::crypto::object::ObjectId;
 use crate::error::{Error, IoContext, Result};
 use crate::files;
 use crate::policy::Status;
+use crate::store::{intents, NewObject};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -19,6 +28,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 struct Planned {
     src: PathBuf,
@@ -241,8 +251,10 @@ pub fn run(
         files: plan,
         skipped_links,
     } = plan(paths, &base)?;
-    // A path that already exists is only acceptable when it holds the very same bytes.
-    for item in &plan {
+    // A path that already exists is only acceptable when it holds the very same bytes (an
+    // import run again after it was interrupted): such a file is not encrypted again.
+    let mut already: Vec<Option<i64>> = vec![None; plan.len()];
+    for (item, known) in plan.iter().zip(already.iter_mut()) {
         if let Some(existing) =
             assets::path_taken(ctx.catalog.conn(), &item.collection, &item.name)?
         {
@@ -256,6 +268,7 @@ pub fn run(
                     join_path(&item.collection, &item.name)
                 )));
             }
+            *known = Some(existing);
         }
     }
     let total: u64 = plan.iter().map(|p| p.size).sum();
@@ -269,18 +282,38 @@ pub fn run(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut written: Vec<ObjectId> = Vec::new();
-    let result = execute(ctx, &plan, until, &bar, &mut written);
+    let mut journal = intents::Journal::new(&ctx.store);
+    let mut outcomes = Vec::with_capacity(plan.len());
+    let result = execute(
+        ctx,
+        (&plan, &already),
+        until,
+        &bar,
+        &mut journal,
+        &mut outcomes,
+    );
     bar.finish_and_clear();
-    let outcomes = match result {
-        Ok(o) => o,
-        Err(e) => {
-            for id in &written {
-                let _ = ctx.store.remove_object(id);
-            }
+    // whatever was written and not recorded (a failed batch, duplicates) goes now
+    let finished = journal.finish(&ctx.store, ctx.catalog.conn());
+    if let Err(e) = result {
+        let imported = outcomes.iter().filter(|o| o.duplicate_of.is_none()).count();
+        if outcomes.is_empty() {
             return Err(e);
         }
-    };
+        // the batches committed before the error stay: say so instead of "nothing"
+        let msg = e
+            .to_string()
+            .replace("; nothing was imported", "")
+            .replace(" (nothing was imported)", "");
+        return Err(Error::invalid(format!(
+            "{msg}. The first {} file(s) were recorded ({imported} imported), the rest not; once this is solved, \
+             the same command imports the rest (what it recorded shows as duplicates)",
+            outcomes.len()
+        )));
+    }
+    if let Err(e) = finished {
+        log::warn!("cannot remove the unrecorded objects of this import yet: {e}");
+    }
     // every link left out is named, so nothing is missing silently
     for l in &skipped_links {
         let line = format!(
@@ -319,29 +352,117 @@ pub fn run(
     Ok(0)
 }
 
+/// A batch is recorded after this many files...
+const BATCH_FILES: usize = 256;
+/// ...or after this much work, whichever comes first: the catalog's write lock is then held
+/// for a few milliseconds per batch, never for the import.
+const BATCH_TIME: Duration = Duration::from_millis(300);
+
+/// A planned file on its way into the catalog.
+enum Pending {
+    /// Encrypted into this object, announced in the journal, not recorded yet.
+    Written(NewObject),
+    /// Its path already holds the same bytes (asset id): not encrypted again.
+    Known(i64),
+}
+
+/// Encrypt every planned file (outside any transaction) and record them in batches; the
+/// outcome of every recorded file is pushed to `outcomes` as its batch commits. `already`
+/// holds, per planned file, the asset its path already holds with the same bytes.
 fn execute(
     ctx: &mut Ctx,
-    plan: &[Planned],
+    (plan, already): (&[Planned], &[Option<i64>]),
     retention_until: Option<crate::policy::Time>,
     bar: &indicatif::ProgressBar,
-    written: &mut Vec<ObjectId>,
-) -> Result<Vec<Outcome>> {
+    journal: &mut intents::Journal,
+    outcomes: &mut Vec<Outcome>,
+) -> Result<()> {
+    let mut seen: HashMap<[u8; 32], (i64, String)> = HashMap::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut since = Instant::now();
+    for (i, item) in plan.iter().enumerate() {
+        match already[i] {
+            Some(asset) => {
+                bar.inc(item.size);
+                pending.push(Pending::Known(asset));
+            }
+            None => {
+                let file = open_planned(item)?;
+                let obj = journal.put(&ctx.store, &mut Counting { inner: file, bar })?;
+                pending.push(Pending::Written(obj));
+            }
+        }
+        let last = i + 1 == plan.len();
+        if last || pending.len() >= BATCH_FILES || since.elapsed() >= BATCH_TIME {
+            let done = outcomes.len();
+            record_batch(
+                ctx,
+                &plan[done..done + pending.len()],
+                &pending,
+                retention_until,
+                &mut seen,
+                outcomes,
+            )?;
+            pending.clear();
+            since = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+/// Record one batch in one short transaction, checking again what the plan checked: a path
+/// taken meanwhile by other bytes refuses the import, a path holding the same bytes or bytes
+/// already in the store make the file a duplicate (its new object removed).
+fn record_batch(
+    ctx: &mut Ctx,
+    items: &[Planned],
+    pending: &[Pending],
+    retention_until: Option<crate::policy::Time>,
+    seen: &mut HashMap<[u8; 32], (i64, String)>,
+    outcomes: &mut Vec<Outcome>,
+) -> Result<()> {
     let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let mut outcomes = Vec::new();
     let mut batch: HashMap<[u8; 32], (i64, String)> = HashMap::new();
-    for item in plan {
+    let mut done = Vec::with_capacity(items.len());
+    let mut duplicates = Vec::new();
+    for (item, p) in items.iter().zip(pending) {
         let path = join_path(&item.collection, &item.name);
-        let file = open_planned(item)?;
-        let obj = ctx.store.put(&mut Counting { inner: file, bar })?;
-        written.push(obj.id);
-        let earlier = match assets::find_by_content(&tx, &obj.content_hash)? {
+        let taken = assets::path_taken(&tx, &item.collection, &item.name)?;
+        let obj = match p {
+            Pending::Known(asset) if taken == Some(*asset) => {
+                done.push(Outcome {
+                    path: path.clone(),
+                    status: "duplicate",
+                    asset: *asset,
+                    duplicate_of: Some(path),
+                });
+                continue;
+            }
+            Pending::Known(_) => {
+                return Err(Error::invalid(format!(
+                    "'{path}' was changed in the store while importing"
+                )))
+            }
+            Pending::Written(obj) => obj,
+        };
+        let by_content = assets::find_by_content(&tx, &obj.content_hash)?;
+        if let Some(existing) = taken {
+            if by_content.as_ref().is_none_or(|a| a.id != existing) {
+                return Err(Error::invalid(format!(
+                    "'{path}' already exists in the store (asset {existing}) with other content; import into another --collection"
+                )));
+            }
+        }
+        let earlier = match by_content {
             Some(a) => Some((a.id, a.path())),
-            None => batch.get(&obj.content_hash).cloned(),
+            None => seen
+                .get(&obj.content_hash)
+                .or_else(|| batch.get(&obj.content_hash))
+                .cloned(),
         };
         if let Some((asset, dup_path)) = earlier {
-            ctx.store.remove_object(&obj.id)?;
-            written.pop();
-            outcomes.push(Outcome {
+            duplicates.push(obj.id);
+            done.push(Outcome {
                 path,
                 status: "duplicate",
                 asset,
@@ -349,12 +470,12 @@ fn execute(
             });
             continue;
         }
-        let id = assets::add(&tx, &item.collection, &item.name, Status::Active, &obj)?;
+        let id = assets::add(&tx, &item.collection, &item.name, Status::Active, obj)?;
         if retention_until.is_some() {
             assets::set_retention(&tx, id, retention_until)?;
         }
         batch.insert(obj.content_hash, (id, path.clone()));
-        outcomes.push(Outcome {
+        done.push(Outcome {
             path,
             status: "imported",
             asset: id,
@@ -362,13 +483,24 @@ fn execute(
         });
     }
     tx.commit()?;
-    Ok(outcomes)
+    seen.extend(batch);
+    outcomes.extend(done);
+    for id in duplicates {
+        // announced in the journal: if this fails, `Journal::finish` or the next command's
+        // reap removes it
+        let _ = ctx.store.remove_object_files(&id);
+    }
+    Ok(())
 }
 
 /// Fill the store with a synthetic catalog for benchmarks: `persons` persons (a tenth of them
 /// minors with a guardian), `assets` photos in 100 collections linked to 1-3 persons each (one
 /// in twenty marked no-persons), `events` consent events, and a user `bench` who may read every
 /// default purpose. All assets share one small encrypted object.
+///
+/// For benchmarks only: it builds the whole catalog in one transaction and so holds the
+/// catalog's write lock for as long as that takes (seconds for 100,000 assets); run it on a
+/// store nobody else uses at the time.
 /// What `consentfs generate` makes.
 pub struct GenerateSpec {
     pub assets: usize,

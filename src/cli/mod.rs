@@ -506,6 +506,9 @@ pub struct Ctx {
     pub json: bool,
     pub now: Time,
     pub actor: String,
+    /// This process in the store's registry of running commands (see `store::running`),
+    /// for as long as the command runs.
+    _running: crate::store::running::Registration,
 }
 
 /// The OS login running this command, recorded as the actor of changes.
@@ -570,17 +573,25 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
     let dir = store_dir(cli)?;
     let unlock = unlock_from(cli)?;
     let store = Store::open(&dir, &unlock)?;
+    let running = crate::store::running::register(store.root(), &command_name(&cli.command))?;
     let mut catalog = Catalog::open(
         &store.catalog_path(),
         &store.catalog_key(),
         store.audit_key(),
     )?;
+    catalog.wait_naming_holders(store.root(), CATALOG_WAIT);
     let now = chrono::Utc::now();
     let actor = current_login();
     catalog.use_anchor(anchor_of(cli, &store), cli.accept_rollback, &actor, now)?;
     // files of objects shredded by a command that was killed before it removed them
     if let Err(e) = crate::shred::work_off(&store, &mut catalog, &actor) {
         log::warn!("cannot remove the files of shredded objects yet: {e}");
+    }
+    // objects written by commands that died before recording them (an import killed midway)
+    match crate::store::intents::reap(&store, catalog.conn()) {
+        Ok(0) => {}
+        Ok(n) => log::info!("removed {n} object file(s) left by an interrupted command"),
+        Err(e) => log::warn!("cannot remove the objects of an interrupted command yet: {e}"),
     }
     // Dates the user types and times shown to them are in the store's zone.
     crate::when::set_zone(crate::catalog::zone::get(catalog.conn())?);
@@ -590,7 +601,46 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
         json: cli.json,
         now,
         actor,
+        _running: running,
     })
+}
+
+/// How long a command waits for the catalog's write lock before it gives up (exit 2). No
+/// command holds it longer than a short transaction, so reaching this means something hangs.
+const CATALOG_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The subcommand's name for the registry of running commands, e.g. `consent withdraw`: the
+/// variant names only (from the derived `Debug`, which is cut before the first field, so no
+/// argument, name or path gets into the store's registry).
+fn command_name(cmd: &Command) -> String {
+    let dbg = format!("{cmd:?}");
+    fn ident(s: &str) -> &str {
+        let end = s
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(s.len());
+        &s[..end]
+    }
+    fn kebab(s: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+    let first = ident(&dbg);
+    let mut words = vec![kebab(first)];
+    // a nested subcommand: `Consent(Withdraw { … })`, `Audit(Verify)`; a struct of
+    // arguments (`Export(ExportArgs { … })`) is none
+    if let Some(rest) = dbg[first.len()..].strip_prefix('(') {
+        let second = ident(rest);
+        if !second.is_empty() && !second.ends_with("Args") {
+            words.push(kebab(second));
+        }
+    }
+    words.join(" ")
 }
 
 /// The store's rollback anchor: `--anchor`, or the default for this store and account.
@@ -752,5 +802,37 @@ pub fn run(cli: Cli) -> Result<i32> {
                 user,
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry of running commands holds subcommand names only, never an argument.
+    #[test]
+    fn command_names_carry_no_arguments() {
+        let name = |args: &[&str]| {
+            let mut all = vec!["consentfs"];
+            all.extend_from_slice(args);
+            command_name(&Cli::try_parse_from(all).unwrap().command)
+        };
+        assert_eq!(name(&["import", "/home/anna/secret.jpg"]), "import");
+        assert_eq!(
+            name(&[
+                "consent",
+                "withdraw",
+                "Anna Example",
+                "--purpose",
+                "website"
+            ]),
+            "consent withdraw"
+        );
+        assert_eq!(name(&["person", "erase", "Anna", "--yes"]), "person erase");
+        assert_eq!(name(&["audit", "verify"]), "audit verify");
+        assert_eq!(
+            name(&["export", "--user", "anna", "--purpose", "web", "/tmp/x"]),
+            "export"
+        );
     }
 }

@@ -257,11 +257,11 @@ fn record(
             )));
         }
     }
-    let mut written: Option<crate::crypto::object::ObjectId> = None;
+    // The evidence (up to 64 MiB) is encrypted before the transaction, announced in the
+    // intents journal so no sweep takes it for an orphan meanwhile; if anything fails it is
+    // removed (by `finish` below, or by the next command's reap if this one is killed).
+    let mut journal = crate::store::intents::Journal::new(&ctx.store);
     let result = (|| -> Result<i64> {
-        let tx = ctx.catalog.begin(&ctx.actor, now)?;
-        // The evidence is encrypted inside the transaction (so start-up garbage collection,
-        // which takes the write lock, never sees it as an orphan) and removed if it fails.
         let evidence_obj = match evidence {
             Some(path) => {
                 let name = path
@@ -278,12 +278,12 @@ fn record(
                         path.display()
                     )));
                 }
-                let obj = ctx.store.put(&mut f)?;
-                written = Some(obj.id);
+                let obj = journal.put(&ctx.store, &mut f)?;
                 Some((obj, name))
             }
             None => None,
         };
+        let tx = ctx.catalog.begin(&ctx.actor, now)?;
         let person = persons::resolve(&tx, &args.person)?;
         if person.name.is_none() {
             return Err(Error::invalid(format!(
@@ -375,22 +375,16 @@ fn record(
         tx.commit()?;
         Ok(id)
     })();
-    match result {
-        Ok(id) => {
-            if ctx.json {
-                output::json(&serde_json::json!({ "event": id }))?;
-            } else {
-                println!("recorded {} (event {id})", kind.as_str());
-            }
-            Ok(0)
-        }
-        Err(e) => {
-            if let Some(id) = &written {
-                let _ = ctx.store.remove_object(id);
-            }
-            Err(e)
-        }
+    if let Err(e) = journal.finish(&ctx.store, ctx.catalog.conn()) {
+        log::warn!("cannot remove an unrecorded evidence object yet: {e}");
     }
+    let id = result?;
+    if ctx.json {
+        output::json(&serde_json::json!({ "event": id }))?;
+    } else {
+        println!("recorded {} (event {id})", kind.as_str());
+    }
+    Ok(0)
 }
 
 pub fn consent(ctx: &mut Ctx, cmd: ConsentCmd) -> Result<i32> {

@@ -125,11 +125,14 @@ fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
         })
         .collect();
     if yes {
-        let tx = ctx.catalog.begin(&ctx.actor, now)?;
-        for d in &to_trash {
-            assets::set_status(&tx, d.asset, Status::Trash)?;
+        // in short batches: the write lock is never held for a whole store's worth of assets
+        for batch in to_trash.chunks(256) {
+            let tx = ctx.catalog.begin(&ctx.actor, now)?;
+            for d in batch {
+                assets::set_status(&tx, d.asset, Status::Trash)?;
+            }
+            tx.commit()?;
         }
-        tx.commit()?;
         crate::shred::purge_trash(&ctx.store, &mut ctx.catalog, &ctx.actor, now, cutoff)?;
     }
     let plan = Plan {

@@ -134,21 +134,33 @@ fn raise_readahead(mountpoint: &Path) {
 fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Result<()> {
     let actor = "consentfs-daemon";
     let now = chrono::Utc::now();
-    {
-        // the write lock: no command is between writing an object and recording it
+    // objects of commands that died before they recorded them (their intents journals)
+    let reaped = crate::store::intents::reap(store, catalog.conn()).unwrap_or_else(|e| {
+        log::warn!("cannot remove the objects of an interrupted command yet: {e}");
+        0
+    });
+    // then every other object nobody will record: left by an interrupted save of a daemon, or
+    // by a crash before journals existed; never one a running command announced
+    let removed = store.collect_orphans(|| {
+        // the write lock, taken only for this read: a command that writes an object inside
+        // its transaction has recorded or removed it by then
         let tx = catalog.begin(actor, now)?;
         let mut known = crate::catalog::assets::known_objects(&tx)?;
         // saves queued while the catalog was busy are recorded after this clean-up
         known.extend(queued.iter().cloned());
-        let removed = store.collect_orphans(&known)?;
-        if removed > 0 {
-            tx.audit(
-                "store.gc",
-                serde_json::json!({ "orphans_removed": removed }),
-            )?;
-            log::info!("removed {removed} orphaned object file(s) left by an interrupted save");
-        }
+        Ok(known)
+    })?;
+    if removed + reaped > 0 {
+        let tx = catalog.begin(actor, now)?;
+        tx.audit(
+            "store.gc",
+            serde_json::json!({ "orphans_removed": removed + reaped }),
+        )?;
         tx.commit()?;
+        log::info!(
+            "removed {} orphaned object file(s) left by an interrupted save or import",
+            removed + reaped
+        );
     }
     let shredded = crate::shred::work_off(store, catalog, actor)?;
     if shredded > 0 {

@@ -5,13 +5,19 @@
 //!   keyring        master key, wrapped (crypto::keyring)
 //!   catalog.db     SQLCipher database (catalog)
 //!   objects/ab/…   one encrypted object per file version, named by random id
+//!   intents/…      journals of objects being written outside a transaction (intents)
+//!   running/…      who uses the store right now: pid and subcommand (running)
+//!   daemon.lock    held by the one daemon serving the store
 //! ```
 //!
 //! Objects are written to a `.tmp` file, fsynced and renamed into place, so an object file either
 //! is complete or does not exist under its final name. Object I/O goes through this type only,
 //! which keeps the door open for another backend (S3-compatible storage) later.
 
+mod held;
+pub mod intents;
 pub mod private;
+pub mod running;
 mod writer;
 
 pub use writer::ObjectWriter;
@@ -239,8 +245,15 @@ impl Store {
     }
 
     /// Encrypt everything `src` yields into a new object (fsynced, then renamed into place).
+    /// Only for writers the orphan sweep cannot mistake: inside a catalog transaction, or the
+    /// daemon's; a command writing outside a transaction announces the object first with
+    /// [`intents::Journal::put`].
     pub fn put(&self, src: &mut dyn Read) -> Result<NewObject> {
-        let id = ObjectId::random();
+        self.put_as(ObjectId::random(), src)
+    }
+
+    /// [`Store::put`] under an id chosen (and announced) by the caller.
+    pub(crate) fn put_as(&self, id: ObjectId, src: &mut dyn Read) -> Result<NewObject> {
         let data_key = Key::random();
         let final_path = self.object_path(&id);
         let dir = final_path.parent().expect("object paths have a parent");
@@ -350,12 +363,37 @@ impl Store {
         }
     }
 
-    /// Remove object files the catalog does not know (`known`: hex ids) and unfinished `.tmp`
-    /// files. Call only while holding the catalog's write lock, so that no command is between
-    /// writing an object and recording it. Returns how many files were removed.
-    pub fn collect_orphans(&self, known: &std::collections::HashSet<String>) -> Result<usize> {
+    /// Remove an object's file and its unfinished `.tmp`, if any; true if one was there.
+    pub fn remove_object_files(&self, id: &ObjectId) -> Result<bool> {
+        let p = self.object_path(id);
+        let mut found = false;
+        for path in [p.with_extension("tmp"), p] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => found = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io_path("remove", &path, e)),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Remove object files (and unfinished `.tmp` files) that nobody will ever record: not
+    /// known to the catalog and not announced in a live command's intents journal. Only for
+    /// the daemon's start, before it serves (its own saves are not journaled).
+    ///
+    /// The order is what makes it safe while commands run: the disk is listed first, then the
+    /// live journals, and `known` (the catalog's objects) is read last. An object on disk at
+    /// the listing was announced before it was created, so its journal is either still live
+    /// when read (kept) or its command ended, after recording it (the catalog read later knows
+    /// it) or after removing it. `known` should wait for a writer inside a transaction (take
+    /// the write lock) so an object written within one is recorded or gone when it is read.
+    /// Returns how many files were removed.
+    pub fn collect_orphans(
+        &self,
+        known: impl FnOnce() -> Result<std::collections::HashSet<String>>,
+    ) -> Result<usize> {
         let dir = self.root.join(OBJECTS);
-        let mut removed = 0;
+        let mut listed = Vec::new();
         for sub in std::fs::read_dir(&dir).at("read", &dir)? {
             let sub = sub.at("read", &dir)?;
             if !sub.path().is_dir() {
@@ -365,11 +403,24 @@ impl Store {
             for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
                 let f = f.at("read", sub.path())?;
                 let name = f.file_name().to_string_lossy().into_owned();
-                let orphan = name.ends_with(".tmp") || !known.contains(&format!("{prefix}{name}"));
-                if orphan {
-                    std::fs::remove_file(f.path()).at("remove", f.path())?;
-                    removed += 1;
-                }
+                listed.push((format!("{prefix}{name}"), f.path()));
+            }
+        }
+        let live = intents::live_ids(self)?;
+        let known = known()?;
+        let mut removed = 0;
+        for (name, path) in listed {
+            let (id, tmp) = match name.strip_suffix(".tmp") {
+                Some(id) => (id, true),
+                None => (name.as_str(), false),
+            };
+            if live.contains(id) || (!tmp && known.contains(id)) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io_path("remove", &path, e)),
             }
         }
         Ok(removed)

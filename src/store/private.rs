@@ -96,6 +96,8 @@ pub fn check(root: &Path) -> Result<()> {
         ("catalog.db-wal", false),
         ("catalog.db-shm", false),
         (super::OBJECTS, true),
+        (super::intents::INTENTS, true),
+        (super::running::RUNNING, true),
     ] {
         if let Some(p) = problem(&real.join(name), euid, dir)? {
             problems.push(p);
