@@ -657,10 +657,10 @@ pub fn verify(key: &Key, dest: &Path) -> Result<Verification> {
     };
     if let Some(m) = staging::read_marker(&dir, key)? {
         problems.push(format!(
-            "export {} into this folder was interrupted before it finished ({} is still there); run the same export again",
-            m.id,
+            "an export into this folder was interrupted before it finished ({} is still there); run the same export again",
             staging::MARKER
         ));
+        let _ = m;
     }
     let mut listed = BTreeSet::new();
     if let Some(m) = &manifest {
@@ -829,22 +829,24 @@ pub fn record_interrupted(
         } else {
             "interrupted while updating an earlier export; a later run took over"
         };
-        match m.kind.as_str() {
-            "export" => {
-                if exports::outcome(&tx, m.id)? == exports::Outcome::Interrupted {
-                    tx.audit(
-                        "export.failed",
-                        serde_json::json!({ "export": m.id, "reason": reason }),
-                    )?;
-                }
+        // a run killed before its start record was committed decrypted nothing: no record
+        let Some(started) = exports::started_run(&tx, &m.run)? else {
+            continue;
+        };
+        match (started.action.as_str(), started.export) {
+            ("export.started", Some(id))
+                if exports::outcome(&tx, id)? == exports::Outcome::Interrupted =>
+            {
+                tx.audit(
+                    "export.failed",
+                    serde_json::json!({ "export": id, "reason": reason }),
+                )?;
             }
-            "report" => {
-                if !exports::report_ended(&tx, m.id)? {
-                    tx.audit(
-                        "report.failed",
-                        serde_json::json!({ "started": m.id, "person": m.person, "reason": reason }),
-                    )?;
-                }
+            ("report.started", _) if !exports::report_ended(&tx, started.seq)? => {
+                tx.audit(
+                    "report.failed",
+                    serde_json::json!({ "started": started.seq, "person": started.person, "reason": reason }),
+                )?;
             }
             _ => {}
         }
@@ -999,8 +1001,17 @@ pub fn run(
     }
     let want_paths: BTreeSet<&str> = want.iter().map(|w| w.path.as_str()).collect();
 
+    // Where the files go until they are complete, marked as this run's before the record.
+    let marker = staging::Marker::new("export", old.is_none());
+    let staged = match existing {
+        Some(dir) if old.is_some() => staging::Staging::in_place(dir, &abs, &key, &marker)?,
+        other => {
+            drop(other);
+            staging::Staging::new(&abs, &key, &marker)?
+        }
+    };
     // Recorded before the first byte: who exported whose view, where, and which files.
-    let id = {
+    let started = (|| -> Result<i64> {
         let tx = catalog.begin(actor, now)?;
         let planned: Vec<exports::Item> = want
             .iter()
@@ -1025,6 +1036,7 @@ pub fn run(
             "export.started",
             serde_json::json!({
                 "export": id,
+                "run": marker.run,
                 "user": opts.login,
                 "purpose": purpose.id,
                 "planned": want.len(),
@@ -1032,26 +1044,18 @@ pub fn run(
             }),
         )?;
         tx.commit()?;
-        id
+        Ok(id)
+    })();
+    let id = match started {
+        Ok(id) => id,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
+        }
     };
     base.export = id;
     summary.export = id;
     let conn = catalog.conn();
-    let marker = staging::Marker::new("export", id, None, old.is_none());
-    let staged = match existing {
-        Some(dir) if old.is_some() => staging::Staging::in_place(dir, &abs, &key, &marker),
-        other => {
-            drop(other);
-            staging::Staging::new(&abs, &key, &marker)
-        }
-    };
-    let staged = match staged {
-        Ok(s) => s,
-        Err(e) => {
-            record_failure(catalog, actor, now, id, &e, 0)?;
-            return Err(e);
-        }
-    };
     let dir = staged.dir();
     let wpath = staged.path().to_path_buf();
 
@@ -1191,8 +1195,8 @@ pub fn run(
         let bytes = seal_manifest(&key, &mut manifest)?;
         write_atomic(staged.dir(), MANIFEST, &bytes, modes)
     });
-    let outcome = match outcome {
-        Ok(()) => staged.finish(modes.dir),
+    let placed = match outcome {
+        Ok(()) => staged.place(modes.dir),
         Err(e) => {
             if old.is_some() {
                 // an update in place: take out what this run wrote, so the folder again holds
@@ -1208,11 +1212,16 @@ pub fn run(
             Err(e)
         }
     };
-    if let Err(e) = outcome {
-        record_failure(catalog, actor, now, id, &e, summary.removed.len())?;
-        return Err(e);
-    }
+    let placed = match placed {
+        Ok(p) => p,
+        Err(e) => {
+            record_failure(catalog, actor, now, id, &e, summary.removed.len())?;
+            return Err(e);
+        }
+    };
 
+    // The outcome is recorded before the marker goes: a destination without a marker always
+    // has a completed record.
     let tx = catalog.begin(actor, now)?;
     exports::finish(&tx, id, manifest.files.len(), &manifest.mac)?;
     let items: Vec<exports::Item> = manifest
@@ -1240,6 +1249,7 @@ pub fn run(
         }),
     )?;
     tx.commit()?;
+    placed.unmark()?;
     summary.files = manifest.files.len();
     summary.manifest_mac = manifest.mac;
     Ok(summary)

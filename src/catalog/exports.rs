@@ -115,3 +115,32 @@ pub fn report_ended(conn: &Connection, started: i64) -> Result<bool> {
         .optional()?
         .is_some())
 }
+
+/// The start record of the run named `run` (the name in its partial folder's marker).
+pub struct Started {
+    /// The audit entry (`export.started` or `report.started`).
+    pub seq: i64,
+    pub action: String,
+    pub export: Option<i64>,
+    pub person: Option<i64>,
+}
+
+/// The start record of run `run`, if it was committed.
+pub fn started_run(conn: &Connection, run: &str) -> Result<Option<Started>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT seq, action, json_extract(detail, '$.export'), json_extract(detail, '$.person')
+               FROM audit WHERE action IN ('export.started', 'report.started')
+                AND json_extract(detail, '$.run') = ?1
+              ORDER BY seq LIMIT 1",
+        )?
+        .query_row([run], |r| {
+            Ok(Started {
+                seq: r.get(0)?,
+                action: r.get(1)?,
+                export: r.get(2)?,
+                person: r.get(3)?,
+            })
+        })
+        .optional()?)
+}

@@ -246,30 +246,40 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
         .filter(|e| e.evidence_object.is_some())
         .count();
     let planned_photos = assets_ever_linked(conn, p.id)?.len();
-    let started = {
+    // where the files go until they are complete, marked as this run's before the record
+    let marker = export::staging::Marker::new("report", true);
+    let staged = export::staging::Staging::new(&abs, &key, &marker)?;
+    let started = (|| -> Result<i64> {
         let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
         let seq = tx.audit(
             "report.started",
             serde_json::json!({
                 "person": p.id,
+                "run": marker.run,
                 "photos": planned_photos,
                 "evidence": planned_evidence,
             }),
         )?;
         tx.commit()?;
-        seq
-    };
-    let marker = export::staging::Marker::new("report", started, Some(p.id), true);
-    let written = export::staging::Staging::new(&abs, &key, &marker).and_then(|staged| {
-        match write_report(ctx, &p, staged.dir()) {
-            Ok(report) => staged.finish(Modes::PRIVATE.dir).map(|()| report),
-            Err(e) => {
-                staged.discard();
-                Err(e)
-            }
+        Ok(seq)
+    })();
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
         }
-    });
-    let report = match written {
+    };
+    let written = match write_report(ctx, &p, staged.dir()) {
+        Ok(report) => staged
+            .place(Modes::PRIVATE.dir)
+            .map(|placed| (report, placed)),
+        Err(e) => {
+            staged.discard();
+            Err(e)
+        }
+    };
+    let (report, placed) = match written {
         Ok(r) => r,
         Err(e) => {
             let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
@@ -285,6 +295,7 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
             return Err(e);
         }
     };
+    // the outcome before the marker goes: a report without a marker has a completed record
     let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
     tx.audit(
         "person.report",
@@ -296,6 +307,7 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
         }),
     )?;
     tx.commit()?;
+    placed.unmark()?;
     if ctx.json {
         output::json(&serde_json::json!({
             "person": p.id,

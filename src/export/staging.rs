@@ -51,11 +51,11 @@ pub struct Marker {
     pub format: String,
     /// `export` or `report`.
     pub kind: String,
-    /// The export's id, or the audit entry that started the report.
-    pub id: i64,
-    /// The person of a report.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub person: Option<i64>,
+    /// A random name for the run, also in its start record (`run` in the audit entry). The
+    /// marker is written before that record is committed, so a run killed in between leaves a
+    /// marker that names no record (nothing was decrypted yet), and every run that has a record
+    /// and was killed leaves a marker that finds it.
+    pub run: String,
     /// The folder's whole content is this run's (a new export or report), so a later run may
     /// remove all of it; false for `--sync` into an earlier export.
     pub whole: bool,
@@ -64,12 +64,12 @@ pub struct Marker {
 }
 
 impl Marker {
-    pub fn new(kind: &str, id: i64, person: Option<i64>, whole: bool) -> Marker {
+    pub fn new(kind: &str, whole: bool) -> Marker {
+        let run: [u8; 16] = crate::crypto::random_bytes();
         Marker {
             format: MARKER_FORMAT.into(),
             kind: kind.into(),
-            id,
-            person,
+            run: hex::encode(run),
             whole,
             mac: String::new(),
         }
@@ -385,38 +385,59 @@ impl Staging {
         &self.path
     }
 
-    /// Everything is written: fsync every folder, give the top folder its final mode, move it
-    /// into place, and remove the marker.
-    pub fn finish(self, dir_mode: u32) -> Result<()> {
-        sync_tree(&self.dir, &self.path)?;
-        files::set_mode(&self.dir, dir_mode, &self.path.display().to_string())?;
-        match &self.how {
-            How::InPlace { .. } => {
-                self.dir
-                    .remove_file(MARKER)
-                    .map_err(|e| Error::io_path("remove", &self.path.join(MARKER), e))?;
-                sync_dir(&self.dir, &self.path)
+    /// Everything is written: fsync every folder, give the top folder its final mode and move
+    /// it into place. The marker stays until [`Placed::unmark`]: the caller records the outcome
+    /// in between, so a destination without a marker always has a completed record.
+    ///
+    /// When this fails, what was written is removed (for an update in place, the marker stays:
+    /// the folder is shown as unfinished until the next run).
+    pub fn place(self, dir_mode: u32) -> Result<Placed> {
+        let moved = (|| -> Result<PathBuf> {
+            sync_tree(&self.dir, &self.path)?;
+            files::set_mode(&self.dir, dir_mode, &self.path.display().to_string())?;
+            match &self.how {
+                How::InPlace { .. } => Ok(self.path.clone()),
+                How::Beside {
+                    parent,
+                    parent_path,
+                    partial,
+                    name,
+                } => {
+                    let dest = parent_path.join(name);
+                    parent.rename(partial, parent, name).map_err(|e| {
+                        Error::io(
+                            format!("cannot move the finished files into {}", dest.display()),
+                            e,
+                        )
+                    })?;
+                    Ok(dest)
+                }
             }
-            How::Beside {
-                parent,
-                parent_path,
-                partial,
-                name,
-            } => {
-                let dest = parent_path.join(name);
-                parent.rename(partial, parent, name).map_err(|e| {
-                    Error::io(
-                        format!("cannot move the finished files into {}", dest.display()),
-                        e,
-                    )
-                })?;
-                sync_dir(parent, parent_path)?;
-                self.dir
-                    .remove_file(MARKER)
-                    .map_err(|e| Error::io_path("remove", &dest.join(MARKER), e))?;
-                sync_dir(&self.dir, &dest)
+        })();
+        let path = match moved {
+            Ok(p) => p,
+            Err(e) => {
+                if !matches!(self.how, How::InPlace { whole: false }) {
+                    self.discard();
+                }
+                return Err(e);
+            }
+        };
+        if let How::Beside {
+            parent,
+            parent_path,
+            ..
+        } = &self.how
+        {
+            // the rename happened; a failed fsync of the parent only risks the rename itself
+            if let Err(e) = sync_dir(parent, parent_path) {
+                log::warn!("could not flush the folder of a finished export or report: {e}");
             }
         }
+        Ok(Placed {
+            dir: self.dir,
+            path,
+        })
     }
 
     /// The run failed: remove what it wrote (everything, for a whole run; only the marker for
@@ -433,6 +454,22 @@ impl Staging {
         if let Err(e) = r {
             log::warn!("could not remove the files of a failed export or report: {e}");
         }
+    }
+}
+
+/// A finished run in place, its marker still at its top.
+pub struct Placed {
+    dir: Dir,
+    path: PathBuf,
+}
+
+impl Placed {
+    /// Remove the marker: the folder is a finished export or report.
+    pub fn unmark(self) -> Result<()> {
+        self.dir
+            .remove_file(MARKER)
+            .map_err(|e| Error::io_path("remove", &self.path.join(MARKER), e))?;
+        sync_dir(&self.dir, &self.path)
     }
 }
 
