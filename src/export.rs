@@ -17,8 +17,13 @@
 //!   matter and only a holder of the store key can make a manifest that verifies.
 //! * The view is decided once at the start and checked again at the end: a consent withdrawn
 //!   while the export ran removes that file again before the manifest is written.
-//! * The export (what went where, under which MAC) is recorded in the catalog and the audit log,
-//!   also when it fails half-way after files went out.
+//! * The export (what went where, under which MAC) is recorded in the catalog and the audit log
+//!   before its first decrypted byte (`export.started`, with the files it is about to write),
+//!   and its end after the manifest (`export`, or `export.failed` with the reason, after what
+//!   it wrote was removed again). A new export is written into a private folder next to the
+//!   destination and moved into place when complete; `--sync` updates in place under a marker
+//!   that says "unfinished" until the manifest is written. See [`staging`] for why, and for how
+//!   a re-run recognises and replaces what a killed run left.
 //! * Decrypted copies are plaintext outside the store's encryption: the destination and every
 //!   folder in it are 0700 and every file 0600, whatever the umask, unless the user asks for a
 //!   mode (`--mode 0644` for a web server's folder; see [`Modes::parse`] for what is allowed).

@@ -178,7 +178,7 @@ fn sweep(report: bool) {
     let whole = clock.elapsed().as_millis().max(50) as u64;
     std::fs::remove_dir_all(&probe).unwrap();
     let mut mid_write = 0;
-    for round in 0..12 {
+    for round in 0..10 {
         let dest = t.path(&format!("out-{round}"));
         let partial = partial_of(&dest);
         let before = audit(&t);
