@@ -536,3 +536,41 @@ fn a_killed_sync_is_marked_unfinished_and_the_next_sync_completes_it() {
         "{entries:#?}"
     );
 }
+
+#[test]
+fn a_second_run_into_the_same_folder_leaves_a_running_export_alone() {
+    let t = store();
+    let dest = t.path("out");
+    let child = t
+        .cmd()
+        .args(export_args(&dest))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let partial = partial_of(&dest);
+    let (seen, _) = common::mount::wait_for(Duration::from_secs(60), || {
+        files_below(&partial).iter().any(|f| f.ends_with(".jpg"))
+    });
+    // held mid-export: its partial folder is not an interrupted run's
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    assert!(seen, "the export never wrote a photo");
+    for args in [export_args(&dest), report_args(&dest)] {
+        let r = t.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("is writing") && r.stderr.contains("right now"),
+            "{}",
+            r.stderr
+        );
+    }
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_complete(&t, &dest, false, "the first export");
+    let entries = audit(&t);
+    assert_eq!(count(&entries, "export.started"), 1);
+    assert_eq!(count(&entries, "export"), 1);
+    assert_eq!(count(&entries, "export.failed"), 0);
+}

@@ -24,7 +24,7 @@
 //!   until after the manifest: a half-updated export never looks complete, `verify` says it
 //!   was interrupted, and a re-run of the same command finishes or replaces it.
 
-use super::{write_atomic, Modes, TMP_PREFIX};
+use super::{Modes, TMP_PREFIX};
 use crate::crypto::Key;
 use crate::error::{Error, Result};
 use crate::files;
@@ -141,20 +141,63 @@ fn open_parent(parent: &Path) -> Result<Dir> {
         .map_err(|e| Error::io_path("open", parent, e))
 }
 
-/// Whether `dir` holds nothing but our own temporary files at its top.
-fn only_our_temporaries(dir: &Dir) -> Result<bool> {
+/// Whether `dir` holds nothing but our own temporary files at its top (a run killed while it
+/// wrote its marker). A running run holds a lock on its marker (and on the marker's temporary
+/// file): such a folder is refused as busy.
+fn only_our_temporaries(dir: &Dir, shown: &Path) -> Result<bool> {
     for entry in dir
         .entries()
         .map_err(|e| Error::io("cannot list a partial folder", e))?
     {
         let entry = entry.map_err(|e| Error::io("cannot list a partial folder", e))?;
-        let ours = entry.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+        let name = entry.file_name();
+        let ours = name.to_string_lossy().starts_with(TMP_PREFIX)
             && entry.file_type().is_ok_and(|t| t.is_file());
         if !ours {
             return Ok(false);
         }
+        check_not_running(dir, &name, shown)?;
     }
     Ok(true)
+}
+
+/// Refuse when a live run holds the lock on `name` in `dir` (its marker).
+fn check_not_running(dir: &Dir, name: &OsStr, shown: &Path) -> Result<()> {
+    let Ok(f) = files::open_regular_at(dir, name) else {
+        return Ok(());
+    };
+    match f.try_lock() {
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::invalid(format!(
+            "another consentfs export or report is writing {} right now; wait for it to finish (nothing was changed)",
+            shown.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Write `marker` as [`MARKER`] in `dir` (temporary name, fsync, rename) and return it open
+/// with an exclusive lock, held until the run ends: a later run never takes a live run's
+/// folder for an interrupted one. The lock is taken before the marker has its name and goes
+/// with the process, so a killed run leaves no lock behind.
+fn write_marker(dir: &Dir, key: &Key, marker: &Marker) -> Result<std::fs::File> {
+    use std::io::Write;
+    let bytes = marker.sealed(key)?;
+    let tmp = super::tmp_name(MARKER);
+    let mut f = super::create_tmp(dir, &tmp, MARKER)?.into_std();
+    let r = (|| -> Result<()> {
+        f.try_lock()
+            .map_err(|e| Error::invalid(format!("cannot lock {MARKER}: {e}")))?;
+        f.write_all(&bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(format!("cannot write {MARKER}"), e))?;
+        dir.rename(&tmp, dir, MARKER)
+            .map_err(|e| Error::io(format!("cannot rename into {MARKER}"), e))
+    })();
+    if let Err(e) = r {
+        let _ = dir.remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(f)
 }
 
 /// Remove every entry of `dir` (links are removed, never followed).
@@ -198,7 +241,9 @@ pub fn clear_interrupted(abs: &Path, key: &Key) -> Result<Vec<Marker>> {
                 .map_err(|e| Error::io_path("open", &shown, e))?;
             files::check_owner(&dir, &shown)?;
             let marker = read_marker(&dir, key)?;
-            if marker.is_none() && !only_our_temporaries(&dir)? {
+            if marker.is_some() {
+                check_not_running(&dir, OsStr::new(MARKER), &shown)?;
+            } else if !only_our_temporaries(&dir, &shown)? {
                 return Err(not_ours());
             }
             drop(dir);
@@ -213,6 +258,7 @@ pub fn clear_interrupted(abs: &Path, key: &Key) -> Result<Vec<Marker>> {
             .map_err(|e| Error::io_path("open", abs, e))?;
         if let Some(m) = read_marker(&dir, key)? {
             files::check_owner(&dir, abs)?;
+            check_not_running(&dir, OsStr::new(MARKER), abs)?;
             if m.whole {
                 empty_out(&dir).map_err(|e| Error::io_path("clear", abs, e))?;
                 sync_dir(&dir, abs)?;
@@ -260,6 +306,8 @@ pub struct Staging {
     dir: Dir,
     path: PathBuf,
     how: How,
+    /// The marker, locked while this run lives.
+    lock: std::fs::File,
 }
 
 enum How {
@@ -345,7 +393,14 @@ impl Staging {
             .map_err(|e| Error::io_path("open", &shown, e))?;
         files::check_owner(&dir, &shown)?;
         files::set_mode(&dir, Modes::PRIVATE.dir, &shown.display().to_string())?;
-        let staging = Staging {
+        let lock = match write_marker(&dir, key, marker) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = parent.remove_dir_all(&partial);
+                return Err(e);
+            }
+        };
+        Ok(Staging {
             dir,
             path: shown,
             how: How::Beside {
@@ -354,17 +409,13 @@ impl Staging {
                 partial,
                 name,
             },
-        };
-        if let Err(e) = write_atomic(&staging.dir, MARKER, &marker.sealed(key)?, Modes::PRIVATE) {
-            staging.discard();
-            return Err(e);
-        }
-        Ok(staging)
+            lock,
+        })
     }
 
     /// Write in the destination `dir` itself, with `marker` at its top first.
     pub fn in_place(dir: Dir, abs: &Path, key: &Key, marker: &Marker) -> Result<Staging> {
-        write_atomic(&dir, MARKER, &marker.sealed(key)?, Modes::PRIVATE)?;
+        let lock = write_marker(&dir, key, marker)?;
         sync_dir(&dir, abs)?;
         Ok(Staging {
             dir,
@@ -372,6 +423,7 @@ impl Staging {
             how: How::InPlace {
                 whole: marker.whole,
             },
+            lock,
         })
     }
 
@@ -437,6 +489,7 @@ impl Staging {
         Ok(Placed {
             dir: self.dir,
             path,
+            _lock: self.lock,
         })
     }
 
@@ -461,6 +514,8 @@ impl Staging {
 pub struct Placed {
     dir: Dir,
     path: PathBuf,
+    /// Held until the marker is gone.
+    _lock: std::fs::File,
 }
 
 impl Placed {
