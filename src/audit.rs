@@ -300,6 +300,10 @@ pub struct Access {
     pub path: String,
     pub version: Option<i64>,
     pub export: Option<i64>,
+    /// For an export: whether it completed, failed, or was interrupted (started and never
+    /// finished: its files may have been written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<crate::catalog::exports::Outcome>,
 }
 
 /// Every use of the given assets since `since` (oldest first), from the audit log and the
@@ -348,13 +352,14 @@ pub fn accesses(
             path: String::new(),
             version,
             export: None,
+            outcome: None,
         });
     }
     // the audit entry of each export, read once (not joined per exported file)
     let export_seq: std::collections::HashMap<i64, i64> = conn
         .prepare(
             "SELECT json_extract(detail, '$.export'), seq FROM audit
-              WHERE action = 'export' AND at >= ?1",
+              WHERE action IN ('export.started', 'export') AND at >= ?1 ORDER BY seq",
         )?
         .query_map([when::to_secs(since)], |r| {
             Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?))
@@ -365,6 +370,7 @@ pub fn accesses(
             Err(e) => Some(Err(e)),
         })
         .collect::<rusqlite::Result<_>>()?;
+    let mut outcomes = std::collections::HashMap::new();
     let mut st = conn.prepare(
         "SELECT e.id, e.at, e.actor, e.login, e.purpose_id, i.asset_id, i.version, e.id
            FROM export_items i JOIN exports e ON e.id = i.export_id
@@ -387,7 +393,14 @@ pub fn accesses(
         if !assets.contains(&asset) {
             continue;
         }
+        let outcome = match outcomes.get(&id) {
+            Some(o) => *o,
+            None => *outcomes
+                .entry(id)
+                .or_insert(crate::catalog::exports::outcome(conn, id)?),
+        };
         out.push(Access {
+            outcome: Some(outcome),
             seq: export_seq.get(&id).copied().unwrap_or(0),
             at: when::from_secs(at),
             actor,

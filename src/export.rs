@@ -17,8 +17,13 @@
 //!   matter and only a holder of the store key can make a manifest that verifies.
 //! * The view is decided once at the start and checked again at the end: a consent withdrawn
 //!   while the export ran removes that file again before the manifest is written.
-//! * The export (what went where, under which MAC) is recorded in the catalog and the audit log,
-//!   also when it fails half-way after files went out.
+//! * The export (what went where, under which MAC) is recorded in the catalog and the audit log
+//!   before its first decrypted byte (`export.started`, with the files it is about to write),
+//!   and its end after the manifest (`export`, or `export.failed` with the reason, after what
+//!   it wrote was removed again). A new export is written into a private folder next to the
+//!   destination and moved into place when complete; `--sync` updates in place under a marker
+//!   that says "unfinished" until the manifest is written. See [`staging`] for why, and for how
+//!   a re-run recognises and replaces what a killed run left.
 //! * Decrypted copies are plaintext outside the store's encryption: the destination and every
 //!   folder in it are 0700 and every file 0600, whatever the umask, unless the user asks for a
 //!   mode (`--mode 0644` for a web server's folder; see [`Modes::parse`] for what is allowed).
@@ -30,7 +35,7 @@
 
 use crate::catalog::assets::{self, check_name, normalize_collection, AssetRow};
 use crate::catalog::snapshot::World;
-use crate::catalog::{consents, purposes, users, Catalog};
+use crate::catalog::{consents, exports, purposes, users, Catalog};
 use crate::crypto::Key;
 use crate::error::{Error, Result};
 pub use crate::files::Modes;
@@ -55,6 +60,8 @@ const FORMAT: &str = "consentfs-export/1";
 /// room for about 70,000 files. Parsing costs a few times the size in memory: a file planted
 /// as `manifest.json` cannot make `verify` or `--sync` take more than a few hundred MiB.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+pub mod staging;
 
 /// What the command line asked for.
 pub struct Options {
@@ -290,7 +297,7 @@ fn safe_components(path: &str) -> Option<Vec<&str>> {
     {
         return None;
     }
-    if parts == [MANIFEST] {
+    if parts == [MANIFEST] || parts == [staging::MARKER] {
         return None;
     }
     Some(parts)
@@ -653,6 +660,13 @@ pub fn verify(key: &Key, dest: &Path) -> Result<Verification> {
             None
         }
     };
+    if let Some(m) = staging::read_marker(&dir, key)? {
+        problems.push(format!(
+            "an export into this folder was interrupted before it finished ({} is still there); run the same export again",
+            staging::MARKER
+        ));
+        let _ = m;
+    }
     let mut listed = BTreeSet::new();
     if let Some(m) = &manifest {
         listed.extend(m.files.iter().map(|f| f.path.clone()));
@@ -689,7 +703,7 @@ pub fn verify(key: &Key, dest: &Path) -> Result<Verification> {
         let mut present = BTreeMap::new();
         walk(&dir, "", &mut present, &mut Vec::new())?;
         for p in present.keys() {
-            if p != MANIFEST && !listed.contains(p) {
+            if p != MANIFEST && p != staging::MARKER && !listed.contains(p) {
                 problems.push(format!("{p}: not in the manifest"));
             }
         }
@@ -803,7 +817,54 @@ fn wanted(
     Ok(out)
 }
 
+/// Record the end of runs a re-run found interrupted (their leftovers were just removed), once.
+pub fn record_interrupted(
+    catalog: &mut Catalog,
+    actor: &str,
+    now: Time,
+    markers: &[staging::Marker],
+) -> Result<()> {
+    if markers.is_empty() {
+        return Ok(());
+    }
+    let tx = catalog.begin(actor, now)?;
+    for m in markers {
+        let reason = if m.whole {
+            "interrupted; a later run removed what it had written"
+        } else {
+            "interrupted while updating an earlier export; a later run took over"
+        };
+        // a run killed before its start record was committed decrypted nothing: no record
+        let Some(started) = exports::started_run(&tx, &m.run)? else {
+            continue;
+        };
+        match (started.action.as_str(), started.export) {
+            ("export.started", Some(id))
+                if exports::outcome(&tx, id)? == exports::Outcome::Interrupted =>
+            {
+                tx.audit(
+                    "export.failed",
+                    serde_json::json!({ "export": id, "reason": reason }),
+                )?;
+            }
+            ("report.started", _) if !exports::report_ended(&tx, started.seq)? => {
+                tx.audit(
+                    "report.failed",
+                    serde_json::json!({ "started": started.seq, "person": started.person, "reason": reason }),
+                )?;
+            }
+            _ => {}
+        }
+    }
+    tx.commit()
+}
+
 /// Export `opts.login`'s view of `opts.purpose` into `opts.dest`.
+///
+/// The export is recorded (`export.started`, with the files it is about to write) before the
+/// first decrypted byte, and its end (`export`, or `export.failed` with the reason) after the
+/// last; see [`staging`] for where the files are written until they are complete. On any
+/// error what this run wrote is removed again.
 pub fn run(
     store: &Store,
     catalog: &mut Catalog,
@@ -826,38 +887,46 @@ pub fn run(
         None
     };
     let key = store.manifest_key();
-    let dir = open_dest(&abs)?;
+
+    // What an interrupted run left goes first (a partial folder, or a new export cut off in
+    // place), and that run's end is recorded.
+    let interrupted = staging::clear_interrupted(&abs, &key)?;
+    record_interrupted(catalog, actor, now, &interrupted)?;
+    let conn = catalog.conn();
 
     // What is there now, and whether we may change it.
+    let existing = match std::fs::symlink_metadata(&abs) {
+        Ok(_) => Some(open_dest(&abs)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io_path("inspect", &abs, e)),
+    };
     let mut present = BTreeMap::new();
     let mut folders = Vec::new();
-    walk(&dir, "", &mut present, &mut folders)?;
-    // Nothing but folders and our own temporary files (an export cut off before its first
-    // manifest) counts as empty: the leftovers are ours to clear.
+    if let Some(dir) = &existing {
+        walk(dir, "", &mut present, &mut folders)?;
+        // the marker of an interrupted --sync is not part of the export
+        present.remove(staging::MARKER);
+    }
+    // Nothing but folders and our own temporary files counts as empty: the leftovers are ours
+    // to clear.
     let leftover = |p: &str| {
         p.rsplit('/')
             .next()
             .is_some_and(|n| n.starts_with(TMP_PREFIX))
     };
     let fresh = present.keys().all(|p| leftover(p));
-    if fresh {
-        for p in present.keys() {
-            dir.remove_file(p)
-                .map_err(|e| Error::io(format!("cannot remove {p}"), e))?;
+    let old: Option<Manifest> = match &existing {
+        None => None,
+        Some(_) if fresh => None,
+        Some(_) if !opts.sync => {
+            return Err(Error::invalid(format!(
+                "{} is not empty: choose an empty folder, or pass --sync to update an earlier export there",
+                opts.dest.display()
+            )))
         }
-        present.clear();
-    }
-    let old: Option<Manifest> = if fresh {
-        None
-    } else if !opts.sync {
-        return Err(Error::invalid(format!(
-            "{} is not empty: choose an empty folder, or pass --sync to update an earlier export there",
-            opts.dest.display()
-        )));
-    } else {
-        match read_manifest(&dir, &key)? {
+        Some(dir) => match read_manifest(dir, &key)? {
             Ok(m) => {
-                check_not_newer(catalog.conn(), &m, &opts.dest)?;
+                check_not_newer(conn, &m, &opts.dest)?;
                 Some(m)
             }
             Err(why) => {
@@ -866,22 +935,33 @@ pub fn run(
                     opts.dest.display()
                 )))
             }
-        }
+        },
     };
+    if fresh {
+        if let Some(dir) = &existing {
+            for p in present.keys() {
+                dir.remove_file(p)
+                    .map_err(|e| Error::io(format!("cannot remove {p}"), e))?;
+            }
+        }
+        present.clear();
+    }
     // the mode asked for, else the earlier export's, else private
     let modes = match (opts.mode, old.as_ref().and_then(|m| m.mode.as_deref())) {
         (Some(m), _) => m,
         (None, Some(earlier)) => Modes::parse(earlier).unwrap_or(Modes::PRIVATE),
         (None, None) => Modes::PRIVATE,
     };
-    files::set_mode(&dir, modes.dir, &opts.dest.display().to_string())?;
-    // folders an earlier run made (or someone loosened) get the mode back
-    for f in &folders {
-        if let Ok(sub) = dir.open_dir(f) {
-            files::set_mode(&sub, modes.dir, f)?;
+    if let (Some(dir), Some(_)) = (&existing, &old) {
+        files::set_mode(dir, modes.dir, &opts.dest.display().to_string())?;
+        // folders an earlier run made (or someone loosened) get the mode back
+        for f in &folders {
+            if let Ok(sub) = dir.open_dir(f) {
+                files::set_mode(&sub, modes.dir, f)?;
+            }
         }
     }
-    let base = Manifest {
+    let mut base = Manifest {
         format: FORMAT.into(),
         export: 0,
         exported_at: now,
@@ -893,21 +973,10 @@ pub fn run(
         collection: prefix.clone(),
         strip_location: opts.strip_location,
         mode: Some(modes.show()),
-        catalog_head: Some(crate::catalog::anchor::current(catalog.conn())?),
+        catalog_head: Some(crate::catalog::anchor::current(conn)?),
         files: Vec::new(),
         mac: String::new(),
     };
-    if old.is_none() {
-        // A first export starts with an empty, authentic manifest (export 0): if it is cut off,
-        // the folder is still recognisably ours, `verify` reports the files as unproven, and
-        // `--sync` finishes the job.
-        write_atomic(
-            &dir,
-            MANIFEST,
-            &seal_manifest(&key, &mut base.clone())?,
-            modes,
-        )?;
-    }
     let old_strip = old.as_ref().map(|m| m.strip_location);
     let old_entries: HashMap<&str, &FileEntry> = old
         .iter()
@@ -936,6 +1005,64 @@ pub fn run(
         )));
     }
     let want_paths: BTreeSet<&str> = want.iter().map(|w| w.path.as_str()).collect();
+
+    // Where the files go until they are complete, marked as this run's before the record.
+    let marker = staging::Marker::new("export", old.is_none());
+    let staged = match existing {
+        Some(dir) if old.is_some() => staging::Staging::in_place(dir, &abs, &key, &marker)?,
+        other => {
+            drop(other);
+            staging::Staging::new(&abs, &key, &marker)?
+        }
+    };
+    // Recorded before the first byte: who exported whose view, where, and which files.
+    let started = (|| -> Result<i64> {
+        let tx = catalog.begin(actor, now)?;
+        let planned: Vec<exports::Item> = want
+            .iter()
+            .map(|w| exports::Item {
+                asset: w.asset.id,
+                version: w.version.version,
+                path: &w.path,
+                sha256: "",
+            })
+            .collect();
+        let id = exports::start(
+            &tx,
+            now.timestamp(),
+            actor,
+            &opts.login,
+            purpose.id,
+            &prefix,
+            &summary.dest,
+            &planned,
+        )?;
+        tx.audit(
+            "export.started",
+            serde_json::json!({
+                "export": id,
+                "run": marker.run,
+                "user": opts.login,
+                "purpose": purpose.id,
+                "planned": want.len(),
+                "sync": old.is_some(),
+            }),
+        )?;
+        tx.commit()?;
+        Ok(id)
+    })();
+    let id = match started {
+        Ok(id) => id,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
+        }
+    };
+    base.export = id;
+    summary.export = id;
+    let conn = catalog.conn();
+    let dir = staged.dir();
+    let wpath = staged.path().to_path_buf();
 
     let mut entries: Vec<FileEntry> = Vec::new();
     let outcome = (|| -> Result<()> {
@@ -968,11 +1095,11 @@ pub fn run(
                         && o.version == w.version.version
                         && old_strip == Some(opts.strip_location) =>
                 {
-                    let (sha, size) = hash_file(&dir, &w.path)?;
+                    let (sha, size) = hash_file(dir, &w.path)?;
                     let same = sha == o.sha256 && size == o.size;
                     if same {
                         // kept as it is, but with the export's permissions
-                        let f = open_regular(&dir, &w.path).map_err(|e| e.into_error(&w.path))?;
+                        let f = open_regular(dir, &w.path).map_err(|e| e.into_error(&w.path))?;
                         files::set_mode(&f, modes.file, &w.path)?;
                     }
                     same.then_some((sha, size))
@@ -987,7 +1114,7 @@ pub fn run(
                     written: false,
                     kept: false,
                 },
-                None => write_one(store, &dir, &abs, w, exiftool.as_ref(), modes)?,
+                None => write_one(store, dir, &wpath, w, exiftool.as_ref(), modes)?,
             };
             progress.advance(w.version.size);
             Ok(done)
@@ -1058,38 +1185,61 @@ pub fn run(
         entries = kept;
         if old.is_some() {
             // only in a folder that was ours before: never touch folders someone else made
-            remove_empty_folders(&dir, &folders, &entries);
+            remove_empty_folders(dir, &folders, &entries);
         }
         Ok(())
     })();
     drop(exiftool.take());
 
-    // Record what went out, also when the export failed half-way.
-    let changed =
-        !(summary.added.is_empty() && summary.replaced.is_empty() && summary.removed.is_empty());
-    if outcome.is_err() && !changed && entries.is_empty() {
-        return outcome.map(|_| summary);
-    }
     let mut manifest = Manifest {
         files: entries,
         ..base
     };
+    // 4. the manifest last, then the whole into place
+    let outcome = outcome.and_then(|()| {
+        let bytes = seal_manifest(&key, &mut manifest)?;
+        write_atomic(staged.dir(), MANIFEST, &bytes, modes)
+    });
+    let placed = match outcome {
+        Ok(()) => staged.place(modes.dir),
+        Err(e) => {
+            if old.is_some() {
+                // an update in place: take out what this run wrote, so the folder again holds
+                // what its (unchanged) manifest lists, minus what lapsed; then the marker
+                let undone = undo_sync(staged.dir(), &summary, old.as_ref(), &key, modes);
+                match undone {
+                    Ok(()) => staged.discard(),
+                    Err(u) => log::warn!("export: could not undo a failed --sync: {u}"),
+                }
+            } else {
+                staged.discard();
+            }
+            Err(e)
+        }
+    };
+    let placed = match placed {
+        Ok(p) => p,
+        Err(e) => {
+            record_failure(catalog, actor, now, id, &e, summary.removed.len())?;
+            return Err(e);
+        }
+    };
+
+    // The outcome is recorded before the marker goes: a destination without a marker always
+    // has a completed record.
     let tx = catalog.begin(actor, now)?;
-    tx.execute(
-        "INSERT INTO exports (at, actor, login, purpose_id, collection, dest, files, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')",
-        rusqlite::params![now.timestamp(), actor, opts.login, purpose.id, prefix, summary.dest, manifest.files.len() as i64],
-    )?;
-    let id = tx.last_insert_rowid();
-    manifest.export = id;
-    let bytes = seal_manifest(&key, &mut manifest)?;
-    tx.execute(
-        "UPDATE exports SET mac = ?1 WHERE id = ?2",
-        rusqlite::params![manifest.mac, id],
-    )?;
-    for f in &manifest.files {
-        tx.prepare_cached("INSERT INTO export_items (export_id, asset_id, version, path, sha256) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(rusqlite::params![id, f.asset, f.version, f.path, f.sha256])?;
-    }
+    exports::finish(&tx, id, manifest.files.len(), &manifest.mac)?;
+    let items: Vec<exports::Item> = manifest
+        .files
+        .iter()
+        .map(|f| exports::Item {
+            asset: f.asset,
+            version: f.version,
+            path: &f.path,
+            sha256: &f.sha256,
+        })
+        .collect();
+    exports::set_items(&tx, id, &items)?;
     tx.audit(
         "export",
         serde_json::json!({
@@ -1100,16 +1250,84 @@ pub fn run(
             "added": summary.added.len(),
             "replaced": summary.replaced.len(),
             "removed": summary.removed.len(),
-            "complete": outcome.is_ok(),
+            "complete": true,
         }),
     )?;
     tx.commit()?;
-    outcome?;
-    write_atomic(&dir, MANIFEST, &bytes, modes)?;
-    summary.export = id;
+    placed.unmark()?;
     summary.files = manifest.files.len();
     summary.manifest_mac = manifest.mac;
     Ok(summary)
+}
+
+/// Record that export `id` failed (what it wrote was removed again).
+fn record_failure(
+    catalog: &mut Catalog,
+    actor: &str,
+    now: Time,
+    id: i64,
+    e: &Error,
+    removed: usize,
+) -> Result<()> {
+    let tx = catalog.begin(actor, now)?;
+    tx.audit(
+        "export.failed",
+        serde_json::json!({
+            "export": id,
+            // the error's kind, not its text: messages can carry names and paths
+            "reason": reason_of(e),
+            "removed": removed,
+        }),
+    )?;
+    tx.commit()
+}
+
+/// Why a run failed, for the audit log: the kind of error and, for damaged data, which object
+/// (ids only). The full message goes to the user; it can carry file names and paths, which an
+/// append-only log must not keep (an erased person's name could not be taken out again).
+pub fn reason_of(e: &Error) -> String {
+    match e {
+        Error::Integrity { what, .. } => format!("integrity error in {what}"),
+        Error::Io { source, .. } => format!("i/o error: {source}"),
+        Error::Catalog(c) => format!("catalog error: {c}"),
+        Error::WrongKey(_) => "wrong key".into(),
+        Error::Denied(_) => "permission denied".into(),
+        Error::NotFound(_) => "not found".into(),
+        Error::Invalid(_) => "refused".into(),
+    }
+}
+
+/// A `--sync` failed: remove the files it added or replaced and write a manifest for what is
+/// left (the unchanged files of the earlier export), so the folder verifies again and a re-run
+/// starts from a true state. Lapsed files it removed stay removed.
+fn undo_sync(
+    dir: &Dir,
+    summary: &Summary,
+    old: Option<&Manifest>,
+    key: &Key,
+    modes: Modes,
+) -> Result<()> {
+    let written: BTreeSet<&str> = summary
+        .added
+        .iter()
+        .chain(&summary.replaced)
+        .map(String::as_str)
+        .collect();
+    for p in &written {
+        match dir.remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("cannot remove {p}"), e)),
+        }
+    }
+    let Some(old) = old else { return Ok(()) };
+    let removed: BTreeSet<&str> = summary.removed.iter().map(|r| r.path.as_str()).collect();
+    let mut left = old.clone();
+    left.files
+        .retain(|f| !written.contains(f.path.as_str()) && !removed.contains(f.path.as_str()));
+    // files the failed run never reached are still the earlier export's
+    let bytes = seal_manifest(key, &mut left)?;
+    write_atomic(dir, MANIFEST, &bytes, modes)
 }
 
 /// The largest the manifest of exporting `want` can be: every entry with the widest size and

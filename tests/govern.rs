@@ -1182,12 +1182,18 @@ fn final_files(dir: &Path) -> Vec<String> {
     exported(dir)
         .into_iter()
         .filter(|f| {
-            !f.rsplit('/')
-                .next()
-                .unwrap_or("")
-                .starts_with(".consentfs-tmp-")
+            let name = f.rsplit('/').next().unwrap_or("");
+            !name.starts_with(".consentfs-tmp-") && name != ".consentfs-partial"
         })
         .collect()
+}
+
+/// The private folder next to `dest` that an export writes before moving it into place.
+fn partial_of(dest: &Path) -> std::path::PathBuf {
+    dest.parent().unwrap().join(format!(
+        ".{}.consentfs-partial",
+        dest.file_name().unwrap().to_str().unwrap()
+    ))
 }
 
 #[test]
@@ -1210,22 +1216,21 @@ fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
     let want: Vec<String> = (0..24).map(|i| format!("p{i:02}.jpg")).collect();
     // Each round kills the export (SIGKILL) at the first moment it reaches a stage, watched
     // every millisecond, so every round cuts it somewhere real (a fixed delay often killed
-    // it before it had made anything, and checked nothing).
+    // it before it had made anything, and checked nothing). The files are written into a
+    // private folder next to the destination, which is moved into place when complete.
     type Stage = (&'static str, fn(&Path) -> bool);
     let stages: [Stage; 5] = [
-        ("the folder exists", |d| d.exists()),
-        ("the first manifest is written", |d| {
-            d.join("manifest.json").exists()
-        }),
+        ("the partial folder exists", |d| partial_of(d).exists()),
         ("a temporary file appears", |d| {
-            exported(d).len() > final_files(d).len()
+            exported(&partial_of(d)).len() > final_files(&partial_of(d)).len()
         }),
-        ("the first photo is in place", |d| {
-            !final_files(d).is_empty()
+        ("the first photo is written", |d| {
+            !final_files(&partial_of(d)).is_empty()
         }),
-        ("half the photos are in place", |d| {
-            final_files(d).len() >= 12
+        ("half the photos are written", |d| {
+            final_files(&partial_of(d)).len() >= 12
         }),
+        ("the destination appears", |d| d.exists()),
     ];
     let mut cut = 0;
     for (round, (stage, reached)) in stages.iter().enumerate() {
@@ -1258,33 +1263,39 @@ fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
             cut += 1;
         }
         eprintln!("export killed when {stage} (had it finished: {finished})");
-        assert!(dest.is_dir(), "{stage}");
         // under its final name a file is whole, whatever moment the export died
-        for f in final_files(&dest) {
-            assert_eq!(
-                std::fs::read(dest.join(&f)).unwrap(),
-                std::fs::read(t.path("big").join(&f)).unwrap(),
-                "{f} is not the whole photo after an export cut off when {stage}"
-            );
-        }
-        // the folder is an authentic export, complete (0) or visibly incomplete (1), never
-        // unreadable (2) or forged
-        let r = t.run(&["export", "verify", dest.to_str().unwrap()]);
-        assert!(
-            r.code == 0 || (r.code == 1 && !finished),
-            "verify after a cut when {stage}: exit {} {}{}",
-            r.code,
-            r.stdout,
-            r.stderr
-        );
-        assert!(!r.stdout.contains("MAC does not match"), "{}", r.stdout);
-        if r.code == 1 {
-            for p in r.stdout.lines() {
-                assert!(
-                    p.ends_with(": not in the manifest") || p.contains("no manifest.json"),
-                    "an interrupted export shows only unproven files: {p}"
+        for d in [dest.clone(), partial_of(&dest)] {
+            for f in final_files(&d) {
+                assert_eq!(
+                    std::fs::read(d.join(&f)).unwrap(),
+                    std::fs::read(t.path("big").join(&f)).unwrap(),
+                    "{f} is not the whole photo after an export cut off when {stage}"
                 );
             }
+        }
+        // the destination does not exist yet, or is the whole export: an authentic export,
+        // complete (0) or marked as not finished (1), never unreadable (2) or forged
+        if dest.exists() {
+            assert_eq!(final_files(&dest), want, "{stage}");
+            let r = t.run(&["export", "verify", dest.to_str().unwrap()]);
+            assert!(
+                r.code == 0 || (r.code == 1 && !finished),
+                "verify after a cut when {stage}: exit {} {}{}",
+                r.code,
+                r.stdout,
+                r.stderr
+            );
+            assert!(!r.stdout.contains("MAC does not match"), "{}", r.stdout);
+            if r.code == 1 {
+                for p in r.stdout.lines() {
+                    assert!(
+                        p.contains("was interrupted before it finished"),
+                        "an interrupted export shows only that it did not finish: {p}"
+                    );
+                }
+            }
+        } else {
+            assert!(!finished, "{stage}");
         }
         // --sync finishes it, without a refusal, and then it verifies
         t.ok(&[
@@ -1303,6 +1314,7 @@ fn an_export_cut_off_leaves_only_whole_files_and_sync_finishes_it() {
             r.stdout, r.stderr
         );
         assert_eq!(exported(&dest), want);
+        assert!(!partial_of(&dest).exists(), "{stage}");
     }
     assert!(
         cut >= 3,
@@ -1344,13 +1356,14 @@ fn a_consent_withdrawn_while_an_export_runs_takes_the_photo_out_again() {
         .spawn()
         .unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    // as soon as Anna's photo is out, hold the export where it is and withdraw
+    // as soon as Anna's photo is written (into the private folder the export moves into place
+    // when complete), hold the export where it is and withdraw
     let (out, _) = common::mount::wait_for(std::time::Duration::from_secs(60), || {
-        dest.join("a-anna.jpg").exists()
+        partial_of(&dest).join("a-anna.jpg").exists()
     });
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     assert!(out, "the export never wrote Anna's photo");
-    let written = final_files(&dest).len();
+    let written = final_files(&partial_of(&dest)).len();
     assert!(
         written < 41,
         "the export had written every file ({written}) before the withdrawal: not a test of \

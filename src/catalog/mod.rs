@@ -12,6 +12,7 @@
 pub mod anchor;
 pub mod assets;
 pub mod consents;
+pub mod exports;
 pub mod persons;
 pub mod purposes;
 pub mod schema;

@@ -13,7 +13,7 @@ use super::{output, Ctx};
 use crate::audit;
 use crate::catalog::assets::{self, check_name, AssetRow};
 use crate::catalog::consents::{self, EventRow, NewEvent};
-use crate::catalog::{persons, purposes};
+use crate::catalog::{exports, persons, purposes};
 use crate::crypto::object::ObjectId;
 use crate::error::{Error, Result};
 use crate::export::{self, Modes};
@@ -91,7 +91,13 @@ pub fn audit_report(ctx: &Ctx, person: &str, since: Option<&str>) -> Result<i32>
                 a.purpose.clone().unwrap_or_default(),
                 a.asset.to_string(),
                 a.path.clone(),
-                a.export.map(|e| format!("export {e}")).unwrap_or_default(),
+                match (a.export, a.outcome) {
+                    (Some(e), Some(o)) if o != exports::Outcome::Completed => {
+                        format!("export {e} ({})", o.as_str())
+                    }
+                    (Some(e), _) => format!("export {e}"),
+                    _ => String::new(),
+                },
             ]
         })
         .collect();
@@ -155,6 +161,9 @@ struct ExportOut {
     purpose: String,
     asset: i64,
     path: String,
+    /// `completed`, `failed` or `interrupted` (started, never finished: the photo may have
+    /// been written before the run was killed).
+    outcome: exports::Outcome,
 }
 
 #[derive(Serialize)]
@@ -206,8 +215,20 @@ fn file_name(id: i64, name: &str) -> String {
     }
 }
 
+/// `person report`: everything the store holds about a person, with their photos and evidence
+/// decrypted, into a new folder.
+///
+/// The report is recorded (`report.started`) before the first decrypted byte and its end
+/// (`person.report`, or `report.failed`) after the index; the files are written into a private
+/// folder next to the destination and moved into place only when complete (see
+/// [`export::staging`]). On any error what was written is removed; a re-run after a kill
+/// replaces the interrupted folder.
 pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
     let abs = export::check_destination(dest, ctx.store.root())?;
+    let key = ctx.store.manifest_key();
+    let p = persons::resolve(ctx.catalog.conn(), person)?;
+    let interrupted = export::staging::clear_interrupted(&abs, &key)?;
+    export::record_interrupted(&mut ctx.catalog, &ctx.actor, ctx.now, &interrupted)?;
     if abs.exists()
         && std::fs::read_dir(&abs)
             .map_err(|e| Error::io_path("read", &abs, e))?
@@ -220,7 +241,99 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
         )));
     }
     let conn = ctx.catalog.conn();
-    let p = persons::resolve(conn, person)?;
+    let planned_evidence = consents::list(conn, Some(p.id))?
+        .iter()
+        .filter(|e| e.evidence_object.is_some())
+        .count();
+    let planned_photos = assets_ever_linked(conn, p.id)?.len();
+    // where the files go until they are complete, marked as this run's before the record
+    let marker = export::staging::Marker::new("report", true);
+    let staged = export::staging::Staging::new(&abs, &key, &marker)?;
+    let started = (|| -> Result<i64> {
+        let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+        let seq = tx.audit(
+            "report.started",
+            serde_json::json!({
+                "person": p.id,
+                "run": marker.run,
+                "photos": planned_photos,
+                "evidence": planned_evidence,
+            }),
+        )?;
+        tx.commit()?;
+        Ok(seq)
+    })();
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
+        }
+    };
+    let written = match write_report(ctx, &p, staged.dir()) {
+        Ok(report) => staged
+            .place(Modes::PRIVATE.dir)
+            .map(|placed| (report, placed)),
+        Err(e) => {
+            staged.discard();
+            Err(e)
+        }
+    };
+    let (report, placed) = match written {
+        Ok(r) => r,
+        Err(e) => {
+            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+            tx.audit(
+                "report.failed",
+                serde_json::json!({
+                    "person": p.id,
+                    "started": started,
+                    "reason": export::reason_of(&e),
+                }),
+            )?;
+            tx.commit()?;
+            return Err(e);
+        }
+    };
+    // the outcome before the marker goes: a report without a marker has a completed record
+    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+    tx.audit(
+        "person.report",
+        serde_json::json!({
+            "person": p.id,
+            "started": started,
+            "photos": report.photos.iter().filter(|f| f.file.is_some()).count(),
+            "evidence": report.consents.iter().filter(|c| c.evidence_file.is_some()).count(),
+        }),
+    )?;
+    tx.commit()?;
+    placed.unmark()?;
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "person": p.id,
+            "dest": abs.display().to_string(),
+            "consents": report.consents.len(),
+            "photos": report.photos.len(),
+            "exports": report.exports.len(),
+            "accesses": report.accesses.len(),
+        }))?;
+    } else {
+        println!(
+            "report on #{} written to {}: {} consent event(s), {} photo(s), {} export item(s), {} access(es); open index.html",
+            p.id,
+            abs.display(),
+            report.consents.len(),
+            report.photos.len(),
+            report.exports.len(),
+            report.accesses.len()
+        );
+    }
+    Ok(0)
+}
+
+/// Write the report's files into `dir` (evidence, photos, then the index last).
+fn write_report(ctx: &Ctx, p: &persons::PersonRow, dir: &cap_std::fs::Dir) -> Result<Report> {
+    let conn = ctx.catalog.conn();
     let erased: bool = conn.query_row(
         "SELECT erased_at IS NOT NULL FROM persons WHERE id = ?1",
         [p.id],
@@ -249,9 +362,6 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    // names, birth dates, evidence and photos: readable by the caller only, whatever the umask
-    let dir = export::open_dest(&abs)?;
-    crate::files::set_mode(&dir, Modes::PRIVATE.dir, &abs.display().to_string())?;
     let mut consents_out = Vec::new();
     for e in consents::list(conn, Some(p.id))? {
         let mut evidence_file = None;
@@ -262,7 +372,7 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
                     "evidence/{}",
                     file_name(e.id, e.evidence.as_deref().unwrap_or(""))
                 );
-                export::write_atomic(&dir, &f, &bytes, Modes::PRIVATE)?;
+                export::write_atomic(dir, &f, &bytes, Modes::PRIVATE)?;
                 evidence_file = Some(f);
             }
         }
@@ -289,7 +399,7 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
                 let label = format!("asset {} version {}", a.id, v.version);
                 if let Some(bytes) = decrypt(ctx, &v.object.hex(), &label)? {
                     let f = format!("photos/{}", file_name(a.id, &a.name));
-                    export::write_atomic(&dir, &f, &bytes, Modes::PRIVATE)?;
+                    export::write_atomic(dir, &f, &bytes, Modes::PRIVATE)?;
                     file = Some(f);
                 }
             }
@@ -322,11 +432,19 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
             purpose: r.get(4)?,
             asset: r.get(5)?,
             path: r.get(6)?,
+            outcome: exports::Outcome::Completed,
         })
     })?;
+    let mut outcomes = std::collections::HashMap::new();
     for r in rows {
-        let r = r?;
+        let mut r = r?;
         if ever_set.contains(&r.asset) {
+            r.outcome = match outcomes.get(&r.export) {
+                Some(o) => *o,
+                None => *outcomes
+                    .entry(r.export)
+                    .or_insert(exports::outcome(conn, r.export)?),
+            };
             exports.push(r);
         }
     }
@@ -352,32 +470,9 @@ pub fn report(ctx: &mut Ctx, person: &str, dest: &Path) -> Result<i32> {
     };
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| Error::invalid(format!("cannot write the report: {e}")))?;
-    export::write_atomic(&dir, "index.json", &json, Modes::PRIVATE)?;
-    export::write_atomic(&dir, "index.html", html(&report).as_bytes(), Modes::PRIVATE)?;
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    tx.audit("person.report", serde_json::json!({ "person": p.id }))?;
-    tx.commit()?;
-    if ctx.json {
-        output::json(&serde_json::json!({
-            "person": p.id,
-            "dest": abs.display().to_string(),
-            "consents": report.consents.len(),
-            "photos": report.photos.len(),
-            "exports": report.exports.len(),
-            "accesses": report.accesses.len(),
-        }))?;
-    } else {
-        println!(
-            "report on #{} written to {}: {} consent event(s), {} photo(s), {} export item(s), {} access(es); open index.html",
-            p.id,
-            abs.display(),
-            report.consents.len(),
-            report.photos.len(),
-            report.exports.len(),
-            report.accesses.len()
-        );
-    }
-    Ok(0)
+    export::write_atomic(dir, "index.json", &json, Modes::PRIVATE)?;
+    export::write_atomic(dir, "index.html", html(&report).as_bytes(), Modes::PRIVATE)?;
+    Ok(report)
 }
 
 fn esc(s: &str) -> String {
@@ -552,7 +647,9 @@ fn html(r: &Report) -> String {
     o.push_str("<h2>Exports that included these photos</h2>\n");
     table(
         &mut o,
-        &["export", "when", "by", "view of", "purpose", "asset", "as"],
+        &[
+            "export", "when", "by", "view of", "purpose", "asset", "as", "outcome",
+        ],
         r.exports
             .iter()
             .map(|e| {
@@ -564,6 +661,7 @@ fn html(r: &Report) -> String {
                     esc(&e.purpose),
                     e.asset.to_string(),
                     esc(&e.path),
+                    e.outcome.as_str().into(),
                 ]
             })
             .collect(),
