@@ -124,12 +124,15 @@ pub trait Accounts: Send + Sync {
     fn lookup(&self, login: &str) -> Result<Option<(u32, u32)>>;
 }
 
+/// An account looked up (uid and gid, or none) and when.
+type CachedAccount = (Option<(u32, u32)>, std::time::Instant);
+
 /// The machine's accounts (getpwnam), cached: every attribute the mount returns names an
 /// owner, and reading /etc/passwd for each of 10,000 directory entries would dominate `ls -l`.
 /// Entries are kept for a minute, so an account created after mounting shows up soon.
 #[derive(Default)]
 pub struct OsAccounts {
-    cache: RwLock<HashMap<String, (Option<(u32, u32)>, std::time::Instant)>>,
+    cache: RwLock<HashMap<String, CachedAccount>>,
 }
 
 impl Accounts for OsAccounts {
@@ -230,7 +233,7 @@ pub struct Vfs {
     /// Drafts renamed over a file: later commits through their handles go to that file.
     merged: Mutex<HashMap<AssetId, AssetId>>,
     /// Names active assets left by a same-folder rename, and when (for saves with a backup).
-    vacated: Mutex<HashMap<(Arc<str>, PurposeId, String), (AssetId, std::time::Instant)>>,
+    vacated: Mutex<HashMap<open_file::PathKey, (AssetId, std::time::Instant)>>,
     /// Open files (one state per asset and view, shared by its handles; see [`open_file`]).
     /// Stat in a view shows the size its open file has written; every other view (another
     /// user's, another purpose's) shows the committed size until the commit.
@@ -772,10 +775,10 @@ impl Vfs {
         }
         if write && truncate {
             // O_TRUNC: the file is empty from now on, for every descriptor of it
-            let truncated = (|| {
+            let truncated = {
                 let mut st = handle.file.state.write().unwrap_or_else(|p| p.into_inner());
                 self.truncate_state(&handle.file, &mut st, 0, None)
-            })();
+            };
             if let Err(e) = truncated {
                 handle.file.writers_open.fetch_sub(1, Ordering::AcqRel);
                 self.files.release(&handle.key(), &handle.file);

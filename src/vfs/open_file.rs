@@ -40,6 +40,9 @@ pub(super) fn process_of(tid: u32) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A path in a view: (login, purpose, path).
+pub(super) type PathKey = (Arc<str>, PurposeId, String);
+
 /// Which file: the view (login, purpose) and the asset it was opened as.
 pub(super) type FileKey = (Arc<str>, PurposeId, AssetId);
 

@@ -112,6 +112,9 @@ struct Shown {
     version: i64,
 }
 
+/// A folder's entries: sub-folder names, and files (name, asset).
+pub type Listing = (Vec<Arc<str>>, Vec<(Arc<str>, AssetId)>);
+
 pub struct View {
     purposes: HashMap<PurposeId, PurposeRow>,
     persons: HashMap<PersonId, Person>,
@@ -637,12 +640,7 @@ impl View {
     }
 
     /// The entries of a folder as the user sees it: sub-folders and files (name, asset).
-    pub fn list_dir(
-        &self,
-        login: &str,
-        purpose: PurposeId,
-        dir: &str,
-    ) -> (Vec<Arc<str>>, Vec<(Arc<str>, AssetId)>) {
+    pub fn list_dir(&self, login: &str, purpose: PurposeId, dir: &str) -> Listing {
         let mut dirs: Vec<Arc<str>> = Vec::new();
         let mut files: Vec<(Arc<str>, AssetId)> = Vec::new();
         if let Some(node) = self.drafts_of(login, purpose).and_then(|t| t.get(dir)) {
