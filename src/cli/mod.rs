@@ -573,7 +573,13 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
     let dir = store_dir(cli)?;
     let unlock = unlock_from(cli)?;
     let store = Store::open(&dir, &unlock)?;
-    let running = crate::store::running::register(store.root(), &command_name(&cli.command))?;
+    // Naming who holds the catalog is a courtesy: on a full disk (or any failure to write the
+    // entry) the command still runs, unnamed, so a withdrawal can still get through.
+    let running = crate::store::running::register(store.root(), &command_name(&cli.command))
+        .unwrap_or_else(|e| {
+            log::debug!("not registered as a running command: {e}");
+            crate::store::running::Registration::none()
+        });
     let mut catalog = Catalog::open(
         &store.catalog_path(),
         &store.catalog_key(),

@@ -24,6 +24,13 @@ pub struct Registration {
     held: Option<Held>,
 }
 
+impl Registration {
+    /// No registration (it could not be written): the process runs unnamed.
+    pub fn none() -> Registration {
+        Registration { held: None }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Some(h) = self.held.take() {
