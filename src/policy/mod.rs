@@ -41,6 +41,7 @@
 //! * Access levels are ordered: read < write < delete; a write grant also lets the user read.
 
 mod derived;
+pub mod thinning;
 mod rules;
 
 #[cfg(test)]
