@@ -12,6 +12,7 @@ pub mod files;
 pub mod fuse;
 pub mod policy;
 pub mod shred;
+pub mod thinning;
 pub mod store;
 pub mod vfs;
 pub mod view;

@@ -17,6 +17,7 @@ pub mod purposes;
 pub mod schema;
 pub mod snapshot;
 pub mod users;
+pub mod versions;
 pub mod zone;
 
 use crate::crypto::Key;
