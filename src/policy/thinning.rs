@@ -310,6 +310,63 @@ pub fn decide(
         .collect()
 }
 
+/// For each version kept now: when, if nothing is saved meanwhile, a later run would first
+/// thin it (`None`: never, e.g. the current version). Decisions only change when a version
+/// crosses a tier edge, so the policy is evaluated at those moments (and up to 3 days after
+/// each, where calendar months of different lengths make the edge fall a little later).
+/// Meant for showing; costs a policy evaluation per version and edge.
+pub fn kept_until(
+    versions: &[Version],
+    policy: &Policy,
+    now: Time,
+    zone: &Zone,
+) -> HashMap<i64, Option<Time>> {
+    let after = |tier: &Tier, t: Option<Time>| match tier {
+        Tier::For(s) => t.and_then(|t| s.after_in(t, zone)),
+        Tier::Forever => None,
+    };
+    let mut moments: Vec<Time> = Vec::new();
+    for v in versions {
+        // leaving the recent tier, then the daily, then the monthly one
+        let t1 = after(&policy.keep_all, Some(v.created_at));
+        let t2 = after(&policy.keep_all, after(&policy.daily, Some(v.created_at)));
+        let t3 = after(
+            &policy.keep_all,
+            after(&policy.daily, after(&policy.monthly, Some(v.created_at))),
+        );
+        for t in [t1, t2, t3].into_iter().flatten() {
+            for extra in [0, 1, 3] {
+                let m = t + chrono::Duration::days(extra) + chrono::Duration::seconds(1);
+                if m > now {
+                    moments.push(m);
+                }
+            }
+        }
+    }
+    moments.sort();
+    moments.dedup();
+    let mut out: HashMap<i64, Option<Time>> = decide(versions, policy, now, zone)
+        .into_iter()
+        .filter(|(_, k)| k.is_some())
+        .map(|(v, _)| (v, None))
+        .collect();
+    let mut open: usize = out.len();
+    for m in moments {
+        if open == 0 {
+            break;
+        }
+        for (v, keep) in decide(versions, policy, m, zone) {
+            if keep.is_none() {
+                if let Some(slot @ None) = out.get_mut(&v) {
+                    *slot = Some(m);
+                    open -= 1;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +507,42 @@ mod tests {
         assert_eq!(
             decide(&list, &p, now, &Zone::utc()),
             vec![(1, None), (2, Some(Keep::Daily))]
+        );
+    }
+
+    /// Three saves on one day, 4 days ago: all kept now (recent); after the 7 days two of them
+    /// go (the newest of the day stays for 30 more days, then as the newest of its month; the
+    /// current version is of the next month).
+    #[test]
+    fn kept_until_says_when_a_version_would_go() {
+        let now = utc("2026-07-02T12:00:00Z");
+        let day = utc("2026-06-28T09:00:00Z");
+        let mut list = vec![
+            v(1, day - Duration::days(400)),
+            v(2, day),
+            v(3, day + Duration::hours(1)),
+            v(4, day + Duration::hours(2)),
+            v(5, now),
+        ];
+        list[0].original = true;
+        list[4].current = true;
+        let until = kept_until(&list, &Policy::default(), now, &Zone::utc());
+        assert_eq!(until[&1], None);
+        assert_eq!(until[&5], None);
+        // version 2 goes when version 3, newer on the same day, leaves the recent week too;
+        // version 3 when version 4 does
+        let t2 = until[&2].unwrap();
+        assert!(
+            t2 > day + Duration::days(7) + Duration::hours(1)
+                && t2 <= day + Duration::days(7) + Duration::hours(1) + Duration::seconds(1),
+            "{t2}"
+        );
+        assert_eq!(until[&3], Some(t2 + Duration::hours(1)));
+        // version 4 stays as the day's newest, then the month's, for about 7 d + 30 d + 12 mo
+        let t4 = until[&4].unwrap();
+        assert!(
+            t4 > utc("2027-08-01T00:00:00Z") && t4 < utc("2027-08-10T00:00:00Z"),
+            "{t4}"
         );
     }
 
