@@ -197,11 +197,7 @@ fn thin(ctx: &mut Ctx, dry_run: bool) -> Result<i32> {
     let verb = if dry_run { "would thin" } else { "thinned" };
     for a in &report.assets {
         let list: Vec<String> = a.versions.iter().map(|v| v.to_string()).collect();
-        println!(
-            "{verb}: asset {} version(s) {}",
-            a.asset,
-            list.join(", ")
-        );
+        println!("{verb}: asset {} version(s) {}", a.asset, list.join(", "));
     }
     if report.assets.is_empty() {
         println!("nothing to thin: every version is kept by the version policy");

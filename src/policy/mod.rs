@@ -41,8 +41,8 @@
 //! * Access levels are ordered: read < write < delete; a write grant also lets the user read.
 
 mod derived;
-pub mod thinning;
 mod rules;
+pub mod thinning;
 
 #[cfg(test)]
 mod tests;

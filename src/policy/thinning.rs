@@ -66,9 +66,9 @@ impl Tier {
                 "{what} '{t}' is not usable: give days, weeks, months or years (e.g. 7d, 2w, 12mo, 1y) or 'forever'{hint}"
             )));
         }
-        Ok(Tier::For(Span::parse(t).map_err(|e| {
-            Error::invalid(format!("{what}: {e}"))
-        })?))
+        Ok(Tier::For(
+            Span::parse(t).map_err(|e| Error::invalid(format!("{what}: {e}")))?,
+        ))
     }
 
     /// The canonical text (`7d`, `12mo`, `forever`), as stored and shown.
@@ -388,7 +388,10 @@ mod tests {
     }
 
     fn kept(d: &[(i64, Option<Keep>)]) -> Vec<i64> {
-        d.iter().filter(|(_, k)| k.is_some()).map(|(n, _)| *n).collect()
+        d.iter()
+            .filter(|(_, k)| k.is_some())
+            .map(|(n, _)| *n)
+            .collect()
     }
 
     #[test]
@@ -445,16 +448,10 @@ mod tests {
             .count();
         // 7 days of hourly versions, 30 days (one each), the months before, the original
         assert!(k.contains(&1) && k.contains(&2400));
-        let days_kept = d
-            .iter()
-            .filter(|(_, r)| *r == Some(Keep::Daily))
-            .count();
+        let days_kept = d.iter().filter(|(_, r)| *r == Some(Keep::Daily)).count();
         // 30 days back from 12:00 touch 31 calendar days (the first and last in part)
         assert_eq!(days_kept, 31);
-        let months = d
-            .iter()
-            .filter(|(_, r)| *r == Some(Keep::Monthly))
-            .count();
+        let months = d.iter().filter(|(_, r)| *r == Some(Keep::Monthly)).count();
         // 100 days back from 30 June: 37 days in the daily tiers, the rest in March..May
         assert!((2..=4).contains(&months), "{months}");
         assert_eq!(
@@ -559,13 +556,11 @@ mod tests {
     }
 
     fn policy() -> impl Strategy<Value = Policy> {
-        (tier(), tier(), tier(), any::<bool>()).prop_map(|(keep_all, daily, monthly, o)| {
-            Policy {
-                keep_all,
-                daily,
-                monthly,
-                keep_original: o,
-            }
+        (tier(), tier(), tier(), any::<bool>()).prop_map(|(keep_all, daily, monthly, o)| Policy {
+            keep_all,
+            daily,
+            monthly,
+            keep_original: o,
         })
     }
 
