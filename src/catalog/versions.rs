@@ -154,7 +154,6 @@ pub fn thin(tx: &Tx, asset: AssetId, versions: &[i64]) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::catalog::Catalog;
     use crate::crypto::Key;
 

@@ -4,7 +4,7 @@
 use super::{output, Ctx, VersionsCmd};
 use crate::catalog::{assets, versions};
 use crate::error::{Error, Result};
-use crate::policy::thinning::{self, Policy, Tier};
+use crate::policy::thinning::{self, Tier};
 use crate::policy::Time;
 use crate::when;
 use serde::Serialize;
@@ -132,11 +132,8 @@ fn policy(
         if reset {
             versions::set_policy(&tx, None)?;
         } else {
-            let (mut p, _) = match versions::policy(&tx) {
-                Ok(p) => p,
-                // an unreadable stored policy is replaced by what is given on top of the default
-                Err(_) => (Policy::default(), false),
-            };
+            // an unreadable stored policy is replaced by what is given on top of the default
+            let (mut p, _) = versions::policy(&tx).unwrap_or_default();
             if let Some(s) = keep_all {
                 p.keep_all = Tier::parse(&s, "--keep-all")?;
             }
