@@ -312,31 +312,20 @@ pub fn decide(
 
 /// For each version kept now: when, if nothing is saved meanwhile, a later run would first
 /// thin it (`None`: never, e.g. the current version). Decisions only change when a version
-/// crosses a tier edge, so the policy is evaluated at those moments (and up to 3 days after
-/// each, where calendar months of different lengths make the edge fall a little later).
-/// Meant for showing; costs a policy evaluation per version and edge.
+/// crosses a tier edge, so the policy is evaluated at exactly those moments. Meant for
+/// showing; costs a policy evaluation per version and edge.
 pub fn kept_until(
     versions: &[Version],
     policy: &Policy,
     now: Time,
     zone: &Zone,
 ) -> HashMap<i64, Option<Time>> {
-    let after = |tier: &Tier, t: Option<Time>| match tier {
-        Tier::For(s) => t.and_then(|t| s.after_in(t, zone)),
-        Tier::Forever => None,
-    };
+    let tiers = [&policy.keep_all, &policy.daily, &policy.monthly];
     let mut moments: Vec<Time> = Vec::new();
     for v in versions {
         // leaving the recent tier, then the daily, then the monthly one
-        let t1 = after(&policy.keep_all, Some(v.created_at));
-        let t2 = after(&policy.keep_all, after(&policy.daily, Some(v.created_at)));
-        let t3 = after(
-            &policy.keep_all,
-            after(&policy.daily, after(&policy.monthly, Some(v.created_at))),
-        );
-        for t in [t1, t2, t3].into_iter().flatten() {
-            for extra in [0, 1, 3] {
-                let m = t + chrono::Duration::days(extra) + chrono::Duration::seconds(1);
+        for n in 1..=3 {
+            if let Some(m) = edge(v.created_at, &tiers[..n], zone) {
                 if m > now {
                     moments.push(m);
                 }
@@ -365,6 +354,41 @@ pub fn kept_until(
         }
     }
     out
+}
+
+/// The first moment at which a version made at `c` is older than `tiers` together, i.e. the
+/// tier edge counted back from then lies after `c`; `None` if a tier is forever. Counting back
+/// calendar months is not the inverse of counting forward (31 March less a month is 28 or 29
+/// February), so the forward sum is only a first guess, refined by bisection on the moment
+/// (counting back is monotone in it).
+fn edge(c: Time, tiers: &[&Tier], zone: &Zone) -> Option<Time> {
+    let back = |t: Time| -> Option<Time> {
+        tiers.iter().try_fold(t, |t, tier| match tier {
+            Tier::For(s) => s.before_in(t, zone),
+            Tier::Forever => None,
+        })
+    };
+    let guess = tiers.iter().rev().try_fold(c, |t, tier| match tier {
+        Tier::For(s) => s.after_in(t, zone),
+        Tier::Forever => None,
+    })?;
+    let past = |t: Time| back(t).is_some_and(|b| b > c);
+    let mut lo = guess - chrono::Duration::days(10);
+    let mut hi = guess + chrono::Duration::days(10);
+    if past(lo) || !past(hi) {
+        // not where calendar arithmetic can put it; show nothing rather than a wrong time
+        return None;
+    }
+    // invariant: not past at lo, past at hi; whole seconds
+    while (hi - lo).num_seconds() > 1 {
+        let mid = lo + chrono::Duration::seconds((hi - lo).num_seconds() / 2);
+        if past(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
 }
 
 #[cfg(test)]
@@ -632,6 +656,38 @@ mod tests {
             prop_assert!(twice.iter().all(|(_, k)| k.is_some()), "a second run thinned more: {:?}", twice);
             let kept_once: Vec<_> = once.into_iter().filter(|(_, k)| k.is_some()).collect();
             prop_assert_eq!(kept_once, twice);
+        }
+
+        /// What `versions` shows as "kept until" is when a run would thin the version, and
+        /// a version that tiers with an end would thin is never shown as kept forever.
+        #[test]
+        fn kept_until_is_when_a_run_would_thin_it(
+            list in history(), p in policy(), zone in zone(), after in 0i64..400
+        ) {
+            let now = list.last().unwrap().created_at + Duration::days(after);
+            let kept: Vec<Version> = list
+                .iter()
+                .zip(decide(&list, &p, now, &zone))
+                .filter(|(_, (_, k))| k.is_some())
+                .map(|(v, _)| v.clone())
+                .collect();
+            let until = kept_until(&kept, &p, now, &zone);
+            let finite = [&p.keep_all, &p.daily, &p.monthly]
+                .iter()
+                .all(|t| matches!(t, Tier::For(_)));
+            for v in &kept {
+                match until[&v.version] {
+                    Some(t) => {
+                        prop_assert!(t > now);
+                        let d = decide(&kept, &p, t, &zone);
+                        prop_assert!(d.contains(&(v.version, None)), "version {} kept at {}", v.version, t);
+                    }
+                    None => prop_assert!(
+                        !finite || v.current || v.exported || (v.original && p.keep_original),
+                        "version {} never thinned under {:?}", v.version, p
+                    ),
+                }
+            }
         }
 
         /// Every version in the recent window is kept, every day of the daily tier and every
