@@ -449,3 +449,30 @@ fn retention_apply_and_the_mount_thin_as_well() {
     assert!(!files_on_disk(&t).contains(&gone));
     assert_eq!(t.run(&["audit", "verify"]).code, 0);
 }
+
+/// A catalog from before thinning (schema 8) is migrated: its versions are all kept, and the
+/// default policy applies from then on.
+#[test]
+fn a_catalog_from_before_thinning_is_migrated() {
+    let t = TestStore::new();
+    let now = photo(&t);
+    let day = morning(now, 20);
+    save_many(&t, 1, &[day, day + Duration::hours(1), now]);
+    {
+        let (_s, cat) = t.open_catalog();
+        cat.conn()
+            .execute_batch(
+                "DROP INDEX consent_events_evidence;
+                 ALTER TABLE versions DROP COLUMN thinned_at;
+                 PRAGMA user_version = 8;",
+            )
+            .unwrap();
+    }
+    let list = shown(&t, "1");
+    assert_eq!(list.len(), 4);
+    assert_eq!(list[1]["state"], "thin");
+    assert!(list.iter().all(|v| v.get("thinned_at").is_none()));
+    t.ok(&["versions", "thin"]);
+    assert_eq!(shown(&t, "1")[1]["state"], "thinned");
+    assert_eq!(t.run(&["audit", "verify"]).code, 0);
+}
