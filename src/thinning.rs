@@ -7,6 +7,10 @@
 //! The files are removed after the commit (`shred::work_off`); a kill in between leaves the
 //! queue, which the next command or mount works off.
 //!
+//! A run also shreds objects that only thinned versions still refer to (kept at thinning
+//! because another version used them, which has let go of them since: see
+//! `versions::shred_left_over`).
+//!
 //! Audit: one `asset.thin` entry per asset thinned (version numbers, objects shredded) and one
 //! `versions.thin` entry for the run (counts). A run that thins nothing is audited only when
 //! the privacy officer ran it by hand: the mount's start would otherwise add an empty entry at
@@ -106,9 +110,10 @@ pub fn run(
     for (asset, thin) in &plan {
         shredded += versions::thin(&tx, *asset, thin)?;
     }
+    shredded += versions::shred_left_over(&tx)?;
     let mut out = report(&policy, set, plan);
     out.objects_shredded = shredded;
-    if out.versions_thinned > 0 || audit_empty {
+    if out.versions_thinned > 0 || out.objects_shredded > 0 || audit_empty {
         tx.audit(
             "versions.thin",
             serde_json::json!({

@@ -476,3 +476,36 @@ fn a_catalog_from_before_thinning_is_migrated() {
     assert_eq!(shown(&t, "1")[1]["state"], "thinned");
     assert_eq!(t.run(&["audit", "verify"]).code, 0);
 }
+
+/// Content a thinned version shared with a version that has since let go of it (a save
+/// through the mount updates the newest version's object in place within a few seconds of the
+/// previous save) is shredded at the next run, not kept forever.
+#[test]
+fn content_left_only_to_thinned_versions_is_shredded_later() {
+    let t = TestStore::new();
+    let now = photo(&t);
+    let day = morning(now, 20);
+    save_at(&t, 1, b"morning edit", day);
+    save_at(&t, 1, b"evening edit", day + Duration::hours(3));
+    t.ok(&["restore", "1", "--version", "2"]);
+    t.ok(&["versions", "thin"]);
+    let objects = objects_of(&t, 1);
+    assert!(files_on_disk(&t).contains(&objects[&2]));
+    // what `assets::replace_version` does for the next save of the same user: version 4 now
+    // holds new content (here: version 3's)
+    {
+        let (_s, cat) = t.open_catalog();
+        cat.conn()
+            .execute(
+                "UPDATE versions SET object_id = ?1 WHERE asset_id = 1 AND version = 4",
+                [&objects[&3]],
+            )
+            .unwrap();
+    }
+    let r = t.ok(&["--json", "versions", "thin"]).json();
+    assert_eq!(r["versions_thinned"], 0);
+    assert_eq!(r["objects_shredded"], 1);
+    assert!(!files_on_disk(&t).contains(&objects[&2]));
+    assert_eq!(t.ok(&["cat", "1"]).raw, b"evening edit");
+    assert_eq!(t.run(&["audit", "verify"]).code, 0);
+}

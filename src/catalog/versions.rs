@@ -152,6 +152,33 @@ pub fn thin(tx: &Tx, asset: AssetId, versions: &[i64]) -> Result<usize> {
     Ok(shredded)
 }
 
+/// Objects that only thinned versions refer to, yet still hold their key: they were kept at
+/// thinning because another version used them, and that version has let go of them since (a
+/// save through the mount that updates the newest version in place). Shredded and queued like
+/// the rest; returns how many.
+pub fn shred_left_over(tx: &Tx) -> Result<usize> {
+    let left: Vec<String> = tx
+        .prepare(
+            "SELECT o.id FROM objects o
+              WHERE o.wrapped_key IS NOT NULL
+                AND EXISTS (SELECT 1 FROM versions v WHERE v.object_id = o.id AND v.thinned_at IS NOT NULL)
+                AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.object_id = o.id AND v.thinned_at IS NULL)
+                AND NOT EXISTS (SELECT 1 FROM consent_events c WHERE c.evidence_object = o.id)",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let now = when::to_secs(tx.now());
+    for o in &left {
+        tx.prepare_cached("UPDATE objects SET wrapped_key = NULL WHERE id = ?1")?
+            .execute([o])?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO shred_queue (object_id, queued_at) VALUES (?1, ?2)",
+        )?
+        .execute(params![o, now])?;
+    }
+    Ok(left.len())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::catalog::Catalog;
