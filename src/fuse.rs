@@ -212,14 +212,15 @@ impl Filesystem for FuseFs {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // close(2): commit what was written, so close reports a failed save
-        match self.vfs.commit(fh.0) {
+        // close(2) by the process that opened the file commits what was written, so its close
+        // reports a failed save; the last release commits in any case
+        match self.vfs.flush(fh.0, req.pid()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -247,11 +248,12 @@ impl Filesystem for FuseFs {
         offset: u64,
         data: &[u8],
         _write_flags: fuser::WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: fuser::ReplyWrite,
     ) {
-        match self.vfs.write_as(req.pid(), fh.0, offset, data) {
+        let append = flags.0 & libc::O_APPEND != 0;
+        match self.vfs.write_with(req.pid(), fh.0, offset, data, append) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(&e)),
         }

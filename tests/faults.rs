@@ -26,7 +26,11 @@ fn objects_on_disk_and_known(t: &TestStore) -> (usize, usize) {
     let (_s, cat) = t.open_catalog();
     let known: i64 = cat
         .conn()
-        .query_row("SELECT count(*) FROM objects", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM objects WHERE wrapped_key IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     (files.len(), known as usize)
 }

@@ -586,6 +586,62 @@ pub fn version_of_object(conn: &Connection, object: &ObjectId) -> Result<Option<
         .optional()?)
 }
 
+/// Let `version` of `asset` hold `object` instead of what it held (successive saves of one
+/// file through the mount, an fsync and then the close, make one version), if it is still the
+/// asset's newest version and `by` made it. Returns `None` when it is not (then a new version
+/// is added), else the object it held when no version uses that any more: its data key is
+/// destroyed here and its file queued for removal (see `shred_queue`), as a purge would.
+pub fn replace_version(
+    tx: &Tx,
+    asset: AssetId,
+    version: i64,
+    by: &str,
+    object: &ObjectId,
+    size: u64,
+    mtime: Option<Time>,
+) -> Result<Option<Option<ObjectId>>> {
+    let row: Option<(i64, String, String)> = tx
+        .prepare_cached(
+            "SELECT version, object_id, created_by FROM versions WHERE asset_id = ?1
+              ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row([asset], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((latest, old, creator)) = row else {
+        return Ok(None);
+    };
+    if latest != version || creator != by || old == object.hex() {
+        return Ok(None);
+    }
+    tx.prepare_cached(
+        "UPDATE versions SET object_id = ?3, size = ?4, created_at = ?5, mtime = ?6
+          WHERE asset_id = ?1 AND version = ?2",
+    )?
+    .execute(params![
+        asset,
+        version,
+        object.hex(),
+        size as i64,
+        when::to_secs(tx.now()),
+        mtime.map(when::to_secs)
+    ])?;
+    tx.audit(
+        "asset.version_updated",
+        serde_json::json!({ "asset": asset, "version": version, "size": size }),
+    )?;
+    let used: i64 = tx
+        .prepare_cached("SELECT count(*) FROM versions WHERE object_id = ?1")?
+        .query_row([&old], |r| r.get(0))?;
+    if used > 0 {
+        return Ok(Some(None));
+    }
+    tx.prepare_cached("UPDATE objects SET wrapped_key = NULL WHERE id = ?1")?
+        .execute([&old])?;
+    tx.prepare_cached("INSERT OR IGNORE INTO shred_queue (object_id, queued_at) VALUES (?1, ?2)")?
+        .execute(params![old, when::to_secs(tx.now())])?;
+    Ok(Some(ObjectId::parse(&old)))
+}
+
 /// Object ids the catalog knows (for orphan collection).
 pub fn known_objects(conn: &Connection) -> Result<std::collections::HashSet<String>> {
     let mut st = conn.prepare("SELECT id FROM objects")?;

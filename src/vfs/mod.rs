@@ -16,6 +16,7 @@ pub mod cache;
 mod dirs;
 pub mod inodes;
 pub mod live;
+mod open_file;
 pub mod provenance;
 pub mod queue;
 mod write;
@@ -43,9 +44,6 @@ pub struct Caller {
     pub gid: u32,
     pub pid: u32,
 }
-
-/// An uncommitted size: the view (login, purpose) and asset a handle writes, and the size.
-type PendingSize = (Arc<str>, PurposeId, AssetId, u64);
 
 /// Per-user bounds on what lives in the daemon's memory and the catalog without review.
 #[derive(Debug, Clone, Copy)]
@@ -170,26 +168,25 @@ impl Accounts for HashMap<String, (u32, u32)> {
     }
 }
 
-/// An open file: the version it was opened at stays readable while the asset stays visible.
+/// An open descriptor: a handle on the open file it shares with every other descriptor of the
+/// same file (see [`open_file`]), readable while the asset stays visible.
 struct Handle {
     login: Arc<str>,
     purpose: PurposeId,
     asset: AssetId,
-    /// Read-only handles only ever take the read lock, so parallel reads do not wait.
-    state: RwLock<HandleState>,
+    writable: bool,
+    /// The process that opened it: its close saves, a child's close of an inherited
+    /// descriptor does not (the last release does).
+    opener: Option<u32>,
+    file: Arc<open_file::OpenFile>,
     /// The processes that wrote through this handle (a few; see [`provenance`]).
     writers: Mutex<Vec<provenance::Process>>,
 }
 
-struct HandleState {
-    /// The committed version this handle reads (and a writer starts from).
-    object: ObjectId,
-    reader: Decryptor<File>,
-    writable: bool,
-    /// The new version being written, once the handle wrote or truncated.
-    writer: Option<write::Pending>,
-    /// Opened by `create`: the first commit fills the empty version 1 the create recorded.
-    fresh: bool,
+impl Handle {
+    fn key(&self) -> open_file::FileKey {
+        (self.login.clone(), self.purpose, self.asset)
+    }
 }
 
 pub struct Vfs {
@@ -218,11 +215,14 @@ pub struct Vfs {
     merged: Mutex<HashMap<AssetId, AssetId>>,
     /// Names active assets left by a same-folder rename, and when (for saves with a backup).
     vacated: Mutex<HashMap<(Arc<str>, PurposeId, String), (AssetId, std::time::Instant)>>,
-    /// Sizes of files with uncommitted writes, per handle, with the view (login, purpose) and
-    /// asset it writes: stat in that view agrees with what was written, while every other view
-    /// (another user's, another purpose's) shows the committed size until the commit. A leaf
-    /// lock: never held while taking another.
-    pending_sizes: Mutex<HashMap<u64, PendingSize>>,
+    /// Open files (one state per asset and view, shared by its handles; see [`open_file`]).
+    /// Stat in a view shows the size its open file has written; every other view (another
+    /// user's, another purpose's) shows the committed size until the commit.
+    files: open_file::Registry,
+    next_session: AtomicU64,
+    /// The version each asset's last save through the mount made (successive saves of one file
+    /// update it; see `write::Recent`).
+    recent: Mutex<HashMap<AssetId, write::Recent>>,
     /// Which opens were written to the audit log today (first open per user, purpose, asset).
     opened: Mutex<access::OpenedToday>,
     /// Saves written but not yet recorded because the catalog was busy (durable; see
@@ -270,7 +270,9 @@ impl Vfs {
             limits: Limits::default(),
             provenance: Default::default(),
             merged: Mutex::new(HashMap::new()),
-            pending_sizes: Mutex::new(HashMap::new()),
+            files: Default::default(),
+            next_session: AtomicU64::new(1),
+            recent: Mutex::new(HashMap::new()),
             vacated: Mutex::new(HashMap::new()),
             saves: queue::SaveQueue::load(&store).unwrap_or_else(|e| {
                 log::error!("cannot read the queue of saves waiting for the catalog: {e}");
@@ -727,76 +729,80 @@ impl Vfs {
         self.record_open(caller, login, *purpose, *asset)
             .inspect_err(|e| log::error!("cannot record an open of asset {asset} in the audit log, so it is refused: {e}"))
             .map_err(|e| crate::error::Error::integrity("audit log", e.to_string()))?;
-        let (object, reader) = self.open_current(*asset)?;
         if !(write && truncate) {
             // what this process writes next may be made from it
             self.provenance.read(caller.pid, *asset);
         }
-        let mut state = HandleState {
-            object,
-            reader,
-            writable: write,
-            writer: None,
-            fresh: false,
-        };
-        if write && truncate {
-            state.writer = Some(write::Pending::new(&self.store)?);
-            if let Some(w) = state.writer.as_mut() {
-                w.dirty = true;
-            }
-        }
-        let fh = self.add_handle(Handle {
+        let file = self.file_for(login, *purpose, *asset)?;
+        let handle = Handle {
             login: login.clone(),
             purpose: *purpose,
             asset: *asset,
-            state: RwLock::new(state),
+            writable: write,
+            opener: open_file::process_of(caller.pid),
+            file,
             writers: Mutex::new(self.provenance.process(caller.pid).into_iter().collect()),
-        });
-        if write && truncate {
-            // stat in this view shows the truncated size from now on, as on any filesystem
-            self.set_pending_size(fh, login, *purpose, *asset, 0);
+        };
+        if write {
+            handle.file.writers_open.fetch_add(1, Ordering::AcqRel);
         }
-        Ok(fh)
+        if write && truncate {
+            // O_TRUNC: the file is empty from now on, for every descriptor of it
+            let truncated = (|| {
+                let mut st = handle.file.state.write().unwrap_or_else(|p| p.into_inner());
+                self.truncate_state(&handle.file, &mut st, 0, None)
+            })();
+            if let Err(e) = truncated {
+                handle.file.writers_open.fetch_sub(1, Ordering::AcqRel);
+                self.files.release(&handle.key(), &handle.file);
+                return Err(e);
+            }
+        }
+        Ok(self.add_handle(handle))
     }
 
-    /// Record the uncommitted size of what handle `fh` writes.
-    fn set_pending_size(
+    /// The open file of `asset` in this view, shared with the handles already on it; a new one
+    /// (with the current version) when there is none or when the one there is behind the
+    /// catalog and has nothing pending (another user's save, a restore: a reopen sees it).
+    fn file_for(
         &self,
-        fh: u64,
         login: &Arc<str>,
         purpose: PurposeId,
         asset: AssetId,
-        size: u64,
-    ) {
-        self.pending_sizes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, (login.clone(), purpose, asset, size));
+    ) -> Result<Arc<open_file::OpenFile>> {
+        let current = self.current_object(asset);
+        self.files.acquire(
+            &(login.clone(), purpose, asset),
+            |f| {
+                let st = f.state.read().unwrap_or_else(|p| p.into_inner());
+                st.writer.is_some() || Some(st.object) == current
+            },
+            || {
+                let (object, reader) = self.open_current(asset)?;
+                Ok(open_file::OpenFile::new(
+                    self.next_session.fetch_add(1, Ordering::Relaxed),
+                    object,
+                    reader,
+                ))
+            },
+        )
     }
 
-    fn clear_pending_size(&self, fh: u64) {
-        self.pending_sizes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
+    /// The object the mount serves for `asset` now (a queued save's, else the view's).
+    fn current_object(&self, asset: AssetId) -> Option<ObjectId> {
+        if let Some(q) = self.saves.latest(asset) {
+            return ObjectId::parse(&q.object);
+        }
+        self.view()
+            .asset(asset)
+            .and_then(|i| i.version.as_ref().map(|v| v.object))
     }
 
-    /// The size a handle of this view has written but not committed, if any (the largest, when
-    /// several handles of the view write at once).
+    /// The size a file of this view has written but not committed, if any.
     fn pending_size(&self, login: &str, purpose: PurposeId, asset: AssetId) -> Option<u64> {
-        let pending: Vec<(AssetId, u64)> = self
-            .pending_sizes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|(l, p, _, _)| &**l == login && *p == purpose)
-            .map(|(_, _, a, size)| (*a, *size))
-            .collect();
-        pending
-            .into_iter()
-            .filter(|(a, _)| *a == asset || self.current_asset(*a) == asset)
-            .map(|(_, size)| size)
-            .max()
+        self.files.pending_size(login, purpose, |a| {
+            a == asset || self.current_asset(a) == asset
+        })
     }
 
     fn add_handle(&self, handle: Handle) -> u64 {
@@ -828,7 +834,7 @@ impl Vfs {
             .collect()
     }
 
-    fn chunk(&self, st: &HandleState, index: u64) -> Result<Chunk> {
+    fn chunk(&self, st: &open_file::FileState, index: u64) -> Result<Chunk> {
         if let Some(c) = self.chunks.get(&st.object, index) {
             return Ok(c);
         }
@@ -860,9 +866,9 @@ impl Vfs {
             );
             return Err(denied("no longer visible"));
         }
-        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
+        let st = h.file.state.read().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = &st.writer {
-            // the handle's own, not yet committed, data
+            // what the file's descriptors wrote and did not commit yet
             *out = w.writer.read_at(offset, size as usize)?;
             return Ok(());
         }
@@ -927,13 +933,33 @@ impl Vfs {
         result
     }
 
-    /// The last close: commit what the handle wrote, then forget it.
+    /// The last close of a descriptor. When it was the file's last one open for writing,
+    /// what the file's descriptors wrote is committed (one version).
     pub fn release(&self, fh: u64) {
-        if let Err(e) = self.commit(fh) {
-            log::warn!("a save could not be committed at close: {e}");
+        let Ok(h) = self.handle(fh) else {
+            return;
+        };
+        if h.writable && h.file.writers_open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Err(e) = self.commit_file(&h, true) {
+                log::warn!("a save could not be committed at close: {e}");
+            }
         }
         self.release_handle(fh);
-        self.clear_pending_size(fh);
+        self.files.release(&h.key(), &h.file);
+    }
+
+    /// close(2) of a descriptor: its opener's close saves (and reports a failed save); the
+    /// close of a copy a child process inherited does not, so a fork and exec in the middle of
+    /// writing a file never commits half of it.
+    pub fn flush(&self, fh: u64, pid: u32) -> Result<()> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return Ok(());
+        }
+        match (h.opener, open_file::process_of(pid)) {
+            (Some(opener), Some(closer)) if opener == closer => self.commit_file(&h, false),
+            _ => Ok(()),
+        }
     }
 
     /// getattr, and for anything inside a user's folder (the folder included) the owner check.
@@ -1108,16 +1134,26 @@ impl Vfs {
                         let mut path = String::new();
                         let mut complete = true;
                         for c in crate::view::tree::components(collection) {
-                            out.push(Invalidation::Entry {
-                                parent,
-                                name: c.to_string(),
-                            });
                             path = crate::catalog::assets::join_path(&path, c);
-                            match inodes.known(&Node::Dir(
+                            let known = inodes.known(&Node::Dir(
                                 login.clone(),
                                 *purpose,
                                 Arc::from(path.as_str()),
-                            )) {
+                            ));
+                            // A folder the kernel knows that still exists keeps its entry: it
+                            // may be a process's working directory, and an invalidated one
+                            // makes getcwd fail (`git init` in a new folder). Only a folder
+                            // that appeared (a negative entry may be cached) or went is
+                            // invalidated.
+                            let exists = view.dir_visible(&login, *purpose, &path)
+                                || self.made_dir(&login, *purpose, &path);
+                            if known.is_none() || !exists {
+                                out.push(Invalidation::Entry {
+                                    parent,
+                                    name: c.to_string(),
+                                });
+                            }
+                            match known {
                                 Some(ino) => parent = ino,
                                 None => {
                                     complete = false;

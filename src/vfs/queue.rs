@@ -38,6 +38,10 @@ const MAX_FILE: u64 = 1 << 20;
 pub struct QueuedSave {
     /// Order of the saves (nanoseconds since the epoch when queued, made unique).
     pub seq: u64,
+    /// The version this save updates instead of adding one (a save a moment earlier of the
+    /// same file), if it is still the newest when recorded.
+    #[serde(default)]
+    pub replace: Option<i64>,
     pub asset: AssetId,
     pub login: String,
     pub purpose: PurposeId,
@@ -247,6 +251,7 @@ mod tests {
     fn save(asset: AssetId) -> QueuedSave {
         QueuedSave {
             seq: 0,
+            replace: None,
             asset,
             login: "anna".into(),
             purpose: 1,

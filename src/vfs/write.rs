@@ -20,8 +20,9 @@
 //! * Empty folders made with mkdir live in memory until something is saved in them.
 
 use super::inodes::Node;
+use super::open_file::{FileState, OpenFile};
 use super::queue::QueuedSave;
-use super::{denied, Attr, Caller, HandleState, Vfs};
+use super::{denied, Attr, Caller, Vfs};
 use crate::catalog::assets::{self, join_path};
 use crate::catalog::{busy_error, is_busy};
 use crate::error::{Error, Result};
@@ -35,6 +36,22 @@ use std::time::Duration;
 /// queued (durably) instead: long enough for any short transaction, short enough that no
 /// editor sees a hanging close.
 pub(super) const SAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// Saves of one asset by one process this close together are one save (ImageMagick opens a
+/// file with O_TRUNC twice, GIMP and darktable-cli write the image and then reopen it for the
+/// metadata): the later updates the version the earlier made instead of adding one. Saves by
+/// different programs (mogrify, then exiftool) stay versions of their own.
+const ONE_SAVE: Duration = Duration::from_secs(5);
+
+/// The version the last save through the mount made of an asset: the next commit of the same
+/// open file (an fsync, then the close), or of the same user within [`ONE_SAVE`], updates it.
+pub(super) struct Recent {
+    login: Arc<str>,
+    version: i64,
+    at: std::time::Instant,
+    session: u64,
+    process: Option<u32>,
+}
 
 /// A version being written by one handle.
 pub(super) struct Pending {
@@ -327,40 +344,23 @@ impl Vfs {
         let attr = self.attr_of(&view, &node, ino)?;
         drop(view);
         let (object, reader) = self.open_current(asset)?;
-        let fh = self.add_handle(super::Handle {
-            login,
-            purpose,
-            asset,
-            state: std::sync::RwLock::new(HandleState {
-                object,
-                reader,
-                writable: true,
-                writer: None,
-                fresh: true,
-            }),
-            writers: std::sync::Mutex::new(
-                self.provenance.process(caller.pid).into_iter().collect(),
-            ),
-        });
+        let file = OpenFile::new(self.new_session(), object, reader);
+        file.state.write().unwrap_or_else(|p| p.into_inner()).fresh = true;
+        let fh = self.add_writing_handle(caller, &login, purpose, asset, file);
         Ok((attr, fh))
     }
 
-    /// Saving with a backup, the way ImageMagick's mogrify and some editors do: rename
-    /// `photo.jpg` to a backup name in the same folder, create `photo.jpg` anew, write it, and
-    /// perhaps delete the backup. Seen as separate steps, the photo would lose its identity and
-    /// persons (the new file a draft, the old one renamed). So a create of the name an asset
-    /// left by a rename in the same folder less than `BACKUP_WINDOW` ago, by the same user, is
-    /// taken as the next version of that asset: the asset returns to its name and the backup
-    /// name becomes the user's draft holding the previous content (which also stays a
-    /// committed version of the asset). Logged at info level.
-    fn create_as_new_version(
+    /// The step of a save with a backup that gives the photo its name back: when `name` in
+    /// `folder` was left by a rename of `asset` less than `BACKUP_WINDOW` ago by the same user,
+    /// the asset returns to the name and the name it went to becomes a draft of its previous
+    /// content (its persons' consent reaches it). Returns the asset.
+    fn back_from_backup(
         &self,
-        caller: Caller,
         login: &Arc<str>,
         purpose: PurposeId,
         folder: &str,
         name: &str,
-    ) -> Result<Option<(Attr, u64)>> {
+    ) -> Result<Option<AssetId>> {
         const BACKUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
         let key = (login.clone(), purpose, join_path(folder, name));
         let Some((asset, at)) = self
@@ -400,6 +400,28 @@ impl Vfs {
             assets::add_sources(tx, backup, &[asset], assets::SourceKind::Backup)
         })?;
         log::info!("asset {asset}: saved with a backup; the new file continues the asset");
+        Ok(Some(asset))
+    }
+
+    /// Saving with a backup, the way ImageMagick's mogrify and some editors do: rename
+    /// `photo.jpg` to a backup name in the same folder, create `photo.jpg` anew, write it, and
+    /// perhaps delete the backup. Seen as separate steps, the photo would lose its identity and
+    /// persons (the new file a draft, the old one renamed). So a create of the name an asset
+    /// left by a rename in the same folder less than `BACKUP_WINDOW` ago, by the same user, is
+    /// taken as the next version of that asset: the asset returns to its name and the backup
+    /// name becomes the user's draft holding the previous content (which also stays a
+    /// committed version of the asset). Logged at info level.
+    fn create_as_new_version(
+        &self,
+        caller: Caller,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        folder: &str,
+        name: &str,
+    ) -> Result<Option<(Attr, u64)>> {
+        let Some(asset) = self.back_from_backup(login, purpose, folder, name)? else {
+            return Ok(None);
+        };
         let node = Node::File(login.clone(), purpose, asset);
         let mut attr = {
             let view = self.view();
@@ -410,28 +432,46 @@ impl Vfs {
         let (object, reader) = self.open_current(asset)?;
         // dirty only once written: tools that create, close and reopen do not leave an
         // empty version behind
-        let pending = Pending::new(&self.store)?;
-        let fh = self.add_handle(super::Handle {
-            login: login.clone(),
-            purpose,
-            asset,
-            state: std::sync::RwLock::new(HandleState {
-                object,
-                reader,
-                writable: true,
-                writer: Some(pending),
-                fresh: false,
-            }),
-            writers: std::sync::Mutex::new(
-                self.provenance.process(caller.pid).into_iter().collect(),
-            ),
-        });
-        self.set_pending_size(fh, login, purpose, asset, 0);
+        let file = OpenFile::new(self.new_session(), object, reader);
+        file.state.write().unwrap_or_else(|p| p.into_inner()).writer =
+            Some(Pending::new(&self.store)?);
+        file.set_pending_size(Some(0));
+        let fh = self.add_writing_handle(caller, login, purpose, asset, file);
         Ok(Some((attr, fh)))
     }
 
+    fn new_session(&self) -> u64 {
+        self.next_session
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A handle open for writing on a new file, which becomes the one this name refers to.
+    fn add_writing_handle(
+        &self,
+        caller: Caller,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        asset: AssetId,
+        file: OpenFile,
+    ) -> u64 {
+        let file = self.files.replace(&(login.clone(), purpose, asset), file);
+        file.writers_open
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.add_handle(super::Handle {
+            login: login.clone(),
+            purpose,
+            asset,
+            writable: true,
+            opener: super::open_file::process_of(caller.pid),
+            file,
+            writers: std::sync::Mutex::new(
+                self.provenance.process(caller.pid).into_iter().collect(),
+            ),
+        })
+    }
+
     /// Start the pending version from the committed one, the first time a handle changes it.
-    fn ensure_writer<'a>(&self, st: &'a mut HandleState) -> Result<&'a mut Pending> {
+    fn ensure_writer<'a>(&self, st: &'a mut FileState) -> Result<&'a mut Pending> {
         if st.writer.is_none() {
             let mut p = Pending::new(&self.store)?;
             let mut buf = vec![0u8; crate::crypto::object::CHUNK_PLAIN as usize];
@@ -454,6 +494,9 @@ impl Vfs {
 
     fn writable_handle(&self, fh: u64) -> Result<Arc<super::Handle>> {
         let h = self.handle(fh)?;
+        if !h.writable {
+            return Err(errno(libc::EBADF, "not open for writing"));
+        }
         let asset = self.current_asset(h.asset);
         let view = self.view();
         if !view.file_visible(&h.login, h.purpose, asset) {
@@ -473,6 +516,19 @@ impl Vfs {
     /// [`Vfs::write`] by thread `pid` (as FUSE reports it): the photos its process read
     /// lately become sources of a draft it writes.
     pub fn write_as(&self, pid: u32, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        self.write_with(pid, fh, offset, data, false)
+    }
+
+    /// Write through handle `fh`; `append` (O_APPEND) writes at the end of the file as its
+    /// descriptors left it, whatever offset the kernel computed.
+    pub fn write_with(
+        &self,
+        pid: u32,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+    ) -> Result<u32> {
         let h = self.writable_handle(fh)?;
         if let Some(process) = self.provenance.process(pid) {
             let mut writers = h.writers.lock().unwrap_or_else(|p| p.into_inner());
@@ -480,22 +536,37 @@ impl Vfs {
                 writers.push(process);
             }
         }
-        let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
-        if !st.writable {
-            return Err(errno(libc::EBADF, "not open for writing"));
-        }
+        let mut st = h.file.state.write().unwrap_or_else(|p| p.into_inner());
         let p = self.ensure_writer(&mut st)?;
+        let offset = if append { p.writer.len() } else { offset };
         p.writer.write_at(offset, data)?;
         p.dirty = true;
-        let len = p.writer.len();
-        self.set_pending_size(fh, &h.login, h.purpose, h.asset, len);
+        h.file.set_pending_size(Some(p.writer.len()));
         Ok(data.len() as u32)
+    }
+
+    /// Truncate (or extend) what the file holds, for every descriptor of it.
+    pub(super) fn truncate_state(
+        &self,
+        file: &OpenFile,
+        st: &mut FileState,
+        size: u64,
+        mtime: Option<Time>,
+    ) -> Result<()> {
+        let p = self.ensure_writer(st)?;
+        p.writer.truncate(size)?;
+        p.dirty = true;
+        if mtime.is_some() {
+            p.mtime = mtime;
+        }
+        file.set_pending_size(Some(size));
+        Ok(())
     }
 
     /// The size of the file as the handle sees it (pending writes included).
     pub fn handle_size(&self, fh: u64) -> Option<u64> {
         let h = self.handle(fh).ok()?;
-        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
+        let st = h.file.state.read().unwrap_or_else(|p| p.into_inner());
         Some(
             st.writer
                 .as_ref()
@@ -503,22 +574,66 @@ impl Vfs {
         )
     }
 
-    /// Commit what the handle wrote as a new version (close, flush, fsync).
+    /// Commit what the handle's file holds as a version (fsync; the daemon stopping).
     pub fn commit(&self, fh: u64) -> Result<()> {
         let h = self.handle(fh)?;
-        let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+        self.commit_file(&h, false)
+    }
+
+    /// Commit the pending state of the handle's file: a new version, or an update of the
+    /// version this file (or its user's save a moment ago) made (see [`Recent`]).
+    /// `last`: the file's last descriptor open for writing is gone (else an fsync or a close
+    /// while others stay open).
+    pub(super) fn commit_file(&self, h: &super::Handle, last: bool) -> Result<()> {
+        let mut st = h.file.state.write().unwrap_or_else(|p| p.into_inner());
         let Some(p) = st.writer.take() else {
             return Ok(());
         };
         if !p.dirty {
+            st.writer = Some(p);
+            return Ok(());
+        }
+        let target = self.current_asset(h.asset);
+        if p.writer.is_empty() && self.empty_save_of_photo(target) {
+            // an O_TRUNC open not yet written (a shell's close after dup2, ImageMagick opening
+            // twice): a photo never gets an empty version; the emptied state stays pending
+            // until something is written, and goes when the last writer closes without
+            if !last {
+                st.writer = Some(p);
+            } else {
+                h.file.set_pending_size(None);
+                drop(p);
+                log::info!("asset {target}: an empty save of a photo is not kept as a version");
+            }
             return Ok(());
         }
         let mtime = p.mtime;
         let obj = p.writer.commit(&self.store);
-        self.clear_pending_size(fh);
+        h.file.set_pending_size(None);
         let obj = obj?;
-        let target = self.current_asset(h.asset);
+        if h.file.is_detached() {
+            // the name now refers to another file: as on a local filesystem, what was
+            // written to the replaced one goes nowhere
+            let _ = self.store.remove_object(&obj.id);
+            log::info!(
+                "asset {target}: a save through a file that was replaced meanwhile is not recorded"
+            );
+            return Ok(());
+        }
         let fresh = std::mem::take(&mut st.fresh);
+        let replace = {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent
+                .get(&target)
+                .filter(|r| {
+                    *r.login == *h.login
+                        && (r.session == h.file.session
+                            || (r.process.is_some()
+                                && r.process == h.opener
+                                && r.at.elapsed() < ONE_SAVE))
+                })
+                .map(|r| r.version)
+        };
         // what the writing processes read lately (only needed when the target is a draft)
         let read: Vec<AssetId> = {
             let writers = h.writers.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -532,6 +647,7 @@ impl Vfs {
         };
         let save = QueuedSave {
             seq: 0,
+            replace,
             asset: target,
             login: h.login.to_string(),
             purpose: h.purpose,
@@ -555,6 +671,19 @@ impl Vfs {
         match recorded {
             Ok((version, freed)) => {
                 self.saved(&save, version, freed);
+                self.recent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        target,
+                        Recent {
+                            login: h.login.clone(),
+                            version,
+                            at: std::time::Instant::now(),
+                            session: h.file.session,
+                            process: h.opener,
+                        },
+                    );
                 let (object, reader) = self.open_current(target)?;
                 st.object = object;
                 st.reader = reader;
@@ -660,7 +789,23 @@ impl Vfs {
                 return Ok((1, freed));
             }
         }
-        Ok((assets::add_version(tx, target, obj, mtime)?, None))
+        assets::add_object(tx, obj)?;
+        if let Some(v) = save.replace {
+            if let Some(freed) =
+                assets::replace_version(tx, target, v, login, &obj.id, obj.size, mtime)?
+            {
+                return Ok((v, freed));
+            }
+        }
+        let version = assets::add_version_of_object(tx, target, &obj.id, obj.size, mtime)?;
+        Ok((version, None))
+    }
+
+    /// Whether an empty save of `target` would replace a photo's content with nothing.
+    fn empty_save_of_photo(&self, target: AssetId) -> bool {
+        self.view().asset(target).is_some_and(|i| {
+            i.row.status == Status::Active && i.version.as_ref().is_some_and(|v| v.size > 0)
+        })
     }
 
     /// Change size, times, mode or owner. Only the size and the modification time are kept
@@ -690,38 +835,32 @@ impl Vfs {
         }
         self.check_write(&self.view(), login, *purpose, asset)?;
         if let Some(size) = size {
-            match fh
-                .and_then(|f| self.handle(f).ok())
-                .filter(|h| h.state.read().map(|s| s.writable).unwrap_or(false))
-            {
+            match fh.and_then(|f| self.handle(f).ok()).filter(|h| h.writable) {
                 Some(h) => {
-                    let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
-                    let p = self.ensure_writer(&mut st)?;
-                    p.writer.truncate(size)?;
-                    p.dirty = true;
-                    if mtime.is_some() {
-                        p.mtime = mtime;
-                    }
-                    drop(st);
-                    if let Some(f) = fh {
-                        self.set_pending_size(f, &h.login, h.purpose, h.asset, size);
-                    }
+                    let mut st = h.file.state.write().unwrap_or_else(|p| p.into_inner());
+                    self.truncate_state(&h.file, &mut st, size, mtime)?;
                 }
                 None => {
-                    // truncate(2) by path: a version of its own, committed at once
+                    // truncate(2) by path acts on the file its open descriptors share; it is a
+                    // save of its own unless one of them is open for writing (then their last
+                    // close commits it)
                     let fh = self.open(caller, ino, true, false)?;
-                    let result = (|| {
+                    let result = (|| -> Result<()> {
                         let h = self.handle(fh)?;
                         {
-                            let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
-                            let p = self.ensure_writer(&mut st)?;
-                            p.writer.truncate(size)?;
-                            p.dirty = true;
-                            p.mtime = mtime;
+                            let mut st = h.file.state.write().unwrap_or_else(|p| p.into_inner());
+                            self.truncate_state(&h.file, &mut st, size, mtime)?;
                         }
-                        self.commit(fh)
+                        let others = h
+                            .file
+                            .writers_open
+                            .load(std::sync::atomic::Ordering::Acquire);
+                        if others <= 1 {
+                            self.commit_file(&h, false)?;
+                        }
+                        Ok(())
                     })();
-                    self.release_handle(fh);
+                    self.release(fh);
                     result?;
                 }
             }
@@ -729,13 +868,13 @@ impl Vfs {
             // futimens(2) and utimensat(2) arrive without the handle; tar, cp -p and rsync set
             // the time of a file they are still writing. The time then belongs to the version
             // being written, or the commit at close would replace it with the time of the close.
-            let handles: Vec<Arc<super::Handle>> = match fh.and_then(|f| self.handle(f).ok()) {
-                Some(h) => vec![h],
-                None => self.handles_of(asset),
+            let files = match fh.and_then(|f| self.handle(f).ok()) {
+                Some(h) => vec![h.file.clone()],
+                None => self.files.of_asset(asset),
             };
             let mut pending = false;
-            for h in handles {
-                let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+            for f in files {
+                let mut st = f.state.write().unwrap_or_else(|p| p.into_inner());
                 if let Some(p) = st.writer.as_mut().filter(|p| p.dirty) {
                     p.mtime = Some(m);
                     pending = true;
@@ -773,6 +912,8 @@ impl Vfs {
             asset
         };
         self.change(&login, |tx| assets::set_status(tx, asset, Status::Trash))?;
+        // descriptors still open keep what they read; what they write is not recorded
+        self.files.detach(&(login.clone(), purpose, asset));
         log::info!("asset {asset} moved to the trash");
         Ok(())
     }
@@ -880,11 +1021,11 @@ impl Vfs {
             .clone();
         let src_is_draft = src_info.row.status == Status::Draft;
         self.need(&view, &login, purpose, &to, Access::Write)?;
-        if !src_is_draft {
+        // renaming within a folder is a write (saving with a backup or a temp file does it);
+        // moving a photo out of its folder takes it from there, which needs delete
+        if !src_is_draft && from != to {
             self.need(&view, &login, purpose, &from, Access::Delete)?;
-            if from != to {
-                Self::check_move_everywhere(&view, &login, src, &from, &to)?;
-            }
+            Self::check_move_everywhere(&view, &login, src, &from, &to)?;
         }
         let dst_taken_elsewhere = dst.is_none()
             && self
@@ -939,6 +1080,9 @@ impl Vfs {
                         .remove(&src);
                     return Err(e);
                 }
+                // the target's name refers to the saved draft now: descriptors open on the
+                // old file keep reading it whole, and their writes are not recorded
+                self.files.detach(&(login.clone(), purpose, target));
                 log::info!(
                     "asset {target}: new version from a saved draft ({} bytes)",
                     v.size
@@ -950,6 +1094,17 @@ impl Vfs {
                 Err(denied("cannot replace one reviewed photo with another"))
             }
             None => {
+                if src_is_draft && !noreplace {
+                    // a temp file renamed into the name a photo left a moment ago (exiftool
+                    // renames a.jpg to a.jpg_original, then its temp file to a.jpg): the photo
+                    // takes its name back and the temp file is saved over it
+                    if self
+                        .back_from_backup(&login, purpose, &to, new_name)?
+                        .is_some()
+                    {
+                        return self.rename(caller, parent, name, new_parent, new_name, false);
+                    }
+                }
                 self.change(&login, |tx| assets::move_to(tx, src, &to, new_name))
                     .map_err(|e| {
                         if matches!(e, Error::Invalid(_)) {
@@ -1064,18 +1219,10 @@ impl Vfs {
         Ok(())
     }
 
-    /// Commit pending writes of every handle on `asset`.
+    /// Commit pending writes of every open file of `asset`.
     fn commit_all_of(&self, asset: AssetId) {
-        let fhs: Vec<u64> = self
-            .handles
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(_, h)| h.asset == asset)
-            .map(|(fh, _)| *fh)
-            .collect();
-        for fh in fhs {
-            if let Err(e) = self.commit(fh) {
+        for h in self.handles_of(asset) {
+            if let Err(e) = self.commit_file(&h, false) {
                 log::warn!(
                     "asset {asset}: pending writes could not be committed before a rename: {e}"
                 );
@@ -1083,30 +1230,36 @@ impl Vfs {
         }
     }
 
-    /// Commit what every open handle has written and not yet saved, as an fsync would (the
-    /// daemon is stopping while files are still open). Returns (saved, failed).
+    /// Commit what every open file holds and has not saved yet, as an fsync would (the daemon
+    /// is stopping while files are still open). Returns (saved, failed).
     pub fn commit_all_pending(&self) -> (usize, usize) {
-        let fhs: Vec<u64> = self
+        let handles: Vec<Arc<super::Handle>> = self
             .handles
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
+            .values()
+            .cloned()
             .collect();
         let (mut saved, mut failed) = (0, 0);
-        for fh in fhs {
-            let pending = self.handle(fh).is_ok_and(|h| {
-                h.state
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .writer
-                    .as_ref()
-                    .is_some_and(|w| w.dirty)
-            });
+        let mut done: Vec<*const OpenFile> = Vec::new();
+        for h in handles {
+            let ptr = Arc::as_ptr(&h.file);
+            if done.contains(&ptr) {
+                continue;
+            }
+            done.push(ptr);
+            let pending = h
+                .file
+                .state
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .writer
+                .as_ref()
+                .is_some_and(|w| w.dirty);
             if !pending {
                 continue;
             }
-            match self.commit(fh) {
+            match self.commit_file(&h, true) {
                 Ok(()) => saved += 1,
                 Err(e) => {
                     failed += 1;

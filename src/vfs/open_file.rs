@@ -1,0 +1,211 @@
+//! One state per open file, shared by every handle on it: what a local filesystem keeps in an
+//! inode.
+//!
+//! A file here is one asset in one user's view of one purpose (the mount gives each its own
+//! inode). Every handle on it reads and writes the same state: a write through one descriptor
+//! is read through every other at once (`tail -f`, SQLite with two connections), `O_APPEND`
+//! appends at the true end whoever wrote last, and a truncate by path acts on what the open
+//! descriptors wrote. The state is committed as a version when the last handle open for
+//! writing is released, when its opener closes it, or at fsync; commits of one open file
+//! update the version it committed before instead of adding one per fsync.
+//!
+//! Other users' files of the same asset are other inodes: they keep serving the version they
+//! opened, whole, until they are opened again. A file whose name was given to another (renamed
+//! over, saved with a backup) is detached: its handles keep reading what they read, and what
+//! is written through them afterwards is not recorded, as on a local filesystem where writes to
+//! a replaced inode go nowhere.
+//!
+//! Lock order: the registry is a leaf (held only to look up, insert or remove an entry, and to
+//! read a file's `pending_size`, itself a leaf); a file's `state` may be held while taking the
+//! catalog and the view, so nothing that holds the view takes a `state`.
+
+use super::write::Pending;
+use crate::crypto::object::{Decryptor, ObjectId};
+use crate::policy::{AssetId, PurposeId};
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The process (thread group) of thread `tid`, as FUSE reports the caller, from
+/// `/proc/<tid>/status`.
+pub(super) fn process_of(tid: u32) -> Option<u32> {
+    if tid == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Which file: the view (login, purpose) and the asset it was opened as.
+pub(super) type FileKey = (Arc<str>, PurposeId, AssetId);
+
+pub(super) struct OpenFile {
+    /// Tells this file's commits from other files' (see `Recent` in write.rs).
+    pub session: u64,
+    pub state: RwLock<FileState>,
+    /// Handles on it; changed only under the registry's lock.
+    handles: AtomicUsize,
+    /// Handles on it open for writing.
+    pub writers_open: AtomicUsize,
+    /// Its name now refers to another file: what is written through it is not recorded.
+    pub detached: AtomicBool,
+    /// The size with uncommitted writes, for `stat` in this view (a leaf lock).
+    pub pending_size: Mutex<Option<u64>>,
+}
+
+pub(super) struct FileState {
+    /// The committed version read while nothing is pending (and a writer starts from).
+    pub object: ObjectId,
+    pub reader: Decryptor<File>,
+    /// The version being written, once a handle wrote or truncated.
+    pub writer: Option<Pending>,
+    /// Made by `create`: the first commit fills the empty version 1 the create recorded.
+    pub fresh: bool,
+}
+
+impl OpenFile {
+    pub fn new(session: u64, object: ObjectId, reader: Decryptor<File>) -> OpenFile {
+        OpenFile {
+            session,
+            state: RwLock::new(FileState {
+                object,
+                reader,
+                writer: None,
+                fresh: false,
+            }),
+            handles: AtomicUsize::new(0),
+            writers_open: AtomicUsize::new(0),
+            detached: AtomicBool::new(false),
+            pending_size: Mutex::new(None),
+        }
+    }
+
+    pub fn set_pending_size(&self, size: Option<u64>) {
+        *self.pending_size.lock().unwrap_or_else(|p| p.into_inner()) = size;
+    }
+
+    pub fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::Acquire)
+    }
+}
+
+/// The open files, by key. A file leaves the registry with its last handle, or earlier when
+/// its name is given to another file (then it lives on with its handles only).
+#[derive(Default)]
+pub(super) struct Registry {
+    files: Mutex<HashMap<FileKey, Arc<OpenFile>>>,
+}
+
+impl Registry {
+    /// The open file for `key`, taking a reference for a new handle. `make` builds a new one
+    /// when there is none, or when `keep` says the one there may not be shared (the asset
+    /// changed behind it); the old one then lives on with its handles.
+    pub fn acquire(
+        &self,
+        key: &FileKey,
+        keep: impl FnOnce(&OpenFile) -> bool,
+        make: impl FnOnce() -> crate::error::Result<OpenFile>,
+    ) -> crate::error::Result<Arc<OpenFile>> {
+        // `keep` takes the file's state lock: never under the registry's (see the lock order)
+        let seen = self.get(key);
+        let reuse = seen.as_ref().filter(|f| keep(f)).cloned();
+        // registered by another open since we looked: as new as one we would make
+        let newer = |g: &Arc<OpenFile>| seen.as_ref().is_none_or(|s| !Arc::ptr_eq(g, s));
+        {
+            let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(g) = files.get(key) {
+                if reuse.as_ref().is_some_and(|r| Arc::ptr_eq(g, r)) || newer(g) {
+                    g.handles.fetch_add(1, Ordering::AcqRel);
+                    return Ok(g.clone());
+                }
+            }
+        }
+        let fresh = Arc::new(make()?);
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = files.get(key).filter(|g| newer(g)) {
+            g.handles.fetch_add(1, Ordering::AcqRel);
+            return Ok(g.clone());
+        }
+        fresh.handles.fetch_add(1, Ordering::AcqRel);
+        files.insert(key.clone(), fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Register a new file under `key` for a handle, replacing (detaching) any there.
+    pub fn replace(&self, key: &FileKey, file: OpenFile) -> Arc<OpenFile> {
+        let file = Arc::new(file);
+        file.handles.fetch_add(1, Ordering::AcqRel);
+        let old = self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), file.clone());
+        if let Some(old) = old {
+            old.detached.store(true, Ordering::Release);
+        }
+        file
+    }
+
+    pub fn get(&self, key: &FileKey) -> Option<Arc<OpenFile>> {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// The open files of `asset` in any view.
+    pub fn of_asset(&self, asset: AssetId) -> Vec<Arc<OpenFile>> {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((_, _, a), _)| *a == asset)
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
+    /// The uncommitted size of a file of this view whose asset `matches` (a draft merged into
+    /// an asset writes to it), if any.
+    pub fn pending_size(
+        &self,
+        login: &str,
+        purpose: PurposeId,
+        matches: impl Fn(AssetId) -> bool,
+    ) -> Option<u64> {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((l, p, a), _)| &**l == login && *p == purpose && matches(*a))
+            .filter_map(|(_, f)| *f.pending_size.lock().unwrap_or_else(|p| p.into_inner()))
+            .max()
+    }
+
+    /// The name `key` now refers to another file: the registered one is detached (its handles
+    /// keep it) and the next open starts a new one.
+    pub fn detach(&self, key: &FileKey) {
+        if let Some(f) = self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key)
+        {
+            f.detached.store(true, Ordering::Release);
+        }
+    }
+
+    /// A handle on `file` (registered under `key`) is gone.
+    pub fn release(&self, key: &FileKey, file: &Arc<OpenFile>) {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if file.handles.fetch_sub(1, Ordering::AcqRel) == 1
+            && files.get(key).is_some_and(|g| Arc::ptr_eq(g, file))
+        {
+            files.remove(key);
+        }
+    }
+}
