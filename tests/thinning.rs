@@ -509,3 +509,44 @@ fn content_left_only_to_thinned_versions_is_shredded_later() {
     assert_eq!(t.ok(&["cat", "1"]).raw, b"evening edit");
     assert_eq!(t.run(&["audit", "verify"]).code, 0);
 }
+
+/// A stored policy that cannot be read thins nothing (thinning destroys data, so it does not
+/// guess), says how to fix it, and does not stop `versions`, `retention apply` or the mount;
+/// setting the policy again repairs it.
+#[test]
+fn an_unreadable_policy_thins_nothing() {
+    let t = TestStore::new();
+    let now = photo(&t);
+    let day = morning(now, 20);
+    save_many(&t, 1, &[day, day + Duration::hours(1), now]);
+    {
+        let (_s, cat) = t.open_catalog();
+        cat.conn()
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('version_policy', ?1)",
+                [r#"{"keep_all":"7m","daily":"30d","monthly":"1y","keep_original":true}"#],
+            )
+            .unwrap();
+    }
+    t.fails(
+        &["versions", "thin"],
+        "set it again with `consentfs versions policy`",
+    );
+    let r = t.run(&["--json", "versions", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot be read"), "{}", r.stderr);
+    let r = t.run(&["--json", "retention", "apply", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.json()["thinning"].is_null());
+    let mut m = common::mount::Mount::start(&t);
+    m.stop();
+    assert!(shown(&t, "1").iter().all(|v| v["state"] == "kept"));
+
+    t.ok(&["versions", "policy", "--keep-all", "7d"]);
+    assert_eq!(
+        t.ok(&["--json", "versions", "policy"]).json()["monthly"],
+        "1y"
+    );
+    t.ok(&["versions", "thin"]);
+    assert_eq!(shown(&t, "1")[1]["state"], "thinned");
+}

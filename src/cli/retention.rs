@@ -39,8 +39,9 @@ struct Plan {
     applied: bool,
     to_trash: Vec<Due>,
     to_purge: Vec<Purge>,
-    /// Old versions thinned (or to thin) per the version policy.
-    thinning: crate::thinning::Report,
+    /// Old versions thinned (or to thin) per the version policy; `null` when the stored policy
+    /// cannot be read (said on stderr; the rest of the sweep still runs).
+    thinning: Option<crate::thinning::Report>,
 }
 
 /// When the asset can no longer be used in any purpose because of retention, if it cannot.
@@ -137,7 +138,14 @@ fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
     }
     // old versions go as the version policy says, in the same sweep
     let thinning =
-        crate::thinning::run(&ctx.store, &mut ctx.catalog, &ctx.actor, now, !yes, false)?;
+        match crate::thinning::run(&ctx.store, &mut ctx.catalog, &ctx.actor, now, !yes, false) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("old versions were not thinned: {e}");
+                None
+            }
+        };
+    let thinned = thinning.as_ref().map_or(0, |r| r.assets.len());
     let plan = Plan {
         applied: yes,
         to_trash,
@@ -153,7 +161,7 @@ fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
     } else {
         ("would move to the trash", "would purge")
     };
-    if plan.to_trash.is_empty() && plan.to_purge.is_empty() && plan.thinning.assets.is_empty() {
+    if plan.to_trash.is_empty() && plan.to_purge.is_empty() && thinned == 0 {
         println!("nothing is past its retention term, nothing has been in the trash for {TRASH_DAYS} days, and the version policy thins nothing");
         return Ok(0);
     }
@@ -178,12 +186,12 @@ fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
             when::show(p.trashed_at)
         );
     }
-    if !plan.thinning.assets.is_empty() {
+    if let Some(r) = plan.thinning.as_ref().filter(|r| !r.assets.is_empty()) {
         println!(
             "{}: {} old version(s) of {} asset(s), per the version policy (see `consentfs versions ASSET`)",
             if yes { "thinned" } else { "would thin" },
-            plan.thinning.versions_thinned,
-            plan.thinning.assets.len()
+            r.versions_thinned,
+            r.assets.len()
         );
     }
     if !yes {

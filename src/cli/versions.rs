@@ -48,21 +48,27 @@ pub fn show(ctx: &Ctx, asset: &str) -> Result<i32> {
     let conn = ctx.catalog.conn();
     let a = assets::resolve(conn, asset)?;
     let list = assets::versions(conn, a.id)?;
-    let (policy, _) = versions::policy(conn)?;
+    // the versions are shown also when the stored policy cannot be read (thinning then
+    // refuses to run until it is set again)
+    let policy = match versions::policy(conn) {
+        Ok((p, _)) => Some(p),
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    };
     let zone = crate::catalog::zone::get(conn)?;
     let input = versions::policy_input(conn, a.id)?;
-    let purged = a.status == crate::policy::Status::Purged;
-    let decisions: std::collections::HashMap<i64, Option<thinning::Keep>> = if purged {
-        Default::default()
-    } else {
-        thinning::decide(&input, &policy, ctx.now, &zone)
+    let policy = policy.filter(|_| a.status != crate::policy::Status::Purged);
+    let decisions: std::collections::HashMap<i64, Option<thinning::Keep>> = match &policy {
+        Some(p) => thinning::decide(&input, p, ctx.now, &zone)
             .into_iter()
-            .collect()
+            .collect(),
+        None => Default::default(),
     };
-    let until = if !purged && input.len() <= UNTIL_LIMIT {
-        thinning::kept_until(&input, &policy, ctx.now, &zone)
-    } else {
-        Default::default()
+    let until = match &policy {
+        Some(p) if input.len() <= UNTIL_LIMIT => thinning::kept_until(&input, p, ctx.now, &zone),
+        _ => Default::default(),
     };
     let shown: Vec<Shown> = list
         .into_iter()

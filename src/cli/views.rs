@@ -243,7 +243,7 @@ pub fn cat(ctx: &mut Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
     let v = assets::version(ctx.catalog.conn(), a.id, version)?;
     if let Some(t) = v.thinned_at {
         return Err(Error::not_found(format!(
-            "asset {} version {} was thinned by the version policy on {} (crypto-shredded); its content no longer exists. See `consentfs versions {}`",
+            "asset {} version {} was thinned by the version policy on {}: its content is no longer kept (see `consentfs versions {}`)",
             a.id,
             v.version,
             when::show(t),
