@@ -13,6 +13,7 @@ pub mod fuse;
 pub mod policy;
 pub mod shred;
 pub mod store;
+pub mod thinning;
 pub mod vfs;
 pub mod view;
 pub mod when;

@@ -414,6 +414,8 @@ fn migration_binds_existing_users_to_their_accounts() {
         c.execute_batch(&format!(
             "ALTER TABLE users DROP COLUMN uid;
              DROP TABLE shred_queue;
+             DROP INDEX consent_events_evidence;
+             ALTER TABLE versions DROP COLUMN thinned_at;
              INSERT INTO users (login) VALUES ('{late}');
              INSERT INTO grants (user_id, purpose_id, prefix, access)
                  SELECT u.id, p.id, '', 'read' FROM users u, purposes p

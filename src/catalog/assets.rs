@@ -52,6 +52,11 @@ pub struct VersionRow {
     /// Modification time set by a tool (touch, tar, rsync), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtime: Option<Time>,
+    /// When the version policy thinned this version (see `catalog::versions`); its content
+    /// is gone for it (`wrapped_key` is then `None`, even where another version keeps the
+    /// object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinned_at: Option<Time>,
     #[serde(skip)]
     pub object: ObjectId,
     #[serde(skip)]
@@ -432,10 +437,19 @@ pub fn add(
     Ok(id)
 }
 
-type RawVersion = (i64, i64, i64, String, String, Option<Vec<u8>>, Option<i64>);
+type RawVersion = (
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    Option<Vec<u8>>,
+    Option<i64>,
+    Option<i64>,
+);
 
 const VERSION_COLS: &str =
-    "v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key, v.mtime";
+    "v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key, v.mtime, v.thinned_at";
 
 fn version_at(r: &Row, base: usize) -> rusqlite::Result<RawVersion> {
     Ok((
@@ -446,6 +460,7 @@ fn version_at(r: &Row, base: usize) -> rusqlite::Result<RawVersion> {
         r.get(base + 4)?,
         r.get(base + 5)?,
         r.get(base + 6)?,
+        r.get(base + 7)?,
     ))
 }
 
@@ -454,16 +469,18 @@ fn version_from_row(r: &Row) -> rusqlite::Result<RawVersion> {
 }
 
 fn to_version(v: RawVersion) -> Result<VersionRow> {
-    let (version, size, created_at, created_by, object, wrapped_key, mtime) = v;
+    let (version, size, created_at, created_by, object, wrapped_key, mtime, thinned_at) = v;
     Ok(VersionRow {
         version,
         size: size as u64,
         created_at: when::from_secs(created_at),
         created_by,
         mtime: mtime.map(when::from_secs),
+        thinned_at: thinned_at.map(when::from_secs),
         object: ObjectId::parse(&object)
             .ok_or_else(|| Error::integrity("catalog", format!("bad object id '{object}'")))?,
-        wrapped_key,
+        // a thinned version's content is gone, also where another version keeps the object
+        wrapped_key: wrapped_key.filter(|_| thinned_at.is_none()),
     })
 }
 
@@ -612,8 +629,11 @@ pub fn replace_version(
         "asset.version_updated",
         serde_json::json!({ "asset": asset, "version": version, "size": size }),
     )?;
+    // versions thinned by the version policy no longer count as users of the content
     let used: i64 = tx
-        .prepare_cached("SELECT count(*) FROM versions WHERE object_id = ?1")?
+        .prepare_cached(
+            "SELECT count(*) FROM versions WHERE object_id = ?1 AND thinned_at IS NULL",
+        )?
         .query_row([&old], |r| r.get(0))?;
     if used > 0 {
         return Ok(Some(None));

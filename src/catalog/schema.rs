@@ -199,6 +199,15 @@ ALTER TABLE users ADD COLUMN uid INTEGER;
     r#"
 CREATE TABLE shred_queue (object_id TEXT PRIMARY KEY, queued_at INTEGER NOT NULL);
 "#,
+    // 9: version thinning (`policy::thinning`): a thinned version keeps its row (numbers stay,
+    // `versions` shows it was thinned and when, `cat --version` says so) but not its content;
+    // its object is crypto-shredded unless another version still uses it. The policy itself
+    // is a `meta` row (`version_policy`); without one the default applies. The index lets the
+    // "does anything else use this object" check skip a scan of every consent.
+    r#"
+ALTER TABLE versions ADD COLUMN thinned_at INTEGER;
+CREATE INDEX consent_events_evidence ON consent_events(evidence_object);
+"#,
 ];
 
 /// The migration after which existing users' uids are filled in from the OS accounts.

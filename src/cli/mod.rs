@@ -33,6 +33,7 @@ mod output;
 mod records;
 mod retention;
 mod rights;
+mod versions;
 
 pub use output::printable;
 mod views;
@@ -158,8 +159,9 @@ pub enum Command {
         #[arg(long)]
         version: Option<i64>,
     },
-    /// Versions of an asset.
-    Versions { asset: String },
+    /// Versions of an asset, with what the version policy keeps and why; `versions policy`
+    /// shows or sets the policy, `versions thin` applies it now.
+    Versions(VersionsArgs),
     /// Make an earlier version the current one again (as a new version).
     Restore {
         asset: String,
@@ -473,6 +475,50 @@ pub struct ExportArgs {
     pub mode: Option<String>,
 }
 
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct VersionsArgs {
+    #[command(subcommand)]
+    pub cmd: Option<VersionsCmd>,
+    /// The asset (id, or collection/name; an asset at the top level named like a subcommand:
+    /// /policy).
+    #[arg(required = true)]
+    pub asset: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VersionsCmd {
+    /// Show or set which old versions are kept (the privacy officer's setting; audited).
+    /// Without options: show it.
+    Policy {
+        /// Keep every version this young: days, weeks, months or years (7d, 2w, 1mo) or
+        /// `forever` (nothing is ever thinned).
+        #[arg(long, value_name = "SPAN")]
+        keep_all: Option<String>,
+        /// Then keep the newest version of each day for this long (e.g. 30d).
+        #[arg(long, value_name = "SPAN")]
+        daily: Option<String>,
+        /// Then keep the newest version of each month for this long (e.g. 12mo, 2y, forever).
+        #[arg(long, value_name = "SPAN")]
+        monthly: Option<String>,
+        /// The asset's first version (the import): `keep` (default) or `thin` like the others.
+        #[arg(long, value_name = "keep|thin")]
+        original: Option<String>,
+        /// Go back to the default policy.
+        #[arg(long, conflicts_with_all = ["keep_all", "daily", "monthly", "original"])]
+        reset: bool,
+        /// Show the policy (also the default without options).
+        #[arg(long)]
+        show: bool,
+    },
+    /// Thin old versions per the policy now (crypto-shredding them), as the mount does at start.
+    Thin {
+        /// Only list what would be thinned.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ExportCmd {
     /// Check an export's files and its manifest's MAC (exit 1 if anything is off).
@@ -491,8 +537,8 @@ pub enum RetentionCmd {
         #[arg(long, conflicts_with = "until")]
         none: bool,
     },
-    /// Move assets past their retention term to the trash and purge what has been in the trash
-    /// for 30 days (dry run unless --yes).
+    /// Move assets past their retention term to the trash, purge what has been in the trash
+    /// for 30 days and thin old versions per the version policy (dry run unless --yes).
     Apply {
         #[arg(long)]
         yes: bool,
@@ -780,7 +826,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             at,
         } => views::why(&ctx, &asset, &user, &purpose, at.as_deref()),
         Command::Cat { asset, version } => views::cat(&mut ctx, &asset, version),
-        Command::Versions { asset } => views::versions(&ctx, &asset),
+        Command::Versions(VersionsArgs { cmd: Some(cmd), .. }) => versions::run(&mut ctx, cmd),
+        Command::Versions(VersionsArgs { asset, cmd: None }) => {
+            versions::show(&ctx, asset.as_deref().unwrap_or_default())
+        }
         Command::Restore { asset, version } => records::restore(&mut ctx, &asset, version),
         Command::Derive { draft, from } => records::derive(&mut ctx, &draft, &from),
         Command::Trash(cmd) => records::trash(&mut ctx, cmd),

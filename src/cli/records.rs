@@ -640,6 +640,13 @@ pub fn restore(ctx: &mut Ctx, asset: &str, version: i64) -> Result<i32> {
     let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
     let a = assets::resolve(&tx, asset)?;
     let v = assets::version(&tx, a.id, Some(version))?;
+    if let Some(t) = v.thinned_at {
+        return Err(Error::invalid(format!(
+            "version {version} of asset {} was thinned by the version policy on {}; it cannot be restored",
+            a.id,
+            when::show(t)
+        )));
+    }
     if v.wrapped_key.is_none() {
         return Err(Error::invalid(format!(
             "version {version} of asset {} was shredded; it cannot be restored",

@@ -3,8 +3,9 @@
 //! An asset is past retention when its own term has ended, or when every purpose carries a
 //! term and all of them have ended for it (it can no longer be shown anywhere). A purpose's
 //! term alone only hides the asset in that purpose (the rules do that); other purposes may
-//! still use it. `apply` moves assets past retention to the trash and crypto-shreds what has
-//! been in the trash for 30 days; consent history and audit stay.
+//! still use it. `apply` moves assets past retention to the trash, crypto-shreds what has
+//! been in the trash for 30 days and thins old versions per the version policy
+//! (`crate::thinning`); consent history and audit stay.
 
 use super::{output, Ctx, RetentionCmd};
 use crate::catalog::assets::{self, AssetRow};
@@ -38,6 +39,9 @@ struct Plan {
     applied: bool,
     to_trash: Vec<Due>,
     to_purge: Vec<Purge>,
+    /// Old versions thinned (or to thin) per the version policy; `null` when the stored policy
+    /// cannot be read (said on stderr; the rest of the sweep still runs).
+    thinning: Option<crate::thinning::Report>,
 }
 
 /// When the asset can no longer be used in any purpose because of retention, if it cannot.
@@ -135,10 +139,21 @@ fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
         }
         crate::shred::purge_trash(&ctx.store, &mut ctx.catalog, &ctx.actor, now, cutoff)?;
     }
+    // old versions go as the version policy says, in the same sweep
+    let thinning =
+        match crate::thinning::run(&ctx.store, &mut ctx.catalog, &ctx.actor, now, !yes, false) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("old versions were not thinned: {e}");
+                None
+            }
+        };
+    let thinned = thinning.as_ref().map_or(0, |r| r.assets.len());
     let plan = Plan {
         applied: yes,
         to_trash,
         to_purge,
+        thinning,
     };
     if ctx.json {
         output::json(&plan)?;
@@ -149,8 +164,8 @@ fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
     } else {
         ("would move to the trash", "would purge")
     };
-    if plan.to_trash.is_empty() && plan.to_purge.is_empty() {
-        println!("nothing is past its retention term, and nothing has been in the trash for {TRASH_DAYS} days");
+    if plan.to_trash.is_empty() && plan.to_purge.is_empty() && thinned == 0 {
+        println!("nothing is past its retention term, nothing has been in the trash for {TRASH_DAYS} days, and the version policy thins nothing");
         return Ok(0);
     }
     for d in &plan.to_trash {
@@ -172,6 +187,14 @@ fn apply(ctx: &mut Ctx, yes: bool) -> Result<i32> {
             p.asset,
             p.path,
             when::show(p.trashed_at)
+        );
+    }
+    if let Some(r) = plan.thinning.as_ref().filter(|r| !r.assets.is_empty()) {
+        println!(
+            "{}: {} old version(s) of {} asset(s), per the version policy (see `consentfs versions ASSET`)",
+            if yes { "thinned" } else { "would thin" },
+            r.versions_thinned,
+            r.assets.len()
         );
     }
     if !yes {

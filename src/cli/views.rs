@@ -241,6 +241,15 @@ pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>)
 pub fn cat(ctx: &mut Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
     let a = assets::resolve(ctx.catalog.conn(), asset)?;
     let v = assets::version(ctx.catalog.conn(), a.id, version)?;
+    if let Some(t) = v.thinned_at {
+        return Err(Error::not_found(format!(
+            "asset {} version {} was thinned by the version policy on {}: its content is no longer kept (see `consentfs versions {}`)",
+            a.id,
+            v.version,
+            when::show(t),
+            a.id
+        )));
+    }
     let wrapped = v.wrapped_key.as_deref().ok_or_else(|| {
         Error::not_found(format!(
             "asset {} version {} was shredded; its content no longer exists",
@@ -261,29 +270,6 @@ pub fn cat(ctx: &mut Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
     obj.copy_verified_to(&mut out)?;
     out.flush()
         .map_err(|e| Error::io("cannot write output", e))?;
-    Ok(0)
-}
-
-pub fn versions(ctx: &Ctx, asset: &str) -> Result<i32> {
-    let conn = ctx.catalog.conn();
-    let a = assets::resolve(conn, asset)?;
-    let list = assets::versions(conn, a.id)?;
-    if ctx.json {
-        output::json(&list)?;
-    } else {
-        let rows: Vec<Vec<String>> = list
-            .iter()
-            .map(|v| {
-                vec![
-                    v.version.to_string(),
-                    v.size.to_string(),
-                    when::show(v.created_at),
-                    v.created_by.clone(),
-                ]
-            })
-            .collect();
-        output::table(&["VERSION", "SIZE", "CREATED", "BY"], &rows)?;
-    }
     Ok(0)
 }
 

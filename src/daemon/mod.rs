@@ -129,8 +129,9 @@ fn raise_readahead(mountpoint: &Path) {
     }
 }
 
-/// Before serving: remove objects left by a crash (unfinished or never recorded) and purge
-/// what has been in the trash for 30 days (crypto-shredding; consent history and audit stay).
+/// Before serving: remove objects left by a crash (unfinished or never recorded), purge what
+/// has been in the trash for 30 days (crypto-shredding; consent history and audit stay) and
+/// thin old versions per the version policy (`crate::thinning`).
 fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Result<()> {
     let actor = "consentfs-daemon";
     let now = chrono::Utc::now();
@@ -170,6 +171,16 @@ fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Resu
         crate::shred::purge_trash(store, catalog, actor, now, now - chrono::Duration::days(30))?;
     if purged > 0 {
         log::info!("purged {purged} asset(s) that were in the trash for 30 days");
+    }
+    // old versions per the version policy; a policy that cannot be read must not stop the mount
+    match crate::thinning::run(store, catalog, actor, now, false, false) {
+        Ok(r) if r.versions_thinned > 0 => log::info!(
+            "thinned {} old version(s) of {} asset(s) per the version policy",
+            r.versions_thinned,
+            r.assets.len()
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("old versions were not thinned: {e}"),
     }
     Ok(())
 }

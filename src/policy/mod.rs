@@ -42,6 +42,7 @@
 
 mod derived;
 mod rules;
+pub mod thinning;
 
 #[cfg(test)]
 mod tests;
