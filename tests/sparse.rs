@@ -78,7 +78,10 @@ fn truncate_to_8g_is_quick_costs_a_few_kib_and_reads_as_zeros() {
         "truncate failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(took < Duration::from_secs(5), "truncate -s 8G took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "truncate -s 8G took {took:?}"
+    );
     assert_eq!(std::fs::metadata(&x).unwrap().len(), 8 << 30);
     let (used, _) = object_disk_usage(&t);
     assert!(
@@ -163,7 +166,10 @@ fn a_size_past_the_maximum_is_efbig_and_writes_nothing() {
             .args(["-s", "999999999999999"])
             .arg(&x),
     );
-    assert!(!out.status.success(), "truncate to 999999999999999 bytes must fail");
+    assert!(
+        !out.status.success(),
+        "truncate to 999999999999999 bytes must fail"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("File too large"), "truncate says: {err}");
     // through an open file too, by ftruncate and by a write past the maximum
@@ -185,7 +191,11 @@ fn a_size_past_the_maximum_is_efbig_and_writes_nothing() {
             .arg(format!("-s{}", consentfs::store::MAX_FILE_SIZE))
             .arg(&x),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         std::fs::metadata(&x).unwrap().len(),
         consentfs::store::MAX_FILE_SIZE

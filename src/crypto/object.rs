@@ -328,13 +328,7 @@ impl ReadAt for std::fs::File {
         use std::os::fd::AsRawFd;
         // SAFETY: lseek on a descriptor we own; it moves only the file position, which no
         // reader of objects uses (every read is positional).
-        let next = unsafe {
-            libc::lseek(
-                self.as_raw_fd(),
-                offset as libc::off_t,
-                libc::SEEK_DATA,
-            )
-        };
+        let next = unsafe { libc::lseek(self.as_raw_fd(), offset as libc::off_t, libc::SEEK_DATA) };
         if next < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::ENXIO) {
@@ -429,7 +423,9 @@ impl<R: ReadAt> Decryptor<R> {
         let cipher = XChaCha20Poly1305::new(key.bytes().into());
         let chunks = chunk_count(plain_len);
         let runs = if version == FORMAT_SPARSE {
-            Some(Self::open_map(&cipher, &header, &src, size, plain_len, &label)?)
+            Some(Self::open_map(
+                &cipher, &header, &src, size, plain_len, &label,
+            )?)
         } else {
             if size != encrypted_len(plain_len) {
                 return Err(Error::integrity(
@@ -467,12 +463,14 @@ impl<R: ReadAt> Decryptor<R> {
         let len = size.saturating_sub(at);
         // at most one run per two chunks, plus one
         if size < at + map_len(0)
-            || (len - map_len(0)) % MAP_RUN != 0
+            || !(len - map_len(0)).is_multiple_of(MAP_RUN)
             || (len - map_len(0)) / MAP_RUN > chunks / 2 + 1
         {
             return Err(Error::integrity(
                 label,
-                format!("object is {size} bytes, which does not fit its length (truncated or extended)"),
+                format!(
+                    "object is {size} bytes, which does not fit its length (truncated or extended)"
+                ),
             ));
         }
         let mut raw = Zeroizing::new(vec![0u8; len as usize]);

@@ -85,7 +85,7 @@ impl ContentHasher {
             }
             self.pos += take as u64;
             data = &data[take..];
-            if self.pos % CHUNK_PLAIN == 0 {
+            if self.pos.is_multiple_of(CHUNK_PLAIN) {
                 self.end_chunk();
             }
         }
@@ -120,7 +120,7 @@ impl ContentHasher {
 
     pub fn finalize(mut self) -> [u8; 32] {
         if self.compact {
-            if self.pos % CHUNK_PLAIN != 0 {
+            if !self.pos.is_multiple_of(CHUNK_PLAIN) {
                 self.end_chunk();
             }
             self.flush_run();

@@ -599,7 +599,24 @@ mod tests {
             (seed >> 33) % n
         };
         for step in 0..300 {
-            match rnd(4) {
+            match rnd(6) {
+                // zeros over data turn chunks into holes (punched), and back
+                4 => {
+                    let off = rnd(300_000);
+                    let len = rnd(200_000) as usize;
+                    w.write_at(off, &vec![0u8; len]).unwrap();
+                    if model.len() < off as usize + len {
+                        model.resize(off as usize + len, 0);
+                    }
+                    model[off as usize..off as usize + len].fill(0);
+                }
+                // a write far past the end: a hole of many chunks
+                5 if model.len() < 1 << 20 => {
+                    let off = model.len() as u64 + rnd(2 << 20);
+                    w.write_at(off, b"far").unwrap();
+                    model.resize(off as usize, 0);
+                    model.extend_from_slice(b"far");
+                }
                 0 | 1 => {
                     let off = rnd(300_000);
                     let len = rnd(100_000) as usize;
@@ -616,7 +633,7 @@ mod tests {
                     model.resize(n as usize, 0);
                 }
                 _ => {
-                    let off = rnd(320_000);
+                    let off = rnd(model.len() as u64 + 20_000);
                     let got = w.read_at(off, 70_000).unwrap();
                     let start = (off as usize).min(model.len());
                     let end = (start + 70_000).min(model.len());
@@ -742,7 +759,10 @@ mod sparse_tests {
     fn assert_integrity(r: Result<Vec<u8>>, what: &str) {
         match r {
             Err(Error::Integrity { what: w, .. }) => assert_eq!(w, "asset 9", "{what}"),
-            other => panic!("{what}: expected an integrity error, got {:?}", other.map(|v| v.len())),
+            other => panic!(
+                "{what}: expected an integrity error, got {:?}",
+                other.map(|v| v.len())
+            ),
         }
     }
 
@@ -754,14 +774,29 @@ mod sparse_tests {
         w.write_at(0, b"head").unwrap();
         w.truncate(8 << 30).unwrap();
         w.write_at((8 << 30) - 3, b"end").unwrap();
-        assert!(w.allocated_bytes() < 2 * CHUNK_CIPHER, "{}", w.allocated_bytes());
+        assert!(
+            w.allocated_bytes() < 2 * CHUNK_CIPHER,
+            "{}",
+            w.allocated_bytes()
+        );
         let o = w.commit(&s).unwrap();
-        assert!(start.elapsed() < std::time::Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
         assert_eq!(o.size, 8 << 30);
         let md = std::fs::metadata(path(&s, &o)).unwrap();
-        assert!(md.blocks() * 512 <= 256 << 10, "object uses {} bytes", md.blocks() * 512);
+        assert!(
+            md.blocks() * 512 <= 256 << 10,
+            "object uses {} bytes",
+            md.blocks() * 512
+        );
         assert_eq!(read_range(&s, &o, 0, 6).unwrap(), b"head\0\0");
-        assert_eq!(read_range(&s, &o, 4 << 30, 100_000).unwrap(), vec![0u8; 100_000]);
+        assert_eq!(
+            read_range(&s, &o, 4 << 30, 100_000).unwrap(),
+            vec![0u8; 100_000]
+        );
         let mut want = vec![0u8; 7];
         want.extend_from_slice(b"end");
         assert_eq!(read_range(&s, &o, (8 << 30) - 10, 100).unwrap(), want);
@@ -789,7 +824,10 @@ mod sparse_tests {
     fn holey_bytes() -> Vec<u8> {
         let c = CHUNK_PLAIN as usize;
         let mut v = b"jpeg".to_vec();
-        v.resize((super::super::hash::LITERAL_ZERO_CHUNKS as usize + 40) * c + 77, 0);
+        v.resize(
+            (super::super::hash::LITERAL_ZERO_CHUNKS as usize + 40) * c + 77,
+            0,
+        );
         v.extend_from_slice(&[7u8; 3 * 65536 + 5]);
         v.resize(v.len() + 5 * c, 0);
         v.extend_from_slice(b"tail");
@@ -808,7 +846,11 @@ mod sparse_tests {
         w.truncate(sevens).unwrap();
         w.write_at(sevens, &[7u8; 3 * 65536 + 5]).unwrap();
         w.write_at(data.len() as u64 - 4, b"tail").unwrap();
-        assert!(w.allocated_bytes() < 6 * CHUNK_CIPHER, "{}", w.allocated_bytes());
+        assert!(
+            w.allocated_bytes() < 6 * CHUNK_CIPHER,
+            "{}",
+            w.allocated_bytes()
+        );
         let o = w.commit(&s).unwrap();
         assert_eq!(o.content_hash, dense);
         assert_eq!(read_all(&s, &o).unwrap(), data);
@@ -826,12 +868,20 @@ mod sparse_tests {
         let o = w.commit(&s).unwrap();
         assert_eq!(o.content_hash, dense);
         let md = std::fs::metadata(path(&s, &o)).unwrap();
-        assert!(md.blocks() * 512 < 1 << 20, "zeros were stored: {}", md.blocks() * 512);
+        assert!(
+            md.blocks() * 512 < 1 << 20,
+            "zeros were stored: {}",
+            md.blocks() * 512
+        );
         // and a writer started from the sparse object keeps its holes
         let d = s.open_object(&o.id, &o.wrapped_key, o.size, "t").unwrap();
         let mut w = s.writer().unwrap();
         w.load(&d).unwrap();
-        assert!(w.allocated_bytes() < 8 * CHUNK_CIPHER, "{}", w.allocated_bytes());
+        assert!(
+            w.allocated_bytes() < 8 * CHUNK_CIPHER,
+            "{}",
+            w.allocated_bytes()
+        );
         let o2 = w.commit(&s).unwrap();
         assert_eq!(o2.content_hash, dense);
         assert_eq!(read_all(&s, &o2).unwrap(), data);
@@ -860,7 +910,8 @@ mod sparse_tests {
 
         // a hole punched where a real chunk was: chunk 0 now reads as zeros on disk
         let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-        f.write_all_at(&vec![0u8; CHUNK_CIPHER as usize], HEADER_LEN).unwrap();
+        f.write_all_at(&vec![0u8; CHUNK_CIPHER as usize], HEADER_LEN)
+            .unwrap();
         assert_integrity(read_all(&s, &o), "punched hole");
         assert_integrity(read_range(&s, &o, 0, 10), "punched hole, random access");
         restore();
@@ -869,11 +920,18 @@ mod sparse_tests {
         let c0 = &pristine[HEADER_LEN as usize..(HEADER_LEN + CHUNK_CIPHER) as usize];
         f.write_all_at(c0, HEADER_LEN + 2 * CHUNK_CIPHER).unwrap();
         assert_integrity(read_all(&s, &o), "data in a hole");
-        assert_integrity(read_range(&s, &o, 2 * CHUNK_PLAIN, 10), "data in a hole, random access");
+        assert_integrity(
+            read_range(&s, &o, 2 * CHUNK_PLAIN, 10),
+            "data in a hole, random access",
+        );
         restore();
 
         // the object cut, inside the map or before it, or extended
-        for len in [pristine.len() - 1, pristine.len() - 16, (HEADER_LEN + CHUNK_CIPHER) as usize] {
+        for len in [
+            pristine.len() - 1,
+            pristine.len() - 16,
+            (HEADER_LEN + CHUNK_CIPHER) as usize,
+        ] {
             f.set_len(len as u64).unwrap();
             assert_integrity(read_range(&s, &o, 0, 10), "cut");
             restore();
@@ -895,7 +953,8 @@ mod sparse_tests {
         }
 
         // the header turned into version 1 (dense): the chunks' associated data differ
-        f.write_all_at(&crate::crypto::object::FORMAT_VERSION.to_be_bytes(), 4).unwrap();
+        f.write_all_at(&crate::crypto::object::FORMAT_VERSION.to_be_bytes(), 4)
+            .unwrap();
         assert_integrity(read_all(&s, &o), "downgraded header");
         restore();
 
