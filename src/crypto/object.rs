@@ -534,6 +534,23 @@ impl<R: ReadAt> Decryptor<R> {
         }
     }
 
+    /// Plaintext bytes in stored chunks (what is really on disk, give or take the overhead):
+    /// for `st_blocks`, where a sparse file should not look as large as its length.
+    pub fn stored_len(&self) -> u64 {
+        self.stored_runs()
+            .iter()
+            .map(|(first, count)| {
+                let end = first + count;
+                let last = if end == self.chunks {
+                    self.chunk_plain_len(end - 1)
+                } else {
+                    CHUNK_PLAIN
+                };
+                (count - 1) * CHUNK_PLAIN + last
+            })
+            .sum()
+    }
+
     /// A hole reads as zeros, and its slot must hold nothing: data where the map says there is
     /// none means the object was changed.
     fn hole_into(&self, index: u64, out: &mut [u8]) -> Result<()> {

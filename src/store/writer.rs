@@ -793,6 +793,9 @@ mod sparse_tests {
             md.blocks() * 512
         );
         assert_eq!(read_range(&s, &o, 0, 6).unwrap(), b"head\0\0");
+        let d = s.open_object(&o.id, &o.wrapped_key, o.size, "t").unwrap();
+        assert_eq!(d.stored_len(), CHUNK_PLAIN + CHUNK_PLAIN);
+        assert!(!d.is_stored(1) && d.is_stored(0) && d.is_stored(131071));
         assert_eq!(
             read_range(&s, &o, 4 << 30, 100_000).unwrap(),
             vec![0u8; 100_000]
