@@ -988,3 +988,97 @@ mod sparse_tests {
 
     const V1_OBJECT: &str = "4346534f0001000003030303030303030303030303030303decbbfcf03bbf5f4f9b3e4ba2e5b078dcfdb00e86fdcb7fe514146f781f6fbd54973cad5f6f566b48d30cd6ac254672c4c06f7";
 }
+
+#[cfg(test)]
+mod chunk_set_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn runs_follow_a_plain_set() {
+        let mut set = ChunkSet::default();
+        let mut model = BTreeSet::new();
+        let mut seed = 11u64;
+        let mut rnd = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        for step in 0..3000 {
+            let i = rnd(60);
+            match rnd(7) {
+                0..=3 => {
+                    set.insert(i);
+                    model.insert(i);
+                }
+                4 | 5 => {
+                    set.remove(i);
+                    model.remove(&i);
+                }
+                _ => {
+                    set.cut(i);
+                    model.retain(|x| *x < i);
+                }
+            }
+            assert_eq!(set.len, model.len() as u64, "step {step}");
+            let runs = set.runs();
+            let listed: BTreeSet<u64> = runs.iter().flat_map(|(f, c)| *f..f + c).collect();
+            assert_eq!(listed, model, "step {step}");
+            // maximal runs: none empty, none touching the next
+            for w in runs.windows(2) {
+                assert!(w[0].0 + w[0].1 < w[1].0, "step {step}: {runs:?}");
+            }
+            assert!(runs.iter().all(|(_, c)| *c > 0));
+            for x in 0..62 {
+                assert_eq!(set.contains(x), model.contains(&x));
+            }
+        }
+    }
+
+    #[test]
+    fn a_map_with_overlapping_or_out_of_range_runs_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::init(
+            &dir.path().join("s"),
+            None,
+            Some(&dir.path().join("k")),
+            chrono::Utc::now(),
+            "t",
+        )
+        .unwrap();
+        let mut w = s.writer().unwrap();
+        w.write_at(0, &[5u8; 200_000]).unwrap();
+        let (id, key) = (w.id, w.key.clone());
+        let o = w.commit(&s).unwrap();
+        let p = s.object_path(&o.id);
+        let at = encrypted_len(o.size);
+        for runs in [
+            vec![(0u64, 3u64), (2, 2)],
+            vec![(0, 5)],
+            vec![(3, 0)],
+            vec![(u64::MAX, 2)],
+        ] {
+            let map = seal_map(&id, &key, o.size, &runs).unwrap();
+            let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.set_len(at).unwrap();
+            f.write_all_at(&map, at).unwrap();
+            match s.open_object(&o.id, &o.wrapped_key, o.size, "asset 9") {
+                Err(Error::Integrity { detail, .. }) => {
+                    assert!(detail.contains("malformed"), "{detail}")
+                }
+                other => panic!(
+                    "{runs:?}: expected an integrity error, got {:?}",
+                    other.is_ok()
+                ),
+            }
+        }
+        // touching runs are the same set, and read
+        let map = seal_map(&id, &key, o.size, &[(0, 1), (1, 3)]).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(at).unwrap();
+        f.write_all_at(&map, at).unwrap();
+        let d = s.open_object(&o.id, &o.wrapped_key, o.size, "t").unwrap();
+        let mut out = Vec::new();
+        d.copy_verified_to(&mut out).unwrap();
+        assert_eq!(out, vec![5u8; 200_000]);
+    }
+}
