@@ -1,9 +1,13 @@
 //! The encrypted object format (specified in contrib/FORMAT.md).
 //!
 //! ```text
-//! header  = "CFSO" | version u16 BE (=1) | reserved u16 (=0) | object id (16 bytes)   24 bytes
+//! header  = "CFSO" | version u16 BE (1 or 2) | reserved u16 (=0) | object id (16 bytes)   24 bytes
 //! chunk i = nonce (24 random bytes) | XChaCha20-Poly1305(data key, nonce, plaintext_i, aad_i)
+//!           at offset 24 + i * (65536 + 40)
 //! aad_i   = header | i as u64 BE | final flag u8 (1 on the last chunk, else 0)
+//! version 2 only, after the last chunk's slot:
+//! map     = nonce (24) | XChaCha20-Poly1305(data key, nonce, map body, header | "chunk map")
+//! map body = plaintext length u64 BE | run count u64 BE | (first chunk u64 BE, count u64 BE)*
 //! ```
 //!
 //! Plaintext is cut into 64 KiB chunks; only the last may be shorter, and an empty object is one
@@ -11,6 +15,14 @@
 //! detects swapped or moved chunks and objects copied over one another (each object also has
 //! its own data key); the final flag detects truncation at a chunk boundary, and the catalog
 //! keeps the plaintext length, so any change of length is caught before a byte is returned.
+//!
+//! Version 1 objects are dense: every chunk is stored (written by import). Version 2 objects
+//! (written through the mount) are sparse: a chunk of zeros is not stored, its slot is left
+//! unwritten so the file system makes a hole, and the sealed chunk map lists the runs of chunks
+//! that are stored. The map is what says "zeros here", so punching a hole where a chunk was
+//! (the map says present: the slot then fails authentication) and putting data where a hole
+//! was (the map says absent: the slot must read as zeros) are both detected, and the map binds
+//! the plaintext length, so a holey object cannot be cut or extended either.
 
 use super::{Key, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
@@ -20,7 +32,10 @@ use std::io::Write;
 use zeroize::Zeroizing;
 
 pub const MAGIC: &[u8; 4] = b"CFSO";
+/// Dense objects: every chunk stored (import's streaming [`Encryptor`]).
 pub const FORMAT_VERSION: u16 = 1;
+/// Sparse objects: chunks of zeros are holes, a sealed chunk map lists the stored ones.
+pub const FORMAT_SPARSE: u16 = 2;
 pub const HEADER_LEN: u64 = 24;
 pub const CHUNK_PLAIN: u64 = 64 * 1024;
 pub const CHUNK_OVERHEAD: u64 = (NONCE_LEN + TAG_LEN) as u64;
@@ -55,12 +70,23 @@ impl std::fmt::Debug for ObjectId {
     }
 }
 
+/// The header of a dense (version 1) object.
 pub fn header(id: &ObjectId) -> [u8; HEADER_LEN as usize] {
+    header_of(id, FORMAT_VERSION)
+}
+
+/// The header of an object in format `version`.
+pub fn header_of(id: &ObjectId, version: u16) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     h[..4].copy_from_slice(MAGIC);
-    h[4..6].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+    h[4..6].copy_from_slice(&version.to_be_bytes());
     h[8..].copy_from_slice(&id.0);
     h
+}
+
+/// Associated data of chunk `index` of the object with this header.
+pub fn chunk_aad_of(header: &[u8; HEADER_LEN as usize], index: u64, last: bool) -> Vec<u8> {
+    chunk_aad(header, index, last).to_vec()
 }
 
 fn chunk_aad(
@@ -80,9 +106,70 @@ pub fn chunk_count(plain_len: u64) -> u64 {
     plain_len.div_ceil(CHUNK_PLAIN).max(1)
 }
 
-/// Size on disk of an object holding `plain_len` bytes.
+/// Size on disk of a dense (version 1) object holding `plain_len` bytes; in a sparse (version 2)
+/// object, where its chunk map starts.
 pub fn encrypted_len(plain_len: u64) -> u64 {
     HEADER_LEN + plain_len + chunk_count(plain_len) * CHUNK_OVERHEAD
+}
+
+/// Where chunk `index`'s slot starts.
+pub fn chunk_offset(index: u64) -> u64 {
+    HEADER_LEN + index * CHUNK_CIPHER
+}
+
+/// Runs of stored chunks of a sparse object: (first index, count), ascending, none empty, none
+/// overlapping another (the writer also merges touching runs).
+pub type Runs = Vec<(u64, u64)>;
+
+const MAP_AAD: &[u8] = b"chunk map";
+const MAP_HEAD: u64 = 16;
+const MAP_RUN: u64 = 16;
+
+/// Size on disk of the chunk map of a sparse object with `runs` runs.
+pub fn map_len(runs: usize) -> u64 {
+    NONCE_LEN as u64 + MAP_HEAD + runs as u64 * MAP_RUN + TAG_LEN as u64
+}
+
+fn map_aad(header: &[u8; HEADER_LEN as usize]) -> Vec<u8> {
+    let mut a = header.to_vec();
+    a.extend_from_slice(MAP_AAD);
+    a
+}
+
+/// Seal the chunk map of sparse object `id` (written at [`encrypted_len`] of its length, and
+/// nothing after it).
+pub fn seal_map(id: &ObjectId, key: &Key, plain_len: u64, runs: &[(u64, u64)]) -> Result<Vec<u8>> {
+    let nonce = super::random_bytes::<NONCE_LEN>();
+    let mut out = Vec::with_capacity(map_len(runs.len()) as usize);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&plain_len.to_be_bytes());
+    out.extend_from_slice(&(runs.len() as u64).to_be_bytes());
+    for (first, count) in runs {
+        out.extend_from_slice(&first.to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
+    }
+    let tag = XChaCha20Poly1305::new(key.bytes().into())
+        .encrypt_in_place_detached(
+            XNonce::from_slice(&nonce),
+            &map_aad(&header_of(id, FORMAT_SPARSE)),
+            &mut out[NONCE_LEN..],
+        )
+        .map_err(|_| Error::invalid("chunk map encryption failed"))?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Whether every byte is zero (a chunk that need not be stored).
+pub fn is_zero(b: &[u8]) -> bool {
+    // SAFETY: any bytes are a valid u128; align_to only splits off what is not aligned.
+    let (head, mid, tail) = unsafe { b.align_to::<u128>() };
+    head.iter().all(|x| *x == 0) && mid.iter().all(|x| *x == 0) && tail.iter().all(|x| *x == 0)
+}
+
+fn be_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
 }
 
 /// Streams plaintext into an encrypted object. Call [`Encryptor::finish`]: an object without its
@@ -174,6 +261,21 @@ pub trait ReadAt {
         self.read_exact_at(tag, offset + (nonce.len() + body.len()) as u64)
     }
 
+    /// Whether `len` bytes at `offset` all read as zeros (the slot of a chunk that is a hole).
+    fn is_zero_at(&self, mut offset: u64, len: u64) -> std::io::Result<bool> {
+        let end = offset + len;
+        let mut buf = vec![0u8; len.min(CHUNK_CIPHER) as usize];
+        while offset < end {
+            let n = ((end - offset) as usize).min(buf.len());
+            self.read_exact_at(&mut buf[..n], offset)?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            offset += n as u64;
+        }
+        Ok(true)
+    }
+
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
         while !buf.is_empty() {
             match self.read_at(buf, offset)? {
@@ -219,6 +321,35 @@ impl ReadAt for std::fs::File {
     fn size(&self) -> std::io::Result<u64> {
         Ok(self.metadata()?.len())
     }
+
+    /// A hole in the file is known to be zeros without reading it: one `lseek(SEEK_DATA)`.
+    /// Where the file system has no holes to report (or data is there), read and compare.
+    fn is_zero_at(&self, offset: u64, len: u64) -> std::io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: lseek on a descriptor we own; it moves only the file position, which no
+        // reader of objects uses (every read is positional).
+        let next = unsafe { libc::lseek(self.as_raw_fd(), offset as libc::off_t, libc::SEEK_DATA) };
+        if next < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                // no data at or after offset: all hole up to the end of the file
+                return Ok(offset + len <= self.size()?);
+            }
+        } else if next as u64 >= offset + len {
+            return Ok(true);
+        }
+        let mut buf = vec![0u8; len.min(CHUNK_CIPHER) as usize];
+        let (mut at, end) = (offset, offset + len);
+        while at < end {
+            let n = ((end - at) as usize).min(buf.len());
+            ReadAt::read_exact_at(self, &mut buf[..n], at)?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            at += n as u64;
+        }
+        Ok(true)
+    }
 }
 
 impl ReadAt for Vec<u8> {
@@ -240,12 +371,15 @@ pub struct Decryptor<R: ReadAt> {
     src: R,
     plain_len: u64,
     chunks: u64,
+    /// The runs of stored chunks of a sparse object; `None` for a dense one (all stored).
+    runs: Option<Runs>,
     /// Names the object in integrity errors (e.g. "asset 42 version 3").
     label: String,
 }
 
 impl<R: ReadAt> Decryptor<R> {
-    /// Check the header and the length against what the catalog recorded.
+    /// Check the header and the length against what the catalog recorded (for a sparse object:
+    /// open its chunk map, which must name the same length).
     pub fn open(
         id: &ObjectId,
         key: &Key,
@@ -254,7 +388,6 @@ impl<R: ReadAt> Decryptor<R> {
         label: impl Into<String>,
     ) -> Result<Self> {
         let label = label.into();
-        let header = header(id);
         let size = src
             .size()
             .map_err(|e| Error::io(format!("cannot read {label}"), e))?;
@@ -265,29 +398,173 @@ impl<R: ReadAt> Decryptor<R> {
                 "object is truncated (no complete header)",
             ));
         }
+        let version = u16::from_be_bytes([on_disk[4], on_disk[5]]);
+        if &on_disk[..4] == MAGIC && version > FORMAT_SPARSE {
+            return Err(Error::integrity(
+                &label,
+                format!("object format {version} is newer than this consentfs knows; update it"),
+            ));
+        }
+        // an unknown version fails the comparison below
+        let header = header_of(
+            id,
+            if version == FORMAT_SPARSE {
+                FORMAT_SPARSE
+            } else {
+                FORMAT_VERSION
+            },
+        );
         if on_disk != header {
             return Err(Error::integrity(
                 &label,
                 "object header does not match (wrong or replaced object)",
             ));
         }
-        if size != encrypted_len(plain_len) {
-            return Err(Error::integrity(
-                &label,
-                format!(
-                    "object is {size} bytes, expected {} (truncated or extended)",
-                    encrypted_len(plain_len)
-                ),
-            ));
-        }
+        let cipher = XChaCha20Poly1305::new(key.bytes().into());
+        let chunks = chunk_count(plain_len);
+        let runs = if version == FORMAT_SPARSE {
+            Some(Self::open_map(
+                &cipher, &header, &src, size, plain_len, &label,
+            )?)
+        } else {
+            if size != encrypted_len(plain_len) {
+                return Err(Error::integrity(
+                    &label,
+                    format!(
+                        "object is {size} bytes, expected {} (truncated or extended)",
+                        encrypted_len(plain_len)
+                    ),
+                ));
+            }
+            None
+        };
         Ok(Decryptor {
-            cipher: XChaCha20Poly1305::new(key.bytes().into()),
+            cipher,
             header,
             src,
             plain_len,
-            chunks: chunk_count(plain_len),
+            chunks,
+            runs,
             label,
         })
+    }
+
+    /// Read, authenticate and check the chunk map of a sparse object of `size` bytes on disk.
+    fn open_map(
+        cipher: &XChaCha20Poly1305,
+        header: &[u8; HEADER_LEN as usize],
+        src: &R,
+        size: u64,
+        plain_len: u64,
+        label: &str,
+    ) -> Result<Runs> {
+        let at = encrypted_len(plain_len);
+        let chunks = chunk_count(plain_len);
+        let len = size.saturating_sub(at);
+        // at most one run per two chunks, plus one
+        if size < at + map_len(0)
+            || !(len - map_len(0)).is_multiple_of(MAP_RUN)
+            || (len - map_len(0)) / MAP_RUN > chunks / 2 + 1
+        {
+            return Err(Error::integrity(
+                label,
+                format!(
+                    "object is {size} bytes, which does not fit its length (truncated or extended)"
+                ),
+            ));
+        }
+        let mut raw = Zeroizing::new(vec![0u8; len as usize]);
+        src.read_exact_at(&mut raw, at)
+            .map_err(|e| Error::io(format!("cannot read {label}"), e))?;
+        let nonce = *XNonce::from_slice(&raw[..NONCE_LEN]);
+        let body_end = raw.len() - TAG_LEN;
+        let tag = chacha20poly1305::Tag::clone_from_slice(&raw[body_end..]);
+        let body = &mut raw[NONCE_LEN..body_end];
+        cipher
+            .decrypt_in_place_detached(&nonce, &map_aad(header), body, &tag)
+            .map_err(|_| {
+                Error::integrity(
+                    label,
+                    "its chunk map failed authentication (truncated, extended or tampered)",
+                )
+            })?;
+        if be_u64(&body[..8]) != plain_len {
+            return Err(Error::integrity(
+                label,
+                "its chunk map records another length (truncated or extended)",
+            ));
+        }
+        let count = be_u64(&body[8..16]);
+        if count != ((body.len() as u64) - MAP_HEAD) / MAP_RUN {
+            return Err(Error::integrity(label, "its chunk map is malformed"));
+        }
+        let mut runs = Runs::with_capacity(count as usize);
+        let mut next = 0u64;
+        for r in body[MAP_HEAD as usize..].chunks(MAP_RUN as usize) {
+            let (first, n) = (be_u64(&r[..8]), be_u64(&r[8..]));
+            // ascending and not overlapping (touching runs are harmless, so not refused)
+            let ok = n > 0 && first >= next && first.checked_add(n).is_some_and(|e| e <= chunks);
+            if !ok {
+                return Err(Error::integrity(label, "its chunk map is malformed"));
+            }
+            next = first + n;
+            runs.push((first, n));
+        }
+        Ok(runs)
+    }
+
+    /// Whether chunk `index` is stored (false: a hole, which reads as zeros).
+    pub fn is_stored(&self, index: u64) -> bool {
+        match &self.runs {
+            None => index < self.chunks,
+            Some(runs) => {
+                let i = runs.partition_point(|(first, _)| *first <= index);
+                i > 0 && index < runs[i - 1].0 + runs[i - 1].1
+            }
+        }
+    }
+
+    /// The runs of stored chunks (first index, count).
+    pub fn stored_runs(&self) -> Runs {
+        match &self.runs {
+            None => vec![(0, self.chunks)],
+            Some(r) => r.clone(),
+        }
+    }
+
+    /// Plaintext bytes in stored chunks (what is really on disk, give or take the overhead):
+    /// for `st_blocks`, where a sparse file should not look as large as its length.
+    pub fn stored_len(&self) -> u64 {
+        self.stored_runs()
+            .iter()
+            .map(|(first, count)| {
+                let end = first + count;
+                let last = if end == self.chunks {
+                    self.chunk_plain_len(end - 1)
+                } else {
+                    CHUNK_PLAIN
+                };
+                (count - 1) * CHUNK_PLAIN + last
+            })
+            .sum()
+    }
+
+    /// A hole reads as zeros, and its slot must hold nothing: data where the map says there is
+    /// none means the object was changed.
+    fn hole_into(&self, index: u64, out: &mut [u8]) -> Result<()> {
+        let slot = self.chunk_plain_len(index) + CHUNK_OVERHEAD;
+        let zero = self
+            .src
+            .is_zero_at(HEADER_LEN + index * CHUNK_CIPHER, slot)
+            .map_err(|e| Error::io(format!("cannot read {}", self.label), e))?;
+        out.fill(0);
+        if !zero {
+            return Err(Error::integrity(
+                &self.label,
+                format!("chunk {index} is a hole in its chunk map but holds data (tampered)"),
+            ));
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> u64 {
@@ -315,6 +592,9 @@ impl<R: ReadAt> Decryptor<R> {
                 "chunk {index} is out of range for {}",
                 self.label
             )));
+        }
+        if !self.is_stored(index) {
+            return self.hole_into(index, out);
         }
         let mut nonce = [0u8; NONCE_LEN];
         let mut tag = [0u8; TAG_LEN];
@@ -355,6 +635,11 @@ impl<R: ReadAt> Decryptor<R> {
             )));
         }
         let plain = self.chunk_plain_len(index);
+        if !self.is_stored(index) {
+            let mut zeros = Zeroizing::new(vec![0u8; plain as usize]);
+            self.hole_into(index, &mut zeros)?;
+            return Ok(zeros);
+        }
         let mut raw = Zeroizing::new(vec![0u8; (plain + CHUNK_OVERHEAD) as usize]);
         self.src
             .read_exact_at(&mut raw, HEADER_LEN + index * CHUNK_CIPHER)

@@ -14,6 +14,7 @@
 //! is complete or does not exist under its final name. Object I/O goes through this type only,
 //! which keeps the door open for another backend (S3-compatible storage) later.
 
+pub mod hash;
 mod held;
 pub mod intents;
 pub mod private;
@@ -36,6 +37,21 @@ pub const CATALOG: &str = "catalog.db";
 pub const OBJECTS: &str = "objects";
 /// Held (flock) by the one daemon that serves the store; holds its pid and mountpoint.
 pub const DAEMON_LOCK: &str = "daemon.lock";
+/// The largest file the store holds (64 GiB). Holes cost nothing, but a size is a promise that
+/// the file can be filled, and `truncate -s 999999999999999` is more likely a typo than a plan:
+/// larger sizes fail with EFBIG ("File too large"), as on a file system with a size limit.
+pub const MAX_FILE_SIZE: u64 = 64 << 30;
+
+/// The error for a file that would grow past [`MAX_FILE_SIZE`] (EFBIG in the mount).
+pub fn too_large(size: u64) -> Error {
+    Error::io(
+        format!(
+            "a file of {size} bytes is larger than the store allows ({} GiB)",
+            MAX_FILE_SIZE >> 30
+        ),
+        std::io::Error::from_raw_os_error(libc::EFBIG),
+    )
+}
 
 /// An opened store: its location and the keys derived from its master key.
 pub struct Store {
@@ -267,11 +283,11 @@ impl Store {
             let (hash, size) = std::thread::scope(|scope| -> Result<([u8; 32], u64)> {
                 let (send, recv) = std::sync::mpsc::sync_channel::<zeroize::Zeroizing<Vec<u8>>>(4);
                 let hasher = scope.spawn(move || {
-                    let mut mac = self.content.mac_state();
+                    let mut h = hash::ContentHasher::new(&self.content);
                     for block in recv {
-                        hmac::Mac::update(&mut mac, &block);
+                        h.update(&block);
                     }
-                    <[u8; 32]>::from(hmac::Mac::finalize(mac).into_bytes())
+                    h.finalize()
                 });
                 let mut buf = zeroize::Zeroizing::new(vec![0u8; 256 << 10]);
                 loop {
@@ -318,17 +334,17 @@ impl Store {
 
     /// The keyed content hash of `data` (same as [`NewObject::content_hash`]).
     pub fn content_hash_of(&self, src: &mut dyn Read) -> Result<[u8; 32]> {
-        let mut mac = self.content.mac_state();
+        let mut h = hash::ContentHasher::new(&self.content);
         let mut buf = vec![0u8; 1 << 20];
         loop {
             match src.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => hmac::Mac::update(&mut mac, &buf[..n]),
+                Ok(n) => h.update(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io("cannot read input", e)),
             }
         }
-        Ok(hmac::Mac::finalize(mac).into_bytes().into())
+        Ok(h.finalize())
     }
 
     /// Open an object for random-access reads. `label` names it in integrity errors.

@@ -7,34 +7,110 @@
 //! fresh nonce (allowed: the object is not committed yet, so nobody holds that ciphertext).
 //! Nothing is ever on disk unencrypted, and the data key exists only in memory until the
 //! catalog records it, so a crash leaves an unreadable `.tmp` file that start-up removes.
+//!
+//! Objects written here are sparse (format version 2): a chunk of zeros is never sealed, its
+//! slot stays a hole in the file, and the chunk map sealed at commit lists the stored chunks.
+//! So `truncate -s 8G` or a write far past the end costs O(1): no zeros are encrypted or
+//! written, and the file on disk holds only the header, the chunks with data and the map.
 
-use super::{NewObject, Store};
+use super::hash::ContentHasher;
+use super::{NewObject, Store, MAX_FILE_SIZE};
 use crate::crypto::object::{
-    chunk_count, header, ObjectId, CHUNK_CIPHER, CHUNK_OVERHEAD, CHUNK_PLAIN, HEADER_LEN,
+    chunk_count, encrypted_len, header_of, is_zero, seal_map, Decryptor, ObjectId, ReadAt, Runs,
+    CHUNK_CIPHER, CHUNK_OVERHEAD, CHUNK_PLAIN, FORMAT_SPARSE, HEADER_LEN,
 };
-use crate::crypto::{random_bytes, wrap_key, Key, NONCE_LEN, TAG_LEN};
+use crate::crypto::{random_bytes, wrap_key, Key, NONCE_LEN};
 use crate::error::{Error, IoContext, Result};
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::XNonce;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
+/// A set of chunk indices kept as runs, so that a dense 64 GiB file is one entry.
+#[derive(Default)]
+struct ChunkSet {
+    /// first index -> count
+    runs: BTreeMap<u64, u64>,
+    len: u64,
+}
+
+impl ChunkSet {
+    fn run_of(&self, index: u64) -> Option<(u64, u64)> {
+        let (&first, &count) = self.runs.range(..=index).next_back()?;
+        (index < first + count).then_some((first, count))
+    }
+
+    fn contains(&self, index: u64) -> bool {
+        self.run_of(index).is_some()
+    }
+
+    fn insert(&mut self, index: u64) {
+        if self.contains(index) {
+            return;
+        }
+        let mut first = index;
+        let mut count = 1;
+        if let Some((&f, &c)) = self.runs.range(..index).next_back() {
+            if f + c == index {
+                first = f;
+                count += c;
+            }
+        }
+        if let Some(c) = self.runs.remove(&(index + 1)) {
+            count += c;
+        }
+        self.runs.insert(first, count);
+        self.len += 1;
+    }
+
+    fn remove(&mut self, index: u64) {
+        if let Some((first, count)) = self.run_of(index) {
+            self.runs.remove(&first);
+            if index > first {
+                self.runs.insert(first, index - first);
+            }
+            if index + 1 < first + count {
+                self.runs.insert(index + 1, first + count - index - 1);
+            }
+            self.len -= 1;
+        }
+    }
+
+    /// Remove every index from `from` on.
+    fn cut(&mut self, from: u64) {
+        let later = self.runs.split_off(&from);
+        self.len -= later.values().sum::<u64>();
+        if let Some((first, count)) = self.run_of(from) {
+            self.runs.insert(first, from - first);
+            self.len -= first + count - from;
+        }
+    }
+
+    fn runs(&self) -> Runs {
+        self.runs.iter().map(|(f, c)| (*f, *c)).collect()
+    }
+}
+
 pub struct ObjectWriter {
     id: ObjectId,
     key: Key,
+    header: [u8; HEADER_LEN as usize],
     file: File,
     tmp: PathBuf,
     final_path: PathBuf,
     /// Plaintext size.
     size: u64,
-    /// Chunks sealed on disk: all chunks before the tail.
+    /// Chunks before the tail: each is sealed on disk or a hole (zeros).
     sealed: u64,
+    /// Which chunks before the tail are sealed on disk; the others are holes.
+    stored: ChunkSet,
     /// Plaintext of the last chunk (index `sealed`).
     tail: Zeroizing<Vec<u8>>,
     /// Keyed content hash over the bytes so far, while they arrived strictly in order.
-    hash: Option<hmac::Hmac<sha2::Sha256>>,
+    hash: Option<ContentHasher>,
     hash_key: Key,
     committed: bool,
     /// A write or truncate failed half-way (disk full, I/O error): what is on disk no longer
@@ -42,11 +118,17 @@ pub struct ObjectWriter {
     broken: Option<String>,
 }
 
-fn aad(id: &ObjectId, index: u64, last: bool) -> Vec<u8> {
-    let mut a = header(id).to_vec();
-    a.extend_from_slice(&index.to_be_bytes());
-    a.push(last as u8);
-    a
+fn aad(header: &[u8; HEADER_LEN as usize], index: u64, last: bool) -> Vec<u8> {
+    crate::crypto::object::chunk_aad_of(header, index, last)
+}
+
+/// Refuse a size past [`MAX_FILE_SIZE`] before anything changes.
+fn check_size(end: Option<u64>) -> Result<()> {
+    match end {
+        Some(e) if e <= MAX_FILE_SIZE => Ok(()),
+        Some(e) => Err(super::too_large(e)),
+        None => Err(super::too_large(u64::MAX)),
+    }
 }
 
 impl ObjectWriter {
@@ -57,19 +139,21 @@ impl ObjectWriter {
         super::private::create_dir_all(dir)?;
         let tmp = final_path.with_extension("tmp");
         let file = super::private::create_file(&tmp, true)?;
-        file.write_all_at(&header(&id), 0)
-            .at("write object", &tmp)?;
+        let header = header_of(&id, FORMAT_SPARSE);
+        file.write_all_at(&header, 0).at("write object", &tmp)?;
         let hash_key = store.content_key();
         Ok(ObjectWriter {
             id,
             key: Key::random(),
+            header,
             file,
             tmp,
             final_path,
             size: 0,
             sealed: 0,
+            stored: ChunkSet::default(),
             tail: Zeroizing::new(Vec::with_capacity(CHUNK_PLAIN as usize)),
-            hash: Some(hash_key.mac_state()),
+            hash: Some(ContentHasher::new(&hash_key)),
             hash_key,
             committed: false,
             broken: None,
@@ -84,13 +168,29 @@ impl ObjectWriter {
         self.size == 0
     }
 
+    /// Bytes this pending object really holds: its sealed chunks on disk and the last chunk in
+    /// memory. Holes count nothing, so a per-user bound on pending bytes can use this rather
+    /// than [`ObjectWriter::len`].
+    pub fn allocated_bytes(&self) -> u64 {
+        self.stored.len * CHUNK_CIPHER + self.tail.len() as u64
+    }
+
     fn io(&self, e: std::io::Error) -> Error {
         Error::io_path("write object", &self.tmp, e)
     }
 
-    /// Encrypt one chunk of plaintext and write it in its place. The plaintext is copied once,
-    /// into the buffer that becomes the ciphertext.
-    fn seal_at(&self, index: u64, plain: &[u8], last: bool) -> Result<()> {
+    /// Encrypt one chunk of plaintext and write it in its place; returns whether it is stored.
+    /// A chunk of zeros is not stored: its slot is left a hole (punched if it held an earlier
+    /// seal, `was_stored`). The plaintext is copied once, into the buffer that becomes the
+    /// ciphertext.
+    fn seal_at(&self, index: u64, plain: &[u8], last: bool, was_stored: bool) -> Result<bool> {
+        let at = HEADER_LEN + index * CHUNK_CIPHER;
+        if is_zero(plain) {
+            if was_stored {
+                self.punch(at, CHUNK_CIPHER)?;
+            }
+            return Ok(false);
+        }
         let nonce = random_bytes::<NONCE_LEN>();
         let mut buf = Vec::with_capacity(plain.len() + CHUNK_OVERHEAD as usize);
         buf.extend_from_slice(&nonce);
@@ -100,29 +200,57 @@ impl ObjectWriter {
             .cipher()
             .encrypt_in_place_detached(
                 XNonce::from_slice(&nonce),
-                &aad(&self.id, index, last),
+                &aad(&self.header, index, last),
                 &mut buf[NONCE_LEN..],
             )
             .map_err(|_| Error::invalid("chunk encryption failed"))?;
         buf.extend_from_slice(&tag);
+        self.file.write_all_at(&buf, at).map_err(|e| self.io(e))?;
+        Ok(true)
+    }
+
+    /// Make a slot read as zeros again: a hole where the file system can punch one, else
+    /// zeros written over it.
+    fn punch(&self, at: u64, len: u64) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fallocate on a descriptor we own; no memory is involved.
+        let r = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                at as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
         self.file
-            .write_all_at(&buf, HEADER_LEN + index * CHUNK_CIPHER)
+            .write_all_at(&vec![0u8; len as usize], at)
             .map_err(|e| self.io(e))
+    }
+
+    fn mark(&mut self, index: u64, stored: bool) {
+        if stored {
+            self.stored.insert(index);
+        } else {
+            self.stored.remove(index);
+        }
     }
 
     /// Seal whole chunks `first..` from `data` (a multiple of the chunk size) on two threads,
     /// the helper also feeding the content hash: a 1 MiB write from the kernel is 16 chunks,
     /// and with one thread the cipher, the hash and the copy into the page cache run one after
-    /// the other on one core while the other idles.
+    /// the other on one core while the other idles. The chunks must be new (past `sealed`).
     fn seal_many(&mut self, first: u64, data: &[u8]) -> Result<()> {
         let n = data.len() / CHUNK_PLAIN as usize;
         let split = n * 2 / 5 * CHUNK_PLAIN as usize;
         let mut hash = self.hash.take();
         let this = &*self;
         let result = std::thread::scope(|s| {
-            let helper = s.spawn(|| -> Result<()> {
+            let helper = s.spawn(|| -> Result<Vec<u64>> {
                 if let Some(h) = hash.as_mut() {
-                    hmac::Mac::update(h, data);
+                    h.update(data);
                 }
                 this.seal_range(first, &data[..split])
             });
@@ -133,30 +261,47 @@ impl ObjectWriter {
             let theirs = helper
                 .join()
                 .unwrap_or_else(|_| Err(Error::invalid("the sealing thread failed")));
-            mine.and(theirs)
+            match (mine, theirs) {
+                (Ok(mut a), Ok(b)) => {
+                    a.extend(b);
+                    Ok(a)
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
         });
         self.hash = hash;
-        result
-    }
-
-    fn seal_range(&self, first: u64, data: &[u8]) -> Result<()> {
-        for (i, chunk) in data.chunks(CHUNK_PLAIN as usize).enumerate() {
-            self.seal_at(first + i as u64, chunk, false)?;
+        for index in result? {
+            self.stored.insert(index);
         }
         Ok(())
     }
 
+    /// Seal new chunks; returns the indices stored (not holes).
+    fn seal_range(&self, first: u64, data: &[u8]) -> Result<Vec<u64>> {
+        let mut stored = Vec::new();
+        for (i, chunk) in data.chunks(CHUNK_PLAIN as usize).enumerate() {
+            let index = first + i as u64;
+            if self.seal_at(index, chunk, false, false)? {
+                stored.push(index);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// The plaintext of chunk `index` before the tail (zeros for a hole).
     fn open_sealed(&self, index: u64) -> Result<Zeroizing<Vec<u8>>> {
-        let mut raw = vec![0u8; CHUNK_CIPHER as usize];
-        self.file
-            .read_exact_at(&mut raw, HEADER_LEN + index * CHUNK_CIPHER)
+        if !self.stored.contains(index) {
+            return Ok(Zeroizing::new(vec![0u8; CHUNK_PLAIN as usize]));
+        }
+        let mut raw = Zeroizing::new(vec![0u8; CHUNK_CIPHER as usize]);
+        FileExt::read_exact_at(&self.file, &mut raw, HEADER_LEN + index * CHUNK_CIPHER)
             .map_err(|e| self.io(e))?;
         let nonce = *XNonce::from_slice(&raw[..NONCE_LEN]);
         let tag = chacha20poly1305::Tag::clone_from_slice(&raw[NONCE_LEN + CHUNK_PLAIN as usize..]);
         let mut plain = Zeroizing::new(raw[NONCE_LEN..NONCE_LEN + CHUNK_PLAIN as usize].to_vec());
         self.key
             .cipher()
-            .decrypt_in_place_detached(&nonce, &aad(&self.id, index, false), &mut plain, &tag)
+            .decrypt_in_place_detached(&nonce, &aad(&self.header, index, false), &mut plain, &tag)
             .map_err(|_| {
                 Error::integrity(
                     "a file being written",
@@ -172,7 +317,8 @@ impl ObjectWriter {
             &mut self.tail,
             Zeroizing::new(Vec::with_capacity(CHUNK_PLAIN as usize)),
         );
-        self.seal_at(self.sealed, &full, false)?;
+        let stored = self.seal_at(self.sealed, &full, false, false)?;
+        self.mark(self.sealed, stored);
         self.sealed += 1;
         Ok(())
     }
@@ -197,10 +343,13 @@ impl ObjectWriter {
         }
     }
 
-    /// Write `data` at `offset`, growing the object (with zeros) as needed. After a failure
-    /// (e.g. the disk is full) every later write and the commit fail too.
+    /// Write `data` at `offset`, growing the object as needed (what lies between the old end
+    /// and `offset` is a hole). After a failure (e.g. the disk is full) every later write and
+    /// the commit fail too. A write ending past [`MAX_FILE_SIZE`] fails with EFBIG and changes
+    /// nothing.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_not_broken()?;
+        check_size(offset.checked_add(data.len() as u64))?;
         let r = self.write_at_unguarded(offset, data);
         self.guard(r)
     }
@@ -234,7 +383,7 @@ impl ObjectWriter {
         }
         if sequential {
             if let Some(h) = self.hash.as_mut() {
-                hmac::Mac::update(h, data);
+                h.update(data);
             }
         }
         while !data.is_empty() {
@@ -244,7 +393,9 @@ impl ObjectWriter {
                 let take = data.len().min(CHUNK_PLAIN as usize - within);
                 let mut plain = self.open_sealed(index)?;
                 plain[within..within + take].copy_from_slice(&data[..take]);
-                self.seal_at(index, &plain, false)?;
+                let was = self.stored.contains(index);
+                let stored = self.seal_at(index, &plain, false, was)?;
+                self.mark(index, stored);
                 data = &data[take..];
                 pos += take as u64;
                 continue;
@@ -267,24 +418,31 @@ impl ObjectWriter {
         Ok(())
     }
 
+    /// Extend with zeros to `new_size` in O(1): the chunks in between become holes.
     fn grow_to(&mut self, new_size: u64) -> Result<()> {
-        let zeros = vec![0u8; CHUNK_PLAIN as usize];
-        let mut hash = self.hash.take();
-        while self.size < new_size {
-            let n = (new_size - self.size).min(CHUNK_PLAIN) as usize;
-            let at = self.size;
-            self.write_at(at, &zeros[..n])?;
-            if let Some(h) = hash.as_mut() {
-                hmac::Mac::update(h, &zeros[..n]);
-            }
+        if new_size <= self.size {
+            return Ok(());
         }
-        self.hash = hash;
+        if let Some(h) = self.hash.as_mut() {
+            h.zeros(new_size - self.size);
+        }
+        let last = chunk_count(new_size) - 1;
+        if last > self.sealed {
+            self.tail.resize(CHUNK_PLAIN as usize, 0);
+            self.push_tail()?;
+            self.sealed = last;
+            self.tail = Zeroizing::new(Vec::with_capacity(CHUNK_PLAIN as usize));
+        }
+        self.tail
+            .resize((new_size - self.sealed * CHUNK_PLAIN) as usize, 0);
+        self.size = new_size;
         Ok(())
     }
 
-    /// Cut or extend (with zeros) to `new_size`.
+    /// Cut or extend (with a hole) to `new_size`. Past [`MAX_FILE_SIZE`]: EFBIG, no change.
     pub fn truncate(&mut self, new_size: u64) -> Result<()> {
         self.check_not_broken()?;
+        check_size(Some(new_size))?;
         let r = self.truncate_unguarded(new_size);
         self.guard(r)
     }
@@ -294,16 +452,13 @@ impl ObjectWriter {
             return self.grow_to(new_size);
         }
         self.hash = None;
-        let last = if new_size == 0 {
-            0
-        } else {
-            (new_size - 1) / CHUNK_PLAIN
-        };
+        let last = chunk_count(new_size) - 1;
         if last < self.sealed {
             let mut plain = self.open_sealed(last)?;
             plain.truncate((new_size - last * CHUNK_PLAIN) as usize);
             self.tail = plain;
             self.sealed = last;
+            self.stored.cut(last);
             self.file
                 .set_len(HEADER_LEN + last * CHUNK_CIPHER)
                 .map_err(|e| self.io(e))?;
@@ -314,59 +469,87 @@ impl ObjectWriter {
         Ok(())
     }
 
+    /// Start as a copy of a committed object (the version a save begins from): only its stored
+    /// chunks are copied, its holes stay holes. Call on a new, empty writer.
+    pub fn load<R: ReadAt>(&mut self, src: &Decryptor<R>) -> Result<()> {
+        self.check_not_broken()?;
+        let r = (|| {
+            let mut buf = Zeroizing::new(vec![0u8; CHUNK_PLAIN as usize]);
+            for (first, count) in src.stored_runs() {
+                for index in first..first + count {
+                    let n = src.chunk_len(index) as usize;
+                    src.chunk_into(index, &mut buf[..n])?;
+                    // growing first keeps the writes in order, so the content hash follows
+                    self.grow_to(index * CHUNK_PLAIN)?;
+                    self.write_at_unguarded(index * CHUNK_PLAIN, &buf[..n])?;
+                }
+            }
+            self.grow_to(src.len())
+        })();
+        self.guard(r)
+    }
+
     /// Read back what was written so far.
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let end = (offset + len as u64).min(self.size);
+        let end = offset.saturating_add(len as u64).min(self.size);
         let mut out = Vec::new();
         let mut pos = offset;
         while pos < end {
             let index = pos / CHUNK_PLAIN;
             let within = (pos % CHUNK_PLAIN) as usize;
             let take = ((end - pos) as usize).min(CHUNK_PLAIN as usize - within);
-            if index < self.sealed {
+            if index >= self.sealed {
+                out.extend_from_slice(&self.tail[within..within + take]);
+            } else if self.stored.contains(index) {
                 let plain = self.open_sealed(index)?;
                 out.extend_from_slice(&plain[within..within + take]);
             } else {
-                out.extend_from_slice(&self.tail[within..within + take]);
+                out.resize(out.len() + take, 0);
             }
             pos += take as u64;
         }
         Ok(out)
     }
 
-    /// Seal the last chunk, make the object durable under its final name, and return what the
-    /// catalog must record. The object is complete and immutable from here on.
+    /// Seal the last chunk and the chunk map, make the object durable under its final name,
+    /// and return what the catalog must record. The object is complete and immutable from
+    /// here on.
     pub fn commit(mut self, store: &Store) -> Result<NewObject> {
         self.check_not_broken()?;
         debug_assert_eq!(chunk_count(self.size), self.sealed + 1);
-        let mut tail = std::mem::take(&mut *self.tail);
-        self.seal_at(self.sealed, &tail, true)?;
-        zeroize::Zeroize::zeroize(&mut tail);
-        let len = HEADER_LEN
-            + self.sealed * CHUNK_CIPHER
-            + (self.size - self.sealed * CHUNK_PLAIN)
-            + (NONCE_LEN + TAG_LEN) as u64;
-        self.file.set_len(len).map_err(|e| self.io(e))?;
+        let tail = std::mem::take(&mut self.tail);
+        let stored = self.seal_at(self.sealed, &tail, true, false)?;
+        self.mark(self.sealed, stored);
+        let runs = self.stored.runs();
+        let map = seal_map(&self.id, &self.key, self.size, &runs)?;
+        let at = encrypted_len(self.size);
+        self.file.write_all_at(&map, at).map_err(|e| self.io(e))?;
+        self.file
+            .set_len(at + map.len() as u64)
+            .map_err(|e| self.io(e))?;
         self.file.sync_all().map_err(|e| self.io(e))?;
         let content_hash = match self.hash.take() {
-            Some(h) => hmac::Mac::finalize(h).into_bytes().into(),
+            Some(h) => h.finalize(),
             None => {
-                // written out of order: hash what was committed
-                let mut m = self.hash_key.mac_state();
-                for i in 0..self.sealed {
-                    hmac::Mac::update(&mut m, &self.open_sealed(i)?);
+                // written out of order: hash what was committed, holes as zeros
+                let mut h = ContentHasher::new(&self.hash_key);
+                let mut at = 0u64;
+                for (first, count) in runs {
+                    h.zeros(first * CHUNK_PLAIN - at);
+                    for index in first..first + count {
+                        if index == self.sealed {
+                            h.update(&tail);
+                        } else {
+                            h.update(&self.open_sealed(index)?);
+                        }
+                    }
+                    at = ((first + count) * CHUNK_PLAIN).min(self.size);
                 }
-                let d = crate::crypto::object::Decryptor::open(
-                    &self.id,
-                    &self.key,
-                    self.file.try_clone().map_err(|e| self.io(e))?,
-                    self.size,
-                    "a file being written",
-                )?;
-                hmac::Mac::update(&mut m, &d.chunk(self.sealed)?);
-                hmac::Mac::finalize(m).into_bytes().into()
+                h.zeros(self.size - at);
+                h.finalize()
             }
         };
+        drop(tail);
         std::fs::rename(&self.tmp, &self.final_path).at("commit object", &self.final_path)?;
         self.committed = true;
         Ok(NewObject {
@@ -416,7 +599,24 @@ mod tests {
             (seed >> 33) % n
         };
         for step in 0..300 {
-            match rnd(4) {
+            match rnd(6) {
+                // zeros over data turn chunks into holes (punched), and back
+                4 => {
+                    let off = rnd(300_000);
+                    let len = rnd(200_000) as usize;
+                    w.write_at(off, &vec![0u8; len]).unwrap();
+                    if model.len() < off as usize + len {
+                        model.resize(off as usize + len, 0);
+                    }
+                    model[off as usize..off as usize + len].fill(0);
+                }
+                // a write far past the end: a hole of many chunks
+                5 if model.len() < 1 << 20 => {
+                    let off = model.len() as u64 + rnd(2 << 20);
+                    w.write_at(off, b"far").unwrap();
+                    model.resize(off as usize, 0);
+                    model.extend_from_slice(b"far");
+                }
                 0 | 1 => {
                     let off = rnd(300_000);
                     let len = rnd(100_000) as usize;
@@ -433,7 +633,7 @@ mod tests {
                     model.resize(n as usize, 0);
                 }
                 _ => {
-                    let off = rnd(320_000);
+                    let off = rnd(model.len() as u64 + 20_000);
                     let got = w.read_at(off, 70_000).unwrap();
                     let start = (off as usize).min(model.len());
                     let end = (start + 70_000).min(model.len());
@@ -520,5 +720,365 @@ mod tests {
             w.write_at(0, b"abandoned").unwrap();
         }
         assert_eq!(s.list_objects().unwrap().len(), before);
+    }
+}
+
+#[cfg(test)]
+mod sparse_tests {
+    use super::*;
+    use crate::crypto::object::Encryptor;
+    use std::os::unix::fs::MetadataExt;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let key = dir.path().join("k");
+        let s = Store::init(&root, None, Some(&key), chrono::Utc::now(), "t").unwrap();
+        (dir, s)
+    }
+
+    fn read_range(s: &Store, o: &NewObject, off: u64, len: usize) -> Result<Vec<u8>> {
+        let d = s.open_object(&o.id, &o.wrapped_key, o.size, "asset 9")?;
+        let mut buf = vec![0u8; len];
+        let n = d.read_at(&mut buf, off)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    fn read_all(s: &Store, o: &NewObject) -> Result<Vec<u8>> {
+        let d = s.open_object(&o.id, &o.wrapped_key, o.size, "asset 9")?;
+        let mut out = Vec::new();
+        d.copy_verified_to(&mut out)?;
+        Ok(out)
+    }
+
+    fn path(s: &Store, o: &NewObject) -> PathBuf {
+        s.object_path(&o.id)
+    }
+
+    fn assert_integrity(r: Result<Vec<u8>>, what: &str) {
+        match r {
+            Err(Error::Integrity { what: w, .. }) => assert_eq!(w, "asset 9", "{what}"),
+            other => panic!(
+                "{what}: expected an integrity error, got {:?}",
+                other.map(|v| v.len())
+            ),
+        }
+    }
+
+    #[test]
+    fn a_huge_truncate_is_a_hole_that_reads_as_zeros_and_costs_nothing() {
+        let (_d, s) = store();
+        let mut w = s.writer().unwrap();
+        let start = std::time::Instant::now();
+        w.write_at(0, b"head").unwrap();
+        w.truncate(8 << 30).unwrap();
+        w.write_at((8 << 30) - 3, b"end").unwrap();
+        assert!(
+            w.allocated_bytes() < 2 * CHUNK_CIPHER,
+            "{}",
+            w.allocated_bytes()
+        );
+        let o = w.commit(&s).unwrap();
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(o.size, 8 << 30);
+        let md = std::fs::metadata(path(&s, &o)).unwrap();
+        assert!(
+            md.blocks() * 512 <= 256 << 10,
+            "object uses {} bytes",
+            md.blocks() * 512
+        );
+        assert_eq!(read_range(&s, &o, 0, 6).unwrap(), b"head\0\0");
+        let d = s.open_object(&o.id, &o.wrapped_key, o.size, "t").unwrap();
+        assert_eq!(d.stored_len(), CHUNK_PLAIN + CHUNK_PLAIN);
+        assert!(!d.is_stored(1) && d.is_stored(0) && d.is_stored(131071));
+        assert_eq!(
+            read_range(&s, &o, 4 << 30, 100_000).unwrap(),
+            vec![0u8; 100_000]
+        );
+        let mut want = vec![0u8; 7];
+        want.extend_from_slice(b"end");
+        assert_eq!(read_range(&s, &o, (8 << 30) - 10, 100).unwrap(), want);
+    }
+
+    #[test]
+    fn sizes_past_the_maximum_fail_with_efbig_and_change_nothing() {
+        let (_d, s) = store();
+        let mut w = s.writer().unwrap();
+        w.write_at(0, b"abc").unwrap();
+        let e = w.truncate(999_999_999_999_999).unwrap_err();
+        assert_eq!(e.errno(), libc::EFBIG, "{e}");
+        let e = w.write_at(MAX_FILE_SIZE, b"x").unwrap_err();
+        assert_eq!(e.errno(), libc::EFBIG, "{e}");
+        let e = w.write_at(u64::MAX - 1, b"xyz").unwrap_err();
+        assert_eq!(e.errno(), libc::EFBIG, "{e}");
+        // the writer is not broken by a refused size
+        w.truncate(MAX_FILE_SIZE).unwrap();
+        w.truncate(5).unwrap();
+        let o = w.commit(&s).unwrap();
+        assert_eq!(read_all(&s, &o).unwrap(), b"abc\0\0");
+    }
+
+    /// Bytes with long runs of zeros, past the hash's literal part.
+    fn holey_bytes() -> Vec<u8> {
+        let c = CHUNK_PLAIN as usize;
+        let mut v = b"jpeg".to_vec();
+        v.resize(
+            (super::super::hash::LITERAL_ZERO_CHUNKS as usize + 40) * c + 77,
+            0,
+        );
+        v.extend_from_slice(&[7u8; 3 * 65536 + 5]);
+        v.resize(v.len() + 5 * c, 0);
+        v.extend_from_slice(b"tail");
+        v
+    }
+
+    #[test]
+    fn sparse_and_dense_writes_of_the_same_bytes_hash_alike() {
+        let (_d, s) = store();
+        let data = holey_bytes();
+        let dense = s.content_hash_of(&mut data.as_slice()).unwrap();
+        // in order, with the zeros as holes (made by truncate and by writes past the end)
+        let sevens = data.iter().position(|b| *b == 7).unwrap() as u64;
+        let mut w = s.writer().unwrap();
+        w.write_at(0, b"jpeg").unwrap();
+        w.truncate(sevens).unwrap();
+        w.write_at(sevens, &[7u8; 3 * 65536 + 5]).unwrap();
+        w.write_at(data.len() as u64 - 4, b"tail").unwrap();
+        assert!(
+            w.allocated_bytes() < 6 * CHUNK_CIPHER,
+            "{}",
+            w.allocated_bytes()
+        );
+        let o = w.commit(&s).unwrap();
+        assert_eq!(o.content_hash, dense);
+        assert_eq!(read_all(&s, &o).unwrap(), data);
+        // out of order: the end first
+        let mut w = s.writer().unwrap();
+        w.write_at(data.len() as u64 - 4, b"tail").unwrap();
+        w.write_at(0, b"jpeg").unwrap();
+        w.write_at(sevens, &[7u8; 3 * 65536 + 5]).unwrap();
+        let o = w.commit(&s).unwrap();
+        assert_eq!(o.content_hash, dense);
+        assert_eq!(read_all(&s, &o).unwrap(), data);
+        // densely, zeros written as zeros (they become holes too)
+        let mut w = s.writer().unwrap();
+        w.write_at(0, &data).unwrap();
+        let o = w.commit(&s).unwrap();
+        assert_eq!(o.content_hash, dense);
+        let md = std::fs::metadata(path(&s, &o)).unwrap();
+        assert!(
+            md.blocks() * 512 < 1 << 20,
+            "zeros were stored: {}",
+            md.blocks() * 512
+        );
+        // and a writer started from the sparse object keeps its holes
+        let d = s.open_object(&o.id, &o.wrapped_key, o.size, "t").unwrap();
+        let mut w = s.writer().unwrap();
+        w.load(&d).unwrap();
+        assert!(
+            w.allocated_bytes() < 8 * CHUNK_CIPHER,
+            "{}",
+            w.allocated_bytes()
+        );
+        let o2 = w.commit(&s).unwrap();
+        assert_eq!(o2.content_hash, dense);
+        assert_eq!(read_all(&s, &o2).unwrap(), data);
+    }
+
+    /// A committed sparse object: chunk 0 stored, chunks 1..=3 holes, chunk 4 stored (last).
+    fn sparse_object(s: &Store) -> NewObject {
+        let mut w = s.writer().unwrap();
+        w.write_at(0, &[1u8; 70_000]).unwrap();
+        w.write_at(4 * CHUNK_PLAIN + 10, b"last").unwrap();
+        w.commit(s).unwrap()
+    }
+
+    #[test]
+    fn tampering_with_holes_map_or_length_is_detected() {
+        use std::os::unix::fs::FileExt;
+        let (_d, s) = store();
+        let o = sparse_object(&s);
+        let mut want = vec![1u8; 70_000];
+        want.resize(4 * CHUNK_PLAIN as usize + 10, 0);
+        want.extend_from_slice(b"last");
+        assert_eq!(read_all(&s, &o).unwrap(), want);
+        let p = path(&s, &o);
+        let pristine = std::fs::read(&p).unwrap();
+        let restore = || std::fs::write(&p, &pristine).unwrap();
+
+        // a hole punched where a real chunk was: chunk 0 now reads as zeros on disk
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(&vec![0u8; CHUNK_CIPHER as usize], HEADER_LEN)
+            .unwrap();
+        assert_integrity(read_all(&s, &o), "punched hole");
+        assert_integrity(read_range(&s, &o, 0, 10), "punched hole, random access");
+        restore();
+
+        // a real chunk where a hole was: chunk 0's ciphertext copied into chunk 2's slot
+        let c0 = &pristine[HEADER_LEN as usize..(HEADER_LEN + CHUNK_CIPHER) as usize];
+        f.write_all_at(c0, HEADER_LEN + 2 * CHUNK_CIPHER).unwrap();
+        assert_integrity(read_all(&s, &o), "data in a hole");
+        assert_integrity(
+            read_range(&s, &o, 2 * CHUNK_PLAIN, 10),
+            "data in a hole, random access",
+        );
+        restore();
+
+        // the object cut, inside the map or before it, or extended
+        for len in [
+            pristine.len() - 1,
+            pristine.len() - 16,
+            (HEADER_LEN + CHUNK_CIPHER) as usize,
+        ] {
+            f.set_len(len as u64).unwrap();
+            assert_integrity(read_range(&s, &o, 0, 10), "cut");
+            restore();
+        }
+        f.write_all_at(&[0u8; 16], pristine.len() as u64).unwrap();
+        assert_integrity(read_range(&s, &o, 0, 10), "extended");
+        restore();
+
+        // a flipped bit in the map
+        let at = pristine.len() - 20;
+        f.write_all_at(&[pristine[at] ^ 1], at as u64).unwrap();
+        assert_integrity(read_range(&s, &o, 0, 10), "map bit");
+        restore();
+
+        // the catalog's length changed (shorter or longer): the map names another length
+        for size in [o.size - 1, o.size + 1, 4 * CHUNK_PLAIN] {
+            let wrong = NewObject { size, ..o.clone() };
+            assert_integrity(read_range(&s, &wrong, 0, 10), "length");
+        }
+
+        // the header turned into version 1 (dense): the chunks' associated data differ
+        f.write_all_at(&crate::crypto::object::FORMAT_VERSION.to_be_bytes(), 4)
+            .unwrap();
+        assert_integrity(read_all(&s, &o), "downgraded header");
+        restore();
+
+        // another sparse object's map (and chunks) copied over this one
+        let other = sparse_object(&s);
+        std::fs::copy(path(&s, &other), &p).unwrap();
+        assert_integrity(read_range(&s, &o, 0, 10), "copied object");
+        restore();
+        assert_eq!(read_all(&s, &o).unwrap(), want);
+    }
+
+    /// A version 1 object written by an earlier consentfs (key, id and bytes frozen here).
+    #[test]
+    fn dense_version_one_objects_still_read() {
+        let key = Key::from_slice(&[7u8; 32]).unwrap();
+        let id = ObjectId([3u8; 16]);
+        let frozen = hex::decode(V1_OBJECT).unwrap();
+        let d = Decryptor::open(&id, &key, frozen, 11, "old").unwrap();
+        let mut out = Vec::new();
+        d.copy_verified_to(&mut out).unwrap();
+        assert_eq!(out, b"old photo\n!");
+        // and the streaming encryptor still writes that format
+        let mut e = Encryptor::new(&id, &key, Vec::new()).unwrap();
+        e.write(b"old photo\n!").unwrap();
+        let (bytes, _) = e.finish().unwrap();
+        assert_eq!(bytes[..24], hex::decode(V1_OBJECT).unwrap()[..24]);
+    }
+
+    const V1_OBJECT: &str = "4346534f0001000003030303030303030303030303030303decbbfcf03bbf5f4f9b3e4ba2e5b078dcfdb00e86fdcb7fe514146f781f6fbd54973cad5f6f566b48d30cd6ac254672c4c06f7";
+}
+
+#[cfg(test)]
+mod chunk_set_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn runs_follow_a_plain_set() {
+        let mut set = ChunkSet::default();
+        let mut model = BTreeSet::new();
+        let mut seed = 11u64;
+        let mut rnd = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        for step in 0..3000 {
+            let i = rnd(60);
+            match rnd(7) {
+                0..=3 => {
+                    set.insert(i);
+                    model.insert(i);
+                }
+                4 | 5 => {
+                    set.remove(i);
+                    model.remove(&i);
+                }
+                _ => {
+                    set.cut(i);
+                    model.retain(|x| *x < i);
+                }
+            }
+            assert_eq!(set.len, model.len() as u64, "step {step}");
+            let runs = set.runs();
+            let listed: BTreeSet<u64> = runs.iter().flat_map(|(f, c)| *f..f + c).collect();
+            assert_eq!(listed, model, "step {step}");
+            // maximal runs: none empty, none touching the next
+            for w in runs.windows(2) {
+                assert!(w[0].0 + w[0].1 < w[1].0, "step {step}: {runs:?}");
+            }
+            assert!(runs.iter().all(|(_, c)| *c > 0));
+            for x in 0..62 {
+                assert_eq!(set.contains(x), model.contains(&x));
+            }
+        }
+    }
+
+    #[test]
+    fn a_map_with_overlapping_or_out_of_range_runs_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::init(
+            &dir.path().join("s"),
+            None,
+            Some(&dir.path().join("k")),
+            chrono::Utc::now(),
+            "t",
+        )
+        .unwrap();
+        let mut w = s.writer().unwrap();
+        w.write_at(0, &[5u8; 200_000]).unwrap();
+        let (id, key) = (w.id, w.key.clone());
+        let o = w.commit(&s).unwrap();
+        let p = s.object_path(&o.id);
+        let at = encrypted_len(o.size);
+        for runs in [
+            vec![(0u64, 3u64), (2, 2)],
+            vec![(0, 5)],
+            vec![(3, 0)],
+            vec![(u64::MAX, 2)],
+        ] {
+            let map = seal_map(&id, &key, o.size, &runs).unwrap();
+            let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.set_len(at).unwrap();
+            f.write_all_at(&map, at).unwrap();
+            match s.open_object(&o.id, &o.wrapped_key, o.size, "asset 9") {
+                Err(Error::Integrity { detail, .. }) => {
+                    assert!(detail.contains("malformed"), "{detail}")
+                }
+                other => panic!(
+                    "{runs:?}: expected an integrity error, got {:?}",
+                    other.is_ok()
+                ),
+            }
+        }
+        // touching runs are the same set, and read
+        let map = seal_map(&id, &key, o.size, &[(0, 1), (1, 3)]).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(at).unwrap();
+        f.write_all_at(&map, at).unwrap();
+        let d = s.open_object(&o.id, &o.wrapped_key, o.size, "t").unwrap();
+        let mut out = Vec::new();
+        d.copy_verified_to(&mut out).unwrap();
+        assert_eq!(out, vec![5u8; 200_000]);
     }
 }

@@ -474,17 +474,8 @@ impl Vfs {
     fn ensure_writer<'a>(&self, st: &'a mut FileState) -> Result<&'a mut Pending> {
         if st.writer.is_none() {
             let mut p = Pending::new(&self.store)?;
-            let mut buf = vec![0u8; crate::crypto::object::CHUNK_PLAIN as usize];
-            let mut pos = 0u64;
-            let len = st.reader.len();
-            while pos < len {
-                let index = pos / crate::crypto::object::CHUNK_PLAIN;
-                let n = st.reader.chunk_len(index) as usize;
-                st.reader.chunk_into(index, &mut buf[..n])?;
-                p.writer.write_at(pos, &buf[..n])?;
-                pos += n as u64;
-            }
-            zeroize::Zeroize::zeroize(&mut buf);
+            // copies the stored chunks only: holes stay holes
+            p.writer.load(&st.reader)?;
             st.writer = Some(p);
         }
         st.writer
