@@ -43,6 +43,9 @@ pub(super) const SAVE_WAIT: Duration = Duration::from_secs(2);
 /// different programs (mogrify, then exiftool) stay versions of their own.
 const ONE_SAVE: Duration = Duration::from_secs(5);
 
+/// Assets whose last save is remembered at once (see [`Recent`]).
+const RECENT_MAX: usize = 4096;
+
 /// The version the last save through the mount made of an asset: the next commit of the same
 /// open file (an fsync, then the close), or of the same user within [`ONE_SAVE`], updates it.
 pub(super) struct Recent {
@@ -662,19 +665,23 @@ impl Vfs {
         match recorded {
             Ok((version, freed)) => {
                 self.saved(&save, version, freed);
-                self.recent
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        target,
-                        Recent {
-                            login: h.login.clone(),
-                            version,
-                            at: std::time::Instant::now(),
-                            session: h.file.session,
-                            process: h.opener,
-                        },
-                    );
+                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                if recent.len() >= RECENT_MAX {
+                    // bounded: what is older than one save only serves files still open, and
+                    // forgetting it costs a version, never data
+                    recent.retain(|_, r| r.at.elapsed() < ONE_SAVE);
+                }
+                recent.insert(
+                    target,
+                    Recent {
+                        login: h.login.clone(),
+                        version,
+                        at: std::time::Instant::now(),
+                        session: h.file.session,
+                        process: h.opener,
+                    },
+                );
+                drop(recent);
                 let (object, reader) = self.open_current(target)?;
                 st.object = object;
                 st.reader = reader;
