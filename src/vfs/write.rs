@@ -346,9 +346,22 @@ impl Vfs {
         let ino = self.inodes().reference(&node);
         let attr = self.attr_of(&view, &node, ino)?;
         drop(view);
-        let (object, reader) = self.open_current(asset)?;
-        let file = OpenFile::new(self.new_session(), object, reader);
-        file.state.write().unwrap_or_else(|p| p.into_inner()).fresh = true;
+        // another process may have opened the new name already (its create lost the race and
+        // the kernel opened the file instead): then the file is shared, as on any filesystem
+        let file = self.files.acquire(
+            &(login.clone(), purpose, asset),
+            |_| true,
+            || {
+                let (object, reader) = self.open_current(asset)?;
+                Ok(OpenFile::new(self.new_session(), object, reader))
+            },
+        )?;
+        {
+            let mut st = file.state.write().unwrap_or_else(|p| p.into_inner());
+            // the first commit fills the empty version the create recorded (only while it is
+            // the asset's one empty version: see `assets::fill_placeholder`)
+            st.fresh = true;
+        }
         let fh = self.add_writing_handle(caller, &login, purpose, asset, file);
         Ok((attr, fh))
     }
@@ -439,6 +452,8 @@ impl Vfs {
         file.state.write().unwrap_or_else(|p| p.into_inner()).writer =
             Some(Pending::new(&self.store)?);
         file.set_pending_size(Some(0));
+        // a new file under the name: descriptors still open on the old one keep it
+        let file = self.files.replace(&(login.clone(), purpose, asset), file);
         let fh = self.add_writing_handle(caller, login, purpose, asset, file);
         Ok(Some((attr, fh)))
     }
@@ -448,16 +463,15 @@ impl Vfs {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// A handle open for writing on a new file, which becomes the one this name refers to.
+    /// A handle open for writing on `file` (registered for a handle already).
     fn add_writing_handle(
         &self,
         caller: Caller,
         login: &Arc<str>,
         purpose: PurposeId,
         asset: AssetId,
-        file: OpenFile,
+        file: Arc<OpenFile>,
     ) -> u64 {
-        let file = self.files.replace(&(login.clone(), purpose, asset), file);
         file.writers_open
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.add_handle(super::Handle {
