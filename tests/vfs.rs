@@ -396,6 +396,7 @@ fn folders_and_drafts_are_bounded_per_user() {
     let m = mounted_with(Limits {
         folders: 30,
         drafts: 12,
+        ..Limits::default()
     });
     m.t.ok(&[
         "user",
@@ -563,4 +564,48 @@ fn an_open_that_cannot_be_recorded_is_refused() {
     // catalog can be written succeeds
     let ino = m.walk(*ALICE, "alice/website/events/2026/a.jpg").unwrap();
     assert!(m.vfs.open(*ALICE, ino, false, false).is_ok());
+}
+
+/// Issue 13 (6): one user's unsaved writes are bounded (EDQUOT), and saving frees the room;
+/// other users are not affected.
+#[test]
+fn unsaved_bytes_are_bounded_per_user() {
+    let m = mounted_with(Limits {
+        pending_bytes: 300_000,
+        ..Limits::default()
+    });
+    m.t.ok(&[
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026/sub",
+        "--access",
+        "write",
+    ]);
+    m.refresh();
+    let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
+    let (_, fh) = m.vfs.create(*ALICE, sub, "big.raw").unwrap();
+    let block = vec![7u8; 64 * 1024];
+    let mut refused = None;
+    for i in 0..20u64 {
+        if let Err(e) = m.vfs.write(fh, i * block.len() as u64, &block) {
+            refused = Some((i, e.errno()));
+            break;
+        }
+    }
+    let (at, errno) = refused.expect("an endless write was never refused");
+    assert_eq!(errno, libc::EDQUOT);
+    assert!((3..=5).contains(&at), "refused after {at} blocks of 64 KiB");
+    // a save frees the room
+    m.vfs.commit(fh).unwrap();
+    m.vfs.write(fh, 0, &block).unwrap();
+    m.vfs.release(fh);
+    let (_, fh2) = m.vfs.create(*ALICE, sub, "next.raw").unwrap();
+    for i in 0..3u64 {
+        m.vfs.write(fh2, i * block.len() as u64, &block).unwrap();
+    }
+    m.vfs.release(fh2);
 }

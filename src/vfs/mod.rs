@@ -52,6 +52,9 @@ pub struct Limits {
     pub folders: usize,
     /// Drafts, per user.
     pub drafts: usize,
+    /// Bytes a user's open files hold written but not yet saved (encrypted, in `.tmp` objects
+    /// on the store's disk): one user cannot fill the disk with one endless write.
+    pub pending_bytes: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +62,7 @@ impl Default for Limits {
         Limits {
             folders: 10_000,
             drafts: 100_000,
+            pending_bytes: 64 << 30,
         }
     }
 }
@@ -234,6 +238,8 @@ pub struct Vfs {
     merged: Mutex<HashMap<AssetId, AssetId>>,
     /// Names active assets left by a same-folder rename, and when (for saves with a backup).
     vacated: Mutex<HashMap<open_file::PathKey, (AssetId, std::time::Instant)>>,
+    /// Bytes each user's open files hold unsaved (see [`Limits::pending_bytes`]); a leaf lock.
+    pending_bytes: Mutex<HashMap<Arc<str>, u64>>,
     /// Open files (one state per asset and view, shared by its handles; see [`open_file`]).
     /// Stat in a view shows the size its open file has written; every other view (another
     /// user's, another purpose's) shows the committed size until the commit.
@@ -290,6 +296,7 @@ impl Vfs {
             provenance: Default::default(),
             merged: Mutex::new(HashMap::new()),
             files: Default::default(),
+            pending_bytes: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             recent: Mutex::new(HashMap::new()),
             vacated: Mutex::new(HashMap::new()),
@@ -809,6 +816,7 @@ impl Vfs {
                 let (object, reader) = self.open_current(asset)?;
                 Ok(open_file::OpenFile::new(
                     self.next_session.fetch_add(1, Ordering::Relaxed),
+                    login.clone(),
                     object,
                     reader,
                 ))

@@ -49,6 +49,8 @@ pub(super) type FileKey = (Arc<str>, PurposeId, AssetId);
 pub(super) struct OpenFile {
     /// Tells this file's commits from other files' (see `Recent` in write.rs).
     pub session: u64,
+    /// Whose view it is in: its unsaved bytes count against this user's limit.
+    pub login: Arc<str>,
     pub state: RwLock<FileState>,
     /// Handles on it; changed only under the registry's lock.
     handles: AtomicUsize,
@@ -58,6 +60,8 @@ pub(super) struct OpenFile {
     pub detached: AtomicBool,
     /// The size with uncommitted writes, for `stat` in this view (a leaf lock).
     pub pending_size: Mutex<Option<u64>>,
+    /// Bytes of its pending version counted against its user's limit.
+    pub charged: std::sync::atomic::AtomicU64,
 }
 
 pub(super) struct FileState {
@@ -71,9 +75,15 @@ pub(super) struct FileState {
 }
 
 impl OpenFile {
-    pub fn new(session: u64, object: ObjectId, reader: Decryptor<File>) -> OpenFile {
+    pub fn new(
+        session: u64,
+        login: Arc<str>,
+        object: ObjectId,
+        reader: Decryptor<File>,
+    ) -> OpenFile {
         OpenFile {
             session,
+            login,
             state: RwLock::new(FileState {
                 object,
                 reader,
@@ -84,6 +94,7 @@ impl OpenFile {
             writers_open: AtomicUsize::new(0),
             detached: AtomicBool::new(false),
             pending_size: Mutex::new(None),
+            charged: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

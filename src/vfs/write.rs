@@ -353,7 +353,12 @@ impl Vfs {
             |_| true,
             || {
                 let (object, reader) = self.open_current(asset)?;
-                Ok(OpenFile::new(self.new_session(), object, reader))
+                Ok(OpenFile::new(
+                    self.new_session(),
+                    login.clone(),
+                    object,
+                    reader,
+                ))
             },
         )?;
         {
@@ -448,7 +453,7 @@ impl Vfs {
         let (object, reader) = self.open_current(asset)?;
         // dirty only once written: tools that create, close and reopen do not leave an
         // empty version behind
-        let file = OpenFile::new(self.new_session(), object, reader);
+        let file = OpenFile::new(self.new_session(), login.clone(), object, reader);
         file.state.write().unwrap_or_else(|p| p.into_inner()).writer =
             Some(Pending::new(&self.store)?);
         file.set_pending_size(Some(0));
@@ -545,12 +550,52 @@ impl Vfs {
             }
         }
         let mut st = h.file.state.write().unwrap_or_else(|p| p.into_inner());
+        self.check_pending_room(&h.login, data.len() as u64)?;
         let p = self.ensure_writer(&mut st)?;
         let offset = if append { p.writer.len() } else { offset };
-        p.writer.write_at(offset, data)?;
+        let written = p.writer.write_at(offset, data);
         p.dirty = true;
         h.file.set_pending_size(Some(p.writer.len()));
+        let held = p.writer.allocated_bytes();
+        self.charge(&h.file, held);
+        written?;
         Ok(data.len() as u32)
+    }
+
+    /// Refuse (EDQUOT) a write of `more` bytes that would take the user's unsaved bytes past
+    /// [`super::Limits::pending_bytes`].
+    fn check_pending_room(&self, login: &Arc<str>, more: u64) -> Result<()> {
+        let used = self
+            .pending_bytes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(login)
+            .copied()
+            .unwrap_or(0);
+        if used.saturating_add(more) > self.limits.pending_bytes {
+            log::warn!(
+                "refused: a user's open files hold {used} unsaved bytes, the most one user may have ({}); close or fsync to save them",
+                self.limits.pending_bytes
+            );
+            return Err(errno(libc::EDQUOT, "too many unsaved bytes"));
+        }
+        Ok(())
+    }
+
+    /// Count `held` bytes of `file`'s pending version against its user (0 once saved or
+    /// dropped).
+    pub(super) fn charge(&self, file: &OpenFile, held: u64) {
+        let login = &file.login;
+        let old = file.charged.swap(held, std::sync::atomic::Ordering::AcqRel);
+        if old == held {
+            return;
+        }
+        let mut all = self.pending_bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let used = all.entry(login.clone()).or_insert(0);
+        *used = used.saturating_sub(old).saturating_add(held);
+        if *used == 0 {
+            all.remove(login);
+        }
     }
 
     /// Truncate (or extend) what the file holds, for every descriptor of it.
@@ -568,6 +613,8 @@ impl Vfs {
             p.mtime = mtime;
         }
         file.set_pending_size(Some(size));
+        let held = p.writer.allocated_bytes();
+        self.charge(file, held);
         Ok(())
     }
 
@@ -611,6 +658,7 @@ impl Vfs {
             } else {
                 h.file.set_pending_size(None);
                 drop(p);
+                self.charge(&h.file, 0);
                 log::info!("asset {target}: an empty save of a photo is not kept as a version");
             }
             return Ok(());
@@ -618,6 +666,7 @@ impl Vfs {
         let mtime = p.mtime;
         let obj = p.writer.commit(&self.store);
         h.file.set_pending_size(None);
+        self.charge(&h.file, 0);
         let obj = obj?;
         if h.file.is_detached() {
             // the name now refers to another file: as on a local filesystem, what was
