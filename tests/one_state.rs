@@ -330,3 +330,25 @@ fn git_init_works_in_a_new_folder() {
         assert!(out.contains(&format!("/d{i}")), "{out}");
     }
 }
+
+/// Finding 3, second half: a temp file renamed over a file that another descriptor still holds
+/// open for writing is not undone by that descriptor's close.
+#[test]
+fn a_file_renamed_over_is_not_undone_by_an_old_descriptors_close() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let dir = m.path("root/website");
+    let out = py(
+        &dir,
+        "import os\n\
+         open('f','wb').write(b'old content')\n\
+         fd=os.open('f',os.O_RDWR)\n\
+         os.write(fd,b'XX')\n\
+         open('t','wb').write(b'new content')\n\
+         os.rename('t','f')\n\
+         os.close(fd)\n\
+         print(open('f','rb').read())",
+    );
+    assert_eq!(out.trim(), "b'new content'");
+    assert_eq!(t.ok(&["cat", "f"]).raw, b"new content");
+}
