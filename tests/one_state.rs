@@ -352,3 +352,49 @@ fn a_file_renamed_over_is_not_undone_by_an_old_descriptors_close() {
     assert_eq!(out.trim(), "b'new content'");
     assert_eq!(t.ok(&["cat", "f"]).raw, b"new content");
 }
+
+/// Finding 18: `ls` marks a draft as a draft, and `ls --hidden` does not list temp files saved
+/// over a photo as "in the trash" (`trash list` does not show them either: they are gone).
+#[test]
+fn ls_marks_drafts_and_forgets_merged_temp_files() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let dir = m.path("root/website");
+    std::fs::write(dir.join("mine.txt"), b"my notes").unwrap();
+    // an rsync-style save of an edit: read the photo, write a temp file, rename it over
+    let mut edited = std::fs::read(dir.join("a.jpg")).unwrap();
+    edited.extend_from_slice(b", edited");
+    std::fs::write(dir.join(".a.jpg.tmp"), &edited).unwrap();
+    std::fs::rename(dir.join(".a.jpg.tmp"), dir.join("a.jpg")).unwrap();
+    let ls = t
+        .ok(&["ls", "--user", "root", "--purpose", "website"])
+        .stdout;
+    let line = ls
+        .lines()
+        .find(|l| l.contains("mine.txt"))
+        .unwrap_or_default();
+    assert!(line.contains("draft"), "{ls}");
+    let hidden = t.ok(&[
+        "ls",
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        "--hidden",
+        "--json",
+    ]);
+    let items = hidden.json();
+    let items = items.as_array().unwrap();
+    assert!(
+        !items
+            .iter()
+            .any(|i| i["path"].as_str().unwrap_or("").contains(".a.jpg.tmp")),
+        "{items:?}"
+    );
+    let mine = items.iter().find(|i| i["path"] == "mine.txt").unwrap();
+    assert_eq!(mine["draft"], true);
+    let photo = items.iter().find(|i| i["path"] == "a.jpg").unwrap();
+    assert_eq!(photo["draft"], false);
+    let trash = t.ok(&["trash", "list"]).stdout;
+    assert!(!trash.contains(".a.jpg.tmp"), "{trash}");
+}

@@ -22,6 +22,8 @@ struct LsItem {
     reason_text: String,
     valid_until: Option<Time>,
     persons: Vec<i64>,
+    /// The user's own draft: shown to them alone, in no one else's view and no export.
+    draft: bool,
 }
 
 fn person_names(ctx: &Ctx) -> Result<HashMap<i64, String>> {
@@ -83,8 +85,10 @@ pub fn ls(
         .into_iter()
         .filter(|(a, d)| {
             (d.visible
+                // the trash is `trash list`'s; purged assets (shredded, or temp files saved
+                // over a photo) are gone for good
                 || (hidden
-                    && a.status != policy::Status::Trash
+                    && !matches!(a.status, policy::Status::Trash | policy::Status::Purged)
                     && !foreign_draft(a, &user.login, purpose.id)))
                 && prefix
                     .as_deref()
@@ -98,6 +102,7 @@ pub fn ls(
             reason_text: reason_text(&d.reason, &names),
             valid_until: d.valid_until,
             persons: a.persons.clone(),
+            draft: a.status == policy::Status::Draft,
         })
         .collect();
     items.sort_by(|a, b| (!a.visible, &a.path).cmp(&(!b.visible, &b.path)));
@@ -120,10 +125,10 @@ pub fn ls(
             vec![
                 i.asset.to_string(),
                 i.path.clone(),
-                if i.visible {
-                    "visible".into()
-                } else {
-                    "hidden".into()
+                match (i.visible, i.draft) {
+                    (true, true) => "draft".into(),
+                    (true, false) => "visible".into(),
+                    (false, _) => "hidden".into(),
                 },
                 if i.visible {
                     until
