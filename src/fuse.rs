@@ -108,6 +108,20 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// Names longer than this many bytes are refused with ENAMETOOLONG, as on ext4 (the kernel
+/// passes names up to 1024 bytes to FUSE).
+const NAME_MAX: usize = 255;
+
+/// A name in a request as text: ENAMETOOLONG when it is longer than [`NAME_MAX`] bytes (a tool
+/// told "no such file" or "invalid argument" would search for the wrong cause), `otherwise`
+/// when it is not UTF-8.
+fn name_of(name: &OsStr, otherwise: Errno) -> std::result::Result<&str, Errno> {
+    if name.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    name.to_str().ok_or(otherwise)
+}
+
 fn file_type(k: Kind) -> FileType {
     match k {
         Kind::Dir => FileType::Directory,
@@ -138,9 +152,9 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(name) = name.to_str() else {
-            reply.error(Errno::ENOENT);
-            return;
+        let name = match name_of(name, Errno::ENOENT) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
         match self.vfs.lookup(caller(req), parent.0, name) {
             Ok(attr) => reply.entry(entry_ttl(parent.0), &file_attr(&attr), Generation(0)),
@@ -269,8 +283,9 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: fuser::ReplyCreate,
     ) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::EINVAL);
+        let name = match name_of(name, Errno::EINVAL) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
         match self.vfs.create(caller(req), parent.0, name) {
             Ok((attr, fh)) => reply.created(
@@ -317,8 +332,9 @@ impl Filesystem for FuseFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::ENOENT);
+        let name = match name_of(name, Errno::ENOENT) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
         match self.vfs.unlink(caller(req), parent.0, name) {
             Ok(()) => reply.ok(),
@@ -335,8 +351,9 @@ impl Filesystem for FuseFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::EINVAL);
+        let name = match name_of(name, Errno::EINVAL) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
         match self.vfs.mkdir(caller(req), parent.0, name) {
             Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
@@ -345,8 +362,9 @@ impl Filesystem for FuseFs {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::ENOENT);
+        let name = match name_of(name, Errno::ENOENT) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
         match self.vfs.rmdir(caller(req), parent.0, name) {
             Ok(()) => reply.ok(),
@@ -364,8 +382,12 @@ impl Filesystem for FuseFs {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (Some(name), Some(newname)) = (name.to_str(), newname.to_str()) else {
-            return reply.error(Errno::EINVAL);
+        let (name, newname) = match (
+            name_of(name, Errno::EINVAL),
+            name_of(newname, Errno::EINVAL),
+        ) {
+            (Ok(n), Ok(m)) => (n, m),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
         if flags
             .intersects(fuser::RenameFlags::RENAME_EXCHANGE | fuser::RenameFlags::RENAME_WHITEOUT)

@@ -79,6 +79,22 @@ impl MadeDirs {
         }
     }
 
+    /// Move the made folder `old` and every made folder below it to `new` (a folder rename:
+    /// `mkdir -p a/b; mv a c` leaves `c` and `c/b`, and nothing at `a`).
+    pub fn move_tree(&mut self, login: &Arc<str>, purpose: PurposeId, old: &str, new: &str) {
+        let Some(set) = self.sets.get_mut(&(login.clone(), purpose)) else {
+            return;
+        };
+        let mut moved: Vec<String> = set.range(below(old)).cloned().collect();
+        if set.contains(old) {
+            moved.push(old.to_string());
+        }
+        for path in moved {
+            set.remove(&path);
+            set.insert(format!("{new}{}", &path[old.len()..]));
+        }
+    }
+
     pub fn remove(&mut self, login: &Arc<str>, purpose: PurposeId, path: &str) -> bool {
         let key = (login.clone(), purpose);
         let Some(set) = self.sets.get_mut(&key) else {
@@ -127,5 +143,11 @@ mod tests {
         assert!(!m.remove(&l, 1, "a/b/c"));
         assert_eq!(m.count("dora"), 6);
         assert!(!m.at_or_below(&l, 1, "a/b"));
+        // a folder rename takes the folders below along; the count stays
+        m.move_tree(&l, 3, "p", "r");
+        assert_eq!(m.children(&l, 3, ""), ["p!", "r"]);
+        assert_eq!(m.children(&l, 3, "r"), ["q"]);
+        assert!(!m.at_or_below(&l, 3, "p"));
+        assert_eq!(m.count("dora"), 6);
     }
 }

@@ -1062,28 +1062,41 @@ impl Vfs {
         Ok(value.into_bytes())
     }
 
-    /// What `df` shows: the space of the filesystem that holds the store (which any local user
-    /// can see with `df` on that filesystem anyway), so saving stays predictable, and no file
-    /// counts: the number of photos in the store, or their changes over time, is not every
-    /// user's business, and a per-user count would cost a pass over the whole view on every
-    /// `df`. Zero files and zero free inodes is what filesystems that do not count inodes
-    /// report (`df -i` shows them as such).
+    /// What `df` shows: the space and the inodes of the filesystem that holds the store,
+    /// which is what a save through the mount takes (any local user can see the same figures
+    /// with `df` and `df -i` on that filesystem), so saving stays predictable and monitoring
+    /// that reads `f_ffree` sees free inodes (zero reads as a full disk). No figure comes from
+    /// the catalog: the number of photos in the store, or how it changes, is not every user's
+    /// business, and a per-user count would cost a pass over the whole view on every `df`.
+    /// A filesystem that does not count inodes (btrfs reports 0 and 0) stands for an
+    /// unbounded supply: it is reported as all free, not as full.
     pub fn statfs(&self) -> StatFs {
+        /// Files and free files shown when the store's filesystem does not count inodes.
+        const UNCOUNTED: u64 = 1 << 32;
         match nix::sys::statvfs::statvfs(self.store.root()) {
-            Ok(s) => StatFs {
-                blocks: s.blocks(),
-                bfree: s.blocks_free(),
-                bavail: s.blocks_available(),
-                files: 0,
-                ffree: 0,
-                bsize: s.block_size() as u32,
-                namelen: 255,
-            },
-            Err(_) => StatFs {
-                bsize: 4096,
-                namelen: 255,
-                ..Default::default()
-            },
+            Ok(s) => {
+                let (files, ffree) = match (s.files(), s.files_available()) {
+                    (0, _) => (UNCOUNTED, UNCOUNTED),
+                    (files, free) => (files, free.min(files)),
+                };
+                StatFs {
+                    blocks: s.blocks(),
+                    bfree: s.blocks_free(),
+                    bavail: s.blocks_available(),
+                    files,
+                    ffree,
+                    bsize: s.block_size() as u32,
+                    namelen: 255,
+                }
+            }
+            Err(e) => {
+                log::warn!("cannot read the space left where the store is: {e}");
+                StatFs {
+                    bsize: 4096,
+                    namelen: 255,
+                    ..Default::default()
+                }
+            }
         }
     }
 

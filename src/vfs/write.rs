@@ -979,25 +979,14 @@ impl Vfs {
         let view = self.view();
         let src = view.file_in(&login, purpose, &from, name);
         let Some(src) = src else {
-            // a folder: only empty folders made with mkdir can move
-            let old = join_path(&from, name);
-            let new = join_path(&to, new_name);
-            let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
-            let empty = view.list_dir(&login, purpose, &old) == (Vec::new(), Vec::new());
-            if made.contains(&login, purpose, &old) && empty {
-                self.need(&view, &login, purpose, &new, Access::Write)?;
-                made.remove(&login, purpose, &old);
-                made.insert(&login, purpose, new);
-                return Ok(());
-            }
-            return Err(if view.dir_visible(&login, purpose, &old) {
-                errno(
-                    libc::EXDEV,
-                    "folders with photos cannot be renamed in the mount",
-                )
-            } else {
-                errno(libc::ENOENT, "no such file")
-            });
+            return self.rename_folder(
+                &view,
+                &login,
+                purpose,
+                (&from, name),
+                (&to, new_name),
+                noreplace,
+            );
         };
         let dst = view.file_in(&login, purpose, &to, new_name);
         if dst.is_some() && noreplace {
@@ -1117,6 +1106,67 @@ impl Vfs {
                 Ok(())
             }
         }
+    }
+
+    /// Rename a folder. Only folders made with mkdir that hold no photos move (with the made
+    /// folders below them); one with photos gives EXDEV, so `mv` copies and deletes, photo by
+    /// photo, through the checks of each. As on a local filesystem, the target may be an empty
+    /// folder (it is replaced), not a folder with something in it (ENOTEMPTY) nor a file
+    /// (ENOTDIR), and a folder cannot move into itself (EINVAL). The inodes the kernel holds for
+    /// the folder and those below it are re-keyed to their new paths at once: the kernel keeps
+    /// them under the new name, and `stat` of it right after the rename must find them.
+    fn rename_folder(
+        &self,
+        view: &View,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        (from, name): (&str, &str),
+        (to, new_name): (&str, &str),
+        noreplace: bool,
+    ) -> Result<()> {
+        let old = join_path(from, name);
+        let new = join_path(to, new_name);
+        let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        if view.dir_visible(login, purpose, &old) {
+            return Err(errno(
+                libc::EXDEV,
+                "folders with photos cannot be renamed in the mount",
+            ));
+        }
+        if !made.contains(login, purpose, &old) {
+            return Err(errno(libc::ENOENT, "no such file"));
+        }
+        if new == old {
+            return Ok(());
+        }
+        if new.starts_with(&format!("{old}/")) {
+            return Err(errno(libc::EINVAL, "a folder cannot move into itself"));
+        }
+        self.need(view, login, purpose, &old, Access::Write)?;
+        self.need(view, login, purpose, &new, Access::Write)?;
+        if view.file_in(login, purpose, to, new_name).is_some() {
+            return Err(errno(libc::ENOTDIR, "a file has that name"));
+        }
+        let target_exists =
+            view.dir_visible(login, purpose, &new) || made.at_or_below(login, purpose, &new);
+        if target_exists {
+            if noreplace {
+                return Err(errno(libc::EEXIST, "target exists"));
+            }
+            let (dirs, files) = view.list_dir(login, purpose, &new);
+            if view.dir_visible(login, purpose, &new)
+                || !dirs.is_empty()
+                || !files.is_empty()
+                || !made.children(login, purpose, &new).is_empty()
+            {
+                return Err(errno(libc::ENOTEMPTY, "the target folder is not empty"));
+            }
+            made.remove(login, purpose, &new);
+        }
+        made.move_tree(login, purpose, &old, &new);
+        drop(made);
+        self.inodes().rename_dirs(login, purpose, &old, &new);
+        Ok(())
     }
 
     /// Moving a photo to another folder moves it in every purpose at once: the catalog knows

@@ -1,0 +1,175 @@
+//! Issue 13, folders and names: folder renames behave as on a local filesystem (ENOTEMPTY,
+//! the new name usable at once), names over 255 bytes give ENAMETOOLONG, and `statfs` reports
+//! free inodes. Real mounts, as a user's tools would see them.
+
+mod common;
+
+use common::mount::Mount;
+use common::small_store;
+use std::io::ErrorKind;
+use std::path::Path;
+
+fn errno_of(r: std::io::Result<impl std::fmt::Debug>) -> i32 {
+    match r {
+        Ok(v) => panic!("succeeded ({v:?}), an error was expected"),
+        Err(e) => e
+            .raw_os_error()
+            .unwrap_or_else(|| panic!("no errno in {e}")),
+    }
+}
+
+/// Finding 11: a folder cannot replace a folder with something in it (ENOTEMPTY), may replace
+/// an empty one, and is found under its new name right after the rename, with the folders below
+/// it; the old name is gone.
+#[test]
+fn folder_renames_act_as_on_a_local_filesystem() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let dir = m.path("root/website");
+    let p = |rel: &str| dir.join(rel);
+
+    // rename onto folders that are not empty: one with a folder in it, one with a file
+    std::fs::create_dir(p("empty")).unwrap();
+    std::fs::create_dir_all(p("full1/sub")).unwrap();
+    std::fs::create_dir(p("full2")).unwrap();
+    std::fs::write(p("full2/f.txt"), b"x").unwrap();
+    for full in ["full1", "full2"] {
+        assert_eq!(
+            errno_of(std::fs::rename(p("empty"), p(full))),
+            libc::ENOTEMPTY,
+            "rename(empty, {full})"
+        );
+    }
+    assert!(p("empty").is_dir());
+    assert!(p("full1/sub").is_dir());
+    assert_eq!(std::fs::read(p("full2/f.txt")).unwrap(), b"x");
+    // onto a file: ENOTDIR; into itself: EINVAL
+    assert_eq!(
+        errno_of(std::fs::rename(p("empty"), p("full2/f.txt"))),
+        libc::ENOTDIR
+    );
+    std::fs::create_dir(p("empty/in")).unwrap();
+    assert_eq!(
+        errno_of(std::fs::rename(p("empty"), p("empty/in/deeper"))),
+        libc::EINVAL
+    );
+    std::fs::remove_dir(p("empty/in")).unwrap();
+
+    // onto an empty folder: it is replaced
+    std::fs::create_dir(p("other")).unwrap();
+    std::fs::rename(p("empty"), p("other")).unwrap();
+    assert!(p("other").is_dir());
+    assert_eq!(
+        std::fs::metadata(p("empty")).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    // mv x y, then at once stat y (and what is below it), several times over
+    for i in 0..5 {
+        let (x, y) = (p(&format!("x{i}")), p(&format!("y{i}")));
+        std::fs::create_dir_all(x.join("s/t")).unwrap();
+        // the kernel knows the folders (as after any `ls`)
+        assert!(x.join("s/t").is_dir());
+        std::fs::rename(&x, &y).unwrap();
+        let md = std::fs::metadata(&y).unwrap_or_else(|e| panic!("stat y{i} after mv: {e}"));
+        assert!(md.is_dir());
+        assert!(y.join("s/t").is_dir(), "y{i}/s/t after mv");
+        assert_eq!(
+            std::fs::metadata(&x).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        // the renamed folder is usable: something made in it is found
+        std::fs::create_dir(y.join("s/new")).unwrap();
+        assert!(y.join("s/new").is_dir());
+        let mut names: Vec<String> = std::fs::read_dir(y.join("s"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["new", "t"]);
+    }
+    // a process working in a folder that was renamed keeps a working directory it can name
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("mkdir w && cd w && mv ../w ../v && pwd && ls -d ../v")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/v\n"));
+}
+
+/// Finding 15: a name longer than 255 bytes is ENAMETOOLONG for lookup, create, mkdir and
+/// rename (as on ext4), not "invalid argument" or "no such file"; 255 bytes work.
+#[test]
+fn names_over_255_bytes_are_too_long() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let dir = m.path("root/website");
+    let long = "n".repeat(256);
+    let longer = "é".repeat(200); // 400 bytes
+    for name in [&long, &longer] {
+        let at = dir.join(name);
+        assert_eq!(errno_of(std::fs::metadata(&at)), libc::ENAMETOOLONG, "stat");
+        assert_eq!(
+            errno_of(std::fs::write(&at, b"x")),
+            libc::ENAMETOOLONG,
+            "create"
+        );
+        assert_eq!(
+            errno_of(std::fs::create_dir(&at)),
+            libc::ENAMETOOLONG,
+            "mkdir"
+        );
+        assert_eq!(
+            errno_of(std::fs::rename(dir.join("a.jpg"), &at)),
+            libc::ENAMETOOLONG,
+            "rename"
+        );
+        assert_eq!(
+            errno_of(std::fs::remove_file(&at)),
+            libc::ENAMETOOLONG,
+            "unlink"
+        );
+    }
+    // the longest allowed name works
+    let max = dir.join("m".repeat(255));
+    std::fs::write(&max, b"x").unwrap();
+    assert_eq!(std::fs::read(&max).unwrap(), b"x");
+    std::fs::create_dir(dir.join("d".repeat(255))).unwrap();
+    assert!(dir.join("d".repeat(255)).is_dir());
+}
+
+fn statvfs(path: &Path) -> nix::sys::statvfs::Statvfs {
+    nix::sys::statvfs::statvfs(path).unwrap()
+}
+
+/// Finding 17: `df -i` shows free inodes (monitoring reads f_ffree = 0 as a full disk): those
+/// of the filesystem the store lives on, which is where saves take them, not a count of the
+/// photos in the catalog (which is not every user's business).
+#[test]
+fn statfs_reports_free_inodes() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let mounted = statvfs(&m.path("root/website"));
+    let backing = statvfs(t.dir.path());
+    assert!(
+        mounted.files_free() > 0,
+        "f_ffree is 0: reads as a full disk"
+    );
+    assert!(mounted.files_available() > 0);
+    assert!(mounted.files() >= mounted.files_free());
+    assert_eq!(mounted.files(), backing.files());
+    assert_eq!(mounted.name_max(), 255);
+    // the figures do not move with what the catalog holds: importing photos through the
+    // command line changes the store's filesystem, not a count of photos
+    let before = statvfs(&m.path("root")).files();
+    t.write("more/b.jpg", b"another photo");
+    t.write("more/c.jpg", b"and another");
+    t.ok(&["import", t.path("more").to_str().unwrap()]);
+    assert_eq!(statvfs(&m.path("root")).files(), before);
+}
