@@ -173,3 +173,119 @@ fn statfs_reports_free_inodes() {
     t.ok(&["import", t.path("more").to_str().unwrap()]);
     assert_eq!(statvfs(&m.path("root")).files(), before);
 }
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .modified()
+        .unwrap()
+}
+
+fn ctime(path: &Path) -> (i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path).unwrap();
+    (md.ctime(), md.ctime_nsec())
+}
+
+/// Finding 16: a folder's modification (and change) time moves when a file is created,
+/// unlinked or renamed in it and when a folder is made or removed in it; a file's moves at
+/// each write, before the close; a folder's link count is 2 plus its sub-folders.
+#[test]
+fn folder_and_file_times_move_as_on_a_local_filesystem() {
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let top = m.path("root/website");
+    let dir = top.join("times");
+    std::fs::create_dir(&dir).unwrap();
+    let tick = || std::thread::sleep(std::time::Duration::from_millis(20));
+    let changes = |what: &str, folder: &Path, act: &dyn Fn()| {
+        let (before, c_before) = (mtime(folder), ctime(folder));
+        tick();
+        act();
+        assert!(
+            mtime(folder) > before,
+            "{what}: the mtime of {} did not move",
+            folder.display()
+        );
+        assert!(ctime(folder) > c_before, "{what}: the ctime did not move");
+    };
+    changes("create", &dir, &|| {
+        std::fs::write(dir.join("f.txt"), b"one").unwrap()
+    });
+    changes("rename in the folder", &dir, &|| {
+        std::fs::rename(dir.join("f.txt"), dir.join("g.txt")).unwrap()
+    });
+    changes("unlink", &dir, &|| {
+        std::fs::remove_file(dir.join("g.txt")).unwrap()
+    });
+    changes("mkdir", &dir, &|| {
+        std::fs::create_dir(dir.join("sub")).unwrap()
+    });
+    changes("rmdir", &dir, &|| {
+        std::fs::remove_dir(dir.join("sub")).unwrap()
+    });
+    changes("create in the purpose folder", &top, &|| {
+        std::fs::write(top.join("new.txt"), b"x").unwrap()
+    });
+    // a move between folders changes both
+    std::fs::write(dir.join("h.txt"), b"h").unwrap();
+    let other_before = mtime(&top);
+    changes("move out", &dir, &|| {
+        std::fs::rename(dir.join("h.txt"), top.join("h.txt")).unwrap()
+    });
+    assert!(
+        mtime(&top) > other_before,
+        "the folder moved into did not change"
+    );
+
+    // a file being written: each write moves its mtime, before any close
+    use std::io::Write;
+    let path = top.join("hall.jpg");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let before_write = std::time::SystemTime::now();
+    f.write_all(b" more").unwrap();
+    let first = mtime(&path);
+    assert!(first > before_write, "mtime did not move at the write");
+    tick();
+    f.write_all(b" and more").unwrap();
+    assert!(
+        mtime(&path) > first,
+        "mtime did not move at the second write"
+    );
+    drop(f);
+    assert_eq!(std::fs::read(&path).unwrap(), b"empty hall more and more");
+
+    // link counts: 2 plus the sub-folders
+    use std::os::unix::fs::MetadataExt;
+    let nlink = |p: &Path| std::fs::metadata(p).unwrap().nlink();
+    assert_eq!(nlink(&dir), 2);
+    for s in ["a", "b", "c"] {
+        std::fs::create_dir(dir.join(s)).unwrap();
+    }
+    std::fs::create_dir(dir.join("a/deeper")).unwrap();
+    std::fs::write(dir.join("a/file.txt"), b"not a folder").unwrap();
+    assert_eq!(nlink(&dir), 5);
+    assert_eq!(nlink(&dir.join("a")), 3);
+    let subfolders = std::fs::read_dir(&top)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir())
+        .count() as u64;
+    assert_eq!(nlink(&top), 2 + subfolders);
+    // `find` walks everything (it trusts the link count to skip stat calls)
+    let out = std::process::Command::new("find")
+        .arg(".")
+        .arg("-type")
+        .arg("d")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let mut found: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    found.sort();
+    assert_eq!(found, [".", "./a", "./a/deeper", "./b", "./c"]);
+}

@@ -412,7 +412,33 @@ impl Vfs {
         })
     }
 
+    /// A node's attributes. A folder's link count is 2 and one per sub-folder (`find` and
+    /// other tree walkers rely on it), its modification time the last change its user made to
+    /// its entries through the mount (else the mount time); the mount root, which would count
+    /// the users, says 1 ("not counted", as btrfs does). A file being written shows the time
+    /// of its last write.
     fn attr_of(&self, view: &View, node: &Node, ino: Ino) -> Result<Attr> {
+        let (mtime, nlink) = match node {
+            Node::Root => (self.mounted_at, 1),
+            Node::User(l) => (self.mounted_at, 2 + view.user_purposes(l).len() as u32),
+            Node::Purpose(l, p) | Node::Dir(l, p, _) => {
+                let path = match node {
+                    Node::Dir(_, _, path) => path,
+                    _ => "",
+                };
+                let mut subdirs = view.subdirs(l, *p, path);
+                let made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
+                for m in made.children(l, *p, path) {
+                    if !subdirs.iter().any(|d| **d == *m) {
+                        subdirs.push(Arc::from(m.as_str()));
+                    }
+                }
+                let mtime = made.changed_at(l, *p, path).unwrap_or(self.mounted_at);
+                let subdirs = u32::try_from(subdirs.len()).unwrap_or(u32::MAX - 2);
+                (mtime, 2u32.saturating_add(subdirs))
+            }
+            Node::File(..) => (self.mounted_at, 1),
+        };
         let dir = |perm: u16, uid: u32, gid: u32| Attr {
             ino,
             kind: Kind::Dir,
@@ -420,8 +446,8 @@ impl Vfs {
             perm,
             uid,
             gid,
-            mtime: self.mounted_at,
-            nlink: 2,
+            mtime,
+            nlink,
         };
         let perm_for = |access: Option<Access>, rw: u16, ro: u16| match access {
             Some(Access::Write | Access::Delete) => rw,
@@ -477,7 +503,12 @@ impl Vfs {
                     perm: perm_for(view.access(l, *p, &info.collection), 0o600, 0o400),
                     uid,
                     gid,
-                    mtime: to_system_time(version.mtime.unwrap_or(version.created_at)),
+                    mtime: self
+                        .files
+                        .pending_mtime(l, *p, |x| x == *a || self.current_asset(x) == *a)
+                        .unwrap_or_else(|| {
+                            to_system_time(version.mtime.unwrap_or(version.created_at))
+                        }),
                     nlink: 1,
                 }
             }

@@ -297,6 +297,22 @@ impl Vfs {
             .children(login, purpose, dir)
     }
 
+    /// The entries of a folder changed now (see [`super::dirs`]): its modification time in
+    /// this user's view.
+    fn touch_dir(&self, login: &Arc<str>, purpose: PurposeId, path: &str) {
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .touch(login, purpose, path);
+    }
+
+    /// The folder `ino` changed now, if it is one where files live.
+    fn touch_dir_ino(&self, ino: u64) {
+        if let Ok((login, purpose, path)) = self.node(ino).and_then(|n| folder_of(&n)) {
+            self.touch_dir(&login, purpose, &path);
+        }
+    }
+
     /// Create a new file (a draft) and open it for writing.
     pub fn create(&self, caller: Caller, parent: u64, name: &str) -> Result<(Attr, u64)> {
         let parent_node = self.node(parent)?;
@@ -311,6 +327,7 @@ impl Vfs {
             }
         }
         if let Some(created) = self.create_as_new_version(caller, &login, purpose, &folder, name)? {
+            self.touch_dir(&login, purpose, &folder);
             return Ok(created);
         }
         if self.view().draft_count(&login) >= self.limits.drafts {
@@ -347,6 +364,7 @@ impl Vfs {
         let file = OpenFile::new(self.new_session(), object, reader);
         file.state.write().unwrap_or_else(|p| p.into_inner()).fresh = true;
         let fh = self.add_writing_handle(caller, &login, purpose, asset, file);
+        self.touch_dir(&login, purpose, &folder);
         Ok((attr, fh))
     }
 
@@ -533,6 +551,10 @@ impl Vfs {
         p.writer.write_at(offset, data)?;
         p.dirty = true;
         h.file.set_pending_size(Some(p.writer.len()));
+        if let Some(m) = p.mtime {
+            // a time set while writing stays what `stat` shows (and what the commit records)
+            h.file.set_pending_mtime(m.into());
+        }
         Ok(data.len() as u32)
     }
 
@@ -551,6 +573,9 @@ impl Vfs {
             p.mtime = mtime;
         }
         file.set_pending_size(Some(size));
+        if let Some(m) = p.mtime {
+            file.set_pending_mtime(m.into());
+        }
         Ok(())
     }
 
@@ -868,6 +893,7 @@ impl Vfs {
                 let mut st = f.state.write().unwrap_or_else(|p| p.into_inner());
                 if let Some(p) = st.writer.as_mut().filter(|p| p.dirty) {
                     p.mtime = Some(m);
+                    f.set_pending_mtime(m.into());
                     pending = true;
                 }
             }
@@ -905,6 +931,7 @@ impl Vfs {
         self.change(&login, |tx| assets::set_status(tx, asset, Status::Trash))?;
         // descriptors still open keep what they read; what they write is not recorded
         self.files.detach(&(login.clone(), purpose, asset));
+        self.touch_dir(&login, purpose, &folder);
         log::info!("asset {asset} moved to the trash");
         Ok(())
     }
@@ -931,6 +958,8 @@ impl Vfs {
                 return Err(errno(libc::EDQUOT, "too many folders"));
             }
             made.insert(&login, purpose, path.clone());
+            made.touch(&login, purpose, &folder);
+            made.touch(&login, purpose, &path);
         }
         let node = Node::Dir(login, purpose, Arc::from(path.as_str()));
         let ino = self.inodes().reference(&node);
@@ -953,6 +982,7 @@ impl Vfs {
         }
         let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
         if made.remove(&login, purpose, &path) {
+            made.touch(&login, purpose, &folder);
             Ok(())
         } else {
             Err(errno(libc::ENOENT, "no such folder"))
@@ -960,7 +990,25 @@ impl Vfs {
     }
 
     /// Rename within one user's purpose folder. `noreplace`: fail if the target exists.
+    /// Both folders' modification times move.
     pub fn rename(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        noreplace: bool,
+    ) -> Result<()> {
+        self.rename_entry(caller, parent, name, new_parent, new_name, noreplace)?;
+        self.touch_dir_ino(parent);
+        if new_parent != parent {
+            self.touch_dir_ino(new_parent);
+        }
+        Ok(())
+    }
+
+    fn rename_entry(
         &self,
         caller: Caller,
         parent: u64,
