@@ -289,3 +289,89 @@ fn folder_and_file_times_move_as_on_a_local_filesystem() {
     found.sort();
     assert_eq!(found, [".", "./a", "./a/deeper", "./b", "./c"]);
 }
+
+/// Names of `dir` and below as bytes (relative paths), with the content of each file.
+fn byte_tree(dir: &Path) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().as_os_str().as_bytes().to_vec();
+            if p.is_dir() {
+                todo.push(p.clone());
+                out.push((rel, None));
+            } else {
+                out.push((rel, Some(std::fs::read(&p).unwrap())));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Finding 15, second half: names that are not UTF-8 (old Latin-1 archives) are stored and
+/// listed byte-exact: rsync into the mount and back gives the same names and contents; a name
+/// holding the private-use characters the escaping uses comes back as it went in.
+#[test]
+fn names_that_are_not_utf8_are_kept_byte_exact() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = small_store("root");
+    let m = Mount::start(&t);
+    let src = t.path("archive");
+    std::fs::create_dir_all(&src).unwrap();
+    let names: [&[u8]; 4] = [
+        b"caf\xe9.txt",
+        b"\xff\xfe raw",
+        "\u{f7e9}private.txt".as_bytes(),
+        "café-utf8.txt".as_bytes(),
+    ];
+    for (i, n) in names.iter().enumerate() {
+        std::fs::write(src.join(OsStr::from_bytes(n)), format!("file {i}")).unwrap();
+    }
+    let sub = src.join(OsStr::from_bytes(b"dossier \xe9t\xe9"));
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join(OsStr::from_bytes(b"r\xe9sum\xe9")), b"inside").unwrap();
+
+    let into = m.path("root/website/archive");
+    std::fs::create_dir(&into).unwrap();
+    let rsync = |from: &Path, to: &Path| {
+        let out = std::process::Command::new("rsync")
+            .arg("-r")
+            .arg(format!("{}/", from.display()))
+            .arg(format!("{}/", to.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rsync: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    rsync(&src, &into);
+    assert_eq!(byte_tree(&into), byte_tree(&src));
+    let back = t.path("back");
+    std::fs::create_dir_all(&back).unwrap();
+    rsync(&into, &back);
+    assert_eq!(byte_tree(&back), byte_tree(&src));
+    // looked up, renamed and removed by their bytes
+    let latin = into.join(OsStr::from_bytes(b"caf\xe9.txt"));
+    assert_eq!(std::fs::read(&latin).unwrap(), b"file 0");
+    let moved = into.join(OsStr::from_bytes(b"caf\xe9 2.txt"));
+    std::fs::rename(&latin, &moved).unwrap();
+    assert!(!latin.exists());
+    assert_eq!(std::fs::read(&moved).unwrap(), b"file 0");
+    std::fs::remove_file(&moved).unwrap();
+    assert!(!moved.exists());
+    // 255 bytes of Latin-1 are a valid name, 256 are too long
+    let max = vec![0xe9u8; 255];
+    std::fs::write(into.join(OsStr::from_bytes(&max)), b"x").unwrap();
+    let mut over = max.clone();
+    over.push(0xe9);
+    assert_eq!(
+        errno_of(std::fs::write(into.join(OsStr::from_bytes(&over)), b"x")),
+        libc::ENAMETOOLONG
+    );
+}
