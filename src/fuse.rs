@@ -388,10 +388,7 @@ impl Filesystem for FuseFs {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (name, newname) = match (
-            name_of(name),
-            name_of(newname),
-        ) {
+        let (name, newname) = match (name_of(name), name_of(newname)) {
             (Ok(n), Ok(m)) => (n, m),
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
@@ -402,10 +399,14 @@ impl Filesystem for FuseFs {
             return reply.error(Errno::EINVAL);
         }
         let noreplace = flags.contains(fuser::RenameFlags::RENAME_NOREPLACE);
-        match self
-            .vfs
-            .rename(caller(req), parent.0, &name, newparent.0, &newname, noreplace)
-        {
+        match self.vfs.rename(
+            caller(req),
+            parent.0,
+            &name,
+            newparent.0,
+            &newname,
+            noreplace,
+        ) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -486,7 +487,7 @@ impl Filesystem for FuseFs {
                 INodeNo(e.attr.ino),
                 i as u64 + 3,
                 file_type(e.attr.kind),
-                &name_out(&e.name),
+                name_out(&e.name),
             ) {
                 break;
             }
@@ -564,7 +565,7 @@ impl Filesystem for FuseFs {
             if reply.add(
                 INodeNo(ino),
                 i as u64 + 3,
-                &name_out(&e.name),
+                name_out(&e.name),
                 ttl,
                 &file_attr(&attr),
                 Generation(0),

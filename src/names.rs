@@ -92,9 +92,9 @@ mod tests {
         let cases: [&[u8]; 7] = [
             b"plain.jpg",
             "caf\u{e9}.jpg".as_bytes(),
-            b"caf\xe9.jpg",               // Latin-1
-            b"\xff\xfe\x80",              // no UTF-8 at all
-            b"half\xe2\x82.txt",          // a cut multi-byte sequence
+            b"caf\xe9.jpg",                // Latin-1
+            b"\xff\xfe\x80",               // no UTF-8 at all
+            b"half\xe2\x82.txt",           // a cut multi-byte sequence
             "\u{f7e9}real.txt".as_bytes(), // a real private-use character in the range
             "\u{f77f}\u{f800}".as_bytes(), // its neighbours, outside the range
         ];
