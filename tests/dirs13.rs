@@ -312,7 +312,7 @@ fn byte_tree(dir: &Path) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
 }
 
 /// Finding 15, second half: names that are not UTF-8 (old Latin-1 archives) are stored and
-/// listed byte-exact: rsync into the mount and back gives the same names and contents; a name
+/// listed byte-exact: rsync into the mount and back, and tar into it, gives the same names and contents; a name
 /// holding the private-use characters the escaping uses comes back as it went in.
 #[test]
 fn names_that_are_not_utf8_are_kept_byte_exact() {
@@ -356,6 +356,24 @@ fn names_that_are_not_utf8_are_kept_byte_exact() {
     std::fs::create_dir_all(&back).unwrap();
     rsync(&into, &back);
     assert_eq!(byte_tree(&back), byte_tree(&src));
+    // tar into the mount gives the same names too
+    let tarred = m.path("root/website/tarred");
+    std::fs::create_dir(&tarred).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "tar -C '{}' -cf - . | tar -C '{}' -xf -",
+            src.display(),
+            tarred.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(byte_tree(&tarred), byte_tree(&src));
     // looked up, renamed and removed by their bytes
     let latin = into.join(OsStr::from_bytes(b"caf\xe9.txt"));
     assert_eq!(std::fs::read(&latin).unwrap(), b"file 0");
