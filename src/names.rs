@@ -10,14 +10,21 @@
 //! characters has each byte of that character escaped the same way, so decoding gives back
 //! exactly the bytes that came in: the mapping is one-to-one both ways.
 //!
-//! Names are shown escaped to people (`\xE9`) by [`for_people`], never as the private-use
+//! Names are shown escaped to people (`\xe9`) by [`for_people`], never as the private-use
 //! characters.
 
 /// The first of the 128 private-use characters that stand for the bytes 0x80..=0xFF.
 const BASE: u32 = 0xF700;
 
-fn is_escape(c: char) -> bool {
-    (BASE + 0x80..=BASE + 0xFF).contains(&(c as u32))
+/// Whether `c` stands for a byte of a name that is not UTF-8.
+pub fn is_escape(c: char) -> bool {
+    byte_of(c).is_some()
+}
+
+/// The byte that `c` stands for, if it is one of the escapes.
+pub fn byte_of(c: char) -> Option<u8> {
+    let v = (c as u32).checked_sub(BASE)?;
+    (0x80..=0xFF).contains(&v).then_some(v as u8)
 }
 
 fn escape(byte: u8, out: &mut String) {
@@ -50,8 +57,8 @@ pub fn from_bytes(bytes: &[u8]) -> String {
 pub fn to_bytes(name: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len());
     for c in name.chars() {
-        if is_escape(c) {
-            out.push((c as u32 - BASE) as u8);
+        if let Some(b) = byte_of(c) {
+            out.push(b);
         } else {
             let mut buf = [0u8; 4];
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
@@ -77,7 +84,7 @@ pub fn for_people(name: &str) -> String {
     for chunk in bytes.utf8_chunks() {
         out.push_str(chunk.valid());
         for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
+            out.push_str(&format!("\\x{b:02x}"));
         }
     }
     out
@@ -108,7 +115,7 @@ mod tests {
         // distinct byte names stay distinct text
         assert_ne!(from_bytes(b"caf\xe9"), from_bytes("caf\u{e9}".as_bytes()));
         assert_ne!(from_bytes(b"\xef\x9f\xa9"), from_bytes(b"\xef\x9f"));
-        assert_eq!(for_people(&from_bytes(b"caf\xe9.jpg")), "caf\\xE9.jpg");
+        assert_eq!(for_people(&from_bytes(b"caf\xe9.jpg")), "caf\\xe9.jpg");
         assert_eq!(for_people("café"), "café");
     }
 }
