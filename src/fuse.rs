@@ -15,6 +15,7 @@ use fuser::{
     ReplyXattr, Request,
 };
 use std::ffi::OsStr;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +109,25 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// Names longer than this many bytes are refused with ENAMETOOLONG, as on ext4 (the kernel
+/// passes names up to 1024 bytes to FUSE).
+const NAME_MAX: usize = 255;
+
+/// A name in a request as text (a name that is not UTF-8 is kept byte-exact, see
+/// [`crate::names`]); ENAMETOOLONG when it is longer than [`NAME_MAX`] bytes (a tool told "no
+/// such file" or "invalid argument" would search for the wrong cause).
+fn name_of(name: &OsStr) -> std::result::Result<String, Errno> {
+    if name.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(crate::names::from_bytes(name.as_bytes()))
+}
+
+/// A name of the mount as the kernel gets it: the bytes it came in as.
+fn name_out(name: &str) -> std::ffi::OsString {
+    std::ffi::OsString::from_vec(crate::names::to_bytes(name))
+}
+
 fn file_type(k: Kind) -> FileType {
     match k {
         Kind::Dir => FileType::Directory,
@@ -138,11 +158,11 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(name) = name.to_str() else {
-            reply.error(Errno::ENOENT);
-            return;
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
-        match self.vfs.lookup(caller(req), parent.0, name) {
+        match self.vfs.lookup(caller(req), parent.0, &name) {
             Ok(attr) => reply.entry(entry_ttl(parent.0), &file_attr(&attr), Generation(0)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -269,10 +289,11 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: fuser::ReplyCreate,
     ) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::EINVAL);
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
-        match self.vfs.create(caller(req), parent.0, name) {
+        match self.vfs.create(caller(req), parent.0, &name) {
             Ok((attr, fh)) => reply.created(
                 &TTL,
                 &file_attr(&attr),
@@ -317,10 +338,11 @@ impl Filesystem for FuseFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::ENOENT);
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
-        match self.vfs.unlink(caller(req), parent.0, name) {
+        match self.vfs.unlink(caller(req), parent.0, &name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -335,20 +357,22 @@ impl Filesystem for FuseFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::EINVAL);
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
-        match self.vfs.mkdir(caller(req), parent.0, name) {
+        match self.vfs.mkdir(caller(req), parent.0, &name) {
             Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::ENOENT);
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
-        match self.vfs.rmdir(caller(req), parent.0, name) {
+        match self.vfs.rmdir(caller(req), parent.0, &name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -364,8 +388,9 @@ impl Filesystem for FuseFs {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (Some(name), Some(newname)) = (name.to_str(), newname.to_str()) else {
-            return reply.error(Errno::EINVAL);
+        let (name, newname) = match (name_of(name), name_of(newname)) {
+            (Ok(n), Ok(m)) => (n, m),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
         if flags
             .intersects(fuser::RenameFlags::RENAME_EXCHANGE | fuser::RenameFlags::RENAME_WHITEOUT)
@@ -374,10 +399,14 @@ impl Filesystem for FuseFs {
             return reply.error(Errno::EINVAL);
         }
         let noreplace = flags.contains(fuser::RenameFlags::RENAME_NOREPLACE);
-        match self
-            .vfs
-            .rename(caller(req), parent.0, name, newparent.0, newname, noreplace)
-        {
+        match self.vfs.rename(
+            caller(req),
+            parent.0,
+            &name,
+            newparent.0,
+            &newname,
+            noreplace,
+        ) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -458,7 +487,7 @@ impl Filesystem for FuseFs {
                 INodeNo(e.attr.ino),
                 i as u64 + 3,
                 file_type(e.attr.kind),
-                &e.name,
+                name_out(&e.name),
             ) {
                 break;
             }
@@ -536,7 +565,7 @@ impl Filesystem for FuseFs {
             if reply.add(
                 INodeNo(ino),
                 i as u64 + 3,
-                &e.name,
+                name_out(&e.name),
                 ttl,
                 &file_attr(&attr),
                 Generation(0),

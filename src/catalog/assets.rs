@@ -78,9 +78,19 @@ pub fn normalize_collection(c: &str) -> Result<String> {
 
 /// A file or folder name as it will appear in the mount.
 pub fn check_name(n: &str) -> Result<()> {
-    if n.is_empty() || n == "." || n == ".." || n.contains('/') || n.contains('\0') || n.len() > 255
+    // the limit is on the bytes the name has on disk (a name that was not UTF-8 is kept
+    // escaped, see `crate::names`)
+    if n.is_empty()
+        || n == "."
+        || n == ".."
+        || n.contains('/')
+        || n.contains('\0')
+        || crate::names::byte_len(n) > 255
     {
-        return Err(Error::invalid(format!("'{n}' cannot be a file name")));
+        return Err(Error::invalid(format!(
+            "'{}' cannot be a file name",
+            crate::names::for_people(n)
+        )));
     }
     Ok(())
 }

@@ -12,9 +12,11 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::io::Write;
 
-/// Whether `c` must not reach a terminal raw.
+/// Whether `c` must not reach a terminal raw. The private-use characters that stand for the
+/// bytes of names that are not UTF-8 (see [`crate::names`]) are shown as those bytes.
 fn unsafe_char(c: char) -> bool {
     c.is_control()
+        || crate::names::is_escape(c)
         || matches!(
             c,
             '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}'
@@ -36,6 +38,10 @@ pub fn printable(s: &str) -> Cow<'_, str> {
             '\r' => o.push_str("\\r"),
             '\t' => o.push_str("\\t"),
             c if unsafe_char(c) && (c as u32) < 0x80 => o.push_str(&format!("\\x{:02x}", c as u32)),
+            c if crate::names::is_escape(c) => o.push_str(&format!(
+                "\\x{:02x}",
+                crate::names::byte_of(c).unwrap_or_default()
+            )),
             c if unsafe_char(c) => o.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => o.push(c),
         }
@@ -110,6 +116,9 @@ mod tests {
 
     #[test]
     fn control_and_bidi_characters_are_escaped_and_the_rest_is_kept() {
+        // a name saved in the mount as Latin-1 bytes shows its bytes
+        let latin1 = crate::names::from_bytes(b"caf\xe9.jpg");
+        assert_eq!(printable(&latin1), "caf\\xe9.jpg");
         assert_eq!(printable("Zoë Ødegård 写真.jpg"), "Zoë Ødegård 写真.jpg");
         assert_eq!(
             printable("a\x1b[31mb\r\nc\td\u{7f}\u{85}\u{9b}"),

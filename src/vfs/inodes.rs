@@ -112,6 +112,42 @@ impl Inodes {
         }
     }
 
+    /// A folder was renamed from `old` to `new`: the inodes the kernel holds for it and for
+    /// the folders below it now stand for their new paths. Directories are keyed by path, and
+    /// the kernel keeps using the same inode under the new name after a rename (a `stat` of the
+    /// new name right after `mv` must not find a node whose path no longer exists). A node
+    /// already known at a new path (an empty folder replaced by the rename) keeps its number
+    /// until the kernel forgets it, but no longer owns the path.
+    pub fn rename_dirs(&mut self, login: &str, purpose: PurposeId, old: &str, new: &str) {
+        // the part of `path` after `old`, if `path` is `old` or below it
+        let rest = |path: &str| -> Option<String> {
+            let tail = path.strip_prefix(old)?;
+            (tail.is_empty() || tail.starts_with('/')).then(|| tail.to_string())
+        };
+        let moved: Vec<(Ino, Arc<str>, Arc<str>)> = self
+            .by_ino
+            .iter()
+            .filter_map(|(ino, (n, _))| match n {
+                Node::Dir(l, p, path) if **l == *login && *p == purpose => {
+                    let tail = rest(path)?;
+                    Some((*ino, l.clone(), Arc::from(format!("{new}{tail}"))))
+                }
+                _ => None,
+            })
+            .collect();
+        for (ino, l, to) in moved {
+            let Some((node, _)) = self.by_ino.get_mut(&ino) else {
+                continue;
+            };
+            let before = std::mem::replace(node, Node::Dir(l, purpose, to));
+            if self.by_node.get(&before) == Some(&ino) {
+                self.by_node.remove(&before);
+            }
+            let after = node.clone();
+            self.by_node.insert(after, ino);
+        }
+    }
+
     /// All known nodes of one user (for invalidating their whole tree).
     pub fn of_login(&self, login: &str) -> Vec<(Ino, Node)> {
         self.by_ino

@@ -419,7 +419,33 @@ impl Vfs {
         })
     }
 
+    /// A node's attributes. A folder's link count is 2 and one per sub-folder (`find` and
+    /// other tree walkers rely on it), its modification time the last change its user made to
+    /// its entries through the mount (else the mount time); the mount root, which would count
+    /// the users, says 1 ("not counted", as btrfs does). A file being written shows the time
+    /// of its last write.
     fn attr_of(&self, view: &View, node: &Node, ino: Ino) -> Result<Attr> {
+        let (mtime, nlink) = match node {
+            Node::Root => (self.mounted_at, 1),
+            Node::User(l) => (self.mounted_at, 2 + view.user_purposes(l).len() as u32),
+            Node::Purpose(l, p) | Node::Dir(l, p, _) => {
+                let path = match node {
+                    Node::Dir(_, _, path) => path,
+                    _ => "",
+                };
+                let mut subdirs = view.subdirs(l, *p, path);
+                let made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
+                for m in made.children(l, *p, path) {
+                    if !subdirs.iter().any(|d| **d == *m) {
+                        subdirs.push(Arc::from(m.as_str()));
+                    }
+                }
+                let mtime = made.changed_at(l, *p, path).unwrap_or(self.mounted_at);
+                let subdirs = u32::try_from(subdirs.len()).unwrap_or(u32::MAX - 2);
+                (mtime, 2u32.saturating_add(subdirs))
+            }
+            Node::File(..) => (self.mounted_at, 1),
+        };
         let dir = |perm: u16, uid: u32, gid: u32| Attr {
             ino,
             kind: Kind::Dir,
@@ -427,8 +453,8 @@ impl Vfs {
             perm,
             uid,
             gid,
-            mtime: self.mounted_at,
-            nlink: 2,
+            mtime,
+            nlink,
         };
         let perm_for = |access: Option<Access>, rw: u16, ro: u16| match access {
             Some(Access::Write | Access::Delete) => rw,
@@ -484,7 +510,12 @@ impl Vfs {
                     perm: perm_for(view.access(l, *p, &info.collection), 0o600, 0o400),
                     uid,
                     gid,
-                    mtime: to_system_time(version.mtime.unwrap_or(version.created_at)),
+                    mtime: self
+                        .files
+                        .pending_mtime(l, *p, |x| x == *a || self.current_asset(x) == *a)
+                        .unwrap_or_else(|| {
+                            to_system_time(version.mtime.unwrap_or(version.created_at))
+                        }),
                     nlink: 1,
                 }
             }
@@ -1070,28 +1101,41 @@ impl Vfs {
         Ok(value.into_bytes())
     }
 
-    /// What `df` shows: the space of the filesystem that holds the store (which any local user
-    /// can see with `df` on that filesystem anyway), so saving stays predictable, and no file
-    /// counts: the number of photos in the store, or their changes over time, is not every
-    /// user's business, and a per-user count would cost a pass over the whole view on every
-    /// `df`. Zero files and zero free inodes is what filesystems that do not count inodes
-    /// report (`df -i` shows them as such).
+    /// What `df` shows: the space and the inodes of the filesystem that holds the store,
+    /// which is what a save through the mount takes (any local user can see the same figures
+    /// with `df` and `df -i` on that filesystem), so saving stays predictable and monitoring
+    /// that reads `f_ffree` sees free inodes (zero reads as a full disk). No figure comes from
+    /// the catalog: the number of photos in the store, or how it changes, is not every user's
+    /// business, and a per-user count would cost a pass over the whole view on every `df`.
+    /// A filesystem that does not count inodes (btrfs reports 0 and 0) stands for an
+    /// unbounded supply: it is reported as all free, not as full.
     pub fn statfs(&self) -> StatFs {
+        /// Files and free files shown when the store's filesystem does not count inodes.
+        const UNCOUNTED: u64 = 1 << 32;
         match nix::sys::statvfs::statvfs(self.store.root()) {
-            Ok(s) => StatFs {
-                blocks: s.blocks(),
-                bfree: s.blocks_free(),
-                bavail: s.blocks_available(),
-                files: 0,
-                ffree: 0,
-                bsize: s.block_size() as u32,
-                namelen: 255,
-            },
-            Err(_) => StatFs {
-                bsize: 4096,
-                namelen: 255,
-                ..Default::default()
-            },
+            Ok(s) => {
+                let (files, ffree) = match (s.files(), s.files_available()) {
+                    (0, _) => (UNCOUNTED, UNCOUNTED),
+                    (files, free) => (files, free.min(files)),
+                };
+                StatFs {
+                    blocks: s.blocks(),
+                    bfree: s.blocks_free(),
+                    bavail: s.blocks_available(),
+                    files,
+                    ffree,
+                    bsize: s.block_size() as u32,
+                    namelen: 255,
+                }
+            }
+            Err(e) => {
+                log::warn!("cannot read the space left where the store is: {e}");
+                StatFs {
+                    bsize: 4096,
+                    namelen: 255,
+                    ..Default::default()
+                }
+            }
         }
     }
 

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 /// The process (thread group) of thread `tid`, as FUSE reports the caller, from
 /// `/proc/<tid>/status`.
@@ -62,6 +63,11 @@ pub(super) struct OpenFile {
     pub pending_size: Mutex<Option<u64>>,
     /// Bytes of its pending version counted against its user's limit.
     pub charged: std::sync::atomic::AtomicU64,
+    /// When it was last written (or the time set on it while written), for `stat` in this
+    /// view: as on a local filesystem the modification time moves at each write, not at the
+    /// close (`make`, `tail -F` and backups compare it while a file is being written). A leaf
+    /// lock, like `pending_size`.
+    pub pending_mtime: Mutex<Option<SystemTime>>,
 }
 
 pub(super) struct FileState {
@@ -95,11 +101,20 @@ impl OpenFile {
             detached: AtomicBool::new(false),
             pending_size: Mutex::new(None),
             charged: std::sync::atomic::AtomicU64::new(0),
+            pending_mtime: Mutex::new(None),
         }
     }
 
+    /// What the file holds now, uncommitted (written now), or `None` once committed.
     pub fn set_pending_size(&self, size: Option<u64>) {
         *self.pending_size.lock().unwrap_or_else(|p| p.into_inner()) = size;
+        *self.pending_mtime.lock().unwrap_or_else(|p| p.into_inner()) =
+            size.map(|_| SystemTime::now());
+    }
+
+    /// The modification time set on the file while it is written (utimensat, `cp -p`).
+    pub fn set_pending_mtime(&self, at: SystemTime) {
+        *self.pending_mtime.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
     }
 
     pub fn is_detached(&self) -> bool {
@@ -197,6 +212,22 @@ impl Registry {
             .iter()
             .filter(|((l, p, a), _)| &**l == login && *p == purpose && matches(*a))
             .filter_map(|(_, f)| *f.pending_size.lock().unwrap_or_else(|p| p.into_inner()))
+            .max()
+    }
+
+    /// When a file of this view whose asset `matches` was last written, uncommitted, if any.
+    pub fn pending_mtime(
+        &self,
+        login: &str,
+        purpose: PurposeId,
+        matches: impl Fn(AssetId) -> bool,
+    ) -> Option<SystemTime> {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((l, p, a), _)| &**l == login && *p == purpose && matches(*a))
+            .filter_map(|(_, f)| *f.pending_mtime.lock().unwrap_or_else(|p| p.into_inner()))
             .max()
     }
 

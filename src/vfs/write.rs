@@ -300,6 +300,22 @@ impl Vfs {
             .children(login, purpose, dir)
     }
 
+    /// The entries of a folder changed now (see [`super::dirs`]): its modification time in
+    /// this user's view.
+    fn touch_dir(&self, login: &Arc<str>, purpose: PurposeId, path: &str) {
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .touch(login, purpose, path);
+    }
+
+    /// The folder `ino` changed now, if it is one where files live.
+    fn touch_dir_ino(&self, ino: u64) {
+        if let Ok((login, purpose, path)) = self.node(ino).and_then(|n| folder_of(&n)) {
+            self.touch_dir(&login, purpose, &path);
+        }
+    }
+
     /// Create a new file (a draft) and open it for writing.
     pub fn create(&self, caller: Caller, parent: u64, name: &str) -> Result<(Attr, u64)> {
         let parent_node = self.node(parent)?;
@@ -314,6 +330,7 @@ impl Vfs {
             }
         }
         if let Some(created) = self.create_as_new_version(caller, &login, purpose, &folder, name)? {
+            self.touch_dir(&login, purpose, &folder);
             return Ok(created);
         }
         if self.view().draft_count(&login) >= self.limits.drafts {
@@ -368,6 +385,7 @@ impl Vfs {
             st.fresh = true;
         }
         let fh = self.add_writing_handle(caller, &login, purpose, asset, file);
+        self.touch_dir(&login, purpose, &folder);
         Ok((attr, fh))
     }
 
@@ -556,6 +574,10 @@ impl Vfs {
         let written = p.writer.write_at(offset, data);
         p.dirty = true;
         h.file.set_pending_size(Some(p.writer.len()));
+        if let Some(m) = p.mtime {
+            // a time set while writing stays what `stat` shows (and what the commit records)
+            h.file.set_pending_mtime(m.into());
+        }
         let held = p.writer.allocated_bytes();
         self.charge(&h.file, held);
         written?;
@@ -613,6 +635,9 @@ impl Vfs {
             p.mtime = mtime;
         }
         file.set_pending_size(Some(size));
+        if let Some(m) = p.mtime {
+            file.set_pending_mtime(m.into());
+        }
         let held = p.writer.allocated_bytes();
         self.charge(file, held);
         Ok(())
@@ -938,6 +963,7 @@ impl Vfs {
                 let mut st = f.state.write().unwrap_or_else(|p| p.into_inner());
                 if let Some(p) = st.writer.as_mut().filter(|p| p.dirty) {
                     p.mtime = Some(m);
+                    f.set_pending_mtime(m.into());
                     pending = true;
                 }
             }
@@ -975,6 +1001,7 @@ impl Vfs {
         self.change(&login, |tx| assets::set_status(tx, asset, Status::Trash))?;
         // descriptors still open keep what they read; what they write is not recorded
         self.files.detach(&(login.clone(), purpose, asset));
+        self.touch_dir(&login, purpose, &folder);
         log::info!("asset {asset} moved to the trash");
         Ok(())
     }
@@ -1001,6 +1028,8 @@ impl Vfs {
                 return Err(errno(libc::EDQUOT, "too many folders"));
             }
             made.insert(&login, purpose, path.clone());
+            made.touch(&login, purpose, &folder);
+            made.touch(&login, purpose, &path);
         }
         let node = Node::Dir(login, purpose, Arc::from(path.as_str()));
         let ino = self.inodes().reference(&node);
@@ -1023,6 +1052,7 @@ impl Vfs {
         }
         let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
         if made.remove(&login, purpose, &path) {
+            made.touch(&login, purpose, &folder);
             Ok(())
         } else {
             Err(errno(libc::ENOENT, "no such folder"))
@@ -1030,7 +1060,25 @@ impl Vfs {
     }
 
     /// Rename within one user's purpose folder. `noreplace`: fail if the target exists.
+    /// Both folders' modification times move.
     pub fn rename(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        noreplace: bool,
+    ) -> Result<()> {
+        self.rename_entry(caller, parent, name, new_parent, new_name, noreplace)?;
+        self.touch_dir_ino(parent);
+        if new_parent != parent {
+            self.touch_dir_ino(new_parent);
+        }
+        Ok(())
+    }
+
+    fn rename_entry(
         &self,
         caller: Caller,
         parent: u64,
@@ -1049,25 +1097,14 @@ impl Vfs {
         let view = self.view();
         let src = view.file_in(&login, purpose, &from, name);
         let Some(src) = src else {
-            // a folder: only empty folders made with mkdir can move
-            let old = join_path(&from, name);
-            let new = join_path(&to, new_name);
-            let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
-            let empty = view.list_dir(&login, purpose, &old) == (Vec::new(), Vec::new());
-            if made.contains(&login, purpose, &old) && empty {
-                self.need(&view, &login, purpose, &new, Access::Write)?;
-                made.remove(&login, purpose, &old);
-                made.insert(&login, purpose, new);
-                return Ok(());
-            }
-            return Err(if view.dir_visible(&login, purpose, &old) {
-                errno(
-                    libc::EXDEV,
-                    "folders with photos cannot be renamed in the mount",
-                )
-            } else {
-                errno(libc::ENOENT, "no such file")
-            });
+            return self.rename_folder(
+                &view,
+                &login,
+                purpose,
+                (&from, name),
+                (&to, new_name),
+                noreplace,
+            );
         };
         let dst = view.file_in(&login, purpose, &to, new_name);
         if dst.is_some() && noreplace {
@@ -1187,6 +1224,67 @@ impl Vfs {
                 Ok(())
             }
         }
+    }
+
+    /// Rename a folder. Only folders made with mkdir that hold no photos move (with the made
+    /// folders below them); one with photos gives EXDEV, so `mv` copies and deletes, photo by
+    /// photo, through the checks of each. As on a local filesystem, the target may be an empty
+    /// folder (it is replaced), not a folder with something in it (ENOTEMPTY) nor a file
+    /// (ENOTDIR), and a folder cannot move into itself (EINVAL). The inodes the kernel holds for
+    /// the folder and those below it are re-keyed to their new paths at once: the kernel keeps
+    /// them under the new name, and `stat` of it right after the rename must find them.
+    fn rename_folder(
+        &self,
+        view: &View,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        (from, name): (&str, &str),
+        (to, new_name): (&str, &str),
+        noreplace: bool,
+    ) -> Result<()> {
+        let old = join_path(from, name);
+        let new = join_path(to, new_name);
+        let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        if view.dir_visible(login, purpose, &old) {
+            return Err(errno(
+                libc::EXDEV,
+                "folders with photos cannot be renamed in the mount",
+            ));
+        }
+        if !made.contains(login, purpose, &old) {
+            return Err(errno(libc::ENOENT, "no such file"));
+        }
+        if new == old {
+            return Ok(());
+        }
+        if new.starts_with(&format!("{old}/")) {
+            return Err(errno(libc::EINVAL, "a folder cannot move into itself"));
+        }
+        self.need(view, login, purpose, &old, Access::Write)?;
+        self.need(view, login, purpose, &new, Access::Write)?;
+        if view.file_in(login, purpose, to, new_name).is_some() {
+            return Err(errno(libc::ENOTDIR, "a file has that name"));
+        }
+        let target_exists =
+            view.dir_visible(login, purpose, &new) || made.at_or_below(login, purpose, &new);
+        if target_exists {
+            if noreplace {
+                return Err(errno(libc::EEXIST, "target exists"));
+            }
+            let (dirs, files) = view.list_dir(login, purpose, &new);
+            if view.dir_visible(login, purpose, &new)
+                || !dirs.is_empty()
+                || !files.is_empty()
+                || !made.children(login, purpose, &new).is_empty()
+            {
+                return Err(errno(libc::ENOTEMPTY, "the target folder is not empty"));
+            }
+            made.remove(login, purpose, &new);
+        }
+        made.move_tree(login, purpose, &old, &new);
+        drop(made);
+        self.inodes().rename_dirs(login, purpose, &old, &new);
+        Ok(())
     }
 
     /// Moving a photo to another folder moves it in every purpose at once: the catalog knows

@@ -639,6 +639,25 @@ impl View {
         self.drafts.get(&(Arc::from(login), purpose))
     }
 
+    /// The sub-folders of a folder as the user sees it (the folders of [`View::list_dir`],
+    /// without listing the files: a folder's link count needs them on every `stat`).
+    pub fn subdirs(&self, login: &str, purpose: PurposeId, dir: &str) -> Vec<Arc<str>> {
+        let mut dirs: Vec<Arc<str>> = Vec::new();
+        if let Some(node) = self.drafts_of(login, purpose).and_then(|t| t.get(dir)) {
+            dirs.extend(node.dirs.keys().cloned());
+        }
+        if let Some(node) = self.trees.get(&purpose).and_then(|t| t.get(dir)) {
+            for name in node.dirs.keys() {
+                if !dirs.contains(name)
+                    && self.dir_visible(login, purpose, &assets::join_path(dir, name))
+                {
+                    dirs.push(name.clone());
+                }
+            }
+        }
+        dirs
+    }
+
     /// The entries of a folder as the user sees it: sub-folders and files (name, asset).
     pub fn list_dir(&self, login: &str, purpose: PurposeId, dir: &str) -> Listing {
         let mut dirs: Vec<Arc<str>> = Vec::new();
