@@ -610,3 +610,19 @@ fn flipped_catalog_bytes_never_panic_or_serve_wrong_bytes() {
     }
     eprintln!("outcomes of 120 flips: {outcomes:?}");
 }
+
+/// The queue of saves is part of the private store: a queue folder other accounts can enter
+/// (and so delete a queued save from) is refused like any other part of the store.
+#[test]
+fn a_queue_folder_others_can_enter_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = small_store("root");
+    let queue = t.store.join("queue");
+    std::fs::create_dir(&queue).unwrap();
+    std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = t.run(&["ls", "--user", "root", "--purpose", "website"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("queue"), "{}", r.stderr);
+    std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(0o700)).unwrap();
+    t.ok(&["ls", "--user", "root", "--purpose", "website"]);
+}

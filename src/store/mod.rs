@@ -37,6 +37,8 @@ pub const CATALOG: &str = "catalog.db";
 pub const OBJECTS: &str = "objects";
 /// Held (flock) by the one daemon that serves the store; holds its pid and mountpoint.
 pub const DAEMON_LOCK: &str = "daemon.lock";
+/// Saves the daemon queued while the catalog was busy (see `vfs::queue`).
+pub const QUEUE: &str = "queue";
 /// The largest file the store holds (64 GiB). Holes cost nothing, but a size is a promise that
 /// the file can be filled, and `truncate -s 999999999999999` is more likely a typo than a plan:
 /// larger sizes fail with EFBIG ("File too large"), as on a file system with a size limit.

@@ -98,6 +98,7 @@ pub fn check(root: &Path) -> Result<()> {
         (super::OBJECTS, true),
         (super::intents::INTENTS, true),
         (super::running::RUNNING, true),
+        (super::QUEUE, true),
     ] {
         if let Some(p) = problem(&real.join(name), euid, dir)? {
             problems.push(p);

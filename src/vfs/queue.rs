@@ -89,7 +89,7 @@ impl SaveQueue {
     /// A queue that starts empty (when the files of the old one cannot be listed; they stay).
     pub fn empty(store: &Store) -> SaveQueue {
         SaveQueue {
-            dir: store.root().join("queue"),
+            dir: store.root().join(crate::store::QUEUE),
             key: store.queue_key(),
             items: Mutex::new(Vec::new()),
         }
