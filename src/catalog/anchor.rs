@@ -99,15 +99,8 @@ impl Anchor {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&lock_path)
             .map_err(|e| Error::io_path("open the rollback anchor's lock", &lock_path, e))?;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
-        if r != 0 {
-            return Err(Error::io_path(
-                "lock",
-                &lock_path,
-                std::io::Error::last_os_error(),
-            ));
-        }
+        f.lock()
+            .map_err(|e| Error::io_path("lock", &lock_path, e))?;
         Ok(f)
     }
 

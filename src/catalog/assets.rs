@@ -639,20 +639,37 @@ pub fn replace_version(
         "asset.version_updated",
         serde_json::json!({ "asset": asset, "version": version, "size": size }),
     )?;
-    // versions thinned by the version policy no longer count as users of the content
-    let used: i64 = tx
-        .prepare_cached(
-            "SELECT count(*) FROM versions WHERE object_id = ?1 AND thinned_at IS NULL",
-        )?
-        .query_row([&old], |r| r.get(0))?;
-    if used > 0 {
+    if object_in_use(tx, &old)? {
         return Ok(Some(None));
     }
-    tx.prepare_cached("UPDATE objects SET wrapped_key = NULL WHERE id = ?1")?
-        .execute([&old])?;
-    tx.prepare_cached("INSERT OR IGNORE INTO shred_queue (object_id, queued_at) VALUES (?1, ?2)")?
-        .execute(params![old, when::to_secs(tx.now())])?;
+    shred_object(tx, &old)?;
     Ok(Some(ObjectId::parse(&old)))
+}
+
+/// Whether a version not thinned by the version policy, or a consent's evidence, still holds
+/// this object (hex id).
+pub fn object_in_use(tx: &Tx, object: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM versions WHERE object_id = ?1 AND thinned_at IS NULL)
+                 OR EXISTS (SELECT 1 FROM consent_events WHERE evidence_object = ?1)",
+        )?
+        .query_row([object], |r| r.get(0))?)
+}
+
+/// Crypto-shred an object (hex id): its data key is destroyed in this transaction and its file
+/// queued for removal after the commit (`shred_queue`, worked off by `shred::work_off`).
+/// Returns whether it still held a key.
+pub fn shred_object(tx: &Tx, object: &str) -> Result<bool> {
+    let keyed = tx
+        .prepare_cached(
+            "UPDATE objects SET wrapped_key = NULL WHERE id = ?1 AND wrapped_key IS NOT NULL",
+        )?
+        .execute([object])?
+        > 0;
+    tx.prepare_cached("INSERT OR IGNORE INTO shred_queue (object_id, queued_at) VALUES (?1, ?2)")?
+        .execute(params![object, when::to_secs(tx.now())])?;
+    Ok(keyed)
 }
 
 /// Object ids the catalog knows (for orphan collection).
@@ -890,12 +907,7 @@ pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<AssetId>> {
     }
     let mut out = Vec::new();
     for o in &objects {
-        tx.prepare_cached("UPDATE objects SET wrapped_key = NULL WHERE id = ?1")?
-            .execute([o])?;
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO shred_queue (object_id, queued_at) VALUES (?1, ?2)",
-        )?
-        .execute(params![o, when::to_secs(tx.now())])?;
+        shred_object(tx, o)?;
         if let Some(id) = ObjectId::parse(o) {
             out.push(id);
         }

@@ -121,25 +121,7 @@ pub fn thin(tx: &Tx, asset: AssetId, versions: &[i64]) -> Result<usize> {
     }
     let mut shredded = 0;
     for o in &objects {
-        let in_use: bool = tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM versions WHERE object_id = ?1 AND thinned_at IS NULL)
-                     OR EXISTS (SELECT 1 FROM consent_events WHERE evidence_object = ?1)",
-            )?
-            .query_row([o], |r| r.get(0))?;
-        if in_use {
-            continue;
-        }
-        let n = tx
-            .prepare_cached(
-                "UPDATE objects SET wrapped_key = NULL WHERE id = ?1 AND wrapped_key IS NOT NULL",
-            )?
-            .execute([o])?;
-        if n > 0 {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO shred_queue (object_id, queued_at) VALUES (?1, ?2)",
-            )?
-            .execute(params![o, now])?;
+        if !assets::object_in_use(tx, o)? && assets::shred_object(tx, o)? {
             shredded += 1;
         }
     }
@@ -167,14 +149,8 @@ pub fn shred_left_over(tx: &Tx) -> Result<usize> {
         )?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let now = when::to_secs(tx.now());
     for o in &left {
-        tx.prepare_cached("UPDATE objects SET wrapped_key = NULL WHERE id = ?1")?
-            .execute([o])?;
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO shred_queue (object_id, queued_at) VALUES (?1, ?2)",
-        )?
-        .execute(params![o, now])?;
+        assets::shred_object(tx, o)?;
     }
     Ok(left.len())
 }

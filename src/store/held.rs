@@ -9,7 +9,6 @@
 use super::private;
 use crate::error::{Error, IoContext, Result};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -18,19 +17,6 @@ use std::path::{Path, PathBuf};
 pub struct Held {
     pub file: File,
     pub path: PathBuf,
-}
-
-fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
-    loop {
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 /// Create `dir/<prefix><random>` (0600, never an existing file, never through a link), lock
@@ -54,7 +40,7 @@ pub fn create(dir: &Path, prefix: &str) -> Result<Held> {
             Err(e) => return Err(Error::io_path("create", &path, e)),
         };
         // blocking: someone probing it for a dead owner holds it only for a moment
-        flock(&file, libc::LOCK_EX).at("lock", &path)?;
+        file.lock().at("lock", &path)?;
         let mine = file.metadata().at("check", &path)?;
         match std::fs::symlink_metadata(&path) {
             Ok(m) if (m.dev(), m.ino()) == (mine.dev(), mine.ino()) => {
@@ -99,7 +85,8 @@ pub fn probe(path: &Path) -> Result<Probe> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Probe::Gone),
         Err(e) => return Err(Error::io_path("open", path, e)),
     };
-    match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+    // std's file locks are flock(2) on Linux
+    match file.try_lock() {
         Ok(()) => {
             // an owner that finished unlinks before it unlocks: a file with no name left is
             // one whose work is done
@@ -110,8 +97,8 @@ pub fn probe(path: &Path) -> Result<Probe> {
                 Probe::Gone
             })
         }
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(Probe::Live(file)),
-        Err(e) => Err(Error::io_path("lock", path, e)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(Probe::Live(file)),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io_path("lock", path, e)),
     }
 }
 

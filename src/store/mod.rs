@@ -192,16 +192,8 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .at("open", &path)?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        let r = unsafe {
-            libc::flock(
-                std::os::fd::AsRawFd::as_raw_fd(&f),
-                libc::LOCK_EX | libc::LOCK_NB,
-            )
-        };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+        if let Err(e) = f.try_lock() {
+            if let std::fs::TryLockError::Error(e) = e {
                 return Err(Error::io_path("lock", &path, e));
             }
             let mut holder = String::new();

@@ -804,7 +804,8 @@ impl Vfs {
             purpose: *purpose,
             asset: *asset,
             writable: write,
-            opener: open_file::process_of(caller.pid),
+            // only a writer's close saves: no /proc read on the path of every read-only open
+            opener: write.then(|| open_file::process_of(caller.pid)).flatten(),
             file,
             writers: Mutex::new(self.provenance.process(caller.pid).into_iter().collect()),
         };
