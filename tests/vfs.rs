@@ -218,6 +218,13 @@ fn withdrawal_hides_at_once_and_revokes_open_handles() {
     assert!(inval.contains(&consentfs::vfs::Invalidation::Inode { ino: file }));
     assert_eq!(m.vfs.read(fh, 5, 5).unwrap_err().errno(), libc::EACCES);
     assert!(m.walk(*ALICE, "alice/website/events/2026/a.jpg").is_err());
+    // the inode of the open descriptor answers as its reads do (the kernel asks for the size
+    // before a read that may pass the end): EACCES, never a "no such file" for an open file
+    assert_eq!(
+        m.vfs.getattr(*ALICE, file).unwrap_err().errno(),
+        libc::EACCES
+    );
+    m.vfs.release(fh);
     assert_eq!(
         m.vfs.getattr(*ALICE, file).unwrap_err().errno(),
         libc::ENOENT

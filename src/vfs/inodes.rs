@@ -112,6 +112,27 @@ impl Inodes {
         }
     }
 
+    /// The node is no longer behind the inode the kernel knows for it (a save replaced the
+    /// file, its name was removed): the next lookup gives it a new inode, and the old number
+    /// stays with what the kernel's descriptors hold until it is forgotten. Returns the old
+    /// number.
+    pub fn unbind(&mut self, node: &Node) -> Option<Ino> {
+        self.by_node.remove(node)
+    }
+
+    /// The kernel now holds inode `ino` under `node`'s name (a temp file renamed over it): the
+    /// node is that inode from now on, and whatever inode it had before is unbound (returned).
+    pub fn rebind(&mut self, node: &Node, ino: Ino) -> Option<Ino> {
+        let Some((before, _)) = self.by_ino.get_mut(&ino) else {
+            return None;
+        };
+        let before = std::mem::replace(before, node.clone());
+        if self.by_node.get(&before) == Some(&ino) {
+            self.by_node.remove(&before);
+        }
+        self.by_node.insert(node.clone(), ino).filter(|&old| old != ino)
+    }
+
     /// A folder was renamed from `old` to `new`: the inodes the kernel holds for it and for
     /// the folders below it now stand for their new paths. Directories are keyed by path, and
     /// the kernel keeps using the same inode under the new name after a rename (a `stat` of the

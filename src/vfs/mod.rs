@@ -17,6 +17,7 @@ mod dirs;
 pub mod inodes;
 pub mod live;
 mod open_file;
+mod replaced;
 pub mod provenance;
 pub mod queue;
 mod write;
@@ -244,6 +245,9 @@ pub struct Vfs {
     /// Stat in a view shows the size its open file has written; every other view (another
     /// user's, another purpose's) shows the committed size until the commit.
     files: open_file::Registry,
+    /// Inodes whose name went to another file (or none) while descriptors held them: the
+    /// open file they keep serving (see [`replaced`]). A leaf lock.
+    kept: Mutex<HashMap<Ino, replaced::Kept>>,
     next_session: AtomicU64,
     /// The version each asset's last save through the mount made (successive saves of one file
     /// update it; see `write::Recent`).
@@ -296,6 +300,7 @@ impl Vfs {
             provenance: Default::default(),
             merged: Mutex::new(HashMap::new()),
             files: Default::default(),
+            kept: Mutex::new(HashMap::new()),
             pending_bytes: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             recent: Mutex::new(HashMap::new()),
@@ -589,7 +594,12 @@ impl Vfs {
     }
 
     pub fn forget(&self, ino: Ino, n: u64) {
-        self.inodes().forget(ino, n);
+        let mut inodes = self.inodes();
+        inodes.forget(ino, n);
+        if inodes.node(ino).is_none() {
+            drop(inodes);
+            self.forget_kept(ino);
+        }
     }
 
     pub fn getattr(&self, caller: Caller, ino: Ino) -> Result<Attr> {
@@ -601,8 +611,19 @@ impl Vfs {
         } else if let Some(login) = node.login() {
             self.check_owner(caller, login)?;
         }
+        if let Some(kept) = self.kept(ino) {
+            return self.kept_attr(&kept, &node);
+        }
         let view = self.view();
         if !self.exists(&view, &node)? {
+            if let Node::File(l, p, a) = &node {
+                if self.files.get(&(l.clone(), *p, *a)).is_some() {
+                    // descriptors are open on it: they are refused the way reads are, and a
+                    // read that asks for the size first gets the same answer
+                    log::info!("denied: attributes of asset {a} through a descriptor opened before it was hidden");
+                    return Err(denied("no longer visible"));
+                }
+            }
             return Err(Error::not_found("no longer in the view"));
         }
         self.attr_of(&view, &node, ino)
@@ -780,9 +801,15 @@ impl Vfs {
             return Err(Error::Invalid("not a file".into()));
         };
         self.check_owner(caller, login)?;
+        // an inode kept for its descriptors (opened again through /proc/PID/fd) is that file
+        let kept = self.kept(ino).map(|k| k.file);
         {
             let view = self.view();
-            if !view.file_visible(login, *purpose, *asset) {
+            let visible = match &kept {
+                Some(f) => self.may_read(&view, f, login, *purpose, *asset),
+                None => view.file_visible(login, *purpose, *asset),
+            };
+            if !visible {
                 log::info!("denied: open of asset {asset} which is no longer visible");
                 return Err(denied("no longer visible"));
             }
@@ -798,7 +825,13 @@ impl Vfs {
             // what this process writes next may be made from it
             self.provenance.read(caller.pid, *asset);
         }
-        let file = self.file_for(login, *purpose, *asset)?;
+        let file = match kept {
+            Some(f) => {
+                self.files.share(&f);
+                f
+            }
+            None => self.file_for(login, *purpose, *asset)?,
+        };
         let handle = Handle {
             login: login.clone(),
             purpose: *purpose,
@@ -928,7 +961,7 @@ impl Vfs {
         self.live.check()?;
         let h = self.handle(fh)?;
         let asset = self.current_asset(h.asset);
-        if !self.view().file_visible(&h.login, h.purpose, asset) {
+        if !self.may_read(&self.view(), &h.file, &h.login, h.purpose, asset) {
             log::info!(
                 "denied: read of asset {asset} through a handle opened before it was hidden"
             );
@@ -1014,6 +1047,7 @@ impl Vfs {
         }
         self.release_handle(fh);
         self.files.release(&h.key(), &h.file);
+        self.release_kept(&h.file);
     }
 
     /// close(2) of a descriptor: its opener's close saves (and reports a failed save); the
@@ -1142,6 +1176,7 @@ impl Vfs {
 
     /// The kernel cache entries that `changes` make stale, for nodes the kernel knows.
     pub fn invalidations(&self, changes: &[Change]) -> Vec<Invalidation> {
+        self.supersede(changes);
         // Lock order everywhere: view, then inodes.
         let view = self.view();
         let inodes = self.inodes();
@@ -1192,6 +1227,11 @@ impl Vfs {
                     asset,
                     ..
                 } => {
+                    // inodes kept for descriptors of a replaced or removed file: a change
+                    // that hides the asset must reach them too
+                    for ino in self.kept_of(&inodes, *asset) {
+                        out.push(Invalidation::Inode { ino });
+                    }
                     let aliases = self.merged_into(*asset);
                     for login in inodes.logins_with_purpose(*purpose) {
                         if only.as_ref().is_some_and(|o| *o != login) {

@@ -21,7 +21,7 @@
 
 use super::write::Pending;
 use crate::crypto::object::{Decryptor, ObjectId};
-use crate::policy::{AssetId, PurposeId};
+use crate::policy::{AssetId, PurposeId, Status};
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -68,6 +68,16 @@ pub(super) struct OpenFile {
     /// close (`make`, `tail -F` and backups compare it while a file is being written). A leaf
     /// lock, like `pending_size`.
     pub pending_mtime: Mutex<Option<SystemTime>>,
+    /// The version its readers see while nothing is pending: a copy of `state.object` that
+    /// can be read without the state's lock (a leaf), to tell a file another save left
+    /// behind (see `Vfs::supersede`).
+    serving: Mutex<ObjectId>,
+    /// A commit of it is being recorded: the catalog already has its new version, its
+    /// `serving` does not yet.
+    pub committing: AtomicBool,
+    /// Its name was removed while descriptors held it open (unlink, or the trash): the status
+    /// the asset had then, by which consent still decides what the descriptors may read.
+    unlinked: Mutex<Option<Status>>,
 }
 
 pub(super) struct FileState {
@@ -102,7 +112,42 @@ impl OpenFile {
             pending_size: Mutex::new(None),
             charged: std::sync::atomic::AtomicU64::new(0),
             pending_mtime: Mutex::new(None),
+            serving: Mutex::new(object),
+            committing: AtomicBool::new(false),
+            unlinked: Mutex::new(None),
         }
+    }
+
+    /// The version its readers see while nothing is pending.
+    pub fn serving(&self) -> ObjectId {
+        *self.serving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Its state now reads `object` (after a commit).
+    pub fn set_serving(&self, object: ObjectId) {
+        *self.serving.lock().unwrap_or_else(|p| p.into_inner()) = object;
+    }
+
+    /// Uncommitted bytes are waiting in it.
+    pub fn has_pending(&self) -> bool {
+        self.pending_size
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// The asset's status when its name was removed with this file open, if it was.
+    pub fn unlinked(&self) -> Option<Status> {
+        *self.unlinked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_unlinked(&self, status: Status) {
+        *self.unlinked.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+    }
+
+    /// How many descriptors are open on it.
+    pub fn handle_count(&self) -> usize {
+        self.handles.load(Ordering::Acquire)
     }
 
     /// What the file holds now, uncommitted (written now), or `None` once committed.
@@ -187,6 +232,24 @@ impl Registry {
             .cloned()
     }
 
+    /// The open files of `asset` in any view, with their keys.
+    pub fn of_asset_keyed(&self, asset: AssetId) -> Vec<(FileKey, Arc<OpenFile>)> {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((_, _, a), _)| *a == asset)
+            .map(|(k, f)| (k.clone(), f.clone()))
+            .collect()
+    }
+
+    /// A new handle on `file`, which is no longer registered (its name went to another file)
+    /// but is reached through the inode the kernel keeps for it.
+    pub fn share(&self, file: &Arc<OpenFile>) {
+        let _files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        file.handles.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// The open files of `asset` in any view.
     pub fn of_asset(&self, asset: AssetId) -> Vec<Arc<OpenFile>> {
         self.files
@@ -231,17 +294,14 @@ impl Registry {
             .max()
     }
 
-    /// The name `key` now refers to another file: the registered one is detached (its handles
-    /// keep it) and the next open starts a new one.
-    pub fn detach(&self, key: &FileKey) {
-        if let Some(f) = self
-            .files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key)
-        {
-            f.detached.store(true, Ordering::Release);
+    /// The name `key` now refers to another file (or none): `file` is detached (its handles
+    /// keep it), and unregistered if it is the one registered, so the next open starts a new one.
+    pub fn detach_file(&self, key: &FileKey, file: &Arc<OpenFile>) {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if files.get(key).is_some_and(|g| Arc::ptr_eq(g, file)) {
+            files.remove(key);
         }
+        file.detached.store(true, Ordering::Release);
     }
 
     /// A handle on `file` (registered under `key`) is gone.

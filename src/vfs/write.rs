@@ -530,7 +530,7 @@ impl Vfs {
         }
         let asset = self.current_asset(h.asset);
         let view = self.view();
-        if !view.file_visible(&h.login, h.purpose, asset) {
+        if !self.may_read(&view, &h.file, &h.login, h.purpose, asset) {
             log::info!("denied: write to asset {asset} which is no longer visible");
             return Err(denied("no longer visible"));
         }
@@ -688,20 +688,27 @@ impl Vfs {
             }
             return Ok(());
         }
+        if h.file.is_detached() {
+            // the name now refers to another file (or none): as on a local filesystem, what
+            // is written to the replaced or unlinked one goes nowhere, but its descriptors read
+            // it back until the last of them closes
+            if last {
+                h.file.set_pending_size(None);
+                drop(p);
+                self.charge(&h.file, 0);
+                log::info!(
+                    "asset {target}: what was written to a file that was replaced or removed meanwhile is not recorded"
+                );
+            } else {
+                st.writer = Some(p);
+            }
+            return Ok(());
+        }
         let mtime = p.mtime;
         let obj = p.writer.commit(&self.store);
         h.file.set_pending_size(None);
         self.charge(&h.file, 0);
         let obj = obj?;
-        if h.file.is_detached() {
-            // the name now refers to another file: as on a local filesystem, what was
-            // written to the replaced one goes nowhere
-            let _ = self.store.remove_object(&obj.id);
-            log::info!(
-                "asset {target}: a save through a file that was replaced meanwhile is not recorded"
-            );
-            return Ok(());
-        }
         let fresh = std::mem::take(&mut st.fresh);
         let replace = {
             let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -745,12 +752,15 @@ impl Vfs {
         if self.saves.has(target) {
             self.retry_queued(SAVE_WAIT);
         }
+        // the view learns of the new version before this file serves it: it must not look
+        // like a file another save left behind (see `supersede`)
+        h.file.committing.store(true, std::sync::atomic::Ordering::Release);
         let recorded = if self.saves.has(target) {
             Err(busy_error())
         } else {
             self.change_within(&h.login, SAVE_WAIT, |tx| self.record_save(tx, &save, &obj))
         };
-        match recorded {
+        let outcome = match recorded {
             Ok((version, freed)) => {
                 self.saved(&save, version, freed);
                 let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -770,9 +780,6 @@ impl Vfs {
                     },
                 );
                 drop(recent);
-                let (object, reader) = self.open_current(target)?;
-                st.object = object;
-                st.reader = reader;
                 Ok(())
             }
             Err(e) if is_busy(&e) => match self.saves.push(save) {
@@ -781,9 +788,6 @@ impl Vfs {
                         "asset {target}: the catalog is busy (another command holds it); the save ({} bytes) is queued and will be recorded as soon as the catalog is free",
                         obj.size
                     );
-                    let (object, reader) = self.open_current(target)?;
-                    st.object = object;
-                    st.reader = reader;
                     Ok(())
                 }
                 Err(qe) => {
@@ -799,7 +803,17 @@ impl Vfs {
                 log::warn!("asset {target}: a save could not be committed: {e}");
                 Err(e)
             }
-        }
+        };
+        // from now on the file reads the version it saved (or the queued save)
+        let outcome = outcome.and_then(|()| {
+            let (object, reader) = self.open_current(target)?;
+            st.object = object;
+            st.reader = reader;
+            h.file.set_serving(object);
+            Ok(())
+        });
+        h.file.committing.store(false, std::sync::atomic::Ordering::Release);
+        outcome
     }
 
     /// After a save was recorded: remove the empty placeholder it replaced, say so.
@@ -983,7 +997,7 @@ impl Vfs {
         let parent_node = self.node(parent)?;
         let (login, purpose, folder) = folder_of(&parent_node)?;
         self.check_owner(caller, &login)?;
-        let asset = {
+        let (asset, draft) = {
             let view = self.view();
             let asset = view
                 .file_in(&login, purpose, &folder, name)
@@ -996,11 +1010,13 @@ impl Vfs {
             } else {
                 self.need(&view, &login, purpose, &folder, Access::Delete)?;
             }
-            asset
+            (asset, draft)
         };
         self.change(&login, |tx| assets::set_status(tx, asset, Status::Trash))?;
-        // descriptors still open keep what they read; what they write is not recorded
-        self.files.detach(&(login.clone(), purpose, asset));
+        // descriptors still open keep the file, nameless, until their last close (what they
+        // write then is not recorded)
+        let was = if draft { Status::Draft } else { Status::Active };
+        self.keep_replaced(&(login.clone(), purpose, asset), Some(was), None);
         self.touch_dir(&login, purpose, &folder);
         log::info!("asset {asset} moved to the trash");
         Ok(())
@@ -1178,9 +1194,13 @@ impl Vfs {
                         .remove(&src);
                     return Err(e);
                 }
-                // the target's name refers to the saved draft now: descriptors open on the
-                // old file keep reading it whole, and their writes are not recorded
-                self.files.detach(&(login.clone(), purpose, target));
+                // the target's name refers to the saved draft now, and to the inode the
+                // kernel moved there: descriptors open on the old file keep its inode and
+                // read it whole, and their writes are not recorded
+                let draft_ino = self
+                    .inodes()
+                    .known(&super::Node::File(login.clone(), purpose, src));
+                self.keep_replaced(&(login.clone(), purpose, target), None, draft_ino);
                 log::info!(
                     "asset {target}: new version from a saved draft ({} bytes)",
                     v.size

@@ -717,6 +717,37 @@ impl View {
             && self.access(login, purpose, &info.collection).is_some()
     }
 
+    /// Whether `asset` would be visible to `login` in `purpose` at `now` if it still had
+    /// `status`: a file removed (put in the trash) while descriptors hold it open lives on for
+    /// them, and consent still decides what they may read.
+    pub fn visible_as_kept(
+        &self,
+        login: &str,
+        purpose: PurposeId,
+        asset: AssetId,
+        status: policy::Status,
+        now: Time,
+    ) -> bool {
+        let (Some(info), Some(user), Some(p)) = (
+            self.assets.get(&asset),
+            self.users.get(login),
+            self.purposes.get(&purpose),
+        ) else {
+            return false;
+        };
+        let mut input = info.policy.clone();
+        input.status = status;
+        if status == policy::Status::Draft {
+            input.derived_from = info
+                .row
+                .sources
+                .iter()
+                .filter_map(|s| self.assets.get(s).map(|a| a.policy.clone()))
+                .collect();
+        }
+        policy::decide(&input, self, &user.to_policy(), &p.to_policy(), now).visible
+    }
+
     /// The purposes whose users would see a difference if the asset moved to folder `to`:
     /// those where some user sees it where it is now, and those where some user would see it
     /// at `to` (the rules evaluated again with the asset there, since a consent may be scoped
