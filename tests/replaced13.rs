@@ -30,7 +30,13 @@ fn py(dir: &Path, script: &str) -> String {
 /// Removing a photo needs a delete grant.
 fn grant_delete(t: &common::TestStore) {
     t.ok(&[
-        "user", "grant", "root", "--purpose", "website", "--access", "delete",
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "delete",
     ]);
 }
 
@@ -74,7 +80,10 @@ print(os.stat('big.bin').st_size, open('big.bin', 'rb').read() == content(100000
         lines[0], "300000 True 300000",
         "the reader must read the whole version it opened: {out}"
     );
-    assert_eq!(lines[1], "100000 True", "the name gives the new file: {out}");
+    assert_eq!(
+        lines[1], "100000 True",
+        "the name gives the new file: {out}"
+    );
 }
 
 /// Finding 5, other users: another user's save of the same photo does not cut off a reader
@@ -130,7 +139,13 @@ print(os.stat('{}').st_size)
     );
     let _ = std::fs::remove_file("/tmp/cfs_reader13.ready");
     let _ = std::fs::remove_file("/tmp/cfs_reader13.saved");
-    let reader = std::thread::spawn(move || run_as(uid, gid, &format!("/usr/bin/python3 -c \"{}\"", script.replace('"', "\\\""))));
+    let reader = std::thread::spawn(move || {
+        run_as(
+            uid,
+            gid,
+            &format!("/usr/bin/python3 -c \"{}\"", script.replace('"', "\\\"")),
+        )
+    });
     let ready = common::mount::wait_for(std::time::Duration::from_secs(20), || {
         Path::new("/tmp/cfs_reader13.ready").exists()
     });
@@ -204,7 +219,10 @@ os.close(fd)
     );
     assert_eq!(out.trim(), "13 b'photo of anna'", "{out}");
     let trash = t.ok(&["trash", "list"]).stdout;
-    assert!(trash.contains("a.jpg"), "the photo is in the trash: {trash}");
+    assert!(
+        trash.contains("a.jpg"),
+        "the photo is in the trash: {trash}"
+    );
 }
 
 /// Finding 10 with consent: a photo unlinked while open is still cut off when its consent is

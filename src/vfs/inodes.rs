@@ -123,14 +123,14 @@ impl Inodes {
     /// The kernel now holds inode `ino` under `node`'s name (a temp file renamed over it): the
     /// node is that inode from now on, and whatever inode it had before is unbound (returned).
     pub fn rebind(&mut self, node: &Node, ino: Ino) -> Option<Ino> {
-        let Some((before, _)) = self.by_ino.get_mut(&ino) else {
-            return None;
-        };
+        let (before, _) = self.by_ino.get_mut(&ino)?;
         let before = std::mem::replace(before, node.clone());
         if self.by_node.get(&before) == Some(&ino) {
             self.by_node.remove(&before);
         }
-        self.by_node.insert(node.clone(), ino).filter(|&old| old != ino)
+        self.by_node
+            .insert(node.clone(), ino)
+            .filter(|&old| old != ino)
     }
 
     /// A folder was renamed from `old` to `new`: the inodes the kernel holds for it and for

@@ -17,9 +17,9 @@ mod dirs;
 pub mod inodes;
 pub mod live;
 mod open_file;
-mod replaced;
 pub mod provenance;
 pub mod queue;
+mod replaced;
 mod write;
 
 use crate::crypto::object::{Decryptor, ObjectId, CHUNK_PLAIN};

@@ -64,16 +64,13 @@ impl Vfs {
         };
         if let (Some(f), Some(ino), Some(mut attr)) = (&file, old, attr) {
             attr.nlink = 0;
-            self.kept
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    ino,
-                    Kept {
-                        file: f.clone(),
-                        attr,
-                    },
-                );
+            self.kept.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                ino,
+                Kept {
+                    file: f.clone(),
+                    attr,
+                },
+            );
         }
         if let Some(f) = &file {
             self.files.detach_file(key, f);

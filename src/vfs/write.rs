@@ -754,7 +754,9 @@ impl Vfs {
         }
         // the view learns of the new version before this file serves it: it must not look
         // like a file another save left behind (see `supersede`)
-        h.file.committing.store(true, std::sync::atomic::Ordering::Release);
+        h.file
+            .committing
+            .store(true, std::sync::atomic::Ordering::Release);
         let recorded = if self.saves.has(target) {
             Err(busy_error())
         } else {
@@ -812,7 +814,9 @@ impl Vfs {
             h.file.set_serving(object);
             Ok(())
         });
-        h.file.committing.store(false, std::sync::atomic::Ordering::Release);
+        h.file
+            .committing
+            .store(false, std::sync::atomic::Ordering::Release);
         outcome
     }
 
@@ -1197,9 +1201,9 @@ impl Vfs {
                 // the target's name refers to the saved draft now, and to the inode the
                 // kernel moved there: descriptors open on the old file keep its inode and
                 // read it whole, and their writes are not recorded
-                let draft_ino = self
-                    .inodes()
-                    .known(&super::Node::File(login.clone(), purpose, src));
+                let draft_ino =
+                    self.inodes()
+                        .known(&super::Node::File(login.clone(), purpose, src));
                 self.keep_replaced(&(login.clone(), purpose, target), None, draft_ino);
                 log::info!(
                     "asset {target}: new version from a saved draft ({} bytes)",
