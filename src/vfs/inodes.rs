@@ -244,4 +244,31 @@ mod tests {
         assert!(inodes.node(numbers[0]).is_none());
         assert_eq!(inodes.node(ROOT), Some(&Node::Root));
     }
+
+    /// A temp file renamed over a file: the name's node becomes the temp file's inode; the old
+    /// inode still stands for the node (its descriptors) but is no longer the node's; each
+    /// goes when the kernel forgets it.
+    #[test]
+    fn rebind_gives_the_name_the_renamed_inode() {
+        let mut inodes = Inodes::new();
+        let l: Arc<str> = Arc::from("dora");
+        let photo = Node::File(l.clone(), 1, 10);
+        let temp = Node::File(l.clone(), 1, 11);
+        let old = inodes.reference(&photo);
+        let moved = inodes.reference(&temp);
+        assert_eq!(inodes.rebind(&photo, moved), Some(old));
+        assert_eq!(inodes.known(&photo), Some(moved));
+        assert_eq!(inodes.known(&temp), None);
+        assert_eq!(inodes.node(moved), Some(&photo));
+        assert_eq!(inodes.node(old), Some(&photo));
+        // forgetting the old inode leaves the name's binding alone
+        inodes.forget(old, 1);
+        assert_eq!(inodes.known(&photo), Some(moved));
+        inodes.forget(moved, 1);
+        assert_eq!(inodes.known(&photo), None);
+        // unbind: the next reference draws a new number
+        let a = inodes.reference(&photo);
+        assert_eq!(inodes.unbind(&photo), Some(a));
+        assert_ne!(inodes.reference(&photo), a);
+    }
 }
