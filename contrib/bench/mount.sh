@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The mount side by side with gocryptfs, securefs and plain tmpfs, all backed by tmpfs, in one run.
 #
+#   0. the ceiling: a FUSE filesystem that does no work (contrib/bench/nullfs.rs) read the same way
 #   1. sequential write (consentfs: import; writes through the mount: write.sh) and read of a 1 GiB file
 #   2. ls -lR and find | wc -l over a view of 10,000 files
 #   3. latency from `consentfs consent withdraw` returning to the file's lookup failing
@@ -11,7 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 mib=${1:-1024}
-(cd "$here" && cargo build --release -q)
+(cd "$here" && cargo build --release -q && cargo build --release -q --example nullfs)
 bin=$here/target/release/consentfs
 for t in gocryptfs securefs; do command -v $t >/dev/null || { echo "missing $t: apt-get install $t" >&2; exit 2; }; done
 work=$(mktemp -d /dev/shm/consentfs-mountbench.XXXXXX)
@@ -58,6 +59,12 @@ securefs mount -b --pass pw --log "$s/log" "$s/cipher" "$s/mnt" >/dev/null 2>&1;
 s_write=$(secs dd if="$work/big.raw" of="$s/mnt/big.raw" bs=1M conv=fsync)
 drop; s_read=$(secs cat "$s/mnt/big.raw")
 
+# ---- the ceiling: FUSE doing no work ------------------------------------------------------
+z=$work/nullfs; mkdir -p "$z/mnt"
+"$here/target/release/examples/nullfs" "$z/mnt" "$mib" 4 2>"$z/log" & pids+=($!); wait_mounted "$z/mnt"
+drop; z_read=$(secs cat "$z/mnt/zero")
+fusermount3 -u "$z/mnt" 2>/dev/null || umount "$z/mnt"
+
 # ---- tmpfs --------------------------------------------------------------------------------
 t_write=$(secs dd if="$work/big.raw" of="$work/copy.raw" bs=1M)
 drop; t_read=$(secs cat "$work/copy.raw"); rm -f "$work/copy.raw"
@@ -67,6 +74,7 @@ printf "%-10s write %6s   read %6s (ratio %s)\n" consentfs "$(rate "$c_write")*"
 printf "%-10s write %6s   read %6s\n" gocryptfs "$(rate "$g_write")" "$(rate "$g_read")"
 printf "%-10s write %6s   read %6s (ratio %s)\n" securefs "$(rate "$s_write")" "$(rate "$s_read")" "$(ratio "$(rate "$s_read")" "$(rate "$g_read")")"
 printf "%-10s write %6s   read %6s\n" tmpfs "$(rate "$t_write")" "$(rate "$t_read")"
+printf "%-10s               read %6s (the ceiling of FUSE here; consentfs reads at %s%% of it)\n" nullfs "$(rate "$z_read")" "$(echo "scale=0; 100 * $(rate "$c_read") / $(rate "$z_read")" | bc -l)"
 echo "   * consentfs write = import (writes through the mount: contrib/bench/write.sh)"
 echo "   consentfs read again with the page cache warm: $(rate "$c_read2") MiB/s"
 rm -f "$g/mnt/big.raw" "$s/mnt/big.raw"
