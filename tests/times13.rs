@@ -280,7 +280,65 @@ fn sparse_files_show_what_is_stored_not_their_length() {
         );
     };
     check("in the mount");
+
+    // a file being written (not saved yet): what its pending object holds
+    use std::os::unix::fs::FileExt;
+    let growing = dir.join("growing.img");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&growing)
+        .unwrap();
+    f.set_len(1 << 30).unwrap();
+    let md = std::fs::metadata(&growing).unwrap();
+    assert_eq!(md.len(), 1 << 30);
+    assert!(
+        md.blocks() * 512 < 1 << 20,
+        "a sparse file being written takes {} bytes by st_blocks",
+        md.blocks() * 512
+    );
+    f.write_all_at(&data, 0).unwrap();
+    let md = std::fs::metadata(&growing).unwrap();
+    assert!(
+        md.blocks() * 512 >= 1 << 20 && md.blocks() * 512 < 4 << 20,
+        "1 MiB written into a file being written: st_blocks says {} bytes",
+        md.blocks() * 512
+    );
+    drop(f);
     m.stop();
     let _m = Mount::start(&t);
     check("after a remount");
+}
+
+/// A catalog from before nanosecond and access times (schema 9) is migrated: a time a tool
+/// set shows its whole seconds, the access time is the modification time, and times set
+/// afterwards keep their nanoseconds, in `stat` and in `versions`.
+#[test]
+fn a_catalog_from_before_nanosecond_times_is_migrated() {
+    let t = small_store("root");
+    {
+        let (_s, cat) = t.open_catalog();
+        cat.conn()
+            .execute_batch(
+                "ALTER TABLE versions DROP COLUMN mtime_nsec;
+                 ALTER TABLE versions DROP COLUMN atime;
+                 ALTER TABLE versions DROP COLUMN atime_nsec;
+                 UPDATE versions SET mtime = 1577934245;
+                 PRAGMA user_version = 9;",
+            )
+            .unwrap();
+    }
+    let mut m = Mount::start(&t);
+    let hall = m.path("root/website/hall.jpg");
+    assert_eq!(mtime(&hall), (NS_STAMP.0, 0), "mtime of a migrated version");
+    assert_eq!(atime(&hall), (NS_STAMP.0, 0), "atime of a migrated version");
+    run(&["touch", "-d", NS_TIME, hall.to_str().unwrap()]);
+    assert_eq!(mtime(&hall), NS_STAMP);
+    m.stop();
+    let v = t.ok(&["--json", "versions", "hall.jpg"]).json();
+    let text = v.to_string();
+    assert!(
+        text.contains("2020-01-02T03:04:05.123456789Z"),
+        "versions does not show the time to the nanosecond: {text}"
+    );
 }

@@ -540,13 +540,13 @@ impl Vfs {
                 let ctime =
                     self.file_ctime(&[*a, current], to_system_time(version.created_at), written);
                 // disk use: what the object holds (one stat of its file, which a sparse
-                // object's holes do not fill); a file being written counts its length
+                // object's holes do not fill), or what the pending one holds
                 let object = queued
                     .as_ref()
                     .and_then(|q| crate::crypto::object::ObjectId::parse(&q.object))
                     .unwrap_or(version.object);
                 let blocks = match pending {
-                    Some(n) => n.div_ceil(512),
+                    Some(n) => self.pending_blocks(l, *a, n),
                     None => self.object_blocks(&object).unwrap_or(0),
                 };
                 Attr {

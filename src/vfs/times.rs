@@ -129,6 +129,20 @@ impl Vfs {
             .fold(saved, SystemTime::max)
     }
 
+    /// Disk space a file of `login`'s being written takes, in 512-byte blocks: what its pending
+    /// object holds (sealed chunks and the last chunk, not its holes: see `charged`), else, for
+    /// one not found by its asset (a draft saved over it), its length.
+    pub(super) fn pending_blocks(&self, login: &str, asset: AssetId, size: u64) -> u64 {
+        self.files
+            .of_asset(asset)
+            .iter()
+            .filter(|f| &*f.login == login)
+            .map(|f| f.charged.load(std::sync::atomic::Ordering::Acquire))
+            .max()
+            .unwrap_or(size)
+            .div_ceil(512)
+    }
+
     /// Disk space an object takes, in 512-byte blocks (`st_blocks`): a sparse object holds
     /// only its chunks with data, so `du` shows what is stored, not its length. `None` when
     /// its file cannot be looked at (gone with a thinned version, say).
