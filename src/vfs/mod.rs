@@ -534,6 +534,7 @@ impl Vfs {
                 let atime = self
                     .times
                     .pending_atime(current)
+                    .filter(|_| pending.is_some())
                     .or_else(|| queued.as_ref().and_then(|q| q.atime()).map(to_system_time))
                     .or_else(|| version.atime.map(to_system_time))
                     .unwrap_or(mtime);

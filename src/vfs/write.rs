@@ -944,8 +944,8 @@ impl Vfs {
         };
         let asset = self.current_asset(*asset);
         if size.is_none() && mtime.is_none() && atime.is_none() {
-            // chmod (or chown to the owner it has): nothing to keep, but its status changed,
-            // where the user may change the file (one who may only read it changes nothing)
+            // chmod: nothing to keep, but its status changed, where the user may change the
+            // file (for one who may only read it, it changes nothing)
             if chmod
                 && self
                     .check_write(&self.view(), login, *purpose, asset)
