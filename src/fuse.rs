@@ -90,10 +90,10 @@ fn file_attr(a: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino),
         size: a.size,
-        blocks: a.size.div_ceil(512),
-        atime: a.mtime,
+        blocks: a.blocks,
+        atime: a.atime,
         mtime: a.mtime,
-        ctime: a.mtime,
+        ctime: a.ctime,
         crtime: a.mtime,
         kind: match a.kind {
             Kind::Dir => FileType::Directory,
@@ -310,11 +310,11 @@ impl Filesystem for FuseFs {
         &self,
         req: &Request,
         ino: INodeNo,
-        _mode: Option<u32>,
+        mode: Option<u32>,
         uid: Option<u32>,
         gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<fuser::TimeOrNow>,
+        atime: Option<fuser::TimeOrNow>,
         mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
         fh: Option<FileHandle>,
@@ -324,13 +324,18 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let mtime = mtime.map(|m| match m {
+        let time = |t: fuser::TimeOrNow| match t {
             fuser::TimeOrNow::SpecificTime(t) => chrono::DateTime::<chrono::Utc>::from(t),
             fuser::TimeOrNow::Now => chrono::Utc::now(),
-        });
+        };
+        let times = crate::vfs::times::SetTimes {
+            mtime: mtime.map(time),
+            atime: atime.map(time),
+            chmod: mode.is_some(),
+        };
         match self
             .vfs
-            .setattr(caller(req), ino.0, fh.map(|f| f.0), size, mtime, uid, gid)
+            .setattr(caller(req), ino.0, fh.map(|f| f.0), size, times, uid, gid)
         {
             Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
             Err(e) => reply.error(errno(&e)),
@@ -519,6 +524,9 @@ impl Filesystem for FuseFs {
                 uid: 0,
                 gid: 0,
                 mtime: std::time::SystemTime::UNIX_EPOCH,
+                atime: std::time::SystemTime::UNIX_EPOCH,
+                ctime: std::time::SystemTime::UNIX_EPOCH,
+                blocks: 0,
                 nlink: 2,
             };
             if reply.add(
@@ -542,6 +550,9 @@ impl Filesystem for FuseFs {
                 uid: 0,
                 gid: 0,
                 mtime: std::time::SystemTime::UNIX_EPOCH,
+                atime: std::time::SystemTime::UNIX_EPOCH,
+                ctime: std::time::SystemTime::UNIX_EPOCH,
+                blocks: 0,
                 nlink: 2,
             };
             if reply.add(

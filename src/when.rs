@@ -496,6 +496,23 @@ pub fn from_secs(s: i64) -> Time {
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
+/// The part of a second of `t`, in nanoseconds (0..1e9), stored next to [`to_secs`] where a
+/// time must come back exact (a file's modification and access times: `cp -p`, `rsync -t` and
+/// `make` compare them to the nanosecond).
+pub fn subsec_nanos(t: Time) -> i64 {
+    i64::from(t.timestamp_subsec_nanos()).min(999_999_999)
+}
+
+/// A stored time with its part of a second (see [`subsec_nanos`]): `nanos` outside 0..1e9 (a
+/// catalog edited by hand) or missing (a time stored before nanoseconds were kept) counts as 0.
+pub fn from_secs_nanos(s: i64, nanos: Option<i64>) -> Time {
+    let nanos = nanos
+        .filter(|n| (0..1_000_000_000).contains(n))
+        .unwrap_or(0) as u32;
+    DateTime::from_timestamp(s.clamp(STORED_MIN_SECS, STORED_MAX_SECS), nanos)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
 /// The time as shown to people, in the store's zone: `2027-06-01 12:00 CEST`.
 pub fn show(t: Time) -> String {
     zone().show(t)
@@ -504,6 +521,26 @@ pub fn show(t: Time) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nanoseconds_come_back_exact_and_bad_ones_count_as_zero() {
+        for (secs, nanos) in [
+            (1_577_934_245, 123_456_789),
+            (-1, 500_000_000),
+            (0, 999_999_999),
+        ] {
+            let t = DateTime::from_timestamp(secs, nanos).unwrap();
+            assert_eq!(from_secs_nanos(to_secs(t), Some(subsec_nanos(t))), t);
+        }
+        assert_eq!(from_secs_nanos(5, Some(1_000_000_000)), from_secs(5));
+        assert_eq!(from_secs_nanos(5, Some(-1)), from_secs(5));
+        assert_eq!(from_secs_nanos(5, None), from_secs(5));
+        // clamped like any stored time
+        assert_eq!(
+            from_secs_nanos(i64::MAX, Some(7)),
+            from_secs_nanos(STORED_MAX_SECS, Some(7))
+        );
+    }
 
     fn utc(s: &str) -> Time {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

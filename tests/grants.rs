@@ -416,6 +416,9 @@ fn migration_binds_existing_users_to_their_accounts() {
              DROP TABLE shred_queue;
              DROP INDEX consent_events_evidence;
              ALTER TABLE versions DROP COLUMN thinned_at;
+             ALTER TABLE versions DROP COLUMN mtime_nsec;
+             ALTER TABLE versions DROP COLUMN atime;
+             ALTER TABLE versions DROP COLUMN atime_nsec;
              INSERT INTO users (login) VALUES ('{late}');
              INSERT INTO grants (user_id, purpose_id, prefix, access)
                  SELECT u.id, p.id, '', 'read' FROM users u, purposes p

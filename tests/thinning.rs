@@ -464,6 +464,9 @@ fn a_catalog_from_before_thinning_is_migrated() {
             .execute_batch(
                 "DROP INDEX consent_events_evidence;
                  ALTER TABLE versions DROP COLUMN thinned_at;
+                 ALTER TABLE versions DROP COLUMN mtime_nsec;
+                 ALTER TABLE versions DROP COLUMN atime;
+                 ALTER TABLE versions DROP COLUMN atime_nsec;
                  PRAGMA user_version = 8;",
             )
             .unwrap();

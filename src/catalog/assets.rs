@@ -52,6 +52,9 @@ pub struct VersionRow {
     /// Modification time set by a tool (touch, tar, rsync), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtime: Option<Time>,
+    /// Access time set by a tool (`touch -a`, `rsync --atimes`), if any; reads do not move it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub atime: Option<Time>,
     /// When the version policy thinned this version (see `catalog::versions`); its content
     /// is gone for it (`wrapped_key` is then `None`, even where another version keeps the
     /// object).
@@ -447,31 +450,39 @@ pub fn add(
     Ok(id)
 }
 
-type RawVersion = (
-    i64,
-    i64,
-    i64,
-    String,
-    String,
-    Option<Vec<u8>>,
-    Option<i64>,
-    Option<i64>,
-);
+/// A `versions` row as read, before its values are checked ([`to_version`]).
+struct RawVersion {
+    version: i64,
+    size: i64,
+    created_at: i64,
+    created_by: String,
+    object: String,
+    wrapped_key: Option<Vec<u8>>,
+    mtime: Option<i64>,
+    thinned_at: Option<i64>,
+    mtime_nsec: Option<i64>,
+    atime: Option<i64>,
+    atime_nsec: Option<i64>,
+}
 
 const VERSION_COLS: &str =
-    "v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key, v.mtime, v.thinned_at";
+    "v.version, v.size, v.created_at, v.created_by, v.object_id, o.wrapped_key, \
+     v.mtime, v.thinned_at, v.mtime_nsec, v.atime, v.atime_nsec";
 
 fn version_at(r: &Row, base: usize) -> rusqlite::Result<RawVersion> {
-    Ok((
-        r.get(base)?,
-        r.get(base + 1)?,
-        r.get(base + 2)?,
-        r.get(base + 3)?,
-        r.get(base + 4)?,
-        r.get(base + 5)?,
-        r.get(base + 6)?,
-        r.get(base + 7)?,
-    ))
+    Ok(RawVersion {
+        version: r.get(base)?,
+        size: r.get(base + 1)?,
+        created_at: r.get(base + 2)?,
+        created_by: r.get(base + 3)?,
+        object: r.get(base + 4)?,
+        wrapped_key: r.get(base + 5)?,
+        mtime: r.get(base + 6)?,
+        thinned_at: r.get(base + 7)?,
+        mtime_nsec: r.get(base + 8)?,
+        atime: r.get(base + 9)?,
+        atime_nsec: r.get(base + 10)?,
+    })
 }
 
 fn version_from_row(r: &Row) -> rusqlite::Result<RawVersion> {
@@ -479,18 +490,19 @@ fn version_from_row(r: &Row) -> rusqlite::Result<RawVersion> {
 }
 
 fn to_version(v: RawVersion) -> Result<VersionRow> {
-    let (version, size, created_at, created_by, object, wrapped_key, mtime, thinned_at) = v;
+    let object = v.object;
     Ok(VersionRow {
-        version,
-        size: size as u64,
-        created_at: when::from_secs(created_at),
-        created_by,
-        mtime: mtime.map(when::from_secs),
-        thinned_at: thinned_at.map(when::from_secs),
+        version: v.version,
+        size: v.size as u64,
+        created_at: when::from_secs(v.created_at),
+        created_by: v.created_by,
+        mtime: v.mtime.map(|s| when::from_secs_nanos(s, v.mtime_nsec)),
+        atime: v.atime.map(|s| when::from_secs_nanos(s, v.atime_nsec)),
+        thinned_at: v.thinned_at.map(when::from_secs),
         object: ObjectId::parse(&object)
             .ok_or_else(|| Error::integrity("catalog", format!("bad object id '{object}'")))?,
         // a thinned version's content is gone, also where another version keeps the object
-        wrapped_key: wrapped_key.filter(|_| thinned_at.is_none()),
+        wrapped_key: v.wrapped_key.filter(|_| v.thinned_at.is_none()),
     })
 }
 
@@ -624,7 +636,8 @@ pub fn replace_version(
         return Ok(None);
     }
     tx.prepare_cached(
-        "UPDATE versions SET object_id = ?3, size = ?4, created_at = ?5, mtime = ?6
+        "UPDATE versions SET object_id = ?3, size = ?4, created_at = ?5, mtime = ?6,
+                mtime_nsec = ?7, atime = NULL, atime_nsec = NULL
           WHERE asset_id = ?1 AND version = ?2",
     )?
     .execute(params![
@@ -633,7 +646,8 @@ pub fn replace_version(
         object.hex(),
         size as i64,
         when::to_secs(tx.now()),
-        mtime.map(when::to_secs)
+        mtime.map(when::to_secs),
+        mtime.map(when::subsec_nanos)
     ])?;
     tx.audit(
         "asset.version_updated",
@@ -750,7 +764,8 @@ pub fn fill_placeholder(
         .query_row([&empty], |r| r.get(0))?;
     add_object(tx, obj)?;
     tx.prepare_cached(
-        "UPDATE versions SET object_id = ?2, size = ?3, created_at = ?4, mtime = ?5
+        "UPDATE versions SET object_id = ?2, size = ?3, created_at = ?4, mtime = ?5,
+                mtime_nsec = ?6, atime = NULL, atime_nsec = NULL
           WHERE asset_id = ?1 AND version = 1",
     )?
     .execute(params![
@@ -758,7 +773,8 @@ pub fn fill_placeholder(
         obj.id.hex(),
         obj.size as i64,
         when::to_secs(tx.now()),
-        mtime.map(when::to_secs)
+        mtime.map(when::to_secs),
+        mtime.map(when::subsec_nanos)
     ])?;
     let freed = if shared == 1 {
         tx.prepare_cached("DELETE FROM objects WHERE id = ?1")?
@@ -786,8 +802,9 @@ pub fn add_version_of_object(
         .prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE asset_id = ?1")?
         .query_row([asset], |r| r.get(0))?;
     tx.prepare_cached(
-        "INSERT INTO versions (asset_id, version, object_id, size, created_at, created_by, mtime)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO versions (asset_id, version, object_id, size, created_at, created_by, mtime,
+                               mtime_nsec)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         asset,
@@ -796,7 +813,8 @@ pub fn add_version_of_object(
         size as i64,
         when::to_secs(tx.now()),
         tx.actor(),
-        mtime.map(when::to_secs)
+        mtime.map(when::to_secs),
+        mtime.map(when::subsec_nanos)
     ])?;
     tx.audit(
         "asset.version",
@@ -805,14 +823,48 @@ pub fn add_version_of_object(
     Ok(next)
 }
 
-/// Record the modification time a tool set on the current version (no new version).
-pub fn set_mtime(tx: &Tx, asset: AssetId, mtime: Time) -> Result<()> {
+/// Record the access time a tool set on a file while writing it, with its save (the newest
+/// version, just recorded; the save's audit row covers it).
+pub fn keep_atime(tx: &Tx, asset: AssetId, atime: Time) -> Result<()> {
     tx.prepare_cached(
-        "UPDATE versions SET mtime = ?2 WHERE asset_id = ?1
+        "UPDATE versions SET atime = ?2, atime_nsec = ?3 WHERE asset_id = ?1
            AND version = (SELECT MAX(version) FROM versions WHERE asset_id = ?1)",
     )?
-    .execute(params![asset, when::to_secs(mtime)])?;
-    tx.audit("asset.mtime", serde_json::json!({ "asset": asset }))?;
+    .execute(params![
+        asset,
+        when::to_secs(atime),
+        when::subsec_nanos(atime)
+    ])?;
+    Ok(())
+}
+
+/// Record the modification and/or access time a tool set (utimensat) on the current version
+/// (no new version); a time not given stays as it is.
+pub fn set_times(tx: &Tx, asset: AssetId, mtime: Option<Time>, atime: Option<Time>) -> Result<()> {
+    if mtime.is_none() && atime.is_none() {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "UPDATE versions SET mtime = COALESCE(?2, mtime), mtime_nsec = CASE WHEN ?2 IS NULL
+                THEN mtime_nsec ELSE ?3 END,
+                atime = COALESCE(?4, atime), atime_nsec = CASE WHEN ?4 IS NULL
+                THEN atime_nsec ELSE ?5 END
+          WHERE asset_id = ?1
+           AND version = (SELECT MAX(version) FROM versions WHERE asset_id = ?1)",
+    )?
+    .execute(params![
+        asset,
+        mtime.map(when::to_secs),
+        mtime.map(when::subsec_nanos),
+        atime.map(when::to_secs),
+        atime.map(when::subsec_nanos)
+    ])?;
+    let action = if mtime.is_some() {
+        "asset.mtime"
+    } else {
+        "asset.atime"
+    };
+    tx.audit(action, serde_json::json!({ "asset": asset }))?;
     Ok(())
 }
 

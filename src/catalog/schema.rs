@@ -208,6 +208,15 @@ CREATE TABLE shred_queue (object_id TEXT PRIMARY KEY, queued_at INTEGER NOT NULL
 ALTER TABLE versions ADD COLUMN thinned_at INTEGER;
 CREATE INDEX consent_events_evidence ON consent_events(evidence_object);
 "#,
+    // 10: file times as on a local filesystem: a version's modification time keeps its
+    // nanoseconds (`touch -d 03:04:05.123456789`, `cp -p` and `rsync -t` give it back exact),
+    // and the access time a tool set (`touch -a`, `rsync --atimes`) is kept, seconds plus
+    // nanoseconds like `mtime`. `mtime` stays whole seconds, so readers of it are unchanged.
+    r#"
+ALTER TABLE versions ADD COLUMN mtime_nsec INTEGER CHECK (mtime_nsec BETWEEN 0 AND 999999999);
+ALTER TABLE versions ADD COLUMN atime INTEGER;
+ALTER TABLE versions ADD COLUMN atime_nsec INTEGER CHECK (atime_nsec BETWEEN 0 AND 999999999);
+"#,
 ];
 
 /// The migration after which existing users' uids are filled in from the OS accounts.

@@ -254,6 +254,15 @@ impl Store {
         self.root.join(OBJECTS).join(&hex[..2]).join(&hex[2..])
     }
 
+    /// The 512-byte blocks an object's file takes on disk (one `stat`, no read): a sparse
+    /// object's holes take none. `None` if it cannot be looked at.
+    pub fn object_blocks(&self, id: &ObjectId) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.object_path(id))
+            .ok()
+            .map(|m| m.blocks())
+    }
+
     /// Encrypt everything `src` yields into a new object (fsynced, then renamed into place).
     /// Only for writers the orphan sweep cannot mistake: inside a catalog transaction, or the
     /// daemon's; a command writing outside a transaction announces the object first with

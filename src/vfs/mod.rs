@@ -20,6 +20,7 @@ mod open_file;
 pub mod provenance;
 pub mod queue;
 mod replaced;
+pub mod times;
 mod write;
 
 use crate::crypto::object::{Decryptor, ObjectId, CHUNK_PLAIN};
@@ -33,7 +34,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 pub use inodes::Ino as Inode;
 
@@ -84,6 +85,12 @@ pub struct Attr {
     pub uid: u32,
     pub gid: u32,
     pub mtime: SystemTime,
+    /// Access and status-change times (see [`times`]).
+    pub atime: SystemTime,
+    pub ctime: SystemTime,
+    /// Disk space it takes, in 512-byte blocks (`st_blocks`, what `du` shows): a sparse
+    /// file's holes take none.
+    pub blocks: u64,
     pub nlink: u32,
 }
 
@@ -259,6 +266,8 @@ pub struct Vfs {
     saves: queue::SaveQueue,
     /// Whether the view is known to be current (fail closed otherwise).
     pub live: live::Liveness,
+    /// Status changes and access times of files kept in memory (see [`times`]).
+    times: times::StatusTimes,
 }
 
 const XATTRS: [&str; 4] = [
@@ -272,8 +281,9 @@ fn denied(what: impl Into<String>) -> Error {
     Error::Denied(what.into())
 }
 
+/// A catalog time as `stat` shows it, to the nanosecond (also before 1970).
 fn to_system_time(t: crate::policy::Time) -> SystemTime {
-    UNIX_EPOCH + std::time::Duration::from_secs(t.timestamp().max(0) as u64)
+    SystemTime::from(t)
 }
 
 impl Vfs {
@@ -310,6 +320,7 @@ impl Vfs {
                 queue::SaveQueue::empty(&store)
             }),
             live: live::Liveness::default(),
+            times: Default::default(),
             store,
         }
     }
@@ -459,6 +470,9 @@ impl Vfs {
             uid,
             gid,
             mtime,
+            atime: mtime,
+            ctime: mtime,
+            blocks: 0,
             nlink,
         };
         let perm_for = |access: Option<Access>, rw: u16, ro: u16| match access {
@@ -505,22 +519,53 @@ impl Vfs {
                     .version
                     .as_ref()
                     .ok_or_else(|| Error::not_found("asset has no content"))?;
+                let pending = self.pending_size(l, *p, *a);
+                let queued = self.saves.latest(*a);
+                let size = pending
+                    .or_else(|| queued.as_ref().map(|s| s.size))
+                    .unwrap_or(version.size);
+                let written = self
+                    .files
+                    .pending_mtime(l, *p, |x| x == *a || self.current_asset(x) == *a);
+                let mtime = written.unwrap_or_else(|| {
+                    to_system_time(
+                        queued
+                            .as_ref()
+                            .and_then(|q| q.mtime())
+                            .unwrap_or(version.mtime.unwrap_or(version.created_at)),
+                    )
+                });
+                let current = self.current_asset(*a);
+                let atime = self
+                    .times
+                    .pending_atime(current)
+                    .filter(|_| pending.is_some())
+                    .or_else(|| queued.as_ref().and_then(|q| q.atime()).map(to_system_time))
+                    .or_else(|| version.atime.map(to_system_time))
+                    .unwrap_or(mtime);
+                let ctime =
+                    self.file_ctime(&[*a, current], to_system_time(version.created_at), written);
+                // disk use: what the object holds (one stat of its file, which a sparse
+                // object's holes do not fill), or what the pending one holds
+                let object = queued
+                    .as_ref()
+                    .and_then(|q| crate::crypto::object::ObjectId::parse(&q.object))
+                    .unwrap_or(version.object);
+                let blocks = match pending {
+                    Some(n) => self.pending_blocks(l, *a, n),
+                    None => self.object_blocks(&object).unwrap_or(0),
+                };
                 Attr {
                     ino,
                     kind: Kind::File,
-                    size: self
-                        .pending_size(l, *p, *a)
-                        .or_else(|| self.saves.latest(*a).map(|s| s.size))
-                        .unwrap_or(version.size),
+                    size,
                     perm: perm_for(view.access(l, *p, &info.collection), 0o600, 0o400),
                     uid,
                     gid,
-                    mtime: self
-                        .files
-                        .pending_mtime(l, *p, |x| x == *a || self.current_asset(x) == *a)
-                        .unwrap_or_else(|| {
-                            to_system_time(version.mtime.unwrap_or(version.created_at))
-                        }),
+                    mtime,
+                    atime,
+                    ctime,
+                    blocks,
                     nlink: 1,
                 }
             }

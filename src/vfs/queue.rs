@@ -49,6 +49,12 @@ pub struct QueuedSave {
     pub fresh: bool,
     /// Modification time the writer set (seconds since the epoch), if any.
     pub mtime: Option<i64>,
+    /// Its part of a second, in nanoseconds (absent in saves queued by an older daemon).
+    #[serde(default)]
+    pub mtime_nsec: Option<i64>,
+    /// Access time the writer set (seconds, nanoseconds), if any.
+    #[serde(default)]
+    pub atime: Option<(i64, i64)>,
     /// Photos the writing processes read shortly before (the provenance of a draft).
     pub read: Vec<AssetId>,
     pub object: String,
@@ -74,7 +80,13 @@ impl QueuedSave {
     }
 
     pub fn mtime(&self) -> Option<crate::policy::Time> {
-        self.mtime.map(crate::when::from_secs)
+        self.mtime
+            .map(|s| crate::when::from_secs_nanos(s, self.mtime_nsec))
+    }
+
+    pub fn atime(&self) -> Option<crate::policy::Time> {
+        self.atime
+            .map(|(s, n)| crate::when::from_secs_nanos(s, Some(n)))
     }
 }
 
@@ -257,6 +269,8 @@ mod tests {
             purpose: 1,
             fresh: false,
             mtime: Some(1_700_000_000),
+            mtime_nsec: Some(123_456_789),
+            atime: Some((1_600_000_000, 5)),
             read: vec![3, 4],
             object: ObjectId::random().hex(),
             wrapped_key: hex::encode([7u8; 72]),

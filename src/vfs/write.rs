@@ -62,6 +62,8 @@ pub(super) struct Pending {
     pub dirty: bool,
     /// A modification time set while writing (utimensat on an open file).
     pub mtime: Option<Time>,
+    /// An access time set while writing (`cp -p`'s futimens), recorded with the save.
+    pub atime: Option<Time>,
 }
 
 impl Pending {
@@ -70,6 +72,7 @@ impl Pending {
             writer: store.writer()?,
             dirty: false,
             mtime: None,
+            atime: None,
         })
     }
 }
@@ -79,7 +82,7 @@ pub(super) fn errno(code: i32, what: &str) -> Error {
 }
 
 /// Where a new entry goes: (login, purpose, folder path).
-fn folder_of(node: &Node) -> Result<(Arc<str>, PurposeId, String)> {
+pub(super) fn folder_of(node: &Node) -> Result<(Arc<str>, PurposeId, String)> {
     match node {
         Node::Purpose(l, p) => Ok((l.clone(), *p, String::new())),
         Node::Dir(l, p, path) => Ok((l.clone(), *p, path.to_string())),
@@ -704,7 +707,7 @@ impl Vfs {
             }
             return Ok(());
         }
-        let mtime = p.mtime;
+        let (mtime, atime) = (p.mtime, p.atime);
         let obj = p.writer.commit(&self.store);
         h.file.set_pending_size(None);
         self.charge(&h.file, 0);
@@ -742,6 +745,8 @@ impl Vfs {
             purpose: h.purpose,
             fresh,
             mtime: mtime.map(crate::when::to_secs),
+            mtime_nsec: mtime.map(crate::when::subsec_nanos),
+            atime: atime.map(|t| (crate::when::to_secs(t), crate::when::subsec_nanos(t))),
             read,
             object: obj.id.hex(),
             wrapped_key: hex::encode(&obj.wrapped_key),
@@ -765,6 +770,7 @@ impl Vfs {
         let outcome = match recorded {
             Ok((version, freed)) => {
                 self.saved(&save, version, freed);
+                self.times.committed(target);
                 let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
                 if recent.len() >= RECENT_MAX {
                     // bounded: what is older than one save only serves files still open, and
@@ -786,6 +792,7 @@ impl Vfs {
             }
             Err(e) if is_busy(&e) => match self.saves.push(save) {
                 Ok(()) => {
+                    self.times.committed(target);
                     log::warn!(
                         "asset {target}: the catalog is busy (another command holds it); the save ({} bytes) is queued and will be recorded as soon as the catalog is free",
                         obj.size
@@ -839,9 +846,23 @@ impl Vfs {
         );
     }
 
-    /// Record one save as a version, checking it against the catalog as it is now. Returns the
-    /// version and the empty placeholder object it freed, if any.
+    /// Record one save as a version, checking it against the catalog as it is now, with the
+    /// access time set while it was written. Returns the version and the empty placeholder
+    /// object it freed, if any.
     fn record_save(
+        &self,
+        tx: &crate::catalog::Tx,
+        save: &QueuedSave,
+        obj: &crate::store::NewObject,
+    ) -> Result<(i64, Option<crate::crypto::object::ObjectId>)> {
+        let recorded = self.record_save_version(tx, save, obj)?;
+        if let Some(atime) = save.atime() {
+            assets::keep_atime(tx, save.asset, atime)?;
+        }
+        Ok(recorded)
+    }
+
+    fn record_save_version(
         &self,
         tx: &crate::catalog::Tx,
         save: &QueuedSave,
@@ -912,8 +933,9 @@ impl Vfs {
         })
     }
 
-    /// Change size, times, mode or owner. Only the size and the modification time are kept
-    /// (modes follow the grants; the owner is always the viewing user).
+    /// Change size, times, mode or owner. The size and the modification and access times are
+    /// kept; chmod succeeds (modes follow the grants; the owner is always the viewing user) and,
+    /// as any of these changes, moves the file's ctime (see [`super::times`]).
     #[allow(clippy::too_many_arguments)]
     pub fn setattr(
         &self,
@@ -921,10 +943,15 @@ impl Vfs {
         ino: u64,
         fh: Option<u64>,
         size: Option<u64>,
-        mtime: Option<Time>,
+        times: super::times::SetTimes,
         uid: Option<u32>,
         gid: Option<u32>,
     ) -> Result<Attr> {
+        let super::times::SetTimes {
+            mtime,
+            atime,
+            chmod,
+        } = times;
         let current = self.getattr(caller, ino)?;
         if uid.is_some_and(|u| u != current.uid) || gid.is_some_and(|g| g != current.gid) {
             return Err(errno(libc::EPERM, "files belong to the viewing user"));
@@ -934,7 +961,17 @@ impl Vfs {
             return Ok(current);
         };
         let asset = self.current_asset(*asset);
-        if size.is_none() && mtime.is_none() {
+        if size.is_none() && mtime.is_none() && atime.is_none() {
+            // chmod: nothing to keep, but its status changed, where the user may change the
+            // file (for one who may only read it, it changes nothing)
+            if chmod
+                && self
+                    .check_write(&self.view(), login, *purpose, asset)
+                    .is_ok()
+            {
+                self.times.changed(asset);
+                return self.getattr(caller, ino);
+            }
             return Ok(current);
         }
         self.check_write(&self.view(), login, *purpose, asset)?;
@@ -968,7 +1005,10 @@ impl Vfs {
                     result?;
                 }
             }
-        } else if let Some(m) = mtime {
+        }
+        // the times not already given to the truncation
+        let mtime = mtime.filter(|_| size.is_none());
+        if mtime.is_some() || atime.is_some() {
             // futimens(2) and utimensat(2) arrive without the handle; tar, cp -p and rsync set
             // the time of a file they are still writing. The time then belongs to the version
             // being written, or the commit at close would replace it with the time of the close.
@@ -980,15 +1020,22 @@ impl Vfs {
             for f in files {
                 let mut st = f.state.write().unwrap_or_else(|p| p.into_inner());
                 if let Some(p) = st.writer.as_mut().filter(|p| p.dirty) {
-                    p.mtime = Some(m);
-                    f.set_pending_mtime(m.into());
+                    if let Some(m) = mtime {
+                        p.mtime = Some(m);
+                        f.set_pending_mtime(m.into());
+                    }
+                    if let Some(a) = atime {
+                        p.atime = Some(a);
+                        self.times.set_pending_atime(asset, a.into());
+                    }
                     pending = true;
                 }
             }
             if !pending {
-                self.change(login, |tx| assets::set_mtime(tx, asset, m))?;
+                self.change(login, |tx| assets::set_times(tx, asset, mtime, atime))?;
             }
         }
+        self.times.changed(asset);
         let mut attr = self.getattr(caller, ino)?;
         if let Some(size) = fh.and_then(|f| self.handle_size(f)) {
             attr.size = size;
@@ -1090,7 +1137,13 @@ impl Vfs {
         new_name: &str,
         noreplace: bool,
     ) -> Result<()> {
+        let moved = self.file_named(parent, name);
         self.rename_entry(caller, parent, name, new_parent, new_name, noreplace)?;
+        if let Some(a) = moved {
+            // the file's ctime moves too (a draft saved over a file: that file's)
+            self.times.changed(a);
+            self.times.changed(self.current_asset(a));
+        }
         self.touch_dir_ino(parent);
         if new_parent != parent {
             self.touch_dir_ino(new_parent);
@@ -1180,6 +1233,10 @@ impl Vfs {
                         current.size,
                         current.mtime,
                     )?;
+                    if let Some(atime) = current.atime {
+                        // `rsync --atimes` sets the times of its temp file, then renames it
+                        assets::keep_atime(tx, target, atime)?;
+                    }
                     let onto = assets::get(tx, target)?
                         .ok_or_else(|| Error::not_found("the file is gone"))?;
                     if onto.status == Status::Draft {
