@@ -185,3 +185,70 @@ fn a_long_name_in_chinese_exports() {
         b"calligraphy"
     );
 }
+
+/// Importing a folder of an old Latin-1 archive keeps its names byte-exact, as a copy into the
+/// mount does (it was refused: "file name ... is not valid UTF-8; rename it"), and an export
+/// gives the same bytes back.
+#[test]
+fn import_keeps_names_that_are_not_utf8_and_export_gives_them_back() {
+    let t = small_store("root");
+    let src = t.path("archive");
+    std::fs::create_dir_all(src.join(OsStr::from_bytes(b"\xe9t\xe9"))).unwrap();
+    std::fs::write(src.join(OsStr::from_bytes(b"caf\xe9.jpg")), b"latin one").unwrap();
+    std::fs::write(
+        src.join(OsStr::from_bytes(b"\xe9t\xe9/r\xe9sum\xe9.jpg")),
+        b"latin two",
+    )
+    .unwrap();
+    let r = t.ok(&[
+        "--json",
+        "import",
+        "--collection",
+        "old",
+        src.to_str().unwrap(),
+    ]);
+    let ids: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.stdout))
+        .iter()
+        .map(|o| o["asset"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{}", r.stdout);
+    for id in &ids {
+        t.ok(&["mark", id, "--no-persons"]);
+    }
+    // listed for people with the bytes escaped
+    let ls = t.ok(&["ls", "--user", "root", "--purpose", "website"]);
+    assert!(ls.stdout.contains("old/caf\\xe9.jpg"), "{}", ls.stdout);
+    assert!(
+        ls.stdout.contains("old/\\xe9t\\xe9/r\\xe9sum\\xe9.jpg"),
+        "{}",
+        ls.stdout
+    );
+    let dest = t.path("out");
+    t.ok(&[
+        "export",
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        "--collection",
+        "old",
+        dest.to_str().unwrap(),
+    ]);
+    let got: Vec<(Vec<u8>, Vec<u8>)> = files_below(&dest)
+        .into_iter()
+        .filter(|(p, _)| p != b"manifest.json")
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (b"old/caf\xe9.jpg".to_vec(), b"latin one".to_vec()),
+            (
+                b"old/\xe9t\xe9/r\xe9sum\xe9.jpg".to_vec(),
+                b"latin two".to_vec()
+            ),
+        ]
+    );
+}
