@@ -51,6 +51,6 @@ for t in "${tools[@]}"; do
 done
 sleep 1
 echo "== consentfs store after the runs =="
-echo "after run 1: $c_bytes1 bytes on disk in $c_objs1 objects (2 files of $size written and kept as drafts)"
-echo "after run 2 (run 1's files deleted): $(store_bytes) bytes in $(store_objects) objects"
+echo "after run 1: $c_bytes1 bytes on disk in $c_objs1 objects (2 drafts of $size; each a version at the layout's close and one at the run's)"
+echo "after run 2 (run 1's drafts deleted: in the trash with their versions until purged): $(store_bytes) bytes in $(store_objects) objects"
 grep -iE ' (error|warn)|panic' "$c/log" | tail -5 || true
