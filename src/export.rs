@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// The manifest's file name in the destination's top folder (reserved there).
@@ -282,9 +283,9 @@ fn open_regular(dir: &Dir, rel: &str) -> std::result::Result<std::fs::File, Open
     let sub = if folder.is_empty() {
         dir.try_clone().map_err(OpenError::Io)?
     } else {
-        dir.open_dir(folder).map_err(OpenError::Io)?
+        dir.open_dir(disk(folder)).map_err(OpenError::Io)?
     };
-    files::open_regular_at(&sub, std::ffi::OsStr::new(name))
+    files::open_regular_at(&sub, disk(name).as_os_str())
 }
 
 /// The components of a path below the destination, each a usable file name; `None` for a
@@ -316,7 +317,8 @@ fn walk(
         .map_err(|e| Error::io(format!("cannot list {}", show_rel(prefix)), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(format!("cannot list {}", show_rel(prefix)), e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        // read back as the catalog keeps names, so a name that is not UTF-8 matches its asset
+        let name = crate::names::from_bytes(entry.file_name().as_bytes());
         let rel = if prefix.is_empty() {
             name.clone()
         } else {
@@ -386,15 +388,23 @@ impl<W: Write> Write for Hashing<W> {
 
 fn tmp_name(final_name: &str) -> String {
     let r: [u8; 8] = crate::crypto::random_bytes();
-    // keep the real name at the end: exiftool recognises the format by its extension
-    let keep: String = final_name
-        .chars()
-        .rev()
-        .take(100)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    // keep the real name's end: exiftool recognises the format by its extension. At most 100
+    // bytes of it (as on disk), so the temporary name stays under the 255-byte limit whatever
+    // the script: 100 characters of a name in Chinese would be 300 bytes.
+    let mut keep = Vec::new();
+    let mut bytes = 0;
+    for c in final_name.chars().rev() {
+        bytes += if crate::names::is_escape(c) {
+            1
+        } else {
+            c.len_utf8()
+        };
+        if bytes > 100 {
+            break;
+        }
+        keep.push(c);
+    }
+    let keep: String = keep.into_iter().rev().collect();
     format!("{TMP_PREFIX}{}-{keep}", hex::encode(r))
 }
 
@@ -402,7 +412,7 @@ fn tmp_name(final_name: &str) -> String {
 /// it is renamed into place).
 fn create_tmp(dir: &Dir, tmp: &str, shown: &str) -> Result<cap_std::fs::File> {
     dir.open_with(
-        tmp,
+        disk(tmp),
         OpenOptions::new().write(true).create_new(true).mode(0o600),
     )
     .map_err(|e| Error::io(format!("cannot create {shown}"), e))
@@ -420,13 +430,22 @@ pub fn write_atomic(dir: &Dir, rel: &str, bytes: &[u8], modes: Modes) -> Result<
         f.write_all(bytes)
             .and_then(|_| f.sync_all())
             .map_err(|e| Error::io(format!("cannot write {rel}"), e))?;
-        sub.rename(&tmp, &sub, name)
+        sub.rename(disk(&tmp), &sub, disk(name))
             .map_err(|e| Error::io(format!("cannot rename into {rel}"), e))
     })();
     if result.is_err() {
-        let _ = sub.remove_file(&tmp);
+        let _ = sub.remove_file(disk(&tmp));
     }
     result
+}
+
+/// A path below the destination, as kept in the catalog and the manifest (text), turned into
+/// the bytes it has on disk: names that were not UTF-8 are kept escaped in the text (see
+/// `crate::names`), and the exported file must get its original name back, as `ls` in the
+/// mount shows it, not the private-use characters that stand for its bytes. Every path the
+/// export hands to the file system goes through here; [`walk`] does the reverse.
+fn disk(rel: &str) -> PathBuf {
+    PathBuf::from(std::ffi::OsString::from_vec(crate::names::to_bytes(rel)))
 }
 
 fn split(rel: &str) -> (&str, &str) {
@@ -450,14 +469,14 @@ fn open_folder(dir: &Dir, folder: &str, create: Option<Modes>) -> Result<Dir> {
         done += part.len() + 1;
         let shown = &folder[..(done - 1).min(folder.len())];
         if create.is_some() {
-            match cur.create_dir(part) {
+            match cur.create_dir(disk(part)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::io(format!("cannot create folder {shown}"), e)),
             }
         }
         let next = cur
-            .open_dir(part)
+            .open_dir(disk(part))
             .map_err(|e| Error::io(format!("cannot open folder {shown}"), e))?;
         if let Some(m) = create {
             files::set_mode(&next, m.dir, shown)?;
@@ -675,7 +694,7 @@ pub fn verify(key: &Key, dest: &Path) -> Result<Verification> {
             if safe_components(&f.path).is_none() {
                 return Ok(Some(format!("{}: not a path inside the export", f.path)));
             }
-            match dir.symlink_metadata(&f.path) {
+            match dir.symlink_metadata(disk(&f.path)) {
                 Ok(md) if md.is_file() => {}
                 Ok(_) => return Ok(Some(format!("{}: not a regular file", f.path))),
                 Err(_) => return Ok(Some(format!("{}: missing", f.path))),
@@ -940,7 +959,7 @@ pub fn run(
     if fresh {
         if let Some(dir) = &existing {
             for p in present.keys() {
-                dir.remove_file(p)
+                dir.remove_file(disk(p))
                     .map_err(|e| Error::io(format!("cannot remove {p}"), e))?;
             }
         }
@@ -956,7 +975,7 @@ pub fn run(
         files::set_mode(dir, modes.dir, &opts.dest.display().to_string())?;
         // folders an earlier run made (or someone loosened) get the mode back
         for f in &folders {
-            if let Ok(sub) = dir.open_dir(f) {
+            if let Ok(sub) = dir.open_dir(disk(f)) {
                 files::set_mode(&sub, modes.dir, f)?;
             }
         }
@@ -1072,7 +1091,7 @@ pub fn run(
             if path == MANIFEST || want_paths.contains(path.as_str()) {
                 continue;
             }
-            dir.remove_file(path)
+            dir.remove_file(disk(path))
                 .map_err(|e| Error::io(format!("cannot remove {path}"), e))?;
             let asset = old_entries.get(path.as_str()).map(|f| f.asset);
             summary.removed.push(Removed {
@@ -1170,7 +1189,7 @@ pub fn run(
             if still.get(e.path.as_str()) == Some(&(e.asset, e.version)) {
                 kept.push(e);
             } else {
-                dir.remove_file(&e.path)
+                dir.remove_file(disk(&e.path))
                     .map_err(|err| Error::io(format!("cannot remove {}", e.path), err))?;
                 summary.added.retain(|p| *p != e.path);
                 summary.replaced.retain(|p| *p != e.path);
@@ -1314,7 +1333,7 @@ fn undo_sync(
         .map(String::as_str)
         .collect();
     for p in &written {
-        match dir.remove_file(p) {
+        match dir.remove_file(disk(p)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(format!("cannot remove {p}"), e)),
@@ -1521,7 +1540,7 @@ fn write_one(
             let n = obj.read_at(&mut head, 0).unwrap_or(0);
             if strippable(&head[..n]) {
                 drop(file);
-                let tmp_path = abs.join(folder).join(&tmp);
+                let tmp_path = abs.join(disk(folder)).join(disk(&tmp));
                 let ok = tool
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -1533,7 +1552,7 @@ fn write_one(
                     log::warn!("export: exiftool could not strip asset {}", w.asset.id);
                     result.kept = true;
                 }
-                let f = files::open_regular_at(&sub, std::ffi::OsStr::new(&tmp))
+                let f = files::open_regular_at(&sub, disk(&tmp).as_os_str())
                     .map_err(|e| e.into_error(&w.path))?;
                 // exiftool wrote a new file under the umask: give it the export's mode again
                 files::set_mode(&f, modes.file, &w.path)?;
@@ -1547,12 +1566,12 @@ fn write_one(
             file.sync_all()
                 .map_err(|e| Error::io(format!("cannot write {}", w.path), e))?;
         }
-        sub.rename(&tmp, &sub, name)
+        sub.rename(disk(&tmp), &sub, disk(name))
             .map_err(|e| Error::io(format!("cannot rename into {}", w.path), e))?;
         Ok(result)
     })();
     if result.is_err() {
-        let _ = sub.remove_file(&tmp);
+        let _ = sub.remove_file(disk(&tmp));
     }
     result
 }
@@ -1573,7 +1592,7 @@ fn remove_empty_folders(dir: &Dir, folders: &[String], entries: &[FileEntry]) {
     for f in all {
         if !needed.contains(f.as_str()) {
             // fails (and stays) when not empty: fine
-            let _ = dir.remove_dir(f);
+            let _ = dir.remove_dir(disk(f));
         }
     }
 }

@@ -53,13 +53,13 @@ struct Outcome {
     duplicate_of: Option<String>,
 }
 
-fn utf8_name<'a>(name: &'a std::ffi::OsStr, full: &Path) -> Result<&'a str> {
-    name.to_str().ok_or_else(|| {
-        Error::invalid(format!(
-            "file name of {} is not valid UTF-8; rename it (nothing was imported)",
-            full.to_string_lossy()
-        ))
-    })
+/// A file or folder name as the catalog keeps it: names that are not UTF-8 (an archive
+/// written under a Latin-1 locale) are kept byte-exact, escaped as the mount does (see
+/// `crate::names`), so the import of an old archive and a copy of it into the mount give the
+/// same assets, and both export under the original bytes.
+fn catalog_name(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    crate::names::from_bytes(name.as_bytes())
 }
 
 /// Open a planned file again for reading: every folder on the way and the file itself opened
@@ -157,18 +157,12 @@ fn plan_dir(
         } else if kind == libc::S_IFDIR {
             let child = files::open_dir_at(dir, &name).map_err(|e| e.refusing_import(&full))?;
             let mut sub = sub.to_vec();
-            sub.push(utf8_name(&name, &full)?.to_string());
+            sub.push(catalog_name(&name));
             plan_dir(&child, root, parts, &sub, base, out)?;
         } else {
             // a regular file; anything else is refused with what it is
             let collection = join_path(base, &normalize_collection(&sub.join("/"))?);
-            plan_file(
-                dir,
-                (root, parts),
-                &collection,
-                utf8_name(&name, &full)?,
-                out,
-            )?;
+            plan_file(dir, (root, parts), &collection, &catalog_name(&name), out)?;
         }
         parts.pop();
     }
@@ -199,7 +193,7 @@ fn plan(paths: &[PathBuf], base: &str) -> Result<Walk> {
                 &parent,
                 (&root, &parts),
                 base,
-                utf8_name(&name, p)?,
+                &catalog_name(&name),
                 &mut out,
             )?;
         }
