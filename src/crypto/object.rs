@@ -83,9 +83,14 @@ pub fn header_of(id: &ObjectId, version: u16) -> [u8; HEADER_LEN as usize] {
     h
 }
 
-/// Associated data of chunk `index` of the object with this header.
-pub fn chunk_aad_of(header: &[u8; HEADER_LEN as usize], index: u64, last: bool) -> Vec<u8> {
-    chunk_aad(header, index, last).to_vec()
+/// Associated data of chunk `index` of the object with this header (on the stack: it is built
+/// for every chunk sealed or opened).
+pub fn chunk_aad_of(
+    header: &[u8; HEADER_LEN as usize],
+    index: u64,
+    last: bool,
+) -> [u8; HEADER_LEN as usize + 9] {
+    chunk_aad(header, index, last)
 }
 
 fn chunk_aad(

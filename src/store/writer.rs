@@ -124,7 +124,11 @@ thread_local! {
         std::cell::RefCell::new(Vec::with_capacity(CHUNK_CIPHER as usize));
 }
 
-fn aad(header: &[u8; HEADER_LEN as usize], index: u64, last: bool) -> Vec<u8> {
+fn aad(
+    header: &[u8; HEADER_LEN as usize],
+    index: u64,
+    last: bool,
+) -> [u8; HEADER_LEN as usize + 9] {
     crate::crypto::object::chunk_aad_of(header, index, last)
 }
 
