@@ -181,7 +181,7 @@ impl Keyring {
                     t: ARGON2_T,
                     p: ARGON2_P,
                     salt: hex::encode(salt),
-                    wrapped: hex::encode(wrap_key(&kek, &slot_aad("passphrase"), master)),
+                    wrapped: hex::encode(wrap_key(&kek, &slot_aad("passphrase"), master)?),
                     check: None,
                 }
                 .with_checksum(),
@@ -190,7 +190,7 @@ impl Keyring {
         if let Some(secret) = key_file_secret {
             slots.push(
                 Slot::KeyFile {
-                    wrapped: hex::encode(wrap_key(secret, &slot_aad("key_file"), master)),
+                    wrapped: hex::encode(wrap_key(secret, &slot_aad("key_file"), master)?),
                     check: None,
                 }
                 .with_checksum(),
@@ -454,7 +454,7 @@ mod tests {
         // as an older consentfs wrote it
         let old = format!(
             r#"{{"format":"consentfs-keyring","version":1,"slots":[{{"kind":"key_file","wrapped":"{}"}}]}}"#,
-            hex::encode(wrap_key(&secret, &slot_aad("key_file"), &master))
+            hex::encode(wrap_key(&secret, &slot_aad("key_file"), &master).unwrap())
         );
         let mut ring: Keyring = serde_json::from_str(&old).unwrap();
         assert_eq!(

@@ -1,14 +1,14 @@
 //! Keys, key wrapping and the chunked object format (contrib/FORMAT.md).
 //!
-//! All primitives come from RustCrypto crates (XChaCha20-Poly1305, HKDF-SHA256, HMAC-SHA256,
-//! Argon2id); this module only composes them. Secret keys live in [`Key`], which zeroizes its
+//! Primitives come from libraries, this module only composes them: XChaCha20-Poly1305 from
+//! OpenSSL's ChaCha20-Poly1305 with RustCrypto's HChaCha20 ([`aead`]), HKDF-SHA256,
+//! HMAC-SHA256 and Argon2id from RustCrypto. Secret keys live in [`Key`], which zeroizes its
 //! bytes on drop.
 
+pub mod aead;
 pub mod keyring;
 pub mod object;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -59,10 +59,6 @@ impl Key {
         Key(k)
     }
 
-    pub fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(self.bytes().into())
-    }
-
     /// HMAC-SHA256 of `data` under this key.
     pub fn mac(&self, data: &[u8]) -> [u8; 32] {
         let mut m = self.mac_state();
@@ -83,22 +79,20 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// Encrypt and authenticate `plaintext` with a fresh random nonce: `nonce || ciphertext+tag`.
-pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+/// Fails only if OpenSSL cannot set up its cipher context (out of memory).
+pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> crate::error::Result<Vec<u8>> {
     let nonce = random_bytes::<NONCE_LEN>();
-    let ct = key
-        .cipher()
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
-    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ct);
-    out
+    out.extend_from_slice(plaintext);
+    let tag = aead::seal_in_place(key, &nonce, aad, &mut out[NONCE_LEN..]).map_err(|_| {
+        crate::error::Error::io(
+            "cannot encrypt",
+            std::io::Error::other("the cipher (OpenSSL) failed to initialise"),
+        )
+    })?;
+    out.extend_from_slice(&tag);
+    Ok(out)
 }
 
 /// Reverse of [`seal`]; `None` when the data or the associated data were tampered with, or the
@@ -107,15 +101,22 @@ pub fn open(key: &Key, aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> 
     if sealed.len() < NONCE_LEN + TAG_LEN {
         return None;
     }
-    let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    key.cipher()
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
-        .ok()
-        .map(Zeroizing::new)
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let mut plain = Zeroizing::new(ct.to_vec());
+    aead::open_in_place(
+        key,
+        nonce.try_into().ok()?,
+        aad,
+        &mut plain,
+        tag.try_into().ok()?,
+    )
+    .ok()?;
+    Some(plain)
 }
 
 /// Wrap a key under a key-encryption key, binding it to `aad` (e.g. the object id).
-pub fn wrap_key(kek: &Key, aad: &[u8], key: &Key) -> Vec<u8> {
+pub fn wrap_key(kek: &Key, aad: &[u8], key: &Key) -> crate::error::Result<Vec<u8>> {
     seal(kek, aad, key.bytes())
 }
 
@@ -141,7 +142,7 @@ mod tests {
     #[test]
     fn sealed_data_opens_only_with_same_key_and_aad() {
         let k = Key::random();
-        let s = seal(&k, b"aad", b"secret photo");
+        let s = seal(&k, b"aad", b"secret photo").unwrap();
         assert_eq!(&open(&k, b"aad", &s).unwrap()[..], b"secret photo");
         assert!(open(&k, b"other", &s).is_none());
         assert!(open(&Key::random(), b"aad", &s).is_none());

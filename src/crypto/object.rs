@@ -24,10 +24,9 @@
 //! was (the map says absent: the slot must read as zeros) are both detected, and the map binds
 //! the plaintext length, so a holey object cannot be cut or extended either.
 
+use super::aead::{open_in_place, seal_in_place};
 use super::{Key, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::io::Write;
 use zeroize::Zeroizing;
 
@@ -84,9 +83,14 @@ pub fn header_of(id: &ObjectId, version: u16) -> [u8; HEADER_LEN as usize] {
     h
 }
 
-/// Associated data of chunk `index` of the object with this header.
-pub fn chunk_aad_of(header: &[u8; HEADER_LEN as usize], index: u64, last: bool) -> Vec<u8> {
-    chunk_aad(header, index, last).to_vec()
+/// Associated data of chunk `index` of the object with this header (on the stack: it is built
+/// for every chunk sealed or opened).
+pub fn chunk_aad_of(
+    header: &[u8; HEADER_LEN as usize],
+    index: u64,
+    last: bool,
+) -> [u8; HEADER_LEN as usize + 9] {
+    chunk_aad(header, index, last)
 }
 
 fn chunk_aad(
@@ -148,13 +152,13 @@ pub fn seal_map(id: &ObjectId, key: &Key, plain_len: u64, runs: &[(u64, u64)]) -
         out.extend_from_slice(&first.to_be_bytes());
         out.extend_from_slice(&count.to_be_bytes());
     }
-    let tag = XChaCha20Poly1305::new(key.bytes().into())
-        .encrypt_in_place_detached(
-            XNonce::from_slice(&nonce),
-            &map_aad(&header_of(id, FORMAT_SPARSE)),
-            &mut out[NONCE_LEN..],
-        )
-        .map_err(|_| Error::invalid("chunk map encryption failed"))?;
+    let tag = seal_in_place(
+        key,
+        &nonce,
+        &map_aad(&header_of(id, FORMAT_SPARSE)),
+        &mut out[NONCE_LEN..],
+    )
+    .map_err(|_| Error::invalid("chunk map encryption failed"))?;
     out.extend_from_slice(&tag);
     Ok(out)
 }
@@ -175,7 +179,7 @@ fn be_u64(b: &[u8]) -> u64 {
 /// Streams plaintext into an encrypted object. Call [`Encryptor::finish`]: an object without its
 /// final chunk is unreadable by design.
 pub struct Encryptor<W: Write> {
-    cipher: XChaCha20Poly1305,
+    key: Key,
     header: [u8; HEADER_LEN as usize],
     out: W,
     buf: Zeroizing<Vec<u8>>,
@@ -188,7 +192,7 @@ impl<W: Write> Encryptor<W> {
         let header = header(id);
         out.write_all(&header)?;
         Ok(Encryptor {
-            cipher: XChaCha20Poly1305::new(key.bytes().into()),
+            key: key.clone(),
             header,
             out,
             buf: {
@@ -223,9 +227,7 @@ impl<W: Write> Encryptor<W> {
         let aad = chunk_aad(&self.header, self.index, last);
         // buf holds the plaintext after NONCE_LEN reserved bytes, so the sealed chunk goes out in
         // one write (tmpfs and FUSE are markedly faster with chunk-sized writes than with 1 MiB).
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut self.buf[NONCE_LEN..])
+        let tag = seal_in_place(&self.key, &nonce, &aad, &mut self.buf[NONCE_LEN..])
             .map_err(|_| std::io::Error::other("chunk encryption failed"))?;
         self.buf[..NONCE_LEN].copy_from_slice(&nonce);
         self.buf.extend_from_slice(&tag);
@@ -366,7 +368,7 @@ impl ReadAt for Vec<u8> {
 
 /// Random-access decryption of one object: reading a range decrypts only the chunks it touches.
 pub struct Decryptor<R: ReadAt> {
-    cipher: XChaCha20Poly1305,
+    key: Key,
     header: [u8; HEADER_LEN as usize],
     src: R,
     plain_len: u64,
@@ -420,12 +422,9 @@ impl<R: ReadAt> Decryptor<R> {
                 "object header does not match (wrong or replaced object)",
             ));
         }
-        let cipher = XChaCha20Poly1305::new(key.bytes().into());
         let chunks = chunk_count(plain_len);
         let runs = if version == FORMAT_SPARSE {
-            Some(Self::open_map(
-                &cipher, &header, &src, size, plain_len, &label,
-            )?)
+            Some(Self::open_map(key, &header, &src, size, plain_len, &label)?)
         } else {
             if size != encrypted_len(plain_len) {
                 return Err(Error::integrity(
@@ -439,7 +438,7 @@ impl<R: ReadAt> Decryptor<R> {
             None
         };
         Ok(Decryptor {
-            cipher,
+            key: key.clone(),
             header,
             src,
             plain_len,
@@ -451,7 +450,7 @@ impl<R: ReadAt> Decryptor<R> {
 
     /// Read, authenticate and check the chunk map of a sparse object of `size` bytes on disk.
     fn open_map(
-        cipher: &XChaCha20Poly1305,
+        key: &Key,
         header: &[u8; HEADER_LEN as usize],
         src: &R,
         size: u64,
@@ -476,18 +475,18 @@ impl<R: ReadAt> Decryptor<R> {
         let mut raw = Zeroizing::new(vec![0u8; len as usize]);
         src.read_exact_at(&mut raw, at)
             .map_err(|e| Error::io(format!("cannot read {label}"), e))?;
-        let nonce = *XNonce::from_slice(&raw[..NONCE_LEN]);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&raw[..NONCE_LEN]);
         let body_end = raw.len() - TAG_LEN;
-        let tag = chacha20poly1305::Tag::clone_from_slice(&raw[body_end..]);
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&raw[body_end..]);
         let body = &mut raw[NONCE_LEN..body_end];
-        cipher
-            .decrypt_in_place_detached(&nonce, &map_aad(header), body, &tag)
-            .map_err(|_| {
-                Error::integrity(
-                    label,
-                    "its chunk map failed authentication (truncated, extended or tampered)",
-                )
-            })?;
+        open_in_place(key, &nonce, &map_aad(header), body, &tag).map_err(|_| {
+            Error::integrity(
+                label,
+                "its chunk map failed authentication (truncated, extended or tampered)",
+            )
+        })?;
         if be_u64(&body[..8]) != plain_len {
             return Err(Error::integrity(
                 label,
@@ -602,13 +601,8 @@ impl<R: ReadAt> Decryptor<R> {
             .read_chunk_at(&mut nonce, out, &mut tag, HEADER_LEN + index * CHUNK_CIPHER)
             .map_err(|e| Error::io(format!("cannot read {}", self.label), e))?;
         let aad = chunk_aad(&self.header, index, index + 1 == self.chunks);
-        let tag = chacha20poly1305::Tag::from(tag);
-        if self
-            .cipher
-            .decrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, out, &tag)
-            .is_err()
-        {
-            zeroize::Zeroize::zeroize(out);
+        // on failure open_in_place has zeroed `out`
+        if open_in_place(&self.key, &nonce, &aad, out, &tag).is_err() {
             return Err(Error::integrity(
                 &self.label,
                 format!("chunk {index} failed authentication (tampered, moved or swapped)"),
@@ -640,25 +634,10 @@ impl<R: ReadAt> Decryptor<R> {
             self.hole_into(index, &mut zeros)?;
             return Ok(zeros);
         }
-        let mut raw = Zeroizing::new(vec![0u8; (plain + CHUNK_OVERHEAD) as usize]);
-        self.src
-            .read_exact_at(&mut raw, HEADER_LEN + index * CHUNK_CIPHER)
-            .map_err(|e| Error::io(format!("cannot read {}", self.label), e))?;
-        let nonce = *XNonce::from_slice(&raw[..NONCE_LEN]);
-        let tag = chacha20poly1305::Tag::clone_from_slice(&raw[NONCE_LEN + plain as usize..]);
-        let aad = chunk_aad(&self.header, index, index + 1 == self.chunks);
-        let body = &mut raw[NONCE_LEN..NONCE_LEN + plain as usize];
-        self.cipher
-            .decrypt_in_place_detached(&nonce, &aad, body, &tag)
-            .map_err(|_| {
-                Error::integrity(
-                    &self.label,
-                    format!("chunk {index} failed authentication (tampered, moved or swapped)"),
-                )
-            })?;
-        raw.copy_within(NONCE_LEN..NONCE_LEN + plain as usize, 0);
-        raw.truncate(plain as usize);
-        Ok(raw)
+        // read and decrypted in place in the buffer that is returned: one allocation, no copy
+        let mut plain = Zeroizing::new(vec![0u8; plain as usize]);
+        self.chunk_into(index, &mut plain)?;
+        Ok(plain)
     }
 
     /// Fill `buf` from plaintext offset `offset`; returns bytes read (0 at or past the end).

@@ -315,7 +315,7 @@ impl Store {
             std::fs::rename(&tmp, &final_path).at("rename object", &final_path)?;
             Ok(NewObject {
                 id,
-                wrapped_key: wrap_key(&self.wrap, &id.0, &data_key),
+                wrapped_key: wrap_key(&self.wrap, &id.0, &data_key)?,
                 size,
                 content_hash: hash,
             })

@@ -15,14 +15,13 @@
 
 use super::hash::ContentHasher;
 use super::{NewObject, Store, MAX_FILE_SIZE};
+use crate::crypto::aead::{open_in_place, seal_in_place};
 use crate::crypto::object::{
     chunk_count, encrypted_len, header_of, is_zero, seal_map, Decryptor, ObjectId, ReadAt, Runs,
-    CHUNK_CIPHER, CHUNK_OVERHEAD, CHUNK_PLAIN, FORMAT_SPARSE, HEADER_LEN,
+    CHUNK_CIPHER, CHUNK_PLAIN, FORMAT_SPARSE, HEADER_LEN,
 };
-use crate::crypto::{random_bytes, wrap_key, Key, NONCE_LEN};
+use crate::crypto::{random_bytes, wrap_key, Key, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, IoContext, Result};
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::XNonce;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -118,7 +117,18 @@ pub struct ObjectWriter {
     broken: Option<String>,
 }
 
-fn aad(header: &[u8; HEADER_LEN as usize], index: u64, last: bool) -> Vec<u8> {
+thread_local! {
+    /// Where a chunk is sealed before its one write: reused, so sealing a chunk allocates
+    /// nothing (it only ever holds ciphertext once the write is issued, and a nonce).
+    static SEAL_BUF: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(Vec::with_capacity(CHUNK_CIPHER as usize));
+}
+
+fn aad(
+    header: &[u8; HEADER_LEN as usize],
+    index: u64,
+    last: bool,
+) -> [u8; HEADER_LEN as usize + 9] {
     crate::crypto::object::chunk_aad_of(header, index, last)
 }
 
@@ -192,20 +202,24 @@ impl ObjectWriter {
             return Ok(false);
         }
         let nonce = random_bytes::<NONCE_LEN>();
-        let mut buf = Vec::with_capacity(plain.len() + CHUNK_OVERHEAD as usize);
-        buf.extend_from_slice(&nonce);
-        buf.extend_from_slice(plain);
-        let tag = self
-            .key
-            .cipher()
-            .encrypt_in_place_detached(
-                XNonce::from_slice(&nonce),
+        SEAL_BUF.with_borrow_mut(|buf| {
+            buf.clear();
+            buf.extend_from_slice(&nonce);
+            buf.extend_from_slice(plain);
+            let tag = seal_in_place(
+                &self.key,
+                &nonce,
                 &aad(&self.header, index, last),
                 &mut buf[NONCE_LEN..],
             )
-            .map_err(|_| Error::invalid("chunk encryption failed"))?;
-        buf.extend_from_slice(&tag);
-        self.file.write_all_at(&buf, at).map_err(|e| self.io(e))?;
+            .map_err(|_| {
+                // nothing of the plaintext may stay behind in the reused buffer
+                zeroize::Zeroize::zeroize(&mut buf[..]);
+                Error::invalid("chunk encryption failed")
+            })?;
+            buf.extend_from_slice(&tag);
+            self.file.write_all_at(buf, at).map_err(|e| self.io(e))
+        })?;
         Ok(true)
     }
 
@@ -293,21 +307,30 @@ impl ObjectWriter {
         if !self.stored.contains(index) {
             return Ok(Zeroizing::new(vec![0u8; CHUNK_PLAIN as usize]));
         }
-        let mut raw = Zeroizing::new(vec![0u8; CHUNK_CIPHER as usize]);
-        FileExt::read_exact_at(&self.file, &mut raw, HEADER_LEN + index * CHUNK_CIPHER)
-            .map_err(|e| self.io(e))?;
-        let nonce = *XNonce::from_slice(&raw[..NONCE_LEN]);
-        let tag = chacha20poly1305::Tag::clone_from_slice(&raw[NONCE_LEN + CHUNK_PLAIN as usize..]);
-        let mut plain = Zeroizing::new(raw[NONCE_LEN..NONCE_LEN + CHUNK_PLAIN as usize].to_vec());
-        self.key
-            .cipher()
-            .decrypt_in_place_detached(&nonce, &aad(&self.header, index, false), &mut plain, &tag)
-            .map_err(|_| {
-                Error::integrity(
-                    "a file being written",
-                    format!("chunk {index} changed on disk"),
-                )
-            })?;
+        let mut nonce = [0u8; NONCE_LEN];
+        let mut tag = [0u8; TAG_LEN];
+        let mut plain = Zeroizing::new(vec![0u8; CHUNK_PLAIN as usize]);
+        ReadAt::read_chunk_at(
+            &self.file,
+            &mut nonce,
+            &mut plain,
+            &mut tag,
+            HEADER_LEN + index * CHUNK_CIPHER,
+        )
+        .map_err(|e| self.io(e))?;
+        open_in_place(
+            &self.key,
+            &nonce,
+            &aad(&self.header, index, false),
+            &mut plain,
+            &tag,
+        )
+        .map_err(|_| {
+            Error::integrity(
+                "a file being written",
+                format!("chunk {index} changed on disk"),
+            )
+        })?;
         Ok(plain)
     }
 
@@ -554,7 +577,7 @@ impl ObjectWriter {
         self.committed = true;
         Ok(NewObject {
             id: self.id,
-            wrapped_key: wrap_key(&store.wrap, &self.id.0, &self.key),
+            wrapped_key: wrap_key(&store.wrap, &self.id.0, &self.key)?,
             size: self.size,
             content_hash,
         })

@@ -172,7 +172,7 @@ impl SaveQueue {
         private::create_dir_all(&self.dir)?;
         let json = serde_json::to_vec(&save)
             .map_err(|e| Error::invalid(format!("cannot encode a queued save: {e}")))?;
-        let sealed = seal(&self.key, AAD, &json);
+        let sealed = seal(&self.key, AAD, &json)?;
         let path = self.path_of(save.seq);
         let tmp = path.with_extension("tmp");
         let written = (|| -> Result<()> {
