@@ -575,6 +575,47 @@ fn a_wal_cut_back_to_an_earlier_commit_is_refused() {
     assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
 }
 
+/// The daemon moves the rollback anchor from a background writer (a save does not wait for a
+/// second fsync on another disk), and is at the last change when the daemon has stopped: a
+/// catalog put back to before the saves made through the mount is refused.
+#[test]
+fn the_daemons_anchor_reaches_its_last_save_and_a_rollback_past_it_is_refused() {
+    let t = small_store("root");
+    let snap = t.path("snap");
+    copy_store(&t.store, &snap);
+    let mut m = Mount::start(&t);
+    let dir = m.path("root/website");
+    for i in 0..20 {
+        std::fs::write(dir.join(format!("note{i}.txt")), format!("note {i}")).unwrap();
+    }
+    m.stop();
+    let log = t.ok(&["audit", "list", "--json"]).json();
+    let last = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["seq"].as_i64())
+        .max()
+        .unwrap();
+    let anchored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.anchor()).unwrap()).unwrap();
+    assert_eq!(
+        anchored["seq"].as_i64(),
+        Some(last),
+        "the anchor is at the daemon's last change"
+    );
+    for f in ["catalog.db", "catalog.db-wal"] {
+        let _ = std::fs::remove_file(t.store.join(f));
+        if snap.join(f).exists() {
+            std::fs::copy(snap.join(f), t.store.join(f)).unwrap();
+        }
+    }
+    let _ = std::fs::remove_file(t.store.join("catalog.db-shm"));
+    let r = t.run(&["ls", "--user", "root", "--purpose", "website"]);
+    assert_eq!(r.code, 2, "accepted: {}", r.stdout);
+    assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
+}
+
 /// Finding 3 with 4: erasing a person also shreds what was made from their photo in the mount
 /// (a `cp` copy, a tool's output), not only the photo.
 #[test]

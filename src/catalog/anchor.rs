@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// The anchored state: an audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,10 +35,33 @@ pub struct Head {
     pub hash: String,
 }
 
-/// Where a store's anchor lives.
+/// Where a store's anchor lives, and whether it is written in the background.
 #[derive(Debug, Clone)]
 pub struct Anchor {
     path: PathBuf,
+    background: Option<Arc<Background>>,
+}
+
+/// The anchor of a daemon: its commits (a save is two of them: the new file, its content) hand
+/// the new head to a thread that writes the newest one, instead of each request waiting for an
+/// fsync of a file on another disk. The anchor then lags the catalog by the writes in flight,
+/// which is the direction that is always accepted; the daemon waits for it before it ends.
+/// How long the background writer lets heads gather after a write (bounds how far the anchor
+/// lags behind a busy daemon).
+const GATHER: Duration = Duration::from_millis(25);
+
+#[derive(Debug, Default)]
+struct Background {
+    state: Mutex<Pending>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// The newest head not yet written.
+    next: Option<Head>,
+    /// A head is being written.
+    writing: bool,
 }
 
 /// The default anchor file for the store with this id (see the module doc).
@@ -72,7 +97,69 @@ fn hash_at(conn: &Connection, seq: i64) -> Result<Option<String>> {
 
 impl Anchor {
     pub fn at(path: PathBuf) -> Anchor {
-        Anchor { path }
+        Anchor {
+            path,
+            background: None,
+        }
+    }
+
+    /// The same anchor, written by a background thread (see [`Background`]); clones share it.
+    pub fn in_background(self) -> Result<Anchor> {
+        let background = Arc::new(Background::default());
+        let writer = Anchor::at(self.path.clone());
+        let shared = background.clone();
+        std::thread::Builder::new()
+            .name("anchor".into())
+            .spawn(move || loop {
+                let head = {
+                    let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                    while st.next.is_none() {
+                        st = shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                    }
+                    st.writing = true;
+                    st.next.take()
+                };
+                if let Some(head) = head {
+                    if let Err(e) = writer.advance(&head) {
+                        log::error!("cannot move the rollback anchor forward: {e}");
+                    }
+                    // let the commits of the next moments gather: one write for all of them
+                    std::thread::sleep(GATHER);
+                }
+                shared
+                    .state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .writing = false;
+                shared.changed.notify_all();
+            })
+            .map_err(|e| Error::io("cannot start the rollback anchor's writer", e))?;
+        Ok(Anchor {
+            path: self.path,
+            background: Some(background),
+        })
+    }
+
+    /// Wait (at most `limit`) until the heads handed to the background writer are written;
+    /// false if they are not. Immediate for an anchor written in place.
+    pub fn flush(&self, limit: Duration) -> bool {
+        let Some(bg) = &self.background else {
+            return true;
+        };
+        let until = Instant::now() + limit;
+        let mut st = bg.state.lock().unwrap_or_else(|p| p.into_inner());
+        while st.next.is_some() || st.writing {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = bg
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
     }
 
     pub fn path(&self) -> &Path {
@@ -204,7 +291,17 @@ impl Anchor {
     }
 
     /// Move the anchor to `now` (a head just committed), unless it is already at or past it.
+    /// In the background: hand it to the writer and return.
     pub fn advance(&self, now: &Head) -> Result<()> {
+        if let Some(bg) = &self.background {
+            let mut st = bg.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.next.as_ref().is_none_or(|n| n.seq < now.seq) {
+                st.next = Some(now.clone());
+            }
+            drop(st);
+            bg.changed.notify_all();
+            return Ok(());
+        }
         let _lock = self.lock()?;
         if let Some(anchored) = self.read()? {
             if anchored.seq >= now.seq {
@@ -212,5 +309,41 @@ impl Anchor {
             }
         }
         self.write(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(seq: i64) -> Head {
+        Head {
+            seq,
+            hash: format!("{seq:064x}"),
+        }
+    }
+
+    /// A background anchor is written once flushed, with the newest head handed to it (heads
+    /// arriving while it writes are gathered into one write), and never moves back.
+    #[test]
+    fn a_background_anchor_writes_the_newest_head_by_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("anchors/store.json");
+        let a = Anchor::at(path.clone()).in_background().unwrap();
+        a.advance(&head(1)).unwrap();
+        assert!(a.flush(Duration::from_secs(5)));
+        assert_eq!(Anchor::at(path.clone()).read().unwrap(), Some(head(1)));
+        for seq in 2..=50 {
+            a.advance(&head(seq)).unwrap();
+        }
+        // an older head handed over late does not move it back
+        a.advance(&head(7)).unwrap();
+        assert!(a.flush(Duration::from_secs(5)));
+        assert_eq!(Anchor::at(path.clone()).read().unwrap(), Some(head(50)));
+        // a clone shares the writer
+        let b = a.clone();
+        b.advance(&head(51)).unwrap();
+        assert!(a.flush(Duration::from_secs(5)));
+        assert_eq!(Anchor::at(path).read().unwrap(), Some(head(51)));
     }
 }

@@ -474,6 +474,10 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     // one daemon per store, before anything is cleaned up (held until this function returns)
     let _store_lock = store.lock_for_daemon(&opts.mountpoint)?;
     let started = Instant::now();
+    // every commit of the daemon hands its head to one writer thread (see `anchor`)
+    if let Some(a) = opts.anchor.take() {
+        opts.anchor = Some(a.in_background()?);
+    }
     let mut view_catalog = Catalog::open(
         &store.catalog_path(),
         &store.catalog_key(),
@@ -602,6 +606,11 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         log::warn!(
             "{left} save(s) stay queued for a busy catalog; they are kept in the store and recorded when it is mounted next"
         );
+    }
+    if let Some(a) = &opts.anchor {
+        if !a.flush(Duration::from_secs(10)) {
+            log::error!("the rollback anchor could not be moved to the last change in time");
+        }
     }
     result.map_err(|e| Error::io("unmount", e))?;
     log::info!("unmounted {}", opts.mountpoint.display());
