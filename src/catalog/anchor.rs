@@ -16,7 +16,8 @@
 //! process already anchored leaves it alone), is written to a temporary file and renamed into
 //! place, and is read under the same exclusive lock, so concurrent commands cannot interleave.
 //! A crash between a commit and its anchor leaves the catalog one step ahead of the anchor,
-//! which is accepted: only going back is refused.
+//! which is accepted: only going back is refused. The mount's anchor is written in the
+//! background (see [`Background`]), which widens that step to the commits of a few ms.
 
 use crate::error::{Error, Result};
 use rusqlite::Connection;
