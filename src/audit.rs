@@ -42,18 +42,12 @@ fn row_hash(
 
 pub(crate) fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
     let seq: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'audit_head_seq'",
-            [],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT value FROM meta WHERE key = 'audit_head_seq'")?
+        .query_row([], |r| r.get(0))
         .optional()?;
     let hash: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'audit_head_hash'",
-            [],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT value FROM meta WHERE key = 'audit_head_hash'")?
+        .query_row([], |r| r.get(0))
         .optional()?;
     let seq = seq.and_then(|s| s.parse().ok()).unwrap_or(0);
     let hash = hash
@@ -65,7 +59,8 @@ pub(crate) fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
 /// The chain hash of entry `seq`, if the log holds it.
 pub(crate) fn hash_at(conn: &Connection, seq: i64) -> Result<Option<Vec<u8>>> {
     Ok(conn
-        .query_row("SELECT hash FROM audit WHERE seq = ?1", [seq], |r| r.get(0))
+        .prepare_cached("SELECT hash FROM audit WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))
         .optional()?)
 }
 

@@ -131,11 +131,8 @@ pub fn linked_persons(conn: &Connection, asset: AssetId) -> Result<Vec<PersonId>
 
 pub fn get(conn: &Connection, id: AssetId) -> Result<Option<AssetRow>> {
     let a = conn
-        .query_row(
-            &format!("SELECT {COLS} FROM assets WHERE id = ?1"),
-            [id],
-            from_row,
-        )
+        .prepare_cached(&format!("SELECT {COLS} FROM assets WHERE id = ?1"))?
+        .query_row([id], from_row)
         .optional()?;
     match a {
         Some(mut a) => {
@@ -162,11 +159,7 @@ pub fn resolve(conn: &Connection, what: &str) -> Result<AssetRow> {
         None => (String::new(), trimmed.to_string()),
     };
     let id: Option<AssetId> = conn
-        .query_row(
-            "SELECT id FROM assets WHERE collection = ?1 AND name = ?2 AND status IN ('active', 'draft')",
-            params![collection, name],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM assets WHERE collection = ?1 AND name = ?2 AND status IN ('active', 'draft')")?.query_row(params![collection, name], |r| r.get(0))
         .optional()?;
     match id {
         Some(id) => get(conn, id)?.ok_or_else(|| Error::not_found(format!("no asset '{what}'"))),
@@ -331,24 +324,19 @@ pub fn derived_from_person(
 /// The asset (if any, not trashed) whose current or earlier version has this content.
 pub fn find_by_content(conn: &Connection, hash: &[u8; 32]) -> Result<Option<AssetRow>> {
     let id: Option<AssetId> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT v.asset_id FROM objects o JOIN versions v ON v.object_id = o.id
              JOIN assets a ON a.id = v.asset_id
              WHERE o.content_hash = ?1 AND a.status IN ('active', 'draft') LIMIT 1",
-            [hash.as_slice()],
-            |r| r.get(0),
-        )
+        )?
+        .query_row([hash.as_slice()], |r| r.get(0))
         .optional()?;
     id.map(|id| get(conn, id)).transpose().map(Option::flatten)
 }
 
 pub fn path_taken(conn: &Connection, collection: &str, name: &str) -> Result<Option<AssetId>> {
     Ok(conn
-        .query_row(
-            "SELECT id FROM assets WHERE collection = ?1 AND name = ?2 AND status IN ('active', 'draft')",
-            params![collection, name],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM assets WHERE collection = ?1 AND name = ?2 AND status IN ('active', 'draft')")?.query_row(params![collection, name], |r| r.get(0))
         .optional()?)
 }
 
@@ -524,18 +512,15 @@ pub fn versions(conn: &Connection, asset: AssetId) -> Result<Vec<VersionRow>> {
 pub fn version(conn: &Connection, asset: AssetId, version: Option<i64>) -> Result<VersionRow> {
     let row = match version {
         Some(v) => conn
-            .query_row(
-                &format!("{} AND v.version = ?2", version_sql()),
-                params![asset, v],
-                version_from_row,
-            )
+            .prepare_cached(&format!("{} AND v.version = ?2", version_sql()))?
+            .query_row(params![asset, v], version_from_row)
             .optional()?,
         None => conn
-            .query_row(
-                &format!("{} ORDER BY v.version DESC LIMIT 1", version_sql()),
-                [asset],
-                version_from_row,
-            )
+            .prepare_cached(&format!(
+                "{} ORDER BY v.version DESC LIMIT 1",
+                version_sql()
+            ))?
+            .query_row([asset], version_from_row)
             .optional()?,
     };
     match row {
@@ -744,14 +729,15 @@ pub fn fill_placeholder(
     mtime: Option<Time>,
 ) -> Result<Filled> {
     let row: Option<(String, i64, i64, String)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT v.object_id, v.size, (SELECT count(*) FROM versions w WHERE w.asset_id = ?1),
                     a.status
                FROM versions v JOIN assets a ON a.id = v.asset_id
               WHERE v.asset_id = ?1 AND v.version = 1",
-            [asset],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+        )?
+        .query_row([asset], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
     let Some((empty, 0, 1, status)) = row else {
         return Ok(Filled::No);

@@ -85,11 +85,9 @@ pub fn record(tx: &Tx, e: &NewEvent) -> Result<EventId> {
         Scope::Collection(p) => ("collection", Some(p.clone())),
         Scope::Assets(_) => ("assets", None),
     };
-    tx.execute(
-        "INSERT INTO consent_events (person_id, kind, scope, scope_prefix, starts, expires, given_by, explicit,
+    tx.prepare_cached("INSERT INTO consent_events (person_id, kind, scope, scope_prefix, starts, expires, given_by, explicit,
              evidence_object, evidence_name, recorded_by, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")?.execute(params![
             e.person,
             e.kind.as_str(),
             scope,
@@ -102,21 +100,20 @@ pub fn record(tx: &Tx, e: &NewEvent) -> Result<EventId> {
             e.evidence.as_ref().map(|(_, n)| n.clone()),
             tx.actor(),
             when::to_secs(tx.now()),
-        ],
-    )?;
+        ])?;
     let id = tx.last_insert_rowid();
     for p in &e.purposes {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO consent_event_purposes (event_id, purpose_id) VALUES (?1, ?2)",
-            params![id, p],
-        )?;
+        )?
+        .execute(params![id, p])?;
     }
     if let Scope::Assets(ids) = &e.scope {
         for a in ids {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO consent_event_assets (event_id, asset_id) VALUES (?1, ?2)",
-                params![id, a],
-            )?;
+            )?
+            .execute(params![id, a])?;
         }
     }
     tx.audit(

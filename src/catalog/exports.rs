@@ -55,10 +55,7 @@ pub fn start(
     dest: &str,
     items: &[Item],
 ) -> Result<i64> {
-    conn.execute(
-        "INSERT INTO exports (at, actor, login, purpose_id, collection, dest, files, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')",
-        rusqlite::params![at, actor, login, purpose, collection, dest, items.len() as i64],
-    )?;
+    conn.prepare_cached("INSERT INTO exports (at, actor, login, purpose_id, collection, dest, files, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')")?.execute(rusqlite::params![at, actor, login, purpose, collection, dest, items.len() as i64])?;
     let id = conn.last_insert_rowid();
     set_items(conn, id, items)?;
     Ok(id)
@@ -66,7 +63,8 @@ pub fn start(
 
 /// Replace the export's items by `items` (what the destination holds now).
 pub fn set_items(conn: &Connection, id: i64, items: &[Item]) -> Result<()> {
-    conn.execute("DELETE FROM export_items WHERE export_id = ?1", [id])?;
+    conn.prepare_cached("DELETE FROM export_items WHERE export_id = ?1")?
+        .execute([id])?;
     let mut st = conn.prepare_cached(
         "INSERT INTO export_items (export_id, asset_id, version, path, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -78,10 +76,8 @@ pub fn set_items(conn: &Connection, id: i64, items: &[Item]) -> Result<()> {
 
 /// The export ended: its file count and manifest MAC.
 pub fn finish(conn: &Connection, id: i64, files: usize, mac: &str) -> Result<()> {
-    conn.execute(
-        "UPDATE exports SET files = ?1, mac = ?2 WHERE id = ?3",
-        rusqlite::params![files as i64, mac, id],
-    )?;
+    conn.prepare_cached("UPDATE exports SET files = ?1, mac = ?2 WHERE id = ?3")?
+        .execute(rusqlite::params![files as i64, mac, id])?;
     Ok(())
 }
 

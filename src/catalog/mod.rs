@@ -77,6 +77,8 @@ fn keyed_connection(path: &Path, key: &Key, flags: OpenFlags) -> Result<Connecti
     // name or a destroyed data key must not stay decryptable inside the catalog file
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(BUSY_WAIT)?;
+    // the daemon runs the same few dozen statements for every save: parsed once each
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 

@@ -60,11 +60,8 @@ pub fn guardians_of(conn: &Connection, id: PersonId) -> Result<Vec<PersonId>> {
 
 pub fn get(conn: &Connection, id: PersonId) -> Result<Option<PersonRow>> {
     let p = conn
-        .query_row(
-            &format!("SELECT {COLS} FROM persons WHERE id = ?1"),
-            [id],
-            from_row,
-        )
+        .prepare_cached(&format!("SELECT {COLS} FROM persons WHERE id = ?1"))?
+        .query_row([id], from_row)
         .optional()?;
     p.map(|p| with_guardians(conn, p)).transpose()
 }
@@ -136,10 +133,7 @@ pub fn add(
         }
     }
     let pseudonym = format!("p-{}", hex::encode(crate::crypto::random_bytes::<6>()));
-    tx.execute(
-        "INSERT INTO persons (name, born, ext_ref, pseudonym, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![name, born.map(|b| b.to_string()), ext_ref, pseudonym, when::to_secs(tx.now())],
-    )?;
+    tx.prepare_cached("INSERT INTO persons (name, born, ext_ref, pseudonym, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![name, born.map(|b| b.to_string()), ext_ref, pseudonym, when::to_secs(tx.now())])?;
     let id = tx.last_insert_rowid();
     tx.audit("person.add", serde_json::json!({ "person": id }))?;
     Ok(id)
@@ -166,10 +160,9 @@ pub fn add_guardian(tx: &Tx, person: PersonId, guardian: PersonId) -> Result<()>
             "person #{person} is a registered guardian of #{guardian}; two persons cannot be each other's guardian"
         )));
     }
-    let n = tx.execute(
-        "INSERT OR IGNORE INTO guardians (person_id, guardian_id) VALUES (?1, ?2)",
-        params![person, guardian],
-    )?;
+    let n = tx
+        .prepare_cached("INSERT OR IGNORE INTO guardians (person_id, guardian_id) VALUES (?1, ?2)")?
+        .execute(params![person, guardian])?;
     if n == 0 {
         return Err(Error::invalid(format!(
             "#{guardian} is already a guardian of #{person}"

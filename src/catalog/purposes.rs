@@ -68,19 +68,13 @@ pub fn list(conn: &Connection) -> Result<Vec<PurposeRow>> {
 pub fn resolve(conn: &Connection, what: &str) -> Result<PurposeRow> {
     let zone = zone::get(conn)?;
     let found = if let Some(id) = as_id(what) {
-        conn.query_row(
-            &format!("SELECT {COLS} FROM purposes WHERE id = ?1"),
-            [id],
-            |r| from_row(r, &zone),
-        )
-        .optional()?
+        conn.prepare_cached(&format!("SELECT {COLS} FROM purposes WHERE id = ?1"))?
+            .query_row([id], |r| from_row(r, &zone))
+            .optional()?
     } else {
-        conn.query_row(
-            &format!("SELECT {COLS} FROM purposes WHERE name = ?1"),
-            [what],
-            |r| from_row(r, &zone),
-        )
-        .optional()?
+        conn.prepare_cached(&format!("SELECT {COLS} FROM purposes WHERE name = ?1"))?
+            .query_row([what], |r| from_row(r, &zone))
+            .optional()?
     };
     found.ok_or_else(|| {
         let known = list(conn)
@@ -149,10 +143,15 @@ pub fn add(
         )));
     }
     let art9 = check_art9(art9_exception)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO purposes (name, basis, retention, art9_exception) VALUES (?1, ?2, ?3, ?4)",
-        params![name, basis.as_str(), retention.map(|r| r.to_text()), art9],
-    )?;
+    )?
+    .execute(params![
+        name,
+        basis.as_str(),
+        retention.map(|r| r.to_text()),
+        art9
+    ])?;
     let id = tx.last_insert_rowid();
     tx.audit(
         "purpose.add",
@@ -171,10 +170,8 @@ pub fn set_retention(tx: &Tx, purpose: &PurposeRow, retention: Option<Span>) -> 
             purpose.basis.as_str()
         )));
     }
-    tx.execute(
-        "UPDATE purposes SET retention = ?1 WHERE id = ?2",
-        params![retention.map(|r| r.to_text()), purpose.id],
-    )?;
+    tx.prepare_cached("UPDATE purposes SET retention = ?1 WHERE id = ?2")?
+        .execute(params![retention.map(|r| r.to_text()), purpose.id])?;
     tx.audit(
         "purpose.retention",
         serde_json::json!({ "purpose": purpose.id, "retention": retention.map(|r| r.to_text()) }),

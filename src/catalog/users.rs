@@ -92,18 +92,15 @@ pub fn list(conn: &Connection) -> Result<Vec<UserRow>> {
 
 pub fn resolve(conn: &Connection, login: &str) -> Result<UserRow> {
     let row = conn
-        .query_row(
-            "SELECT id, login, person_id, uid FROM users WHERE login = ?1",
-            [login],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, Option<u32>>(3)?,
-                ))
-            },
-        )
+        .prepare_cached("SELECT id, login, person_id, uid FROM users WHERE login = ?1")?
+        .query_row([login], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<u32>>(3)?,
+            ))
+        })
         .optional()?;
     match row {
         Some((id, login, person, uid)) => Ok(UserRow {
@@ -205,10 +202,8 @@ pub fn add_with_uid(
     if resolve(tx, login).is_ok() {
         return Err(Error::invalid(format!("user '{login}' already exists")));
     }
-    tx.execute(
-        "INSERT INTO users (login, person_id, uid) VALUES (?1, ?2, ?3)",
-        params![login, person, uid],
-    )?;
+    tx.prepare_cached("INSERT INTO users (login, person_id, uid) VALUES (?1, ?2, ?3)")?
+        .execute(params![login, person, uid])?;
     let id = tx.last_insert_rowid();
     tx.audit(
         "user.add",
@@ -229,7 +224,8 @@ pub fn fill_uids(conn: &Connection) -> Result<usize> {
     let mut filled = 0;
     for (id, login) in rows {
         if let Some(uid) = os_uid(&login)? {
-            conn.execute("UPDATE users SET uid = ?1 WHERE id = ?2", params![uid, id])?;
+            conn.prepare_cached("UPDATE users SET uid = ?1 WHERE id = ?2")?
+                .execute(params![uid, id])?;
             filled += 1;
         }
     }
@@ -247,14 +243,14 @@ pub fn revoke(
     collection: Option<&str>,
 ) -> Result<usize> {
     let n = match collection {
-        Some(prefix) => tx.execute(
-            "DELETE FROM grants WHERE user_id = ?1 AND purpose_id = ?2 AND prefix = ?3",
-            params![user.id, purpose, prefix],
-        )?,
-        None => tx.execute(
-            "DELETE FROM grants WHERE user_id = ?1 AND purpose_id = ?2",
-            params![user.id, purpose],
-        )?,
+        Some(prefix) => tx
+            .prepare_cached(
+                "DELETE FROM grants WHERE user_id = ?1 AND purpose_id = ?2 AND prefix = ?3",
+            )?
+            .execute(params![user.id, purpose, prefix])?,
+        None => tx
+            .prepare_cached("DELETE FROM grants WHERE user_id = ?1 AND purpose_id = ?2")?
+            .execute(params![user.id, purpose])?,
     };
     if n == 0 {
         let on = match collection {
@@ -279,12 +275,14 @@ pub fn revoke(
 /// `LOGIN#removed`, which no OS login can be, so nobody (not a later account with the same
 /// name either) sees them. Returns the number of such drafts.
 pub fn remove(tx: &Tx, user: &UserRow) -> Result<usize> {
-    let grants = tx.execute("DELETE FROM grants WHERE user_id = ?1", [user.id])?;
-    let drafts = tx.execute(
-        "UPDATE assets SET creator = ?1 WHERE creator = ?2 AND status = 'draft'",
-        params![removed_creator(&user.login), user.login],
-    )?;
-    tx.execute("DELETE FROM users WHERE id = ?1", [user.id])?;
+    let grants = tx
+        .prepare_cached("DELETE FROM grants WHERE user_id = ?1")?
+        .execute([user.id])?;
+    let drafts = tx
+        .prepare_cached("UPDATE assets SET creator = ?1 WHERE creator = ?2 AND status = 'draft'")?
+        .execute(params![removed_creator(&user.login), user.login])?;
+    tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
+        .execute([user.id])?;
     tx.audit(
         "user.remove",
         serde_json::json!({ "user": user.login, "uid": user.uid, "grants": grants, "drafts": drafts }),
@@ -305,11 +303,11 @@ pub fn grant(
     prefix: &str,
     access: Access,
 ) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO grants (user_id, purpose_id, prefix, access) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (user_id, purpose_id, prefix) DO UPDATE SET access = excluded.access",
-        params![user.id, purpose, prefix, access.as_str()],
-    )?;
+    )?
+    .execute(params![user.id, purpose, prefix, access.as_str()])?;
     tx.audit(
         "user.grant",
         serde_json::json!({ "user": user.login, "purpose": purpose, "collection": prefix, "access": access.as_str() }),

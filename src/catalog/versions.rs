@@ -34,13 +34,12 @@ pub fn policy(conn: &Connection) -> Result<(Policy, bool)> {
 pub fn set_policy(tx: &Tx, p: Option<&Policy>) -> Result<()> {
     match p {
         Some(p) => {
-            tx.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-                params![KEY, p.to_stored()],
-            )?;
+            tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                .execute(params![KEY, p.to_stored()])?;
         }
         None => {
-            tx.execute("DELETE FROM meta WHERE key = ?1", [KEY])?;
+            tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                .execute([KEY])?;
         }
     }
     let effective = p.cloned().unwrap_or_default();
