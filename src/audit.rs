@@ -89,8 +89,10 @@ pub fn append(
 
 /// Entries in order, optionally only those after `since_seq`.
 pub fn list(conn: &Connection, since_seq: i64) -> Result<Vec<Entry>> {
-    let mut st = conn
-        .prepare("SELECT seq, at, actor, action, detail FROM audit WHERE seq > ?1 ORDER BY seq")?;
+    // run at every change the mount makes and every watcher round: prepared once
+    let mut st = conn.prepare_cached(
+        "SELECT seq, at, actor, action, detail FROM audit WHERE seq > ?1 ORDER BY seq",
+    )?;
     let rows = st.query_map([since_seq], |r| {
         Ok((
             r.get::<_, i64>(0)?,
