@@ -398,3 +398,44 @@ fn ls_marks_drafts_and_forgets_merged_temp_files() {
     let trash = t.ok(&["trash", "list"]).stdout;
     assert!(!trash.contains(".a.jpg.tmp"), "{trash}");
 }
+
+/// Saving in place twice in a row from a script (no job control: every command of the script is
+/// in one process group) works both times. The second run's temp file counts the first run's
+/// temp file, deleted by then, among what it was made from; a deleted temp file is still a
+/// draft of the photo, and it was wrongly taken for a photo of unknown persons ("Couldn't
+/// overwrite in place"; exiftool then fell back to a rename).
+#[test]
+fn exiftool_saves_in_place_twice_from_a_script() {
+    let t = TestStore::new();
+    std::fs::create_dir_all(t.path("shoot")).unwrap();
+    let made = Command::new("convert")
+        .args(["-size", "64x48", "gradient:red-blue"])
+        .arg(t.path("shoot/p.jpg"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "p.jpg", "Anna"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.add_user("root");
+    t.ok(&[
+        "user", "grant", "root", "--purpose", "website", "--access", "delete",
+    ]);
+    let m = Mount::start(&t);
+    let dir = m.path("root/website");
+    let out = sh(
+        &dir,
+        "exiftool -overwrite_original_in_place -Artist=first p.jpg 2>&1; \
+         exiftool -overwrite_original_in_place -Artist=second p.jpg 2>&1; \
+         exiftool -s3 -Artist p.jpg",
+    );
+    assert!(!out.contains("Couldn't"), "{out}");
+    assert!(out.trim_end().ends_with("second"), "{out}");
+    assert_eq!(versions(&t, "p.jpg").len(), 3, "{out}");
+    assert!(
+        !m.log_text().contains("denied"),
+        "a save was refused: {}",
+        m.log_text()
+    );
+}

@@ -1545,7 +1545,10 @@ fn foreign_content(
         if row.special_category && !target.special_category {
             return Ok(false);
         }
-        if row.status == Status::Draft && row.persons.is_empty() {
+        // a draft that was deleted (a tool's temp file, gone to the trash) or saved over a
+        // file is still a draft of what it was made from, not a photo of unknown persons
+        let was_draft = row.status == Status::Draft || row.draft_purpose.is_some();
+        if was_draft && row.persons.is_empty() {
             // a draft shows what it was made from (bounded: drafts of drafts of drafts); one
             // made from nothing we know is the user's own work, which may be written into a
             // photo in place anyway
