@@ -420,7 +420,13 @@ fn exiftool_saves_in_place_twice_from_a_script() {
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
     t.add_user("root");
     t.ok(&[
-        "user", "grant", "root", "--purpose", "website", "--access", "delete",
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "delete",
     ]);
     let m = Mount::start(&t);
     let dir = m.path("root/website");
