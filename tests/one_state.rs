@@ -6,7 +6,7 @@
 mod common;
 
 use common::mount::{wait_for, Mount};
-use common::{small_store, TestStore};
+use common::{py, small_store, TestStore};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -21,21 +21,6 @@ fn sh(dir: &Path, script: &str) -> String {
     assert!(
         out.status.success(),
         "`{script}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn py(dir: &Path, script: &str) -> String {
-    let out = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -7,25 +7,9 @@
 mod common;
 
 use common::mount::{os_user, run_as, Mount};
-use common::small_store;
+use common::{py, small_store};
 use std::path::Path;
 use std::process::Command;
-
-fn py(dir: &Path, script: &str) -> String {
-    let out = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Removing a photo needs a delete grant.
 fn grant_delete(t: &common::TestStore) {
@@ -38,6 +22,30 @@ fn grant_delete(t: &common::TestStore) {
         "--access",
         "delete",
     ]);
+}
+
+/// Run `script` (Python) in `dir`: it prints one line with a descriptor open, then waits on
+/// stdin. Anna's consent for the website is withdrawn, and once the mount has applied it the
+/// script goes on. Returns its first line and the rest of its output.
+fn withdraw_while_open(t: &common::TestStore, dir: &Path, script: &str) -> (String, String) {
+    let mut child = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    child.wait().unwrap();
+    (first.trim().to_string(), rest)
 }
 
 /// The bytes of test file number `seed` (not compressible, so no two versions look alike).
@@ -233,10 +241,10 @@ fn an_unlinked_open_photo_is_still_cut_off_by_a_withdrawal() {
     grant_delete(&t);
     let m = Mount::start(&t);
     let dir = m.path("root/website");
-    let mut child = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(
-            "import os, sys, time
+    let (first, rest) = withdraw_while_open(
+        &t,
+        &dir,
+        "import os, sys, time
 fd = os.open('a.jpg', os.O_RDONLY)
 os.unlink('a.jpg')
 print(repr(os.pread(fd, 100, 0)), flush=True)
@@ -246,22 +254,8 @@ try:
 except OSError as e:
     print('errno', e.errno)
 ",
-        )
-        .current_dir(&dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    assert_eq!(line.trim(), "b'photo of anna'");
-    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    child.wait().unwrap();
+    );
+    assert_eq!(first, "b'photo of anna'");
     assert_eq!(rest.trim(), "errno 13", "after the withdrawal: {rest}");
 }
 
@@ -273,10 +267,10 @@ fn a_withdrawal_cuts_off_a_descriptor_of_a_replaced_photo_with_eacces() {
     let t = small_store("root");
     let m = Mount::start(&t);
     let dir = m.path("root/website");
-    let mut child = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(
-            "import os, sys
+    let (first, rest) = withdraw_while_open(
+        &t,
+        &dir,
+        "import os, sys
 old = open('a.jpg', 'rb').read()
 with open('.a.jpg.XYZ', 'wb') as f:
     f.write(b'photo of anna, edited')
@@ -296,22 +290,8 @@ for what in ('read', 'fstat', 'open'):
     except OSError as e:
         print(what, 'errno', e.errno)
 ",
-        )
-        .current_dir(&dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    assert_eq!(line.trim(), "b'photo of anna, edited'");
-    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    child.wait().unwrap();
+    );
+    assert_eq!(first, "b'photo of anna, edited'");
     let lines: Vec<&str> = rest.lines().collect();
     assert_eq!(lines[0], "read errno 13", "{rest}");
     // the name is gone: a new open does not find it, like any hidden photo

@@ -242,3 +242,21 @@ pub fn hold_catalog_write_lock(t: &TestStore) -> std::process::Child {
     );
     holder
 }
+
+/// Run a Python script (the system's `/usr/bin/python3`, which other accounts can run too) in
+/// `dir`; its standard output. Fails the test, with both outputs, if the script fails.
+pub fn py(dir: &Path, script: &str) -> String {
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
