@@ -11,6 +11,7 @@
 
 pub mod anchor;
 pub mod assets;
+pub mod bulk;
 pub mod consents;
 pub mod exports;
 pub mod persons;

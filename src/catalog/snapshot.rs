@@ -73,37 +73,7 @@ impl World {
             .into_iter()
             .map(|p| (p.id, p))
             .collect();
-        let zone = super::zone::get(conn)?;
-        let mut persons: HashMap<PersonId, Person> = HashMap::new();
-        let mut st = conn.prepare("SELECT id, born FROM persons")?;
-        for r in st.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
-        })? {
-            let (id, born) = r?;
-            persons.insert(
-                id,
-                Person {
-                    id,
-                    turns_16: born
-                        .and_then(|b| chrono::NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok())
-                        .map(|b| crate::when::sixteenth_birthday(b, &zone)),
-                    guardians: Vec::new(),
-                    events: Vec::new(),
-                },
-            );
-        }
-        let mut st = conn.prepare("SELECT person_id, guardian_id FROM guardians")?;
-        for r in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
-            let (p, g) = r?;
-            if let Some(p) = persons.get_mut(&p) {
-                p.guardians.push(g);
-            }
-        }
-        for e in consents::list(conn, None)? {
-            if let Some(p) = persons.get_mut(&e.person) {
-                p.events.push(e.to_policy());
-            }
-        }
+        let persons = persons(conn)?;
         let assets = assets::list(conn)?;
         let policy_assets = policy_assets(&assets);
         let users = users::list(conn)?
@@ -154,4 +124,40 @@ impl World {
         }
         policy::decide(&input, self, user, &purpose.to_policy(), now)
     }
+}
+
+/// Every person with guardians and consent history: what the rules need of them.
+pub fn persons(conn: &Connection) -> Result<HashMap<PersonId, Person>> {
+    let zone = super::zone::get(conn)?;
+    let mut persons: HashMap<PersonId, Person> = HashMap::new();
+    let mut st = conn.prepare("SELECT id, born FROM persons")?;
+    for r in st.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+    })? {
+        let (id, born) = r?;
+        persons.insert(
+            id,
+            Person {
+                id,
+                turns_16: born
+                    .and_then(|b| chrono::NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok())
+                    .map(|b| crate::when::sixteenth_birthday(b, &zone)),
+                guardians: Vec::new(),
+                events: Vec::new(),
+            },
+        );
+    }
+    let mut st = conn.prepare("SELECT person_id, guardian_id FROM guardians")?;
+    for r in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+        let (p, g) = r?;
+        if let Some(p) = persons.get_mut(&p) {
+            p.guardians.push(g);
+        }
+    }
+    for e in consents::list(conn, None)? {
+        if let Some(p) = persons.get_mut(&e.person) {
+            p.events.push(e.to_policy());
+        }
+    }
+    Ok(persons)
 }

@@ -135,6 +135,7 @@ fn raise_readahead(mountpoint: &Path) {
 fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Result<()> {
     let actor = "consentfs-daemon";
     let now = chrono::Utc::now();
+    let t = Instant::now();
     // objects of commands that died before they recorded them (their intents journals)
     let reaped = crate::store::intents::reap(store, catalog.conn()).unwrap_or_else(|e| {
         log::warn!("cannot remove the objects of an interrupted command yet: {e}");
@@ -163,6 +164,7 @@ fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Resu
             removed + reaped
         );
     }
+    log::debug!("housekeeping: orphans {} ms", t.elapsed().as_millis());
     let shredded = crate::shred::work_off(store, catalog, actor)?;
     if shredded > 0 {
         log::info!("removed {shredded} file(s) of objects shredded by an interrupted command");
@@ -172,6 +174,7 @@ fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Resu
     if purged > 0 {
         log::info!("purged {purged} asset(s) that were in the trash for 30 days");
     }
+    log::debug!("housekeeping: shred+purge {} ms", t.elapsed().as_millis());
     // old versions per the version policy; a policy that cannot be read must not stop the mount
     match crate::thinning::run(store, catalog, actor, now, false, false) {
         Ok(r) if r.versions_thinned > 0 => log::info!(
@@ -486,7 +489,13 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     view_catalog.share_anchor(opts.anchor.clone());
     let saves = crate::vfs::queue::SaveQueue::load(&store)?;
     housekeeping(&store, &mut view_catalog, &saves.object_ids())?;
+    let housekept = started.elapsed();
     let view = View::load(view_catalog.conn(), chrono::Utc::now())?;
+    log::info!(
+        "view index loaded: housekeeping {} ms, index {} ms",
+        housekept.as_millis(),
+        (started.elapsed() - housekept).as_millis()
+    );
     let assets = view.len();
     let view = Arc::new(RwLock::new(view));
     let accounts: Box<dyn Accounts> = Box::new(OsAccounts::default());

@@ -811,7 +811,7 @@ impl Vfs {
                 .inspect_err(|e| log::error!("{e}"))?;
             return Ok((obj.id, reader));
         }
-        let (object, wrapped, size, label) = {
+        let (object, size, label) = {
             let view = self.view();
             let info = view
                 .asset(asset)
@@ -820,17 +820,23 @@ impl Vfs {
                 .version
                 .as_ref()
                 .ok_or_else(|| Error::not_found("no content"))?;
-            let wrapped = v
-                .wrapped_key
-                .clone()
-                .ok_or_else(|| Error::not_found("content was shredded"))?;
+            if v.thinned_at.is_some() {
+                // a thinned version's content is gone, also where another version keeps it
+                return Err(Error::not_found("content was shredded"));
+            }
             (
                 v.object,
-                wrapped,
                 v.size,
                 format!("asset {asset} version {}", v.version),
             )
         };
+        // the index holds no keys (see `catalog::bulk::wrapped_key`); with the view's lock
+        // released, so a slow catalog holds up this open only
+        let wrapped = {
+            let catalog = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+            crate::catalog::bulk::wrapped_key(catalog.conn(), &object)?
+        }
+        .ok_or_else(|| Error::not_found("content was shredded"))?;
         let reader = self
             .store
             .open_object(&object, &wrapped, size, &label)

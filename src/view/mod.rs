@@ -3,9 +3,15 @@
 //!
 //! For assets that are not drafts, the only rule that depends on the user is rule 1 (a grant on
 //! the purpose covering the collection). So the index evaluates the rules once per (asset,
-//! purpose), as if for a user with a grant on everything, keeps one folder [`Tree`] per purpose,
+//! purpose), as if for a user with a grant on everything, keeps one bit per (asset, purpose),
 //! and applies each user's grants when a folder is listed or a file is looked up. That keeps
-//! memory proportional to assets × purposes, not × users.
+//! memory proportional to assets, not × purposes or × users.
+//!
+//! Built for a million assets (see [`slots`]): one compact slot per asset, sorted by id; one
+//! folder tree shared by every purpose, whose folders count per purpose what is visible below
+//! them (a folder with nothing visible does not exist in that purpose); names and linked
+//! persons in arenas; the catalog streamed into it row by row ([`crate::catalog::bulk`]).
+//! Drafts (few, and shown to their creator only) keep a small tree per creator and purpose.
 //!
 //! Updates are incremental: [`View::refresh`] reads the audit entries appended since the last
 //! refresh (every change writes one, with the ids it touched) and re-evaluates only the assets
@@ -14,29 +20,32 @@
 //! filed under the earliest `valid_until` of its decisions, so an expiry re-evaluates just the
 //! assets whose time has come.
 
+mod slots;
 pub mod tree;
 
 use crate::audit;
 use crate::catalog::assets::{self, AssetRow, VersionRow};
 use crate::catalog::purposes::PurposeRow;
-use crate::catalog::snapshot::World;
 use crate::catalog::users::UserRow;
-use crate::catalog::{consents, persons, purposes, users};
+use crate::catalog::{bulk, consents, persons, purposes, snapshot, users};
 use crate::error::Result;
 use crate::policy::{self, prefix_covers, Access, AssetId, Person, PersonId, PurposeId, Time};
+use crate::when;
 use rusqlite::Connection;
+use slots::{name_of, Arena, Bits, Folders, Interner, Names, Slot, Span, Ver, NO_TIME};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 pub use tree::Dir as Tree;
 
-/// What the mount needs to know of an asset: where it is, and its current version.
+/// What the mount needs to know of an asset: where it is, and its current version. Made from
+/// the compact index on request; its version carries no wrapped key (an open reads that from
+/// the catalog, see `catalog::bulk::wrapped_key`).
 #[derive(Debug, Clone)]
 pub struct AssetInfo {
     pub row: AssetRow,
     pub collection: Arc<str>,
     pub name: Arc<str>,
     pub version: Option<VersionRow>,
-    policy: policy::Asset,
 }
 
 /// One change in what some view shows, for the mount to push into the kernel's caches.
@@ -103,13 +112,30 @@ fn classify(entries: &[audit::Entry]) -> Touched {
     t
 }
 
-/// Where and until when an asset is shown in a purpose's tree.
+/// Where and until when a draft is shown.
 #[derive(Debug, Clone)]
 struct Shown {
-    until: Option<Time>,
     collection: Arc<str>,
     name: Arc<str>,
     version: i64,
+}
+
+/// Where an asset was shown before a change, to tell the mount what to forget.
+struct Prev {
+    folder: u32,
+    /// Still readable in the names arena: it is compacted only between changes.
+    name: Span,
+    version: i64,
+    visible: Vec<bool>,
+}
+
+/// What only drafts have.
+#[derive(Debug, Clone, Default)]
+struct DraftOf {
+    /// The purpose folder it was created in (kept after it is deleted or merged).
+    purpose: Option<PurposeId>,
+    /// The assets its content came from (see `assets::add_sources`).
+    sources: Vec<AssetId>,
 }
 
 /// A folder's entries: sub-folder names, and files (name, asset).
@@ -117,23 +143,35 @@ pub type Listing = (Vec<Arc<str>>, Vec<(Arc<str>, AssetId)>);
 
 pub struct View {
     purposes: HashMap<PurposeId, PurposeRow>,
+    /// Purpose ids in index order (the index of a purpose in `visible` and `Folder::below`),
+    /// with what the rules need of each, made once.
+    pids: Vec<PurposeId>,
+    purpose_rules: Vec<policy::Purpose>,
+    anyone: Vec<policy::User>,
     persons: HashMap<PersonId, Person>,
-    assets: HashMap<AssetId, AssetInfo>,
-    by_person: HashMap<PersonId, HashSet<AssetId>>,
     users: HashMap<String, UserRow>,
-    /// Per purpose: visible assets, where they are shown, and when that next changes.
-    visible: HashMap<PurposeId, HashMap<AssetId, Shown>>,
-    trees: HashMap<PurposeId, Tree>,
+    /// Every asset, sorted by id.
+    slots: Vec<Slot>,
+    names: Names,
+    linked: Arena<PersonId>,
+    logins: Interner,
+    folders: Folders,
+    /// Per purpose index: which slots are visible (to anyone with a grant covering them).
+    visible: Vec<Bits>,
+    /// Slots of the assets linked to each person.
+    by_person: HashMap<PersonId, Vec<u32>>,
+    /// Drafts' purpose and sources, by asset.
+    draft_of: HashMap<AssetId, DraftOf>,
+    /// Drafts made from each asset (the reverse of the sources): a change to the source (its
+    /// persons, their consents) re-evaluates them.
+    derived: HashMap<AssetId, HashSet<AssetId>>,
     /// Drafts, per creator and purpose: shown only to their creator.
     drafts: HashMap<(Arc<str>, PurposeId), Tree>,
     draft_shown: HashMap<AssetId, (Arc<str>, PurposeId, Shown)>,
-    /// Drafts made from each asset (the reverse of `AssetRow::sources`): a change to the
-    /// source (its persons, their consents) re-evaluates them.
-    derived: HashMap<AssetId, HashSet<AssetId>>,
     /// Number of drafts (any place) per creator, for the per-user bound on drafts.
     draft_counts: HashMap<String, usize>,
-    timers: BTreeSet<(Time, AssetId)>,
-    next_at: HashMap<AssetId, Time>,
+    /// (ms, slot): when each asset's visibility next changes by time alone.
+    timers: BTreeSet<(i64, u32)>,
     last_seq: i64,
 }
 
@@ -155,180 +193,332 @@ fn anyone(purpose: PurposeId) -> policy::User {
     }
 }
 
+/// A moment as timer key: milliseconds, rounded up (a timer never fires before its time).
+fn timer_ms(t: Time) -> i64 {
+    let ms = t.timestamp_millis();
+    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        ms
+    } else {
+        ms.saturating_add(1)
+    }
+}
+
+fn ms_time(ms: i64) -> Time {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
 impl View {
-    /// Build the whole index from the catalog.
+    /// Build the whole index from the catalog, streaming its rows.
     pub fn load(conn: &Connection, now: Time) -> Result<View> {
         let last_seq = audit::last_seq(conn)?;
-        let world = World::load(conn)?;
-        let mut versions = assets::current_versions(conn, None)?;
+        let purposes: HashMap<PurposeId, PurposeRow> = purposes::list(conn)?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        let mut pids: Vec<PurposeId> = purposes.keys().copied().collect();
+        pids.sort_unstable();
         let mut view = View {
-            purposes: world.purposes,
-            persons: world.persons,
-            assets: HashMap::new(),
+            purpose_rules: pids.iter().map(|p| purposes[p].to_policy()).collect(),
+            anyone: pids.iter().map(|p| anyone(*p)).collect(),
+            visible: vec![Bits::default(); pids.len()],
+            folders: Folders::new(pids.len()),
+            pids,
+            purposes,
+            persons: snapshot::persons(conn)?,
+            users: users::list(conn)?
+                .into_iter()
+                .map(|u| (u.login.clone(), u))
+                .collect(),
+            slots: Vec::new(),
+            names: Names::default(),
+            linked: Arena::default(),
+            logins: Interner::default(),
             by_person: HashMap::new(),
-            users: world.users,
-            visible: HashMap::new(),
-            trees: HashMap::new(),
+            draft_of: HashMap::new(),
+            derived: HashMap::new(),
             drafts: HashMap::new(),
             draft_shown: HashMap::new(),
-            derived: HashMap::new(),
             draft_counts: HashMap::new(),
             timers: BTreeSet::new(),
-            next_at: HashMap::new(),
             last_seq,
         };
-        for row in world.assets {
-            let version = versions.remove(&row.id);
-            view.put_asset(row, version);
+        bulk::each_asset(conn, |a| {
+            let folder = view.folders.intern(a.collection);
+            let slot = Slot {
+                id: a.id,
+                created_at: a.created_at,
+                retention_until: a.retention_until.unwrap_or(NO_TIME),
+                next_at: NO_TIME,
+                version: None,
+                name: view.names.push(a.name.as_bytes()),
+                persons: Span::default(),
+                folder,
+                creator: view.logins.intern(a.creator),
+                status: a.status,
+                no_persons: a.no_persons,
+                special_category: a.special_category,
+            };
+            if a.draft_purpose.is_some() {
+                view.draft_of.entry(a.id).or_default().purpose = a.draft_purpose;
+            }
+            if a.status == policy::Status::Draft {
+                *view.draft_counts.entry(a.creator.to_string()).or_default() += 1;
+            }
+            view.slots.push(slot);
+            Ok(())
+        })?;
+        let mut run: Vec<PersonId> = Vec::new();
+        let mut run_asset: Option<AssetId> = None;
+        let mut links: Vec<(AssetId, Vec<PersonId>)> = Vec::new();
+        bulk::each_link(conn, |a, p| {
+            if run_asset != Some(a) {
+                if let Some(prev) = run_asset {
+                    links.push((prev, std::mem::take(&mut run)));
+                }
+                run_asset = Some(a);
+            }
+            run.push(p);
+        })?;
+        if let Some(prev) = run_asset {
+            links.push((prev, run));
         }
-        let ids: Vec<AssetId> = view.assets.keys().copied().collect();
-        for id in ids {
-            view.evaluate(id, now, &mut Vec::new());
+        for (a, persons) in links {
+            if let Some(i) = view.index_of(a) {
+                view.slots[i as usize].persons = view.linked.push(&persons);
+                for p in persons {
+                    view.by_person.entry(p).or_default().push(i);
+                }
+            }
+        }
+        bulk::each_version(conn, |v| {
+            let Some(i) = view.index_of(v.asset) else {
+                return;
+            };
+            if view.slots[i as usize]
+                .version
+                .is_some_and(|cur| cur.number >= v.version)
+            {
+                return;
+            }
+            let (mtime, mtime_ns) = v.mtime.map_or((NO_TIME, 0), |(s, n)| {
+                (
+                    s,
+                    n.filter(|n| (0..1_000_000_000).contains(n)).unwrap_or(0) as u32,
+                )
+            });
+            let (atime, atime_ns) = v.atime.map_or((NO_TIME, 0), |(s, n)| {
+                (
+                    s,
+                    n.filter(|n| (0..1_000_000_000).contains(n)).unwrap_or(0) as u32,
+                )
+            });
+            let created_by = view.logins.intern(v.created_by);
+            view.slots[i as usize].version = Some(Ver {
+                number: v.version,
+                size: u64::try_from(v.size).unwrap_or(0),
+                created_at: v.created_at,
+                mtime,
+                atime,
+                thinned_at: v.thinned_at.unwrap_or(NO_TIME),
+                object: v.object,
+                created_by,
+                mtime_ns,
+                atime_ns,
+            });
+        })?;
+        for (draft, sources) in assets::all_sources(conn)? {
+            for s in &sources {
+                view.derived.entry(*s).or_default().insert(draft);
+            }
+            view.draft_of.entry(draft).or_default().sources = sources;
+        }
+        for i in 0..view.slots.len() as u32 {
+            let f = view.slots[i as usize].folder;
+            view.folders.list[f as usize].files.push(i);
+        }
+        let (names, slots) = (&view.names, &view.slots);
+        for f in &mut view.folders.list {
+            f.files.sort_unstable_by(|a, b| {
+                let (x, y) = (&slots[*a as usize], &slots[*b as usize]);
+                names.get(x.name).cmp(names.get(y.name)).then(a.cmp(b))
+            });
+        }
+        for i in 0..view.slots.len() as u32 {
+            view.evaluate(i, now, None, None);
         }
         Ok(view)
     }
 
-    fn put_asset(&mut self, row: AssetRow, version: Option<VersionRow>) {
-        for p in &row.persons {
-            self.by_person.entry(*p).or_default().insert(row.id);
-        }
-        for s in &row.sources {
-            self.derived.entry(*s).or_default().insert(row.id);
-        }
-        if row.status == policy::Status::Draft {
-            *self.draft_counts.entry(row.creator.clone()).or_default() += 1;
-        }
-        let info = AssetInfo {
-            collection: Arc::from(row.collection.as_str()),
-            name: Arc::from(row.name.as_str()),
-            policy: row.to_policy(),
-            version,
-            row,
-        };
-        self.assets.insert(info.row.id, info);
+    /// The slot of an asset.
+    fn index_of(&self, id: AssetId) -> Option<u32> {
+        self.slots
+            .binary_search_by_key(&id, |s| s.id)
+            .ok()
+            .map(|i| i as u32)
     }
 
-    /// Evaluate one asset in every purpose, update trees and timers, and record what changed.
-    fn evaluate(&mut self, id: AssetId, now: Time, changes: &mut Vec<Change>) {
-        let mut next: Option<Time> = None;
-        let purposes: Vec<PurposeId> = self.purposes.keys().copied().collect();
-        for pid in purposes {
-            let decision = match (self.assets.get(&id), self.purposes.get(&pid)) {
-                (Some(info), Some(purpose)) if info.version.is_some() => {
-                    let d =
-                        policy::decide(&info.policy, self, &anyone(pid), &purpose.to_policy(), now);
-                    Some(d)
-                }
-                _ => None,
-            };
-            if let Some(u) = decision.as_ref().and_then(|d| d.valid_until) {
-                next = Some(next.map_or(u, |n| n.min(u)));
-            }
-            let shown_now = match (&decision, self.assets.get(&id)) {
-                (Some(d), Some(info)) if d.visible => Some(Shown {
-                    until: d.valid_until,
-                    collection: info.collection.clone(),
-                    name: info.name.clone(),
-                    version: info.version.as_ref().map_or(0, |v| v.version),
-                }),
-                _ => None,
-            };
-            let vis = self.visible.entry(pid).or_default();
-            let tree = self.trees.entry(pid).or_default();
-            let before = vis.remove(&id);
-            let moved = match (&before, &shown_now) {
-                (Some(b), Some(n)) => b.collection != n.collection || b.name != n.name,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if let Some(b) = &before {
-                if moved {
-                    tree.remove(&b.collection, &b.name);
-                    changes.push(Change::Asset {
-                        login: None,
-                        purpose: pid,
-                        collection: b.collection.clone(),
-                        name: b.name.clone(),
-                        asset: id,
-                        visible: false,
-                    });
-                }
-            }
-            if let Some(n) = shown_now {
-                if before.is_none() || moved {
-                    tree.insert(&n.collection, n.name.clone(), id);
-                }
-                if before
-                    .as_ref()
-                    .is_none_or(|b| moved || b.version != n.version)
-                {
-                    changes.push(Change::Asset {
-                        login: None,
-                        purpose: pid,
-                        collection: n.collection.clone(),
-                        name: n.name.clone(),
-                        asset: id,
-                        visible: true,
-                    });
-                }
-                vis.insert(id, n);
+    fn name(&self, s: &Slot) -> &str {
+        name_of(&self.names, s.name)
+    }
+
+    /// The rules' input for an asset (a draft's with what it was made from, if `with_sources`).
+    fn policy_asset(&self, i: u32, with_sources: bool) -> policy::Asset {
+        let s = &self.slots[i as usize];
+        let d = self.draft_of.get(&s.id);
+        let mut a = policy::Asset {
+            id: s.id,
+            collection: self.folders.get(s.folder).path.to_string(),
+            status: s.status,
+            creator: self.logins.get(s.creator).to_string(),
+            created_at: when::from_secs(s.created_at),
+            no_persons: s.no_persons,
+            special_category: s.special_category,
+            persons: self.linked.get(s.persons).to_vec(),
+            retention_until: (s.retention_until != NO_TIME)
+                .then(|| when::from_secs(s.retention_until)),
+            draft_purpose: d.and_then(|d| d.purpose),
+            derived_from: Vec::new(),
+        };
+        if with_sources {
+            if let Some(d) = d {
+                a.derived_from = d
+                    .sources
+                    .iter()
+                    .filter_map(|s| self.index_of(*s))
+                    .map(|i| self.policy_asset(i, false))
+                    .collect();
             }
         }
-        if let Some(u) = self.evaluate_draft(id, now, changes) {
+        a
+    }
+
+    /// Where the asset is shown now, to compare with after a change.
+    fn prev_of(&self, i: u32) -> Prev {
+        let s = &self.slots[i as usize];
+        Prev {
+            folder: s.folder,
+            name: s.name,
+            version: s.version.map_or(0, |v| v.number),
+            visible: self.visible.iter().map(|b| b.get(i)).collect(),
+        }
+    }
+
+    fn change_at(
+        &self,
+        folder: u32,
+        name: Span,
+        purpose: PurposeId,
+        id: AssetId,
+        visible: bool,
+    ) -> Change {
+        Change::Asset {
+            login: None,
+            purpose,
+            collection: self.folders.get(folder).path.clone(),
+            name: Arc::from(name_of(&self.names, name)),
+            asset: id,
+            visible,
+        }
+    }
+
+    /// Evaluate one asset in every purpose, update visibility, folder counts and timers, and
+    /// record what changed since `prev` (since now, when `None`) into `changes` (if given).
+    fn evaluate(
+        &mut self,
+        i: u32,
+        now: Time,
+        changes: Option<&mut Vec<Change>>,
+        prev: Option<Prev>,
+    ) {
+        let slot = self.slots[i as usize].clone();
+        let mut next: Option<Time> = None;
+        let mut shown = vec![false; self.pids.len()];
+        if slot.version.is_some() {
+            let input = self.policy_asset(i, false);
+            for (p, seen) in shown.iter_mut().enumerate() {
+                let d = policy::decide(&input, self, &self.anyone[p], &self.purpose_rules[p], now);
+                if let Some(u) = d.valid_until {
+                    next = Some(next.map_or(u, |n| n.min(u)));
+                }
+                *seen = d.visible;
+            }
+        }
+        let mut scratch = Vec::new();
+        let record = changes.is_some();
+        let changes = changes.unwrap_or(&mut scratch);
+        let prev = match prev {
+            Some(p) => p,
+            None if record => self.prev_of(i),
+            None => Prev {
+                folder: slot.folder,
+                name: slot.name,
+                version: 0,
+                visible: Vec::new(),
+            },
+        };
+        let moved =
+            prev.folder != slot.folder || name_of(&self.names, prev.name) != self.name(&slot);
+        let version = slot.version.map_or(0, |v| v.number);
+        for (p, &vis) in shown.iter().enumerate() {
+            if self.visible[p].get(i) != vis {
+                self.visible[p].set(i, vis);
+                self.folders.count(slot.folder, p, vis);
+            }
+            if !record {
+                continue;
+            }
+            let was = prev.visible.get(p).copied().unwrap_or(false);
+            let pid = self.pids[p];
+            if was && (!vis || moved) {
+                changes.push(self.change_at(prev.folder, prev.name, pid, slot.id, false));
+            }
+            if vis && (!was || moved || prev.version != version) {
+                changes.push(self.change_at(slot.folder, slot.name, pid, slot.id, true));
+            }
+        }
+        if let Some(u) = self.evaluate_draft(i, now, changes) {
             next = Some(next.map_or(u, |n| n.min(u)));
         }
-        if let Some(old) = self.next_at.remove(&id) {
-            self.timers.remove(&(old, id));
+        let s = &mut self.slots[i as usize];
+        if s.next_at != NO_TIME {
+            self.timers.remove(&(s.next_at, i));
         }
-        if let Some(n) = next {
-            self.next_at.insert(id, n);
-            self.timers.insert((n, id));
+        s.next_at = next.map_or(NO_TIME, timer_ms);
+        if s.next_at != NO_TIME {
+            self.timers.insert((s.next_at, i));
         }
     }
 
     /// A draft is shown to its creator only, in the purpose folder where it was made, while
     /// they have a grant there and the persons of what it was made from allow it (the rules
     /// decide, with the creator as the user). Returns when that next changes by time alone.
-    fn evaluate_draft(
-        &mut self,
-        id: AssetId,
-        now: Time,
-        changes: &mut Vec<Change>,
-    ) -> Option<Time> {
+    fn evaluate_draft(&mut self, i: u32, now: Time, changes: &mut Vec<Change>) -> Option<Time> {
+        let slot = &self.slots[i as usize];
+        let id = slot.id;
         let mut until = None;
-        let shown_now = self.assets.get(&id).and_then(|info| {
-            let purpose_id = info.row.draft_purpose?;
-            if info.row.status != policy::Status::Draft || info.version.is_none() {
+        let shown_now = (|| {
+            let purpose_id = self.draft_of.get(&id)?.purpose?;
+            if slot.status != policy::Status::Draft || slot.version.is_none() {
                 return None;
             }
-            let user = self.users.get(&info.row.creator)?.to_policy();
+            let creator = self.logins.get(slot.creator);
+            let user = self.users.get(&**creator)?.to_policy();
             let purpose = self.purposes.get(&purpose_id)?.to_policy();
-            let d = if info.row.sources.is_empty() {
-                policy::decide(&info.policy, self, &user, &purpose, now)
-            } else {
-                let mut input = info.policy.clone();
-                input.derived_from = info
-                    .row
-                    .sources
-                    .iter()
-                    .filter_map(|s| self.assets.get(s).map(|a| a.policy.clone()))
-                    .collect();
-                policy::decide(&input, self, &user, &purpose, now)
-            };
+            let input = self.policy_asset(i, true);
+            let d = policy::decide(&input, self, &user, &purpose, now);
             until = d.valid_until;
             d.visible.then(|| {
                 (
-                    Arc::<str>::from(info.row.creator.as_str()),
+                    creator.clone(),
                     purpose_id,
                     Shown {
-                        until: None,
-                        collection: info.collection.clone(),
-                        name: info.name.clone(),
-                        version: info.version.as_ref().map_or(0, |v| v.version),
+                        collection: self.folders.get(slot.folder).path.clone(),
+                        name: Arc::from(self.name(slot)),
+                        version: slot.version.map_or(0, |v| v.number),
                     },
                 )
             })
-        });
+        })();
         let before = self.draft_shown.remove(&id);
         let same_place = |a: &(Arc<str>, PurposeId, Shown), b: &(Arc<str>, PurposeId, Shown)| {
             a.0 == b.0 && a.1 == b.1 && a.2.collection == b.2.collection && a.2.name == b.2.name
@@ -381,21 +571,136 @@ impl View {
 
     /// The next moment some visibility changes by time alone.
     pub fn next_transition(&self) -> Option<Time> {
-        self.timers.first().map(|(t, _)| *t)
+        self.timers.first().map(|(t, _)| ms_time(*t))
     }
 
     /// Re-evaluate the assets whose time has come.
     pub fn expire(&mut self, now: Time) -> Vec<Change> {
         let mut changes = Vec::new();
-        while let Some(&(t, id)) = self.timers.first() {
-            if t > now {
+        let now_ms = now.timestamp_millis();
+        while let Some(&(t, i)) = self.timers.first() {
+            if t > now_ms {
                 break;
             }
-            self.timers.remove(&(t, id));
-            self.next_at.remove(&id);
-            self.evaluate(id, now, &mut changes);
+            self.timers.remove(&(t, i));
+            self.slots[i as usize].next_at = NO_TIME;
+            self.evaluate(i, now, Some(&mut changes), None);
         }
         changes
+    }
+
+    /// Take an asset out of the places it is filed under (folder, persons, drafts' maps,
+    /// visibility), before its row changes.
+    fn unfile(&mut self, i: u32) {
+        let s = self.slots[i as usize].clone();
+        let files = &mut self.folders.list[s.folder as usize].files;
+        let (names, slots) = (&self.names, &self.slots);
+        if let Ok(at) = files.binary_search_by(|x| {
+            names
+                .get(slots[*x as usize].name)
+                .cmp(names.get(s.name))
+                .then(x.cmp(&i))
+        }) {
+            files.remove(at);
+        }
+        for p in 0..self.pids.len() {
+            if self.visible[p].get(i) {
+                self.visible[p].set(i, false);
+                self.folders.count(s.folder, p, false);
+            }
+        }
+        for p in self.linked.get(s.persons).to_vec() {
+            if let Some(v) = self.by_person.get_mut(&p) {
+                v.retain(|x| *x != i);
+                if v.is_empty() {
+                    self.by_person.remove(&p);
+                }
+            }
+        }
+        if let Some(d) = self.draft_of.remove(&s.id) {
+            for src in &d.sources {
+                if let Some(set) = self.derived.get_mut(src) {
+                    set.remove(&s.id);
+                }
+            }
+        }
+        if s.status == policy::Status::Draft {
+            let creator = self.logins.get(s.creator).to_string();
+            if let Some(n) = self.draft_counts.get_mut(&creator) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        self.names.free(s.name);
+        self.linked.free(s.persons);
+    }
+
+    /// Put a catalog row into slot `i` (a new slot at the end when `i` is the length) and file it.
+    fn file(&mut self, i: u32, row: AssetRow, version: Option<VersionRow>) {
+        let folder = self.folders.intern(&row.collection);
+        let name = self.names.push(row.name.as_bytes());
+        let persons = self.linked.push(&row.persons);
+        let creator = self.logins.intern(&row.creator);
+        let mut slot = slots::slot_of(&row, folder, creator, name, persons);
+        slot.version = version
+            .as_ref()
+            .map(|v| Ver::from_row(v, self.logins.intern(&v.created_by)));
+        if let Some(old) = self.slots.get(i as usize) {
+            slot.next_at = old.next_at;
+            self.slots[i as usize] = slot;
+        } else {
+            self.slots.push(slot);
+            for b in &mut self.visible {
+                b.set(i, false);
+            }
+        }
+        for p in &row.persons {
+            self.by_person.entry(*p).or_default().push(i);
+        }
+        for s in &row.sources {
+            self.derived.entry(*s).or_default().insert(row.id);
+        }
+        if row.draft_purpose.is_some() || !row.sources.is_empty() {
+            self.draft_of.insert(
+                row.id,
+                DraftOf {
+                    purpose: row.draft_purpose,
+                    sources: row.sources.clone(),
+                },
+            );
+        }
+        if row.status == policy::Status::Draft {
+            *self.draft_counts.entry(row.creator.clone()).or_default() += 1;
+        }
+        let (names, slots) = (&self.names, &self.slots);
+        let files = &mut self.folders.list[folder as usize].files;
+        let at = files
+            .binary_search_by(|x| {
+                names
+                    .get(slots[*x as usize].name)
+                    .cmp(row.name.as_bytes())
+                    .then(x.cmp(&i))
+            })
+            .unwrap_or_else(|at| at);
+        files.insert(at, i);
+    }
+
+    /// Copy the live names and links into fresh arenas once most of the old ones is garbage
+    /// (every rename and relink leaves its old bytes behind).
+    fn compact(&mut self) {
+        if self.names.wasteful() {
+            let mut fresh = Names::default();
+            for s in &mut self.slots {
+                s.name = fresh.push(self.names.get(s.name));
+            }
+            self.names = fresh;
+        }
+        if self.linked.wasteful() {
+            let mut fresh = Arena::default();
+            for s in &mut self.slots {
+                s.persons = fresh.push(self.linked.get(s.persons));
+            }
+            self.linked = fresh;
+        }
     }
 
     /// Catch up with changes other processes committed to the catalog.
@@ -412,18 +717,13 @@ impl View {
             full,
             purposes_changed,
         } = classify(&entries);
-        if full {
+        if full || purposes_changed {
+            // purposes are the index's columns: a new one re-evaluates everything
             *self = View::load(conn, now)?;
             self.last_seq = last_seq;
             return Ok(vec![Change::All]);
         }
         let mut changes = Vec::new();
-        if purposes_changed {
-            self.purposes = purposes::list(conn)?
-                .into_iter()
-                .map(|p| (p.id, p))
-                .collect();
-        }
         for login in &users_touched {
             match users::resolve(conn, login) {
                 Ok(u) => {
@@ -460,48 +760,70 @@ impl View {
                 }
             }
         }
-        for aid in &assets_touched {
-            if let Some(old) = self.assets.remove(aid) {
-                for p in &old.row.persons {
-                    if let Some(set) = self.by_person.get_mut(p) {
-                        set.remove(aid);
-                    }
+        let mut prevs: HashMap<u32, Prev> = HashMap::new();
+        let mut todo: BTreeSet<u32> = BTreeSet::new();
+        let mut touched_ids: Vec<AssetId> = assets_touched.iter().copied().collect();
+        touched_ids.sort_unstable();
+        for aid in touched_ids {
+            let row = assets::get(conn, aid)?;
+            let version = match &row {
+                Some(_) => assets::current_versions(conn, Some(aid))?.remove(&aid),
+                None => None,
+            };
+            let i = match self.index_of(aid) {
+                Some(i) => {
+                    prevs.entry(i).or_insert_with(|| self.prev_of(i));
+                    self.unfile(i);
+                    i
                 }
-                for s in &old.row.sources {
-                    if let Some(set) = self.derived.get_mut(s) {
-                        set.remove(aid);
-                    }
+                None if row.is_none() => continue,
+                None if self.slots.last().is_some_and(|s| s.id > aid) => {
+                    // an id below the newest: the slots stay sorted only by loading again
+                    *self = View::load(conn, now)?;
+                    self.last_seq = last_seq;
+                    return Ok(vec![Change::All]);
                 }
-                if old.row.status == policy::Status::Draft {
-                    if let Some(n) = self.draft_counts.get_mut(&old.row.creator) {
-                        *n = n.saturating_sub(1);
-                    }
+                None => self.slots.len() as u32,
+            };
+            match row {
+                Some(row) => self.file(i, row, version),
+                None => {
+                    // gone from the catalog: nothing of it shows
+                    let s = &mut self.slots[i as usize];
+                    s.status = policy::Status::Purged;
+                    s.version = None;
+                    s.name = Span::default();
+                    s.persons = Span::default();
+                    let f = s.folder;
+                    let (names, slots) = (&self.names, &self.slots);
+                    let files = &mut self.folders.list[f as usize].files;
+                    let at = files
+                        .binary_search_by(|x| {
+                            names.get(slots[*x as usize].name).cmp(&[]).then(x.cmp(&i))
+                        })
+                        .unwrap_or_else(|at| at);
+                    files.insert(at, i);
                 }
             }
-            if let Some(row) = assets::get(conn, *aid)? {
-                let version = assets::current_versions(conn, Some(*aid))?.remove(aid);
-                self.put_asset(row, version);
-            }
+            todo.insert(i);
         }
-        let mut todo: BTreeSet<AssetId> = assets_touched.into_iter().collect();
         for p in &persons_touched {
             if let Some(set) = self.by_person.get(p) {
                 todo.extend(set.iter().copied());
             }
         }
-        if purposes_changed {
-            todo.extend(self.assets.keys().copied());
-        }
-        let drafts: Vec<AssetId> = todo
+        let drafts: Vec<u32> = todo
             .iter()
-            .filter_map(|a| self.derived.get(a))
+            .filter_map(|i| self.derived.get(&self.slots[*i as usize].id))
             .flatten()
-            .copied()
+            .filter_map(|d| self.index_of(*d))
             .collect();
         todo.extend(drafts);
-        for id in todo {
-            self.evaluate(id, now, &mut changes);
+        for i in todo {
+            let prev = prevs.remove(&i);
+            self.evaluate(i, now, Some(&mut changes), prev);
         }
+        self.compact();
         self.last_seq = last_seq;
         Ok(changes)
     }
@@ -518,7 +840,7 @@ impl View {
         let mut out: Vec<AssetId> = t.assets.into_iter().collect();
         for p in &t.persons {
             if let Some(set) = self.by_person.get(p) {
-                out.extend(set.iter().copied());
+                out.extend(set.iter().map(|i| self.slots[*i as usize].id));
             }
         }
         let drafts: Vec<AssetId> = out
@@ -533,10 +855,11 @@ impl View {
 
     /// The assets whose time-bound change is due at `now`.
     pub fn due(&self, now: Time) -> Vec<AssetId> {
+        let now_ms = now.timestamp_millis();
         self.timers
             .iter()
-            .take_while(|(t, _)| *t <= now)
-            .map(|(_, a)| *a)
+            .take_while(|(t, _)| *t <= now_ms)
+            .map(|(_, i)| self.slots[*i as usize].id)
             .collect()
     }
 
@@ -548,6 +871,10 @@ impl View {
 
     pub fn purpose(&self, id: PurposeId) -> Option<&PurposeRow> {
         self.purposes.get(&id)
+    }
+
+    fn pindex(&self, id: PurposeId) -> Option<usize> {
+        self.pids.binary_search(&id).ok()
     }
 
     pub fn user(&self, login: &str) -> Option<&UserRow> {
@@ -602,6 +929,14 @@ impl View {
             .max()
     }
 
+    /// How many assets are visible in the purpose in folder `dir` and below.
+    fn count_below(&self, purpose: PurposeId, dir: &str) -> u32 {
+        match (self.pindex(purpose), self.folders.find(dir)) {
+            (Some(p), Some(f)) => f.below.get(p).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// Whether the folder `dir` exists in the user's view of the purpose: something visible to
     /// them lies below it.
     pub fn dir_visible(&self, login: &str, purpose: PurposeId, dir: &str) -> bool {
@@ -612,23 +947,20 @@ impl View {
         {
             return true;
         }
-        let Some(tree) = self.trees.get(&purpose) else {
+        if self.pindex(purpose).is_none() {
             return false;
-        };
-        if dir.is_empty() {
+        }
+        if tree::components(dir).next().is_none() {
             return self.grant_prefixes(login, purpose).next().is_some();
         }
-        let Some(node) = tree.get(dir) else {
-            return false;
-        };
-        if node.count == 0 {
+        if self.count_below(purpose, dir) == 0 {
             return false;
         }
         self.grant_prefixes(login, purpose).any(|(prefix, _)| {
             if prefix_covers(prefix, dir) {
                 true
             } else if prefix_covers(dir, prefix) {
-                tree.get(prefix).is_some_and(|n| n.count > 0)
+                self.count_below(purpose, prefix) > 0
             } else {
                 false
             }
@@ -639,6 +971,26 @@ impl View {
         self.drafts.get(&(Arc::from(login), purpose))
     }
 
+    /// Sub-folders of `dir` with something visible in the purpose below them.
+    fn shown_subdirs(&self, login: &str, purpose: PurposeId, dir: &str, out: &mut Vec<Arc<str>>) {
+        let (Some(p), Some(f)) = (self.pindex(purpose), self.folders.find(dir)) else {
+            return;
+        };
+        for (name, child) in &f.children {
+            if self
+                .folders
+                .get(*child)
+                .below
+                .get(p)
+                .is_some_and(|n| *n > 0)
+                && !out.contains(name)
+                && self.dir_visible(login, purpose, &assets::join_path(dir, name))
+            {
+                out.push(name.clone());
+            }
+        }
+    }
+
     /// The sub-folders of a folder as the user sees it (the folders of [`View::list_dir`],
     /// without listing the files: a folder's link count needs them on every `stat`).
     pub fn subdirs(&self, login: &str, purpose: PurposeId, dir: &str) -> Vec<Arc<str>> {
@@ -646,15 +998,7 @@ impl View {
         if let Some(node) = self.drafts_of(login, purpose).and_then(|t| t.get(dir)) {
             dirs.extend(node.dirs.keys().cloned());
         }
-        if let Some(node) = self.trees.get(&purpose).and_then(|t| t.get(dir)) {
-            for name in node.dirs.keys() {
-                if !dirs.contains(name)
-                    && self.dir_visible(login, purpose, &assets::join_path(dir, name))
-                {
-                    dirs.push(name.clone());
-                }
-            }
-        }
+        self.shown_subdirs(login, purpose, dir, &mut dirs);
         dirs
     }
 
@@ -666,16 +1010,16 @@ impl View {
             dirs.extend(node.dirs.keys().cloned());
             files.extend(node.files.iter().map(|(n, a)| (n.clone(), *a)));
         }
-        if let Some(node) = self.trees.get(&purpose).and_then(|t| t.get(dir)) {
-            for name in node.dirs.keys() {
-                if !dirs.contains(name)
-                    && self.dir_visible(login, purpose, &assets::join_path(dir, name))
-                {
-                    dirs.push(name.clone());
+        self.shown_subdirs(login, purpose, dir, &mut dirs);
+        if let (Some(p), Some(f)) = (self.pindex(purpose), self.folders.find(dir)) {
+            if f.below.get(p).is_some_and(|n| *n > 0) && self.access(login, purpose, dir).is_some()
+            {
+                for &i in &f.files {
+                    if self.visible[p].get(i) {
+                        let s = &self.slots[i as usize];
+                        files.push((Arc::from(self.name(s)), s.id));
+                    }
                 }
-            }
-            if self.access(login, purpose, dir).is_some() {
-                files.extend(node.files.iter().map(|(n, a)| (n.clone(), *a)));
             }
         }
         dirs.sort();
@@ -700,7 +1044,16 @@ impl View {
             return Some(*a);
         }
         self.access(login, purpose, dir)?;
-        self.trees.get(&purpose)?.get(dir)?.files.get(name).copied()
+        let p = self.pindex(purpose)?;
+        let f = self.folders.find(dir)?;
+        let start = f
+            .files
+            .partition_point(|x| self.names.get(self.slots[*x as usize].name) < name.as_bytes());
+        f.files[start..]
+            .iter()
+            .take_while(|x| self.names.get(self.slots[**x as usize].name) == name.as_bytes())
+            .find(|x| self.visible[p].get(**x))
+            .map(|x| self.slots[*x as usize].id)
     }
 
     /// Whether the user may see the asset in the purpose now (checked on every open and read).
@@ -708,13 +1061,17 @@ impl View {
         if let Some((l, p, _)) = self.draft_shown.get(&asset) {
             return &**l == login && *p == purpose;
         }
-        let Some(info) = self.assets.get(&asset) else {
+        let (Some(i), Some(p)) = (self.index_of(asset), self.pindex(purpose)) else {
             return false;
         };
-        self.visible
-            .get(&purpose)
-            .is_some_and(|v| v.contains_key(&asset))
-            && self.access(login, purpose, &info.collection).is_some()
+        self.visible[p].get(i)
+            && self
+                .access(
+                    login,
+                    purpose,
+                    &self.folders.get(self.slots[i as usize].folder).path,
+                )
+                .is_some()
     }
 
     /// Whether `asset` would be visible to `login` in `purpose` at `now` if it still had
@@ -728,23 +1085,15 @@ impl View {
         status: policy::Status,
         now: Time,
     ) -> bool {
-        let (Some(info), Some(user), Some(p)) = (
-            self.assets.get(&asset),
+        let (Some(i), Some(user), Some(p)) = (
+            self.index_of(asset),
             self.users.get(login),
             self.purposes.get(&purpose),
         ) else {
             return false;
         };
-        let mut input = info.policy.clone();
+        let mut input = self.policy_asset(i, status == policy::Status::Draft);
         input.status = status;
-        if status == policy::Status::Draft {
-            input.derived_from = info
-                .row
-                .sources
-                .iter()
-                .filter_map(|s| self.assets.get(s).map(|a| a.policy.clone()))
-                .collect();
-        }
         policy::decide(&input, self, &user.to_policy(), &p.to_policy(), now).visible
     }
 
@@ -754,53 +1103,77 @@ impl View {
     /// to a collection). A move changes the asset's collection in every purpose at once, so
     /// the mount allows it only to someone whose grants cover both places in all of these.
     pub fn purposes_seeing_move(&self, asset: AssetId, to: &str, now: Time) -> Vec<PurposeId> {
-        let Some(info) = self.assets.get(&asset) else {
+        let Some(i) = self.index_of(asset) else {
             return Vec::new();
         };
+        let slot = &self.slots[i as usize];
+        let collection = &self.folders.get(slot.folder).path;
         let someone_has = |purpose: PurposeId, path: &str| {
             self.users
                 .keys()
                 .any(|l| self.access(l, purpose, path).is_some())
         };
-        let mut moved = info.policy.clone();
+        let mut moved = self.policy_asset(i, false);
         moved.collection = to.to_string();
-        let mut out: Vec<PurposeId> = self
-            .purposes
-            .values()
-            .filter(|purpose| {
-                let seen_now = self
-                    .visible
-                    .get(&purpose.id)
-                    .is_some_and(|v| v.contains_key(&asset))
-                    && someone_has(purpose.id, &info.collection);
-                seen_now
-                    || (info.version.is_some()
-                        && someone_has(purpose.id, to)
-                        && policy::decide(
-                            &moved,
-                            self,
-                            &anyone(purpose.id),
-                            &purpose.to_policy(),
-                            now,
-                        )
+        let mut out: Vec<PurposeId> = Vec::new();
+        for (p, pid) in self.pids.iter().enumerate() {
+            let seen_now = self.visible[p].get(i) && someone_has(*pid, collection);
+            if seen_now
+                || (slot.version.is_some()
+                    && someone_has(*pid, to)
+                    && policy::decide(&moved, self, &self.anyone[p], &self.purpose_rules[p], now)
                         .visible)
-            })
-            .map(|p| p.id)
-            .collect();
-        out.sort_unstable();
+            {
+                out.push(*pid);
+            }
+        }
         out
     }
 
     /// When the asset's visibility in the purpose next changes, if it is visible.
     pub fn valid_until(&self, purpose: PurposeId, asset: AssetId) -> Option<Time> {
-        self.visible
-            .get(&purpose)
-            .and_then(|v| v.get(&asset))
-            .and_then(|s| s.until)
+        let (i, p) = (self.index_of(asset)?, self.pindex(purpose)?);
+        if !self.visible[p].get(i) {
+            return None;
+        }
+        let input = self.policy_asset(i, false);
+        policy::decide(
+            &input,
+            self,
+            &self.anyone[p],
+            &self.purpose_rules[p],
+            chrono::Utc::now(),
+        )
+        .valid_until
     }
 
-    pub fn asset(&self, id: AssetId) -> Option<&AssetInfo> {
-        self.assets.get(&id)
+    /// What the index holds of an asset, as catalog rows.
+    pub fn asset(&self, id: AssetId) -> Option<AssetInfo> {
+        let s = &self.slots[self.index_of(id)? as usize];
+        let folder = self.folders.get(s.folder);
+        let creator = self.logins.get(s.creator);
+        let draft = self.draft_of.get(&id);
+        let name: Arc<str> = Arc::from(self.name(s));
+        Some(AssetInfo {
+            row: AssetRow {
+                id,
+                collection: folder.path.to_string(),
+                name: name.to_string(),
+                no_persons: s.no_persons,
+                special_category: s.special_category,
+                status: s.status,
+                creator: creator.to_string(),
+                created_at: when::from_secs(s.created_at),
+                retention_until: (s.retention_until != NO_TIME)
+                    .then(|| when::from_secs(s.retention_until)),
+                persons: self.linked.get(s.persons).to_vec(),
+                draft_purpose: draft.and_then(|d| d.purpose),
+                sources: draft.map(|d| d.sources.clone()).unwrap_or_default(),
+            },
+            collection: folder.path.clone(),
+            name,
+            version: s.version.map(|v| v.to_row(self.logins.get(v.created_by))),
+        })
     }
 
     /// How many drafts `login` has made (and not yet linked, saved over a file or purged).
@@ -810,10 +1183,10 @@ impl View {
 
     /// Number of assets the index holds (for logs and benchmarks).
     pub fn len(&self) -> usize {
-        self.assets.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.assets.is_empty()
+        self.slots.is_empty()
     }
 }

@@ -1,0 +1,119 @@
+//! Streaming reads of the whole catalog, for the mount's view index.
+//!
+//! With a million assets, materialising every row first (a `Vec<AssetRow>` of owned strings,
+//! then a map of versions with their wrapped keys) costs more memory than the index built from
+//! it and most of the start-up time. These functions hand each row to a callback while the
+//! statement steps, with borrowed strings, so the caller keeps only what it needs. Each is one
+//! plain scan (table or covering index order): no per-row sub-queries.
+
+use crate::crypto::object::ObjectId;
+use crate::error::{Error, Result};
+use crate::policy::{AssetId, PersonId, PurposeId, Status};
+use rusqlite::{Connection, OptionalExtension};
+
+/// One asset row, borrowed from the statement while it steps.
+pub struct AssetRef<'a> {
+    pub id: AssetId,
+    pub collection: &'a str,
+    pub name: &'a str,
+    pub no_persons: bool,
+    pub special_category: bool,
+    pub status: Status,
+    pub creator: &'a str,
+    /// Seconds since the epoch, as stored.
+    pub created_at: i64,
+    pub retention_until: Option<i64>,
+    pub draft_purpose: Option<PurposeId>,
+}
+
+/// One version row without its object's wrapped key (read at open, see [`wrapped_key`]).
+pub struct VersionRef<'a> {
+    pub asset: AssetId,
+    pub version: i64,
+    pub size: i64,
+    pub created_at: i64,
+    pub created_by: &'a str,
+    pub object: ObjectId,
+    pub mtime: Option<(i64, Option<i64>)>,
+    pub atime: Option<(i64, Option<i64>)>,
+    pub thinned_at: Option<i64>,
+}
+
+fn text<'a>(r: &'a rusqlite::Row, i: usize) -> rusqlite::Result<&'a str> {
+    r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)
+}
+
+/// Every asset (any status), in id order.
+pub fn each_asset(conn: &Connection, mut f: impl FnMut(AssetRef<'_>) -> Result<()>) -> Result<()> {
+    let mut st = conn.prepare(
+        "SELECT id, collection, name, no_persons, special_category, status, creator, created_at, \
+         retention_until, draft_purpose FROM assets ORDER BY id",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        f(AssetRef {
+            id: r.get(0)?,
+            collection: text(r, 1)?,
+            name: text(r, 2)?,
+            no_persons: r.get(3)?,
+            special_category: r.get(4)?,
+            // an unknown status shows nothing (as `assets::list` reads it)
+            status: Status::parse(text(r, 5)?).unwrap_or(Status::Trash),
+            creator: text(r, 6)?,
+            created_at: r.get(7)?,
+            retention_until: r.get(8)?,
+            draft_purpose: r.get(9)?,
+        })?;
+    }
+    Ok(())
+}
+
+/// Every link (asset, person), ordered by asset and person (the links' primary key).
+pub fn each_link(conn: &Connection, mut f: impl FnMut(AssetId, PersonId)) -> Result<()> {
+    let mut st =
+        conn.prepare("SELECT asset_id, person_id FROM links ORDER BY asset_id, person_id")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        f(r.get(0)?, r.get(1)?);
+    }
+    Ok(())
+}
+
+/// Every version of every asset, in no particular order (a table scan: the caller keeps the
+/// highest number per asset).
+pub fn each_version(conn: &Connection, mut f: impl FnMut(VersionRef<'_>)) -> Result<()> {
+    let mut st = conn.prepare(
+        "SELECT asset_id, version, size, created_at, created_by, object_id, mtime, mtime_nsec, \
+         atime, atime_nsec, thinned_at FROM versions",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let object = text(r, 5)?;
+        let object = ObjectId::parse(object)
+            .ok_or_else(|| Error::integrity("catalog", format!("bad object id '{object}'")))?;
+        let mtime: Option<i64> = r.get(6)?;
+        let atime: Option<i64> = r.get(8)?;
+        f(VersionRef {
+            asset: r.get(0)?,
+            version: r.get(1)?,
+            size: r.get(2)?,
+            created_at: r.get(3)?,
+            created_by: text(r, 4)?,
+            object,
+            mtime: mtime.map(|s| r.get(7).map(|n| (s, n))).transpose()?,
+            atime: atime.map(|s| r.get(9).map(|n| (s, n))).transpose()?,
+            thinned_at: r.get(10)?,
+        });
+    }
+    Ok(())
+}
+
+/// The wrapped key of an object (`None` once shredded). The view index does not hold keys: a
+/// million of them would be most of its memory, and only an open needs one.
+pub fn wrapped_key(conn: &Connection, object: &ObjectId) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT wrapped_key FROM objects WHERE id = ?1")?
+        .query_row([object.hex()], |r| r.get::<_, Option<Vec<u8>>>(0))
+        .optional()?
+        .flatten())
+}
