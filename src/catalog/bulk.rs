@@ -117,3 +117,70 @@ pub fn wrapped_key(conn: &Connection, object: &ObjectId) -> Result<Option<Vec<u8
         .optional()?
         .flatten())
 }
+
+/// Every consent event as the rules read it, oldest first, with its person. The purposes and
+/// assets of the events are read alongside (merge joins on the event id), so no row is held
+/// longer than its event.
+pub fn each_event(
+    conn: &Connection,
+    mut f: impl FnMut(PersonId, crate::policy::ConsentEvent),
+) -> Result<()> {
+    use crate::policy::{ConsentEvent, EventKind, Scope};
+    let mut st = conn.prepare(
+        "SELECT id, person_id, kind, scope, scope_prefix, starts, expires, given_by, explicit \
+         FROM consent_events ORDER BY id",
+    )?;
+    let mut ps = conn.prepare(
+        "SELECT event_id, purpose_id FROM consent_event_purposes ORDER BY event_id, purpose_id",
+    )?;
+    let mut xs = conn.prepare(
+        "SELECT event_id, asset_id FROM consent_event_assets ORDER BY event_id, asset_id",
+    )?;
+    let mut purposes = ps.query([])?;
+    let mut assets = xs.query([])?;
+    let step = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<(i64, i64)>> {
+        Ok(match rows.next()? {
+            Some(r) => Some((r.get(0)?, r.get(1)?)),
+            None => None,
+        })
+    };
+    let mut next_purpose: Option<(i64, PurposeId)> = step(&mut purposes)?;
+    let mut next_asset: Option<(i64, AssetId)> = step(&mut assets)?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let mut event_purposes = Vec::new();
+        while let Some((e, p)) = next_purpose.filter(|(e, _)| *e <= id) {
+            if e == id {
+                event_purposes.push(p);
+            }
+            next_purpose = step(&mut purposes)?;
+        }
+        let mut event_assets = Vec::new();
+        while let Some((e, a)) = next_asset.filter(|(e, _)| *e <= id) {
+            if e == id {
+                event_assets.push(a);
+            }
+            next_asset = step(&mut assets)?;
+        }
+        let scope = match text(r, 3)? {
+            "collection" => Scope::Collection(r.get::<_, Option<String>>(4)?.unwrap_or_default()),
+            "assets" => Scope::Assets(event_assets),
+            _ => Scope::All,
+        };
+        f(
+            r.get(1)?,
+            ConsentEvent {
+                id,
+                kind: EventKind::parse(text(r, 2)?).unwrap_or(EventKind::Refuse),
+                purposes: event_purposes,
+                scope,
+                starts: crate::when::from_secs(r.get(5)?),
+                expires: r.get::<_, Option<i64>>(6)?.map(crate::when::from_secs),
+                given_by: r.get(7)?,
+                explicit: r.get(8)?,
+            },
+        );
+    }
+    Ok(())
+}

@@ -208,6 +208,12 @@ impl Catalog {
         &self.conn
     }
 
+    /// The connection, for another thread to read on while this catalog is not used (see
+    /// `View::load_with`).
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// Copy the WAL into the catalog file and truncate it, after an erasure or a purge: until
     /// then the WAL still holds the pages as they were before (names, data keys). Waits for
     /// readers (the daemon's) for the connection's busy timeout; a checkpoint that cannot

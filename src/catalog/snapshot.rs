@@ -5,7 +5,6 @@
 //! in bulk instead of per asset keeps a catalog of 100,000 assets to a handful of queries.
 
 use super::assets::{self, AssetRow};
-use super::consents;
 use super::purposes::{self, PurposeRow};
 use super::users::{self, UserRow};
 use crate::error::Result;
@@ -154,10 +153,12 @@ pub fn persons(conn: &Connection) -> Result<HashMap<PersonId, Person>> {
             p.guardians.push(g);
         }
     }
-    for e in consents::list(conn, None)? {
-        if let Some(p) = persons.get_mut(&e.person) {
-            p.events.push(e.to_policy());
+    // streamed: a million events as rows with their purposes' names would be most of the
+    // daemon's memory at start
+    super::bulk::each_event(conn, |person, e| {
+        if let Some(p) = persons.get_mut(&person) {
+            p.events.push(e);
         }
-    }
+    })?;
     Ok(persons)
 }

@@ -175,17 +175,40 @@ fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Resu
         log::info!("purged {purged} asset(s) that were in the trash for 30 days");
     }
     log::debug!("housekeeping: shred+purge {} ms", t.elapsed().as_millis());
-    // old versions per the version policy; a policy that cannot be read must not stop the mount
-    match crate::thinning::run(store, catalog, actor, now, false, false) {
-        Ok(r) if r.versions_thinned > 0 => log::info!(
-            "thinned {} old version(s) of {} asset(s) per the version policy",
-            r.versions_thinned,
-            r.assets.len()
-        ),
-        Ok(_) => {}
-        Err(e) => log::warn!("old versions were not thinned: {e}"),
-    }
     Ok(())
+}
+
+/// Thin old versions per the version policy, in the background once the mount answers: over
+/// a million assets this reads every version, and it changes nothing anyone sees (the watcher
+/// applies it like any command's change). A policy that cannot be read must not stop the mount.
+fn thin_in_background(store: Arc<Store>) {
+    let opened = Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("thinning".into())
+        .spawn(move || {
+            let mut catalog = match opened {
+                Ok(c) => c,
+                Err(e) => return log::warn!("old versions were not thinned: {e}"),
+            };
+            let now = chrono::Utc::now();
+            match crate::thinning::run(&store, &mut catalog, "consentfs-daemon", now, false, false)
+            {
+                Ok(r) if r.versions_thinned > 0 => log::info!(
+                    "thinned {} old version(s) of {} asset(s) per the version policy",
+                    r.versions_thinned,
+                    r.assets.len()
+                ),
+                Ok(_) => {}
+                Err(e) => log::warn!("old versions were not thinned: {e}"),
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("old versions were not thinned: cannot start a thread: {e}");
+    }
 }
 
 /// Have the invalidator drop the cached pages of these assets' files (all files: `None`) and
@@ -490,7 +513,23 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let saves = crate::vfs::queue::SaveQueue::load(&store)?;
     housekeeping(&store, &mut view_catalog, &saves.object_ids())?;
     let housekept = started.elapsed();
-    let view = View::load(view_catalog.conn(), chrono::Utc::now())?;
+    let mut write_catalog = Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    )?;
+    write_catalog.share_anchor(opts.anchor.clone());
+    let view = View::load_with(
+        view_catalog.conn(),
+        Some(write_catalog.conn_mut()),
+        chrono::Utc::now(),
+    )?;
+    let store = Arc::new(store);
+    // loading freed as much as the index keeps (rows, sorted runs): give it back
+    // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation
+    unsafe {
+        libc::malloc_trim(0);
+    }
     log::info!(
         "view index loaded: housekeeping {} ms, index {} ms",
         housekept.as_millis(),
@@ -499,14 +538,8 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let assets = view.len();
     let view = Arc::new(RwLock::new(view));
     let accounts: Box<dyn Accounts> = Box::new(OsAccounts::default());
-    let mut write_catalog = Catalog::open(
-        &store.catalog_path(),
-        &store.catalog_key(),
-        store.audit_key(),
-    )?;
-    write_catalog.share_anchor(opts.anchor.clone());
     let vfs = Arc::new(
-        Vfs::new(Arc::new(store), view.clone(), accounts, write_catalog).with_save_queue(saves),
+        Vfs::new(store.clone(), view.clone(), accounts, write_catalog).with_save_queue(saves),
     );
     let left = vfs.retry_queued(Duration::from_secs(2));
     if left > 0 {
@@ -554,6 +587,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         .map_err(|e| Error::io("cannot start the FUSE session", e))?;
     // only now: a stat of the mountpoint needs the session to answer
     raise_readahead(&opts.mountpoint);
+    thin_in_background(store.clone());
     let (tx, rx) = channel();
     vfs.set_invalidation_sender(tx.clone());
     let invalidator = std::thread::Builder::new()

@@ -138,6 +138,15 @@ struct DraftOf {
     sources: Vec<AssetId>,
 }
 
+/// What a timer re-evaluates when its time comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// The assets linked to the person: one of their consents starts or ends, or they turn 16.
+    Person(PersonId),
+    /// One asset: its retention ends, or a draft's sources change.
+    Asset(u32),
+}
+
 /// A folder's entries: sub-folder names, and files (name, asset).
 pub type Listing = (Vec<Arc<str>>, Vec<(Arc<str>, AssetId)>);
 
@@ -170,8 +179,10 @@ pub struct View {
     draft_shown: HashMap<AssetId, (Arc<str>, PurposeId, Shown)>,
     /// Number of drafts (any place) per creator, for the per-user bound on drafts.
     draft_counts: HashMap<String, usize>,
-    /// (ms, slot): when each asset's visibility next changes by time alone.
-    timers: BTreeSet<(i64, u32)>,
+    /// (ms, what): when some visibility may next change by time alone.
+    timers: BTreeSet<(i64, Timer)>,
+    /// The timer of each person with a moment ahead.
+    person_next: HashMap<PersonId, i64>,
     last_seq: i64,
 }
 
@@ -193,6 +204,14 @@ fn anyone(purpose: PurposeId) -> policy::User {
     }
 }
 
+/// This process's resident memory, for the debug log of a load.
+fn resident_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096 / (1 << 20))
+}
+
 /// A moment as timer key: milliseconds, rounded up (a timer never fires before its time).
 fn timer_ms(t: Time) -> i64 {
     let ms = t.timestamp_millis();
@@ -210,7 +229,49 @@ fn ms_time(ms: i64) -> Time {
 impl View {
     /// Build the whole index from the catalog, streaming its rows.
     pub fn load(conn: &Connection, now: Time) -> Result<View> {
+        View::load_with(conn, None, now)
+    }
+
+    /// [`View::load`], reading persons and links on a second connection (`helper`) in a
+    /// second thread while this one reads assets and versions. Both read after the last audit
+    /// entry is taken, so what either misses of a change made meanwhile is caught up by the
+    /// next [`View::refresh`], as with one connection.
+    pub fn load_with(
+        conn: &Connection,
+        helper: Option<&mut Connection>,
+        now: Time,
+    ) -> Result<View> {
+        type Side = (HashMap<PersonId, Person>, Vec<(AssetId, PersonId)>);
+        let read_side = |c: &Connection| -> Result<Side> {
+            let persons = snapshot::persons(c)?;
+            let mut links: Vec<(AssetId, PersonId)> = Vec::new();
+            bulk::each_link(c, |a, p| links.push((a, p)))?;
+            Ok((persons, links))
+        };
         let last_seq = audit::last_seq(conn)?;
+        std::thread::scope(|scope| {
+            let side = helper.map(|h| scope.spawn(move || read_side(h)));
+            View::load_parts(conn, last_seq, now, move || match side {
+                Some(h) => h.join().unwrap_or_else(|_| {
+                    Err(crate::error::Error::integrity(
+                        "view index",
+                        "the thread reading persons stopped",
+                    ))
+                }),
+                None => read_side(conn),
+            })
+        })
+    }
+
+    /// Assets and versions from `conn`; persons and links from `side` (called once they are
+    /// read); then the rules for every asset.
+    fn load_parts(
+        conn: &Connection,
+        last_seq: i64,
+        now: Time,
+        side: impl FnOnce() -> Result<(HashMap<PersonId, Person>, Vec<(AssetId, PersonId)>)>,
+    ) -> Result<View> {
+        let t = std::time::Instant::now();
         let purposes: HashMap<PurposeId, PurposeRow> = purposes::list(conn)?
             .into_iter()
             .map(|p| (p.id, p))
@@ -224,7 +285,7 @@ impl View {
             folders: Folders::new(pids.len()),
             pids,
             purposes,
-            persons: snapshot::persons(conn)?,
+            persons: HashMap::new(),
             users: users::list(conn)?
                 .into_iter()
                 .map(|u| (u.login.clone(), u))
@@ -240,6 +301,7 @@ impl View {
             draft_shown: HashMap::new(),
             draft_counts: HashMap::new(),
             timers: BTreeSet::new(),
+            person_next: HashMap::new(),
             last_seq,
         };
         bulk::each_asset(conn, |a| {
@@ -267,29 +329,11 @@ impl View {
             view.slots.push(slot);
             Ok(())
         })?;
-        let mut run: Vec<PersonId> = Vec::new();
-        let mut run_asset: Option<AssetId> = None;
-        let mut links: Vec<(AssetId, Vec<PersonId>)> = Vec::new();
-        bulk::each_link(conn, |a, p| {
-            if run_asset != Some(a) {
-                if let Some(prev) = run_asset {
-                    links.push((prev, std::mem::take(&mut run)));
-                }
-                run_asset = Some(a);
-            }
-            run.push(p);
-        })?;
-        if let Some(prev) = run_asset {
-            links.push((prev, run));
-        }
-        for (a, persons) in links {
-            if let Some(i) = view.index_of(a) {
-                view.slots[i as usize].persons = view.linked.push(&persons);
-                for p in persons {
-                    view.by_person.entry(p).or_default().push(i);
-                }
-            }
-        }
+        log::debug!(
+            "index: assets at {} ms, {} MiB resident",
+            t.elapsed().as_millis(),
+            resident_mib()
+        );
         bulk::each_version(conn, |v| {
             let Some(i) = view.index_of(v.asset) else {
                 return;
@@ -300,18 +344,10 @@ impl View {
             {
                 return;
             }
-            let (mtime, mtime_ns) = v.mtime.map_or((NO_TIME, 0), |(s, n)| {
-                (
-                    s,
-                    n.filter(|n| (0..1_000_000_000).contains(n)).unwrap_or(0) as u32,
-                )
-            });
-            let (atime, atime_ns) = v.atime.map_or((NO_TIME, 0), |(s, n)| {
-                (
-                    s,
-                    n.filter(|n| (0..1_000_000_000).contains(n)).unwrap_or(0) as u32,
-                )
-            });
+            let nanos =
+                |n: Option<i64>| n.filter(|n| (0..1_000_000_000).contains(n)).unwrap_or(0) as u32;
+            let (mtime, mtime_ns) = v.mtime.map_or((NO_TIME, 0), |(s, n)| (s, nanos(n)));
+            let (atime, atime_ns) = v.atime.map_or((NO_TIME, 0), |(s, n)| (s, nanos(n)));
             let created_by = view.logins.intern(v.created_by);
             view.slots[i as usize].version = Some(Ver {
                 number: v.version,
@@ -326,6 +362,38 @@ impl View {
                 atime_ns,
             });
         })?;
+        log::debug!(
+            "index: versions at {} ms, {} MiB resident",
+            t.elapsed().as_millis(),
+            resident_mib()
+        );
+        let (persons, links) = side()?;
+        view.persons = persons;
+        log::debug!(
+            "index: persons and links at {} ms, {} MiB resident",
+            t.elapsed().as_millis(),
+            resident_mib()
+        );
+        // links come ordered by asset, as the slots are
+        let mut k = 0;
+        while k < links.len() {
+            let a = links[k].0;
+            let run = links[k..].iter().take_while(|(x, _)| *x == a).count();
+            let persons: Vec<PersonId> = links[k..k + run].iter().map(|(_, p)| *p).collect();
+            k += run;
+            if let Some(i) = view.index_of(a) {
+                view.slots[i as usize].persons = view.linked.push(&persons);
+                for p in persons {
+                    view.by_person.entry(p).or_default().push(i);
+                }
+            }
+        }
+        drop(links);
+        log::debug!(
+            "index: links filed at {} ms, {} MiB resident",
+            t.elapsed().as_millis(),
+            resident_mib()
+        );
         for (draft, sources) in assets::all_sources(conn)? {
             for s in &sources {
                 view.derived.entry(*s).or_default().insert(draft);
@@ -343,9 +411,40 @@ impl View {
                 names.get(x.name).cmp(names.get(y.name)).then(a.cmp(b))
             });
         }
-        for i in 0..view.slots.len() as u32 {
-            view.evaluate(i, now, None, None);
+        let ids: Vec<PersonId> = view.persons.keys().copied().collect();
+        for pid in ids {
+            view.time_person(pid, now);
         }
+        log::debug!(
+            "index: folders and timers at {} ms, {} MiB resident",
+            t.elapsed().as_millis(),
+            resident_mib()
+        );
+        if view.pids.len() > 64 {
+            for i in 0..view.slots.len() as u32 {
+                view.evaluate(i, now, None, None);
+            }
+        } else {
+            let decided = view.decide_all(now);
+            if decided.len() != view.slots.len() {
+                return Err(crate::error::Error::integrity(
+                    "view index",
+                    "a thread deciding the rules stopped",
+                ));
+            }
+            let mut shown = vec![false; view.pids.len()];
+            for (i, (bits, next)) in decided.into_iter().enumerate() {
+                for (p, on) in shown.iter_mut().enumerate() {
+                    *on = bits & (1 << p) != 0;
+                }
+                view.apply(i as u32, now, None, None, &shown, next);
+            }
+        }
+        log::debug!(
+            "index: evaluated at {} ms, {} MiB resident",
+            t.elapsed().as_millis(),
+            resident_mib()
+        );
         Ok(view)
     }
 
@@ -362,6 +461,26 @@ impl View {
     }
 
     /// The rules' input for an asset (a draft's with what it was made from, if `with_sources`).
+    /// [`View::policy_asset`] into an existing one, reusing its allocations.
+    fn fill_policy_asset(&self, i: u32, a: &mut policy::Asset) {
+        let s = &self.slots[i as usize];
+        a.id = s.id;
+        a.collection.clear();
+        a.collection.push_str(&self.folders.get(s.folder).path);
+        a.status = s.status;
+        a.creator.clear();
+        a.creator.push_str(self.logins.get(s.creator));
+        a.created_at = when::from_secs(s.created_at);
+        a.no_persons = s.no_persons;
+        a.special_category = s.special_category;
+        a.persons.clear();
+        a.persons.extend_from_slice(self.linked.get(s.persons));
+        a.retention_until =
+            (s.retention_until != NO_TIME).then(|| when::from_secs(s.retention_until));
+        a.draft_purpose = self.draft_of.get(&s.id).and_then(|d| d.purpose);
+        a.derived_from.clear();
+    }
+
     fn policy_asset(&self, i: u32, with_sources: bool) -> policy::Asset {
         let s = &self.slots[i as usize];
         let d = self.draft_of.get(&s.id);
@@ -430,19 +549,93 @@ impl View {
         changes: Option<&mut Vec<Change>>,
         prev: Option<Prev>,
     ) {
-        let slot = self.slots[i as usize].clone();
-        let mut next: Option<Time> = None;
         let mut shown = vec![false; self.pids.len()];
-        if slot.version.is_some() {
-            let input = self.policy_asset(i, false);
-            for (p, seen) in shown.iter_mut().enumerate() {
-                let d = policy::decide(&input, self, &self.anyone[p], &self.purpose_rules[p], now);
-                if let Some(u) = d.valid_until {
-                    next = Some(next.map_or(u, |n| n.min(u)));
-                }
-                *seen = d.visible;
+        let mut input = None;
+        let next = self.decide(i, now, &mut input, &mut shown);
+        self.apply(i, now, changes, prev, &shown, next);
+    }
+
+    /// The rules for slot `i` in every purpose (not as a draft): which purposes show it, and
+    /// when that next changes. `input` is a scratch buffer (no allocation per asset).
+    fn decide(
+        &self,
+        i: u32,
+        now: Time,
+        input: &mut Option<policy::Asset>,
+        shown: &mut [bool],
+    ) -> Option<Time> {
+        shown.iter_mut().for_each(|x| *x = false);
+        let slot = &self.slots[i as usize];
+        slot.version?;
+        let input = match input {
+            Some(a) => {
+                self.fill_policy_asset(i, a);
+                a
+            }
+            None => input.insert(self.policy_asset(i, false)),
+        };
+        // Visibility only: when it changes by time is filed per person (their consents'
+        // starts and ends, their 16th birthday: see `person_moment`) and here per asset
+        // (retention), so no asset needs the search for its next flip that `decide` does.
+        let mut next: Option<Time> = None;
+        let timed = matches!(slot.status, policy::Status::Active | policy::Status::Draft);
+        for (p, seen) in shown.iter_mut().enumerate() {
+            let rules = &self.purpose_rules[p];
+            *seen = policy::evaluate_at(input, self, &self.anyone[p], rules, now).0;
+            if let Some(end) = policy::retention_end(input, rules).filter(|e| timed && *e > now) {
+                next = Some(next.map_or(end, |n| n.min(end)));
             }
         }
+        next
+    }
+
+    /// Decide every slot, on every core: the rules are most of the start-up time. Per slot, a
+    /// bit per purpose (so at most 64 purposes; `load` decides one by one beyond that).
+    fn decide_all(&self, now: Time) -> Vec<(u64, Option<Time>)> {
+        let n = self.slots.len() as u32;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .clamp(1, 8) as u32;
+        let per = n.div_ceil(threads).max(1);
+        let decide_range = |from: u32, to: u32| {
+            let mut input = None;
+            (from..to)
+                .map(|i| {
+                    let mut shown = vec![false; self.pids.len()];
+                    let next = self.decide(i, now, &mut input, &mut shown);
+                    let bits = shown
+                        .iter()
+                        .enumerate()
+                        .fold(0u64, |m, (p, on)| m | (u64::from(*on) << p));
+                    (bits, next)
+                })
+                .collect::<Vec<_>>()
+        };
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = (0..threads)
+                .map(|t| (t * per, ((t + 1) * per).min(n)))
+                .filter(|(a, b)| a < b)
+                .map(|(a, b)| scope.spawn(move || decide_range(a, b)))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    /// File the decisions for slot `i`: visibility bits, folder counts, the draft's place and
+    /// the timer; record what changed since `prev` (since now, when `None`) into `changes`.
+    fn apply(
+        &mut self,
+        i: u32,
+        now: Time,
+        changes: Option<&mut Vec<Change>>,
+        prev: Option<Prev>,
+        shown: &[bool],
+        mut next: Option<Time>,
+    ) {
+        let slot = self.slots[i as usize].clone();
         let mut scratch = Vec::new();
         let record = changes.is_some();
         let changes = changes.unwrap_or(&mut scratch);
@@ -481,11 +674,39 @@ impl View {
         }
         let s = &mut self.slots[i as usize];
         if s.next_at != NO_TIME {
-            self.timers.remove(&(s.next_at, i));
+            self.timers.remove(&(s.next_at, Timer::Asset(i)));
         }
         s.next_at = next.map_or(NO_TIME, timer_ms);
         if s.next_at != NO_TIME {
-            self.timers.insert((s.next_at, i));
+            self.timers.insert((s.next_at, Timer::Asset(i)));
+        }
+    }
+
+    /// The next moment after `now` at which the person's standing may change by time alone:
+    /// a consent event starts or ends, or they turn 16. Every moment the rules consider for
+    /// an asset's persons (see `policy::rules::candidate_moments`) is one of these.
+    fn person_moment(&self, pid: PersonId, now: Time) -> Option<Time> {
+        let p = self.persons.get(&pid)?;
+        p.turns_16
+            .into_iter()
+            .chain(
+                p.events
+                    .iter()
+                    .flat_map(|e| std::iter::once(e.starts).chain(e.expires)),
+            )
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// File (again) the person's timer.
+    fn time_person(&mut self, pid: PersonId, now: Time) {
+        if let Some(old) = self.person_next.remove(&pid) {
+            self.timers.remove(&(old, Timer::Person(pid)));
+        }
+        if let Some(t) = self.person_moment(pid, now) {
+            let ms = timer_ms(t);
+            self.person_next.insert(pid, ms);
+            self.timers.insert((ms, Timer::Person(pid)));
         }
     }
 
@@ -578,15 +799,40 @@ impl View {
     pub fn expire(&mut self, now: Time) -> Vec<Change> {
         let mut changes = Vec::new();
         let now_ms = now.timestamp_millis();
-        while let Some(&(t, i)) = self.timers.first() {
+        let mut todo: BTreeSet<u32> = BTreeSet::new();
+        while let Some(&(t, what)) = self.timers.first() {
             if t > now_ms {
                 break;
             }
-            self.timers.remove(&(t, i));
-            self.slots[i as usize].next_at = NO_TIME;
+            self.timers.remove(&(t, what));
+            match what {
+                Timer::Asset(i) => {
+                    self.slots[i as usize].next_at = NO_TIME;
+                    todo.insert(i);
+                }
+                Timer::Person(pid) => {
+                    self.person_next.remove(&pid);
+                    self.time_person(pid, now);
+                    todo.extend(self.by_person.get(&pid).into_iter().flatten().copied());
+                }
+            }
+        }
+        let drafts: Vec<u32> = self.drafts_of_slots(&todo);
+        todo.extend(drafts);
+        for i in todo {
             self.evaluate(i, now, Some(&mut changes), None);
         }
         changes
+    }
+
+    /// The drafts made from these assets (their sources' persons decide for them too).
+    fn drafts_of_slots(&self, slots: &BTreeSet<u32>) -> Vec<u32> {
+        slots
+            .iter()
+            .filter_map(|i| self.derived.get(&self.slots[*i as usize].id))
+            .flatten()
+            .filter_map(|d| self.index_of(*d))
+            .collect()
     }
 
     /// Take an asset out of the places it is filed under (folder, persons, drafts' maps,
@@ -759,6 +1005,7 @@ impl View {
                     self.persons.remove(pid);
                 }
             }
+            self.time_person(*pid, now);
         }
         let mut prevs: HashMap<u32, Prev> = HashMap::new();
         let mut todo: BTreeSet<u32> = BTreeSet::new();
@@ -812,12 +1059,7 @@ impl View {
                 todo.extend(set.iter().copied());
             }
         }
-        let drafts: Vec<u32> = todo
-            .iter()
-            .filter_map(|i| self.derived.get(&self.slots[*i as usize].id))
-            .flatten()
-            .filter_map(|d| self.index_of(*d))
-            .collect();
+        let drafts = self.drafts_of_slots(&todo);
         todo.extend(drafts);
         for i in todo {
             let prev = prevs.remove(&i);
@@ -856,11 +1098,27 @@ impl View {
     /// The assets whose time-bound change is due at `now`.
     pub fn due(&self, now: Time) -> Vec<AssetId> {
         let now_ms = now.timestamp_millis();
-        self.timers
+        let mut out = Vec::new();
+        for (_, what) in self.timers.iter().take_while(|(t, _)| *t <= now_ms) {
+            match what {
+                Timer::Asset(i) => out.push(self.slots[*i as usize].id),
+                Timer::Person(pid) => out.extend(
+                    self.by_person
+                        .get(pid)
+                        .into_iter()
+                        .flatten()
+                        .map(|i| self.slots[*i as usize].id),
+                ),
+            }
+        }
+        let drafts: Vec<AssetId> = out
             .iter()
-            .take_while(|(t, _)| *t <= now_ms)
-            .map(|(_, i)| self.slots[*i as usize].id)
-            .collect()
+            .filter_map(|a| self.derived.get(a))
+            .flatten()
+            .copied()
+            .collect();
+        out.extend(drafts);
+        out
     }
 
     // ---- queries for the filesystem ----
