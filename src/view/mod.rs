@@ -215,7 +215,7 @@ fn resident_mib() -> u64 {
 /// A moment as timer key: milliseconds, rounded up (a timer never fires before its time).
 fn timer_ms(t: Time) -> i64 {
     let ms = t.timestamp_millis();
-    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         ms
     } else {
         ms.saturating_add(1)

@@ -280,7 +280,7 @@ impl Ver {
         }
     }
 
-    pub fn to_row(&self, created_by: &str) -> VersionRow {
+    pub fn to_row(self, created_by: &str) -> VersionRow {
         VersionRow {
             version: self.number,
             size: self.size,
