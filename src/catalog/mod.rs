@@ -42,6 +42,9 @@ pub struct Catalog {
     /// Committed changes found missing from the write-ahead log at open (no other process had
     /// the catalog open, so SQLite went on from the last checkpoint): the rollback check says so.
     wal_loss: Option<wal::Loss>,
+    /// A write transaction left open by [`Tx::commit_later`] (since when): the next
+    /// transaction joins it and commits both (see [`Catalog::commit_pending`]).
+    pending: Option<std::time::Instant>,
     /// Declared last: dropped after the connection is closed.
     _registered: wal::Registered,
 }
@@ -114,6 +117,7 @@ impl Catalog {
             wait: None,
             path: path.to_path_buf(),
             wal_loss: None,
+            pending: None,
             _registered: registered,
         };
         cat.migrate()?;
@@ -175,6 +179,7 @@ impl Catalog {
             wait: None,
             path: path.to_path_buf(),
             wal_loss,
+            pending: None,
             _registered: registered,
         };
         cat.migrate()?;
@@ -289,6 +294,9 @@ impl Catalog {
     /// concurrent commands serialise instead of failing half-way. No command holds it for
     /// long (an import commits in short batches), so the wait is normally short.
     pub fn begin(&mut self, actor: &str, now: Time) -> Result<Tx<'_>> {
+        if self.pending.is_some() {
+            return self.join(actor, now);
+        }
         let tx = match &self.wait {
             None => self
                 .conn
@@ -296,12 +304,66 @@ impl Catalog {
             Some(w) => Self::begin_waiting(&self.conn, w)?,
         };
         Ok(Tx {
-            tx,
+            inner: Inner::Own(tx),
+            pending: &mut self.pending,
             actor: actor.to_string(),
             now,
             audit_key: &self.audit_key,
             anchor: self.anchor.as_ref(),
         })
+    }
+
+    /// A transaction inside the one [`Tx::commit_later`] left open: a savepoint, so that a
+    /// failing change undoes only itself; its commit commits the earlier work too.
+    fn join(&mut self, actor: &str, now: Time) -> Result<Tx<'_>> {
+        self.conn.execute_batch("SAVEPOINT consentfs_joined")?;
+        Ok(Tx {
+            inner: Inner::Joined(&self.conn),
+            pending: &mut self.pending,
+            actor: actor.to_string(),
+            now,
+            audit_key: &self.audit_key,
+            anchor: self.anchor.as_ref(),
+        })
+    }
+
+    /// Whether a transaction left open by [`Tx::commit_later`] waits for its commit, and since
+    /// how long.
+    pub fn pending_for(&self) -> Option<std::time::Duration> {
+        self.pending.map(|t| t.elapsed())
+    }
+
+    /// Commit the transaction [`Tx::commit_later`] left open, if any, and move the rollback
+    /// anchor to it. Returns whether there was one. On an error the open transaction is rolled
+    /// back (what it held is lost; the caller must forget what it assumed of it).
+    pub fn commit_pending(&mut self) -> Result<bool> {
+        if self.pending.take().is_none() {
+            return Ok(false);
+        }
+        let committed = (|| -> Result<Option<anchor::Head>> {
+            let head = match self.anchor {
+                Some(_) => Some(anchor::current(&self.conn)?),
+                None => None,
+            };
+            self.conn.execute_batch("COMMIT")?;
+            Ok(head)
+        })();
+        match committed {
+            Ok(head) => {
+                if let (Some(a), Some(h)) = (&self.anchor, head) {
+                    if let Err(e) = a.advance(&h) {
+                        log::error!("cannot move the rollback anchor forward: {e}");
+                    }
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Like [`Catalog::begin`], but wait at most `wait` for the write lock, then fail with an
@@ -312,6 +374,10 @@ impl Catalog {
         now: Time,
         wait: std::time::Duration,
     ) -> Result<Tx<'_>> {
+        if self.pending.is_some() {
+            // the write lock is this connection's already
+            return self.join(actor, now);
+        }
         let conn: &Connection = &self.conn;
         conn.busy_timeout(wait)?;
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
@@ -325,7 +391,8 @@ impl Catalog {
         // statements inside the transaction wait as long as any other
         tx.busy_timeout(BUSY_WAIT)?;
         Ok(Tx {
-            tx,
+            inner: Inner::Own(tx),
+            pending: &mut self.pending,
             actor: actor.to_string(),
             now,
             audit_key: &self.audit_key,
@@ -383,19 +450,49 @@ fn holders(store_root: &Path) -> String {
     }
 }
 
-/// A command's write transaction: dropped without [`Tx::commit`], nothing of it remains.
+/// A command's write transaction: dropped without [`Tx::commit`] (or [`Tx::commit_later`]),
+/// nothing of it remains.
 pub struct Tx<'c> {
-    tx: rusqlite::Transaction<'c>,
+    inner: Inner<'c>,
+    /// The catalog's open transaction left for a later commit (see [`Tx::commit_later`]).
+    pending: &'c mut Option<std::time::Instant>,
     actor: String,
     now: Time,
     audit_key: &'c Key,
     anchor: Option<&'c anchor::Anchor>,
 }
 
+enum Inner<'c> {
+    /// A transaction of its own (`BEGIN IMMEDIATE`).
+    Own(rusqlite::Transaction<'c>),
+    /// A savepoint inside the transaction an earlier [`Tx::commit_later`] left open.
+    Joined(&'c Connection),
+    /// Committed, or handed on (nothing to undo when dropped).
+    Done,
+}
+
 impl Deref for Tx<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        &self.tx
+        match &self.inner {
+            Inner::Own(tx) => tx,
+            Inner::Joined(c) => c,
+            Inner::Done => unreachable!("a finished transaction is consumed"),
+        }
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if let Inner::Joined(c) = std::mem::replace(&mut self.inner, Inner::Done) {
+            // undo this change only; what the open transaction held before stays
+            if let Err(e) =
+                c.execute_batch("ROLLBACK TO consentfs_joined; RELEASE consentfs_joined")
+            {
+                log::error!("cannot undo a failed change: {e}");
+            }
+        }
+        // Inner::Own rolls back when dropped
     }
 }
 
@@ -408,14 +505,7 @@ impl Tx<'_> {
     }
     /// Record a change in the audit log. `detail` holds ids, never names.
     pub fn audit(&self, action: &str, detail: serde_json::Value) -> Result<i64> {
-        crate::audit::append(
-            &self.tx,
-            self.audit_key,
-            self.now,
-            &self.actor,
-            action,
-            &detail,
-        )
+        crate::audit::append(self, self.audit_key, self.now, &self.actor, action, &detail)
     }
     /// Record an entry on behalf of someone else at another moment (entries queued while the
     /// catalog was busy keep the time and actor of what they record).
@@ -426,21 +516,60 @@ impl Tx<'_> {
         action: &str,
         detail: serde_json::Value,
     ) -> Result<i64> {
-        crate::audit::append(&self.tx, self.audit_key, at, actor, action, &detail)
+        crate::audit::append(self, self.audit_key, at, actor, action, &detail)
     }
     /// Commit, then move the rollback anchor to the new audit head. The change is made once
     /// SQLite commits; an anchor that cannot be written is logged (the catalog is then ahead
     /// of its anchor, which is never refused) rather than reported as a failed command.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
         let head = match self.anchor {
-            Some(_) => Some(anchor::current(&self.tx)?),
+            Some(_) => Some(anchor::current(&self)?),
             None => None,
         };
-        self.tx.commit()?;
+        match std::mem::replace(&mut self.inner, Inner::Done) {
+            Inner::Own(tx) => tx.commit()?,
+            Inner::Joined(c) => {
+                // from here on, a failure rolls back the whole open transaction: it was
+                // this change's to commit
+                *self.pending = None;
+                let done = c.execute_batch("RELEASE consentfs_joined; COMMIT");
+                if let Err(e) = done {
+                    if !c.is_autocommit() {
+                        let _ = c.execute_batch("ROLLBACK");
+                    }
+                    return Err(e.into());
+                }
+            }
+            Inner::Done => {}
+        }
         if let (Some(a), Some(h)) = (self.anchor, head) {
             if let Err(e) = a.advance(&h) {
                 log::error!("cannot move the rollback anchor forward: {e}");
             }
+        }
+        Ok(())
+    }
+
+    /// Keep this change but leave its transaction open, holding the write lock: the next
+    /// transaction on this catalog joins it and commits both at once, or
+    /// [`Catalog::commit_pending`] does. For a change that need not be durable on its own
+    /// (a file created through the mount is made durable by its close or fsync), so that a
+    /// create and the save that follows cost one commit. The caller must see to it that
+    /// [`Catalog::commit_pending`] runs within milliseconds: other commands wait meanwhile.
+    pub fn commit_later(mut self) -> Result<()> {
+        match std::mem::replace(&mut self.inner, Inner::Done) {
+            Inner::Own(mut tx) => {
+                tx.set_drop_behavior(rusqlite::DropBehavior::Ignore);
+                drop(tx);
+                *self.pending = Some(std::time::Instant::now());
+            }
+            Inner::Joined(c) => {
+                if let Err(e) = c.execute_batch("RELEASE consentfs_joined") {
+                    self.inner = Inner::Joined(c);
+                    return Err(e.into());
+                }
+            }
+            Inner::Done => {}
         }
         Ok(())
     }

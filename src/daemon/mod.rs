@@ -354,6 +354,9 @@ impl Watcher {
             }
             changes.extend(c);
         }
+        // a file created and not closed within a few milliseconds is recorded on its own:
+        // its transaction holds the catalog's write lock meanwhile
+        let _ = vfs.settle(Some(crate::vfs::CREATE_WINDOW), false);
         // access entries and saves queued while another command held the catalog
         vfs.flush_access_log(Duration::ZERO);
         vfs.retry_queued(Duration::ZERO);
@@ -598,6 +601,9 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     vfs.clear_invalidation_sender();
     // a stuck watcher still holds a sender, which keeps the invalidator waiting for more
     join_within(invalidator, Duration::from_secs(2));
+    if let Err(e) = vfs.settle(None, true) {
+        log::error!("files created last could not be recorded: {e}");
+    }
     if !vfs.flush_access_log(Duration::from_secs(30)) {
         log::error!("access entries queued while the catalog was busy could not be written to the audit log");
     }

@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::SystemTime;
 
 pub use inodes::Ino as Inode;
+pub use write::CREATE_WINDOW;
 
 /// Who is asking: the uid, gid and thread id (`pid`, 0 when unknown) the kernel reports for
 /// the request. The thread id tells which process read which photos (see [`provenance`]).
@@ -1090,6 +1091,10 @@ impl Vfs {
                 log::warn!("a save could not be committed at close: {e}");
             }
         }
+        if h.writable {
+            // a file created and closed unwritten is recorded by now (see `settle`)
+            let _ = self.settle(None, true);
+        }
         self.release_handle(fh);
         self.files.release(&h.key(), &h.file);
         self.release_kept(&h.file);
@@ -1104,7 +1109,11 @@ impl Vfs {
             return Ok(());
         }
         match (h.opener, open_file::process_of(pid)) {
-            (Some(opener), Some(closer)) if opener == closer => self.commit_file(&h, false),
+            (Some(opener), Some(closer)) if opener == closer => {
+                self.commit_file(&h, false)?;
+                // a new file is durable when its close returns, written or not
+                self.settle(None, true)
+            }
             _ => Ok(()),
         }
     }

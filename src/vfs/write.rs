@@ -37,6 +37,11 @@ use std::time::Duration;
 /// editor sees a hanging close.
 pub(super) const SAVE_WAIT: Duration = Duration::from_secs(2);
 
+/// How long the catalog transaction of a create may stay open waiting for the file's close
+/// (which commits both in one): the watcher commits it on its own after this. Other commands
+/// wait for the catalog's write lock meanwhile, so it is short.
+pub const CREATE_WINDOW: Duration = Duration::from_millis(10);
+
 /// Saves of one asset by one process this close together are one save (ImageMagick opens a
 /// file with O_TRUNC twice, GIMP and darktable-cli write the image and then reopen it for the
 /// metadata): the later updates the version the earlier made instead of adding one. Saves by
@@ -207,14 +212,98 @@ impl Vfs {
         f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
     ) -> Result<T> {
         let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        let result = {
+        let joined = cat.pending_for().is_some();
+        let result = (|| -> Result<T> {
             let tx = cat.begin(login, chrono::Utc::now())?;
             let r = f(&tx)?;
             tx.commit()?;
+            Ok(r)
+        })();
+        if result.is_err() && joined && cat.pending_for().is_none() {
+            self.forget_uncommitted(&cat);
+        }
+        let result = result?;
+        self.after_change(cat.conn());
+        Ok(result)
+    }
+
+    /// Like [`Vfs::change`], but leave the transaction open for the next change (or
+    /// [`Vfs::settle`]) to commit: see [`crate::catalog::Tx::commit_later`]. For a create,
+    /// whose close or fsync makes it durable: a new file written and closed costs one commit.
+    fn change_later<T>(
+        &self,
+        login: &str,
+        f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
+    ) -> Result<T> {
+        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let result = {
+            let tx = cat.begin(login, chrono::Utc::now())?;
+            let r = f(&tx)?;
+            tx.commit_later()?;
             r
         };
         self.after_change(cat.conn());
         Ok(result)
+    }
+
+    /// Commit the catalog transaction a create left open (see [`Vfs::change_later`]); with
+    /// `older_than`, only one open at least that long (the watcher's rounds: a create whose
+    /// file is not closed within a few milliseconds is committed on its own, so other commands
+    /// never wait for a file being written). `blocking`: wait for the catalog connection
+    /// (close and fsync), else give up at once when a request holds it (it commits then).
+    pub fn settle(&self, older_than: Option<Duration>, blocking: bool) -> Result<()> {
+        let mut cat = if blocking {
+            self.catalog.lock().unwrap_or_else(|p| p.into_inner())
+        } else {
+            match self.catalog.try_lock() {
+                Ok(c) => c,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+            }
+        };
+        match (cat.pending_for(), older_than) {
+            (None, _) => return Ok(()),
+            (Some(age), Some(min)) if age < min => return Ok(()),
+            _ => {}
+        }
+        if let Err(e) = cat.commit_pending() {
+            log::error!("cannot commit new files to the catalog: {e}");
+            self.forget_uncommitted(&cat);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The transaction a create left open was rolled back (its commit failed): what the view
+    /// learnt of it (new drafts, audit entries) is gone. Read the view again, so that it never
+    /// runs ahead of the catalog (it would skip the next entries under the same numbers).
+    fn forget_uncommitted(&self, cat: &crate::catalog::Catalog) {
+        log::warn!("files created a moment ago could not be recorded; the view is read again");
+        match View::load(cat.conn(), chrono::Utc::now()) {
+            Ok(fresh) => {
+                *self.view.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                self.send_invalidations(vec![crate::view::Change::All]);
+            }
+            Err(e) => self.live.fail(&format!(
+                "the view cannot be read again after a failed commit ({e})"
+            )),
+        }
+    }
+
+    /// Hand `changes` to the invalidator thread (never waiting for the kernel).
+    fn send_invalidations(&self, changes: Vec<crate::view::Change>) {
+        let inval = self.invalidations(&changes);
+        if let Some(tx) = self
+            .inval_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = tx.send(super::Batch {
+                items: inval,
+                done: None,
+            });
+        }
     }
 
     /// Like [`Vfs::change`], but wait at most `wait` for the catalog's write lock.
@@ -225,12 +314,17 @@ impl Vfs {
         f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
     ) -> Result<T> {
         let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        let result = {
+        let joined = cat.pending_for().is_some();
+        let result = (|| -> Result<T> {
             let tx = cat.begin_within(login, chrono::Utc::now(), wait)?;
             let r = f(&tx)?;
             tx.commit()?;
-            r
-        };
+            Ok(r)
+        })();
+        if result.is_err() && joined && cat.pending_for().is_none() {
+            self.forget_uncommitted(&cat);
+        }
+        let result = result?;
         self.after_change(cat.conn());
         Ok(result)
     }
@@ -345,7 +439,9 @@ impl Vfs {
             return Err(errno(libc::EDQUOT, "too many drafts"));
         }
         let empty = self.store.writer()?.commit(&self.store)?;
-        let created = self.change(&login, |tx| {
+        // committed with the first save (or by the close, an fsync, the next change or the
+        // watcher within milliseconds), not on its own
+        let created = self.change_later(&login, |tx| {
             assets::add_draft(tx, &folder, name, purpose, &empty).map_err(|e| {
                 if matches!(e, Error::Invalid(_)) {
                     errno(libc::EEXIST, "a file with this name exists")
@@ -660,7 +756,9 @@ impl Vfs {
     /// Commit what the handle's file holds as a version (fsync; the daemon stopping).
     pub fn commit(&self, fh: u64) -> Result<()> {
         let h = self.handle(fh)?;
-        self.commit_file(&h, false)
+        self.commit_file(&h, false)?;
+        // fsync of a new file not yet written makes its create durable
+        self.settle(None, true)
     }
 
     /// Commit the pending state of the handle's file: a new version, or an update of the
