@@ -333,6 +333,12 @@ impl Catalog {
         self.pending.map(|t| t.elapsed())
     }
 
+    /// When the transaction [`Tx::commit_later`] left open started (it names that
+    /// transaction: a later one starts later).
+    pub fn pending_since(&self) -> Option<std::time::Instant> {
+        self.pending
+    }
+
     /// Commit the transaction [`Tx::commit_later`] left open, if any, and move the rollback
     /// anchor to it. Returns whether there was one. On an error the open transaction is rolled
     /// back (what it held is lost; the caller must forget what it assumed of it).

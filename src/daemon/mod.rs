@@ -488,7 +488,14 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     )?;
     view_catalog.share_anchor(opts.anchor.clone());
     let saves = crate::vfs::queue::SaveQueue::load(&store)?;
-    housekeeping(&store, &mut view_catalog, &saves.object_ids())?;
+    // objects of saves queued or journalled by a daemon that was killed are no orphans: they
+    // are recorded below
+    let mut spared = saves.object_ids();
+    match crate::vfs::queue::NewFileJournal::new(&store).load() {
+        Ok(new_files) => spared.extend(new_files.into_iter().map(|f| f.save.object)),
+        Err(e) => log::error!("cannot read the new-file journal: {e}"),
+    }
+    housekeeping(&store, &mut view_catalog, &spared)?;
     let view = View::load(view_catalog.conn(), chrono::Utc::now())?;
     let assets = view.len();
     let view = Arc::new(RwLock::new(view));
@@ -502,6 +509,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let vfs = Arc::new(
         Vfs::new(Arc::new(store), view.clone(), accounts, write_catalog).with_save_queue(saves),
     );
+    vfs.replay_new_files();
     let left = vfs.retry_queued(Duration::from_secs(2));
     if left > 0 {
         log::warn!("{left} save(s) queued while the catalog was busy are still waiting for it");

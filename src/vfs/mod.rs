@@ -265,6 +265,11 @@ pub struct Vfs {
     /// Saves written but not yet recorded because the catalog was busy (durable; see
     /// [`queue`]). Served as the asset's content until recorded.
     saves: queue::SaveQueue,
+    /// Closes of new files whose catalog transaction is still open (see `save_new_file`).
+    journal: queue::NewFileJournal,
+    /// Files created in the catalog transaction still open, and its start (see
+    /// [`crate::catalog::Catalog::pending_since`]).
+    created: Mutex<HashMap<AssetId, std::time::Instant>>,
     /// Whether the view is known to be current (fail closed otherwise).
     pub live: live::Liveness,
     /// Status changes and access times of files kept in memory (see [`times`]).
@@ -322,6 +327,8 @@ impl Vfs {
             }),
             live: live::Liveness::default(),
             times: Default::default(),
+            journal: queue::NewFileJournal::new(&store),
+            created: Mutex::new(HashMap::new()),
             store,
         }
     }
@@ -1092,8 +1099,10 @@ impl Vfs {
             }
         }
         if h.writable {
-            // a file created and closed unwritten is recorded by now (see `settle`)
-            let _ = self.settle(None, true);
+            // a file created and closed unwritten is recorded by now (see `settle_created`)
+            if let Err(e) = self.settle_created(h.asset) {
+                log::warn!("a new file could not be recorded at close: {e}");
+            }
         }
         self.release_handle(fh);
         self.files.release(&h.key(), &h.file);
@@ -1112,7 +1121,7 @@ impl Vfs {
             (Some(opener), Some(closer)) if opener == closer => {
                 self.commit_file(&h, false)?;
                 // a new file is durable when its close returns, written or not
-                self.settle(None, true)
+                self.settle_created(h.asset)
             }
             _ => Ok(()),
         }

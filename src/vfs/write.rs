@@ -21,7 +21,7 @@
 
 use super::inodes::Node;
 use super::open_file::{FileState, OpenFile};
-use super::queue::QueuedSave;
+use super::queue::{self, QueuedSave};
 use super::{denied, Attr, Caller, Vfs};
 use crate::catalog::assets::{self, join_path};
 use crate::catalog::{busy_error, is_busy};
@@ -223,6 +223,9 @@ impl Vfs {
             self.forget_uncommitted(&cat);
         }
         let result = result?;
+        if joined {
+            self.committed_new_files();
+        }
         self.after_change(cat.conn());
         Ok(result)
     }
@@ -234,7 +237,7 @@ impl Vfs {
         &self,
         login: &str,
         f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
-    ) -> Result<T> {
+    ) -> Result<(T, Option<std::time::Instant>)> {
         let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
         let result = {
             let tx = cat.begin(login, chrono::Utc::now())?;
@@ -243,7 +246,162 @@ impl Vfs {
             r
         };
         self.after_change(cat.conn());
-        Ok(result)
+        let group = cat.pending_since();
+        self.commit_if_due(&mut cat);
+        Ok((result, group))
+    }
+
+    /// Commit the open transaction of the latest creates once it is [`CREATE_WINDOW`] old,
+    /// whoever is busy: other commands never wait longer for the catalog while files stream in.
+    fn commit_if_due(&self, cat: &mut crate::catalog::Catalog) {
+        if cat.pending_for().is_some_and(|age| age >= CREATE_WINDOW) {
+            match cat.commit_pending() {
+                Ok(_) => self.committed_new_files(),
+                Err(e) => {
+                    // the saves among them are in the journal: recorded at the next mount
+                    log::error!("cannot commit new files to the catalog: {e}");
+                    self.forget_uncommitted(cat);
+                }
+            }
+        }
+    }
+
+    /// The first save of a file created in the catalog transaction still open: recorded in
+    /// that transaction, which stays open for the next files (committed by the watcher within
+    /// [`CREATE_WINDOW`], or by any other change), and made durable by the new-file journal
+    /// before the close returns. So extracting many small files (`tar x`, `cp -r`, `rsync`)
+    /// costs one catalog commit every few milliseconds instead of one per file. `None`: not
+    /// such a file (its create was committed already), save it the usual way.
+    fn save_new_file(
+        &self,
+        save: &QueuedSave,
+        obj: &crate::store::NewObject,
+    ) -> Option<Result<(i64, Option<crate::crypto::object::ObjectId>)>> {
+        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let group = cat.pending_since()?;
+        let created = self
+            .created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&save.asset)
+            .copied();
+        if created != Some(group) {
+            return None;
+        }
+        let recorded = (|| {
+            let tx = cat.begin(&save.login, chrono::Utc::now())?;
+            let r = self.record_save(&tx, save, obj)?;
+            let row =
+                assets::get(&tx, save.asset)?.ok_or_else(|| Error::not_found("asset is gone"))?;
+            tx.commit_later()?;
+            Ok((r, row.collection.to_string(), row.name.to_string()))
+        })();
+        let recorded = match recorded {
+            Ok((r, collection, name)) => {
+                let rec = queue::NewFile {
+                    collection,
+                    name,
+                    save: save.clone(),
+                };
+                match self.journal.append(group, &rec) {
+                    Ok(()) => {
+                        // durable now: its close need not commit
+                        self.created
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&save.asset);
+                        Ok(r)
+                    }
+                    Err(e) => {
+                        // not durable by the journal: by the commit then
+                        log::warn!("cannot write the new-file journal ({e}); committing at once");
+                        match cat.commit_pending() {
+                            Ok(_) => Ok(r),
+                            Err(e) => {
+                                self.forget_uncommitted(&cat);
+                                Err(e)
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if recorded.is_ok() {
+            self.after_change(cat.conn());
+        }
+        self.commit_if_due(&mut cat);
+        Some(recorded)
+    }
+
+    /// Record what the new-file journal of a daemon that was killed holds (at the start,
+    /// before anything else changes the catalog): each file whose object the catalog does not
+    /// know becomes the draft it was, with its content, times and sources, if its creator may
+    /// still write there (else it is discarded with a log line, as a save would be). A name
+    /// taken meanwhile gets `.recovered` appended. Then the journal is emptied.
+    pub fn replay_new_files(&self) {
+        let records = match self.journal.load() {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("cannot read the new-file journal: {e}");
+                return;
+            }
+        };
+        let mut recovered = 0;
+        for rec in &records {
+            match self.replay_new_file(rec) {
+                Ok(Some(asset)) => {
+                    recovered += 1;
+                    log::info!("asset {asset}: a new file saved before a crash is recorded");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    log::error!(
+                        "a new file saved before a crash cannot be recorded: {e}; discarded"
+                    );
+                    if let Ok(obj) = rec.save.new_object() {
+                        let _ = self.store.remove_object(&obj.id);
+                    }
+                }
+            }
+        }
+        if recovered > 0 {
+            log::warn!(
+                "{recovered} new file(s) saved just before the daemon stopped were recorded now"
+            );
+        }
+        if let Err(e) = self.journal.clear() {
+            log::error!("cannot empty the new-file journal: {e}");
+        }
+    }
+
+    fn replay_new_file(&self, rec: &queue::NewFile) -> Result<Option<AssetId>> {
+        let save = &rec.save;
+        let obj = save.new_object()?;
+        self.change(&save.login, |tx| {
+            if assets::object_known(tx, &obj.id.hex())? {
+                return Ok(None); // committed before the crash
+            }
+            let access = crate::catalog::users::resolve(tx, &save.login)
+                .ok()
+                .and_then(|u| u.to_policy().access(save.purpose, &rec.collection));
+            if !matches!(access, Some(Access::Write | Access::Delete)) {
+                return Err(denied("no write grant there any more"));
+            }
+            let mut name = rec.name.clone();
+            if assets::path_taken(tx, &rec.collection, &name)?.is_some() {
+                name.push_str(".recovered");
+            }
+            let id = assets::add_draft(tx, &rec.collection, &name, save.purpose, &obj)?;
+            let same = assets::with_content(tx, &obj.content_hash, id)?;
+            assets::add_sources(tx, id, &same, assets::SourceKind::Content)?;
+            let read: Vec<AssetId> = save.read.iter().copied().filter(|a| *a != id).collect();
+            assets::add_sources(tx, id, &read, assets::SourceKind::Read)?;
+            if save.mtime.is_some() || save.atime.is_some() {
+                assets::set_times(tx, id, save.mtime(), save.atime())?;
+            }
+            Ok(Some(id))
+        })
     }
 
     /// Commit the catalog transaction a create left open (see [`Vfs::change_later`]); with
@@ -271,7 +429,46 @@ impl Vfs {
             self.forget_uncommitted(&cat);
             return Err(e);
         }
+        self.committed_new_files();
         Ok(())
+    }
+
+    /// Make the create of `asset` durable if it is still only in the open transaction and
+    /// not in the journal (a file created and closed, or fsynced, without being written):
+    /// its close or fsync must not return before.
+    pub(super) fn settle_created(&self, asset: AssetId) -> Result<()> {
+        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(group) = cat.pending_since() else {
+            return Ok(());
+        };
+        let open = self
+            .created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&asset)
+            == Some(&group);
+        if !open {
+            return Ok(());
+        }
+        if let Err(e) = cat.commit_pending() {
+            log::error!("cannot commit new files to the catalog: {e}");
+            self.forget_uncommitted(&cat);
+            return Err(e);
+        }
+        self.committed_new_files();
+        Ok(())
+    }
+
+    /// The transaction holding the latest creates committed: their journal records are done.
+    fn committed_new_files(&self) {
+        self.created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        if let Err(e) = self.journal.clear() {
+            // harmless: a record of a committed file is skipped when replayed
+            log::warn!("cannot empty the new-file journal: {e}");
+        }
     }
 
     /// The transaction a create left open was rolled back (its commit failed): what the view
@@ -325,6 +522,9 @@ impl Vfs {
             self.forget_uncommitted(&cat);
         }
         let result = result?;
+        if joined {
+            self.committed_new_files();
+        }
         self.after_change(cat.conn());
         Ok(result)
     }
@@ -451,7 +651,15 @@ impl Vfs {
             })
         });
         let asset = match created {
-            Ok(a) => a,
+            Ok((a, group)) => {
+                if let Some(g) = group {
+                    let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
+                    // bounded by what one transaction takes (milliseconds of creates)
+                    created.retain(|_, at| *at == g);
+                    created.insert(a, g);
+                }
+                a
+            }
             Err(e) => {
                 let _ = self.store.remove_object(&empty.id);
                 return Err(e);
@@ -758,7 +966,7 @@ impl Vfs {
         let h = self.handle(fh)?;
         self.commit_file(&h, false)?;
         // fsync of a new file not yet written makes its create durable
-        self.settle(None, true)
+        self.settle_created(h.asset)
     }
 
     /// Commit the pending state of the handle's file: a new version, or an update of the
@@ -860,7 +1068,14 @@ impl Vfs {
         h.file
             .committing
             .store(true, std::sync::atomic::Ordering::Release);
-        let recorded = if self.saves.has(target) {
+        let journaled = if save.fresh && save.replace.is_none() && !self.saves.has(target) {
+            self.save_new_file(&save, &obj)
+        } else {
+            None
+        };
+        let recorded = if let Some(r) = journaled {
+            r
+        } else if self.saves.has(target) {
             Err(busy_error())
         } else {
             self.change_within(&h.login, SAVE_WAIT, |tx| self.record_save(tx, &save, &obj))
