@@ -356,7 +356,7 @@ impl Watcher {
         }
         // a file created and not closed within a few milliseconds is recorded on its own:
         // its transaction holds the catalog's write lock meanwhile
-        let _ = vfs.settle(Some(crate::vfs::CREATE_WINDOW), false);
+        let _ = vfs.settle(Some(crate::vfs::create_window()), false);
         // access entries and saves queued while another command held the catalog
         vfs.flush_access_log(Duration::ZERO);
         vfs.retry_queued(Duration::ZERO);

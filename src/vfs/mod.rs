@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::SystemTime;
 
 pub use inodes::Ino as Inode;
-pub use write::CREATE_WINDOW;
+pub use write::{create_window, CREATE_WINDOW};
 
 /// Who is asking: the uid, gid and thread id (`pid`, 0 when unknown) the kernel reports for
 /// the request. The thread id tells which process read which photos (see [`provenance`]).

@@ -42,6 +42,19 @@ pub(super) const SAVE_WAIT: Duration = Duration::from_secs(2);
 /// wait for the catalog's write lock meanwhile, so it is short.
 pub const CREATE_WINDOW: Duration = Duration::from_millis(10);
 
+/// [`CREATE_WINDOW`], or what `CONSENTFS_CREATE_WINDOW_MS` says (at most a minute): the
+/// crash tests hold the transaction open on purpose, to kill the daemon while new files are
+/// only in the journal.
+pub fn create_window() -> Duration {
+    static WINDOW: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *WINDOW.get_or_init(|| {
+        std::env::var("CONSENTFS_CREATE_WINDOW_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(CREATE_WINDOW, |ms| Duration::from_millis(ms.min(60_000)))
+    })
+}
+
 /// Saves of one asset by one process this close together are one save (ImageMagick opens a
 /// file with O_TRUNC twice, GIMP and darktable-cli write the image and then reopen it for the
 /// metadata): the later updates the version the earlier made instead of adding one. Saves by
@@ -254,7 +267,7 @@ impl Vfs {
     /// Commit the open transaction of the latest creates once it is [`CREATE_WINDOW`] old,
     /// whoever is busy: other commands never wait longer for the catalog while files stream in.
     fn commit_if_due(&self, cat: &mut crate::catalog::Catalog) {
-        if cat.pending_for().is_some_and(|age| age >= CREATE_WINDOW) {
+        if cat.pending_for().is_some_and(|age| age >= create_window()) {
             match cat.commit_pending() {
                 Ok(_) => self.committed_new_files(),
                 Err(e) => {
