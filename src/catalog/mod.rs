@@ -45,6 +45,8 @@ pub struct Catalog {
     /// A write transaction left open by [`Tx::commit_later`] (since when): the next
     /// transaction joins it and commits both (see [`Catalog::commit_pending`]).
     pending: Option<std::time::Instant>,
+    /// When the last such transaction was committed (see [`Catalog::since_pending`]).
+    pending_ended: Option<std::time::Instant>,
     /// Declared last: dropped after the connection is closed.
     _registered: wal::Registered,
 }
@@ -118,6 +120,7 @@ impl Catalog {
             path: path.to_path_buf(),
             wal_loss: None,
             pending: None,
+            pending_ended: None,
             _registered: registered,
         };
         cat.migrate()?;
@@ -180,6 +183,7 @@ impl Catalog {
             path: path.to_path_buf(),
             wal_loss,
             pending: None,
+            pending_ended: None,
             _registered: registered,
         };
         cat.migrate()?;
@@ -294,6 +298,7 @@ impl Catalog {
     /// concurrent commands serialise instead of failing half-way. No command holds it for
     /// long (an import commits in short batches), so the wait is normally short.
     pub fn begin(&mut self, actor: &str, now: Time) -> Result<Tx<'_>> {
+        self.check_pending()?;
         if self.pending.is_some() {
             return self.join(actor, now);
         }
@@ -306,11 +311,25 @@ impl Catalog {
         Ok(Tx {
             inner: Inner::Own(tx),
             pending: &mut self.pending,
+            pending_ended: &mut self.pending_ended,
             actor: actor.to_string(),
             now,
             audit_key: &self.audit_key,
             anchor: self.anchor.as_ref(),
         })
+    }
+
+    /// The transaction [`Tx::commit_later`] left open is gone (SQLite rolls a transaction back
+    /// by itself on some errors, e.g. a full disk): say so, once, as an error, so that the
+    /// caller forgets what it assumed of it (see [`Catalog::pending_for`]).
+    fn check_pending(&mut self) -> Result<()> {
+        if self.pending.is_some() && self.conn.is_autocommit() {
+            self.pending = None;
+            return Err(Error::invalid(
+                "the catalog transaction of the latest new files was rolled back",
+            ));
+        }
+        Ok(())
     }
 
     /// A transaction inside the one [`Tx::commit_later`] left open: a savepoint, so that a
@@ -320,6 +339,7 @@ impl Catalog {
         Ok(Tx {
             inner: Inner::Joined(&self.conn),
             pending: &mut self.pending,
+            pending_ended: &mut self.pending_ended,
             actor: actor.to_string(),
             now,
             audit_key: &self.audit_key,
@@ -331,6 +351,12 @@ impl Catalog {
     /// how long.
     pub fn pending_for(&self) -> Option<std::time::Duration> {
         self.pending.map(|t| t.elapsed())
+    }
+
+    /// How long ago the last transaction [`Tx::commit_later`] left open ended (`None`: none
+    /// yet), so that the daemon can leave the write lock free for a while between them.
+    pub fn since_pending(&self) -> Option<std::time::Duration> {
+        self.pending_ended.map(|t| t.elapsed())
     }
 
     /// When the transaction [`Tx::commit_later`] left open started (it names that
@@ -346,6 +372,7 @@ impl Catalog {
         if self.pending.take().is_none() {
             return Ok(false);
         }
+        self.pending_ended = Some(std::time::Instant::now());
         let committed = (|| -> Result<Option<anchor::Head>> {
             let head = match self.anchor {
                 Some(_) => Some(anchor::current(&self.conn)?),
@@ -380,6 +407,7 @@ impl Catalog {
         now: Time,
         wait: std::time::Duration,
     ) -> Result<Tx<'_>> {
+        self.check_pending()?;
         if self.pending.is_some() {
             // the write lock is this connection's already
             return self.join(actor, now);
@@ -399,6 +427,7 @@ impl Catalog {
         Ok(Tx {
             inner: Inner::Own(tx),
             pending: &mut self.pending,
+            pending_ended: &mut self.pending_ended,
             actor: actor.to_string(),
             now,
             audit_key: &self.audit_key,
@@ -462,6 +491,7 @@ pub struct Tx<'c> {
     inner: Inner<'c>,
     /// The catalog's open transaction left for a later commit (see [`Tx::commit_later`]).
     pending: &'c mut Option<std::time::Instant>,
+    pending_ended: &'c mut Option<std::time::Instant>,
     actor: String,
     now: Time,
     audit_key: &'c Key,
@@ -496,6 +526,10 @@ impl Drop for Tx<'_> {
                 c.execute_batch("ROLLBACK TO consentfs_joined; RELEASE consentfs_joined")
             {
                 log::error!("cannot undo a failed change: {e}");
+            }
+            if c.is_autocommit() {
+                // SQLite rolled the whole transaction back by itself
+                *self.pending = None;
             }
         }
         // Inner::Own rolls back when dropped
@@ -538,6 +572,7 @@ impl Tx<'_> {
                 // from here on, a failure rolls back the whole open transaction: it was
                 // this change's to commit
                 *self.pending = None;
+                *self.pending_ended = Some(std::time::Instant::now());
                 let done = c.execute_batch("RELEASE consentfs_joined; COMMIT");
                 if let Err(e) = done {
                     if !c.is_autocommit() {
@@ -625,6 +660,85 @@ pub(crate) fn as_id(s: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    /// A change left for a later commit is seen by its own connection at once, by no other
+    /// until the next change commits both; a change that fails inside it undoes only itself;
+    /// and one never committed is gone when the connection closes.
+    #[test]
+    fn a_change_committed_later_goes_with_the_next() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("s");
+        let store = crate::store::Store::init(
+            &root,
+            None,
+            Some(&d.path().join("k")),
+            chrono::Utc::now(),
+            "t",
+        )
+        .unwrap();
+        let open = || {
+            Catalog::open(
+                &store.catalog_path(),
+                &store.catalog_key(),
+                store.audit_key(),
+            )
+            .unwrap()
+        };
+        let count = |c: &Catalog| -> i64 {
+            c.conn()
+                .query_row("SELECT count(*) FROM purposes", [], |r| r.get(0))
+                .unwrap()
+        };
+        let add = |tx: &Tx, name: &str| {
+            tx.execute(
+                "INSERT INTO purposes (name, basis) VALUES (?1, 'consent')",
+                [name],
+            )
+            .map(|_| ())
+        };
+        let (mut mine, other) = (open(), open());
+        let before = count(&other);
+        let tx = mine.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "later").unwrap();
+        tx.audit("test.later", serde_json::json!({})).unwrap();
+        tx.commit_later().unwrap();
+        assert!(mine.pending_for().is_some());
+        assert_eq!(count(&mine), before + 1);
+        assert_eq!(
+            count(&other),
+            before,
+            "another connection saw an uncommitted change"
+        );
+        // a failing change joins and undoes only itself
+        let tx = mine.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "doomed").unwrap();
+        assert!(add(&tx, "doomed").is_err(), "purpose names are unique");
+        drop(tx);
+        assert!(mine.pending_for().is_some());
+        assert_eq!(count(&mine), before + 1);
+        // the next change commits both
+        let tx = mine.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "next").unwrap();
+        tx.commit().unwrap();
+        assert!(mine.pending_for().is_none());
+        assert_eq!(count(&other), before + 2);
+        let verified = crate::audit::verify(other.conn(), other.audit_key()).unwrap();
+        assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+        // left open and never committed: gone with the connection
+        let tx = mine.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "lost").unwrap();
+        tx.commit_later().unwrap();
+        drop(mine);
+        assert_eq!(count(&other), before + 2);
+        // committed on demand
+        let mut again = open();
+        let tx = again.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "settled").unwrap();
+        tx.commit_later().unwrap();
+        assert!(again.commit_pending().unwrap());
+        assert!(!again.commit_pending().unwrap());
+        assert_eq!(count(&other), before + 3);
+    }
 
     /// A command that cannot get the write lock waits (beyond the connection's busy timeout
     /// would be too slow here: a short limit), then fails with a message saying who uses the

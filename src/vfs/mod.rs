@@ -270,6 +270,8 @@ pub struct Vfs {
     /// Files created in the catalog transaction still open, and its start (see
     /// [`crate::catalog::Catalog::pending_since`]).
     created: Mutex<HashMap<AssetId, std::time::Instant>>,
+    /// A transaction with journalled new files was rolled back: record them again.
+    replay_due: std::sync::atomic::AtomicBool,
     /// Whether the view is known to be current (fail closed otherwise).
     pub live: live::Liveness,
     /// Status changes and access times of files kept in memory (see [`times`]).
@@ -329,6 +331,7 @@ impl Vfs {
             times: Default::default(),
             journal: queue::NewFileJournal::new(&store),
             created: Mutex::new(HashMap::new()),
+            replay_due: std::sync::atomic::AtomicBool::new(false),
             store,
         }
     }

@@ -277,6 +277,23 @@ pub struct NewFileJournal {
     key: Key,
     /// The open file and the catalog transaction (by its start) its records belong to.
     file: Mutex<Option<(std::fs::File, std::time::Instant)>>,
+    /// Whether it holds records (not emptied since the last append).
+    filled: std::sync::atomic::AtomicBool,
+    /// Its records' transaction was rolled back: they wait for a replay, and records of the
+    /// next transaction are added after them instead of replacing them.
+    keep: std::sync::atomic::AtomicBool,
+}
+
+/// Wait (at most `limit`) until the mount's new-file journal is empty, i.e. every file whose
+/// close returned is committed to the catalog: a command run right after `cp` into the mount
+/// (`consentfs link`, `ls`) finds the file. The daemon commits within milliseconds; a journal
+/// a killed daemon left stays until the next mount, hence the limit.
+pub fn wait_for_new_files(store: &Store, limit: std::time::Duration) {
+    let path = store.root().join(crate::store::QUEUE).join(JOURNAL);
+    let start = std::time::Instant::now();
+    while std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > 0) && start.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
 }
 
 impl NewFileJournal {
@@ -285,6 +302,8 @@ impl NewFileJournal {
             path: store.root().join(crate::store::QUEUE).join(JOURNAL),
             key: store.queue_key(),
             file: Mutex::new(None),
+            filled: std::sync::atomic::AtomicBool::new(false),
+            keep: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -338,7 +357,9 @@ impl NewFileJournal {
         let mut slot = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_some_and(|(_, g)| *g != group) {
             if let Some((f, _)) = slot.as_ref() {
-                f.set_len(0).at("truncate", &self.path)?;
+                if !self.keep.load(std::sync::atomic::Ordering::Acquire) {
+                    f.set_len(0).at("truncate", &self.path)?;
+                }
             }
             if let Some((_, g)) = slot.as_mut() {
                 *g = group;
@@ -370,12 +391,30 @@ impl NewFileJournal {
             let _ = f.set_len(len);
             return Err(Error::io_path("write", &self.path, e));
         }
+        self.filled
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// The transaction of its records was rolled back: keep them for [`Vfs::replay_new_files`]
+    /// (which empties it).
+    ///
+    /// [`Vfs::replay_new_files`]: super::Vfs::replay_new_files
+    pub fn keep(&self) {
+        self.keep.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether records were appended since it was last emptied.
+    pub fn is_filled(&self) -> bool {
+        self.filled.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The transaction the records belong to committed (or they were replayed): empty it.
     pub fn clear(&self) -> Result<()> {
         let slot = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        self.filled
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.keep.store(false, std::sync::atomic::Ordering::Release);
         match slot.as_ref() {
             Some((f, _)) => f.set_len(0).at("truncate", &self.path),
             None => match std::fs::remove_file(&self.path) {

@@ -42,6 +42,11 @@ pub(super) const SAVE_WAIT: Duration = Duration::from_secs(2);
 /// wait for the catalog's write lock meanwhile, so it is short.
 pub const CREATE_WINDOW: Duration = Duration::from_millis(10);
 
+/// After such a transaction, creates commit one by one for this long, as every other change
+/// does: the write lock is then free most of the time, so a command waiting for it (a
+/// withdrawal) gets it within a few of SQLite's retries even while files stream in.
+pub const CREATE_GAP: Duration = Duration::from_millis(5);
+
 /// [`CREATE_WINDOW`], or what `CONSENTFS_CREATE_WINDOW_MS` says (at most a minute): the
 /// crash tests hold the transaction open on purpose, to kill the daemon while new files are
 /// only in the journal.
@@ -252,12 +257,22 @@ impl Vfs {
         f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
     ) -> Result<(T, Option<std::time::Instant>)> {
         let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        let result = {
+        let joined = cat.pending_for().is_some();
+        let later = joined || cat.since_pending().is_none_or(|d| d >= CREATE_GAP);
+        let result = (|| -> Result<T> {
             let tx = cat.begin(login, chrono::Utc::now())?;
             let r = f(&tx)?;
-            tx.commit_later()?;
-            r
-        };
+            if later {
+                tx.commit_later()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok(r)
+        })();
+        if result.is_err() && joined && cat.pending_for().is_none() {
+            self.forget_uncommitted(&cat);
+        }
+        let result = result?;
         self.after_change(cat.conn());
         let group = cat.pending_since();
         self.commit_if_due(&mut cat);
@@ -338,7 +353,13 @@ impl Vfs {
                     }
                 }
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                if cat.pending_for().is_none() {
+                    // the open transaction went with it
+                    self.forget_uncommitted(&cat);
+                }
+                Err(e)
+            }
         };
         if recorded.is_ok() {
             self.after_change(cat.conn());
@@ -383,8 +404,13 @@ impl Vfs {
                 "{recovered} new file(s) saved just before the daemon stopped were recorded now"
             );
         }
-        if let Err(e) = self.journal.clear() {
-            log::error!("cannot empty the new-file journal: {e}");
+        // under the catalog's lock, with no transaction open: no record added meanwhile is
+        // lost (one of an open transaction is emptied with it when it commits)
+        let cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        if cat.pending_for().is_none() {
+            if let Err(e) = self.journal.clear() {
+                log::error!("cannot empty the new-file journal: {e}");
+            }
         }
     }
 
@@ -423,6 +449,12 @@ impl Vfs {
     /// never wait for a file being written). `blocking`: wait for the catalog connection
     /// (close and fsync), else give up at once when a request holds it (it commits then).
     pub fn settle(&self, older_than: Option<Duration>, blocking: bool) -> Result<()> {
+        if self
+            .replay_due
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.replay_new_files();
+        }
         let mut cat = if blocking {
             self.catalog.lock().unwrap_or_else(|p| p.into_inner())
         } else {
@@ -433,7 +465,14 @@ impl Vfs {
             }
         };
         match (cat.pending_for(), older_than) {
-            (None, _) => return Ok(()),
+            (None, _) => {
+                let due = self.replay_due.load(std::sync::atomic::Ordering::Acquire);
+                if self.journal.is_filled() && !due {
+                    // committed by a change made elsewhere (an access entry, a queued save)
+                    self.committed_new_files();
+                }
+                return Ok(());
+            }
             (Some(age), Some(min)) if age < min => return Ok(()),
             _ => {}
         }
@@ -489,6 +528,10 @@ impl Vfs {
     /// runs ahead of the catalog (it would skip the next entries under the same numbers).
     fn forget_uncommitted(&self, cat: &crate::catalog::Catalog) {
         log::warn!("files created a moment ago could not be recorded; the view is read again");
+        // the saves among them are in the journal: the watcher records them again
+        self.journal.keep();
+        self.replay_due
+            .store(true, std::sync::atomic::Ordering::Release);
         match View::load(cat.conn(), chrono::Utc::now()) {
             Ok(fresh) => {
                 *self.view.write().unwrap_or_else(|p| p.into_inner()) = fresh;
