@@ -250,3 +250,59 @@ fn a_new_file_whose_close_returned_survives_sigkill() {
     common::collect_files(&t.store.join("objects"), &mut on_disk);
     assert_eq!(on_disk.len(), known, "orphans: {on_disk:?}");
 }
+
+/// While `tar x` streams new files in (the daemon holds the catalog's write lock most of the
+/// time), a withdrawal still gets the lock at once and the photo disappears.
+#[test]
+fn a_withdrawal_gets_through_while_small_files_stream_in() {
+    let t = store("cfssmall");
+    t.write("shoot/anna.jpg", b"photo of anna");
+    t.ok(&[
+        "import",
+        "--collection",
+        "ev",
+        t.path("shoot").to_str().unwrap(),
+    ]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.ok(&["link", "ev/anna.jpg", "Anna"]);
+    let src = t.path("src");
+    small_tree(&src, 1500);
+    let tar = t.path("small.tar");
+    assert!(Command::new("tar")
+        .arg("cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&src)
+        .arg("small")
+        .status()
+        .unwrap()
+        .success());
+    let m = Mount::start(&t);
+    let photo = m.path("root/website/ev/anna.jpg");
+    assert!(photo.exists());
+    let mut tar_x = Command::new("tar")
+        .arg("xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(m.path("root/website"))
+        .spawn()
+        .unwrap();
+    // files are streaming in
+    let (started, _) = wait_for(Duration::from_secs(10), || {
+        m.path("root/website/small/d02").exists()
+    });
+    assert!(started, "tar x did not get going");
+    let t0 = std::time::Instant::now();
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let took = t0.elapsed();
+    let still_running = tar_x.try_wait().unwrap().is_none();
+    let (gone, _) = wait_for(Duration::from_secs(2), || !photo.exists());
+    assert!(tar_x.wait().unwrap().success());
+    assert!(gone, "the photo is still shown after the withdrawal");
+    assert!(
+        took < Duration::from_secs(2),
+        "the withdrawal waited {took:?} for the catalog (tar still running: {still_running})"
+    );
+    eprintln!("withdrawal during tar x took {took:?} (tar still running: {still_running})");
+}
