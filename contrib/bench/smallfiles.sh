@@ -38,10 +38,13 @@ drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 wait_mounted() { for _ in $(seq 1 600); do mountpoint -q "$1" && return 0; sleep 0.01; done; echo "mount of $1 failed" >&2; return 1; }
 problem() { echo "   !! $*"; echo "$*" >> "$fails"; }
 
-# ---- test data: FILES files of 1-20 KiB of random bytes in 50 folders ----------------------
-python3 - "$work/tree/small" "$files" <<'PY'
+# ---- test data: FILES files of 1-20 KiB of random bytes in 50 folders, another tree per run -
+# (the same bytes again would be copies of the first run's files: drafts made from them, which
+# costs consentfs more bookkeeping than new content)
+for r in $(seq 1 "$runs"); do
+python3 - "$work/tree$r/small" "$files" "$r" <<'PY'
 import os, random, sys
-r = random.Random(1)
+r = random.Random(int(sys.argv[3]))
 n = int(sys.argv[2]); per = max(1, n // 50)
 for i in range(n):
     d = f"{sys.argv[1]}/d{i // per:02}"
@@ -49,8 +52,9 @@ for i in range(n):
     with open(f"{d}/img{i % per:03}.jpg", "wb") as o:
         o.write(r.randbytes(r.randint(1024, 20480)))
 PY
-tar cf "$work/small.tar" -C "$work/tree" small
-kib=$(( $(du -sk "$work/tree" | cut -f1) ))
+tar cf "$work/small$r.tar" -C "$work/tree$r" small
+done
+kib=$(( $(du -sk "$work/tree1" | cut -f1) ))
 
 # ---- the four file systems ----------------------------------------------------------------
 declare -A dir
@@ -80,7 +84,7 @@ for r in $(seq 1 "$runs"); do
     if [ "$t" = consentfs ] && [ "$r" = 1 ] && [ "${PERF:-0}" = 1 ]; then
       perf record -q -g -o "$work/perf.data" -p "$cpid" 2>/dev/null & perf=$!; sleep 0.5
     fi
-    e=$(secs sh -c "tar xf '$work/small.tar' -C '${dir[$t]}/run$r'; r=\$?; sync; exit \$r")
+    e=$(secs sh -c "tar xf '$work/small$r.tar' -C '${dir[$t]}/run$r'; r=\$?; sync; exit \$r")
     [ -n "${perf:-}" ] && { kill -INT "$perf"; wait "$perf" 2>/dev/null || true; unset perf; }
     [ -z "${X[$t]:-}" ] || lt "$e" "${X[$t]}" && X[$t]=$e
     printf "   run %s %-10s %7.3f s\n" "$r" "$t" "$e"
@@ -97,7 +101,7 @@ if lt 1.0 "$r"; then echo ">> consentfs / gocryptfs = $r: target <= 1.0 MISSED";
 # ---- checks -------------------------------------------------------------------------------
 for t in "${tools[@]}"; do
   for r in $(seq 1 "$runs"); do
-    diff -rq "$work/tree/small" "${dir[$t]}/run$r/small" >/dev/null 2>&1 \
+    diff -rq "$work/tree$r/small" "${dir[$t]}/run$r/small" >/dev/null 2>&1 \
       || problem "$t: run $r: extracted tree differs from the original (diff -r)"
   done
 done
@@ -107,8 +111,8 @@ n=$("$bin" ls --user root --purpose website --json 2>/dev/null | python3 -c 'imp
 echo "   consentfs after unmount: $n drafts listed for root/website (expected $((files * runs)))"
 if [ "${PERF:-0}" = 1 ] && [ -f "$work/perf.data" ]; then
   echo "== perf: top of the consentfs daemon's profile (children, first run) =="
-  perf report -i "$work/perf.data" --children --sort symbol --stdio -g none --percent-limit 2 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | head -60
+  perf report -i "$work/perf.data" --children --sort symbol --stdio -g none --percent-limit 3 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -40
   [ -z "${PERF_OUT:-}" ] || cp "$work/perf.data" "$PERF_OUT"
 fi
 if [ -s "$fails" ]; then
