@@ -344,7 +344,10 @@ impl Vfs {
                         // not durable by the journal: by the commit then
                         log::warn!("cannot write the new-file journal ({e}); committing at once");
                         match cat.commit_pending() {
-                            Ok(_) => Ok(r),
+                            Ok(_) => {
+                                self.committed_new_files();
+                                Ok(r)
+                            }
                             Err(e) => {
                                 self.forget_uncommitted(&cat);
                                 Err(e)
