@@ -7,14 +7,19 @@
 #
 # Run as root (mounts, drop_caches). Needs gocryptfs securefs bc python3.
 # Usage: contrib/bench/smallfiles.sh [RUNS] [FILES]   (defaults 3, 5000)
+#   CONSENTFS_BIN=/path/to/consentfs   measures that binary instead of building this tree
 #   PERF=1 contrib/bench/smallfiles.sh   also records `perf record -g` of the consentfs daemon
 #   during its first run and prints the top of the report (PERF_OUT=FILE keeps perf.data).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 runs=${1:-3}
 files=${2:-5000}
-(cd "$here" && cargo build --release -q) || echo "cargo build failed; using the existing binary" >&2
-bin=${CARGO_TARGET_DIR:-$here/target}/release/consentfs
+if [ -n "${CONSENTFS_BIN:-}" ]; then
+  bin=$CONSENTFS_BIN   # another build, e.g. the previous release, for a before/after
+else
+  (cd "$here" && cargo build --release -q) || echo "cargo build failed; using the existing binary" >&2
+  bin=${CARGO_TARGET_DIR:-$here/target}/release/consentfs
+fi
 for t in gocryptfs securefs bc python3 tar; do command -v $t >/dev/null \
   || { echo "missing $t: apt-get install gocryptfs securefs bc python3 tar" >&2; exit 2; }; done
 work=$(mktemp -d /dev/shm/consentfs-smallbench.XXXXXX)
