@@ -43,6 +43,11 @@ pub struct Catalog {
     /// Committed changes found missing from the write-ahead log at open (no other process had
     /// the catalog open, so SQLite went on from the last checkpoint): the rollback check says so.
     wal_loss: Option<wal::Loss>,
+    /// A write transaction left open by [`Tx::commit_later`] (since when): the next
+    /// transaction joins it and commits both (see [`Catalog::commit_pending`]).
+    pending: Option<std::time::Instant>,
+    /// When the last such transaction was committed (see [`Catalog::since_pending`]).
+    pending_ended: Option<std::time::Instant>,
     /// Declared last: dropped after the connection is closed.
     _registered: wal::Registered,
 }
@@ -115,6 +120,8 @@ impl Catalog {
             wait: None,
             path: path.to_path_buf(),
             wal_loss: None,
+            pending: None,
+            pending_ended: None,
             _registered: registered,
         };
         cat.migrate()?;
@@ -176,6 +183,8 @@ impl Catalog {
             wait: None,
             path: path.to_path_buf(),
             wal_loss,
+            pending: None,
+            pending_ended: None,
             _registered: registered,
         };
         cat.migrate()?;
@@ -296,6 +305,10 @@ impl Catalog {
     /// concurrent commands serialise instead of failing half-way. No command holds it for
     /// long (an import commits in short batches), so the wait is normally short.
     pub fn begin(&mut self, actor: &str, now: Time) -> Result<Tx<'_>> {
+        self.check_pending()?;
+        if self.pending.is_some() {
+            return self.join(actor, now);
+        }
         let tx = match &self.wait {
             None => self
                 .conn
@@ -303,12 +316,94 @@ impl Catalog {
             Some(w) => Self::begin_waiting(&self.conn, w)?,
         };
         Ok(Tx {
-            tx,
+            inner: Inner::Own(tx),
+            pending: &mut self.pending,
+            pending_ended: &mut self.pending_ended,
             actor: actor.to_string(),
             now,
             audit_key: &self.audit_key,
             anchor: self.anchor.as_ref(),
         })
+    }
+
+    /// The transaction [`Tx::commit_later`] left open is gone (SQLite rolls a transaction back
+    /// by itself on some errors, e.g. a full disk): say so, once, as an error, so that the
+    /// caller forgets what it assumed of it (see [`Catalog::pending_for`]).
+    fn check_pending(&mut self) -> Result<()> {
+        if self.pending.is_some() && self.conn.is_autocommit() {
+            self.pending = None;
+            return Err(Error::invalid(
+                "the catalog transaction of the latest new files was rolled back",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A transaction inside the one [`Tx::commit_later`] left open: a savepoint, so that a
+    /// failing change undoes only itself; its commit commits the earlier work too.
+    fn join(&mut self, actor: &str, now: Time) -> Result<Tx<'_>> {
+        self.conn.execute_batch("SAVEPOINT consentfs_joined")?;
+        Ok(Tx {
+            inner: Inner::Joined(&self.conn),
+            pending: &mut self.pending,
+            pending_ended: &mut self.pending_ended,
+            actor: actor.to_string(),
+            now,
+            audit_key: &self.audit_key,
+            anchor: self.anchor.as_ref(),
+        })
+    }
+
+    /// Whether a transaction left open by [`Tx::commit_later`] waits for its commit, and since
+    /// how long.
+    pub fn pending_for(&self) -> Option<std::time::Duration> {
+        self.pending.map(|t| t.elapsed())
+    }
+
+    /// How long ago the last transaction [`Tx::commit_later`] left open ended (`None`: none
+    /// yet), so that the daemon can leave the write lock free for a while between them.
+    pub fn since_pending(&self) -> Option<std::time::Duration> {
+        self.pending_ended.map(|t| t.elapsed())
+    }
+
+    /// When the transaction [`Tx::commit_later`] left open started (it names that
+    /// transaction: a later one starts later).
+    pub fn pending_since(&self) -> Option<std::time::Instant> {
+        self.pending
+    }
+
+    /// Commit the transaction [`Tx::commit_later`] left open, if any, and move the rollback
+    /// anchor to it. Returns whether there was one. On an error the open transaction is rolled
+    /// back (what it held is lost; the caller must forget what it assumed of it).
+    pub fn commit_pending(&mut self) -> Result<bool> {
+        if self.pending.take().is_none() {
+            return Ok(false);
+        }
+        self.pending_ended = Some(std::time::Instant::now());
+        let committed = (|| -> Result<Option<anchor::Head>> {
+            let head = match self.anchor {
+                Some(_) => Some(anchor::current(&self.conn)?),
+                None => None,
+            };
+            self.conn.execute_batch("COMMIT")?;
+            Ok(head)
+        })();
+        match committed {
+            Ok(head) => {
+                if let (Some(a), Some(h)) = (&self.anchor, head) {
+                    if let Err(e) = a.advance(&h) {
+                        log::error!("cannot move the rollback anchor forward: {e}");
+                    }
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Like [`Catalog::begin`], but wait at most `wait` for the write lock, then fail with an
@@ -319,6 +414,11 @@ impl Catalog {
         now: Time,
         wait: std::time::Duration,
     ) -> Result<Tx<'_>> {
+        self.check_pending()?;
+        if self.pending.is_some() {
+            // the write lock is this connection's already
+            return self.join(actor, now);
+        }
         let conn: &Connection = &self.conn;
         conn.busy_timeout(wait)?;
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
@@ -332,7 +432,9 @@ impl Catalog {
         // statements inside the transaction wait as long as any other
         tx.busy_timeout(BUSY_WAIT)?;
         Ok(Tx {
-            tx,
+            inner: Inner::Own(tx),
+            pending: &mut self.pending,
+            pending_ended: &mut self.pending_ended,
             actor: actor.to_string(),
             now,
             audit_key: &self.audit_key,
@@ -390,19 +492,54 @@ fn holders(store_root: &Path) -> String {
     }
 }
 
-/// A command's write transaction: dropped without [`Tx::commit`], nothing of it remains.
+/// A command's write transaction: dropped without [`Tx::commit`] (or [`Tx::commit_later`]),
+/// nothing of it remains.
 pub struct Tx<'c> {
-    tx: rusqlite::Transaction<'c>,
+    inner: Inner<'c>,
+    /// The catalog's open transaction left for a later commit (see [`Tx::commit_later`]).
+    pending: &'c mut Option<std::time::Instant>,
+    pending_ended: &'c mut Option<std::time::Instant>,
     actor: String,
     now: Time,
     audit_key: &'c Key,
     anchor: Option<&'c anchor::Anchor>,
 }
 
+enum Inner<'c> {
+    /// A transaction of its own (`BEGIN IMMEDIATE`).
+    Own(rusqlite::Transaction<'c>),
+    /// A savepoint inside the transaction an earlier [`Tx::commit_later`] left open.
+    Joined(&'c Connection),
+    /// Committed, or handed on (nothing to undo when dropped).
+    Done,
+}
+
 impl Deref for Tx<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        &self.tx
+        match &self.inner {
+            Inner::Own(tx) => tx,
+            Inner::Joined(c) => c,
+            Inner::Done => unreachable!("a finished transaction is consumed"),
+        }
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if let Inner::Joined(c) = std::mem::replace(&mut self.inner, Inner::Done) {
+            // undo this change only; what the open transaction held before stays
+            if let Err(e) =
+                c.execute_batch("ROLLBACK TO consentfs_joined; RELEASE consentfs_joined")
+            {
+                log::error!("cannot undo a failed change: {e}");
+            }
+            if c.is_autocommit() {
+                // SQLite rolled the whole transaction back by itself
+                *self.pending = None;
+            }
+        }
+        // Inner::Own rolls back when dropped
     }
 }
 
@@ -415,14 +552,7 @@ impl Tx<'_> {
     }
     /// Record a change in the audit log. `detail` holds ids, never names.
     pub fn audit(&self, action: &str, detail: serde_json::Value) -> Result<i64> {
-        crate::audit::append(
-            &self.tx,
-            self.audit_key,
-            self.now,
-            &self.actor,
-            action,
-            &detail,
-        )
+        crate::audit::append(self, self.audit_key, self.now, &self.actor, action, &detail)
     }
     /// Record an entry on behalf of someone else at another moment (entries queued while the
     /// catalog was busy keep the time and actor of what they record).
@@ -433,21 +563,61 @@ impl Tx<'_> {
         action: &str,
         detail: serde_json::Value,
     ) -> Result<i64> {
-        crate::audit::append(&self.tx, self.audit_key, at, actor, action, &detail)
+        crate::audit::append(self, self.audit_key, at, actor, action, &detail)
     }
     /// Commit, then move the rollback anchor to the new audit head. The change is made once
     /// SQLite commits; an anchor that cannot be written is logged (the catalog is then ahead
     /// of its anchor, which is never refused) rather than reported as a failed command.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
         let head = match self.anchor {
-            Some(_) => Some(anchor::current(&self.tx)?),
+            Some(_) => Some(anchor::current(&self)?),
             None => None,
         };
-        self.tx.commit()?;
+        match std::mem::replace(&mut self.inner, Inner::Done) {
+            Inner::Own(tx) => tx.commit()?,
+            Inner::Joined(c) => {
+                // from here on, a failure rolls back the whole open transaction: it was
+                // this change's to commit
+                *self.pending = None;
+                *self.pending_ended = Some(std::time::Instant::now());
+                let done = c.execute_batch("RELEASE consentfs_joined; COMMIT");
+                if let Err(e) = done {
+                    if !c.is_autocommit() {
+                        let _ = c.execute_batch("ROLLBACK");
+                    }
+                    return Err(e.into());
+                }
+            }
+            Inner::Done => {}
+        }
         if let (Some(a), Some(h)) = (self.anchor, head) {
             if let Err(e) = a.advance(&h) {
                 log::error!("cannot move the rollback anchor forward: {e}");
             }
+        }
+        Ok(())
+    }
+
+    /// Keep this change but leave its transaction open, holding the write lock: the next
+    /// transaction on this catalog joins it and commits both at once, or
+    /// [`Catalog::commit_pending`] does. For a change that need not be durable on its own
+    /// (a file created through the mount is made durable by its close or fsync), so that a
+    /// create and the save that follows cost one commit. The caller must see to it that
+    /// [`Catalog::commit_pending`] runs within milliseconds: other commands wait meanwhile.
+    pub fn commit_later(mut self) -> Result<()> {
+        match std::mem::replace(&mut self.inner, Inner::Done) {
+            Inner::Own(mut tx) => {
+                tx.set_drop_behavior(rusqlite::DropBehavior::Ignore);
+                drop(tx);
+                *self.pending = Some(std::time::Instant::now());
+            }
+            Inner::Joined(c) => {
+                if let Err(e) = c.execute_batch("RELEASE consentfs_joined") {
+                    self.inner = Inner::Joined(c);
+                    return Err(e.into());
+                }
+            }
+            Inner::Done => {}
         }
         Ok(())
     }
@@ -497,6 +667,85 @@ pub(crate) fn as_id(s: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    /// A change left for a later commit is seen by its own connection at once, by no other
+    /// until the next change commits both; a change that fails inside it undoes only itself;
+    /// and one never committed is gone when the connection closes.
+    #[test]
+    fn a_change_committed_later_goes_with_the_next() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("s");
+        let store = crate::store::Store::init(
+            &root,
+            None,
+            Some(&d.path().join("k")),
+            chrono::Utc::now(),
+            "t",
+        )
+        .unwrap();
+        let open = || {
+            Catalog::open(
+                &store.catalog_path(),
+                &store.catalog_key(),
+                store.audit_key(),
+            )
+            .unwrap()
+        };
+        let count = |c: &Catalog| -> i64 {
+            c.conn()
+                .query_row("SELECT count(*) FROM purposes", [], |r| r.get(0))
+                .unwrap()
+        };
+        let add = |tx: &Tx, name: &str| {
+            tx.execute(
+                "INSERT INTO purposes (name, basis) VALUES (?1, 'consent')",
+                [name],
+            )
+            .map(|_| ())
+        };
+        let (mut mine, other) = (open(), open());
+        let before = count(&other);
+        let tx = mine.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "later").unwrap();
+        tx.audit("test.later", serde_json::json!({})).unwrap();
+        tx.commit_later().unwrap();
+        assert!(mine.pending_for().is_some());
+        assert_eq!(count(&mine), before + 1);
+        assert_eq!(
+            count(&other),
+            before,
+            "another connection saw an uncommitted change"
+        );
+        // a failing change joins and undoes only itself
+        let tx = mine.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "doomed").unwrap();
+        assert!(add(&tx, "doomed").is_err(), "purpose names are unique");
+        drop(tx);
+        assert!(mine.pending_for().is_some());
+        assert_eq!(count(&mine), before + 1);
+        // the next change commits both
+        let tx = mine.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "next").unwrap();
+        tx.commit().unwrap();
+        assert!(mine.pending_for().is_none());
+        assert_eq!(count(&other), before + 2);
+        let verified = crate::audit::verify(other.conn(), other.audit_key()).unwrap();
+        assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+        // left open and never committed: gone with the connection
+        let tx = mine.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "lost").unwrap();
+        tx.commit_later().unwrap();
+        drop(mine);
+        assert_eq!(count(&other), before + 2);
+        // committed on demand
+        let mut again = open();
+        let tx = again.begin("t", chrono::Utc::now()).unwrap();
+        add(&tx, "settled").unwrap();
+        tx.commit_later().unwrap();
+        assert!(again.commit_pending().unwrap());
+        assert!(!again.commit_pending().unwrap());
+        assert_eq!(count(&other), before + 3);
+    }
 
     /// A command that cannot get the write lock waits (beyond the connection's busy timeout
     /// would be too slow here: a short limit), then fails with a message saying who uses the

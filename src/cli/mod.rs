@@ -626,6 +626,8 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
             log::debug!("not registered as a running command: {e}");
             crate::store::running::Registration::none()
         });
+    // files the mount saved a moment ago are in the catalog before this command reads it
+    crate::vfs::queue::wait_for_new_files(&store, std::time::Duration::from_millis(500));
     let mut catalog = Catalog::open(
         &store.catalog_path(),
         &store.catalog_key(),

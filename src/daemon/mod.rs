@@ -17,7 +17,7 @@ use crate::view::View;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// How often the watcher looks for changes committed by other processes.
@@ -178,22 +178,22 @@ fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Resu
     Ok(())
 }
 
-/// Thin old versions per the version policy, in the background once the mount answers: over
-/// a million assets this reads every version, and it changes nothing anyone sees (the watcher
-/// applies it like any command's change). A policy that cannot be read must not stop the mount.
-fn thin_in_background(store: Arc<Store>) {
-    let opened = Catalog::open(
+/// Thin old versions per the version policy, in the background: over a million assets this
+/// reads every version, and it changes nothing anyone sees (the watcher applies it like any
+/// command's change). A policy that cannot be read must not stop the mount. The connection is
+/// opened here and kept by the caller until the daemon ends, so the daemon's descriptors do not
+/// change under a user once the mount answers.
+fn thin_in_background(store: Arc<Store>) -> Result<Arc<Mutex<Catalog>>> {
+    let catalog = Arc::new(Mutex::new(Catalog::open(
         &store.catalog_path(),
         &store.catalog_key(),
         store.audit_key(),
-    );
+    )?));
+    let mine = catalog.clone();
     let spawned = std::thread::Builder::new()
         .name("thinning".into())
         .spawn(move || {
-            let mut catalog = match opened {
-                Ok(c) => c,
-                Err(e) => return log::warn!("old versions were not thinned: {e}"),
-            };
+            let mut catalog = mine.lock().unwrap_or_else(|p| p.into_inner());
             let now = chrono::Utc::now();
             match crate::thinning::run(&store, &mut catalog, "consentfs-daemon", now, false, false)
             {
@@ -209,6 +209,7 @@ fn thin_in_background(store: Arc<Store>) {
     if let Err(e) = spawned {
         log::warn!("old versions were not thinned: cannot start a thread: {e}");
     }
+    Ok(catalog)
 }
 
 /// Have the invalidator drop the cached pages of these assets' files (all files: `None`) and
@@ -380,6 +381,9 @@ impl Watcher {
             }
             changes.extend(c);
         }
+        // a file created and not closed within a few milliseconds is recorded on its own:
+        // its transaction holds the catalog's write lock meanwhile
+        let _ = vfs.settle(Some(crate::vfs::create_window()), false);
         // access entries and saves queued while another command held the catalog
         vfs.flush_access_log(Duration::ZERO);
         vfs.retry_queued(Duration::ZERO);
@@ -511,7 +515,14 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     )?;
     view_catalog.share_anchor(opts.anchor.clone());
     let saves = crate::vfs::queue::SaveQueue::load(&store)?;
-    housekeeping(&store, &mut view_catalog, &saves.object_ids())?;
+    // objects of saves queued or journalled by a daemon that was killed are no orphans: they
+    // are recorded below
+    let mut spared = saves.object_ids();
+    match crate::vfs::queue::NewFileJournal::new(&store).load() {
+        Ok(new_files) => spared.extend(new_files.into_iter().map(|f| f.save.object)),
+        Err(e) => log::error!("cannot read the new-file journal: {e}"),
+    }
+    housekeeping(&store, &mut view_catalog, &spared)?;
     let housekept = started.elapsed();
     let mut write_catalog = Catalog::open(
         &store.catalog_path(),
@@ -541,6 +552,8 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let vfs = Arc::new(
         Vfs::new(store.clone(), view.clone(), accounts, write_catalog).with_save_queue(saves),
     );
+    vfs.replay_new_files();
+    let _thinning = thin_in_background(store.clone())?;
     let left = vfs.retry_queued(Duration::from_secs(2));
     if left > 0 {
         log::warn!("{left} save(s) queued while the catalog was busy are still waiting for it");
@@ -587,7 +600,6 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         .map_err(|e| Error::io("cannot start the FUSE session", e))?;
     // only now: a stat of the mountpoint needs the session to answer
     raise_readahead(&opts.mountpoint);
-    thin_in_background(store.clone());
     let (tx, rx) = channel();
     vfs.set_invalidation_sender(tx.clone());
     let invalidator = std::thread::Builder::new()
@@ -641,6 +653,9 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     vfs.clear_invalidation_sender();
     // a stuck watcher still holds a sender, which keeps the invalidator waiting for more
     join_within(invalidator, Duration::from_secs(2));
+    if let Err(e) = vfs.settle(None, true) {
+        log::error!("files created last could not be recorded: {e}");
+    }
     if !vfs.flush_access_log(Duration::from_secs(30)) {
         log::error!("access entries queued while the catalog was busy could not be written to the audit log");
     }

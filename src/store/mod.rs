@@ -7,6 +7,8 @@
 //!   objects/ab/…   one encrypted object per file version, named by random id
 //!   intents/…      journals of objects being written outside a transaction (intents)
 //!   running/…      who uses the store right now: pid and subcommand (running)
+//!   queue/…        the mount's saves waiting for a busy catalog (`*.save`) and its journal of
+//!                  new files not yet committed (`new-files.journal`); see vfs::queue
 //!   daemon.lock    held by the one daemon serving the store
 //! ```
 //!

@@ -497,9 +497,13 @@ impl ObjectWriter {
     pub fn load<R: ReadAt>(&mut self, src: &Decryptor<R>) -> Result<()> {
         self.check_not_broken()?;
         let r = (|| {
-            let mut buf = Zeroizing::new(vec![0u8; CHUNK_PLAIN as usize]);
+            // made only when there is a chunk to copy: a new file's writer loads nothing, and
+            // zeroing 64 KiB twice per small file shows in `tar x`
+            let mut buf: Option<Zeroizing<Vec<u8>>> = None;
             for (first, count) in src.stored_runs() {
                 for index in first..first + count {
+                    let buf =
+                        buf.get_or_insert_with(|| Zeroizing::new(vec![0u8; CHUNK_PLAIN as usize]));
                     let n = src.chunk_len(index) as usize;
                     src.chunk_into(index, &mut buf[..n])?;
                     // growing first keeps the writes in order, so the content hash follows

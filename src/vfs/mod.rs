@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::SystemTime;
 
 pub use inodes::Ino as Inode;
+pub use write::{create_window, CREATE_WINDOW};
 
 /// Who is asking: the uid, gid and thread id (`pid`, 0 when unknown) the kernel reports for
 /// the request. The thread id tells which process read which photos (see [`provenance`]).
@@ -264,6 +265,13 @@ pub struct Vfs {
     /// Saves written but not yet recorded because the catalog was busy (durable; see
     /// [`queue`]). Served as the asset's content until recorded.
     saves: queue::SaveQueue,
+    /// Closes of new files whose catalog transaction is still open (see `save_new_file`).
+    journal: queue::NewFileJournal,
+    /// Files created in the catalog transaction still open, and its start (see
+    /// [`crate::catalog::Catalog::pending_since`]).
+    created: Mutex<HashMap<AssetId, std::time::Instant>>,
+    /// A transaction with journalled new files was rolled back: record them again.
+    replay_due: std::sync::atomic::AtomicBool,
     /// Whether the view is known to be current (fail closed otherwise).
     pub live: live::Liveness,
     /// Status changes and access times of files kept in memory (see [`times`]).
@@ -321,6 +329,9 @@ impl Vfs {
             }),
             live: live::Liveness::default(),
             times: Default::default(),
+            journal: queue::NewFileJournal::new(&store),
+            created: Mutex::new(HashMap::new()),
+            replay_due: std::sync::atomic::AtomicBool::new(false),
             store,
         }
     }
@@ -1096,6 +1107,12 @@ impl Vfs {
                 log::warn!("a save could not be committed at close: {e}");
             }
         }
+        if h.writable {
+            // a file created and closed unwritten is recorded by now (see `settle_created`)
+            if let Err(e) = self.settle_created(h.asset) {
+                log::warn!("a new file could not be recorded at close: {e}");
+            }
+        }
         self.release_handle(fh);
         self.files.release(&h.key(), &h.file);
         self.release_kept(&h.file);
@@ -1110,7 +1127,11 @@ impl Vfs {
             return Ok(());
         }
         match (h.opener, open_file::process_of(pid)) {
-            (Some(opener), Some(closer)) if opener == closer => self.commit_file(&h, false),
+            (Some(opener), Some(closer)) if opener == closer => {
+                self.commit_file(&h, false)?;
+                // a new file is durable when its close returns, written or not
+                self.settle_created(h.asset)
+            }
             _ => Ok(()),
         }
     }

@@ -250,6 +250,182 @@ impl SaveQueue {
     }
 }
 
+/// Associated data of every record of the new-file journal.
+const JOURNAL_AAD: &[u8] = b"consentfs new-file journal v1";
+
+/// The journal's file name inside `STORE/queue/` (the queue reads only `*.save`).
+const JOURNAL: &str = "new-files.journal";
+
+/// A file created through the mount and saved for the first time, recorded in a catalog
+/// transaction not yet committed: enough to record it again after a crash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NewFile {
+    pub collection: String,
+    pub name: String,
+    pub save: QueuedSave,
+}
+
+/// The new-file journal (`STORE/queue/new-files.journal`): what makes the close of a new file
+/// durable while its catalog transaction stays open to take the next files too (one commit
+/// for the creates and first saves of many files, see `Vfs::save_new_file`). Each record is
+/// a length (4 bytes, little endian) and the record sealed under the queue key; the file is
+/// fsynced before the close returns. Emptied when the transaction commits; what a crash
+/// leaves in it is recorded at the next mount (a record whose object the catalog knows was
+/// committed already and is skipped). A torn last record was never acknowledged.
+pub struct NewFileJournal {
+    path: PathBuf,
+    key: Key,
+    /// The open file and the catalog transaction (by its start) its records belong to.
+    file: Mutex<Option<(std::fs::File, std::time::Instant)>>,
+    /// Whether it holds records (not emptied since the last append).
+    filled: std::sync::atomic::AtomicBool,
+    /// Its records' transaction was rolled back: they wait for a replay, and records of the
+    /// next transaction are added after them instead of replacing them.
+    keep: std::sync::atomic::AtomicBool,
+}
+
+/// Wait (at most `limit`) until the mount's new-file journal is empty, i.e. every file whose
+/// close returned is committed to the catalog: a command run right after `cp` into the mount
+/// (`consentfs link`, `ls`) finds the file. The daemon commits within milliseconds; a journal
+/// a killed daemon left stays until the next mount, hence the limit.
+pub fn wait_for_new_files(store: &Store, limit: std::time::Duration) {
+    let path = store.root().join(crate::store::QUEUE).join(JOURNAL);
+    let start = std::time::Instant::now();
+    while std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > 0) && start.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+impl NewFileJournal {
+    pub fn new(store: &Store) -> NewFileJournal {
+        NewFileJournal {
+            path: store.root().join(crate::store::QUEUE).join(JOURNAL),
+            key: store.queue_key(),
+            file: Mutex::new(None),
+            filled: std::sync::atomic::AtomicBool::new(false),
+            keep: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The records a previous daemon left (none when there is no journal). A record that
+    /// does not open with this store's key ends the reading (logged).
+    pub fn load(&self) -> Result<Vec<NewFile>> {
+        let f = match crate::files::open_regular(&self.path) {
+            Ok(f) => f,
+            Err(e) if !self.path.exists() => {
+                log::debug!("no new-file journal: {e}");
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 30), &mut buf)
+            .at("read", &self.path)?;
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        while at + 4 <= buf.len() {
+            let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
+            let Some(sealed) = buf.get(at + 4..at + 4 + len) else {
+                break; // torn: never acknowledged
+            };
+            let rec = open(&self.key, JOURNAL_AAD, sealed)
+                .and_then(|plain| serde_json::from_slice::<NewFile>(&plain).ok());
+            match rec {
+                Some(r) => out.push(r),
+                None => {
+                    log::error!(
+                        "{}: a record does not open with this store's key; the rest is not replayed",
+                        self.path.display()
+                    );
+                    break;
+                }
+            }
+            at += 4 + len;
+        }
+        Ok(out)
+    }
+
+    /// Add a record of the catalog transaction that started at `group`, durably: when this
+    /// returns Ok, it is on disk. Records of an earlier transaction (committed since) go.
+    pub fn append(&self, group: std::time::Instant, rec: &NewFile) -> Result<()> {
+        let json = serde_json::to_vec(rec)
+            .map_err(|e| Error::invalid(format!("cannot encode a journal record: {e}")))?;
+        let sealed = seal(&self.key, JOURNAL_AAD, &json)?;
+        let mut bytes = Vec::with_capacity(4 + sealed.len());
+        bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&sealed);
+        let mut slot = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|(_, g)| *g != group) {
+            if let Some((f, _)) = slot.as_ref() {
+                if !self.keep.load(std::sync::atomic::Ordering::Acquire) {
+                    f.set_len(0).at("truncate", &self.path)?;
+                }
+            }
+            if let Some((_, g)) = slot.as_mut() {
+                *g = group;
+            }
+        }
+        if slot.is_none() {
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            private::create_dir_all(dir)?;
+            // what a previous daemon left was replayed at the start
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io_path("remove", &self.path, e)),
+            }
+            let f = private::create_file(&self.path, false)?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .at("sync", dir)?;
+            *slot = Some((f, group));
+        }
+        let Some((f, _)) = slot.as_mut() else {
+            return Err(Error::invalid("the new-file journal is not open"));
+        };
+        let len = f.metadata().at("stat", &self.path)?.len();
+        let written =
+            std::os::unix::fs::FileExt::write_all_at(f, &bytes, len).and_then(|()| f.sync_data());
+        if let Err(e) = written {
+            // a torn record is never replayed; cut it off so later ones are not lost behind it
+            let _ = f.set_len(len);
+            return Err(Error::io_path("write", &self.path, e));
+        }
+        self.filled
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// The transaction of its records was rolled back: keep them for [`Vfs::replay_new_files`]
+    /// (which empties it).
+    ///
+    /// [`Vfs::replay_new_files`]: super::Vfs::replay_new_files
+    pub fn keep(&self) {
+        self.keep.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether records were appended since it was last emptied.
+    pub fn is_filled(&self) -> bool {
+        self.filled.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The transaction the records belong to committed (or they were replayed): empty it.
+    pub fn clear(&self) -> Result<()> {
+        let slot = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        self.filled
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.keep.store(false, std::sync::atomic::Ordering::Release);
+        match slot.as_ref() {
+            Some((f, _)) => f.set_len(0).at("truncate", &self.path),
+            None => match std::fs::remove_file(&self.path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io_path("remove", &self.path, e)),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@
 
 use super::inodes::Node;
 use super::open_file::{FileState, OpenFile};
-use super::queue::QueuedSave;
+use super::queue::{self, QueuedSave};
 use super::{denied, Attr, Caller, Vfs};
 use crate::catalog::assets::{self, join_path};
 use crate::catalog::{busy_error, is_busy};
@@ -36,6 +36,29 @@ use std::time::Duration;
 /// queued (durably) instead: long enough for any short transaction, short enough that no
 /// editor sees a hanging close.
 pub(super) const SAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the catalog transaction of a create may stay open waiting for the file's close
+/// (which commits both in one): the watcher commits it on its own after this. Other commands
+/// wait for the catalog's write lock meanwhile, so it is short.
+pub const CREATE_WINDOW: Duration = Duration::from_millis(10);
+
+/// After such a transaction, creates commit one by one for this long, as every other change
+/// does: the write lock is then free most of the time, so a command waiting for it (a
+/// withdrawal) gets it within a few of SQLite's retries even while files stream in.
+pub const CREATE_GAP: Duration = Duration::from_millis(5);
+
+/// [`CREATE_WINDOW`], or what `CONSENTFS_CREATE_WINDOW_MS` says (at most a minute): the
+/// crash tests hold the transaction open on purpose, to kill the daemon while new files are
+/// only in the journal.
+pub fn create_window() -> Duration {
+    static WINDOW: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *WINDOW.get_or_init(|| {
+        std::env::var("CONSENTFS_CREATE_WINDOW_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(CREATE_WINDOW, |ms| Duration::from_millis(ms.min(60_000)))
+    })
+}
 
 /// Saves of one asset by one process this close together are one save (ImageMagick opens a
 /// file with O_TRUNC twice, GIMP and darktable-cli write the image and then reopen it for the
@@ -207,14 +230,336 @@ impl Vfs {
         f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
     ) -> Result<T> {
         let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        let result = {
+        let joined = cat.pending_for().is_some();
+        let result = (|| -> Result<T> {
             let tx = cat.begin(login, chrono::Utc::now())?;
             let r = f(&tx)?;
             tx.commit()?;
-            r
-        };
+            Ok(r)
+        })();
+        if result.is_err() && joined && cat.pending_for().is_none() {
+            self.forget_uncommitted(&cat);
+        }
+        let result = result?;
+        if joined {
+            self.committed_new_files();
+        }
         self.after_change(cat.conn());
         Ok(result)
+    }
+
+    /// Like [`Vfs::change`], but leave the transaction open for the next change (or
+    /// [`Vfs::settle`]) to commit: see [`crate::catalog::Tx::commit_later`]. For a create,
+    /// whose close or fsync makes it durable: a new file written and closed costs one commit.
+    fn change_later<T>(
+        &self,
+        login: &str,
+        f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
+    ) -> Result<(T, Option<std::time::Instant>)> {
+        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let joined = cat.pending_for().is_some();
+        let later = joined || cat.since_pending().is_none_or(|d| d >= CREATE_GAP);
+        let result = (|| -> Result<T> {
+            let tx = cat.begin(login, chrono::Utc::now())?;
+            let r = f(&tx)?;
+            if later {
+                tx.commit_later()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok(r)
+        })();
+        if result.is_err() && joined && cat.pending_for().is_none() {
+            self.forget_uncommitted(&cat);
+        }
+        let result = result?;
+        self.after_change(cat.conn());
+        let group = cat.pending_since();
+        self.commit_if_due(&mut cat);
+        Ok((result, group))
+    }
+
+    /// Commit the open transaction of the latest creates once it is [`CREATE_WINDOW`] old,
+    /// whoever is busy: other commands never wait longer for the catalog while files stream in.
+    fn commit_if_due(&self, cat: &mut crate::catalog::Catalog) {
+        if cat.pending_for().is_some_and(|age| age >= create_window()) {
+            match cat.commit_pending() {
+                Ok(_) => self.committed_new_files(),
+                Err(e) => {
+                    // the saves among them are in the journal: recorded at the next mount
+                    log::error!("cannot commit new files to the catalog: {e}");
+                    self.forget_uncommitted(cat);
+                }
+            }
+        }
+    }
+
+    /// The first save of a file created in the catalog transaction still open: recorded in
+    /// that transaction, which stays open for the next files (committed by the watcher within
+    /// [`CREATE_WINDOW`], or by any other change), and made durable by the new-file journal
+    /// before the close returns. So extracting many small files (`tar x`, `cp -r`, `rsync`)
+    /// costs one catalog commit every few milliseconds instead of one per file. `None`: not
+    /// such a file (its create was committed already), save it the usual way.
+    fn save_new_file(
+        &self,
+        save: &QueuedSave,
+        obj: &crate::store::NewObject,
+    ) -> Option<Result<(i64, Option<crate::crypto::object::ObjectId>)>> {
+        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let group = cat.pending_since()?;
+        let created = self
+            .created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&save.asset)
+            .copied();
+        if created != Some(group) {
+            return None;
+        }
+        let recorded = (|| {
+            let tx = cat.begin(&save.login, chrono::Utc::now())?;
+            let r = self.record_save(&tx, save, obj)?;
+            let row =
+                assets::get(&tx, save.asset)?.ok_or_else(|| Error::not_found("asset is gone"))?;
+            tx.commit_later()?;
+            Ok((r, row.collection.to_string(), row.name.to_string()))
+        })();
+        let recorded = match recorded {
+            Ok((r, collection, name)) => {
+                let rec = queue::NewFile {
+                    collection,
+                    name,
+                    save: save.clone(),
+                };
+                match self.journal.append(group, &rec) {
+                    Ok(()) => {
+                        // durable now: its close need not commit
+                        self.created
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&save.asset);
+                        Ok(r)
+                    }
+                    Err(e) => {
+                        // not durable by the journal: by the commit then
+                        log::warn!("cannot write the new-file journal ({e}); committing at once");
+                        match cat.commit_pending() {
+                            Ok(_) => {
+                                self.committed_new_files();
+                                Ok(r)
+                            }
+                            Err(e) => {
+                                self.forget_uncommitted(&cat);
+                                Err(e)
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                if cat.pending_for().is_none() {
+                    // the open transaction went with it
+                    self.forget_uncommitted(&cat);
+                }
+                Err(e)
+            }
+        };
+        if recorded.is_ok() {
+            self.after_change(cat.conn());
+        }
+        self.commit_if_due(&mut cat);
+        Some(recorded)
+    }
+
+    /// Record what the new-file journal of a daemon that was killed holds (at the start,
+    /// before anything else changes the catalog): each file whose object the catalog does not
+    /// know becomes the draft it was, with its content, times and sources, if its creator may
+    /// still write there (else it is discarded with a log line, as a save would be). A name
+    /// taken meanwhile gets `.recovered` appended. Then the journal is emptied.
+    pub fn replay_new_files(&self) {
+        let records = match self.journal.load() {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("cannot read the new-file journal: {e}");
+                return;
+            }
+        };
+        let mut recovered = 0;
+        for rec in &records {
+            match self.replay_new_file(rec) {
+                Ok(Some(asset)) => {
+                    recovered += 1;
+                    log::info!("asset {asset}: a new file saved before a crash is recorded");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    log::error!(
+                        "a new file saved before a crash cannot be recorded: {e}; discarded"
+                    );
+                    if let Ok(obj) = rec.save.new_object() {
+                        let _ = self.store.remove_object(&obj.id);
+                    }
+                }
+            }
+        }
+        if recovered > 0 {
+            log::warn!(
+                "{recovered} new file(s) saved just before the daemon stopped were recorded now"
+            );
+        }
+        // under the catalog's lock, with no transaction open: no record added meanwhile is
+        // lost (one of an open transaction is emptied with it when it commits)
+        let cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        if cat.pending_for().is_none() {
+            if let Err(e) = self.journal.clear() {
+                log::error!("cannot empty the new-file journal: {e}");
+            }
+        }
+    }
+
+    fn replay_new_file(&self, rec: &queue::NewFile) -> Result<Option<AssetId>> {
+        let save = &rec.save;
+        let obj = save.new_object()?;
+        self.change(&save.login, |tx| {
+            if assets::object_known(tx, &obj.id.hex())? {
+                return Ok(None); // committed before the crash
+            }
+            let access = crate::catalog::users::resolve(tx, &save.login)
+                .ok()
+                .and_then(|u| u.to_policy().access(save.purpose, &rec.collection));
+            if !matches!(access, Some(Access::Write | Access::Delete)) {
+                return Err(denied("no write grant there any more"));
+            }
+            let mut name = rec.name.clone();
+            if assets::path_taken(tx, &rec.collection, &name)?.is_some() {
+                name.push_str(".recovered");
+            }
+            let id = assets::add_draft(tx, &rec.collection, &name, save.purpose, &obj)?;
+            let same = assets::with_content(tx, &obj.content_hash, id)?;
+            assets::add_sources(tx, id, &same, assets::SourceKind::Content)?;
+            let read: Vec<AssetId> = save.read.iter().copied().filter(|a| *a != id).collect();
+            assets::add_sources(tx, id, &read, assets::SourceKind::Read)?;
+            if save.mtime.is_some() || save.atime.is_some() {
+                assets::set_times(tx, id, save.mtime(), save.atime())?;
+            }
+            Ok(Some(id))
+        })
+    }
+
+    /// Commit the catalog transaction a create left open (see [`Vfs::change_later`]); with
+    /// `older_than`, only one open at least that long (the watcher's rounds: a create whose
+    /// file is not closed within a few milliseconds is committed on its own, so other commands
+    /// never wait for a file being written). `blocking`: wait for the catalog connection
+    /// (close and fsync), else give up at once when a request holds it (it commits then).
+    pub fn settle(&self, older_than: Option<Duration>, blocking: bool) -> Result<()> {
+        if self
+            .replay_due
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.replay_new_files();
+        }
+        let mut cat = if blocking {
+            self.catalog.lock().unwrap_or_else(|p| p.into_inner())
+        } else {
+            match self.catalog.try_lock() {
+                Ok(c) => c,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+            }
+        };
+        match (cat.pending_for(), older_than) {
+            (None, _) => {
+                let due = self.replay_due.load(std::sync::atomic::Ordering::Acquire);
+                if self.journal.is_filled() && !due {
+                    // committed by a change made elsewhere (an access entry, a queued save)
+                    self.committed_new_files();
+                }
+                return Ok(());
+            }
+            (Some(age), Some(min)) if age < min => return Ok(()),
+            _ => {}
+        }
+        if let Err(e) = cat.commit_pending() {
+            log::error!("cannot commit new files to the catalog: {e}");
+            self.forget_uncommitted(&cat);
+            return Err(e);
+        }
+        self.committed_new_files();
+        Ok(())
+    }
+
+    /// Make the create of `asset` durable if it is still only in the open transaction and
+    /// not in the journal (a file created and closed, or fsynced, without being written):
+    /// its close or fsync must not return before.
+    pub(super) fn settle_created(&self, asset: AssetId) -> Result<()> {
+        let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(group) = cat.pending_since() else {
+            return Ok(());
+        };
+        let open = self
+            .created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&asset)
+            == Some(&group);
+        if !open {
+            return Ok(());
+        }
+        if let Err(e) = cat.commit_pending() {
+            log::error!("cannot commit new files to the catalog: {e}");
+            self.forget_uncommitted(&cat);
+            return Err(e);
+        }
+        self.committed_new_files();
+        Ok(())
+    }
+
+    /// The transaction holding the latest creates committed: their journal records are done.
+    fn committed_new_files(&self) {
+        self.created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        if let Err(e) = self.journal.clear() {
+            // harmless: a record of a committed file is skipped when replayed
+            log::warn!("cannot empty the new-file journal: {e}");
+        }
+    }
+
+    /// The transaction a create left open was rolled back (its commit failed): what the view
+    /// learnt of it (new drafts, audit entries) is gone. Read the view again, so that it never
+    /// runs ahead of the catalog (it would skip the next entries under the same numbers).
+    fn forget_uncommitted(&self, cat: &crate::catalog::Catalog) {
+        log::warn!("files created a moment ago could not be recorded; the view is read again");
+        // the saves among them are in the journal: the watcher records them again
+        self.journal.keep();
+        self.replay_due
+            .store(true, std::sync::atomic::Ordering::Release);
+        match View::load(cat.conn(), chrono::Utc::now()) {
+            Ok(fresh) => {
+                *self.view.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                self.send_invalidations(vec![crate::view::Change::All]);
+            }
+            Err(e) => self.live.fail(&format!(
+                "the view cannot be read again after a failed commit ({e})"
+            )),
+        }
+    }
+
+    /// Hand `changes` to the invalidator thread (never waiting for the kernel).
+    fn send_invalidations(&self, changes: Vec<crate::view::Change>) {
+        let inval = self.invalidations(&changes);
+        if let Some(tx) = self
+            .inval_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = tx.send(super::Batch {
+                items: inval,
+                done: None,
+            });
+        }
     }
 
     /// Like [`Vfs::change`], but wait at most `wait` for the catalog's write lock.
@@ -225,12 +570,20 @@ impl Vfs {
         f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
     ) -> Result<T> {
         let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        let result = {
+        let joined = cat.pending_for().is_some();
+        let result = (|| -> Result<T> {
             let tx = cat.begin_within(login, chrono::Utc::now(), wait)?;
             let r = f(&tx)?;
             tx.commit()?;
-            r
-        };
+            Ok(r)
+        })();
+        if result.is_err() && joined && cat.pending_for().is_none() {
+            self.forget_uncommitted(&cat);
+        }
+        let result = result?;
+        if joined {
+            self.committed_new_files();
+        }
         self.after_change(cat.conn());
         Ok(result)
     }
@@ -345,7 +698,9 @@ impl Vfs {
             return Err(errno(libc::EDQUOT, "too many drafts"));
         }
         let empty = self.store.writer()?.commit(&self.store)?;
-        let created = self.change(&login, |tx| {
+        // committed with the first save (or by the close, an fsync, the next change or the
+        // watcher within milliseconds), not on its own
+        let created = self.change_later(&login, |tx| {
             assets::add_draft(tx, &folder, name, purpose, &empty).map_err(|e| {
                 if matches!(e, Error::Invalid(_)) {
                     errno(libc::EEXIST, "a file with this name exists")
@@ -355,7 +710,15 @@ impl Vfs {
             })
         });
         let asset = match created {
-            Ok(a) => a,
+            Ok((a, group)) => {
+                if let Some(g) = group {
+                    let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
+                    // bounded by what one transaction takes (milliseconds of creates)
+                    created.retain(|_, at| *at == g);
+                    created.insert(a, g);
+                }
+                a
+            }
             Err(e) => {
                 let _ = self.store.remove_object(&empty.id);
                 return Err(e);
@@ -660,7 +1023,9 @@ impl Vfs {
     /// Commit what the handle's file holds as a version (fsync; the daemon stopping).
     pub fn commit(&self, fh: u64) -> Result<()> {
         let h = self.handle(fh)?;
-        self.commit_file(&h, false)
+        self.commit_file(&h, false)?;
+        // fsync of a new file not yet written makes its create durable
+        self.settle_created(h.asset)
     }
 
     /// Commit the pending state of the handle's file: a new version, or an update of the
@@ -762,7 +1127,14 @@ impl Vfs {
         h.file
             .committing
             .store(true, std::sync::atomic::Ordering::Release);
-        let recorded = if self.saves.has(target) {
+        let journaled = if save.fresh && save.replace.is_none() && !self.saves.has(target) {
+            self.save_new_file(&save, &obj)
+        } else {
+            None
+        };
+        let recorded = if let Some(r) = journaled {
+            r
+        } else if self.saves.has(target) {
             Err(busy_error())
         } else {
             self.change_within(&h.login, SAVE_WAIT, |tx| self.record_save(tx, &save, &obj))
