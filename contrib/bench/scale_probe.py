@@ -14,12 +14,16 @@ BIN = os.environ["CONSENTFS_BIN"]
 
 
 def visible(tree, n):
+    """Up to n * 3 visible photos that have persons linked (photos marked as showing no one
+    have nothing to withdraw)."""
     out = []
     for root, _dirs, files in os.walk(tree):
         for f in files:
-            out.append(os.path.join(root, f))
-            if len(out) >= n * 20:
-                return out
+            path = os.path.join(root, f)
+            if persons(path):
+                out.append(path)
+                if len(out) >= n * 3:
+                    return out
     return out
 
 

@@ -118,26 +118,42 @@ pub fn wrapped_key(conn: &Connection, object: &ObjectId) -> Result<Option<Vec<u8
         .flatten())
 }
 
-/// Every consent event as the rules read it, oldest first, with its person. The purposes and
-/// assets of the events are read alongside (merge joins on the event id), so no row is held
-/// longer than its event.
+/// Every consent event as the rules read it (of one person, if given), oldest first, with its
+/// person. The purposes and assets of the events are read alongside (merge joins on the event
+/// id), so no row is held longer than its event. One person's events are found by index (the
+/// mount reads them after every consent change; a scan of a million events would take longer
+/// than the change may take to show).
 pub fn each_event(
     conn: &Connection,
+    person: Option<PersonId>,
     mut f: impl FnMut(PersonId, crate::policy::ConsentEvent),
 ) -> Result<()> {
     use crate::policy::{ConsentEvent, EventKind, Scope};
-    let mut st = conn.prepare(
+    let only = if person.is_some() {
+        "WHERE person_id = ?1"
+    } else {
+        ""
+    };
+    let of_events = if person.is_some() {
+        "WHERE event_id IN (SELECT id FROM consent_events WHERE person_id = ?1)"
+    } else {
+        ""
+    };
+    let mut st = conn.prepare_cached(&format!(
         "SELECT id, person_id, kind, scope, scope_prefix, starts, expires, given_by, explicit \
-         FROM consent_events ORDER BY id",
-    )?;
-    let mut ps = conn.prepare(
-        "SELECT event_id, purpose_id FROM consent_event_purposes ORDER BY event_id, purpose_id",
-    )?;
-    let mut xs = conn.prepare(
-        "SELECT event_id, asset_id FROM consent_event_assets ORDER BY event_id, asset_id",
-    )?;
-    let mut purposes = ps.query([])?;
-    let mut assets = xs.query([])?;
+         FROM consent_events {only} ORDER BY id"
+    ))?;
+    let mut ps = conn.prepare_cached(&format!(
+        "SELECT event_id, purpose_id FROM consent_event_purposes {of_events} \
+         ORDER BY event_id, purpose_id"
+    ))?;
+    let mut xs = conn.prepare_cached(&format!(
+        "SELECT event_id, asset_id FROM consent_event_assets {of_events} \
+         ORDER BY event_id, asset_id"
+    ))?;
+    let params: Vec<PersonId> = person.into_iter().collect();
+    let mut purposes = ps.query(rusqlite::params_from_iter(params.iter()))?;
+    let mut assets = xs.query(rusqlite::params_from_iter(params.iter()))?;
     let step = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<(i64, i64)>> {
         Ok(match rows.next()? {
             Some(r) => Some((r.get(0)?, r.get(1)?)),
@@ -146,7 +162,7 @@ pub fn each_event(
     };
     let mut next_purpose: Option<(i64, PurposeId)> = step(&mut purposes)?;
     let mut next_asset: Option<(i64, AssetId)> = step(&mut assets)?;
-    let mut rows = st.query([])?;
+    let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let mut event_purposes = Vec::new();

@@ -155,7 +155,7 @@ pub fn persons(conn: &Connection) -> Result<HashMap<PersonId, Person>> {
     }
     // streamed: a million events as rows with their purposes' names would be most of the
     // daemon's memory at start
-    super::bulk::each_event(conn, |person, e| {
+    super::bulk::each_event(conn, None, |person, e| {
         if let Some(p) = persons.get_mut(&person) {
             p.events.push(e);
         }

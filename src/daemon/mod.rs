@@ -360,6 +360,7 @@ impl Watcher {
             .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
             .map_err(|e| RoundError::Catalog(e.into()))?;
         if v != self.last_version {
+            let t0 = Instant::now();
             // drop the pages of what may change before the change becomes visible
             let touched = view
                 .read()
@@ -368,6 +369,7 @@ impl Watcher {
             if let Ok(assets) = touched {
                 flush_pages(vfs, out, assets.as_deref());
             }
+            let flushed = t0.elapsed();
             let c = view
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
@@ -375,6 +377,11 @@ impl Watcher {
                 .map_err(RoundError::Catalog)?;
             self.last_version = v;
             self.last_error = None;
+            log::debug!(
+                "catalog change: pages flushed in {} us, view refreshed in {} us",
+                flushed.as_micros(),
+                (t0.elapsed() - flushed).as_micros()
+            );
             if !c.is_empty() {
                 self.fault.strike();
                 log::info!("catalog changed: {} view change(s)", c.len());

@@ -27,7 +27,7 @@ use crate::audit;
 use crate::catalog::assets::{self, AssetRow, VersionRow};
 use crate::catalog::purposes::PurposeRow;
 use crate::catalog::users::UserRow;
-use crate::catalog::{bulk, consents, persons, purposes, snapshot, users};
+use crate::catalog::{bulk, persons, purposes, snapshot, users};
 use crate::error::Result;
 use crate::policy::{self, prefix_covers, Access, AssetId, Person, PersonId, PurposeId, Time};
 use crate::when;
@@ -987,10 +987,8 @@ impl View {
         for pid in &persons_touched {
             match persons::get(conn, *pid)? {
                 Some(p) => {
-                    let events = consents::list(conn, Some(*pid))?
-                        .iter()
-                        .map(|e| e.to_policy())
-                        .collect();
+                    let mut events = Vec::new();
+                    bulk::each_event(conn, Some(*pid), |_, e| events.push(e))?;
                     self.persons.insert(
                         *pid,
                         Person {
