@@ -200,3 +200,55 @@ pub fn each_event(
     }
     Ok(())
 }
+
+/// Every asset as a full row (linked persons and a draft's sources included), in id order,
+/// one at a time: the assets and links are read side by side (both ordered by asset), so a
+/// command that looks at each asset once (`ls`) holds one row, not a million.
+pub fn each_asset_row(
+    conn: &Connection,
+    mut f: impl FnMut(super::assets::AssetRow) -> Result<()>,
+) -> Result<()> {
+    let mut sources = super::assets::all_sources(conn)?;
+    let mut ls =
+        conn.prepare("SELECT asset_id, person_id FROM links ORDER BY asset_id, person_id")?;
+    let mut links = ls.query([])?;
+    let mut next_link: Option<(AssetId, PersonId)> = match links.next()? {
+        Some(r) => Some((r.get(0)?, r.get(1)?)),
+        None => None,
+    };
+    let mut pending: Option<Error> = None;
+    each_asset(conn, |a| {
+        let mut persons = Vec::new();
+        while let Some((asset, person)) = next_link.filter(|(x, _)| *x <= a.id) {
+            if asset == a.id {
+                persons.push(person);
+            }
+            next_link = match links.next() {
+                Ok(Some(r)) => Some((r.get(0)?, r.get(1)?)),
+                Ok(None) => None,
+                Err(e) => {
+                    pending = Some(e.into());
+                    None
+                }
+            };
+        }
+        f(super::assets::AssetRow {
+            id: a.id,
+            collection: a.collection.to_string(),
+            name: a.name.to_string(),
+            no_persons: a.no_persons,
+            special_category: a.special_category,
+            status: a.status,
+            creator: a.creator.to_string(),
+            created_at: crate::when::from_secs(a.created_at),
+            retention_until: a.retention_until.map(crate::when::from_secs),
+            persons,
+            draft_purpose: a.draft_purpose,
+            sources: sources.remove(&a.id).unwrap_or_default(),
+        })
+    })?;
+    match pending {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -162,3 +162,19 @@ pub fn persons(conn: &Connection) -> Result<HashMap<PersonId, Person>> {
     })?;
     Ok(persons)
 }
+
+/// The persons alone, for commands that stream the assets past the rules (see
+/// `bulk::each_asset_row`) instead of loading a [`World`].
+pub struct Persons(pub HashMap<PersonId, Person>);
+
+impl People for Persons {
+    fn person(&self, id: PersonId) -> Option<&Person> {
+        self.0.get(&id)
+    }
+}
+
+impl Persons {
+    pub fn load(conn: &Connection) -> Result<Persons> {
+        persons(conn).map(Persons)
+    }
+}

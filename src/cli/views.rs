@@ -5,7 +5,7 @@ use super::{output, Ctx};
 use crate::audit;
 use crate::catalog::assets::{self, AssetRow};
 use crate::catalog::snapshot::World;
-use crate::catalog::{persons, purposes, users};
+use crate::catalog::{bulk, persons, purposes, snapshot, users};
 use crate::error::{Error, Result};
 use crate::policy::{self, prefix_covers, Decision, EventKind, Reason, Time};
 use crate::when::{self, parse_time, Span};
@@ -74,37 +74,50 @@ pub fn ls(
     let user = user.to_policy();
     let purpose = purposes::resolve(conn, purpose)?;
     let prefix = collection.map(assets::normalize_collection).transpose()?;
-    let world = World::load(conn)?;
+    // the assets stream past the rules one by one: a million rows are never held at once
+    let people = snapshot::Persons::load(conn)?;
     let names = if hidden || ctx.json {
         person_names(ctx)?
     } else {
         HashMap::new()
     };
-    let mut items: Vec<LsItem> = world
-        .decide_all(&user, &purpose, t)
-        .into_iter()
-        .filter(|(a, d)| {
-            (d.visible
-                // the trash is `trash list`'s; purged assets (shredded, or temp files saved
-                // over a photo) are gone for good
-                || (hidden
-                    && !matches!(a.status, policy::Status::Trash | policy::Status::Purged)
-                    && !foreign_draft(a, &user.login, purpose.id)))
-                && prefix
-                    .as_deref()
-                    .is_none_or(|p| prefix_covers(p, &a.collection))
-        })
-        .map(|(a, d)| LsItem {
-            asset: a.id,
-            path: a.path(),
-            visible: d.visible,
-            reason: d.reason.code().into(),
-            reason_text: reason_text(&d.reason, &names),
-            valid_until: d.valid_until,
-            persons: a.persons.clone(),
-            draft: a.status == policy::Status::Draft,
-        })
-        .collect();
+    let rules = purpose.to_policy();
+    let mut items: Vec<LsItem> = Vec::new();
+    bulk::each_asset_row(conn, |a| {
+        // the trash is `trash list`'s; purged assets (shredded, or temp files saved over a
+        // photo) are gone for good; others' drafts are no one else's business
+        if matches!(a.status, policy::Status::Trash | policy::Status::Purged)
+            || foreign_draft(&a, &user.login, purpose.id)
+            || prefix
+                .as_deref()
+                .is_some_and(|p| !prefix_covers(p, &a.collection))
+        {
+            return Ok(());
+        }
+        let mut input = a.to_policy();
+        if a.status == policy::Status::Draft {
+            // what the draft was made from (drafts are few: looked up one by one)
+            for s in &a.sources {
+                if let Some(src) = assets::get(conn, *s)? {
+                    input.derived_from.push(src.to_policy());
+                }
+            }
+        }
+        let d = policy::decide(&input, &people, &user, &rules, t);
+        if d.visible || hidden {
+            items.push(LsItem {
+                asset: a.id,
+                path: a.path(),
+                visible: d.visible,
+                reason: d.reason.code().into(),
+                reason_text: reason_text(&d.reason, &names),
+                valid_until: d.valid_until,
+                persons: a.persons,
+                draft: a.status == policy::Status::Draft,
+            });
+        }
+        Ok(())
+    })?;
     items.sort_by(|a, b| (!a.visible, &a.path).cmp(&(!b.visible, &b.path)));
     if ctx.json {
         output::json(&items)?;

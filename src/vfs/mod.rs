@@ -1375,13 +1375,25 @@ impl Vfs {
     /// Cached pages of every view of these assets (sent before a change is applied), also
     /// through the inodes of drafts saved over them.
     pub fn pages_of(&self, assets: Option<&[AssetId]>) -> Vec<Invalidation> {
-        let files: Vec<(Ino, AssetId)> = self.inodes().files().collect();
-        files
-            .into_iter()
-            .filter(|(_, a)| {
-                assets.is_none_or(|list| list.contains(a) || list.contains(&self.current_asset(*a)))
-            })
-            .map(|(ino, _)| Invalidation::Inode { ino })
+        let Some(list) = assets else {
+            let files: Vec<(Ino, AssetId)> = self.inodes().files().collect();
+            return files
+                .into_iter()
+                .map(|(ino, _)| Invalidation::Inode { ino })
+                .collect();
+        };
+        // each asset's own inodes, and those of the drafts saved over it
+        let mut all: Vec<AssetId> = Vec::with_capacity(list.len());
+        for a in list {
+            all.push(*a);
+            all.extend(self.merged_into(*a));
+        }
+        all.sort_unstable();
+        all.dedup();
+        let inodes = self.inodes();
+        all.iter()
+            .flat_map(|a| inodes.files_of(*a).iter())
+            .map(|ino| Invalidation::Inode { ino: *ino })
             .collect()
     }
 
