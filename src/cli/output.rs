@@ -68,40 +68,37 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 /// Print rows as columns separated by two spaces; the last column is not padded.
 /// Every cell is shown with [`printable`].
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| printable(c).into_owned()).collect())
-        .collect();
-    let rows = &rows;
+    // cells are made printable as they are measured and written, not copied first: a listing
+    // of a million photos is held once
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             if i < widths.len() {
-                widths[i] = widths[i].max(c.chars().count());
+                widths[i] = widths[i].max(printable(c).chars().count());
             }
         }
     }
-    let mut out = std::io::stdout().lock();
-    let line = |cells: Vec<&str>| -> String {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut line = String::new();
+    let mut write = |cells: &mut dyn Iterator<Item = Cow<'_, str>>| -> Result<()> {
+        line.clear();
+        let cells: Vec<Cow<'_, str>> = cells.collect();
         let n = cells.len();
-        let mut s = String::new();
-        for (i, c) in cells.into_iter().enumerate() {
-            s.push_str(c);
+        for (i, c) in cells.iter().enumerate() {
+            line.push_str(c);
             if i + 1 < n {
-                let pad = widths[i] - c.chars().count() + 2;
-                s.extend(std::iter::repeat_n(' ', pad));
+                let pad = widths[i].saturating_sub(c.chars().count()) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        s
+        writeln!(out, "{}", line.trim_end()).map_err(|e| Error::io("cannot write output", e))
     };
-    let w = |out: &mut std::io::StdoutLock, s: String| {
-        writeln!(out, "{}", s.trim_end()).map_err(|e| Error::io("cannot write output", e))
-    };
-    w(&mut out, line(header.to_vec()))?;
+    write(&mut header.iter().map(|h| Cow::Borrowed(*h)))?;
     for r in rows {
-        w(&mut out, line(r.iter().map(String::as_str).collect()))?;
+        write(&mut r.iter().map(|c| printable(c)))?;
     }
-    Ok(())
+    drop(write);
+    out.flush().map_err(|e| Error::io("cannot write output", e))
 }
 
 pub fn opt<T: ToString>(v: &Option<T>) -> String {

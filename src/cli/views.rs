@@ -124,7 +124,7 @@ pub fn ls(
         return Ok(0);
     }
     let rows: Vec<Vec<String>> = items
-        .iter()
+        .into_iter()
         .map(|i| {
             let until = if i.visible {
                 i.valid_until
@@ -137,7 +137,7 @@ pub fn ls(
             };
             vec![
                 i.asset.to_string(),
-                i.path.clone(),
+                i.path,
                 match (i.visible, i.draft) {
                     (true, true) => "draft".into(),
                     (true, false) => "visible".into(),
