@@ -97,7 +97,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
     for r in rows {
         write(&mut r.iter().map(|c| printable(c)))?;
     }
-    drop(write);
     out.flush().map_err(|e| Error::io("cannot write output", e))
 }
 
