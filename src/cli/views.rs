@@ -59,6 +59,9 @@ fn at_or_now(ctx: &Ctx, at: Option<&str>) -> Result<Time> {
         .map(|t| t.unwrap_or(ctx.now))
 }
 
+/// Assets handed from the reading thread to the deciding one at a time (`ls`).
+const BATCH: usize = 1024;
+
 pub fn ls(
     ctx: &Ctx,
     login: &str,
@@ -82,41 +85,70 @@ pub fn ls(
         HashMap::new()
     };
     let rules = purpose.to_policy();
-    let mut items: Vec<LsItem> = Vec::new();
-    bulk::each_asset_row(conn, |a| {
-        // the trash is `trash list`'s; purged assets (shredded, or temp files saved over a
-        // photo) are gone for good; others' drafts are no one else's business
-        if matches!(a.status, policy::Status::Trash | policy::Status::Purged)
-            || foreign_draft(&a, &user.login, purpose.id)
-            || prefix
-                .as_deref()
-                .is_some_and(|p| !prefix_covers(p, &a.collection))
-        {
-            return Ok(());
-        }
-        let mut input = a.to_policy();
-        if a.status == policy::Status::Draft {
-            // what the draft was made from (drafts are few: looked up one by one)
-            for s in &a.sources {
-                if let Some(src) = assets::get(conn, *s)? {
-                    input.derived_from.push(src.to_policy());
+    // This thread reads the catalog; a second one applies the rules (about half the work each
+    // for a million assets), batch by batch, so neither holds more than a few batches.
+    let mut items: Vec<LsItem> = std::thread::scope(|scope| -> Result<Vec<LsItem>> {
+        let (to_rules, batches) =
+            std::sync::mpsc::sync_channel::<Vec<(AssetRow, policy::Asset)>>(4);
+        let (people, user, rules, names) = (&people, &user, &rules, &names);
+        let decider = scope.spawn(move || {
+            let mut items = Vec::new();
+            for batch in batches {
+                for (a, input) in batch {
+                    let d = policy::decide(&input, people, user, rules, t);
+                    if d.visible || hidden {
+                        items.push(LsItem {
+                            asset: a.id,
+                            path: a.path(),
+                            visible: d.visible,
+                            reason: d.reason.code().into(),
+                            reason_text: reason_text(&d.reason, names),
+                            valid_until: d.valid_until,
+                            persons: a.persons,
+                            draft: a.status == policy::Status::Draft,
+                        });
+                    }
                 }
             }
+            items
+        });
+        let mut batch = Vec::with_capacity(BATCH);
+        let read = bulk::each_asset_row(conn, |a| {
+            // the trash is `trash list`'s; purged assets (shredded, or temp files saved over
+            // a photo) are gone for good; others' drafts are no one else's business
+            if matches!(a.status, policy::Status::Trash | policy::Status::Purged)
+                || foreign_draft(&a, &user.login, purpose.id)
+                || prefix
+                    .as_deref()
+                    .is_some_and(|p| !prefix_covers(p, &a.collection))
+            {
+                return Ok(());
+            }
+            let mut input = a.to_policy();
+            if a.status == policy::Status::Draft {
+                // what the draft was made from (drafts are few: looked up one by one)
+                for s in &a.sources {
+                    if let Some(src) = assets::get(conn, *s)? {
+                        input.derived_from.push(src.to_policy());
+                    }
+                }
+            }
+            batch.push((a, input));
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                // a closed channel means the other thread ended: its join says why
+                let _ = to_rules.send(full);
+            }
+            Ok(())
+        });
+        if !batch.is_empty() {
+            let _ = to_rules.send(batch);
         }
-        let d = policy::decide(&input, &people, &user, &rules, t);
-        if d.visible || hidden {
-            items.push(LsItem {
-                asset: a.id,
-                path: a.path(),
-                visible: d.visible,
-                reason: d.reason.code().into(),
-                reason_text: reason_text(&d.reason, &names),
-                valid_until: d.valid_until,
-                persons: a.persons,
-                draft: a.status == policy::Status::Draft,
-            });
-        }
-        Ok(())
+        drop(to_rules);
+        let items = decider
+            .join()
+            .map_err(|_| Error::invalid("the thread applying the rules stopped"))?;
+        read.map(|()| items)
     })?;
     items.sort_by(|a, b| (!a.visible, &a.path).cmp(&(!b.visible, &b.path)));
     if ctx.json {
