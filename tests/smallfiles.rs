@@ -8,7 +8,7 @@ mod common;
 use common::mount::{abort_connection, is_mounted, os_user, run_as, wait_for, Mount};
 use common::TestStore;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// A store in which root may write (and delete) in `website`, and `other` may read there.
@@ -59,26 +59,7 @@ fn small_tree(root: &Path, n: usize) -> Vec<String> {
 /// Start the mount with the create window set to `window_ms` (the daemon commits the open
 /// transaction of new files after it).
 fn mount_with_window(t: &TestStore, window_ms: u64) -> Mount {
-    let dir = t.path("mnt");
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = t.path("mount.log");
-    let child = t
-        .cmd()
-        .env("RUST_LOG", "info")
-        .env("CONSENTFS_CREATE_WINDOW_MS", window_ms.to_string())
-        .args(["mount", dir.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start consentfs mount");
-    let m = Mount {
-        dir,
-        child: Some(child),
-        log,
-    };
-    let (up, _) = wait_for(Duration::from_secs(20), || is_mounted(&m.dir));
-    assert!(up, "mount did not come up: {}", m.log_text());
-    m
+    Mount::start_with(t, &[("CONSENTFS_CREATE_WINDOW_MS", &window_ms.to_string())])
 }
 
 fn journal(t: &TestStore) -> PathBuf {

@@ -72,12 +72,18 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> (bool, Durat
 impl Mount {
     /// Mount the store at `<tempdir>/mnt` and wait until it is up.
     pub fn start(t: &TestStore) -> Mount {
+        Mount::start_with(t, &[])
+    }
+
+    /// [`Mount::start`] with extra environment for the daemon.
+    pub fn start_with(t: &TestStore, env: &[(&str, &str)]) -> Mount {
         let dir = t.path("mnt");
         std::fs::create_dir_all(&dir).unwrap();
         let log = t.path("mount.log");
         let child = t
             .cmd()
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .args(["mount", dir.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
