@@ -62,6 +62,8 @@ drop; s_read=$(secs cat "$s/mnt/big.raw")
 # ---- the ceiling: FUSE doing no work ------------------------------------------------------
 z=$work/nullfs; mkdir -p "$z/mnt"
 "$here/target/release/examples/nullfs" "$z/mnt" "$mib" 4 2>"$z/log" & pids+=($!); wait_mounted "$z/mnt"
+# the same readahead as the consentfs daemon sets on its mount, so the ceiling is comparable
+cat "/sys/class/bdi/$(mountpoint -d "$c/mnt")/read_ahead_kb" > "/sys/class/bdi/$(mountpoint -d "$z/mnt")/read_ahead_kb"
 drop; z_read=$(secs cat "$z/mnt/zero")
 fusermount3 -u "$z/mnt" 2>/dev/null || umount "$z/mnt"
 
@@ -77,7 +79,36 @@ printf "%-10s write %6s   read %6s\n" tmpfs "$(rate "$t_write")" "$(rate "$t_rea
 printf "%-10s               read %6s (the ceiling of FUSE here; consentfs reads at %s%% of it)\n" nullfs "$(rate "$z_read")" "$(echo "scale=0; 100 * $(rate "$c_read") / $(rate "$z_read")" | bc -l)"
 echo "   * consentfs write = import (writes through the mount: contrib/bench/write.sh)"
 echo "   consentfs read again with the page cache warm: $(rate "$c_read2") MiB/s"
-rm -f "$g/mnt/big.raw" "$s/mnt/big.raw"
+
+# ---- random 4 KiB reads of the 1 GiB file, and four readers of four files at once ---------
+command -v fio >/dev/null || apt-get install -y fio >/dev/null
+# randread FILE: IOPS of 2 jobs reading 4 KiB at random offsets for 15 s, buffered, caches
+# dropped first (fio's invalidate), as a photo tool seeking through a large file would
+randread() {
+  drop
+  fio --name=rr --filename="$1" --rw=randread --bs=4k --numjobs=2 --runtime=15 --time_based \
+    --ioengine=psync --invalidate=1 --group_reporting --output-format=json 2>/dev/null \
+    | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["jobs"][0]["read"]["iops"]))'
+}
+c_rr=$(randread "$c/mnt/root/website/bench/big.raw"); g_rr=$(randread "$g/mnt/big.raw")
+s_rr=$(randread "$s/mnt/big.raw")
+# four files of a quarter each, read by four processes at once, cold; MiB/s over all four
+q=$((mib / 4))
+for i in 1 2 3 4; do head -c $((q << 20)) /dev/urandom > "$work/q$i.raw"; done
+"$bin" import --collection bench4 "$work"/q?.raw >/dev/null
+for i in 1 2 3 4; do "$bin" mark "bench4/q$i.raw" --no-persons >/dev/null; done
+for i in 1 2 3 4; do cp "$work/q$i.raw" "$g/mnt/"; cp "$work/q$i.raw" "$s/mnt/"; rm "$work/q$i.raw"; done
+sleep 0.5   # let the mount pick up the import
+four() { drop; secs sh -c "for i in 1 2 3 4; do cat '$1'/q\$i.raw > /dev/null & done; wait"; }
+c_four=$(four "$c/mnt/root/website/bench4"); g_four=$(four "$g/mnt"); s_four=$(four "$s/mnt")
+echo "== random 4 KiB reads of the 1 GiB file (fio, 2 jobs, 15 s, cold), IOPS (ratio to gocryptfs) =="
+printf "%-10s %8s (%s)\n%-10s %8s\n%-10s %8s (%s)\n" consentfs "$c_rr" "$(ratio "$c_rr" "$g_rr")" \
+  gocryptfs "$g_rr" securefs "$s_rr" "$(ratio "$s_rr" "$g_rr")"
+echo "== four readers of four files of $q MiB at once, cold, MiB/s in all (ratio to gocryptfs) =="
+printf "%-10s %6s (%s)\n%-10s %6s\n%-10s %6s (%s)\n" consentfs "$(rate "$c_four")" \
+  "$(ratio "$(rate "$c_four")" "$(rate "$g_four")")" gocryptfs "$(rate "$g_four")" \
+  securefs "$(rate "$s_four")" "$(ratio "$(rate "$s_four")" "$(rate "$g_four")")"
+rm -f "$g/mnt/big.raw" "$s/mnt/big.raw" "$g"/mnt/q?.raw "$s"/mnt/q?.raw
 
 # ---- 10,000 files -------------------------------------------------------------------------
 "$bin" generate --assets 10000 --persons 0 --events 0 --no-persons-every 1 --user root 2>/dev/null

@@ -98,9 +98,15 @@ fn is_mountpoint(path: &Path) -> Result<bool> {
     Ok(mountinfo::mounts().iter().any(|m| m.point == canon))
 }
 
-/// Let the kernel read ahead 1 MiB instead of 128 KiB: each read request then spans 16 chunks,
-/// which the daemon decrypts on all cores. FUSE caps readahead at what the kernel offers at
-/// init, but root may raise the mount's backing-device setting afterwards.
+/// The mount's readahead in KiB (see [`raise_readahead`]).
+pub const READAHEAD_KB: &str = "4096";
+
+/// Let the kernel read ahead 4 MiB instead of 128 KiB: each read request then spans 16 chunks
+/// (1 MiB, the most FUSE sends at once), and four of them are in flight, so the worker threads
+/// decrypt on every core while the reader copies. 1 MiB left one request in flight most of the
+/// time: a cold `dd` read at 1.1-1.2 GB/s with 12 % of the machine idle, 1.4-1.6 GB/s with
+/// 4 MiB. FUSE caps readahead at what the kernel offers at init, but root may raise the mount's
+/// backing-device setting afterwards.
 ///
 /// The device number comes from the mount table, not from a stat of the mountpoint: a stat
 /// is a request to this daemon, and a daemon killed while its main thread waits for its own
@@ -124,7 +130,7 @@ fn raise_readahead(mountpoint: &Path) {
         return;
     };
     let path = format!("/sys/class/bdi/{dev}/read_ahead_kb");
-    if let Err(e) = std::fs::write(&path, "1024") {
+    if let Err(e) = std::fs::write(&path, READAHEAD_KB) {
         log::debug!("cannot raise readahead ({path}): {e}");
     }
 }
