@@ -10,6 +10,11 @@ fn main() {
     unsafe {
         libc::umask(0o077);
     }
+    // from /etc/fstab or mount(8): `consentfs STORE MOUNTPOINT -o OPTIONS`
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = consentfs::cli::fstab::invoked_as_mount_helper(&args) {
+        std::process::exit(code);
+    }
     let cli = consentfs::cli::Cli::parse();
     if !matches!(
         cli.command,

@@ -28,6 +28,7 @@ macro_rules! eprintln {
 
 mod demo;
 mod export;
+pub mod fstab;
 mod import;
 mod output;
 mod records;

@@ -92,6 +92,14 @@ fn stale(shown: &str) -> Error {
     ))
 }
 
+/// Tell systemd how the service is doing (`Type=notify` units: READY once the mount answers,
+/// STOPPING when it goes). Outside systemd (`NOTIFY_SOCKET` unset) this does nothing.
+fn notify_service(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        log::warn!("cannot notify systemd: {e}");
+    }
+}
+
 /// Whether `path` is the root of a mounted filesystem (per /proc/self/mountinfo).
 fn is_mountpoint(path: &Path) -> Result<bool> {
     let canon = std::fs::canonicalize(path).map_err(|e| Error::io_path("resolve", path, e))?;
@@ -637,6 +645,11 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     if let Some(ready) = opts.on_ready.take() {
         ready();
     }
+    // under systemd (Type=notify) the unit is started only now, once the mount answers
+    notify_service(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("serving {assets} assets")),
+    ]);
     let mut external = false;
     'serve: loop {
         if let Some(sig) = signals.pending().next() {
@@ -653,6 +666,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    notify_service(&[sd_notify::NotifyState::Stopping]);
     stop.store(true, Ordering::Relaxed);
     // a stuck watcher must not keep the mount from ending
     if !join_within(watcher, Duration::from_secs(2)) {

@@ -40,6 +40,26 @@ pub fn create_file(path: &Path, read: bool) -> Result<File> {
         .map_err(|e| Error::io_path("create", path, e))
 }
 
+/// Open a log file for appending, creating it 0600; never through a symlink, never a special
+/// file (the daemon's log in the store, written by a daemon started as a mount helper).
+pub fn append_file(path: &Path) -> Result<File> {
+    let f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io_path("open", path, e))?;
+    let md = f.metadata().map_err(|e| Error::io_path("open", path, e))?;
+    if !md.is_file() {
+        return Err(Error::invalid(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(f)
+}
+
 /// What is wrong with one path's owner or mode, if anything.
 fn problem(path: &Path, euid: u32, want_dir: bool) -> Result<Option<String>> {
     let md = match std::fs::symlink_metadata(path) {
