@@ -313,3 +313,159 @@ fn each_user_sees_only_what_concerns_them_at_the_mount_root() {
         }
     }
 }
+
+/// Issue 15 item 6: the designer's `mv shoot-a shoot-b` inside a purpose view moves the
+/// folder's photos to the new collection path in one step: the same assets (ids, versions,
+/// persons), below-folders included. Photos the user does not see stay where they are; a
+/// user without a delete grant cannot do it, and then nothing moves; a consent given for the
+/// old folder only does not follow the photo (the rules decide, as for any move).
+#[test]
+fn renaming_a_folder_with_photos_moves_them_in_one_step() {
+    let designer = "cfs-mvdir";
+    let id = os_user(designer);
+    let t = TestStore::new();
+    t.write("a/anna.jpg", b"anna on the stairs");
+    t.write("a/hall.jpg", b"empty hall");
+    t.write("a/sub/door.jpg", b"a door");
+    t.write("a/bert.jpg", b"bert, who did not consent");
+    t.write("a/carl.jpg", b"carl, consent for shoot-a only");
+    t.ok(&[
+        "import",
+        "--collection",
+        "shoot-a",
+        t.path("a").to_str().unwrap(),
+    ]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["person", "add", "Bert"]);
+    t.ok(&["person", "add", "Carl"]);
+    t.ok(&["link", "shoot-a/anna.jpg", "Anna"]);
+    t.ok(&["link", "shoot-a/bert.jpg", "Bert"]);
+    t.ok(&["link", "shoot-a/carl.jpg", "Carl"]);
+    t.ok(&["mark", "shoot-a/hall.jpg", "--no-persons"]);
+    t.ok(&["mark", "shoot-a/sub/door.jpg", "--no-persons"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.ok(&[
+        "consent",
+        "grant",
+        "Carl",
+        "--purpose",
+        "website",
+        "--collection",
+        "shoot-a",
+    ]);
+    t.ok(&["user", "add", designer]);
+    t.ok(&[
+        "user",
+        "grant",
+        designer,
+        "--purpose",
+        "website",
+        "--access",
+        "write",
+    ]);
+    let m = mount_shared(&t);
+    let web = m.path(&format!("{designer}/website"));
+    let asset_id = |p: &str| -> String {
+        let out = sh_as(
+            id,
+            &format!(
+                "getfattr --absolute-names --only-values -n user.consentfs.asset '{}/{p}'",
+                web.display()
+            ),
+        );
+        text(&out).trim().to_string()
+    };
+    let before = [
+        asset_id("shoot-a/anna.jpg"),
+        asset_id("shoot-a/sub/door.jpg"),
+    ];
+    // a save through the mount first: the photo has two versions
+    let out = sh_as(
+        id,
+        &format!(
+            "printf ' retouched' >> '{}/shoot-a/hall.jpg'",
+            web.display()
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // with a write grant only, a rename that takes photos out of shoot-a is refused, whole
+    let out = sh_as(
+        id,
+        &format!("mv '{0}/shoot-a' '{0}/shoot-b'", web.display()),
+    );
+    assert!(!out.status.success(), "moved without a delete grant");
+    assert!(text(&out).contains("Permission denied"), "{}", text(&out));
+    let listed = t
+        .ok(&["ls", "--user", designer, "--purpose", "website"])
+        .stdout;
+    assert!(
+        listed.contains("shoot-a/anna.jpg") && !listed.contains("shoot-b"),
+        "{listed}"
+    );
+
+    // with a delete grant: one rename, no copies, no trash
+    t.ok(&[
+        "user",
+        "grant",
+        designer,
+        "--purpose",
+        "website",
+        "--access",
+        "delete",
+    ]);
+    let out = sh_as(
+        id,
+        &format!(
+            "mv '{0}/shoot-a' '{0}/shoot-b' && ls -R '{0}'",
+            web.display()
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !web.join("shoot-a").exists(),
+        "the old folder is gone from the view"
+    );
+    let read = |p: &str| std::fs::read(web.join(p)).unwrap_or_default();
+    assert_eq!(read("shoot-b/anna.jpg"), b"anna on the stairs");
+    assert_eq!(read("shoot-b/hall.jpg"), b"empty hall retouched");
+    assert_eq!(read("shoot-b/sub/door.jpg"), b"a door");
+    assert_eq!(
+        [
+            asset_id("shoot-b/anna.jpg"),
+            asset_id("shoot-b/sub/door.jpg")
+        ],
+        before,
+        "the same assets"
+    );
+    let subjects = sh_as(id, &format!("getfattr --absolute-names --only-values -n user.consentfs.subjects '{}/shoot-b/anna.jpg'", web.display()));
+    assert_eq!(text(&subjects).trim(), "1", "the persons stay linked");
+    let trash = t.ok(&["trash", "list", "--json"]).json();
+    assert_eq!(
+        trash.as_array().map(|a| a.len()),
+        Some(0),
+        "nothing went to the trash: {trash}"
+    );
+    let versions = t.ok(&["versions", "shoot-b/hall.jpg", "--json"]).json();
+    assert_eq!(versions.as_array().map(|a| a.len()), Some(2), "{versions}");
+    // what the designer did not see stays in shoot-a; Carl's consent covered shoot-a only,
+    // so his photo, moved along while it was visible, is no longer shown at shoot-b
+    let all = t
+        .ok(&["ls", "--user", designer, "--purpose", "website", "--hidden"])
+        .stdout;
+    assert!(all.contains("shoot-a/bert.jpg"), "{all}");
+    assert!(all.contains("shoot-b/carl.jpg"), "{all}");
+    assert!(
+        !web.join("shoot-b/carl.jpg").exists(),
+        "a consent for shoot-a only does not follow the photo"
+    );
+    // and the audit log says each photo moved
+    let audit = t.ok(&["audit", "list", "--json"]).json();
+    let moves = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "asset.move")
+        .count();
+    assert_eq!(moves, 4, "{audit}");
+}

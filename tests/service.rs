@@ -229,8 +229,7 @@ fn the_systemd_unit_is_valid_and_starts_the_mount_where_systemd_runs() {
     // Type=notify: `start` returns once the daemon said READY=1
     let started = systemctl(&["start", &name]);
     let ok = started.status.success()
-        && std::fs::read(mnt.join("root/website/a.jpg")).ok()
-            == Some(b"photo of anna".to_vec());
+        && std::fs::read(mnt.join("root/website/a.jpg")).ok() == Some(b"photo of anna".to_vec());
     let stopped = systemctl(&["stop", &name]);
     let _ = std::fs::remove_file(&path);
     systemctl(&["daemon-reload"]);

@@ -116,6 +116,13 @@ pub(super) fn folder_of(node: &Node) -> Result<(Arc<str>, PurposeId, String)> {
     }
 }
 
+/// A checked rename of a folder with photos: (asset, from folder, to folder, name, draft).
+pub(super) struct FolderMove {
+    old: String,
+    new: String,
+    moves: Vec<(AssetId, String, String, String, bool)>,
+}
+
 impl Vfs {
     /// The asset a handle writes to now (a draft renamed over a file continues as that file).
     pub(super) fn current_asset(&self, asset: AssetId) -> AssetId {
@@ -1542,14 +1549,19 @@ impl Vfs {
         let view = self.view();
         let src = view.file_in(&login, purpose, &from, name);
         let Some(src) = src else {
-            return self.rename_folder(
+            let plan = self.rename_folder(
                 &view,
                 &login,
                 purpose,
                 (&from, name),
                 (&to, new_name),
                 noreplace,
-            );
+            )?;
+            drop(view);
+            return match plan {
+                Some(plan) => self.move_photo_folder(&login, purpose, plan),
+                None => Ok(()),
+            };
         };
         let dst = view.file_in(&login, purpose, &to, new_name);
         if dst.is_some() && noreplace {
@@ -1679,13 +1691,14 @@ impl Vfs {
         }
     }
 
-    /// Rename a folder. Only folders made with mkdir that hold no photos move (with the made
-    /// folders below them); one with photos gives EXDEV, so `mv` copies and deletes, photo by
-    /// photo, through the checks of each. As on a local filesystem, the target may be an empty
-    /// folder (it is replaced), not a folder with something in it (ENOTEMPTY) nor a file
-    /// (ENOTDIR), and a folder cannot move into itself (EINVAL). The inodes the kernel holds for
-    /// the folder and those below it are re-keyed to their new paths at once: the kernel keeps
-    /// them under the new name, and `stat` of it right after the rename must find them.
+    /// Rename a folder, as on a local filesystem: the target may be an empty folder (it is
+    /// replaced), not a folder with something in it (ENOTEMPTY) nor a file (ENOTDIR), and a
+    /// folder cannot move into itself (EINVAL). Folders made with mkdir move at once (with the
+    /// made folders below them). A folder with photos is checked here and moved by
+    /// [`Vfs::move_photo_folder`] with the plan returned, once the caller let go of the view.
+    /// The inodes the kernel holds for the folder and those below it are re-keyed to their
+    /// new paths: the kernel keeps them under the new name, and `stat` of it right after the
+    /// rename must find them.
     fn rename_folder(
         &self,
         view: &View,
@@ -1694,21 +1707,16 @@ impl Vfs {
         (from, name): (&str, &str),
         (to, new_name): (&str, &str),
         noreplace: bool,
-    ) -> Result<()> {
+    ) -> Result<Option<FolderMove>> {
         let old = join_path(from, name);
         let new = join_path(to, new_name);
         let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
-        if view.dir_visible(login, purpose, &old) {
-            return Err(errno(
-                libc::EXDEV,
-                "folders with photos cannot be renamed in the mount",
-            ));
-        }
-        if !made.contains(login, purpose, &old) {
+        let photos = view.dir_visible(login, purpose, &old);
+        if !photos && !made.contains(login, purpose, &old) {
             return Err(errno(libc::ENOENT, "no such file"));
         }
         if new == old {
-            return Ok(());
+            return Ok(None);
         }
         if new.starts_with(&format!("{old}/")) {
             return Err(errno(libc::EINVAL, "a folder cannot move into itself"));
@@ -1734,8 +1742,94 @@ impl Vfs {
             }
             made.remove(login, purpose, &new);
         }
+        if photos {
+            drop(made);
+            return Self::plan_folder_move(view, login, purpose, old, new).map(Some);
+        }
         made.move_tree(login, purpose, &old, &new);
         drop(made);
+        self.inodes().rename_dirs(login, purpose, &old, &new);
+        Ok(None)
+    }
+
+    /// What renaming a folder with photos moves: every photo and draft the user sees at or
+    /// below it, each to the same place below the new path, each checked as the move of that
+    /// one photo would be (a delete grant where it is, a write grant where it goes, and
+    /// [`Vfs::check_move_everywhere`] for the other purposes). One refusal refuses the whole
+    /// rename. Photos the user does not see (no consent for this purpose now) stay where they
+    /// are: a user acts only on what their view shows, as with `mv` photo by photo.
+    fn plan_folder_move(
+        view: &View,
+        login: &str,
+        purpose: PurposeId,
+        old: String,
+        new: String,
+    ) -> Result<FolderMove> {
+        let mut moves = Vec::new();
+        let mut folders = vec![old.clone()];
+        while let Some(dir) = folders.pop() {
+            let (dirs, files) = view.list_dir(login, purpose, &dir);
+            folders.extend(dirs.iter().map(|d| join_path(&dir, d)));
+            let to = format!("{new}{}", &dir[old.len()..]);
+            for (name, asset) in files {
+                let draft = view
+                    .asset(asset)
+                    .is_some_and(|i| i.row.status == Status::Draft);
+                moves.push((asset, dir.clone(), to.clone(), name.to_string(), draft));
+            }
+        }
+        for (asset, from, to, _, draft) in &moves {
+            if !draft {
+                let need = |folder: &str, level: Access| {
+                    if view
+                        .access(login, purpose, folder)
+                        .is_some_and(|a| a >= level)
+                    {
+                        Ok(())
+                    } else {
+                        log::info!("denied: renaming a folder would move asset {asset} without the grants a move needs");
+                        Err(denied("moving these photos needs a delete grant where they are and a write grant where they go"))
+                    }
+                };
+                need(from, Access::Delete)?;
+                need(to, Access::Write)?;
+                Self::check_move_everywhere(view, login, *asset, from, to)?;
+            }
+        }
+        Ok(FolderMove { old, new, moves })
+    }
+
+    /// Carry out a checked folder move: every asset in one catalog transaction (all move or
+    /// none), then the made folders and the kernel's inodes of the folder tree.
+    fn move_photo_folder(
+        &self,
+        login: &Arc<str>,
+        purpose: PurposeId,
+        plan: FolderMove,
+    ) -> Result<()> {
+        let FolderMove { old, new, moves } = plan;
+        self.change(login, |tx| {
+            for (asset, _, to, name, _) in &moves {
+                assets::move_to(tx, *asset, to, name)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| {
+            if matches!(e, Error::Invalid(_)) {
+                // a photo the user does not see holds one of the names at the destination
+                errno(
+                    libc::EEXIST,
+                    "a name in the folder is taken at the destination",
+                )
+            } else {
+                e
+            }
+        })?;
+        log::info!("folder renamed: {} photo(s) moved in one step", moves.len());
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .move_tree(login, purpose, &old, &new);
         self.inodes().rename_dirs(login, purpose, &old, &new);
         Ok(())
     }
