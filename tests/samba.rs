@@ -126,7 +126,7 @@ impl Smbd {
     /// Run smbclient commands as `user`; returns everything it printed.
     fn client(&self, user: &str, pw: &str, commands: &str) -> String {
         let out = Command::new("smbclient")
-            .arg(format!("//127.0.0.1/photos"))
+            .arg("//127.0.0.1/photos")
             .args(["-p", &self.port.to_string(), "-s"])
             .arg(&self.conf)
             .args(["-U", &format!("{user}%{pw}"), "-c", commands])
