@@ -551,11 +551,18 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         store.audit_key(),
     )?;
     write_catalog.share_anchor(opts.anchor.clone());
+    // a third connection, for the load only: versions are read in a thread of their own
+    let mut versions_catalog = Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    )?;
     let view = View::load_with(
         view_catalog.conn(),
-        Some(write_catalog.conn_mut()),
+        vec![versions_catalog.conn_mut(), write_catalog.conn_mut()],
         chrono::Utc::now(),
     )?;
+    drop(versions_catalog);
     let store = Arc::new(store);
     // loading freed as much as the index keeps (rows, sorted runs): give it back
     // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation

@@ -226,21 +226,63 @@ fn ms_time(ms: i64) -> Time {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }
 
+/// The current version of every asset, sorted by asset id, with the logins that made them
+/// interned apart (each `Ver::created_by` indexes the returned interner). Read on a
+/// connection of its own, in a thread of its own, while the assets are read: at a million
+/// assets each takes over a second.
+fn read_versions(conn: &Connection) -> Result<(Vec<(AssetId, Ver)>, Interner)> {
+    let mut logins = Interner::default();
+    let mut out: Vec<(AssetId, Ver)> = Vec::new();
+    bulk::each_version(conn, |v| {
+        let nanos =
+            |n: Option<i64>| n.filter(|n| (0..1_000_000_000).contains(n)).unwrap_or(0) as u32;
+        let (mtime, mtime_ns) = v.mtime.map_or((NO_TIME, 0), |(s, n)| (s, nanos(n)));
+        let (atime, atime_ns) = v.atime.map_or((NO_TIME, 0), |(s, n)| (s, nanos(n)));
+        out.push((
+            v.asset,
+            Ver {
+                number: v.version,
+                size: u64::try_from(v.size).unwrap_or(0),
+                created_at: v.created_at,
+                mtime,
+                atime,
+                thinned_at: v.thinned_at.unwrap_or(NO_TIME),
+                object: v.object,
+                created_by: logins.intern(v.created_by),
+                mtime_ns,
+                atime_ns,
+            },
+        ));
+    })?;
+    // the highest version of each asset last, then one per asset
+    out.sort_unstable_by_key(|(a, v)| (*a, v.number));
+    let mut keep: Vec<(AssetId, Ver)> = Vec::with_capacity(out.len());
+    for (a, v) in out {
+        match keep.last_mut() {
+            Some(last) if last.0 == a => *last = (a, v),
+            _ => keep.push((a, v)),
+        }
+    }
+    Ok((keep, logins))
+}
+
 impl View {
     /// Build the whole index from the catalog, streaming its rows.
     pub fn load(conn: &Connection, now: Time) -> Result<View> {
-        View::load_with(conn, None, now)
+        View::load_with(conn, Vec::new(), now)
     }
 
-    /// [`View::load`], reading persons and links on a second connection (`helper`) in a
-    /// second thread while this one reads assets and versions. Both read after the last audit
-    /// entry is taken, so what either misses of a change made meanwhile is caught up by the
-    /// next [`View::refresh`], as with one connection.
+    /// [`View::load`], with more connections read in threads of their own while this one
+    /// reads the assets: the last of `helpers` reads persons and links, the one before it the
+    /// versions (what is missing is read on `conn` afterwards). All read after the last audit
+    /// entry is taken, so what any of them misses of a change made meanwhile is caught up by
+    /// the next [`View::refresh`], as with one connection.
     pub fn load_with(
         conn: &Connection,
-        helper: Option<&mut Connection>,
+        mut helpers: Vec<&mut Connection>,
         now: Time,
     ) -> Result<View> {
+        let (helper, for_versions) = (helpers.pop(), helpers.pop());
         type Side = (HashMap<PersonId, Person>, Vec<(AssetId, PersonId)>);
         let read_side = |c: &Connection| -> Result<Side> {
             let persons = snapshot::persons(c)?;
@@ -251,15 +293,26 @@ impl View {
         let last_seq = audit::last_seq(conn)?;
         std::thread::scope(|scope| {
             let side = helper.map(|h| scope.spawn(move || read_side(h)));
-            View::load_parts(conn, last_seq, now, move || match side {
-                Some(h) => h.join().unwrap_or_else(|_| {
-                    Err(crate::error::Error::integrity(
-                        "view index",
-                        "the thread reading persons stopped",
-                    ))
-                }),
-                None => read_side(conn),
-            })
+            let versions = for_versions.map(|h| scope.spawn(move || read_versions(h)));
+            let stopped = |what: &str| {
+                crate::error::Error::integrity(
+                    "view index",
+                    format!("the thread reading {what} stopped"),
+                )
+            };
+            View::load_parts(
+                conn,
+                last_seq,
+                now,
+                move || match versions {
+                    Some(h) => h.join().unwrap_or_else(|_| Err(stopped("versions"))),
+                    None => read_versions(conn),
+                },
+                move || match side {
+                    Some(h) => h.join().unwrap_or_else(|_| Err(stopped("persons"))),
+                    None => read_side(conn),
+                },
+            )
         })
     }
 
@@ -269,6 +322,7 @@ impl View {
         conn: &Connection,
         last_seq: i64,
         now: Time,
+        versions: impl FnOnce() -> Result<(Vec<(AssetId, Ver)>, Interner)>,
         side: impl FnOnce() -> Result<(HashMap<PersonId, Person>, Vec<(AssetId, PersonId)>)>,
     ) -> Result<View> {
         let t = std::time::Instant::now();
@@ -334,34 +388,23 @@ impl View {
             t.elapsed().as_millis(),
             resident_mib()
         );
-        bulk::each_version(conn, |v| {
-            let Some(i) = view.index_of(v.asset) else {
-                return;
-            };
-            if view.slots[i as usize]
-                .version
-                .is_some_and(|cur| cur.number >= v.version)
-            {
-                return;
+        let (versions, creators) = versions()?;
+        let creators: Vec<u32> = creators
+            .strings
+            .iter()
+            .map(|l| view.logins.intern(l))
+            .collect();
+        // both runs are sorted by asset id: one merge walk
+        let mut i = 0usize;
+        for (asset, mut ver) in versions {
+            while i < view.slots.len() && view.slots[i].id < asset {
+                i += 1;
             }
-            let nanos =
-                |n: Option<i64>| n.filter(|n| (0..1_000_000_000).contains(n)).unwrap_or(0) as u32;
-            let (mtime, mtime_ns) = v.mtime.map_or((NO_TIME, 0), |(s, n)| (s, nanos(n)));
-            let (atime, atime_ns) = v.atime.map_or((NO_TIME, 0), |(s, n)| (s, nanos(n)));
-            let created_by = view.logins.intern(v.created_by);
-            view.slots[i as usize].version = Some(Ver {
-                number: v.version,
-                size: u64::try_from(v.size).unwrap_or(0),
-                created_at: v.created_at,
-                mtime,
-                atime,
-                thinned_at: v.thinned_at.unwrap_or(NO_TIME),
-                object: v.object,
-                created_by,
-                mtime_ns,
-                atime_ns,
-            });
-        })?;
+            if i < view.slots.len() && view.slots[i].id == asset {
+                ver.created_by = creators.get(ver.created_by as usize).copied().unwrap_or(0);
+                view.slots[i].version = Some(ver);
+            }
+        }
         log::debug!(
             "index: versions at {} ms, {} MiB resident",
             t.elapsed().as_millis(),
