@@ -143,13 +143,16 @@ impl Zone {
 
     /// `t` as people read it: `2027-06-01 12:00 CEST` (`UTC` for UTC stores).
     pub fn show(&self, t: Time) -> String {
-        let utc = || t.format("%Y-%m-%d %H:%M UTC").to_string();
+        self.show_with(t, "%Y-%m-%d %H:%M %Z")
+    }
+
+    /// `t` in this zone in a strftime `format` ending in `%Z` (UTC when it cannot be shown).
+    pub fn show_with(&self, t: Time, format: &str) -> String {
+        let utc = || t.format(&format.replace("%Z", "UTC")).to_string();
         match to_jiff(t) {
             // `format` returns an error rather than panicking like `strftime(..).to_string()`
-            Some(ts) => {
-                jiff::fmt::strtime::format("%Y-%m-%d %H:%M %Z", &ts.to_zoned(self.tz.clone()))
-                    .unwrap_or_else(|_| utc())
-            }
+            Some(ts) => jiff::fmt::strtime::format(format, &ts.to_zoned(self.tz.clone()))
+                .unwrap_or_else(|_| utc()),
             None => utc(),
         }
     }
@@ -516,6 +519,12 @@ pub fn from_secs_nanos(s: i64, nanos: Option<i64>) -> Time {
 /// The time as shown to people, in the store's zone: `2027-06-01 12:00 CEST`.
 pub fn show(t: Time) -> String {
     zone().show(t)
+}
+
+/// [`show`] with the seconds, for a moment a person watches for (the demo's consent that
+/// ends two minutes after it starts).
+pub fn show_seconds(t: Time) -> String {
+    zone().show_with(t, "%Y-%m-%d %H:%M:%S %Z")
 }
 
 #[cfg(test)]

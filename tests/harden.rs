@@ -927,22 +927,70 @@ fn the_demo_mounts_and_its_tour_works() {
     // the store is private, the mount reachable
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&demo.join("store")), 0o700);
-    // the tour's withdrawal
-    let withdrawn = Command::new(common::BIN)
-        .args([
-            "consent",
-            "withdraw",
-            "Anna de Vries",
-            "--purpose",
-            "website",
-        ])
-        .env("CONSENTFS_STORE", demo.join("store"))
-        .env("CONSENTFS_KEY_FILE", demo.join("store.key"))
-        .status()
-        .unwrap();
-    assert!(withdrawn.success());
-    let (gone, _) = wait_for(Duration::from_secs(5), || !web.join("anna.jpg").exists());
-    assert!(gone, "the tour's withdrawal did not hide the photo");
+    // every step of the tour, as typed, in its order, works (a newcomer copies them): with
+    // `consentfs` on the PATH, as the README's first command leaves it
+    let path = format!(
+        "{}:{}",
+        Path::new(common::BIN).parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut steps: Vec<String> = Vec::new();
+    let mut lines = tour.lines();
+    while let Some(line) = lines.next() {
+        let t = line.trim_start();
+        if !line.starts_with("  ")
+            || !["ls ", "getfattr ", "mogrify ", "CONSENTFS_STORE="]
+                .iter()
+                .any(|p| t.starts_with(p))
+        {
+            continue;
+        }
+        let mut cmd = t.to_string();
+        while cmd.ends_with('\\') {
+            cmd.pop();
+            cmd.push_str(lines.next().unwrap_or_default().trim());
+        }
+        let cmd = cmd.split("   #").next().unwrap_or_default().to_string();
+        steps.push(cmd);
+    }
+    assert!(steps.len() >= 12, "{steps:?}");
+    let mut withdrawn = false;
+    for step in &steps {
+        let out = Command::new("sh")
+            .args(["-c", step])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        // `expiring` says with exit status 1 that something expires (Noor's consent does)
+        let want = if step.contains("consentfs expiring") {
+            1
+        } else {
+            0
+        };
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "tour step failed: {step}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if step.contains("consent withdraw") {
+            withdrawn = true;
+            let (gone, _) = wait_for(Duration::from_secs(5), || !web.join("anna.jpg").exists());
+            assert!(gone, "the tour's withdrawal did not hide the photo");
+        }
+    }
+    assert!(withdrawn, "the tour has a withdrawal: {steps:?}");
+    // the tour's export and report went into the demo's own folder
+    assert!(demo.join("website-export/manifest.json").exists());
+    assert!(demo.join("anna-request/index.html").exists());
+    // the end of the consent that ends during the demo is shown to the second
+    assert!(
+        tour.lines()
+            .any(|l| l.contains("Noor's consent ends at") && l.matches(':').count() >= 3),
+        "{tour}"
+    );
+
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

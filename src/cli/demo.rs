@@ -222,23 +222,20 @@ pub fn run(dir: Option<PathBuf>) -> Result<i32> {
         r#"
 consentfs demo — a sample store with 7 photos and 5 persons, mounted at {m}
 
-  ls -R {m}/{me}/website        everyone on these photos consented to the website
-  ls -R {m}/{me}/social-media   Anna refused social media, so the group photo is missing here
-  ls -R {m}/{me}/print          your print grant covers events/ only
-  getfattr -d {m}/{me}/website/events/2026/open-day/group.jpg
+  ls -R {m}/{me}/website
+  ls -R {m}/{me}/social-media
+  ls -R {m}/{me}/print
+  getfattr -d {m}/{me}/website/events/2026/open-day/anna.jpg
 
 What to watch:
+  * website: everyone on these photos consented to the website.
+  * social-media: Anna refused it, so the group photo is missing there.
+  * print: your print grant covers events/ only.
   * Sem (born 2015) is on the website through his guardian Ilse's consent; his own would not count.
   * Daan withdrew his website consent: daan.jpg is only in print.
   * building/unreviewed.jpg has no persons linked and is not marked: it is in no view.
   * Noor's consent ends at {until}: noor.jpg and group.jpg disappear from website
     and social-media at that moment, without remounting.
-
-Try a withdrawal from another terminal and see the photo vanish at once:
-  {env} \
-    consentfs consent withdraw "Anna de Vries" --purpose website
-  {env} \
-    consentfs ls --user {me} --purpose website --hidden
 
 Save from your own tools into website/ (you may write and delete there):
   mogrify -resize 50% {m}/{me}/website/events/2026/open-day/anna.jpg
@@ -247,19 +244,25 @@ Save from your own tools into website/ (you may write and delete there):
   a new file you create there is your draft, visible to you only, until
   `consentfs link` or `consentfs derive DRAFT --from ASSET`; `rm` moves a photo to the trash.
 
-Prove and govern (each open above is already in the audit log):
+Try a withdrawal from another terminal and see the photo vanish at once:
   {env} \
-    consentfs export --user {me} --purpose website /tmp/website-export --strip-location
+    consentfs consent withdraw "Anna de Vries" --purpose website
+  {env} \
+    consentfs ls --user {me} --purpose website --hidden
+
+Prove and govern (the mogrify above opened anna.jpg: that open is in the audit log):
+  {env} \
+    consentfs export --user {me} --purpose website {dir}/website-export --strip-location
   {env} \
     consentfs audit report --person "Anna de Vries"
   {env} \
-    consentfs person report "Anna de Vries" /tmp/anna-request   # then open index.html
+    consentfs person report "Anna de Vries" {dir}/anna-request   # then open index.html
   {env} \
     consentfs expiring --within 30d
 
 Press Ctrl-C to unmount. The store stays in {dir}.
 "#,
-        until = crate::when::show(expires_soon),
+        until = crate::when::show_seconds(expires_soon),
         dir = dir.display(),
     );
     let opts = MountOptions {
