@@ -604,3 +604,30 @@ fn another_users_ls_and_why_never_name_someone_elses_draft() {
         .json();
     assert_eq!(j["path"], "events/anna-secret-crop.jpg");
 }
+
+/// A newcomer follows the README's links: every one that is not a web address names a file
+/// in the repository (it once pointed to a design document that is not shipped).
+#[test]
+fn the_readmes_links_point_to_files_in_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut checked = 0;
+    for (i, _) in readme.match_indices("](") {
+        let rest = &readme[i + 2..];
+        let target = &rest[..rest.find(')').unwrap_or(rest.len())];
+        let file = target.split('#').next().unwrap_or_default();
+        if file.is_empty() || file.contains("://") || file.starts_with("mailto:") {
+            continue;
+        }
+        assert!(
+            root.join(file).exists(),
+            "README links to {file}, which is not in the repository"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "the README's links to files were not found");
+    assert!(
+        !readme.contains("DESIGN.md"),
+        "the README refers to a DESIGN.md that is not shipped"
+    );
+}
