@@ -12,6 +12,7 @@ pub mod files;
 pub mod fuse;
 pub mod names;
 pub mod policy;
+pub mod roles;
 pub mod shred;
 pub mod store;
 pub mod thinning;

@@ -754,3 +754,72 @@ fn persons_and_events_are_listed_as_json() {
     assert_eq!(versions[0]["version"], 1);
     assert_eq!(versions[0]["size"], 13);
 }
+
+/// `role grant|revoke|list`: roles belong to users of the catalog, only the four known ones
+/// exist, every change is audited, and removing a user takes their roles with them.
+#[test]
+fn roles_are_granted_listed_revoked_and_audited() {
+    let t = TestStore::new();
+    t.add_user("cfs-role-po");
+    t.fails(
+        &["role", "grant", "cfs-role-po", "root"],
+        "the roles are admin, privacy-officer, editor, auditor",
+    );
+    t.fails(
+        &["role", "grant", "cfs-nobody-here", "editor"],
+        "cfs-nobody-here",
+    );
+    let out = t.ok(&["role", "grant", "cfs-role-po", "privacy-officer"]);
+    assert!(
+        out.stdout.contains("is now privacy-officer"),
+        "{}",
+        out.stdout
+    );
+    let again = t.ok(&["role", "grant", "cfs-role-po", "privacy-officer"]);
+    assert!(again.stdout.contains("already was"), "{}", again.stdout);
+    t.ok(&["role", "grant", "cfs-role-po", "auditor"]);
+    let list = t.ok(&["role", "list", "--json"]).json();
+    let held: Vec<(String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["login"].as_str().unwrap().into(),
+                r["role"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        held,
+        vec![
+            ("cfs-role-po".to_string(), "privacy-officer".to_string()),
+            ("cfs-role-po".to_string(), "auditor".to_string()),
+        ]
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+    );
+    t.ok(&["role", "revoke", "cfs-role-po", "auditor"]);
+    let list = t.ok(&["role", "list"]).stdout;
+    assert!(
+        list.contains("privacy-officer") && !list.contains("auditor"),
+        "{list}"
+    );
+    let audit = t.ok(&["audit", "list", "--json"]).json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| a.starts_with("role."))
+        .collect();
+    // the second grant of the same role changed nothing and is not an entry
+    assert_eq!(actions, ["role.grant", "role.grant", "role.revoke"]);
+    t.ok(&["user", "remove", "cfs-role-po"]);
+    assert_eq!(
+        t.ok(&["role", "list", "--json"]).json(),
+        serde_json::json!([])
+    );
+}

@@ -16,6 +16,7 @@ pub mod consents;
 pub mod exports;
 pub mod persons;
 pub mod purposes;
+pub mod roles;
 pub mod schema;
 pub mod snapshot;
 pub mod users;

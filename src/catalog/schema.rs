@@ -217,6 +217,16 @@ ALTER TABLE versions ADD COLUMN mtime_nsec INTEGER CHECK (mtime_nsec BETWEEN 0 A
 ALTER TABLE versions ADD COLUMN atime INTEGER;
 ALTER TABLE versions ADD COLUMN atime_nsec INTEGER CHECK (atime_nsec BETWEEN 0 AND 999999999);
 "#,
+    // 11: roles (`crate::roles`): who may run which command through the daemon. Granted by an
+    // admin; removed with the user.
+    r#"
+CREATE TABLE roles (
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    role TEXT NOT NULL CHECK (role IN ('admin', 'privacy-officer', 'editor', 'auditor')),
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, role)
+);
+"#,
 ];
 
 /// The migration after which existing users' uids are filled in from the OS accounts.

@@ -275,6 +275,8 @@ pub fn revoke(
 /// `LOGIN#removed`, which no OS login can be, so nobody (not a later account with the same
 /// name either) sees them. Returns the number of such drafts.
 pub fn remove(tx: &Tx, user: &UserRow) -> Result<usize> {
+    tx.prepare_cached("DELETE FROM roles WHERE user_id = ?1")?
+        .execute([user.id])?;
     let grants = tx
         .prepare_cached("DELETE FROM grants WHERE user_id = ?1")?
         .execute([user.id])?;

@@ -34,6 +34,7 @@ mod output;
 mod records;
 mod retention;
 mod rights;
+mod roles;
 mod versions;
 
 pub use output::printable;
@@ -128,6 +129,9 @@ pub enum Command {
     /// OS users and what they may access.
     #[command(subcommand)]
     User(UserCmd),
+    /// Roles for people without the key: admin, privacy-officer, editor, auditor.
+    #[command(subcommand)]
+    Role(RoleCmd),
     /// What a user sees in a purpose (what the mount shows), with reasons.
     Ls {
         #[arg(long)]
@@ -408,6 +412,27 @@ pub enum UserCmd {
     Remove {
         login: String,
     },
+    List,
+}
+
+/// Roles: who may run which command through the daemon (see `crate::roles`).
+#[derive(Subcommand, Debug)]
+pub enum RoleCmd {
+    /// Give a user a role: admin, privacy-officer, editor or auditor.
+    Grant {
+        /// The user's login (added with `user add`).
+        login: String,
+        /// admin, privacy-officer, editor or auditor.
+        role: String,
+    },
+    /// Take a role from a user.
+    Revoke {
+        /// The user's login.
+        login: String,
+        /// admin, privacy-officer, editor or auditor.
+        role: String,
+    },
+    /// Every role held, by login.
     List,
 }
 
@@ -808,6 +833,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Unlink { asset, person } => records::unlink(&mut ctx, &asset, &person),
         Command::Mark(args) => records::mark(&mut ctx, args),
         Command::User(cmd) => records::user(&mut ctx, cmd),
+        Command::Role(cmd) => roles::run(&mut ctx, cmd),
         Command::Ls {
             user,
             purpose,
@@ -892,5 +918,33 @@ mod tests {
             name(&["export", "--user", "anna", "--purpose", "web", "/tmp/x"]),
             "export"
         );
+    }
+
+    /// Every command the CLI has is placed in the roles table (`crate::roles::need`): a new
+    /// command cannot silently become runnable, or unrunnable, through the daemon.
+    #[test]
+    fn every_command_has_its_roles() {
+        use clap::CommandFactory;
+        fn walk(c: &clap::Command, prefix: &str, out: &mut Vec<String>) {
+            for sub in c.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{prefix}{}", sub.get_name()).trim().to_string();
+                if sub.get_subcommands().any(|s| s.get_name() != "help") {
+                    walk(sub, &format!("{path} "), out);
+                    if !sub.is_subcommand_required_set() {
+                        out.push(path);
+                    }
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        walk(&Cli::command(), "", &mut all);
+        assert!(all.len() > 40, "{all:?}");
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|c| crate::roles::need(c).is_none())
+            .collect();
+        assert!(missing.is_empty(), "commands without roles: {missing:?}");
     }
 }
