@@ -123,7 +123,7 @@ pub fn allowed(command: &str, roles: &[Role], own: bool) -> Result<(), String> {
         Some(Need::AnyOf(of)) => Err(needed(of)),
         Some(Need::OwnViewsOr(_)) if own => Ok(()),
         Some(Need::OwnViewsOr(of)) if of.iter().any(|r| roles.contains(r)) => Ok(()),
-        Some(Need::OwnViewsOr(of)) if of.is_empty() => Err(format!(
+        Some(Need::OwnViewsOr([])) => Err(format!(
             "`{command}` is for your own views only (--user must be your own login)"
         )),
         Some(Need::OwnViewsOr(of)) => Err(needed(of)),
