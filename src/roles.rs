@@ -98,6 +98,8 @@ pub fn need(command: &str) -> Option<Need> {
             Need::AnyOf(&[PrivacyOfficer, Auditor])
         }
         "ls" | "why" => Need::OwnViewsOr(&[Auditor]),
+        // every photo and who is on it: the people who govern the photos
+        "assets" => Need::AnyOf(&[PrivacyOfficer, Editor, Auditor]),
         "export" | "export verify" => Need::OwnViewsOr(&[]),
         _ => return None,
     })

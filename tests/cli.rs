@@ -823,3 +823,57 @@ fn roles_are_granted_listed_revoked_and_audited() {
         serde_json::json!([])
     );
 }
+
+/// `consentfs assets`: what is in the store, with no user set up: each photo's path, persons,
+/// whether it is reviewed, and where the rules allow it now; it follows a withdrawal.
+#[test]
+fn assets_lists_the_store_without_any_user() {
+    let t = TestStore::new();
+    t.write("in/anna.jpg", b"anna");
+    t.write("in/hall.jpg", b"hall");
+    t.write("in/crowd.jpg", b"crowd");
+    t.ok(&[
+        "import",
+        "--collection",
+        "shoot",
+        t.path("in").to_str().unwrap(),
+    ]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "shoot/anna.jpg", "Anna"]);
+    t.ok(&["mark", "shoot/hall.jpg", "--no-persons"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website,print"]);
+    let items = t.ok(&["assets", "--json"]).json();
+    let by_path = |p: &str| {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"] == p)
+            .unwrap_or_else(|| panic!("{p} not listed: {items}"))
+            .clone()
+    };
+    let anna = by_path("shoot/anna.jpg");
+    assert_eq!(anna["persons"], serde_json::json!(["Anna"]));
+    assert_eq!(anna["reviewed"], true);
+    assert_eq!(anna["visible_in"], serde_json::json!(["website", "print"]));
+    let hall = by_path("shoot/hall.jpg");
+    assert_eq!(hall["reviewed"], true);
+    assert_eq!(hall["visible_in"].as_array().unwrap().len(), 4, "{hall}");
+    let crowd = by_path("shoot/crowd.jpg");
+    assert_eq!(crowd["reviewed"], false);
+    assert_eq!(crowd["visible_in"], serde_json::json!([]));
+    let text = t.ok(&["assets"]).stdout;
+    assert!(
+        text.contains("not reviewed") && text.contains("no persons"),
+        "{text}"
+    );
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let items = t.ok(&["assets", "--json"]).json();
+    let anna = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["path"] == "shoot/anna.jpg")
+        .unwrap();
+    assert_eq!(anna["visible_in"], serde_json::json!(["print"]));
+}

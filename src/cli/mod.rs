@@ -26,6 +26,7 @@ macro_rules! eprintln {
     };
 }
 
+mod assets;
 mod demo;
 mod export;
 pub mod fstab;
@@ -132,6 +133,9 @@ pub enum Command {
     /// Roles for people without the key: admin, privacy-officer, editor, auditor.
     #[command(subcommand)]
     Role(RoleCmd),
+    /// What is in the store: path, persons, reviewed or not, and the purposes in which the
+    /// rules allow each photo now (no user needed).
+    Assets,
     /// What a user sees in a purpose (what the mount shows), with reasons.
     Ls {
         #[arg(long)]
@@ -834,6 +838,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Mark(args) => records::mark(&mut ctx, args),
         Command::User(cmd) => records::user(&mut ctx, cmd),
         Command::Role(cmd) => roles::run(&mut ctx, cmd),
+        Command::Assets => assets::run(&ctx),
         Command::Ls {
             user,
             purpose,
