@@ -877,3 +877,41 @@ fn assets_lists_the_store_without_any_user() {
         .unwrap();
     assert_eq!(anna["visible_in"], serde_json::json!(["print"]));
 }
+
+/// A second person with a name already taken would make that name ambiguous in every later
+/// command: `person add` asks for a reference that tells them apart, or an explicit flag.
+#[test]
+fn a_second_person_with_the_same_name_needs_a_reference_or_a_flag() {
+    let t = TestStore::new();
+    t.ok(&["person", "add", "Sam de Boer"]);
+    let r = t.fails(
+        &["person", "add", "Sam de Boer"],
+        "exists already (person 1)",
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("--ref") && r.stderr.contains("--same-name"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        t.ok(&["person", "list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    t.ok(&["person", "add", "Sam de Boer", "--ref", "S-1042"]);
+    t.ok(&["person", "add", "Sam de Boer", "--same-name"]);
+    assert_eq!(
+        t.ok(&["person", "list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // and then the name alone is ambiguous, as the message warned
+    t.fails(&["person", "show", "Sam de Boer"], "ambiguous");
+}

@@ -101,6 +101,31 @@ pub fn resolve(conn: &Connection, what: &str) -> Result<PersonRow> {
     }
 }
 
+/// Refuse a second person of a name already taken, unless told apart by an external
+/// reference (`--ref`) or explicitly meant (`same_name`): once two persons share a name,
+/// every later command that names one of them must use an id instead.
+pub fn check_new_name(
+    conn: &Connection,
+    name: &str,
+    ext_ref: Option<&str>,
+    same_name: bool,
+) -> Result<()> {
+    if ext_ref.is_some() || same_name {
+        return Ok(());
+    }
+    let ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM persons WHERE name = ?1 ORDER BY id")?
+        .query_map([name.trim()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if let Some(id) = ids.first() {
+        return Err(Error::invalid(format!(
+            "a person named '{}' exists already (person {id}); to add another, tell them apart with --ref (e.g. a student number), or add --same-name; later commands must then name them by id",
+            name.trim()
+        )));
+    }
+    Ok(())
+}
+
 pub fn add(
     tx: &Tx,
     name: &str,

@@ -250,6 +250,10 @@ pub enum PersonCmd {
         /// The organisation's own reference (student or employee number).
         #[arg(long = "ref")]
         ext_ref: Option<String>,
+        /// Add the person even though another has the same name (and no --ref tells them
+        /// apart); later commands must name them by id.
+        #[arg(long)]
+        same_name: bool,
     },
     List,
     Show {

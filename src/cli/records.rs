@@ -17,9 +17,11 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
             name,
             born,
             ext_ref,
+            same_name,
         } => {
             let born = born.as_deref().map(parse_date).transpose()?;
             let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
+            persons::check_new_name(&tx, &name, ext_ref.as_deref(), same_name)?;
             let id = persons::add(&tx, &name, born, ext_ref.as_deref())?;
             tx.commit()?;
             if ctx.json {
