@@ -576,7 +576,7 @@ fn catalog_from_a_newer_version_is_refused() {
 fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let t = sample_store();
     t.ok(&["person", "add", "Jan"]);
-    t.ok(&["person", "add", "Jan"]);
+    t.ok(&["person", "add", "Jan", "--same-name"]);
     t.fails(
         &["link", "events/2026/a.jpg", "Nobody"],
         "no person named 'Nobody'",

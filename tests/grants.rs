@@ -419,6 +419,7 @@ fn migration_binds_existing_users_to_their_accounts() {
              ALTER TABLE versions DROP COLUMN mtime_nsec;
              ALTER TABLE versions DROP COLUMN atime;
              ALTER TABLE versions DROP COLUMN atime_nsec;
+             DROP TABLE roles;
              INSERT INTO users (login) VALUES ('{late}');
              INSERT INTO grants (user_id, purpose_id, prefix, access)
                  SELECT u.id, p.id, '', 'read' FROM users u, purposes p

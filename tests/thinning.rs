@@ -467,6 +467,7 @@ fn a_catalog_from_before_thinning_is_migrated() {
                  ALTER TABLE versions DROP COLUMN mtime_nsec;
                  ALTER TABLE versions DROP COLUMN atime;
                  ALTER TABLE versions DROP COLUMN atime_nsec;
+                 DROP TABLE roles;
                  PRAGMA user_version = 8;",
             )
             .unwrap();

@@ -324,6 +324,7 @@ fn a_catalog_from_before_nanosecond_times_is_migrated() {
                  ALTER TABLE versions DROP COLUMN atime;
                  ALTER TABLE versions DROP COLUMN atime_nsec;
                  UPDATE versions SET mtime = 1577934245;
+                 DROP TABLE roles;
                  PRAGMA user_version = 9;",
             )
             .unwrap();
