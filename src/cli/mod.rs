@@ -29,6 +29,7 @@ macro_rules! eprintln {
 mod demo;
 mod export;
 mod import;
+mod ops;
 mod output;
 mod records;
 mod retention;
@@ -191,6 +192,9 @@ pub enum Command {
     /// Retention terms of assets; move assets past their term to the trash.
     #[command(subcommand)]
     Retention(RetentionCmd),
+    /// Read and verify every object of the store against the catalog (a scrub): reports
+    /// damaged objects and the assets they belong to, and orphan files (exit 1 if any).
+    Check,
     /// Mount the store: MOUNTPOINT/<login>/<purpose>/<collection>/<file>, live.
     Mount {
         mountpoint: PathBuf,
@@ -841,6 +845,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit(AuditCmd::Report { person, since }) => {
             rights::audit_report(&ctx, &person, since.as_deref())
         }
+        Command::Check => ops::check(&mut ctx),
         Command::Export(args) => export::run(&mut ctx, args),
         Command::Retention(cmd) => retention::run(&mut ctx, cmd),
         Command::Generate {

@@ -1,0 +1,129 @@
+//! `status`, `check`, `backup`, `passphrase` and `key-file`: the command-line face of
+//! [`crate::maintenance`] (parsing and printing only).
+
+use super::{output, Ctx};
+use crate::catalog::maintenance::ObjectUse;
+use crate::error::Result;
+use crate::maintenance::check;
+use std::io::IsTerminal;
+
+/// A progress bar on stderr (only on a terminal, and not for `--json`).
+struct Bar(indicatif::ProgressBar);
+
+impl check::Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn bar(json: bool, what: &str) -> Option<Bar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {what}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(Bar(b))
+}
+
+/// A size for people: bytes, KiB, MiB, GiB.
+fn size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+fn use_line(u: &ObjectUse) -> String {
+    match u {
+        ObjectUse::Version {
+            asset,
+            version,
+            path,
+            status,
+        } => format!("asset {asset} ({path}) version {version}, {status}"),
+        ObjectUse::Evidence { event, person } => {
+            format!("evidence of consent event {event} (person {person})")
+        }
+    }
+}
+
+/// `consentfs check`: exit 0 when everything verified, 1 when something is damaged.
+pub fn check(ctx: &mut Ctx) -> Result<i32> {
+    let shown = bar(ctx.json, "verified");
+    let progress: &dyn check::Progress = match &shown {
+        Some(b) => b,
+        None => &check::Quiet,
+    };
+    let r = check::run_recorded(&ctx.store, &mut ctx.catalog, &ctx.actor, ctx.now, progress)?;
+    let code = if r.clean { 0 } else { 1 };
+    if ctx.json {
+        output::json(&r)?;
+        return Ok(code);
+    }
+    println!(
+        "verified {} object(s), {} of photos and evidence, in {:.1} s{}",
+        r.objects,
+        size(r.bytes),
+        r.seconds,
+        if r.shredded > 0 {
+            format!(
+                " ({} shredded object(s) skipped: destroyed on purpose)",
+                r.shredded
+            )
+        } else {
+            String::new()
+        }
+    );
+    for d in &r.damaged {
+        println!(
+            "DAMAGED object {}: {}: {}",
+            d.object,
+            d.problem.describe(),
+            d.detail
+        );
+        if d.uses.is_empty() {
+            println!("    used by nothing that is still kept");
+        }
+        for u in &d.uses {
+            println!("    {}", use_line(u));
+        }
+    }
+    for o in &r.orphans {
+        println!(
+            "ORPHAN  {} ({}): a file the catalog does not record",
+            o.file,
+            size(o.bytes)
+        );
+    }
+    if r.clean {
+        println!("the store is intact");
+    } else {
+        println!(
+            "{} damaged object(s) affecting {} asset(s), {} orphan file(s): restore the damaged objects from a backup (`consentfs backup`); \
+             orphan files are removed when the store is next mounted",
+            r.damaged.len(),
+            r.assets_affected.len(),
+            r.orphans.len()
+        );
+    }
+    Ok(code)
+}
