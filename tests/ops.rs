@@ -76,7 +76,18 @@ fn check_passes_a_clean_store_and_reports_each_kind_of_damage_with_its_asset() {
         .unwrap();
     let stray_dir = t.store.join("objects").join("ff");
     std::fs::create_dir_all(&stray_dir).unwrap();
-    std::fs::write(stray_dir.join("0123456789abcdef0123456789abcd"), b"junk").unwrap();
+    let stray = stray_dir.join("0123456789abcdef0123456789abcd");
+    std::fs::write(&stray, b"junk").unwrap();
+    // a file the catalog does not know is an orphan once it is no save in flight (older)
+    let r = t.run(&["check", "--json"]);
+    assert!(r.json()["orphans"].as_array().unwrap().is_empty());
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stray)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
 
     let r = t.run(&["check", "--json"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
@@ -223,4 +234,195 @@ fn check_verifies_old_versions_and_evidence_and_skips_shredded_objects() {
         "{}",
         r.stdout
     );
+}
+
+/// Every file below `dir`: (path relative to it, mode bits).
+fn modes(dir: &std::path::Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir) {
+        let e = e.unwrap();
+        let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+        out.push((e.path().display().to_string(), mode));
+    }
+    out
+}
+
+/// The content written to the `i`-th new file.
+fn content(i: usize) -> Vec<u8> {
+    format!("new photo {i} ").repeat(1000 + i).into_bytes()
+}
+
+#[test]
+fn backup_while_the_mount_is_written_restores_to_a_store_that_mounts_and_verifies() {
+    let t = common::small_store("opsbk");
+    let dest = t.path("backup");
+    let mut m = Mount::start(&t);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, dir) = (stop.clone(), m.path("opsbk/website"));
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let w = std::fs::write(dir.join(format!("new-{i}.jpg")), content(i))
+                    // and a new version of a photo that is there from the start
+                    .and_then(|()| std::fs::write(dir.join("a.jpg"), content(i)));
+                if let Err(e) = w {
+                    return Err(format!("write {i}: {e}"));
+                }
+                i += 1;
+            }
+            Ok(i)
+        })
+    };
+    // wait until writes are going on
+    let (going, _) = wait_for(Duration::from_secs(10), || {
+        m.path("opsbk/website/new-3.jpg").exists()
+    });
+    assert!(going);
+    let first = t.run(&["backup", dest.to_str().unwrap(), "--json"]);
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let first = first.json();
+    assert_eq!(first["copied"], first["objects"], "{first:#}");
+    // a scrub while the mount writes finds nothing wrong (saves in flight are no orphans)
+    let scrub = t.run(&["check", "--json"]);
+    assert_eq!(scrub.code, 0, "{}{}", scrub.stdout, scrub.stderr);
+    // something of the user's own in DEST is left alone
+    std::fs::write(dest.join("notes.txt"), b"tape 7").unwrap();
+    let (more, _) = wait_for(Duration::from_secs(10), || {
+        let n = std::fs::read_dir(m.path("opsbk/website"))
+            .map(|d| d.count())
+            .unwrap_or_else(|e| panic!("{e}: {}", m.log_text()));
+        n > first["objects"].as_u64().unwrap() as usize + 3
+    });
+    assert!(more);
+    let second = t.run(&["backup", dest.to_str().unwrap(), "--json"]);
+    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    let second = second.json();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap().unwrap();
+    eprintln!(
+        "catalog copies: first backup {}, second {}; {written} files written",
+        first["catalog_copies"], second["catalog_copies"]
+    );
+    // incremental: only what is new since the first run was copied
+    let (objects, copied) = (
+        second["objects"].as_u64().unwrap(),
+        second["copied"].as_u64().unwrap(),
+    );
+    assert!(copied > 0 && copied < objects, "{second:#}");
+    assert!(objects > first["objects"].as_u64().unwrap());
+    assert_eq!(std::fs::read(dest.join("notes.txt")).unwrap(), b"tape 7");
+    // private like the store
+    for (path, mode) in modes(&dest) {
+        if path.ends_with("notes.txt") {
+            continue;
+        }
+        let dir = std::path::Path::new(&path).is_dir();
+        assert_eq!(mode, if dir { 0o700 } else { 0o600 }, "{path}");
+    }
+    // still encrypted: no byte of the photos' content is in the backup
+    let mut files = Vec::new();
+    collect_files(&dest, &mut files);
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !bytes.windows(12).any(|w| w == b"new photo 1 "),
+            "plaintext in {}",
+            f.display()
+        );
+    }
+    m.stop();
+
+    // restored in place of the store: the rollback anchor is ahead (the backup itself was
+    // recorded after the copy), so it is a restore on purpose
+    std::fs::remove_dir_all(&t.store).unwrap();
+    let st = std::process::Command::new("cp")
+        .args(["-a", dest.to_str().unwrap(), t.store.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
+    let r = t.run(&["--accept-rollback", "check", "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["objects"], second["objects"]);
+    t.ok(&["audit", "verify"]);
+    // it mounts, and what it shows reads byte-exact
+    let m = Mount::start(&t);
+    let names: Vec<String> = std::fs::read_dir(m.path("opsbk/website"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut restored_new = 0;
+    for n in &names {
+        let got = std::fs::read(m.path(&format!("opsbk/website/{n}"))).unwrap();
+        if let Some(i) = n
+            .strip_prefix("new-")
+            .and_then(|s| s.strip_suffix(".jpg"))
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            assert!(i < written);
+            assert_eq!(got, content(i), "{n}");
+            restored_new += 1;
+        } else if n == "a.jpg" {
+            assert!(
+                (0..written).any(|i| got == content(i)),
+                "a.jpg is one of its versions"
+            );
+        }
+    }
+    assert!(restored_new >= 4, "{names:?}");
+    assert_eq!(names.iter().filter(|n| *n == "hall.jpg").count(), 1);
+}
+
+#[test]
+fn backup_refuses_a_dest_in_the_store_or_the_mount_or_someone_elses_folder() {
+    let t = common::small_store("opsbr");
+    let m = Mount::start(&t);
+    let inside = t.store.join("objects").join("bk");
+    t.fails(&["backup", inside.to_str().unwrap()], "inside the store");
+    assert!(!inside.exists());
+    let through = m.path("opsbr/website/bk");
+    t.fails(
+        &["backup", through.to_str().unwrap()],
+        "inside the consentfs mount",
+    );
+    drop(m);
+    let busy = t.path("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("thesis.doc"), b"mine").unwrap();
+    t.fails(&["backup", busy.to_str().unwrap()], "not empty");
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+    // a backup of another store is never overwritten
+    let other = TestStore::new();
+    let theirs = t.path("theirs");
+    other.ok(&["backup", theirs.to_str().unwrap()]);
+    t.fails(&["backup", theirs.to_str().unwrap()], "another store");
+}
+
+#[test]
+fn a_second_backup_removes_the_objects_shredded_since_and_nothing_else() {
+    let t = photos();
+    let dest = t.path("bk");
+    let r = t.ok(&["backup", dest.to_str().unwrap(), "--json"]).json();
+    assert_eq!(
+        (r["objects"].as_u64(), r["copied"].as_u64()),
+        (Some(4), Some(4))
+    );
+    let gone = object_file(&t, "events/d.jpg");
+    let in_backup = dest.join(gone.strip_prefix(&t.store).unwrap());
+    assert!(in_backup.exists());
+    t.ok(&["retention", "set", "events/d.jpg", "--until", "2000-01-01"]);
+    t.ok(&["retention", "apply", "--yes"]);
+    t.ok(&["trash", "purge", "--all"]);
+    let r = t.ok(&["backup", dest.to_str().unwrap(), "--json"]).json();
+    assert_eq!(r["objects"], 3);
+    assert_eq!(r["copied"], 0);
+    assert_eq!(r["removed"], 1);
+    assert!(!in_backup.exists());
+    let mut files = Vec::new();
+    collect_files(&dest.join("objects"), &mut files);
+    assert_eq!(files.len(), 3);
 }

@@ -178,7 +178,8 @@ pub fn schema_version(conn: &Connection) -> Result<i64> {
 /// Copy the catalog that `src` has open into the new file `dest` (created 0600 here, must not
 /// exist), encrypted under the same `key`, with SQLite's online backup.
 ///
-/// The copy is made in one step, inside one read transaction of `src`: in WAL mode that never
+/// The copy is made in one step, inside one read transaction of `src` (the caller's, if it
+/// holds one): in WAL mode that never
 /// blocks the daemon's or a command's writes, and the copy is exactly one committed state. (A
 /// backup made in several steps would restart every time another connection commits, which a
 /// busy mount does every few milliseconds.) SQLCipher decrypts each page on the way out and
@@ -201,17 +202,29 @@ pub fn backup_into(src: &Connection, dest: &Path, key: &Key) -> Result<()> {
     let hexkey = zeroize::Zeroizing::new(format!("x'{}'", hex::encode(key.bytes())));
     out.pragma_update(None, "key", hexkey.as_str())?;
     out.pragma_update(None, "temp_store", "MEMORY")?;
-    {
+    // A read transaction of its own unless the caller holds one: taking it waits like any
+    // statement (the busy timeout) where the backup's own attempt would fail at once when a
+    // checkpoint or the daemon's log restart holds a lock for a moment.
+    let own = src.is_autocommit();
+    if own {
+        src.execute_batch("BEGIN DEFERRED")?;
+    }
+    let copied = (|| -> Result<()> {
+        src.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
         let b = rusqlite::backup::Backup::new(src, &mut out)?;
         match b.step(-1)? {
-            rusqlite::backup::StepResult::Done => {}
-            other => {
-                return Err(Error::invalid(format!(
-                    "the catalog could not be copied in one step ({other:?}); try again"
-                )))
-            }
+            rusqlite::backup::StepResult::Done => Ok(()),
+            other => Err(Error::invalid(format!(
+                "the catalog could not be copied in one step ({other:?}); try again"
+            ))),
         }
+    })();
+    if own {
+        let _ = src.execute_batch("COMMIT");
     }
+    copied?;
     // the copy must open with the key and be whole before anything relies on it
     let ok: String = out.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if ok != "ok" {

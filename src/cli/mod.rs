@@ -195,6 +195,16 @@ pub enum Command {
     /// Read and verify every object of the store against the catalog (a scrub): reports
     /// damaged objects and the assets they belong to, and orphan files (exit 1 if any).
     Check,
+    /// Copy the store, still encrypted, into DEST while it may be mounted and in use: a
+    /// consistent catalog copy plus the objects it needs; a later run into the same DEST
+    /// copies only new objects. DEST is itself a store (copy it back to restore).
+    Backup {
+        /// The backup folder (created 0700; empty, or an earlier backup of this store).
+        dest: PathBuf,
+    },
+    /// Whether the store is mounted (where, since when), what it holds, the next expiry,
+    /// the last catalog change, and versions.
+    Status,
     /// Mount the store: MOUNTPOINT/<login>/<purpose>/<collection>/<file>, live.
     Mount {
         mountpoint: PathBuf,
@@ -846,6 +856,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             rights::audit_report(&ctx, &person, since.as_deref())
         }
         Command::Check => ops::check(&mut ctx),
+        Command::Backup { dest } => ops::backup(&mut ctx, &dest),
+        Command::Status => ops::status(&ctx),
         Command::Export(args) => export::run(&mut ctx, args),
         Command::Retention(cmd) => retention::run(&mut ctx, cmd),
         Command::Generate {

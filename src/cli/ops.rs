@@ -4,13 +4,15 @@
 use super::{output, Ctx};
 use crate::catalog::maintenance::ObjectUse;
 use crate::error::Result;
-use crate::maintenance::check;
+use crate::maintenance::{backup, check, status, Progress, Quiet};
+use crate::when;
 use std::io::IsTerminal;
+use std::path::Path;
 
 /// A progress bar on stderr (only on a terminal, and not for `--json`).
 struct Bar(indicatif::ProgressBar);
 
-impl check::Progress for Bar {
+impl Progress for Bar {
     fn start(&self, total: u64) {
         self.0.set_length(total);
     }
@@ -69,9 +71,9 @@ fn use_line(u: &ObjectUse) -> String {
 /// `consentfs check`: exit 0 when everything verified, 1 when something is damaged.
 pub fn check(ctx: &mut Ctx) -> Result<i32> {
     let shown = bar(ctx.json, "verified");
-    let progress: &dyn check::Progress = match &shown {
+    let progress: &dyn Progress = match &shown {
         Some(b) => b,
-        None => &check::Quiet,
+        None => &Quiet,
     };
     let r = check::run_recorded(&ctx.store, &mut ctx.catalog, &ctx.actor, ctx.now, progress)?;
     let code = if r.clean { 0 } else { 1 };
@@ -126,4 +128,103 @@ pub fn check(ctx: &mut Ctx) -> Result<i32> {
         );
     }
     Ok(code)
+}
+
+/// `consentfs backup DEST`: exit 0 when the backup is complete, 1 when objects the catalog
+/// needs are missing from the store (the backup is made without them).
+pub fn backup(ctx: &mut Ctx, dest: &Path) -> Result<i32> {
+    let shown = bar(ctx.json, "copied");
+    let progress: &dyn Progress = match &shown {
+        Some(b) => b,
+        None => &Quiet,
+    };
+    let s = backup::run(
+        &ctx.store,
+        &mut ctx.catalog,
+        &ctx.actor,
+        ctx.now,
+        dest,
+        progress,
+    )?;
+    let code = if s.missing.is_empty() { 0 } else { 1 };
+    if ctx.json {
+        output::json(&s)?;
+        return Ok(code);
+    }
+    println!(
+        "backed up the store into {} in {:.1} s: catalog {} (up to audit entry {}), {} object(s), {} copied ({}), {} no longer needed removed",
+        s.dest.display(),
+        s.seconds,
+        size(s.catalog_bytes),
+        s.audit_seq,
+        s.objects,
+        s.copied,
+        size(s.copied_bytes),
+        s.removed
+    );
+    for id in &s.missing {
+        println!("MISSING object {id}: the catalog needs it but the store has no file for it (run `consentfs check`)");
+    }
+    println!(
+        "it opens with the store's passphrase or key file as of now; to restore, copy the folder back as the store and mount it with --accept-rollback"
+    );
+    Ok(code)
+}
+
+/// `consentfs status`.
+pub fn status(ctx: &Ctx) -> Result<i32> {
+    let s = status::status(&ctx.store, ctx.catalog.conn(), ctx.now)?;
+    if ctx.json {
+        output::json(&s)?;
+        return Ok(0);
+    }
+    println!("store        {}", s.store.display());
+    match &s.daemon {
+        Some(d) => println!(
+            "mounted      at {} since {} (pid {})",
+            d.mountpoint.display(),
+            d.since.map(when::show).unwrap_or_else(|| "?".into()),
+            d.pid
+        ),
+        None => println!("mounted      no (start it with `consentfs mount MOUNTPOINT`)"),
+    }
+    let c = &s.counts;
+    println!(
+        "assets       {} in use, {} draft(s), {} in the trash, {} purged",
+        c.assets, c.drafts, c.trash, c.purged
+    );
+    println!(
+        "content      {} version(s), {} object(s), {}",
+        c.versions,
+        c.objects,
+        size(c.object_bytes)
+    );
+    println!(
+        "people       {} person(s), {} user(s), {} purpose(s), {} consent event(s)",
+        c.persons, c.users, c.purposes, c.consent_events
+    );
+    match (s.next_expiry, s.next_expiry_kind) {
+        (Some(t), Some(k)) => println!("next expiry  {} ({})", when::show(t), k.replace('_', " ")),
+        _ => println!("next expiry  none"),
+    }
+    match &s.last_change {
+        Some(l) => println!(
+            "last change  {} ({}, audit entry {})",
+            when::show(l.at),
+            l.action,
+            l.seq
+        ),
+        None => println!("last change  none"),
+    }
+    let v = &s.versions;
+    println!(
+        "versions     consentfs {}, catalog schema {} (this binary: {}), keyring {}, object formats {} and {}",
+        v.consentfs,
+        v.catalog_schema,
+        v.catalog_schema_supported,
+        v.keyring,
+        v.object_formats[0],
+        v.object_formats[1]
+    );
+    Ok(0)
 }

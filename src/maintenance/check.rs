@@ -13,6 +13,7 @@
 //! written but not yet recorded (a save in flight, a queued save, a command's announced object)
 //! is not an orphan.
 
+pub use super::{Progress, Quiet};
 use crate::catalog::maintenance::{self, ObjectRow, ObjectUse};
 use crate::catalog::Catalog;
 use crate::crypto::object::{chunk_count, ObjectId, CHUNK_PLAIN};
@@ -24,23 +25,6 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-
-/// Where the scrub reports how far it is (a progress bar on a terminal).
-pub trait Progress: Sync {
-    /// `total` plaintext bytes are to be verified.
-    fn start(&self, total: u64);
-    fn advance(&self, bytes: u64);
-    fn finish(&self);
-}
-
-/// No progress shown.
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn start(&self, _: u64) {}
-    fn advance(&self, _: u64) {}
-    fn finish(&self) {}
-}
 
 /// What is wrong with a damaged object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,6 +166,12 @@ pub fn run(store: &Store, conn: &Connection, progress: &dyn Progress) -> Result<
             let Ok(md) = std::fs::symlink_metadata(store.root().join(&f.rel)) else {
                 continue;
             };
+            // a save of the mount in flight: written and renamed, its catalog row in a
+            // transaction not yet committed (or waiting for the write lock)
+            let age = md.modified().ok().and_then(|m| m.elapsed().ok());
+            if age.is_none_or(|a| a < RECENT) {
+                continue;
+            }
             orphans.push(Orphan {
                 file: f.rel.clone(),
                 bytes: md.len(),
@@ -211,6 +201,13 @@ pub fn run(store: &Store, conn: &Connection, progress: &dyn Progress) -> Result<
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// A file below `objects/` the catalog does not know is taken for a save in flight, not an
+/// orphan, for this long after it was written. The mount renames a save's object into place
+/// before the transaction that records it commits; that transaction may wait for the write lock
+/// (up to 2 s, then the save is queued), or be left open a few milliseconds to be joined by the
+/// next save. Real orphans (a crash) are older, and the next mount removes them anyway.
+const RECENT: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct DiskFile {
     /// Relative to the store root.
