@@ -426,3 +426,77 @@ fn a_second_backup_removes_the_objects_shredded_since_and_nothing_else() {
     collect_files(&dest.join("objects"), &mut files);
     assert_eq!(files.len(), 3);
 }
+
+#[test]
+fn status_says_where_and_since_when_the_store_is_mounted_and_what_it_holds() {
+    let t = common::small_store("opsst");
+    t.ok(&["person", "add", "Ben"]);
+    t.ok(&[
+        "consent",
+        "grant",
+        "Ben",
+        "--purpose",
+        "print",
+        "--until",
+        "2099-06-01",
+    ]);
+    t.ok(&[
+        "consent",
+        "grant",
+        "Anna",
+        "--purpose",
+        "print",
+        "--until",
+        "2098-03-01",
+    ]);
+    let s = t.ok(&["status", "--json"]).json();
+    assert_eq!(s["mounted"], false);
+    assert!(s["daemon"].is_null());
+    assert_eq!(s["assets"], 2);
+    assert_eq!(s["users"], 1);
+    assert_eq!(s["persons"], 2);
+    assert_eq!(s["objects"], 2);
+    assert_eq!(s["next_expiry_kind"], "consent_ends");
+    assert!(
+        s["next_expiry"].as_str().unwrap().starts_with("2098-03-01"),
+        "{s:#}"
+    );
+    assert_eq!(s["last_change"]["action"], "consent.grant", "{s:#}");
+    assert_eq!(s["versions"]["consentfs"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        s["versions"]["catalog_schema"],
+        s["versions"]["catalog_schema_supported"]
+    );
+    let text = t.ok(&["status"]).stdout;
+    assert!(text.contains("mounted      no"), "{text}");
+
+    let before = chrono::Utc::now() - chrono::Duration::seconds(2);
+    let m = Mount::start(&t);
+    let s = t.ok(&["status", "--json"]).json();
+    assert_eq!(s["mounted"], true, "{s:#}");
+    assert_eq!(
+        s["daemon"]["pid"].as_u64().unwrap(),
+        m.child.as_ref().unwrap().id() as u64
+    );
+    assert_eq!(
+        s["daemon"]["mountpoint"].as_str().unwrap(),
+        std::fs::canonicalize(t.path("mnt"))
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    let since: chrono::DateTime<chrono::Utc> =
+        s["daemon"]["since"].as_str().unwrap().parse().unwrap();
+    assert!(since >= before && since <= chrono::Utc::now(), "{since}");
+    let text = t.ok(&["status"]).stdout;
+    assert!(
+        text.contains(&format!("mounted      at {}", t.path("mnt").display())),
+        "{text}"
+    );
+    // a file saved through the mount counts at once
+    std::fs::write(m.path("opsst/website/new.jpg"), b"fresh").unwrap();
+    let s = t.ok(&["status", "--json"]).json();
+    assert_eq!(s["drafts"], 1, "{s:#}");
+    drop(m);
+    assert_eq!(t.ok(&["status", "--json"]).json()["mounted"], false);
+}
