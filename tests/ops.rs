@@ -500,3 +500,215 @@ fn status_says_where_and_since_when_the_store_is_mounted_and_what_it_holds() {
     drop(m);
     assert_eq!(t.ok(&["status", "--json"]).json()["mounted"], false);
 }
+
+/// Run with a passphrase file instead of the test store's key file.
+fn with_passphrase(t: &TestStore, pass_file: &std::path::Path, args: &[&str]) -> common::Run {
+    let o = t
+        .cmd()
+        .env_remove("CONSENTFS_KEY_FILE")
+        .env("CONSENTFS_PASSPHRASE_FILE", pass_file)
+        .args(args)
+        .output()
+        .unwrap();
+    common::Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        raw: o.stdout,
+    }
+}
+
+/// Run with another key file.
+fn with_key(t: &TestStore, key: &std::path::Path, args: &[&str]) -> common::Run {
+    let o = t
+        .cmd()
+        .env("CONSENTFS_KEY_FILE", key)
+        .args(args)
+        .output()
+        .unwrap();
+    common::Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        raw: o.stdout,
+    }
+}
+
+/// Every object file's name and bytes.
+fn objects(t: &TestStore) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    collect_files(&t.store.join("objects"), &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let b = std::fs::read(&f).unwrap();
+            (f, b)
+        })
+        .collect()
+}
+
+#[test]
+fn passphrase_change_rewraps_the_key_only_old_passphrase_fails_new_one_opens() {
+    let t = photos();
+    let photo = t.path("shoot/a.jpg");
+    let before = objects(&t);
+    let (p1, p2) = (t.path("pass1"), t.path("pass2"));
+    std::fs::write(&p1, "correct horse battery\n").unwrap();
+    std::fs::write(&p2, "staple gun\n").unwrap();
+    // the store was made with a key file only: the first change adds a passphrase
+    let r = t.ok(&[
+        "passphrase",
+        "change",
+        "--new-passphrase-file",
+        p1.to_str().unwrap(),
+    ]);
+    assert!(
+        r.stdout.contains("1 passphrase(s) and 1 key file(s)"),
+        "{}",
+        r.stdout
+    );
+    let cat = with_passphrase(&t, &p1, &["cat", "events/a.jpg"]);
+    assert_eq!(cat.code, 0, "{}", cat.stderr);
+    assert_eq!(cat.raw, std::fs::read(&photo).unwrap());
+    // changed again, opened with the old passphrase itself
+    let r = with_passphrase(
+        &t,
+        &p1,
+        &[
+            "passphrase",
+            "change",
+            "--new-passphrase-file",
+            p2.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let old = with_passphrase(&t, &p1, &["cat", "events/a.jpg"]);
+    assert_eq!(old.code, 2);
+    assert!(old.stderr.contains("wrong key"), "{}", old.stderr);
+    assert!(old.raw.is_empty());
+    let new = with_passphrase(&t, &p2, &["cat", "events/a.jpg"]);
+    assert_eq!(new.code, 0, "{}", new.stderr);
+    assert_eq!(new.raw, std::fs::read(&photo).unwrap());
+    // the key file still opens it, and not one photo was touched
+    assert_eq!(
+        t.ok(&["cat", "events/a.jpg"]).raw,
+        std::fs::read(&photo).unwrap()
+    );
+    assert_eq!(objects(&t), before);
+    // private, and on record (without the passphrase)
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(t.store.join("keyring"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!t.store.join("keyring.tmp").exists());
+    let audit = t.ok(&["audit", "list", "--json"]).stdout;
+    assert_eq!(audit.matches("keyring.passphrase_set").count(), 2);
+    assert!(!audit.contains("staple"));
+    // a mount opened with the new passphrase serves the photos byte-exact
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "events/a.jpg", "Anna"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.add_user("opspw");
+    t.ok(&["user", "grant", "opspw", "--purpose", "website"]);
+    {
+        let dir = t.path("mnt");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = t.path("mount.log");
+        let child = t
+            .cmd()
+            .env_remove("CONSENTFS_KEY_FILE")
+            .env("CONSENTFS_PASSPHRASE_FILE", &p2)
+            .args(["mount", dir.to_str().unwrap()])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let m = Mount {
+            dir,
+            child: Some(child),
+            log,
+        };
+        let (up, _) = wait_for(Duration::from_secs(20), || {
+            common::mount::is_mounted(&m.dir)
+        });
+        assert!(up, "{}", m.log_text());
+        assert_eq!(
+            std::fs::read(m.path("opspw/website/events/a.jpg")).unwrap(),
+            std::fs::read(&photo).unwrap()
+        );
+    }
+    assert_eq!(t.ok(&["passphrase", "remove"]).code, 0);
+    let gone = with_passphrase(&t, &p2, &["status"]);
+    assert_eq!(gone.code, 2);
+    assert!(gone.stderr.contains("no passphrase"), "{}", gone.stderr);
+}
+
+#[test]
+fn key_file_add_and_remove_and_the_last_way_to_open_the_store_stays() {
+    let t = photos();
+    let photo = std::fs::read(t.path("shoot/b.jpg")).unwrap();
+    let before = objects(&t);
+    let k2 = t.path("second.key");
+    let r = t.ok(&["key-file", "add", k2.to_str().unwrap()]);
+    assert!(r.stdout.contains("created and added"), "{}", r.stdout);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&k2).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(with_key(&t, &k2, &["cat", "events/b.jpg"]).raw, photo);
+    // adding it twice changes nothing
+    t.fails(
+        &["key-file", "add", k2.to_str().unwrap()],
+        "opens the store already",
+    );
+    // the first key file removed, with the second one
+    let r = with_key(&t, &k2, &["key-file", "remove", t.key.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let old = t.run(&["cat", "events/b.jpg"]);
+    assert_eq!(old.code, 2);
+    assert!(old.stderr.contains("wrong key"), "{}", old.stderr);
+    assert_eq!(with_key(&t, &k2, &["cat", "events/b.jpg"]).raw, photo);
+    // the only way left is never removed
+    let last = with_key(&t, &k2, &["key-file", "remove", k2.to_str().unwrap()]);
+    assert_eq!(last.code, 2);
+    assert!(last.stderr.contains("only way to open"), "{}", last.stderr);
+    assert_eq!(with_key(&t, &k2, &["cat", "events/b.jpg"]).raw, photo);
+    // a key file that does not open the store is not "removed"
+    let stranger = TestStore::new();
+    let r = with_key(
+        &t,
+        &k2,
+        &["key-file", "remove", stranger.key.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("does not open this store"),
+        "{}",
+        r.stderr
+    );
+    // with a passphrase added, the key file can go; the passphrase alone cannot
+    let p = t.path("pass");
+    std::fs::write(&p, "a long passphrase\n").unwrap();
+    let r = with_key(
+        &t,
+        &k2,
+        &[
+            "passphrase",
+            "change",
+            "--new-passphrase-file",
+            p.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = with_passphrase(&t, &p, &["key-file", "remove", k2.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(with_key(&t, &k2, &["cat", "events/b.jpg"]).code, 2);
+    let r = with_passphrase(&t, &p, &["passphrase", "remove"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("only way to open"), "{}", r.stderr);
+    assert_eq!(with_passphrase(&t, &p, &["cat", "events/b.jpg"]).raw, photo);
+    assert_eq!(objects(&t), before);
+}

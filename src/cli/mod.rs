@@ -36,6 +36,7 @@ mod retention;
 mod rights;
 mod versions;
 
+pub use ops::{KeyFileCmd, PassphraseCmd};
 pub use output::printable;
 mod views;
 
@@ -205,6 +206,12 @@ pub enum Command {
     /// Whether the store is mounted (where, since when), what it holds, the next expiry,
     /// the last catalog change, and versions.
     Status,
+    /// Change or remove the passphrase that opens the store (the photos are not touched).
+    #[command(subcommand)]
+    Passphrase(PassphraseCmd),
+    /// Add or remove a key file that opens the store (the photos are not touched).
+    #[command(subcommand)]
+    KeyFile(KeyFileCmd),
     /// Mount the store: MOUNTPOINT/<login>/<purpose>/<collection>/<file>, live.
     Mount {
         mountpoint: PathBuf,
@@ -858,6 +865,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check => ops::check(&mut ctx),
         Command::Backup { dest } => ops::backup(&mut ctx, &dest),
         Command::Status => ops::status(&ctx),
+        Command::Passphrase(cmd) => ops::passphrase(&mut ctx, cmd),
+        Command::KeyFile(cmd) => ops::key_file(&mut ctx, cmd),
         Command::Export(args) => export::run(&mut ctx, args),
         Command::Retention(cmd) => retention::run(&mut ctx, cmd),
         Command::Generate {

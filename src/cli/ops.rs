@@ -3,11 +3,16 @@
 
 use super::{output, Ctx};
 use crate::catalog::maintenance::ObjectUse;
+use crate::crypto::keyring;
+use crate::error::Error;
 use crate::error::Result;
+use crate::maintenance::keys::{self, Change};
 use crate::maintenance::{backup, check, status, Progress, Quiet};
 use crate::when;
+use clap::Subcommand;
 use std::io::IsTerminal;
 use std::path::Path;
+use std::path::PathBuf;
 
 /// A progress bar on stderr (only on a terminal, and not for `--json`).
 struct Bar(indicatif::ProgressBar);
@@ -226,5 +231,118 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
         v.object_formats[0],
         v.object_formats[1]
     );
+    Ok(0)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PassphraseCmd {
+    /// Set a new passphrase (open the store with the current passphrase or a key file); adds
+    /// one to a store that has none. Key files keep working.
+    Change {
+        /// File whose first line is the new passphrase (else it is asked for twice).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+    /// Remove the passphrase (refused if no key file opens the store).
+    Remove,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyFileCmd {
+    /// Let FILE open the store: a new key file is created there (0600), or an existing
+    /// consentfs key file is added.
+    Add {
+        /// The key file to create or add.
+        file: PathBuf,
+    },
+    /// Stop FILE from opening the store (refused if it is the last way to open it).
+    Remove {
+        /// The key file to remove.
+        file: PathBuf,
+    },
+}
+
+fn new_passphrase(file: Option<&Path>) -> Result<zeroize::Zeroizing<String>> {
+    if let Some(f) = file {
+        return keyring::read_passphrase_file(f);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::invalid(
+            "no new passphrase given: pass --new-passphrase-file FILE (or run it on a terminal to be asked)",
+        ));
+    }
+    let ask = |prompt: &str| -> Result<zeroize::Zeroizing<String>> {
+        rpassword::prompt_password(prompt)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| Error::io("cannot read the passphrase", e))
+    };
+    let pass = ask("New passphrase: ")?;
+    if pass.is_empty() {
+        return Err(Error::invalid(
+            "the new passphrase is empty; nothing was changed",
+        ));
+    }
+    if *ask("New passphrase again: ")? != *pass {
+        return Err(Error::invalid(
+            "the passphrases differ; nothing was changed",
+        ));
+    }
+    Ok(pass)
+}
+
+fn ways(o: &keys::Outcome) -> String {
+    format!(
+        "the store now opens with {} passphrase(s) and {} key file(s)",
+        o.passphrases, o.key_files
+    )
+}
+
+/// `consentfs passphrase change|remove`.
+pub fn passphrase(ctx: &mut Ctx, cmd: PassphraseCmd) -> Result<i32> {
+    let (change, done) = match cmd {
+        PassphraseCmd::Change {
+            new_passphrase_file,
+        } => (
+            Change::SetPassphrase(new_passphrase(new_passphrase_file.as_deref())?),
+            "passphrase changed (the old one no longer opens the store; backups made before keep their own keyring)",
+        ),
+        PassphraseCmd::Remove => (Change::RemovePassphrase, "passphrase removed"),
+    };
+    let o = keys::change(&ctx.store, &mut ctx.catalog, &ctx.actor, ctx.now, change)?;
+    if ctx.json {
+        output::json(&o)?;
+    } else {
+        println!("{done}; {}", ways(&o));
+    }
+    Ok(0)
+}
+
+/// `consentfs key-file add|remove FILE`.
+pub fn key_file(ctx: &mut Ctx, cmd: KeyFileCmd) -> Result<i32> {
+    let (change, file, added) = match cmd {
+        KeyFileCmd::Add { file } => (Change::AddKeyFile(file.clone()), file, true),
+        KeyFileCmd::Remove { file } => (Change::RemoveKeyFile(file.clone()), file, false),
+    };
+    let o = keys::change(&ctx.store, &mut ctx.catalog, &ctx.actor, ctx.now, change)?;
+    if ctx.json {
+        output::json(&o)?;
+    } else if added {
+        println!(
+            "key file {} {}; {} (keep it safe: it opens the store)",
+            file.display(),
+            if o.created.is_some() {
+                "created and added"
+            } else {
+                "added"
+            },
+            ways(&o)
+        );
+    } else {
+        println!(
+            "key file {} removed (it no longer opens the store; backups made before keep their own keyring); {}",
+            file.display(),
+            ways(&o)
+        );
+    }
     Ok(0)
 }

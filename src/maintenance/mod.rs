@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod keys;
 pub mod status;
 
 /// Where a long operation reports how far it is (a progress bar on a terminal).
