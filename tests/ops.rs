@@ -712,3 +712,47 @@ fn key_file_add_and_remove_and_the_last_way_to_open_the_store_stays() {
     assert_eq!(with_passphrase(&t, &p, &["cat", "events/b.jpg"]).raw, photo);
     assert_eq!(objects(&t), before);
 }
+
+#[test]
+fn check_reads_every_page_of_the_catalog() {
+    let t = photos();
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "events/a.jpg", "Anna"]);
+    let db = t.store.join("catalog.db");
+    assert!(
+        !t.store.join("catalog.db-wal").exists()
+            || std::fs::metadata(t.store.join("catalog.db-wal"))
+                .unwrap()
+                .len()
+                == 0
+    );
+    let original = std::fs::read(&db).unwrap();
+    let pages = original.len() / 4096;
+    let (mut refused, mut reported, mut missed) = (0, 0, Vec::new());
+    for page in 1..pages {
+        let mut bytes = original.clone();
+        bytes[page * 4096 + 100] ^= 0x40;
+        std::fs::write(&db, &bytes).unwrap();
+        let _ = std::fs::remove_file(t.store.join("catalog.db-wal"));
+        let _ = std::fs::remove_file(t.store.join("catalog.db-shm"));
+        let r = t.run(&["check", "--json"]);
+        match r.code {
+            2 => refused += 1,
+            1 => {
+                let j = r.json();
+                assert!(j["catalog_damage"].is_string(), "{j:#}");
+                reported += 1;
+            }
+            _ => missed.push(page),
+        }
+    }
+    std::fs::write(&db, &original).unwrap();
+    eprintln!(
+        "{pages} pages: {refused} refused at open, {reported} reported by check, missed {missed:?}"
+    );
+    assert!(reported > 0);
+    assert!(
+        missed.is_empty(),
+        "pages {missed:?} of {pages} changed without check noticing"
+    );
+}

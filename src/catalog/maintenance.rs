@@ -251,3 +251,16 @@ pub fn live_objects(conn: &Connection) -> Result<Vec<(String, u64)>> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
+
+/// Read every page of the catalog (SQLCipher authenticates each one) and check the database's
+/// structure: `None` if all is well, else what SQLite reports.
+pub fn catalog_damage(conn: &Connection) -> Option<String> {
+    let rows: rusqlite::Result<Vec<String>> = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect());
+    match rows {
+        Ok(r) if r.len() == 1 && r[0] == "ok" => None,
+        Ok(r) => Some(r.join("; ")),
+        Err(e) => Some(e.to_string()),
+    }
+}

@@ -121,6 +121,9 @@ pub fn check(ctx: &mut Ctx) -> Result<i32> {
             size(o.bytes)
         );
     }
+    if let Some(c) = &r.catalog_damage {
+        println!("DAMAGED catalog: {c}: restore catalog.db from a backup");
+    }
     if r.clean {
         println!("the store is intact");
     } else {

@@ -1,6 +1,7 @@
 //! `consentfs check`: scrub the store. Every object the catalog can still read (all versions
 //! of all assets, consent evidence) is opened and every chunk authenticated, as a read through
-//! the mount would, and the object files on disk are compared with the catalog's list.
+//! the mount would, the object files on disk are compared with the catalog's list, and every
+//! page of the catalog is read (SQLCipher authenticates each) and its structure checked.
 //!
 //! A photo that is damaged is otherwise found only when someone opens it, which for an archive
 //! may be years later, after the last good backup is gone. The report names each damaged
@@ -85,6 +86,8 @@ pub struct Report {
     pub shredded: u64,
     pub damaged: Vec<Damaged>,
     pub orphans: Vec<Orphan>,
+    /// What SQLite found wrong reading every page of the catalog, if anything.
+    pub catalog_damage: Option<String>,
     /// Assets that need at least one damaged object.
     pub assets_affected: Vec<i64>,
     pub clean: bool,
@@ -190,11 +193,13 @@ pub fn run(store: &Store, conn: &Connection, progress: &dyn Progress) -> Result<
     assets.sort_unstable();
     assets.dedup();
     let bytes = total;
+    let catalog_damage = maintenance::catalog_damage(conn);
     Ok(Report {
         objects: readable.len() as u64,
         bytes,
         shredded,
-        clean: damaged.is_empty() && orphans.is_empty(),
+        clean: damaged.is_empty() && orphans.is_empty() && catalog_damage.is_none(),
+        catalog_damage,
         damaged,
         orphans,
         assets_affected: assets,
