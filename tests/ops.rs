@@ -659,6 +659,10 @@ fn key_file_add_and_remove_and_the_last_way_to_open_the_store_stays() {
         0o600
     );
     assert_eq!(with_key(&t, &k2, &["cat", "events/b.jpg"]).raw, photo);
+    // never a key kept inside the store
+    let inside = t.store.join("objects").join("k");
+    t.fails(&["key-file", "add", inside.to_str().unwrap()], "inside the store");
+    assert!(!inside.exists());
     // adding it twice changes nothing
     t.fails(
         &["key-file", "add", k2.to_str().unwrap()],

@@ -242,7 +242,7 @@ pub fn run(
 
 /// `path` made absolute with its existing part resolved (symlinks followed), so that it can be
 /// compared with the store and the mountpoints.
-fn resolved(path: &Path) -> Result<PathBuf> {
+pub(crate) fn resolved(path: &Path) -> Result<PathBuf> {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -65,6 +65,14 @@ pub fn change(
             "keyring.passphrase_removed"
         }
         Change::AddKeyFile(file) => {
+            // a key kept with the store opens it for whoever copies the store or a backup
+            let root = std::fs::canonicalize(store.root()).at("resolve", store.root())?;
+            if super::backup::resolved(file)?.starts_with(&root) {
+                return Err(Error::invalid(format!(
+                    "{} is inside the store: a key file kept there opens the store for anyone who copies it; keep it elsewhere (another disk, a safe)",
+                    file.display()
+                )));
+            }
             let secret = if file.exists() {
                 keyring::read_key_file(file)?
             } else {
