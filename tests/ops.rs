@@ -469,6 +469,47 @@ fn status_says_where_and_since_when_the_store_is_mounted_and_what_it_holds() {
     );
     let text = t.ok(&["status"]).stdout;
     assert!(text.contains("mounted      no"), "{text}");
+    // earlier: a child turns 16 in ten days, then an asset's own retention ends in 5 days,
+    // then a purpose's term (from import) ends in 3
+    let born = (chrono::Utc::now() + chrono::Duration::days(10))
+        .date_naive()
+        .checked_sub_months(chrono::Months::new(192))
+        .unwrap();
+    t.ok(&["person", "add", "Kees", "--born", &born.to_string()]);
+    let next = |t: &TestStore| {
+        let s = t.ok(&["status", "--json"]).json();
+        (
+            s["next_expiry_kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            s["next_expiry"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    assert_eq!(next(&t).0, "turns_16");
+    t.ok(&["retention", "set", "a.jpg", "--until", "5d"]);
+    let (kind, at) = next(&t);
+    assert_eq!(kind, "retention_ends");
+    let at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
+    assert!(at < chrono::Utc::now() + chrono::Duration::days(6));
+    t.ok(&["purpose", "retention", "print", "3d"]);
+    let (kind, at) = next(&t);
+    assert_eq!(kind, "retention_ends");
+    let at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
+    assert!(at < chrono::Utc::now() + chrono::Duration::days(4), "{at}");
+    // what `expiring` lists first is what status names
+    let expiring = t.run(&["expiring", "--within", "30d", "--json"]);
+    assert_eq!(expiring.code, 1);
+    let first = &expiring.json()[0];
+    assert_eq!(first["kind"], "retention_ends");
+    assert_eq!(
+        first["at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        at
+    );
 
     let before = chrono::Utc::now() - chrono::Duration::seconds(2);
     let m = Mount::start(&t);
@@ -661,7 +702,10 @@ fn key_file_add_and_remove_and_the_last_way_to_open_the_store_stays() {
     assert_eq!(with_key(&t, &k2, &["cat", "events/b.jpg"]).raw, photo);
     // never a key kept inside the store
     let inside = t.store.join("objects").join("k");
-    t.fails(&["key-file", "add", inside.to_str().unwrap()], "inside the store");
+    t.fails(
+        &["key-file", "add", inside.to_str().unwrap()],
+        "inside the store",
+    );
     assert!(!inside.exists());
     // adding it twice changes nothing
     t.fails(

@@ -264,3 +264,94 @@ pub fn catalog_damage(conn: &Connection) -> Option<String> {
         Err(e) => Some(e.to_string()),
     }
 }
+
+/// The next moment something changes by time alone, and what (`consent_ends`, `turns_16`,
+/// `retention_ends`): the earliest of the events `consentfs expiring` lists, after `now`.
+///
+/// Read with a few aggregate queries rather than by loading every person and asset (as the
+/// rules do), so that `status` stays quick on a million assets.
+pub fn next_expiry(conn: &Connection, now: Time) -> Result<Option<(Time, &'static str)>> {
+    let mut best: Option<(Time, &'static str)> = None;
+    let mut consider = |t: Option<Time>, kind: &'static str| {
+        if let Some(t) = t.filter(|t| *t > now) {
+            if best.is_none_or(|(b, _)| t < b) {
+                best = Some((t, kind));
+            }
+        }
+    };
+    let secs = when::to_secs(now);
+    let end: Option<i64> = conn.query_row(
+        "SELECT MIN(expires) FROM consent_events WHERE kind = 'grant' AND expires > ?1",
+        [secs],
+        |r| r.get(0),
+    )?;
+    consider(end.map(when::from_secs), "consent_ends");
+    let kept: Option<i64> = conn.query_row(
+        "SELECT MIN(retention_until) FROM assets WHERE status = 'active' AND retention_until > ?1",
+        [secs],
+        |r| r.get(0),
+    )?;
+    consider(kept.map(when::from_secs), "retention_ends");
+    let zone = super::zone::get(conn)?;
+    // 16th birthdays: persons born from a little over 16 years ago on (dates sort as text)
+    let mut from = now
+        .date_naive()
+        .checked_sub_months(chrono::Months::new(16 * 12))
+        .and_then(|d| d.checked_sub_days(chrono::Days::new(2)))
+        .unwrap_or(chrono::NaiveDate::MIN)
+        .format("%Y-%m-%d")
+        .to_string();
+    let mut st = conn.prepare(
+        "SELECT DISTINCT born FROM persons WHERE born IS NOT NULL AND born > ?1 \
+         ORDER BY born LIMIT 64",
+    )?;
+    'born: loop {
+        let batch: Vec<String> = st
+            .query_map([&from], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for born in &batch {
+            if let Ok(day) = chrono::NaiveDate::parse_from_str(born, "%Y-%m-%d") {
+                let sixteen = when::sixteenth_birthday(day, &zone);
+                if sixteen > now {
+                    consider(Some(sixteen), "turns_16");
+                    break 'born;
+                }
+            }
+        }
+        match batch.last() {
+            Some(last) if batch.len() == 64 => from = last.clone(),
+            _ => break,
+        }
+    }
+    // a purpose's retention term runs from each asset's import: the first asset imported
+    // after (about) one term before now ends it first
+    for purpose in super::purposes::list(conn)? {
+        let Some(term) = purpose.to_policy().retention else {
+            continue;
+        };
+        let Some(start) = term.span.before_in(now, &term.zone) else {
+            continue;
+        };
+        let mut after = when::to_secs(start) - 3 * 86_400;
+        let mut st = conn.prepare_cached(
+            "SELECT created_at FROM assets WHERE status = 'active' AND created_at >= ?1 \
+             ORDER BY created_at LIMIT 256",
+        )?;
+        'page: loop {
+            let batch: Vec<i64> = st
+                .query_map([after], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for c in &batch {
+                if let Some(e) = term.end(when::from_secs(*c)).filter(|e| *e > now) {
+                    consider(Some(e), "retention_ends");
+                    break 'page;
+                }
+            }
+            match batch.last() {
+                Some(last) if batch.len() == 256 => after = last + 1,
+                _ => break,
+            }
+        }
+    }
+    Ok(best)
+}

@@ -10,9 +10,8 @@
 //! time is when it started serving.
 
 use crate::catalog::maintenance::{self, Counts, LastChange};
-use crate::catalog::snapshot::World;
 use crate::error::Result;
-use crate::policy::{self, EventKind, Time};
+use crate::policy::Time;
 use crate::store::{Store, DAEMON_LOCK};
 use rusqlite::Connection;
 use serde::Serialize;
@@ -98,7 +97,7 @@ pub struct Status {
 pub fn status(store: &Store, conn: &Connection, now: Time) -> Result<Status> {
     let daemon = daemon(store.root());
     let counts = maintenance::counts(conn)?;
-    let next = next_expiry(conn, now)?;
+    let next = maintenance::next_expiry(conn, now)?;
     Ok(Status {
         store: store.root().to_path_buf(),
         mounted: daemon.is_some(),
@@ -115,42 +114,4 @@ pub fn status(store: &Store, conn: &Connection, now: Time) -> Result<Status> {
             object_formats: [1, 2],
         },
     })
-}
-
-/// The earliest future end of a consent, 16th birthday or retention term of an asset in use
-/// (the same events `consentfs expiring` lists).
-fn next_expiry(conn: &Connection, now: Time) -> Result<Option<(Time, &'static str)>> {
-    let world = World::load(conn)?;
-    let mut best: Option<(Time, &'static str)> = None;
-    let mut consider = |t: Option<Time>, kind: &'static str| {
-        if let Some(t) = t.filter(|t| *t > now) {
-            if best.is_none_or(|(b, _)| t < b) {
-                best = Some((t, kind));
-            }
-        }
-    };
-    for person in world.persons.values() {
-        for e in &person.events {
-            if e.kind == EventKind::Grant {
-                consider(e.expires, "consent_ends");
-            }
-        }
-        consider(person.turns_16, "turns_16");
-    }
-    let terms: Vec<_> = world
-        .purposes
-        .values()
-        .filter_map(|p| p.to_policy().retention)
-        .collect();
-    for a in world
-        .assets
-        .iter()
-        .filter(|a| a.status == policy::Status::Active)
-    {
-        consider(a.retention_until, "retention_ends");
-        for term in &terms {
-            consider(term.end(a.created_at), "retention_ends");
-        }
-    }
-    Ok(best)
 }
