@@ -417,7 +417,14 @@ fn a_second_backup_removes_the_objects_shredded_since_and_nothing_else() {
     t.ok(&["retention", "set", "events/d.jpg", "--until", "2000-01-01"]);
     t.ok(&["retention", "apply", "--yes"]);
     t.ok(&["trash", "purge", "--all"]);
+    // what an interrupted run leaves is taken up by the next one
+    std::fs::write(dest.join("catalog.db.partial"), b"half a catalog").unwrap();
+    let half = dest.join("objects/ab/0123456789abcdef0123456789abcd.tmp");
+    std::fs::create_dir_all(half.parent().unwrap()).unwrap();
+    std::fs::write(&half, b"half an object").unwrap();
     let r = t.ok(&["backup", dest.to_str().unwrap(), "--json"]).json();
+    assert!(!dest.join("catalog.db.partial").exists());
+    assert!(!half.exists());
     assert_eq!(r["objects"], 3);
     assert_eq!(r["copied"], 0);
     assert_eq!(r["removed"], 1);
@@ -425,6 +432,12 @@ fn a_second_backup_removes_the_objects_shredded_since_and_nothing_else() {
     let mut files = Vec::new();
     collect_files(&dest.join("objects"), &mut files);
     assert_eq!(files.len(), 3);
+    // a run stopped before its first catalog was in place left only its claim: taken up
+    let fresh = t.path("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    std::fs::copy(dest.join("backup.json"), fresh.join("backup.json")).unwrap();
+    let r = t.ok(&["backup", fresh.to_str().unwrap(), "--json"]).json();
+    assert_eq!(r["copied"], 3);
 }
 
 #[test]
