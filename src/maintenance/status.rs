@@ -31,7 +31,14 @@ pub struct Daemon {
 pub fn daemon(root: &Path) -> Option<Daemon> {
     let path = root.join(DAEMON_LOCK);
     let md = std::fs::symlink_metadata(&path).ok()?;
-    let pid = lock_holder(md.dev(), md.ino())?;
+    // where /proc/locks cannot be read (a restricted /proc): the daemon's entry in the
+    // registry of running processes, which is also held for its life
+    let pid = lock_holder(md.dev(), md.ino()).or_else(|| {
+        crate::store::running::others(root)
+            .into_iter()
+            .find(|r| r.command == "mount")
+            .map(|r| r.pid)
+    })?;
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     // "pid 1234, mounted at /srv/photos" (Store::lock_for_daemon)
     let mountpoint = text
@@ -114,4 +121,26 @@ pub fn status(store: &Store, conn: &Connection, now: Time) -> Result<Status> {
             object_formats: [1, 2],
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_holder_of_a_flock_is_found_in_proc_locks_and_none_once_released() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("daemon.lock");
+        std::fs::write(&path, "pid 1, mounted at /srv/photos\n").unwrap();
+        let md = std::fs::metadata(&path).unwrap();
+        assert_eq!(lock_holder(md.dev(), md.ino()), None);
+        let f = std::fs::File::open(&path).unwrap();
+        f.lock().unwrap();
+        assert_eq!(lock_holder(md.dev(), md.ino()), Some(std::process::id()));
+        let found = daemon(d.path()).unwrap();
+        assert_eq!(found.mountpoint, PathBuf::from("/srv/photos"));
+        assert_eq!(found.pid, std::process::id());
+        drop(f);
+        assert!(daemon(d.path()).is_none());
+    }
 }
