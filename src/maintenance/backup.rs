@@ -11,8 +11,10 @@
 //! catalog again (objects already copied stay) until every object its copy needs is there. The
 //! mount does this all the time (two saves of one file a moment apart make one version, and
 //! the first save's object is shredded), so after a few rounds the backup takes the catalog's
-//! write lock for its last one: no shred can commit until that round's few new objects are
-//! copied, and the backup always completes. Writers wait for that round only.
+//! write lock for its last one, just long enough to start a read snapshot, list the objects it
+//! needs and open the files of the new ones (an open file survives its removal): then writers
+//! go on and the backup copies from the snapshot and the open files, so it always completes.
+//! (see `pinned_round`).
 //!
 //! What makes it safe to interrupt: objects are copied to `….tmp` and renamed; the catalog
 //! copy is written as `catalog.db.partial` and renamed onto `catalog.db` only after every
@@ -49,7 +51,7 @@ pub const MARKER_FORMAT: &str = "consentfs-backup/1";
 /// The catalog copy while it is being made.
 const PARTIAL: &str = "catalog.db.partial";
 /// How often the catalog is copied when objects vanish under the copy (shredded); the last
-/// time under the catalog's write lock.
+/// time from a snapshot taken under the catalog's write lock (`pinned_round`).
 pub const ATTEMPTS: usize = 4;
 
 /// `backup.json`: which store DEST backs up, and the state it holds.
@@ -77,7 +79,7 @@ pub struct Summary {
     pub removed: u64,
     pub catalog_bytes: u64,
     /// How many times the catalog was copied (more than once when objects were shredded under
-    /// the copy; the last of [`ATTEMPTS`] under the write lock).
+    /// the copy; the last of [`ATTEMPTS`] from a snapshot taken under the write lock).
     pub catalog_copies: usize,
     /// The newest audit entry in the copy.
     pub audit_seq: i64,
@@ -118,57 +120,50 @@ pub fn run(
     let mut catalog_copies = 0;
     for attempt in 1..=ATTEMPTS {
         catalog_copies = attempt;
-        // the last attempt holds the catalog's write lock from the copy until its objects are
-        // copied: nothing can be shredded meanwhile, so it always completes (a save or a
-        // command waits that long; the earlier attempts never make anyone wait)
-        // (on a second connection: SQLite's backup does not copy from a connection that is
-        // itself in a write transaction)
-        let lock = if attempt == ATTEMPTS {
-            log::info!("objects were shredded during the backup: copying the rest under the catalog's write lock");
-            let c = Catalog::open(
-                &store.catalog_path(),
-                &store.catalog_key(),
-                store.audit_key(),
+        for p in [PARTIAL, "catalog.db.partial-wal", "catalog.db.partial-shm"] {
+            remove_if_there(&dest.join(p))?;
+        }
+        if attempt == ATTEMPTS {
+            log::info!("objects were shredded during the backup: pinning the rest under the catalog's write lock");
+            let pinned = pinned_round(
+                store,
+                catalog,
+                &dest,
+                &partial,
+                &have,
+                &mut missing,
+                progress,
             )?;
-            c.conn().execute_batch("BEGIN IMMEDIATE")?;
-            Some(c)
-        } else {
-            None
-        };
-        let round = (|| -> Result<bool> {
-            for p in [PARTIAL, "catalog.db.partial-wal", "catalog.db.partial-shm"] {
-                remove_if_there(&dest.join(p))?;
-            }
-            maintenance::backup_into(catalog.conn(), &partial, &store.catalog_key())?;
-            needed = needed_by(&partial, store)?;
-            let todo: Vec<&(String, u64)> = needed
-                .iter()
-                .filter(|(id, _)| !have.contains(id) && !missing.contains(id))
-                .collect();
-            progress.start(todo.iter().map(|(_, n)| *n).sum::<u64>() + copied_bytes);
-            let mut vanished = false;
-            for (id, _) in todo {
-                match copy_object(store.root(), &dest, id, progress)? {
-                    Some(n) => {
-                        copied += 1;
-                        copied_bytes += n;
-                        have.insert(id.clone());
-                    }
-                    None => {
-                        // shredded since the copy (a fresh copy does not need it), or damage
-                        match maintenance::object(catalog.conn(), id)? {
-                            Some(row) if row.wrapped_key.is_some() => missing.push(id.clone()),
-                            _ => vanished = true,
-                        }
+            needed = pinned.needed;
+            copied += pinned.copied;
+            copied_bytes += pinned.bytes;
+            break;
+        }
+        maintenance::backup_into(catalog.conn(), &partial, &store.catalog_key())?;
+        needed = needed_by(&partial, store)?;
+        let todo: Vec<&(String, u64)> = needed
+            .iter()
+            .filter(|(id, _)| !have.contains(id) && !missing.contains(id))
+            .collect();
+        progress.start(todo.iter().map(|(_, n)| *n).sum::<u64>() + copied_bytes);
+        let mut vanished = false;
+        for (id, _) in todo {
+            match open_object(store.root(), id)? {
+                Some(src) => {
+                    copied_bytes += copy_object(src, &dest, id, progress)?;
+                    copied += 1;
+                    have.insert(id.clone());
+                }
+                None => {
+                    // shredded since the copy (a fresh copy does not need it), or damage
+                    match maintenance::object(catalog.conn(), id)? {
+                        Some(row) if row.wrapped_key.is_some() => missing.push(id.clone()),
+                        _ => vanished = true,
                     }
                 }
             }
-            Ok(vanished)
-        })();
-        if let Some(c) = lock {
-            let _ = c.conn().execute_batch("ROLLBACK");
         }
-        if !round? {
+        if !vanished {
             break;
         }
     }
@@ -430,13 +425,18 @@ fn objects_in(dest: &Path) -> Result<HashSet<String>> {
 }
 
 /// Copy one object file into DEST (holes stay holes); `None` if the store has no such file.
-fn copy_object(root: &Path, dest: &Path, id: &str, progress: &dyn Progress) -> Result<Option<u64>> {
+fn open_object(root: &Path, id: &str) -> Result<Option<File>> {
     let from = object_path(root, id);
-    let src = match File::open(&from) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io_path("open", &from, e)),
-    };
+    match File::open(&from) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io_path("open", &from, e)),
+    }
+}
+
+/// Copy the opened object file `src` into DEST as object `id`; its length.
+fn copy_object(src: File, dest: &Path, id: &str, progress: &dyn Progress) -> Result<u64> {
+    let from = PathBuf::from(format!("object {id}"));
     let len = src.metadata().at("read", &from)?.len();
     let to = object_path(dest, id);
     let dir = to.parent().expect("object paths have a parent");
@@ -452,7 +452,89 @@ fn copy_object(root: &Path, dest: &Path, id: &str, progress: &dyn Progress) -> R
     if done.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    done.map(|()| Some(len))
+    done.map(|()| len)
+}
+
+/// What the last round copied.
+struct Pinned {
+    needed: Vec<(String, u64)>,
+    copied: u64,
+    bytes: u64,
+}
+
+/// More than this many new objects in the last round are copied while the write lock is held
+/// rather than kept open (a process may hold 1,024 files open by default).
+const PIN_MAX: usize = 512;
+
+/// The last round: with the catalog's write lock held (on a second connection), start a read
+/// transaction (so its snapshot is the current state, which no shred can change while the lock
+/// is held), list the objects that state needs, and open the files of those DEST lacks: an open
+/// file stays readable when a shred removes it later. Then let writers go on, and copy the
+/// catalog from the snapshot and the objects from the open files. Writers wait for the listing
+/// and the opens only, not for the copies.
+fn pinned_round(
+    store: &Store,
+    catalog: &mut Catalog,
+    dest: &Path,
+    partial: &Path,
+    have: &HashSet<String>,
+    missing: &mut Vec<String>,
+    progress: &dyn Progress,
+) -> Result<Pinned> {
+    let lock = Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    )?;
+    lock.conn().execute_batch("BEGIN IMMEDIATE")?;
+    let conn = catalog.conn();
+    let mut lock = Some(lock);
+    let release = |lock: &mut Option<Catalog>| {
+        if let Some(c) = lock.take() {
+            let _ = c.conn().execute_batch("ROLLBACK");
+        }
+    };
+    if let Err(e) = conn.execute_batch("BEGIN DEFERRED") {
+        release(&mut lock);
+        return Err(e.into());
+    }
+    let result = (|| -> Result<Pinned> {
+        let needed = maintenance::live_objects(conn)?;
+        let mut out = Pinned {
+            needed: Vec::new(),
+            copied: 0,
+            bytes: 0,
+        };
+        let todo: Vec<&(String, u64)> = needed
+            .iter()
+            .filter(|(id, _)| !have.contains(id) && !missing.contains(id))
+            .collect();
+        progress.start(todo.iter().map(|(_, n)| *n).sum::<u64>());
+        let mut open = Vec::new();
+        for (id, _) in todo {
+            match open_object(store.root(), id)? {
+                // nothing can be shredded now: a file that is not there is damage
+                None => missing.push(id.clone()),
+                Some(f) if open.len() < PIN_MAX => open.push((id.clone(), f)),
+                Some(f) => {
+                    out.bytes += copy_object(f, dest, id, progress)?;
+                    out.copied += 1;
+                }
+            }
+        }
+        release(&mut lock);
+        // the snapshot of the read transaction, which began under the lock
+        maintenance::backup_into(conn, partial, &store.catalog_key())?;
+        for (id, f) in open {
+            out.bytes += copy_object(f, dest, &id, progress)?;
+            out.copied += 1;
+        }
+        out.needed = needed;
+        Ok(out)
+    })();
+    release(&mut lock);
+    let _ = conn.execute_batch("COMMIT");
+    result
 }
 
 /// Copy `len` bytes of `src` into the empty `out`, only the parts that hold data: a sparse
