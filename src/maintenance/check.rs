@@ -112,6 +112,7 @@ pub fn run_recorded(
             "damaged": report.damaged.len(),
             "orphans": report.orphans.len(),
             "assets_affected": report.assets_affected.len(),
+            "catalog_damaged": report.catalog_damage.is_some(),
         }),
     )?;
     tx.commit()?;
