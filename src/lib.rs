@@ -11,6 +11,7 @@ pub mod export;
 pub mod files;
 pub mod fuse;
 pub mod inventory;
+pub mod maintenance;
 pub mod names;
 pub mod policy;
 pub mod roles;

@@ -14,6 +14,7 @@ pub mod assets;
 pub mod bulk;
 pub mod consents;
 pub mod exports;
+pub mod maintenance;
 pub mod persons;
 pub mod purposes;
 pub mod roles;

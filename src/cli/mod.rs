@@ -31,6 +31,7 @@ mod demo;
 mod export;
 pub mod fstab;
 mod import;
+mod ops;
 mod output;
 mod records;
 mod retention;
@@ -38,6 +39,7 @@ mod rights;
 mod roles;
 mod versions;
 
+pub use ops::{KeyFileCmd, PassphraseCmd};
 pub use output::printable;
 mod views;
 
@@ -200,6 +202,25 @@ pub enum Command {
     /// Retention terms of assets; move assets past their term to the trash.
     #[command(subcommand)]
     Retention(RetentionCmd),
+    /// Read and verify every object of the store against the catalog (a scrub): reports
+    /// damaged objects and the assets they belong to, and orphan files (exit 1 if any).
+    Check,
+    /// Copy the store, still encrypted, into DEST while it may be mounted and in use: a
+    /// consistent catalog copy plus the objects it needs; a later run into the same DEST
+    /// copies only new objects. DEST is itself a store (copy it back to restore).
+    Backup {
+        /// The backup folder (created 0700; empty, or an earlier backup of this store).
+        dest: PathBuf,
+    },
+    /// Whether the store is mounted (where, since when), what it holds, the next expiry,
+    /// the last catalog change, and versions.
+    Status,
+    /// Change or remove the passphrase that opens the store (the photos are not touched).
+    #[command(subcommand)]
+    Passphrase(PassphraseCmd),
+    /// Add or remove a key file that opens the store (the photos are not touched).
+    #[command(subcommand)]
+    KeyFile(KeyFileCmd),
     /// Mount the store: MOUNTPOINT/<login>/<purpose>/<collection>/<file>, live.
     Mount {
         mountpoint: PathBuf,
@@ -877,6 +898,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit(AuditCmd::Report { person, since }) => {
             rights::audit_report(&ctx, &person, since.as_deref())
         }
+        Command::Check => ops::check(&mut ctx),
+        Command::Backup { dest } => ops::backup(&mut ctx, &dest),
+        Command::Status => ops::status(&ctx),
+        Command::Passphrase(cmd) => ops::passphrase(&mut ctx, cmd),
+        Command::KeyFile(cmd) => ops::key_file(&mut ctx, cmd),
         Command::Export(args) => export::run(&mut ctx, args),
         Command::Retention(cmd) => retention::run(&mut ctx, cmd),
         Command::Generate {

@@ -242,6 +242,138 @@ impl Keyring {
         f.sync_all().at("sync keyring", path)
     }
 
+    /// Write the keyring over the one at `path`, atomically and durably: a temporary file
+    /// (0600) fsynced and renamed onto it, then the folder fsynced. A crash leaves the old
+    /// keyring or the new one, never a half-written one (a store without a whole keyring
+    /// cannot be opened at all).
+    pub fn save_replace(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("keyring serializes");
+        let tmp = path.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let written = (|| -> Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)
+                .at("create", &tmp)?;
+            f.write_all(text.as_bytes()).at("write", &tmp)?;
+            f.sync_all().at("sync", &tmp)?;
+            std::fs::rename(&tmp, path).at("replace", path)?;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .at("sync", dir)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// How many slots of each kind: (passphrase, key file).
+    pub fn slot_counts(&self) -> (usize, usize) {
+        let pass = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Passphrase { .. }))
+            .count();
+        (pass, self.slots.len() - pass)
+    }
+
+    /// Make `pass` the passphrase of the store whose master key is `master`: every passphrase
+    /// slot is replaced by one new slot (new salt, current Argon2 cost), key-file slots stay.
+    /// The photos are not touched: only the master key is wrapped anew.
+    pub fn set_passphrase(&mut self, master: &Key, pass: &str) -> Result<()> {
+        if pass.is_empty() {
+            return Err(Error::invalid("the new passphrase is empty"));
+        }
+        let salt = super::random_bytes::<16>();
+        let kek = argon2_kek(pass, &salt, ARGON2_M_KIB, ARGON2_T, ARGON2_P)?;
+        let slot = Slot::Passphrase {
+            m_kib: ARGON2_M_KIB,
+            t: ARGON2_T,
+            p: ARGON2_P,
+            salt: hex::encode(salt),
+            wrapped: hex::encode(wrap_key(&kek, &slot_aad("passphrase"), master)?),
+            check: None,
+        }
+        .with_checksum();
+        self.slots.retain(|s| !matches!(s, Slot::Passphrase { .. }));
+        self.slots.insert(0, slot);
+        Ok(())
+    }
+
+    /// Remove the passphrase; refused when it is the only way to open the store.
+    pub fn remove_passphrase(&mut self) -> Result<()> {
+        let (pass, files) = self.slot_counts();
+        if pass == 0 {
+            return Err(Error::invalid("this store has no passphrase to remove"));
+        }
+        if files == 0 {
+            return Err(Error::invalid(
+                "the passphrase is the only way to open this store; add a key file first (`consentfs key-file add FILE`)",
+            ));
+        }
+        self.slots.retain(|s| !matches!(s, Slot::Passphrase { .. }));
+        Ok(())
+    }
+
+    /// Let the key file whose secret is `secret` open the store whose master key is `master`.
+    pub fn add_key_file(&mut self, master: &Key, secret: &Key) -> Result<()> {
+        if self.key_file_slots(secret).next().is_some() {
+            return Err(Error::invalid(
+                "this key file opens the store already; nothing to add",
+            ));
+        }
+        self.slots.push(
+            Slot::KeyFile {
+                wrapped: hex::encode(wrap_key(secret, &slot_aad("key_file"), master)?),
+                check: None,
+            }
+            .with_checksum(),
+        );
+        Ok(())
+    }
+
+    /// Stop the key file whose secret is `secret` from opening the store; refused when it is
+    /// the only way left (or it does not open the store at all).
+    pub fn remove_key_file(&mut self, secret: &Key) -> Result<()> {
+        let mine: Vec<usize> = self.key_file_slots(secret).collect();
+        if mine.is_empty() {
+            return Err(Error::WrongKey(
+                "that key file does not open this store; nothing to remove".into(),
+            ));
+        }
+        if mine.len() == self.slots.len() {
+            return Err(Error::invalid(
+                "this key file is the only way to open the store; add a passphrase (`consentfs passphrase change`) or another key file (`consentfs key-file add FILE`) first",
+            ));
+        }
+        let mut i = 0;
+        self.slots.retain(|_| {
+            let keep = !mine.contains(&i);
+            i += 1;
+            keep
+        });
+        Ok(())
+    }
+
+    /// The indexes of the key-file slots that `secret` opens.
+    fn key_file_slots<'a>(&'a self, secret: &'a Key) -> impl Iterator<Item = usize> + 'a {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, s)| match s {
+                Slot::KeyFile { wrapped, .. } => hex::decode(wrapped)
+                    .ok()
+                    .and_then(|w| unwrap_key(secret, &slot_aad("key_file"), &w))
+                    .map(|_| i),
+                _ => None,
+            })
+    }
+
     /// The master key, if `unlock` opens one of the slots.
     pub fn unlock(&self, unlock: &Unlock) -> Result<Key> {
         match unlock {
@@ -405,6 +537,45 @@ mod tests {
             std::fs::metadata(&kf).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn rewrapping_keeps_the_master_key_and_never_removes_the_last_way_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k1, k2) = (dir.path().join("k1"), dir.path().join("k2"));
+        let (s1, s2) = (create_key_file(&k1).unwrap(), create_key_file(&k2).unwrap());
+        let master = Key::random();
+        let pass = |p: &str| Unlock::Passphrase(Zeroizing::new(p.into()));
+        let mut ring = Keyring::create(&master, Some("old"), Some(&s1)).unwrap();
+        ring.set_passphrase(&master, "new").unwrap();
+        assert_eq!(ring.slot_counts(), (1, 1));
+        assert!(matches!(ring.unlock(&pass("old")), Err(Error::WrongKey(_))));
+        assert_eq!(ring.unlock(&pass("new")).unwrap().bytes(), master.bytes());
+        ring.add_key_file(&master, &s2).unwrap();
+        assert!(ring.add_key_file(&master, &s2).is_err());
+        ring.remove_key_file(&s1).unwrap();
+        assert!(matches!(
+            ring.unlock(&Unlock::KeyFile(k1)),
+            Err(Error::WrongKey(_))
+        ));
+        ring.remove_passphrase().unwrap();
+        assert_eq!(ring.slot_counts(), (0, 1));
+        assert!(ring.remove_key_file(&s2).is_err());
+        assert_eq!(
+            ring.unlock(&Unlock::KeyFile(k2)).unwrap().bytes(),
+            master.bytes()
+        );
+        // written over the old file and read back, the slots carry their checksums
+        let path = dir.path().join("keyring");
+        ring.save_new(&path).unwrap();
+        ring.set_passphrase(&master, "again").unwrap();
+        ring.save_replace(&path).unwrap();
+        let back = Keyring::load(&path).unwrap();
+        assert_eq!(back.unlock(&pass("again")).unwrap().bytes(), master.bytes());
+        assert!(back
+            .slots
+            .iter()
+            .all(|s| s.has_checksum() && s.damage().is_none()));
     }
 
     /// Change one hex digit of a slot's wrapped key to another hex digit.

@@ -224,6 +224,12 @@ impl Store {
         &self.root
     }
 
+    /// The master key, to wrap it anew when a way of unlocking the store changes
+    /// (`maintenance::keys`); nothing else needs it.
+    pub(crate) fn master_key(&self) -> &Key {
+        &self.master
+    }
+
     /// A stable public name of this store (derived from its master key, reveals nothing of
     /// it): names the store's rollback anchor.
     pub fn id(&self) -> String {

@@ -140,6 +140,22 @@ impl SaveQueue {
         Ok(q)
     }
 
+    /// The objects of the saves queued in the store now (hex ids), read without changing
+    /// anything (unlike [`SaveQueue::load`], which is the daemon's and clears unfinished
+    /// files): `check` must not count them as orphans. What cannot be read is left out.
+    pub fn object_ids_on_disk(store: &Store) -> Vec<String> {
+        let q = SaveQueue::empty(store);
+        let Ok(entries) = std::fs::read_dir(&q.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".save"))
+            .filter_map(|e| q.read_file(&e.path()).ok())
+            .map(|s| s.object)
+            .collect()
+    }
+
     fn read_file(&self, path: &Path) -> Result<QueuedSave> {
         let f = crate::files::open_regular(path)?;
         let mut buf = Vec::new();
