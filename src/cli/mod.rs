@@ -60,30 +60,49 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// The store directory.
-    #[arg(long, global = true, env = "CONSENTFS_STORE", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONSENTFS_STORE",
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub store: Option<PathBuf>,
     /// Key file that opens the store (created 0600 by `init` if missing).
-    #[arg(long, global = true, env = "CONSENTFS_KEY_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONSENTFS_KEY_FILE",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub key_file: Option<PathBuf>,
     /// File whose first line is the store's passphrase.
     #[arg(
         long,
         global = true,
         env = "CONSENTFS_PASSPHRASE_FILE",
-        value_name = "FILE"
+        value_name = "FILE",
+        help_heading = "Global options"
     )]
     pub passphrase_file: Option<PathBuf>,
     /// Print listings as JSON (an array of objects; one object for a single result).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// The rollback anchor: where the newest committed audit entry is kept, outside the store
     /// (default /var/lib/consentfs/anchors/<store id>.json for root, else under
     /// ~/.local/state/consentfs/anchors/).
-    #[arg(long, global = true, env = "CONSENTFS_ANCHOR", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONSENTFS_ANCHOR",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub anchor: Option<PathBuf>,
     /// Open a catalog that is behind its rollback anchor (after restoring a backup on
     /// purpose); recorded in the audit log.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub accept_rollback: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -107,6 +126,7 @@ pub enum Command {
         /// Retention term of the imported assets, counted from now (e.g. 5y).
         #[arg(long, allow_hyphen_values = true)]
         retention: Option<String>,
+        /// Files or folders to import (a folder's files keep their path below it).
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
     },
@@ -121,12 +141,19 @@ pub enum Command {
     Consent(ConsentCmd),
     /// Link persons to a photo (marks it reviewed).
     Link {
+        /// The asset: its id or its path (collection/name).
         asset: String,
+        /// The persons on it: ids, names or external references.
         #[arg(required = true)]
         persons: Vec<String>,
     },
     /// Remove a person from a photo.
-    Unlink { asset: String, person: String },
+    Unlink {
+        /// The asset: its id or its path (collection/name).
+        asset: String,
+        /// The person to take off it.
+        person: String,
+    },
     /// Mark photos as showing no identifiable persons, or as revealing special categories.
     Mark(MarkArgs),
     /// OS users and what they may access.
@@ -140,8 +167,10 @@ pub enum Command {
     Assets,
     /// What a user sees in a purpose (what the mount shows), with reasons.
     Ls {
+        /// Whose view: a user's login.
         #[arg(long)]
         user: String,
+        /// Which purpose's view.
         #[arg(long)]
         purpose: String,
         /// Evaluate at another moment (date, RFC 3339 or span from now).
@@ -156,17 +185,23 @@ pub enum Command {
     },
     /// Why an asset is or is not visible to a user in a purpose.
     Why {
+        /// The asset: its id or its path (collection/name).
         asset: String,
+        /// A user's login.
         #[arg(long)]
         user: String,
+        /// The purpose.
         #[arg(long)]
         purpose: String,
+        /// At another moment (date, RFC 3339 or span from now; default now).
         #[arg(long, allow_hyphen_values = true)]
         at: Option<String>,
     },
     /// Decrypt an asset to standard output.
     Cat {
+        /// The asset: its id or its path (collection/name).
         asset: String,
+        /// An earlier version's number (default: the current one).
         #[arg(long)]
         version: Option<i64>,
     },
@@ -175,13 +210,17 @@ pub enum Command {
     Versions(VersionsArgs),
     /// Make an earlier version the current one again (as a new version).
     Restore {
+        /// The asset: its id or its path (collection/name).
         asset: String,
+        /// The version to make current again.
         #[arg(long)]
         version: i64,
     },
     /// Make a draft a normal asset showing the same persons as ASSET (it was made from it).
     Derive {
+        /// Your draft: its id or path.
         draft: String,
+        /// The asset it was made from: its id or path.
         #[arg(long)]
         from: String,
     },
@@ -190,6 +229,7 @@ pub enum Command {
     Trash(TrashCmd),
     /// Consents that end, minors who turn 16 and retention terms that end soon (exit 1 if any).
     Expiring {
+        /// How far ahead to look (e.g. 30d, 6mo).
         #[arg(long, allow_hyphen_values = true, default_value = "30d")]
         within: String,
     },
@@ -223,6 +263,7 @@ pub enum Command {
     KeyFile(KeyFileCmd),
     /// Mount the store: MOUNTPOINT/<login>/<purpose>/<collection>/<file>, live.
     Mount {
+        /// An empty folder to mount on.
         mountpoint: PathBuf,
         /// Stay in the foreground with logs on stderr (the default; kept for scripts).
         #[arg(long)]
@@ -239,16 +280,20 @@ pub enum Command {
     /// Raw XChaCha20-Poly1305 speed of this machine, one core (for benchmarks).
     #[command(hide = true)]
     CipherSpeed {
+        /// How many MiB to seal and open.
         #[arg(long, default_value_t = 1024)]
         mib: usize,
     },
     /// Generate a large synthetic catalog (for benchmarks).
     #[command(hide = true)]
     Generate {
+        /// How many assets.
         #[arg(long, default_value_t = 100_000)]
         assets: usize,
+        /// How many persons.
         #[arg(long, default_value_t = 10_000)]
         persons: usize,
+        /// How many consent events.
         #[arg(long, default_value_t = 30_000)]
         events: usize,
         /// Every N-th asset is marked "no identifiable persons" (1: all of them).
@@ -264,6 +309,7 @@ pub enum Command {
 pub enum PersonCmd {
     /// Record a person.
     Add {
+        /// The person's full name.
         name: String,
         /// Birth date (YYYY-MM-DD); below 16 only a guardian's consent counts.
         #[arg(long, allow_hyphen_values = true)]
@@ -276,24 +322,32 @@ pub enum PersonCmd {
         #[arg(long)]
         same_name: bool,
     },
+    /// Every person, with birth date, reference and guardians.
     List,
+    /// One person: their links, consents and guardians.
     Show {
+        /// The person: id, name or external reference.
         person: String,
     },
     /// Register GUARDIAN as a parent or guardian of PERSON.
     Guardian {
+        /// The person (below 16) the guardian decides for.
         person: String,
+        /// The guardian, a person already recorded.
         guardian: String,
     },
     /// Write everything held about a person into DEST (index.json, index.html, evidence,
     /// photos): the answer to an access request.
     Report {
+        /// The person: id, name or external reference.
         person: String,
+        /// The folder to write the report into (created; must be empty).
         dest: PathBuf,
     },
     /// Erase a person: shred the photos only they are on, remove name and birth date, keep the
     /// consent history under a pseudonym (dry run unless --yes).
     Erase {
+        /// The person: id, name or external reference.
         person: String,
         /// Really do it (without: show what would happen).
         #[arg(long)]
@@ -306,8 +360,11 @@ pub enum PersonCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum PurposeCmd {
+    /// Add a purpose (a channel photos may be used for).
     Add {
+        /// The purpose's name, e.g. newsletter.
         name: String,
+        /// The legal basis: consent, legitimate-interest, educational or contract.
         #[arg(long, default_value = "consent", value_parser = ["consent", "legitimate-interest", "educational", "contract"])]
         basis: String,
         /// Retention term counted from import (e.g. 5y); required for bases other than consent.
@@ -319,10 +376,13 @@ pub enum PurposeCmd {
         #[arg(long, value_name = "GROUND")]
         art9_exception: Option<String>,
     },
+    /// Every purpose with its basis and retention.
     List,
     /// Change a purpose's retention term (counted from each asset's import), or `none`.
     Retention {
+        /// The purpose's name.
         purpose: String,
+        /// The term, e.g. 5y, or `none`.
         #[arg(allow_hyphen_values = true)]
         term: String,
     },
@@ -330,6 +390,7 @@ pub enum PurposeCmd {
 
 #[derive(Args, Debug)]
 pub struct EventArgs {
+    /// The person the consent is about: id, name or external reference.
     pub person: String,
     /// Purposes, comma-separated.
     #[arg(long, required = true)]
@@ -368,6 +429,7 @@ pub enum ConsentCmd {
     Withdraw {
         #[command(flatten)]
         event: EventArgs,
+        /// From when (default now; a date, RFC 3339 or a span such as 7d).
         #[arg(long, allow_hyphen_values = true)]
         at: Option<String>,
     },
@@ -375,6 +437,7 @@ pub enum ConsentCmd {
     Refuse {
         #[command(flatten)]
         event: EventArgs,
+        /// From when (default now; a date, RFC 3339 or a span such as 7d).
         #[arg(long, allow_hyphen_values = true)]
         at: Option<String>,
     },
@@ -382,25 +445,33 @@ pub enum ConsentCmd {
     Object {
         #[command(flatten)]
         event: EventArgs,
+        /// From when (default now; a date, RFC 3339 or a span such as 7d).
         #[arg(long, allow_hyphen_values = true)]
         at: Option<String>,
     },
     /// The consent history.
     List {
+        /// Only this person's events.
         #[arg(long)]
         person: Option<String>,
     },
     /// A consent event as a receipt in the W3C Data Privacy Vocabulary (JSON-LD).
-    Receipt { event: i64 },
+    Receipt {
+        /// The consent event's number (see `consent list`).
+        event: i64,
+    },
 }
 
 #[derive(Args, Debug)]
 #[group(required = true, multiple = true)]
 pub struct MarkArgs {
+    /// The assets: ids or paths.
     #[arg(required = true)]
     pub assets: Vec<String>,
+    /// No identifiable person is on it (it needs no consent to be shown).
     #[arg(long, group = "flag")]
     pub no_persons: bool,
+    /// It reveals a special category (health, religion, ...): explicit consent needed.
     #[arg(long, group = "flag")]
     pub special_category: bool,
     /// Clear the given flag instead of setting it.
@@ -410,7 +481,9 @@ pub struct MarkArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
+    /// Add a user: an OS account that gets a folder in the mount.
     Add {
+        /// An OS account's login (the user must exist on this machine).
         login: String,
         /// The person this user is (for their own photos and audits).
         #[arg(long)]
@@ -418,18 +491,24 @@ pub enum UserCmd {
     },
     /// Let a user read, write or delete in a purpose (optionally a collection only).
     Grant {
+        /// The user's login.
         login: String,
+        /// The purpose's name.
         #[arg(long, required = true)]
         purpose: String,
+        /// read, write (save versions, create drafts) or delete (also remove and move out).
         #[arg(long, value_parser = ["read", "write", "delete"], default_value = "read")]
         access: String,
+        /// Only this collection and below (default: everything).
         #[arg(long, default_value = "")]
         collection: String,
     },
     /// Take away a user's grants in a purpose (every one in it, or the one on --collection).
     /// The mount follows at once: open files stop writing and their pending saves are dropped.
     Revoke {
+        /// The user's login.
         login: String,
+        /// The purpose's name.
         #[arg(long, required = true)]
         purpose: String,
         /// Only the grant on this collection ("" for the one on everything).
@@ -439,8 +518,10 @@ pub enum UserCmd {
     /// Remove a user and all their grants. Their drafts stay in the catalog (for persons'
     /// reports and erasure) but no one sees them, not a later account with the same login.
     Remove {
+        /// The user's login.
         login: String,
     },
+    /// Every user with their grants.
     List,
 }
 
@@ -467,13 +548,16 @@ pub enum RoleCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum TrashCmd {
+    /// What is in the trash, and since when.
     List,
     /// Put an asset back where it was (if the name is free).
     Restore {
+        /// The trashed asset's id (see `trash list`).
         asset: String,
     },
     /// Destroy the data keys of trashed assets (older than --older-than, default 30d).
     Purge {
+        /// Only what has been in the trash this long (e.g. 30d).
         #[arg(long, allow_hyphen_values = true, default_value = "30d")]
         older_than: String,
         /// Purge everything in the trash now.
@@ -484,6 +568,7 @@ pub enum TrashCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
+    /// The audit log's entries.
     List {
         /// Only entries after this sequence number.
         #[arg(long, default_value_t = 0)]
@@ -493,6 +578,7 @@ pub enum AuditCmd {
     Verify,
     /// Who used the photos of a person: opens through the mount, cat, exports.
     Report {
+        /// The person: id, name or external reference.
         #[arg(long)]
         person: String,
         /// Only since this moment (date, RFC 3339, or a span back from now like 72h or 30d).
@@ -509,6 +595,7 @@ pub struct ExportArgs {
     /// Whose view to export.
     #[arg(long, required = true)]
     pub user: Option<String>,
+    /// Which purpose's view.
     #[arg(long, required = true)]
     pub purpose: Option<String>,
     /// The folder to write (created if missing; must be empty unless --sync).
@@ -577,15 +664,20 @@ pub enum VersionsCmd {
 #[derive(Subcommand, Debug)]
 pub enum ExportCmd {
     /// Check an export's files and its manifest's MAC (exit 1 if anything is off).
-    Verify { dest: PathBuf },
+    Verify {
+        /// The export folder to check.
+        dest: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RetentionCmd {
     /// Give assets a retention term (until a date, or a span from now), or remove it.
     Set {
+        /// The assets: ids or paths.
         #[arg(required = true)]
         assets: Vec<String>,
+        /// Until a date, or a span from now (e.g. 5y).
         #[arg(long, allow_hyphen_values = true, required_unless_present = "none")]
         until: Option<String>,
         /// Remove the asset's own retention term.
@@ -595,6 +687,7 @@ pub enum RetentionCmd {
     /// Move assets past their retention term to the trash, purge what has been in the trash
     /// for 30 days and thin old versions per the version policy (dry run unless --yes).
     Apply {
+        /// Really do it (without: show what would happen).
         #[arg(long)]
         yes: bool,
     },
@@ -981,5 +1074,36 @@ mod tests {
             .filter(|c| crate::roles::need(c).is_none())
             .collect();
         assert!(missing.is_empty(), "commands without roles: {missing:?}");
+    }
+
+    /// A newcomer reads `--help`: every subcommand, argument and option says in a line what it
+    /// is, and the options every command takes are listed apart from each command's own.
+    #[test]
+    fn every_command_argument_and_option_has_help() {
+        use clap::CommandFactory;
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if matches!(id, "help" | "version") || a.is_hide_set() {
+                    continue;
+                }
+                if a.get_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+                if a.is_global_set() && a.get_help_heading() != Some("Global options") {
+                    missing.push(format!("{path} --{id} (not under Global options)"));
+                }
+            }
+            for sub in c.get_subcommands().filter(|s| s.get_name() != "help") {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && !sub.is_hide_set() {
+                    missing.push(p.clone());
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "consentfs", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
     }
 }
