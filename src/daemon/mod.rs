@@ -6,6 +6,7 @@
 //! reaches the view well within 100 ms. Between polls it sleeps until the view's next
 //! transition at the latest, so expiries fire on time without scanning anything.
 
+pub mod control;
 pub mod mountinfo;
 
 use crate::catalog::Catalog;
