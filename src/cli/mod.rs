@@ -22,7 +22,7 @@ macro_rules! println {
 /// Messages on stderr get the same escaping as [`println!`].
 macro_rules! eprintln {
     ($($arg:tt)*) => {
-        ::std::eprintln!("{}", $crate::cli::output::printable(&::std::format!($($arg)*)))
+        $crate::cli::output::err_line(::std::format!($($arg)*))
     };
 }
 

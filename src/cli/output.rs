@@ -49,20 +49,55 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(o)
 }
 
+thread_local! {
+    /// While a command runs for a client of the daemon's control socket, what it prints is
+    /// collected here (standard output, standard error) and sent back to the client, instead
+    /// of going to the daemon's own streams (see [`capture`]).
+    static CAPTURED: std::cell::RefCell<Option<(Vec<u8>, Vec<u8>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with everything the command prints on this thread collected: `(result, stdout,
+/// stderr)`.
+pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<u8>, Vec<u8>) {
+    CAPTURED.with(|c| *c.borrow_mut() = Some((Vec::new(), Vec::new())));
+    let r = f();
+    let (out, err) = CAPTURED
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_default();
+    (r, out, err)
+}
+
+/// Write to the command's standard output: the process's, or the collected one.
+fn to_stdout(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+    CAPTURED.with(|c| match c.borrow_mut().as_mut() {
+        Some((out, _)) => f(out),
+        None => f(&mut std::io::stdout().lock()),
+    })
+}
+
+/// One line for people on standard error (every `eprintln!` in `cli`), escaped.
+pub fn err_line(s: String) {
+    CAPTURED.with(|c| match c.borrow_mut().as_mut() {
+        Some((_, err)) => {
+            let _ = writeln!(err, "{}", printable(&s));
+        }
+        None => std::eprintln!("{}", printable(&s)),
+    })
+}
+
 /// Print one line for people, escaped with [`printable`]. Every `println!` in `cli` comes
 /// here (see the macro in `cli/mod.rs`). A failed write to stdout (a closed pipe) ends the
 /// output quietly, as it does for any Unix tool.
 pub fn line(s: String) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", printable(&s));
+    let _ = to_stdout(|out| writeln!(out, "{}", printable(&s)));
 }
 
 /// Print `value` as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)
+    let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
-    writeln!(out).map_err(|e| Error::io("cannot write output", e))
+    to_stdout(|out| writeln!(out, "{text}")).map_err(|e| Error::io("cannot write output", e))
 }
 
 /// Print rows as columns separated by two spaces; the last column is not padded.
@@ -78,26 +113,29 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
             }
         }
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut line = String::new();
-    let mut write = |cells: &mut dyn Iterator<Item = Cow<'_, str>>| -> Result<()> {
-        line.clear();
-        let cells: Vec<Cow<'_, str>> = cells.collect();
-        let n = cells.len();
-        for (i, c) in cells.iter().enumerate() {
-            line.push_str(c);
-            if i + 1 < n {
-                let pad = widths[i].saturating_sub(c.chars().count()) + 2;
-                line.extend(std::iter::repeat_n(' ', pad));
+    to_stdout(|o| {
+        let mut out = std::io::BufWriter::new(o);
+        let mut line = String::new();
+        let mut write = |cells: &mut dyn Iterator<Item = Cow<'_, str>>| -> std::io::Result<()> {
+            line.clear();
+            let cells: Vec<Cow<'_, str>> = cells.collect();
+            let n = cells.len();
+            for (i, c) in cells.iter().enumerate() {
+                line.push_str(c);
+                if i + 1 < n {
+                    let pad = widths[i].saturating_sub(c.chars().count()) + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
             }
+            writeln!(out, "{}", line.trim_end())
+        };
+        write(&mut header.iter().map(|h| Cow::Borrowed(*h)))?;
+        for r in rows {
+            write(&mut r.iter().map(|c| printable(c)))?;
         }
-        writeln!(out, "{}", line.trim_end()).map_err(|e| Error::io("cannot write output", e))
-    };
-    write(&mut header.iter().map(|h| Cow::Borrowed(*h)))?;
-    for r in rows {
-        write(&mut r.iter().map(|c| printable(c)))?;
-    }
-    out.flush().map_err(|e| Error::io("cannot write output", e))
+        out.flush()
+    })
+    .map_err(|e| Error::io("cannot write output", e))
 }
 
 pub fn opt<T: ToString>(v: &Option<T>) -> String {
