@@ -16,6 +16,10 @@ fn main() {
         std::process::exit(code);
     }
     let cli = consentfs::cli::Cli::parse();
+    // without a key: the running daemon runs the command, as this user
+    if let Some(code) = consentfs::cli::remote::via_daemon(&cli, &args) {
+        std::process::exit(code);
+    }
     if !matches!(
         cli.command,
         consentfs::cli::Command::Mount { .. } | consentfs::cli::Command::Demo { .. }

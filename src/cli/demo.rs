@@ -273,6 +273,8 @@ Press Ctrl-C to unmount. The store stays in {dir}.
         anchor: Some(crate::catalog::anchor::Anchor::at(
             crate::catalog::anchor::default_path(&store.id()),
         )),
+        // the demo's store is its own: commands reach it with its key, not a shared socket
+        control: None,
     };
     daemon::run(store, opts)?;
     Ok(0)

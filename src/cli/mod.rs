@@ -34,6 +34,7 @@ mod import;
 mod ops;
 mod output;
 mod records;
+pub mod remote;
 mod retention;
 mod rights;
 mod roles;
@@ -104,6 +105,16 @@ pub struct Cli {
     /// purpose); recorded in the audit log.
     #[arg(long, global = true, help_heading = "Global options")]
     pub accept_rollback: bool,
+    /// The running daemon's control socket: without a key, commands go through it (default
+    /// /run/consentfs/control.sock); `mount` listens there.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSENTFS_SOCKET",
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
+    pub socket: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -767,6 +778,18 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
     let dir = store_dir(cli)?;
     let unlock = unlock_from(cli)?;
     let store = Store::open(&dir, &unlock)?;
+    let anchor = anchor_of(cli, &store);
+    ctx_for(cli, store, current_login(), anchor)
+}
+
+/// The rest of [`open_ctx`] for a store already open, acting as `actor` (the daemon, for a
+/// client of its control socket: the daemon's store and anchor, the client's login).
+pub(crate) fn ctx_for(
+    cli: &Cli,
+    store: Store,
+    actor: String,
+    anchor: crate::catalog::anchor::Anchor,
+) -> Result<Ctx> {
     // Naming who holds the catalog is a courtesy: on a full disk (or any failure to write the
     // entry) the command still runs, unnamed, so a withdrawal can still get through.
     let running = crate::store::running::register(store.root(), &command_name(&cli.command))
@@ -783,8 +806,7 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
     )?;
     catalog.wait_naming_holders(store.root(), CATALOG_WAIT);
     let now = chrono::Utc::now();
-    let actor = current_login();
-    catalog.use_anchor(anchor_of(cli, &store), cli.accept_rollback, &actor, now)?;
+    catalog.use_anchor(anchor, cli.accept_rollback, &actor, now)?;
     // files of objects shredded by a command that was killed before it removed them
     if let Err(e) = crate::shred::work_off(&store, &mut catalog, &actor) {
         log::warn!("cannot remove the files of shredded objects yet: {e}");
@@ -921,24 +943,42 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::CipherSpeed { mib } => return views::cipher_speed(mib),
         _ => {}
     }
-    let mut ctx = open_ctx(&cli)?;
+    let (name, socket) = (command_name(&cli.command), remote::socket_of(&cli));
+    let ctx = open_ctx(&cli)?;
+    let code = dispatch(cli, ctx)?;
+    // with the key on the store directly: the running mount shows the change before we return
+    remote::confirm_applied(&socket, &name);
+    Ok(code)
+}
+
+/// Run a command on an opened context (the CLI's own, or the daemon's for a socket client).
+pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
+    // the global options `mount` needs, taken before the command is taken apart
+    let (socket, default_anchor) = (remote::socket_of(&cli), anchor_of(&cli, &ctx.store));
     match cli.command {
-        Command::Init { .. } | Command::CipherSpeed { .. } | Command::Demo { .. } => {
-            unreachable!("handled above")
-        }
+        Command::Init { .. } | Command::CipherSpeed { .. } | Command::Demo { .. } => Err(
+            Error::invalid("this command does not run on an opened store"),
+        ),
         Command::Mount {
             mountpoint,
             foreground: _,
             threads,
         } => {
             let threads = threads.unwrap_or_else(default_threads);
+            let anchor = ctx.catalog.anchor().cloned();
+            let anchor_path = anchor
+                .as_ref()
+                .map(|a| a.path().to_path_buf())
+                .unwrap_or_else(|| default_anchor.path().to_path_buf());
+            let control = Some((socket, remote::runner(ctx.store.clone(), anchor_path)));
             crate::daemon::run(
                 ctx.store,
                 crate::daemon::MountOptions {
                     mountpoint,
                     threads,
                     on_ready: None,
-                    anchor: ctx.catalog.anchor().cloned(),
+                    anchor,
+                    control,
                 },
             )?;
             Ok(0)

@@ -62,9 +62,7 @@ thread_local! {
 pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<u8>, Vec<u8>) {
     CAPTURED.with(|c| *c.borrow_mut() = Some((Vec::new(), Vec::new())));
     let r = f();
-    let (out, err) = CAPTURED
-        .with(|c| c.borrow_mut().take())
-        .unwrap_or_default();
+    let (out, err) = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
     (r, out, err)
 }
 

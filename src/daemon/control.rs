@@ -39,6 +39,10 @@ pub const REFUSED: i32 = 2;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Request {
     pub args: Vec<String>,
+    /// Only wait until the mount shows every change committed so far (a command run with the
+    /// key on the store directly asks this after its change); `args` is then empty.
+    #[serde(default)]
+    pub sync: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -221,12 +225,18 @@ fn serve_one(stream: UnixStream, handler: &Handler) {
     let reply = match read_request(&stream) {
         Ok(req) => handler(peer, req),
         Err(why) => {
-            log::info!("control socket: a request from uid {} refused: {why}", peer.uid);
+            log::info!(
+                "control socket: a request from uid {} refused: {why}",
+                peer.uid
+            );
             Reply::refused(format!("consentfs: {why}"))
         }
     };
     if let Err(e) = answer(&stream, &reply) {
-        log::info!("control socket: the caller (uid {}) left before the answer: {e}", peer.uid);
+        log::info!(
+            "control socket: the caller (uid {}) left before the answer: {e}",
+            peer.uid
+        );
     }
 }
 
@@ -241,10 +251,7 @@ fn read_request(stream: &UnixStream) -> Result<Request, String> {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             ) =>
         {
-            return Err(format!(
-                "no request within {} s",
-                READ_WITHIN.as_secs()
-            ))
+            return Err(format!("no request within {} s", READ_WITHIN.as_secs()))
         }
         Err(e) => return Err(format!("cannot read the request: {e}")),
     }
@@ -254,8 +261,7 @@ fn read_request(stream: &UnixStream) -> Result<Request, String> {
     if line.last() != Some(&b'\n') {
         return Err("the request ended before its end of line".into());
     }
-    serde_json::from_slice::<Request>(&line)
-        .map_err(|e| format!("not a request ({e})"))
+    serde_json::from_slice::<Request>(&line).map_err(|e| format!("not a request ({e})"))
 }
 
 fn answer(mut stream: &UnixStream, reply: &Reply) -> std::io::Result<()> {
@@ -271,6 +277,7 @@ pub fn call(path: &Path, args: &[String]) -> std::io::Result<Reply> {
     let mut stream = UnixStream::connect(path)?;
     let mut req = serde_json::to_vec(&Request {
         args: args.to_vec(),
+        sync: false,
     })
     .map_err(std::io::Error::other)?;
     req.push(b'\n');
@@ -312,7 +319,10 @@ mod tests {
             format!("{} ls --user x", nix::unistd::getuid().as_raw())
         );
         drop(server);
-        assert!(!path.exists(), "the socket is removed when the daemon stops");
+        assert!(
+            !path.exists(),
+            "the socket is removed when the daemon stops"
+        );
     }
 
     /// A client that connects and says nothing, one that sends garbage, and one that sends a

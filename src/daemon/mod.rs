@@ -32,7 +32,64 @@ pub struct MountOptions {
     pub on_ready: Option<Box<dyn FnOnce() + Send>>,
     /// The rollback anchor every commit of the daemon moves forward (checked by the caller).
     pub anchor: Option<crate::catalog::anchor::Anchor>,
+    /// Where to listen for commands from people without the key, and what runs them (the
+    /// command line's code, given by the caller: the daemon does not know the commands).
+    pub control: Option<(PathBuf, Arc<control::Handler>)>,
 }
+
+/// The watcher's rounds, counted, so that a command run through the control socket (or a
+/// command with the key asking over it) returns only once the mount shows its change.
+#[derive(Default)]
+pub struct Rounds {
+    started: std::sync::atomic::AtomicU64,
+    finished: std::sync::atomic::AtomicU64,
+}
+
+impl Rounds {
+    fn start(&self) -> u64 {
+        self.started.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn finish(&self, n: u64) {
+        self.finished.fetch_max(n, Ordering::AcqRel);
+    }
+
+    /// Wait until a round that began after this call has finished; false after `limit`.
+    fn wait_next(&self, limit: Duration) -> bool {
+        let target = self.started.load(Ordering::Acquire) + 1;
+        let began = Instant::now();
+        while self.finished.load(Ordering::Acquire) < target {
+            if began.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+}
+
+/// After a change to the catalog: return once the watcher has read it into the view and the
+/// kernel has been told to forget what it no longer may show (the invalidator works off its
+/// queue in order, so an empty batch answered means every earlier one is done).
+fn wait_applied(rounds: &Rounds, out: &Sender<Batch>, limit: Duration) -> bool {
+    if !rounds.wait_next(limit) {
+        return false;
+    }
+    let (done, wait) = std::sync::mpsc::sync_channel(1);
+    if out
+        .send(Batch {
+            items: Vec::new(),
+            done: Some(done),
+        })
+        .is_err()
+    {
+        return false;
+    }
+    wait.recv_timeout(limit).is_ok()
+}
+
+/// The time a change may take to reach the mount before the command says so.
+const APPLY_WITHIN: Duration = Duration::from_secs(2);
 
 /// Refuse clearly, before mounting, what would fail or surprise later.
 pub fn preflight(mountpoint: &Path) -> Result<()> {
@@ -257,6 +314,7 @@ fn watch(
     catalog: Catalog,
     out: Sender<Batch>,
     stop: Arc<AtomicBool>,
+    rounds: Arc<Rounds>,
 ) {
     let conn = catalog.conn();
     let mut w = Watcher {
@@ -276,12 +334,14 @@ fn watch(
             flush_pages(&vfs, &out, None);
             return;
         }
+        let n = rounds.start();
         let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             w.round(&view, &vfs, conn, &out)
         }));
         let nap = match round {
             Ok(Ok(nap)) => {
                 vfs.live.beat();
+                rounds.finish(n);
                 nap
             }
             Ok(Err(RoundError::InvalidatorGone)) => {
@@ -631,6 +691,9 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     raise_readahead(&opts.mountpoint);
     let (tx, rx) = channel();
     vfs.set_invalidation_sender(tx.clone());
+    let tx_for_control = tx.clone();
+    let rounds = Arc::new(Rounds::default());
+    let rounds_for_control = rounds.clone();
     let invalidator = std::thread::Builder::new()
         .name("invalidator".into())
         .spawn(move || run_invalidator(notifier, rx))
@@ -640,9 +703,45 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         let (view, vfs, stop) = (view.clone(), vfs.clone(), stop.clone());
         std::thread::Builder::new()
             .name("watcher".into())
-            .spawn(move || watch(view, vfs, view_catalog, tx, stop))
+            .spawn(move || watch(view, vfs, view_catalog, tx, stop, rounds))
             .map_err(|e| Error::io("cannot start the watcher", e))?
     };
+    let _control = opts.control.take().and_then(|(path, run)| {
+        let (rounds, out) = (rounds_for_control.clone(), tx_for_control.clone());
+        let out = std::sync::Mutex::new(out);
+        let handler: Arc<control::Handler> = Arc::new(move |peer, req: control::Request| {
+            let sender = out.lock().map(|s| s.clone());
+            if req.sync {
+                let applied = sender.is_ok_and(|s| wait_applied(&rounds, &s, APPLY_WITHIN));
+                return control::Reply {
+                    code: if applied { 0 } else { 1 },
+                    stdout: String::new(),
+                    stderr: String::new(),
+                };
+            }
+            let mut reply = run(peer, req);
+            if !sender.is_ok_and(|s| wait_applied(&rounds, &s, APPLY_WITHIN)) {
+                reply.stderr.push_str(&format!(
+                    "consentfs: note: the mount has not shown this change within {} s\n",
+                    APPLY_WITHIN.as_secs()
+                ));
+            }
+            reply
+        });
+        match control::Server::start(&path, handler) {
+            Ok(server) => {
+                log::info!("commands without the key: {}", path.display());
+                Some(server)
+            }
+            Err(e) => {
+                log::error!(
+                    "no control socket at {} ({e}): people without the key cannot reach this daemon",
+                    path.display()
+                );
+                None
+            }
+        }
+    });
     log::info!(
         "mounted {} ({} assets) in {} ms; stop with Ctrl-C or SIGTERM",
         opts.mountpoint.display(),
@@ -675,6 +774,9 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     notify_service(&[sd_notify::NotifyState::Stopping]);
+    // no more commands: the socket's handler holds a sender the invalidator waits on
+    drop(_control);
+    drop(tx_for_control);
     stop.store(true, Ordering::Relaxed);
     // a stuck watcher must not keep the mount from ending
     if !join_within(watcher, Duration::from_secs(2)) {

@@ -57,7 +57,10 @@ pub fn too_large(size: u64) -> Error {
     )
 }
 
-/// An opened store: its location and the keys derived from its master key.
+/// An opened store: its location and the keys derived from its master key. (A clone holds
+/// copies of the keys, wiped when it is dropped: the daemon gives one to each command it runs
+/// for a client of its socket.)
+#[derive(Clone)]
 pub struct Store {
     root: PathBuf,
     master: Key,

@@ -69,8 +69,14 @@ impl TestStore {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CONSENTFS_STORE", &self.store)
             .env("CONSENTFS_KEY_FILE", &self.key)
-            .env("CONSENTFS_ANCHOR", self.anchor());
+            .env("CONSENTFS_ANCHOR", self.anchor())
+            .env("CONSENTFS_SOCKET", self.socket());
         c
+    }
+
+    /// The control socket of this test's daemon (never the machine's default one).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
     }
 
     /// The store's rollback anchor (kept in the test's folder, not in /var/lib).
