@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod cli;
 pub mod crypto;
 pub mod daemon;
+pub mod domain;
 pub mod error;
 pub mod export;
 pub mod files;

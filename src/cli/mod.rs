@@ -557,6 +557,18 @@ pub struct Ctx {
     _running: crate::store::running::Registration,
 }
 
+impl Ctx {
+    /// The store and catalog as the domain operations take them, acting as this command's user.
+    pub fn session(&mut self) -> crate::domain::Session<'_> {
+        crate::domain::Session {
+            store: &self.store,
+            catalog: &mut self.catalog,
+            actor: &self.actor,
+            now: self.now,
+        }
+    }
+}
+
 /// The OS login running this command, recorded as the actor of changes.
 pub fn current_login() -> String {
     let uid = nix::unistd::getuid();

@@ -5,11 +5,12 @@ use super::{
     output, ConsentCmd, Ctx, EventArgs, MarkArgs, PersonCmd, PurposeCmd, TrashCmd, UserCmd,
 };
 use crate::catalog::assets::{self, normalize_collection};
-use crate::catalog::consents::{self, NewEvent};
+use crate::catalog::consents;
 use crate::catalog::{persons, purposes, users};
-use crate::error::{Error, IoContext, Result};
-use crate::policy::{Access, Basis, EventKind, Scope, Time};
-use crate::when::{self, parse_date, parse_time, Span};
+use crate::domain::consent;
+use crate::error::{Error, Result};
+use crate::policy::{Access, Basis, EventKind};
+use crate::when::{self, parse_date, Span};
 
 pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
     match cmd {
@@ -208,21 +209,8 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
     Ok(0)
 }
 
-/// A moment that must not lie in the past (a withdrawal is never retroactive).
-/// The largest evidence file kept with a consent (a signed form's scan, an e-mail).
-const MAX_EVIDENCE: u64 = 64 << 20;
-
-fn not_past(what: &str, t: Time, now: Time) -> Result<Time> {
-    // a minute of slack for clocks and typing
-    if t < now - chrono::Duration::seconds(60) {
-        return Err(Error::invalid(format!(
-            "{what} {} lies in the past; it cannot be retroactive: omit the time to record it as of now",
-            when::show(t)
-        )));
-    }
-    Ok(t.max(now))
-}
-
+/// `consent grant|withdraw|refuse|object`: the times first (a mistyped one is the first error),
+/// then the evidence, opened here as the user who runs the command, then the record.
 fn record(
     ctx: &mut Ctx,
     kind: EventKind,
@@ -232,157 +220,20 @@ fn record(
     explicit: bool,
     evidence: Option<&std::path::Path>,
 ) -> Result<i32> {
-    let now = ctx.now;
-    // Stored times are whole seconds, rounded inward: a grant never starts early (its start
-    // rounds up) nor ends late (its end rounds down); a withdrawal never takes effect late
-    // (rounds down). A grant without --from starts at the current second.
-    let starts = match starts {
-        None => when::round_down(now),
-        Some(s) if kind == EventKind::Grant => when::round_up(parse_time(s, now)?),
-        Some(s) => when::round_down(not_past(
-            &format!("--at for a {}", kind.as_str()),
-            parse_time(s, now)?,
-            now,
-        )?),
+    let at = consent::Moments::parse(kind, starts, until, ctx.now)?;
+    let evidence = evidence.map(consent::open_evidence).transpose()?;
+    let who = consent::Subject {
+        person: &args.person,
+        purposes: &args.purpose,
+        collection: args.collection.as_deref(),
+        assets: &args.assets,
+        by: args.by.as_deref(),
     };
-    // `--until 1y` counts from the grant's start (its --from), like every span from a moment.
-    let expires = until
-        .map(|u| parse_time(u, starts).map(when::round_down))
-        .transpose()?;
-    if let Some(end) = expires {
-        if end <= now {
-            return Err(Error::invalid(format!(
-                "--until {} lies in the past: this consent would already have ended",
-                when::show(end)
-            )));
-        }
-    }
-    // The evidence (up to 64 MiB) is encrypted before the transaction, announced in the
-    // intents journal so no sweep takes it for an orphan meanwhile; if anything fails it is
-    // removed (by `finish` below, or by the next command's reap if this one is killed).
-    let mut journal = crate::store::intents::Journal::new(&ctx.store);
-    let result = (|| -> Result<i64> {
-        let evidence_obj = match evidence {
-            Some(path) => {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                // a regular file only: a FIFO would hang the command, a link could point
-                // anywhere root can read
-                let mut f = crate::files::open_regular(path)?;
-                let size = f.metadata().at("read evidence", path)?.len();
-                if size > MAX_EVIDENCE {
-                    return Err(Error::invalid(format!(
-                        "evidence {} is {size} bytes; at most {MAX_EVIDENCE} bytes (a scan or an e-mail) are kept",
-                        path.display()
-                    )));
-                }
-                let obj = journal.put(&ctx.store, &mut f)?;
-                Some((obj, name))
-            }
-            None => None,
-        };
-        let tx = ctx.catalog.begin(&ctx.actor, now)?;
-        let person = persons::resolve(&tx, &args.person)?;
-        if person.name.is_none() {
-            return Err(Error::invalid(format!(
-                "person #{} was erased; no new consent can be recorded",
-                person.id
-            )));
-        }
-        let zone = crate::catalog::zone::get(&tx)?;
-        let given_by = match &args.by {
-            None => person.id,
-            Some(g) => {
-                let g = persons::resolve(&tx, g)?;
-                if g.id != person.id && !person.guardians.contains(&g.id) {
-                    return Err(Error::invalid(format!(
-                        "#{} is not a registered guardian of #{}; register them first with `consentfs person guardian`",
-                        g.id, person.id
-                    )));
-                }
-                if g.id != person.id && kind == EventKind::Grant {
-                    if let Some(born) = g.born {
-                        if starts < when::sixteenth_birthday(born, &zone) {
-                            return Err(Error::invalid(format!(
-                                "guardian #{} (born {born}) is under 16 on {}: only someone of 16 or older can consent for another person",
-                                g.id,
-                                when::show(starts)
-                            )));
-                        }
-                    }
-                }
-                g.id
-            }
-        };
-        if kind == EventKind::Grant {
-            if let Some(born) = person.born {
-                let birth = zone.midnight(born).unwrap_or(now);
-                if starts < birth {
-                    return Err(Error::invalid(format!(
-                        "the grant would start {}, before #{} was born ({born}); check --from",
-                        when::show(starts),
-                        person.id
-                    )));
-                }
-                if given_by == person.id && starts < when::sixteenth_birthday(born, &zone) {
-                    return Err(Error::invalid(format!(
-                        "#{} is under 16 on {}: only a parent or guardian can consent; record it with --by GUARDIAN",
-                        person.id,
-                        when::show(starts)
-                    )));
-                }
-            }
-        }
-        let purposes: Vec<i64> = purposes::resolve_list(&tx, &args.purpose)?
-            .iter()
-            .map(|p| p.id)
-            .collect();
-        let scope = match (&args.collection, args.assets.is_empty()) {
-            (Some(_), false) => {
-                return Err(Error::invalid(
-                    "give either --collection or --asset, not both",
-                ))
-            }
-            (Some(c), true) => Scope::Collection(normalize_collection(c)?),
-            (None, false) => {
-                let mut ids = Vec::new();
-                for a in &args.assets {
-                    ids.push(assets::resolve(&tx, a)?.id);
-                }
-                Scope::Assets(ids)
-            }
-            (None, true) => Scope::All,
-        };
-        if let Some((obj, _)) = &evidence_obj {
-            assets::add_object(&tx, obj)?;
-        }
-        let id = consents::record(
-            &tx,
-            &NewEvent {
-                person: person.id,
-                kind,
-                purposes,
-                scope,
-                starts,
-                expires,
-                given_by,
-                explicit,
-                evidence: evidence_obj.as_ref().map(|(o, n)| (o.id, n.clone())),
-            },
-        )?;
-        tx.commit()?;
-        Ok(id)
-    })();
-    if let Err(e) = journal.finish(&ctx.store, ctx.catalog.conn()) {
-        log::warn!("cannot remove an unrecorded evidence object yet: {e}");
-    }
-    let id = result?;
+    let r = consent::record(&mut ctx.session(), kind, &who, at, explicit, evidence)?;
     if ctx.json {
-        output::json(&serde_json::json!({ "event": id }))?;
+        output::json(&r)?;
     } else {
-        println!("recorded {} (event {id})", kind.as_str());
+        println!("recorded {} (event {})", r.kind.as_str(), r.event);
     }
     Ok(0)
 }
