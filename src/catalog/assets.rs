@@ -129,6 +129,46 @@ pub fn linked_persons(conn: &Connection, asset: AssetId) -> Result<Vec<PersonId>
     Ok(ids)
 }
 
+/// The assets a person is linked to now, in id order (their photos, for erasure and reports).
+pub fn linked_to(conn: &Connection, person: PersonId) -> Result<Vec<AssetId>> {
+    let mut st =
+        conn.prepare_cached("SELECT asset_id FROM links WHERE person_id = ?1 ORDER BY asset_id")?;
+    let ids = st
+        .query_map([person], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
+/// The assets an `asset.link` audit entry ever linked to the person, also those unlinked
+/// since (a person's report covers every photo they were on).
+pub fn ever_linked_in_audit(conn: &Connection, person: PersonId) -> Result<Vec<AssetId>> {
+    let mut st = conn.prepare(
+        "SELECT json_extract(detail, '$.asset') FROM audit
+          WHERE action = 'asset.link' AND json_extract(detail, '$.person') = ?1",
+    )?;
+    let mut out = Vec::new();
+    for a in st.query_map([person], |r| r.get::<_, Option<AssetId>>(0))? {
+        out.extend(a?);
+    }
+    Ok(out)
+}
+
+/// An object's wrapped data key (none once shredded) and size, if the object is known.
+pub fn object_key(conn: &Connection, object: &str) -> Result<Option<(Option<Vec<u8>>, i64)>> {
+    Ok(conn
+        .prepare_cached("SELECT wrapped_key, size FROM objects WHERE id = ?1")?
+        .query_row([object], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Replace a shredded asset's file name by `erased-<id>`: a file name often carries the name
+/// of the person on it, and it must go with the photo when the person is erased.
+pub fn rename_erased(tx: &Tx, asset: AssetId) -> Result<()> {
+    tx.prepare_cached("UPDATE assets SET name = 'erased-' || id WHERE id = ?1")?
+        .execute([asset])?;
+    Ok(())
+}
+
 pub fn get(conn: &Connection, id: AssetId) -> Result<Option<AssetRow>> {
     let a = conn
         .prepare_cached(&format!("SELECT {COLS} FROM assets WHERE id = ?1"))?

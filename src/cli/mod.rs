@@ -851,7 +851,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit(AuditCmd::List { since }) => views::audit_list(&ctx, since),
         Command::Audit(AuditCmd::Verify) => views::audit_verify(&ctx),
         Command::Audit(AuditCmd::Report { person, since }) => {
-            rights::audit_report(&ctx, &person, since.as_deref())
+            rights::audit_report(&mut ctx, &person, since.as_deref())
         }
         Command::Export(args) => export::run(&mut ctx, args),
         Command::Retention(cmd) => retention::run(&mut ctx, cmd),

@@ -13,6 +13,7 @@ pub mod erase;
 pub mod import;
 pub mod receipt;
 pub mod report;
+mod report_html;
 pub mod retention;
 
 use crate::catalog::Catalog;
