@@ -18,6 +18,7 @@ pub mod persons;
 pub mod purposes;
 pub mod schema;
 pub mod snapshot;
+pub mod synthetic;
 pub mod users;
 pub mod versions;
 pub mod wal;

@@ -863,7 +863,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             user,
         } => import::generate(
             &mut ctx,
-            import::GenerateSpec {
+            crate::catalog::synthetic::Spec {
                 assets,
                 persons,
                 events,
