@@ -144,7 +144,7 @@ fn check_not_newer(conn: &rusqlite::Connection, old: &Manifest, dest: &Path) -> 
     let Some(then) = &old.catalog_head else {
         return Ok(());
     };
-    let found = crate::audit::hash_at(conn, then.seq)?.map(hex::encode);
+    let found = crate::catalog::audit::hash_at(conn, then.seq)?.map(hex::encode);
     if found.as_deref() == Some(then.hash.as_str()) {
         return Ok(());
     }

@@ -1,7 +1,6 @@
 //! consentfs: an encrypted photo store whose every view shows, per user and purpose, only the
 //! portraits the people on them consented to, right now. See DESIGN.md and README.md.
 
-pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod crypto;

@@ -139,20 +139,6 @@ pub fn linked_to(conn: &Connection, person: PersonId) -> Result<Vec<AssetId>> {
     Ok(ids)
 }
 
-/// The assets an `asset.link` audit entry ever linked to the person, also those unlinked
-/// since (a person's report covers every photo they were on).
-pub fn ever_linked_in_audit(conn: &Connection, person: PersonId) -> Result<Vec<AssetId>> {
-    let mut st = conn.prepare(
-        "SELECT json_extract(detail, '$.asset') FROM audit
-          WHERE action = 'asset.link' AND json_extract(detail, '$.person') = ?1",
-    )?;
-    let mut out = Vec::new();
-    for a in st.query_map([person], |r| r.get::<_, Option<AssetId>>(0))? {
-        out.extend(a?);
-    }
-    Ok(out)
-}
-
 /// An object's wrapped data key (none once shredded) and size, if the object is known.
 pub fn object_key(conn: &Connection, object: &str) -> Result<Option<(Option<Vec<u8>>, i64)>> {
     Ok(conn

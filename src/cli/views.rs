@@ -2,8 +2,8 @@
 //! `ls` and `why` evaluate the same rules over the same snapshot the mount uses.
 
 use super::{output, Ctx};
-use crate::audit;
 use crate::catalog::assets::{self, AssetRow};
+use crate::catalog::audit;
 use crate::catalog::snapshot::World;
 use crate::catalog::{bulk, persons, purposes, snapshot, users};
 use crate::error::{Error, Result};

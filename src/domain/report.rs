@@ -3,8 +3,8 @@
 //! [`accesses`] says who used their photos (for a breach report).
 
 use super::{report_html, Session};
-use crate::audit;
 use crate::catalog::assets::{self, check_name};
+use crate::catalog::audit;
 use crate::catalog::consents::{self, EventRow};
 use crate::catalog::{exports, persons};
 use crate::crypto::object::ObjectId;
@@ -33,7 +33,7 @@ pub struct Written {
 /// also covers photos the person was unlinked from.
 fn assets_ever_linked(conn: &Connection, person: i64) -> Result<HashSet<i64>> {
     let mut out: HashSet<i64> = assets::linked_to(conn, person)?.into_iter().collect();
-    out.extend(assets::ever_linked_in_audit(conn, person)?);
+    out.extend(audit::ever_linked(conn, person)?);
     // drafts made from their photos (copies, edits saved under a new name) show them too
     out.extend(
         assets::derived_from_person(conn, person)?
