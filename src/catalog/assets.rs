@@ -714,6 +714,14 @@ pub fn object_known(conn: &Connection, id: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
+/// The store asks through this whether an object it finds is recorded (see
+/// [`crate::store::intents`]).
+impl crate::store::intents::Recorded for Connection {
+    fn records_object(&self, id: &str) -> Result<bool> {
+        object_known(self, id)
+    }
+}
+
 /// A draft: a file a user created through the mount, shown only to them, in the purpose folder
 /// where they made it, until a reviewer links persons (or derives it from an asset).
 pub fn add_draft(

@@ -11,6 +11,7 @@
 pub mod consent;
 pub mod erase;
 pub mod import;
+mod new_store;
 pub mod receipt;
 pub mod report;
 mod report_html;
