@@ -282,7 +282,7 @@ pub fn import(
     }
     let total: u64 = plan.iter().map(|p| p.size).sum();
     bar.start(total);
-    let mut journal = intents::Journal::new(&s.store);
+    let mut journal = intents::Journal::new(s.store);
     let mut outcomes = Vec::with_capacity(plan.len());
     let result = execute(
         s,
@@ -294,7 +294,7 @@ pub fn import(
     );
     bar.finish();
     // whatever was written and not recorded (a failed batch, duplicates) goes now
-    let finished = journal.finish(&s.store, s.catalog.conn());
+    let finished = journal.finish(s.store, s.catalog.conn());
     if let Err(e) = result {
         let imported = outcomes.iter().filter(|o| o.duplicate_of.is_none()).count();
         if outcomes.is_empty() {
