@@ -223,7 +223,7 @@ pub fn check_destination(dest: &Path, store_root: &Path) -> Result<PathBuf> {
             dest.display()
         )));
     }
-    for m in crate::daemon::mountinfo::mounts() {
+    for m in crate::mountinfo::mounts() {
         if m.is_consentfs() && abs.starts_with(&m.point) {
             return Err(Error::invalid(format!(
                 "{} lies inside the consentfs mount at {}; export to a folder outside the mount",

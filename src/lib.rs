@@ -10,6 +10,7 @@ pub mod error;
 pub mod export;
 pub mod files;
 pub mod fuse;
+pub mod mountinfo;
 pub mod names;
 pub mod policy;
 pub mod shred;

@@ -6,11 +6,10 @@
 //! reaches the view well within 100 ms. Between polls it sleeps until the view's next
 //! transition at the latest, so expiries fire on time without scanning anything.
 
-pub mod mountinfo;
-
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::fuse::{run_invalidator, FuseFs};
+use crate::mountinfo;
 use crate::store::Store;
 use crate::vfs::{Accounts, Batch, OsAccounts, Vfs};
 use crate::view::View;
