@@ -7,7 +7,7 @@ use super::{
 use crate::catalog::assets::{self, normalize_collection};
 use crate::catalog::consents;
 use crate::catalog::{persons, purposes, users};
-use crate::domain::consent;
+use crate::domain::{self, consent};
 use crate::error::{Error, Result};
 use crate::policy::{Access, Basis, EventKind};
 use crate::when::{self, parse_date, Span};
@@ -20,9 +20,7 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
             ext_ref,
         } => {
             let born = born.as_deref().map(parse_date).transpose()?;
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let id = persons::add(&tx, &name, born, ext_ref.as_deref())?;
-            tx.commit()?;
+            let id = domain::persons::add(&mut ctx.session(), &name, born, ext_ref.as_deref())?;
             if ctx.json {
                 output::json(&serde_json::json!({ "person": id }))?;
             } else {
@@ -55,18 +53,14 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
         }
         PersonCmd::Show { person } => {
             let conn = ctx.catalog.conn();
-            let p = persons::resolve(conn, &person)?;
-            let events = consents::list(conn, Some(p.id))?;
-            let mut st =
-                conn.prepare("SELECT asset_id FROM links WHERE person_id = ?1 ORDER BY asset_id")?;
-            let linked: Vec<i64> = st
-                .query_map([p.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let shown = domain::persons::show(conn, &person)?;
             if ctx.json {
-                output::json(
-                    &serde_json::json!({ "person": p, "consents": events, "assets": linked }),
-                )?;
+                // as a JSON value first: every object's keys in name order, as always shown
+                let value = serde_json::to_value(&shown)
+                    .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
+                output::json(&value)?;
             } else {
+                let (p, events, linked) = (&shown.person, &shown.consents, &shown.assets);
                 println!("person {}: {}", p.id, p.label());
                 println!(
                     "  born: {}   ref: {}",
@@ -80,18 +74,14 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
                     println!("  guardian: #{g} {gl}");
                 }
                 println!("  photos: {}", linked.len());
-                for e in &events {
+                for e in events {
                     println!("  {}", describe_event(e));
                 }
             }
         }
         PersonCmd::Guardian { person, guardian } => {
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let p = persons::resolve(&tx, &person)?;
-            let g = persons::resolve(&tx, &guardian)?;
-            persons::add_guardian(&tx, p.id, g.id)?;
-            tx.commit()?;
-            println!("#{} is now a guardian of #{}", g.id, p.id);
+            let (g, p) = domain::persons::add_guardian(&mut ctx.session(), &person, &guardian)?;
+            println!("#{g} is now a guardian of #{p}");
         }
         PersonCmd::Report { person, dest } => return super::rights::report(ctx, &person, &dest),
         PersonCmd::Erase {
@@ -156,9 +146,13 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
             let basis = Basis::parse(&basis)
                 .ok_or_else(|| Error::invalid(format!("unknown basis '{basis}'")))?;
             let retention = retention.as_deref().map(Span::parse).transpose()?;
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let id = purposes::add(&tx, &name, basis, retention, art9_exception.as_deref())?;
-            tx.commit()?;
+            let id = domain::purposes::add(
+                &mut ctx.session(),
+                &name,
+                basis,
+                retention,
+                art9_exception.as_deref(),
+            )?;
             println!("purpose {id} '{name}' added");
             if art9_exception.is_none() {
                 println!("  special-category photos need explicit consent in it (no Art. 9(2) exception recorded)");
@@ -192,17 +186,13 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
                 "none" => None,
                 t => Some(Span::parse(t)?),
             };
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let p = purposes::resolve(&tx, &purpose)?;
-            purposes::set_retention(&tx, &p, span)?;
-            tx.commit()?;
+            let name = domain::purposes::set_retention(&mut ctx.session(), &purpose, span)?;
             match span {
                 Some(s) => println!(
-                    "purpose '{}': assets are kept {} from their import",
-                    p.name,
+                    "purpose '{name}': assets are kept {} from their import",
                     s.to_text()
                 ),
-                None => println!("purpose '{}': no retention term", p.name),
+                None => println!("purpose '{name}': no retention term"),
             }
         }
     }
@@ -307,21 +297,10 @@ pub fn consent(ctx: &mut Ctx, cmd: ConsentCmd) -> Result<i32> {
 }
 
 pub fn link(ctx: &mut Ctx, asset: &str, who: &[String]) -> Result<i32> {
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let a = assets::resolve(&tx, asset)?;
-    let mut added = Vec::new();
-    for w in who {
-        let p = persons::resolve(&tx, w)?;
-        if assets::link(&tx, a.id, p.id)? {
-            added.push(p.id);
-        }
-    }
-    // a reviewed draft becomes a normal asset
-    assets::activate(&tx, a.id)?;
-    tx.commit()?;
+    let (asset, added) = domain::links::link(&mut ctx.session(), asset, who)?;
     println!(
         "asset {} linked to {}",
-        a.id,
+        asset,
         if added.is_empty() {
             "no new persons (already linked)".into()
         } else {
@@ -336,12 +315,8 @@ pub fn link(ctx: &mut Ctx, asset: &str, who: &[String]) -> Result<i32> {
 }
 
 pub fn unlink(ctx: &mut Ctx, asset: &str, who: &str) -> Result<i32> {
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let a = assets::resolve(&tx, asset)?;
-    let p = persons::resolve(&tx, who)?;
-    assets::unlink(&tx, a.id, p.id)?;
-    tx.commit()?;
-    println!("asset {} no longer linked to #{}", a.id, p.id);
+    let (a, p) = domain::links::unlink(&mut ctx.session(), asset, who)?;
+    println!("asset {a} no longer linked to #{p}");
     Ok(0)
 }
 
@@ -352,19 +327,12 @@ pub fn mark(ctx: &mut Ctx, args: MarkArgs) -> Result<i32> {
         ));
     }
     let value = !args.clear;
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let mut ids = Vec::new();
-    for asset in &args.assets {
-        let a = assets::resolve(&tx, asset)?;
-        assets::mark(
-            &tx,
-            a.id,
-            args.no_persons.then_some(value),
-            args.special_category.then_some(value),
-        )?;
-        ids.push(a.id);
-    }
-    tx.commit()?;
+    let ids = domain::links::mark(
+        &mut ctx.session(),
+        &args.assets,
+        args.no_persons.then_some(value),
+        args.special_category.then_some(value),
+    )?;
     let what = [
         (args.no_persons, "no identifiable persons"),
         (args.special_category, "special category"),
@@ -386,14 +354,7 @@ pub fn mark(ctx: &mut Ctx, args: MarkArgs) -> Result<i32> {
 pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
     match cmd {
         UserCmd::Add { login, person } => {
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let pid = person
-                .as_deref()
-                .map(|p| persons::resolve(&tx, p))
-                .transpose()?
-                .map(|p| p.id);
-            users::add(&tx, &login, pid)?;
-            tx.commit()?;
+            domain::users::add(&mut ctx.session(), &login, person.as_deref())?;
             println!("user {login} added; give access with `consentfs user grant {login} --purpose P --access read`");
         }
         UserCmd::Grant {
@@ -405,12 +366,7 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
             let access = Access::parse(&access)
                 .ok_or_else(|| Error::invalid(format!("unknown access '{access}'")))?;
             let prefix = normalize_collection(&collection)?;
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let u = users::resolve(&tx, &login)?;
-            for p in purposes::resolve_list(&tx, &purpose)? {
-                users::grant(&tx, &u, p.id, &prefix, access)?;
-            }
-            tx.commit()?;
+            domain::users::grant(&mut ctx.session(), &login, &purpose, &prefix, access)?;
             println!(
                 "{login} may now {} {} in {purpose}",
                 access.as_str(),
@@ -430,23 +386,14 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
                 .as_deref()
                 .map(normalize_collection)
                 .transpose()?;
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let u = users::resolve(&tx, &login)?;
-            let mut n = 0;
-            for p in purposes::resolve_list(&tx, &purpose)? {
-                n += users::revoke(&tx, &u, p.id, &p.name, prefix.as_deref())?;
-            }
-            tx.commit()?;
+            let n = domain::users::revoke(&mut ctx.session(), &login, &purpose, prefix.as_deref())?;
             println!(
                 "{login}: {n} grant{} in {purpose} revoked",
                 if n == 1 { "" } else { "s" }
             );
         }
         UserCmd::Remove { login } => {
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let u = users::resolve(&tx, &login)?;
-            let drafts = users::remove(&tx, &u)?;
-            tx.commit()?;
+            let drafts = domain::users::remove(&mut ctx.session(), &login)?;
             println!("user {login} removed with all their grants");
             if drafts > 0 {
                 println!("{drafts} draft(s) of theirs are kept in the catalog but shown to no one");
@@ -488,58 +435,14 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
 }
 
 pub fn restore(ctx: &mut Ctx, asset: &str, version: i64) -> Result<i32> {
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let a = assets::resolve(&tx, asset)?;
-    let v = assets::version(&tx, a.id, Some(version))?;
-    if let Some(t) = v.thinned_at {
-        return Err(Error::invalid(format!(
-            "version {version} of asset {} was thinned by the version policy on {}; it cannot be restored",
-            a.id,
-            when::show(t)
-        )));
-    }
-    if v.wrapped_key.is_none() {
-        return Err(Error::invalid(format!(
-            "version {version} of asset {} was shredded; it cannot be restored",
-            a.id
-        )));
-    }
-    let new = assets::add_version_of_object(&tx, a.id, &v.object, v.size, v.mtime)?;
-    tx.commit()?;
-    println!(
-        "asset {}: version {version} restored as version {new}",
-        a.id
-    );
+    let (a, new) = domain::trash::restore_version(&mut ctx.session(), asset, version)?;
+    println!("asset {a}: version {version} restored as version {new}");
     Ok(0)
 }
 
 pub fn derive(ctx: &mut Ctx, draft: &str, from: &str) -> Result<i32> {
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let d = assets::resolve(&tx, draft)?;
-    let f = assets::resolve(&tx, from)?;
-    if d.status != crate::policy::Status::Draft {
-        return Err(Error::invalid(format!("asset {} is not a draft", d.id)));
-    }
-    if f.status != crate::policy::Status::Active {
-        return Err(Error::invalid(format!(
-            "asset {} is not an active asset",
-            f.id
-        )));
-    }
-    for p in &f.persons {
-        assets::link(&tx, d.id, *p)?;
-    }
-    assets::mark(&tx, d.id, Some(f.no_persons), Some(f.special_category))?;
-    assets::activate(&tx, d.id)?;
-    tx.audit(
-        "asset.derive",
-        serde_json::json!({ "asset": d.id, "from": f.id }),
-    )?;
-    tx.commit()?;
-    println!(
-        "asset {} is now a normal asset with the persons of asset {}",
-        d.id, f.id
-    );
+    let (d, f) = domain::links::derive(&mut ctx.session(), draft, from)?;
+    println!("asset {d} is now a normal asset with the persons of asset {f}");
     Ok(0)
 }
 
@@ -563,28 +466,8 @@ pub fn trash(ctx: &mut Ctx, cmd: TrashCmd) -> Result<i32> {
             Ok(0)
         }
         TrashCmd::Restore { asset } => {
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let a = assets::resolve(&tx, &asset)?;
-            if a.status != crate::policy::Status::Trash {
-                return Err(Error::invalid(format!(
-                    "asset {} is not in the trash",
-                    a.id
-                )));
-            }
-            if let Some(other) = assets::path_taken(&tx, &a.collection, &a.name)? {
-                return Err(Error::invalid(format!(
-                    "'{}' is taken by asset {other}; rename that first",
-                    a.path()
-                )));
-            }
-            let back = if a.draft_purpose.is_some() {
-                crate::policy::Status::Draft
-            } else {
-                crate::policy::Status::Active
-            };
-            assets::set_status(&tx, a.id, back)?;
-            tx.commit()?;
-            println!("asset {} restored to {}", a.id, a.path());
+            let (id, path) = domain::trash::restore(&mut ctx.session(), &asset)?;
+            println!("asset {id} restored to {path}");
             Ok(0)
         }
         TrashCmd::Purge { older_than, all } => {
@@ -595,13 +478,7 @@ pub fn trash(ctx: &mut Ctx, cmd: TrashCmd) -> Result<i32> {
                     .before(ctx.now)
                     .ok_or_else(|| Error::invalid("--older-than is out of range"))?
             };
-            let n = crate::shred::purge_trash(
-                &ctx.store,
-                &mut ctx.catalog,
-                &ctx.actor,
-                ctx.now,
-                cutoff,
-            )?;
+            let n = domain::trash::purge(&mut ctx.session(), cutoff)?;
             println!("purged {n} asset(s): their data keys are destroyed; consent history and audit stay");
             Ok(0)
         }

@@ -11,11 +11,16 @@
 pub mod consent;
 pub mod erase;
 pub mod import;
+pub mod links;
 mod new_store;
+pub mod persons;
+pub mod purposes;
 pub mod receipt;
 pub mod report;
 mod report_html;
 pub mod retention;
+pub mod trash;
+pub mod users;
 
 use crate::catalog::Catalog;
 use crate::policy::Time;
