@@ -21,6 +21,7 @@ mod report_html;
 pub mod retention;
 pub mod trash;
 pub mod users;
+pub mod versions;
 
 use crate::catalog::Catalog;
 use crate::policy::Time;
