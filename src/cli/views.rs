@@ -6,9 +6,10 @@ use crate::catalog::assets::{self, AssetRow};
 use crate::catalog::audit;
 use crate::catalog::snapshot::World;
 use crate::catalog::{bulk, persons, purposes, snapshot, users};
+use crate::domain;
 use crate::error::{Error, Result};
-use crate::policy::{self, prefix_covers, Decision, EventKind, Reason, Time};
-use crate::when::{self, parse_time, Span};
+use crate::policy::{self, prefix_covers, Decision, Reason, Time};
+use crate::when::{self, parse_time};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
@@ -289,32 +290,7 @@ pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>)
 }
 
 pub fn cat(ctx: &mut Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
-    let a = assets::resolve(ctx.catalog.conn(), asset)?;
-    let v = assets::version(ctx.catalog.conn(), a.id, version)?;
-    if let Some(t) = v.thinned_at {
-        return Err(Error::not_found(format!(
-            "asset {} version {} was thinned by the version policy on {}: its content is no longer kept (see `consentfs versions {}`)",
-            a.id,
-            v.version,
-            when::show(t),
-            a.id
-        )));
-    }
-    let wrapped = v.wrapped_key.as_deref().ok_or_else(|| {
-        Error::not_found(format!(
-            "asset {} version {} was shredded; its content no longer exists",
-            a.id, v.version
-        ))
-    })?;
-    let label = format!("asset {} ({}) version {}", a.id, a.path(), v.version);
-    let obj = ctx.store.open_object(&v.object, wrapped, v.size, &label)?;
-    // every use of a photo is on record, also the officer's own
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    tx.audit(
-        "access.cat",
-        serde_json::json!({ "asset": a.id, "version": v.version }),
-    )?;
-    tx.commit()?;
+    let obj = domain::cat::open(&mut ctx.session(), asset, version)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     obj.copy_verified_to(&mut out)?;
@@ -323,121 +299,9 @@ pub fn cat(ctx: &mut Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
     Ok(0)
 }
 
-#[derive(Serialize)]
-struct ExpiringItem {
-    /// `consent_ends`, `turns_16` or `retention_ends`.
-    kind: &'static str,
-    at: Time,
-    person: Option<i64>,
-    name: Option<String>,
-    purposes: Vec<String>,
-    event: Option<i64>,
-    asset: Option<i64>,
-    /// For a retention end: the persons linked to the asset.
-    persons: Vec<i64>,
-    /// Number of photos affected.
-    photos: usize,
-}
-
 pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
-    let span = Span::parse(within)?;
-    let (from, to) = (
-        ctx.now,
-        span.after(ctx.now)
-            .ok_or_else(|| Error::invalid("--within is out of range"))?,
-    );
-    let conn = ctx.catalog.conn();
-    let world = World::load(conn)?;
-    let names = person_names(ctx)?;
-    let active: Vec<&AssetRow> = world
-        .assets
-        .iter()
-        .filter(|a| a.status == policy::Status::Active)
-        .collect();
-    let mut by_person: HashMap<i64, Vec<&AssetRow>> = HashMap::new();
-    for a in &active {
-        for p in &a.persons {
-            by_person.entry(*p).or_default().push(a);
-        }
-    }
-    let purpose_names: HashMap<i64, String> = world
-        .purposes
-        .values()
-        .map(|p| (p.id, p.name.clone()))
-        .collect();
-    let mut items = Vec::new();
-    for person in world.persons.values() {
-        let photos = by_person.get(&person.id).map(Vec::as_slice).unwrap_or(&[]);
-        for e in &person.events {
-            if e.kind != EventKind::Grant {
-                continue;
-            }
-            if let Some(end) = e.expires.filter(|end| *end >= from && *end <= to) {
-                items.push(ExpiringItem {
-                    kind: "consent_ends",
-                    at: end,
-                    person: Some(person.id),
-                    name: names.get(&person.id).cloned(),
-                    purposes: e
-                        .purposes
-                        .iter()
-                        .filter_map(|p| purpose_names.get(p).cloned())
-                        .collect(),
-                    event: Some(e.id),
-                    asset: None,
-                    persons: Vec::new(),
-                    photos: photos
-                        .iter()
-                        .filter(|a| e.scope.covers(&a.to_policy()))
-                        .count(),
-                });
-            }
-        }
-        if let Some(sixteen) = person.turns_16.filter(|b| *b >= from && *b <= to) {
-            items.push(ExpiringItem {
-                kind: "turns_16",
-                at: sixteen,
-                person: Some(person.id),
-                name: names.get(&person.id).cloned(),
-                purposes: Vec::new(),
-                event: None,
-                asset: None,
-                persons: Vec::new(),
-                photos: photos.len(),
-            });
-        }
-    }
-    for a in &active {
-        let mut ends: Vec<(Time, Vec<String>)> = Vec::new();
-        if let Some(r) = a.retention_until.filter(|r| *r >= from && *r <= to) {
-            ends.push((r, Vec::new()));
-        }
-        for p in world.purposes.values() {
-            if let Some(end) = p
-                .to_policy()
-                .retention
-                .and_then(|term| term.end(a.created_at))
-            {
-                if end >= from && end <= to {
-                    ends.push((end, vec![p.name.clone()]));
-                }
-            }
-        }
-        for (at, purposes) in ends {
-            items.push(ExpiringItem {
-                kind: "retention_ends",
-                at,
-                person: None,
-                name: None,
-                purposes,
-                event: None,
-                asset: Some(a.id),
-                persons: a.persons.clone(),
-                photos: 1,
-            });
-        }
-    }
-    items.sort_by_key(|i| (i.at, i.kind, i.person, i.asset));
+    let domain::expiring::Expiring { to, items, names } =
+        domain::expiring::expiring(ctx.catalog.conn(), ctx.now, within)?;
     if ctx.json {
         output::json(&items)?;
     } else if items.is_empty() {

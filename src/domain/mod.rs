@@ -8,8 +8,10 @@
 //! operation needs, never the command line's types, prints nothing, and returns a result
 //! (`serde::Serialize` where `--json` shows it) that each front end renders its own way.
 
+pub mod cat;
 pub mod consent;
 pub mod erase;
+pub mod expiring;
 pub mod import;
 pub mod links;
 mod new_store;
