@@ -1,68 +1,15 @@
-//! Commands that look: `ls`, `why`, `cat`, `versions`, `expiring` and `audit`.
-//! `ls` and `why` evaluate the same rules over the same snapshot the mount uses.
+//! Commands that look, on the command line: `ls`, `why`, `cat`, `expiring` and `audit`. What
+//! they find is worked out in [`crate::domain`] (`visibility`, `cat`, `expiring`) and the
+//! catalog's audit log; here it is printed.
 
 use super::{output, Ctx};
-use crate::catalog::assets::{self, AssetRow};
 use crate::catalog::audit;
-use crate::catalog::snapshot::World;
-use crate::catalog::{bulk, persons, purposes, snapshot, users};
 use crate::domain;
 use crate::error::{Error, Result};
-use crate::policy::{self, prefix_covers, Decision, Reason, Time};
-use crate::when::{self, parse_time};
-use serde::Serialize;
-use std::collections::HashMap;
+use crate::when;
 use std::io::Write;
 
-#[derive(Serialize)]
-struct LsItem {
-    asset: i64,
-    path: String,
-    visible: bool,
-    reason: String,
-    reason_text: String,
-    valid_until: Option<Time>,
-    persons: Vec<i64>,
-    /// The user's own draft: shown to them alone, in no one else's view and no export.
-    draft: bool,
-}
-
-fn person_names(ctx: &Ctx) -> Result<HashMap<i64, String>> {
-    Ok(persons::list(ctx.catalog.conn())?
-        .into_iter()
-        .map(|p| (p.id, p.label()))
-        .collect())
-}
-
-fn reason_text(reason: &Reason, names: &HashMap<i64, String>) -> String {
-    let who = reason
-        .person()
-        .map(|p| {
-            format!("#{p} {}", names.get(&p).cloned().unwrap_or_default())
-                .trim_end()
-                .to_string()
-        })
-        .unwrap_or_default();
-    reason.describe(&who)
-}
-
-/// A draft that is not `login`'s own in `purpose`: someone's unsaved work, which may be named
-/// after what it shows. Another user's `ls` never lists it and their `why` never names it,
-/// whatever else hides it from them (the rules may report a missing grant first).
-fn foreign_draft(a: &AssetRow, login: &str, purpose: policy::PurposeId) -> bool {
-    a.status == policy::Status::Draft
-        && (a.creator != login || a.draft_purpose.is_some_and(|p| p != purpose))
-}
-
-fn at_or_now(ctx: &Ctx, at: Option<&str>) -> Result<Time> {
-    at.map(|a| parse_time(a, ctx.now))
-        .transpose()
-        .map(|t| t.unwrap_or(ctx.now))
-}
-
-/// Assets handed from the reading thread to the deciding one at a time (`ls`).
-const BATCH: usize = 1024;
-
+/// `ls`: see [`domain::visibility::ls`].
 pub fn ls(
     ctx: &Ctx,
     login: &str,
@@ -71,87 +18,16 @@ pub fn ls(
     hidden: bool,
     collection: Option<&str>,
 ) -> Result<i32> {
-    let t = at_or_now(ctx, at)?;
-    let conn = ctx.catalog.conn();
-    let user = users::resolve(conn, login)?;
-    users::check_account(&user)?;
-    let user = user.to_policy();
-    let purpose = purposes::resolve(conn, purpose)?;
-    let prefix = collection.map(assets::normalize_collection).transpose()?;
-    // the assets stream past the rules one by one: a million rows are never held at once
-    let people = snapshot::Persons::load(conn)?;
-    let names = if hidden || ctx.json {
-        person_names(ctx)?
-    } else {
-        HashMap::new()
-    };
-    let rules = purpose.to_policy();
-    // This thread reads the catalog; a second one applies the rules (about half the work each
-    // for a million assets), batch by batch, so neither holds more than a few batches.
-    let mut items: Vec<LsItem> = std::thread::scope(|scope| -> Result<Vec<LsItem>> {
-        let (to_rules, batches) =
-            std::sync::mpsc::sync_channel::<Vec<(AssetRow, policy::Asset)>>(4);
-        let (people, user, rules, names) = (&people, &user, &rules, &names);
-        let decider = scope.spawn(move || {
-            let mut items = Vec::new();
-            for batch in batches {
-                for (a, input) in batch {
-                    let d = policy::decide(&input, people, user, rules, t);
-                    if d.visible || hidden {
-                        items.push(LsItem {
-                            asset: a.id,
-                            path: a.path(),
-                            visible: d.visible,
-                            reason: d.reason.code().into(),
-                            reason_text: reason_text(&d.reason, names),
-                            valid_until: d.valid_until,
-                            persons: a.persons,
-                            draft: a.status == policy::Status::Draft,
-                        });
-                    }
-                }
-            }
-            items
-        });
-        let mut batch = Vec::with_capacity(BATCH);
-        let read = bulk::each_asset_row(conn, |a| {
-            // the trash is `trash list`'s; purged assets (shredded, or temp files saved over
-            // a photo) are gone for good; others' drafts are no one else's business
-            if matches!(a.status, policy::Status::Trash | policy::Status::Purged)
-                || foreign_draft(&a, &user.login, purpose.id)
-                || prefix
-                    .as_deref()
-                    .is_some_and(|p| !prefix_covers(p, &a.collection))
-            {
-                return Ok(());
-            }
-            let mut input = a.to_policy();
-            if a.status == policy::Status::Draft {
-                // what the draft was made from (drafts are few: looked up one by one)
-                for s in &a.sources {
-                    if let Some(src) = assets::get(conn, *s)? {
-                        input.derived_from.push(src.to_policy());
-                    }
-                }
-            }
-            batch.push((a, input));
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                // a closed channel means the other thread ended: its join says why
-                let _ = to_rules.send(full);
-            }
-            Ok(())
-        });
-        if !batch.is_empty() {
-            let _ = to_rules.send(batch);
-        }
-        drop(to_rules);
-        let items = decider
-            .join()
-            .map_err(|_| Error::invalid("the thread applying the rules stopped"))?;
-        read.map(|()| items)
-    })?;
-    items.sort_by(|a, b| (!a.visible, &a.path).cmp(&(!b.visible, &b.path)));
+    let items = domain::visibility::ls(
+        ctx.catalog.conn(),
+        ctx.now,
+        login,
+        purpose,
+        at,
+        hidden,
+        collection,
+        hidden || ctx.json,
+    )?;
     if ctx.json {
         output::json(&items)?;
         return Ok(0);
@@ -196,74 +72,10 @@ pub fn ls(
     Ok(0)
 }
 
-#[derive(Serialize)]
-struct PersonStanding {
-    person: i64,
-    name: String,
-    ok: bool,
-    reason: String,
-    reason_text: String,
-}
-
-#[derive(Serialize)]
-struct WhyOut {
-    asset: i64,
-    /// None for someone else's draft: its name is not shown to another user.
-    path: Option<String>,
-    user: String,
-    purpose: String,
-    at: Time,
-    visible: bool,
-    reason: String,
-    reason_text: String,
-    valid_until: Option<Time>,
-    persons: Vec<PersonStanding>,
-}
-
+/// `why`: see [`domain::visibility::why`].
 pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>) -> Result<i32> {
-    let t = at_or_now(ctx, at)?;
-    let conn = ctx.catalog.conn();
-    let a = assets::resolve(conn, asset)?;
-    let user = users::resolve(conn, login)?;
-    users::check_account(&user)?;
-    let user = user.to_policy();
-    let purpose = purposes::resolve(conn, purpose)?;
-    let world = World::load(conn)?;
-    let names = person_names(ctx)?;
-    let d: Decision = world.decide(&a, &user, &purpose, t);
-    // Each person's own standing: the same rules over the asset as if only they were on it.
-    let mut standings = Vec::new();
-    for &p in &a.persons {
-        let solo = AssetRow {
-            persons: vec![p],
-            ..a.clone()
-        };
-        let (ok, reason) =
-            policy::evaluate_at(&solo.to_policy(), &world, &user, &purpose.to_policy(), t);
-        standings.push(PersonStanding {
-            person: p,
-            name: names.get(&p).cloned().unwrap_or_default(),
-            ok,
-            reason: reason.code().into(),
-            reason_text: if ok {
-                "consents to this use".into()
-            } else {
-                reason_text(&reason, &names)
-            },
-        });
-    }
-    let out = WhyOut {
-        asset: a.id,
-        path: (!foreign_draft(&a, &user.login, purpose.id)).then(|| a.path()),
-        user: login.into(),
-        purpose: purpose.name.clone(),
-        at: t,
-        visible: d.visible,
-        reason: d.reason.code().into(),
-        reason_text: reason_text(&d.reason, &names),
-        valid_until: d.valid_until,
-        persons: standings,
-    };
+    let out = domain::visibility::why(ctx.catalog.conn(), ctx.now, asset, login, purpose, at)?;
+    let t = out.at;
     if ctx.json {
         output::json(&out)?;
         return Ok(0);

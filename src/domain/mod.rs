@@ -24,6 +24,7 @@ pub mod retention;
 pub mod trash;
 pub mod users;
 pub mod versions;
+pub mod visibility;
 
 use crate::catalog::Catalog;
 use crate::policy::Time;
