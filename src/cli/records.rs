@@ -1,5 +1,7 @@
-//! Commands that record facts: persons, guardians, purposes, consent events, links, marks,
-//! users and grants. Each runs in one transaction with its audit entry.
+//! Commands that record facts, on the command line: persons, guardians, purposes, consent
+//! events, links, marks, users and grants, the trash. Each change is an operation of
+//! [`crate::domain`] (one transaction with its audit entry); here the arguments are turned
+//! into domain values and the result is printed. Listings read the catalog directly.
 
 use super::{
     output, ConsentCmd, Ctx, EventArgs, MarkArgs, PersonCmd, PurposeCmd, TrashCmd, UserCmd,
