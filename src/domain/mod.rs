@@ -44,3 +44,84 @@ pub struct Session<'a> {
     /// The moment the request is evaluated at, one for the whole operation.
     pub now: Time,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::Quiet;
+    use crate::policy::EventKind;
+
+    /// The operations run on domain values alone (what the control socket will do): a photo
+    /// imported, linked and consented to is in the user's view; after a withdrawal recorded
+    /// through the same operation it is not, and an erasure (dry run) names it.
+    #[test]
+    fn operations_run_without_the_command_line() {
+        let d = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now();
+        let store = Store::init(
+            &d.path().join("s"),
+            None,
+            Some(&d.path().join("k")),
+            now,
+            "t",
+        )
+        .unwrap();
+        let mut catalog = Catalog::open(
+            &store.catalog_path(),
+            &store.catalog_key(),
+            store.audit_key(),
+        )
+        .unwrap();
+        let photo = d.path().join("anna.jpg");
+        std::fs::write(&photo, b"a photo of anna").unwrap();
+        let mut s = Session {
+            store: &store,
+            catalog: &mut catalog,
+            actor: "officer",
+            now,
+        };
+        let imported = import::import(&mut s, "ev", None, &[photo], &Quiet).unwrap();
+        assert_eq!(imported.outcomes.len(), 1);
+        let asset = imported.outcomes[0].asset;
+        persons::add(&mut s, "Anna", None, None).unwrap();
+        links::link(&mut s, &asset.to_string(), &["Anna".to_string()]).unwrap();
+        users::add(&mut s, "root", None).unwrap();
+        users::grant(&mut s, "root", "website", "", crate::policy::Access::Read).unwrap();
+        let anna = consent::Subject {
+            person: "Anna",
+            purposes: "website",
+            collection: None,
+            assets: &[],
+            by: None,
+        };
+        let at = consent::Moments::parse(EventKind::Grant, None, None, now).unwrap();
+        consent::record(&mut s, EventKind::Grant, &anna, at, false, None).unwrap();
+        let seen = |s: &Session| {
+            visibility::ls(
+                s.catalog.conn(),
+                s.now,
+                "root",
+                "website",
+                None,
+                false,
+                None,
+                false,
+            )
+            .unwrap()
+            .iter()
+            .map(|i| i.path.clone())
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(seen(&s), ["ev/anna.jpg"]);
+
+        s.now += chrono::Duration::seconds(2);
+        let at = consent::Moments::parse(EventKind::Withdraw, None, None, s.now).unwrap();
+        let w = consent::record(&mut s, EventKind::Withdraw, &anna, at, false, None).unwrap();
+        assert_eq!(w.kind, EventKind::Withdraw);
+        assert!(seen(&s).is_empty());
+        let dry = erase::erase(&mut s, "Anna", false, false).unwrap();
+        assert!(!dry.applied);
+        assert_eq!(dry.shredded.len(), 1);
+        assert_eq!(dry.shredded[0].path, "ev/anna.jpg");
+    }
+}
