@@ -144,7 +144,7 @@ fn check_not_newer(conn: &rusqlite::Connection, old: &Manifest, dest: &Path) -> 
     let Some(then) = &old.catalog_head else {
         return Ok(());
     };
-    let found = crate::audit::hash_at(conn, then.seq)?.map(hex::encode);
+    let found = crate::catalog::audit::hash_at(conn, then.seq)?.map(hex::encode);
     if found.as_deref() == Some(then.hash.as_str()) {
         return Ok(());
     }
@@ -223,7 +223,7 @@ pub fn check_destination(dest: &Path, store_root: &Path) -> Result<PathBuf> {
             dest.display()
         )));
     }
-    for m in crate::daemon::mountinfo::mounts() {
+    for m in crate::mountinfo::mounts() {
         if m.is_consentfs() && abs.starts_with(&m.point) {
             return Err(Error::invalid(format!(
                 "{} lies inside the consentfs mount at {}; export to a folder outside the mount",

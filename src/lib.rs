@@ -1,17 +1,18 @@
 //! consentfs: an encrypted photo store whose every view shows, per user and purpose, only the
 //! portraits the people on them consented to, right now. See DESIGN.md and README.md.
 
-pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod crypto;
 pub mod daemon;
+pub mod domain;
 pub mod error;
 pub mod export;
 pub mod files;
 pub mod fuse;
 pub mod inventory;
 pub mod maintenance;
+pub mod mountinfo;
 pub mod names;
 pub mod policy;
 pub mod roles;

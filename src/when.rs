@@ -27,7 +27,8 @@
 //! can never make the rules overflow; what cannot be read fails closed.
 
 use crate::error::{Error, Result};
-use crate::policy::Time;
+/// A moment in time; all decisions are made in UTC (also `crate::policy::Time`).
+pub type Time = chrono::DateTime<chrono::Utc>;
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use std::sync::RwLock;
 

@@ -84,7 +84,7 @@ const MAX_LEN: u64 = 4096;
 /// The head of the log in `conn` (0 and zeros before the first entry); inside a transaction,
 /// what to anchor once it commits.
 pub(crate) fn current(conn: &Connection) -> Result<Head> {
-    let (seq, hash) = crate::audit::head(conn)?;
+    let (seq, hash) = super::audit::head(conn)?;
     Ok(Head {
         seq,
         hash: hex::encode(hash),
@@ -93,7 +93,7 @@ pub(crate) fn current(conn: &Connection) -> Result<Head> {
 
 /// The hash the log in `conn` holds at `seq`, if it reaches that far.
 fn hash_at(conn: &Connection, seq: i64) -> Result<Option<String>> {
-    Ok(crate::audit::hash_at(conn, seq)?.map(hex::encode))
+    Ok(super::audit::hash_at(conn, seq)?.map(hex::encode))
 }
 
 impl Anchor {

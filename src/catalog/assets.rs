@@ -129,6 +129,32 @@ pub fn linked_persons(conn: &Connection, asset: AssetId) -> Result<Vec<PersonId>
     Ok(ids)
 }
 
+/// The assets a person is linked to now, in id order (their photos, for erasure and reports).
+pub fn linked_to(conn: &Connection, person: PersonId) -> Result<Vec<AssetId>> {
+    let mut st =
+        conn.prepare_cached("SELECT asset_id FROM links WHERE person_id = ?1 ORDER BY asset_id")?;
+    let ids = st
+        .query_map([person], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
+/// An object's wrapped data key (none once shredded) and size, if the object is known.
+pub fn object_key(conn: &Connection, object: &str) -> Result<Option<(Option<Vec<u8>>, i64)>> {
+    Ok(conn
+        .prepare_cached("SELECT wrapped_key, size FROM objects WHERE id = ?1")?
+        .query_row([object], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Replace a shredded asset's file name by `erased-<id>`: a file name often carries the name
+/// of the person on it, and it must go with the photo when the person is erased.
+pub fn rename_erased(tx: &Tx, asset: AssetId) -> Result<()> {
+    tx.prepare_cached("UPDATE assets SET name = 'erased-' || id WHERE id = ?1")?
+        .execute([asset])?;
+    Ok(())
+}
+
 pub fn get(conn: &Connection, id: AssetId) -> Result<Option<AssetRow>> {
     let a = conn
         .prepare_cached(&format!("SELECT {COLS} FROM assets WHERE id = ?1"))?
@@ -686,6 +712,14 @@ pub fn object_known(conn: &Connection, id: &str) -> Result<bool> {
         .prepare_cached("SELECT COUNT(*) FROM objects WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?;
     Ok(n > 0)
+}
+
+/// The store asks through this whether an object it finds is recorded (see
+/// [`crate::store::intents`]).
+impl crate::store::intents::Recorded for Connection {
+    fn records_object(&self, id: &str) -> Result<bool> {
+        object_known(self, id)
+    }
 }
 
 /// A draft: a file a user created through the mount, shown only to them, in the purpose folder

@@ -43,6 +43,42 @@ impl Outcome {
     }
 }
 
+/// One file of one export, as a person's report lists it.
+pub struct ItemRow {
+    pub export: i64,
+    pub at: i64,
+    /// Who ran the export.
+    pub by: String,
+    /// Whose view was exported.
+    pub user: String,
+    pub purpose: String,
+    pub asset: i64,
+    pub path: String,
+}
+
+/// Every file of every export, by export and asset.
+pub fn all_items(conn: &Connection) -> Result<Vec<ItemRow>> {
+    let mut st = conn.prepare(
+        "SELECT e.id, e.at, e.actor, e.login, p.name, i.asset_id, i.path
+           FROM export_items i JOIN exports e ON e.id = i.export_id
+           JOIN purposes p ON p.id = e.purpose_id ORDER BY e.id, i.asset_id",
+    )?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(ItemRow {
+                export: r.get(0)?,
+                at: r.get(1)?,
+                by: r.get(2)?,
+                user: r.get(3)?,
+                purpose: r.get(4)?,
+                asset: r.get(5)?,
+                path: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 /// The new export's row (its MAC empty until it ends); returns its id.
 #[allow(clippy::too_many_arguments)]
 pub fn start(

@@ -11,6 +11,7 @@
 
 pub mod anchor;
 pub mod assets;
+pub mod audit;
 pub mod bulk;
 pub mod consents;
 pub mod exports;
@@ -20,6 +21,7 @@ pub mod purposes;
 pub mod roles;
 pub mod schema;
 pub mod snapshot;
+pub mod synthetic;
 pub mod users;
 pub mod versions;
 pub mod wal;
@@ -554,7 +556,7 @@ impl Tx<'_> {
     }
     /// Record a change in the audit log. `detail` holds ids, never names.
     pub fn audit(&self, action: &str, detail: serde_json::Value) -> Result<i64> {
-        crate::audit::append(self, self.audit_key, self.now, &self.actor, action, &detail)
+        audit::append(self, self.audit_key, self.now, &self.actor, action, &detail)
     }
     /// Record an entry on behalf of someone else at another moment (entries queued while the
     /// catalog was busy keep the time and actor of what they record).
@@ -565,7 +567,7 @@ impl Tx<'_> {
         action: &str,
         detail: serde_json::Value,
     ) -> Result<i64> {
-        crate::audit::append(self, self.audit_key, at, actor, action, &detail)
+        audit::append(self, self.audit_key, at, actor, action, &detail)
     }
     /// Commit, then move the rollback anchor to the new audit head. The change is made once
     /// SQLite commits; an anchor that cannot be written is logged (the catalog is then ahead
@@ -731,7 +733,7 @@ mod tests {
         tx.commit().unwrap();
         assert!(mine.pending_for().is_none());
         assert_eq!(count(&other), before + 2);
-        let verified = crate::audit::verify(other.conn(), other.audit_key()).unwrap();
+        let verified = audit::verify(other.conn(), other.audit_key()).unwrap();
         assert!(verified.problems.is_empty(), "{:?}", verified.problems);
         // left open and never committed: gone with the connection
         let tx = mine.begin("t", chrono::Utc::now()).unwrap();

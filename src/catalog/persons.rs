@@ -58,6 +58,26 @@ pub fn guardians_of(conn: &Connection, id: PersonId) -> Result<Vec<PersonId>> {
     Ok(ids)
 }
 
+/// The persons `id` is a registered guardian of, in id order.
+pub fn wards_of(conn: &Connection, id: PersonId) -> Result<Vec<PersonId>> {
+    let mut st = conn.prepare_cached(
+        "SELECT person_id FROM guardians WHERE guardian_id = ?1 ORDER BY person_id",
+    )?;
+    let ids = st
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
+/// Whether the person was erased (their row stays, under its pseudonym).
+pub fn is_erased(conn: &Connection, id: PersonId) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT erased_at IS NOT NULL FROM persons WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?)
+}
+
 pub fn get(conn: &Connection, id: PersonId) -> Result<Option<PersonRow>> {
     let p = conn
         .prepare_cached(&format!("SELECT {COLS} FROM persons WHERE id = ?1"))?

@@ -251,7 +251,7 @@ fn answers(mountpoint: &Path) -> bool {
     let Ok(point) = std::fs::canonicalize(mountpoint) else {
         return false;
     };
-    crate::daemon::mountinfo::mounts().iter().any(|m| {
+    crate::mountinfo::mounts().iter().any(|m| {
         m.point == point
             && m.source == "consentfs"
             && (m.fstype == "fuse" || m.fstype == "fuse.consentfs")

@@ -716,6 +716,18 @@ pub struct Ctx {
     _running: crate::store::running::Registration,
 }
 
+impl Ctx {
+    /// The store and catalog as the domain operations take them, acting as this command's user.
+    pub fn session(&mut self) -> crate::domain::Session<'_> {
+        crate::domain::Session {
+            store: &self.store,
+            catalog: &mut self.catalog,
+            actor: &self.actor,
+            now: self.now,
+        }
+    }
+}
+
 /// The OS login running this command, recorded as the actor of changes.
 pub fn current_login() -> String {
     let uid = nix::unistd::getuid();
@@ -1029,7 +1041,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
         Command::Audit(AuditCmd::List { since }) => views::audit_list(&ctx, since),
         Command::Audit(AuditCmd::Verify) => views::audit_verify(&ctx),
         Command::Audit(AuditCmd::Report { person, since }) => {
-            rights::audit_report(&ctx, &person, since.as_deref())
+            rights::audit_report(&mut ctx, &person, since.as_deref())
         }
         Command::Check => ops::check(&mut ctx),
         Command::Backup { dest } => ops::backup(&mut ctx, &dest),
@@ -1046,7 +1058,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
             user,
         } => import::generate(
             &mut ctx,
-            import::GenerateSpec {
+            crate::catalog::synthetic::Spec {
                 assets,
                 persons,
                 events,

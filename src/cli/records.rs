@@ -1,15 +1,18 @@
-//! Commands that record facts: persons, guardians, purposes, consent events, links, marks,
-//! users and grants. Each runs in one transaction with its audit entry.
+//! Commands that record facts, on the command line: persons, guardians, purposes, consent
+//! events, links, marks, users and grants, the trash. Each change is an operation of
+//! [`crate::domain`] (one transaction with its audit entry); here the arguments are turned
+//! into domain values and the result is printed. Listings read the catalog directly.
 
 use super::{
     output, ConsentCmd, Ctx, EventArgs, MarkArgs, PersonCmd, PurposeCmd, TrashCmd, UserCmd,
 };
 use crate::catalog::assets::{self, normalize_collection};
-use crate::catalog::consents::{self, NewEvent};
+use crate::catalog::consents;
 use crate::catalog::{persons, purposes, users};
-use crate::error::{Error, IoContext, Result};
-use crate::policy::{Access, Basis, EventKind, Scope, Time};
-use crate::when::{self, parse_date, parse_time, Span};
+use crate::domain::{self, consent};
+use crate::error::{Error, Result};
+use crate::policy::{Access, Basis, EventKind};
+use crate::when::{self, parse_date, Span};
 
 pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
     match cmd {
@@ -20,10 +23,13 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
             same_name,
         } => {
             let born = born.as_deref().map(parse_date).transpose()?;
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            persons::check_new_name(&tx, &name, ext_ref.as_deref(), same_name)?;
-            let id = persons::add(&tx, &name, born, ext_ref.as_deref())?;
-            tx.commit()?;
+            let id = domain::persons::add(
+                &mut ctx.session(),
+                &name,
+                born,
+                ext_ref.as_deref(),
+                same_name,
+            )?;
             if ctx.json {
                 output::json(&serde_json::json!({ "person": id }))?;
             } else {
@@ -56,18 +62,14 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
         }
         PersonCmd::Show { person } => {
             let conn = ctx.catalog.conn();
-            let p = persons::resolve(conn, &person)?;
-            let events = consents::list(conn, Some(p.id))?;
-            let mut st =
-                conn.prepare("SELECT asset_id FROM links WHERE person_id = ?1 ORDER BY asset_id")?;
-            let linked: Vec<i64> = st
-                .query_map([p.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let shown = domain::persons::show(conn, &person)?;
             if ctx.json {
-                output::json(
-                    &serde_json::json!({ "person": p, "consents": events, "assets": linked }),
-                )?;
+                // as a JSON value first: every object's keys in name order, as always shown
+                let value = serde_json::to_value(&shown)
+                    .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
+                output::json(&value)?;
             } else {
+                let (p, events, linked) = (&shown.person, &shown.consents, &shown.assets);
                 println!("person {}: {}", p.id, p.label());
                 println!(
                     "  born: {}   ref: {}",
@@ -81,18 +83,14 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
                     println!("  guardian: #{g} {gl}");
                 }
                 println!("  photos: {}", linked.len());
-                for e in &events {
+                for e in events {
                     println!("  {}", describe_event(e));
                 }
             }
         }
         PersonCmd::Guardian { person, guardian } => {
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let p = persons::resolve(&tx, &person)?;
-            let g = persons::resolve(&tx, &guardian)?;
-            persons::add_guardian(&tx, p.id, g.id)?;
-            tx.commit()?;
-            println!("#{} is now a guardian of #{}", g.id, p.id);
+            let (g, p) = domain::persons::add_guardian(&mut ctx.session(), &person, &guardian)?;
+            println!("#{g} is now a guardian of #{p}");
         }
         PersonCmd::Report { person, dest } => return super::rights::report(ctx, &person, &dest),
         PersonCmd::Erase {
@@ -157,9 +155,13 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
             let basis = Basis::parse(&basis)
                 .ok_or_else(|| Error::invalid(format!("unknown basis '{basis}'")))?;
             let retention = retention.as_deref().map(Span::parse).transpose()?;
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let id = purposes::add(&tx, &name, basis, retention, art9_exception.as_deref())?;
-            tx.commit()?;
+            let id = domain::purposes::add(
+                &mut ctx.session(),
+                &name,
+                basis,
+                retention,
+                art9_exception.as_deref(),
+            )?;
             println!("purpose {id} '{name}' added");
             if art9_exception.is_none() {
                 println!("  special-category photos need explicit consent in it (no Art. 9(2) exception recorded)");
@@ -193,38 +195,21 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
                 "none" => None,
                 t => Some(Span::parse(t)?),
             };
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let p = purposes::resolve(&tx, &purpose)?;
-            purposes::set_retention(&tx, &p, span)?;
-            tx.commit()?;
+            let name = domain::purposes::set_retention(&mut ctx.session(), &purpose, span)?;
             match span {
                 Some(s) => println!(
-                    "purpose '{}': assets are kept {} from their import",
-                    p.name,
+                    "purpose '{name}': assets are kept {} from their import",
                     s.to_text()
                 ),
-                None => println!("purpose '{}': no retention term", p.name),
+                None => println!("purpose '{name}': no retention term"),
             }
         }
     }
     Ok(0)
 }
 
-/// A moment that must not lie in the past (a withdrawal is never retroactive).
-/// The largest evidence file kept with a consent (a signed form's scan, an e-mail).
-const MAX_EVIDENCE: u64 = 64 << 20;
-
-fn not_past(what: &str, t: Time, now: Time) -> Result<Time> {
-    // a minute of slack for clocks and typing
-    if t < now - chrono::Duration::seconds(60) {
-        return Err(Error::invalid(format!(
-            "{what} {} lies in the past; it cannot be retroactive: omit the time to record it as of now",
-            when::show(t)
-        )));
-    }
-    Ok(t.max(now))
-}
-
+/// `consent grant|withdraw|refuse|object`: the times first (a mistyped one is the first error),
+/// then the evidence, opened here as the user who runs the command, then the record.
 fn record(
     ctx: &mut Ctx,
     kind: EventKind,
@@ -234,157 +219,20 @@ fn record(
     explicit: bool,
     evidence: Option<&std::path::Path>,
 ) -> Result<i32> {
-    let now = ctx.now;
-    // Stored times are whole seconds, rounded inward: a grant never starts early (its start
-    // rounds up) nor ends late (its end rounds down); a withdrawal never takes effect late
-    // (rounds down). A grant without --from starts at the current second.
-    let starts = match starts {
-        None => when::round_down(now),
-        Some(s) if kind == EventKind::Grant => when::round_up(parse_time(s, now)?),
-        Some(s) => when::round_down(not_past(
-            &format!("--at for a {}", kind.as_str()),
-            parse_time(s, now)?,
-            now,
-        )?),
+    let at = consent::Moments::parse(kind, starts, until, ctx.now)?;
+    let evidence = evidence.map(consent::open_evidence).transpose()?;
+    let who = consent::Subject {
+        person: &args.person,
+        purposes: &args.purpose,
+        collection: args.collection.as_deref(),
+        assets: &args.assets,
+        by: args.by.as_deref(),
     };
-    // `--until 1y` counts from the grant's start (its --from), like every span from a moment.
-    let expires = until
-        .map(|u| parse_time(u, starts).map(when::round_down))
-        .transpose()?;
-    if let Some(end) = expires {
-        if end <= now {
-            return Err(Error::invalid(format!(
-                "--until {} lies in the past: this consent would already have ended",
-                when::show(end)
-            )));
-        }
-    }
-    // The evidence (up to 64 MiB) is encrypted before the transaction, announced in the
-    // intents journal so no sweep takes it for an orphan meanwhile; if anything fails it is
-    // removed (by `finish` below, or by the next command's reap if this one is killed).
-    let mut journal = crate::store::intents::Journal::new(&ctx.store);
-    let result = (|| -> Result<i64> {
-        let evidence_obj = match evidence {
-            Some(path) => {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                // a regular file only: a FIFO would hang the command, a link could point
-                // anywhere root can read
-                let mut f = crate::files::open_regular(path)?;
-                let size = f.metadata().at("read evidence", path)?.len();
-                if size > MAX_EVIDENCE {
-                    return Err(Error::invalid(format!(
-                        "evidence {} is {size} bytes; at most {MAX_EVIDENCE} bytes (a scan or an e-mail) are kept",
-                        path.display()
-                    )));
-                }
-                let obj = journal.put(&ctx.store, &mut f)?;
-                Some((obj, name))
-            }
-            None => None,
-        };
-        let tx = ctx.catalog.begin(&ctx.actor, now)?;
-        let person = persons::resolve(&tx, &args.person)?;
-        if person.name.is_none() {
-            return Err(Error::invalid(format!(
-                "person #{} was erased; no new consent can be recorded",
-                person.id
-            )));
-        }
-        let zone = crate::catalog::zone::get(&tx)?;
-        let given_by = match &args.by {
-            None => person.id,
-            Some(g) => {
-                let g = persons::resolve(&tx, g)?;
-                if g.id != person.id && !person.guardians.contains(&g.id) {
-                    return Err(Error::invalid(format!(
-                        "#{} is not a registered guardian of #{}; register them first with `consentfs person guardian`",
-                        g.id, person.id
-                    )));
-                }
-                if g.id != person.id && kind == EventKind::Grant {
-                    if let Some(born) = g.born {
-                        if starts < when::sixteenth_birthday(born, &zone) {
-                            return Err(Error::invalid(format!(
-                                "guardian #{} (born {born}) is under 16 on {}: only someone of 16 or older can consent for another person",
-                                g.id,
-                                when::show(starts)
-                            )));
-                        }
-                    }
-                }
-                g.id
-            }
-        };
-        if kind == EventKind::Grant {
-            if let Some(born) = person.born {
-                let birth = zone.midnight(born).unwrap_or(now);
-                if starts < birth {
-                    return Err(Error::invalid(format!(
-                        "the grant would start {}, before #{} was born ({born}); check --from",
-                        when::show(starts),
-                        person.id
-                    )));
-                }
-                if given_by == person.id && starts < when::sixteenth_birthday(born, &zone) {
-                    return Err(Error::invalid(format!(
-                        "#{} is under 16 on {}: only a parent or guardian can consent; record it with --by GUARDIAN",
-                        person.id,
-                        when::show(starts)
-                    )));
-                }
-            }
-        }
-        let purposes: Vec<i64> = purposes::resolve_list(&tx, &args.purpose)?
-            .iter()
-            .map(|p| p.id)
-            .collect();
-        let scope = match (&args.collection, args.assets.is_empty()) {
-            (Some(_), false) => {
-                return Err(Error::invalid(
-                    "give either --collection or --asset, not both",
-                ))
-            }
-            (Some(c), true) => Scope::Collection(normalize_collection(c)?),
-            (None, false) => {
-                let mut ids = Vec::new();
-                for a in &args.assets {
-                    ids.push(assets::resolve(&tx, a)?.id);
-                }
-                Scope::Assets(ids)
-            }
-            (None, true) => Scope::All,
-        };
-        if let Some((obj, _)) = &evidence_obj {
-            assets::add_object(&tx, obj)?;
-        }
-        let id = consents::record(
-            &tx,
-            &NewEvent {
-                person: person.id,
-                kind,
-                purposes,
-                scope,
-                starts,
-                expires,
-                given_by,
-                explicit,
-                evidence: evidence_obj.as_ref().map(|(o, n)| (o.id, n.clone())),
-            },
-        )?;
-        tx.commit()?;
-        Ok(id)
-    })();
-    if let Err(e) = journal.finish(&ctx.store, ctx.catalog.conn()) {
-        log::warn!("cannot remove an unrecorded evidence object yet: {e}");
-    }
-    let id = result?;
+    let r = consent::record(&mut ctx.session(), kind, &who, at, explicit, evidence)?;
     if ctx.json {
-        output::json(&serde_json::json!({ "event": id }))?;
+        output::json(&r)?;
     } else {
-        println!("recorded {} (event {id})", kind.as_str());
+        println!("recorded {} (event {})", r.kind.as_str(), r.event);
     }
     Ok(0)
 }
@@ -458,21 +306,10 @@ pub fn consent(ctx: &mut Ctx, cmd: ConsentCmd) -> Result<i32> {
 }
 
 pub fn link(ctx: &mut Ctx, asset: &str, who: &[String]) -> Result<i32> {
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let a = assets::resolve(&tx, asset)?;
-    let mut added = Vec::new();
-    for w in who {
-        let p = persons::resolve(&tx, w)?;
-        if assets::link(&tx, a.id, p.id)? {
-            added.push(p.id);
-        }
-    }
-    // a reviewed draft becomes a normal asset
-    assets::activate(&tx, a.id)?;
-    tx.commit()?;
+    let (asset, added) = domain::links::link(&mut ctx.session(), asset, who)?;
     println!(
         "asset {} linked to {}",
-        a.id,
+        asset,
         if added.is_empty() {
             "no new persons (already linked)".into()
         } else {
@@ -487,12 +324,8 @@ pub fn link(ctx: &mut Ctx, asset: &str, who: &[String]) -> Result<i32> {
 }
 
 pub fn unlink(ctx: &mut Ctx, asset: &str, who: &str) -> Result<i32> {
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let a = assets::resolve(&tx, asset)?;
-    let p = persons::resolve(&tx, who)?;
-    assets::unlink(&tx, a.id, p.id)?;
-    tx.commit()?;
-    println!("asset {} no longer linked to #{}", a.id, p.id);
+    let (a, p) = domain::links::unlink(&mut ctx.session(), asset, who)?;
+    println!("asset {a} no longer linked to #{p}");
     Ok(0)
 }
 
@@ -503,19 +336,12 @@ pub fn mark(ctx: &mut Ctx, args: MarkArgs) -> Result<i32> {
         ));
     }
     let value = !args.clear;
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let mut ids = Vec::new();
-    for asset in &args.assets {
-        let a = assets::resolve(&tx, asset)?;
-        assets::mark(
-            &tx,
-            a.id,
-            args.no_persons.then_some(value),
-            args.special_category.then_some(value),
-        )?;
-        ids.push(a.id);
-    }
-    tx.commit()?;
+    let ids = domain::links::mark(
+        &mut ctx.session(),
+        &args.assets,
+        args.no_persons.then_some(value),
+        args.special_category.then_some(value),
+    )?;
     let what = [
         (args.no_persons, "no identifiable persons"),
         (args.special_category, "special category"),
@@ -537,14 +363,7 @@ pub fn mark(ctx: &mut Ctx, args: MarkArgs) -> Result<i32> {
 pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
     match cmd {
         UserCmd::Add { login, person } => {
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let pid = person
-                .as_deref()
-                .map(|p| persons::resolve(&tx, p))
-                .transpose()?
-                .map(|p| p.id);
-            users::add(&tx, &login, pid)?;
-            tx.commit()?;
+            domain::users::add(&mut ctx.session(), &login, person.as_deref())?;
             println!("user {login} added; give access with `consentfs user grant {login} --purpose P --access read`");
         }
         UserCmd::Grant {
@@ -556,12 +375,7 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
             let access = Access::parse(&access)
                 .ok_or_else(|| Error::invalid(format!("unknown access '{access}'")))?;
             let prefix = normalize_collection(&collection)?;
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let u = users::resolve(&tx, &login)?;
-            for p in purposes::resolve_list(&tx, &purpose)? {
-                users::grant(&tx, &u, p.id, &prefix, access)?;
-            }
-            tx.commit()?;
+            domain::users::grant(&mut ctx.session(), &login, &purpose, &prefix, access)?;
             println!(
                 "{login} may now {} {} in {purpose}",
                 access.as_str(),
@@ -581,23 +395,14 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
                 .as_deref()
                 .map(normalize_collection)
                 .transpose()?;
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let u = users::resolve(&tx, &login)?;
-            let mut n = 0;
-            for p in purposes::resolve_list(&tx, &purpose)? {
-                n += users::revoke(&tx, &u, p.id, &p.name, prefix.as_deref())?;
-            }
-            tx.commit()?;
+            let n = domain::users::revoke(&mut ctx.session(), &login, &purpose, prefix.as_deref())?;
             println!(
                 "{login}: {n} grant{} in {purpose} revoked",
                 if n == 1 { "" } else { "s" }
             );
         }
         UserCmd::Remove { login } => {
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let u = users::resolve(&tx, &login)?;
-            let drafts = users::remove(&tx, &u)?;
-            tx.commit()?;
+            let drafts = domain::users::remove(&mut ctx.session(), &login)?;
             println!("user {login} removed with all their grants");
             if drafts > 0 {
                 println!("{drafts} draft(s) of theirs are kept in the catalog but shown to no one");
@@ -639,58 +444,14 @@ pub fn user(ctx: &mut Ctx, cmd: UserCmd) -> Result<i32> {
 }
 
 pub fn restore(ctx: &mut Ctx, asset: &str, version: i64) -> Result<i32> {
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let a = assets::resolve(&tx, asset)?;
-    let v = assets::version(&tx, a.id, Some(version))?;
-    if let Some(t) = v.thinned_at {
-        return Err(Error::invalid(format!(
-            "version {version} of asset {} was thinned by the version policy on {}; it cannot be restored",
-            a.id,
-            when::show(t)
-        )));
-    }
-    if v.wrapped_key.is_none() {
-        return Err(Error::invalid(format!(
-            "version {version} of asset {} was shredded; it cannot be restored",
-            a.id
-        )));
-    }
-    let new = assets::add_version_of_object(&tx, a.id, &v.object, v.size, v.mtime)?;
-    tx.commit()?;
-    println!(
-        "asset {}: version {version} restored as version {new}",
-        a.id
-    );
+    let (a, new) = domain::trash::restore_version(&mut ctx.session(), asset, version)?;
+    println!("asset {a}: version {version} restored as version {new}");
     Ok(0)
 }
 
 pub fn derive(ctx: &mut Ctx, draft: &str, from: &str) -> Result<i32> {
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    let d = assets::resolve(&tx, draft)?;
-    let f = assets::resolve(&tx, from)?;
-    if d.status != crate::policy::Status::Draft {
-        return Err(Error::invalid(format!("asset {} is not a draft", d.id)));
-    }
-    if f.status != crate::policy::Status::Active {
-        return Err(Error::invalid(format!(
-            "asset {} is not an active asset",
-            f.id
-        )));
-    }
-    for p in &f.persons {
-        assets::link(&tx, d.id, *p)?;
-    }
-    assets::mark(&tx, d.id, Some(f.no_persons), Some(f.special_category))?;
-    assets::activate(&tx, d.id)?;
-    tx.audit(
-        "asset.derive",
-        serde_json::json!({ "asset": d.id, "from": f.id }),
-    )?;
-    tx.commit()?;
-    println!(
-        "asset {} is now a normal asset with the persons of asset {}",
-        d.id, f.id
-    );
+    let (d, f) = domain::links::derive(&mut ctx.session(), draft, from)?;
+    println!("asset {d} is now a normal asset with the persons of asset {f}");
     Ok(0)
 }
 
@@ -714,28 +475,8 @@ pub fn trash(ctx: &mut Ctx, cmd: TrashCmd) -> Result<i32> {
             Ok(0)
         }
         TrashCmd::Restore { asset } => {
-            let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-            let a = assets::resolve(&tx, &asset)?;
-            if a.status != crate::policy::Status::Trash {
-                return Err(Error::invalid(format!(
-                    "asset {} is not in the trash",
-                    a.id
-                )));
-            }
-            if let Some(other) = assets::path_taken(&tx, &a.collection, &a.name)? {
-                return Err(Error::invalid(format!(
-                    "'{}' is taken by asset {other}; rename that first",
-                    a.path()
-                )));
-            }
-            let back = if a.draft_purpose.is_some() {
-                crate::policy::Status::Draft
-            } else {
-                crate::policy::Status::Active
-            };
-            assets::set_status(&tx, a.id, back)?;
-            tx.commit()?;
-            println!("asset {} restored to {}", a.id, a.path());
+            let (id, path) = domain::trash::restore(&mut ctx.session(), &asset)?;
+            println!("asset {id} restored to {path}");
             Ok(0)
         }
         TrashCmd::Purge { older_than, all } => {
@@ -746,13 +487,7 @@ pub fn trash(ctx: &mut Ctx, cmd: TrashCmd) -> Result<i32> {
                     .before(ctx.now)
                     .ok_or_else(|| Error::invalid("--older-than is out of range"))?
             };
-            let n = crate::shred::purge_trash(
-                &ctx.store,
-                &mut ctx.catalog,
-                &ctx.actor,
-                ctx.now,
-                cutoff,
-            )?;
+            let n = domain::trash::purge(&mut ctx.session(), cutoff)?;
             println!("purged {n} asset(s): their data keys are destroyed; consent history and audit stay");
             Ok(0)
         }

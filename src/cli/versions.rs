@@ -2,16 +2,11 @@
 //! keeps and why, the policy itself (set by the privacy officer), and thinning by hand.
 
 use super::{output, Ctx, VersionsCmd};
-use crate::catalog::{assets, versions};
+use crate::catalog::versions;
+use crate::domain::{self, versions::Change};
 use crate::error::{Error, Result};
-use crate::policy::thinning::{self, Tier};
-use crate::policy::Time;
+use crate::policy::thinning::Tier;
 use crate::when;
-use serde::Serialize;
-
-/// Above this many versions holding content, `versions` does not work out when each kept one
-/// would go (it evaluates the policy once per version and tier edge).
-const UNTIL_LIMIT: usize = 400;
 
 pub fn run(ctx: &mut Ctx, cmd: VersionsCmd) -> Result<i32> {
     match cmd {
@@ -27,71 +22,12 @@ pub fn run(ctx: &mut Ctx, cmd: VersionsCmd) -> Result<i32> {
     }
 }
 
-/// One version as `versions ASSET` shows it: the stored fields, then what the policy does.
-#[derive(Serialize)]
-struct Shown {
-    #[serde(flatten)]
-    row: assets::VersionRow,
-    /// `kept`, `thin` (the next run thins it), `thinned` (by the policy, at `thinned_at`) or
-    /// `shredded` (its content was destroyed with another asset it shared it with).
-    state: &'static str,
-    /// Why it is kept: current, original, exported, recent, daily, monthly.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kept_because: Option<&'static str>,
-    /// When a later run would first thin it if nothing is saved meanwhile (absent: never, or
-    /// not worked out for very long histories).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kept_until: Option<Time>,
-}
-
 pub fn show(ctx: &Ctx, asset: &str) -> Result<i32> {
-    let conn = ctx.catalog.conn();
-    let a = assets::resolve(conn, asset)?;
-    let list = assets::versions(conn, a.id)?;
-    // the versions are shown also when the stored policy cannot be read (thinning then
-    // refuses to run until it is set again)
-    let policy = match versions::policy(conn) {
-        Ok((p, _)) => Some(p),
-        Err(e) => {
-            eprintln!("{e}");
-            None
-        }
-    };
-    let zone = crate::catalog::zone::get(conn)?;
-    let input = versions::policy_input(conn, a.id)?;
-    let policy = policy.filter(|_| a.status != crate::policy::Status::Purged);
-    let decisions: std::collections::HashMap<i64, Option<thinning::Keep>> = match &policy {
-        Some(p) => thinning::decide(&input, p, ctx.now, &zone)
-            .into_iter()
-            .collect(),
-        None => Default::default(),
-    };
-    let until = match &policy {
-        Some(p) if input.len() <= UNTIL_LIMIT => thinning::kept_until(&input, p, ctx.now, &zone),
-        _ => Default::default(),
-    };
-    let shown: Vec<Shown> = list
-        .into_iter()
-        .map(|row| {
-            let (state, why) = if row.thinned_at.is_some() {
-                ("thinned", None)
-            } else if row.wrapped_key.is_none() {
-                ("shredded", None)
-            } else {
-                match decisions.get(&row.version) {
-                    Some(Some(k)) => ("kept", Some(k.as_str())),
-                    Some(None) => ("thin", None),
-                    None => ("kept", None),
-                }
-            };
-            Shown {
-                kept_until: until.get(&row.version).copied().flatten(),
-                state,
-                kept_because: why,
-                row,
-            }
-        })
-        .collect();
+    let h = domain::versions::history(ctx.catalog.conn(), asset, ctx.now)?;
+    if let Some(e) = &h.policy_unreadable {
+        eprintln!("{e}");
+    }
+    let shown = h.versions;
     if ctx.json {
         return output::json(&shown).map(|_| 0);
     }
@@ -134,35 +70,27 @@ fn policy(
 ) -> Result<i32> {
     let changes = keep_all.is_some() || daily.is_some() || monthly.is_some() || original.is_some();
     if changes || reset {
-        let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-        if reset {
-            versions::set_policy(&tx, None)?;
+        let tier = |s: Option<String>, opt: &str| s.map(|s| Tier::parse(&s, opt)).transpose();
+        let change = if reset {
+            Change::default()
         } else {
-            // an unreadable stored policy is replaced by what is given on top of the default
-            let (mut p, _) = versions::policy(&tx).unwrap_or_default();
-            if let Some(s) = keep_all {
-                p.keep_all = Tier::parse(&s, "--keep-all")?;
-            }
-            if let Some(s) = daily {
-                p.daily = Tier::parse(&s, "--daily")?;
-            }
-            if let Some(s) = monthly {
-                p.monthly = Tier::parse(&s, "--monthly")?;
-            }
-            if let Some(o) = original {
-                p.keep_original = match o.as_str() {
-                    "keep" => true,
-                    "thin" => false,
-                    _ => {
+            Change {
+                keep_all: tier(keep_all, "--keep-all")?,
+                daily: tier(daily, "--daily")?,
+                monthly: tier(monthly, "--monthly")?,
+                keep_original: match original.as_deref() {
+                    None => None,
+                    Some("keep") => Some(true),
+                    Some("thin") => Some(false),
+                    Some(o) => {
                         return Err(Error::invalid(format!(
                             "--original '{o}': give 'keep' or 'thin'"
                         )))
                     }
-                };
+                },
             }
-            versions::set_policy(&tx, Some(&p))?;
-        }
-        tx.commit()?;
+        };
+        domain::versions::set_policy(&mut ctx.session(), change, reset)?;
     }
     let (p, set) = versions::policy(ctx.catalog.conn())?;
     if ctx.json {

@@ -1,67 +1,15 @@
-//! Commands that look: `ls`, `why`, `cat`, `versions`, `expiring` and `audit`.
-//! `ls` and `why` evaluate the same rules over the same snapshot the mount uses.
+//! Commands that look, on the command line: `ls`, `why`, `cat`, `expiring` and `audit`. What
+//! they find is worked out in [`crate::domain`] (`visibility`, `cat`, `expiring`) and the
+//! catalog's audit log; here it is printed.
 
 use super::{output, Ctx};
-use crate::audit;
-use crate::catalog::assets::{self, AssetRow};
-use crate::catalog::snapshot::World;
-use crate::catalog::{bulk, persons, purposes, snapshot, users};
+use crate::catalog::audit;
+use crate::domain;
 use crate::error::{Error, Result};
-use crate::policy::{self, prefix_covers, Decision, EventKind, Reason, Time};
-use crate::when::{self, parse_time, Span};
-use serde::Serialize;
-use std::collections::HashMap;
+use crate::when;
 use std::io::Write;
 
-#[derive(Serialize)]
-struct LsItem {
-    asset: i64,
-    path: String,
-    visible: bool,
-    reason: String,
-    reason_text: String,
-    valid_until: Option<Time>,
-    persons: Vec<i64>,
-    /// The user's own draft: shown to them alone, in no one else's view and no export.
-    draft: bool,
-}
-
-fn person_names(ctx: &Ctx) -> Result<HashMap<i64, String>> {
-    Ok(persons::list(ctx.catalog.conn())?
-        .into_iter()
-        .map(|p| (p.id, p.label()))
-        .collect())
-}
-
-fn reason_text(reason: &Reason, names: &HashMap<i64, String>) -> String {
-    let who = reason
-        .person()
-        .map(|p| {
-            format!("#{p} {}", names.get(&p).cloned().unwrap_or_default())
-                .trim_end()
-                .to_string()
-        })
-        .unwrap_or_default();
-    reason.describe(&who)
-}
-
-/// A draft that is not `login`'s own in `purpose`: someone's unsaved work, which may be named
-/// after what it shows. Another user's `ls` never lists it and their `why` never names it,
-/// whatever else hides it from them (the rules may report a missing grant first).
-fn foreign_draft(a: &AssetRow, login: &str, purpose: policy::PurposeId) -> bool {
-    a.status == policy::Status::Draft
-        && (a.creator != login || a.draft_purpose.is_some_and(|p| p != purpose))
-}
-
-fn at_or_now(ctx: &Ctx, at: Option<&str>) -> Result<Time> {
-    at.map(|a| parse_time(a, ctx.now))
-        .transpose()
-        .map(|t| t.unwrap_or(ctx.now))
-}
-
-/// Assets handed from the reading thread to the deciding one at a time (`ls`).
-const BATCH: usize = 1024;
-
+/// `ls`: see [`domain::visibility::ls`].
 pub fn ls(
     ctx: &Ctx,
     login: &str,
@@ -70,87 +18,16 @@ pub fn ls(
     hidden: bool,
     collection: Option<&str>,
 ) -> Result<i32> {
-    let t = at_or_now(ctx, at)?;
-    let conn = ctx.catalog.conn();
-    let user = users::resolve(conn, login)?;
-    users::check_account(&user)?;
-    let user = user.to_policy();
-    let purpose = purposes::resolve(conn, purpose)?;
-    let prefix = collection.map(assets::normalize_collection).transpose()?;
-    // the assets stream past the rules one by one: a million rows are never held at once
-    let people = snapshot::Persons::load(conn)?;
-    let names = if hidden || ctx.json {
-        person_names(ctx)?
-    } else {
-        HashMap::new()
-    };
-    let rules = purpose.to_policy();
-    // This thread reads the catalog; a second one applies the rules (about half the work each
-    // for a million assets), batch by batch, so neither holds more than a few batches.
-    let mut items: Vec<LsItem> = std::thread::scope(|scope| -> Result<Vec<LsItem>> {
-        let (to_rules, batches) =
-            std::sync::mpsc::sync_channel::<Vec<(AssetRow, policy::Asset)>>(4);
-        let (people, user, rules, names) = (&people, &user, &rules, &names);
-        let decider = scope.spawn(move || {
-            let mut items = Vec::new();
-            for batch in batches {
-                for (a, input) in batch {
-                    let d = policy::decide(&input, people, user, rules, t);
-                    if d.visible || hidden {
-                        items.push(LsItem {
-                            asset: a.id,
-                            path: a.path(),
-                            visible: d.visible,
-                            reason: d.reason.code().into(),
-                            reason_text: reason_text(&d.reason, names),
-                            valid_until: d.valid_until,
-                            persons: a.persons,
-                            draft: a.status == policy::Status::Draft,
-                        });
-                    }
-                }
-            }
-            items
-        });
-        let mut batch = Vec::with_capacity(BATCH);
-        let read = bulk::each_asset_row(conn, |a| {
-            // the trash is `trash list`'s; purged assets (shredded, or temp files saved over
-            // a photo) are gone for good; others' drafts are no one else's business
-            if matches!(a.status, policy::Status::Trash | policy::Status::Purged)
-                || foreign_draft(&a, &user.login, purpose.id)
-                || prefix
-                    .as_deref()
-                    .is_some_and(|p| !prefix_covers(p, &a.collection))
-            {
-                return Ok(());
-            }
-            let mut input = a.to_policy();
-            if a.status == policy::Status::Draft {
-                // what the draft was made from (drafts are few: looked up one by one)
-                for s in &a.sources {
-                    if let Some(src) = assets::get(conn, *s)? {
-                        input.derived_from.push(src.to_policy());
-                    }
-                }
-            }
-            batch.push((a, input));
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                // a closed channel means the other thread ended: its join says why
-                let _ = to_rules.send(full);
-            }
-            Ok(())
-        });
-        if !batch.is_empty() {
-            let _ = to_rules.send(batch);
-        }
-        drop(to_rules);
-        let items = decider
-            .join()
-            .map_err(|_| Error::invalid("the thread applying the rules stopped"))?;
-        read.map(|()| items)
-    })?;
-    items.sort_by(|a, b| (!a.visible, &a.path).cmp(&(!b.visible, &b.path)));
+    let items = domain::visibility::ls(
+        ctx.catalog.conn(),
+        ctx.now,
+        login,
+        purpose,
+        at,
+        hidden,
+        collection,
+        hidden || ctx.json,
+    )?;
     if ctx.json {
         output::json(&items)?;
         return Ok(0);
@@ -195,74 +72,10 @@ pub fn ls(
     Ok(0)
 }
 
-#[derive(Serialize)]
-struct PersonStanding {
-    person: i64,
-    name: String,
-    ok: bool,
-    reason: String,
-    reason_text: String,
-}
-
-#[derive(Serialize)]
-struct WhyOut {
-    asset: i64,
-    /// None for someone else's draft: its name is not shown to another user.
-    path: Option<String>,
-    user: String,
-    purpose: String,
-    at: Time,
-    visible: bool,
-    reason: String,
-    reason_text: String,
-    valid_until: Option<Time>,
-    persons: Vec<PersonStanding>,
-}
-
+/// `why`: see [`domain::visibility::why`].
 pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>) -> Result<i32> {
-    let t = at_or_now(ctx, at)?;
-    let conn = ctx.catalog.conn();
-    let a = assets::resolve(conn, asset)?;
-    let user = users::resolve(conn, login)?;
-    users::check_account(&user)?;
-    let user = user.to_policy();
-    let purpose = purposes::resolve(conn, purpose)?;
-    let world = World::load(conn)?;
-    let names = person_names(ctx)?;
-    let d: Decision = world.decide(&a, &user, &purpose, t);
-    // Each person's own standing: the same rules over the asset as if only they were on it.
-    let mut standings = Vec::new();
-    for &p in &a.persons {
-        let solo = AssetRow {
-            persons: vec![p],
-            ..a.clone()
-        };
-        let (ok, reason) =
-            policy::evaluate_at(&solo.to_policy(), &world, &user, &purpose.to_policy(), t);
-        standings.push(PersonStanding {
-            person: p,
-            name: names.get(&p).cloned().unwrap_or_default(),
-            ok,
-            reason: reason.code().into(),
-            reason_text: if ok {
-                "consents to this use".into()
-            } else {
-                reason_text(&reason, &names)
-            },
-        });
-    }
-    let out = WhyOut {
-        asset: a.id,
-        path: (!foreign_draft(&a, &user.login, purpose.id)).then(|| a.path()),
-        user: login.into(),
-        purpose: purpose.name.clone(),
-        at: t,
-        visible: d.visible,
-        reason: d.reason.code().into(),
-        reason_text: reason_text(&d.reason, &names),
-        valid_until: d.valid_until,
-        persons: standings,
-    };
+    let out = domain::visibility::why(ctx.catalog.conn(), ctx.now, asset, login, purpose, at)?;
+    let t = out.at;
     if ctx.json {
         output::json(&out)?;
         return Ok(0);
@@ -289,32 +102,7 @@ pub fn why(ctx: &Ctx, asset: &str, login: &str, purpose: &str, at: Option<&str>)
 }
 
 pub fn cat(ctx: &mut Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
-    let a = assets::resolve(ctx.catalog.conn(), asset)?;
-    let v = assets::version(ctx.catalog.conn(), a.id, version)?;
-    if let Some(t) = v.thinned_at {
-        return Err(Error::not_found(format!(
-            "asset {} version {} was thinned by the version policy on {}: its content is no longer kept (see `consentfs versions {}`)",
-            a.id,
-            v.version,
-            when::show(t),
-            a.id
-        )));
-    }
-    let wrapped = v.wrapped_key.as_deref().ok_or_else(|| {
-        Error::not_found(format!(
-            "asset {} version {} was shredded; its content no longer exists",
-            a.id, v.version
-        ))
-    })?;
-    let label = format!("asset {} ({}) version {}", a.id, a.path(), v.version);
-    let obj = ctx.store.open_object(&v.object, wrapped, v.size, &label)?;
-    // every use of a photo is on record, also the officer's own
-    let tx = ctx.catalog.begin(&ctx.actor, ctx.now)?;
-    tx.audit(
-        "access.cat",
-        serde_json::json!({ "asset": a.id, "version": v.version }),
-    )?;
-    tx.commit()?;
+    let obj = domain::cat::open(&mut ctx.session(), asset, version)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     obj.copy_verified_to(&mut out)?;
@@ -323,121 +111,9 @@ pub fn cat(ctx: &mut Ctx, asset: &str, version: Option<i64>) -> Result<i32> {
     Ok(0)
 }
 
-#[derive(Serialize)]
-struct ExpiringItem {
-    /// `consent_ends`, `turns_16` or `retention_ends`.
-    kind: &'static str,
-    at: Time,
-    person: Option<i64>,
-    name: Option<String>,
-    purposes: Vec<String>,
-    event: Option<i64>,
-    asset: Option<i64>,
-    /// For a retention end: the persons linked to the asset.
-    persons: Vec<i64>,
-    /// Number of photos affected.
-    photos: usize,
-}
-
 pub fn expiring(ctx: &Ctx, within: &str) -> Result<i32> {
-    let span = Span::parse(within)?;
-    let (from, to) = (
-        ctx.now,
-        span.after(ctx.now)
-            .ok_or_else(|| Error::invalid("--within is out of range"))?,
-    );
-    let conn = ctx.catalog.conn();
-    let world = World::load(conn)?;
-    let names = person_names(ctx)?;
-    let active: Vec<&AssetRow> = world
-        .assets
-        .iter()
-        .filter(|a| a.status == policy::Status::Active)
-        .collect();
-    let mut by_person: HashMap<i64, Vec<&AssetRow>> = HashMap::new();
-    for a in &active {
-        for p in &a.persons {
-            by_person.entry(*p).or_default().push(a);
-        }
-    }
-    let purpose_names: HashMap<i64, String> = world
-        .purposes
-        .values()
-        .map(|p| (p.id, p.name.clone()))
-        .collect();
-    let mut items = Vec::new();
-    for person in world.persons.values() {
-        let photos = by_person.get(&person.id).map(Vec::as_slice).unwrap_or(&[]);
-        for e in &person.events {
-            if e.kind != EventKind::Grant {
-                continue;
-            }
-            if let Some(end) = e.expires.filter(|end| *end >= from && *end <= to) {
-                items.push(ExpiringItem {
-                    kind: "consent_ends",
-                    at: end,
-                    person: Some(person.id),
-                    name: names.get(&person.id).cloned(),
-                    purposes: e
-                        .purposes
-                        .iter()
-                        .filter_map(|p| purpose_names.get(p).cloned())
-                        .collect(),
-                    event: Some(e.id),
-                    asset: None,
-                    persons: Vec::new(),
-                    photos: photos
-                        .iter()
-                        .filter(|a| e.scope.covers(&a.to_policy()))
-                        .count(),
-                });
-            }
-        }
-        if let Some(sixteen) = person.turns_16.filter(|b| *b >= from && *b <= to) {
-            items.push(ExpiringItem {
-                kind: "turns_16",
-                at: sixteen,
-                person: Some(person.id),
-                name: names.get(&person.id).cloned(),
-                purposes: Vec::new(),
-                event: None,
-                asset: None,
-                persons: Vec::new(),
-                photos: photos.len(),
-            });
-        }
-    }
-    for a in &active {
-        let mut ends: Vec<(Time, Vec<String>)> = Vec::new();
-        if let Some(r) = a.retention_until.filter(|r| *r >= from && *r <= to) {
-            ends.push((r, Vec::new()));
-        }
-        for p in world.purposes.values() {
-            if let Some(end) = p
-                .to_policy()
-                .retention
-                .and_then(|term| term.end(a.created_at))
-            {
-                if end >= from && end <= to {
-                    ends.push((end, vec![p.name.clone()]));
-                }
-            }
-        }
-        for (at, purposes) in ends {
-            items.push(ExpiringItem {
-                kind: "retention_ends",
-                at,
-                person: None,
-                name: None,
-                purposes,
-                event: None,
-                asset: Some(a.id),
-                persons: a.persons.clone(),
-                photos: 1,
-            });
-        }
-    }
-    items.sort_by_key(|i| (i.at, i.kind, i.person, i.asset));
+    let domain::expiring::Expiring { to, items, names } =
+        domain::expiring::expiring(ctx.catalog.conn(), ctx.now, within)?;
     if ctx.json {
         output::json(&items)?;
     } else if items.is_empty() {

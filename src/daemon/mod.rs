@@ -7,11 +7,11 @@
 //! transition at the latest, so expiries fire on time without scanning anything.
 
 pub mod control;
-pub mod mountinfo;
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::fuse::{run_invalidator, FuseFs};
+use crate::mountinfo;
 use crate::store::Store;
 use crate::vfs::{Accounts, Batch, OsAccounts, Vfs};
 use crate::view::View;

@@ -278,7 +278,7 @@ fn refuse_inside(store: &Store, dest: &Path) -> Result<()> {
             root.display()
         )));
     }
-    let mut points: Vec<PathBuf> = crate::daemon::mountinfo::mounts()
+    let mut points: Vec<PathBuf> = crate::mountinfo::mounts()
         .into_iter()
         .filter(|m| m.is_consentfs())
         .map(|m| m.point)

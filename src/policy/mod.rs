@@ -47,15 +47,17 @@ pub mod thinning;
 #[cfg(test)]
 mod tests;
 
-use chrono::{DateTime, Utc};
+#[cfg(test)]
+use chrono::Utc;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 
 pub use rules::{covering_grants, decide, evaluate_at, retention_end};
 
-/// A moment in time; all decisions are made in UTC.
-pub type Time = DateTime<Utc>;
+/// A moment in time; all decisions are made in UTC. Defined with the other time types in
+/// [`crate::when`], which the rules build on.
+pub use crate::when::Time;
 pub type PersonId = i64;
 pub type AssetId = i64;
 pub type PurposeId = i64;

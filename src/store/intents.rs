@@ -19,13 +19,19 @@
 
 use super::held::{self, Held, Probe};
 use super::{NewObject, Store};
-use crate::catalog::assets;
 use crate::crypto::object::ObjectId;
 use crate::error::{Error, IoContext, Result};
-use rusqlite::Connection;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+/// Whether the catalog records an object. The catalog answers it (it implements this for its
+/// connection): the store sits below the catalog and never reads it itself, so that the two
+/// do not depend on each other.
+pub trait Recorded {
+    /// Whether object `id` (hex) is in the catalog.
+    fn records_object(&self, id: &str) -> Result<bool>;
+}
 
 /// The folder of the journals, in the store.
 pub const INTENTS: &str = "intents";
@@ -79,7 +85,7 @@ impl Journal {
     /// The command is done (committed, or failed): remove every object of this journal the
     /// catalog does not know, then the journal. On an error the journal stays, unlocked once
     /// this process ends, for the next command's [`reap`].
-    pub fn finish(mut self, store: &Store, conn: &Connection) -> Result<usize> {
+    pub fn finish(mut self, store: &Store, conn: &(impl Recorded + ?Sized)) -> Result<usize> {
         let removed = remove_unknown(store, conn, &self.ids)?;
         if let Some(h) = self.held.take() {
             h.remove()?;
@@ -88,10 +94,14 @@ impl Journal {
     }
 }
 
-fn remove_unknown(store: &Store, conn: &Connection, ids: &[ObjectId]) -> Result<usize> {
+fn remove_unknown(
+    store: &Store,
+    conn: &(impl Recorded + ?Sized),
+    ids: &[ObjectId],
+) -> Result<usize> {
     let mut removed = 0;
     for id in ids {
-        if !assets::object_known(conn, &id.hex())? && store.remove_object_files(id)? {
+        if !conn.records_object(&id.hex())? && store.remove_object_files(id)? {
             removed += 1;
         }
     }
@@ -108,7 +118,7 @@ fn read_ids(mut f: &std::fs::File, path: &Path) -> Result<Vec<ObjectId>> {
 /// Clean up after commands that died: for every journal whose owner is gone, remove the
 /// objects it lists that the catalog does not know, then the journal. Returns how many object
 /// files were removed.
-pub fn reap(store: &Store, conn: &Connection) -> Result<usize> {
+pub fn reap(store: &Store, conn: &(impl Recorded + ?Sized)) -> Result<usize> {
     let mut removed = 0;
     for path in held::list(&dir(store))? {
         if path.extension().is_some_and(|e| e == "tmp") {
@@ -138,7 +148,7 @@ pub fn live_ids(store: &Store) -> Result<HashSet<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::catalog::{assets, Catalog};
     use crate::store::Store;
 
     fn store() -> (tempfile::TempDir, Store, Catalog) {

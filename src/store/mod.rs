@@ -25,13 +25,12 @@ mod writer;
 
 pub use writer::ObjectWriter;
 
-use crate::crypto::keyring::{self, Keyring, Unlock};
+use crate::crypto::keyring::{Keyring, Unlock};
 use crate::crypto::object::{Decryptor, Encryptor, ObjectId};
 use crate::crypto::{labels, unwrap_key, wrap_key, Key};
 use crate::error::{Error, IoContext, Result};
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub const KEYRING: &str = "keyring";
@@ -80,7 +79,7 @@ pub struct NewObject {
 }
 
 impl Store {
-    fn with_master(root: &Path, master: Key) -> Store {
+    pub(crate) fn with_master(root: &Path, master: Key) -> Store {
         Store {
             root: root.to_path_buf(),
             wrap: master.derive(labels::DATA_KEY_WRAP),
@@ -89,75 +88,8 @@ impl Store {
         }
     }
 
-    /// Create a new store in `root` (created if missing; must be empty if present). Returns the
-    /// opened store; on error nothing is left behind.
-    pub fn init(
-        root: &Path,
-        passphrase: Option<&str>,
-        key_file: Option<&Path>,
-        now: crate::policy::Time,
-        actor: &str,
-    ) -> Result<Store> {
-        if root.join(KEYRING).exists() {
-            return Err(Error::invalid(format!(
-                "{} is already a consentfs store; refusing to initialise it again (its data would be lost)",
-                root.display()
-            )));
-        }
-        let existed = root.exists();
-        if existed {
-            if !root.is_dir() {
-                return Err(Error::invalid(format!(
-                    "{} exists and is not a directory",
-                    root.display()
-                )));
-            }
-            let mut entries = std::fs::read_dir(root).at("read", root)?;
-            if entries.next().is_some() {
-                return Err(Error::invalid(format!(
-                    "{} exists and is not empty; give a new or empty directory for the store",
-                    root.display()
-                )));
-            }
-        }
-        let master = Key::random();
-        let result = (|| {
-            private::create_dir_all(root)?;
-            // an empty directory the administrator made may have any mode: make it private
-            std::fs::set_permissions(root, std::fs::Permissions::from_mode(private::DIR_MODE))
-                .at("chmod", root)?;
-            private::create_dir_all(&root.join(OBJECTS))?;
-            let secret = match key_file {
-                Some(p) if p.exists() => Some(keyring::read_key_file(p)?),
-                Some(p) => Some(keyring::create_key_file(p)?),
-                None => None,
-            };
-            let ring = Keyring::create(&master, passphrase, secret.as_ref())?;
-            let store = Store::with_master(root, master.clone());
-            crate::catalog::Catalog::create(
-                &store.catalog_path(),
-                &store.catalog_key(),
-                store.audit_key(),
-                now,
-                actor,
-            )?;
-            // The keyring is written last: its presence is what makes the directory a store.
-            ring.save_new(&root.join(KEYRING))?;
-            sync_dir(root)?;
-            private::check(root)?;
-            Ok(store)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(root.join(OBJECTS));
-            for f in [CATALOG, "catalog.db-wal", "catalog.db-shm", KEYRING] {
-                let _ = std::fs::remove_file(root.join(f));
-            }
-            if !existed {
-                let _ = std::fs::remove_dir(root);
-            }
-        }
-        result
-    }
+    // `Store::init`, which creates a store with its catalog, is in `crate::domain::new_store`:
+    // the store sits below the catalog and does not use it.
 
     /// Open an existing store; fails clearly when `root` is not one or the key is wrong.
     pub fn open(root: &Path, unlock: &Unlock) -> Result<Store> {
@@ -478,6 +410,6 @@ impl Store {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at("sync", dir)
 }

@@ -45,7 +45,7 @@ impl OpenedToday {
         let now = chrono::Utc::now();
         let day = now.date_naive();
         let midnight = day.and_time(chrono::NaiveTime::MIN).and_utc();
-        let seen = match crate::audit::opens_since(conn, midnight) {
+        let seen = match crate::catalog::audit::opens_since(conn, midnight) {
             Ok(list) => list
                 .into_iter()
                 .map(|(login, purpose, asset)| (Arc::from(login.as_str()), purpose, asset))

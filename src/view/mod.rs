@@ -23,8 +23,8 @@
 mod slots;
 pub mod tree;
 
-use crate::audit;
 use crate::catalog::assets::{self, AssetRow, VersionRow};
+use crate::catalog::audit;
 use crate::catalog::purposes::PurposeRow;
 use crate::catalog::users::UserRow;
 use crate::catalog::{bulk, persons, purposes, snapshot, users};

@@ -280,6 +280,20 @@ pub fn opens_since(conn: &Connection, t: Time) -> Result<Vec<(String, i64, i64)>
     Ok(out)
 }
 
+/// The assets an `asset.link` audit entry ever linked to the person, also those unlinked
+/// since (a person's report covers every photo they were on).
+pub fn ever_linked(conn: &Connection, person: i64) -> Result<Vec<i64>> {
+    let mut st = conn.prepare(
+        "SELECT json_extract(detail, '$.asset') FROM audit
+          WHERE action = 'asset.link' AND json_extract(detail, '$.person') = ?1",
+    )?;
+    let mut out = Vec::new();
+    for a in st.query_map([person], |r| r.get::<_, Option<i64>>(0))? {
+        out.extend(a?);
+    }
+    Ok(out)
+}
+
 /// One use of one asset: an open through the mount, a `cat`, or an export that included it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Access {
@@ -300,7 +314,7 @@ pub struct Access {
     /// For an export: whether it completed, failed, or was interrupted (started and never
     /// finished: its files may have been written).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<crate::catalog::exports::Outcome>,
+    pub outcome: Option<super::exports::Outcome>,
 }
 
 /// Every use of the given assets since `since` (oldest first), from the audit log and the
@@ -394,7 +408,7 @@ pub fn accesses(
             Some(o) => *o,
             None => *outcomes
                 .entry(id)
-                .or_insert(crate::catalog::exports::outcome(conn, id)?),
+                .or_insert(super::exports::outcome(conn, id)?),
         };
         out.push(Access {
             outcome: Some(outcome),
@@ -416,7 +430,7 @@ pub fn accesses(
         if let std::collections::hash_map::Entry::Vacant(slot) = paths.entry(a.asset) {
             let p = st
                 .query_row([a.asset], |r| {
-                    Ok(crate::catalog::assets::join_path(
+                    Ok(super::assets::join_path(
                         &r.get::<_, String>(0)?,
                         &r.get::<_, String>(1)?,
                     ))

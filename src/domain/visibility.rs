@@ -1,0 +1,235 @@
+//! What a user sees in a purpose (`ls`) and why an asset is or is not visible (`why`): the
+//! same rules over the same catalog the mount uses, evaluated at any moment.
+
+use crate::catalog::assets::{self, AssetRow};
+use crate::catalog::snapshot::World;
+use crate::catalog::{bulk, persons, purposes, snapshot, users};
+use crate::error::{Error, Result};
+use crate::policy::{self, prefix_covers, Decision, Reason, Time};
+use crate::when::parse_time;
+use rusqlite::Connection;
+use serde::Serialize;
+use std::collections::HashMap;
+
+fn person_names(conn: &Connection) -> Result<HashMap<i64, String>> {
+    Ok(persons::list(conn)?
+        .into_iter()
+        .map(|p| (p.id, p.label()))
+        .collect())
+}
+
+fn reason_text(reason: &Reason, names: &HashMap<i64, String>) -> String {
+    let who = reason
+        .person()
+        .map(|p| {
+            format!("#{p} {}", names.get(&p).cloned().unwrap_or_default())
+                .trim_end()
+                .to_string()
+        })
+        .unwrap_or_default();
+    reason.describe(&who)
+}
+
+/// A draft that is not `login`'s own in `purpose`: someone's unsaved work, which may be named
+/// after what it shows. Another user's `ls` never lists it and their `why` never names it,
+/// whatever else hides it from them (the rules may report a missing grant first).
+fn foreign_draft(a: &AssetRow, login: &str, purpose: policy::PurposeId) -> bool {
+    a.status == policy::Status::Draft
+        && (a.creator != login || a.draft_purpose.is_some_and(|p| p != purpose))
+}
+
+fn at_or_now(now: Time, at: Option<&str>) -> Result<Time> {
+    at.map(|a| parse_time(a, now))
+        .transpose()
+        .map(|t| t.unwrap_or(now))
+}
+
+/// Assets handed from the reading thread to the deciding one at a time (`ls`).
+const BATCH: usize = 1024;
+
+/// One asset of a listing, with the rules' decision.
+#[derive(Serialize, Debug)]
+pub struct LsItem {
+    pub asset: i64,
+    pub path: String,
+    pub visible: bool,
+    pub reason: String,
+    pub reason_text: String,
+    pub valid_until: Option<Time>,
+    pub persons: Vec<i64>,
+    /// The user's own draft: shown to them alone, in no one else's view and no export.
+    pub draft: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn ls(
+    conn: &Connection,
+    now: Time,
+    login: &str,
+    purpose: &str,
+    at: Option<&str>,
+    hidden: bool,
+    collection: Option<&str>,
+    names_in_reasons: bool,
+) -> Result<Vec<LsItem>> {
+    let t = at_or_now(now, at)?;
+    let user = users::resolve(conn, login)?;
+    users::check_account(&user)?;
+    let user = user.to_policy();
+    let purpose = purposes::resolve(conn, purpose)?;
+    let prefix = collection.map(assets::normalize_collection).transpose()?;
+    // the assets stream past the rules one by one: a million rows are never held at once
+    let people = snapshot::Persons::load(conn)?;
+    let names = if names_in_reasons {
+        person_names(conn)?
+    } else {
+        HashMap::new()
+    };
+    let rules = purpose.to_policy();
+    // This thread reads the catalog; a second one applies the rules (about half the work each
+    // for a million assets), batch by batch, so neither holds more than a few batches.
+    let mut items: Vec<LsItem> = std::thread::scope(|scope| -> Result<Vec<LsItem>> {
+        let (to_rules, batches) =
+            std::sync::mpsc::sync_channel::<Vec<(AssetRow, policy::Asset)>>(4);
+        let (people, user, rules, names) = (&people, &user, &rules, &names);
+        let decider = scope.spawn(move || {
+            let mut items = Vec::new();
+            for batch in batches {
+                for (a, input) in batch {
+                    let d = policy::decide(&input, people, user, rules, t);
+                    if d.visible || hidden {
+                        items.push(LsItem {
+                            asset: a.id,
+                            path: a.path(),
+                            visible: d.visible,
+                            reason: d.reason.code().into(),
+                            reason_text: reason_text(&d.reason, names),
+                            valid_until: d.valid_until,
+                            persons: a.persons,
+                            draft: a.status == policy::Status::Draft,
+                        });
+                    }
+                }
+            }
+            items
+        });
+        let mut batch = Vec::with_capacity(BATCH);
+        let read = bulk::each_asset_row(conn, |a| {
+            // the trash is `trash list`'s; purged assets (shredded, or temp files saved over
+            // a photo) are gone for good; others' drafts are no one else's business
+            if matches!(a.status, policy::Status::Trash | policy::Status::Purged)
+                || foreign_draft(&a, &user.login, purpose.id)
+                || prefix
+                    .as_deref()
+                    .is_some_and(|p| !prefix_covers(p, &a.collection))
+            {
+                return Ok(());
+            }
+            let mut input = a.to_policy();
+            if a.status == policy::Status::Draft {
+                // what the draft was made from (drafts are few: looked up one by one)
+                for s in &a.sources {
+                    if let Some(src) = assets::get(conn, *s)? {
+                        input.derived_from.push(src.to_policy());
+                    }
+                }
+            }
+            batch.push((a, input));
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                // a closed channel means the other thread ended: its join says why
+                let _ = to_rules.send(full);
+            }
+            Ok(())
+        });
+        if !batch.is_empty() {
+            let _ = to_rules.send(batch);
+        }
+        drop(to_rules);
+        let items = decider
+            .join()
+            .map_err(|_| Error::invalid("the thread applying the rules stopped"))?;
+        read.map(|()| items)
+    })?;
+    items.sort_by(|a, b| (!a.visible, &a.path).cmp(&(!b.visible, &b.path)));
+    Ok(items)
+}
+
+#[derive(Serialize, Debug)]
+pub struct PersonStanding {
+    pub person: i64,
+    pub name: String,
+    pub ok: bool,
+    pub reason: String,
+    pub reason_text: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Why {
+    pub asset: i64,
+    /// None for someone else's draft: its name is not shown to another user.
+    pub path: Option<String>,
+    pub user: String,
+    pub purpose: String,
+    pub at: Time,
+    pub visible: bool,
+    pub reason: String,
+    pub reason_text: String,
+    pub valid_until: Option<Time>,
+    pub persons: Vec<PersonStanding>,
+}
+
+/// Why `asset` is or is not visible to `login` in `purpose` at `at` (as typed; default now),
+/// with each person's own standing.
+pub fn why(
+    conn: &Connection,
+    now: Time,
+    asset: &str,
+    login: &str,
+    purpose: &str,
+    at: Option<&str>,
+) -> Result<Why> {
+    let t = at_or_now(now, at)?;
+    let a = assets::resolve(conn, asset)?;
+    let user = users::resolve(conn, login)?;
+    users::check_account(&user)?;
+    let user = user.to_policy();
+    let purpose = purposes::resolve(conn, purpose)?;
+    let world = World::load(conn)?;
+    let names = person_names(conn)?;
+    let d: Decision = world.decide(&a, &user, &purpose, t);
+    // Each person's own standing: the same rules over the asset as if only they were on it.
+    let mut standings = Vec::new();
+    for &p in &a.persons {
+        let solo = AssetRow {
+            persons: vec![p],
+            ..a.clone()
+        };
+        let (ok, reason) =
+            policy::evaluate_at(&solo.to_policy(), &world, &user, &purpose.to_policy(), t);
+        standings.push(PersonStanding {
+            person: p,
+            name: names.get(&p).cloned().unwrap_or_default(),
+            ok,
+            reason: reason.code().into(),
+            reason_text: if ok {
+                "consents to this use".into()
+            } else {
+                reason_text(&reason, &names)
+            },
+        });
+    }
+    let out = Why {
+        asset: a.id,
+        path: (!foreign_draft(&a, &user.login, purpose.id)).then(|| a.path()),
+        user: login.into(),
+        purpose: purpose.name.clone(),
+        at: t,
+        visible: d.visible,
+        reason: d.reason.code().into(),
+        reason_text: reason_text(&d.reason, &names),
+        valid_until: d.valid_until,
+        persons: standings,
+    };
+    Ok(out)
+}
