@@ -1,0 +1,154 @@
+//! People without the key, through the daemon's control socket (issue 15 items 2 and 3), as
+//! real OS users: each runs the same command line as root would, the daemon knows them by
+//! their uid, checks their role, records them in the audit log, and shows the change in the
+//! mount before the command returns.
+
+mod common;
+
+use common::mount::{os_user, run_as, Mount};
+use common::{TestStore, BIN};
+use std::path::Path;
+
+fn store() -> TestStore {
+    let t = TestStore::new();
+    t.write("s/anna.jpg", b"anna on the stairs");
+    t.ok(&[
+        "import",
+        "--collection",
+        "shoot",
+        t.path("s").to_str().unwrap(),
+    ]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "shoot/anna.jpg", "Anna"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.add_user("root");
+    t.ok(&["user", "grant", "root", "--purpose", "website"]);
+    t
+}
+
+/// Run `consentfs ARGS` as `user` with no key, only the test's socket: (exit code, stdout,
+/// stderr).
+fn as_user(t: &TestStore, user: (u32, u32), args: &str) -> (i32, String, String) {
+    let out = run_as(
+        user.0,
+        user.1,
+        &format!("CONSENTFS_SOCKET='{}' '{BIN}' {args}", t.socket().display()),
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn member(t: &TestStore, login: &str, role: Option<&str>) -> (u32, u32) {
+    let id = os_user(login);
+    t.ok(&["user", "add", login]);
+    if let Some(r) = role {
+        t.ok(&["role", "grant", login, r]);
+    }
+    id
+}
+
+#[test]
+fn people_without_the_key_run_commands_through_the_daemon_as_their_role_allows() {
+    let t = store();
+    let po = member(&t, "cfs-ctl-po", Some("privacy-officer"));
+    let ed = member(&t, "cfs-ctl-ed", Some("editor"));
+    let plain = member(&t, "cfs-ctl-plain", None);
+    t.ok(&["user", "grant", "cfs-ctl-plain", "--purpose", "website"]);
+    let m = Mount::start(&t);
+    // other users reach the socket in the test's folder
+    std::fs::set_permissions(
+        t.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let photo = m.path("root/website/shoot/anna.jpg");
+    assert!(photo.exists());
+
+    // the same listing through the daemon as directly with the key
+    let direct = t.ok(&["--json", "consent", "list"]).stdout;
+    let (code, via, err) = as_user(&t, po, "--json consent list");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(via, direct, "the same output through the daemon");
+
+    // an editor may not withdraw a consent: exit 2, and the message names the role needed
+    let (code, _, err) = as_user(&t, ed, "consent withdraw Anna --purpose website");
+    assert_eq!(code, 2);
+    assert!(err.contains("privacy-officer"), "{err}");
+    assert!(photo.exists());
+
+    // the privacy officer may; the photo is gone the moment the command returns
+    let (code, _, err) = as_user(&t, po, "consent withdraw Anna --purpose website");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !photo.exists(),
+        "still in the mount after the command returned"
+    );
+    // recorded as the officer, not as root or the daemon
+    let audit = t.ok(&["audit", "list", "--json"]).json();
+    let last = audit.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor"], "cfs-ctl-po", "{last}");
+
+    // a plain user sees their own view, not another's
+    let (code, out, err) = as_user(
+        &t,
+        plain,
+        "ls --user cfs-ctl-plain --purpose website --json",
+    );
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str::<serde_json::Value>(&out).expect("JSON through the daemon");
+    let (code, _, err) = as_user(&t, plain, "ls --user cfs-ctl-po --purpose website");
+    assert_eq!(code, 2);
+    assert!(err.contains("auditor"), "{err}");
+    // nobody names another store, or the key, through the daemon
+    let (code, _, err) = as_user(
+        &t,
+        po,
+        "--store /tmp ls --user cfs-ctl-po --purpose website",
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("its own store"), "{err}");
+    // usage errors come back as the CLI's own
+    let (code, _, err) = as_user(&t, po, "consent withdraw");
+    assert_eq!(code, 2);
+    assert!(err.contains("Usage"), "{err}");
+}
+
+#[test]
+fn without_a_daemon_the_command_says_how_to_start_one() {
+    let t = TestStore::new();
+    let user = os_user("cfs-ctl-none");
+    let out = run_as(
+        user.0,
+        user.1,
+        &format!(
+            "CONSENTFS_SOCKET='{}' '{BIN}' consent list",
+            Path::new("/nonexistent/consentfs.sock").display()
+        ),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("daemon is not running") && err.contains("systemctl start consentfs"),
+        "{err}"
+    );
+    drop(t);
+}
+
+/// A command with the key on the store directly returns once the running mount shows its
+/// change (it asks the daemon over the socket).
+#[test]
+fn a_change_made_with_the_key_is_in_the_mount_when_the_command_returns() {
+    let t = store();
+    let m = Mount::start(&t);
+    let photo = m.path("root/website/shoot/anna.jpg");
+    assert!(photo.exists());
+    for _ in 0..20 {
+        t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+        assert!(!photo.exists(), "visible after withdraw returned");
+        t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+        assert!(photo.exists(), "hidden after grant returned");
+    }
+}
