@@ -152,3 +152,22 @@ fn a_change_made_with_the_key_is_in_the_mount_when_the_command_returns() {
         assert!(photo.exists(), "hidden after grant returned");
     }
 }
+
+/// Root (or anyone) naming a store, with no daemon running and no key given, works on the
+/// store directly as before there was a daemon: the passphrase prompt on a terminal, or the
+/// message that says how to give a key.
+#[test]
+fn with_a_store_named_and_no_daemon_the_command_runs_directly() {
+    let t = TestStore::new();
+    let out = std::process::Command::new(BIN)
+        .args(["consent", "list"])
+        .env_clear()
+        .env("CONSENTFS_STORE", &t.store)
+        .env("CONSENTFS_SOCKET", t.socket())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no key given"), "{err}");
+}

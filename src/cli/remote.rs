@@ -57,6 +57,18 @@ pub fn via_daemon(cli: &Cli, args: &[OsString]) -> Option<i32> {
         return None;
     }
     let socket = socket_of(cli);
+    if cli.store.is_some() {
+        // a store named and no daemon answering: work on it directly, as before there was a
+        // daemon (with a passphrase typed at the prompt, or the error that says how to give one)
+        if let Err(e) = std::os::unix::net::UnixStream::connect(&socket) {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) {
+                return None;
+            }
+        }
+    }
     // the arguments as typed, without the options that only this side uses
     let mut forwarded = Vec::new();
     let mut skip_next = false;
