@@ -171,3 +171,96 @@ fn with_a_store_named_and_no_daemon_the_command_runs_directly() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("no key given"), "{err}");
 }
+
+/// Issue 15 item 3: every command, as every role, through the socket, with real OS users: the
+/// daemon refuses exactly what `src/roles.rs` refuses (exit 2, naming the role needed), and
+/// lets through the rest (whatever the command itself then says).
+#[test]
+fn every_command_as_every_role_through_the_socket() {
+    use consentfs::roles::Role;
+    let t = store();
+    t.write("h/hall.jpg", b"empty hall");
+    t.ok(&[
+        "import",
+        "--collection",
+        "shoot",
+        t.path("h").to_str().unwrap(),
+    ]);
+    let people: Vec<(&str, Option<Role>)> = vec![
+        ("cfs-mx-admin", Some(Role::Admin)),
+        ("cfs-mx-po", Some(Role::PrivacyOfficer)),
+        ("cfs-mx-ed", Some(Role::Editor)),
+        ("cfs-mx-aud", Some(Role::Auditor)),
+        ("cfs-mx-plain", None),
+    ];
+    let ids: Vec<(u32, u32)> = people
+        .iter()
+        .map(|(login, role)| {
+            let id = member(&t, login, role.map(|r| r.as_str()));
+            t.ok(&["user", "grant", login, "--purpose", "website"]);
+            id
+        })
+        .collect();
+    let _m = Mount::start(&t);
+    std::fs::set_permissions(
+        t.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // (command name in the roles table, arguments; LOGIN stands for the caller's own login)
+    let commands: &[(&str, &str)] = &[
+        ("status", "status"),
+        ("purpose list", "purpose list"),
+        ("purpose add", "purpose add newsletter-LOGIN"),
+        ("user list", "user list"),
+        ("user grant", "user grant LOGIN --purpose print"),
+        ("role list", "role list"),
+        ("person list", "person list"),
+        ("person show", "person show Anna"),
+        ("person add", "person add Someone-LOGIN"),
+        ("consent list", "consent list"),
+        ("consent grant", "consent grant Anna --purpose print"),
+        ("consent withdraw", "consent withdraw Anna --purpose print"),
+        ("link", "link shoot/hall.jpg Anna"),
+        ("unlink", "unlink shoot/hall.jpg Anna"),
+        ("mark", "mark shoot/hall.jpg --no-persons"),
+        ("versions", "versions shoot/anna.jpg"),
+        ("trash list", "trash list"),
+        ("retention apply", "retention apply"),
+        ("audit list", "audit list"),
+        ("audit verify", "audit verify"),
+        ("expiring", "expiring"),
+        ("assets", "assets"),
+        ("check", "check"),
+        ("ls", "ls --user LOGIN --purpose website"),
+        ("ls", "ls --user cfs-ctl-none --purpose website"),
+        ("why", "why shoot/anna.jpg --user LOGIN --purpose website"),
+        ("cat", "cat shoot/anna.jpg"),
+        ("backup", "backup /tmp/cfs-mx-backup"),
+    ];
+    let mut checked = 0;
+    for (cmd, args) in commands {
+        for ((login, role), id) in people.iter().zip(&ids) {
+            let args = args.replace("LOGIN", login);
+            let own = args.contains(&format!("--user {login}"));
+            let roles: Vec<Role> = role.iter().copied().collect();
+            let allowed = consentfs::roles::allowed(cmd, &roles, own);
+            let (code, _, err) = as_user(&t, *id, &args);
+            let refused_for_role = err.contains("needs the role")
+                || err.contains("only with the store's key")
+                || err.contains("for your own views only");
+            match allowed {
+                Ok(()) => assert!(
+                    !refused_for_role,
+                    "{login} may run `{args}` but was refused: {err}"
+                ),
+                Err(why) => {
+                    assert_eq!(code, 2, "{login} running `{args}`: {err}");
+                    assert!(err.contains(&why), "{login} running `{args}`: {err}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, commands.len() * people.len());
+}
