@@ -120,6 +120,10 @@ pub fn run(
     let mut catalog_copies = 0;
     for attempt in 1..=ATTEMPTS {
         catalog_copies = attempt;
+        // files whose close already returned are in the mount's new-file journal until its
+        // shared transaction commits (10 ms): let them reach the catalog before the snapshot,
+        // or a file saved before the backup started could be missing from it
+        crate::vfs::queue::wait_for_new_files(store, std::time::Duration::from_secs(2));
         for p in [PARTIAL, "catalog.db.partial-wal", "catalog.db.partial-shm"] {
             remove_if_there(&dest.join(p))?;
         }
