@@ -1273,3 +1273,37 @@ fn another_users_stat_shows_the_committed_size_until_the_save() {
     });
     assert!(saved, "after the close everyone sees the save");
 }
+
+/// Two programs saving one photo one after the other make two versions, also while a third
+/// keeps the file open (a viewer, or the first program's close not yet through the kernel):
+/// the mount once took the second save for an update of the first, because both went
+/// through the same open file, and the first program's version was lost.
+#[test]
+fn saves_by_two_programs_stay_two_versions_while_the_file_is_held_open() {
+    let t = store_with_photo("root");
+    let m = Mount::start(&t);
+    let d = m.path("root/website/ev");
+    // a reader holds the file open for the whole test
+    let mut holder = Command::new("sh")
+        .arg("-c")
+        .arg("exec 3< notes.txt; exec sleep 30")
+        .current_dir(&d)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    sh(&d, "printf 'first save\\n' > notes.txt");
+    sh(&d, "printf 'second save\\n' > notes.txt");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(
+        std::fs::read(d.join("notes.txt")).unwrap(),
+        b"second save\n"
+    );
+    let versions = t.ok(&["versions", "ev/notes.txt", "--json"]).json();
+    let n = versions
+        .get("versions")
+        .and_then(|v| v.as_array())
+        .or_else(|| versions.as_array())
+        .map(|a| a.len());
+    assert_eq!(n, Some(3), "the import and two saves: {versions}");
+}

@@ -1090,11 +1090,15 @@ impl Vfs {
             recent
                 .get(&target)
                 .filter(|r| {
+                    // the same program, through the same open file or within one save's
+                    // time: an open file is shared by every handle on it, so a second
+                    // program that opens the file while the first one's handle (or a
+                    // viewer's) is still there goes through the same open file, and its
+                    // save is a save of its own
                     *r.login == *h.login
-                        && (r.session == h.file.session
-                            || (r.process.is_some()
-                                && r.process == h.opener
-                                && r.at.elapsed() < ONE_SAVE))
+                        && r.process.is_some()
+                        && r.process == h.opener
+                        && (r.session == h.file.session || r.at.elapsed() < ONE_SAVE)
                 })
                 .map(|r| r.version)
         };
