@@ -267,28 +267,29 @@ pub fn confirm_applied(cli_socket: &Path, command: &str) {
     if READ_ONLY.contains(&command) {
         return;
     }
-    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(cli_socket) else {
-        return;
-    };
-    use std::io::{BufRead, Write};
-    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
-    let asked = serde_json::to_vec(&control::Request {
-        args: Vec::new(),
-        sync: true,
-    })
-    .map(|mut v| {
-        v.push(b'\n');
-        v
-    });
-    let confirmed = asked.is_ok_and(|req| {
-        stream.write_all(&req).is_ok() && {
-            let mut line = Vec::new();
-            std::io::BufReader::new(&stream)
-                .read_until(b'\n', &mut line)
-                .is_ok()
-                && serde_json::from_slice::<Reply>(&line).is_ok_and(|r| r.code == 0)
+    let asked = control::send(
+        cli_socket,
+        &control::Request {
+            args: Vec::new(),
+            sync: true,
+        },
+        Some(std::time::Duration::from_secs(1)),
+    );
+    let confirmed = match asked {
+        // no daemon to reach: nothing to wait for
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            return
         }
-    });
+        Ok(reply) => reply.code == 0,
+        Err(_) => false,
+    };
     if !confirmed {
         eprintln!(
             "consentfs: note: the running daemon has not confirmed within 1 s that the mount shows this change; it will as soon as it reads the catalog"

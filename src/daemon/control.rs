@@ -274,12 +274,22 @@ fn answer(mut stream: &UnixStream, reply: &Reply) -> std::io::Result<()> {
 /// The client's side: send `args` to the daemon at `path` and wait for its answer (as long as
 /// the command takes).
 pub fn call(path: &Path, args: &[String]) -> std::io::Result<Reply> {
+    send(
+        path,
+        &Request {
+            args: args.to_vec(),
+            sync: false,
+        },
+        None,
+    )
+}
+
+/// Send one request and read its answer, waiting at most `within` for it (`None`: as long as
+/// it takes).
+pub fn send(path: &Path, request: &Request, within: Option<Duration>) -> std::io::Result<Reply> {
     let mut stream = UnixStream::connect(path)?;
-    let mut req = serde_json::to_vec(&Request {
-        args: args.to_vec(),
-        sync: false,
-    })
-    .map_err(std::io::Error::other)?;
+    stream.set_read_timeout(within)?;
+    let mut req = serde_json::to_vec(request).map_err(std::io::Error::other)?;
     req.push(b'\n');
     stream.write_all(&req)?;
     let mut line = Vec::new();

@@ -1,7 +1,7 @@
 //! The operations behind the commands (DESIGN.md §6, §12): recording consent, erasure, the
 //! reports a person or an auditor asks for, retention and import.
 //!
-//! They are kept apart from `crate::cli` so that two front ends run the very same code: the
+//! They are kept apart from the command line's module so that two front ends run the very same code: the
 //! command line (which parses arguments, calls an operation and prints its result as text or
 //! `--json`) and the daemon's control socket (which identifies its caller and sends the result
 //! back). An operation therefore takes domain values only, a [`Session`] plus what the
