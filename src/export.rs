@@ -498,8 +498,14 @@ struct Exiftool {
 
 impl Exiftool {
     fn start() -> Result<Exiftool> {
+        use std::os::unix::process::CommandExt;
         use std::process::{Command, Stdio};
-        let mut child = Command::new("exiftool")
+        let mut command = Command::new("exiftool");
+        if let Some(c) = crate::caller::current() {
+            // it changes the caller's files: it runs as the caller, not as the daemon
+            command.uid(c.uid).gid(c.gid);
+        }
+        let mut child = command
             .args(["-stay_open", "True", "-@", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -1451,19 +1457,29 @@ fn parallel_map<T: Sync, R: Send>(
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let mut slots: Vec<Option<Result<R>>> = (0..items.len()).map(|_| None).collect();
+    // the workers write the caller's files as the caller, like the thread that starts them
+    let caller = crate::caller::current();
     let done: Vec<Vec<(usize, Result<R>)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
+                let caller = caller.clone();
                 scope.spawn(|| {
                     let mut out = Vec::new();
-                    while !failed.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        let r = f(item);
-                        if r.is_err() {
-                            failed.store(true, Ordering::Relaxed);
+                    let acted = crate::caller::act_for(caller, || {
+                        while !failed.load(Ordering::Relaxed) {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(item) = items.get(i) else { break };
+                            let r = f(item);
+                            if r.is_err() {
+                                failed.store(true, Ordering::Relaxed);
+                            }
+                            out.push((i, r));
                         }
-                        out.push((i, r));
+                        Ok(())
+                    });
+                    if let Err(e) = acted {
+                        failed.store(true, Ordering::Relaxed);
+                        out.push((usize::MAX, Err(e)));
                     }
                     out
                 })

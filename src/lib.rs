@@ -1,6 +1,7 @@
 //! consentfs: an encrypted photo store whose every view shows, per user and purpose, only the
 //! portraits the people on them consented to, right now. See DESIGN.md and README.md.
 
+pub mod caller;
 pub mod catalog;
 pub mod cli;
 pub mod crypto;

@@ -237,6 +237,24 @@ fn every_command_as_every_role_through_the_socket() {
         ("why", "why shoot/anna.jpg --user LOGIN --purpose website"),
         ("cat", "cat shoot/anna.jpg"),
         ("backup", "backup /tmp/cfs-mx-backup"),
+        ("import", "import --collection c-LOGIN /nonexistent-cfs-mx"),
+        (
+            "export",
+            "export --user LOGIN --purpose website /nonexistent-cfs-mx/out",
+        ),
+        (
+            "export",
+            "export --user cfs-ctl-none --purpose website /nonexistent-cfs-mx/out",
+        ),
+        ("export verify", "export verify /nonexistent-cfs-mx"),
+        (
+            "person report",
+            "person report Anna /nonexistent-cfs-mx/report",
+        ),
+        (
+            "consent grant",
+            "consent grant Anna --purpose print --evidence /nonexistent-cfs-mx",
+        ),
     ];
     let mut checked = 0;
     for (cmd, args) in commands {

@@ -294,22 +294,24 @@ impl Anchor {
     /// Move the anchor to `now` (a head just committed), unless it is already at or past it.
     /// In the background: hand it to the writer and return.
     pub fn advance(&self, now: &Head) -> Result<()> {
-        if let Some(bg) = &self.background {
-            let mut st = bg.state.lock().unwrap_or_else(|p| p.into_inner());
-            if st.next.as_ref().is_none_or(|n| n.seq < now.seq) {
-                st.next = Some(now.clone());
-            }
-            drop(st);
-            bg.changed.notify_all();
-            return Ok(());
-        }
-        let _lock = self.lock()?;
-        if let Some(anchored) = self.read()? {
-            if anchored.seq >= now.seq {
+        crate::caller::as_daemon(|| {
+            if let Some(bg) = &self.background {
+                let mut st = bg.state.lock().unwrap_or_else(|p| p.into_inner());
+                if st.next.as_ref().is_none_or(|n| n.seq < now.seq) {
+                    st.next = Some(now.clone());
+                }
+                drop(st);
+                bg.changed.notify_all();
                 return Ok(());
             }
-        }
-        self.write(now)
+            let _lock = self.lock()?;
+            if let Some(anchored) = self.read()? {
+                if anchored.seq >= now.seq {
+                    return Ok(());
+                }
+            }
+            self.write(now)
+        })
     }
 }
 

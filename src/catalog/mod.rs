@@ -145,62 +145,64 @@ impl Catalog {
 
     /// Open an existing catalog, migrating an older schema and refusing a newer one.
     pub fn open(path: &Path, key: &Key, audit_key: Key) -> Result<Catalog> {
-        if !path.exists() {
-            return Err(Error::integrity(
-                "catalog",
-                format!("{} is missing", path.display()),
-            ));
-        }
-        let len = std::fs::metadata(path)
-            .map_err(|e| Error::io_path("read", path, e))?
-            .len();
-        // A catalog always holds at least its first page (switching to WAL mode writes it),
-        // and SQLite writes whole pages only: anything else was cut short, and would
-        // otherwise be reported as a wrong key or, when empty, opened as a new catalog.
-        if len == 0 || len % wal::PAGE_SIZE != 0 {
-            return Err(Error::integrity(
-                "catalog",
-                format!(
-                    "{} is damaged: truncated to {len} bytes (not a whole number of {}-byte pages); restore it from a backup",
-                    path.display(),
-                    wal::PAGE_SIZE
-                ),
-            ));
-        }
-        let (wal_loss, registered) = wal::register(path);
-        if let Some(loss) = wal_loss.as_ref().filter(|l| l.in_use) {
-            return Err(Error::integrity("catalog", wal::in_use_message(path, loss)));
-        }
-        // NO_MUTEX: a Connection is never shared between threads (rusqlite makes it !Sync), so
-        // SQLite need not lock it on every call (a sixth of the mount's start-up went there)
-        let conn = keyed_connection(
-            path,
-            key,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| open_error(path, len, e))?;
-        if version > schema::current_version() {
-            return Err(Error::invalid(format!(
-                "the catalog is format version {version}, newer than this consentfs understands ({}); upgrade consentfs",
-                schema::current_version()
-            )));
-        }
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut cat = Catalog {
-            conn,
-            audit_key,
-            anchor: None,
-            wait: None,
-            path: path.to_path_buf(),
-            wal_loss,
-            pending: None,
-            pending_ended: None,
-            _registered: registered,
-        };
-        cat.migrate()?;
-        Ok(cat)
+        crate::caller::as_daemon(|| {
+            if !path.exists() {
+                return Err(Error::integrity(
+                    "catalog",
+                    format!("{} is missing", path.display()),
+                ));
+            }
+            let len = std::fs::metadata(path)
+                .map_err(|e| Error::io_path("read", path, e))?
+                .len();
+            // A catalog always holds at least its first page (switching to WAL mode writes it),
+            // and SQLite writes whole pages only: anything else was cut short, and would
+            // otherwise be reported as a wrong key or, when empty, opened as a new catalog.
+            if len == 0 || len % wal::PAGE_SIZE != 0 {
+                return Err(Error::integrity(
+                    "catalog",
+                    format!(
+                        "{} is damaged: truncated to {len} bytes (not a whole number of {}-byte pages); restore it from a backup",
+                        path.display(),
+                        wal::PAGE_SIZE
+                    ),
+                ));
+            }
+            let (wal_loss, registered) = wal::register(path);
+            if let Some(loss) = wal_loss.as_ref().filter(|l| l.in_use) {
+                return Err(Error::integrity("catalog", wal::in_use_message(path, loss)));
+            }
+            // NO_MUTEX: a Connection is never shared between threads (rusqlite makes it !Sync), so
+            // SQLite need not lock it on every call (a sixth of the mount's start-up went there)
+            let conn = keyed_connection(
+                path,
+                key,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|e| open_error(path, len, e))?;
+            if version > schema::current_version() {
+                return Err(Error::invalid(format!(
+                    "the catalog is format version {version}, newer than this consentfs understands ({}); upgrade consentfs",
+                    schema::current_version()
+                )));
+            }
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            let mut cat = Catalog {
+                conn,
+                audit_key,
+                anchor: None,
+                wait: None,
+                path: path.to_path_buf(),
+                wal_loss,
+                pending: None,
+                pending_ended: None,
+                _registered: registered,
+            };
+            cat.migrate()?;
+            Ok(cat)
+        })
     }
 
     fn migrate(&mut self) -> Result<()> {

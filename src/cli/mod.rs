@@ -849,6 +849,14 @@ const CATALOG_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// variant names only (from the derived `Debug`, which is cut before the first field, so no
 /// argument, name or path gets into the store's registry).
 fn command_name(cmd: &Command) -> String {
+    // `export verify` is a subcommand inside the export's struct of arguments
+    if let Command::Export(ExportArgs {
+        check: Some(ExportCmd::Verify { .. }),
+        ..
+    }) = cmd
+    {
+        return "export verify".into();
+    }
     let dbg = format!("{cmd:?}");
     fn ident(s: &str) -> &str {
         let end = s
@@ -1098,6 +1106,7 @@ mod tests {
             name(&["export", "--user", "anna", "--purpose", "web", "/tmp/x"]),
             "export"
         );
+        assert_eq!(name(&["export", "verify", "/tmp/x"]), "export verify");
     }
 
     /// Every command the CLI has is placed in the roles table (`crate::roles::need`): a new

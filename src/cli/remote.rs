@@ -22,17 +22,47 @@ const STORE_OPTIONS: [&str; 6] = [
     "--socket",
 ];
 
-/// Commands that read or write files the user names. Through the daemon they would be opened
-/// by the daemon, as root: a user could import a file only root may read, or export into a
-/// folder they may not write. Until the client opens those files itself and hands them over
-/// (issue 15, item 4), they run only with the key.
+/// Commands that read or write files the user names. Through the daemon they run with the
+/// caller's own filesystem identity (`crate::caller`), so the kernel checks every file they
+/// name as it would for the caller's own process, and what they create belongs to the caller.
 const USES_YOUR_FILES: [&str; 5] = [
     "import",
     "export",
     "export verify",
     "person report",
-    "backup",
+    "consent grant",
 ];
+
+/// `backup` copies the store's own files (root's) into DEST: through the socket it would mix
+/// the two identities on every file, so it stays a command for root with the key.
+const KEY_ONLY: [&str; 1] = ["backup"];
+
+/// The paths a command names, made absolute against the caller's working folder (the daemon's
+/// own is not the caller's).
+fn paths_from(command: &mut Command, cwd: &Path) {
+    let fix = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = cwd.join(&*p);
+        }
+    };
+    match command {
+        Command::Import { paths, .. } => paths.iter_mut().for_each(fix),
+        Command::Export(a) => {
+            if let Some(d) = a.dest.as_mut() {
+                fix(d)
+            }
+            if let Some(super::ExportCmd::Verify { dest }) = a.check.as_mut() {
+                fix(dest)
+            }
+        }
+        Command::Person(super::PersonCmd::Report { dest, .. }) => fix(dest),
+        Command::Consent(super::ConsentCmd::Grant {
+            evidence: Some(e), ..
+        }) => fix(e),
+        Command::Backup { dest } => fix(dest),
+        _ => {}
+    }
+}
 
 /// The socket this command line talks to: `--socket` / `CONSENTFS_SOCKET`, else the default.
 pub fn socket_of(cli: &Cli) -> PathBuf {
@@ -87,7 +117,15 @@ pub fn via_daemon(cli: &Cli, args: &[OsString]) -> Option<i32> {
         }
         forwarded.push(a);
     }
-    match control::call(&socket, &forwarded) {
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| d.to_str().map(str::to_string));
+    let request = control::Request {
+        args: forwarded,
+        sync: false,
+        cwd,
+    };
+    match control::send(&socket, &request, None) {
         Ok(reply) => {
             use std::io::Write;
             let _ = std::io::stdout().write_all(reply.stdout.as_bytes());
@@ -116,10 +154,12 @@ pub fn via_daemon(cli: &Cli, args: &[OsString]) -> Option<i32> {
 pub fn run_for_peer(
     store: &Store,
     anchor: &Path,
-    login: &str,
+    peer: (u32, &str),
     roles: &[Role],
-    args: &[String],
+    request: &control::Request,
 ) -> Reply {
+    let (uid, login) = peer;
+    let args = &request.args;
     if let Some(opt) = args.iter().find(|a| {
         STORE_OPTIONS
             .iter()
@@ -129,7 +169,7 @@ pub fn run_for_peer(
             "consentfs: {opt} cannot be given through the daemon: it serves its own store"
         ));
     }
-    let cli = match Cli::try_parse_from(
+    let mut cli = match Cli::try_parse_from(
         std::iter::once("consentfs".to_string()).chain(args.iter().cloned()),
     ) {
         Ok(c) => c,
@@ -161,19 +201,31 @@ pub fn run_for_peer(
         log::info!("control socket: `{name}` refused to a user without the role it needs");
         return Reply::refused(format!("consentfs: {why}"));
     }
-    if USES_YOUR_FILES.contains(&name.as_str())
-        || matches!(
-            &cli.command,
-            Command::Consent(super::ConsentCmd::Grant {
-                evidence: Some(_),
-                ..
-            })
-        )
-    {
+    if KEY_ONLY.contains(&name.as_str()) {
         return Reply::refused(format!(
-            "consentfs: through the daemon, `{name}` cannot open your files yet (it would do so as the daemon, not as you); run it as root with --key-file"
+            "consentfs: `{name}` copies the store's own files: run it as root with --key-file"
         ));
     }
+    let acting = if USES_YOUR_FILES.contains(&name.as_str()) {
+        // relative paths are the caller's, from where the caller is
+        let Some(cwd) = request
+            .cwd
+            .as_deref()
+            .map(Path::new)
+            .filter(|d| d.is_absolute())
+        else {
+            return Reply::refused(format!(
+                "consentfs: `{name}` through the daemon needs the caller's working folder as an absolute UTF-8 path"
+            ));
+        };
+        paths_from(&mut cli.command, cwd);
+        match crate::caller::Creds::of_uid(uid) {
+            Ok(c) => Some(std::sync::Arc::new(c)),
+            Err(e) => return Reply::refused(format!("consentfs: {e}")),
+        }
+    } else {
+        None
+    };
     log::info!("control socket: `{name}` run for a user");
     let (result, out, err) = super::output::capture(|| {
         ctx_for(
@@ -182,7 +234,9 @@ pub fn run_for_peer(
             login.to_string(),
             crate::catalog::anchor::Anchor::at(anchor.to_path_buf()),
         )
-        .and_then(|ctx| dispatch(cli, ctx))
+        // the files the command names are opened as the caller (the catalog, opened above,
+        // and the store's objects as the daemon)
+        .and_then(|ctx| crate::caller::act_for(acting, || dispatch(cli, ctx)))
     });
     let mut stderr = String::from_utf8_lossy(&err).into_owned();
     let code = match result {
@@ -232,7 +286,7 @@ pub fn runner(store: Store, anchor: PathBuf) -> std::sync::Arc<control::Handler>
                 }
             }
         };
-        run_for_peer(&store, &anchor, &login, &roles, &req.args)
+        run_for_peer(&store, &anchor, (peer.uid, &login), &roles, &req)
     })
 }
 
@@ -272,6 +326,7 @@ pub fn confirm_applied(cli_socket: &Path, command: &str) {
         &control::Request {
             args: Vec::new(),
             sync: true,
+            cwd: None,
         },
         Some(std::time::Duration::from_secs(1)),
     );

@@ -43,6 +43,10 @@ pub struct Request {
     /// key on the store directly asks this after its change); `args` is then empty.
     #[serde(default)]
     pub sync: bool,
+    /// The caller's working folder, against which the relative paths it names are resolved
+    /// (only commands that use the caller's files need it).
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -279,6 +283,7 @@ pub fn call(path: &Path, args: &[String]) -> std::io::Result<Reply> {
         &Request {
             args: args.to_vec(),
             sync: false,
+            cwd: None,
         },
         None,
     )

@@ -59,20 +59,22 @@ impl Journal {
     /// Announce that an object `id` is about to be created: one write(2) of its hex id and a
     /// newline, so a reader never sees half an id.
     pub fn intend(&mut self, id: &ObjectId) -> Result<()> {
-        if self.held.is_none() {
-            self.held = Some(held::create(&self.dir, "")?);
-        }
-        let h = self.held.as_mut().expect("created above");
-        let line = format!("{}\n", id.hex());
-        let n = h.file.write(line.as_bytes()).at("write", &h.path)?;
-        if n != line.len() {
-            return Err(Error::invalid(format!(
-                "cannot write {} (disk full?)",
-                h.path.display()
-            )));
-        }
-        self.ids.push(*id);
-        Ok(())
+        crate::caller::as_daemon(|| {
+            if self.held.is_none() {
+                self.held = Some(held::create(&self.dir, "")?);
+            }
+            let h = self.held.as_mut().expect("created above");
+            let line = format!("{}\n", id.hex());
+            let n = h.file.write(line.as_bytes()).at("write", &h.path)?;
+            if n != line.len() {
+                return Err(Error::invalid(format!(
+                    "cannot write {} (disk full?)",
+                    h.path.display()
+                )));
+            }
+            self.ids.push(*id);
+            Ok(())
+        })
     }
 
     /// Encrypt `src` into a new object announced in this journal first.
@@ -86,11 +88,13 @@ impl Journal {
     /// catalog does not know, then the journal. On an error the journal stays, unlocked once
     /// this process ends, for the next command's [`reap`].
     pub fn finish(mut self, store: &Store, conn: &(impl Recorded + ?Sized)) -> Result<usize> {
-        let removed = remove_unknown(store, conn, &self.ids)?;
-        if let Some(h) = self.held.take() {
-            h.remove()?;
-        }
-        Ok(removed)
+        crate::caller::as_daemon(|| {
+            let removed = remove_unknown(store, conn, &self.ids)?;
+            if let Some(h) = self.held.take() {
+                h.remove()?;
+            }
+            Ok(removed)
+        })
     }
 }
 
@@ -119,30 +123,34 @@ fn read_ids(mut f: &std::fs::File, path: &Path) -> Result<Vec<ObjectId>> {
 /// objects it lists that the catalog does not know, then the journal. Returns how many object
 /// files were removed.
 pub fn reap(store: &Store, conn: &(impl Recorded + ?Sized)) -> Result<usize> {
-    let mut removed = 0;
-    for path in held::list(&dir(store))? {
-        if path.extension().is_some_and(|e| e == "tmp") {
-            continue;
+    crate::caller::as_daemon(|| {
+        let mut removed = 0;
+        for path in held::list(&dir(store))? {
+            if path.extension().is_some_and(|e| e == "tmp") {
+                continue;
+            }
+            if let Probe::Dead(f) = held::probe(&path)? {
+                let ids = read_ids(&f, &path)?;
+                removed += remove_unknown(store, conn, &ids)?;
+                // still locked by us: nobody else works on it meanwhile
+                std::fs::remove_file(&path).at("remove", &path)?;
+            }
         }
-        if let Probe::Dead(f) = held::probe(&path)? {
-            let ids = read_ids(&f, &path)?;
-            removed += remove_unknown(store, conn, &ids)?;
-            // still locked by us: nobody else works on it meanwhile
-            std::fs::remove_file(&path).at("remove", &path)?;
-        }
-    }
-    Ok(removed)
+        Ok(removed)
+    })
 }
 
 /// The objects listed in journals whose owners are alive: being written, not orphans.
 pub fn live_ids(store: &Store) -> Result<HashSet<String>> {
-    let mut ids = HashSet::new();
-    for path in held::list(&dir(store))? {
-        if let Probe::Live(f) = held::probe(&path)? {
-            ids.extend(read_ids(&f, &path)?.iter().map(|i| i.hex()));
+    crate::caller::as_daemon(|| {
+        let mut ids = HashSet::new();
+        for path in held::list(&dir(store))? {
+            if let Probe::Live(f) = held::probe(&path)? {
+                ids.extend(read_ids(&f, &path)?.iter().map(|i| i.hex()));
+            }
         }
-    }
-    Ok(ids)
+        Ok(ids)
+    })
 }
 
 #[cfg(test)]

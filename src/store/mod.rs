@@ -200,10 +200,12 @@ impl Store {
     /// The 512-byte blocks an object's file takes on disk (one `stat`, no read): a sparse
     /// object's holes take none. `None` if it cannot be looked at.
     pub fn object_blocks(&self, id: &ObjectId) -> Option<u64> {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(self.object_path(id))
-            .ok()
-            .map(|m| m.blocks())
+        crate::caller::as_daemon(|| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(self.object_path(id))
+                .ok()
+                .map(|m| m.blocks())
+        })
     }
 
     /// Encrypt everything `src` yields into a new object (fsynced, then renamed into place).
@@ -216,57 +218,60 @@ impl Store {
 
     /// [`Store::put`] under an id chosen (and announced) by the caller.
     pub(crate) fn put_as(&self, id: ObjectId, src: &mut dyn Read) -> Result<NewObject> {
-        let data_key = Key::random();
-        let final_path = self.object_path(&id);
-        let dir = final_path.parent().expect("object paths have a parent");
-        private::create_dir_all(dir)?;
-        let tmp = final_path.with_extension("tmp");
-        let written = (|| -> Result<NewObject> {
-            let file = private::create_file(&tmp, false)?;
-            let mut enc = Encryptor::new(&id, &data_key, file).at("write object", &tmp)?;
-            // The keyed content hash runs on a second thread so that hashing and encryption
-            // overlap; the blocks it gets are zeroized when dropped.
-            let (hash, size) = std::thread::scope(|scope| -> Result<([u8; 32], u64)> {
-                let (send, recv) = std::sync::mpsc::sync_channel::<zeroize::Zeroizing<Vec<u8>>>(4);
-                let hasher = scope.spawn(move || {
-                    let mut h = hash::ContentHasher::new(&self.content);
-                    for block in recv {
-                        h.update(&block);
+        crate::caller::as_daemon(|| {
+            let data_key = Key::random();
+            let final_path = self.object_path(&id);
+            let dir = final_path.parent().expect("object paths have a parent");
+            private::create_dir_all(dir)?;
+            let tmp = final_path.with_extension("tmp");
+            let written = (|| -> Result<NewObject> {
+                let file = private::create_file(&tmp, false)?;
+                let mut enc = Encryptor::new(&id, &data_key, file).at("write object", &tmp)?;
+                // The keyed content hash runs on a second thread so that hashing and encryption
+                // overlap; the blocks it gets are zeroized when dropped.
+                let (hash, size) = std::thread::scope(|scope| -> Result<([u8; 32], u64)> {
+                    let (send, recv) =
+                        std::sync::mpsc::sync_channel::<zeroize::Zeroizing<Vec<u8>>>(4);
+                    let hasher = scope.spawn(move || {
+                        let mut h = hash::ContentHasher::new(&self.content);
+                        for block in recv {
+                            h.update(&block);
+                        }
+                        h.finalize()
+                    });
+                    let mut buf = zeroize::Zeroizing::new(vec![0u8; 256 << 10]);
+                    loop {
+                        let n = match src.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(Error::io("cannot read input", e)),
+                        };
+                        // if the hasher is gone the join below reports it
+                        let _ = send.send(zeroize::Zeroizing::new(buf[..n].to_vec()));
+                        enc.write(&buf[..n]).at("write object", &tmp)?;
                     }
-                    h.finalize()
-                });
-                let mut buf = zeroize::Zeroizing::new(vec![0u8; 256 << 10]);
-                loop {
-                    let n = match src.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(Error::io("cannot read input", e)),
-                    };
-                    // if the hasher is gone the join below reports it
-                    let _ = send.send(zeroize::Zeroizing::new(buf[..n].to_vec()));
-                    enc.write(&buf[..n]).at("write object", &tmp)?;
-                }
-                drop(send);
-                let hash = hasher
-                    .join()
-                    .map_err(|_| Error::invalid("content hashing thread failed"))?;
-                let (out, size) = enc.finish().at("write object", &tmp)?;
-                out.sync_all().at("sync object", &tmp)?;
-                Ok((hash, size))
-            })?;
-            std::fs::rename(&tmp, &final_path).at("rename object", &final_path)?;
-            Ok(NewObject {
-                id,
-                wrapped_key: wrap_key(&self.wrap, &id.0, &data_key)?,
-                size,
-                content_hash: hash,
-            })
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+                    drop(send);
+                    let hash = hasher
+                        .join()
+                        .map_err(|_| Error::invalid("content hashing thread failed"))?;
+                    let (out, size) = enc.finish().at("write object", &tmp)?;
+                    out.sync_all().at("sync object", &tmp)?;
+                    Ok((hash, size))
+                })?;
+                std::fs::rename(&tmp, &final_path).at("rename object", &final_path)?;
+                Ok(NewObject {
+                    id,
+                    wrapped_key: wrap_key(&self.wrap, &id.0, &data_key)?,
+                    size,
+                    content_hash: hash,
+                })
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written
+        })
     }
 
     /// A new object to be written with random access (through the mount).
@@ -301,42 +306,48 @@ impl Store {
         size: u64,
         label: &str,
     ) -> Result<Decryptor<File>> {
-        let key = unwrap_key(&self.wrap, &id.0, wrapped_key).ok_or_else(|| {
-            Error::integrity(label, "its data key does not unwrap (catalog tampered?)")
-        })?;
-        let path = self.object_path(id);
-        let file = File::open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::integrity(label, "its object file is missing")
-            } else {
-                Error::io(format!("cannot open the object of {label}"), e)
-            }
-        })?;
-        Decryptor::open(id, &key, file, size, label)
+        crate::caller::as_daemon(|| {
+            let key = unwrap_key(&self.wrap, &id.0, wrapped_key).ok_or_else(|| {
+                Error::integrity(label, "its data key does not unwrap (catalog tampered?)")
+            })?;
+            let path = self.object_path(id);
+            let file = File::open(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::integrity(label, "its object file is missing")
+                } else {
+                    Error::io(format!("cannot open the object of {label}"), e)
+                }
+            })?;
+            Decryptor::open(id, &key, file, size, label)
+        })
     }
 
     /// Remove an object file (used to undo a failed command and to collect orphans).
     pub fn remove_object(&self, id: &ObjectId) -> Result<()> {
-        let p = self.object_path(id);
-        match std::fs::remove_file(&p) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io_path("remove", &p, e)),
-        }
+        crate::caller::as_daemon(|| {
+            let p = self.object_path(id);
+            match std::fs::remove_file(&p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io_path("remove", &p, e)),
+            }
+        })
     }
 
     /// Remove an object's file and its unfinished `.tmp`, if any; true if one was there.
     pub fn remove_object_files(&self, id: &ObjectId) -> Result<bool> {
-        let p = self.object_path(id);
-        let mut found = false;
-        for path in [p.with_extension("tmp"), p] {
-            match std::fs::remove_file(&path) {
-                Ok(()) => found = true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io_path("remove", &path, e)),
+        crate::caller::as_daemon(|| {
+            let p = self.object_path(id);
+            let mut found = false;
+            for path in [p.with_extension("tmp"), p] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => found = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io_path("remove", &path, e)),
+                }
             }
-        }
-        Ok(found)
+            Ok(found)
+        })
     }
 
     /// Remove object files (and unfinished `.tmp` files) that nobody will ever record: not
@@ -354,59 +365,63 @@ impl Store {
         &self,
         known: impl FnOnce() -> Result<std::collections::HashSet<String>>,
     ) -> Result<usize> {
-        let dir = self.root.join(OBJECTS);
-        let mut listed = Vec::new();
-        for sub in std::fs::read_dir(&dir).at("read", &dir)? {
-            let sub = sub.at("read", &dir)?;
-            if !sub.path().is_dir() {
-                continue;
+        crate::caller::as_daemon(|| {
+            let dir = self.root.join(OBJECTS);
+            let mut listed = Vec::new();
+            for sub in std::fs::read_dir(&dir).at("read", &dir)? {
+                let sub = sub.at("read", &dir)?;
+                if !sub.path().is_dir() {
+                    continue;
+                }
+                let prefix = sub.file_name().to_string_lossy().into_owned();
+                for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
+                    let f = f.at("read", sub.path())?;
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    listed.push((format!("{prefix}{name}"), f.path()));
+                }
             }
-            let prefix = sub.file_name().to_string_lossy().into_owned();
-            for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
-                let f = f.at("read", sub.path())?;
-                let name = f.file_name().to_string_lossy().into_owned();
-                listed.push((format!("{prefix}{name}"), f.path()));
+            let live = intents::live_ids(self)?;
+            let known = known()?;
+            let mut removed = 0;
+            for (name, path) in listed {
+                let (id, tmp) = match name.strip_suffix(".tmp") {
+                    Some(id) => (id, true),
+                    None => (name.as_str(), false),
+                };
+                if live.contains(id) || (!tmp && known.contains(id)) {
+                    continue;
+                }
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io_path("remove", &path, e)),
+                }
             }
-        }
-        let live = intents::live_ids(self)?;
-        let known = known()?;
-        let mut removed = 0;
-        for (name, path) in listed {
-            let (id, tmp) = match name.strip_suffix(".tmp") {
-                Some(id) => (id, true),
-                None => (name.as_str(), false),
-            };
-            if live.contains(id) || (!tmp && known.contains(id)) {
-                continue;
-            }
-            match std::fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io_path("remove", &path, e)),
-            }
-        }
-        Ok(removed)
+            Ok(removed)
+        })
     }
 
     /// The ids of all complete objects on disk.
     pub fn list_objects(&self) -> Result<Vec<ObjectId>> {
-        let mut ids = Vec::new();
-        let dir = self.root.join(OBJECTS);
-        for sub in std::fs::read_dir(&dir).at("read", &dir)? {
-            let sub = sub.at("read", &dir)?;
-            let prefix = sub.file_name().to_string_lossy().into_owned();
-            if !sub.path().is_dir() {
-                continue;
-            }
-            for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
-                let f = f.at("read", sub.path())?;
-                let name = f.file_name().to_string_lossy().into_owned();
-                if let Some(id) = ObjectId::parse(&format!("{prefix}{name}")) {
-                    ids.push(id);
+        crate::caller::as_daemon(|| {
+            let mut ids = Vec::new();
+            let dir = self.root.join(OBJECTS);
+            for sub in std::fs::read_dir(&dir).at("read", &dir)? {
+                let sub = sub.at("read", &dir)?;
+                let prefix = sub.file_name().to_string_lossy().into_owned();
+                if !sub.path().is_dir() {
+                    continue;
+                }
+                for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
+                    let f = f.at("read", sub.path())?;
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if let Some(id) = ObjectId::parse(&format!("{prefix}{name}")) {
+                        ids.push(id);
+                    }
                 }
             }
-        }
-        Ok(ids)
+            Ok(ids)
+        })
     }
 }
 

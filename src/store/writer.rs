@@ -143,30 +143,32 @@ fn check_size(end: Option<u64>) -> Result<()> {
 
 impl ObjectWriter {
     pub(super) fn new(store: &Store) -> Result<ObjectWriter> {
-        let id = ObjectId::random();
-        let final_path = store.object_path(&id);
-        let dir = final_path.parent().expect("object paths have a parent");
-        super::private::create_dir_all(dir)?;
-        let tmp = final_path.with_extension("tmp");
-        let file = super::private::create_file(&tmp, true)?;
-        let header = header_of(&id, FORMAT_SPARSE);
-        file.write_all_at(&header, 0).at("write object", &tmp)?;
-        let hash_key = store.content_key();
-        Ok(ObjectWriter {
-            id,
-            key: Key::random(),
-            header,
-            file,
-            tmp,
-            final_path,
-            size: 0,
-            sealed: 0,
-            stored: ChunkSet::default(),
-            tail: Zeroizing::new(Vec::with_capacity(CHUNK_PLAIN as usize)),
-            hash: Some(ContentHasher::new(&hash_key)),
-            hash_key,
-            committed: false,
-            broken: None,
+        crate::caller::as_daemon(|| {
+            let id = ObjectId::random();
+            let final_path = store.object_path(&id);
+            let dir = final_path.parent().expect("object paths have a parent");
+            super::private::create_dir_all(dir)?;
+            let tmp = final_path.with_extension("tmp");
+            let file = super::private::create_file(&tmp, true)?;
+            let header = header_of(&id, FORMAT_SPARSE);
+            file.write_all_at(&header, 0).at("write object", &tmp)?;
+            let hash_key = store.content_key();
+            Ok(ObjectWriter {
+                id,
+                key: Key::random(),
+                header,
+                file,
+                tmp,
+                final_path,
+                size: 0,
+                sealed: 0,
+                stored: ChunkSet::default(),
+                tail: Zeroizing::new(Vec::with_capacity(CHUNK_PLAIN as usize)),
+                hash: Some(ContentHasher::new(&hash_key)),
+                hash_key,
+                committed: false,
+                broken: None,
+            })
         })
     }
 
@@ -542,48 +544,50 @@ impl ObjectWriter {
     /// and return what the catalog must record. The object is complete and immutable from
     /// here on.
     pub fn commit(mut self, store: &Store) -> Result<NewObject> {
-        self.check_not_broken()?;
-        debug_assert_eq!(chunk_count(self.size), self.sealed + 1);
-        let tail = std::mem::take(&mut self.tail);
-        let stored = self.seal_at(self.sealed, &tail, true, false)?;
-        self.mark(self.sealed, stored);
-        let runs = self.stored.runs();
-        let map = seal_map(&self.id, &self.key, self.size, &runs)?;
-        let at = encrypted_len(self.size);
-        self.file.write_all_at(&map, at).map_err(|e| self.io(e))?;
-        self.file
-            .set_len(at + map.len() as u64)
-            .map_err(|e| self.io(e))?;
-        self.file.sync_all().map_err(|e| self.io(e))?;
-        let content_hash = match self.hash.take() {
-            Some(h) => h.finalize(),
-            None => {
-                // written out of order: hash what was committed, holes as zeros
-                let mut h = ContentHasher::new(&self.hash_key);
-                let mut at = 0u64;
-                for (first, count) in runs {
-                    h.zeros(first * CHUNK_PLAIN - at);
-                    for index in first..first + count {
-                        if index == self.sealed {
-                            h.update(&tail);
-                        } else {
-                            h.update(&self.open_sealed(index)?);
+        crate::caller::as_daemon(|| {
+            self.check_not_broken()?;
+            debug_assert_eq!(chunk_count(self.size), self.sealed + 1);
+            let tail = std::mem::take(&mut self.tail);
+            let stored = self.seal_at(self.sealed, &tail, true, false)?;
+            self.mark(self.sealed, stored);
+            let runs = self.stored.runs();
+            let map = seal_map(&self.id, &self.key, self.size, &runs)?;
+            let at = encrypted_len(self.size);
+            self.file.write_all_at(&map, at).map_err(|e| self.io(e))?;
+            self.file
+                .set_len(at + map.len() as u64)
+                .map_err(|e| self.io(e))?;
+            self.file.sync_all().map_err(|e| self.io(e))?;
+            let content_hash = match self.hash.take() {
+                Some(h) => h.finalize(),
+                None => {
+                    // written out of order: hash what was committed, holes as zeros
+                    let mut h = ContentHasher::new(&self.hash_key);
+                    let mut at = 0u64;
+                    for (first, count) in runs {
+                        h.zeros(first * CHUNK_PLAIN - at);
+                        for index in first..first + count {
+                            if index == self.sealed {
+                                h.update(&tail);
+                            } else {
+                                h.update(&self.open_sealed(index)?);
+                            }
                         }
+                        at = ((first + count) * CHUNK_PLAIN).min(self.size);
                     }
-                    at = ((first + count) * CHUNK_PLAIN).min(self.size);
+                    h.zeros(self.size - at);
+                    h.finalize()
                 }
-                h.zeros(self.size - at);
-                h.finalize()
-            }
-        };
-        drop(tail);
-        std::fs::rename(&self.tmp, &self.final_path).at("commit object", &self.final_path)?;
-        self.committed = true;
-        Ok(NewObject {
-            id: self.id,
-            wrapped_key: wrap_key(&store.wrap, &self.id.0, &self.key)?,
-            size: self.size,
-            content_hash,
+            };
+            drop(tail);
+            std::fs::rename(&self.tmp, &self.final_path).at("commit object", &self.final_path)?;
+            self.committed = true;
+            Ok(NewObject {
+                id: self.id,
+                wrapped_key: wrap_key(&store.wrap, &self.id.0, &self.key)?,
+                size: self.size,
+                content_hash,
+            })
         })
     }
 }
