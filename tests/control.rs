@@ -10,17 +10,7 @@ use common::{TestStore, BIN};
 use std::path::Path;
 
 fn store() -> TestStore {
-    let t = TestStore::new();
-    t.write("s/anna.jpg", b"anna on the stairs");
-    t.ok(&[
-        "import",
-        "--collection",
-        "shoot",
-        t.path("s").to_str().unwrap(),
-    ]);
-    t.ok(&["person", "add", "Anna"]);
-    t.ok(&["link", "shoot/anna.jpg", "Anna"]);
-    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    let t = common::anna_consented("shoot", "anna.jpg", b"anna on the stairs", "website");
     t.add_user("root");
     t.ok(&["user", "grant", "root", "--purpose", "website"]);
     t

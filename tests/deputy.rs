@@ -23,17 +23,7 @@ struct Office {
 }
 
 fn office() -> Office {
-    let t = TestStore::new();
-    t.write("s/anna.jpg", b"anna on the stairs");
-    t.ok(&[
-        "import",
-        "--collection",
-        "shoot",
-        t.path("s").to_str().unwrap(),
-    ]);
-    t.ok(&["person", "add", "Anna"]);
-    t.ok(&["link", "shoot/anna.jpg", "Anna"]);
-    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    let t = common::anna_consented("shoot", "anna.jpg", b"anna on the stairs", "website");
     let member = |login: &str, role: Option<&str>| {
         let id = os_user(login);
         t.ok(&["user", "add", login]);
@@ -93,6 +83,22 @@ impl Office {
         )
     }
 
+    /// Run and expect success.
+    fn ok(&self, who: (u32, u32), cwd: &Path, args: &str) {
+        let (code, out, err) = self.run(who, cwd, args);
+        assert_eq!(code, 0, "`{args}`: {out}{err}");
+    }
+
+    /// Run and expect the kernel's refusal, checked as `who`.
+    fn denied(&self, who: (u32, u32), cwd: &Path, args: &str) {
+        let (code, _, err) = self.run(who, cwd, args);
+        assert_ne!(code, 0, "`{args}` went through for a user who may not");
+        assert!(
+            err.to_lowercase().contains("permission denied"),
+            "`{args}`: {err}"
+        );
+    }
+
     fn home(&self, name: &str) -> PathBuf {
         self.t.path(&format!("home-{name}"))
     }
@@ -113,16 +119,12 @@ fn an_editor_imports_what_they_can_read_and_nothing_else() {
     let _m = Mount::start(&o.t);
     let home = o.home("ed");
     // the secret by its full path, and by a path relative to where the editor is
-    let (code, _, err) = o.run(
+    o.denied(
         o.editor,
         &home,
         &format!("import --collection stolen '{}'", o.secret.display()),
     );
-    assert_ne!(code, 0, "imported a file the editor cannot read");
-    assert!(err.to_lowercase().contains("permission denied"), "{err}");
-    let (code, _, err) = o.run(o.editor, &home, "import --collection stolen ../secret");
-    assert_ne!(code, 0, "imported a folder the editor cannot read");
-    assert!(err.to_lowercase().contains("permission denied"), "{err}");
+    o.denied(o.editor, &home, "import --collection stolen ../secret");
     assert!(
         !o.asset_paths().iter().any(|p| p.starts_with("stolen")),
         "{:?}",
@@ -132,8 +134,7 @@ fn an_editor_imports_what_they_can_read_and_nothing_else() {
     let mine = home.join("pic.jpg");
     std::fs::write(&mine, b"the editor's own photo").unwrap();
     std::os::unix::fs::chown(&mine, Some(o.editor.0), Some(o.editor.1)).unwrap();
-    let (code, out, err) = o.run(o.editor, &home, "import --collection mine pic.jpg");
-    assert_eq!(code, 0, "{out}{err}");
+    o.ok(o.editor, &home, "import --collection mine pic.jpg");
     assert!(o.asset_paths().contains(&"mine/pic.jpg".to_string()));
     let cat = o.t.ok(&["cat", "mine/pic.jpg"]).stdout;
     assert_eq!(cat, "the editor's own photo");
@@ -144,7 +145,7 @@ fn evidence_is_read_as_the_officer() {
     let o = office();
     let _m = Mount::start(&o.t);
     let home = o.home("po");
-    let (code, _, err) = o.run(
+    o.denied(
         o.officer,
         &home,
         &format!(
@@ -152,8 +153,6 @@ fn evidence_is_read_as_the_officer() {
             o.secret.display()
         ),
     );
-    assert_ne!(code, 0, "root's file became evidence");
-    assert!(err.to_lowercase().contains("permission denied"), "{err}");
     let events = o.t.ok(&["consent", "list", "--json"]).json();
     assert!(
         !events.to_string().contains("\"print\""),
@@ -162,12 +161,11 @@ fn evidence_is_read_as_the_officer() {
     let form = home.join("form.txt");
     std::fs::write(&form, b"signed by Anna").unwrap();
     std::os::unix::fs::chown(&form, Some(o.officer.0), Some(o.officer.1)).unwrap();
-    let (code, _, err) = o.run(
+    o.ok(
         o.officer,
         &home,
         "consent grant Anna --purpose print --evidence form.txt",
     );
-    assert_eq!(code, 0, "{err}");
 }
 
 #[test]
@@ -176,7 +174,7 @@ fn exports_and_reports_are_written_as_the_user_who_asked() {
     let _m = Mount::start(&o.t);
     let home = o.home("des");
     // a folder only root may write: refused, and nothing appears there
-    let (code, _, err) = o.run(
+    o.denied(
         o.designer,
         &home,
         &format!(
@@ -184,26 +182,22 @@ fn exports_and_reports_are_written_as_the_user_who_asked() {
             o.roots.display()
         ),
     );
-    assert_ne!(code, 0, "the daemon wrote into root's folder for a user");
-    assert!(err.to_lowercase().contains("permission denied"), "{err}");
     assert_eq!(std::fs::read_dir(&o.roots).unwrap().count(), 0);
     // a link in the designer's own folder to root's folder does not help
     std::os::unix::fs::symlink(&o.roots, home.join("link")).unwrap();
-    let (code, _, err) = o.run(
+    o.denied(
         o.designer,
         &home,
         "export --user cfs-dp-des --purpose website link/out",
     );
-    assert_ne!(code, 0, "{err}");
     assert_eq!(std::fs::read_dir(&o.roots).unwrap().count(), 0);
 
     // into the designer's own folder, by a relative path: every file is the designer's
-    let (code, out, err) = o.run(
+    o.ok(
         o.designer,
         &home,
         "export --user cfs-dp-des --purpose website out",
     );
-    assert_eq!(code, 0, "{out}{err}");
     let photo = home.join("out/shoot/anna.jpg");
     assert_eq!(std::fs::read(&photo).unwrap(), b"anna on the stairs");
     for p in [
@@ -223,21 +217,18 @@ fn exports_and_reports_are_written_as_the_user_who_asked() {
         assert_eq!(md.mode() & 0o077, 0, "{} is not private", p.display());
     }
     // the designer checks it, also as themselves
-    let (code, _, err) = o.run(o.designer, &home, "export verify out");
-    assert_eq!(code, 0, "{err}");
+    o.ok(o.designer, &home, "export verify out");
     // an update in place, and one with location stripped (exiftool runs as the designer)
-    let (code, _, err) = o.run(
+    o.ok(
         o.designer,
         &home,
         "export --user cfs-dp-des --purpose website --sync out",
     );
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = o.run(
+    o.ok(
         o.designer,
         &home,
         "export --user cfs-dp-des --purpose website --strip-location stripped",
     );
-    assert_eq!(code, 0, "{err}");
     for p in walk(&home.join("stripped")) {
         let md = std::fs::symlink_metadata(&p).unwrap();
         assert_eq!(
@@ -250,16 +241,13 @@ fn exports_and_reports_are_written_as_the_user_who_asked() {
 
     // the officer's report on Anna: into root's folder refused, into their own theirs
     let po_home = o.home("po");
-    let (code, _, err) = o.run(
+    o.denied(
         o.officer,
         &po_home,
         &format!("person report Anna '{}/report'", o.roots.display()),
     );
-    assert_ne!(code, 0, "a report went into root's folder");
-    assert!(err.to_lowercase().contains("permission denied"), "{err}");
     assert_eq!(std::fs::read_dir(&o.roots).unwrap().count(), 0);
-    let (code, _, err) = o.run(o.officer, &po_home, "person report Anna report");
-    assert_eq!(code, 0, "{err}");
+    o.ok(o.officer, &po_home, "person report Anna report");
     let mut seen = 0;
     for entry in walk(&po_home.join("report")) {
         let md = std::fs::symlink_metadata(&entry).unwrap();

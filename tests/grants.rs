@@ -14,17 +14,12 @@ use std::time::Duration;
 /// A photo of Anna (who consented to `website`) in collection `ev`, and `login` (an OS
 /// account) allowed to write in `website`.
 fn store_for(login: &str) -> TestStore {
-    let t = TestStore::new();
-    t.write("shoot/a.jpg", b"photo of anna, version one");
-    t.ok(&[
-        "import",
-        "--collection",
+    let t = common::anna_consented(
         "ev",
-        t.path("shoot").to_str().unwrap(),
-    ]);
-    t.ok(&["person", "add", "Anna"]);
-    t.ok(&["link", "ev/a.jpg", "Anna"]);
-    t.ok(&["consent", "grant", "Anna", "--purpose", "website,print"]);
+        "a.jpg",
+        b"photo of anna, version one",
+        "website,print",
+    );
     t.add_user(login);
     t.ok(&[
         "user",

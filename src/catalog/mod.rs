@@ -119,17 +119,7 @@ impl Catalog {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        let mut cat = Catalog {
-            conn,
-            audit_key,
-            anchor: None,
-            wait: None,
-            path: path.to_path_buf(),
-            wal_loss: None,
-            pending: None,
-            pending_ended: None,
-            _registered: registered,
-        };
+        let mut cat = Catalog::with(conn, audit_key, path, None, registered);
         cat.migrate()?;
         let tx = cat.begin(actor, now)?;
         tx.audit(
@@ -189,20 +179,31 @@ impl Catalog {
                 )));
             }
             conn.pragma_update(None, "foreign_keys", "ON")?;
-            let mut cat = Catalog {
-                conn,
-                audit_key,
-                anchor: None,
-                wait: None,
-                path: path.to_path_buf(),
-                wal_loss,
-                pending: None,
-                pending_ended: None,
-                _registered: registered,
-            };
+            let mut cat = Catalog::with(conn, audit_key, path, wal_loss, registered);
             cat.migrate()?;
             Ok(cat)
         })
+    }
+
+    /// A catalog on an opened connection, with no anchor, no busy wait and nothing pending.
+    fn with(
+        conn: Connection,
+        audit_key: Key,
+        path: &Path,
+        wal_loss: Option<wal::Loss>,
+        registered: wal::Registered,
+    ) -> Catalog {
+        Catalog {
+            conn,
+            audit_key,
+            anchor: None,
+            wait: None,
+            path: path.to_path_buf(),
+            wal_loss,
+            pending: None,
+            pending_ended: None,
+            _registered: registered,
+        }
     }
 
     fn migrate(&mut self) -> Result<()> {

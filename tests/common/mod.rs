@@ -197,6 +197,23 @@ pub fn visible(t: &TestStore, user: &str, purpose: &str) -> Vec<String> {
     paths
 }
 
+/// A store with one photo, `collection/<file>` holding `content`, of Anna, who consented to
+/// `purposes` (comma-separated).
+pub fn anna_consented(collection: &str, file: &str, content: &[u8], purposes: &str) -> TestStore {
+    let t = TestStore::new();
+    t.write(&format!("in/{file}"), content);
+    t.ok(&[
+        "import",
+        "--collection",
+        collection,
+        t.path("in").to_str().unwrap(),
+    ]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", &format!("{collection}/{file}"), "Anna"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", purposes]);
+    t
+}
+
 /// A store with one consented photo of Anna and one without persons, visible to `login`.
 pub fn small_store(login: &str) -> TestStore {
     let t = TestStore::new();
