@@ -1,7 +1,8 @@
 //! The mount as a service: started by systemd (`Type=notify`, contrib/systemd/) or from
 //! /etc/fstab through fuse3's mount helper, as DESIGN.md section 12 asks.
 //!
-//! Where systemd runs the machine, the unit itself is started; everywhere the fstab path
+//! The unit itself is started under systemd: the machine's own where systemd runs the machine,
+//! else one the test starts as PID 1 of a PID and mount namespace of its own. The fstab path
 //! (`mount.fuse3`, which runs `consentfs STORE MOUNTPOINT -o OPTIONS`) and the readiness
 //! protocol (`NOTIFY_SOCKET`) are exercised with the real programs.
 
@@ -182,8 +183,132 @@ fn the_daemon_tells_systemd_it_is_ready_only_once_the_mount_answers() {
     assert!(!is_mounted(&mnt));
 }
 
+/// A systemd of its own for one test, as PID 1 of a new PID and mount namespace, for machines
+/// (containers, VMs started without an init system) where systemd does not run the machine.
+/// It loads units from `units` first (where the test puts its unit, and masks for the units
+/// that would change the kernel's settings for everyone: sysctl, modules, binfmt, ...), and
+/// boots into an empty target. Killed (with everything it started) when dropped.
+struct OwnSystemd {
+    unshare: std::process::Child,
+    pid: u32,
+}
+
+/// Units that `sysinit.target` pulls in and that would change the whole machine (or need a
+/// real boot); masked for the namespace's systemd. The journal stays, for the failure message.
+const MASKED: &[&str] = &[
+    "cryptsetup.target",
+    "integritysetup.target",
+    "veritysetup.target",
+    "kmod-static-nodes.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "proc-sys-fs-binfmt_misc.mount",
+    "sys-fs-fuse-connections.mount",
+    "sys-kernel-config.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "dev-hugepages.mount",
+    "dev-mqueue.mount",
+    "systemd-ask-password-console.path",
+    "systemd-binfmt.service",
+    "systemd-firstboot.service",
+    "systemd-journal-flush.service",
+    "systemd-machine-id-commit.service",
+    "systemd-modules-load.service",
+    "systemd-pcrphase-sysinit.service",
+    "systemd-pcrphase.service",
+    "systemd-random-seed.service",
+    "systemd-repart.service",
+    "systemd-remount-fs.service",
+    "systemd-sysctl.service",
+    "systemd-sysusers.service",
+    "systemd-tmpfiles-setup-dev.service",
+    "systemd-tmpfiles-setup.service",
+    "systemd-update-utmp.service",
+    "systemd-pstore.service",
+    "systemd-timesyncd.service",
+    "systemd-udevd.service",
+    "systemd-udev-trigger.service",
+    "systemd-hwdb-update.service",
+    "ldconfig.service",
+];
+
+impl OwnSystemd {
+    fn start(units: &Path) -> OwnSystemd {
+        for m in MASKED {
+            std::os::unix::fs::symlink("/dev/null", units.join(m)).unwrap();
+        }
+        std::fs::write(
+            units.join("cfs-test-boot.target"),
+            "[Unit]\nDescription=nothing but what a test starts\n",
+        )
+        .unwrap();
+        let unshare = Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--mount",
+                "--mount-proc",
+                // shared within the namespace (the machine's own mounts are not touched):
+                // systemd moves each service's credentials mount into place through it
+                "--propagation",
+                "shared",
+                "sh",
+                "-c",
+                "mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null; exec /lib/systemd/systemd --system --unit=cfs-test-boot.target",
+            ])
+            .env("SYSTEMD_UNIT_PATH", format!("{}:", units.display()))
+            .env("container", "other")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux)");
+        let children = format!("/proc/{}/task/{}/children", unshare.id(), unshare.id());
+        let mut pid = 0;
+        let (found, _) = wait_for(Duration::from_secs(10), || {
+            pid = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|c| c.split_whitespace().next()?.parse::<u32>().ok())
+                .unwrap_or(0);
+            pid != 0
+        });
+        let own = OwnSystemd { unshare, pid };
+        assert!(found, "systemd did not start in its namespace");
+        let mut state = String::new();
+        let (up, _) = wait_for(Duration::from_secs(60), || {
+            let s = own.run(&["systemctl", "is-system-running"]);
+            state = String::from_utf8_lossy(&s.stdout).trim().to_string();
+            state == "running" || state == "degraded"
+        });
+        assert!(up, "systemd in its namespace did not come up: {state}");
+        own
+    }
+
+    /// Run a program inside the namespace (its mounts, its processes, its systemd).
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("nsenter")
+            .args(["-t", &self.pid.to_string(), "-m", "-p", "--"])
+            .args(args)
+            .output()
+            .expect("nsenter (util-linux)")
+    }
+}
+
+impl Drop for OwnSystemd {
+    fn drop(&mut self) {
+        // PID 1 of the namespace: when it dies the kernel kills everything in it
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
 /// The unit in contrib/systemd is valid for this machine's systemd (no unknown or misspelt
-/// option), and where systemd runs the machine it starts, serves and stops the mount.
+/// option), and under systemd, with all its hardening options, it starts, serves, restarts
+/// after a crash and stops the mount.
 #[test]
 fn the_systemd_unit_is_valid_and_starts_the_mount_where_systemd_runs() {
     let unit = std::fs::read_to_string(
@@ -202,7 +327,11 @@ fn the_systemd_unit_is_valid_and_starts_the_mount_where_systemd_runs() {
         .replace("/srv/photos", &mnt.to_string_lossy())
         .replace(
             "EnvironmentFile=-/etc/consentfs/consentfs.env",
-            &format!("Environment=CONSENTFS_ANCHOR={}", t.anchor().display()),
+            &format!(
+                "Environment=CONSENTFS_ANCHOR={}\nEnvironment=CONSENTFS_SOCKET={}",
+                t.anchor().display(),
+                t.socket().display()
+            ),
         );
     assert_ne!(ours, unit);
     let verify_dir = t.path("units");
@@ -217,23 +346,68 @@ fn the_systemd_unit_is_valid_and_starts_the_mount_where_systemd_runs() {
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && !said.contains("Unknown"), "{said}");
 
-    if !Path::new("/run/systemd/system").is_dir() {
-        // no systemd running this machine (a container): the fstab and NOTIFY_SOCKET tests
-        // above cover the daemon's side of the unit
+    if Path::new("/run/systemd/system").is_dir() {
+        let path = Path::new("/run/systemd/system").join(&name);
+        std::fs::write(&path, &ours).unwrap();
+        let systemctl = |args: &[&str]| Command::new("systemctl").args(args).output().unwrap();
+        assert!(systemctl(&["daemon-reload"]).status.success());
+        // Type=notify: `start` returns once the daemon said READY=1
+        let started = systemctl(&["start", &name]);
+        let ok = started.status.success()
+            && std::fs::read(mnt.join("root/website/a.jpg")).ok()
+                == Some(b"photo of anna".to_vec());
+        let stopped = systemctl(&["stop", &name]);
+        let _ = std::fs::remove_file(&path);
+        systemctl(&["daemon-reload"]);
+        assert!(ok, "{}", String::from_utf8_lossy(&started.stderr));
+        assert!(stopped.status.success());
+        assert!(!is_mounted(&mnt));
         return;
     }
-    let path = Path::new("/run/systemd/system").join(&name);
-    std::fs::write(&path, &ours).unwrap();
-    let systemctl = |args: &[&str]| Command::new("systemctl").args(args).output().unwrap();
-    assert!(systemctl(&["daemon-reload"]).status.success());
-    // Type=notify: `start` returns once the daemon said READY=1
-    let started = systemctl(&["start", &name]);
-    let ok = started.status.success()
-        && std::fs::read(mnt.join("root/website/a.jpg")).ok() == Some(b"photo of anna".to_vec());
-    let stopped = systemctl(&["stop", &name]);
-    let _ = std::fs::remove_file(&path);
-    systemctl(&["daemon-reload"]);
-    assert!(ok, "{}", String::from_utf8_lossy(&started.stderr));
-    assert!(stopped.status.success());
-    assert!(!is_mounted(&mnt));
+    // No systemd runs this machine (a container, a VM without an init system): start one of
+    // our own, as PID 1 of a new PID and mount namespace, and the unit under it, with every
+    // hardening option it has.
+    let units = t.path("own-units");
+    std::fs::create_dir(&units).unwrap();
+    std::fs::write(units.join(&name), &ours).unwrap();
+    let sd = OwnSystemd::start(&units);
+    let text = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let journal = |sd: &OwnSystemd| text(&sd.run(&["journalctl", "-u", &name, "--no-pager"]));
+    let photo = mnt.join("root/website/a.jpg");
+    let read = |sd: &OwnSystemd| sd.run(&["cat", &photo.to_string_lossy()]).stdout;
+    // Type=notify: `start` returns once the daemon said READY=1, and the photo is there then
+    let started = sd.run(&["systemctl", "start", &name]);
+    assert!(
+        started.status.success(),
+        "{}\n{}",
+        text(&started),
+        journal(&sd)
+    );
+    assert_eq!(read(&sd), b"photo of anna", "{}", journal(&sd));
+    // Restart=on-failure: the daemon killed, the dead mount cleared, the mount back
+    let main_pid = |sd: &OwnSystemd| {
+        String::from_utf8_lossy(
+            &sd.run(&["systemctl", "show", "-p", "MainPID", "--value", &name])
+                .stdout,
+        )
+        .trim()
+        .to_string()
+    };
+    let first = main_pid(&sd);
+    assert!(sd.run(&["kill", "-9", &first]).status.success());
+    let (back, _) = wait_for(Duration::from_secs(60), || {
+        let now = main_pid(&sd);
+        now != first && now != "0" && read(&sd) == b"photo of anna"
+    });
+    assert!(back, "not restarted after a crash:\n{}", journal(&sd));
+    // a withdrawal reaches the mount the service serves
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let (gone, _) = wait_for(Duration::from_secs(10), || read(&sd).is_empty());
+    assert!(gone, "the photo stayed after the withdrawal");
+    let stopped = sd.run(&["systemctl", "stop", &name]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let mounted = sd.run(&["mountpoint", "-q", &mnt.to_string_lossy()]);
+    assert!(!mounted.status.success(), "still mounted after stop");
 }
