@@ -25,6 +25,10 @@ pub struct AssetRow {
     pub draft_purpose: Option<crate::policy::PurposeId>,
     /// For a draft: the assets its content came from (see [`add_sources`]).
     pub sources: Vec<AssetId>,
+    /// Faces the latest face scan found (see `catalog::faces`).
+    pub faces: u16,
+    /// Detected faces a reviewer declared not recognisable (`mark --faces-reviewed`).
+    pub faces_reviewed: u16,
 }
 
 impl AssetRow {
@@ -100,7 +104,7 @@ pub fn check_name(n: &str) -> Result<()> {
 
 const COLS: &str =
     "id, collection, name, no_persons, special_category, status, creator, created_at, \
-                    retention_until, draft_purpose";
+                    retention_until, draft_purpose, faces, faces_reviewed";
 
 fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
     let status: String = r.get(5)?;
@@ -117,6 +121,8 @@ fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
         persons: Vec::new(),
         draft_purpose: r.get(9)?,
         sources: Vec::new(),
+        faces: r.get(10)?,
+        faces_reviewed: r.get(11)?,
     })
 }
 
@@ -987,6 +993,7 @@ pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<AssetId>> {
     for a in &purged {
         tx.prepare_cached("UPDATE assets SET status = 'purged' WHERE id = ?1")?
             .execute([a])?;
+        super::faces::forget(tx, *a)?;
         let detail = if *a == asset {
             serde_json::json!({ "asset": a, "objects_shredded": out.len() })
         } else {

@@ -24,6 +24,8 @@ pub struct AssetRef<'a> {
     pub created_at: i64,
     pub retention_until: Option<i64>,
     pub draft_purpose: Option<PurposeId>,
+    pub faces: u16,
+    pub faces_reviewed: u16,
 }
 
 /// One version row without its object's wrapped key (read at open, see [`wrapped_key`]).
@@ -47,7 +49,7 @@ fn text<'a>(r: &'a rusqlite::Row, i: usize) -> rusqlite::Result<&'a str> {
 pub fn each_asset(conn: &Connection, mut f: impl FnMut(AssetRef<'_>) -> Result<()>) -> Result<()> {
     let mut st = conn.prepare(
         "SELECT id, collection, name, no_persons, special_category, status, creator, created_at, \
-         retention_until, draft_purpose FROM assets ORDER BY id",
+         retention_until, draft_purpose, faces, faces_reviewed FROM assets ORDER BY id",
     )?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
@@ -63,6 +65,8 @@ pub fn each_asset(conn: &Connection, mut f: impl FnMut(AssetRef<'_>) -> Result<(
             created_at: r.get(7)?,
             retention_until: r.get(8)?,
             draft_purpose: r.get(9)?,
+            faces: r.get(10)?,
+            faces_reviewed: r.get(11)?,
         })?;
     }
     Ok(())
@@ -245,6 +249,8 @@ pub fn each_asset_row(
             persons,
             draft_purpose: a.draft_purpose,
             sources: sources.remove(&a.id).unwrap_or_default(),
+            faces: a.faces,
+            faces_reviewed: a.faces_reviewed,
         })
     })?;
     match pending {

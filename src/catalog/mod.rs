@@ -15,6 +15,7 @@ pub mod audit;
 pub mod bulk;
 pub mod consents;
 pub mod exports;
+pub mod faces;
 pub mod maintenance;
 pub mod persons;
 pub mod purposes;

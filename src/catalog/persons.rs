@@ -224,6 +224,12 @@ pub fn add_guardian(tx: &Tx, person: PersonId, guardian: PersonId) -> Result<()>
 /// pseudonym and the consent history stay as proof. Evidence file names often carry the name,
 /// so they are replaced by a neutral one (the evidence itself stays: it is the proof).
 pub fn erase(tx: &Tx, person: PersonId) -> Result<()> {
+    // suggestions that name the person (from photos' metadata) go with the name
+    tx.prepare_cached(
+        "DELETE FROM suggestions WHERE person_id = ?1
+            OR name = (SELECT name FROM persons WHERE id = ?1)",
+    )?
+    .execute([person])?;
     tx.prepare_cached(
         "UPDATE persons SET name = NULL, born = NULL, ext_ref = NULL, erased_at = ?1 WHERE id = ?2",
     )?

@@ -227,6 +227,44 @@ CREATE TABLE roles (
     PRIMARY KEY (user_id, role)
 );
 "#,
+    // 12: linking at scale (DESIGN.md section 14). `face_scans`: what face detection found on
+    // an asset's version (boxes as fractions of the image, JSON; no face templates: nothing is
+    // compared with anyone); `assets.faces` is the count of the latest scan, kept on the asset row
+    // so that the mount's start-up scan of every asset needs no join. `assets.faces_reviewed`: how many detected faces a reviewer
+    // declared not recognisable (`mark --faces-reviewed`), so a later version with more faces
+    // needs a new look. `links.face`: which detected face a linked person is. `suggestions`:
+    // what embedded metadata (a name without a matching reference) or a near-duplicate
+    // proposes, until someone accepts or rejects it. All of it goes when the photo is purged;
+    // names in suggestions go when the person they name is erased.
+    r#"
+CREATE TABLE face_scans (
+    asset_id INTEGER PRIMARY KEY REFERENCES assets(id),
+    version INTEGER NOT NULL,
+    faces INTEGER NOT NULL CHECK (faces BETWEEN 0 AND 10000),
+    boxes TEXT NOT NULL,
+    model TEXT NOT NULL,
+    scanned_at INTEGER NOT NULL
+);
+ALTER TABLE assets ADD COLUMN faces INTEGER NOT NULL DEFAULT 0
+    CHECK (faces BETWEEN 0 AND 10000);
+ALTER TABLE assets ADD COLUMN faces_reviewed INTEGER NOT NULL DEFAULT 0
+    CHECK (faces_reviewed BETWEEN 0 AND 10000);
+ALTER TABLE links ADD COLUMN face INTEGER CHECK (face BETWEEN 1 AND 10000);
+CREATE TABLE suggestions (
+    id INTEGER PRIMARY KEY,
+    asset_id INTEGER NOT NULL REFERENCES assets(id),
+    kind TEXT NOT NULL CHECK (kind IN ('person', 'derive')),
+    name TEXT CHECK (length(name) <= 256),
+    person_id INTEGER REFERENCES persons(id),
+    from_asset INTEGER REFERENCES assets(id),
+    source TEXT NOT NULL,
+    face INTEGER CHECK (face BETWEEN 1 AND 10000),
+    created_at INTEGER NOT NULL,
+    settled_at INTEGER,
+    settled TEXT CHECK (settled IN ('accepted', 'rejected'))
+);
+CREATE INDEX suggestions_open ON suggestions(asset_id) WHERE settled_at IS NULL;
+"#,
 ];
 
 /// The migration after which existing users' uids are filled in from the OS accounts.

@@ -33,6 +33,8 @@ impl AssetRow {
             no_persons: self.no_persons,
             special_category: self.special_category,
             persons: self.persons.clone(),
+            faces: self.faces,
+            faces_reviewed: self.faces_reviewed,
             retention_until: self.retention_until,
             draft_purpose: self.draft_purpose,
             derived_from: Vec::new(),

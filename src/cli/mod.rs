@@ -157,6 +157,9 @@ pub enum Command {
         /// The persons on it: ids, names or external references.
         #[arg(required = true)]
         persons: Vec<String>,
+        /// Which detected face the person is (see `consentfs faces show`); one person only.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        face: Option<u32>,
     },
     /// Remove a person from a photo.
     Unlink {
@@ -485,6 +488,12 @@ pub struct MarkArgs {
     /// It reveals a special category (health, religion, ...): explicit consent needed.
     #[arg(long, group = "flag")]
     pub special_category: bool,
+    /// The detected faces no linked person accounts for are not recognisable (audited).
+    #[arg(long, group = "flag")]
+    pub faces_reviewed: bool,
+    /// With --no-persons on a photo with detected faces: declare those faces not recognisable.
+    #[arg(long)]
+    pub force: bool,
     /// Clear the given flag instead of setting it.
     #[arg(long)]
     pub clear: bool,
@@ -1011,7 +1020,11 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
         Command::Person(cmd) => records::person(&mut ctx, cmd),
         Command::Purpose(cmd) => records::purpose(&mut ctx, cmd),
         Command::Consent(cmd) => records::consent(&mut ctx, cmd),
-        Command::Link { asset, persons } => records::link(&mut ctx, &asset, &persons),
+        Command::Link {
+            asset,
+            persons,
+            face,
+        } => records::link(&mut ctx, &asset, &persons, face),
         Command::Unlink { asset, person } => records::unlink(&mut ctx, &asset, &person),
         Command::Mark(args) => records::mark(&mut ctx, args),
         Command::User(cmd) => records::user(&mut ctx, cmd),

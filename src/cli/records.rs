@@ -305,8 +305,8 @@ pub fn consent(ctx: &mut Ctx, cmd: ConsentCmd) -> Result<i32> {
     }
 }
 
-pub fn link(ctx: &mut Ctx, asset: &str, who: &[String]) -> Result<i32> {
-    let (asset, added) = domain::links::link(&mut ctx.session(), asset, who)?;
+pub fn link(ctx: &mut Ctx, asset: &str, who: &[String], face: Option<u32>) -> Result<i32> {
+    let (asset, added) = domain::links::link(&mut ctx.session(), asset, who, face)?;
     println!(
         "asset {} linked to {}",
         asset,
@@ -330,9 +330,20 @@ pub fn unlink(ctx: &mut Ctx, asset: &str, who: &str) -> Result<i32> {
 }
 
 pub fn mark(ctx: &mut Ctx, args: MarkArgs) -> Result<i32> {
+    if args.faces_reviewed {
+        if args.clear {
+            return Err(Error::invalid(
+                "--faces-reviewed cannot be cleared; link the persons or rescan instead",
+            ));
+        }
+        for (id, n) in domain::links::faces_reviewed(&mut ctx.session(), &args.assets)? {
+            println!("asset {id}: {n} detected face(s) accounted for; those without a linked person declared not recognisable");
+        }
+        return Ok(0);
+    }
     if !args.no_persons && !args.special_category {
         return Err(Error::invalid(
-            "say what to mark: --no-persons or --special-category",
+            "say what to mark: --no-persons, --special-category or --faces-reviewed",
         ));
     }
     let value = !args.clear;
@@ -341,6 +352,7 @@ pub fn mark(ctx: &mut Ctx, args: MarkArgs) -> Result<i32> {
         &args.assets,
         args.no_persons.then_some(value),
         args.special_category.then_some(value),
+        args.force,
     )?;
     let what = [
         (args.no_persons, "no identifiable persons"),

@@ -3,13 +3,24 @@
 //! it was made from. Linking is the review that lets a photo be shown at all.
 
 use super::Session;
-use crate::catalog::{assets, persons};
+use crate::catalog::{assets, faces, persons};
 use crate::error::{Error, Result};
 use crate::policy::Status;
 
-/// Link `who` to `asset` (a reviewed draft becomes a normal asset). Returns the asset's id and
-/// the persons newly linked (those already linked are left out).
-pub fn link(s: &mut Session, asset: &str, who: &[String]) -> Result<(i64, Vec<i64>)> {
+/// Link `who` to `asset` (a reviewed draft becomes a normal asset), with `face` the detected
+/// face the (one) person is. Returns the asset's id and the persons newly linked (those already
+/// linked are left out).
+pub fn link(
+    s: &mut Session,
+    asset: &str,
+    who: &[String],
+    face: Option<u32>,
+) -> Result<(i64, Vec<i64>)> {
+    if face.is_some() && who.len() != 1 {
+        return Err(Error::invalid(
+            "--face links one person to one face: name one person",
+        ));
+    }
     let tx = s.catalog.begin(s.actor, s.now)?;
     let a = assets::resolve(&tx, asset)?;
     let mut added = Vec::new();
@@ -17,6 +28,9 @@ pub fn link(s: &mut Session, asset: &str, who: &[String]) -> Result<(i64, Vec<i6
         let p = persons::resolve(&tx, w)?;
         if assets::link(&tx, a.id, p.id)? {
             added.push(p.id);
+        }
+        if let Some(n) = face {
+            faces::link_face(&tx, a.id, p.id, n)?;
         }
     }
     assets::activate(&tx, a.id)?;
@@ -35,22 +49,50 @@ pub fn unlink(s: &mut Session, asset: &str, who: &str) -> Result<(i64, i64)> {
 }
 
 /// Set (`Some(true)`), clear (`Some(false)`) or leave (`None`) the two marks on every asset;
-/// returns their ids in the order given.
+/// returns their ids in the order given. "No persons" on a photo on which faces were detected
+/// is a claim that contradicts the detector: it needs `force`, which also declares those faces
+/// not recognisable (audited), so that the mark is not a way around rule 3.
 pub fn mark(
     s: &mut Session,
     list: &[String],
     no_persons: Option<bool>,
     special_category: Option<bool>,
+    force: bool,
 ) -> Result<Vec<i64>> {
     let tx = s.catalog.begin(s.actor, s.now)?;
     let mut ids = Vec::new();
     for asset in list {
         let a = assets::resolve(&tx, asset)?;
+        if no_persons == Some(true) && a.faces > 0 {
+            if !force {
+                return Err(Error::invalid(format!(
+                    "asset {} ({}) has {} detected face(s): look at them (`consentfs faces show {} OUT.jpg`), link who is recognisable, or pass --force to declare them not recognisable (nothing was marked)",
+                    a.id,
+                    crate::names::for_people(&a.path()),
+                    a.faces,
+                    a.id
+                )));
+            }
+            faces::set_reviewed(&tx, a.id)?;
+        }
         assets::mark(&tx, a.id, no_persons, special_category)?;
         ids.push(a.id);
     }
     tx.commit()?;
     Ok(ids)
+}
+
+/// `mark --faces-reviewed`: on each asset, the detected faces no linked person accounts for
+/// are declared not recognisable. Returns (asset, faces declared) per asset.
+pub fn faces_reviewed(s: &mut Session, list: &[String]) -> Result<Vec<(i64, u16)>> {
+    let tx = s.catalog.begin(s.actor, s.now)?;
+    let mut out = Vec::new();
+    for asset in list {
+        let a = assets::resolve(&tx, asset)?;
+        out.push((a.id, faces::set_reviewed(&tx, a.id)?));
+    }
+    tx.commit()?;
+    Ok(out)
 }
 
 /// Make a draft a normal asset showing the same persons (and marks) as the active asset it was

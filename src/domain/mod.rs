@@ -12,6 +12,7 @@ pub mod cat;
 pub mod consent;
 pub mod erase;
 pub mod expiring;
+pub mod faces;
 pub mod import;
 pub mod links;
 mod new_store;
@@ -51,6 +52,40 @@ mod tests {
     use crate::export::Quiet;
     use crate::policy::EventKind;
 
+    /// A new store with `files` (name, content) imported into the root collection: the
+    /// temporary folder (keep it), the store and its catalog.
+    pub(crate) fn store_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Store, Catalog) {
+        let d = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now();
+        let store = Store::init(
+            &d.path().join("s"),
+            None,
+            Some(&d.path().join("k")),
+            now,
+            "t",
+        )
+        .unwrap();
+        let mut catalog = Catalog::open(
+            &store.catalog_path(),
+            &store.catalog_key(),
+            store.audit_key(),
+        )
+        .unwrap();
+        let src = d.path().join("in");
+        std::fs::create_dir(&src).unwrap();
+        for (name, content) in files {
+            std::fs::write(src.join(name), content).unwrap();
+        }
+        let mut s = Session {
+            store: &store,
+            catalog: &mut catalog,
+            actor: "t",
+            now,
+        };
+        import::import(&mut s, "", None, &[src], &Quiet).unwrap();
+        (d, store, catalog)
+    }
+
     /// The operations run on domain values alone (what the control socket will do): a photo
     /// imported, linked and consented to is in the user's view; after a withdrawal recorded
     /// through the same operation it is not, and an erasure (dry run) names it.
@@ -84,7 +119,7 @@ mod tests {
         assert_eq!(imported.outcomes.len(), 1);
         let asset = imported.outcomes[0].asset;
         persons::add(&mut s, "Anna", None, None, false).unwrap();
-        links::link(&mut s, &asset.to_string(), &["Anna".to_string()]).unwrap();
+        links::link(&mut s, &asset.to_string(), &["Anna".to_string()], None).unwrap();
         users::add(&mut s, "root", None).unwrap();
         users::grant(&mut s, "root", "website", "", crate::policy::Access::Read).unwrap();
         let anna = consent::Subject {

@@ -76,6 +76,8 @@ mod tests {
             no_persons: false,
             special_category: false,
             persons: persons.to_vec(),
+            faces: 0,
+            faces_reviewed: 0,
             retention_until: None,
             draft_purpose: Some(7),
             derived_from: Vec::new(),

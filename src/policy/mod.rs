@@ -233,6 +233,11 @@ pub struct Asset {
     pub no_persons: bool,
     pub special_category: bool,
     pub persons: Vec<PersonId>,
+    /// Faces that face detection found on the photo (its latest scan; 0 if never scanned).
+    /// Like links, an input: the rules compare it with the persons linked.
+    pub faces: u16,
+    /// Detected faces a reviewer declared not recognisable (`mark --faces-reviewed`).
+    pub faces_reviewed: u16,
     pub retention_until: Option<Time>,
     /// For a draft: the purpose folder it was created in, the only place it shows.
     pub draft_purpose: Option<PurposeId>,
@@ -329,6 +334,12 @@ pub enum Reason {
         at: Time,
     },
     Unreviewed,
+    /// Face detection found more faces than persons are linked, and a reviewer has not
+    /// declared the rest not recognisable: an unlinked bystander could be on it.
+    UnlinkedFaces {
+        faces: u16,
+        linked: u16,
+    },
     UnknownPerson {
         person: PersonId,
     },
@@ -412,6 +423,9 @@ impl Reason {
             DraftOfOther => "someone else's draft".into(),
             RetentionEnded { at } => format!("retention term ended {}", day(at)),
             Unreviewed => "not reviewed: no persons linked and not marked --no-persons".into(),
+            UnlinkedFaces { faces, linked } => format!(
+                "not reviewed: {faces} face(s) detected, {linked} accounted for; link each face (`link ASSET PERSON --face N`) or declare the rest not recognisable (`mark ASSET --faces-reviewed`)"
+            ),
             UnknownPerson { .. } => format!("linked person {who} is not in the catalog"),
             NoConsent { .. } => format!("no consent from {who} for this purpose"),
             NotYetStarted { from, .. } => format!("consent of {who} starts {}", day(from)),
@@ -451,6 +465,7 @@ impl Reason {
             DraftOfOther => "draft_of_other",
             RetentionEnded { .. } => "retention_ended",
             Unreviewed => "unreviewed",
+            UnlinkedFaces { .. } => "unlinked_faces",
             UnknownPerson { .. } => "unknown_person",
             NoConsent { .. } => "no_consent",
             NotYetStarted { .. } => "not_yet_started",

@@ -223,13 +223,22 @@ pub fn evaluate_at(
         }
         return (true, Reason::OwnDraft);
     }
-    // 3. reviewed
+    // 3. reviewed: persons linked or "no persons" marked, and no detected face left over
+    if asset.persons.is_empty() && !asset.no_persons {
+        return (false, Reason::Unreviewed);
+    }
+    let linked = u16::try_from(asset.persons.len()).unwrap_or(u16::MAX);
+    if asset.faces > linked.max(asset.faces_reviewed) {
+        return (
+            false,
+            Reason::UnlinkedFaces {
+                faces: asset.faces,
+                linked: linked.max(asset.faces_reviewed),
+            },
+        );
+    }
     if asset.persons.is_empty() {
-        return if asset.no_persons {
-            (true, Reason::NoPersons)
-        } else {
-            (false, Reason::Unreviewed)
-        };
+        return (true, Reason::NoPersons);
     }
     // 4./5. every linked person
     for &pid in &asset.persons {

@@ -118,6 +118,8 @@ fn asset(persons: &[PersonId]) -> Asset {
         no_persons: false,
         special_category: false,
         persons: persons.to_vec(),
+        faces: 0,
+        faces_reviewed: 0,
         retention_until: None,
         draft_purpose: None,
         derived_from: Vec::new(),
@@ -289,6 +291,16 @@ fn cases() -> Vec<Case> {
         ("unreviewed: no persons linked, not marked", || world(vec![], &[]), d(2026, 2, 1), false, "unreviewed"),
         ("marked as showing no persons", || { let mut w = world(vec![], &[]); w.asset.no_persons = true; w }, d(2026, 2, 1), true, "no_persons"),
         ("linked persons override the no-persons mark", || { let mut w = anna(vec![]); w.asset.no_persons = true; w }, d(2026, 2, 1), false, "no_consent"),
+        // detected faces: each linked or declared not recognisable
+        ("one face detected, its person linked and consented", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.faces = 1; w }, d(2026, 2, 1), true, "consented"),
+        ("two faces detected, one person linked: a bystander", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.faces = 2; w }, d(2026, 2, 1), false, "unlinked_faces"),
+        ("two faces, one linked, the rest declared not recognisable", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.faces = 2; w.asset.faces_reviewed = 2; w }, d(2026, 2, 1), true, "consented"),
+        ("declared for two faces, a later version shows three", || { let mut w = anna(vec![grant(1, ANNA, d(2026, 1, 1))]); w.asset.faces = 3; w.asset.faces_reviewed = 2; w }, d(2026, 2, 1), false, "unlinked_faces"),
+        ("marked no persons, yet faces detected", || { let mut w = world(vec![], &[]); w.asset.no_persons = true; w.asset.faces = 1; w }, d(2026, 2, 1), false, "unlinked_faces"),
+        ("marked no persons with the faces declared not recognisable", || { let mut w = world(vec![], &[]); w.asset.no_persons = true; w.asset.faces = 4; w.asset.faces_reviewed = 4; w }, d(2026, 2, 1), true, "no_persons"),
+        ("faces declared but nothing linked or marked is still unreviewed", || { let mut w = world(vec![], &[]); w.asset.faces = 1; w.asset.faces_reviewed = 1; w }, d(2026, 2, 1), false, "unreviewed"),
+        ("more persons linked than faces detected", || { let mut w = world(vec![adult(ANNA, vec![grant(1, ANNA, d(2026, 1, 1))]), adult(CARL, vec![grant(1, CARL, d(2026, 1, 1))])], &[ANNA, CARL]); w.asset.faces = 1; w }, d(2026, 2, 1), true, "consented"),
+        ("legitimate interest also needs every face accounted for", || { let mut w = legit(anna(vec![])); w.asset.faces = 2; w }, d(2026, 2, 1), false, "unlinked_faces"),
         // --- rule 5: other legal bases ---------------------------------------------------------
         ("legitimate interest, no objection", || legit(anna(vec![])), d(2026, 2, 1), true, "basis"),
         ("legitimate interest, objection", || legit(anna(vec![object(1, ANNA, d(2026, 1, 10)).for_purposes(&[LI])])), d(2026, 2, 1), false, "objected"),
@@ -814,6 +826,7 @@ mod props {
             any::<bool>(),
             persons,
             option::weighted(0.15, 0i64..=100),
+            (0u16..=4, 0u16..=4),
         )
             .prop_map(
                 |(
@@ -826,6 +839,7 @@ mod props {
                     special,
                     persons,
                     retention,
+                    (faces, faces_reviewed),
                 )| Asset {
                     id,
                     collection: collection.into(),
@@ -835,6 +849,8 @@ mod props {
                     no_persons,
                     special_category: special,
                     persons,
+                    faces,
+                    faces_reviewed,
                     retention_until: retention.map(grid),
                     draft_purpose: None,
                     derived_from: Vec::new(),
@@ -996,6 +1012,25 @@ mod props {
                     // not retroactive: nothing changes before the event takes effect
                     prop_assert_eq!(before.0, now.0, "event at {} changed visibility at {}", w_at, t);
                 }
+            }
+        }
+
+        /// A face detected on a photo never makes it visible anywhere, at any time: detection
+        /// results are inputs like links, and one more face can only hide.
+        #[test]
+        fn a_detected_face_never_reveals(w in arb_world(), ts in vec(arb_time(), 6)) {
+            let mut after = w.clone();
+            after.asset.faces = after.asset.faces.saturating_add(1);
+            let mut moments = ts;
+            moments.extend(interesting_moments(&w));
+            for t in moments {
+                let before = w.eval(t);
+                let now = after.eval(t);
+                prop_assert!(
+                    before.0 || !now.0,
+                    "hidden at {} with {} face(s) ({:?}), visible with one more ({:?})",
+                    t, w.asset.faces, before.1, now.1
+                );
             }
         }
 

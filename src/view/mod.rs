@@ -373,6 +373,8 @@ impl View {
                 status: a.status,
                 no_persons: a.no_persons,
                 special_category: a.special_category,
+                faces: a.faces,
+                faces_reviewed: a.faces_reviewed,
             };
             if a.draft_purpose.is_some() {
                 view.draft_of.entry(a.id).or_default().purpose = a.draft_purpose;
@@ -518,6 +520,8 @@ impl View {
         a.special_category = s.special_category;
         a.persons.clear();
         a.persons.extend_from_slice(self.linked.get(s.persons));
+        a.faces = s.faces;
+        a.faces_reviewed = s.faces_reviewed;
         a.retention_until =
             (s.retention_until != NO_TIME).then(|| when::from_secs(s.retention_until));
         a.draft_purpose = self.draft_of.get(&s.id).and_then(|d| d.purpose);
@@ -536,6 +540,8 @@ impl View {
             no_persons: s.no_persons,
             special_category: s.special_category,
             persons: self.linked.get(s.persons).to_vec(),
+            faces: s.faces,
+            faces_reviewed: s.faces_reviewed,
             retention_until: (s.retention_until != NO_TIME)
                 .then(|| when::from_secs(s.retention_until)),
             draft_purpose: d.and_then(|d| d.purpose),
@@ -1468,6 +1474,8 @@ impl View {
                 persons: self.linked.get(s.persons).to_vec(),
                 draft_purpose: draft.and_then(|d| d.purpose),
                 sources: draft.map(|d| d.sources.clone()).unwrap_or_default(),
+                faces: s.faces,
+                faces_reviewed: s.faces_reviewed,
             },
             collection: folder.path.clone(),
             name,

@@ -48,6 +48,8 @@ pub struct Slot {
     pub status: Status,
     pub no_persons: bool,
     pub special_category: bool,
+    pub faces: u16,
+    pub faces_reviewed: u16,
 }
 
 /// A stretch of an arena.
@@ -321,5 +323,7 @@ pub fn slot_of(row: &AssetRow, folder: u32, creator: u32, name: Span, persons: S
         status: row.status,
         no_persons: row.no_persons,
         special_category: row.special_category,
+        faces: row.faces,
+        faces_reviewed: row.faces_reviewed,
     }
 }
