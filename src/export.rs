@@ -46,7 +46,7 @@ use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -489,82 +489,7 @@ fn open_folder(dir: &Dir, folder: &str, create: Option<Modes>) -> Result<Dir> {
 // ---------------------------------------------------------------------------------------------
 // Location stripping
 
-/// A long-running `exiftool -stay_open` process: one Perl start for the whole export.
-struct Exiftool {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Exiftool {
-    fn start() -> Result<Exiftool> {
-        use std::os::unix::process::CommandExt;
-        use std::process::{Command, Stdio};
-        let mut command = Command::new("exiftool");
-        if let Some(c) = crate::caller::current() {
-            // it changes the caller's files: it runs as the caller, not as the daemon
-            command.uid(c.uid).gid(c.gid);
-        }
-        let mut child = command
-            .args(["-stay_open", "True", "-@", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                Error::io(
-                    "--strip-location needs exiftool (Debian: apt-get install libimage-exiftool-perl)",
-                    e,
-                )
-            })?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(Error::invalid("cannot talk to exiftool"));
-        };
-        Ok(Exiftool {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout),
-        })
-    }
-
-    /// Remove GPS tags (EXIF GPS IFD and XMP GPS) from the file in place. Ok(false) when the
-    /// format is one exiftool cannot write.
-    fn strip(&mut self, path: &Path) -> Result<bool> {
-        let p = path.to_string_lossy();
-        if p.contains('\n') {
-            return Ok(false);
-        }
-        let cmd = format!("-overwrite_original\n-m\n-gps:all=\n-xmp:gps*=\n{p}\n-execute\n");
-        self.stdin
-            .write_all(cmd.as_bytes())
-            .and_then(|_| self.stdin.flush())
-            .map_err(|e| Error::io("exiftool stopped", e))?;
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            let n = self
-                .stdout
-                .read_line(&mut line)
-                .map_err(|e| Error::io("exiftool stopped", e))?;
-            if n == 0 {
-                return Err(Error::invalid("exiftool stopped unexpectedly"));
-            }
-            if line.trim() == "{ready}" {
-                break;
-            }
-            out.push_str(&line);
-        }
-        Ok(out.contains("1 image files updated") || out.contains("1 image files unchanged"))
-    }
-}
-
-impl Drop for Exiftool {
-    fn drop(&mut self) {
-        let _ = self.stdin.write_all(b"-stay_open\nFalse\n");
-        let _ = self.stdin.flush();
-        let _ = self.child.wait();
-    }
-}
+use crate::exiftool::Exiftool;
 
 /// Formats whose location metadata we strip: JPEG, TIFF (and TIFF-based raw), PNG, WebP.
 fn strippable(head: &[u8]) -> bool {

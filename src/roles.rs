@@ -91,6 +91,9 @@ pub fn need(command: &str) -> Option<Need> {
         | "retention apply" | "purpose retention" | "versions policy" | "versions thin"
         | "trash purge" => Need::AnyOf(PO),
         "link" | "unlink" => Need::AnyOf(&[PrivacyOfficer, Editor]),
+        // linking at scale: the people who link persons to photos
+        "faces scan" | "faces show" | "faces list" | "review" | "review accept"
+        | "review reject" => Need::AnyOf(&[PrivacyOfficer, Editor]),
         "import" | "mark" | "derive" | "versions" | "restore" | "trash list" | "trash restore" => {
             Need::AnyOf(ED)
         }
@@ -153,6 +156,9 @@ mod tests {
             ("person report", &[PrivacyOfficer], false),
             ("retention apply", &[PrivacyOfficer], false),
             ("link", &[PrivacyOfficer, Editor], false),
+            ("faces scan", &[PrivacyOfficer, Editor], false),
+            ("faces show", &[PrivacyOfficer, Editor], false),
+            ("review accept", &[PrivacyOfficer, Editor], false),
             ("import", &[Editor], false),
             ("mark", &[Editor], false),
             ("trash restore", &[Editor], false),

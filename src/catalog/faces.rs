@@ -124,7 +124,7 @@ pub fn scan_of(conn: &Connection, asset: AssetId) -> Result<Option<Scan>> {
     };
     let faces: Vec<Face> = serde_json::from_str(&boxes).map_err(|e| {
         Error::integrity(
-            &format!("asset {asset}"),
+            format!("asset {asset}"),
             format!("its face boxes do not read: {e}"),
         )
     })?;

@@ -60,10 +60,32 @@ pub fn run(
             println!("{line}");
         }
     }
+    if let Some(why) = &done.metadata_unread {
+        eprintln!("consentfs: the persons named in the photos' metadata were not read: {why}");
+    }
     if ctx.json {
         output::json(&done.outcomes)?;
     } else {
         for o in &done.outcomes {
+            if !o.linked_from_metadata.is_empty() {
+                let who: Vec<String> = o
+                    .linked_from_metadata
+                    .iter()
+                    .map(|p| format!("#{p}"))
+                    .collect();
+                println!(
+                    "linked     {}  to {} (their reference is in the photo's metadata)",
+                    o.path,
+                    who.join(", ")
+                );
+            }
+            if !o.suggested.is_empty() {
+                println!(
+                    "suggested  {}  {} name(s) from its metadata; see `consentfs review`",
+                    o.path,
+                    o.suggested.len()
+                );
+            }
             if let Some(d) = &o.duplicate_of {
                 println!(
                     "duplicate  {}  same as asset {} ({d}), not imported again",

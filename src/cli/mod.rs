@@ -36,6 +36,7 @@ mod output;
 mod records;
 pub mod remote;
 mod retention;
+mod review;
 mod rights;
 mod roles;
 mod versions;
@@ -150,17 +151,31 @@ pub enum Command {
     /// Record and list consent events.
     #[command(subcommand)]
     Consent(ConsentCmd),
-    /// Link persons to a photo (marks it reviewed).
+    /// Link persons to a photo (marks it reviewed), or many photos from a CSV file.
     Link {
         /// The asset: its id or its path (collection/name).
-        asset: String,
+        #[arg(required_unless_present = "csv")]
+        asset: Option<String>,
         /// The persons on it: ids, names or external references.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "csv")]
         persons: Vec<String>,
         /// Which detected face the person is (see `consentfs faces show`); one person only.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10000))]
         face: Option<u32>,
+        /// A CSV file of links, one per row: asset (path or id), person (reference, name or
+        /// id), face number (may be empty); a header row is allowed. A dry run unless --apply.
+        #[arg(long, conflicts_with_all = ["asset", "persons", "face"])]
+        csv: Option<PathBuf>,
+        /// With --csv: make every link of the file, or none if any row is wrong.
+        #[arg(long, requires = "csv")]
+        apply: bool,
     },
+    /// Face detection: scan photos for faces, show and list what was found.
+    #[command(subcommand)]
+    Faces(FacesCmd),
+    /// What waits for a reviewer's decision (unreviewed photos, unlinked faces, suggestions
+    /// from metadata), each with the command that settles it; accept or reject suggestions.
+    Review(ReviewArgs),
     /// Remove a person from a photo.
     Unlink {
         /// The asset: its id or its path (collection/name).
@@ -682,6 +697,66 @@ pub enum VersionsCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum FacesCmd {
+    /// Detect faces on photos (these, or --all not scanned yet); resumable.
+    Scan {
+        /// The assets: ids or paths.
+        #[arg(required_unless_present = "all")]
+        assets: Vec<String>,
+        /// Every photo whose current version was not scanned yet.
+        #[arg(long, conflicts_with = "assets")]
+        all: bool,
+        /// Detection threads (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+        threads: Option<u16>,
+    },
+    /// Write the photo with numbered boxes around the detected faces to OUT (a JPEG).
+    Show {
+        /// The asset: its id or path.
+        asset: String,
+        /// Where to write the picture (a new file, 0600).
+        out: PathBuf,
+    },
+    /// The detected faces of a photo and who is linked to which.
+    List {
+        /// The asset: its id or path.
+        asset: String,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReviewArgs {
+    #[command(subcommand)]
+    pub action: Option<ReviewCmd>,
+    /// Only photos in this collection (prefix).
+    #[arg(long)]
+    pub collection: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReviewCmd {
+    /// Apply suggestions: link the person each names (these, or --all open ones).
+    Accept {
+        /// Suggestion numbers (from `consentfs review`).
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every open suggestion whose name is exactly one person's.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// With --all: only photos in this collection (prefix).
+        #[arg(long)]
+        collection: Option<String>,
+    },
+    /// Drop suggestions.
+    Reject {
+        /// Suggestion numbers (from `consentfs review`).
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ExportCmd {
     /// Check an export's files and its manifest's MAC (exit 1 if anything is off).
     Verify {
@@ -858,13 +933,21 @@ const CATALOG_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// variant names only (from the derived `Debug`, which is cut before the first field, so no
 /// argument, name or path gets into the store's registry).
 fn command_name(cmd: &Command) -> String {
-    // `export verify` is a subcommand inside the export's struct of arguments
-    if let Command::Export(ExportArgs {
-        check: Some(ExportCmd::Verify { .. }),
-        ..
-    }) = cmd
-    {
-        return "export verify".into();
+    // `export verify` and `review accept|reject` are subcommands inside a struct of arguments
+    match cmd {
+        Command::Export(ExportArgs {
+            check: Some(ExportCmd::Verify { .. }),
+            ..
+        }) => return "export verify".into(),
+        Command::Review(ReviewArgs {
+            action: Some(ReviewCmd::Accept { .. }),
+            ..
+        }) => return "review accept".into(),
+        Command::Review(ReviewArgs {
+            action: Some(ReviewCmd::Reject { .. }),
+            ..
+        }) => return "review reject".into(),
+        _ => {}
     }
     let dbg = format!("{cmd:?}");
     fn ident(s: &str) -> &str {
@@ -1024,7 +1107,15 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
             asset,
             persons,
             face,
-        } => records::link(&mut ctx, &asset, &persons, face),
+            csv,
+            apply,
+        } => match (csv, asset) {
+            (Some(csv), _) => review::link_csv(&mut ctx, &csv, apply),
+            (None, Some(asset)) => records::link(&mut ctx, &asset, &persons, face),
+            (None, None) => Err(Error::invalid("name the asset, or give --csv FILE")),
+        },
+        Command::Faces(cmd) => review::faces(&mut ctx, cmd),
+        Command::Review(args) => review::run(&mut ctx, args),
         Command::Unlink { asset, person } => records::unlink(&mut ctx, &asset, &person),
         Command::Mark(args) => records::mark(&mut ctx, args),
         Command::User(cmd) => records::user(&mut ctx, cmd),

@@ -25,12 +25,14 @@ const STORE_OPTIONS: [&str; 6] = [
 /// Commands that read or write files the user names. Through the daemon they run with the
 /// caller's own filesystem identity (`crate::caller`), so the kernel checks every file they
 /// name as it would for the caller's own process, and what they create belongs to the caller.
-const USES_YOUR_FILES: [&str; 5] = [
+const USES_YOUR_FILES: [&str; 7] = [
     "import",
     "export",
     "export verify",
     "person report",
     "consent grant",
+    "link",
+    "faces show",
 ];
 
 /// `backup` copies the store's own files (root's) into DEST: through the socket it would mix
@@ -60,6 +62,8 @@ fn paths_from(command: &mut Command, cwd: &Path) {
             evidence: Some(e), ..
         }) => fix(e),
         Command::Backup { dest } => fix(dest),
+        Command::Link { csv: Some(c), .. } => fix(c),
+        Command::Faces(super::FacesCmd::Show { out, .. }) => fix(out),
         _ => {}
     }
 }

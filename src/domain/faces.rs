@@ -26,6 +26,22 @@ pub trait Finder: Sync {
     fn model(&self) -> &str;
 }
 
+/// The installed face detector, if there is one (its model is installed apart from
+/// consentfs, see [`install_hint`]).
+pub fn finder() -> Result<Option<Box<dyn Finder>>> {
+    Ok(None)
+}
+
+/// How to install the face model.
+pub fn install_hint() -> String {
+    "run contrib/install-face-model.sh (as root) to install the face detection model".into()
+}
+
+/// The photo with numbered boxes drawn around `found`, as a JPEG.
+pub fn draw(_image: &[u8], _found: &[faces::Face]) -> Result<Vec<u8>> {
+    Err(Error::invalid(install_hint()))
+}
+
 /// What a scan did.
 #[derive(Debug, Default, Serialize)]
 pub struct Scanned {

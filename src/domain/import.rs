@@ -17,9 +17,12 @@
 
 use super::Session;
 use crate::catalog::assets::{self, check_name, join_path, normalize_collection};
+use crate::catalog::suggestions;
 use crate::error::{Error, IoContext, Result};
+use crate::exiftool::Exiftool;
 use crate::export::Progress;
 use crate::files;
+use crate::metadata;
 use crate::policy::Status;
 use crate::store::{intents, NewObject};
 use serde::Serialize;
@@ -52,6 +55,12 @@ pub struct Outcome {
     pub asset: i64,
     /// For a duplicate: the path of the asset that already holds the same bytes.
     pub duplicate_of: Option<String>,
+    /// Persons linked because the metadata names their external reference.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub linked_from_metadata: Vec<i64>,
+    /// Names the metadata gives, now suggestions for a reviewer (`consentfs review`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suggested: Vec<String>,
 }
 
 /// What an import did.
@@ -63,6 +72,8 @@ pub struct Imported {
     pub skipped_links: Vec<PathBuf>,
     /// Plaintext bytes of the files imported (not of the duplicates).
     pub bytes: u64,
+    /// Why no metadata was read, if exiftool is missing.
+    pub metadata_unread: Option<String>,
 }
 
 /// A file or folder name as the catalog keeps it: names that are not UTF-8 (an archive
@@ -224,17 +235,54 @@ fn plan(paths: &[PathBuf], base: &str) -> Result<Walk> {
     Ok(out)
 }
 
-/// A reader that advances the progress display.
+/// A reader that advances the progress display and looks for metadata that names people.
 struct Counting<'a, R> {
     inner: R,
     bar: &'a dyn Progress,
+    sniffer: metadata::Sniffer,
 }
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bar.advance(n as u64);
+        self.sniffer.feed(&buf[..n]);
         Ok(n)
+    }
+}
+
+/// exiftool for the import's metadata, started when the first file that may name people
+/// comes by; if it is missing the import goes on without metadata and says so once.
+#[derive(Default)]
+struct Reader {
+    tool: Option<Exiftool>,
+    missing: Option<String>,
+}
+
+impl Reader {
+    fn read(&mut self, path: &Path) -> Option<metadata::Embedded> {
+        if self.missing.is_some() {
+            return None;
+        }
+        if self.tool.is_none() {
+            match Exiftool::start() {
+                Ok(t) => self.tool = Some(t),
+                Err(e) => {
+                    self.missing = Some(e.to_string());
+                    return None;
+                }
+            }
+        }
+        let tool = self.tool.as_mut()?;
+        match metadata::read(tool, path) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                // exiftool died (a hostile file?): go on without it, do not trust its state
+                log::warn!("import: exiftool failed on a file, metadata not read: {e}");
+                self.tool = None;
+                None
+            }
+        }
     }
 }
 
@@ -284,6 +332,7 @@ pub fn import(
     bar.start(total);
     let mut journal = intents::Journal::new(s.store);
     let mut outcomes = Vec::with_capacity(plan.len());
+    let mut meta = Reader::default();
     let result = execute(
         s,
         (&plan, &already),
@@ -291,6 +340,7 @@ pub fn import(
         bar,
         &mut journal,
         &mut outcomes,
+        &mut meta,
     );
     bar.finish();
     // whatever was written and not recorded (a failed batch, duplicates) goes now
@@ -324,6 +374,7 @@ pub fn import(
         outcomes,
         skipped_links,
         bytes,
+        metadata_unread: meta.missing,
     })
 }
 
@@ -335,8 +386,9 @@ const BATCH_TIME: Duration = Duration::from_millis(300);
 
 /// A planned file on its way into the catalog.
 enum Pending {
-    /// Encrypted into this object, announced in the journal, not recorded yet.
-    Written(NewObject),
+    /// Encrypted into this object, announced in the journal, not recorded yet; with what its
+    /// metadata says about people, if it says anything.
+    Written(NewObject, Option<metadata::Embedded>),
     /// Its path already holds the same bytes (asset id): not encrypted again.
     Known(i64),
 }
@@ -351,9 +403,11 @@ fn execute(
     bar: &dyn Progress,
     journal: &mut intents::Journal,
     outcomes: &mut Vec<Outcome>,
+    meta: &mut Reader,
 ) -> Result<()> {
     let mut seen: HashMap<[u8; 32], (i64, String)> = HashMap::new();
     let mut pending: Vec<Pending> = Vec::new();
+    let meta = &mut *meta;
     let mut since = Instant::now();
     for (i, item) in plan.iter().enumerate() {
         match already[i] {
@@ -363,8 +417,18 @@ fn execute(
             }
             None => {
                 let file = open_planned(item)?;
-                let obj = journal.put(s.store, &mut Counting { inner: file, bar })?;
-                pending.push(Pending::Written(obj));
+                let mut reading = Counting {
+                    inner: file,
+                    bar,
+                    sniffer: metadata::Sniffer::default(),
+                };
+                let obj = journal.put(s.store, &mut reading)?;
+                let embedded = if reading.sniffer.found() {
+                    meta.read(&item.src).filter(|e| !e.is_empty())
+                } else {
+                    None
+                };
+                pending.push(Pending::Written(obj, embedded));
             }
         }
         let last = i + 1 == plan.len();
@@ -403,13 +467,15 @@ fn record_batch(
     for (item, p) in items.iter().zip(pending) {
         let path = join_path(&item.collection, &item.name);
         let taken = assets::path_taken(&tx, &item.collection, &item.name)?;
-        let obj = match p {
+        let (obj, embedded) = match p {
             Pending::Known(asset) if taken == Some(*asset) => {
                 done.push(Outcome {
                     path: path.clone(),
                     status: "duplicate",
                     asset: *asset,
                     duplicate_of: Some(path),
+                    linked_from_metadata: Vec::new(),
+                    suggested: Vec::new(),
                 });
                 continue;
             }
@@ -418,7 +484,7 @@ fn record_batch(
                     "'{path}' was changed in the store while importing"
                 )))
             }
-            Pending::Written(obj) => obj,
+            Pending::Written(obj, embedded) => (obj, embedded.as_ref()),
         };
         let by_content = assets::find_by_content(&tx, &obj.content_hash)?;
         if let Some(existing) = taken {
@@ -442,6 +508,8 @@ fn record_batch(
                 status: "duplicate",
                 asset,
                 duplicate_of: Some(dup_path),
+                linked_from_metadata: Vec::new(),
+                suggested: Vec::new(),
             });
             continue;
         }
@@ -450,11 +518,17 @@ fn record_batch(
             assets::set_retention(&tx, id, retention_until)?;
         }
         batch.insert(obj.content_hash, (id, path.clone()));
+        let (linked_from_metadata, suggested) = match embedded {
+            Some(e) => apply_metadata(&tx, id, e)?,
+            None => (Vec::new(), Vec::new()),
+        };
         done.push(Outcome {
             path,
             status: "imported",
             asset: id,
             duplicate_of: None,
+            linked_from_metadata,
+            suggested,
         });
     }
     tx.commit()?;
@@ -466,6 +540,44 @@ fn record_batch(
         let _ = s.store.remove_object_files(&id);
     }
     Ok(())
+}
+
+/// What a new asset's metadata says about people: an id equal to a person's external reference
+/// links that person (on record, "from metadata"); a name becomes a suggestion, with the person
+/// it names when exactly one has that name. Returns (persons linked, names suggested).
+fn apply_metadata(
+    tx: &crate::catalog::Tx,
+    asset: i64,
+    e: &metadata::Embedded,
+) -> Result<(Vec<i64>, Vec<String>)> {
+    let mut linked = Vec::new();
+    for m in &e.ids {
+        if let Some(person) = suggestions::person_by_ref(tx, &m.value)? {
+            if assets::link(tx, asset, person)? {
+                tx.audit(
+                    "asset.link.metadata",
+                    serde_json::json!({
+                        "asset": asset,
+                        "person": person,
+                        "tag": m.tag,
+                        "release_status": e.release_status,
+                    }),
+                )?;
+                linked.push(person);
+            }
+        }
+    }
+    let mut suggested = Vec::new();
+    for m in &e.names {
+        let person = suggestions::person_by_name(tx, &m.value)?;
+        if person.is_some_and(|p| linked.contains(&p)) {
+            continue;
+        }
+        if suggestions::suggest_person(tx, asset, &m.value, person, m.tag)? {
+            suggested.push(m.value.clone());
+        }
+    }
+    Ok((linked, suggested))
 }
 
 #[cfg(test)]

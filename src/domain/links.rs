@@ -122,3 +122,171 @@ pub fn derive(s: &mut Session, draft: &str, from: &str) -> Result<(i64, i64)> {
     tx.commit()?;
     Ok((d.id, f.id))
 }
+
+/// One row of a CSV file of links (`link --csv`).
+#[derive(Debug, Clone)]
+pub struct CsvRow {
+    /// Line in the file (1-based), for messages.
+    pub line: u64,
+    pub asset: String,
+    pub person: String,
+    pub face: Option<u32>,
+}
+
+/// The most rows one file may have (a school year is a few thousand).
+pub const MAX_CSV_ROWS: usize = 1_000_000;
+
+/// Read a CSV file of links: asset, person, optional face number; a first row that names the
+/// columns (`asset,person,face`) is skipped. Opened as whoever runs the command.
+pub fn read_csv(path: &std::path::Path) -> Result<Vec<CsvRow>> {
+    let file = crate::files::open_regular(path)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(std::io::Read::take(file, 256 << 20));
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record
+            .map_err(|e| Error::invalid(format!("{}: not a CSV file ({e})", path.display())))?;
+        let line = record.position().map_or(i as u64 + 1, |p| p.line());
+        let field = |n: usize| record.get(n).unwrap_or("").to_string();
+        let (asset, person, face) = (field(0), field(1), field(2));
+        if i == 0 && asset.eq_ignore_ascii_case("asset") {
+            continue;
+        }
+        if asset.is_empty() && person.is_empty() {
+            continue;
+        }
+        if asset.is_empty() || person.is_empty() || record.len() > 3 {
+            return Err(Error::invalid(format!(
+                "{} line {line}: expected asset,person[,face]",
+                path.display()
+            )));
+        }
+        let face = if face.is_empty() {
+            None
+        } else {
+            match face.parse::<u32>() {
+                Ok(n) if (1..=10_000).contains(&n) => Some(n),
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "{} line {line}: face must be a number from 1",
+                        path.display()
+                    )))
+                }
+            }
+        };
+        rows.push(CsvRow {
+            line,
+            asset,
+            person,
+            face,
+        });
+        if rows.len() > MAX_CSV_ROWS {
+            return Err(Error::invalid(format!(
+                "{}: more than {MAX_CSV_ROWS} rows; split it",
+                path.display()
+            )));
+        }
+    }
+    Ok(rows)
+}
+
+/// A link a CSV row asks for.
+#[derive(Debug, serde::Serialize)]
+pub struct Planned {
+    pub line: u64,
+    pub asset: i64,
+    pub path: String,
+    pub person: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face: Option<u32>,
+    /// Already linked (the row changes nothing, or only the face).
+    pub already: bool,
+}
+
+/// What `link --csv` would do (or did, when `applied`).
+#[derive(Debug, serde::Serialize)]
+pub struct CsvPlan {
+    pub links: Vec<Planned>,
+    /// (line, what is wrong): any of these and nothing is applied.
+    pub errors: Vec<(u64, String)>,
+    pub applied: bool,
+}
+
+/// Check every row (the asset and person exist, the face does, no face twice), and with
+/// `apply` and no errors make every link in one transaction; otherwise change nothing.
+pub fn link_csv(s: &mut Session, rows: &[CsvRow], apply: bool) -> Result<CsvPlan> {
+    let tx = s.catalog.begin(s.actor, s.now)?;
+    let mut plan = CsvPlan {
+        links: Vec::new(),
+        errors: Vec::new(),
+        applied: false,
+    };
+    let mut faces_taken = std::collections::HashMap::new();
+    for r in rows {
+        let a = match assets::resolve(&tx, &r.asset) {
+            Ok(a) => a,
+            Err(e) => {
+                plan.errors.push((r.line, e.to_string()));
+                continue;
+            }
+        };
+        let person = match crate::catalog::suggestions::person_by_ref(&tx, &r.person)? {
+            Some(p) => Ok(p),
+            None => persons::resolve(&tx, &r.person).map(|p| p.id),
+        };
+        let person = match person {
+            Ok(p) => p,
+            Err(e) => {
+                plan.errors.push((r.line, e.to_string()));
+                continue;
+            }
+        };
+        if let Some(f) = r.face {
+            if f > u32::from(a.faces) {
+                plan.errors.push((
+                    r.line,
+                    format!(
+                        "asset {} has {} detected face(s), no face {f}",
+                        a.id, a.faces
+                    ),
+                ));
+                continue;
+            }
+            if let Some(other) = faces_taken.insert((a.id, f), person) {
+                if other != person {
+                    plan.errors.push((
+                        r.line,
+                        format!("face {f} of asset {} is given to two persons", a.id),
+                    ));
+                    continue;
+                }
+            }
+        }
+        plan.links.push(Planned {
+            line: r.line,
+            asset: a.id,
+            path: a.path(),
+            person,
+            face: r.face,
+            already: a.persons.contains(&person),
+        });
+    }
+    if !apply || !plan.errors.is_empty() {
+        // dropped unapplied: nothing of it is kept
+        return Ok(plan);
+    }
+    for l in &plan.links {
+        assets::link(&tx, l.asset, l.person)?;
+        if let Some(f) = l.face {
+            faces::link_face(&tx, l.asset, l.person, f)?;
+        }
+        assets::activate(&tx, l.asset)?;
+    }
+    tx.commit()?;
+    plan.applied = true;
+    Ok(plan)
+}

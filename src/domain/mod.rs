@@ -22,6 +22,7 @@ pub mod receipt;
 pub mod report;
 mod report_html;
 pub mod retention;
+pub mod review;
 pub mod trash;
 pub mod users;
 pub mod versions;

@@ -105,6 +105,8 @@ fn classify(entries: &[audit::Entry]) -> Touched {
             // records of use change no one's view
             a if a.starts_with("access.") => {}
             "store.gc" | "export" | "person.report" => {}
+            // a suggestion changes nothing until it is applied (which records its own change)
+            a if a.starts_with("suggestion.") => {}
             "person.erase" => t.persons.extend(id("person")),
             _ => t.full = true,
         }

@@ -1,0 +1,275 @@
+//! Linking persons to photos at scale (issue 16): the persons photographers' tools embed in
+//! a photo (written here with exiftool), the review queue, detected faces in rule 3, and links
+//! from a CSV file.
+
+mod common;
+
+use common::TestStore;
+use std::process::Command;
+
+/// A small gray JPEG at `rel`, with exiftool run on it with `tags` (each a `-TAG=VALUE`).
+fn photo_with(t: &TestStore, rel: &str, tags: &[&str]) -> std::path::PathBuf {
+    let p = t.path(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let ok = Command::new("convert")
+        .args(["-size", "320x240", "xc:gray"])
+        .arg(&p)
+        .status()
+        .expect("ImageMagick's convert");
+    assert!(ok.success());
+    if !tags.is_empty() {
+        let out = Command::new("exiftool")
+            .args(["-q", "-overwrite_original"])
+            .args(tags)
+            .arg(&p)
+            .output()
+            .expect("exiftool");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    p
+}
+
+fn asset_row(t: &TestStore, path: &str) -> serde_json::Value {
+    let all = t.ok(&["assets", "--json"]).json();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"] == path)
+        .cloned()
+        .unwrap_or_else(|| panic!("no asset {path}: {all}"))
+}
+
+#[test]
+fn embedded_ids_link_and_names_become_suggestions() {
+    let t = TestStore::new();
+    t.ok(&["person", "add", "Kees Jansen", "--ref", "urn:school:4711"]);
+    t.ok(&["person", "add", "Anna de Vries", "--ref", "REL-0042"]);
+    t.ok(&["person", "add", "Marja Jansen"]);
+    let huge = "N".repeat(20_000);
+    photo_with(
+        &t,
+        "in/class.jpg",
+        &[
+            "-XMP-mwg-rs:RegionInfo={RegionList=[{Area={X=0.3,Y=0.4,W=0.1,H=0.15,Unit=normalized},Name=Marja Jansen,Type=Face},{Area={X=7.5,Y=-2,W=0.1,H=0.15,Unit=normalized},Name=Piet Onbekend,Type=Face},{Area={X=0.5,Y=0.5,W=0.1,H=0.1,Unit=normalized},Name=Dog,Type=Pet}]}",
+            "-XMP-iptcExt:PersonInImageWDetails={PersonId=[urn:school:4711],PersonName=Kees Jansen}",
+            "-XMP-plus:ModelReleaseID=REL-0042",
+            &format!("-XMP-iptcExt:PersonInImage={huge}"),
+        ],
+    );
+    photo_with(&t, "in/plain.jpg", &[]);
+    let out = t
+        .ok(&[
+            "import",
+            "--collection",
+            "school",
+            t.path("in").to_str().unwrap(),
+        ])
+        .stdout;
+    assert!(out.contains("linked     school/class.jpg"), "{out}");
+    // the references linked at once, on record as coming from the metadata
+    let class = asset_row(&t, "school/class.jpg");
+    assert_eq!(class["persons"].as_array().unwrap().len(), 2, "{class}");
+    let audit = t.ok(&["audit", "list", "--json"]).stdout;
+    assert_eq!(audit.matches("asset.link.metadata").count(), 2, "{audit}");
+    // a photo without people tags has no persons and no suggestions
+    assert_eq!(
+        asset_row(&t, "school/plain.jpg")["persons"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // the names are suggestions in the review queue; the pet is not; the huge name is cut
+    let queue = t.ok(&["review", "--json"]).json();
+    let items = queue.as_array().unwrap();
+    let suggestions: Vec<&serde_json::Value> =
+        items.iter().filter(|i| i["kind"] == "suggestion").collect();
+    assert_eq!(suggestions.len(), 3, "{queue}");
+    assert!(!queue.to_string().contains("Dog"));
+    assert!(items
+        .iter()
+        .any(|i| i["kind"] == "unreviewed" && i["path"] == "school/plain.jpg"));
+    let text = t.ok(&["review"]).stdout;
+    assert!(text.contains("consentfs review accept"), "{text}");
+
+    // accepting all links the one whose name is a person's; the others stay open
+    let done = t.ok(&["review", "accept", "--all", "--json"]).json();
+    assert_eq!(done["linked"].as_array().unwrap().len(), 1, "{done}");
+    assert_eq!(done["left"].as_array().unwrap().len(), 2, "{done}");
+    assert_eq!(
+        asset_row(&t, "school/class.jpg")["persons"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // the rest is rejected by number; then nothing about it is left in the queue
+    let queue = t.ok(&["review", "--json"]).json();
+    for i in queue.as_array().unwrap() {
+        if let Some(id) = i["suggestion"].as_i64() {
+            t.ok(&["review", "reject", &id.to_string()]);
+        }
+    }
+    let queue = t.ok(&["review", "--json"]).json();
+    assert!(
+        queue
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["kind"] != "suggestion"),
+        "{queue}"
+    );
+    t.fails(&["review", "reject", "999"], "no open suggestion");
+}
+
+#[test]
+fn suggestions_naming_an_erased_person_go_with_the_name() {
+    let t = TestStore::new();
+    t.ok(&["person", "add", "Marja Jansen"]);
+    photo_with(&t, "in/a.jpg", &["-XMP-iptcExt:PersonInImage=Marja Jansen"]);
+    t.ok(&["import", t.path("in").to_str().unwrap()]);
+    assert!(t.ok(&["review", "--json"]).stdout.contains("suggestion"));
+    t.ok(&["person", "erase", "Marja Jansen", "--yes"]);
+    let queue = t.ok(&["review", "--json"]).stdout;
+    assert!(!queue.contains("\"suggestion\""), "{queue}");
+}
+
+/// Detected faces are recorded here through the library (the detector is tested on its own):
+/// a photo with more faces than linked persons is hidden until each is accounted for, and
+/// "no persons" on it needs --force.
+#[test]
+fn detected_faces_must_be_accounted_for() {
+    let t = common::anna_consented("ev", "group.jpg", b"group photo", "website");
+    t.add_user("root");
+    t.ok(&["user", "grant", "root", "--purpose", "website"]);
+    t.write("in2/hall.jpg", b"a hall");
+    t.ok(&[
+        "import",
+        "--collection",
+        "ev",
+        t.path("in2").to_str().unwrap(),
+    ]);
+    let seen = || {
+        t.ok(&["ls", "--user", "root", "--purpose", "website"])
+            .stdout
+    };
+    assert!(seen().contains("group.jpg"));
+    let record = |asset: &str, n: usize| {
+        let (_s, mut cat) = t.open_catalog();
+        let tx = cat.begin("test", chrono::Utc::now()).unwrap();
+        let id = consentfs::catalog::assets::resolve(&tx, asset).unwrap().id;
+        let faces: Vec<consentfs::catalog::faces::Face> = (0..n)
+            .map(|i| consentfs::catalog::faces::Face {
+                x: 0.1 + 0.2 * i as f32,
+                y: 0.3,
+                w: 0.1,
+                h: 0.1,
+                score: 0.9,
+            })
+            .collect();
+        consentfs::catalog::faces::record(&tx, id, 1, &faces, "test").unwrap();
+        tx.commit().unwrap();
+    };
+    record("ev/group.jpg", 2);
+    assert!(
+        !seen().contains("group.jpg"),
+        "a bystander's face is unaccounted for"
+    );
+    let why = t
+        .run(&[
+            "why",
+            "ev/group.jpg",
+            "--user",
+            "root",
+            "--purpose",
+            "website",
+        ])
+        .stdout;
+    assert!(why.contains("2 face(s) detected"), "{why}");
+    let queue = t.ok(&["review", "--json"]).stdout;
+    assert!(queue.contains("unlinked-faces"), "{queue}");
+    // Anna is face 1; the other face is declared not recognisable
+    t.ok(&["link", "ev/group.jpg", "Anna", "--face", "1"]);
+    t.fails(
+        &["link", "ev/group.jpg", "Anna", "--face", "3"],
+        "no face 3",
+    );
+    assert!(!seen().contains("group.jpg"));
+    t.ok(&["mark", "ev/group.jpg", "--faces-reviewed"]);
+    assert!(seen().contains("group.jpg"));
+    // a rescan that finds a third face needs another look
+    record("ev/group.jpg", 3);
+    assert!(!seen().contains("group.jpg"));
+
+    // "no persons" on a photo with a detected face needs --force
+    record("ev/hall.jpg", 1);
+    t.fails(&["mark", "ev/hall.jpg", "--no-persons"], "--force");
+    t.ok(&["mark", "ev/hall.jpg", "--no-persons", "--force"]);
+    assert!(seen().contains("hall.jpg"));
+}
+
+#[test]
+fn links_from_a_csv_file_are_checked_first_and_made_all_or_nothing() {
+    let t = TestStore::new();
+    t.write("in/a.jpg", b"photo a");
+    t.write("in/b.jpg", b"photo b");
+    t.ok(&[
+        "import",
+        "--collection",
+        "y",
+        t.path("in").to_str().unwrap(),
+    ]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["person", "add", "Kees Jansen", "--ref", "L-17"]);
+    let good = t.write(
+        "links.csv",
+        b"asset,person,face\ny/a.jpg,Anna,\ny/b.jpg,L-17\n",
+    );
+    let out = t.ok(&["link", "--csv", good.to_str().unwrap()]).stdout;
+    assert!(out.contains("would link"), "{out}");
+    assert!(out.contains("dry run"), "{out}");
+    assert_eq!(
+        asset_row(&t, "y/a.jpg")["persons"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "a dry run linked"
+    );
+    // one wrong row: nothing at all is linked, and the row is named
+    let bad = t.write(
+        "bad.csv",
+        b"y/a.jpg,Anna\ny/b.jpg,Nobody\ny/nothing.jpg,Anna\ny/a.jpg,Anna,2\n",
+    );
+    let r = t.run(&["link", "--csv", bad.to_str().unwrap(), "--apply"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("line 2"), "{}", r.stdout);
+    assert!(r.stdout.contains("line 3"), "{}", r.stdout);
+    assert!(r.stdout.contains("line 4"), "{}", r.stdout);
+    assert_eq!(
+        asset_row(&t, "y/a.jpg")["persons"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    t.ok(&["link", "--csv", good.to_str().unwrap(), "--apply"]);
+    assert_eq!(
+        asset_row(&t, "y/b.jpg")["persons"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // not a CSV file, or too many columns
+    let junk = t.write("junk.csv", b"a,b,c,d\n");
+    t.fails(
+        &["link", "--csv", junk.to_str().unwrap()],
+        "expected asset,person",
+    );
+}
