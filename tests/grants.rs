@@ -406,6 +406,7 @@ fn migration_binds_existing_users_to_their_accounts() {
     {
         let (_s, cat) = t.open_catalog();
         let c = cat.conn();
+        c.execute_batch(common::BEFORE_FACES).unwrap();
         c.execute_batch(&format!(
             "ALTER TABLE users DROP COLUMN uid;
              DROP TABLE shred_queue;

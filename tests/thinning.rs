@@ -460,6 +460,7 @@ fn a_catalog_from_before_thinning_is_migrated() {
     save_many(&t, 1, &[day, day + Duration::hours(1), now]);
     {
         let (_s, cat) = t.open_catalog();
+        cat.conn().execute_batch(common::BEFORE_FACES).unwrap();
         cat.conn()
             .execute_batch(
                 "DROP INDEX consent_events_evidence;

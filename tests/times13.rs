@@ -318,6 +318,7 @@ fn a_catalog_from_before_nanosecond_times_is_migrated() {
     let t = small_store("root");
     {
         let (_s, cat) = t.open_catalog();
+        cat.conn().execute_batch(common::BEFORE_FACES).unwrap();
         cat.conn()
             .execute_batch(
                 "ALTER TABLE versions DROP COLUMN mtime_nsec;

@@ -5,7 +5,7 @@ use super::{output, Ctx};
 use crate::catalog::synthetic::{self, Spec};
 use crate::domain::import;
 use crate::error::Result;
-use crate::export::Progress;
+use crate::export::{Progress, Quiet};
 use std::path::PathBuf;
 
 /// The import's progress bar on stderr (indicatif draws it only on a terminal), made once the
@@ -48,6 +48,8 @@ pub fn run(
 ) -> Result<i32> {
     let bar = Bar::default();
     let done = import::import(&mut ctx.session(), collection, retention, paths, &bar)?;
+    // faces on what was imported, where a detector is installed
+    let scanned = crate::domain::faces::after_import(&mut ctx.session(), &done, &Quiet)?;
     // every link left out is named, so nothing is missing silently
     for l in &done.skipped_links {
         let line = format!(
@@ -59,6 +61,12 @@ pub fn run(
         } else {
             println!("{line}");
         }
+    }
+    if scanned.is_none() {
+        eprintln!(
+            "consentfs: faces were not detected: {}",
+            crate::domain::faces::install_hint()
+        );
     }
     if let Some(why) = &done.metadata_unread {
         eprintln!("consentfs: the persons named in the photos' metadata were not read: {why}");
@@ -100,6 +108,16 @@ pub fn run(
             done.bytes as f64 / 1048576.0,
             outcomes.len() - imported
         );
+        match &scanned {
+            Some(sc) if !sc.scanned.is_empty() => {
+                let faces: usize = sc.scanned.iter().map(|(_, n)| n).sum();
+                println!(
+                    "faces: {faces} detected on {} photo(s); `consentfs review` lists what to link",
+                    sc.scanned.len()
+                );
+            }
+            _ => {}
+        }
         if imported > 0 {
             println!("next: link persons with `consentfs link ASSET PERSON...` or mark `--no-persons`; unreviewed photos stay hidden");
         }

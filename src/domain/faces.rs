@@ -185,6 +185,29 @@ pub fn scan(
     Ok(done)
 }
 
+/// After an import: scan the photos it imported, if a detector is installed. `Ok(None)` when
+/// none is (the caller says once how to install one).
+pub fn after_import(
+    s: &mut Session,
+    imported: &super::import::Imported,
+    progress: &dyn Progress,
+) -> Result<Option<Scanned>> {
+    let ids: Vec<String> = imported
+        .outcomes
+        .iter()
+        .filter(|o| o.duplicate_of.is_none())
+        .map(|o| o.asset.to_string())
+        .collect();
+    if ids.is_empty() {
+        return Ok(Some(Scanned::default()));
+    }
+    let Some(finder) = finder()? else {
+        return Ok(None);
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    scan(s, Targets::These(ids), &*finder, threads, progress).map(Some)
+}
+
 /// The latest scan of an asset, with who is linked to which face.
 #[derive(Debug, Serialize)]
 pub struct Shown {

@@ -197,6 +197,15 @@ pub fn visible(t: &TestStore, user: &str, purpose: &str) -> Vec<String> {
     paths
 }
 
+/// SQL that takes a catalog back from schema 12 to 11 (before face scans and suggestions),
+/// for the tests that migrate an older catalog: run it before their own steps back.
+pub const BEFORE_FACES: &str = "DROP INDEX suggestions_open;
+     DROP TABLE suggestions;
+     DROP TABLE face_scans;
+     ALTER TABLE assets DROP COLUMN faces;
+     ALTER TABLE assets DROP COLUMN faces_reviewed;
+     ALTER TABLE links DROP COLUMN face;";
+
 /// A store with one photo, `collection/<file>` holding `content`, of Anna, who consented to
 /// `purposes` (comma-separated).
 pub fn anna_consented(collection: &str, file: &str, content: &[u8], purposes: &str) -> TestStore {
