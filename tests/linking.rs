@@ -127,6 +127,46 @@ fn embedded_ids_link_and_names_become_suggestions() {
     t.fails(&["review", "reject", "999"], "no open suggestion");
 }
 
+/// Metadata that is broken (XML cut off inside a JPEG's XMP segment, an XMP file of garbage,
+/// a face region list that is not a list) imports the photo without persons or suggestions,
+/// and without failing the import.
+#[test]
+fn broken_metadata_imports_the_photo_and_nothing_else() {
+    let t = TestStore::new();
+    t.ok(&["person", "add", "Anna", "--ref", "A-1"]);
+    let jpeg = photo_with(&t, "src/a.jpg", &[]);
+    let body = std::fs::read(&jpeg).unwrap();
+    // SOI, then an APP1 XMP segment whose XML breaks off, then the rest of the real JPEG
+    let xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'><rdf:Description xmlns:Iptc4xmpExt='http://iptc.org/std/Iptc4xmpExt/2008-02-29/'><Iptc4xmpExt:PersonInImageWDetails><rdf:Bag><rdf:li><Iptc4xmpExt:PersonId>A-1";
+    let mut broken = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    broken.extend_from_slice(&((xmp.len() + 2) as u16).to_be_bytes());
+    broken.extend_from_slice(xmp);
+    broken.extend_from_slice(&body[2..]);
+    t.write("in/cut.jpg", &broken);
+    t.write(
+        "in/garbage.xmp",
+        b"<?xpacket?><x:xmpmeta xmlns:mwg-rs='http://www.metadataworkinggroup.com/schemas/regions/'>\xff\x00<<<>>>",
+    );
+    photo_with(
+        &t,
+        "in/odd.jpg",
+        &["-XMP-mwg-rs:RegionInfo={RegionList=[{Name=,Type=Face}]}"],
+    );
+    let out = t
+        .ok(&["import", "--collection", "x", t.path("in").to_str().unwrap()])
+        .stdout;
+    assert!(out.contains("imported 3 file(s)"), "{out}");
+    for p in ["x/cut.jpg", "x/garbage.xmp", "x/odd.jpg"] {
+        assert_eq!(
+            asset_row(&t, p)["persons"].as_array().unwrap().len(),
+            0,
+            "{p} got a person from broken metadata"
+        );
+    }
+    let queue = t.ok(&["review", "--json"]).stdout;
+    assert!(!queue.contains("\"suggestion\""), "{queue}");
+}
+
 #[test]
 fn suggestions_naming_an_erased_person_go_with_the_name() {
     let t = TestStore::new();
