@@ -20,6 +20,7 @@ pub mod names;
 pub mod policy;
 pub mod roles;
 pub mod shred;
+pub mod similar;
 pub mod store;
 pub mod thinning;
 pub mod vfs;

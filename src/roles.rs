@@ -93,7 +93,7 @@ pub fn need(command: &str) -> Option<Need> {
         "link" | "unlink" => Need::AnyOf(&[PrivacyOfficer, Editor]),
         // linking at scale: the people who link persons to photos
         "faces scan" | "faces show" | "faces list" | "review" | "review accept"
-        | "review reject" => Need::AnyOf(&[PrivacyOfficer, Editor]),
+        | "review reject" | "duplicates" => Need::AnyOf(&[PrivacyOfficer, Editor]),
         "import" | "mark" | "derive" | "versions" | "restore" | "trash list" | "trash restore" => {
             Need::AnyOf(ED)
         }

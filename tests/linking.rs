@@ -153,7 +153,12 @@ fn broken_metadata_imports_the_photo_and_nothing_else() {
         &["-XMP-mwg-rs:RegionInfo={RegionList=[{Name=,Type=Face}]}"],
     );
     let out = t
-        .ok(&["import", "--collection", "x", t.path("in").to_str().unwrap()])
+        .ok(&[
+            "import",
+            "--collection",
+            "x",
+            t.path("in").to_str().unwrap(),
+        ])
         .stdout;
     assert!(out.contains("imported 3 file(s)"), "{out}");
     for p in ["x/cut.jpg", "x/garbage.xmp", "x/odd.jpg"] {

@@ -217,6 +217,8 @@ pub fn linked_faces(conn: &Connection, asset: AssetId) -> Result<Vec<(PersonId, 
 pub fn forget(tx: &Tx, asset: AssetId) -> Result<()> {
     tx.prepare_cached("DELETE FROM face_scans WHERE asset_id = ?1")?
         .execute([asset])?;
+    tx.prepare_cached("DELETE FROM image_hashes WHERE asset_id = ?1")?
+        .execute([asset])?;
     tx.prepare_cached("DELETE FROM suggestions WHERE asset_id = ?1 OR from_asset = ?1")?
         .execute([asset])?;
     Ok(())

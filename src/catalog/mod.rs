@@ -22,6 +22,7 @@ pub mod purposes;
 pub mod review;
 pub mod roles;
 pub mod schema;
+pub mod similar;
 pub mod snapshot;
 pub mod suggestions;
 pub mod synthetic;

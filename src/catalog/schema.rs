@@ -265,6 +265,17 @@ CREATE TABLE suggestions (
 );
 CREATE INDEX suggestions_open ON suggestions(asset_id) WHERE settled_at IS NULL;
 "#,
+    // 13: near-duplicates (DESIGN.md section 14): a perceptual hash of each image's current
+    // version (64 bits, stored as a signed integer), to find crops, resizes and re-exports of
+    // photos already in the store. It says what the picture looks like in 8 bytes; it goes
+    // when the photo is purged.
+    r#"
+CREATE TABLE image_hashes (
+    asset_id INTEGER PRIMARY KEY REFERENCES assets(id),
+    version INTEGER NOT NULL,
+    phash INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The migration after which existing users' uids are filled in from the OS accounts.

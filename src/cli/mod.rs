@@ -176,6 +176,8 @@ pub enum Command {
     /// What waits for a reviewer's decision (unreviewed photos, unlinked faces, suggestions
     /// from metadata), each with the command that settles it; accept or reject suggestions.
     Review(ReviewArgs),
+    /// Groups of photos that look alike (crops, resizes, re-exports of one picture).
+    Duplicates,
     /// Remove a person from a photo.
     Unlink {
         /// The asset: its id or its path (collection/name).
@@ -1116,6 +1118,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
         },
         Command::Faces(cmd) => review::faces(&mut ctx, cmd),
         Command::Review(args) => review::run(&mut ctx, args),
+        Command::Duplicates => review::duplicates(&mut ctx),
         Command::Unlink { asset, person } => records::unlink(&mut ctx, &asset, &person),
         Command::Mark(args) => records::mark(&mut ctx, args),
         Command::User(cmd) => records::user(&mut ctx, cmd),

@@ -43,6 +43,9 @@ pub fn run(ctx: &mut Ctx, args: ReviewArgs) -> Result<i32> {
                 for (g, a, p) in &done.linked {
                     println!("suggestion {g}: asset {a} linked to #{p}");
                 }
+                for (g, a, f) in &done.derived {
+                    println!("suggestion {g}: asset {a} now shows the persons of asset {f}");
+                }
                 for (g, why) in &done.left {
                     println!("suggestion {g} left open: {why}");
                 }
@@ -224,4 +227,21 @@ pub fn link_csv(ctx: &mut Ctx, csv: &Path, apply: bool) -> Result<i32> {
         }
     }
     Ok(if plan.errors.is_empty() { 0 } else { 1 })
+}
+
+pub fn duplicates(ctx: &mut Ctx) -> Result<i32> {
+    let groups = domain::review::duplicates(&ctx.session())?;
+    if ctx.json {
+        output::json(&groups)?;
+    } else if groups.is_empty() {
+        println!("no photos that look alike");
+    } else {
+        for (n, g) in groups.iter().enumerate() {
+            println!("group {}:", n + 1);
+            for (id, path) in &g.assets {
+                println!("    {id}  {path}");
+            }
+        }
+    }
+    Ok(0)
 }

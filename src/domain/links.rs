@@ -95,14 +95,29 @@ pub fn faces_reviewed(s: &mut Session, list: &[String]) -> Result<Vec<(i64, u16)
     Ok(out)
 }
 
-/// Make a draft a normal asset showing the same persons (and marks) as the active asset it was
-/// made from; returns (draft, from) ids.
+/// Make a draft (or an imported photo nobody reviewed yet, such as a near-duplicate of a photo
+/// already there) a normal asset showing the same persons (and marks) as the active asset it
+/// was made from; returns (draft, from) ids.
 pub fn derive(s: &mut Session, draft: &str, from: &str) -> Result<(i64, i64)> {
     let tx = s.catalog.begin(s.actor, s.now)?;
-    let d = assets::resolve(&tx, draft)?;
-    let f = assets::resolve(&tx, from)?;
-    if d.status != Status::Draft {
-        return Err(Error::invalid(format!("asset {} is not a draft", d.id)));
+    let (d, f) = derive_in(&tx, draft, from)?;
+    tx.commit()?;
+    Ok((d, f))
+}
+
+/// [`derive`] inside a transaction (also for accepting a near-duplicate suggestion).
+pub(crate) fn derive_in(tx: &crate::catalog::Tx, draft: &str, from: &str) -> Result<(i64, i64)> {
+    let d = assets::resolve(tx, draft)?;
+    let f = assets::resolve(tx, from)?;
+    let unreviewed = d.status == Status::Active && d.persons.is_empty() && !d.no_persons;
+    if d.status != Status::Draft && !unreviewed {
+        return Err(Error::invalid(format!(
+            "asset {} is neither a draft nor an unreviewed photo: it has persons of its own",
+            d.id
+        )));
+    }
+    if d.id == f.id {
+        return Err(Error::invalid("a photo cannot be derived from itself"));
     }
     if f.status != Status::Active {
         return Err(Error::invalid(format!(
@@ -111,15 +126,14 @@ pub fn derive(s: &mut Session, draft: &str, from: &str) -> Result<(i64, i64)> {
         )));
     }
     for p in &f.persons {
-        assets::link(&tx, d.id, *p)?;
+        assets::link(tx, d.id, *p)?;
     }
-    assets::mark(&tx, d.id, Some(f.no_persons), Some(f.special_category))?;
-    assets::activate(&tx, d.id)?;
+    assets::mark(tx, d.id, Some(f.no_persons), Some(f.special_category))?;
+    assets::activate(tx, d.id)?;
     tx.audit(
         "asset.derive",
         serde_json::json!({ "asset": d.id, "from": f.id }),
     )?;
-    tx.commit()?;
     Ok((d.id, f.id))
 }
 

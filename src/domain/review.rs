@@ -93,15 +93,11 @@ pub fn queue(s: &Session, prefix: &str) -> Result<Vec<Item>> {
             ),
             (_, _) => (
                 format!(
-                    "looks like a variant of asset {}",
+                    "looks like a variant (crop, resize, re-export) of asset {}; accepting gives it that photo's persons",
                     g.from_asset.unwrap_or_default()
                 ),
                 vec![
-                    format!(
-                        "consentfs derive {} --from {}",
-                        g.asset,
-                        g.from_asset.unwrap_or_default()
-                    ),
+                    format!("consentfs review accept {}", g.id),
                     format!("consentfs review reject {}", g.id),
                 ],
             ),
@@ -123,6 +119,8 @@ pub fn queue(s: &Session, prefix: &str) -> Result<Vec<Item>> {
 pub struct Accepted {
     /// (suggestion, asset, person linked)
     pub linked: Vec<(i64, i64, i64)>,
+    /// (suggestion, asset, the photo it now takes its persons from)
+    pub derived: Vec<(i64, i64, i64)>,
     /// (suggestion, why it stays open)
     pub left: Vec<(i64, String)>,
 }
@@ -143,11 +141,15 @@ pub fn accept(s: &mut Session, ids: &[i64], prefix: Option<&str>) -> Result<Acce
     };
     let mut out = Accepted::default();
     for g in list {
-        if g.kind != "person" {
-            out.left.push((
-                g.id,
-                "a near-duplicate: settle it with `consentfs derive`".into(),
-            ));
+        if g.kind == "derive" {
+            let Some(from) = g.from_asset else { continue };
+            match super::links::derive_in(&tx, &g.asset.to_string(), &from.to_string()) {
+                Ok(_) => {
+                    suggestions::settle(&tx, g.id, true)?;
+                    out.derived.push((g.id, g.asset, from));
+                }
+                Err(e) => out.left.push((g.id, e.to_string())),
+            }
             continue;
         }
         let person = match g.name.as_deref() {
@@ -186,4 +188,52 @@ pub fn reject(s: &mut Session, ids: &[i64]) -> Result<()> {
         suggestions::settle(&tx, *id, false)?;
     }
     tx.commit()
+}
+
+/// Groups of images that look alike (within [`crate::similar::NEAR`] bits of each other,
+/// transitively), each group in id order, with their paths.
+#[derive(Debug, Serialize)]
+pub struct Group {
+    pub assets: Vec<(i64, String)>,
+}
+
+/// `consentfs duplicates`: every pair of hashed images is compared (a million hashes are 8 MB;
+/// comparing all pairs of 100,000 takes seconds).
+pub fn duplicates(s: &Session) -> Result<Vec<Group>> {
+    let conn = s.catalog.conn();
+    let all = crate::catalog::similar::all(conn)?;
+    let mut parent: Vec<usize> = (0..all.len()).collect();
+    fn root(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    for i in 0..all.len() {
+        for j in i + 1..all.len() {
+            if (all[i].1 ^ all[j].1).count_ones() <= crate::similar::NEAR {
+                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                if a != b {
+                    parent[b] = a;
+                }
+            }
+        }
+    }
+    let mut groups: std::collections::BTreeMap<usize, Vec<i64>> = Default::default();
+    for i in 0..all.len() {
+        let r = root(&mut parent, i);
+        groups.entry(r).or_default().push(all[i].0);
+    }
+    let mut out = Vec::new();
+    for ids in groups.into_values().filter(|g| g.len() > 1) {
+        let mut assets = Vec::new();
+        for id in ids {
+            if let Some(a) = assets::get(conn, id)? {
+                assets.push((id, a.path()));
+            }
+        }
+        out.push(Group { assets });
+    }
+    Ok(out)
 }

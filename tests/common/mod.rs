@@ -197,9 +197,11 @@ pub fn visible(t: &TestStore, user: &str, purpose: &str) -> Vec<String> {
     paths
 }
 
-/// SQL that takes a catalog back from schema 12 to 11 (before face scans and suggestions),
+/// SQL that takes a catalog back from schema 13 to 11 (before face scans, suggestions and
+/// image hashes),
 /// for the tests that migrate an older catalog: run it before their own steps back.
-pub const BEFORE_FACES: &str = "DROP INDEX suggestions_open;
+pub const BEFORE_FACES: &str = "DROP TABLE image_hashes;
+     DROP INDEX suggestions_open;
      DROP TABLE suggestions;
      DROP TABLE face_scans;
      ALTER TABLE assets DROP COLUMN faces;
