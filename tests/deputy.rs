@@ -125,6 +125,12 @@ fn an_editor_imports_what_they_can_read_and_nothing_else() {
         &format!("import --collection stolen '{}'", o.secret.display()),
     );
     o.denied(o.editor, &home, "import --collection stolen ../secret");
+    // a file of links is read as the editor too
+    o.denied(
+        o.editor,
+        &home,
+        &format!("link --csv '{}'", o.secret.display()),
+    );
     assert!(
         !o.asset_paths().iter().any(|p| p.starts_with("stolen")),
         "{:?}",
