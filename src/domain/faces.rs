@@ -82,6 +82,16 @@ fn content(s: &Session, asset: AssetId) -> Result<(i64, Vec<u8>)> {
     Ok((v.version, bytes))
 }
 
+/// Detection threads yield to everything else (nice 10, this thread only): run through the
+/// daemon's socket, or beside a mount, they must not slow the mount down.
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
 /// Scan `targets` with `finder` on up to `threads` cores, recording each result as it comes.
 pub fn scan(
     s: &mut Session,
@@ -119,15 +129,18 @@ pub fn scan(
     let outcome = std::thread::scope(|scope| -> Result<()> {
         for _ in 0..threads {
             let (queue, to_record) = (&queue, to_record.clone());
-            scope.spawn(move || loop {
-                let next = queue.lock().map(|q| q.recv());
-                let Ok(Ok((asset, version, bytes))) = next else {
-                    break;
-                };
-                let found = finder.find(&bytes);
-                drop(zeroize::Zeroizing::new(bytes));
-                if to_record.send((asset, version, found)).is_err() {
-                    break;
+            scope.spawn(move || {
+                lower_priority();
+                loop {
+                    let next = queue.lock().map(|q| q.recv());
+                    let Ok(Ok((asset, version, bytes))) = next else {
+                        break;
+                    };
+                    let found = finder.find(&bytes);
+                    drop(zeroize::Zeroizing::new(bytes));
+                    if to_record.send((asset, version, found)).is_err() {
+                        break;
+                    }
                 }
             });
         }
