@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod domain;
 pub mod error;
 pub mod export;
+pub mod faces;
 pub mod files;
 pub mod fuse;
 pub mod inventory;
