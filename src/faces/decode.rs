@@ -10,11 +10,18 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 
-/// Headers claiming more pixels than this are refused before decoding: the largest camera
-/// sensors are about 150 MP, and the JPEG decoder keeps a full-size buffer of coefficients for
-/// progressive files (about 2 bytes a pixel a component), so a hostile 60000x60000 header must
-/// not get that far.
-pub const MAX_PIXELS: u64 = 200_000_000;
+/// Headers claiming more pixels than this are refused before decoding. The JPEG decoder keeps a
+/// full-size buffer of coefficients for progressive files (measured: 1.2 GB for a 196 MP header)
+/// and walks every block even at 1/8 scale, so a hostile 60000x60000 header must not get that
+/// far; 100 MP covers the largest common sensors (medium format, 100 MP) at about 600 MB peak.
+/// Bigger photos get an error saying so (the caller treats them as not scanned).
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+/// A JPEG's compressed data cannot be smaller than one bit per 8x8 luma block (every block has
+/// at least a one-bit DC code), that is pixels / 512 bytes; a file under half that claims pixels
+/// it does not have. Without this check a 4 KB file claiming 196 MP kept the decoder busy for
+/// 20-40 s (it pads missing data and decodes every block).
+pub const MIN_JPEG_BYTES_PER_MEGAPIXEL: u64 = 1_000_000 / 1024;
 
 /// PNGs are decoded in full (no DCT scaling), so they get a lower limit: 50 MP is at most
 /// 200 MB of RGBA while decoding. Photos are rarely PNGs; a bigger one is refused with a message.
@@ -73,13 +80,18 @@ pub fn decode(bytes: &[u8], want_long: usize) -> Result<Rgb> {
     match Format::sniff(bytes) {
         Some(Format::Jpeg) => {
             let (img, exif) = decode_jpeg(bytes, want_long)?;
-            Ok(orient(img, exif.as_deref().map(exif_orientation).unwrap_or(1)))
+            Ok(orient(
+                img,
+                exif.as_deref().map(exif_orientation).unwrap_or(1),
+            ))
         }
         Some(Format::Png) => decode_png(bytes),
         Some(Format::Raw) => {
             let (preview, orientation) = raw_preview(bytes, want_long)?;
             if Format::sniff(&preview) != Some(Format::Jpeg) {
-                return Err(Error::invalid("the raw file's embedded preview is not a JPEG"));
+                return Err(Error::invalid(
+                    "the raw file's embedded preview is not a JPEG",
+                ));
             }
             let (img, _) = decode_jpeg(&preview, want_long)?;
             // The raw file's orientation applies to its preview (which rarely has its own).
@@ -99,9 +111,17 @@ fn decode_jpeg(bytes: &[u8], want_long: usize) -> Result<(Rgb, Option<Vec<u8>>)>
     let bad = |e: jpeg_decoder::Error| Error::invalid(format!("cannot decode the JPEG: {e}"));
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     d.read_info().map_err(bad)?;
-    let info = d.info().ok_or_else(|| Error::invalid("cannot decode the JPEG: no header"))?;
+    let info = d
+        .info()
+        .ok_or_else(|| Error::invalid("cannot decode the JPEG: no header"))?;
     let (w, h) = (info.width as u64, info.height as u64);
     check_size(w, h, MAX_PIXELS)?;
+    if (bytes.len() as u64) < w * h * MIN_JPEG_BYTES_PER_MEGAPIXEL / 1_000_000 {
+        return Err(Error::invalid(format!(
+            "the JPEG is damaged: {} bytes cannot hold {w}x{h} pixels",
+            bytes.len()
+        )));
+    }
     // Ask for the smallest DCT scale (1/8, 1/4, 1/2, 1) that keeps the long side >= want_long.
     let long = w.max(h).max(1);
     let want = (want_long as u64).min(long);
@@ -112,7 +132,10 @@ fn decode_jpeg(bytes: &[u8], want_long: usize) -> Result<(Rgb, Option<Vec<u8>>)>
     d.set_max_decoding_buffer_size((MAX_PIXELS * 3) as usize);
     let px = d.decode().map_err(bad)?;
     let (ow, oh) = (ow as usize, oh as usize);
-    let format = d.info().map(|i| i.pixel_format).unwrap_or(info.pixel_format);
+    let format = d
+        .info()
+        .map(|i| i.pixel_format)
+        .unwrap_or(info.pixel_format);
     let n = ow * oh;
     let data = match format {
         jpeg_decoder::PixelFormat::RGB24 => px,
@@ -129,15 +152,28 @@ fn decode_jpeg(bytes: &[u8], want_long: usize) -> Result<(Rgb, Option<Vec<u8>>)>
             .chunks_exact(4)
             .flat_map(|c| {
                 let k = c[3] as u16;
-                [(c[0] as u16 * k / 255) as u8, (c[1] as u16 * k / 255) as u8, (c[2] as u16 * k / 255) as u8]
+                [
+                    (c[0] as u16 * k / 255) as u8,
+                    (c[1] as u16 * k / 255) as u8,
+                    (c[2] as u16 * k / 255) as u8,
+                ]
             })
             .collect(),
     };
     if data.len() != n * 3 {
-        return Err(Error::invalid("cannot decode the JPEG: unexpected pixel data size"));
+        return Err(Error::invalid(
+            "cannot decode the JPEG: unexpected pixel data size",
+        ));
     }
     let exif = d.exif_data().map(|e| e.to_vec());
-    Ok((Rgb { width: ow, height: oh, data }, exif))
+    Ok((
+        Rgb {
+            width: ow,
+            height: oh,
+            data,
+        },
+        exif,
+    ))
 }
 
 fn decode_png(bytes: &[u8]) -> Result<Rgb> {
@@ -161,7 +197,11 @@ fn decode_png(bytes: &[u8]) -> Result<Rgb> {
         png::ColorType::GrayscaleAlpha => 2,
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => return Err(Error::invalid("cannot decode the PNG: palette not expanded")),
+        png::ColorType::Indexed => {
+            return Err(Error::invalid(
+                "cannot decode the PNG: palette not expanded",
+            ))
+        }
     };
     let mut data = Vec::with_capacity(w * h * 3);
     for row in buf.chunks(out.line_size).take(h) {
@@ -173,9 +213,15 @@ fn decode_png(bytes: &[u8]) -> Result<Rgb> {
         }
     }
     if data.len() != w * h * 3 {
-        return Err(Error::invalid("cannot decode the PNG: truncated pixel data"));
+        return Err(Error::invalid(
+            "cannot decode the PNG: truncated pixel data",
+        ));
     }
-    Ok(Rgb { width: w, height: h, data })
+    Ok(Rgb {
+        width: w,
+        height: h,
+        data,
+    })
 }
 
 fn check_size(w: u64, h: u64, max: u64) -> Result<()> {
@@ -229,17 +275,37 @@ pub fn orient(img: Rgb, orientation: u32) -> Rgb {
             data[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
         }
     }
-    Rgb { width: nw, height: nh, data }
+    Rgb {
+        width: nw,
+        height: nh,
+        data,
+    }
 }
 
 /// The raw file's embedded JPEG preview (the largest one when the first is smaller than
 /// `want_long`) and the raw file's orientation, read by exiftool from standard input: raw formats
 /// are many and undocumented, and exiftool knows them all.
 fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
-    let json = exiftool(bytes, &["-j", "-b", "-n", "-Orientation", "-PreviewImage", "-JpgFromRaw", "-"])?;
-    let v: serde_json::Value = serde_json::from_slice(&json)
-        .map_err(|e| Error::invalid(format!("cannot read exiftool's answer about the raw file: {e}")))?;
-    let first = v.get(0).ok_or_else(|| Error::invalid("exiftool gave no answer about the raw file"))?;
+    let json = exiftool(
+        bytes,
+        &[
+            "-j",
+            "-b",
+            "-n",
+            "-Orientation",
+            "-PreviewImage",
+            "-JpgFromRaw",
+            "-",
+        ],
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&json).map_err(|e| {
+        Error::invalid(format!(
+            "cannot read exiftool's answer about the raw file: {e}"
+        ))
+    })?;
+    let first = v
+        .get(0)
+        .ok_or_else(|| Error::invalid("exiftool gave no answer about the raw file"))?;
     let orientation = first
         .get("Orientation")
         .and_then(|o| o.as_u64())
@@ -247,7 +313,11 @@ fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
         .unwrap_or(1) as u32;
     let mut best: Option<(Vec<u8>, u64)> = None;
     for tag in ["PreviewImage", "JpgFromRaw"] {
-        let Some(b64) = first.get(tag).and_then(|t| t.as_str()).and_then(|s| s.strip_prefix("base64:")) else {
+        let Some(b64) = first
+            .get(tag)
+            .and_then(|t| t.as_str())
+            .and_then(|s| s.strip_prefix("base64:"))
+        else {
             continue;
         };
         use base64::Engine as _;
@@ -255,12 +325,16 @@ fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
             continue;
         };
         let long = jpeg_long_side(&jpeg);
-        if best.as_ref().is_none_or(|(_, l)| *l < want_long as u64 && long > *l) {
+        if best
+            .as_ref()
+            .is_none_or(|(_, l)| *l < want_long as u64 && long > *l)
+        {
             best = Some((jpeg, long));
         }
     }
-    best.map(|(j, _)| (j, orientation))
-        .ok_or_else(|| Error::invalid("the raw file has no embedded JPEG preview to scan for faces"))
+    best.map(|(j, _)| (j, orientation)).ok_or_else(|| {
+        Error::invalid("the raw file has no embedded JPEG preview to scan for faces")
+    })
 }
 
 fn jpeg_long_side(jpeg: &[u8]) -> u64 {
@@ -307,7 +381,9 @@ fn exiftool(input: &[u8], args: &[&str]) -> Result<Vec<u8>> {
     let status = child.wait().map_err(|e| Error::io("exiftool", e))?;
     let out = out.map_err(|e| Error::io("reading exiftool's output", e))?;
     if !wrote || out.len() as u64 > limit {
-        return Err(Error::invalid("the raw file's embedded preview is too large"));
+        return Err(Error::invalid(
+            "the raw file's embedded preview is too large",
+        ));
     }
     if !status.success() && out.is_empty() {
         return Err(Error::invalid("exiftool cannot read the raw file"));
@@ -349,7 +425,11 @@ fn box_reduce(img: &Rgb, k: usize) -> Rgb {
         }
         data.extend(sums.iter().map(|s| ((s + div / 2) / div) as u8));
     }
-    Rgb { width: w, height: h, data }
+    Rgb {
+        width: w,
+        height: h,
+        data,
+    }
 }
 
 fn bilinear(img: &Rgb, nw: usize, nh: usize) -> Rgb {
@@ -382,7 +462,11 @@ fn bilinear(img: &Rgb, nw: usize, nh: usize) -> Rgb {
             }
         }
     }
-    Rgb { width: nw, height: nh, data }
+    Rgb {
+        width: nw,
+        height: nh,
+        data,
+    }
 }
 
 #[cfg(test)]
@@ -392,7 +476,11 @@ mod tests {
     fn img(w: usize, h: usize) -> Rgb {
         // Each pixel's red is its index, so moves can be traced.
         let data = (0..w * h).flat_map(|i| [i as u8, 0, 0]).collect();
-        Rgb { width: w, height: h, data }
+        Rgb {
+            width: w,
+            height: h,
+            data,
+        }
     }
 
     #[test]
@@ -418,7 +506,11 @@ mod tests {
         // 3 x 2 stored: 0 1 2 / 3 4 5
         let red = |o: u32| {
             let r = orient(img(3, 2), o);
-            (r.width, r.height, r.data.chunks(3).map(|p| p[0]).collect::<Vec<_>>())
+            (
+                r.width,
+                r.height,
+                r.data.chunks(3).map(|p| p[0]).collect::<Vec<_>>(),
+            )
         };
         assert_eq!(red(1), (3, 2, vec![0, 1, 2, 3, 4, 5]));
         assert_eq!(red(2), (3, 2, vec![2, 1, 0, 5, 4, 3]));
@@ -434,10 +526,18 @@ mod tests {
 
     #[test]
     fn resize_averages_when_shrinking_and_keeps_flat_colours() {
-        let flat = Rgb { width: 40, height: 30, data: [10u8, 200, 30].repeat(1200) };
+        let flat = Rgb {
+            width: 40,
+            height: 30,
+            data: [10u8, 200, 30].repeat(1200),
+        };
         let r = resize(&flat, 7, 5);
         assert_eq!((r.width, r.height), (7, 5));
-        assert!(r.data.chunks(3).all(|p| p == [10, 200, 30]), "{:?}", &r.data[..9]);
+        assert!(
+            r.data.chunks(3).all(|p| p == [10, 200, 30]),
+            "{:?}",
+            &r.data[..9]
+        );
         let up = resize(&flat, 100, 75);
         assert_eq!(up.data.len(), 100 * 75 * 3);
         assert!(up.data.chunks(3).all(|p| p == [10, 200, 30]));

@@ -35,7 +35,11 @@ pub fn draw_boxes(image: &[u8], boxes: &[FaceBox]) -> Result<Vec<u8>> {
     let long = img.width.max(img.height);
     let mut img = if long > SHOW_LONG {
         let s = SHOW_LONG as f32 / long as f32;
-        decode::resize(&img, (img.width as f32 * s).round() as usize, (img.height as f32 * s).round() as usize)
+        decode::resize(
+            &img,
+            (img.width as f32 * s).round() as usize,
+            (img.height as f32 * s).round() as usize,
+        )
     } else {
         img
     };
@@ -66,7 +70,15 @@ pub(crate) fn draw_on(img: &mut Rgb, boxes: &[FaceBox]) {
         let x1 = ((b.x + b.w).clamp(0.0, 1.0) * w) as i64;
         let y1 = ((b.y + b.h).clamp(0.0, 1.0) * h) as i64;
         // A dark outline around a bright frame: visible on light and dark backgrounds.
-        frame(img, x0 - t - 1, y0 - t - 1, x1 + t + 1, y1 + t + 1, t + 2, DARK);
+        frame(
+            img,
+            x0 - t - 1,
+            y0 - t - 1,
+            x1 + t + 1,
+            y1 + t + 1,
+            t + 2,
+            DARK,
+        );
         frame(img, x0 - t, y0 - t, x1 + t, y1 + t, t, BOX);
         let label = (i + 1).to_string();
         let lw = label.len() as i64 * 6 * scale + scale;
@@ -118,19 +130,44 @@ mod tests {
 
     #[test]
     fn boxes_and_their_numbers_are_drawn_inside_the_picture_only() {
-        let mut img = Rgb { width: 200, height: 100, data: vec![128; 200 * 100 * 3] };
+        let mut img = Rgb {
+            width: 200,
+            height: 100,
+            data: vec![128; 200 * 100 * 3],
+        };
         let boxes = [
-            FaceBox { x: 0.1, y: 0.3, w: 0.2, h: 0.4, score: 0.99 },
+            FaceBox {
+                x: 0.1,
+                y: 0.3,
+                w: 0.2,
+                h: 0.4,
+                score: 0.99,
+            },
             // Off the edge and absurd values: clipped or skipped, never a panic.
-            FaceBox { x: 0.9, y: 0.9, w: 5.0, h: 5.0, score: 0.9 },
-            FaceBox { x: f32::NAN, y: 0.0, w: 0.1, h: 0.1, score: 0.9 },
+            FaceBox {
+                x: 0.9,
+                y: 0.9,
+                w: 5.0,
+                h: 5.0,
+                score: 0.9,
+            },
+            FaceBox {
+                x: f32::NAN,
+                y: 0.0,
+                w: 0.1,
+                h: 0.1,
+                score: 0.9,
+            },
         ];
         draw_on(&mut img, &boxes);
         let at = |x: usize, y: usize| &img.data[(y * 200 + x) * 3..(y * 200 + x) * 3 + 3];
         // The first box's left edge is bright at x = 20 - t .. 20, mid-height.
         assert_eq!(at(19, 50), BOX);
         // Its label sits above it (box top y = 30): a dark patch with light pixels of "1".
-        let label: Vec<&[u8]> = (18..30).flat_map(|x| (10..28).map(move |y| (x, y))).map(|(x, y)| at(x, y)).collect();
+        let label: Vec<&[u8]> = (18..30)
+            .flat_map(|x| (10..28).map(move |y| (x, y)))
+            .map(|(x, y)| at(x, y))
+            .collect();
         assert!(label.contains(&&LIGHT[..]) && label.contains(&&DARK[..]));
         // The inside of the box is untouched.
         assert_eq!(at(40, 50), [128, 128, 128]);

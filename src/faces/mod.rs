@@ -97,7 +97,9 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detector").field("model_bytes", &self.model.len()).finish()
+        f.debug_struct("Detector")
+            .field("model_bytes", &self.model.len())
+            .finish()
     }
 }
 
@@ -116,7 +118,8 @@ impl Detector {
     /// plan at once (so a corrupt model fails here, not on the first photo).
     pub fn load_from(path: &Path) -> Result<Detector> {
         use std::io::Read;
-        let f = std::fs::File::open(path).map_err(|e| Error::io_path("open the face model", path, e))?;
+        let f = std::fs::File::open(path)
+            .map_err(|e| Error::io_path("open the face model", path, e))?;
         let mut model = Vec::new();
         f.take(MAX_MODEL_BYTES + 1)
             .read_to_end(&mut model)
@@ -181,7 +184,13 @@ impl Detector {
             .map_err(|e| Error::integrity("the face model", format!("inference failed: {e:#}")))?;
         let faces = postprocess(&outputs, cw, ch, nw, nh)?;
         let t2 = Instant::now();
-        Ok((faces, Timings { decode: t1 - t0, infer: t2 - t1 }))
+        Ok((
+            faces,
+            Timings {
+                decode: t1 - t0,
+                infer: t2 - t1,
+            },
+        ))
     }
 }
 
@@ -214,7 +223,13 @@ fn input_tensor(small: &decode::Rgb, cw: usize, ch: usize) -> Tensor {
 /// From the network's outputs (boxes `[1, n, 4]`, scores `[1, n, 2]`, landmarks `[1, n, 10]`,
 /// told apart by their last dimension) to face boxes in fractions of the image, which filled
 /// `nw` x `nh` of the `cw` x `ch` canvas.
-fn postprocess(outputs: &[TValue], cw: usize, ch: usize, nw: usize, nh: usize) -> Result<Vec<FaceBox>> {
+fn postprocess(
+    outputs: &[TValue],
+    cw: usize,
+    ch: usize,
+    nw: usize,
+    nh: usize,
+) -> Result<Vec<FaceBox>> {
     let bad = |what: &str| Error::integrity("the face model", format!("unexpected output: {what}"));
     let by_last = |d: usize| -> Result<&[f32]> {
         let t = outputs
@@ -311,7 +326,13 @@ mod tests {
     use super::*;
 
     fn fb(x: f32, y: f32, w: f32) -> FaceBox {
-        FaceBox { x, y, w, h: w, score: 0.99 }
+        FaceBox {
+            x,
+            y,
+            w,
+            h: w,
+            score: 0.99,
+        }
     }
 
     #[test]
@@ -341,7 +362,10 @@ mod tests {
         boxes[2 * 4] = 1.0;
         scores[2 * 2 + 1] = 0.95;
         let t = |v: Vec<f32>, d: usize| {
-            tract_ndarray::Array3::from_shape_vec((1, n, d), v).unwrap().into_tensor().into_tvalue()
+            tract_ndarray::Array3::from_shape_vec((1, n, d), v)
+                .unwrap()
+                .into_tensor()
+                .into_tvalue()
         };
         let out = [t(boxes, 4), t(scores, 2)];
         let faces = postprocess(&out, cw, ch, 32, 16).unwrap();
@@ -374,7 +398,10 @@ mod tests {
         let p = dir.path().join(MODEL_FILE);
         std::fs::write(&p, b"not the model").unwrap();
         let e = Detector::load_from(&p).unwrap_err().to_string();
-        assert!(e.contains("SHA-256") && e.contains("install-face-model.sh"), "{e}");
+        assert!(
+            e.contains("SHA-256") && e.contains("install-face-model.sh"),
+            "{e}"
+        );
         assert!(Detector::load_from(&dir.path().join("absent")).is_err());
     }
 }

@@ -83,7 +83,12 @@ pub fn decode(prior: &Prior, reg: [f32; 4]) -> [f32; 4] {
 /// Candidates from the raw outputs: `boxes` is `[n, 4]` regressions, `scores` `[n, 2]`
 /// (background, face) probabilities, both flattened, `n == priors.len()`. Keeps those whose face
 /// probability is above `threshold`, in decreasing score; NaN scores never pass.
-pub fn candidates(priors: &[Prior], boxes: &[f32], scores: &[f32], threshold: f32) -> Vec<Candidate> {
+pub fn candidates(
+    priors: &[Prior],
+    boxes: &[f32],
+    scores: &[f32],
+    threshold: f32,
+) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = priors
         .iter()
         .zip(boxes.chunks_exact(4))
@@ -148,7 +153,15 @@ mod tests {
         assert_eq!(p.len(), (32 + 8 + 2) * 2);
         assert_eq!(p.len(), prior_count(64, 32));
         // First cell of stride 8: centre (4, 4) px, sizes 16 and 32 px.
-        assert_eq!(p[0], Prior { cx: 4.0 / 64.0, cy: 4.0 / 32.0, w: 16.0 / 64.0, h: 16.0 / 32.0 });
+        assert_eq!(
+            p[0],
+            Prior {
+                cx: 4.0 / 64.0,
+                cy: 4.0 / 32.0,
+                w: 16.0 / 64.0,
+                h: 16.0 / 32.0
+            }
+        );
         assert_eq!(p[1].w, 32.0 / 64.0);
         assert_eq!(p[1].cx, p[0].cx);
         // Then the next column of the same row.
@@ -158,10 +171,21 @@ mod tests {
         assert_eq!(p[16].cx, 4.0 / 64.0);
         assert_eq!(p[16].cy, 12.0 / 32.0);
         // First prior of stride 16 comes after all 64 of stride 8.
-        assert_eq!(p[64], Prior { cx: 8.0 / 64.0, cy: 8.0 / 32.0, w: 64.0 / 64.0, h: 64.0 / 32.0 });
+        assert_eq!(
+            p[64],
+            Prior {
+                cx: 8.0 / 64.0,
+                cy: 8.0 / 32.0,
+                w: 64.0 / 64.0,
+                h: 64.0 / 32.0
+            }
+        );
         // The last one: stride 32, cell (1, 0), size 512.
         let last = p[p.len() - 1];
-        assert_eq!((last.cx, last.cy, last.w), (48.0 / 64.0, 16.0 / 32.0, 512.0 / 64.0));
+        assert_eq!(
+            (last.cx, last.cy, last.w),
+            (48.0 / 64.0, 16.0 / 32.0, 512.0 / 64.0)
+        );
     }
 
     #[test]
@@ -174,7 +198,12 @@ mod tests {
 
     #[test]
     fn zero_regression_gives_the_prior_itself() {
-        let p = Prior { cx: 0.5, cy: 0.25, w: 0.2, h: 0.1 };
+        let p = Prior {
+            cx: 0.5,
+            cy: 0.25,
+            w: 0.2,
+            h: 0.1,
+        };
         let b = decode(&p, [0.0; 4]);
         let want = [0.4, 0.2, 0.2, 0.1];
         for (got, want) in b.iter().zip(want) {
@@ -184,7 +213,12 @@ mod tests {
 
     #[test]
     fn regressions_move_and_scale_with_the_variances() {
-        let p = Prior { cx: 0.5, cy: 0.5, w: 0.2, h: 0.4 };
+        let p = Prior {
+            cx: 0.5,
+            cy: 0.5,
+            w: 0.2,
+            h: 0.4,
+        };
         // dx = 1 moves the centre by 0.1 * w; dw = ln(2) / 0.2 doubles the width.
         let b = decode(&p, [1.0, -1.0, 2f32.ln() / 0.2, 0.0]);
         let (cx, cy) = (b[0] + b[2] / 2.0, b[1] + b[3] / 2.0);
@@ -193,7 +227,9 @@ mod tests {
         assert!((b[2] - 0.4).abs() < 1e-6, "{b:?}");
         assert!((b[3] - 0.4).abs() < 1e-6, "{b:?}");
         // A hostile huge regression stays finite.
-        assert!(decode(&p, [0.0, 0.0, 1e30, 1e30]).iter().all(|v| v.is_finite()));
+        assert!(decode(&p, [0.0, 0.0, 1e30, 1e30])
+            .iter()
+            .all(|v| v.is_finite()));
     }
 
     #[test]
@@ -217,7 +253,13 @@ mod tests {
     }
 
     fn cand(x: f32, y: f32, w: f32, score: f32) -> Candidate {
-        Candidate { x, y, w, h: w, score }
+        Candidate {
+            x,
+            y,
+            w,
+            h: w,
+            score,
+        }
     }
 
     #[test]
@@ -231,6 +273,9 @@ mod tests {
         assert_eq!(nms(&[a, a2, b, a3], 0.4, 2), vec![a, b]);
         assert!((iou(&a, &a) - 1.0).abs() < 1e-6);
         assert_eq!(iou(&a, &b), 0.0);
-        assert_eq!(iou(&cand(0.0, 0.0, 0.0, 1.0), &cand(0.0, 0.0, 0.0, 1.0)), 0.0);
+        assert_eq!(
+            iou(&cand(0.0, 0.0, 0.0, 1.0), &cand(0.0, 0.0, 0.0, 1.0)),
+            0.0
+        );
     }
 }
