@@ -502,6 +502,22 @@ mod tests {
     }
 
     #[test]
+    fn a_12_megapixel_jpeg_is_decoded_at_a_quarter_scale() {
+        let (w, h) = (4000u16, 3000u16);
+        let px = [90u8, 120, 200].repeat(w as usize * h as usize);
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 80)
+            .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        // What the detector asks for.
+        let img = decode(&jpeg, super::super::DECODE_LONG).unwrap();
+        assert_eq!((img.width, img.height), (1000, 750));
+        // Small images come at their own size.
+        let img = decode(&jpeg, 8000).unwrap();
+        assert_eq!((img.width, img.height), (4000, 3000));
+    }
+
+    #[test]
     fn orientations_turn_the_image_upright() {
         // 3 x 2 stored: 0 1 2 / 3 4 5
         let red = |o: u32| {

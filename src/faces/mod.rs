@@ -48,6 +48,11 @@ pub const SYSTEM_MODEL_DIR: &str = "/usr/local/share/consentfs";
 pub const CANVAS_LONG: usize = 1024;
 pub const CANVAS_SHORT: usize = 768;
 
+/// The long side JPEGs are decoded at, at least: 7/8 of the canvas, so a 4000 px wide 12 MP
+/// JPEG decodes at 1/4 scale (1000 px, stretched a little onto the 1024 px canvas) instead of at
+/// 1/2 (2000 px: four times the pixels to decode and shrink, for no gain in detection).
+pub const DECODE_LONG: usize = CANVAS_LONG * 7 / 8;
+
 /// Face probability above which a candidate counts: the wheel's default (0.9). Lower values
 /// find a few more profile and blurred faces but also patterns in foliage and fabric; a missed
 /// face is what consent cares about, yet a reviewer flooded with false faces stops looking.
@@ -164,7 +169,7 @@ impl Detector {
     /// `detect`, and where its time went.
     pub fn detect_timed(&self, image: &[u8]) -> Result<(Vec<FaceBox>, Timings)> {
         let t0 = Instant::now();
-        let img = decode::decode(image, CANVAS_LONG)?;
+        let img = decode::decode(image, DECODE_LONG)?;
         let landscape = img.width >= img.height;
         let (cw, ch) = if landscape {
             (CANVAS_LONG, CANVAS_SHORT)
@@ -176,7 +181,7 @@ impl Detector {
         let nh = ((img.height as f32 * scale).round() as usize).clamp(1, ch);
         let small = decode::resize(&img, nw, nh);
         drop(img);
-        let input = input_tensor(&small, cw, ch);
+        let input = input_tensor(&small, cw, ch)?;
         let t1 = Instant::now();
         let plan = self.plan(landscape)?;
         let outputs = plan
@@ -205,19 +210,22 @@ fn build_plan(model: &[u8], w: usize, h: usize) -> TractResult<Plan> {
 /// The network's input: `small` at the top left of a `cw` x `ch` canvas, as the wheel's
 /// `preprocess.py` prepares it: BGR channel planes, minus the mean (104, 117, 127) per channel,
 /// not scaled; the padding is 0 (the mean colour).
-fn input_tensor(small: &decode::Rgb, cw: usize, ch: usize) -> Tensor {
-    let mut t = tract_ndarray::Array4::<f32>::zeros((1, 3, ch, cw));
+fn input_tensor(small: &decode::Rgb, cw: usize, ch: usize) -> Result<Tensor> {
     const MEAN_BGR: [f32; 3] = [104.0, 117.0, 127.0];
-    for y in 0..small.height {
+    let plane = cw * ch;
+    let mut v = vec![0f32; 3 * plane];
+    for y in 0..small.height.min(ch) {
         let row = &small.data[y * small.width * 3..(y + 1) * small.width * 3];
-        for (x, px) in row.chunks_exact(3).enumerate() {
+        for (x, px) in row.chunks_exact(3).take(cw).enumerate() {
             // px is R, G, B; plane 0 is blue.
-            t[[0, 0, y, x]] = px[2] as f32 - MEAN_BGR[0];
-            t[[0, 1, y, x]] = px[1] as f32 - MEAN_BGR[1];
-            t[[0, 2, y, x]] = px[0] as f32 - MEAN_BGR[2];
+            let o = y * cw + x;
+            v[o] = px[2] as f32 - MEAN_BGR[0];
+            v[plane + o] = px[1] as f32 - MEAN_BGR[1];
+            v[2 * plane + o] = px[0] as f32 - MEAN_BGR[2];
         }
     }
-    t.into_tensor()
+    Tensor::from_shape(&[1, 3, ch, cw], &v)
+        .map_err(|e| Error::integrity("the face model", format!("cannot make its input: {e}")))
 }
 
 /// From the network's outputs (boxes `[1, n, 4]`, scores `[1, n, 2]`, landmarks `[1, n, 10]`,
@@ -380,6 +388,28 @@ mod tests {
         assert!((g.w - 16.0 / 32.0).abs() < 1e-5, "{g:?}");
         // A missing output is an error, not an empty result.
         assert!(postprocess(&out[..1], cw, ch, 32, 16).is_err());
+    }
+
+    #[test]
+    fn the_input_is_bgr_planes_minus_the_mean_padded_with_zero() {
+        let small = decode::Rgb {
+            width: 2,
+            height: 1,
+            data: vec![127, 117, 104, 255, 0, 0],
+        };
+        let t = input_tensor(&small, 4, 2).unwrap();
+        assert_eq!(t.shape(), &[1, 3, 2, 4]);
+        let v = t
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec();
+        // Pixel (0, 0) is the mean colour: zero in every plane, like the padding.
+        assert!(v.iter().step_by(8).all(|&x| x == 0.0));
+        // Pixel (1, 0) is pure red: blue plane -104, green -117, red 255 - 127.
+        assert_eq!((v[1], v[8 + 1], v[16 + 1]), (-104.0, -117.0, 128.0));
+        assert!(v[2..8].iter().all(|&x| x == 0.0));
     }
 
     #[test]
