@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod exiftool;
 pub mod export;
+pub mod faces;
 pub mod files;
 pub mod fuse;
 pub mod inventory;
