@@ -318,3 +318,125 @@ fn links_from_a_csv_file_are_checked_first_and_made_all_or_nothing() {
         "expected asset,person",
     );
 }
+
+/// scikit-image's sample photos (public domain / CC0), fetched by
+/// contrib/fetch-face-test-photos.sh (which .ci/run runs).
+fn sample(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("CONSENTFS_TEST_PHOTOS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/local/share/consentfs-test/skimage".into());
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run contrib/fetch-face-test-photos.sh",
+        p.display()
+    );
+    p
+}
+
+/// `convert SRC ARGS... OUT` with ImageMagick.
+fn variant(src: &std::path::Path, args: &[&str], out: &std::path::Path) {
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let ok = Command::new("convert")
+        .arg(src)
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ImageMagick's convert");
+    assert!(ok.success());
+}
+
+/// With the real detector: the astronaut's face is found on import, the photo stays hidden
+/// until that face is linked, `faces show` draws it; resizes, crops and re-exports of her
+/// photo imported later are suggested as made from it (and take her person when accepted),
+/// a different photo is not.
+#[test]
+fn imported_photos_get_their_faces_and_their_lookalikes_found() {
+    let t = TestStore::new();
+    t.add_user("root");
+    t.ok(&["user", "grant", "root", "--purpose", "website"]);
+    t.ok(&["person", "add", "Eileen"]);
+    t.ok(&["consent", "grant", "Eileen", "--purpose", "website"]);
+    let original = t.path("shoot/astronaut.jpg");
+    variant(&sample("astronaut.png"), &["-quality", "92"], &original);
+    let out = t
+        .ok(&[
+            "import",
+            "--collection",
+            "nasa",
+            t.path("shoot").to_str().unwrap(),
+        ])
+        .stdout;
+    assert!(out.contains("faces: 1 detected on 1 photo(s)"), "{out}");
+    let listed = t.ok(&["faces", "list", "nasa/astronaut.jpg"]).stdout;
+    assert!(listed.contains("1 face(s)"), "{listed}");
+    // Eileen linked as a person but not to her face: still one face accounted for
+    t.ok(&["link", "nasa/astronaut.jpg", "Eileen", "--face", "1"]);
+    let seen = || {
+        t.ok(&["ls", "--user", "root", "--purpose", "website"])
+            .stdout
+    };
+    assert!(seen().contains("astronaut.jpg"), "{}", seen());
+    // the picture with its numbered box, private, never over an existing file
+    let pic = t.path("faces.jpg");
+    t.ok(&["faces", "show", "nasa/astronaut.jpg", pic.to_str().unwrap()]);
+    let bytes = std::fs::read(&pic).unwrap();
+    assert!(bytes.starts_with(&[0xFF, 0xD8]), "not a JPEG");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&pic).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    t.fails(
+        &["faces", "show", "nasa/astronaut.jpg", pic.to_str().unwrap()],
+        "exists",
+    );
+
+    // variants of her photo, and a different photo
+    let later = t.path("later");
+    variant(&original, &["-resize", "50%"], &later.join("small.jpg"));
+    variant(
+        &original,
+        &["-gravity", "center", "-crop", "90%x90%+0+0", "+repage"],
+        &later.join("crop.jpg"),
+    );
+    variant(&original, &["-quality", "40"], &later.join("web.jpg"));
+    variant(
+        &sample("coffee.png"),
+        &["-quality", "90"],
+        &later.join("coffee.jpg"),
+    );
+    let out = t
+        .ok(&[
+            "import",
+            "--collection",
+            "nasa/later",
+            later.to_str().unwrap(),
+        ])
+        .stdout;
+    // the resize, the crop and the re-export, not the coffee
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("lookalike")).count(),
+        3,
+        "{out}"
+    );
+    let dups = t.ok(&["duplicates", "--json"]).json();
+    let groups = dups.as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{dups}");
+    let members: Vec<String> = groups[0]["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a[1].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(members.len(), 4, "{members:?}");
+    assert!(!members.iter().any(|m| m.contains("coffee")), "{members:?}");
+    // accepting the suggestions gives the variants her person (and so her consent)
+    let done = t.ok(&["review", "accept", "--all", "--json"]).json();
+    assert_eq!(done["derived"].as_array().unwrap().len(), 3, "{done}");
+    let seen = seen();
+    for v in ["small.jpg", "crop.jpg", "web.jpg"] {
+        assert!(seen.contains(v), "{v} not shown: {seen}");
+    }
+    assert!(!seen.contains("coffee.jpg"));
+}

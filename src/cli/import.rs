@@ -49,7 +49,8 @@ pub fn run(
     let bar = Bar::default();
     let done = import::import(&mut ctx.session(), collection, retention, paths, &bar)?;
     // faces on what was imported, where a detector is installed
-    let scanned = crate::domain::faces::after_import(&mut ctx.session(), &done, &Quiet)?;
+    let (scanned, detector) =
+        crate::domain::faces::after_import(&mut ctx.session(), &done, &Quiet)?;
     // every link left out is named, so nothing is missing silently
     for l in &done.skipped_links {
         let line = format!(
@@ -62,7 +63,7 @@ pub fn run(
             println!("{line}");
         }
     }
-    if scanned.is_none() {
+    if !detector {
         eprintln!(
             "consentfs: faces were not detected: {}",
             crate::domain::faces::install_hint()
@@ -108,15 +109,15 @@ pub fn run(
             done.bytes as f64 / 1048576.0,
             outcomes.len() - imported
         );
-        match &scanned {
-            Some(sc) if !sc.scanned.is_empty() => {
-                let faces: usize = sc.scanned.iter().map(|(_, n)| n).sum();
-                println!(
-                    "faces: {faces} detected on {} photo(s); `consentfs review` lists what to link",
-                    sc.scanned.len()
-                );
-            }
-            _ => {}
+        if !scanned.scanned.is_empty() {
+            let faces: usize = scanned.scanned.iter().map(|(_, n)| n).sum();
+            println!(
+                "faces: {faces} detected on {} photo(s); `consentfs review` lists what to link",
+                scanned.scanned.len()
+            );
+        }
+        for (a, original) in &scanned.lookalikes {
+            println!("lookalike  asset {a} looks like asset {original}: `consentfs review` suggests giving it that photo's persons");
         }
         if imported > 0 {
             println!("next: link persons with `consentfs link ASSET PERSON...` or mark `--no-persons`; unreviewed photos stay hidden");

@@ -103,7 +103,13 @@ pub fn faces(ctx: &mut Ctx, cmd: FacesCmd) -> Result<i32> {
             } else {
                 &Quiet
             };
-            let done = faces::scan(&mut ctx.session(), targets, &*finder, threads, progress)?;
+            let done = faces::scan(
+                &mut ctx.session(),
+                targets,
+                Some(&*finder),
+                threads,
+                progress,
+            )?;
             if ctx.json {
                 output::json(&done)?;
             } else {
@@ -164,9 +170,23 @@ pub fn faces(ctx: &mut Ctx, cmd: FacesCmd) -> Result<i32> {
             Ok(0)
         }
         FacesCmd::Show { asset, out } => {
-            let (bytes, scan) = faces::picture(&mut ctx.session(), &asset)?;
-            let drawn = faces::draw(&bytes, &scan.faces)?;
-            write_new(&out, &drawn)?;
+            // the file first: a name that is taken fails before the photo is read (and its
+            // reading recorded)
+            let mut file = create_new(&out)?;
+            let drawn = faces::picture(&mut ctx.session(), &asset)
+                .and_then(|(bytes, scan)| Ok((faces::draw(&bytes, &scan.faces)?, scan)));
+            let (drawn, scan) = match drawn {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&out);
+                    return Err(e);
+                }
+            };
+            use std::io::Write;
+            if let Err(e) = file.write_all(&drawn).and_then(|_| file.sync_all()) {
+                let _ = std::fs::remove_file(&out);
+                return Err(Error::io_path("write", &out, e));
+            }
             println!(
                 "{}: {} numbered face box(es) drawn",
                 out.display(),
@@ -177,20 +197,16 @@ pub fn faces(ctx: &mut Ctx, cmd: FacesCmd) -> Result<i32> {
     }
 }
 
-/// Write a new private file (never over an existing one, never through a link).
-fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
+/// A new private file (never over an existing one, never through a link).
+fn create_new(path: &Path) -> Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| Error::io_path("create", path, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io_path("write", path, e))
+        .map_err(|e| Error::io_path("create", path, e))
 }
 
 pub fn link_csv(ctx: &mut Ctx, csv: &Path, apply: bool) -> Result<i32> {

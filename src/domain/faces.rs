@@ -8,9 +8,10 @@
 //! run goes on from there).
 
 use super::Session;
-use crate::catalog::{assets, faces};
+use crate::catalog::{assets, faces, similar};
 use crate::error::{Error, Result};
 use crate::export::Progress;
+use crate::faces::decode::Rgb;
 use crate::policy::AssetId;
 use serde::Serialize;
 
@@ -18,28 +19,93 @@ use serde::Serialize;
 /// MB; a 2 GB video is not a photo); they are reported, not scanned.
 pub const MAX_SCAN_BYTES: u64 = 512 << 20;
 
-/// A face detector: the faces on an image given as a file's bytes.
+/// A face detector: the faces on a decoded image.
 pub trait Finder: Sync {
-    /// The faces found, or an error for content that is not an image it can read.
-    fn find(&self, image: &[u8]) -> Result<Vec<faces::Face>>;
+    fn find(&self, image: Rgb) -> Result<Vec<faces::Face>>;
     /// Which model, as recorded with each scan.
     fn model(&self) -> &str;
+}
+
+/// The installed RetinaFace detector as a [`Finder`].
+struct Installed {
+    detector: crate::faces::Detector,
+    model: String,
+}
+
+impl Finder for Installed {
+    fn find(&self, image: Rgb) -> Result<Vec<faces::Face>> {
+        let (found, _) = self.detector.detect_decoded(image)?;
+        Ok(found.iter().map(face_of).collect())
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+}
+
+fn face_of(f: &crate::faces::FaceBox) -> faces::Face {
+    faces::Face {
+        x: f.x,
+        y: f.y,
+        w: f.w,
+        h: f.h,
+        score: f.score,
+    }
+}
+
+/// What one photo gave: its perceptual hash, and its faces where a detector ran.
+struct Analysis {
+    phash: Option<u64>,
+    faces: Option<Result<Vec<faces::Face>>>,
+}
+
+/// Decode once; hash what it looks like; detect faces if there is a detector.
+fn analyse(bytes: &[u8], finder: Option<&dyn Finder>) -> Result<Analysis> {
+    let img = crate::faces::decode_for_detection(bytes)?;
+    // the hash needs a small picture only
+    let (w, h) = (img.width.max(1), img.height.max(1));
+    let scale = (256.0 / w.max(h) as f32).min(1.0);
+    let small = crate::faces::decode::resize(
+        &img,
+        ((w as f32 * scale) as usize).max(1),
+        ((h as f32 * scale) as usize).max(1),
+    );
+    let phash = crate::similar::fingerprint(&small.data, small.width as u32, small.height as u32);
+    drop(zeroize::Zeroizing::new(small.data));
+    Ok(Analysis {
+        phash,
+        faces: finder.map(|f| f.find(img)),
+    })
 }
 
 /// The installed face detector, if there is one (its model is installed apart from
 /// consentfs, see [`install_hint`]).
 pub fn finder() -> Result<Option<Box<dyn Finder>>> {
-    Ok(None)
+    Ok(crate::faces::Detector::load()?.map(|detector| {
+        Box::new(Installed {
+            detector,
+            model: format!("retinaface-mnet025/{}", &crate::faces::MODEL_SHA256[..12]),
+        }) as Box<dyn Finder>
+    }))
 }
 
 /// How to install the face model.
 pub fn install_hint() -> String {
-    "run contrib/install-face-model.sh (as root) to install the face detection model".into()
+    crate::faces::install_hint()
 }
 
 /// The photo with numbered boxes drawn around `found`, as a JPEG.
-pub fn draw(_image: &[u8], _found: &[faces::Face]) -> Result<Vec<u8>> {
-    Err(Error::invalid(install_hint()))
+pub fn draw(image: &[u8], found: &[faces::Face]) -> Result<Vec<u8>> {
+    let boxes: Vec<crate::faces::FaceBox> = found
+        .iter()
+        .map(|f| crate::faces::FaceBox {
+            x: f.x,
+            y: f.y,
+            w: f.w,
+            h: f.h,
+            score: f.score,
+        })
+        .collect();
+    crate::faces::draw_boxes(image, &boxes)
 }
 
 /// What a scan did.
@@ -49,6 +115,8 @@ pub struct Scanned {
     pub scanned: Vec<(AssetId, usize)>,
     /// Assets that could not be scanned, with the reason (not an image, too large, ...).
     pub skipped: Vec<(AssetId, String)>,
+    /// (asset, the photo it looks like): suggested as made from it.
+    pub lookalikes: Vec<(AssetId, AssetId)>,
 }
 
 /// Which assets to scan.
@@ -92,11 +160,13 @@ fn lower_priority() {
     }
 }
 
-/// Scan `targets` with `finder` on up to `threads` cores, recording each result as it comes.
+/// Scan `targets` on up to `threads` cores, recording each result as it comes: the perceptual
+/// hash of every image (and a suggestion where it looks like a photo already there), and its
+/// faces when there is a `finder`.
 pub fn scan(
     s: &mut Session,
     targets: Targets,
-    finder: &dyn Finder,
+    finder: Option<&dyn Finder>,
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<Scanned> {
@@ -124,8 +194,7 @@ pub fn scan(
     let threads = threads.clamp(1, 16);
     let (to_detect, queue) = std::sync::mpsc::sync_channel::<(AssetId, i64, Vec<u8>)>(threads);
     let queue = std::sync::Mutex::new(queue);
-    let (to_record, results) =
-        std::sync::mpsc::channel::<(AssetId, i64, Result<Vec<faces::Face>>)>();
+    let (to_record, results) = std::sync::mpsc::channel::<(AssetId, i64, Result<Analysis>)>();
     let outcome = std::thread::scope(|scope| -> Result<()> {
         for _ in 0..threads {
             let (queue, to_record) = (&queue, to_record.clone());
@@ -136,7 +205,7 @@ pub fn scan(
                     let Ok(Ok((asset, version, bytes))) = next else {
                         break;
                     };
-                    let found = finder.find(&bytes);
+                    let found = analyse(&bytes, finder);
                     drop(zeroize::Zeroizing::new(bytes));
                     if to_record.send((asset, version, found)).is_err() {
                         break;
@@ -147,17 +216,41 @@ pub fn scan(
         drop(to_record);
         let record = |s: &mut Session,
                       done: &mut Scanned,
-                      (asset, version, found): (AssetId, i64, Result<Vec<faces::Face>>)|
+                      (asset, version, found): (AssetId, i64, Result<Analysis>)|
          -> Result<()> {
-            match found {
-                Ok(found) => {
-                    let tx = s.catalog.begin(s.actor, s.now)?;
-                    faces::record(&tx, asset, version, &found, finder.model())?;
-                    tx.commit()?;
+            let a = match found {
+                Ok(a) => a,
+                Err(e) => {
+                    done.skipped.push((asset, e.to_string()));
+                    progress.advance(1);
+                    return Ok(());
+                }
+            };
+            let tx = s.catalog.begin(s.actor, s.now)?;
+            if let Some(h) = a.phash {
+                similar::record(&tx, asset, version, h)?;
+                let unreviewed =
+                    assets::get(&tx, asset)?.is_some_and(|r| r.persons.is_empty() && !r.no_persons);
+                if unreviewed {
+                    if let Some((original, _)) =
+                        similar::near(&tx, asset, h, crate::similar::NEAR)?.first()
+                    {
+                        if similar::suggest_derive(&tx, asset, *original)? {
+                            done.lookalikes.push((asset, *original));
+                        }
+                    }
+                }
+            }
+            match a.faces {
+                Some(Ok(found)) => {
+                    let model = finder.map_or("", |f| f.model());
+                    faces::record(&tx, asset, version, &found, model)?;
                     done.scanned.push((asset, found.len()));
                 }
-                Err(e) => done.skipped.push((asset, e.to_string())),
+                Some(Err(e)) => done.skipped.push((asset, e.to_string())),
+                None => {}
             }
+            tx.commit()?;
             progress.advance(1);
             Ok(())
         };
@@ -198,27 +291,27 @@ pub fn scan(
     Ok(done)
 }
 
-/// After an import: scan the photos it imported, if a detector is installed. `Ok(None)` when
-/// none is (the caller says once how to install one).
+/// After an import: hash the images it imported (near-duplicates), and detect their faces
+/// if a detector is installed. The flag says whether one was (if not, the caller says once
+/// how to install one).
 pub fn after_import(
     s: &mut Session,
     imported: &super::import::Imported,
     progress: &dyn Progress,
-) -> Result<Option<Scanned>> {
+) -> Result<(Scanned, bool)> {
     let ids: Vec<String> = imported
         .outcomes
         .iter()
         .filter(|o| o.duplicate_of.is_none())
         .map(|o| o.asset.to_string())
         .collect();
+    let finder = finder()?;
     if ids.is_empty() {
-        return Ok(Some(Scanned::default()));
+        return Ok((Scanned::default(), finder.is_some()));
     }
-    let Some(finder) = finder()? else {
-        return Ok(None);
-    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    scan(s, Targets::These(ids), &*finder, threads, progress).map(Some)
+    let done = scan(s, Targets::These(ids), finder.as_deref(), threads, progress)?;
+    Ok((done, finder.is_some()))
 }
 
 /// The latest scan of an asset, with who is linked to which face.
@@ -275,22 +368,23 @@ mod tests {
     use super::*;
     use crate::export::Quiet;
 
-    /// A detector that "finds" one face per byte 'F' in the content, for the store's side.
-    struct Fs;
-    impl Finder for Fs {
-        fn find(&self, image: &[u8]) -> Result<Vec<faces::Face>> {
-            if image.starts_with(b"not an image") {
-                return Err(Error::invalid("not an image"));
-            }
-            Ok(image
-                .iter()
-                .filter(|b| **b == b'F')
-                .enumerate()
-                .map(|(i, _)| faces::Face {
-                    x: 0.1 * i as f32,
+    /// A detector that "finds" two faces on a mostly red picture and none on others, for the
+    /// store's side.
+    struct Reds;
+    impl Finder for Reds {
+        fn find(&self, image: Rgb) -> Result<Vec<faces::Face>> {
+            let red = image.data.chunks_exact(3).filter(|p| p[0] > 200).count();
+            let n = if red * 2 > image.width * image.height {
+                2
+            } else {
+                0
+            };
+            Ok((0..n)
+                .map(|i| faces::Face {
+                    x: 0.1 + 0.3 * i as f32,
                     y: 0.1,
-                    w: 0.05,
-                    h: 0.05,
+                    w: 0.2,
+                    h: 0.2,
                     score: 0.9,
                 })
                 .collect())
@@ -300,14 +394,27 @@ mod tests {
         }
     }
 
+    fn jpeg(rgb: [u8; 3]) -> Vec<u8> {
+        let (w, h) = (64u16, 48u16);
+        let data: Vec<u8> = (0..usize::from(w) * usize::from(h))
+            .flat_map(|_| rgb)
+            .collect();
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(&data, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
     /// Scanning records the count on the asset (what the rules read), a second run scans
     /// nothing new, a new version is scanned again, and content that is not an image is
     /// reported, not recorded as "no faces".
     #[test]
     fn a_scan_records_counts_once_per_version_and_reports_what_it_cannot_read() {
+        let (red, blue) = (jpeg([230, 20, 20]), jpeg([20, 20, 230]));
         let (_d, store, mut catalog) = super::super::tests::store_with(&[
-            ("a.jpg", b"FF photo"),
-            ("b.jpg", b"no faces"),
+            ("a.jpg", &red),
+            ("b.jpg", &blue),
             ("c.txt", b"not an image"),
         ]);
         let now = chrono::Utc::now();
@@ -317,12 +424,12 @@ mod tests {
             actor: "t",
             now,
         };
-        let r = scan(&mut s, Targets::Unscanned, &Fs, 2, &Quiet).unwrap();
+        let r = scan(&mut s, Targets::Unscanned, Some(&Reds), 2, &Quiet).unwrap();
         assert_eq!(r.scanned.len(), 2, "{r:?}");
         assert_eq!(r.skipped.len(), 1, "{r:?}");
         let a = assets::resolve(s.catalog.conn(), "a.jpg").unwrap();
         assert_eq!(a.faces, 2);
-        let again = scan(&mut s, Targets::Unscanned, &Fs, 2, &Quiet).unwrap();
+        let again = scan(&mut s, Targets::Unscanned, Some(&Reds), 2, &Quiet).unwrap();
         assert!(again.scanned.is_empty(), "{again:?}");
         // the unreadable one is tried again next time: it has no scan
         assert_eq!(again.skipped.len(), 1);

@@ -221,9 +221,9 @@ pub fn duplicates(s: &Session) -> Result<Vec<Group>> {
         }
     }
     let mut groups: std::collections::BTreeMap<usize, Vec<i64>> = Default::default();
-    for i in 0..all.len() {
+    for (i, (asset, _)) in all.iter().enumerate() {
         let r = root(&mut parent, i);
-        groups.entry(r).or_default().push(all[i].0);
+        groups.entry(r).or_default().push(*asset);
     }
     let mut out = Vec::new();
     for ids in groups.into_values().filter(|g| g.len() > 1) {

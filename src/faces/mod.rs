@@ -169,7 +169,22 @@ impl Detector {
     /// `detect`, and where its time went.
     pub fn detect_timed(&self, image: &[u8]) -> Result<(Vec<FaceBox>, Timings)> {
         let t0 = Instant::now();
-        let img = decode::decode(image, DECODE_LONG)?;
+        let img = decode_for_detection(image)?;
+        let (faces, t1) = self.detect_decoded(img)?;
+        let t2 = Instant::now();
+        Ok((
+            faces,
+            Timings {
+                decode: t1 - t0,
+                infer: t2 - t1,
+            },
+        ))
+    }
+
+    /// Faces on an image already decoded with [`decode_for_detection`] (so that a caller
+    /// that needs the picture for something else too decodes it once); also returns when the
+    /// inference started.
+    pub fn detect_decoded(&self, img: decode::Rgb) -> Result<(Vec<FaceBox>, Instant)> {
         let landscape = img.width >= img.height;
         let (cw, ch) = if landscape {
             (CANVAS_LONG, CANVAS_SHORT)
@@ -188,15 +203,14 @@ impl Detector {
             .run(tvec!(input.into_tvalue()))
             .map_err(|e| Error::integrity("the face model", format!("inference failed: {e:#}")))?;
         let faces = postprocess(&outputs, cw, ch, nw, nh)?;
-        let t2 = Instant::now();
-        Ok((
-            faces,
-            Timings {
-                decode: t1 - t0,
-                infer: t2 - t1,
-            },
-        ))
+        Ok((faces, t1))
     }
+}
+
+/// Decode a file's bytes as detection wants them (upright, scaled while decoding where the
+/// format allows).
+pub fn decode_for_detection(image: &[u8]) -> Result<decode::Rgb> {
+    decode::decode(image, DECODE_LONG)
 }
 
 fn build_plan(model: &[u8], w: usize, h: usize) -> TractResult<Plan> {
