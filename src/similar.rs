@@ -36,6 +36,18 @@ pub fn fingerprint(rgb: &[u8], width: u32, height: u32) -> Option<u64> {
     Some(u64::from_be_bytes(bytes))
 }
 
+/// Of `known` (asset, hash) pairs, the asset other than `asset` whose hash is nearest to
+/// `hash`, if within [`NEAR`] bits (the lowest id among equally near ones).
+pub fn nearest(known: &[(i64, u64)], asset: i64, hash: u64) -> Option<i64> {
+    known
+        .iter()
+        .filter(|(a, _)| *a != asset)
+        .map(|(a, h)| ((h ^ hash).count_ones(), *a))
+        .filter(|(d, _)| *d <= NEAR)
+        .min()
+        .map(|(_, a)| a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

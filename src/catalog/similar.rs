@@ -29,18 +29,6 @@ pub fn all(conn: &Connection) -> Result<Vec<(AssetId, u64)>> {
     Ok(rows)
 }
 
-/// The assets (other than `asset`) whose hash is within `max` bits of `hash`, nearest first.
-pub fn near(conn: &Connection, asset: AssetId, hash: u64, max: u32) -> Result<Vec<(AssetId, u32)>> {
-    let mut out: Vec<(AssetId, u32)> = all(conn)?
-        .into_iter()
-        .filter(|(a, _)| *a != asset)
-        .map(|(a, h)| (a, (h ^ hash).count_ones()))
-        .filter(|(_, d)| *d <= max)
-        .collect();
-    out.sort_by_key(|(a, d)| (*d, *a));
-    Ok(out)
-}
-
 /// Suggest that `asset` was made from `from` (unless the same suggestion is open). Returns
 /// whether one was added.
 pub fn suggest_derive(tx: &Tx, asset: AssetId, from: AssetId) -> Result<bool> {

@@ -31,6 +31,19 @@ pub struct Suggestion {
     pub source: String,
 }
 
+/// A suggestion from its columns `id, asset_id, kind, name, person_id, from_asset, source`.
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Suggestion> {
+    Ok(Suggestion {
+        id: r.get(0)?,
+        asset: r.get(1)?,
+        kind: r.get(2)?,
+        name: r.get(3)?,
+        person: r.get(4)?,
+        from_asset: r.get(5)?,
+        source: r.get(6)?,
+    })
+}
+
 /// The person whose external reference is `value` (not erased), if any.
 pub fn person_by_ref(conn: &Connection, value: &str) -> Result<Option<PersonId>> {
     Ok(conn
@@ -92,17 +105,7 @@ pub fn open(conn: &Connection, prefix: &str) -> Result<Vec<Suggestion>> {
     )?;
     let like = super::review::like_prefix(prefix);
     let rows = st
-        .query_map(params![prefix, like], |r| {
-            Ok(Suggestion {
-                id: r.get(0)?,
-                asset: r.get(1)?,
-                kind: r.get(2)?,
-                name: r.get(3)?,
-                person: r.get(4)?,
-                from_asset: r.get(5)?,
-                source: r.get(6)?,
-            })
-        })?
+        .query_map(params![prefix, like], from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -113,17 +116,7 @@ pub fn get(conn: &Connection, id: i64) -> Result<Suggestion> {
         "SELECT id, asset_id, kind, name, person_id, from_asset, source FROM suggestions
           WHERE id = ?1 AND settled_at IS NULL",
     )?
-    .query_row([id], |r| {
-        Ok(Suggestion {
-            id: r.get(0)?,
-            asset: r.get(1)?,
-            kind: r.get(2)?,
-            name: r.get(3)?,
-            person: r.get(4)?,
-            from_asset: r.get(5)?,
-            source: r.get(6)?,
-        })
-    })
+    .query_row([id], from_row)
     .optional()?
     .ok_or_else(|| Error::not_found(format!("no open suggestion {id}; see `consentfs review`")))
 }

@@ -172,7 +172,8 @@ pub fn faces(ctx: &mut Ctx, cmd: FacesCmd) -> Result<i32> {
         FacesCmd::Show { asset, out } => {
             // the file first: a name that is taken fails before the photo is read (and its
             // reading recorded)
-            let mut file = create_new(&out)?;
+            // new, 0600, never over an existing file or through a link
+            let mut file = crate::store::private::create_file(&out, false)?;
             let drawn = faces::picture(&mut ctx.session(), &asset)
                 .and_then(|(bytes, scan)| Ok((faces::draw(&bytes, &scan.faces)?, scan)));
             let (drawn, scan) = match drawn {
@@ -195,18 +196,6 @@ pub fn faces(ctx: &mut Ctx, cmd: FacesCmd) -> Result<i32> {
             Ok(0)
         }
     }
-}
-
-/// A new private file (never over an existing one, never through a link).
-fn create_new(path: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| Error::io_path("create", path, e))
 }
 
 pub fn link_csv(ctx: &mut Ctx, csv: &Path, apply: bool) -> Result<i32> {

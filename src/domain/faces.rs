@@ -189,6 +189,12 @@ pub fn scan(
     };
     progress.start(ids.len() as u64);
     let mut done = Scanned::default();
+    // every image's hash, read once: each new one is compared with these in memory
+    let mut known = if ids.is_empty() {
+        Vec::new()
+    } else {
+        similar::all(s.catalog.conn())?
+    };
     // Decrypting needs the catalog (one connection, not shared between threads): the photos
     // are read here in order and handed to the detector threads through a short queue.
     let threads = threads.clamp(1, 16);
@@ -216,6 +222,7 @@ pub fn scan(
         drop(to_record);
         let record = |s: &mut Session,
                       done: &mut Scanned,
+                      known: &mut Vec<(AssetId, u64)>,
                       (asset, version, found): (AssetId, i64, Result<Analysis>)|
          -> Result<()> {
             let a = match found {
@@ -232,14 +239,14 @@ pub fn scan(
                 let unreviewed =
                     assets::get(&tx, asset)?.is_some_and(|r| r.persons.is_empty() && !r.no_persons);
                 if unreviewed {
-                    if let Some((original, _)) =
-                        similar::near(&tx, asset, h, crate::similar::NEAR)?.first()
-                    {
-                        if similar::suggest_derive(&tx, asset, *original)? {
-                            done.lookalikes.push((asset, *original));
+                    if let Some(original) = crate::similar::nearest(known, asset, h) {
+                        if similar::suggest_derive(&tx, asset, original)? {
+                            done.lookalikes.push((asset, original));
                         }
                     }
                 }
+                known.retain(|(a, _)| *a != asset);
+                known.push((asset, h));
             }
             match a.faces {
                 Some(Ok(found)) => {
@@ -269,7 +276,7 @@ pub fn scan(
             }
             // record what is ready, so results do not pile up in memory
             while let Ok(r) = results.try_recv() {
-                if let Err(e) = record(s, &mut done, r) {
+                if let Err(e) = record(s, &mut done, &mut known, r) {
                     feed = Err(e);
                     break;
                 }
@@ -281,7 +288,7 @@ pub fn scan(
         drop(to_detect);
         for r in results.iter() {
             if feed.is_ok() {
-                feed = record(s, &mut done, r);
+                feed = record(s, &mut done, &mut known, r);
             }
         }
         feed

@@ -53,25 +53,31 @@ mod tests {
     use crate::export::Quiet;
     use crate::policy::EventKind;
 
-    /// A new store with `files` (name, content) imported into the root collection: the
-    /// temporary folder (keep it), the store and its catalog.
-    pub(crate) fn store_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Store, Catalog) {
+    /// A new, empty store: the temporary folder (keep it), the store and its catalog.
+    fn new_store() -> (tempfile::TempDir, Store, Catalog) {
         let d = tempfile::tempdir().unwrap();
-        let now = chrono::Utc::now();
         let store = Store::init(
             &d.path().join("s"),
             None,
             Some(&d.path().join("k")),
-            now,
+            chrono::Utc::now(),
             "t",
         )
         .unwrap();
-        let mut catalog = Catalog::open(
+        let catalog = Catalog::open(
             &store.catalog_path(),
             &store.catalog_key(),
             store.audit_key(),
         )
         .unwrap();
+        (d, store, catalog)
+    }
+
+    /// A new store with `files` (name, content) imported into the root collection: the
+    /// temporary folder (keep it), the store and its catalog.
+    pub(crate) fn store_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Store, Catalog) {
+        let (d, store, mut catalog) = new_store();
+        let now = chrono::Utc::now();
         let src = d.path().join("in");
         std::fs::create_dir(&src).unwrap();
         for (name, content) in files {
@@ -92,22 +98,8 @@ mod tests {
     /// through the same operation it is not, and an erasure (dry run) names it.
     #[test]
     fn operations_run_without_the_command_line() {
-        let d = tempfile::tempdir().unwrap();
+        let (d, store, mut catalog) = new_store();
         let now = chrono::Utc::now();
-        let store = Store::init(
-            &d.path().join("s"),
-            None,
-            Some(&d.path().join("k")),
-            now,
-            "t",
-        )
-        .unwrap();
-        let mut catalog = Catalog::open(
-            &store.catalog_path(),
-            &store.catalog_key(),
-            store.audit_key(),
-        )
-        .unwrap();
         let photo = d.path().join("anna.jpg");
         std::fs::write(&photo, b"a photo of anna").unwrap();
         let mut s = Session {
