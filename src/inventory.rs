@@ -25,6 +25,9 @@ pub struct Item {
     pub no_persons: bool,
     /// The purposes in which the rules allow it now.
     pub visible_in: Vec<String>,
+    /// For a sidecar: the photo it belongs to (its persons are that photo's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sidecar_of: Option<i64>,
 }
 
 /// Every active asset and draft, in path order.
@@ -76,6 +79,7 @@ pub fn list(conn: &Connection, now: Time) -> Result<Vec<Item>> {
             reviewed: a.no_persons || !a.persons.is_empty(),
             no_persons: a.no_persons,
             visible_in,
+            sidecar_of: a.companion_of,
         });
         Ok(())
     })?;

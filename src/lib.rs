@@ -21,6 +21,7 @@ pub mod names;
 pub mod policy;
 pub mod roles;
 pub mod shred;
+pub mod sidecar;
 pub mod similar;
 pub mod store;
 pub mod thinning;

@@ -29,6 +29,9 @@ pub struct AssetRow {
     pub faces: u16,
     /// Detected faces a reviewer declared not recognisable (`mark --faces-reviewed`).
     pub faces_reviewed: u16,
+    /// For a sidecar (an XMP file beside a photo): the photo it belongs to. Its persons and
+    /// flags above are the photo's (see [`Inherited`]); it has none of its own.
+    pub companion_of: Option<AssetId>,
 }
 
 impl AssetRow {
@@ -104,7 +107,7 @@ pub fn check_name(n: &str) -> Result<()> {
 
 const COLS: &str =
     "id, collection, name, no_persons, special_category, status, creator, created_at, \
-                    retention_until, draft_purpose, faces, faces_reviewed";
+                    retention_until, draft_purpose, faces, faces_reviewed, companion_of";
 
 fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
     let status: String = r.get(5)?;
@@ -123,7 +126,171 @@ fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
         sources: Vec::new(),
         faces: r.get(10)?,
         faces_reviewed: r.get(11)?,
+        companion_of: r.get(12)?,
     })
+}
+
+/// What a sidecar takes from its photo: everything the rules read about who is on it. A
+/// sidecar holds the photo's face regions and names, so it shows exactly where the photo
+/// shows; it is never reviewed or linked on its own.
+#[derive(Debug, Clone, Default)]
+pub struct Inherited {
+    pub owner: AssetId,
+    pub no_persons: bool,
+    pub special_category: bool,
+    pub faces: u16,
+    pub faces_reviewed: u16,
+    pub retention_until: Option<i64>,
+    pub persons: Vec<PersonId>,
+}
+
+impl Inherited {
+    /// Give `row` (a sidecar's) its photo's persons and flags.
+    pub fn apply(&self, row: &mut AssetRow) {
+        row.no_persons = self.no_persons;
+        row.special_category = self.special_category;
+        row.faces = self.faces;
+        row.faces_reviewed = self.faces_reviewed;
+        row.retention_until = self.retention_until.map(when::from_secs);
+        row.persons.clone_from(&self.persons);
+    }
+}
+
+/// What every sidecar takes from its photo, by sidecar id (few rows: one per sidecar).
+pub fn inherited_all(conn: &Connection) -> Result<std::collections::HashMap<AssetId, Inherited>> {
+    inherited_where(conn, None)
+}
+
+/// What one sidecar takes from its photo (`None` when it is not a sidecar).
+pub fn inherited(conn: &Connection, sidecar: AssetId) -> Result<Option<Inherited>> {
+    Ok(inherited_where(conn, Some(sidecar))?.remove(&sidecar))
+}
+
+fn inherited_where(
+    conn: &Connection,
+    only: Option<AssetId>,
+) -> Result<std::collections::HashMap<AssetId, Inherited>> {
+    let which = if only.is_some() {
+        "c.id = ?1"
+    } else {
+        "c.companion_of IS NOT NULL"
+    };
+    let params: Vec<AssetId> = only.into_iter().collect();
+    let mut map: std::collections::HashMap<AssetId, Inherited> = Default::default();
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT c.id, o.id, o.no_persons, o.special_category, o.faces, o.faces_reviewed, \
+         o.retention_until FROM assets c JOIN assets o ON o.id = c.companion_of WHERE {which}"
+    ))?;
+    for r in st.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+        Ok((
+            r.get::<_, AssetId>(0)?,
+            Inherited {
+                owner: r.get(1)?,
+                no_persons: r.get(2)?,
+                special_category: r.get(3)?,
+                faces: r.get(4)?,
+                faces_reviewed: r.get(5)?,
+                retention_until: r.get(6)?,
+                persons: Vec::new(),
+            },
+        ))
+    })? {
+        let (id, i) = r?;
+        map.insert(id, i);
+    }
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT c.id, l.person_id FROM assets c JOIN links l ON l.asset_id = c.companion_of \
+         WHERE {which} ORDER BY c.id, l.person_id"
+    ))?;
+    for r in st.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+        Ok((r.get::<_, AssetId>(0)?, r.get::<_, PersonId>(1)?))
+    })? {
+        let (id, p) = r?;
+        if let Some(i) = map.get_mut(&id) {
+            i.persons.push(p);
+        }
+    }
+    Ok(map)
+}
+
+/// The sidecars of a photo that are not purged, in id order.
+pub fn companions_of(conn: &Connection, photo: AssetId) -> Result<Vec<AssetId>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id FROM assets WHERE companion_of = ?1 AND status <> 'purged' ORDER BY id",
+    )?;
+    let ids = st
+        .query_map([photo], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
+/// The active photo in `collection` that a sidecar named `name` belongs to, if there is one
+/// (see [`crate::sidecar`] for how names match).
+pub fn sidecar_owner(conn: &Connection, collection: &str, name: &str) -> Result<Option<AssetId>> {
+    let Some(stem) = crate::sidecar::stem(name) else {
+        return Ok(None);
+    };
+    // `stem` itself (IMG_0042.CR2.xmp), and `stem.EXT` (IMG_0042.xmp): names from `stem.` up
+    // to, not including, `stem/` ('/' follows '.'; no name holds one), through the path index
+    let mut st = conn.prepare_cached(
+        "SELECT id, name FROM assets
+          WHERE collection = ?1 AND status = 'active' AND companion_of IS NULL
+            AND (name = ?2 OR (name >= ?2 || '.' AND name < ?2 || '/'))
+          ORDER BY id",
+    )?;
+    let found = st
+        .query_map(params![collection, stem], |r| {
+            Ok((r.get::<_, AssetId>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(crate::sidecar::choose_photo(stem, &found))
+}
+
+/// Refuse to change a sidecar's persons or flags: they are its photo's.
+pub fn not_a_sidecar(conn: &Connection, asset: AssetId) -> Result<()> {
+    let owner: Option<AssetId> = conn
+        .prepare_cached("SELECT companion_of FROM assets WHERE id = ?1")?
+        .query_row([asset], |r| r.get(0))
+        .optional()?
+        .flatten();
+    match owner {
+        Some(o) => Err(Error::invalid(format!(
+            "asset {asset} is a sidecar of asset {o}: it shows whoever is linked to that photo; link or mark asset {o}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Make `sidecar` part of `photo`: it takes the photo's persons, visibility and trash from now
+/// on. Only a sidecar with no persons or flags of its own is attached (a decision someone
+/// recorded on it is not dropped); a draft becomes active, as its photo is. Returns whether it
+/// was attached.
+pub fn attach(tx: &Tx, sidecar: AssetId, photo: AssetId) -> Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE assets SET companion_of = ?2, status = 'active', draft_purpose = NULL
+              WHERE id = ?1 AND id <> ?2 AND companion_of IS NULL AND no_persons = 0
+                AND special_category = 0 AND status IN ('active', 'draft')
+                AND NOT EXISTS (SELECT 1 FROM links WHERE asset_id = ?1)
+                AND NOT EXISTS (SELECT 1 FROM assets WHERE companion_of = ?1)
+                AND EXISTS (SELECT 1 FROM assets p WHERE p.id = ?2 AND p.status = 'active'
+                                AND p.companion_of IS NULL)",
+        )?
+        .execute(params![sidecar, photo])?;
+    if n > 0 {
+        tx.prepare_cached("DELETE FROM draft_sources WHERE draft_id = ?1")?
+            .execute([sidecar])?;
+        // names it suggested (imported before its photo) are the photo's to settle
+        tx.prepare_cached(
+            "UPDATE suggestions SET asset_id = ?2 WHERE asset_id = ?1 AND settled_at IS NULL",
+        )?
+        .execute(params![sidecar, photo])?;
+        tx.audit(
+            "asset.sidecar",
+            serde_json::json!({ "asset": sidecar, "photo": photo }),
+        )?;
+    }
+    Ok(n > 0)
 }
 
 pub fn linked_persons(conn: &Connection, asset: AssetId) -> Result<Vec<PersonId>> {
@@ -170,6 +337,11 @@ pub fn get(conn: &Connection, id: AssetId) -> Result<Option<AssetRow>> {
         Some(mut a) => {
             a.persons = linked_persons(conn, a.id)?;
             a.sources = sources_of(conn, a.id)?;
+            if a.companion_of.is_some() {
+                if let Some(i) = inherited(conn, a.id)? {
+                    i.apply(&mut a);
+                }
+            }
             Ok(Some(a))
         }
         None => Ok(None),
@@ -219,6 +391,12 @@ pub fn list(conn: &Connection) -> Result<Vec<AssetRow>> {
     for a in &mut rows {
         a.persons = map.remove(&a.id).unwrap_or_default();
         a.sources = sources.remove(&a.id).unwrap_or_default();
+    }
+    let inherited = inherited_all(conn)?;
+    for a in &mut rows {
+        if let Some(i) = inherited.get(&a.id) {
+            i.apply(a);
+        }
     }
     Ok(rows)
 }
@@ -567,6 +745,7 @@ pub fn version(conn: &Connection, asset: AssetId, version: Option<i64>) -> Resul
 }
 
 pub fn link(tx: &Tx, asset: AssetId, person: PersonId) -> Result<bool> {
+    not_a_sidecar(tx, asset)?;
     let n = tx.prepare_cached("INSERT OR IGNORE INTO links (asset_id, person_id, linked_by, linked_at) VALUES (?1, ?2, ?3, ?4)")?.execute(
         params![asset, person, tx.actor(), when::to_secs(tx.now())],
     )?;
@@ -602,6 +781,7 @@ pub fn mark(
     no_persons: Option<bool>,
     special_category: Option<bool>,
 ) -> Result<()> {
+    not_a_sidecar(tx, asset)?;
     if let Some(v) = no_persons {
         tx.prepare_cached("UPDATE assets SET no_persons = ?2 WHERE id = ?1")?
             .execute(params![asset, v])?;
@@ -768,21 +948,23 @@ pub fn fill_placeholder(
     obj: &NewObject,
     mtime: Option<Time>,
 ) -> Result<Filled> {
-    let row: Option<(String, i64, i64, String)> = tx
+    let row: Option<(String, i64, i64, String, Option<AssetId>)> = tx
         .prepare_cached(
             "SELECT v.object_id, v.size, (SELECT count(*) FROM versions w WHERE w.asset_id = ?1),
-                    a.status
+                    a.status, a.companion_of
                FROM versions v JOIN assets a ON a.id = v.asset_id
               WHERE v.asset_id = ?1 AND v.version = 1",
         )?
         .query_row([asset], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
-    let Some((empty, 0, 1, status)) = row else {
+    let Some((empty, 0, 1, status, sidecar_of)) = row else {
         return Ok(Filled::No);
     };
-    if status != Status::Draft.as_str() {
+    // a new file: a draft, or a sidecar made active by its create (see `attach`)
+    let new_sidecar = sidecar_of.is_some() && status == Status::Active.as_str();
+    if status != Status::Draft.as_str() && !new_sidecar {
         return Ok(Filled::No);
     }
     let shared: i64 = tx
@@ -906,14 +1088,74 @@ pub fn move_to(tx: &Tx, asset: AssetId, collection: &str, name: &str) -> Result<
         }
     }
     check_no_clash(tx, collection, name)?;
+    let from: Option<String> = tx
+        .prepare_cached("SELECT collection FROM assets WHERE id = ?1")?
+        .query_row([asset], |r| r.get(0))
+        .optional()?;
     tx.prepare_cached("UPDATE assets SET collection = ?2, name = ?3 WHERE id = ?1")?
         .execute(params![asset, collection, name])?;
     tx.audit("asset.move", serde_json::json!({ "asset": asset }))?;
+    if from.as_deref().is_some_and(|f| f != collection) {
+        // a sidecar stays in its photo's collection: consents scoped to a collection, and
+        // grants, must cover both alike
+        let followers: Vec<(AssetId, String)> = tx
+            .prepare_cached(
+                "SELECT id, name FROM assets WHERE companion_of = ?1 AND status IN ('active', 'draft')",
+            )?
+            .query_map([asset], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (c, cname) in followers {
+            if let Some(existing) = path_taken(tx, collection, &cname)? {
+                return Err(Error::invalid(format!(
+                    "'{}' already exists (asset {existing}), and the photo's sidecar would go there with it",
+                    join_path(collection, &cname)
+                )));
+            }
+            tx.prepare_cached("UPDATE assets SET collection = ?2 WHERE id = ?1")?
+                .execute(params![c, collection])?;
+            tx.audit("asset.move", serde_json::json!({ "asset": c }))?;
+        }
+    }
     Ok(())
 }
 
+/// Set an asset's status. A photo's sidecars go to the trash with it, and come back with it
+/// when they went at the same moment (and their names are free).
 pub fn set_status(tx: &Tx, asset: AssetId, status: Status) -> Result<()> {
     let trashed_at = (status == Status::Trash).then(|| when::to_secs(tx.now()));
+    let was: Option<(String, Option<i64>)> = tx
+        .prepare_cached("SELECT status, trashed_at FROM assets WHERE id = ?1")?
+        .query_row([asset], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    set_status_of(tx, asset, status, trashed_at)?;
+    let Some((was, was_trashed_at)) = was else {
+        return Ok(());
+    };
+    let follow: Vec<(AssetId, String, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT id, status, trashed_at FROM assets
+              WHERE companion_of = ?1 AND status <> 'purged' ORDER BY id",
+        )?
+        .query_map([asset], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (c, cstatus, c_trashed_at) in follow {
+        match status {
+            Status::Trash if cstatus == "active" => set_status_of(tx, c, status, trashed_at)?,
+            Status::Active
+                if was == "trash" && cstatus == "trash" && c_trashed_at == was_trashed_at =>
+            {
+                let row = get(tx, c)?.ok_or_else(|| Error::not_found("sidecar gone"))?;
+                if path_taken(tx, &row.collection, &row.name)?.is_none() {
+                    set_status_of(tx, c, status, None)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn set_status_of(tx: &Tx, asset: AssetId, status: Status, trashed_at: Option<i64>) -> Result<()> {
     tx.prepare_cached("UPDATE assets SET status = ?2, trashed_at = ?3 WHERE id = ?1")?
         .execute(params![asset, status.as_str(), trashed_at])?;
     tx.audit(
@@ -964,6 +1206,12 @@ pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<AssetId>> {
             .query_map([a], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         todo.extend(derived.into_iter().filter(|f| !purged.contains(f)));
+        // its sidecars hold its face regions and names
+        todo.extend(
+            companions_of(tx, a)?
+                .into_iter()
+                .filter(|f| !purged.contains(f)),
+        );
         let mine: Vec<String> = tx
             .prepare_cached("SELECT DISTINCT object_id FROM versions WHERE asset_id = ?1")?
             .query_map([a], |r| r.get(0))?

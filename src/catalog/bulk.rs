@@ -26,6 +26,9 @@ pub struct AssetRef<'a> {
     pub draft_purpose: Option<PurposeId>,
     pub faces: u16,
     pub faces_reviewed: u16,
+    /// For a sidecar: its photo (the fields above are the sidecar's own, unused; see
+    /// `assets::Inherited`).
+    pub companion_of: Option<AssetId>,
 }
 
 /// One version row without its object's wrapped key (read at open, see [`wrapped_key`]).
@@ -49,7 +52,7 @@ fn text<'a>(r: &'a rusqlite::Row, i: usize) -> rusqlite::Result<&'a str> {
 pub fn each_asset(conn: &Connection, mut f: impl FnMut(AssetRef<'_>) -> Result<()>) -> Result<()> {
     let mut st = conn.prepare(
         "SELECT id, collection, name, no_persons, special_category, status, creator, created_at, \
-         retention_until, draft_purpose, faces, faces_reviewed FROM assets ORDER BY id",
+         retention_until, draft_purpose, faces, faces_reviewed, companion_of FROM assets ORDER BY id",
     )?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
@@ -67,6 +70,7 @@ pub fn each_asset(conn: &Connection, mut f: impl FnMut(AssetRef<'_>) -> Result<(
             draft_purpose: r.get(9)?,
             faces: r.get(10)?,
             faces_reviewed: r.get(11)?,
+            companion_of: r.get(12)?,
         })?;
     }
     Ok(())
@@ -213,6 +217,7 @@ pub fn each_asset_row(
     mut f: impl FnMut(super::assets::AssetRow) -> Result<()>,
 ) -> Result<()> {
     let mut sources = super::assets::all_sources(conn)?;
+    let inherited = super::assets::inherited_all(conn)?;
     let mut ls =
         conn.prepare("SELECT asset_id, person_id FROM links ORDER BY asset_id, person_id")?;
     let mut links = ls.query([])?;
@@ -236,7 +241,7 @@ pub fn each_asset_row(
                 }
             };
         }
-        f(super::assets::AssetRow {
+        let mut row = super::assets::AssetRow {
             id: a.id,
             collection: a.collection.to_string(),
             name: a.name.to_string(),
@@ -251,7 +256,12 @@ pub fn each_asset_row(
             sources: sources.remove(&a.id).unwrap_or_default(),
             faces: a.faces,
             faces_reviewed: a.faces_reviewed,
-        })
+            companion_of: a.companion_of,
+        };
+        if let Some(i) = inherited.get(&a.id) {
+            i.apply(&mut row);
+        }
+        f(row)
     })?;
     match pending {
         Some(e) => Err(e),

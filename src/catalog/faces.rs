@@ -139,12 +139,13 @@ pub fn scan_of(conn: &Connection, asset: AssetId) -> Result<Option<Scan>> {
 
 /// Assets whose current version has not been scanned (never, or an older version), active or
 /// drafts, in id order, after `after`: what `faces scan --all` works through, resumably.
+/// Sidecars are text, not pictures: their photo is scanned.
 pub fn unscanned(conn: &Connection, after: AssetId, limit: usize) -> Result<Vec<(AssetId, i64)>> {
     let mut st = conn.prepare_cached(
         "SELECT id, v FROM (
             SELECT a.id AS id, MAX(v.version) AS v FROM assets a
               JOIN versions v ON v.asset_id = a.id
-             WHERE a.id > ?1 AND a.status IN ('active', 'draft')
+             WHERE a.id > ?1 AND a.status IN ('active', 'draft') AND a.companion_of IS NULL
              GROUP BY a.id) c
           WHERE NOT EXISTS (SELECT 1 FROM face_scans f WHERE f.asset_id = c.id AND f.version = c.v)
           ORDER BY id LIMIT ?2",

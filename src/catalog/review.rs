@@ -43,13 +43,14 @@ pub(crate) fn like_prefix(prefix: &str) -> String {
 }
 
 /// Active assets below `prefix` (all when empty) that are not reviewed: no person linked and
-/// not marked "no persons", or more faces detected than accounted for.
+/// not marked "no persons", or more faces detected than accounted for. Sidecars are their
+/// photo's: they never wait on their own.
 pub fn waiting(conn: &Connection, prefix: &str) -> Result<Vec<Waiting>> {
     let mut st = conn.prepare_cached(
         "SELECT a.id, a.collection, a.name, a.faces, a.faces_reviewed,
                 (SELECT COUNT(*) FROM links l WHERE l.asset_id = a.id), a.no_persons
            FROM assets a
-          WHERE a.status = 'active'
+          WHERE a.status = 'active' AND a.companion_of IS NULL
             AND (?1 = '' OR a.collection = ?1 OR a.collection LIKE ?2 ESCAPE '\\')
           ORDER BY a.collection, a.name",
     )?;

@@ -276,6 +276,14 @@ CREATE TABLE image_hashes (
     phash INTEGER NOT NULL
 );
 "#,
+    // 14: sidecars (issue 16): an XMP file beside a photo (`IMG_0042.CR2.xmp`, `IMG_0042.xmp`)
+    // holds the photo's face regions, names and places, so it is the photo's: it has no links
+    // or flags of its own, the rules read its photo's (see `assets::get`), it goes to the trash
+    // and is purged with its photo. A companion of a companion is refused where it is set.
+    r#"
+ALTER TABLE assets ADD COLUMN companion_of INTEGER REFERENCES assets(id);
+CREATE INDEX assets_companions ON assets(companion_of) WHERE companion_of IS NOT NULL;
+"#,
 ];
 
 /// The migration after which existing users' uids are filled in from the OS accounts.

@@ -38,6 +38,7 @@ impl AssetRow {
             retention_until: self.retention_until,
             draft_purpose: self.draft_purpose,
             derived_from: Vec::new(),
+            sidecar_of: self.companion_of,
         }
     }
 }

@@ -16,6 +16,9 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
                 i.path.clone(),
                 match (&i.creator, i.no_persons) {
                     (Some(c), _) => format!("draft of {c}"),
+                    (None, _) if i.sidecar_of.is_some() && i.persons.is_empty() => {
+                        format!("(sidecar of asset {})", i.sidecar_of.unwrap_or_default())
+                    }
                     (None, true) => "no persons".into(),
                     (None, false) if i.persons.is_empty() => "not reviewed".into(),
                     (None, false) => i.persons.join(", "),

@@ -95,6 +95,12 @@ pub fn run(
                     o.suggested.len()
                 );
             }
+            if let Some(photo) = o.sidecar_of {
+                println!(
+                    "sidecar    {}  belongs to asset {photo}: shown where that photo is shown",
+                    o.path
+                );
+            }
             if let Some(d) = &o.duplicate_of {
                 println!(
                     "duplicate  {}  same as asset {} ({d}), not imported again",

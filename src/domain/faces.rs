@@ -309,7 +309,7 @@ pub fn after_import(
     let ids: Vec<String> = imported
         .outcomes
         .iter()
-        .filter(|o| o.duplicate_of.is_none())
+        .filter(|o| o.duplicate_of.is_none() && o.sidecar_of.is_none())
         .map(|o| o.asset.to_string())
         .collect();
     let finder = finder()?;

@@ -61,6 +61,9 @@ pub struct Outcome {
     /// Names the metadata gives, now suggestions for a reviewer (`consentfs review`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub suggested: Vec<String>,
+    /// For a sidecar (`IMG_0042.CR2.xmp`): the photo it belongs to, whose persons it shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sidecar_of: Option<i64>,
 }
 
 /// What an import did.
@@ -221,6 +224,10 @@ fn plan(paths: &[PathBuf], base: &str) -> Result<Walk> {
             )?;
         }
     }
+    // sidecars after the photos they belong to, so each finds its photo recorded (the order
+    // is otherwise kept)
+    out.files
+        .sort_by_key(|item| crate::sidecar::is_sidecar(&item.name));
     let mut seen: HashMap<String, &Path> = HashMap::new();
     for item in &out.files {
         let path = join_path(&item.collection, &item.name);
@@ -476,6 +483,7 @@ fn record_batch(
                     duplicate_of: Some(path),
                     linked_from_metadata: Vec::new(),
                     suggested: Vec::new(),
+                    sidecar_of: None,
                 });
                 continue;
             }
@@ -510,6 +518,7 @@ fn record_batch(
                 duplicate_of: Some(dup_path),
                 linked_from_metadata: Vec::new(),
                 suggested: Vec::new(),
+                sidecar_of: None,
             });
             continue;
         }
@@ -518,8 +527,10 @@ fn record_batch(
             assets::set_retention(&tx, id, retention_until)?;
         }
         batch.insert(obj.content_hash, (id, path.clone()));
+        let sidecar_of = attach_sidecars(&tx, id, &item.collection, &item.name)?;
+        // what a sidecar says about people is said about its photo
         let (linked_from_metadata, suggested) = match embedded {
-            Some(e) => apply_metadata(&tx, id, e)?,
+            Some(e) => apply_metadata(&tx, sidecar_of.unwrap_or(id), e)?,
             None => (Vec::new(), Vec::new()),
         };
         done.push(Outcome {
@@ -529,6 +540,7 @@ fn record_batch(
             duplicate_of: None,
             linked_from_metadata,
             suggested,
+            sidecar_of,
         });
     }
     tx.commit()?;
@@ -540,6 +552,38 @@ fn record_batch(
         let _ = s.store.remove_object_files(&id);
     }
     Ok(())
+}
+
+/// Join a new asset with its sidecars: a sidecar to its photo (returned), a photo to the
+/// sidecars already in its folder that were waiting for it (imported before it, on their own).
+fn attach_sidecars(
+    tx: &crate::catalog::Tx,
+    id: i64,
+    collection: &str,
+    name: &str,
+) -> Result<Option<i64>> {
+    if crate::sidecar::is_sidecar(name) {
+        if let Some(photo) = assets::sidecar_owner(tx, collection, name)? {
+            if assets::attach(tx, id, photo)? {
+                return Ok(Some(photo));
+            }
+        }
+        return Ok(None);
+    }
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    for candidate in [
+        format!("{name}.xmp"),
+        format!("{name}.XMP"),
+        format!("{stem}.xmp"),
+        format!("{stem}.XMP"),
+    ] {
+        if let Some(waiting) = assets::path_taken(tx, collection, &candidate)? {
+            if assets::sidecar_owner(tx, collection, &candidate)? == Some(id) {
+                assets::attach(tx, waiting, id)?;
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// What a new asset's metadata says about people: an id equal to a person's external reference

@@ -89,6 +89,7 @@ pub fn faces_reviewed(s: &mut Session, list: &[String]) -> Result<Vec<(i64, u16)
     let mut out = Vec::new();
     for asset in list {
         let a = assets::resolve(&tx, asset)?;
+        assets::not_a_sidecar(&tx, a.id)?;
         out.push((a.id, faces::set_reviewed(&tx, a.id)?));
     }
     tx.commit()?;

@@ -81,6 +81,7 @@ mod tests {
             retention_until: None,
             draft_purpose: Some(7),
             derived_from: Vec::new(),
+            sidecar_of: None,
         }
     }
 

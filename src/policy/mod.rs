@@ -148,7 +148,7 @@ impl Scope {
         match self {
             Scope::All => true,
             Scope::Collection(prefix) => prefix_covers(prefix, &asset.collection),
-            Scope::Assets(ids) => ids.contains(&asset.id),
+            Scope::Assets(ids) => ids.contains(&asset.sidecar_of.unwrap_or(asset.id)),
         }
     }
 }
@@ -244,6 +244,9 @@ pub struct Asset {
     /// For a draft: the assets its content came from (copied, or read by the tool that wrote
     /// it), each with its own persons and flags; empty for other assets. See `derived.rs`.
     pub derived_from: Vec<Asset>,
+    /// For a sidecar (an XMP file beside a photo): the photo it belongs to. Its other inputs
+    /// are the photo's; a consent scoped to assets names photos, and covers their sidecars.
+    pub sidecar_of: Option<AssetId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

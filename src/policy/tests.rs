@@ -123,6 +123,7 @@ fn asset(persons: &[PersonId]) -> Asset {
         retention_until: None,
         draft_purpose: None,
         derived_from: Vec::new(),
+        sidecar_of: None,
     }
 }
 
@@ -854,6 +855,7 @@ mod props {
                     retention_until: retention.map(grid),
                     draft_purpose: None,
                     derived_from: Vec::new(),
+                    sidecar_of: None,
                 },
             )
     }

@@ -696,7 +696,10 @@ impl Vfs {
             self.touch_dir(&login, purpose, &folder);
             return Ok(created);
         }
-        if self.view().draft_count(&login) >= self.limits.drafts {
+        // `IMG_0042.CR2.xmp` beside a photo the creator sees is that photo's sidecar, not a
+        // draft: darktable and exiftool write one, and it shows where the photo shows
+        let photo = self.view().sidecar_photo(&login, purpose, &folder, name);
+        if photo.is_none() && self.view().draft_count(&login) >= self.limits.drafts {
             log::warn!(
                 "refused: uid {} has {} drafts, the most one user may have; link, save over a photo or delete some",
                 caller.uid,
@@ -708,13 +711,18 @@ impl Vfs {
         // committed with the first save (or by the close, an fsync, the next change or the
         // watcher within milliseconds), not on its own
         let created = self.change_later(&login, |tx| {
-            assets::add_draft(tx, &folder, name, purpose, &empty).map_err(|e| {
+            let id = assets::add_draft(tx, &folder, name, purpose, &empty).map_err(|e| {
                 if matches!(e, Error::Invalid(_)) {
                     errno(libc::EEXIST, "a file with this name exists")
                 } else {
                     e
                 }
-            })
+            })?;
+            if let Some(photo) = photo {
+                // the catalog checks again that the photo is still an active photo
+                assets::attach(tx, id, photo)?;
+            }
+            Ok(id)
         });
         let asset = match created {
             Ok((a, group)) => {
@@ -1672,14 +1680,33 @@ impl Vfs {
                         return self.rename(caller, parent, name, new_parent, new_name, false);
                     }
                 }
-                self.change(&login, |tx| assets::move_to(tx, src, &to, new_name))
-                    .map_err(|e| {
-                        if matches!(e, Error::Invalid(_)) {
-                            errno(libc::EEXIST, "the name is taken")
-                        } else {
-                            e
-                        }
-                    })?;
+                // a temp file renamed to `IMG_0042.CR2.xmp` beside the photo: the photo's
+                // sidecar, when what it holds may show where the photo shows (the same test as
+                // a save over the photo); else it stays a draft under its new name
+                let photo = if src_is_draft {
+                    // (the view's lock is let go before the commit below takes it)
+                    let photo = self.view().sidecar_photo(&login, purpose, &to, new_name);
+                    photo.filter(|photo| {
+                        self.commit_all_of(src);
+                        self.check_save_over(src, *photo).is_ok()
+                    })
+                } else {
+                    None
+                };
+                self.change(&login, |tx| {
+                    assets::move_to(tx, src, &to, new_name)?;
+                    if let Some(photo) = photo {
+                        assets::attach(tx, src, photo)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e| {
+                    if matches!(e, Error::Invalid(_)) {
+                        errno(libc::EEXIST, "the name is taken")
+                    } else {
+                        e
+                    }
+                })?;
                 if !src_is_draft && from == to {
                     // maybe the first step of a save that keeps a backup (see `create`)
                     self.vacated

@@ -185,6 +185,10 @@ pub struct View {
     timers: BTreeSet<(i64, Timer)>,
     /// The timer of each person with a moment ahead.
     person_next: HashMap<PersonId, i64>,
+    /// Sidecars and their photos, both ways: a sidecar's slot holds its photo's persons and
+    /// flags (see `assets::Inherited`), so a change to the photo re-files its sidecars.
+    photo_of: HashMap<AssetId, AssetId>,
+    sidecars: HashMap<AssetId, Vec<AssetId>>,
     last_seq: i64,
 }
 
@@ -358,6 +362,8 @@ impl View {
             draft_counts: HashMap::new(),
             timers: BTreeSet::new(),
             person_next: HashMap::new(),
+            photo_of: HashMap::new(),
+            sidecars: HashMap::new(),
             last_seq,
         };
         bulk::each_asset(conn, |a| {
@@ -383,6 +389,10 @@ impl View {
             }
             if a.status == policy::Status::Draft {
                 *view.draft_counts.entry(a.creator.to_string()).or_default() += 1;
+            }
+            if let Some(photo) = a.companion_of {
+                view.photo_of.insert(a.id, photo);
+                view.sidecars.entry(photo).or_default().push(a.id);
             }
             view.slots.push(slot);
             Ok(())
@@ -436,6 +446,7 @@ impl View {
             }
         }
         drop(links);
+        view.inherit_all();
         log::debug!(
             "index: links filed at {} ms, {} MiB resident",
             t.elapsed().as_millis(),
@@ -495,6 +506,29 @@ impl View {
         Ok(view)
     }
 
+    /// Give each sidecar's slot its photo's persons and flags, once both are loaded.
+    fn inherit_all(&mut self) {
+        let pairs: Vec<(AssetId, AssetId)> = self.photo_of.iter().map(|(s, p)| (*s, *p)).collect();
+        for (sidecar, photo) in pairs {
+            let (Some(i), Some(o)) = (self.index_of(sidecar), self.index_of(photo)) else {
+                continue;
+            };
+            let from = self.slots[o as usize].clone();
+            let persons = self.linked.get(from.persons).to_vec();
+            let s = &mut self.slots[i as usize];
+            s.no_persons = from.no_persons;
+            s.special_category = from.special_category;
+            s.faces = from.faces;
+            s.faces_reviewed = from.faces_reviewed;
+            s.retention_until = from.retention_until;
+            self.linked.free(s.persons);
+            s.persons = self.linked.push(&persons);
+            for p in persons {
+                self.by_person.entry(p).or_default().push(i);
+            }
+        }
+    }
+
     /// The slot of an asset.
     fn index_of(&self, id: AssetId) -> Option<u32> {
         self.slots
@@ -528,6 +562,7 @@ impl View {
             (s.retention_until != NO_TIME).then(|| when::from_secs(s.retention_until));
         a.draft_purpose = self.draft_of.get(&s.id).and_then(|d| d.purpose);
         a.derived_from.clear();
+        a.sidecar_of = self.photo_of.get(&s.id).copied();
     }
 
     fn policy_asset(&self, i: u32, with_sources: bool) -> policy::Asset {
@@ -548,6 +583,7 @@ impl View {
                 .then(|| when::from_secs(s.retention_until)),
             draft_purpose: d.and_then(|d| d.purpose),
             derived_from: Vec::new(),
+            sidecar_of: self.photo_of.get(&s.id).copied(),
         };
         if with_sources {
             if let Some(d) = d {
@@ -927,6 +963,14 @@ impl View {
                 *n = n.saturating_sub(1);
             }
         }
+        if let Some(photo) = self.photo_of.remove(&s.id) {
+            if let Some(v) = self.sidecars.get_mut(&photo) {
+                v.retain(|x| *x != s.id);
+                if v.is_empty() {
+                    self.sidecars.remove(&photo);
+                }
+            }
+        }
         self.names.free(s.name);
         self.linked.free(s.persons);
     }
@@ -967,6 +1011,10 @@ impl View {
         }
         if row.status == policy::Status::Draft {
             *self.draft_counts.entry(row.creator.clone()).or_default() += 1;
+        }
+        if let Some(photo) = row.companion_of {
+            self.photo_of.insert(row.id, photo);
+            self.sidecars.entry(photo).or_default().push(row.id);
         }
         let (names, slots) = (&self.names, &self.slots);
         let files = &mut self.folders.list[folder as usize].files;
@@ -1059,7 +1107,16 @@ impl View {
         let mut prevs: HashMap<u32, Prev> = HashMap::new();
         let mut todo: BTreeSet<u32> = BTreeSet::new();
         let mut touched_ids: Vec<AssetId> = assets_touched.iter().copied().collect();
+        // a photo's sidecars hold its persons and flags: they change with it
+        let sidecars: Vec<AssetId> = touched_ids
+            .iter()
+            .filter_map(|a| self.sidecars.get(a))
+            .flatten()
+            .copied()
+            .collect();
+        touched_ids.extend(sidecars);
         touched_ids.sort_unstable();
+        touched_ids.dedup();
         for aid in touched_ids {
             let row = assets::get(conn, aid)?;
             let version = match &row {
@@ -1141,6 +1198,13 @@ impl View {
             .copied()
             .collect();
         out.extend(drafts);
+        let sidecars: Vec<AssetId> = out
+            .iter()
+            .filter_map(|a| self.sidecars.get(a))
+            .flatten()
+            .copied()
+            .collect();
+        out.extend(sidecars);
         Ok(Some(out))
     }
 
@@ -1478,11 +1542,41 @@ impl View {
                 sources: draft.map(|d| d.sources.clone()).unwrap_or_default(),
                 faces: s.faces,
                 faces_reviewed: s.faces_reviewed,
+                companion_of: self.photo_of.get(&id).copied(),
             },
             collection: folder.path.clone(),
             name,
             version: s.version.map(|v| v.to_row(self.logins.get(v.created_by))),
         })
+    }
+
+    /// The photo a new file `name` in `dir` would be the sidecar of, for `login` in `purpose`:
+    /// an active photo (not itself a sidecar) that `login` sees there. A sidecar shows where
+    /// its photo shows, so only someone who sees the photo may give it one.
+    pub fn sidecar_photo(
+        &self,
+        login: &str,
+        purpose: PurposeId,
+        dir: &str,
+        name: &str,
+    ) -> Option<AssetId> {
+        let stem = crate::sidecar::stem(name)?;
+        let (_, files) = self.list_dir(login, purpose, dir);
+        let found: Vec<(AssetId, String)> = files
+            .into_iter()
+            .filter(|(n, _)| {
+                n.strip_prefix(stem)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+            .filter(|(_, a)| {
+                self.index_of(*a).is_some_and(|i| {
+                    self.slots[i as usize].status == policy::Status::Active
+                        && !self.photo_of.contains_key(a)
+                })
+            })
+            .map(|(n, a)| (a, n.to_string()))
+            .collect();
+        crate::sidecar::choose_photo(stem, &found)
     }
 
     /// How many drafts `login` has made (and not yet linked, saved over a file or purged).
