@@ -440,3 +440,82 @@ fn imported_photos_get_their_faces_and_their_lookalikes_found() {
     }
     assert!(!seen.contains("coffee.jpg"));
 }
+
+/// A crop of a photo made outside the store and copied into the mount (so nothing in the
+/// mount says where it came from) is looked at as an import is: the daemon, after the save,
+/// finds its face and that it looks like the photo, and suggests `derive`; a different photo
+/// copied in is not suggested.
+#[test]
+fn a_lookalike_saved_through_the_mount_is_suggested_as_derived() {
+    use common::mount::{wait_for, Mount};
+    use std::os::unix::process::CommandExt;
+    let t = TestStore::new();
+    t.add_user("root");
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "write",
+    ]);
+    t.ok(&["person", "add", "Eileen"]);
+    t.ok(&["consent", "grant", "Eileen", "--purpose", "website"]);
+    let original = t.path("shoot/astronaut.jpg");
+    variant(&sample("astronaut.png"), &["-quality", "92"], &original);
+    t.ok(&[
+        "import",
+        "--collection",
+        "nasa",
+        t.path("shoot").to_str().unwrap(),
+    ]);
+    t.ok(&["link", "nasa/astronaut.jpg", "Eileen", "--face", "1"]);
+    let outside = t.path("outside");
+    variant(
+        &original,
+        &["-gravity", "center", "-crop", "90%x90%+0+0", "+repage"],
+        &outside.join("crop.jpg"),
+    );
+    variant(&sample("coffee.png"), &[], &outside.join("coffee.jpg"));
+    let m = Mount::start(&t);
+    let d = m.path("root/website/nasa");
+    for f in ["crop.jpg", "coffee.jpg"] {
+        let ok = Command::new("cp")
+            .arg(outside.join(f))
+            .arg(d.join(f))
+            .process_group(0)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let suggested = || {
+        t.ok(&["review", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "suggestion")
+            .map(|i| i["path"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (found, _) = wait_for(std::time::Duration::from_secs(30), || {
+        suggested() == ["nasa/crop.jpg"]
+    });
+    assert!(found, "{:?}\n{}", suggested(), m.log_text());
+    let listed = t.ok(&["faces", "list", "nasa/crop.jpg"]).stdout;
+    assert!(listed.contains("1 face(s)"), "{listed}");
+    // accepted, the crop is a photo of Eileen: shown to everyone who sees hers
+    t.ok(&["review", "accept", "--all"]);
+    let seen = t
+        .ok(&["ls", "--user", "root", "--purpose", "website"])
+        .stdout;
+    let state = |name: &str| {
+        seen.lines()
+            .find(|l| l.contains(name))
+            .map(|l| l.split_whitespace().nth(2).unwrap_or("").to_string())
+    };
+    assert_eq!(state("crop.jpg").as_deref(), Some("visible"), "{seen}");
+    // the other one stays its maker's draft
+    assert_eq!(state("coffee.jpg").as_deref(), Some("draft"), "{seen}");
+}

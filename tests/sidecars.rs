@@ -266,6 +266,19 @@ fn trash_takes_the_sidecar_with_the_photo_and_gives_it_back() {
     t.ok(&["trash", "restore", &photo]);
     let (back, _) = wait_for(Duration::from_secs(5), || names() == ["a.dng", "a.dng.xmp"]);
     assert!(back, "not back together: {:?}", names());
+    // moved to another folder, the photo takes its sidecar along (consents scoped to a
+    // collection, and grants, cover both alike)
+    std::fs::create_dir(m.path("root/website/t")).unwrap();
+    std::fs::rename(d.join("a.dng"), m.path("root/website/t/a.dng")).unwrap();
+    let (moved, _) = wait_for(Duration::from_secs(5), || names().is_empty());
+    assert!(moved, "the sidecar stayed behind: {:?}", names());
+    assert_eq!(asset(&t, "t/a.dng.xmp")["sidecar_of"].to_string(), photo);
+    let mut there: Vec<String> = std::fs::read_dir(m.path("root/website/t"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    there.sort();
+    assert_eq!(there, ["a.dng", "a.dng.xmp"]);
 }
 
 /// exiftool writes a sidecar beside a visible photo in the mount, and edits it in place (its

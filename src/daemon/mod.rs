@@ -6,6 +6,7 @@
 //! reaches the view well within 100 ms. Between polls it sleeps until the view's next
 //! transition at the latest, so expiries fire on time without scanning anything.
 
+mod analyse;
 pub mod control;
 
 use crate::catalog::Catalog;
@@ -642,6 +643,10 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         Vfs::new(store.clone(), view.clone(), accounts, write_catalog).with_save_queue(saves),
     );
     vfs.replay_new_files();
+    match analyse::start(store.clone()) {
+        Ok(tx) => vfs.set_draft_listener(tx),
+        Err(e) => log::warn!("{e}: files saved through the mount are not looked at"),
+    }
     let _thinning = thin_in_background(store.clone())?;
     let left = vfs.retry_queued(Duration::from_secs(2));
     if left > 0 {

@@ -152,7 +152,7 @@ fn content(s: &Session, asset: AssetId) -> Result<(i64, Vec<u8>)> {
 
 /// Detection threads yield to everything else (nice 10, this thread only): run through the
 /// daemon's socket, or beside a mount, they must not slow the mount down.
-fn lower_priority() {
+pub fn lower_priority() {
     // SAFETY: plain system calls on the calling thread
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;

@@ -238,6 +238,7 @@ pub struct Vfs {
     catalog: Mutex<crate::catalog::Catalog>,
     /// Where invalidations of changes made through the mount go (the invalidator thread).
     inval_tx: Mutex<Option<std::sync::mpsc::Sender<Batch>>>,
+    draft_tx: Mutex<Option<std::sync::mpsc::SyncSender<AssetId>>>,
     /// Empty folders made with mkdir. In memory only.
     made_dirs: Mutex<dirs::MadeDirs>,
     limits: Limits,
@@ -313,6 +314,7 @@ impl Vfs {
             opened: Mutex::new(access::OpenedToday::load(catalog.conn())),
             catalog: Mutex::new(catalog),
             inval_tx: Mutex::new(None),
+            draft_tx: Mutex::new(None),
             made_dirs: Mutex::new(Default::default()),
             limits: Limits::default(),
             provenance: Default::default(),
@@ -355,6 +357,23 @@ impl Vfs {
     }
 
     /// Send invalidations for changes made through the mount to this channel.
+    /// Where to say that a draft has a new version (the daemon looks at its picture: see
+    /// `daemon::analyse`). Never waits: when the listener is behind, the id is dropped.
+    pub fn set_draft_listener(&self, tx: std::sync::mpsc::SyncSender<AssetId>) {
+        *self.draft_tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+
+    pub(super) fn draft_saved(&self, asset: AssetId) {
+        if let Some(tx) = self
+            .draft_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = tx.try_send(asset);
+        }
+    }
+
     pub fn set_invalidation_sender(&self, tx: std::sync::mpsc::Sender<Batch>) {
         *self.inval_tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }

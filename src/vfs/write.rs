@@ -1162,6 +1162,13 @@ impl Vfs {
             Ok((version, freed)) => {
                 self.saved(&save, version, freed);
                 self.times.committed(target);
+                let draft = self
+                    .view()
+                    .asset(target)
+                    .is_some_and(|i| i.row.status == Status::Draft);
+                if draft {
+                    self.draft_saved(target);
+                }
                 let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
                 if recent.len() >= RECENT_MAX {
                     // bounded: what is older than one save only serves files still open, and
