@@ -515,7 +515,14 @@ fn a_lookalike_saved_through_the_mount_is_suggested_as_derived() {
             .find(|l| l.contains(name))
             .map(|l| l.split_whitespace().nth(2).unwrap_or("").to_string())
     };
-    assert_eq!(state("crop.jpg").as_deref(), Some("visible"), "{seen}");
+    assert_eq!(
+        state("crop.jpg").as_deref(),
+        Some("visible"),
+        "{seen}\n{}\n{}",
+        t.run(&["why", "nasa/crop.jpg", "--user", "root", "--purpose", "website"])
+            .stdout,
+        t.ok(&["audit", "list"]).stdout
+    );
     // the other one stays its maker's draft
     assert_eq!(state("coffee.jpg").as_deref(), Some("draft"), "{seen}");
 }

@@ -163,6 +163,9 @@ pub fn persons(conn: &Connection) -> Result<HashMap<PersonId, Person>> {
             p.events.push(e);
         }
     })?;
+    for p in persons.values_mut() {
+        crate::policy::sort_events(&mut p.events);
+    }
     Ok(persons)
 }
 

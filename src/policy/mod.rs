@@ -53,7 +53,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 
-pub use rules::{covering_grants, decide, evaluate_at, retention_end};
+pub use rules::{covering_grants, decide, evaluate_at, retention_end, sort_events};
 
 /// A moment in time; all decisions are made in UTC. Defined with the other time types in
 /// [`crate::when`], which the rules build on.

@@ -73,20 +73,45 @@ fn person_standing(
     needs_explicit: bool,
     t: Time,
 ) -> Standing {
-    let mut relevant: Vec<&ConsentEvent> = person
+    let concerns = move |e: &&ConsentEvent| e.purposes.contains(&purpose) && e.scope.covers(asset);
+    // Catalog loads keep each person's events in time order (see `sort_events`): then the
+    // events that concern this asset are walked where they are. This runs for every asset,
+    // purpose and person at a mount's start (millions of times with a million photos), and a
+    // list per call was a sixth of that start. Any other order is sorted here first.
+    if person
         .events
-        .iter()
-        .filter(|e| e.purposes.contains(&purpose) && e.scope.covers(asset))
-        .collect();
-    relevant.sort_by_key(|e| (e.starts, e.id));
+        .windows(2)
+        .all(|w| (w[0].starts, w[0].id) <= (w[1].starts, w[1].id))
+    {
+        standing_in(person, people, person.events.iter().filter(concerns), needs_explicit, t)
+    } else {
+        let mut relevant: Vec<&ConsentEvent> = person.events.iter().filter(concerns).collect();
+        relevant.sort_by_key(|e| (e.starts, e.id));
+        standing_in(person, people, relevant.into_iter(), needs_explicit, t)
+    }
+}
 
+/// Put events in the order the rules walk them (start, then id), so that
+/// [`person_standing`] needs no copy of them.
+pub fn sort_events(events: &mut [ConsentEvent]) {
+    events.sort_by_key(|e| (e.starts, e.id));
+}
+
+/// [`person_standing`] over the events that concern the asset and purpose, oldest first.
+fn standing_in<'e>(
+    person: &Person,
+    people: &dyn People,
+    relevant: impl DoubleEndedIterator<Item = &'e ConsentEvent> + Clone,
+    needs_explicit: bool,
+    t: Time,
+) -> Standing {
     let mut standing = Standing {
         grant: None,
         negative: None,
         defect: None,
         upcoming: None,
     };
-    for e in relevant.iter().rev().filter(|e| e.starts <= t) {
+    for e in relevant.clone().rev().filter(|e| e.starts <= t) {
         let who = person.id;
         let at = e.starts;
         let negative = match e.kind {
@@ -102,7 +127,7 @@ fn person_standing(
         // A withdrawal, refusal or objection also cancels grants recorded before it that were
         // to start later: withdrawing means "no more", including what was pending.
         let cancelled = relevant
-            .iter()
+            .clone()
             .any(|n| n.kind != EventKind::Grant && n.starts <= t && n.id > e.id);
         if cancelled {
             continue;
@@ -127,7 +152,7 @@ fn person_standing(
         }
     }
     standing.upcoming = relevant
-        .iter()
+        .clone()
         .find(|e| e.kind == EventKind::Grant && e.starts > t)
         .map(|e| e.starts);
     standing

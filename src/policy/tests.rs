@@ -1017,6 +1017,29 @@ mod props {
             }
         }
 
+        /// The order in which a person's events are held changes nothing: the rules walk them
+        /// in time order where they lie when they are in that order (as catalog loads keep
+        /// them), and sort a copy otherwise.
+        #[test]
+        fn event_order_changes_nothing(w in arb_world(), ts in vec(arb_time(), 6)) {
+            let mut sorted = w.clone();
+            let mut reversed = w.clone();
+            for p in sorted.people.values_mut() {
+                crate::policy::sort_events(&mut p.events);
+            }
+            for p in reversed.people.values_mut() {
+                crate::policy::sort_events(&mut p.events);
+                p.events.reverse();
+            }
+            let mut moments = ts;
+            moments.extend(interesting_moments(&w));
+            for t in moments {
+                let as_given = w.eval(t);
+                prop_assert_eq!(&as_given, &sorted.eval(t), "sorted, at {}", t);
+                prop_assert_eq!(&as_given, &reversed.eval(t), "reversed, at {}", t);
+            }
+        }
+
         /// A face detected on a photo never makes it visible anywhere, at any time: detection
         /// results are inputs like links, and one more face can only hide.
         #[test]

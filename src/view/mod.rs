@@ -159,7 +159,8 @@ pub struct View {
     pids: Vec<PurposeId>,
     purpose_rules: Vec<policy::Purpose>,
     anyone: Vec<policy::User>,
-    persons: HashMap<PersonId, Person>,
+    /// (foldhash: the rules look a person up for every asset and purpose at start.)
+    persons: foldhash::HashMap<PersonId, Person>,
     users: HashMap<String, UserRow>,
     /// Every asset, sorted by id.
     slots: Vec<Slot>,
@@ -170,7 +171,7 @@ pub struct View {
     /// Per purpose index: which slots are visible (to anyone with a grant covering them).
     visible: Vec<Bits>,
     /// Slots of the assets linked to each person.
-    by_person: HashMap<PersonId, Vec<u32>>,
+    by_person: foldhash::HashMap<PersonId, Vec<u32>>,
     /// Drafts' purpose and sources, by asset.
     draft_of: HashMap<AssetId, DraftOf>,
     /// Drafts made from each asset (the reverse of the sources): a change to the source (its
@@ -345,7 +346,7 @@ impl View {
             folders: Folders::new(pids.len()),
             pids,
             purposes,
-            persons: HashMap::new(),
+            persons: Default::default(),
             users: users::list(conn)?
                 .into_iter()
                 .map(|u| (u.login.clone(), u))
@@ -354,7 +355,7 @@ impl View {
             names: Names::default(),
             linked: Arena::default(),
             logins: Interner::default(),
-            by_person: HashMap::new(),
+            by_person: Default::default(),
             draft_of: HashMap::new(),
             derived: HashMap::new(),
             drafts: HashMap::new(),
@@ -425,7 +426,7 @@ impl View {
             resident_mib()
         );
         let (persons, links) = side()?;
-        view.persons = persons;
+        view.persons = persons.into_iter().collect();
         log::debug!(
             "index: persons and links at {} ms, {} MiB resident",
             t.elapsed().as_millis(),
@@ -1088,6 +1089,7 @@ impl View {
                 Some(p) => {
                     let mut events = Vec::new();
                     bulk::each_event(conn, Some(*pid), |_, e| events.push(e))?;
+                    policy::sort_events(&mut events);
                     self.persons.insert(
                         *pid,
                         Person {
