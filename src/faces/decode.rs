@@ -312,6 +312,8 @@ fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
         .filter(|o| (1..=8).contains(o))
         .unwrap_or(1) as u32;
     let mut best: Option<(Vec<u8>, u64)> = None;
+    // the size of a preview passed over for being larger than MAX_PREVIEW_BYTES
+    let mut too_large = None;
     for tag in ["PreviewImage", "JpgFromRaw"] {
         let Some(b64) = first
             .get(tag)
@@ -324,6 +326,12 @@ fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
         let Ok(jpeg) = base64::engine::general_purpose::STANDARD.decode(b64) else {
             continue;
         };
+        // A preview this big is no camera's (a JPEG and megabytes of padding in its strip, as
+        // the raw's tags may claim): not decoded, so the limit means what it says.
+        if jpeg.len() as u64 > MAX_PREVIEW_BYTES {
+            too_large = Some(jpeg.len());
+            continue;
+        }
         let long = jpeg_long_side(&jpeg);
         if best
             .as_ref()
@@ -332,9 +340,17 @@ fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
             best = Some((jpeg, long));
         }
     }
-    best.map(|(j, _)| (j, orientation)).ok_or_else(|| {
-        Error::invalid("the raw file has no embedded JPEG preview to scan for faces")
-    })
+    match (best, too_large) {
+        (Some((jpeg, _)), _) => Ok((jpeg, orientation)),
+        (None, Some(n)) => Err(Error::invalid(format!(
+            "the raw file's embedded preview is too large to scan for faces ({} MiB, more than {} MiB)",
+            n >> 20,
+            MAX_PREVIEW_BYTES >> 20
+        ))),
+        (None, None) => Err(Error::invalid(
+            "the raw file has no embedded JPEG preview to scan for faces",
+        )),
+    }
 }
 
 fn jpeg_long_side(jpeg: &[u8]) -> u64 {
