@@ -3,9 +3,9 @@
 # stalling the mount"). N photos of 12 MP (default 300, made as contrib/bench/import_faces.sh
 # makes them) are imported WITHOUT the model (CONSENTFS_FACE_MODEL pointing nowhere), marked
 # "no persons" and mounted; then a probe times stat + open / read 4 KiB / close of random
-# visible files in the mount, one operation every PACE_MS (default 10 ms), OPS of them
-# (default 2000): first with the machine idle, then while `consentfs faces scan --all` runs with
-# the model on every core (as a separate process beside the mount, as an administrator runs it).
+# visible files in the mount, one operation every PACE_MS (default 10 ms): OPS of them (default
+# 2000) with the machine idle, then for as long as `consentfs faces scan --all` runs with the
+# model on every core (as a separate process beside the mount, as an administrator runs it).
 # Printed: p50 / p99 / max of each phase, the ratio, and the scan's photos per second.
 #
 # The probe only picks photos without faces (the scan hides the astronaut and cameraman copies
@@ -127,20 +127,24 @@ threads=()
 [ -n "${THREADS:-}" ] && threads=(--threads "$THREADS")
 sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 t0=$(date +%s.%N)
-CONSENTFS_FACE_MODEL=$model "$bin" faces scan --all "${threads[@]}" >"$work/scan.out" 2>&1 &
+( TIMEFORMAT='%U %S'; time CONSENTFS_FACE_MODEL=$model "$bin" faces scan --all "${threads[@]}" \
+    >"$work/scan.out" 2>&1 ) 2>"$work/scan.cpu" &
 scan=$!
 sleep 2
-probe busy &
+# for as long as the scan runs (at least OPS operations' worth of time, at most 100 times that)
+python3 "$work/probe.py" "$view" $((ops * 100)) "$pace" "$work/busy.lat" "$work/stop.busy" &
 probing=$!
-wait "$scan" || { echo "the scan failed: $(cat "$work/scan.out")" >&2; exit 1; }
+wait "$scan" || { kill "$probing"; echo "the scan failed: $(cat "$work/scan.out")" >&2; exit 1; }
 t1=$(date +%s.%N)
 touch "$work/stop.busy"
 wait "$probing"
 grep -h "^scanned" "$work/scan.out" || true
 
-python3 - "$work" "$t0" "$t1" "$n" <<'PY'
+python3 - "$work" "$t0" "$t1" "$n" "$(cat "$work/scan.cpu")" "$(nproc)" <<'PY'
 import sys
 w, t0, t1, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+user, system = (float(x) for x in sys.argv[5].split())
+cores = int(sys.argv[6])
 def load(label):
     lines = open(f"{w}/{label}.lat").read().split("\n")
     return int(lines[0]), sorted(map(float, lines[1].split())), sorted(map(float, lines[2].split()))
@@ -156,5 +160,6 @@ for label in ("idle", "busy"):
 i, b = res["idle"], res["busy"]
 print(f"ratio busy/idle: p50 {pct(b, 50) / pct(i, 50):.1f}x  p99 {pct(b, 99) / pct(i, 99):.1f}x  "
       f"max {b[-1] / i[-1]:.1f}x")
-print(f"scan: {n} photos in {t1 - t0:.1f} s = {n / (t1 - t0):.1f} photos/s (model load included)")
+print(f"scan: {n} photos in {t1 - t0:.1f} s = {n / (t1 - t0):.1f} photos/s (model load included); "
+      f"CPU {user + system:.0f} s = {(user + system) / (t1 - t0):.1f} of {cores} cores busy")
 PY
