@@ -582,3 +582,171 @@ fn bench() {
         );
     }
 }
+
+/// A DNG written by tests/fixtures/make_dng.py (IFD0 or a SubIFD holding `preview` as its
+/// JPEG preview, a SubIFD of 16-bit CFA raw data; see the script), with its further `args`.
+/// No camera raw file can be fetched offline; this one passes `exiftool -validate`.
+fn dng(preview: Option<&[u8]>, args: &[&str]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("IMG_0042.dng");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/make_dng.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).arg(&out).args(args);
+    match preview {
+        Some(bytes) => {
+            let p = dir.path().join("preview");
+            std::fs::write(&p, bytes).unwrap();
+            cmd.arg("--preview").arg(p);
+        }
+        None => {
+            cmd.arg("--no-preview");
+        }
+    }
+    let o = cmd.output().expect("python3");
+    assert!(
+        o.status.success(),
+        "make_dng.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::read(out).unwrap()
+}
+
+/// What `exiftool -b -PreviewImage` gives for a file.
+fn exiftool_preview(raw: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x.dng");
+    std::fs::write(&f, raw).unwrap();
+    let o = Command::new("exiftool")
+        .args(["-b", "-PreviewImage"])
+        .arg(&f)
+        .output()
+        .expect("exiftool");
+    o.stdout
+}
+
+fn close(a: &FaceBox, b: &FaceBox, tol: f32) -> bool {
+    (a.x - b.x).abs() <= tol
+        && (a.y - b.y).abs() <= tol
+        && (a.w - b.w).abs() <= tol
+        && (a.h - b.h).abs() <= tol
+}
+
+/// Raw files are scanned through the JPEG preview the camera embedded (issue 16 item 2): the
+/// astronaut's face on a DNG's preview is exactly the face found on that JPEG, in both layouts
+/// cameras and Adobe's converter write, in both byte orders, and with a camera-sized preview.
+#[test]
+fn the_astronauts_face_is_found_on_a_dngs_embedded_preview() {
+    let d = detector();
+    let jpeg = convert(&[&p("astronaut.png"), "-quality", "90"], "jpg");
+    let want = d.detect(&jpeg).unwrap();
+    assert_one_face_at(&want, ASTRONAUT_X, ASTRONAUT_Y, "the JPEG");
+    for args in [
+        vec![],
+        vec!["--big-endian"],
+        vec!["--layout", "adobe"],
+        vec!["--layout", "adobe", "--big-endian"],
+    ] {
+        let raw = dng(Some(&jpeg), &args);
+        assert!(raw.len() > 3_000_000, "the raw data is there too");
+        assert_eq!(
+            exiftool_preview(&raw),
+            jpeg,
+            "{args:?}: exiftool gives back the JPEG"
+        );
+        assert_eq!(d.detect(&raw).unwrap(), want, "{args:?}");
+    }
+    // A full-size preview as most cameras embed (16 MP here): decoded at reduced scale.
+    let big = convert(
+        &[
+            &p("astronaut.png"),
+            "-resize",
+            "4000x4000",
+            "-quality",
+            "85",
+        ],
+        "jpg",
+    );
+    let raw = dng(Some(&big), &["--raw", "4000x4000"]);
+    assert_one_face_at(
+        &d.detect(&raw).unwrap(),
+        ASTRONAUT_X,
+        ASTRONAUT_Y,
+        "16 MP preview",
+    );
+}
+
+/// A raw file shot with the camera on its side stores the preview sideways and says so in its
+/// own IFD0 Orientation (the preview JPEG has none): the boxes come out upright, where they are
+/// on the upright photo; without the tag (or with a nonsense value) they stay where the stored
+/// pixels have the face.
+#[test]
+fn a_dngs_orientation_turns_its_preview_upright() {
+    let d = detector();
+    let upright = d
+        .detect(&convert(&[&p("astronaut.png"), "-quality", "90"], "jpg"))
+        .unwrap();
+    assert_eq!(upright.len(), 1, "{upright:?}");
+    let want = upright[0];
+    // pixels turned 90 degrees counter-clockwise: Orientation 6 (rotate 90 CW to view)
+    let side = convert(
+        &[&p("astronaut.png"), "-rotate", "-90", "-quality", "90"],
+        "jpg",
+    );
+    for args in [vec![], vec!["--layout", "adobe"]] {
+        let mut a = args.clone();
+        a.extend(["--orientation", "6", "--raw", "1024x1536"]);
+        let got = d.detect(&dng(Some(&side), &a)).unwrap();
+        assert_eq!(got.len(), 1, "{a:?}: {got:?}");
+        assert!(close(&got[0], &want, 0.02), "{a:?}: {got:?} vs {want:?}");
+    }
+    // As stored: the upright centre (x, y) is at (y, 1 - x).
+    let (cx, cy) = (want.x + want.w / 2.0, want.y + want.h / 2.0);
+    for o in ["1", "0", "9"] {
+        let got = d.detect(&dng(Some(&side), &["--orientation", o])).unwrap();
+        assert_one_face_at(
+            &got,
+            (cy - 0.03, cy + 0.03),
+            (1.0 - cx - 0.03, 1.0 - cx + 0.03),
+            &format!("orientation {o}"),
+        );
+    }
+}
+
+/// A raw file whose preview is missing, not a JPEG, damaged, claims a gigantic size or is
+/// gigantic gives an error saying so, quickly, and never a panic; as does a raw file cut off.
+#[test]
+fn raw_files_without_a_usable_preview_give_clear_errors() {
+    let d = detector();
+    let t = Instant::now();
+    let err = |raw: &[u8], what: &str| -> String {
+        let e = d.detect(raw).expect_err(what).to_string();
+        assert!(!e.starts_with("not an image"), "{what}: {e}");
+        e
+    };
+    let e = err(&dng(None, &[]), "no preview");
+    assert!(e.contains("no embedded JPEG preview"), "{e}");
+    // exiftool hands out JPEG previews only: a PNG in the preview's place is no preview
+    let png = convert(&[&p("astronaut.png")], "png");
+    let e = err(&dng(Some(&png), &[]), "PNG preview");
+    assert!(e.contains("no embedded JPEG preview"), "{e}");
+    let mut damaged = b"\xFF\xD8\xFF\xDB".to_vec();
+    damaged.extend((0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let e = err(&dng(Some(&damaged), &[]), "damaged preview");
+    assert!(e.contains("JPEG"), "{e}");
+    let e = err(
+        &dng(Some(&jpeg_claiming(60000, 60000, false)), &[]),
+        "gigantic header",
+    );
+    assert!(e.contains("too large"), "{e}");
+    // a real JPEG followed by 65 MiB of padding in its strip: more than any camera's preview
+    let jpeg = convert(&[&p("astronaut.png"), "-quality", "90"], "jpg");
+    let pad = (faces::decode::MAX_PREVIEW_BYTES + (1 << 20)).to_string();
+    let e = err(&dng(Some(&jpeg), &["--pad", &pad]), "gigantic preview");
+    assert!(e.contains("preview is too large"), "{e}");
+    // cut off inside the preview, and inside the IFDs
+    let raw = dng(Some(&jpeg), &[]);
+    for cut in [12, 300, 700 + jpeg.len() / 2] {
+        let _ = d.detect(&raw[..cut]);
+    }
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+}

@@ -7,6 +7,7 @@
 
 use std::io::{Cursor, Read, Write};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -312,6 +313,8 @@ fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
         .filter(|o| (1..=8).contains(o))
         .unwrap_or(1) as u32;
     let mut best: Option<(Vec<u8>, u64)> = None;
+    // the size of a preview passed over for being larger than MAX_PREVIEW_BYTES
+    let mut too_large = None;
     for tag in ["PreviewImage", "JpgFromRaw"] {
         let Some(b64) = first
             .get(tag)
@@ -324,6 +327,12 @@ fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
         let Ok(jpeg) = base64::engine::general_purpose::STANDARD.decode(b64) else {
             continue;
         };
+        // A preview this big is no camera's (a JPEG and megabytes of padding in its strip, as
+        // the raw's tags may claim): not decoded, so the limit means what it says.
+        if jpeg.len() as u64 > MAX_PREVIEW_BYTES {
+            too_large = Some(jpeg.len());
+            continue;
+        }
         let long = jpeg_long_side(&jpeg);
         if best
             .as_ref()
@@ -332,9 +341,17 @@ fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
             best = Some((jpeg, long));
         }
     }
-    best.map(|(j, _)| (j, orientation)).ok_or_else(|| {
-        Error::invalid("the raw file has no embedded JPEG preview to scan for faces")
-    })
+    match (best, too_large) {
+        (Some((jpeg, _)), _) => Ok((jpeg, orientation)),
+        (None, Some(n)) => Err(Error::invalid(format!(
+            "the raw file's embedded preview is too large to scan for faces ({} MiB, more than {} MiB)",
+            n >> 20,
+            MAX_PREVIEW_BYTES >> 20
+        ))),
+        (None, None) => Err(Error::invalid(
+            "the raw file has no embedded JPEG preview to scan for faces",
+        )),
+    }
 }
 
 fn jpeg_long_side(jpeg: &[u8]) -> u64 {
@@ -345,30 +362,56 @@ fn jpeg_long_side(jpeg: &[u8]) -> u64 {
     }
 }
 
-/// Runs exiftool on `input` (fed through standard input from a thread, so a large file cannot
-/// deadlock against a full output pipe); its output is bounded by `MAX_PREVIEW_BYTES` times the
-/// two previews plus base64 overhead.
+/// How long exiftool may take over one raw file. It reads a 512 MB file from a pipe in a few
+/// seconds; one that takes minutes is stuck on a hostile file, and would hold a detection
+/// thread (and the scan waiting for it) for ever.
+pub const EXIFTOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs exiftool on `input`; see [`run_tool`].
 fn exiftool(input: &[u8], args: &[&str]) -> Result<Vec<u8>> {
-    let mut child = Command::new("exiftool")
+    run_tool("exiftool", input, args, EXIFTOOL_TIMEOUT)
+}
+
+/// Runs `program` on `input` (fed through standard input from a thread, so a large file cannot
+/// deadlock against a full output pipe); its output is bounded by `MAX_PREVIEW_BYTES` times the
+/// two previews plus base64 overhead. After `timeout` its process group is killed (the group,
+/// so a helper it started cannot keep the output pipe open) and the file is reported as one
+/// exiftool could not read in time.
+fn run_tool(program: &str, input: &[u8], args: &[&str], timeout: Duration) -> Result<Vec<u8>> {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| {
             Error::invalid(format!(
                 "scanning raw files for faces needs exiftool (Debian: apt-get install libimage-exiftool-perl): {e}"
             ))
         })?;
+    let group = child.id() as libc::pid_t;
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let limit = MAX_PREVIEW_BYTES * 3;
-    let (wrote, out) = std::thread::scope(|s| {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let (wrote, out, killed) = std::thread::scope(|s| {
         let writer = s.spawn(move || {
             // exiftool may stop reading early (it has what it needs): a broken pipe is fine.
             if let Some(mut i) = stdin.take() {
                 let _ = i.write_all(input);
             }
+        });
+        // The child is not reaped before this thread is joined, so its id (and group) cannot
+        // have been reused by then.
+        let watchdog = s.spawn(move || match finished.recv_timeout(timeout) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // SAFETY: a plain system call on a process group we started
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+                true
+            }
+            _ => false,
         });
         let mut out = Vec::new();
         let read = match stdout.as_mut() {
@@ -376,9 +419,18 @@ fn exiftool(input: &[u8], args: &[&str]) -> Result<Vec<u8>> {
             None => Ok(()),
         };
         drop(stdout.take());
-        (writer.join().is_ok(), read.map(|_| out))
+        let wrote = writer.join().is_ok();
+        let _ = done.send(());
+        let killed = watchdog.join().unwrap_or(false);
+        (wrote, read.map(|_| out), killed)
     });
     let status = child.wait().map_err(|e| Error::io("exiftool", e))?;
+    if killed {
+        return Err(Error::invalid(format!(
+            "exiftool took more than {} s over the raw file and was stopped",
+            timeout.as_secs_f32()
+        )));
+    }
     let out = out.map_err(|e| Error::io("reading exiftool's output", e))?;
     if !wrote || out.len() as u64 > limit {
         return Err(Error::invalid(
@@ -493,6 +545,26 @@ mod tests {
         assert_eq!(Format::sniff(b"\0\0\0\x18ftypheic\0\0"), None);
         assert_eq!(Format::sniff(b"%PDF-1.7"), None);
         assert_eq!(Format::sniff(b""), None);
+    }
+
+    /// A stuck exiftool (here a shell that started a helper and waits for it, the helper
+    /// holding the output pipe) is stopped after the timeout, helper and all, with an error.
+    #[test]
+    fn a_stuck_exiftool_is_stopped_after_its_timeout() {
+        let t = std::time::Instant::now();
+        let e = run_tool(
+            "sh",
+            b"II*\0",
+            &["-c", "sleep 30; echo late"],
+            Duration::from_millis(300),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("was stopped"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        // one that answers in time is not disturbed
+        let out = run_tool("sh", b"", &["-c", "echo '[{}]'"], Duration::from_secs(30)).unwrap();
+        assert_eq!(out, b"[{}]\n");
     }
 
     #[test]
