@@ -39,10 +39,19 @@ pub fn queue(s: &Session, prefix: &str) -> Result<Vec<Item>> {
                 } else {
                     "no person linked and not marked as showing none".into()
                 },
-                settle: vec![
-                    format!("consentfs link {} PERSON", w.asset),
-                    format!("consentfs mark {} --no-persons", w.asset),
-                ],
+                // with detected faces, "no persons" is a declaration about them (`--force`)
+                settle: if w.faces > 0 {
+                    vec![
+                        format!("consentfs faces show {} faces-{}.jpg", w.asset, w.asset),
+                        format!("consentfs link {} PERSON --face N", w.asset),
+                        format!("consentfs mark {} --no-persons --force", w.asset),
+                    ]
+                } else {
+                    vec![
+                        format!("consentfs link {} PERSON", w.asset),
+                        format!("consentfs mark {} --no-persons", w.asset),
+                    ]
+                },
                 path,
                 suggestion: None,
             });

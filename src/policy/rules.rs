@@ -83,7 +83,13 @@ fn person_standing(
         .windows(2)
         .all(|w| (w[0].starts, w[0].id) <= (w[1].starts, w[1].id))
     {
-        standing_in(person, people, person.events.iter().filter(concerns), needs_explicit, t)
+        standing_in(
+            person,
+            people,
+            person.events.iter().filter(concerns),
+            needs_explicit,
+            t,
+        )
     } else {
         let mut relevant: Vec<&ConsentEvent> = person.events.iter().filter(concerns).collect();
         relevant.sort_by_key(|e| (e.starts, e.id));
