@@ -491,13 +491,27 @@ fn open_folder(dir: &Dir, folder: &str, create: Option<Modes>) -> Result<Dir> {
 
 use crate::exiftool::Exiftool;
 
-/// Formats whose location metadata we strip: JPEG, TIFF (and TIFF-based raw), PNG, WebP.
+/// Formats whose location metadata we strip: JPEG, TIFF (and TIFF-based raw), PNG, WebP, and
+/// XMP sidecars (`IMG_0042.CR2.xmp`, exported with their photo; they often hold its place).
 fn strippable(head: &[u8]) -> bool {
     head.starts_with(&[0xFF, 0xD8, 0xFF])
         || head.starts_with(b"II*\0")
         || head.starts_with(b"MM\0*")
         || head.starts_with(b"\x89PNG")
         || (head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP")
+        || is_xmp(head)
+}
+
+/// An XMP packet on its own (what tools write as a sidecar), by its first bytes.
+fn is_xmp(head: &[u8]) -> bool {
+    let h = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let h = match h.iter().position(|b| !b.is_ascii_whitespace()) {
+        Some(at) => &h[at..],
+        None => return false,
+    };
+    h.starts_with(b"<?xpacket")
+        || h.starts_with(b"<x:xmpmeta")
+        || (h.starts_with(b"<?xml") && h.windows(7).any(|w| w == b"xmpmeta"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1477,7 +1491,8 @@ fn write_one(
             kept: false,
         };
         if let Some(tool) = exiftool {
-            let mut head = [0u8; 12];
+            // enough for an XML declaration before an XMP packet's root element
+            let mut head = [0u8; 256];
             let n = obj.read_at(&mut head, 0).unwrap_or(0);
             if strippable(&head[..n]) {
                 drop(file);

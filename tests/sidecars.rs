@@ -376,3 +376,97 @@ fn sidecars_written_in_the_mount_belong_to_their_photo() {
     );
     assert!(std::fs::read(d.join("a.jpg")).is_err());
 }
+
+/// A sidecar goes where its photo goes and no further: exported with it (its GPS stripped with
+/// `--strip-location`), hidden while its photo is in the trash even when restored alone, and
+/// shredded when a person on a group photo that is kept is erased (it may name them).
+#[test]
+fn a_sidecar_goes_where_its_photo_goes_and_no_further() {
+    let t = TestStore::new();
+    convert(&t.path("in/g.jpg"), "gradient:red-blue");
+    xmp(
+        &t.path("in/g.jpg.xmp"),
+        &[
+            "-XMP-iptcExt:PersonInImage=Anna",
+            "-XMP-exif:GPSLatitude=52.37",
+            "-XMP-exif:GPSLatitudeRef=N",
+            "-XMP-exif:GPSLongitude=4.89",
+            "-XMP-exif:GPSLongitudeRef=E",
+        ],
+    );
+    t.ok(&[
+        "import",
+        "--collection",
+        "ev",
+        t.path("in").to_str().unwrap(),
+    ]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["person", "add", "Bob"]);
+    t.ok(&["link", "ev/g.jpg", "Anna", "Bob"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.ok(&["consent", "grant", "Bob", "--purpose", "website"]);
+    t.add_user("root");
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "delete",
+    ]);
+
+    let dest = t.path("out");
+    t.ok(&[
+        "export",
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        dest.to_str().unwrap(),
+        "--strip-location",
+    ]);
+    let sidecar = std::fs::read_to_string(dest.join("ev/g.jpg.xmp")).unwrap();
+    assert!(sidecar.contains("Anna"), "{sidecar}");
+    assert!(!sidecar.contains("GPS"), "the place went out: {sidecar}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).unwrap()).unwrap();
+    let entry = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "ev/g.jpg.xmp")
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["location_stripped"], true, "{entry}");
+
+    // restored alone while its photo is in the trash, it shows nowhere
+    let sc = id(&t, "ev/g.jpg.xmp");
+    let m = Mount::start(&t);
+    std::fs::remove_file(m.path("root/website/ev/g.jpg")).unwrap();
+    let (gone, _) = wait_for(Duration::from_secs(5), || {
+        visible(&t, "root", "website").is_empty()
+    });
+    assert!(gone, "{:?}", visible(&t, "root", "website"));
+    t.ok(&["trash", "restore", &sc]);
+    assert_eq!(asset(&t, "ev/g.jpg.xmp")["status"], "active");
+    assert!(visible(&t, "root", "website").is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::fs::metadata(m.path("root/website/ev/g.jpg.xmp")).is_err());
+    let photo = t.ok(&["trash", "list", "--json"]).json()[0]["asset"].to_string();
+    t.ok(&["trash", "restore", &photo]);
+    assert_eq!(visible(&t, "root", "website"), ["ev/g.jpg", "ev/g.jpg.xmp"]);
+    drop(m);
+
+    // erasing Anna keeps the group photo (Bob is on it too) and shreds its sidecar
+    let out = t.ok(&["person", "erase", "Anna", "--yes"]).stdout;
+    assert!(out.contains("sidecar of a group photo kept"), "{out}");
+    assert_ne!(t.run(&["cat", &sc]).code, 0, "the sidecar still reads");
+    assert_eq!(
+        t.run(&["cat", "ev/g.jpg"]).code,
+        0,
+        "the group photo went too"
+    );
+    let all = t.ok(&["assets", "--json"]).stdout;
+    assert!(!all.contains("g.jpg.xmp"), "{all}");
+}

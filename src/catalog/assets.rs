@@ -136,6 +136,8 @@ fn from_row(r: &Row) -> rusqlite::Result<AssetRow> {
 #[derive(Debug, Clone, Default)]
 pub struct Inherited {
     pub owner: AssetId,
+    /// The photo is active (not in the trash, not purged): else its sidecar shows nowhere.
+    pub owner_active: bool,
     pub no_persons: bool,
     pub special_category: bool,
     pub faces: u16,
@@ -153,6 +155,12 @@ impl Inherited {
         row.faces_reviewed = self.faces_reviewed;
         row.retention_until = self.retention_until.map(when::from_secs);
         row.persons.clone_from(&self.persons);
+        if !self.owner_active {
+            // a sidecar restored while its photo is in the trash: nobody is known to be on
+            // it, so the rules show it nowhere (and it waits for its photo, not for review)
+            row.persons.clear();
+            row.no_persons = false;
+        }
     }
 }
 
@@ -179,7 +187,8 @@ fn inherited_where(
     let mut map: std::collections::HashMap<AssetId, Inherited> = Default::default();
     let mut st = conn.prepare_cached(&format!(
         "SELECT c.id, o.id, o.no_persons, o.special_category, o.faces, o.faces_reviewed, \
-         o.retention_until FROM assets c JOIN assets o ON o.id = c.companion_of WHERE {which}"
+         o.retention_until, o.status = 'active' \
+         FROM assets c JOIN assets o ON o.id = c.companion_of WHERE {which}"
     ))?;
     for r in st.query_map(rusqlite::params_from_iter(params.iter()), |r| {
         Ok((
@@ -191,6 +200,7 @@ fn inherited_where(
                 faces: r.get(4)?,
                 faces_reviewed: r.get(5)?,
                 retention_until: r.get(6)?,
+                owner_active: r.get(7)?,
                 persons: Vec::new(),
             },
         ))

@@ -91,6 +91,12 @@ pub fn erase(ctx: &mut Ctx, person: &str, yes: bool, include_group: bool) -> Res
             g.asset, g.path, g.persons
         );
     }
+    for s in &out.sidecars_shredded {
+        println!(
+            "{verb}: asset {} {} (the sidecar of a group photo kept: it may name the person)",
+            s.asset, s.path
+        );
+    }
     if yes {
         println!(
             "person #{} erased: name, birth date and reference removed; consent withdrawn for every purpose; consent history kept as {}",

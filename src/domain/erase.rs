@@ -31,6 +31,9 @@ pub struct Erasure {
     pub shredded: Vec<PhotoRef>,
     /// Group photos showing the person that are kept (decide with --include-group-photos).
     pub group_photos_kept: Vec<PhotoRef>,
+    /// The sidecars of those group photos (`IMG_0042.CR2.xmp`): shredded all the same, as
+    /// they may name the person and say where they were (the photo keeps its pixels only).
+    pub sidecars_shredded: Vec<PhotoRef>,
 }
 
 /// Erase `person` when `apply`, else only say what erasing would do. Group photos (showing
@@ -64,11 +67,19 @@ pub fn erase(
         pseudonym: p.pseudonym.clone(),
         shredded: solo.iter().map(r).collect(),
         group_photos_kept: Vec::new(),
+        sidecars_shredded: Vec::new(),
     };
     if include_group_photos {
         out.shredded.extend(group.iter().map(r));
     } else {
         out.group_photos_kept = group.iter().map(r).collect();
+        for g in &group {
+            for c in assets::companions_of(conn, g.id)? {
+                if let Some(sc) = assets::get(conn, c)? {
+                    out.sidecars_shredded.push(r(&&sc));
+                }
+            }
+        }
     }
     if apply {
         let all_purposes: Vec<i64> = purposes::list(conn)?.iter().map(|p| p.id).collect();
@@ -89,7 +100,7 @@ pub fn erase(
                 },
             )?;
         }
-        for shred in &out.shredded {
+        for shred in out.shredded.iter().chain(&out.sidecars_shredded) {
             // the file name goes with the photo, and with copies of it (such as an editor's
             // backup file)
             for a in assets::purge(&tx, shred.asset)? {

@@ -515,9 +515,15 @@ impl View {
                 continue;
             };
             let from = self.slots[o as usize].clone();
-            let persons = self.linked.get(from.persons).to_vec();
+            // a photo that is not active shows its sidecar nowhere (see `Inherited::apply`)
+            let active = from.status == policy::Status::Active;
+            let persons = if active {
+                self.linked.get(from.persons).to_vec()
+            } else {
+                Vec::new()
+            };
             let s = &mut self.slots[i as usize];
-            s.no_persons = from.no_persons;
+            s.no_persons = from.no_persons && active;
             s.special_category = from.special_category;
             s.faces = from.faces;
             s.faces_reviewed = from.faces_reviewed;
