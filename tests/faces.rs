@@ -108,6 +108,35 @@ fn the_astronauts_face_is_found_in_the_png_and_its_jpeg_variants() {
     }
 }
 
+/// A plain TIFF (a scanned print) has no embedded preview: its own pixels are decoded, 8 or
+/// 16 bits, RGB or gray, compressed or not, upright by its Orientation tag.
+#[test]
+fn the_astronauts_face_is_found_in_a_scanned_tiff() {
+    let d = detector();
+    let a = p("astronaut.png");
+    for (what, args) in [
+        ("tiff", vec![a.as_str()]),
+        ("tiff lzw", vec![a.as_str(), "-compress", "LZW"]),
+        ("tiff 16-bit", vec![a.as_str(), "-depth", "16"]),
+        ("tiff gray", vec![a.as_str(), "-colorspace", "Gray"]),
+    ] {
+        let tiff = convert(&args, "tif");
+        assert!(tiff.starts_with(b"II*\0") || tiff.starts_with(b"MM\0*"), "{what}");
+        assert_one_face_at(&d.detect(&tiff).unwrap(), ASTRONAUT_X, ASTRONAUT_Y, what);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("side.tif");
+    std::fs::write(&f, convert(&[&a, "-rotate", "-90"], "tif")).unwrap();
+    let st = Command::new("exiftool")
+        .args(["-q", "-overwrite_original", "-n", "-Orientation=6"])
+        .arg(&f)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let faces = d.detect(&std::fs::read(&f).unwrap()).unwrap();
+    assert_one_face_at(&faces, ASTRONAUT_X, ASTRONAUT_Y, "tiff, orientation 6");
+}
+
 #[test]
 fn a_photo_stored_sideways_is_scanned_upright_by_its_exif_orientation() {
     // What a camera held on its side writes: pixels rotated, Orientation 6 (rotate 90 CW to view).
@@ -314,10 +343,17 @@ fn hostile_files_give_errors_without_panics_or_gigabytes() {
     let mut raw = b"II*\0\x08\0\0\0".to_vec();
     raw.extend_from_slice(&random[..5000]);
     let e = d.detect(&raw).unwrap_err().to_string();
-    assert!(e.contains("preview") || e.contains("raw"), "{e}");
+    assert!(
+        e.contains("preview") || e.contains("raw") || e.contains("cannot decode the TIFF"),
+        "{e}"
+    );
+    // a plain TIFF (no camera's raw) is decoded itself: the coffee has no face
     let tiff = convert(&[&p("coffee.png")], "tif");
-    let e = d.detect(&tiff).unwrap_err().to_string();
-    assert!(e.contains("no embedded JPEG preview"), "{e}");
+    assert_eq!(d.detect(&tiff).unwrap(), vec![]);
+    // a TIFF claiming more pixels than allowed is refused before its pixels are read
+    let huge = convert(&["-size", "8000x8000", "xc:gray", "-compress", "LZW"], "tif");
+    let e = d.detect(&huge).unwrap_err().to_string();
+    assert!(e.contains("too large") || e.contains("pixels"), "{e}");
 
     // 1x1 images decode and have no face.
     for ext in ["jpg", "png"] {

@@ -88,7 +88,11 @@ pub fn decode(bytes: &[u8], want_long: usize) -> Result<Rgb> {
         }
         Some(Format::Png) => decode_png(bytes),
         Some(Format::Raw) => {
-            let (preview, orientation) = raw_preview(bytes, want_long)?;
+            let (preview, orientation) = match raw_preview(bytes, want_long)? {
+                Preview::Jpeg(jpeg, orientation) => (jpeg, orientation),
+                // a plain TIFF (a scanned print) has no preview: its own pixels are the picture
+                Preview::PlainTiff => return decode_tiff(bytes),
+            };
             if Format::sniff(&preview) != Some(Format::Jpeg) {
                 return Err(Error::invalid(
                     "the raw file's embedded preview is not a JPEG",
@@ -105,7 +109,7 @@ pub fn decode(bytes: &[u8], want_long: usize) -> Result<Rgb> {
 /// The error for a file that is no image detection reads; its text starts with "not an image"
 /// so callers and users can tell it from a damaged image.
 pub fn unsupported() -> Error {
-    Error::invalid("not an image face detection can read (JPEG, PNG or a raw camera file)")
+    Error::invalid("not an image face detection can read (JPEG, PNG, TIFF or a raw camera file)")
 }
 
 fn decode_jpeg(bytes: &[u8], want_long: usize) -> Result<(Rgb, Option<Vec<u8>>)> {
@@ -286,13 +290,14 @@ pub fn orient(img: Rgb, orientation: u32) -> Rgb {
 /// The raw file's embedded JPEG preview (the largest one when the first is smaller than
 /// `want_long`) and the raw file's orientation, read by exiftool from standard input: raw formats
 /// are many and undocumented, and exiftool knows them all.
-fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
+fn raw_preview(bytes: &[u8], want_long: usize) -> Result<Preview> {
     let json = exiftool(
         bytes,
         &[
             "-j",
             "-b",
             "-n",
+            "-FileType",
             "-Orientation",
             "-PreviewImage",
             "-JpgFromRaw",
@@ -341,17 +346,54 @@ fn raw_preview(bytes: &[u8], want_long: usize) -> Result<(Vec<u8>, u32)> {
             best = Some((jpeg, long));
         }
     }
+    // a TIFF that is no camera's raw file (exiftool tells them apart by their tags)
+    let plain_tiff = first.get("FileType").and_then(|t| t.as_str()) == Some("TIFF");
     match (best, too_large) {
-        (Some((jpeg, _)), _) => Ok((jpeg, orientation)),
+        (Some((jpeg, _)), _) => Ok(Preview::Jpeg(jpeg, orientation)),
+        (None, None) if plain_tiff => Ok(Preview::PlainTiff),
         (None, Some(n)) => Err(Error::invalid(format!(
             "the raw file's embedded preview is too large to scan for faces ({} MiB, more than {} MiB)",
             n >> 20,
             MAX_PREVIEW_BYTES >> 20
         ))),
-        (None, None) => Err(Error::invalid(
-            "the raw file has no embedded JPEG preview to scan for faces",
-        )),
+        (None, None) => Err(Error::invalid(format!("{NO_PREVIEW} to scan for faces"))),
     }
+}
+
+/// What a raw (or TIFF-like) file gives to scan.
+enum Preview {
+    /// Its embedded JPEG preview, and the raw file's orientation.
+    Jpeg(Vec<u8>, u32),
+    /// A plain TIFF without a preview (a scanned print): its own pixels are the picture.
+    PlainTiff,
+}
+
+/// What [`raw_preview`] says when a raw file has no preview.
+const NO_PREVIEW: &str = "the raw file has no embedded JPEG preview";
+
+/// A TIFF's own first image, upright (its Orientation tag applied), with the same bounds as a
+/// PNG: the `image` crate's TIFF decoder, with its allocation limited before it reads pixels.
+fn decode_tiff(bytes: &[u8]) -> Result<Rgb> {
+    use image::ImageDecoder as _;
+    let bad = |e: image::ImageError| Error::invalid(format!("cannot decode the TIFF: {e}"));
+    let mut d = image::codecs::tiff::TiffDecoder::new(Cursor::new(bytes)).map_err(bad)?;
+    let (w, h) = d.dimensions();
+    check_size(u64::from(w), u64::from(h), MAX_PNG_PIXELS)?;
+    let mut limits = image::Limits::default();
+    // 16-bit RGBA at the largest size allowed, and the decoder's working buffers
+    limits.max_alloc = Some(MAX_PNG_PIXELS * 8 + (64 << 20));
+    d.set_limits(limits).map_err(bad)?;
+    let orientation = d.orientation().map(|o| u32::from(o.to_exif())).unwrap_or(1);
+    let img = image::DynamicImage::from_decoder(d).map_err(bad)?.into_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    Ok(orient(
+        Rgb {
+            width: w,
+            height: h,
+            data: img.into_raw(),
+        },
+        orientation,
+    ))
 }
 
 fn jpeg_long_side(jpeg: &[u8]) -> u64 {
