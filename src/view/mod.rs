@@ -1569,20 +1569,30 @@ impl View {
         name: &str,
     ) -> Option<AssetId> {
         let stem = crate::sidecar::stem(name)?;
-        let (_, files) = self.list_dir(login, purpose, dir);
-        let found: Vec<(AssetId, String)> = files
-            .into_iter()
-            .filter(|(n, _)| {
-                n.strip_prefix(stem)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        self.access(login, purpose, dir)?;
+        let p = self.pindex(purpose)?;
+        let f = self.folders.find(dir)?;
+        // the names `stem` and `stem.*` are one run of the folder's sorted files: found by
+        // binary search, not by listing a folder that may hold a hundred thousand photos
+        let name_of = |x: &u32| self.names.get(self.slots[*x as usize].name);
+        let from = f.files.partition_point(|x| name_of(x) < stem.as_bytes());
+        let found: Vec<(AssetId, String)> = f.files[from..]
+            .iter()
+            .take_while(|x| name_of(x).starts_with(stem.as_bytes()))
+            .filter(|x| {
+                let rest = &name_of(x)[stem.len()..];
+                rest.is_empty() || rest.starts_with(b".")
             })
-            .filter(|(_, a)| {
-                self.index_of(*a).is_some_and(|i| {
-                    self.slots[i as usize].status == policy::Status::Active
-                        && !self.photo_of.contains_key(a)
-                })
+            .filter(|x| {
+                let s = &self.slots[**x as usize];
+                s.status == policy::Status::Active
+                    && self.visible[p].get(**x)
+                    && !self.photo_of.contains_key(&s.id)
             })
-            .map(|(n, a)| (a, n.to_string()))
+            .map(|x| {
+                let s = &self.slots[*x as usize];
+                (s.id, String::from_utf8_lossy(name_of(x)).into_owned())
+            })
             .collect();
         crate::sidecar::choose_photo(stem, &found)
     }
