@@ -121,7 +121,10 @@ fn the_astronauts_face_is_found_in_a_scanned_tiff() {
         ("tiff gray", vec![a.as_str(), "-colorspace", "Gray"]),
     ] {
         let tiff = convert(&args, "tif");
-        assert!(tiff.starts_with(b"II*\0") || tiff.starts_with(b"MM\0*"), "{what}");
+        assert!(
+            tiff.starts_with(b"II*\0") || tiff.starts_with(b"MM\0*"),
+            "{what}"
+        );
         assert_one_face_at(&d.detect(&tiff).unwrap(), ASTRONAUT_X, ASTRONAUT_Y, what);
     }
     let dir = tempfile::tempdir().unwrap();
@@ -351,7 +354,10 @@ fn hostile_files_give_errors_without_panics_or_gigabytes() {
     let tiff = convert(&[&p("coffee.png")], "tif");
     assert_eq!(d.detect(&tiff).unwrap(), vec![]);
     // a TIFF claiming more pixels than allowed is refused before its pixels are read
-    let huge = convert(&["-size", "8000x8000", "xc:gray", "-compress", "LZW"], "tif");
+    let huge = convert(
+        &["-size", "8000x8000", "xc:gray", "-compress", "LZW"],
+        "tif",
+    );
     let e = d.detect(&huge).unwrap_err().to_string();
     assert!(e.contains("too large") || e.contains("pixels"), "{e}");
 

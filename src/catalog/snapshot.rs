@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 pub struct World {
     pub purposes: HashMap<PurposeId, PurposeRow>,
-    pub persons: HashMap<PersonId, Person>,
+    pub persons: PersonMap,
     pub assets: Vec<AssetRow>,
     policy_assets: Vec<policy::Asset>,
     /// Position of each asset in `assets`.
@@ -23,6 +23,27 @@ pub struct World {
 }
 
 impl AssetRow {
+    /// The rules' input, taking the row's strings and persons instead of copying them (`ls`
+    /// makes one per asset: a million copies were a good part of its allocations).
+    pub fn into_policy(self) -> policy::Asset {
+        policy::Asset {
+            id: self.id,
+            collection: self.collection,
+            status: self.status,
+            creator: self.creator,
+            created_at: self.created_at,
+            no_persons: self.no_persons,
+            special_category: self.special_category,
+            persons: self.persons,
+            faces: self.faces,
+            faces_reviewed: self.faces_reviewed,
+            retention_until: self.retention_until,
+            draft_purpose: self.draft_purpose,
+            derived_from: Vec::new(),
+            sidecar_of: self.companion_of,
+        }
+    }
+
     pub fn to_policy(&self) -> policy::Asset {
         policy::Asset {
             id: self.id,
@@ -129,9 +150,13 @@ impl World {
 }
 
 /// Every person with guardians and consent history: what the rules need of them.
-pub fn persons(conn: &Connection) -> Result<HashMap<PersonId, Person>> {
+/// Persons by id, on foldhash: the rules look one up per asset, purpose and person (millions
+/// of times for `ls` or a mount's start at a million photos; SipHash was a twentieth of that).
+pub type PersonMap = foldhash::HashMap<PersonId, Person>;
+
+pub fn persons(conn: &Connection) -> Result<PersonMap> {
     let zone = super::zone::get(conn)?;
-    let mut persons: HashMap<PersonId, Person> = HashMap::new();
+    let mut persons: PersonMap = PersonMap::default();
     let mut st = conn.prepare("SELECT id, born FROM persons")?;
     for r in st.query_map([], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
@@ -171,7 +196,7 @@ pub fn persons(conn: &Connection) -> Result<HashMap<PersonId, Person>> {
 
 /// The persons alone, for commands that stream the assets past the rules (see
 /// `bulk::each_asset_row`) instead of loading a [`World`].
-pub struct Persons(pub HashMap<PersonId, Person>);
+pub struct Persons(pub PersonMap);
 
 impl People for Persons {
     fn person(&self, id: PersonId) -> Option<&Person> {

@@ -34,13 +34,9 @@ pub fn start(store: Arc<Store>) -> Result<SyncSender<AssetId>> {
 
 fn run(store: &Store, rx: &Receiver<AssetId>) {
     faces::lower_priority();
-    let finder = match faces::finder() {
-        Ok(f) => f,
-        Err(e) => {
-            log::warn!("faces in files saved through the mount are not detected: {e}");
-            None
-        }
-    };
+    // the model is loaded with the first saved draft: a mount where nobody saves new files
+    // never holds it in memory
+    let mut finder: Option<Option<Box<dyn faces::Finder>>> = None;
     let mut catalog: Option<Catalog> = None;
     while let Ok(first) = rx.recv() {
         let mut ids = vec![first];
@@ -85,6 +81,13 @@ fn run(store: &Store, rx: &Receiver<AssetId>) {
             actor: "consentfs-daemon",
             now: chrono::Utc::now(),
         };
+        let finder = finder.get_or_insert_with(|| match faces::finder() {
+            Ok(f) => f,
+            Err(e) => {
+                log::warn!("faces in files saved through the mount are not detected: {e}");
+                None
+            }
+        });
         let targets = faces::Targets::These(ids.iter().map(|a| a.to_string()).collect());
         match faces::scan(&mut s, targets, finder.as_deref(), 1, &crate::export::Quiet) {
             Ok(done) => {

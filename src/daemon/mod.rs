@@ -25,6 +25,26 @@ use std::time::{Duration, Instant};
 /// How often the watcher looks for changes committed by other processes.
 const POLL: Duration = Duration::from_millis(5);
 
+/// How often the main thread looks whether the inode table grew or shrank a lot.
+const TRIM_EVERY: Duration = Duration::from_secs(2);
+/// What counts as a lot: a `find` over a large view.
+const TRIM_AFTER: usize = 20_000;
+
+/// After the inode table grew or shrank by [`TRIM_AFTER`] entries since `last`, give the freed
+/// heap back to the system: a hash table that doubles leaves its old, smaller tables free
+/// but resident (after a `find` over a view of 446,000 photos, about as much again as the
+/// table itself). Returns the count the next check compares with.
+fn give_back_memory(now: usize, last: usize) -> usize {
+    if now.abs_diff(last) < TRIM_AFTER {
+        return last;
+    }
+    // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    now
+}
+
 pub struct MountOptions {
     pub mountpoint: PathBuf,
     /// FUSE worker threads.
@@ -763,7 +783,13 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         sd_notify::NotifyState::Status(&format!("serving {assets} assets")),
     ]);
     let mut external = false;
+    let mut trimmed_at = vfs.known_inodes();
+    let mut trim_check = Instant::now();
     'serve: loop {
+        if trim_check.elapsed() >= TRIM_EVERY {
+            trim_check = Instant::now();
+            trimmed_at = give_back_memory(vfs.known_inodes(), trimmed_at);
+        }
         if let Some(sig) = signals.pending().next() {
             log::info!("signal {sig} received: unmounting");
             break 'serve;

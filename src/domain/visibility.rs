@@ -53,7 +53,7 @@ pub struct LsItem {
     pub asset: i64,
     pub path: String,
     pub visible: bool,
-    pub reason: String,
+    pub reason: &'static str,
     pub reason_text: String,
     pub valid_until: Option<Time>,
     pub persons: Vec<i64>,
@@ -86,35 +86,43 @@ pub fn ls(
         HashMap::new()
     };
     let rules = purpose.to_policy();
-    // This thread reads the catalog; a second one applies the rules (about half the work each
-    // for a million assets), batch by batch, so neither holds more than a few batches.
+    // This thread reads the catalog; one thread per core applies the rules (most of the work
+    // for a million assets: the search for each one's next change), batch by batch, so none
+    // holds more than a few batches.
+    let deciders = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
+    let (to_rules, batches) =
+        std::sync::mpsc::sync_channel::<Vec<(String, policy::Asset)>>(2 * deciders);
+    let batches = std::sync::Mutex::new(batches);
     let mut items: Vec<LsItem> = std::thread::scope(|scope| -> Result<Vec<LsItem>> {
-        let (to_rules, batches) =
-            std::sync::mpsc::sync_channel::<Vec<(AssetRow, policy::Asset)>>(4);
-        let (people, user, rules, names) = (&people, &user, &rules, &names);
-        let decider = scope.spawn(move || {
+        let (people, user, rules, names, batches) = (&people, &user, &rules, &names, &batches);
+        let decide = move || {
             let mut items = Vec::new();
-            for batch in batches {
-                for (a, input) in batch {
+            while let Ok(batch) = batches
+                .lock()
+                .map_err(|_| ())
+                .and_then(|b| b.recv().map_err(|_| ()))
+            {
+                for (path, input) in batch {
                     let d = policy::decide(&input, people, user, rules, t);
                     if d.visible || hidden {
                         items.push(LsItem {
-                            asset: a.id,
-                            path: a.path(),
+                            asset: input.id,
+                            path,
                             visible: d.visible,
-                            reason: d.reason.code().into(),
+                            reason: d.reason.code(),
                             reason_text: reason_text(&d.reason, names),
                             valid_until: d.valid_until,
-                            persons: a.persons,
-                            draft: a.status == policy::Status::Draft,
+                            draft: input.status == policy::Status::Draft,
+                            persons: input.persons,
                         });
                     }
                 }
             }
             items
-        });
+        };
+        let workers: Vec<_> = (0..deciders).map(|_| scope.spawn(decide)).collect();
         let mut batch = Vec::with_capacity(BATCH);
-        let read = bulk::each_asset_row(conn, |a| {
+        let read = bulk::each_asset_row(conn, |mut a| {
             // the trash is `trash list`'s; purged assets (shredded, or temp files saved over
             // a photo) are gone for good; others' drafts are no one else's business
             if matches!(a.status, policy::Status::Trash | policy::Status::Purged)
@@ -125,16 +133,18 @@ pub fn ls(
             {
                 return Ok(());
             }
-            let mut input = a.to_policy();
-            if a.status == policy::Status::Draft {
+            let path = a.path();
+            let sources = std::mem::take(&mut a.sources);
+            let mut input = a.into_policy();
+            if input.status == policy::Status::Draft {
                 // what the draft was made from (drafts are few: looked up one by one)
-                for s in &a.sources {
+                for s in &sources {
                     if let Some(src) = assets::get(conn, *s)? {
-                        input.derived_from.push(src.to_policy());
+                        input.derived_from.push(src.into_policy());
                     }
                 }
             }
-            batch.push((a, input));
+            batch.push((path, input));
             if batch.len() == BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                 // a closed channel means the other thread ended: its join says why
@@ -146,9 +156,13 @@ pub fn ls(
             let _ = to_rules.send(batch);
         }
         drop(to_rules);
-        let items = decider
-            .join()
-            .map_err(|_| Error::invalid("the thread applying the rules stopped"))?;
+        let mut items = Vec::new();
+        for w in workers {
+            items.extend(
+                w.join()
+                    .map_err(|_| Error::invalid("a thread applying the rules stopped"))?,
+            );
+        }
         read.map(|()| items)
     })?;
     items.sort_by(|a, b| (!a.visible, &a.path).cmp(&(!b.visible, &b.path)));

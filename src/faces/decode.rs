@@ -384,7 +384,9 @@ fn decode_tiff(bytes: &[u8]) -> Result<Rgb> {
     limits.max_alloc = Some(MAX_PNG_PIXELS * 8 + (64 << 20));
     d.set_limits(limits).map_err(bad)?;
     let orientation = d.orientation().map(|o| u32::from(o.to_exif())).unwrap_or(1);
-    let img = image::DynamicImage::from_decoder(d).map_err(bad)?.into_rgb8();
+    let img = image::DynamicImage::from_decoder(d)
+        .map_err(bad)?
+        .into_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     Ok(orient(
         Rgb {

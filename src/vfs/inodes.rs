@@ -50,7 +50,8 @@ pub struct Inodes {
     /// The file inodes of each asset (bound to a name or not): a change to an asset finds
     /// them without a walk over every inode the kernel holds (after a `find` over a view of
     /// a million photos, that walk made each withdrawal take tens of milliseconds).
-    files: HashMap<AssetId, Vec<Ino>>,
+    /// (Inline for the usual one inode per asset: no allocation of its own.)
+    files: HashMap<AssetId, smallvec::SmallVec<[Ino; 1]>>,
     /// The purpose folders bound to their names, by purpose.
     purposes: BTreeSet<(PurposeId, Arc<str>)>,
 }

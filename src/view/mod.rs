@@ -160,7 +160,7 @@ pub struct View {
     purpose_rules: Vec<policy::Purpose>,
     anyone: Vec<policy::User>,
     /// (foldhash: the rules look a person up for every asset and purpose at start.)
-    persons: foldhash::HashMap<PersonId, Person>,
+    persons: snapshot::PersonMap,
     users: HashMap<String, UserRow>,
     /// Every asset, sorted by id.
     slots: Vec<Slot>,
@@ -290,7 +290,7 @@ impl View {
         now: Time,
     ) -> Result<View> {
         let (helper, for_versions) = (helpers.pop(), helpers.pop());
-        type Side = (HashMap<PersonId, Person>, Vec<(AssetId, PersonId)>);
+        type Side = (snapshot::PersonMap, Vec<(AssetId, PersonId)>);
         let read_side = |c: &Connection| -> Result<Side> {
             let persons = snapshot::persons(c)?;
             let mut links: Vec<(AssetId, PersonId)> = Vec::new();
@@ -330,7 +330,7 @@ impl View {
         last_seq: i64,
         now: Time,
         versions: impl FnOnce() -> Result<(Vec<(AssetId, Ver)>, Interner)>,
-        side: impl FnOnce() -> Result<(HashMap<PersonId, Person>, Vec<(AssetId, PersonId)>)>,
+        side: impl FnOnce() -> Result<(snapshot::PersonMap, Vec<(AssetId, PersonId)>)>,
     ) -> Result<View> {
         let t = std::time::Instant::now();
         let purposes: HashMap<PurposeId, PurposeRow> = purposes::list(conn)?
@@ -426,7 +426,7 @@ impl View {
             resident_mib()
         );
         let (persons, links) = side()?;
-        view.persons = persons.into_iter().collect();
+        view.persons = persons;
         log::debug!(
             "index: persons and links at {} ms, {} MiB resident",
             t.elapsed().as_millis(),
