@@ -279,6 +279,16 @@ fn trash_takes_the_sidecar_with_the_photo_and_gives_it_back() {
         .collect();
     there.sort();
     assert_eq!(there, ["a.dng", "a.dng.xmp"]);
+    // on its own, a sidecar does not leave its photo's folder (a consent scoped to another
+    // collection would judge it apart from its photo): EXDEV, so `mv` would copy it instead
+    std::fs::create_dir(m.path("root/website/u")).unwrap();
+    let e = std::fs::rename(
+        m.path("root/website/t/a.dng.xmp"),
+        m.path("root/website/u/a.dng.xmp"),
+    )
+    .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{e}");
+    assert_eq!(asset(&t, "t/a.dng.xmp")["sidecar_of"].to_string(), photo);
 }
 
 /// exiftool writes a sidecar beside a visible photo in the mount, and edits it in place (its
@@ -469,4 +479,51 @@ fn a_sidecar_goes_where_its_photo_goes_and_no_further() {
     );
     let all = t.ok(&["assets", "--json"]).stdout;
     assert!(!all.contains("g.jpg.xmp"), "{all}");
+}
+
+/// Renaming a folder moves a photo and its sidecar together, whichever of the two names sorts
+/// first (`pic.xmp` before `pic.zzz`).
+#[test]
+fn a_folder_rename_moves_photos_with_their_sidecars() {
+    let t = TestStore::new();
+    convert(&t.path("in/pic.zzz"), "gradient:red-blue");
+    xmp(&t.path("in/pic.xmp"), &["-XMP-dc:Title=t"]);
+    convert(&t.path("in/b.dng"), "gradient:green-white");
+    xmp(&t.path("in/b.dng.xmp"), &["-XMP-dc:Title=t"]);
+    // the two sidecars hold the same bytes: each is still its own photo's
+    let out = t
+        .ok(&[
+            "import",
+            "--collection",
+            "f/old",
+            t.path("in").to_str().unwrap(),
+        ])
+        .stdout;
+    assert!(!out.contains("duplicate "), "{out}");
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "f/old/pic.zzz", "Anna"]);
+    t.ok(&["link", "f/old/b.dng", "Anna"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.add_user("root");
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "delete",
+    ]);
+    let m = Mount::start(&t);
+    std::fs::rename(m.path("root/website/f/old"), m.path("root/website/f/new")).unwrap();
+    assert_eq!(
+        visible(&t, "root", "website"),
+        [
+            "f/new/b.dng",
+            "f/new/b.dng.xmp",
+            "f/new/pic.xmp",
+            "f/new/pic.zzz"
+        ]
+    );
+    assert!(!asset(&t, "f/new/pic.xmp")["sidecar_of"].is_null());
 }

@@ -1098,10 +1098,16 @@ pub fn move_to(tx: &Tx, asset: AssetId, collection: &str, name: &str) -> Result<
         }
     }
     check_no_clash(tx, collection, name)?;
-    let from: Option<String> = tx
-        .prepare_cached("SELECT collection FROM assets WHERE id = ?1")?
-        .query_row([asset], |r| r.get(0))
-        .optional()?;
+    let (from, sidecar_of): (Option<String>, Option<AssetId>) = tx
+        .prepare_cached("SELECT collection, companion_of FROM assets WHERE id = ?1")?
+        .query_row([asset], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .map_or((None, None), |(c, o)| (Some(c), o));
+    if let Some(photo) = sidecar_of.filter(|_| from.as_deref() != Some(collection)) {
+        return Err(Error::invalid(format!(
+            "asset {asset} is a sidecar of asset {photo}: it moves with its photo, not on its own"
+        )));
+    }
     tx.prepare_cached("UPDATE assets SET collection = ?2, name = ?3 WHERE id = ?1")?
         .execute(params![asset, collection, name])?;
     tx.audit("asset.move", serde_json::json!({ "asset": asset }))?;

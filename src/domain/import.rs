@@ -502,7 +502,11 @@ fn record_batch(
                 )));
             }
         }
+        // Two photos' sidecars may hold the same bytes (a tool's defaults, nobody tagged yet):
+        // each is its own photo's, so a sidecar is no duplicate of another file.
+        let own_sidecar = crate::sidecar::is_sidecar(&item.name) && taken.is_none();
         let earlier = match by_content {
+            _ if own_sidecar => None,
             Some(a) => Some((a.id, a.path())),
             None => seen
                 .get(&obj.content_hash)

@@ -1594,6 +1594,13 @@ impl Vfs {
             .ok_or_else(|| Error::not_found("no such asset"))?
             .clone();
         let src_is_draft = src_info.row.status == Status::Draft;
+        if src_info.row.companion_of.is_some() && from != to {
+            // a sidecar stays in its photo's folder (the photo takes it along when it moves):
+            // elsewhere, a consent scoped to a collection would judge it apart from its photo.
+            // EXDEV makes `mv` copy it instead, as a new file of the writer's.
+            log::info!("refused: moving sidecar {src} away from its photo's folder");
+            return Err(errno(libc::EXDEV, "a sidecar moves with its photo"));
+        }
         self.need(&view, &login, purpose, &to, Access::Write)?;
         // renaming within a folder is a write (saving with a backup or a temp file does it);
         // moving a photo out of its folder takes it from there, which needs delete
@@ -1846,8 +1853,16 @@ impl Vfs {
         plan: FolderMove,
     ) -> Result<()> {
         let FolderMove { old, new, moves } = plan;
+        // photos first: each takes its sidecars along, which then are where they go already
+        // (a sidecar does not move on its own)
+        let sidecar = |a: AssetId| {
+            self.view()
+                .asset(a)
+                .is_some_and(|i| i.row.companion_of.is_some())
+        };
+        let (sidecars, photos): (Vec<_>, Vec<_>) = moves.iter().partition(|m| sidecar(m.0));
         self.change(login, |tx| {
-            for (asset, _, to, name, _) in &moves {
+            for (asset, _, to, name, _) in photos.iter().chain(&sidecars) {
                 assets::move_to(tx, *asset, to, name)?;
             }
             Ok(())
