@@ -44,6 +44,20 @@ fn asset(t: &TestStore, path: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no asset {path}: {all}"))
 }
 
+/// The OS user root, with `access` to the website purpose.
+fn root_may(t: &TestStore, access: &str) {
+    t.add_user("root");
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        access,
+    ]);
+}
+
 fn id(t: &TestStore, path: &str) -> String {
     asset(t, path)["asset"].as_i64().unwrap().to_string()
 }
@@ -232,16 +246,7 @@ fn trash_takes_the_sidecar_with_the_photo_and_gives_it_back() {
     t.ok(&["person", "add", "Anna"]);
     t.ok(&["link", "s/a.dng", "Anna"]);
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
-    t.add_user("root");
-    t.ok(&[
-        "user",
-        "grant",
-        "root",
-        "--purpose",
-        "website",
-        "--access",
-        "delete",
-    ]);
+    root_may(&t, "delete");
     let photo = id(&t, "s/a.dng");
     let m = Mount::start(&t);
     let d = m.path("root/website/s");
@@ -312,16 +317,7 @@ fn sidecars_written_in_the_mount_belong_to_their_photo() {
     t.ok(&["link", "ev/b.jpg", "Bob"]);
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
     t.ok(&["consent", "grant", "Bob", "--purpose", "website"]);
-    t.add_user("root");
-    t.ok(&[
-        "user",
-        "grant",
-        "root",
-        "--purpose",
-        "website",
-        "--access",
-        "write",
-    ]);
+    root_may(&t, "write");
     t.add_user("nobody");
     t.ok(&["user", "grant", "nobody", "--purpose", "website"]);
     let m = Mount::start(&t);
@@ -415,16 +411,7 @@ fn a_sidecar_goes_where_its_photo_goes_and_no_further() {
     t.ok(&["link", "ev/g.jpg", "Anna", "Bob"]);
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
     t.ok(&["consent", "grant", "Bob", "--purpose", "website"]);
-    t.add_user("root");
-    t.ok(&[
-        "user",
-        "grant",
-        "root",
-        "--purpose",
-        "website",
-        "--access",
-        "delete",
-    ]);
+    root_may(&t, "delete");
 
     let dest = t.path("out");
     t.ok(&[
@@ -504,16 +491,7 @@ fn a_folder_rename_moves_photos_with_their_sidecars() {
     t.ok(&["link", "f/old/pic.zzz", "Anna"]);
     t.ok(&["link", "f/old/b.dng", "Anna"]);
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
-    t.add_user("root");
-    t.ok(&[
-        "user",
-        "grant",
-        "root",
-        "--purpose",
-        "website",
-        "--access",
-        "delete",
-    ]);
+    root_may(&t, "delete");
     let m = Mount::start(&t);
     std::fs::rename(m.path("root/website/f/old"), m.path("root/website/f/new")).unwrap();
     assert_eq!(

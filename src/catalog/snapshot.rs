@@ -45,22 +45,11 @@ impl AssetRow {
     }
 
     pub fn to_policy(&self) -> policy::Asset {
-        policy::Asset {
-            id: self.id,
-            collection: self.collection.clone(),
-            status: self.status,
-            creator: self.creator.clone(),
-            created_at: self.created_at,
-            no_persons: self.no_persons,
-            special_category: self.special_category,
-            persons: self.persons.clone(),
-            faces: self.faces,
-            faces_reviewed: self.faces_reviewed,
-            retention_until: self.retention_until,
-            draft_purpose: self.draft_purpose,
-            derived_from: Vec::new(),
-            sidecar_of: self.companion_of,
+        AssetRow {
+            sources: Vec::new(),
+            ..self.clone()
         }
+        .into_policy()
     }
 }
 
