@@ -283,7 +283,14 @@ fn backup_while_the_mount_is_written_restores_to_a_store_that_mounts_and_verifie
     let first = t.run(&["backup", dest.to_str().unwrap(), "--json"]);
     assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
     let first = first.json();
-    assert_eq!(first["copied"], first["objects"], "{first:#}");
+    // into an empty DEST everything the catalog needs is copied; an object copied and then
+    // shredded under the backup (an old version pruned by the writes) is removed again
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    assert_eq!(
+        n(&first, "copied") - n(&first, "removed"),
+        n(&first, "objects"),
+        "{first:#}"
+    );
     // a scrub while the mount writes finds nothing wrong (saves in flight are no orphans)
     let scrub = t.run(&["check", "--json"]);
     assert_eq!(scrub.code, 0, "{}{}", scrub.stdout, scrub.stderr);
