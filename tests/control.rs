@@ -272,3 +272,158 @@ fn every_command_as_every_role_through_the_socket() {
     }
     assert_eq!(checked, commands.len() * people.len());
 }
+
+/// Run `consentfs ARGS` as root with no key, only the test's socket: the daemon answers.
+fn via_daemon(t: &TestStore, args: &[&str]) -> common::Run {
+    let out = std::process::Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONSENTFS_SOCKET", t.socket())
+        .args(args)
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        raw: out.stdout,
+    }
+}
+
+/// `ls` through the daemon answers from the mount's index instead of reading every row of
+/// the catalog: it must list exactly what the rules over the catalog list (minors with
+/// guardians, expiring and withdrawn consents, photos marked without persons), for every
+/// purpose, for a user whose grant covers one collection, with a collection filter, with the
+/// user's own drafts and photos in the trash, and a change committed a moment before.
+#[test]
+fn ls_through_the_daemon_lists_exactly_what_the_catalog_lists() {
+    let t = TestStore::new();
+    t.ok(&[
+        "generate",
+        "--assets",
+        "3000",
+        "--persons",
+        "300",
+        "--events",
+        "900",
+        "--user",
+        "root",
+    ]);
+    let first = t
+        .ok(&["--json", "ls", "--user", "root", "--purpose", "website"])
+        .json();
+    let path = first[0]["path"].as_str().unwrap().to_string();
+    let (collection, _) = path.split_once('/').unwrap();
+    let (collection, trashed) = (collection.to_string(), first[1]["asset"].to_string());
+    os_user("cfs-ctl-one");
+    t.ok(&["user", "add", "cfs-ctl-one"]);
+    t.ok(&[
+        "user",
+        "grant",
+        "cfs-ctl-one",
+        "--purpose",
+        "print",
+        "--collection",
+        &collection,
+    ]);
+    t.ok(&["user", "grant", "root", "--purpose", "website", "--access", "delete"]);
+    let m = Mount::start(&t);
+    // a photo put in the trash through the mount, and a draft of root's saved there
+    let gone = m.path("root/website").join(first[1]["path"].as_str().unwrap());
+    std::fs::remove_file(&gone).unwrap();
+    std::fs::write(
+        m.path("root/website").join(&collection).join("new.jpg"),
+        b"draft",
+    )
+    .unwrap();
+    let listings: Vec<Vec<&str>> = vec![
+        vec!["ls", "--user", "root", "--purpose", "website"],
+        vec!["ls", "--user", "root", "--purpose", "print"],
+        vec!["ls", "--user", "root", "--purpose", "social-media"],
+        vec![
+            "ls",
+            "--user",
+            "root",
+            "--purpose",
+            "intranet",
+            "--collection",
+            &collection,
+        ],
+        vec!["ls", "--user", "cfs-ctl-one", "--purpose", "print"],
+        vec!["ls", "--user", "cfs-ctl-one", "--purpose", "website"],
+    ];
+    for args in &listings {
+        for json in [true, false] {
+            let mut args = args.clone();
+            if json {
+                args.insert(0, "--json");
+            }
+            let direct = t.ok(&args);
+            let via = via_daemon(&t, &args);
+            assert_eq!(via.code, 0, "{args:?}: {}", via.stderr);
+            assert_eq!(via.stdout, direct.stdout, "{args:?}");
+        }
+    }
+    let website = t
+        .ok(&["--json", "ls", "--user", "root", "--purpose", "website"])
+        .json();
+    let listed = |v: &serde_json::Value, id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["asset"].to_string() == id)
+    };
+    assert!(
+        !listed(&website, &trashed),
+        "a photo in the trash is listed"
+    );
+    assert!(website
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["draft"] == true));
+    assert!(website.as_array().unwrap().len() > 100, "{website}");
+
+    // a withdrawal committed with the key (its command not waiting for the mount): the
+    // daemon's next listing no longer has the person's photos
+    let person = website
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|i| i["persons"][0].as_i64())
+        .unwrap();
+    let out = t
+        .cmd()
+        .env("CONSENTFS_SOCKET", t.path("nowhere.sock"))
+        .args([
+            "consent",
+            "withdraw",
+            &format!("#{person}"),
+            "--purpose",
+            "website",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let via = via_daemon(
+        &t,
+        &["--json", "ls", "--user", "root", "--purpose", "website"],
+    );
+    assert_eq!(via.code, 0, "{}", via.stderr);
+    let after: serde_json::Value = serde_json::from_str(&via.stdout).unwrap();
+    assert!(
+        after.as_array().unwrap().iter().all(|i| i["persons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.as_i64() != Some(person))),
+        "a photo of #{person} is still listed after the withdrawal"
+    );
+    let direct = t.ok(&["--json", "ls", "--user", "root", "--purpose", "website"]);
+    assert_eq!(via.stdout, direct.stdout);
+    drop(m);
+}

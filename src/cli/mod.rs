@@ -797,6 +797,9 @@ pub struct Ctx {
     pub json: bool,
     pub now: Time,
     pub actor: String,
+    /// The running daemon's index, when the command runs in the daemon (through its control
+    /// socket) and the index has caught up with the catalog: `ls` answers from it.
+    pub view: Option<std::sync::Arc<std::sync::RwLock<crate::view::View>>>,
     /// This process in the store's registry of running commands (see `store::running`),
     /// for as long as the command runs.
     _running: crate::store::running::Registration,
@@ -923,6 +926,7 @@ pub(crate) fn ctx_for(
         json: cli.json,
         now,
         actor,
+        view: None,
         _running: running,
     })
 }

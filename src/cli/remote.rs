@@ -5,6 +5,7 @@
 
 use super::{command_name, ctx_for, dispatch, Cli, Command};
 use crate::daemon::control::{self, Reply, REFUSED};
+use crate::daemon::{Runner, Served};
 use crate::roles::Role;
 use crate::store::Store;
 use clap::Parser;
@@ -161,6 +162,7 @@ pub fn run_for_peer(
     peer: (u32, &str),
     roles: &[Role],
     request: &control::Request,
+    served: Option<&Served>,
 ) -> Reply {
     let (uid, login) = peer;
     let args = &request.args;
@@ -240,7 +242,14 @@ pub fn run_for_peer(
         )
         // the files the command names are opened as the caller (the catalog, opened above,
         // and the store's objects as the daemon)
-        .and_then(|ctx| crate::caller::act_for(acting, || dispatch(cli, ctx)))
+        .and_then(|mut ctx| {
+            // `ls` answers from the daemon's index once that has caught up with the catalog
+            // (else from the catalog, as with the key)
+            if name == "ls" {
+                ctx.view = served.filter(|s| (s.catch_up)()).map(|s| s.view.clone());
+            }
+            crate::caller::act_for(acting, || dispatch(cli, ctx))
+        })
     });
     let mut stderr = String::from_utf8_lossy(&err).into_owned();
     let code = match result {
@@ -262,36 +271,47 @@ pub fn run_for_peer(
 
 /// What the daemon runs for each request on its socket: who the caller is (their login, from
 /// the uid the kernel gave), which roles they hold (root: all of them), then the command.
-pub fn runner(store: Store, anchor: PathBuf) -> std::sync::Arc<control::Handler> {
-    std::sync::Arc::new(move |peer: control::Peer, req: control::Request| {
-        let login = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(peer.uid)) {
-            Ok(Some(u)) => u.name,
-            _ => {
-                return Reply::refused(format!(
-                    "consentfs: uid {} has no login on this machine",
-                    peer.uid
-                ))
-            }
-        };
-        let roles = if peer.uid == 0 {
-            Role::ALL.to_vec()
-        } else {
-            let held = crate::catalog::Catalog::open(
-                &store.catalog_path(),
-                &store.catalog_key(),
-                store.audit_key(),
-            )
-            .and_then(|c| crate::catalog::roles::of(c.conn(), &login));
-            match held {
-                Ok(r) => r,
-                Err(e) => {
-                    log::error!("control socket: cannot read the roles: {e}");
-                    return Reply::refused("consentfs: the catalog cannot be read now; try again");
+pub fn runner(store: Store, anchor: PathBuf) -> std::sync::Arc<Runner> {
+    std::sync::Arc::new(
+        move |peer: control::Peer, req: control::Request, served: &Served| {
+            let login = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(peer.uid)) {
+                Ok(Some(u)) => u.name,
+                _ => {
+                    return Reply::refused(format!(
+                        "consentfs: uid {} has no login on this machine",
+                        peer.uid
+                    ))
                 }
-            }
-        };
-        run_for_peer(&store, &anchor, (peer.uid, &login), &roles, &req)
-    })
+            };
+            let roles = if peer.uid == 0 {
+                Role::ALL.to_vec()
+            } else {
+                let held = crate::catalog::Catalog::open(
+                    &store.catalog_path(),
+                    &store.catalog_key(),
+                    store.audit_key(),
+                )
+                .and_then(|c| crate::catalog::roles::of(c.conn(), &login));
+                match held {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::error!("control socket: cannot read the roles: {e}");
+                        return Reply::refused(
+                            "consentfs: the catalog cannot be read now; try again",
+                        );
+                    }
+                }
+            };
+            run_for_peer(
+                &store,
+                &anchor,
+                (peer.uid, &login),
+                &roles,
+                &req,
+                Some(served),
+            )
+        },
+    )
 }
 
 /// Commands that change nothing: after them nothing needs to reach the mount.

@@ -18,16 +18,33 @@ pub fn ls(
     hidden: bool,
     collection: Option<&str>,
 ) -> Result<i32> {
-    let items = domain::visibility::ls(
-        ctx.catalog.conn(),
-        ctx.now,
-        login,
-        purpose,
-        at,
-        hidden,
-        collection,
-        hidden || ctx.json,
-    )?;
+    let from_view = ctx.view.as_ref().filter(|_| at.is_none() && !hidden);
+    let items = match from_view {
+        // the daemon's index, caught up: a read lock shared with the mount's lookups
+        Some(view) => {
+            let view = view
+                .read()
+                .map_err(|_| Error::invalid("the daemon's index is unusable (a thread died)"))?;
+            domain::visibility::ls_in_view(
+                ctx.catalog.conn(),
+                &view,
+                ctx.now,
+                login,
+                purpose,
+                collection,
+            )?
+        }
+        None => domain::visibility::ls(
+            ctx.catalog.conn(),
+            ctx.now,
+            login,
+            purpose,
+            at,
+            hidden,
+            collection,
+            hidden || ctx.json,
+        )?,
+    };
     if ctx.json {
         output::json(&items)?;
         return Ok(0);

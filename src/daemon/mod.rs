@@ -55,8 +55,20 @@ pub struct MountOptions {
     pub anchor: Option<crate::catalog::anchor::Anchor>,
     /// Where to listen for commands from people without the key, and what runs them (the
     /// command line's code, given by the caller: the daemon does not know the commands).
-    pub control: Option<(PathBuf, Arc<control::Handler>)>,
+    pub control: Option<(PathBuf, Arc<Runner>)>,
 }
+
+/// What the daemon lends a command run through its control socket: its index, and a way to
+/// bring that up to date with the catalog first.
+pub struct Served {
+    pub view: Arc<RwLock<View>>,
+    /// Wait until the index shows every change committed before the call and the mount is
+    /// serving; false if not within a few seconds (then nothing may be answered from it).
+    pub catch_up: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+/// What runs a command arriving on the control socket (the command line's side).
+pub type Runner = dyn Fn(control::Peer, control::Request, &Served) -> control::Reply + Send + Sync;
 
 /// The watcher's rounds, counted, so that a command run through the control socket (or a
 /// command with the key asking over it) returns only once the mount shows its change.
@@ -734,6 +746,19 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let _control = opts.control.take().and_then(|(path, run)| {
         let (rounds, out) = (rounds_for_control.clone(), tx_for_control.clone());
         let out = std::sync::Mutex::new(out);
+        let served = {
+            let (rounds, vfs) = (rounds.clone(), vfs.clone());
+            let out = std::sync::Mutex::new(tx_for_control.clone());
+            Served {
+                view: view.clone(),
+                catch_up: Box::new(move || {
+                    let sender = out.lock().map(|s| s.clone());
+                    vfs.live.problem().is_none()
+                        && sender.is_ok_and(|s| wait_applied(&rounds, &s, APPLY_WITHIN))
+                        && vfs.live.problem().is_none()
+                }),
+            }
+        };
         let handler: Arc<control::Handler> = Arc::new(move |peer, req: control::Request| {
             let sender = out.lock().map(|s| s.clone());
             if req.sync {
@@ -744,7 +769,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
                     stderr: String::new(),
                 };
             }
-            let mut reply = run(peer, req);
+            let mut reply = run(peer, req, &served);
             if !sender.is_ok_and(|s| wait_applied(&rounds, &s, APPLY_WITHIN)) {
                 reply.stderr.push_str(&format!(
                     "consentfs: note: the mount has not shown this change within {} s\n",

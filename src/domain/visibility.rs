@@ -165,8 +165,44 @@ pub fn ls(
         }
         read.map(|()| items)
     })?;
-    items.sort_by(|a, b| (!a.visible, &a.path).cmp(&(!b.visible, &b.path)));
+    items.sort_by(|a, b| (!a.visible, &a.path, a.asset).cmp(&(!b.visible, &b.path, b.asset)));
     Ok(items)
+}
+
+/// [`ls`] of what is visible (no `--at`, no `--hidden`) answered from the running daemon's
+/// index, which the caller has brought up to date with the catalog: the same rules over the
+/// same rows, in a fraction of the time (a million rows are not read out of the catalog).
+/// The user and purpose are still looked up in the catalog, with the same errors.
+pub fn ls_in_view(
+    conn: &Connection,
+    view: &crate::view::View,
+    now: Time,
+    login: &str,
+    purpose: &str,
+    collection: Option<&str>,
+) -> Result<Vec<LsItem>> {
+    let user = users::resolve(conn, login)?;
+    users::check_account(&user)?;
+    let user = user.to_policy();
+    let rules = purposes::resolve(conn, purpose)?.to_policy();
+    let prefix = collection.map(assets::normalize_collection).transpose()?;
+    let no_names = HashMap::new();
+    Ok(view
+        .listing(&user, &rules, prefix.as_deref(), now)
+        .into_iter()
+        .map(|l| LsItem {
+            asset: l.asset,
+            path: l.path,
+            visible: true,
+            reason: l.decision.reason.code(),
+            // what makes an asset visible names no one (consented, no persons, basis, own
+            // draft), so no names are needed
+            reason_text: reason_text(&l.decision.reason, &no_names),
+            valid_until: l.decision.valid_until,
+            persons: l.persons,
+            draft: l.draft,
+        })
+        .collect())
 }
 
 #[derive(Serialize, Debug)]

@@ -20,6 +20,7 @@
 //! filed under the earliest `valid_until` of its decisions, so an expiry re-evaluates just the
 //! assets whose time has come.
 
+mod listing;
 mod slots;
 pub mod tree;
 
