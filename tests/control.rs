@@ -326,10 +326,20 @@ fn ls_through_the_daemon_lists_exactly_what_the_catalog_lists() {
         "--collection",
         &collection,
     ]);
-    t.ok(&["user", "grant", "root", "--purpose", "website", "--access", "delete"]);
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "delete",
+    ]);
     let m = Mount::start(&t);
     // a photo put in the trash through the mount, and a draft of root's saved there
-    let gone = m.path("root/website").join(first[1]["path"].as_str().unwrap());
+    let gone = m
+        .path("root/website")
+        .join(first[1]["path"].as_str().unwrap());
     std::fs::remove_file(&gone).unwrap();
     std::fs::write(
         m.path("root/website").join(&collection).join("new.jpg"),

@@ -129,6 +129,7 @@ pub fn via_daemon(cli: &Cli, args: &[OsString]) -> Option<i32> {
         args: forwarded,
         sync: false,
         cwd,
+        raw: true,
     };
     match control::send(&socket, &request, None) {
         Ok(reply) => {
@@ -233,6 +234,7 @@ pub fn run_for_peer(
         None
     };
     log::info!("control socket: `{name}` run for a user");
+    let began = std::time::Instant::now();
     let (result, out, err) = super::output::capture(|| {
         ctx_for(
             &cli,
@@ -251,6 +253,11 @@ pub fn run_for_peer(
             crate::caller::act_for(acting, || dispatch(cli, ctx))
         })
     });
+    log::debug!(
+        "control socket: `{name}` ran in {} ms, {} bytes of output",
+        began.elapsed().as_millis(),
+        out.len()
+    );
     let mut stderr = String::from_utf8_lossy(&err).into_owned();
     let code = match result {
         Ok(code) => code,
@@ -264,7 +271,9 @@ pub fn run_for_peer(
     };
     Reply {
         code,
-        stdout: String::from_utf8_lossy(&out).into_owned(),
+        // (not copied when it is UTF-8, as it is: a listing can be 100 MB)
+        stdout: String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         stderr,
     }
 }
@@ -351,6 +360,7 @@ pub fn confirm_applied(cli_socket: &Path, command: &str) {
             args: Vec::new(),
             sync: true,
             cwd: None,
+            raw: false,
         },
         Some(std::time::Duration::from_secs(1)),
     );

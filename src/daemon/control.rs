@@ -47,6 +47,22 @@ pub struct Request {
     /// (only commands that use the caller's files need it).
     #[serde(default)]
     pub cwd: Option<String>,
+    /// The client reads standard output as bytes after the answer's line ([`Header`]), not
+    /// as a JSON string inside it: a listing of a million photos is not escaped, parsed and
+    /// copied twice. A client that does not say so gets the whole answer in one line.
+    #[serde(default)]
+    pub raw: bool,
+}
+
+/// The answer's first line when the client asked for `raw`: `stdout_len` bytes of standard
+/// output follow it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    code: i32,
+    #[serde(default)]
+    stderr: String,
+    #[serde(default)]
+    stdout_len: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -177,6 +193,7 @@ fn accept_loop(listener: UnixListener, handler: Arc<Handler>, stop: Arc<AtomicBo
                     let _ = answer(
                         &stream,
                         &Reply::refused("consentfs: the daemon is busy; try again"),
+                        false, // (read as a header with no output by a raw client)
                     );
                     continue;
                 }
@@ -226,8 +243,12 @@ fn serve_one(stream: UnixStream, handler: &Handler) {
             return;
         }
     };
+    let mut raw = false;
     let reply = match read_request(&stream) {
-        Ok(req) => handler(peer, req),
+        Ok(req) => {
+            raw = req.raw;
+            handler(peer, req)
+        }
         Err(why) => {
             log::info!(
                 "control socket: a request from uid {} refused: {why}",
@@ -236,7 +257,7 @@ fn serve_one(stream: UnixStream, handler: &Handler) {
             Reply::refused(format!("consentfs: {why}"))
         }
     };
-    if let Err(e) = answer(&stream, &reply) {
+    if let Err(e) = answer(&stream, &reply, raw) {
         log::info!(
             "control socket: the caller (uid {}) left before the answer: {e}",
             peer.uid
@@ -268,10 +289,22 @@ fn read_request(stream: &UnixStream) -> Result<Request, String> {
     serde_json::from_slice::<Request>(&line).map_err(|e| format!("not a request ({e})"))
 }
 
-fn answer(mut stream: &UnixStream, reply: &Reply) -> std::io::Result<()> {
-    let mut out = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
+fn answer(mut stream: &UnixStream, reply: &Reply, raw: bool) -> std::io::Result<()> {
+    let mut out = if raw {
+        serde_json::to_vec(&Header {
+            code: reply.code,
+            stderr: reply.stderr.clone(),
+            stdout_len: reply.stdout.len() as u64,
+        })
+    } else {
+        serde_json::to_vec(reply)
+    }
+    .map_err(std::io::Error::other)?;
     out.push(b'\n');
     stream.write_all(&out)?;
+    if raw {
+        stream.write_all(reply.stdout.as_bytes())?;
+    }
     stream.flush()
 }
 
@@ -284,6 +317,7 @@ pub fn call(path: &Path, args: &[String]) -> std::io::Result<Reply> {
             args: args.to_vec(),
             sync: false,
             cwd: None,
+            raw: true,
         },
         None,
     )
@@ -298,12 +332,34 @@ pub fn send(path: &Path, request: &Request, within: Option<Duration>) -> std::io
     req.push(b'\n');
     stream.write_all(&req)?;
     let mut line = Vec::new();
-    BufReader::new(&stream).read_until(b'\n', &mut line)?;
-    serde_json::from_slice(&line).map_err(|e| {
+    let mut reader = BufReader::new(&stream);
+    reader.read_until(b'\n', &mut line)?;
+    let not_understood = |e: String| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("the daemon's answer is not understood: {e}"),
         )
+    };
+    if !request.raw {
+        return serde_json::from_slice(&line).map_err(|e| not_understood(e.to_string()));
+    }
+    let head: Header = serde_json::from_slice(&line).map_err(|e| not_understood(e.to_string()))?;
+    let mut stdout = Vec::new();
+    stdout
+        .try_reserve_exact(usize::try_from(head.stdout_len).unwrap_or(usize::MAX))
+        .map_err(|e| not_understood(format!("{} bytes of output: {e}", head.stdout_len)))?;
+    reader.take(head.stdout_len).read_to_end(&mut stdout)?;
+    if stdout.len() as u64 != head.stdout_len {
+        return Err(not_understood(format!(
+            "{} of {} bytes of output arrived",
+            stdout.len(),
+            head.stdout_len
+        )));
+    }
+    Ok(Reply {
+        code: head.code,
+        stdout: String::from_utf8(stdout).map_err(|e| not_understood(e.to_string()))?,
+        stderr: head.stderr,
     })
 }
 
@@ -338,6 +394,40 @@ mod tests {
             !path.exists(),
             "the socket is removed when the daemon stops"
         );
+    }
+
+    /// A long output with newlines, quotes and non-ASCII arrives byte for byte, after the
+    /// answer's line (a client that asks for it raw) or inside it (one that does not).
+    #[test]
+    fn a_long_output_arrives_whole_raw_or_in_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let text: String = (0..100_000)
+            .map(|i| format!("{i}\t\"Ré\\sumé {i}\"\n"))
+            .collect();
+        let expected = text.clone();
+        let server = Server::start(
+            &path,
+            Arc::new(move |_: Peer, _: Request| Reply {
+                code: 3,
+                stdout: text.clone(),
+                stderr: "warned\n".into(),
+            }),
+        )
+        .unwrap();
+        for raw in [true, false] {
+            let request = Request {
+                args: vec!["ls".into()],
+                sync: false,
+                cwd: None,
+                raw,
+            };
+            let reply = send(&path, &request, None).unwrap();
+            assert_eq!(reply.code, 3);
+            assert_eq!(reply.stderr, "warned\n");
+            assert!(reply.stdout == expected, "raw {raw}: output differs");
+        }
+        drop(server);
     }
 
     /// A client that connects and says nothing, one that sends garbage, and one that sends a

@@ -175,7 +175,7 @@ pub fn ls(
 /// The user and purpose are still looked up in the catalog, with the same errors.
 pub fn ls_in_view(
     conn: &Connection,
-    view: &crate::view::View,
+    view: &std::sync::RwLock<crate::view::View>,
     now: Time,
     login: &str,
     purpose: &str,
@@ -187,8 +187,9 @@ pub fn ls_in_view(
     let rules = purposes::resolve(conn, purpose)?.to_policy();
     let prefix = collection.map(assets::normalize_collection).transpose()?;
     let no_names = HashMap::new();
-    Ok(view
-        .listing(&user, &rules, prefix.as_deref(), now)
+    let listed = crate::view::listing(view, &user, &rules, prefix.as_deref(), now)
+        .ok_or_else(|| Error::invalid("the daemon's index is unusable (a thread died)"))?;
+    Ok(listed
         .into_iter()
         .map(|l| LsItem {
             asset: l.asset,

@@ -53,7 +53,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 
-pub use rules::{covering_grants, decide, evaluate_at, retention_end, sort_events};
+pub use rules::{
+    covering_grants, decide, decide_remembering, evaluate_at, retention_end, sort_events, UntilMemo,
+};
 
 /// A moment in time; all decisions are made in UTC. Defined with the other time types in
 /// [`crate::when`], which the rules build on.

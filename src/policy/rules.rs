@@ -225,6 +225,21 @@ pub fn evaluate_at(
     purpose: &Purpose,
     t: Time,
 ) -> (bool, Reason) {
+    evaluate_with(asset, people, user, purpose, t, &mut |person| {
+        person_allows(person, people, asset, purpose, t)
+    })
+}
+
+/// [`evaluate_at`] with rules 4 and 5 for each linked person answered by `allows` (which is
+/// [`person_allows`] at `t`, or what a caller remembers of it).
+fn evaluate_with(
+    asset: &Asset,
+    people: &dyn People,
+    user: &User,
+    purpose: &Purpose,
+    t: Time,
+    allows: &mut dyn FnMut(&Person) -> Result<(), Reason>,
+) -> (bool, Reason) {
     // 1. a grant for this purpose covering the asset's collection
     if user.access(purpose.id, &asset.collection).is_none() {
         return (false, Reason::NoGrant);
@@ -276,7 +291,7 @@ pub fn evaluate_at(
         let Some(person) = people.person(pid) else {
             return (false, Reason::UnknownPerson { person: pid });
         };
-        if let Err(reason) = person_allows(person, people, asset, purpose, t) {
+        if let Err(reason) = allows(person) {
             return (false, reason);
         }
     }
@@ -354,6 +369,116 @@ pub(super) fn candidate_moments(
     moments.sort();
     moments.dedup();
     moments
+}
+
+/// The first of the person's own moments after `now` (their events' starts and ends for the
+/// purpose, as far as they cover the asset, and their 16th birthday) at which they no longer
+/// allow the asset: [`person_allows`] changes only at these moments.
+fn person_allows_until(
+    person: &Person,
+    people: &dyn People,
+    asset: &Asset,
+    purpose: &Purpose,
+    now: Time,
+) -> Option<Time> {
+    let mut moments: Vec<Time> = person.turns_16.into_iter().collect();
+    for e in &person.events {
+        if e.purposes.contains(&purpose.id) && e.scope.covers(asset) {
+            moments.push(e.starts);
+            moments.extend(e.expires);
+        }
+    }
+    moments.retain(|m| *m > now);
+    moments.sort_unstable();
+    moments.dedup();
+    moments
+        .into_iter()
+        .find(|&m| person_allows(person, people, asset, purpose, m).is_err())
+}
+
+/// What [`decide_remembering`] remembers between assets: per person (and whether the photo is
+/// special-category), when they stop allowing photos in the purpose. Valid for one purpose,
+/// one moment and one state of the persons: it forgets by itself when the purpose or the moment
+/// differs; [`UntilMemo::clear`] it when the persons change.
+#[derive(Default)]
+pub struct UntilMemo {
+    at: Option<(PurposeId, Time)>,
+    /// Whether they allow it at the moment, and until when.
+    until: std::collections::HashMap<(PersonId, bool), (Result<(), Reason>, Option<Time>)>,
+}
+
+impl UntilMemo {
+    pub fn clear(&mut self) {
+        self.at = None;
+        self.until.clear();
+    }
+}
+
+/// [`decide`] for many assets with the same persons on them (a listing of a purpose). For a
+/// visible photo that is not a draft, visibility is a conjunction of conditions that each
+/// hold now (the user's grant, review and flags, which time does not change; the retention
+/// term; each linked person allowing it), so it ends at the first moment one of them fails:
+/// the retention end, or the first moment a person stops allowing it. That moment is found per
+/// person and remembered for the next photo of the same person, when every event of theirs
+/// for the purpose covers every photo alike (scoped consents are searched per photo).
+/// Everything else is [`decide`]. Gives exactly what [`decide`] gives (property-tested).
+pub fn decide_remembering(
+    asset: &Asset,
+    people: &dyn People,
+    user: &User,
+    purpose: &Purpose,
+    now: Time,
+    memo: &mut UntilMemo,
+) -> Decision {
+    if asset.status != Status::Active || !asset.derived_from.is_empty() {
+        return decide(asset, people, user, purpose, now);
+    }
+    if memo.at != Some((purpose.id, now)) {
+        memo.clear();
+        memo.at = Some((purpose.id, now));
+    }
+    // the person's standing for this asset, and until when it lasts, from the memo when
+    // every event of theirs for the purpose covers every asset alike
+    let mut standing = |person: &Person| {
+        let answer = || {
+            let now_ok = person_allows(person, people, asset, purpose, now);
+            let until = if now_ok.is_ok() {
+                person_allows_until(person, people, asset, purpose, now)
+            } else {
+                None
+            };
+            (now_ok, until)
+        };
+        let alike = person
+            .events
+            .iter()
+            .all(|e| !e.purposes.contains(&purpose.id) || e.scope == Scope::All);
+        if alike {
+            memo.until
+                .entry((person.id, asset.special_category))
+                .or_insert_with(answer)
+                .clone()
+        } else {
+            answer()
+        }
+    };
+    let mut until = retention_end(asset, purpose).filter(|e| *e > now);
+    let (visible, reason) = evaluate_with(asset, people, user, purpose, now, &mut |person| {
+        let (ok, ends) = standing(person);
+        if let Some(b) = ends {
+            until = Some(until.map_or(b, |a| a.min(b)));
+        }
+        ok
+    });
+    if !visible {
+        // when it becomes visible is searched the long way (a listing shows few of these)
+        return decide(asset, people, user, purpose, now);
+    }
+    Decision {
+        visible,
+        reason,
+        valid_until: until,
+    }
 }
 
 /// The decision for `asset` as seen by `user` in `purpose` at `now` (DESIGN.md §3).

@@ -1040,6 +1040,42 @@ mod props {
             }
         }
 
+        /// Deciding many photos with remembered per-person ends (a listing) gives exactly what
+        /// deciding each one alone gives: the same photo's variants (other persons, special
+        /// category, another collection, a draft) decided in turn with one memo, at each
+        /// interesting moment.
+        #[test]
+        fn remembered_ends_decide_as_each_alone(
+            w in arb_world(),
+            others in vec(arb_asset(), 4),
+            ts in vec(arb_time(), 3),
+        ) {
+            let mut flipped = w.asset.clone();
+            flipped.special_category = !flipped.special_category;
+            let mut assets = vec![w.asset.clone(), flipped];
+            for mut a in others {
+                // the world's persons, and often the world's collection (where the user's
+                // grant is), so that many are visible
+                a.persons.retain(|p| w.people.contains_key(p));
+                if a.id % 2 == 0 {
+                    a.collection = w.asset.collection.clone();
+                }
+                assets.push(a);
+            }
+            let mut moments = ts;
+            moments.extend(interesting_moments(&w));
+            let mut memo = crate::policy::UntilMemo::default();
+            for t in moments {
+                for a in &assets {
+                    let alone = decide(a, &w.people, &w.user, &w.purpose, t);
+                    let remembered = crate::policy::decide_remembering(
+                        a, &w.people, &w.user, &w.purpose, t, &mut memo,
+                    );
+                    prop_assert_eq!(&alone, &remembered, "asset {} at {}", a.id, t);
+                }
+            }
+        }
+
         /// A face detected on a photo never makes it visible anywhere, at any time: detection
         /// results are inputs like links, and one more face can only hide.
         #[test]

@@ -21,6 +21,7 @@
 //! assets whose time has come.
 
 mod listing;
+pub use listing::{listing, Listed};
 mod slots;
 pub mod tree;
 
