@@ -93,19 +93,38 @@ pub fn line(s: String) {
 
 /// Print `value` as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::invalid(format!("cannot write JSON: {e}")))?;
-    to_stdout(|out| writeln!(out, "{text}")).map_err(|e| Error::io("cannot write output", e))
+    // written as it is made, not made into one string first (a listing can be 100 MB)
+    to_stdout(|out| {
+        let mut out = std::io::BufWriter::new(out);
+        serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+        out.flush()
+    })
+    .map_err(|e| Error::io("cannot write output", e))
 }
 
 /// Print rows as columns separated by two spaces; the last column is not padded.
 /// Every cell is shown with [`printable`].
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
-    // cells are made printable as they are measured and written, not copied first: a listing
-    // of a million photos is held once
+    table_of(header, rows, |r, cells| {
+        cells.extend(r.iter().map(|c| Cow::Borrowed(c.as_str())))
+    })
+}
+
+/// [`table`] of any items, each item's cells made by `cells` when they are measured and again
+/// when they are written: a listing of a million photos is held once, as its items, not again
+/// as a million rows of strings.
+pub fn table_of<T>(
+    header: &[&str],
+    items: &[T],
+    cells: impl for<'a> Fn(&'a T, &mut Vec<Cow<'a, str>>),
+) -> Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
+    let mut row = Vec::new();
+    for item in items {
+        row.clear();
+        cells(item, &mut row);
+        for (i, c) in row.iter().enumerate() {
             if i < widths.len() {
                 widths[i] = widths[i].max(printable(c).chars().count());
             }
@@ -128,8 +147,10 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
             writeln!(out, "{}", line.trim_end())
         };
         write(&mut header.iter().map(|h| Cow::Borrowed(*h)))?;
-        for r in rows {
-            write(&mut r.iter().map(|c| printable(c)))?;
+        for item in items {
+            let mut row = Vec::new();
+            cells(item, &mut row);
+            write(&mut row.iter().map(|c| printable(c)))?;
         }
         out.flush()
     })

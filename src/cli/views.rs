@@ -53,42 +53,34 @@ pub fn ls(
         output::json(&items)?;
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = items
-        .into_iter()
-        .map(|i| {
-            let until = if i.visible {
-                i.valid_until
-                    .map(|u| format!("until {}", when::show(u)))
-                    .unwrap_or_default()
-            } else {
-                i.valid_until
-                    .map(|u| format!("from {}", when::show(u)))
-                    .unwrap_or_default()
-            };
-            vec![
-                i.asset.to_string(),
-                i.path,
-                match (i.visible, i.draft) {
-                    (true, true) => "draft".into(),
-                    (true, false) => "visible".into(),
-                    (false, _) => "hidden".into(),
-                },
-                if i.visible {
-                    until
-                } else {
-                    format!("{} {until}", i.reason_text).trim_end().to_string()
-                },
-            ]
-        })
-        .collect();
-    output::table(
+    output::table_of(
         &[
             "ASSET",
             "PATH",
             "STATE",
             if hidden { "UNTIL / REASON" } else { "UNTIL" },
         ],
-        &rows,
+        &items,
+        |i, cells| {
+            let until = i.valid_until.map(|u| {
+                let word = if i.visible { "until" } else { "from" };
+                format!("{word} {}", when::show(u))
+            });
+            cells.push(i.asset.to_string().into());
+            cells.push(i.path.as_str().into());
+            cells.push(match (i.visible, i.draft) {
+                (true, true) => "draft".into(),
+                (true, false) => "visible".into(),
+                (false, _) => "hidden".into(),
+            });
+            cells.push(match (i.visible, until) {
+                (true, until) => until.unwrap_or_default().into(),
+                (false, until) => format!("{} {}", i.reason_text, until.unwrap_or_default())
+                    .trim_end()
+                    .to_string()
+                    .into(),
+            });
+        },
     )?;
     Ok(0)
 }

@@ -29,6 +29,8 @@ pub const DEFAULT_SOCKET: &str = "/run/consentfs/control.sock";
 
 /// The largest request: a command line, not a payload.
 pub const MAX_REQUEST: u64 = 64 * 1024;
+/// An answer this long (bytes of output) had buffers worth giving back after it.
+const BIG_ANSWER: usize = 1 << 20;
 /// How long a connected client may take to send its request.
 pub const READ_WITHIN: Duration = Duration::from_secs(5);
 /// Connections served at once; one more is answered "busy" and closed.
@@ -262,6 +264,15 @@ fn serve_one(stream: UnixStream, handler: &Handler) {
             "control socket: the caller (uid {}) left before the answer: {e}",
             peer.uid
         );
+    }
+    if reply.stdout.len() > BIG_ANSWER {
+        drop(reply);
+        // a long listing's buffers are free now: give them back to the system rather than
+        // keep the daemon's memory at its peak
+        // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 

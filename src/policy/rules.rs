@@ -403,8 +403,9 @@ fn person_allows_until(
 #[derive(Default)]
 pub struct UntilMemo {
     at: Option<(PurposeId, Time)>,
-    /// Whether they allow it at the moment, and until when.
-    until: std::collections::HashMap<(PersonId, bool), (Result<(), Reason>, Option<Time>)>,
+    /// Whether they allow it at the moment, and until when; `None` for a person with a
+    /// scoped event for the purpose (searched per asset).
+    until: foldhash::HashMap<(PersonId, bool), Option<(Result<(), Reason>, Option<Time>)>>,
 }
 
 impl UntilMemo {
@@ -449,17 +450,19 @@ pub fn decide_remembering(
             };
             (now_ok, until)
         };
-        let alike = person
-            .events
-            .iter()
-            .all(|e| !e.purposes.contains(&purpose.id) || e.scope == Scope::All);
-        if alike {
-            memo.until
-                .entry((person.id, asset.special_category))
-                .or_insert_with(answer)
-                .clone()
-        } else {
-            answer()
+        let remembered = memo
+            .until
+            .entry((person.id, asset.special_category))
+            .or_insert_with(|| {
+                let alike = person
+                    .events
+                    .iter()
+                    .all(|e| !e.purposes.contains(&purpose.id) || e.scope == Scope::All);
+                alike.then(answer)
+            });
+        match remembered {
+            Some(known) => known.clone(),
+            None => answer(),
         }
     };
     let mut until = retention_end(asset, purpose).filter(|e| *e > now);
