@@ -314,7 +314,7 @@ fn ls_through_the_daemon_lists_exactly_what_the_catalog_lists() {
         .json();
     let path = first[0]["path"].as_str().unwrap().to_string();
     let (collection, _) = path.split_once('/').unwrap();
-    let (collection, trashed) = (collection.to_string(), first[1]["asset"].to_string());
+    let (collection, trashed) = (collection.to_string(), first[1]["asset"].clone());
     os_user("cfs-ctl-one");
     t.ok(&["user", "add", "cfs-ctl-one"]);
     t.ok(&[
@@ -377,11 +377,11 @@ fn ls_through_the_daemon_lists_exactly_what_the_catalog_lists() {
     let website = t
         .ok(&["--json", "ls", "--user", "root", "--purpose", "website"])
         .json();
-    let listed = |v: &serde_json::Value, id: &str| {
+    let listed = |v: &serde_json::Value, id: &serde_json::Value| {
         v.as_array()
             .unwrap()
             .iter()
-            .any(|i| i["asset"].to_string() == id)
+            .any(|i| i["asset"] == *id)
     };
     assert!(
         !listed(&website, &trashed),

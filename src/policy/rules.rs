@@ -396,6 +396,9 @@ fn person_allows_until(
         .find(|&m| person_allows(person, people, asset, purpose, m).is_err())
 }
 
+/// A person's standing for a photo at the moment, and when it ends.
+type StandingUntil = (Result<(), Reason>, Option<Time>);
+
 /// What [`decide_remembering`] remembers between assets: per person (and whether the photo is
 /// special-category), when they stop allowing photos in the purpose. Valid for one purpose,
 /// one moment and one state of the persons: it forgets by itself when the purpose or the moment
@@ -405,7 +408,7 @@ pub struct UntilMemo {
     at: Option<(PurposeId, Time)>,
     /// Whether they allow it at the moment, and until when; `None` for a person with a
     /// scoped event for the purpose (searched per asset).
-    until: foldhash::HashMap<(PersonId, bool), Option<(Result<(), Reason>, Option<Time>)>>,
+    until: foldhash::HashMap<(PersonId, bool), Option<StandingUntil>>,
 }
 
 impl UntilMemo {

@@ -395,7 +395,6 @@ impl Vfs {
         let node = self
             .inodes()
             .node(ino)
-            .cloned()
             .ok_or_else(|| Error::not_found(format!("unknown inode {ino}")))?;
         Ok(match node {
             Node::File(login, purpose, asset) => {
@@ -1411,8 +1410,8 @@ impl Vfs {
         all.dedup();
         let inodes = self.inodes();
         all.iter()
-            .flat_map(|a| inodes.files_of(*a).iter())
-            .map(|ino| Invalidation::Inode { ino: *ino })
+            .flat_map(|a| inodes.files_of(*a))
+            .map(|ino| Invalidation::Inode { ino })
             .collect()
     }
 

@@ -208,7 +208,7 @@ impl Vfs {
             .collect();
         kept.into_iter()
             .filter(|ino| {
-                matches!(inodes.node(*ino), Some(Node::File(_, _, a)) if self.current_asset(*a) == asset)
+                matches!(inodes.node(*ino), Some(Node::File(_, _, a)) if self.current_asset(a) == asset)
             })
             .collect()
     }
