@@ -47,7 +47,7 @@ for n in $sizes; do
   mkdir -p "$work/mnt"
   sync; echo 3 > /proc/sys/vm/drop_caches
   s=$(now)
-  "$bin" mount "$work/mnt" 2>"$work/log$n" & pid=$!
+  CONSENTFS_SOCKET=$work/sock$n "$bin" mount "$work/mnt" 2>"$work/log$n" & pid=$!
   until [ -d "$work/mnt/root/website" ]; do
     kill -0 $pid 2>/dev/null || { cat "$work/log$n"; exit 1; }
     sleep 0.02
@@ -59,9 +59,16 @@ for n in $sizes; do
   /usr/bin/python3 "$here/contrib/bench/scale_probe.py" withdraw "$work/mnt/root/website" 100
   /usr/bin/python3 "$here/contrib/bench/scale_probe.py" expiry "$work/mnt/root/print"
   echo "resident_mib_after_all $(mib_of $pid) peak_mib $(( $(awk '/VmHWM/ {print $2}' /proc/$pid/status) / 1024 ))"
+  # `ls` without the key goes through the daemon, which answers from the mount's index
+  for j in "" --json; do
+    read -r lsecs lkib < <(peak env -u CONSENTFS_KEY_FILE -u CONSENTFS_STORE \
+      CONSENTFS_SOCKET="$work/sock$n" "$bin" $j ls --user root --purpose website)
+    echo "ls${j:+_json}_through_daemon_s $lsecs client_peak_mib $((lkib / 1024)) daemon_resident_mib_after $(mib_of $pid)"
+  done
   umount "$work/mnt"; wait $pid || true
+  # with the key, on the catalog (no daemon)
   read -r lsecs lkib < <(peak "$bin" ls --user root --purpose website)
-  echo "ls_user_purpose_s $lsecs peak_mib $((lkib / 1024))"
+  echo "ls_with_key_on_catalog_s $lsecs peak_mib $((lkib / 1024))"
   echo "import_10000_small_s $(import_secs "$n") (empty store: $empty_import)"
   rm -rf "$work/s$n"
 done
