@@ -378,10 +378,7 @@ fn ls_through_the_daemon_lists_exactly_what_the_catalog_lists() {
         .ok(&["--json", "ls", "--user", "root", "--purpose", "website"])
         .json();
     let listed = |v: &serde_json::Value, id: &serde_json::Value| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["asset"] == *id)
+        v.as_array().unwrap().iter().any(|i| i["asset"] == *id)
     };
     assert!(
         !listed(&website, &trashed),

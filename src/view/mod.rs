@@ -250,12 +250,12 @@ fn read_versions(conn: &Connection) -> Result<(Vec<(AssetId, Ver)>, Interner)> {
         out.push((
             v.asset,
             Ver {
-                number: v.version,
+                number: slots::version_number(v.version),
                 size: u64::try_from(v.size).unwrap_or(0),
                 created_at: v.created_at,
                 mtime,
                 atime,
-                thinned_at: v.thinned_at.unwrap_or(NO_TIME),
+                thinned: v.thinned_at.is_some(),
                 object: v.object,
                 created_by: logins.intern(v.created_by),
                 mtime_ns,
@@ -613,7 +613,7 @@ impl View {
         Prev {
             folder: s.folder,
             name: s.name,
-            version: s.version.map_or(0, |v| v.number),
+            version: s.version.map_or(0, |v| i64::from(v.number)),
             visible: self.visible.iter().map(|b| b.get(i)).collect(),
         }
     }
@@ -747,7 +747,7 @@ impl View {
         };
         let moved =
             prev.folder != slot.folder || name_of(&self.names, prev.name) != self.name(&slot);
-        let version = slot.version.map_or(0, |v| v.number);
+        let version = slot.version.map_or(0, |v| i64::from(v.number));
         for (p, &vis) in shown.iter().enumerate() {
             if self.visible[p].get(i) != vis {
                 self.visible[p].set(i, vis);
@@ -831,7 +831,7 @@ impl View {
                     Shown {
                         collection: self.folders.get(slot.folder).path.clone(),
                         name: Arc::from(self.name(slot)),
-                        version: slot.version.map_or(0, |v| v.number),
+                        version: slot.version.map_or(0, |v| i64::from(v.number)),
                     },
                 )
             })

@@ -17,16 +17,26 @@ pub const NO_TIME: i64 = i64::MIN;
 /// reads that from the catalog).
 #[derive(Debug, Clone, Copy)]
 pub struct Ver {
-    pub number: i64,
+    /// (A version per save: 4 billion saves of one photo are not reached; beyond, it stays
+    /// at `u32::MAX`.)
+    pub number: u32,
     pub size: u64,
     pub created_at: i64,
     pub mtime: i64,
     pub atime: i64,
-    pub thinned_at: i64,
     pub object: ObjectId,
     pub created_by: u32,
     pub mtime_ns: u32,
     pub atime_ns: u32,
+    /// Thinned (its data key destroyed): a current version never is, but a catalog may say
+    /// so. Only the fact is kept, not when (a flag costs no room: `Option<Ver>` keeps its
+    /// "none" in it, so a slot is 16 bytes smaller than with a number and a time).
+    pub thinned: bool,
+}
+
+/// A version number as the index keeps it.
+pub fn version_number(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(if n < 0 { 0 } else { u32::MAX })
 }
 
 /// One asset.
@@ -269,12 +279,12 @@ impl Ver {
         let (mtime, mtime_ns) = split(v.mtime);
         let (atime, atime_ns) = split(v.atime);
         Ver {
-            number: v.version,
+            number: version_number(v.version),
             size: v.size,
             created_at: when::to_secs(v.created_at),
             mtime,
             atime,
-            thinned_at: v.thinned_at.map_or(NO_TIME, when::to_secs),
+            thinned: v.thinned_at.is_some(),
             object: v.object,
             created_by,
             mtime_ns,
@@ -284,13 +294,14 @@ impl Ver {
 
     pub fn to_row(self, created_by: &str) -> VersionRow {
         VersionRow {
-            version: self.number,
+            version: i64::from(self.number),
             size: self.size,
             created_at: when::from_secs(self.created_at),
             created_by: created_by.to_string(),
             mtime: join(self.mtime, self.mtime_ns),
             atime: join(self.atime, self.atime_ns),
-            thinned_at: (self.thinned_at != NO_TIME).then(|| when::from_secs(self.thinned_at)),
+            // (when is not kept: the version's own time stands for it)
+            thinned_at: self.thinned.then(|| when::from_secs(self.created_at)),
             object: self.object,
             wrapped_key: None,
         }
@@ -325,5 +336,32 @@ pub fn slot_of(row: &AssetRow, folder: u32, creator: u32, name: Span, persons: S
         special_category: row.special_category,
         faces: row.faces,
         faces_reviewed: row.faces_reviewed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A million photos are a million slots: the index's memory at start is mostly these, so
+    /// a field that grows them shows here (136 bytes: 136 MB per million photos).
+    #[test]
+    fn a_slot_stays_small() {
+        assert_eq!(
+            std::mem::size_of::<Option<Ver>>(),
+            std::mem::size_of::<Ver>()
+        );
+        assert!(
+            std::mem::size_of::<Slot>() <= 136,
+            "{} bytes",
+            std::mem::size_of::<Slot>()
+        );
+    }
+
+    #[test]
+    fn version_numbers_beyond_u32_saturate() {
+        assert_eq!(version_number(7), 7);
+        assert_eq!(version_number(-3), 0);
+        assert_eq!(version_number(i64::MAX), u32::MAX);
     }
 }
