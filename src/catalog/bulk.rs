@@ -173,7 +173,7 @@ pub fn each_event(
     let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
-        let mut event_purposes = Vec::new();
+        let mut event_purposes = crate::policy::Purposes::new();
         while let Some((e, p)) = next_purpose.filter(|(e, _)| *e <= id) {
             if e == id {
                 event_purposes.push(p);

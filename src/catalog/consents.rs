@@ -53,7 +53,7 @@ impl EventRow {
         ConsentEvent {
             id: self.id,
             kind: self.kind,
-            purposes: self.purpose_ids.clone(),
+            purposes: crate::policy::Purposes::from_slice(&self.purpose_ids),
             scope: match self.scope.as_str() {
                 "collection" => Scope::Collection(self.collection.clone().unwrap_or_default()),
                 "assets" => Scope::Assets(self.assets.clone()),

@@ -89,7 +89,7 @@ mod tests {
         ConsentEvent {
             id,
             kind,
-            purposes: vec![7],
+            purposes: smallvec::smallvec![7],
             scope: Scope::All,
             starts: at(day),
             expires: until.map(at),

@@ -167,11 +167,15 @@ pub fn prefix_covers(prefix: &str, collection: &str) -> bool {
             && collection.as_bytes()[prefix.len()] == b'/')
 }
 
+/// The purposes an event is for (inline up to two: a million-photo catalog holds hundreds of
+/// thousands of events, and a vector of its own for each was a tenth of the index's memory).
+pub type Purposes = smallvec::SmallVec<[PurposeId; 2]>;
+
 #[derive(Debug, Clone)]
 pub struct ConsentEvent {
     pub id: EventId,
     pub kind: EventKind,
-    pub purposes: Vec<PurposeId>,
+    pub purposes: Purposes,
     pub scope: Scope,
     /// When the event takes effect (a grant's start, a withdrawal's moment).
     pub starts: Time,

@@ -49,7 +49,7 @@ fn ev(id: EventId, kind: EventKind, by: PersonId, starts: Time) -> ConsentEvent 
     ConsentEvent {
         id,
         kind,
-        purposes: vec![P],
+        purposes: smallvec::smallvec![P],
         scope: Scope::All,
         starts,
         expires: None,
@@ -76,7 +76,7 @@ impl ConsentEvent {
         self
     }
     fn for_purposes(mut self, purposes: &[PurposeId]) -> Self {
-        self.purposes = purposes.to_vec();
+        self.purposes = purposes.into();
         self
     }
     fn scoped(mut self, scope: Scope) -> Self {
@@ -744,7 +744,7 @@ mod props {
                 |(kind, purposes, scope, k, len, given_by, explicit)| ConsentEvent {
                     id: 0,
                     kind,
-                    purposes,
+                    purposes: purposes.into(),
                     scope,
                     starts: grid(k),
                     expires: if kind == EventKind::Grant {
