@@ -86,6 +86,22 @@ fn errno(e: &Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// The time a `setattr` sets. fuser 0.18 turns the kernel's (seconds, nanoseconds) into a
+/// `SystemTime` as `EPOCH - (-seconds, nanoseconds)` when the seconds are negative, which
+/// moves every time before 1970 with a fraction of a second (`touch -d 1960-01-01T00:00:00.5`
+/// became 1959-12-31T23:59:59.5); undone here so that such a time is kept exactly. Its
+/// replies are right (`time_from_system_time`).
+fn time_set(t: std::time::SystemTime) -> chrono::DateTime<chrono::Utc> {
+    match std::time::UNIX_EPOCH.duration_since(t) {
+        Ok(before) if !before.is_zero() => {
+            let secs = i64::try_from(before.as_secs()).map_or(i64::MIN, |s| -s);
+            chrono::DateTime::from_timestamp(secs, before.subsec_nanos())
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        }
+        _ => chrono::DateTime::<chrono::Utc>::from(t),
+    }
+}
+
 fn file_attr(a: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino),
@@ -334,7 +350,7 @@ impl Filesystem for FuseFs {
         reply: ReplyAttr,
     ) {
         let time = |t: fuser::TimeOrNow| match t {
-            fuser::TimeOrNow::SpecificTime(t) => chrono::DateTime::<chrono::Utc>::from(t),
+            fuser::TimeOrNow::SpecificTime(t) => time_set(t),
             fuser::TimeOrNow::Now => chrono::Utc::now(),
         };
         let times = crate::vfs::times::SetTimes {

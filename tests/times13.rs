@@ -182,6 +182,68 @@ fn access_times_are_set_with_utimensat_and_kept() {
     );
 }
 
+/// Times far from now (the index keeps most times in 8 bytes, which hold the years 1698 to
+/// 2242; the rest in a table of their own): `touch -d` with a year 2500 modification time and
+/// a year 2700 access time, on a photo and on a new file, and one in 1901 (with a fraction
+/// of a second, which fuser's conversion moved) and 2242; `stat`
+/// shows each exactly, after a save and after a remount, and setting a near time again
+/// replaces the far one.
+#[test]
+fn far_times_are_kept_exactly() {
+    let t = small_store("root");
+    let mut m = Mount::start(&t);
+    let dir = m.path("root/website");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (hall, new, old) = (
+        dir.join("hall.jpg"),
+        dir.join("far.txt"),
+        dir.join("old.txt"),
+    );
+    std::fs::write(&new, b"a file from the future").unwrap();
+    std::fs::write(&old, b"an old file").unwrap();
+    let far_m = (
+        "2500-07-08 09:09:10.123456789",
+        (16_741_501_750, 123_456_789),
+    );
+    let far_a = (
+        "2700-07-20 00:00:00.999999999",
+        (23_053_852_800, 999_999_999),
+    );
+    // the last second a stamp holds, and a time before 1970 with a fraction of a second
+    let edge = ("2242-03-16 12:56:31.000000001", (8_589_934_591, 1));
+    let early = ("1901-06-04 00:00:00.0000005", (-2_164_147_200, 500));
+    let touch = |flag: &str, t: (&str, Stamp), p: &Path| run(&["touch", flag, "-d", t.0, &s(p)]);
+    for p in [&hall, &new] {
+        touch("-m", far_m, p);
+        touch("-a", far_a, p);
+    }
+    touch("-m", early, &old);
+    touch("-a", edge, &old);
+    let check = |when: &str| {
+        for p in [&hall, &new] {
+            assert_eq!(mtime(p), far_m.1, "{}: mtime {when}", p.display());
+            assert_eq!(atime(p), far_a.1, "{}: atime {when}", p.display());
+        }
+        assert_eq!(mtime(&old), early.1, "old.txt: mtime {when}");
+        assert_eq!(atime(&old), edge.1, "old.txt: atime {when}");
+    };
+    check("in the mount");
+    m.stop();
+    // (a new `Mount` in the same variable would unmount itself: the old one's drop unmounts)
+    let mut m = Mount::start(&t);
+    check("after a remount");
+    // back to a near time: the far one is gone
+    let dir = m.path("root/website");
+    touch("-m", (NS_TIME, NS_STAMP), &dir.join("far.txt"));
+    assert_eq!(mtime(&dir.join("far.txt")), NS_STAMP, "a near mtime again");
+    assert_eq!(atime(&dir.join("far.txt")), far_a.1, "the far atime stays");
+    m.stop();
+    let m = Mount::start(&t);
+    let dir = m.path("root/website");
+    assert_eq!(mtime(&dir.join("far.txt")), NS_STAMP, "after a remount");
+    assert_eq!(atime(&dir.join("far.txt")), far_a.1, "after a remount");
+}
+
 /// ctime moves at chmod, rename, a change of times or size and a save, and is never set to a
 /// time a tool gives (`cp -p` and `touch -d` put the mtime in the past; the ctime says when
 /// that happened).

@@ -34,7 +34,7 @@ use crate::error::Result;
 use crate::policy::{self, prefix_covers, Access, AssetId, Person, PersonId, PurposeId, Time};
 use crate::when;
 use rusqlite::Connection;
-use slots::{name_of, Arena, Bits, Folders, Interner, Names, Slot, Span, Ver, NO_TIME};
+use slots::{name_of, Arena, Bits, FarTimes, Folders, Interner, Names, Slot, Span, Ver, NO_TIME};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 pub use tree::Dir as Tree;
@@ -192,6 +192,8 @@ pub struct View {
     /// flags (see `assets::Inherited`), so a change to the photo re-files its sidecars.
     photo_of: HashMap<AssetId, AssetId>,
     sidecars: HashMap<AssetId, Vec<AssetId>>,
+    /// The exact times of current versions whose [`Stamp`]s say [`Stamp::FAR`].
+    far_times: HashMap<AssetId, FarTimes>,
     last_seq: i64,
 }
 
@@ -239,32 +241,34 @@ fn ms_time(ms: i64) -> Time {
 /// interned apart (each `Ver::created_by` indexes the returned interner). Read on a
 /// connection of its own, in a thread of its own, while the assets are read: at a million
 /// assets each takes over a second.
-fn read_versions(conn: &Connection) -> Result<(Vec<(AssetId, Ver)>, Interner)> {
+/// The current version of every asset, and the exact times of those whose times a [`Stamp`]
+/// cannot hold.
+type Versions = (Vec<(AssetId, Ver)>, Interner, HashMap<AssetId, FarTimes>);
+
+fn read_versions(conn: &Connection) -> Result<Versions> {
     let mut logins = Interner::default();
     let mut out: Vec<(AssetId, Ver)> = Vec::new();
+    let mut far: HashMap<(AssetId, u32), FarTimes> = HashMap::new();
     bulk::each_version(conn, |v| {
         let nanos =
             |n: Option<i64>| n.filter(|n| (0..1_000_000_000).contains(n)).unwrap_or(0) as u32;
-        let (mtime, mtime_ns) = v.mtime.map_or((NO_TIME, 0), |(s, n)| (s, nanos(n)));
-        let (atime, atime_ns) = v.atime.map_or((NO_TIME, 0), |(s, n)| (s, nanos(n)));
-        out.push((
-            v.asset,
-            Ver {
-                number: slots::version_number(v.version),
-                size: u64::try_from(v.size).unwrap_or(0),
-                created_at: v.created_at,
-                mtime,
-                atime,
-                thinned: v.thinned_at.is_some(),
-                object: v.object,
-                created_by: logins.intern(v.created_by),
-                mtime_ns,
-                atime_ns,
-            },
-        ));
+        let (ver, exact) = Ver::new(
+            v.version,
+            v.thinned_at.is_some(),
+            u64::try_from(v.size).unwrap_or(0),
+            v.created_at,
+            v.mtime.map(|(s, n)| (s, nanos(n))),
+            v.atime.map(|(s, n)| (s, nanos(n))),
+            v.object,
+            logins.intern(v.created_by),
+        );
+        if let Some(exact) = exact {
+            far.insert((v.asset, ver.number()), exact);
+        }
+        out.push((v.asset, ver));
     })?;
     // the highest version of each asset last, then one per asset
-    out.sort_unstable_by_key(|(a, v)| (*a, v.number));
+    out.sort_unstable_by_key(|(a, v)| (*a, v.number()));
     let mut keep: Vec<(AssetId, Ver)> = Vec::with_capacity(out.len());
     for (a, v) in out {
         match keep.last_mut() {
@@ -272,7 +276,11 @@ fn read_versions(conn: &Connection) -> Result<(Vec<(AssetId, Ver)>, Interner)> {
             _ => keep.push((a, v)),
         }
     }
-    Ok((keep, logins))
+    let far = keep
+        .iter()
+        .filter_map(|(a, v)| far.remove(&(*a, v.number())).map(|f| (*a, f)))
+        .collect();
+    Ok((keep, logins, far))
 }
 
 impl View {
@@ -331,7 +339,7 @@ impl View {
         conn: &Connection,
         last_seq: i64,
         now: Time,
-        versions: impl FnOnce() -> Result<(Vec<(AssetId, Ver)>, Interner)>,
+        versions: impl FnOnce() -> Result<Versions>,
         side: impl FnOnce() -> Result<(snapshot::PersonMap, Vec<(AssetId, PersonId)>)>,
     ) -> Result<View> {
         let t = std::time::Instant::now();
@@ -367,6 +375,7 @@ impl View {
             person_next: HashMap::new(),
             photo_of: HashMap::new(),
             sidecars: HashMap::new(),
+            far_times: HashMap::new(),
             last_seq,
         };
         bulk::each_asset(conn, |a| {
@@ -405,7 +414,8 @@ impl View {
             t.elapsed().as_millis(),
             resident_mib()
         );
-        let (versions, creators) = versions()?;
+        let (versions, creators, far) = versions()?;
+        view.far_times = far;
         let creators: Vec<u32> = creators
             .strings
             .iter()
@@ -613,7 +623,7 @@ impl View {
         Prev {
             folder: s.folder,
             name: s.name,
-            version: s.version.map_or(0, |v| i64::from(v.number)),
+            version: s.version.map_or(0, |v| i64::from(v.number())),
             visible: self.visible.iter().map(|b| b.get(i)).collect(),
         }
     }
@@ -747,7 +757,7 @@ impl View {
         };
         let moved =
             prev.folder != slot.folder || name_of(&self.names, prev.name) != self.name(&slot);
-        let version = slot.version.map_or(0, |v| i64::from(v.number));
+        let version = slot.version.map_or(0, |v| i64::from(v.number()));
         for (p, &vis) in shown.iter().enumerate() {
             if self.visible[p].get(i) != vis {
                 self.visible[p].set(i, vis);
@@ -831,7 +841,7 @@ impl View {
                     Shown {
                         collection: self.folders.get(slot.folder).path.clone(),
                         name: Arc::from(self.name(slot)),
-                        version: slot.version.map_or(0, |v| i64::from(v.number)),
+                        version: slot.version.map_or(0, |v| i64::from(v.number())),
                     },
                 )
             })
@@ -991,9 +1001,17 @@ impl View {
         let persons = self.linked.push(&row.persons);
         let creator = self.logins.intern(&row.creator);
         let mut slot = slots::slot_of(&row, folder, creator, name, persons);
-        slot.version = version
-            .as_ref()
-            .map(|v| Ver::from_row(v, self.logins.intern(&v.created_by)));
+        slot.version = version.as_ref().map(|v| {
+            let (ver, far) = Ver::from_row(v, self.logins.intern(&v.created_by));
+            match far {
+                Some(f) => self.far_times.insert(row.id, f),
+                None => self.far_times.remove(&row.id),
+            };
+            ver
+        });
+        if slot.version.is_none() {
+            self.far_times.remove(&row.id);
+        }
         if let Some(old) = self.slots.get(i as usize) {
             slot.next_at = old.next_at;
             self.slots[i as usize] = slot;
@@ -1155,6 +1173,7 @@ impl View {
                     let s = &mut self.slots[i as usize];
                     s.status = policy::Status::Purged;
                     s.version = None;
+                    self.far_times.remove(&aid);
                     s.name = Span::default();
                     s.persons = Span::default();
                     let f = s.folder;
@@ -1556,7 +1575,9 @@ impl View {
             },
             collection: folder.path.clone(),
             name,
-            version: s.version.map(|v| v.to_row(self.logins.get(v.created_by))),
+            version: s
+                .version
+                .map(|v| v.to_row(self.logins.get(v.created_by), self.far_times.get(&id))),
         })
     }
 
