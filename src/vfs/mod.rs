@@ -244,6 +244,8 @@ pub struct Vfs {
     limits: Limits,
     /// Which photos each process opened for reading lately.
     provenance: provenance::Provenance,
+    /// The process of each thread that asked lately (whose close saves).
+    tgids: open_file::Tgids,
     /// Drafts renamed over a file: later commits through their handles go to that file.
     merged: Mutex<HashMap<AssetId, AssetId>>,
     /// Names active assets left by a same-folder rename, and when (for saves with a backup).
@@ -318,6 +320,7 @@ impl Vfs {
             made_dirs: Mutex::new(Default::default()),
             limits: Limits::default(),
             provenance: Default::default(),
+            tgids: Default::default(),
             merged: Mutex::new(HashMap::new()),
             files: Default::default(),
             kept: Mutex::new(HashMap::new()),
@@ -918,7 +921,7 @@ impl Vfs {
             asset: *asset,
             writable: write,
             // only a writer's close saves: no /proc read on the path of every read-only open
-            opener: write.then(|| open_file::process_of(caller.pid)).flatten(),
+            opener: write.then(|| self.tgids.of(caller.pid)).flatten(),
             file,
             writers: Mutex::new(self.provenance.process(caller.pid).into_iter().collect()),
         };
@@ -1144,7 +1147,7 @@ impl Vfs {
         if !h.writable {
             return Ok(());
         }
-        match (h.opener, open_file::process_of(pid)) {
+        match (h.opener, self.tgids.of(pid)) {
             (Some(opener), Some(closer)) if opener == closer => {
                 self.commit_file(&h, false)?;
                 // a new file is durable when its close returns, written or not

@@ -883,7 +883,7 @@ impl Vfs {
             purpose,
             asset,
             writable: true,
-            opener: super::open_file::process_of(caller.pid),
+            opener: self.tgids.of(caller.pid),
             file,
             writers: std::sync::Mutex::new(
                 self.provenance.process(caller.pid).into_iter().collect(),
