@@ -284,6 +284,12 @@ CREATE TABLE image_hashes (
 ALTER TABLE assets ADD COLUMN companion_of INTEGER REFERENCES assets(id);
 CREATE INDEX assets_companions ON assets(companion_of) WHERE companion_of IS NOT NULL;
 "#,
+    // 15: the trash, indexed. Every mount purges what has been in the trash for 30 days
+    // before it serves; without an index that question read every asset (0.2 s of the mount's
+    // start at a million photos, for a trash that is usually empty).
+    r#"
+CREATE INDEX assets_trash ON assets(trashed_at) WHERE status = 'trash';
+"#,
 ];
 
 /// The migration after which existing users' uids are filled in from the OS accounts.

@@ -142,7 +142,12 @@ pub fn table_of<T>(
             while let Some(c) = cells.next() {
                 line.push_str(&c);
                 if cells.peek().is_some() {
-                    let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(width(&c)) + 2;
+                    let pad = widths
+                        .get(i)
+                        .copied()
+                        .unwrap_or(0)
+                        .saturating_sub(width(&c))
+                        + 2;
                     line.extend(std::iter::repeat_n(' ', pad));
                 }
                 i += 1;

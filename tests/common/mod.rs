@@ -197,10 +197,11 @@ pub fn visible(t: &TestStore, user: &str, purpose: &str) -> Vec<String> {
     paths
 }
 
-/// SQL that takes a catalog back from schema 14 to 11 (before face scans, suggestions, image
-/// hashes and sidecars), for the tests that migrate an older catalog: run it before their own
+/// SQL that takes a catalog back from schema 15 to 11 (before face scans, suggestions, image
+/// hashes, sidecars and the trash's index), for the tests that migrate an older catalog: run it before their own
 /// steps back.
-pub const BEFORE_FACES: &str = "DROP INDEX assets_companions;
+pub const BEFORE_FACES: &str = "DROP INDEX assets_trash;
+     DROP INDEX assets_companions;
      ALTER TABLE assets DROP COLUMN companion_of;
      DROP TABLE image_hashes;
      DROP INDEX suggestions_open;
