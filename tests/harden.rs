@@ -237,6 +237,38 @@ fn a_dead_watcher_closes_the_mount() {
     // and it stays closed
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(read_errno(&hall), Some(libc::EACCES));
+    // `ls` through the daemon (no key) does not answer from the index the dead watcher left
+    // behind, where Anna's photo is still visible: it reads the catalog
+    let paths = listed_through_the_daemon(&t);
+    assert!(paths.contains(&"hall.jpg".to_string()), "{paths:?}");
+    assert!(
+        !paths.contains(&"a.jpg".to_string()),
+        "a stale listing: {paths:?}"
+    );
+}
+
+/// What `consentfs ls --user root --purpose website` lists when run without the key (through
+/// the daemon's control socket).
+fn listed_through_the_daemon(t: &TestStore) -> Vec<String> {
+    let out = Command::new(common::BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONSENTFS_SOCKET", t.socket())
+        .args(["ls", "--user", "root", "--purpose", "website", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ls through the daemon: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["path"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Finding 2: a watcher that hangs (no panic, no error) closes the mount once the consent state
@@ -256,6 +288,36 @@ fn a_stuck_watcher_closes_the_mount() {
         m.log_text().contains("NOT SERVING PHOTOS"),
         "{}",
         m.log_text()
+    );
+}
+
+/// A watcher stuck before its view has a withdrawal (reading the catalog, say): the mount
+/// closes, and `ls` through the daemon does not answer from the index it left behind, where
+/// Anna's photo is still visible, but from the catalog.
+#[test]
+fn ls_through_the_daemon_never_answers_from_an_index_behind_the_catalog() {
+    let t = small_store("root");
+    let m = mount_with_fault(&t, "watcher-stall");
+    let hall = m.path("root/website/hall.jpg");
+    assert!(readable(&hall));
+    let before = listed_through_the_daemon(&t);
+    assert!(before.contains(&"a.jpg".to_string()), "{before:?}");
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    // at once, while the mount still serves (the watcher's heartbeat has not run out yet)
+    let paths = listed_through_the_daemon(&t);
+    assert!(paths.contains(&"hall.jpg".to_string()), "{paths:?}");
+    assert!(
+        !paths.contains(&"a.jpg".to_string()),
+        "a stale listing: {paths:?}"
+    );
+    let (closed, _) = wait_for(Duration::from_secs(15), || {
+        read_errno(&hall) == Some(libc::EACCES)
+    });
+    assert!(closed, "served while stuck: {}", m.log_text());
+    let paths = listed_through_the_daemon(&t);
+    assert!(
+        !paths.contains(&"a.jpg".to_string()),
+        "a stale listing: {paths:?}"
     );
 }
 

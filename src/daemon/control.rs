@@ -345,6 +345,13 @@ pub fn send(path: &Path, request: &Request, within: Option<Duration>) -> std::io
     let mut line = Vec::new();
     let mut reader = BufReader::new(&stream);
     reader.read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        // killed, or stopped, while it worked on the request
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "it closed the connection without an answer (did it stop?)",
+        ));
+    }
     let not_understood = |e: String| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -405,6 +412,38 @@ mod tests {
             !path.exists(),
             "the socket is removed when the daemon stops"
         );
+    }
+
+    /// A daemon killed while it works on a request (or cut off in the middle of its answer):
+    /// the client says so instead of printing part of a listing as if it were all.
+    #[test]
+    fn a_daemon_that_dies_mid_answer_is_an_error_not_a_short_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            for answer in [
+                &b""[..],
+                b"{\"code\":0,\"stderr\":\"\",\"stdout_len\":100}\n0123456789",
+            ] {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut line = Vec::new();
+                BufReader::new(&conn).read_until(b'\n', &mut line).unwrap();
+                conn.write_all(answer).unwrap();
+            }
+        });
+        let req = Request {
+            args: vec!["ls".into()],
+            sync: false,
+            cwd: None,
+            raw: true,
+        };
+        let e = send(&path, &req, None).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(e.to_string().contains("without an answer"), "{e}");
+        let e = send(&path, &req, None).unwrap_err();
+        assert!(e.to_string().contains("10 of 100 bytes"), "{e}");
+        server.join().unwrap();
     }
 
     /// A long output with newlines, quotes and non-ASCII arrives byte for byte, after the

@@ -424,13 +424,16 @@ struct Watcher {
 
 /// Fault injection for the tests that prove the mount fails closed: with
 /// `CONSENTFS_FAULT=watcher-panic` (or `watcher-hang`) in the daemon's environment the watcher
-/// panics (or stops) at the first catalog change that changes the view. Only ever makes the mount refuse
-/// more, so it cannot weaken anything.
+/// panics (or stops) at the first catalog change that changes the view, once the view has it;
+/// `watcher-stall` stops it at the first catalog change before the view has it (the index
+/// stays behind the catalog). Only ever makes the mount refuse more, so it cannot weaken
+/// anything.
 #[derive(Clone, Copy, PartialEq)]
 enum Fault {
     None,
     Panic,
     Hang,
+    Stall,
 }
 
 impl Fault {
@@ -438,12 +441,13 @@ impl Fault {
         match std::env::var("CONSENTFS_FAULT").as_deref() {
             Ok("watcher-panic") => Fault::Panic,
             Ok("watcher-hang") => Fault::Hang,
+            Ok("watcher-stall") => Fault::Stall,
             _ => Fault::None,
         }
     }
     fn strike(self) {
         match self {
-            Fault::None => {}
+            Fault::None | Fault::Stall => {}
             Fault::Panic => panic!("fault injected: watcher-panic"),
             Fault::Hang => loop {
                 std::thread::sleep(Duration::from_secs(3600));
@@ -468,6 +472,11 @@ impl Watcher {
             .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
             .map_err(|e| RoundError::Catalog(e.into()))?;
         if v != self.last_version {
+            if self.fault == Fault::Stall {
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
             let t0 = Instant::now();
             // drop the pages of what may change before the change becomes visible
             let touched = view
