@@ -1,6 +1,6 @@
 //! The assets of the view index in compact form: one fixed-size [`Slot`] per asset in a vector
 //! sorted by asset id, names and linked persons in shared arenas, collections and logins
-//! interned. A million assets cost about 130 bytes each this way, where owned rows (strings
+//! interned. A million assets cost about 120 bytes each this way, where owned rows (strings
 //! per asset and per purpose, maps of maps) cost well over a kilobyte.
 
 use crate::catalog::assets::{AssetRow, VersionRow};
