@@ -52,8 +52,10 @@ impl ObjectId {
         hex::encode(self.0)
     }
     pub fn parse(s: &str) -> Option<ObjectId> {
-        let v = hex::decode(s).ok()?;
-        Some(ObjectId(v.try_into().ok()?))
+        // into the id itself: a mount's start parses a million of them
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(s, &mut id).ok()?;
+        Some(ObjectId(id))
     }
 }
 
@@ -723,6 +725,26 @@ impl<R: ReadAt> Decryptor<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An object id is exactly 32 hex digits (either case); anything else is not one.
+    #[test]
+    fn object_ids_parse_exactly() {
+        let id = ObjectId::random();
+        assert_eq!(ObjectId::parse(&id.hex()), Some(id));
+        assert_eq!(ObjectId::parse(&id.hex().to_uppercase()), Some(id));
+        let hex = id.hex();
+        for bad in [
+            "",
+            &hex[..31],
+            &hex[..30],
+            &format!("{hex}0"),
+            &format!("{hex}00"),
+            &format!("g{}", &hex[1..]),
+            "../../etc/passwd0000000000000000",
+        ] {
+            assert_eq!(ObjectId::parse(bad), None, "{bad:?}");
+        }
+    }
 
     fn encrypt(id: &ObjectId, key: &Key, data: &[u8]) -> Vec<u8> {
         let mut e = Encryptor::new(id, key, Vec::new()).unwrap();
