@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 /// The process (thread group) of thread `tid`, as FUSE reports the caller, from
 /// `/proc/<tid>/status`.
@@ -41,34 +41,18 @@ fn process_of(tid: u32) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The process of each thread that asked lately, for a second ([`TGID_CACHE`]): a new file
-/// asks at its create and again at its close, and those two reads of `/proc` were 4 % of the
-/// daemon's time in `tar x` of small files. A thread's process never changes, and a thread
-/// id is not reused within a second in practice (as in `provenance`).
+/// The process of each thread that asked lately ([`super::provenance::ThreadCache`]): a new
+/// file asks at its create and again at its close, and those two reads of `/proc` were 4 % of
+/// the daemon's time in `tar x` of small files.
 #[derive(Default)]
-pub(super) struct Tgids(Mutex<HashMap<u32, (Option<u32>, Instant)>>);
-
-const TGID_CACHE: Duration = Duration::from_secs(1);
-/// Threads remembered at once; beyond, those older than [`TGID_CACHE`] go.
-const TGIDS: usize = 4096;
+pub(super) struct Tgids(super::provenance::ThreadCache<u32>);
 
 impl Tgids {
     pub fn of(&self, tid: u32) -> Option<u32> {
         if tid == 0 {
             return None;
         }
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((p, at)) = map.get(&tid) {
-            if at.elapsed() < TGID_CACHE {
-                return *p;
-            }
-        }
-        let p = process_of(tid);
-        if map.len() >= TGIDS {
-            map.retain(|_, (_, at)| at.elapsed() < TGID_CACHE);
-        }
-        map.insert(tid, (p, Instant::now()));
-        p
+        self.0.get(tid, process_of)
     }
 }
 

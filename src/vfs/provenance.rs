@@ -37,13 +37,43 @@ pub const PROCESSES: usize = 4096;
 /// practice; the cache saves two `/proc` reads per request).
 const TID_CACHE: Duration = Duration::from_secs(1);
 
+/// What each thread that asked lately stands for (its process, its process group), read from
+/// `/proc` at most once per [`TID_CACHE`]: a thread's process and group do not change, and a
+/// thread id is not reused within a second in practice. At most [`PROCESSES`] threads; beyond,
+/// those older than that go.
+pub struct ThreadCache<T>(Mutex<HashMap<u32, (Option<T>, Instant)>>);
+
+impl<T> Default for ThreadCache<T> {
+    fn default() -> Self {
+        ThreadCache(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T: Copy> ThreadCache<T> {
+    /// What `tid` stands for, by `read` if not known from the last second.
+    pub fn get(&self, tid: u32, read: impl FnOnce(u32) -> Option<T>) -> Option<T> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((p, at)) = map.get(&tid) {
+            if at.elapsed() < TID_CACHE {
+                return *p;
+            }
+        }
+        let p = read(tid);
+        if map.len() >= PROCESSES {
+            map.retain(|_, (_, at)| at.elapsed() < TID_CACHE);
+        }
+        map.insert(tid, (p, Instant::now()));
+        p
+    }
+}
+
 /// A process group: (process group id, session id).
 pub type Process = (u32, u64);
 
 #[derive(Default)]
 pub struct Provenance {
     reads: Mutex<HashMap<Process, VecDeque<(AssetId, Instant)>>>,
-    tids: Mutex<HashMap<u32, (Option<Process>, Instant)>>,
+    tids: ThreadCache<Process>,
 }
 
 /// The process group and session of thread `tid`, from `/proc/<tid>/stat` (thread ids have
@@ -66,18 +96,7 @@ impl Provenance {
         if pid == 0 {
             return None;
         }
-        let mut tids = self.tids.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((p, at)) = tids.get(&pid) {
-            if at.elapsed() < TID_CACHE {
-                return *p;
-            }
-        }
-        let p = process_of_tid(pid);
-        if tids.len() >= PROCESSES {
-            tids.retain(|_, (_, at)| at.elapsed() < TID_CACHE);
-        }
-        tids.insert(pid, (p, Instant::now()));
-        p
+        self.tids.get(pid, process_of_tid)
     }
 
     /// The process `pid` belongs to opened `asset` for reading.
