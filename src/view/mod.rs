@@ -192,7 +192,7 @@ pub struct View {
     /// flags (see `assets::Inherited`), so a change to the photo re-files its sidecars.
     photo_of: HashMap<AssetId, AssetId>,
     sidecars: HashMap<AssetId, Vec<AssetId>>,
-    /// The exact times of current versions whose [`Stamp`]s say [`Stamp::FAR`].
+    /// The exact times of current versions whose [`slots::Stamp`]s say `Stamp::FAR`.
     far_times: HashMap<AssetId, FarTimes>,
     last_seq: i64,
 }
@@ -237,14 +237,14 @@ fn ms_time(ms: i64) -> Time {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }
 
-/// The current version of every asset, sorted by asset id, with the logins that made them
-/// interned apart (each `Ver::created_by` indexes the returned interner). Read on a
-/// connection of its own, in a thread of its own, while the assets are read: at a million
-/// assets each takes over a second.
-/// The current version of every asset, and the exact times of those whose times a [`Stamp`]
-/// cannot hold.
+/// The current version of every asset, the logins that made them, and the exact times of
+/// those whose times a [`slots::Stamp`] cannot hold.
 type Versions = (Vec<(AssetId, Ver)>, Interner, HashMap<AssetId, FarTimes>);
 
+/// The current version of every asset, sorted by asset id, with the logins that made them
+/// interned apart (each `Ver::created_by` indexes the returned interner) and the exact far
+/// times. Read on a connection of its own, in a thread of its own, while the assets are read:
+/// at a million assets each takes over a second.
 fn read_versions(conn: &Connection) -> Result<Versions> {
     let mut logins = Interner::default();
     let mut out: Vec<(AssetId, Ver)> = Vec::new();
