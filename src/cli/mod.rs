@@ -70,6 +70,17 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub store: Option<PathBuf>,
+    /// Where the store keeps its photos' encrypted objects: `s3://BUCKET/PREFIX` (endpoint and
+    /// credentials from the AWS_* variables) or `file:///FOLDER`; chosen at `init`, recorded
+    /// in the store (default: the store's own `objects/` folder).
+    #[arg(
+        long,
+        global = true,
+        env = "CONSENTFS_OBJECTS",
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
+    pub objects: Option<String>,
     /// Key file that opens the store (created 0600 by `init` if missing).
     #[arg(
         long,
@@ -879,6 +890,7 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
     let dir = store_dir(cli)?;
     let unlock = unlock_from(cli)?;
     let store = Store::open(&dir, &unlock)?;
+    store.check_objects_flag(cli.objects.as_deref())?;
     let anchor = anchor_of(cli, &store);
     ctx_for(cli, store, current_login(), anchor)
 }
@@ -1003,13 +1015,18 @@ fn init(cli: &Cli, timezone: Option<&str>) -> Result<i32> {
         None if cli.key_file.is_none() => Some(prompt_passphrase(true)?),
         None => None,
     };
+    let objects = match cli.objects.as_deref().filter(|o| !o.is_empty()) {
+        Some(url) => crate::store::Location::parse(url)?,
+        None => crate::store::Location::Own,
+    };
     let now = chrono::Utc::now();
-    let store = Store::init(
+    let store = Store::init_at(
         &dir,
         pass.as_deref().map(|s| s.as_str()),
         cli.key_file.as_deref(),
         now,
         &current_login(),
+        &objects,
     )?;
     // A new catalog holds the system's zone; replace it with the one asked for.
     let mut catalog = Catalog::open(
@@ -1024,6 +1041,9 @@ fn init(cli: &Cli, timezone: Option<&str>) -> Result<i32> {
     }
     let zone = crate::catalog::zone::get(catalog.conn())?;
     eprintln!("created store {}", dir.display());
+    if objects != crate::store::Location::Own {
+        eprintln!("objects: {}", objects.url());
+    }
     eprintln!(
         "time zone: {} (dates without a time and 16th birthdays are local midnights in it)",
         zone.name()

@@ -187,6 +187,7 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
         return Ok(0);
     }
     println!("store        {}", s.store.display());
+    println!("objects      {}", s.objects);
     match &s.daemon {
         Some(d) => println!(
             "mounted      at {} since {} (pid {})",

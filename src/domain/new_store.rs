@@ -10,7 +10,8 @@ use crate::catalog::Catalog;
 use crate::crypto::keyring::{self, Keyring};
 use crate::crypto::Key;
 use crate::error::{Error, IoContext, Result};
-use crate::store::{private, sync_dir, Store, CATALOG, KEYRING, OBJECTS};
+use crate::store::location::OBJECTS_AT;
+use crate::store::{private, sync_dir, Location, Store, CATALOG, KEYRING, OBJECTS};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -23,6 +24,20 @@ impl Store {
         key_file: Option<&Path>,
         now: crate::policy::Time,
         actor: &str,
+    ) -> Result<Store> {
+        Store::init_at(root, passphrase, key_file, now, actor, &Location::Own)
+    }
+
+    /// [`Store::init`] with its objects kept at `objects` (`init --objects`): a folder or a
+    /// bucket prefix that holds nothing yet. It must be empty because the store takes every
+    /// object-named file there for its own: an orphan once no catalog row names it.
+    pub fn init_at(
+        root: &Path,
+        passphrase: Option<&str>,
+        key_file: Option<&Path>,
+        now: crate::policy::Time,
+        actor: &str,
+        objects: &Location,
     ) -> Result<Store> {
         if root.join(KEYRING).exists() {
             return Err(Error::invalid(format!(
@@ -59,7 +74,19 @@ impl Store {
                 None => None,
             };
             let ring = Keyring::create(&master, passphrase, secret.as_ref())?;
-            let store = Store::with_master(root, master.clone());
+            let mut store = Store::with_master(root, master.clone());
+            if *objects != Location::Own {
+                store.set_objects(objects)?;
+                let there = store.list_object_names()?;
+                if !there.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "{} already holds {} file(s); give an empty folder or a new prefix for the objects of a new store (each store needs its own)",
+                        store.objects_shown(),
+                        there.len()
+                    )));
+                }
+                objects.record(root)?;
+            }
             Catalog::create(
                 &store.catalog_path(),
                 &store.catalog_key(),
@@ -75,7 +102,8 @@ impl Store {
         })();
         if result.is_err() {
             let _ = std::fs::remove_dir_all(root.join(OBJECTS));
-            for f in [CATALOG, "catalog.db-wal", "catalog.db-shm", KEYRING] {
+            let _ = std::fs::remove_dir_all(root.join(crate::store::location::CACHE));
+            for f in [CATALOG, "catalog.db-wal", "catalog.db-shm", KEYRING, OBJECTS_AT] {
                 let _ = std::fs::remove_file(root.join(f));
             }
             if !existed {

@@ -36,7 +36,8 @@ use crate::catalog::{maintenance, Catalog};
 use crate::crypto::object::ObjectId;
 use crate::error::{Error, IoContext, Result};
 use crate::policy::Time;
-use crate::store::{private, Store, CATALOG, KEYRING, OBJECTS};
+use crate::store::{private, ObjectSource, Store, CATALOG, KEYRING, OBJECTS};
+use crate::store::remote::RemoteReader;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs::File;
@@ -152,7 +153,7 @@ pub fn run(
         progress.start(todo.iter().map(|(_, n)| *n).sum::<u64>() + copied_bytes);
         let mut vanished = false;
         for (id, _) in todo {
-            match open_object(store.root(), id)? {
+            match open_object(store, id)? {
                 Some(src) => {
                     copied_bytes += copy_object(src, &dest, id, progress)?;
                     copied += 1;
@@ -428,20 +429,22 @@ fn objects_in(dest: &Path) -> Result<HashSet<String>> {
     Ok(out)
 }
 
-/// Copy one object file into DEST (holes stay holes); `None` if the store has no such file.
-fn open_object(root: &Path, id: &str) -> Result<Option<File>> {
-    let from = object_path(root, id);
-    match File::open(&from) {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io_path("open", &from, e)),
-    }
+/// The stored bytes of object `id` (its file, or its object in the bucket); `None` if the
+/// store has no such object.
+fn open_object(store: &Store, id: &str) -> Result<Option<ObjectSource>> {
+    let Some(oid) = ObjectId::parse(id) else {
+        return Ok(None);
+    };
+    store.stored_object(&oid)
 }
 
-/// Copy the opened object file `src` into DEST as object `id`; its length.
-fn copy_object(src: File, dest: &Path, id: &str, progress: &dyn Progress) -> Result<u64> {
+/// Copy the opened object `src` into DEST as object `id` (a file's holes stay holes); its
+/// length. DEST keeps its objects in its own folder, whatever the store does: a backup is a
+/// store that opens on its own.
+fn copy_object(src: ObjectSource, dest: &Path, id: &str, progress: &dyn Progress) -> Result<u64> {
+    use crate::crypto::object::ReadAt;
     let from = PathBuf::from(format!("object {id}"));
-    let len = src.metadata().at("read", &from)?.len();
+    let len = src.size().at("read", &from)?;
     let to = object_path(dest, id);
     let dir = to.parent().expect("object paths have a parent");
     private::create_dir_all(dir)?;
@@ -449,7 +452,10 @@ fn copy_object(src: File, dest: &Path, id: &str, progress: &dyn Progress) -> Res
     let _ = std::fs::remove_file(&tmp);
     let out = private::create_file(&tmp, false)?;
     let done = (|| -> Result<()> {
-        copy_sparse(&src, &out, len, progress).at("copy", &from)?;
+        match &src {
+            ObjectSource::File(f) => copy_sparse(f, &out, len, progress).at("copy", &from)?,
+            ObjectSource::Remote(r) => copy_whole(r, &out, len, progress).at("copy", &from)?,
+        }
         out.sync_all().at("sync", &tmp)?;
         std::fs::rename(&tmp, &to).at("rename", &to)
     })();
@@ -516,10 +522,13 @@ fn pinned_round(
         progress.start(todo.iter().map(|(_, n)| *n).sum::<u64>());
         let mut open = Vec::new();
         for (id, _) in todo {
-            match open_object(store.root(), id)? {
+            match open_object(store, id)? {
                 // nothing can be shredded now: a file that is not there is damage
                 None => missing.push(id.clone()),
-                Some(f) if open.len() < PIN_MAX => open.push((id.clone(), f)),
+                Some(ObjectSource::File(f)) if open.len() < PIN_MAX => {
+                    open.push((id.clone(), ObjectSource::File(f)))
+                }
+                // an object in a bucket cannot be held open: it is copied while shreds wait
                 Some(f) => {
                     out.bytes += copy_object(f, dest, id, progress)?;
                     out.copied += 1;
@@ -571,6 +580,21 @@ fn copy_sparse(src: &File, out: &File, len: u64, progress: &dyn Progress) -> std
         pos = end.max(pos + 1);
     }
     out.set_len(len)
+}
+
+/// Copy `len` bytes of an object in a bucket into the empty `out`.
+fn copy_whole(src: &RemoteReader, out: &File, len: u64, progress: &dyn Progress) -> std::io::Result<()> {
+    use crate::crypto::object::ReadAt;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let n = ((len - at) as usize).min(buf.len());
+        src.read_exact_at(&mut buf[..n], at)?;
+        out.write_all_at(&buf[..n], at)?;
+        at += n as u64;
+        progress.advance(n as u64);
+    }
+    Ok(())
 }
 
 /// fsync every folder below DEST/objects (new names are durable before the catalog that

@@ -167,18 +167,23 @@ pub fn run(store: &Store, conn: &Connection, progress: &dyn Progress) -> Result<
                 }
             }
             // removed meanwhile (an interrupted write cleaned up): nothing to report
-            let Ok(md) = std::fs::symlink_metadata(store.root().join(&f.rel)) else {
-                continue;
+            let (bytes, modified) = match (&f.path, f.listed) {
+                (Some(p), _) => match std::fs::symlink_metadata(p) {
+                    Ok(md) => (md.len(), md.modified().ok()),
+                    Err(_) => continue,
+                },
+                (None, Some((len, when))) => (len, Some(when)),
+                (None, None) => continue,
             };
             // a save of the mount in flight: written and renamed, its catalog row in a
             // transaction not yet committed (or waiting for the write lock)
-            let age = md.modified().ok().and_then(|m| m.elapsed().ok());
+            let age = modified.and_then(|m| m.elapsed().ok());
             if age.is_none_or(|a| a < RECENT) {
                 continue;
             }
             orphans.push(Orphan {
                 file: f.rel.clone(),
-                bytes: md.len(),
+                bytes,
             });
         }
     }
@@ -216,46 +221,40 @@ pub fn run(store: &Store, conn: &Connection, progress: &dyn Progress) -> Result<
 const RECENT: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct DiskFile {
-    /// Relative to the store root.
+    /// How the report names it: `objects/ab/cd…` in the store's own folder, else its full
+    /// path or URL.
     rel: String,
     /// The object id its name spells, if it spells one.
     id: Option<String>,
     /// An object being written (`….tmp`): never an orphan here (the mount's start removes
     /// those left by a crash).
     tmp: bool,
+    /// Its file on this machine; `None` for an object listed in a bucket.
+    path: Option<std::path::PathBuf>,
+    /// Size and last change, for an object listed in a bucket.
+    listed: Option<(u64, std::time::SystemTime)>,
 }
 
 fn list_files(store: &Store) -> Result<Vec<DiskFile>> {
-    let dir = store.root().join(OBJECTS);
-    let mut out = Vec::new();
-    let subs = std::fs::read_dir(&dir).map_err(|e| Error::io_path("read", &dir, e))?;
-    for sub in subs {
-        let sub = sub.map_err(|e| Error::io_path("read", &dir, e))?;
-        let prefix = sub.file_name().to_string_lossy().into_owned();
-        let is_dir = sub.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if !is_dir {
-            out.push(DiskFile {
-                rel: format!("{OBJECTS}/{prefix}"),
-                id: None,
-                tmp: false,
-            });
-            continue;
-        }
-        let files =
-            std::fs::read_dir(sub.path()).map_err(|e| Error::io_path("read", &sub.path(), e))?;
-        for f in files {
-            let f = f.map_err(|e| Error::io_path("read", &sub.path(), e))?;
-            let name = f.file_name().to_string_lossy().into_owned();
-            let tmp = name.ends_with(".tmp");
-            let id = ObjectId::parse(&format!("{prefix}{name}")).map(|i| i.hex());
-            out.push(DiskFile {
-                rel: format!("{OBJECTS}/{prefix}/{name}"),
-                id,
-                tmp,
-            });
-        }
-    }
-    Ok(out)
+    let own = store.objects_at() == crate::store::Location::Own;
+    let shown = store.objects_shown();
+    Ok(store
+        .list_object_names()?
+        .into_iter()
+        .map(|n| DiskFile {
+            rel: if n.remote {
+                format!("{shown}/{}", n.rel)
+            } else if own {
+                format!("{OBJECTS}/{}", n.rel)
+            } else {
+                store.objects_dir().join(&n.rel).display().to_string()
+            },
+            id: n.id.map(|i| i.hex()),
+            tmp: n.tmp,
+            path: (!n.remote).then(|| store.objects_dir().join(&n.rel)),
+            listed: n.listed,
+        })
+        .collect())
 }
 
 /// Verify every object on a few threads; the failures (id, problem, detail).

@@ -87,6 +87,9 @@ pub struct Versions {
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub store: PathBuf,
+    /// Where the encrypted objects are: the store's `objects/` folder, another folder, or a
+    /// bucket (`s3://…`).
+    pub objects: String,
     /// Whether a daemon serves the store, and which.
     pub mounted: bool,
     pub daemon: Option<Daemon>,
@@ -107,6 +110,7 @@ pub fn status(store: &Store, conn: &Connection, now: Time) -> Result<Status> {
     let next = maintenance::next_expiry(conn, now)?;
     Ok(Status {
         store: store.root().to_path_buf(),
+        objects: store.objects_shown(),
         mounted: daemon.is_some(),
         daemon,
         counts,

@@ -4,7 +4,10 @@
 //! store/
 //!   keyring        master key, wrapped (crypto::keyring)
 //!   catalog.db     SQLCipher database (catalog)
-//!   objects/ab/…   one encrypted object per file version, named by random id
+//!   objects/ab/…   one encrypted object per file version, named by random id (with
+//!                  `init --objects`: only objects being written; see `location`)
+//!   objects.url    where the objects are, when not in `objects/` (`location`)
+//!   cache/…        blocks of objects from a bucket, still encrypted (`block_cache`)
 //!   intents/…      journals of objects being written outside a transaction (intents)
 //!   running/…      who uses the store right now: pid and subcommand (running)
 //!   queue/…        the mount's saves waiting for a busy catalog (`*.save`) and its journal of
@@ -13,17 +16,24 @@
 //! ```
 //!
 //! Objects are written to a `.tmp` file, fsynced and renamed into place, so an object file either
-//! is complete or does not exist under its final name. Object I/O goes through this type only,
-//! which keeps the door open for another backend (S3-compatible storage) later.
+//! is complete or does not exist under its final name. Object I/O goes through this type only:
+//! for a store whose objects are in a bucket (`remote`), the sealed file is uploaded instead of
+//! renamed, and reads fetch ranges through a local cache of encrypted blocks.
 
+pub mod block_cache;
 pub mod hash;
 mod held;
 pub mod intents;
+pub mod location;
 pub mod private;
+pub mod remote;
 pub mod running;
 mod writer;
 
+pub use location::Location;
 pub use writer::ObjectWriter;
+
+use location::Objects;
 
 use crate::crypto::keyring::{Keyring, Unlock};
 use crate::crypto::object::{Decryptor, Encryptor, ObjectId};
@@ -62,6 +72,7 @@ pub fn too_large(size: u64) -> Error {
 #[derive(Clone)]
 pub struct Store {
     root: PathBuf,
+    objects: Objects,
     master: Key,
     wrap: Key,
     content: Key,
@@ -82,6 +93,7 @@ impl Store {
     pub(crate) fn with_master(root: &Path, master: Key) -> Store {
         Store {
             root: root.to_path_buf(),
+            objects: Objects::Dir(root.join(OBJECTS)),
             wrap: master.derive(labels::DATA_KEY_WRAP),
             content: master.derive(labels::CONTENT_HASH),
             master,
@@ -110,7 +122,46 @@ impl Store {
         private::check(root)?;
         let ring = Keyring::load(&ring_path)?;
         let master = ring.unlock(unlock)?;
-        Ok(Store::with_master(root, master))
+        let mut store = Store::with_master(root, master);
+        store.objects = Objects::open(root, &Location::recorded(root)?)?;
+        Ok(store)
+    }
+
+    /// Where this store keeps its objects (recorded by `init --objects`).
+    pub fn objects_at(&self) -> Location {
+        match &self.objects {
+            Objects::Dir(d) if *d == self.root.join(OBJECTS) => Location::Own,
+            Objects::Dir(d) => Location::Folder(d.clone()),
+            Objects::Remote { remote, .. } => {
+                Location::parse(remote.url()).unwrap_or(Location::Own)
+            }
+        }
+    }
+
+    /// Use `at` for this store's objects (a store being created, before it holds any).
+    pub(crate) fn set_objects(&mut self, at: &Location) -> Result<()> {
+        self.objects = Objects::open(&self.root, at)?;
+        private::create_dir_all(self.objects.dir())
+    }
+
+    /// Refuse `--objects` naming another place than the store recorded.
+    pub fn check_objects_flag(&self, given: Option<&str>) -> Result<()> {
+        let Some(given) = given.filter(|g| !g.is_empty()) else {
+            return Ok(());
+        };
+        let given = Location::parse(given)?;
+        let recorded = self.objects_at();
+        if given != recorded {
+            let where_ = match &recorded {
+                Location::Own => format!("in its own folder {}", self.root.join(OBJECTS).display()),
+                other => format!("in {}", other.url()),
+            };
+            return Err(Error::invalid(format!(
+                "--objects {} does not match this store: it keeps its objects {where_} (set at `init`); drop --objects or CONSENTFS_OBJECTS",
+                given.url()
+            )));
+        }
+        Ok(())
     }
 
     /// Become the one daemon of this store: an exclusive `flock` on `daemon.lock`, held until
@@ -192,14 +243,44 @@ impl Store {
         self.master.derive(labels::MANIFEST)
     }
 
+    /// Where object `id` is written (its `.tmp`) and, in a folder, kept.
     fn object_path(&self, id: &ObjectId) -> PathBuf {
         let hex = id.hex();
-        self.root.join(OBJECTS).join(&hex[..2]).join(&hex[2..])
+        self.objects.dir().join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The folder on this machine where objects are written (and kept, unless in a bucket).
+    pub fn objects_dir(&self) -> &Path {
+        self.objects.dir()
+    }
+
+    /// Make the sealed and fsynced file `tmp` (open as `file`) object `id`: renamed into place
+    /// in a folder; uploaded, then removed, for a bucket. After this the object never changes.
+    fn publish(&self, id: &ObjectId, tmp: &Path, file: &File) -> Result<()> {
+        match &self.objects {
+            Objects::Dir(_) => {
+                let to = self.object_path(id);
+                std::fs::rename(tmp, &to).at("rename object", &to)
+            }
+            Objects::Remote { remote, .. } => {
+                let len = file.metadata().at("read", tmp)?.len();
+                remote.upload(id, file, len)?;
+                match std::fs::remove_file(tmp) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(Error::io_path("remove", tmp, e))
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
     }
 
     /// The 512-byte blocks an object's file takes on disk (one `stat`, no read): a sparse
     /// object's holes take none. `None` if it cannot be looked at.
     pub fn object_blocks(&self, id: &ObjectId) -> Option<u64> {
+        if let Objects::Remote { .. } = self.objects {
+            return None; // not on this machine's disk
+        }
         crate::caller::as_daemon(|| {
             use std::os::unix::fs::MetadataExt;
             std::fs::metadata(self.object_path(id))
@@ -257,9 +338,9 @@ impl Store {
                         .map_err(|_| Error::invalid("content hashing thread failed"))?;
                     let (out, size) = enc.finish().at("write object", &tmp)?;
                     out.sync_all().at("sync object", &tmp)?;
+                    self.publish(&id, &tmp, &out)?;
                     Ok((hash, size))
                 })?;
-                std::fs::rename(&tmp, &final_path).at("rename object", &final_path)?;
                 Ok(NewObject {
                     id,
                     wrapped_key: wrap_key(&self.wrap, &id.0, &data_key)?,
@@ -305,41 +386,63 @@ impl Store {
         wrapped_key: &[u8],
         size: u64,
         label: &str,
-    ) -> Result<Decryptor<File>> {
+    ) -> Result<Decryptor<ObjectSource>> {
         crate::caller::as_daemon(|| {
             let key = unwrap_key(&self.wrap, &id.0, wrapped_key).ok_or_else(|| {
                 Error::integrity(label, "its data key does not unwrap (catalog tampered?)")
             })?;
-            let path = self.object_path(id);
-            let file = File::open(&path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Error::integrity(label, "its object file is missing")
-                } else {
-                    Error::io(format!("cannot open the object of {label}"), e)
+            let missing = || Error::integrity(label, "its object file is missing");
+            let src = match &self.objects {
+                Objects::Dir(_) => {
+                    let path = self.object_path(id);
+                    ObjectSource::File(File::open(&path).map_err(|e| {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            missing()
+                        } else {
+                            Error::io(format!("cannot open the object of {label}"), e)
+                        }
+                    })?)
                 }
-            })?;
-            Decryptor::open(id, &key, file, size, label)
+                Objects::Remote { remote, .. } => {
+                    ObjectSource::Remote(remote.open(id)?.ok_or_else(missing)?)
+                }
+            };
+            Decryptor::open(id, &key, src, size, label)
         })
     }
 
-    /// Remove an object file (used to undo a failed command and to collect orphans).
-    pub fn remove_object(&self, id: &ObjectId) -> Result<()> {
-        crate::caller::as_daemon(|| {
-            let p = self.object_path(id);
-            match std::fs::remove_file(&p) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::io_path("remove", &p, e)),
+    /// The stored (encrypted) bytes of object `id`, to copy them as they are (backups);
+    /// `None` if there is no such object.
+    pub fn stored_object(&self, id: &ObjectId) -> Result<Option<ObjectSource>> {
+        crate::caller::as_daemon(|| match &self.objects {
+            Objects::Dir(_) => {
+                let path = self.object_path(id);
+                match File::open(&path) {
+                    Ok(f) => Ok(Some(ObjectSource::File(f))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io_path("open", &path, e)),
+                }
             }
+            Objects::Remote { remote, .. } => Ok(remote.open(id)?.map(ObjectSource::Remote)),
         })
     }
 
-    /// Remove an object's file and its unfinished `.tmp`, if any; true if one was there.
+    /// Remove an object (used to undo a failed command and to collect orphans).
+    pub fn remove_object(&self, id: &ObjectId) -> Result<()> {
+        self.remove_object_files(id).map(|_| ())
+    }
+
+    /// Remove an object and its unfinished `.tmp`, if any; true if one was there.
     pub fn remove_object_files(&self, id: &ObjectId) -> Result<bool> {
         crate::caller::as_daemon(|| {
             let p = self.object_path(id);
             let mut found = false;
-            for path in [p.with_extension("tmp"), p] {
+            let mut local = vec![p.with_extension("tmp")];
+            match &self.objects {
+                Objects::Dir(_) => local.push(p),
+                Objects::Remote { remote, .. } => found |= remote.delete(id)?,
+            }
+            for path in local {
                 match std::fs::remove_file(&path) {
                     Ok(()) => found = true,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -348,6 +451,46 @@ impl Store {
             }
             Ok(found)
         })
+    }
+
+    /// Every object (and unfinished `.tmp`) the store holds, as `ab/cdef…` names: the files
+    /// of its folder, and for a bucket what is listed in it.
+    pub fn list_object_names(&self) -> Result<Vec<ObjectName>> {
+        crate::caller::as_daemon(|| {
+            let mut out = Vec::new();
+            let dir = self.objects.dir();
+            for sub in std::fs::read_dir(dir).at("read", dir)? {
+                let sub = sub.at("read", dir)?;
+                let prefix = sub.file_name().to_string_lossy().into_owned();
+                if !sub.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    out.push(ObjectName::new(prefix, None, false));
+                    continue;
+                }
+                for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
+                    let f = f.at("read", sub.path())?;
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    out.push(ObjectName::new(prefix.clone(), Some(name), false));
+                }
+            }
+            if let Objects::Remote { remote, .. } = &self.objects {
+                for (name, size, when) in remote.list()? {
+                    let (prefix, rest) = name.split_once('/').unwrap_or((name.as_str(), ""));
+                    let rest = (!rest.is_empty()).then(|| rest.to_string());
+                    let mut n = ObjectName::new(prefix.to_string(), rest, true);
+                    n.listed = Some((size, when));
+                    out.push(n);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Where the objects are, for messages: a folder's path or the bucket's URL.
+    pub fn objects_shown(&self) -> String {
+        match &self.objects {
+            Objects::Dir(d) => d.display().to_string(),
+            Objects::Remote { remote, .. } => remote.url().to_string(),
+        }
     }
 
     /// Remove object files (and unfinished `.tmp` files) that nobody will ever record: not
@@ -366,31 +509,22 @@ impl Store {
         known: impl FnOnce() -> Result<std::collections::HashSet<String>>,
     ) -> Result<usize> {
         crate::caller::as_daemon(|| {
-            let dir = self.root.join(OBJECTS);
-            let mut listed = Vec::new();
-            for sub in std::fs::read_dir(&dir).at("read", &dir)? {
-                let sub = sub.at("read", &dir)?;
-                if !sub.path().is_dir() {
-                    continue;
-                }
-                let prefix = sub.file_name().to_string_lossy().into_owned();
-                for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
-                    let f = f.at("read", sub.path())?;
-                    let name = f.file_name().to_string_lossy().into_owned();
-                    listed.push((format!("{prefix}{name}"), f.path()));
-                }
-            }
+            let listed = self.list_object_names()?;
             let live = intents::live_ids(self)?;
             let known = known()?;
             let mut removed = 0;
-            for (name, path) in listed {
-                let (id, tmp) = match name.strip_suffix(".tmp") {
-                    Some(id) => (id, true),
-                    None => (name.as_str(), false),
-                };
-                if live.contains(id) || (!tmp && known.contains(id)) {
+            for name in listed {
+                let Some(id) = name.id else { continue };
+                if live.contains(&id.hex()) || (!name.tmp && known.contains(&id.hex())) {
                     continue;
                 }
+                if name.remote {
+                    if let Objects::Remote { remote, .. } = &self.objects {
+                        removed += usize::from(remote.delete(&id)?);
+                    }
+                    continue;
+                }
+                let path = self.objects.dir().join(&name.rel);
                 match std::fs::remove_file(&path) {
                     Ok(()) => removed += 1,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -401,27 +535,95 @@ impl Store {
         })
     }
 
-    /// The ids of all complete objects on disk.
+    /// The ids of all complete objects.
     pub fn list_objects(&self) -> Result<Vec<ObjectId>> {
-        crate::caller::as_daemon(|| {
-            let mut ids = Vec::new();
-            let dir = self.root.join(OBJECTS);
-            for sub in std::fs::read_dir(&dir).at("read", &dir)? {
-                let sub = sub.at("read", &dir)?;
-                let prefix = sub.file_name().to_string_lossy().into_owned();
-                if !sub.path().is_dir() {
-                    continue;
-                }
-                for f in std::fs::read_dir(sub.path()).at("read", sub.path())? {
-                    let f = f.at("read", sub.path())?;
-                    let name = f.file_name().to_string_lossy().into_owned();
-                    if let Some(id) = ObjectId::parse(&format!("{prefix}{name}")) {
-                        ids.push(id);
-                    }
-                }
-            }
-            Ok(ids)
-        })
+        Ok(self
+            .list_object_names()?
+            .into_iter()
+            .filter(|n| !n.tmp)
+            .filter_map(|n| n.id)
+            .collect())
+    }
+}
+
+/// One entry of [`Store::list_object_names`].
+#[derive(Debug, Clone)]
+pub struct ObjectName {
+    /// `ab/cdef…`, relative to the objects folder or the bucket's prefix (a stray file
+    /// beside the `ab/` folders is just its name).
+    pub rel: String,
+    /// The object id the name spells, if it spells one.
+    pub id: Option<ObjectId>,
+    /// An object being written (`….tmp`).
+    pub tmp: bool,
+    /// Listed in the bucket, not in the local folder.
+    pub remote: bool,
+    /// For an object listed in a bucket: its size and when it was written.
+    pub listed: Option<(u64, std::time::SystemTime)>,
+}
+
+impl ObjectName {
+    fn new(prefix: String, name: Option<String>, remote: bool) -> ObjectName {
+        let Some(name) = name else {
+            return ObjectName {
+                rel: prefix,
+                id: None,
+                tmp: false,
+                remote,
+                listed: None,
+            };
+        };
+        let (stem, tmp) = match name.strip_suffix(".tmp") {
+            Some(s) => (s, true),
+            None => (name.as_str(), false),
+        };
+        ObjectName {
+            id: ObjectId::parse(&format!("{prefix}{stem}")),
+            rel: format!("{prefix}/{name}"),
+            tmp,
+            remote,
+            listed: None,
+        }
+    }
+}
+
+/// Where an opened object's ciphertext is read from: its file, or its bucket through the
+/// cache. A file keeps its one-`preadv` read of a chunk.
+pub enum ObjectSource {
+    File(File),
+    Remote(remote::RemoteReader),
+}
+
+impl crate::crypto::object::ReadAt for ObjectSource {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        match self {
+            ObjectSource::File(f) => crate::crypto::object::ReadAt::read_at(f, buf, offset),
+            ObjectSource::Remote(r) => r.read_at(buf, offset),
+        }
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        match self {
+            ObjectSource::File(f) => crate::crypto::object::ReadAt::size(f),
+            ObjectSource::Remote(r) => r.size(),
+        }
+    }
+    fn read_chunk_at(
+        &self,
+        nonce: &mut [u8],
+        body: &mut [u8],
+        tag: &mut [u8],
+        offset: u64,
+    ) -> std::io::Result<()> {
+        match self {
+            ObjectSource::File(f) => f.read_chunk_at(nonce, body, tag, offset),
+            ObjectSource::Remote(r) => r.read_chunk_at(nonce, body, tag, offset),
+        }
+    }
+    fn is_zero_at(&self, offset: u64, len: u64) -> std::io::Result<bool> {
+        match self {
+            ObjectSource::File(f) => f.is_zero_at(offset, len),
+            ObjectSource::Remote(r) => r.is_zero_at(offset, len),
+        }
     }
 }
 

@@ -119,6 +119,8 @@ pub fn check(root: &Path) -> Result<()> {
         (super::intents::INTENTS, true),
         (super::running::RUNNING, true),
         (super::QUEUE, true),
+        (super::location::OBJECTS_AT, false),
+        (super::location::CACHE, true),
     ] {
         if let Some(p) = problem(&real.join(name), euid, dir)? {
             problems.push(p);

@@ -99,7 +99,6 @@ pub struct ObjectWriter {
     header: [u8; HEADER_LEN as usize],
     file: File,
     tmp: PathBuf,
-    final_path: PathBuf,
     /// Plaintext size.
     size: u64,
     /// Chunks before the tail: each is sealed on disk or a hole (zeros).
@@ -159,7 +158,6 @@ impl ObjectWriter {
                 header,
                 file,
                 tmp,
-                final_path,
                 size: 0,
                 sealed: 0,
                 stored: ChunkSet::default(),
@@ -580,7 +578,7 @@ impl ObjectWriter {
                 }
             };
             drop(tail);
-            std::fs::rename(&self.tmp, &self.final_path).at("commit object", &self.final_path)?;
+            store.publish(&self.id, &self.tmp, &self.file)?;
             self.committed = true;
             Ok(NewObject {
                 id: self.id,

@@ -31,7 +31,6 @@ use crate::view::{Change, View};
 use cache::{Chunk, ChunkCache};
 use inodes::{Ino, Inodes, Node, ROOT};
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::SystemTime;
@@ -585,7 +584,10 @@ impl Vfs {
                     .unwrap_or(version.object);
                 let blocks = match pending {
                     Some(n) => self.pending_blocks(l, *a, n),
-                    None => self.object_blocks(&object).unwrap_or(0),
+                    // an object in a bucket takes no disk here: its length stands in
+                    None => self
+                        .object_blocks(&object)
+                        .unwrap_or_else(|| crate::crypto::object::encrypted_len(size).div_ceil(512)),
                 };
                 Attr {
                     ino,
@@ -829,7 +831,7 @@ impl Vfs {
 
     /// Open a file for reading; returns the handle number.
     /// The current version of an asset, opened for reading.
-    fn open_current(&self, asset: AssetId) -> Result<(ObjectId, Decryptor<File>)> {
+    fn open_current(&self, asset: AssetId) -> Result<(ObjectId, Decryptor<crate::store::ObjectSource>)> {
         if let Some(queued) = self.saves.latest(asset) {
             let obj = queued.new_object()?;
             let reader = self

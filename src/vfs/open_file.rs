@@ -23,7 +23,6 @@ use super::write::Pending;
 use crate::crypto::object::{Decryptor, ObjectId};
 use crate::policy::{AssetId, PurposeId, Status};
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -98,7 +97,7 @@ pub(super) struct OpenFile {
 pub(super) struct FileState {
     /// The committed version read while nothing is pending (and a writer starts from).
     pub object: ObjectId,
-    pub reader: Decryptor<File>,
+    pub reader: Decryptor<crate::store::ObjectSource>,
     /// The version being written, once a handle wrote or truncated.
     pub writer: Option<Pending>,
     /// Made by `create`: the first commit fills the empty version 1 the create recorded.
@@ -110,7 +109,7 @@ impl OpenFile {
         session: u64,
         login: Arc<str>,
         object: ObjectId,
-        reader: Decryptor<File>,
+        reader: Decryptor<crate::store::ObjectSource>,
     ) -> OpenFile {
         OpenFile {
             session,

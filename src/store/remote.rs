@@ -1,0 +1,286 @@
+//! Objects in S3-compatible object storage (`--objects s3://BUCKET/PREFIX`), through the
+//! `object_store` crate.
+//!
+//! The format is the same as on disk: one object per version, written once under a new random
+//! id and never overwritten (a conditional `PutMode::Create`), so no reader can see an object
+//! change under it. An object is sealed into a local file first (in the store's own
+//! `objects/` folder, where the orphan sweep finds it if the writer dies) and uploaded whole
+//! before the catalog records it. Reads fetch 1 MiB ranges and keep them, still encrypted, in
+//! a bounded cache on this machine ([`super::block_cache`]).
+//!
+//! Endpoint, region and credentials come from the usual `AWS_*` variables (`AWS_ENDPOINT`,
+//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP` for a server on
+//! loopback); none of them is written to the store. Requests are retried with exponential
+//! back-off for at most [`RETRY_FOR`], so a bucket that is down becomes an error (EIO in the
+//! mount) within seconds, not a read that hangs.
+
+use super::block_cache::{self, BlockCache, BLOCK};
+use crate::crypto::object::{ObjectId, ReadAt};
+use crate::error::{Error, Result};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// How long a request is retried before it fails.
+pub const RETRY_FOR: Duration = Duration::from_secs(10);
+/// Objects up to this size are uploaded in one request; larger ones in parts of this size.
+const PART: usize = 16 << 20;
+
+/// A bucket (and prefix) holding a store's objects.
+pub struct Remote {
+    /// `s3://BUCKET/PREFIX`, for messages.
+    url: String,
+    bucket: Arc<dyn ObjectStore>,
+    prefix: String,
+    cache: BlockCache,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Remote({})", self.url)
+    }
+}
+
+/// The runtime that drives the object store's requests. Made on first use, in the process that
+/// uses it (the daemon's request threads call [`block_on`] from outside it).
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("consentfs-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::invalid(format!("cannot start the object storage client: {e}")))
+}
+
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    Ok(runtime()?.block_on(f))
+}
+
+/// Whether an error of the object store means "no such object".
+fn not_found(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotFound { .. })
+}
+
+impl Remote {
+    /// Connect to `s3://bucket/prefix`; `cache_dir` is where its blocks are cached. Nothing is
+    /// sent yet (the first request says whether the bucket is there).
+    pub fn connect(bucket: &str, prefix: &str, cache_dir: &Path) -> Result<Remote> {
+        let url = if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{prefix}")
+        };
+        let retry = object_store::RetryConfig {
+            backoff: object_store::BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+            max_retries: 5,
+            retry_timeout: RETRY_FOR,
+        };
+        let options = object_store::ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(60));
+        let s3 = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(retry)
+            .with_client_options(options)
+            .build()
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "cannot use the object storage {url}: {e} (set AWS_ENDPOINT, AWS_REGION and the credentials)"
+                ))
+            })?;
+        Ok(Remote {
+            url,
+            bucket: Arc::new(s3),
+            prefix: prefix.trim_matches('/').to_string(),
+            cache: BlockCache::open(cache_dir, block_cache::limit_from_env()?)?,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, id: &ObjectId) -> ObjectPath {
+        let hex = id.hex();
+        let name = format!("{}/{}", &hex[..2], &hex[2..]);
+        if self.prefix.is_empty() {
+            ObjectPath::from(name)
+        } else {
+            ObjectPath::from(format!("{}/{name}", self.prefix))
+        }
+    }
+
+    fn failed(&self, what: &str, id: Option<&ObjectId>, e: impl std::fmt::Display) -> Error {
+        let which = id.map(|i| format!(" {i}")).unwrap_or_default();
+        Error::io(
+            format!("cannot {what} object{which} in {}", self.url),
+            std::io::Error::other(e.to_string()),
+        )
+    }
+
+    /// Upload the sealed object in `file` (`len` bytes) as object `id`. Refused if an object of
+    /// that id exists (ids are random: it would mean a reused id, never to be overwritten).
+    pub fn upload(&self, id: &ObjectId, file: &std::fs::File, len: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let path = self.path(id);
+        let read = |at: u64, n: usize| -> Result<Vec<u8>> {
+            let mut buf = vec![0u8; n];
+            FileExt::read_exact_at(file, &mut buf, at)
+                .map_err(|e| Error::io(format!("cannot read the object {id} to upload it"), e))?;
+            Ok(buf)
+        };
+        if len <= PART as u64 {
+            let body = PutPayload::from(read(0, len as usize)?);
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            block_on(self.bucket.put_opts(&path, body, opts))?
+                .map_err(|e| self.failed("upload", Some(id), e))?;
+            return Ok(());
+        }
+        // Large objects go in parts; the id is new and random, so nothing can be overwritten.
+        block_on(async {
+            let mut up = self.bucket.put_multipart(&path).await?;
+            let mut at = 0u64;
+            while at < len {
+                let n = ((len - at) as usize).min(PART);
+                let part = match read(at, n) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = up.abort().await;
+                        return Err(object_store::Error::Generic {
+                            store: "local",
+                            source: Box::new(e),
+                        });
+                    }
+                };
+                if let Err(e) = up.put_part(PutPayload::from(part)).await {
+                    let _ = up.abort().await;
+                    return Err(e);
+                }
+                at += n as u64;
+            }
+            up.complete().await.map(|_| ())
+        })?
+        .map_err(|e| self.failed("upload", Some(id), e))
+    }
+
+    /// Open object `id` for reading; `None` if the bucket has no such object.
+    pub fn open(self: &Arc<Remote>, id: &ObjectId) -> Result<Option<RemoteReader>> {
+        let path = self.path(id);
+        match block_on(self.bucket.head(&path))? {
+            Ok(meta) => Ok(Some(RemoteReader {
+                remote: self.clone(),
+                id: *id,
+                path,
+                size: meta.size,
+            })),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(self.failed("open", Some(id), e)),
+        }
+    }
+
+    /// Delete object `id` and its cached blocks; an object already gone is no error.
+    pub fn delete(&self, id: &ObjectId) -> Result<bool> {
+        self.cache.forget(id);
+        match block_on(self.bucket.delete(&self.path(id)))? {
+            Ok(()) => Ok(true),
+            Err(e) if not_found(&e) => Ok(false),
+            Err(e) => Err(self.failed("delete", Some(id), e)),
+        }
+    }
+
+    /// Every object name under the prefix, as `ab/cdef…` (what the store's `objects/` folder
+    /// would hold), with its size and when it was written.
+    pub fn list(&self) -> Result<Vec<(String, u64, std::time::SystemTime)>> {
+        use futures::TryStreamExt;
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let metas: Vec<object_store::ObjectMeta> =
+            block_on(self.bucket.list(prefix.as_ref()).try_collect())?
+                .map_err(|e| self.failed("list", None, e))?;
+        let skip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.as_ref().get(skip..)?.to_string();
+                Some((name, m.size, std::time::SystemTime::from(m.last_modified)))
+            })
+            .collect())
+    }
+
+    /// Bytes `start..end` of object `path` from the bucket.
+    fn fetch(&self, id: &ObjectId, path: &ObjectPath, start: u64, end: u64) -> Result<Vec<u8>> {
+        block_on(self.bucket.get_range(path, start..end))?
+            .map(|b| b.to_vec())
+            .map_err(|e| self.failed("read", Some(id), e))
+    }
+}
+
+/// Random-access reads of one object in the bucket, block by block through the cache.
+pub struct RemoteReader {
+    remote: Arc<Remote>,
+    id: ObjectId,
+    path: ObjectPath,
+    size: u64,
+}
+
+impl RemoteReader {
+    fn block(&self, index: u64) -> std::io::Result<Vec<u8>> {
+        if let Some(b) = self.remote.cache.get(&self.id, index) {
+            return Ok(b);
+        }
+        let start = index * BLOCK;
+        let end = (start + BLOCK).min(self.size);
+        let bytes = self
+            .remote
+            .fetch(&self.id, &self.path, start, end)
+            .map_err(|e| {
+                log::warn!("{e}");
+                std::io::Error::other(e.to_string())
+            })?;
+        if bytes.len() as u64 != end - start {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.remote.cache.put(&self.id, index, &bytes);
+        Ok(bytes)
+    }
+}
+
+impl ReadAt for RemoteReader {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if offset >= self.size {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(self.size - offset) as usize;
+        let mut done = 0usize;
+        while done < want {
+            let at = offset + done as u64;
+            let block = self.block(at / BLOCK)?;
+            let within = (at % BLOCK) as usize;
+            let n = (want - done).min(block.len() - within);
+            buf[done..done + n].copy_from_slice(&block[within..within + n]);
+            done += n;
+        }
+        Ok(done)
+    }
+
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.size)
+    }
+}
