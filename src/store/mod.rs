@@ -306,7 +306,8 @@ impl Store {
             private::create_dir_all(dir)?;
             let tmp = final_path.with_extension("tmp");
             let written = (|| -> Result<NewObject> {
-                let file = private::create_file(&tmp, false)?;
+                // readable too: an object for a bucket is uploaded from this file
+                let file = private::create_file(&tmp, true)?;
                 let mut enc = Encryptor::new(&id, &data_key, file).at("write object", &tmp)?;
                 // The keyed content hash runs on a second thread so that hashing and encryption
                 // overlap; the blocks it gets are zeroized when dropped.

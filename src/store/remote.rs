@@ -86,13 +86,14 @@ impl Remote {
             max_retries: 5,
             retry_timeout: RETRY_FOR,
         };
-        let options = object_store::ClientOptions::new()
-            .with_connect_timeout(Duration::from_secs(3))
-            .with_timeout(Duration::from_secs(60));
+        // (set key by key: `with_client_options` would drop AWS_ALLOW_HTTP and the like)
+        use object_store::aws::AmazonS3ConfigKey as Key;
+        use object_store::ClientConfigKey as Client;
         let s3 = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_retry(retry)
-            .with_client_options(options)
+            .with_config(Key::Client(Client::ConnectTimeout), "3s")
+            .with_config(Key::Client(Client::Timeout), "60s")
             .build()
             .map_err(|e| {
                 Error::invalid(format!(
@@ -121,11 +122,22 @@ impl Remote {
         }
     }
 
-    fn failed(&self, what: &str, id: Option<&ObjectId>, e: impl std::fmt::Display) -> Error {
+    fn failed(&self, what: &str, id: Option<&ObjectId>, e: object_store::Error) -> Error {
         let which = id.map(|i| format!(" {i}")).unwrap_or_default();
+        // the causes too: "HTTP error" alone does not say that the connection was refused
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            let s = c.to_string();
+            if !text.contains(&s) {
+                text.push_str(": ");
+                text.push_str(&s);
+            }
+            cause = c.source();
+        }
         Error::io(
             format!("cannot {what} object{which} in {}", self.url),
-            std::io::Error::other(e.to_string()),
+            std::io::Error::other(text),
         )
     }
 
