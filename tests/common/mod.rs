@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mount;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -71,6 +72,14 @@ impl TestStore {
             .env("CONSENTFS_KEY_FILE", &self.key)
             .env("CONSENTFS_ANCHOR", self.anchor())
             .env("CONSENTFS_SOCKET", self.socket());
+        // a store whose objects are in a bucket (`s3::store_in_bucket`): its AWS_* settings
+        if let Ok(env) = std::fs::read_to_string(self.dir.path().join(s3::ENV_FILE)) {
+            for line in env.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    c.env(k, v);
+                }
+            }
+        }
         c
     }
 

@@ -1,0 +1,203 @@
+//! A store whose objects are in S3-compatible object storage (`init --objects s3://…`),
+//! against a real server (SeaweedFS on loopback, `contrib/s3-server.sh`).
+
+mod common;
+
+use common::mount::{wait_for, Mount};
+use common::s3::{store_in_bucket, S3Server};
+use common::TestStore;
+use std::time::{Duration, Instant};
+
+/// Anna's consented photo `shoot/a.jpg` (with a marker inside), a photo without persons, and
+/// root allowed to write on the website view.
+fn photos(t: &TestStore, anna: &[u8]) {
+    t.write("shoot/a.jpg", anna);
+    t.write("shoot/hall.jpg", &vec![5u8; 2_500_000]);
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "a.jpg", "Anna"]);
+    t.ok(&["mark", "hall.jpg", "--no-persons"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.add_user("root");
+    t.ok(&[
+        "user", "grant", "root", "--purpose", "website", "--access", "write",
+    ]);
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Photos go to the bucket, encrypted; the store's folder keeps none; they read back through
+/// `cat` and the mount; a save through the mount is a new object in the bucket; the scrub
+/// verifies them there; erasing Anna deletes her photo's objects from the bucket and from the
+/// cache.
+#[test]
+fn photos_live_encrypted_in_the_bucket_and_go_with_an_erasure() {
+    let s3 = S3Server::start();
+    let t = store_in_bucket(&s3, "team/lib");
+    let marker = b"MARKER-ANNA-9f3c1e";
+    let mut anna = vec![1u8; 1_500_000];
+    anna[700_000..700_000 + marker.len()].copy_from_slice(marker);
+    photos(&t, &anna);
+
+    let status = t.ok(&["status"]).stdout;
+    assert!(status.contains("s3://photos/team/lib"), "{status}");
+    let keys = s3.keys("team/lib/");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for k in &keys {
+        let bytes = s3.get(k);
+        assert!(bytes.len() > 1000);
+        assert!(!contains(&bytes, marker), "{k} holds the photo in the clear");
+    }
+    let mut local = Vec::new();
+    common::collect_files(&t.store.join("objects"), &mut local);
+    assert!(local.is_empty(), "objects left in the store folder: {local:?}");
+
+    assert_eq!(t.ok(&["cat", "a.jpg"]).raw, anna);
+    {
+        let m = Mount::start(&t);
+        assert_eq!(std::fs::read(m.path("root/website/a.jpg")).unwrap(), anna);
+        // a save over the photo through the mount: a new version, a new object in the bucket
+        let mut edited = anna.clone();
+        edited[..4].copy_from_slice(b"EDIT");
+        std::fs::write(m.path("root/website/a.jpg"), &edited).unwrap();
+        assert_eq!(std::fs::read(m.path("root/website/a.jpg")).unwrap(), edited);
+        // a new file through the mount, by this process that read Anna's photo: derived from
+        // it, so it goes with her erasure too
+        std::fs::write(m.path("root/website/new.jpg"), b"a new file from an editor").unwrap();
+    }
+    let after = s3.keys("team/lib/");
+    assert!(after.len() >= 4, "no new objects in the bucket: {after:?}");
+    let check = t.ok(&["check"]);
+    assert!(check.stdout.contains("intact"), "{}{}", check.stdout, check.stderr);
+
+    t.ok(&["person", "erase", "Anna", "--yes"]);
+    let left = s3.keys("team/lib/");
+    // what is left: the photo without persons; none of Anna's versions, nor the file made
+    // from her photo
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(t.ok(&["cat", "hall.jpg"]).raw, vec![5u8; 2_500_000]);
+    let mut cached = Vec::new();
+    common::collect_files(&t.store.join("cache"), &mut cached);
+    for k in &left {
+        assert!(!contains(&s3.get(k), marker));
+    }
+    let anna_ids: Vec<String> = after
+        .iter()
+        .filter(|k| !left.contains(k))
+        .map(|k| k.trim_start_matches("team/lib/").replace('/', ""))
+        .collect();
+    for c in &cached {
+        let name = c.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !anna_ids.iter().any(|id| name.starts_with(id.as_str())),
+            "a cached block of an erased photo stayed: {name}"
+        );
+    }
+    assert!(t.ok(&["check"]).stdout.contains("intact"));
+}
+
+/// With the bucket down, reading a photo that is not cached fails with EIO within seconds
+/// (retries are bounded), the log says what failed, and a withdrawal still hides the photo
+/// (visibility does not depend on the bucket). Once the bucket is back, reads work again.
+#[test]
+fn an_unreachable_bucket_is_an_error_never_a_stale_view() {
+    let s3 = S3Server::start();
+    let t = store_in_bucket(&s3, "lib");
+    let anna = vec![3u8; 3_000_000];
+    photos(&t, &anna);
+    let m = Mount::start(&t);
+    let hall = m.path("root/website/hall.jpg");
+    let a = m.path("root/website/a.jpg");
+    // both are listed (the catalog is local); nothing has been read yet, so nothing is cached
+    assert!(hall.exists() && a.exists());
+    s3.stop();
+    let started = Instant::now();
+    let e = std::fs::read(&hall).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the read hung for {:?}",
+        started.elapsed()
+    );
+    let log = m.log_text();
+    assert!(
+        (log.contains("cannot open object") || log.contains("cannot read object"))
+            && log.contains("s3://photos/lib")
+            && log.contains("Connection refused"),
+        "{log}"
+    );
+    let r = t.run(&["cat", "hall.jpg"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("s3://photos/lib"), "{}", r.stderr);
+
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let (gone, _) = wait_for(Duration::from_secs(5), || !a.exists());
+    assert!(gone, "a withdrawn photo stayed visible while the bucket was down");
+
+    s3.restart();
+    let (back, _) = wait_for(Duration::from_secs(30), || std::fs::read(&hall).is_ok());
+    assert!(back, "reads did not come back with the bucket");
+    assert_eq!(std::fs::read(&hall).unwrap(), vec![5u8; 2_500_000]);
+}
+
+/// A store takes a bucket prefix (or folder) of its own, and later commands cannot point it
+/// elsewhere by mistake.
+#[test]
+fn objects_locations_are_checked() {
+    let s3 = S3Server::start();
+    let t = store_in_bucket(&s3, "shared");
+    t.write("in/x.jpg", b"x");
+    t.ok(&["import", t.path("in").to_str().unwrap()]);
+
+    // a second store on the same prefix would take the first one's objects for orphans
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join(common::s3::ENV_FILE), &s3.env).unwrap();
+    let u = TestStore {
+        store: other.path().join("store"),
+        key: other.path().join("key"),
+        dir: other,
+    };
+    let r = u.run(&["--objects", "s3://photos/shared", "init"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("already holds"), "{}", r.stderr);
+    assert!(!u.store.join("keyring").exists(), "a refused init left a store");
+
+    let r = t.run(&["--objects", "s3://photos/elsewhere", "status"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("does not match"), "{}", r.stderr);
+    t.ok(&["--objects", "s3://photos/shared", "status"]);
+    for bad in ["s3://X", "ftp://host/x", "file://relative"] {
+        let r = u.run(&["--objects", bad, "init"]);
+        assert_eq!(r.code, 2, "{bad}");
+        assert!(r.stderr.contains("--objects"), "{}", r.stderr);
+    }
+}
+
+/// A shared folder (`file:///…`) holds the objects, private and fsynced like the store's own.
+#[test]
+fn objects_in_a_shared_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestStore {
+        store: dir.path().join("store"),
+        key: dir.path().join("key"),
+        dir,
+    };
+    let shared = t.path("nas/photos");
+    t.ok(&[
+        "--objects",
+        &format!("file://{}", shared.display()),
+        "init",
+    ]);
+    t.write("in/x.jpg", b"photo in a shared folder");
+    t.ok(&["import", t.path("in").to_str().unwrap()]);
+    let mut files = Vec::new();
+    common::collect_files(&shared, &mut files);
+    assert_eq!(files.len(), 1);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(t.ok(&["cat", "x.jpg"]).raw, b"photo in a shared folder");
+    assert!(t.ok(&["check"]).stdout.contains("intact"));
+}
