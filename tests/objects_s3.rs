@@ -201,3 +201,41 @@ fn objects_in_a_shared_folder() {
     assert_eq!(t.ok(&["cat", "x.jpg"]).raw, b"photo in a shared folder");
     assert!(t.ok(&["check"]).stdout.contains("intact"));
 }
+
+/// `backup` of a store whose objects are in a bucket copies them out of it: the backup is a
+/// store of its own (objects in its folder, still encrypted) that opens, verifies and reads
+/// without the bucket.
+#[test]
+fn a_backup_brings_the_objects_home() {
+    let s3 = S3Server::start();
+    let t = store_in_bucket(&s3, "lib");
+    let anna = b"MARKER-BACKUP-77 photo of anna".repeat(50_000);
+    photos(&t, &anna);
+    let dest = t.path("backup");
+    let r = t.ok(&["backup", dest.to_str().unwrap(), "--json"]).json();
+    assert_eq!(r["objects"], 2, "{r:#}");
+    assert!(!dest.join("objects.url").exists());
+    let mut files = Vec::new();
+    common::collect_files(&dest.join("objects"), &mut files);
+    assert_eq!(files.len(), 2);
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(!contains(&bytes, b"MARKER-BACKUP-77"), "{}", f.display());
+    }
+    s3.stop();
+    // the backup in place of the store: no bucket needed any more
+    std::fs::remove_dir_all(&t.store).unwrap();
+    let st = std::process::Command::new("cp")
+        .args(["-a", dest.to_str().unwrap(), t.store.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = t.run(&["--accept-rollback", "check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("intact"));
+    assert_eq!(t.ok(&["--accept-rollback", "cat", "a.jpg"]).raw, anna);
+    assert!(t.ok(&["status"]).stdout.contains(&format!(
+        "objects      {}",
+        t.store.join("objects").display()
+    )));
+}

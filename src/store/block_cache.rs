@@ -102,21 +102,40 @@ impl BlockCache {
 
     /// The cached bytes of `block` of object `id`, if they are here.
     pub fn get(&self, id: &ObjectId, block: u64) -> Option<Vec<u8>> {
-        {
-            let mut s = self.lock();
-            s.tick += 1;
-            let tick = s.tick;
-            match s.entries.get_mut(&(*id, block)) {
-                Some(e) => e.1 = tick,
-                None => return None,
-            }
+        let len = self.touch(id, block)?;
+        let mut buf = vec![0u8; len as usize];
+        self.read_at(id, block, 0, &mut buf).then_some(buf)
+    }
+
+    /// Fill `buf` from `block` of object `id` at `within` (one positional read of just those
+    /// bytes); false if the block is not here or too short.
+    pub fn read_into(&self, id: &ObjectId, block: u64, within: u64, buf: &mut [u8]) -> bool {
+        match self.touch(id, block) {
+            Some(len) if within + buf.len() as u64 <= len => self.read_at(id, block, within, buf),
+            _ => false,
         }
-        match std::fs::read(self.path(id, block)) {
-            Ok(b) => Some(b),
+    }
+
+    /// Mark the block used now; its length if it is cached.
+    fn touch(&self, id: &ObjectId, block: u64) -> Option<u64> {
+        let mut s = self.lock();
+        s.tick += 1;
+        let tick = s.tick;
+        let e = s.entries.get_mut(&(*id, block))?;
+        e.1 = tick;
+        Some(e.0)
+    }
+
+    fn read_at(&self, id: &ObjectId, block: u64, within: u64, buf: &mut [u8]) -> bool {
+        use std::os::unix::fs::FileExt;
+        let read = std::fs::File::open(self.path(id, block))
+            .and_then(|f| f.read_exact_at(buf, within));
+        match read {
+            Ok(()) => true,
             Err(e) => {
                 log::debug!("a cached block of an object cannot be read ({e}); fetching it again");
                 self.drop_entry(id, block);
-                None
+                false
             }
         }
     }
@@ -216,6 +235,10 @@ mod tests {
         c.put(&a, 1, &[2u8; 1000]);
         c.put(&b, 0, &[3u8; 1000]);
         assert_eq!(c.get(&a, 0).unwrap(), vec![1u8; 1000]); // a/0 is now the newest
+        let mut part = [0u8; 10];
+        assert!(c.read_into(&b, 0, 990, &mut part) && part == [3u8; 10]);
+        assert!(!c.read_into(&b, 0, 995, &mut part), "past the end of the block");
+        assert!(c.read_into(&a, 0, 0, &mut part)); // a/0 the newest again
         c.put(&b, 1, &[4u8; 1000]); // over the limit: a/1, the least recently used, goes
         assert!(c.get(&a, 1).is_none());
         assert_eq!(c.total(), 3000);

@@ -253,10 +253,8 @@ pub struct RemoteReader {
 }
 
 impl RemoteReader {
+    /// Fetch block `index` from the bucket and cache it.
     fn block(&self, index: u64) -> std::io::Result<Vec<u8>> {
-        if let Some(b) = self.remote.cache.get(&self.id, index) {
-            return Ok(b);
-        }
         let start = index * BLOCK;
         let end = (start + BLOCK).min(self.size);
         let bytes = self
@@ -283,10 +281,21 @@ impl ReadAt for RemoteReader {
         let mut done = 0usize;
         while done < want {
             let at = offset + done as u64;
-            let block = self.block(at / BLOCK)?;
-            let within = (at % BLOCK) as usize;
-            let n = (want - done).min(block.len() - within);
-            buf[done..done + n].copy_from_slice(&block[within..within + n]);
+            let (index, within) = (at / BLOCK, at % BLOCK);
+            let n = (want - done).min((BLOCK - within) as usize);
+            let out = &mut buf[done..done + n];
+            // a cached block: just these bytes, read from its file
+            if !self.remote.cache.read_into(&self.id, index, within, out) {
+                let block = self.block(index)?;
+                let within = within as usize;
+                let n = n.min(block.len().saturating_sub(within));
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                buf[done..done + n].copy_from_slice(&block[within..within + n]);
+                done += n;
+                continue;
+            }
             done += n;
         }
         Ok(done)
