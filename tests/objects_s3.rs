@@ -239,3 +239,42 @@ fn a_backup_brings_the_objects_home() {
         t.store.join("objects").display()
     )));
 }
+
+/// An object in the bucket that no catalog row names (an upload whose save was killed before
+/// its record) is removed when the store is next mounted; a key that is not an object's name is
+/// left alone, and so is every recorded object.
+#[test]
+fn the_mount_removes_orphans_from_the_bucket() {
+    let s3 = S3Server::start();
+    let t = store_in_bucket(&s3, "lib");
+    photos(&t, b"anna");
+    let recorded = s3.keys("lib/");
+    assert_eq!(recorded.len(), 2);
+    let put = |key: &str| {
+        let st = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-f",
+                "-X",
+                "PUT",
+                "--data-binary",
+                "orphan",
+                &format!("http://127.0.0.1:{}/photos/{key}", s3.port),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    put("lib/ab/0123456789abcdef0123456789abcd");
+    put("lib/notes.txt");
+    assert_eq!(s3.keys("lib/").len(), 4);
+    let m = Mount::start(&t);
+    assert!(m.log_text().contains("removed 1 orphaned object"), "{}", m.log_text());
+    let mut left = s3.keys("lib/");
+    left.sort();
+    let mut want = recorded.clone();
+    want.push("lib/notes.txt".into());
+    want.sort();
+    assert_eq!(left, want);
+    assert_eq!(std::fs::read(m.path("root/website/a.jpg")).unwrap(), b"anna");
+}
