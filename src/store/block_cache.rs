@@ -107,6 +107,11 @@ impl BlockCache {
         self.read_at(id, block, 0, &mut buf).then_some(buf)
     }
 
+    /// Whether `block` of object `id` is cached (without marking it used).
+    pub fn has(&self, id: &ObjectId, block: u64) -> bool {
+        self.lock().entries.contains_key(&(*id, block))
+    }
+
     /// Fill `buf` from `block` of object `id` at `within` (one positional read of just those
     /// bytes); false if the block is not here or too short.
     pub fn read_into(&self, id: &ObjectId, block: u64, within: u64, buf: &mut [u8]) -> bool {

@@ -27,6 +27,11 @@ use std::time::Duration;
 pub const RETRY_FOR: Duration = Duration::from_secs(10);
 /// Objects up to this size are uploaded in one request; larger ones in parts of this size.
 const PART: usize = 16 << 20;
+/// Parts of one object uploaded at once.
+const UPLOADS_IN_FLIGHT: usize = 4;
+/// A read that misses the cache right after the block before it (a sequential read) fetches
+/// this many blocks at once (adjacent ranges: `object_store` asks for them in one request).
+const READ_AHEAD: u64 = 4;
 
 /// A bucket (and prefix) holding a store's objects.
 pub struct Remote {
@@ -35,7 +40,13 @@ pub struct Remote {
     bucket: Arc<dyn ObjectStore>,
     prefix: String,
     cache: BlockCache,
+    /// Sizes of objects opened before (objects never change): an object opened again whose
+    /// first block is cached opens without a request.
+    sizes: std::sync::Mutex<std::collections::HashMap<ObjectId, u64>>,
 }
+
+/// At most this many sizes are remembered (about 4 MB); then the memo starts over.
+const SIZES: usize = 100_000;
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,6 +116,7 @@ impl Remote {
             bucket: Arc::new(s3),
             prefix: prefix.trim_matches('/').to_string(),
             cache: BlockCache::open(cache_dir, block_cache::limit_from_env()?)?,
+            sizes: Default::default(),
         })
     }
 
@@ -162,51 +174,86 @@ impl Remote {
                 .map_err(|e| self.failed("upload", Some(id), e))?;
             return Ok(());
         }
-        // Large objects go in parts; the id is new and random, so nothing can be overwritten.
+        // Large objects go in parts, a few in flight at once; the id is new and random, so
+        // nothing can be overwritten.
         block_on(async {
-            let mut up = self.bucket.put_multipart(&path).await?;
+            let up = self.bucket.put_multipart(&path).await?;
+            let mut w = object_store::WriteMultipart::new_with_chunk_size(up, PART);
             let mut at = 0u64;
             while at < len {
                 let n = ((len - at) as usize).min(PART);
                 let part = match read(at, n) {
                     Ok(p) => p,
                     Err(e) => {
-                        let _ = up.abort().await;
+                        let _ = w.abort().await;
                         return Err(object_store::Error::Generic {
                             store: "local",
                             source: Box::new(e),
                         });
                     }
                 };
-                if let Err(e) = up.put_part(PutPayload::from(part)).await {
-                    let _ = up.abort().await;
+                if let Err(e) = w.wait_for_capacity(UPLOADS_IN_FLIGHT).await {
+                    let _ = w.abort().await;
                     return Err(e);
                 }
+                w.put(part.into());
                 at += n as u64;
             }
-            up.complete().await.map(|_| ())
+            w.finish().await.map(|_| ())
         })?
         .map_err(|e| self.failed("upload", Some(id), e))
     }
 
-    /// Open object `id` for reading; `None` if the bucket has no such object.
+    /// Open object `id` for reading; `None` if the bucket has no such object. One request at
+    /// most: a GET of its first block, which brings the object's size along (no HEAD first).
     pub fn open(self: &Arc<Remote>, id: &ObjectId) -> Result<Option<RemoteReader>> {
         let path = self.path(id);
-        match block_on(self.bucket.head(&path))? {
-            Ok(meta) => Ok(Some(RemoteReader {
+        let known = self.sizes.lock().unwrap_or_else(|p| p.into_inner()).get(id).copied();
+        if let Some(size) = known {
+            return Ok(Some(RemoteReader {
                 remote: self.clone(),
                 id: *id,
                 path,
-                size: meta.size,
-            })),
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(self.failed("open", Some(id), e)),
+                size,
+            }));
         }
+        let opts = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(0..BLOCK)),
+            ..Default::default()
+        };
+        let got = block_on(async {
+            let r = self.bucket.get_opts(&path, opts).await?;
+            let size = r.meta.size;
+            let first = r.bytes().await?;
+            Ok::<_, object_store::Error>((size, first))
+        })?;
+        let (size, first) = match got {
+            Ok(got) => got,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(self.failed("open", Some(id), e)),
+        };
+        if first.len() as u64 == size.min(BLOCK) {
+            self.cache.put(id, 0, &first);
+        }
+        {
+            let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
+            if sizes.len() >= SIZES {
+                sizes.clear();
+            }
+            sizes.insert(*id, size);
+        }
+        Ok(Some(RemoteReader {
+            remote: self.clone(),
+            id: *id,
+            path,
+            size,
+        }))
     }
 
     /// Delete object `id` and its cached blocks; an object already gone is no error.
     pub fn delete(&self, id: &ObjectId) -> Result<bool> {
         self.cache.forget(id);
+        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         match block_on(self.bucket.delete(&self.path(id)))? {
             Ok(()) => Ok(true),
             Err(e) if not_found(&e) => Ok(false),
@@ -236,12 +283,6 @@ impl Remote {
             .collect())
     }
 
-    /// Bytes `start..end` of object `path` from the bucket.
-    fn fetch(&self, id: &ObjectId, path: &ObjectPath, start: u64, end: u64) -> Result<Vec<u8>> {
-        block_on(self.bucket.get_range(path, start..end))?
-            .map(|b| b.to_vec())
-            .map_err(|e| self.failed("read", Some(id), e))
-    }
 }
 
 /// Random-access reads of one object in the bucket, block by block through the cache.
@@ -253,22 +294,36 @@ pub struct RemoteReader {
 }
 
 impl RemoteReader {
-    /// Fetch block `index` from the bucket and cache it.
+    /// Fetch block `index` from the bucket and cache it. When the block before it is cached
+    /// (a sequential read), the next blocks are fetched with it.
     fn block(&self, index: u64) -> std::io::Result<Vec<u8>> {
-        let start = index * BLOCK;
-        let end = (start + BLOCK).min(self.size);
-        let bytes = self
-            .remote
-            .fetch(&self.id, &self.path, start, end)
+        let blocks = self.size.div_ceil(BLOCK);
+        let sequential = index > 0 && self.remote.cache.has(&self.id, index - 1);
+        let last = if sequential {
+            (index + READ_AHEAD).min(blocks)
+        } else {
+            index + 1
+        };
+        let ranges: Vec<std::ops::Range<u64>> = (index..last)
+            .map(|i| i * BLOCK..((i + 1) * BLOCK).min(self.size))
+            .collect();
+        let fetched = block_on(self.remote.bucket.get_ranges(&self.path, &ranges))
+            .and_then(|r| r.map_err(|e| self.remote.failed("read", Some(&self.id), e)))
             .map_err(|e| {
                 log::warn!("{e}");
                 std::io::Error::other(e.to_string())
             })?;
-        if bytes.len() as u64 != end - start {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        let mut first = None;
+        for ((i, range), bytes) in (index..last).zip(&ranges).zip(fetched) {
+            if bytes.len() as u64 != range.end - range.start {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.remote.cache.put(&self.id, i, &bytes);
+            if i == index {
+                first = Some(bytes.to_vec());
+            }
         }
-        self.remote.cache.put(&self.id, index, &bytes);
-        Ok(bytes)
+        first.ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
     }
 }
 
