@@ -29,9 +29,9 @@ pub const RETRY_FOR: Duration = Duration::from_secs(10);
 const PART: usize = 16 << 20;
 /// Parts of one object uploaded at once.
 const UPLOADS_IN_FLIGHT: usize = 4;
-/// A read that misses the cache right after the block before it (a sequential read) fetches
-/// this many blocks at once (adjacent ranges: `object_store` asks for them in one request).
-const READ_AHEAD: u64 = 4;
+/// A read that misses right after the block before it (a sequential read) fetches this many
+/// blocks at once, in parallel requests.
+const READ_AHEAD: u64 = 8;
 
 /// A bucket (and prefix) holding a store's objects.
 pub struct Remote {
@@ -43,7 +43,14 @@ pub struct Remote {
     /// Sizes of objects opened before (objects never change): an object opened again whose
     /// first block is cached opens without a request.
     sizes: std::sync::Mutex<std::collections::HashMap<ObjectId, u64>>,
+    /// The last blocks used, in memory: a chunk is read as a few small reads (nonce, body,
+    /// tag), and a block holds 16 chunks, so without this each would go back to the cache's
+    /// file (or, with the cache off, to the bucket).
+    hot: std::sync::Mutex<std::collections::VecDeque<((ObjectId, u64), Arc<Vec<u8>>)>>,
 }
+
+/// Blocks kept in memory (16 MiB at most).
+const HOT: usize = 16;
 
 /// At most this many sizes are remembered (about 4 MB); then the memo starts over.
 const SIZES: usize = 100_000;
@@ -117,6 +124,7 @@ impl Remote {
             prefix: prefix.trim_matches('/').to_string(),
             cache: BlockCache::open(cache_dir, block_cache::limit_from_env()?)?,
             sizes: Default::default(),
+            hot: Default::default(),
         })
     }
 
@@ -215,6 +223,7 @@ impl Remote {
                 id: *id,
                 path,
                 size,
+                next: Default::default(),
             }));
         }
         let opts = object_store::GetOptions {
@@ -247,12 +256,17 @@ impl Remote {
             id: *id,
             path,
             size,
+            next: Default::default(),
         }))
     }
 
     /// Delete object `id` and its cached blocks; an object already gone is no error.
     pub fn delete(&self, id: &ObjectId) -> Result<bool> {
         self.cache.forget(id);
+        self.hot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|((o, _), _)| o != id);
         self.sizes.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         match block_on(self.bucket.delete(&self.path(id)))? {
             Ok(()) => Ok(true),
@@ -291,36 +305,79 @@ pub struct RemoteReader {
     id: ObjectId,
     path: ObjectPath,
     size: u64,
+    /// The block after the last one fetched, to recognise a sequential read.
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Remote {
+    fn hot_get(&self, id: &ObjectId, block: u64) -> Option<Arc<Vec<u8>>> {
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        let at = hot.iter().position(|(k, _)| *k == (*id, block))?;
+        let entry = hot.remove(at)?;
+        let bytes = entry.1.clone();
+        hot.push_front(entry);
+        Some(bytes)
+    }
+
+    fn hot_put(&self, id: &ObjectId, block: u64, bytes: Arc<Vec<u8>>) {
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        hot.retain(|(k, _)| *k != (*id, block));
+        hot.push_front(((*id, block), bytes));
+        hot.truncate(HOT);
+    }
 }
 
 impl RemoteReader {
-    /// Fetch block `index` from the bucket and cache it. When the block before it is cached
-    /// (a sequential read), the next blocks are fetched with it.
+    /// Block `index`: from memory, the cache's file, or the bucket (then kept in both).
+    fn hot_block(&self, index: u64) -> std::io::Result<Arc<Vec<u8>>> {
+        if let Some(b) = self.remote.hot_get(&self.id, index) {
+            return Ok(b);
+        }
+        let bytes = match self.remote.cache.get(&self.id, index) {
+            Some(b) => Arc::new(b),
+            None => Arc::new(self.block(index)?),
+        };
+        self.remote.hot_put(&self.id, index, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// Fetch block `index` from the bucket, keep it in memory and in the cache. When the
+    /// block before it was the last one this reader fetched (a sequential read), the next
+    /// blocks are fetched beside it, in parallel requests.
     fn block(&self, index: u64) -> std::io::Result<Vec<u8>> {
+        use std::sync::atomic::Ordering;
         let blocks = self.size.div_ceil(BLOCK);
-        let sequential = index > 0 && self.remote.cache.has(&self.id, index - 1);
-        let last = if sequential {
+        let before = self.next.swap(index + 1, Ordering::Relaxed);
+        let last = if before == index && index > 0 {
             (index + READ_AHEAD).min(blocks)
         } else {
             index + 1
         };
-        let ranges: Vec<std::ops::Range<u64>> = (index..last)
-            .map(|i| i * BLOCK..((i + 1) * BLOCK).min(self.size))
-            .collect();
-        let fetched = block_on(self.remote.bucket.get_ranges(&self.path, &ranges))
-            .and_then(|r| r.map_err(|e| self.remote.failed("read", Some(&self.id), e)))
+        if last > index + 1 {
+            self.next.store(last, Ordering::Relaxed);
+        }
+        let remote = &self.remote;
+        let fetches = (index..last).map(|i| {
+            let range = i * BLOCK..((i + 1) * BLOCK).min(self.size);
+            async move { remote.bucket.get_range(&self.path, range).await }
+        });
+        let fetched = block_on(futures::future::try_join_all(fetches))
+            .and_then(|r| r.map_err(|e| remote.failed("read", Some(&self.id), e)))
             .map_err(|e| {
                 log::warn!("{e}");
                 std::io::Error::other(e.to_string())
             })?;
         let mut first = None;
-        for ((i, range), bytes) in (index..last).zip(&ranges).zip(fetched) {
-            if bytes.len() as u64 != range.end - range.start {
+        for (i, bytes) in (index..last).zip(fetched) {
+            let want = ((i + 1) * BLOCK).min(self.size) - i * BLOCK;
+            if bytes.len() as u64 != want {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            self.remote.cache.put(&self.id, i, &bytes);
+            remote.cache.put(&self.id, i, &bytes);
             if i == index {
                 first = Some(bytes.to_vec());
+            } else {
+                remote.hot_put(&self.id, i, Arc::new(bytes.to_vec()));
             }
         }
         first.ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
@@ -336,21 +393,13 @@ impl ReadAt for RemoteReader {
         let mut done = 0usize;
         while done < want {
             let at = offset + done as u64;
-            let (index, within) = (at / BLOCK, at % BLOCK);
-            let n = (want - done).min((BLOCK - within) as usize);
-            let out = &mut buf[done..done + n];
-            // a cached block: just these bytes, read from its file
-            if !self.remote.cache.read_into(&self.id, index, within, out) {
-                let block = self.block(index)?;
-                let within = within as usize;
-                let n = n.min(block.len().saturating_sub(within));
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                buf[done..done + n].copy_from_slice(&block[within..within + n]);
-                done += n;
-                continue;
+            let (index, within) = (at / BLOCK, (at % BLOCK) as usize);
+            let block = self.hot_block(index)?;
+            let n = (want - done).min(block.len().saturating_sub(within));
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
+            buf[done..done + n].copy_from_slice(&block[within..within + n]);
             done += n;
         }
         Ok(done)
