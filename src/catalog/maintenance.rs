@@ -171,6 +171,12 @@ pub fn last_change(conn: &Connection) -> Result<Option<LastChange>> {
 }
 
 /// The catalog's schema version (`PRAGMA user_version`).
+/// A number that changes whenever another connection commits to the catalog (SQLite's
+/// `data_version`): the daemon's watcher polls it to know when to look for changes.
+pub fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))?)
+}
+
 pub fn schema_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }

@@ -351,9 +351,7 @@ fn watch(
 ) {
     let conn = catalog.conn();
     let mut w = Watcher {
-        last_version: conn
-            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
-            .unwrap_or(0),
+        last_version: crate::catalog::maintenance::data_version(conn).unwrap_or(0),
         last_error: None,
         fault: Fault::from_env(),
     };
@@ -468,9 +466,7 @@ impl Watcher {
     ) -> std::result::Result<Duration, RoundError> {
         let now = chrono::Utc::now();
         let mut changes = Vec::new();
-        let v = conn
-            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| RoundError::Catalog(e.into()))?;
+        let v = crate::catalog::maintenance::data_version(conn).map_err(RoundError::Catalog)?;
         if v != self.last_version {
             if self.fault == Fault::Stall {
                 loop {

@@ -46,8 +46,11 @@ pub struct Remote {
     /// The last blocks used, in memory: a chunk is read as a few small reads (nonce, body,
     /// tag), and a block holds 16 chunks, so without this each would go back to the cache's
     /// file (or, with the cache off, to the bucket).
-    hot: std::sync::Mutex<std::collections::VecDeque<((ObjectId, u64), Arc<Vec<u8>>)>>,
+    hot: std::sync::Mutex<std::collections::VecDeque<HotBlock>>,
 }
+
+/// A block kept in memory: (object, block number) and its bytes.
+type HotBlock = ((ObjectId, u64), Arc<Vec<u8>>);
 
 /// Blocks kept in memory (16 MiB at most).
 const HOT: usize = 16;
