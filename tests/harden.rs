@@ -962,6 +962,12 @@ fn the_demo_mounts_and_its_tour_works() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // a failed assertion below must not leave the demo running and mounted
+    let mut guard = DemoGuard {
+        pid: child.id() as i32,
+        mnt: demo.join("mnt"),
+        done: false,
+    };
     let out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -1058,11 +1064,31 @@ fn the_demo_mounts_and_its_tour_works() {
         nix::sys::signal::Signal::SIGTERM,
     );
     let status = child.wait().unwrap();
+    guard.done = true;
     assert_eq!(status.code(), Some(0));
     assert!(
         !common::mount::is_mounted(&mnt),
         "still mounted after SIGTERM"
     );
+}
+
+/// Kills the demo and unmounts it if the test ends before it stopped the demo itself.
+struct DemoGuard {
+    pid: i32,
+    mnt: std::path::PathBuf,
+    done: bool,
+}
+
+impl Drop for DemoGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
 }
 
 /// Finding 13's class: evidence given as a FIFO (or a link) is refused at once instead of
