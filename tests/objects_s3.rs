@@ -296,6 +296,21 @@ fn a_large_photo_goes_up_in_parts_and_comes_back_exact() {
     photos(&t, &big);
     assert_eq!(t.ok(&["cat", "a.jpg"]).raw, big);
     std::fs::remove_dir_all(t.store.join("cache")).unwrap();
-    let m = Mount::start(&t);
+    let m = Mount::start_with(&t, &[("RUST_LOG", "info,consentfs::store=debug")]);
     assert_eq!(std::fs::read(m.path("root/website/a.jpg")).unwrap(), big);
+    // the kernel reads ahead on several threads at once: still, no block is asked of the
+    // bucket twice (each request costs, on a real bucket in money too)
+    let mut fetched = Vec::new();
+    for line in m.log_text().lines() {
+        if let Some(range) = line.split("fetching blocks ").nth(1) {
+            let (a, b) = range.trim().split_once("..").unwrap();
+            fetched.extend(a.parse::<u64>().unwrap()..b.parse::<u64>().unwrap());
+        }
+    }
+    let n = fetched.len();
+    fetched.sort_unstable();
+    fetched.dedup();
+    assert_eq!(n, fetched.len(), "blocks fetched more than once");
+    // 40 MiB and the chunks' overhead make 41 blocks; block 0 came with the open
+    assert_eq!(fetched, (1..41).collect::<Vec<u64>>());
 }

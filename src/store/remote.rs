@@ -29,8 +29,8 @@ pub const RETRY_FOR: Duration = Duration::from_secs(10);
 const PART: usize = 16 << 20;
 /// Parts of one object uploaded at once.
 const UPLOADS_IN_FLIGHT: usize = 4;
-/// A read that misses right after the block before it (a sequential read) fetches this many
-/// blocks at once, in parallel requests.
+/// A read that misses right after a block that is here (a sequential read) fetches up to this
+/// many blocks at once, in parallel requests.
 const READ_AHEAD: u64 = 8;
 
 /// A bucket (and prefix) holding a store's objects.
@@ -47,6 +47,9 @@ pub struct Remote {
     /// tag), and a block holds 16 chunks, so without this each would go back to the cache's
     /// file (or, with the cache off, to the bucket).
     hot: std::sync::Mutex<std::collections::VecDeque<HotBlock>>,
+    /// Blocks being fetched now, and the signal that some landed.
+    inflight: std::sync::Mutex<std::collections::HashSet<(ObjectId, u64)>>,
+    landed: std::sync::Condvar,
 }
 
 /// A block kept in memory: (object, block number) and its bytes.
@@ -128,6 +131,8 @@ impl Remote {
             cache: BlockCache::open(cache_dir, block_cache::limit_from_env()?)?,
             sizes: Default::default(),
             hot: Default::default(),
+            inflight: Default::default(),
+            landed: Default::default(),
         })
     }
 
@@ -226,7 +231,6 @@ impl Remote {
                 id: *id,
                 path,
                 size,
-                next: Default::default(),
             }));
         }
         let opts = object_store::GetOptions {
@@ -259,7 +263,6 @@ impl Remote {
             id: *id,
             path,
             size,
-            next: Default::default(),
         }))
     }
 
@@ -308,8 +311,6 @@ pub struct RemoteReader {
     id: ObjectId,
     path: ObjectPath,
     size: u64,
-    /// The block after the last one fetched, to recognise a sequential read.
-    next: std::sync::atomic::AtomicU64,
 }
 
 impl Remote {
@@ -322,6 +323,11 @@ impl Remote {
         Some(bytes)
     }
 
+    fn hot_has(&self, id: &ObjectId, block: u64) -> bool {
+        let hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        hot.iter().any(|(k, _)| *k == (*id, block))
+    }
+
     fn hot_put(&self, id: &ObjectId, block: u64, bytes: Arc<Vec<u8>>) {
         let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
         hot.retain(|(k, _)| *k != (*id, block));
@@ -331,35 +337,65 @@ impl Remote {
 }
 
 impl RemoteReader {
-    /// Block `index`: from memory, the cache's file, or the bucket (then kept in both).
+    /// Block `index`: from memory, the cache's file, or the bucket (then kept in both). A
+    /// block another thread is fetching is waited for, not fetched again: the mount reads one
+    /// file on several threads at once.
     fn hot_block(&self, index: u64) -> std::io::Result<Arc<Vec<u8>>> {
-        if let Some(b) = self.remote.hot_get(&self.id, index) {
-            return Ok(b);
+        let remote = &self.remote;
+        loop {
+            if let Some(b) = remote.hot_get(&self.id, index) {
+                return Ok(b);
+            }
+            if let Some(b) = remote.cache.get(&self.id, index) {
+                let b = Arc::new(b);
+                remote.hot_put(&self.id, index, b.clone());
+                return Ok(b);
+            }
+            let mut inflight = remote.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if inflight.contains(&(self.id, index)) {
+                // (bounded: a fetch gives up within the retry time)
+                let _ = remote
+                    .landed
+                    .wait_timeout(inflight, RETRY_FOR + Duration::from_secs(5))
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // this block, and after a block already here or on its way (a sequential read)
+            // the next ones nobody has or fetches yet
+            let blocks = self.size.div_ceil(BLOCK);
+            let sequential = index > 0
+                && (inflight.contains(&(self.id, index - 1))
+                    || remote.hot_has(&self.id, index - 1)
+                    || remote.cache.has(&self.id, index - 1));
+            let mut last = index + 1;
+            while sequential
+                && last < (index + READ_AHEAD).min(blocks)
+                && !inflight.contains(&(self.id, last))
+                && !remote.hot_has(&self.id, last)
+                && !remote.cache.has(&self.id, last)
+            {
+                last += 1;
+            }
+            for i in index..last {
+                inflight.insert((self.id, i));
+            }
+            drop(inflight);
+            let fetched = self.fetch(index, last);
+            let mut inflight = remote.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            for i in index..last {
+                inflight.remove(&(self.id, i));
+            }
+            drop(inflight);
+            remote.landed.notify_all();
+            return fetched;
         }
-        let bytes = match self.remote.cache.get(&self.id, index) {
-            Some(b) => Arc::new(b),
-            None => Arc::new(self.block(index)?),
-        };
-        self.remote.hot_put(&self.id, index, bytes.clone());
-        Ok(bytes)
     }
 
-    /// Fetch block `index` from the bucket, keep it in memory and in the cache. When the
-    /// block before it was the last one this reader fetched (a sequential read), the next
-    /// blocks are fetched beside it, in parallel requests.
-    fn block(&self, index: u64) -> std::io::Result<Vec<u8>> {
-        use std::sync::atomic::Ordering;
-        let blocks = self.size.div_ceil(BLOCK);
-        let before = self.next.swap(index + 1, Ordering::Relaxed);
-        let last = if before == index && index > 0 {
-            (index + READ_AHEAD).min(blocks)
-        } else {
-            index + 1
-        };
-        if last > index + 1 {
-            self.next.store(last, Ordering::Relaxed);
-        }
+    /// Fetch blocks `index..last` from the bucket in parallel requests, keep them in memory
+    /// and in the cache; block `index`.
+    fn fetch(&self, index: u64, last: u64) -> std::io::Result<Arc<Vec<u8>>> {
         let remote = &self.remote;
+        log::debug!("object {}: fetching blocks {index}..{last}", self.id);
         let fetches = (index..last).map(|i| {
             let range = i * BLOCK..((i + 1) * BLOCK).min(self.size);
             async move { remote.bucket.get_range(&self.path, range).await }
@@ -377,10 +413,10 @@ impl RemoteReader {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             remote.cache.put(&self.id, i, &bytes);
+            let bytes = Arc::new(bytes.to_vec());
+            remote.hot_put(&self.id, i, bytes.clone());
             if i == index {
-                first = Some(bytes.to_vec());
-            } else {
-                remote.hot_put(&self.id, i, Arc::new(bytes.to_vec()));
+                first = Some(bytes);
             }
         }
         first.ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
