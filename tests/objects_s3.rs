@@ -314,3 +314,59 @@ fn a_large_photo_goes_up_in_parts_and_comes_back_exact() {
     // 40 MiB and the chunks' overhead make 41 blocks; block 0 came with the open
     assert_eq!(fetched, (1..41).collect::<Vec<u64>>());
 }
+
+/// An import killed at moments while it uploads leaves no object in the bucket that the catalog
+/// does not name once the next commands ran (they reap the dead command's journal), and every
+/// object the catalog names is there. A re-run completes the import.
+#[test]
+fn a_killed_import_leaves_no_orphan_in_the_bucket() {
+    let s3 = S3Server::start();
+    let t = store_in_bucket(&s3, "lib");
+    let dir = t.path("shoot");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..150 {
+        std::fs::write(dir.join(format!("img{i:04}.jpg")), format!("photo {i} ").repeat(500))
+            .unwrap();
+    }
+    for delay_ms in [150u64, 400, 700] {
+        let mut child = t
+            .cmd()
+            .args(["import", dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // the next command reaps the dead import's journal; an upload the server still
+        // stores after that (the client died with the request sent) is deleted by the next
+        // commands, which keep the journal a while for this
+        t.ok(&["status"]);
+        std::thread::sleep(Duration::from_millis(1000));
+        t.ok(&["status"]);
+        let (_s, cat) = t.open_catalog();
+        let mut known: Vec<String> = cat
+            .conn()
+            .prepare("SELECT id FROM objects")
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        known.sort();
+        let mut in_bucket: Vec<String> = s3
+            .keys("lib/")
+            .iter()
+            .map(|k| k.trim_start_matches("lib/").replace('/', ""))
+            .collect();
+        in_bucket.sort();
+        assert_eq!(in_bucket, known, "after a kill at {delay_ms} ms");
+        let mut staging = Vec::new();
+        common::collect_files(&t.store.join("objects"), &mut staging);
+        assert!(staging.is_empty(), "{staging:?}");
+    }
+    t.ok(&["import", dir.to_str().unwrap()]);
+    assert_eq!(s3.keys("lib/").len(), 150);
+    assert!(t.ok(&["check"]).stdout.contains("intact"));
+}

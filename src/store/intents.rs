@@ -33,6 +33,11 @@ pub trait Recorded {
     fn records_object(&self, id: &str) -> Result<bool>;
 }
 
+/// How long after a dead command's last announcement one of its uploads may still be stored
+/// by the bucket: a request's timeout (60 s) and its retries (10 s), with room to spare. (A
+/// multipart upload is never completed without its client.)
+const UPLOAD_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The folder of the journals, in the store.
 pub const INTENTS: &str = "intents";
 
@@ -132,6 +137,18 @@ pub fn reap(store: &Store, conn: &(impl Recorded + ?Sized)) -> Result<usize> {
             if let Probe::Dead(f) = held::probe(&path)? {
                 let ids = read_ids(&f, &path)?;
                 removed += remove_unknown(store, conn, &ids)?;
+                // An upload to a bucket the dead command had sent whole may still be stored
+                // after it died (and after the delete above): keep the journal for the next
+                // commands to delete again until no request of its can still land.
+                let recent = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_none_or(|age| age < UPLOAD_GRACE);
+                if store.objects_in_bucket() && recent {
+                    continue;
+                }
                 // still locked by us: nobody else works on it meanwhile
                 std::fs::remove_file(&path).at("remove", &path)?;
             }

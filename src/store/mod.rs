@@ -486,6 +486,11 @@ impl Store {
         })
     }
 
+    /// Whether the objects are in a bucket (uploads may land after their client died).
+    pub fn objects_in_bucket(&self) -> bool {
+        matches!(self.objects, Objects::Remote { .. })
+    }
+
     /// Where the objects are, for messages: a folder's path or the bucket's URL.
     pub fn objects_shown(&self) -> String {
         match &self.objects {
