@@ -45,16 +45,7 @@ fn on_disk(t: &TestStore) -> HashSet<String> {
 
 /// The objects the catalog knows.
 fn known(t: &TestStore) -> HashSet<String> {
-    let (_s, cat) = t.open_catalog();
-    let ids = cat
-        .conn()
-        .prepare("SELECT id FROM objects")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    ids
+    common::known_objects(t)
 }
 
 /// The names of the assets in `collection`.

@@ -345,15 +345,7 @@ fn a_killed_import_leaves_no_orphan_in_the_bucket() {
         t.ok(&["status"]);
         std::thread::sleep(Duration::from_millis(1000));
         t.ok(&["status"]);
-        let (_s, cat) = t.open_catalog();
-        let mut known: Vec<String> = cat
-            .conn()
-            .prepare("SELECT id FROM objects")
-            .unwrap()
-            .query_map([], |r| r.get::<_, String>(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let mut known: Vec<String> = common::known_objects(&t).into_iter().collect();
         known.sort();
         let mut in_bucket: Vec<String> = s3
             .keys("lib/")

@@ -177,6 +177,20 @@ impl TestStore {
     }
 }
 
+/// The ids (hex) of the objects the catalog knows.
+pub fn known_objects(t: &TestStore) -> std::collections::HashSet<String> {
+    let (_s, cat) = t.open_catalog();
+    let ids = cat
+        .conn()
+        .prepare("SELECT id FROM objects")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    ids
+}
+
 pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
