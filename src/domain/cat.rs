@@ -9,7 +9,11 @@ use crate::when;
 /// Open a version of an asset (the current one by default) for reading, after recording the
 /// read in the audit log: every use of a photo is on record, also the officer's own. Thinned
 /// and shredded versions have no content any more.
-pub fn open(s: &mut Session, asset: &str, version: Option<i64>) -> Result<Decryptor<crate::store::ObjectSource>> {
+pub fn open(
+    s: &mut Session,
+    asset: &str,
+    version: Option<i64>,
+) -> Result<Decryptor<crate::store::ObjectSource>> {
     let a = assets::resolve(s.catalog.conn(), asset)?;
     let v = assets::version(s.catalog.conn(), a.id, version)?;
     if let Some(t) = v.thinned_at {

@@ -103,7 +103,13 @@ impl Store {
         if result.is_err() {
             let _ = std::fs::remove_dir_all(root.join(OBJECTS));
             let _ = std::fs::remove_dir_all(root.join(crate::store::location::CACHE));
-            for f in [CATALOG, "catalog.db-wal", "catalog.db-shm", KEYRING, OBJECTS_AT] {
+            for f in [
+                CATALOG,
+                "catalog.db-wal",
+                "catalog.db-shm",
+                KEYRING,
+                OBJECTS_AT,
+            ] {
                 let _ = std::fs::remove_file(root.join(f));
             }
             if !existed {

@@ -36,8 +36,8 @@ use crate::catalog::{maintenance, Catalog};
 use crate::crypto::object::ObjectId;
 use crate::error::{Error, IoContext, Result};
 use crate::policy::Time;
-use crate::store::{private, ObjectSource, Store, CATALOG, KEYRING, OBJECTS};
 use crate::store::remote::RemoteReader;
+use crate::store::{private, ObjectSource, Store, CATALOG, KEYRING, OBJECTS};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs::File;
@@ -583,7 +583,12 @@ fn copy_sparse(src: &File, out: &File, len: u64, progress: &dyn Progress) -> std
 }
 
 /// Copy `len` bytes of an object in a bucket into the empty `out`.
-fn copy_whole(src: &RemoteReader, out: &File, len: u64, progress: &dyn Progress) -> std::io::Result<()> {
+fn copy_whole(
+    src: &RemoteReader,
+    out: &File,
+    len: u64,
+    progress: &dyn Progress,
+) -> std::io::Result<()> {
     use crate::crypto::object::ReadAt;
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;

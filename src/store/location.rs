@@ -53,7 +53,9 @@ impl Location {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
             if !ok {
-                return Err(bad("the bucket name must be 3 to 63 of a-z, 0-9, '.' and '-'"));
+                return Err(bad(
+                    "the bucket name must be 3 to 63 of a-z, 0-9, '.' and '-'",
+                ));
             }
             let prefix = prefix.trim_matches('/');
             if prefix.split('/').any(|p| p == "." || p == "..")
@@ -70,7 +72,9 @@ impl Location {
         if let Some(path) = url.strip_prefix("file://") {
             let p = Path::new(path);
             if !p.is_absolute() {
-                return Err(bad("a folder must be an absolute path (file:///srv/photos)"));
+                return Err(bad(
+                    "a folder must be an absolute path (file:///srv/photos)",
+                ));
             }
             if p.components()
                 .any(|c| matches!(c, std::path::Component::ParentDir))
@@ -101,12 +105,14 @@ impl Location {
             Err(e) => return Err(Error::io_path("read", &path, e)),
         };
         if text.len() > MAX_URL + 1 {
-            return Err(Error::invalid(format!("{} is damaged (too long)", path.display())));
+            return Err(Error::invalid(format!(
+                "{} is damaged (too long)",
+                path.display()
+            )));
         }
         let text = String::from_utf8_lossy(&text);
-        Location::parse(text.trim()).map_err(|e| {
-            Error::invalid(format!("{} is damaged: {e}", path.display()))
-        })
+        Location::parse(text.trim())
+            .map_err(|e| Error::invalid(format!("{} is damaged: {e}", path.display())))
     }
 
     /// Record this location in the new store at `root` (nothing for its own folder).

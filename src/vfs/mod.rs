@@ -585,9 +585,9 @@ impl Vfs {
                 let blocks = match pending {
                     Some(n) => self.pending_blocks(l, *a, n),
                     // an object in a bucket takes no disk here: its length stands in
-                    None => self
-                        .object_blocks(&object)
-                        .unwrap_or_else(|| crate::crypto::object::encrypted_len(size).div_ceil(512)),
+                    None => self.object_blocks(&object).unwrap_or_else(|| {
+                        crate::crypto::object::encrypted_len(size).div_ceil(512)
+                    }),
                 };
                 Attr {
                     ino,
@@ -831,7 +831,10 @@ impl Vfs {
 
     /// Open a file for reading; returns the handle number.
     /// The current version of an asset, opened for reading.
-    fn open_current(&self, asset: AssetId) -> Result<(ObjectId, Decryptor<crate::store::ObjectSource>)> {
+    fn open_current(
+        &self,
+        asset: AssetId,
+    ) -> Result<(ObjectId, Decryptor<crate::store::ObjectSource>)> {
         if let Some(queued) = self.saves.latest(asset) {
             let obj = queued.new_object()?;
             let reader = self

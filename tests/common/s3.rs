@@ -36,7 +36,12 @@ impl S3Server {
             let dir = tempfile::tempdir().unwrap();
             let out = Command::new("bash")
                 .arg(script())
-                .args(["start", dir.path().to_str().unwrap(), &port.to_string(), BUCKET])
+                .args([
+                    "start",
+                    dir.path().to_str().unwrap(),
+                    &port.to_string(),
+                    BUCKET,
+                ])
                 .output()
                 .expect("run contrib/s3-server.sh");
             let s = S3Server {
@@ -75,7 +80,11 @@ impl S3Server {
             ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The object keys in the bucket below `prefix`.
@@ -101,7 +110,10 @@ impl S3Server {
     /// The bytes of one object key.
     pub fn get(&self, key: &str) -> Vec<u8> {
         Command::new("curl")
-            .args(["-s", &format!("http://127.0.0.1:{}/{BUCKET}/{key}", self.port)])
+            .args([
+                "-s",
+                &format!("http://127.0.0.1:{}/{BUCKET}/{key}", self.port),
+            ])
             .output()
             .unwrap()
             .stdout
