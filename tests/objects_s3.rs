@@ -20,7 +20,13 @@ fn photos(t: &TestStore, anna: &[u8]) {
     t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
     t.add_user("root");
     t.ok(&[
-        "user", "grant", "root", "--purpose", "website", "--access", "write",
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--access",
+        "write",
     ]);
 }
 
@@ -48,11 +54,17 @@ fn photos_live_encrypted_in_the_bucket_and_go_with_an_erasure() {
     for k in &keys {
         let bytes = s3.get(k);
         assert!(bytes.len() > 1000);
-        assert!(!contains(&bytes, marker), "{k} holds the photo in the clear");
+        assert!(
+            !contains(&bytes, marker),
+            "{k} holds the photo in the clear"
+        );
     }
     let mut local = Vec::new();
     common::collect_files(&t.store.join("objects"), &mut local);
-    assert!(local.is_empty(), "objects left in the store folder: {local:?}");
+    assert!(
+        local.is_empty(),
+        "objects left in the store folder: {local:?}"
+    );
 
     assert_eq!(t.ok(&["cat", "a.jpg"]).raw, anna);
     {
@@ -70,7 +82,12 @@ fn photos_live_encrypted_in_the_bucket_and_go_with_an_erasure() {
     let after = s3.keys("team/lib/");
     assert!(after.len() >= 4, "no new objects in the bucket: {after:?}");
     let check = t.ok(&["check"]);
-    assert!(check.stdout.contains("intact"), "{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.contains("intact"),
+        "{}{}",
+        check.stdout,
+        check.stderr
+    );
 
     t.ok(&["person", "erase", "Anna", "--yes"]);
     let left = s3.keys("team/lib/");
@@ -134,7 +151,10 @@ fn an_unreachable_bucket_is_an_error_never_a_stale_view() {
 
     t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
     let (gone, _) = wait_for(Duration::from_secs(5), || !a.exists());
-    assert!(gone, "a withdrawn photo stayed visible while the bucket was down");
+    assert!(
+        gone,
+        "a withdrawn photo stayed visible while the bucket was down"
+    );
 
     s3.restart();
     let (back, _) = wait_for(Duration::from_secs(30), || std::fs::read(&hall).is_ok());
@@ -162,7 +182,10 @@ fn objects_locations_are_checked() {
     let r = u.run(&["--objects", "s3://photos/shared", "init"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("already holds"), "{}", r.stderr);
-    assert!(!u.store.join("keyring").exists(), "a refused init left a store");
+    assert!(
+        !u.store.join("keyring").exists(),
+        "a refused init left a store"
+    );
 
     let r = t.run(&["--objects", "s3://photos/elsewhere", "status"]);
     assert_eq!(r.code, 2);
@@ -185,11 +208,7 @@ fn objects_in_a_shared_folder() {
         dir,
     };
     let shared = t.path("nas/photos");
-    t.ok(&[
-        "--objects",
-        &format!("file://{}", shared.display()),
-        "init",
-    ]);
+    t.ok(&["--objects", &format!("file://{}", shared.display()), "init"]);
     t.write("in/x.jpg", b"photo in a shared folder");
     t.ok(&["import", t.path("in").to_str().unwrap()]);
     let mut files = Vec::new();
@@ -224,12 +243,7 @@ fn a_backup_brings_the_objects_home() {
     }
     s3.stop();
     // the backup in place of the store: no bucket needed any more
-    std::fs::remove_dir_all(&t.store).unwrap();
-    let st = std::process::Command::new("cp")
-        .args(["-a", dest.to_str().unwrap(), t.store.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    common::restore_backup(&t, &dest);
     let r = t.run(&["--accept-rollback", "check"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("intact"));
@@ -269,14 +283,21 @@ fn the_mount_removes_orphans_from_the_bucket() {
     put("lib/notes.txt");
     assert_eq!(s3.keys("lib/").len(), 4);
     let m = Mount::start(&t);
-    assert!(m.log_text().contains("removed 1 orphaned object"), "{}", m.log_text());
+    assert!(
+        m.log_text().contains("removed 1 orphaned object"),
+        "{}",
+        m.log_text()
+    );
     let mut left = s3.keys("lib/");
     left.sort();
     let mut want = recorded.clone();
     want.push("lib/notes.txt".into());
     want.sort();
     assert_eq!(left, want);
-    assert_eq!(std::fs::read(m.path("root/website/a.jpg")).unwrap(), b"anna");
+    assert_eq!(
+        std::fs::read(m.path("root/website/a.jpg")).unwrap(),
+        b"anna"
+    );
 }
 
 /// A file larger than one upload request goes up in parts, and comes back byte-exact through
@@ -325,8 +346,11 @@ fn a_killed_import_leaves_no_orphan_in_the_bucket() {
     let dir = t.path("shoot");
     std::fs::create_dir_all(&dir).unwrap();
     for i in 0..150 {
-        std::fs::write(dir.join(format!("img{i:04}.jpg")), format!("photo {i} ").repeat(500))
-            .unwrap();
+        std::fs::write(
+            dir.join(format!("img{i:04}.jpg")),
+            format!("photo {i} ").repeat(500),
+        )
+        .unwrap();
     }
     for delay_ms in [150u64, 400, 700] {
         let mut child = t

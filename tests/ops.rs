@@ -343,12 +343,7 @@ fn backup_while_the_mount_is_written_restores_to_a_store_that_mounts_and_verifie
 
     // restored in place of the store: the rollback anchor is ahead (the backup itself was
     // recorded after the copy), so it is a restore on purpose
-    std::fs::remove_dir_all(&t.store).unwrap();
-    let st = std::process::Command::new("cp")
-        .args(["-a", dest.to_str().unwrap(), t.store.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    common::restore_backup(&t, &dest);
     let r = t.run(&["check"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("rolled back"), "{}", r.stderr);

@@ -112,15 +112,6 @@ impl BlockCache {
         self.lock().entries.contains_key(&(*id, block))
     }
 
-    /// Fill `buf` from `block` of object `id` at `within` (one positional read of just those
-    /// bytes); false if the block is not here or too short.
-    pub fn read_into(&self, id: &ObjectId, block: u64, within: u64, buf: &mut [u8]) -> bool {
-        match self.touch(id, block) {
-            Some(len) if within + buf.len() as u64 <= len => self.read_at(id, block, within, buf),
-            _ => false,
-        }
-    }
-
     /// Mark the block used now; its length if it is cached.
     fn touch(&self, id: &ObjectId, block: u64) -> Option<u64> {
         let mut s = self.lock();
@@ -133,8 +124,8 @@ impl BlockCache {
 
     fn read_at(&self, id: &ObjectId, block: u64, within: u64, buf: &mut [u8]) -> bool {
         use std::os::unix::fs::FileExt;
-        let read = std::fs::File::open(self.path(id, block))
-            .and_then(|f| f.read_exact_at(buf, within));
+        let read =
+            std::fs::File::open(self.path(id, block)).and_then(|f| f.read_exact_at(buf, within));
         match read {
             Ok(()) => true,
             Err(e) => {
@@ -152,13 +143,16 @@ impl BlockCache {
             return;
         }
         let path = self.path(id, block);
-        let tmp = self
-            .dir
-            .join(format!("{}.{block}.{}.tmp", id.hex(), rand::random::<u64>()));
+        let tmp = self.dir.join(format!(
+            "{}.{block}.{}.tmp",
+            id.hex(),
+            rand::random::<u64>()
+        ));
         let written = (|| -> Result<()> {
             use std::io::Write;
             let mut f = super::private::create_file(&tmp, false)?;
-            f.write_all(bytes).map_err(|e| Error::io_path("write", &tmp, e))?;
+            f.write_all(bytes)
+                .map_err(|e| Error::io_path("write", &tmp, e))?;
             std::fs::rename(&tmp, &path).map_err(|e| Error::io_path("rename", &path, e))
         })();
         if let Err(e) = written {
@@ -240,10 +234,6 @@ mod tests {
         c.put(&a, 1, &[2u8; 1000]);
         c.put(&b, 0, &[3u8; 1000]);
         assert_eq!(c.get(&a, 0).unwrap(), vec![1u8; 1000]); // a/0 is now the newest
-        let mut part = [0u8; 10];
-        assert!(c.read_into(&b, 0, 990, &mut part) && part == [3u8; 10]);
-        assert!(!c.read_into(&b, 0, 995, &mut part), "past the end of the block");
-        assert!(c.read_into(&a, 0, 0, &mut part)); // a/0 the newest again
         c.put(&b, 1, &[4u8; 1000]); // over the limit: a/1, the least recently used, goes
         assert!(c.get(&a, 1).is_none());
         assert_eq!(c.total(), 3000);

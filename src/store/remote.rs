@@ -29,8 +29,8 @@ pub const RETRY_FOR: Duration = Duration::from_secs(10);
 const PART: usize = 16 << 20;
 /// Parts of one object uploaded at once.
 const UPLOADS_IN_FLIGHT: usize = 4;
-/// A read that misses right after a block that is here (a sequential read) fetches up to this
-/// many blocks at once, in parallel requests.
+/// A read that misses right after a block that is here or on its way (a sequential read)
+/// fetches up to this many blocks at once, in parallel requests.
 const READ_AHEAD: u64 = 8;
 
 /// A bucket (and prefix) holding a store's objects.
@@ -40,8 +40,8 @@ pub struct Remote {
     bucket: Arc<dyn ObjectStore>,
     prefix: String,
     cache: BlockCache,
-    /// Sizes of objects opened before (objects never change): an object opened again whose
-    /// first block is cached opens without a request.
+    /// Sizes of objects opened before (objects never change): an object opened again opens
+    /// without a request.
     sizes: std::sync::Mutex<std::collections::HashMap<ObjectId, u64>>,
     /// The last blocks used, in memory: a chunk is read as a few small reads (nonce, body,
     /// tag), and a block holds 16 chunks, so without this each would go back to the cache's
@@ -224,7 +224,12 @@ impl Remote {
     /// most: a GET of its first block, which brings the object's size along (no HEAD first).
     pub fn open(self: &Arc<Remote>, id: &ObjectId) -> Result<Option<RemoteReader>> {
         let path = self.path(id);
-        let known = self.sizes.lock().unwrap_or_else(|p| p.into_inner()).get(id).copied();
+        let known = self
+            .sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied();
         if let Some(size) = known {
             return Ok(Some(RemoteReader {
                 remote: self.clone(),
@@ -273,7 +278,10 @@ impl Remote {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|((o, _), _)| o != id);
-        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         match block_on(self.bucket.delete(&self.path(id)))? {
             Ok(()) => Ok(true),
             Err(e) if not_found(&e) => Ok(false),
@@ -302,7 +310,6 @@ impl Remote {
             })
             .collect())
     }
-
 }
 
 /// Random-access reads of one object in the bucket, block by block through the cache.

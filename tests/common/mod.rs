@@ -177,6 +177,16 @@ impl TestStore {
     }
 }
 
+/// Put the backup `dest` in place of the store, as the README's restore says (`cp -a`).
+pub fn restore_backup(t: &TestStore, dest: &Path) {
+    std::fs::remove_dir_all(&t.store).unwrap();
+    let st = Command::new("cp")
+        .args(["-a", dest.to_str().unwrap(), t.store.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 /// The ids (hex) of the objects the catalog knows.
 pub fn known_objects(t: &TestStore) -> std::collections::HashSet<String> {
     let (_s, cat) = t.open_catalog();
