@@ -26,6 +26,7 @@ pub mod similar;
 pub mod snapshot;
 pub mod suggestions;
 pub mod synthetic;
+pub mod team;
 pub mod users;
 pub mod versions;
 pub mod wal;
@@ -56,8 +57,34 @@ pub struct Catalog {
     pending: Option<std::time::Instant>,
     /// When the last such transaction was committed (see [`Catalog::since_pending`]).
     pending_ended: Option<std::time::Instant>,
+    /// For a team library's copy: the library and what its copy needs (see [`team`]).
+    team: Option<Team>,
     /// Declared last: dropped after the connection is closed.
     _registered: wal::Registered,
+}
+
+/// A team library this catalog is a copy of: where it is, the connection (made when first
+/// needed and made again after it broke), and the key and folder a snapshot needs.
+struct Team {
+    url: String,
+    link: Option<team::Link>,
+    key: Key,
+    dir: PathBuf,
+}
+
+/// The team library's connection, made (again) if there is none or it broke.
+fn connected<'l>(
+    link: &'l mut Option<team::Link>,
+    url: &str,
+    key: &Key,
+) -> Result<&'l mut team::Link> {
+    if link.as_ref().is_some_and(|l| l.is_closed()) {
+        *link = None;
+    }
+    match link {
+        Some(l) => Ok(l),
+        None => Ok(link.insert(team::Link::connect(url, key)?)),
+    }
 }
 
 /// How long a statement waits for a lock another connection holds, unless said otherwise.
@@ -184,7 +211,17 @@ impl Catalog {
             }
             conn.pragma_update(None, "foreign_keys", "ON")?;
             let mut cat = Catalog::with(conn, audit_key, path, wal_loss, registered);
+            if let Some(url) = team::recorded_url(path)? {
+                cat.team = Some(Team {
+                    url,
+                    link: None,
+                    key: key.clone(),
+                    dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                });
+                cat.check_team_format()?;
+            }
             cat.migrate()?;
+            cat.sync()?;
             Ok(cat)
         })
     }
@@ -206,6 +243,7 @@ impl Catalog {
             wal_loss,
             pending: None,
             pending_ended: None,
+            team: None,
             _registered: registered,
         }
     }
@@ -236,6 +274,94 @@ impl Catalog {
         &self.conn
     }
 
+    /// Whether this catalog is a machine's copy of a team library.
+    pub fn is_team(&self) -> bool {
+        self.team.is_some()
+    }
+
+    /// A team library's copy must be of the catalog format this consentfs writes: the changes
+    /// of the others are rows of that format.
+    fn check_team_format(&mut self) -> Result<()> {
+        let Some(t) = self.team.as_mut() else {
+            return Ok(());
+        };
+        let link = connected(&mut t.link, &t.url, &t.key)?;
+        let theirs = link
+            .meta(team::log::FORMAT)?
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        match theirs {
+            Some(v) if v == schema::current_version() => Ok(()),
+            Some(v) => Err(Error::invalid(format!(
+                "the team library {} is of catalog format {v}, this consentfs writes format {}; every machine of a library must run the same consentfs version",
+                link.shown(),
+                schema::current_version()
+            ))),
+            None => Err(Error::invalid(format!(
+                "{} holds no consentfs library (it was never initialised, or its setup was interrupted): create it with `consentfs --store URL init --objects …`",
+                link.shown()
+            ))),
+        }
+    }
+
+    /// Bring a team library's copy up to the library's latest change (nothing to do for a
+    /// store of its own): the changes other machines made are applied in one transaction, or
+    /// the newest snapshot is loaded first when the copy is behind a compaction. Returns the
+    /// number of the change the copy now holds.
+    pub fn sync(&mut self) -> Result<Option<i64>> {
+        let Catalog { conn, team, .. } = self;
+        let Some(t) = team.as_mut() else {
+            return Ok(None);
+        };
+        let link = connected(&mut t.link, &t.url, &t.key)?;
+        // nothing new (the follower asks twice a second): no write lock taken
+        let held = team::replica::applied(conn)?;
+        if matches!(link.after(held)?, team::log::After::Changes(c) if c.is_empty()) {
+            return Ok(Some(held));
+        }
+        loop {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            match team::replica::apply_pending(&tx, link)? {
+                Some(n) => {
+                    tx.commit()?;
+                    return Ok(Some(n));
+                }
+                None => {
+                    drop(tx);
+                    team::replica::load_snapshot(conn, link, &t.key, &t.dir)?;
+                }
+            }
+        }
+    }
+
+    /// Listen for a team library's changes on this catalog's connection to it (the daemon's
+    /// follower), then [`Catalog::wait_for_change`].
+    pub fn listen(&mut self) -> Result<()> {
+        if let Some(t) = self.team.as_mut() {
+            connected(&mut t.link, &t.url, &t.key)?.listen()?;
+        }
+        Ok(())
+    }
+
+    /// Wait up to `timeout` for a change announced by the team library (after
+    /// [`Catalog::listen`]); true when one came.
+    pub fn wait_for_change(&mut self, timeout: std::time::Duration) -> Result<bool> {
+        match self.team.as_mut().and_then(|t| t.link.as_mut()) {
+            Some(l) => l.wait(timeout),
+            None => {
+                std::thread::sleep(timeout);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Forget the team library's connection (after an error), so the next use makes a new one.
+    pub fn reconnect_later(&mut self) {
+        if let Some(t) = self.team.as_mut() {
+            t.link = None;
+        }
+    }
+
     /// The connection, for another thread to read on while this catalog is not used (see
     /// `View::load_with`).
     pub fn conn_mut(&mut self) -> &mut Connection {
@@ -246,7 +372,21 @@ impl Catalog {
     /// then the WAL still holds the pages as they were before (names, data keys). Waits for
     /// readers (the daemon's) for the connection's busy timeout; a checkpoint that cannot
     /// finish is logged, the next one completes it.
-    pub fn checkpoint(&self) {
+    ///
+    /// For a team library's copy, the library is compacted too: a snapshot of this copy
+    /// replaces every older change (which still hold what was just erased) in PostgreSQL.
+    pub fn checkpoint(&mut self) {
+        if let Some(t) = self.team.as_mut() {
+            let done = connected(&mut t.link, &t.url, &t.key).and_then(|link| {
+                team::replica::snapshot_and_compact(&self.conn, link, &t.key, &t.dir)
+            });
+            match done {
+                Ok(seq) => log::info!("team catalog compacted into the snapshot of change {seq}"),
+                Err(e) => log::error!(
+                    "cannot compact the team library after an erasure: its log still holds the erased data, sealed ({e}); run `consentfs check` once it is reachable"
+                ),
+            }
+        }
         let r = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
@@ -269,6 +409,11 @@ impl Catalog {
         actor: &str,
         now: Time,
     ) -> Result<()> {
+        if self.team.is_some() {
+            // the library's log is the truth a copy is checked against: a copy rolled back is
+            // behind, and catches up
+            return Ok(());
+        }
         let given_up = a.check(&self.conn, accept_rollback).map_err(|e| match (e, &self.wal_loss) {
             (Error::Integrity { what, detail }, Some(loss)) => Error::Integrity {
                 what,
@@ -328,20 +473,90 @@ impl Catalog {
         if self.pending.is_some() {
             return self.join(actor, now);
         }
-        let tx = match &self.wait {
-            None => self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?,
-            Some(w) => Self::begin_waiting(&self.conn, w)?,
+        self.lock_team()?;
+        self.open_tx(
+            |conn, wait| match wait {
+                None => Ok(rusqlite::Transaction::new_unchecked(
+                    conn,
+                    TransactionBehavior::Immediate,
+                )?),
+                Some(w) => Self::begin_waiting(conn, w),
+            },
+            actor,
+            now,
+        )
+    }
+
+    /// For a team library's copy: take the library's write lock, then bring the copy up to
+    /// the library's latest change, so the transaction that follows works on the state its
+    /// change will apply to on every machine.
+    fn lock_team(&mut self) -> Result<()> {
+        let Some(t) = self.team.as_mut() else {
+            return Ok(());
         };
+        connected(&mut t.link, &t.url, &t.key)?.lock()?;
+        if let Err(e) = self.sync() {
+            self.unlock_team();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn unlock_team(&mut self) {
+        if let Some(l) = self.team.as_mut().and_then(|t| t.link.as_mut()) {
+            l.rollback();
+        }
+    }
+
+    /// A [`Tx`] of its own, begun by `start` (which waits for SQLite's write lock as the
+    /// caller wants); for a team library's copy, recording its change.
+    fn open_tx<'c>(
+        &'c mut self,
+        start: impl FnOnce(&'c Connection, Option<&Waiting>) -> Result<rusqlite::Transaction<'c>>,
+        actor: &str,
+        now: Time,
+    ) -> Result<Tx<'c>> {
+        let Catalog {
+            conn,
+            team,
+            pending,
+            pending_ended,
+            audit_key,
+            anchor,
+            wait,
+            ..
+        } = self;
+        let conn: &'c Connection = conn;
+        let link = team.as_mut().and_then(|t| t.link.as_mut());
+        let started = start(conn, wait.as_ref()).and_then(|tx| {
+            Ok((
+                tx,
+                link.is_some()
+                    .then(|| team::replica::record(conn))
+                    .transpose()?,
+            ))
+        });
+        let (tx, session) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(l) = link {
+                    l.rollback();
+                }
+                return Err(e);
+            }
+        };
+        let team = link
+            .zip(session)
+            .map(|(link, session)| TxTeam { link, session });
         Ok(Tx {
             inner: Inner::Own(tx),
-            pending: &mut self.pending,
-            pending_ended: &mut self.pending_ended,
+            pending,
+            pending_ended,
             actor: actor.to_string(),
             now,
-            audit_key: &self.audit_key,
-            anchor: self.anchor.as_ref(),
+            audit_key,
+            anchor: anchor.as_ref(),
+            team,
         })
     }
 
@@ -370,6 +585,7 @@ impl Catalog {
             now,
             audit_key: &self.audit_key,
             anchor: self.anchor.as_ref(),
+            team: None,
         })
     }
 
@@ -438,27 +654,25 @@ impl Catalog {
             // the write lock is this connection's already
             return self.join(actor, now);
         }
-        let conn: &Connection = &self.conn;
-        conn.busy_timeout(wait)?;
-        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
-        let tx = match tx {
-            Ok(tx) => tx,
-            Err(e) => {
-                let _ = conn.busy_timeout(BUSY_WAIT);
-                return Err(e.into());
-            }
-        };
-        // statements inside the transaction wait as long as any other
-        tx.busy_timeout(BUSY_WAIT)?;
-        Ok(Tx {
-            inner: Inner::Own(tx),
-            pending: &mut self.pending,
-            pending_ended: &mut self.pending_ended,
-            actor: actor.to_string(),
+        self.lock_team()?;
+        self.open_tx(
+            |conn, _| {
+                conn.busy_timeout(wait)?;
+                let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
+                let tx = match tx {
+                    Ok(tx) => tx,
+                    Err(e) => {
+                        let _ = conn.busy_timeout(BUSY_WAIT);
+                        return Err(e.into());
+                    }
+                };
+                // statements inside the transaction wait as long as any other
+                tx.busy_timeout(BUSY_WAIT)?;
+                Ok(tx)
+            },
+            actor,
             now,
-            audit_key: &self.audit_key,
-            anchor: self.anchor.as_ref(),
-        })
+        )
     }
 }
 
@@ -522,6 +736,14 @@ pub struct Tx<'c> {
     now: Time,
     audit_key: &'c Key,
     anchor: Option<&'c anchor::Anchor>,
+    /// For a team library's copy: the library's connection (holding its write lock) and the
+    /// recording of this transaction's change.
+    team: Option<TxTeam<'c>>,
+}
+
+struct TxTeam<'c> {
+    link: &'c mut team::Link,
+    session: rusqlite::session::Session<'c>,
 }
 
 enum Inner<'c> {
@@ -546,6 +768,9 @@ impl Deref for Tx<'_> {
 
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
+        if let Some(t) = self.team.take() {
+            t.link.rollback();
+        }
         if let Inner::Joined(c) = std::mem::replace(&mut self.inner, Inner::Done) {
             // undo this change only; what the open transaction held before stays
             if let Err(e) =
@@ -588,6 +813,9 @@ impl Tx<'_> {
     /// SQLite commits; an anchor that cannot be written is logged (the catalog is then ahead
     /// of its anchor, which is never refused) rather than reported as a failed command.
     pub fn commit(mut self) -> Result<()> {
+        if let Some(t) = self.team.take() {
+            return self.commit_team(t);
+        }
         let head = match self.anchor {
             Some(_) => Some(anchor::current(&self)?),
             None => None,
@@ -624,6 +852,10 @@ impl Tx<'_> {
     /// create and the save that follows cost one commit. The caller must see to it that
     /// [`Catalog::commit_pending`] runs within milliseconds: other commands wait meanwhile.
     pub fn commit_later(mut self) -> Result<()> {
+        if self.team.is_some() {
+            // a team library's change must reach the library before anything relies on it
+            return self.commit();
+        }
         match std::mem::replace(&mut self.inner, Inner::Done) {
             Inner::Own(mut tx) => {
                 tx.set_drop_behavior(rusqlite::DropBehavior::Ignore);
@@ -639,6 +871,49 @@ impl Tx<'_> {
             Inner::Done => {}
         }
         Ok(())
+    }
+}
+
+impl Tx<'_> {
+    /// A team library's copy: append this transaction's change to the library's log (which
+    /// commits it there and releases the lock), then commit it here. A change the library has
+    /// but this copy failed to commit is applied on the copy's next catch-up, like another
+    /// machine's.
+    fn commit_team(mut self, mut t: TxTeam<'_>) -> Result<()> {
+        let Inner::Own(tx) = std::mem::replace(&mut self.inner, Inner::Done) else {
+            t.link.rollback();
+            return Err(Error::invalid(
+                "a team library's change cannot join another transaction",
+            ));
+        };
+        let appended = (|| -> Result<Option<i64>> {
+            let patch = team::replica::patchset(&mut t.session)?;
+            if patch.is_empty() {
+                return Ok(None);
+            }
+            let seq = team::replica::applied(&tx)? + 1;
+            team::replica::set_applied(&tx, seq)?;
+            t.link.append(seq, &patch)?;
+            Ok(Some(seq))
+        })();
+        drop(t.session);
+        match appended {
+            Err(e) => {
+                t.link.rollback();
+                Err(e)
+            }
+            Ok(None) => {
+                t.link.rollback();
+                tx.commit()?;
+                Ok(())
+            }
+            Ok(Some(seq)) => {
+                if let Err(e) = tx.commit() {
+                    log::error!("change {seq} is in the team library, but this machine's copy could not commit it ({e}); it is applied on the next catch-up");
+                }
+                Ok(())
+            }
+        }
     }
 }
 

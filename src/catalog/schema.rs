@@ -290,6 +290,12 @@ CREATE INDEX assets_companions ON assets(companion_of) WHERE companion_of IS NOT
     r#"
 CREATE INDEX assets_trash ON assets(trashed_at) WHERE status = 'trash';
 "#,
+    // 16: a team library's copy of the catalog (`catalog::team`): the number of the last change
+    // from the library's log applied to it. One row, in this machine's copy only (it is never
+    // part of a change sent to the others); a store of its own has none.
+    r#"
+CREATE TABLE team_replica (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL CHECK (seq >= 0));
+"#,
 ];
 
 /// The migration after which existing users' uids are filled in from the OS accounts.

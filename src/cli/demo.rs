@@ -275,6 +275,7 @@ Press Ctrl-C to unmount. The store stays in {dir}.
         )),
         // the demo's store is its own: commands reach it with its key, not a shared socket
         control: None,
+        lease: std::time::Duration::from_secs(5),
     };
     daemon::run(store, opts)?;
     Ok(0)

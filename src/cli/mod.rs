@@ -313,6 +313,10 @@ pub enum Command {
         /// FUSE worker threads (default: 2 per core, at least 4).
         #[arg(long)]
         threads: Option<usize>,
+        /// A team library: how many seconds the mount may go without reaching the library
+        /// before it stops serving photos (it cannot know of withdrawals made elsewhere).
+        #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+        lease: u64,
     },
     /// Create a sample store with photos, persons and consents, mount it and show a tour.
     Demo {
@@ -842,6 +846,12 @@ pub fn current_login() -> String {
     }
 }
 
+/// The team library named by `--store postgres://…`, if that is what it names.
+fn team_url(cli: &Cli) -> Option<String> {
+    let s = cli.store.as_deref()?.to_str()?;
+    crate::catalog::team::is_url(s).then(|| s.to_string())
+}
+
 fn store_dir(cli: &Cli) -> Result<PathBuf> {
     cli.store
         .clone()
@@ -887,8 +897,11 @@ fn unlock_from(cli: &Cli) -> Result<Unlock> {
 
 /// Open store and catalog as the command line's options say.
 pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
-    let dir = store_dir(cli)?;
     let unlock = unlock_from(cli)?;
+    let dir = match team_url(cli) {
+        Some(url) => crate::domain::team::prepare(&url, &unlock)?,
+        None => store_dir(cli)?,
+    };
     let store = Store::open(&dir, &unlock)?;
     store.check_objects_flag(cli.objects.as_deref())?;
     let anchor = anchor_of(cli, &store);
@@ -1007,7 +1020,11 @@ pub fn anchor_of(cli: &Cli, store: &Store) -> crate::catalog::anchor::Anchor {
 }
 
 fn init(cli: &Cli, timezone: Option<&str>) -> Result<i32> {
-    let dir = store_dir(cli)?;
+    let team = team_url(cli);
+    let dir = match &team {
+        Some(url) => crate::domain::team::replica_dir(url)?,
+        None => store_dir(cli)?,
+    };
     // Checked before anything is created, so a typo leaves nothing behind.
     let zone = timezone.map(crate::when::Zone::named).transpose()?;
     let pass = match &cli.passphrase_file {
@@ -1020,14 +1037,26 @@ fn init(cli: &Cli, timezone: Option<&str>) -> Result<i32> {
         None => crate::store::Location::Own,
     };
     let now = chrono::Utc::now();
-    let store = Store::init_at(
-        &dir,
-        pass.as_deref().map(|s| s.as_str()),
-        cli.key_file.as_deref(),
-        now,
-        &current_login(),
-        &objects,
-    )?;
+    let pass = pass.as_deref().map(|s| s.as_str());
+    let store = match &team {
+        Some(url) => crate::domain::team::init(
+            url,
+            &dir,
+            pass,
+            cli.key_file.as_deref(),
+            now,
+            &current_login(),
+            &objects,
+        )?,
+        None => Store::init_at(
+            &dir,
+            pass,
+            cli.key_file.as_deref(),
+            now,
+            &current_login(),
+            &objects,
+        )?,
+    };
     // A new catalog holds the system's zone; replace it with the one asked for.
     let mut catalog = Catalog::open(
         &store.catalog_path(),
@@ -1040,7 +1069,14 @@ fn init(cli: &Cli, timezone: Option<&str>) -> Result<i32> {
         tx.commit()?;
     }
     let zone = crate::catalog::zone::get(catalog.conn())?;
-    eprintln!("created store {}", dir.display());
+    match &team {
+        Some(url) => eprintln!(
+            "created team library {} (this machine's copy: {})",
+            crate::catalog::team::shown(url),
+            dir.display()
+        ),
+        None => eprintln!("created store {}", dir.display()),
+    }
     if objects != crate::store::Location::Own {
         eprintln!("objects: {}", objects.url());
     }
@@ -1101,6 +1137,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
             mountpoint,
             foreground: _,
             threads,
+            lease,
         } => {
             let threads = threads.unwrap_or_else(default_threads);
             let anchor = ctx.catalog.anchor().cloned();
@@ -1117,6 +1154,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
                     on_ready: None,
                     anchor,
                     control,
+                    lease: std::time::Duration::from_secs(lease),
                 },
             )?;
             Ok(0)

@@ -133,6 +133,7 @@ pub mod labels {
     pub const MANIFEST: &str = "export manifest mac";
     pub const STORE_ID: &str = "store id for the rollback anchor";
     pub const SAVE_QUEUE: &str = "queue of saves waiting for the catalog";
+    pub const TEAM_LOG: &str = "team library change log";
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 mod analyse;
 pub mod control;
+pub mod follow;
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
@@ -56,6 +57,8 @@ pub struct MountOptions {
     /// Where to listen for commands from people without the key, and what runs them (the
     /// command line's code, given by the caller: the daemon does not know the commands).
     pub control: Option<(PathBuf, Arc<Runner>)>,
+    /// A team library's lease: how long the mount serves without reaching the library.
+    pub lease: Duration,
 }
 
 /// What the daemon lends a command run through its control socket: its index, and a way to
@@ -248,15 +251,21 @@ fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Resu
     });
     // then every other object nobody will record: left by an interrupted save of a daemon, or
     // by a crash before journals existed; never one a running command announced
-    let removed = store.collect_orphans(|| {
-        // the write lock, taken only for this read: a command that writes an object inside
-        // its transaction has recorded or removed it by then
-        let tx = catalog.begin(actor, now)?;
-        let mut known = crate::catalog::assets::known_objects(&tx)?;
-        // saves queued while the catalog was busy are recorded after this clean-up
-        known.extend(queued.iter().cloned());
-        Ok(known)
-    })?;
+    // A team library's objects are shared: another machine's command may be writing one it
+    // has not recorded yet, which this copy cannot know of. No sweep there.
+    let removed = if catalog.is_team() {
+        0
+    } else {
+        store.collect_orphans(|| {
+            // the write lock, taken only for this read: a command that writes an object inside
+            // its transaction has recorded or removed it by then
+            let tx = catalog.begin(actor, now)?;
+            let mut known = crate::catalog::assets::known_objects(&tx)?;
+            // saves queued while the catalog was busy are recorded after this clean-up
+            known.extend(queued.iter().cloned());
+            Ok(known)
+        })?
+    };
     if removed + reaped > 0 {
         let tx = catalog.begin(actor, now)?;
         tx.audit(
@@ -763,6 +772,8 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
             .spawn(move || watch(view, vfs, view_catalog, tx, stop, rounds))
             .map_err(|e| Error::io("cannot start the watcher", e))?
     };
+    // a team library's copy follows the library's log, under a lease
+    let follower = follow::start(&store, vfs.clone(), opts.lease, stop.clone())?;
     let _control = opts.control.take().and_then(|(path, run)| {
         let (rounds, out) = (rounds_for_control.clone(), tx_for_control.clone());
         let out = std::sync::Mutex::new(out);
@@ -844,6 +855,9 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         if watcher.is_finished() && vfs.live.problem().is_none() {
             vfs.live.fail("the watcher thread ended");
         }
+        if follower.as_ref().is_some_and(|f| f.is_finished()) && vfs.live.problem().is_none() {
+            vfs.live.fail("the team catalog's follower thread ended");
+        }
         if bg.guard.is_finished() {
             log::info!("the filesystem was unmounted from outside");
             external = true;
@@ -859,6 +873,10 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     // a stuck watcher must not keep the mount from ending
     if !join_within(watcher, Duration::from_secs(2)) {
         log::error!("the watcher thread does not end; unmounting without it");
+    }
+    if let Some(f) = follower {
+        // it waits at most `follow::POLL` for the library's announcements
+        join_within(f, follow::POLL * 2);
     }
     let result = if external {
         bg.join()

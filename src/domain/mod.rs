@@ -23,6 +23,7 @@ pub mod report;
 mod report_html;
 pub mod retention;
 pub mod review;
+pub mod team;
 pub mod trash;
 pub mod users;
 pub mod versions;

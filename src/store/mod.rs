@@ -50,6 +50,11 @@ pub const OBJECTS: &str = "objects";
 pub const DAEMON_LOCK: &str = "daemon.lock";
 /// Saves the daemon queued while the catalog was busy (see `vfs::queue`).
 pub const QUEUE: &str = "queue";
+/// In a team library's replica folder: the library's PostgreSQL URL (see `catalog::team`).
+pub const TEAM_URL: &str = "team.url";
+/// Why the mount of a team library does not serve photos now (see `daemon::follow`), for
+/// `status`; absent while it serves.
+pub const NOT_SERVING: &str = "not-serving";
 /// The largest file the store holds (64 GiB). Holes cost nothing, but a size is a promise that
 /// the file can be filled, and `truncate -s 999999999999999` is more likely a typo than a plan:
 /// larger sizes fail with EFBIG ("File too large"), as on a file system with a size limit.

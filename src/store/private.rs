@@ -40,6 +40,18 @@ pub fn create_file(path: &Path, read: bool) -> Result<File> {
         .map_err(|e| Error::io_path("create", path, e))
 }
 
+/// Replace `path`'s content with `bytes` at once (a private new file renamed over it): a
+/// reader sees the old content or the new, never half.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = create_file(&tmp, false)?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io_path("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io_path("rename", &tmp, e))
+}
+
 /// Open a log file for appending, creating it 0600; never through a symlink, never a special
 /// file (the daemon's log in the store, written by a daemon started as a mount helper).
 pub fn append_file(path: &Path) -> Result<File> {
@@ -121,6 +133,8 @@ pub fn check(root: &Path) -> Result<()> {
         (super::QUEUE, true),
         (super::location::OBJECTS_AT, false),
         (super::location::CACHE, true),
+        (super::TEAM_URL, false),
+        (super::NOT_SERVING, false),
     ] {
         if let Some(p) = problem(&real.join(name), euid, dir)? {
             problems.push(p);

@@ -32,6 +32,13 @@ pub struct Liveness {
     has_failed: AtomicBool,
     /// Whether the "not serving" state was logged (logged once per episode, not per request).
     reported: AtomicBool,
+    /// A team library's lease in milliseconds (0: none): how long the mount may go without
+    /// having caught up with the library's change log (see `daemon::follow`).
+    lease_ms: AtomicU64,
+    /// Milliseconds since `start` of the last catch-up with the library.
+    renewed: AtomicU64,
+    /// Why the last catch-up failed, for the log line and `status`.
+    lease_trouble: Mutex<Option<String>>,
 }
 
 impl Default for Liveness {
@@ -43,6 +50,9 @@ impl Default for Liveness {
             failed: Mutex::new(None),
             has_failed: AtomicBool::new(false),
             reported: AtomicBool::new(false),
+            lease_ms: AtomicU64::new(0),
+            renewed: AtomicU64::new(0),
+            lease_trouble: Mutex::new(None),
         }
     }
 }
@@ -62,9 +72,33 @@ impl Liveness {
     /// The view is in step with the catalog and the clock as of now.
     pub fn beat(&self) {
         self.beat.store(self.now_ms(), Ordering::SeqCst);
-        if self.reported.swap(false, Ordering::SeqCst) && self.failure().is_none() {
+        // (a lease that ran out keeps the mount closed: said when it is renewed)
+        if self.reported.load(Ordering::SeqCst) && self.problem().is_none() {
+            self.reported.store(false, Ordering::SeqCst);
             log::warn!("the view is current again: serving photos again");
         }
+    }
+
+    /// From now on requests also need a catch-up with the team library within `lease`.
+    pub fn require_lease(&self, lease: Duration) {
+        self.renew();
+        let ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.lease_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// The copy of the team library caught up with its log as of now.
+    pub fn renew(&self) {
+        self.renewed.store(self.now_ms(), Ordering::SeqCst);
+        *self.lease_trouble.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if self.reported.load(Ordering::SeqCst) && self.problem().is_none() {
+            self.reported.store(false, Ordering::SeqCst);
+            log::warn!("the team catalog is reachable again and this copy has caught up: serving photos again");
+        }
+    }
+
+    /// The last attempt to catch up with the team library failed, and why.
+    pub fn lease_trouble(&self, why: &str) {
+        *self.lease_trouble.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
     }
 
     /// Stop serving for good (until restart), e.g. because the watcher thread panicked.
@@ -96,8 +130,21 @@ impl Liveness {
         let silent = self
             .now_ms()
             .saturating_sub(self.beat.load(Ordering::SeqCst));
-        (silent > STALE_AFTER.as_millis() as u64).then(|| {
-            format!("the consent state was last confirmed {silent} ms ago (the watcher is stuck or cannot read the catalog)")
+        if silent > STALE_AFTER.as_millis() as u64 {
+            return Some(format!("the consent state was last confirmed {silent} ms ago (the watcher is stuck or cannot read the catalog)"));
+        }
+        let lease = self.lease_ms.load(Ordering::SeqCst);
+        let behind = self
+            .now_ms()
+            .saturating_sub(self.renewed.load(Ordering::SeqCst));
+        (lease > 0 && behind > lease).then(|| {
+            let why = self
+                .lease_trouble
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| "no answer".into());
+            format!("the team catalog was last reached {behind} ms ago, longer than the lease of {lease} ms ({why}); a withdrawal on another machine may not be known here")
         })
     }
 
@@ -140,6 +187,24 @@ mod tests {
         std::thread::sleep(STALE_AFTER + Duration::from_millis(50));
         assert!(l.check().is_err());
         l.beat();
+        assert!(l.check().is_ok());
+    }
+
+    #[test]
+    fn a_lease_not_renewed_closes_the_mount_until_it_is() {
+        let l = Liveness::default();
+        l.require_heartbeat();
+        l.require_lease(Duration::from_millis(100));
+        assert!(l.check().is_ok());
+        l.lease_trouble("Connection refused");
+        std::thread::sleep(Duration::from_millis(150));
+        l.beat();
+        assert!(
+            l.check().is_err(),
+            "a watcher beat does not renew the lease"
+        );
+        assert!(l.problem().unwrap().contains("Connection refused"));
+        l.renew();
         assert!(l.check().is_ok());
     }
 

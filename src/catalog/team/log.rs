@@ -1,0 +1,372 @@
+//! The team library's tables in PostgreSQL, and every statement on them: the change log, the
+//! snapshots, the shared settings (keyring, where the objects are, the catalog's format).
+//!
+//! Every value that could say anything about a person is sealed before it is sent; what the
+//! database's keeper sees is numbers, sizes and times of changes.
+
+use super::{Link, CHANNEL};
+use crate::crypto;
+use crate::error::{Error, Result};
+use zeroize::Zeroizing;
+
+/// The versions of the tables, applied in order and recorded in `consentfs_migrations`; a
+/// released entry is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: settings shared by every machine; the change log (one sealed SQLite patchset per
+    // command, numbered in commit order); snapshots of the whole catalog in sealed parts.
+    r#"
+CREATE TABLE consentfs_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+CREATE TABLE consentfs_changes (
+    seq BIGINT PRIMARY KEY CHECK (seq > 0),
+    at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    body BYTEA NOT NULL
+);
+CREATE TABLE consentfs_snapshots (
+    seq BIGINT NOT NULL CHECK (seq >= 0),
+    part INTEGER NOT NULL CHECK (part >= 0),
+    parts INTEGER NOT NULL CHECK (parts > 0),
+    body BYTEA NOT NULL,
+    PRIMARY KEY (seq, part)
+);
+"#,
+];
+
+/// The advisory lock every write holds for its transaction ("consentf").
+const WRITE_LOCK: i64 = 0x636f_6e73_656e_7466;
+/// The advisory lock under which the tables are created or upgraded.
+const MIGRATE_LOCK: i64 = WRITE_LOCK + 1;
+
+/// A snapshot is sent in parts of this size (a `bytea` value is at most 1 GiB, and a part is
+/// held in memory twice while it is sealed).
+const PART: usize = 8 << 20;
+
+/// How many changes one catch-up query brings (a machine far behind reads in rounds).
+pub const BATCH: i64 = 500;
+
+/// Settings in `consentfs_meta`.
+pub const KEYRING: &str = "keyring";
+pub const OBJECTS: &str = "objects";
+pub const FORMAT: &str = "catalog_format";
+
+pub(super) fn migrate(link: &mut Link) -> Result<()> {
+    let shown = link.shown.clone();
+    let fail = |what: &str, e| super::pg_error(&shown, what, e);
+    let mut tx = link
+        .client
+        .transaction()
+        .map_err(|e| fail("cannot begin", e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+        .map_err(|e| fail("cannot lock the tables for their upgrade", e))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS consentfs_migrations (
+             version INTEGER PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .map_err(|e| fail("cannot create its tables", e))?;
+    let have: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM consentfs_migrations",
+            &[],
+        )
+        .map_err(|e| fail("cannot read its version", e))?
+        .get(0);
+    let known = MIGRATIONS.len() as i32;
+    if have > known {
+        return Err(Error::invalid(format!(
+            "the team catalog {shown} has tables of version {have}, newer than this consentfs knows ({known}); upgrade consentfs"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(have as usize) {
+        let v = i as i32 + 1;
+        tx.batch_execute(sql)
+            .map_err(|e| fail(&format!("cannot upgrade its tables to version {v}"), e))?;
+        tx.execute(
+            "INSERT INTO consentfs_migrations (version) VALUES ($1)",
+            &[&v],
+        )
+        .map_err(|e| fail("cannot record its version", e))?;
+    }
+    tx.commit()
+        .map_err(|e| fail("cannot commit its upgrade", e))
+}
+
+fn change_aad(seq: i64) -> Vec<u8> {
+    let mut aad = b"consentfs team change ".to_vec();
+    aad.extend_from_slice(&seq.to_be_bytes());
+    aad
+}
+
+fn part_aad(seq: i64, part: i32, parts: i32) -> Vec<u8> {
+    let mut aad = b"consentfs team snapshot ".to_vec();
+    aad.extend_from_slice(&seq.to_be_bytes());
+    aad.extend_from_slice(&part.to_be_bytes());
+    aad.extend_from_slice(&parts.to_be_bytes());
+    aad
+}
+
+/// What the log holds after a given change.
+pub enum After {
+    /// The next changes, in order, opened (at most [`BATCH`]; none when up to date).
+    Changes(Vec<(i64, Zeroizing<Vec<u8>>)>),
+    /// The changes right after it were compacted into the snapshot of this number: start from
+    /// that snapshot.
+    Snapshot(i64),
+}
+
+impl Link {
+    /// Begin a write: a transaction holding the library's write lock (a command on another
+    /// machine waits for it here, as on one machine it waits for SQLite's).
+    pub fn lock(&mut self) -> Result<()> {
+        if self.in_tx {
+            return Ok(());
+        }
+        self.client
+            .batch_execute("BEGIN")
+            .map_err(|e| self.err("cannot begin a transaction", e))?;
+        self.in_tx = true;
+        if let Err(e) = self
+            .client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        {
+            self.rollback();
+            return Err(self.err("cannot take the write lock", e));
+        }
+        Ok(())
+    }
+
+    /// End the write without a change (or after a failure): the lock is released.
+    pub fn rollback(&mut self) {
+        if std::mem::take(&mut self.in_tx) {
+            if let Err(e) = self.client.batch_execute("ROLLBACK") {
+                log::debug!("rollback on the team catalog failed: {e}");
+            }
+        }
+    }
+
+    /// Append `patchset` as change `seq`, announce it, and commit (releasing the lock). On an
+    /// error nothing was appended, unless the commit's answer was lost on the way back (the
+    /// caller then finds it in the log on its next catch-up).
+    pub fn append(&mut self, seq: i64, patchset: &[u8]) -> Result<()> {
+        let sealed = crypto::seal(&self.key, &change_aad(seq), patchset)?;
+        let r = (|| {
+            self.client.execute(
+                "INSERT INTO consentfs_changes (seq, body) VALUES ($1, $2)",
+                &[&seq, &sealed],
+            )?;
+            self.client
+                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])?;
+            self.client.batch_execute("COMMIT")
+        })();
+        match r {
+            Ok(()) => {
+                self.in_tx = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback();
+                Err(self.err(&format!("cannot record change {seq}"), e))
+            }
+        }
+    }
+
+    /// The number of the latest change (in the log or in its newest snapshot).
+    pub fn head(&mut self) -> Result<i64> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT greatest((SELECT coalesce(max(seq), 0) FROM consentfs_changes),
+                                 (SELECT coalesce(max(seq), 0) FROM consentfs_snapshots))",
+                &[],
+            )
+            .map_err(|e| self.err("cannot read the latest change", e))?;
+        Ok(row.get(0))
+    }
+
+    /// The changes after `seq`, opened and checked.
+    pub fn after(&mut self, seq: i64) -> Result<After> {
+        let rows = self
+            .client
+            .query(
+                "SELECT seq, body FROM consentfs_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&seq, &BATCH],
+            )
+            .map_err(|e| self.err("cannot read the change log", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut expect = seq + 1;
+        for row in rows {
+            let n: i64 = row.get(0);
+            if n != expect {
+                break;
+            }
+            let body: &[u8] = row.get(1);
+            let plain = crypto::open(&self.key, &change_aad(n), body).ok_or_else(|| {
+                Error::integrity(
+                    "team catalog",
+                    format!(
+                        "change {n} in {} does not authenticate: it was altered, moved, or sealed with another library's key",
+                        self.shown
+                    ),
+                )
+            })?;
+            out.push((n, plain));
+            expect += 1;
+        }
+        if out.is_empty() {
+            // nothing right after `seq`: up to date, or compacted into a newer snapshot
+            let snap: i64 = self
+                .client
+                .query_one("SELECT coalesce(max(seq), 0) FROM consentfs_snapshots", &[])
+                .map_err(|e| self.err("cannot read the snapshots", e))?
+                .get(0);
+            if snap > seq {
+                return Ok(After::Snapshot(snap));
+            }
+            let later: Option<i64> = self
+                .client
+                .query_one(
+                    "SELECT min(seq) FROM consentfs_changes WHERE seq > $1",
+                    &[&seq],
+                )
+                .map_err(|e| self.err("cannot read the change log", e))?
+                .get(0);
+            if let Some(later) = later {
+                return Err(Error::integrity(
+                    "team catalog",
+                    format!(
+                        "the change log of {} has a gap: change {} is missing before {later}",
+                        self.shown,
+                        seq + 1
+                    ),
+                ));
+            }
+        }
+        Ok(After::Changes(out))
+    }
+
+    /// Store a snapshot of the whole catalog as of change `seq` (the catalog file's bytes).
+    pub fn put_snapshot(&mut self, seq: i64, file: &[u8]) -> Result<()> {
+        let parts = file.len().div_ceil(PART).max(1);
+        let parts = i32::try_from(parts).map_err(|_| {
+            Error::invalid("the catalog is too large for a snapshot (more than 2^31 parts)")
+        })?;
+        let key = self.key.clone();
+        let shown = self.shown.clone();
+        let fail = |e| super::pg_error(&shown, "cannot store a snapshot", e);
+        let mut tx = self.client.transaction().map_err(fail)?;
+        for part in 0..parts {
+            let start = part as usize * PART;
+            let chunk = &file[start..(start + PART).min(file.len())];
+            let sealed = crypto::seal(&key, &part_aad(seq, part, parts), chunk)?;
+            tx.execute(
+                "INSERT INTO consentfs_snapshots (seq, part, parts, body) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (seq, part) DO NOTHING",
+                &[&seq, &part, &parts, &sealed],
+            )
+            .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)
+    }
+
+    /// The newest snapshot: its change number and the catalog file's bytes.
+    pub fn latest_snapshot(&mut self) -> Result<Option<(i64, Zeroizing<Vec<u8>>)>> {
+        let seq: Option<i64> = self
+            .client
+            .query_one("SELECT max(seq) FROM consentfs_snapshots", &[])
+            .map_err(|e| self.err("cannot read the snapshots", e))?
+            .get(0);
+        let Some(seq) = seq else { return Ok(None) };
+        let rows = self
+            .client
+            .query(
+                "SELECT part, parts, body FROM consentfs_snapshots WHERE seq = $1 ORDER BY part",
+                &[&seq],
+            )
+            .map_err(|e| self.err("cannot read a snapshot", e))?;
+        let mut file = Zeroizing::new(Vec::new());
+        let bad = |detail: String| Error::integrity("team catalog", detail);
+        for (i, row) in rows.iter().enumerate() {
+            let (part, parts): (i32, i32) = (row.get(0), row.get(1));
+            if part as usize != i || parts as usize != rows.len() {
+                return Err(bad(format!(
+                    "snapshot {seq} in {} is incomplete (part {part} of {parts}, {} found)",
+                    self.shown,
+                    rows.len()
+                )));
+            }
+            let body: &[u8] = row.get(2);
+            let plain =
+                crypto::open(&self.key, &part_aad(seq, part, parts), body).ok_or_else(|| {
+                    bad(format!(
+                        "snapshot {seq} in {} does not authenticate (part {part})",
+                        self.shown
+                    ))
+                })?;
+            file.extend_from_slice(&plain);
+        }
+        Ok(Some((seq, file)))
+    }
+
+    /// Delete every change up to `seq` and every older snapshot (the snapshot of `seq` must be
+    /// stored), then have PostgreSQL rewrite both tables, so that the rows are gone from its
+    /// files and not only marked dead. What its write-ahead log and backups keep, they keep
+    /// sealed with this library's key.
+    pub fn compact(&mut self, seq: i64) -> Result<()> {
+        let shown = self.shown.clone();
+        let fail = |e| super::pg_error(&shown, "cannot delete compacted changes", e);
+        let mut tx = self.client.transaction().map_err(fail)?;
+        tx.execute("DELETE FROM consentfs_changes WHERE seq <= $1", &[&seq])
+            .map_err(fail)?;
+        tx.execute("DELETE FROM consentfs_snapshots WHERE seq < $1", &[&seq])
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        self.client
+            .batch_execute("VACUUM FULL consentfs_changes; VACUUM FULL consentfs_snapshots")
+            .map_err(fail)
+    }
+
+    /// A shared setting.
+    pub fn meta(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = self
+            .client
+            .query_opt("SELECT value FROM consentfs_meta WHERE key = $1", &[&key])
+            .map_err(|e| self.err("cannot read its settings", e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Set a shared setting; `fresh`: only if it is not set yet (returns whether it was set).
+    pub fn set_meta(&mut self, key: &str, value: &[u8], fresh: bool) -> Result<bool> {
+        let sql = if fresh {
+            "INSERT INTO consentfs_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+        } else {
+            "INSERT INTO consentfs_meta (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        };
+        let n = self
+            .client
+            .execute(sql, &[&key, &value])
+            .map_err(|e| self.err("cannot write its settings", e))?;
+        Ok(n == 1)
+    }
+
+    /// Listen for announced changes on this connection (see [`Link::wait`]).
+    pub fn listen(&mut self) -> Result<()> {
+        self.client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .map_err(|e| self.err("cannot listen for changes", e))
+    }
+
+    /// Wait up to `timeout` for an announced change; true when one came.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> Result<bool> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut n = self.client.notifications();
+        let first = n
+            .timeout_iter(timeout)
+            .next()
+            .map_err(|e| super::pg_error(&self.shown, "lost the connection", e))?;
+        if first.is_none() {
+            return Ok(false);
+        }
+        // several changes may have been announced at once: one catch-up reads them all
+        while let Ok(Some(_)) = n.iter().next() {}
+        Ok(true)
+    }
+}

@@ -1,0 +1,200 @@
+//! Creating and joining a team library (`--store postgres://…`, see `catalog::team`).
+//!
+//! Each machine works on a replica folder: a store folder like any other (keyring, catalog,
+//! staging for objects, the block cache, the registry of running commands) whose catalog is
+//! a copy of the library's and whose `team.url` names the library. `init` makes the first
+//! replica and publishes it (keyring, where the objects are, a snapshot of the new catalog);
+//! any command on another machine joins by fetching them, unlocking the keyring with its
+//! passphrase or key file, and then catches up with the log like every command does.
+//!
+//! The replica folder is `CONSENTFS_REPLICA` if set, else one per library under
+//! `/var/lib/consentfs/replicas` (root) or `$XDG_STATE_HOME/consentfs/replicas` (others).
+
+use crate::catalog::team::{self, log as teamlog, Link};
+use crate::catalog::Catalog;
+use crate::crypto::keyring::{Keyring, Unlock};
+use crate::crypto::Key;
+use crate::error::{Error, Result};
+use crate::store::{private, Location, Store, CATALOG, KEYRING, TEAM_URL};
+use sha2::Digest;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The replica folder this machine (and account) uses for the library at `url`.
+pub fn replica_dir(url: &str) -> Result<PathBuf> {
+    team::check_url(url)?;
+    if let Some(d) = std::env::var_os("CONSENTFS_REPLICA").filter(|d| !d.is_empty()) {
+        let d = PathBuf::from(d);
+        if !d.is_absolute() {
+            return Err(Error::invalid("CONSENTFS_REPLICA must be an absolute path"));
+        }
+        return Ok(d);
+    }
+    let name = hex::encode(&sha2::Sha256::digest(team::shown(url).as_bytes())[..8]);
+    let base = if nix::unistd::geteuid().is_root() {
+        PathBuf::from("/var/lib/consentfs/replicas")
+    } else if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+        PathBuf::from(x).join("consentfs/replicas")
+    } else if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        PathBuf::from(h).join(".local/state/consentfs/replicas")
+    } else {
+        return Err(Error::invalid(
+            "no place for this machine's copy of the team library: set CONSENTFS_REPLICA",
+        ));
+    };
+    Ok(base.join(name))
+}
+
+/// Create a team library at `url` with its first replica at `replica`: a new store there,
+/// published to the library. Its objects must be where every machine reaches them.
+pub fn init(
+    url: &str,
+    replica: &Path,
+    passphrase: Option<&str>,
+    key_file: Option<&Path>,
+    now: crate::policy::Time,
+    actor: &str,
+    objects: &Location,
+) -> Result<Store> {
+    if *objects == Location::Own {
+        return Err(Error::invalid(
+            "a team library's photos must be where every machine reaches them: give --objects s3://BUCKET/PREFIX or --objects file:///SHARED/FOLDER",
+        ));
+    }
+    // the database is checked first: an unreachable or taken one leaves nothing behind
+    let mut link = Link::connect(url, &Key::random())?;
+    if link.meta(teamlog::FORMAT)?.is_some() {
+        return Err(Error::invalid(format!(
+            "{} already holds a consentfs library; on another machine, any command with --store {} joins it",
+            link.shown(),
+            link.shown()
+        )));
+    }
+    if let Some(parent) = replica.parent() {
+        private::create_dir_all(parent)?;
+    }
+    let store = Store::init_at(replica, passphrase, key_file, now, actor, objects)?;
+    let published = publish(&mut link, &store, objects);
+    if let Err(e) = published {
+        remove_replica(replica);
+        return Err(e);
+    }
+    write_private(&replica.join(TEAM_URL), url.as_bytes())?;
+    Ok(store)
+}
+
+/// Send the new store's keyring, objects location and catalog to the library; its format
+/// last, which marks the library as complete.
+fn publish(link: &mut Link, store: &Store, objects: &Location) -> Result<()> {
+    link.set_key(&store.catalog_key());
+    let ring_path = store.root().join(KEYRING);
+    let ring = std::fs::read(&ring_path).map_err(|e| Error::io_path("read", &ring_path, e))?;
+    link.set_meta(teamlog::KEYRING, &ring, false)?;
+    link.set_meta(teamlog::OBJECTS, objects.url().as_bytes(), false)?;
+    let catalog = Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    )?;
+    let (seq, file) = team::replica::snapshot(catalog.conn(), &store.catalog_key(), store.root())?;
+    link.put_snapshot(seq, &file)?;
+    let format = crate::catalog::schema::current_version().to_string();
+    if !link.set_meta(teamlog::FORMAT, format.as_bytes(), true)? {
+        return Err(Error::invalid(format!(
+            "{} was initialised by another command at the same moment",
+            link.shown()
+        )));
+    }
+    Ok(())
+}
+
+/// The replica folder for `url` on this machine, joining the library first if there is none
+/// yet (fetching its keyring, unlocked with `unlock`, and its newest snapshot).
+pub fn prepare(url: &str, unlock: &Unlock) -> Result<PathBuf> {
+    let dir = replica_dir(url)?;
+    if dir.join(KEYRING).exists() {
+        let recorded = std::fs::read_to_string(dir.join(TEAM_URL)).unwrap_or_default();
+        if team::shown(recorded.trim()) != team::shown(url) {
+            return Err(Error::invalid(format!(
+                "{} is not a copy of {} (it is a store of its own, or another library's copy); set CONSENTFS_REPLICA to another folder",
+                dir.display(),
+                team::shown(url)
+            )));
+        }
+        return Ok(dir);
+    }
+    join(url, &dir, unlock)?;
+    Ok(dir)
+}
+
+fn join(url: &str, dir: &Path, unlock: &Unlock) -> Result<()> {
+    let mut link = Link::connect(url, &Key::random())?;
+    let (Some(ring), Some(_)) = (link.meta(teamlog::KEYRING)?, link.meta(teamlog::FORMAT)?) else {
+        return Err(Error::invalid(format!(
+            "{} holds no consentfs library: create it with `consentfs --store {} init --objects …`",
+            link.shown(),
+            link.shown()
+        )));
+    };
+    if dir.exists() {
+        // a join that was interrupted leaves no keyring (it is put in place last): start over
+        let half = std::fs::read_dir(dir)
+            .map_err(|e| Error::io_path("read", dir, e))?
+            .next()
+            .is_some();
+        if half && !dir.join(TEAM_URL).exists() {
+            return Err(Error::invalid(format!(
+                "{} is not empty and not a copy of a team library; set CONSENTFS_REPLICA to an empty folder",
+                dir.display()
+            )));
+        }
+        remove_replica(dir);
+    }
+    private::create_dir_all(dir)?;
+    let joined = (|| {
+        let staged = dir.join(".keyring.joining");
+        write_private(&staged, &ring)?;
+        let master = Keyring::load(&staged)?.unlock(unlock)?;
+        let store = Store::with_master(dir, master);
+        link.set_key(&store.catalog_key());
+        write_private(&dir.join(TEAM_URL), url.as_bytes())?;
+        if let Some(objects) = link.meta(teamlog::OBJECTS)? {
+            let text = String::from_utf8(objects).map_err(|_| {
+                Error::integrity("team catalog", "its objects location is not text")
+            })?;
+            Location::parse(text.trim())?.record(dir)?;
+        }
+        let Some((seq, file)) = link.latest_snapshot()? else {
+            return Err(Error::integrity(
+                "team catalog",
+                format!("{} has no snapshot to start from", link.shown()),
+            ));
+        };
+        write_private(&dir.join(CATALOG), &file)?;
+        private::create_dir_all(&dir.join(crate::store::OBJECTS))?;
+        std::fs::rename(&staged, dir.join(KEYRING))
+            .map_err(|e| Error::io_path("rename", &staged, e))?;
+        crate::store::sync_dir(dir)?;
+        log::info!("joined the team library {} at change {seq}", link.shown());
+        Ok(())
+    })();
+    if joined.is_err() {
+        remove_replica(dir);
+    }
+    joined
+}
+
+/// Remove a replica folder (a failed `init` or join); nothing in it is the only copy of
+/// anything: the library holds all of it.
+fn remove_replica(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        log::warn!("cannot remove {}: {e}", dir.display());
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = private::create_file(path, false)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io_path("write", path, e))
+}
