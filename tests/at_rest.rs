@@ -136,6 +136,19 @@ fn nothing_readable_under_the_store() {
     let mut files = Vec::new();
     collect_files(&t.store, &mut files);
     assert!(files.iter().any(|f| f.ends_with("catalog.db")));
+    if t.is_team() {
+        // a team library: its shared objects, and everything PostgreSQL holds of it
+        collect_files(&t.objects_dir(), &mut files);
+        let url = std::fs::read_to_string(t.store.join("team.url")).unwrap();
+        let dump = t.path("pg_dump.sql");
+        std::fs::write(&dump, common::pg::dump(url.trim())).unwrap();
+        let text = std::fs::read_to_string(&dump).unwrap();
+        assert!(
+            text.contains("consentfs_changes"),
+            "the dump holds the library's log"
+        );
+        files.push(dump);
+    }
     assert!(files.len() >= 4, "catalog, keyring and objects: {files:?}");
     for f in &files {
         let bytes = std::fs::read(f).unwrap();

@@ -431,9 +431,16 @@ fn audit_verify_detects_removed_and_reordered_entries() {
             .execute("DELETE FROM audit WHERE seq = ?1", [last])
             .unwrap();
     }
+    let r = t.run(&["audit", "verify"]);
+    if t.is_team() {
+        // a team library's copy has no anchor of its own (the library's log is what it is
+        // checked against); the chain's head still tells
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("removed at the end"), "{}", r.stdout);
+        return;
+    }
     // the rollback anchor outside the store knows the newest entry: the catalog is refused
     // as rolled back, by `audit verify` as by every other command
-    let r = t.run(&["audit", "verify"]);
     assert_eq!(
         r.code, 2,
         "removing the newest entry must be detected: {}",

@@ -285,7 +285,7 @@ fn a_killed_person_report_leaves_a_record_and_no_stray_plaintext_and_a_rerun_com
 /// Flip one byte in the middle of one photo's object file.
 fn damage_one_object(t: &TestStore) {
     let mut objects = Vec::new();
-    collect_files(&t.store.join("objects"), &mut objects);
+    collect_files(&t.objects_dir(), &mut objects);
     objects.sort();
     let victim = objects
         .iter()

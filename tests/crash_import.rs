@@ -33,7 +33,7 @@ fn content(name: &str, i: usize) -> Vec<u8> {
 /// The object files on disk (hex ids; unfinished `.tmp` files keep their suffix).
 fn on_disk(t: &TestStore) -> HashSet<String> {
     let mut files = Vec::new();
-    common::collect_files(&t.store.join("objects"), &mut files);
+    common::collect_files(&t.objects_dir(), &mut files);
     files
         .iter()
         .map(|p| {

@@ -22,7 +22,7 @@ fn versions(t: &TestStore, path: &str) -> Vec<serde_json::Value> {
 /// Object files in the store and objects the catalog knows.
 fn objects_on_disk_and_known(t: &TestStore) -> (usize, usize) {
     let mut files = Vec::new();
-    common::collect_files(&t.store.join("objects"), &mut files);
+    common::collect_files(&t.objects_dir(), &mut files);
     let (_s, cat) = t.open_catalog();
     let known: i64 = cat
         .conn()
@@ -235,7 +235,7 @@ fn assert_consistent(t: &TestStore, what: &str) {
         .map(|r| r.unwrap())
         .collect();
     let mut files = Vec::new();
-    common::collect_files(&t.store.join("objects"), &mut files);
+    common::collect_files(&t.objects_dir(), &mut files);
     let on_disk: std::collections::HashSet<String> = files
         .iter()
         .filter_map(|p| {

@@ -942,7 +942,7 @@ fn erase_shreds_the_solo_photos_and_keeps_the_proof_under_a_pseudonym() {
     t.ok(&["person", "erase", "Anna de Vries", "--yes"]);
     // no readable object of the solo photo is left: files gone, keys destroyed
     let mut files = Vec::new();
-    collect_files(&t.store.join("objects"), &mut files);
+    collect_files(&t.objects_dir(), &mut files);
     for o in &solo_objects {
         assert!(
             !files
@@ -1032,7 +1032,7 @@ fn erase_shreds_the_solo_photos_and_keeps_the_proof_under_a_pseudonym() {
         "--include-group-photos",
     ]);
     let mut files = Vec::new();
-    collect_files(&t.store.join("objects"), &mut files);
+    collect_files(&t.objects_dir(), &mut files);
     assert!(!files
         .iter()
         .any(|f| f.to_string_lossy().contains(group[0].as_str())));

@@ -21,11 +21,11 @@ fn two_assets() -> (TestStore, PathBuf, PathBuf) {
     let a = t.write("a.raw", &data(1, 3 * 65536 + 100));
     let b = t.write("b.raw", &data(2, 3 * 65536 + 100));
     t.ok(&["import", a.to_str().unwrap(), b.to_str().unwrap()]);
-    let (store, cat) = t.open_catalog();
+    let (_store, cat) = t.open_catalog();
     let path = |asset: i64| {
         let v = consentfs::catalog::assets::version(cat.conn(), asset, None).unwrap();
         let hex = v.object.hex();
-        store.root().join("objects").join(&hex[..2]).join(&hex[2..])
+        t.objects_dir().join(&hex[..2]).join(&hex[2..])
     };
     let (pa, pb) = (path(1), path(2));
     (t, pa, pb)

@@ -202,11 +202,11 @@ fn an_open_handle_is_revoked_also_for_cached_data() {
 #[test]
 fn a_tampered_object_reads_as_eio() {
     let t = store_for("root");
-    let (store, cat) = t.open_catalog();
+    let (_store, cat) = t.open_catalog();
     let v = consentfs::catalog::assets::version(cat.conn(), 4, None).unwrap(); // sub/b.jpg
     drop(cat);
     let hex = v.object.hex();
-    let obj = store.root().join("objects").join(&hex[..2]).join(&hex[2..]);
+    let obj = t.objects_dir().join(&hex[..2]).join(&hex[2..]);
     let mut bytes = std::fs::read(&obj).unwrap();
     bytes[24 + 65576 + 100] ^= 0xff; // inside the second chunk
     std::fs::write(&obj, bytes).unwrap();

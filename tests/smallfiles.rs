@@ -228,7 +228,7 @@ fn a_new_file_whose_close_returned_survives_sigkill() {
         )
         .unwrap() as usize;
     let mut on_disk = Vec::new();
-    common::collect_files(&t.store.join("objects"), &mut on_disk);
+    common::collect_files(&t.objects_dir(), &mut on_disk);
     assert_eq!(on_disk.len(), known, "orphans: {on_disk:?}");
 }
 

@@ -29,7 +29,7 @@ fn store_for_root() -> TestStore {
 /// Bytes the object files of the store really occupy on disk (st_blocks), and their count.
 fn object_disk_usage(t: &TestStore) -> (u64, usize) {
     let mut files = Vec::new();
-    common::collect_files(&t.store.join("objects"), &mut files);
+    common::collect_files(&t.objects_dir(), &mut files);
     let used = files
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.blocks() * 512).unwrap_or(0))

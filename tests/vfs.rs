@@ -333,10 +333,10 @@ fn expiry_is_applied_by_the_timer() {
 #[test]
 fn tampered_object_reads_as_eio() {
     let m = mounted();
-    let (store, cat) = m.t.open_catalog();
+    let (_store, cat) = m.t.open_catalog();
     let v = consentfs::catalog::assets::version(cat.conn(), 1, None).unwrap();
     let hex = v.object.hex();
-    let path = store.root().join("objects").join(&hex[..2]).join(&hex[2..]);
+    let path = m.t.objects_dir().join(&hex[..2]).join(&hex[2..]);
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;

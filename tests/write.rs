@@ -527,7 +527,7 @@ fn unlink_goes_to_the_trash_and_purge_shreds_it() {
     std::fs::remove_file(d.join("a.jpg")).unwrap();
     t.ok(&["trash", "purge", "--all"]);
     let mut files = Vec::new();
-    common::collect_files(&t.store.join("objects"), &mut files);
+    common::collect_files(&t.objects_dir(), &mut files);
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     for o in &objects {
         assert!(
@@ -573,6 +573,9 @@ fn unlink_goes_to_the_trash_and_purge_shreds_it() {
 fn store_bytes(t: &TestStore) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
     common::collect_files(&t.store, &mut files);
+    if t.is_team() {
+        common::collect_files(&t.objects_dir(), &mut files);
+    }
     files
         .into_iter()
         .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
@@ -617,7 +620,7 @@ fn files_written_through_the_mount_leave_no_plaintext_on_disk() {
     // the write returned, so the daemon has sealed every whole chunk into the unfinished
     // object (writes through FUSE are answered after they are done): check that it is there
     let mut files = Vec::new();
-    common::collect_files(&t.store.join("objects"), &mut files);
+    common::collect_files(&t.objects_dir(), &mut files);
     let unfinished: Vec<u64> = files
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
@@ -805,7 +808,7 @@ fn sigkill_during_saves_loses_nothing_committed() {
             .collect::<Result<_, _>>()
             .unwrap();
         let mut files = Vec::new();
-        common::collect_files(&t.store.join("objects"), &mut files);
+        common::collect_files(&t.objects_dir(), &mut files);
         orphans_seen += files.len().saturating_sub(known.len());
         drop(m);
     }
@@ -821,7 +824,7 @@ fn sigkill_during_saves_loses_nothing_committed() {
         )
         .unwrap() as usize;
     let mut files = Vec::new();
-    common::collect_files(&t.store.join("objects"), &mut files);
+    common::collect_files(&t.objects_dir(), &mut files);
     assert_eq!(files.len(), known, "orphans left: {files:?}");
     // and every committed version of every file decrypts without an integrity error
     for w in 0..WRITERS {

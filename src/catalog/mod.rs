@@ -70,6 +70,25 @@ struct Team {
     link: Option<team::Link>,
     key: Key,
     dir: PathBuf,
+    /// Set only while a change of the library's log or a change appended to it commits: any
+    /// other commit on this connection is turned into a rollback (see [`Catalog::open`]).
+    allowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Allows commits on a team library's copy while it lives.
+struct Allowed<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> Allowed<'a> {
+    fn new(flag: &'a std::sync::atomic::AtomicBool) -> Self {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        Allowed(flag)
+    }
+}
+
+impl Drop for Allowed<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The team library's connection, made (again) if there is none or it broke.
@@ -212,11 +231,23 @@ impl Catalog {
             conn.pragma_update(None, "foreign_keys", "ON")?;
             let mut cat = Catalog::with(conn, audit_key, path, wal_loss, registered);
             if let Some(url) = team::recorded_url(path)? {
+                // A change that bypassed [`Tx`] would stay on this machine, and the copies
+                // would differ from then on without anyone knowing: refused at its commit.
+                let allowed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = allowed.clone();
+                cat.conn.commit_hook(Some(move || {
+                    let ok = flag.load(std::sync::atomic::Ordering::SeqCst);
+                    if !ok {
+                        log::error!("a change to the team library's copy outside a command's transaction was rolled back (a bug: it would not reach the other machines)");
+                    }
+                    !ok
+                }));
                 cat.team = Some(Team {
                     url,
                     link: None,
                     key: key.clone(),
                     dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                    allowed,
                 });
                 cat.check_team_format()?;
             }
@@ -255,6 +286,9 @@ impl Catalog {
         if version >= schema::current_version() {
             return Ok(());
         }
+        // a team library's copy is brought to the format here like any catalog (the format
+        // itself is checked against the library's before)
+        let _allowed = self.team.as_ref().map(|t| Allowed::new(&t.allowed));
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Exclusive)?;
@@ -323,11 +357,13 @@ impl Catalog {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             match team::replica::apply_pending(&tx, link)? {
                 Some(n) => {
+                    let _allowed = Allowed::new(&t.allowed);
                     tx.commit()?;
                     return Ok(Some(n));
                 }
                 None => {
                     drop(tx);
+                    let _allowed = Allowed::new(&t.allowed);
                     team::replica::load_snapshot(conn, link, &t.key, &t.dir)?;
                 }
             }
@@ -527,6 +563,7 @@ impl Catalog {
             ..
         } = self;
         let conn: &'c Connection = conn;
+        let allowed = team.as_ref().map(|t| t.allowed.clone());
         let link = team.as_mut().and_then(|t| t.link.as_mut());
         let started = start(conn, wait.as_ref()).and_then(|tx| {
             Ok((
@@ -547,7 +584,12 @@ impl Catalog {
         };
         let team = link
             .zip(session)
-            .map(|(link, session)| TxTeam { link, session });
+            .zip(allowed)
+            .map(|((link, session), allowed)| TxTeam {
+                link,
+                session,
+                allowed,
+            });
         Ok(Tx {
             inner: Inner::Own(tx),
             pending,
@@ -744,6 +786,7 @@ pub struct Tx<'c> {
 struct TxTeam<'c> {
     link: &'c mut team::Link,
     session: rusqlite::session::Session<'c>,
+    allowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 enum Inner<'c> {
@@ -904,10 +947,12 @@ impl Tx<'_> {
             }
             Ok(None) => {
                 t.link.rollback();
+                let _allowed = Allowed::new(&t.allowed);
                 tx.commit()?;
                 Ok(())
             }
             Ok(Some(seq)) => {
+                let _allowed = Allowed::new(&t.allowed);
                 if let Err(e) = tx.commit() {
                     log::error!("change {seq} is in the team library, but this machine's copy could not commit it ({e}); it is applied on the next catch-up");
                 }

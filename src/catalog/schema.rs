@@ -294,7 +294,7 @@ CREATE INDEX assets_trash ON assets(trashed_at) WHERE status = 'trash';
     // from the library's log applied to it. One row, in this machine's copy only (it is never
     // part of a change sent to the others); a store of its own has none.
     r#"
-CREATE TABLE team_replica (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL CHECK (seq >= 0));
+CREATE TABLE IF NOT EXISTS team_replica (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL CHECK (seq >= 0));
 "#,
 ];
 

@@ -3,12 +3,16 @@
 #![allow(dead_code)]
 
 pub mod mount;
+pub mod pg;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_consentfs");
+
+/// In the test's folder: a team library's objects (the test matrix's team run).
+pub const SHARED_OBJECTS: &str = "shared-objects";
 
 pub struct TestStore {
     pub dir: tempfile::TempDir,
@@ -41,23 +45,55 @@ fn to_run(o: Output) -> Run {
 
 impl TestStore {
     /// A new store opened with a key file.
+    /// In the test matrix's team run (`CONSENTFS_TEST_TEAM`, see `contrib/test.sh`), it is
+    /// this machine's copy of a team library with a database of its own and its objects in a
+    /// shared folder of the test's; the commands then use the copy's folder as `--store`.
     pub fn new() -> TestStore {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = dir.path().join("store");
-        let key = dir.path().join("key");
-        let t = TestStore { dir, store, key };
-        t.ok(&["init"]);
-        t
+        Self::init_with(&["init"])
     }
 
     /// A new store whose time zone is `zone` (`init --timezone`).
     pub fn with_timezone(zone: &str) -> TestStore {
+        Self::init_with(&["init", "--timezone", zone])
+    }
+
+    fn init_with(args: &[&str]) -> TestStore {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = dir.path().join("store");
         let key = dir.path().join("key");
         let t = TestStore { dir, store, key };
-        t.ok(&["init", "--timezone", zone]);
+        match pg::matrix() {
+            Some(base) => {
+                let url = pg::new_database(&base);
+                let objects = format!("file://{}", t.path(SHARED_OBJECTS).display());
+                let mut c = t.cmd();
+                c.env("CONSENTFS_STORE", &url)
+                    .env("CONSENTFS_REPLICA", &t.store)
+                    .env("CONSENTFS_OBJECTS", &objects)
+                    .args(args);
+                let r = to_run(c.output().expect("run consentfs"));
+                assert_eq!(r.code, 0, "team init failed: {}{}", r.stdout, r.stderr);
+            }
+            None => {
+                t.ok(args);
+            }
+        }
         t
+    }
+
+    /// Whether this store is a team library's copy (the matrix's team run).
+    pub fn is_team(&self) -> bool {
+        self.store.join("team.url").exists()
+    }
+
+    /// Where the store's object files are: its own `objects/`, or the team library's shared
+    /// folder in the matrix's team run.
+    pub fn objects_dir(&self) -> PathBuf {
+        if self.is_team() {
+            self.path(SHARED_OBJECTS)
+        } else {
+            self.store.join("objects")
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -143,7 +179,7 @@ impl TestStore {
     pub fn state(&self) -> (String, Vec<String>, Vec<u8>) {
         let audit = self.ok(&["audit", "list", "--json"]).stdout;
         let mut objects = Vec::new();
-        collect_files(&self.store.join("objects"), &mut objects);
+        collect_files(&self.objects_dir(), &mut objects);
         let mut names: Vec<String> = objects.iter().map(|p| p.display().to_string()).collect();
         names.sort();
         (
@@ -160,20 +196,31 @@ impl TestStore {
         p
     }
 
-    /// The store opened through the library, for tests that tamper with it.
+    /// The store opened through the library, for tests that tamper with it. A team library's
+    /// copy is opened as the plain catalog file it is (its `team.url` out of sight while it
+    /// is opened): changes made on it are someone editing this machine's file with the key,
+    /// which consentfs's own connections refuse to do.
     pub fn open_catalog(&self) -> (consentfs::store::Store, consentfs::catalog::Catalog) {
         let store = consentfs::store::Store::open(
             &self.store,
             &consentfs::crypto::keyring::Unlock::KeyFile(self.key.clone()),
         )
         .unwrap();
+        let team = self.store.join("team.url");
+        let aside = self.path("team.url.aside");
+        let is_team = team.exists();
+        if is_team {
+            std::fs::rename(&team, &aside).unwrap();
+        }
         let cat = consentfs::catalog::Catalog::open(
             &store.catalog_path(),
             &store.catalog_key(),
             store.audit_key(),
-        )
-        .unwrap();
-        (store, cat)
+        );
+        if is_team {
+            std::fs::rename(&aside, &team).unwrap();
+        }
+        (store, cat.unwrap())
     }
 }
 

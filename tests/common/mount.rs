@@ -132,6 +132,10 @@ impl Mount {
 impl Drop for Mount {
     fn drop(&mut self) {
         self.stop();
+        if std::thread::panicking() {
+            // what the daemon said is what a failing test's reader needs first
+            eprintln!("---- the mount's log ----\n{}", self.log_text());
+        }
         if is_mounted(&self.dir) {
             let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
         }

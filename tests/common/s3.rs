@@ -126,6 +126,11 @@ impl Drop for S3Server {
     }
 }
 
+/// A random number for picking a port.
+pub fn rand_port_offset() -> u16 {
+    rand_u16()
+}
+
 fn rand_u16() -> u16 {
     let mut b = [0u8; 2];
     std::fs::File::open("/dev/urandom")

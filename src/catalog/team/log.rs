@@ -119,14 +119,12 @@ impl Link {
         if self.in_tx {
             return Ok(());
         }
-        self.client
-            .batch_execute("BEGIN")
-            .map_err(|e| self.err("cannot begin a transaction", e))?;
+        // one round trip for both (a write pays for every one)
+        let r = self.client.batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+        ));
         self.in_tx = true;
-        if let Err(e) = self
-            .client
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-        {
+        if let Err(e) = r {
             self.rollback();
             return Err(self.err("cannot take the write lock", e));
         }
@@ -147,13 +145,13 @@ impl Link {
     /// caller then finds it in the log on its next catch-up).
     pub fn append(&mut self, seq: i64, patchset: &[u8]) -> Result<()> {
         let sealed = crypto::seal(&self.key, &change_aad(seq), patchset)?;
+        let st = self.prepared(
+            "WITH appended AS (INSERT INTO consentfs_changes (seq, body) VALUES ($1, $2))
+             SELECT pg_notify($3, $4)",
+        )?;
         let r = (|| {
-            self.client.execute(
-                "INSERT INTO consentfs_changes (seq, body) VALUES ($1, $2)",
-                &[&seq, &sealed],
-            )?;
             self.client
-                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])?;
+                .execute(&st, &[&seq, &sealed, &CHANNEL, &seq.to_string()])?;
             self.client.batch_execute("COMMIT")
         })();
         match r {
@@ -183,12 +181,12 @@ impl Link {
 
     /// The changes after `seq`, opened and checked.
     pub fn after(&mut self, seq: i64) -> Result<After> {
+        let st = self.prepared(
+            "SELECT seq, body FROM consentfs_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )?;
         let rows = self
             .client
-            .query(
-                "SELECT seq, body FROM consentfs_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&seq, &BATCH],
-            )
+            .query(&st, &[&seq, &BATCH])
             .map_err(|e| self.err("cannot read the change log", e))?;
         let mut out = Vec::with_capacity(rows.len());
         let mut expect = seq + 1;
@@ -211,24 +209,22 @@ impl Link {
             expect += 1;
         }
         if out.is_empty() {
-            // nothing right after `seq`: up to date, or compacted into a newer snapshot
-            let snap: i64 = self
+            // nothing right after `seq`: up to date, or compacted into a newer snapshot (one
+            // round trip for both questions: this runs for every write)
+            let st = self.prepared(
+                "SELECT (SELECT coalesce(max(seq), 0) FROM consentfs_snapshots),
+                        (SELECT min(seq) FROM consentfs_changes WHERE seq > $1)",
+            )?;
+            let row = self
                 .client
-                .query_one("SELECT coalesce(max(seq), 0) FROM consentfs_snapshots", &[])
-                .map_err(|e| self.err("cannot read the snapshots", e))?
-                .get(0);
+                .query_one(&st, &[&seq])
+                .map_err(|e| self.err("cannot read the change log", e))?;
+            let (snap, later): (i64, Option<i64>) = (row.get(0), row.get(1));
             if snap > seq {
                 return Ok(After::Snapshot(snap));
             }
-            let later: Option<i64> = self
-                .client
-                .query_one(
-                    "SELECT min(seq) FROM consentfs_changes WHERE seq > $1",
-                    &[&seq],
-                )
-                .map_err(|e| self.err("cannot read the change log", e))?
-                .get(0);
-            if let Some(later) = later {
+            // (the next change committed between the two statements: seen next time)
+            if let Some(later) = later.filter(|&l| l > seq + 1) {
                 return Err(Error::integrity(
                     "team catalog",
                     format!(

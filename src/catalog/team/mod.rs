@@ -106,6 +106,9 @@ pub struct Link {
     shown: String,
     /// Whether a transaction (holding the write lock) is open on `client`.
     in_tx: bool,
+    /// Statements prepared once per connection: a query by text costs three round trips
+    /// (prepare, execute, close), a prepared one a single one, and a write runs several.
+    prepared: std::collections::HashMap<&'static str, postgres::Statement>,
 }
 
 impl Link {
@@ -137,6 +140,7 @@ impl Link {
             key: catalog_key.derive(crate::crypto::labels::TEAM_LOG),
             shown,
             in_tx: false,
+            prepared: std::collections::HashMap::new(),
         };
         log::migrate(&mut link)?;
         Ok(link)
@@ -156,6 +160,19 @@ impl Link {
     /// Whether the server still answers (a cheap round trip).
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
+    }
+
+    /// `sql`, prepared on this connection (once).
+    fn prepared(&mut self, sql: &'static str) -> Result<postgres::Statement> {
+        if let Some(st) = self.prepared.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self
+            .client
+            .prepare(sql)
+            .map_err(|e| pg_error(&self.shown, "cannot prepare a statement", e))?;
+        self.prepared.insert(sql, st.clone());
+        Ok(st)
     }
 
     fn err(&self, what: &str, e: postgres::Error) -> Error {
