@@ -337,6 +337,19 @@ fn the_systemd_unit_is_valid_and_starts_the_mount_where_systemd_runs() {
     let verify_dir = t.path("units");
     std::fs::create_dir(&verify_dir).unwrap();
     std::fs::write(verify_dir.join(&name), &ours).unwrap();
+    // a team library's mount reaches PostgreSQL: the drop-in the README says to install
+    let drop_in = |dir: &Path| {
+        if t.is_team() {
+            let d = dir.join(format!("{name}.d"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd/team.conf"),
+                d.join("team.conf"),
+            )
+            .unwrap();
+        }
+    };
+    drop_in(&verify_dir);
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(verify_dir.join(&name))
@@ -349,6 +362,7 @@ fn the_systemd_unit_is_valid_and_starts_the_mount_where_systemd_runs() {
     if Path::new("/run/systemd/system").is_dir() {
         let path = Path::new("/run/systemd/system").join(&name);
         std::fs::write(&path, &ours).unwrap();
+        drop_in(Path::new("/run/systemd/system"));
         let systemctl = |args: &[&str]| Command::new("systemctl").args(args).output().unwrap();
         assert!(systemctl(&["daemon-reload"]).status.success());
         // Type=notify: `start` returns once the daemon said READY=1
@@ -370,6 +384,7 @@ fn the_systemd_unit_is_valid_and_starts_the_mount_where_systemd_runs() {
     let units = t.path("own-units");
     std::fs::create_dir(&units).unwrap();
     std::fs::write(units.join(&name), &ours).unwrap();
+    drop_in(&units);
     let sd = OwnSystemd::start(&units);
     let text = |o: &std::process::Output| {
         String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)

@@ -187,8 +187,10 @@ fn a_new_file_whose_close_returned_survives_sigkill() {
         std::fs::write(dir.join(format!("n{i:02}.bin")), content(i)).unwrap();
     }
     let journalled = std::fs::metadata(journal(&t)).map_or(0, |md| md.len());
+    // (a team library's new files are in the library when their close returns: no
+    // transaction is left open for them, so there is nothing to journal)
     assert!(
-        journalled > 0,
+        journalled > 0 || t.is_team(),
         "the saves were not in the journal when the daemon was killed"
     );
     let mut child = m.child.take().unwrap();

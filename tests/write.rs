@@ -825,7 +825,14 @@ fn sigkill_during_saves_loses_nothing_committed() {
         .unwrap() as usize;
     let mut files = Vec::new();
     common::collect_files(&t.objects_dir(), &mut files);
-    assert_eq!(files.len(), known, "orphans left: {files:?}");
+    if t.is_team() {
+        // a team library's shared objects are swept only of files a day old (another
+        // machine may be about to record a fresh one): the kills' orphans are still there,
+        // and nothing the catalog knows is missing
+        assert!(files.len() >= known, "objects missing: {files:?}");
+    } else {
+        assert_eq!(files.len(), known, "orphans left: {files:?}");
+    }
     // and every committed version of every file decrypts without an integrity error
     for w in 0..WRITERS {
         let asset = format!("crash/f{w}.bin");

@@ -240,6 +240,10 @@ fn raise_readahead(mountpoint: &Path) {
 /// Before serving: remove objects left by a crash (unfinished or never recorded), purge what
 /// has been in the trash for 30 days (crypto-shredding; consent history and audit stay) and
 /// thin old versions per the version policy (`crate::thinning`).
+/// How old an unrecorded object in a team library's shared objects must be before a mount
+/// removes it (see `housekeeping`).
+const TEAM_ORPHAN_AGE: Duration = Duration::from_secs(24 * 3600);
+
 fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Result<()> {
     let actor = "consentfs-daemon";
     let now = chrono::Utc::now();
@@ -251,12 +255,12 @@ fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Resu
     });
     // then every other object nobody will record: left by an interrupted save of a daemon, or
     // by a crash before journals existed; never one a running command announced
-    // A team library's objects are shared: another machine's command may be writing one it
-    // has not recorded yet, which this copy cannot know of. No sweep there.
-    let removed = if catalog.is_team() {
-        0
-    } else {
-        store.collect_orphans(|| {
+    // A team library's objects are shared: a command on another machine may be writing one
+    // it has not recorded yet, which this copy cannot know of (its journal is there). Only
+    // files older than a day are taken there.
+    let min_age = catalog.is_team().then_some(TEAM_ORPHAN_AGE);
+    let removed = store.collect_orphans(
+        || {
             // the write lock, taken only for this read: a command that writes an object inside
             // its transaction has recorded or removed it by then
             let tx = catalog.begin(actor, now)?;
@@ -264,8 +268,9 @@ fn housekeeping(store: &Store, catalog: &mut Catalog, queued: &[String]) -> Resu
             // saves queued while the catalog was busy are recorded after this clean-up
             known.extend(queued.iter().cloned());
             Ok(known)
-        })?
-    };
+        },
+        min_age,
+    )?;
     if removed + reaped > 0 {
         let tx = catalog.begin(actor, now)?;
         tx.audit(
@@ -737,6 +742,10 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     };
     config.n_threads = Some(opts.threads.max(1));
     config.clone_fd = true;
+    let stop = Arc::new(AtomicBool::new(false));
+    // a team library's copy follows the library's log, under a lease, from before the mount
+    // answers (a command run right after the mount appeared must find everything in place)
+    let follower = follow::start(&store, vfs.clone(), opts.lease, stop.clone())?;
     let session = fuser::Session::new(FuseFs::new(vfs.clone()), &opts.mountpoint, &config)
         .map_err(|e| {
             Error::invalid(format!(
@@ -764,7 +773,6 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         .name("invalidator".into())
         .spawn(move || run_invalidator(notifier, rx))
         .map_err(|e| Error::io("cannot start the invalidator", e))?;
-    let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
         let (view, vfs, stop) = (view.clone(), vfs.clone(), stop.clone());
         std::thread::Builder::new()
@@ -772,8 +780,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
             .spawn(move || watch(view, vfs, view_catalog, tx, stop, rounds))
             .map_err(|e| Error::io("cannot start the watcher", e))?
     };
-    // a team library's copy follows the library's log, under a lease
-    let follower = follow::start(&store, vfs.clone(), opts.lease, stop.clone())?;
+
     let _control = opts.control.take().and_then(|(path, run)| {
         let (rounds, out) = (rounds_for_control.clone(), tx_for_control.clone());
         let out = std::sync::Mutex::new(out);

@@ -515,9 +515,14 @@ impl Store {
     /// it) or after removing it. `known` should wait for a writer inside a transaction (take
     /// the write lock) so an object written within one is recorded or gone when it is read.
     /// Returns how many files were removed.
+    ///
+    /// `min_age`: spare files younger than this (a team library's shared objects, which a
+    /// command on another machine may be writing and about to record: its journal is on that
+    /// machine).
     pub fn collect_orphans(
         &self,
         known: impl FnOnce() -> Result<std::collections::HashSet<String>>,
+        min_age: Option<std::time::Duration>,
     ) -> Result<usize> {
         crate::caller::as_daemon(|| {
             let listed = self.list_object_names()?;
@@ -528,6 +533,18 @@ impl Store {
                 let Some(id) = name.id else { continue };
                 if live.contains(&id.hex()) || (!name.tmp && known.contains(&id.hex())) {
                     continue;
+                }
+                if let Some(age) = min_age {
+                    let written = match name.listed {
+                        Some((_, at)) => Some(at),
+                        None => std::fs::symlink_metadata(self.objects.dir().join(&name.rel))
+                            .and_then(|m| m.modified())
+                            .ok(),
+                    };
+                    let young = written.is_none_or(|w| w.elapsed().map_or(true, |e| e < age));
+                    if young {
+                        continue;
+                    }
                 }
                 if name.remote {
                     if let Objects::Remote { remote, .. } = &self.objects {
