@@ -841,6 +841,16 @@ impl Tx<'_> {
     pub fn audit(&self, action: &str, detail: serde_json::Value) -> Result<i64> {
         audit::append(self, self.audit_key, self.now, &self.actor, action, &detail)
     }
+    /// For a team library's copy: make `keyring` (the keyring file's bytes) the library's,
+    /// committed with this transaction, so that a machine joining later or opening its copy
+    /// next unlocks with the ways of unlocking it holds (a removed passphrase opens nothing
+    /// anywhere). Nothing for a store of its own.
+    pub fn share_keyring(&mut self, keyring: &[u8]) -> Result<()> {
+        if let Some(t) = self.team.as_mut() {
+            t.link.set_meta(team::log::KEYRING, keyring, false)?;
+        }
+        Ok(())
+    }
     /// Record an entry on behalf of someone else at another moment (entries queued while the
     /// catalog was busy keep the time and actor of what they record).
     pub fn audit_as(

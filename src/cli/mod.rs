@@ -1118,11 +1118,29 @@ pub fn run(cli: Cli) -> Result<i32> {
         _ => {}
     }
     let (name, socket) = (command_name(&cli.command), remote::socket_of(&cli));
-    let ctx = open_ctx(&cli)?;
+    let ctx = open_ctx(&cli).map_err(|e| with_mount_state(&cli, e))?;
     let code = dispatch(cli, ctx)?;
     // with the key on the store directly: the running mount shows the change before we return
     remote::confirm_applied(&socket, &name);
     Ok(code)
+}
+
+/// A store that cannot be opened (a team library out of reach) may have a mount on this
+/// machine that stopped serving because of it: the error says so, and why (`status` is where
+/// an administrator looks first).
+fn with_mount_state(cli: &Cli, e: Error) -> Error {
+    let dir = match team_url(cli) {
+        Some(url) => crate::domain::team::replica_dir(&url).ok(),
+        None => cli.store.clone(),
+    };
+    let why = dir.and_then(|d| std::fs::read_to_string(d.join(crate::store::NOT_SERVING)).ok());
+    match why {
+        Some(why) => Error::invalid(format!(
+            "{e}\nthe mount of this store is not serving photos: {}",
+            why.trim()
+        )),
+        None => e,
+    }
 }
 
 /// Run a command on an opened context (the CLI's own, or the daemon's for a socket client).

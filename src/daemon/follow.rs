@@ -20,14 +20,17 @@ use std::time::{Duration, Instant};
 /// with a connection that broke, or never sent).
 pub const POLL: Duration = Duration::from_millis(500);
 
-/// Start the follower thread for a team library's copy (nothing for a store of its own).
-pub fn start(
-    store: &Store,
-    vfs: Arc<Vfs>,
-    lease: Duration,
-    stop: Arc<AtomicBool>,
-) -> Result<Option<std::thread::JoinHandle<()>>> {
-    let mut catalog = Catalog::open(
+/// A team library's follower, its catalog opened (before the mount answers: it connects to the
+/// library), its thread not yet started.
+pub struct Follower {
+    catalog: Catalog,
+    state: std::path::PathBuf,
+}
+
+/// Open the follower's catalog for a team library's copy (none for a store of its own), and
+/// from now on require the lease.
+pub fn prepare(store: &Store, vfs: &Vfs, lease: Duration) -> Result<Option<Follower>> {
+    let catalog = Catalog::open(
         &store.catalog_path(),
         &store.catalog_key(),
         store.audit_key(),
@@ -36,15 +39,37 @@ pub fn start(
         return Ok(None);
     }
     vfs.live.require_lease(lease);
-    let state = store.root().join(crate::store::NOT_SERVING);
-    let handle = std::thread::Builder::new()
-        .name("follower".into())
-        .spawn(move || follow(&mut catalog, &vfs, &stop, &state))
-        .map_err(|e| crate::error::Error::io("cannot start the follower thread", e))?;
-    Ok(Some(handle))
+    Ok(Some(Follower {
+        catalog,
+        state: store.root().join(crate::store::NOT_SERVING),
+    }))
 }
 
-fn follow(catalog: &mut Catalog, vfs: &Vfs, stop: &AtomicBool, state: &std::path::Path) {
+impl Follower {
+    /// Start following. `applied` returns once the view shows what the copy holds now (a
+    /// watcher round begun after the call, and the kernel told to forget what it no longer
+    /// may show), false if not in time: the lease is renewed only then, so a mount that
+    /// comes back never serves, even for a moment, what a change it just caught up with hid.
+    pub fn spawn(
+        mut self,
+        vfs: Arc<Vfs>,
+        stop: Arc<AtomicBool>,
+        applied: Box<dyn Fn() -> bool + Send>,
+    ) -> Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("follower".into())
+            .spawn(move || follow(&mut self.catalog, &vfs, &stop, &self.state, &*applied))
+            .map_err(|e| crate::error::Error::io("cannot start the follower thread", e))
+    }
+}
+
+fn follow(
+    catalog: &mut Catalog,
+    vfs: &Vfs,
+    stop: &AtomicBool,
+    state: &std::path::Path,
+    applied: &dyn Fn() -> bool,
+) {
     let mut listening = false;
     let mut last_warned: Option<Instant> = None;
     let mut shown_problem: Option<String> = None;
@@ -58,12 +83,15 @@ fn follow(catalog: &mut Catalog, vfs: &Vfs, stop: &AtomicBool, state: &std::path
             catalog.sync()
         })();
         match caught_up {
-            Ok(_) => {
+            Ok(_) if applied() => {
                 vfs.live.renew();
                 if last_warned.take().is_some() {
                     log::warn!("the team catalog answers again");
                 }
             }
+            Ok(_) => vfs
+                .live
+                .lease_trouble("the view did not take up the library's changes in time"),
             Err(e) => {
                 let why = e.to_string();
                 vfs.live.lease_trouble(&why);

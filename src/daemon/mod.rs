@@ -742,10 +742,9 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     };
     config.n_threads = Some(opts.threads.max(1));
     config.clone_fd = true;
-    let stop = Arc::new(AtomicBool::new(false));
-    // a team library's copy follows the library's log, under a lease, from before the mount
-    // answers (a command run right after the mount appeared must find everything in place)
-    let follower = follow::start(&store, vfs.clone(), opts.lease, stop.clone())?;
+    // a team library's copy follows the library's log, under a lease; connected before the
+    // mount answers (a command run right after the mount appeared finds it in place)
+    let follower = follow::prepare(&store, &vfs, opts.lease)?;
     let session = fuser::Session::new(FuseFs::new(vfs.clone()), &opts.mountpoint, &config)
         .map_err(|e| {
             Error::invalid(format!(
@@ -773,12 +772,21 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         .name("invalidator".into())
         .spawn(move || run_invalidator(notifier, rx))
         .map_err(|e| Error::io("cannot start the invalidator", e))?;
+    let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
         let (view, vfs, stop) = (view.clone(), vfs.clone(), stop.clone());
         std::thread::Builder::new()
             .name("watcher".into())
             .spawn(move || watch(view, vfs, view_catalog, tx, stop, rounds))
             .map_err(|e| Error::io("cannot start the watcher", e))?
+    };
+    let follower = match follower {
+        Some(f) => {
+            let (rounds, out) = (rounds_for_control.clone(), tx_for_control.clone());
+            let applied = Box::new(move || wait_applied(&rounds, &out, APPLY_WITHIN));
+            Some(f.spawn(vfs.clone(), stop.clone(), applied)?)
+        }
+        None => None,
     };
 
     let _control = opts.control.take().and_then(|(path, run)| {

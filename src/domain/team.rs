@@ -121,10 +121,27 @@ pub fn prepare(url: &str, unlock: &Unlock) -> Result<PathBuf> {
                 team::shown(url)
             )));
         }
+        refresh_keyring(url, &dir)?;
         return Ok(dir);
     }
     join(url, &dir, unlock)?;
     Ok(dir)
+}
+
+/// Put the library's keyring in place of the copy's when they differ (a passphrase or key file
+/// added or removed on another machine), before the copy is unlocked with it.
+fn refresh_keyring(url: &str, dir: &Path) -> Result<()> {
+    let mut link = Link::connect(url, &Key::random())?;
+    let Some(theirs) = link.meta(teamlog::KEYRING)? else {
+        return Ok(());
+    };
+    let path = dir.join(KEYRING);
+    let mine = std::fs::read(&path).map_err(|e| Error::io_path("read", &path, e))?;
+    if mine != theirs {
+        private::replace_file(&path, &theirs)?;
+        log::info!("the library's keyring replaced this copy's (changed on another machine)");
+    }
+    Ok(())
 }
 
 fn join(url: &str, dir: &Path, unlock: &Unlock) -> Result<()> {

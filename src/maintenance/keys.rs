@@ -94,7 +94,7 @@ pub fn change(
     };
     let (passphrases, key_files) = ring.slot_counts();
     let written = (|| -> Result<()> {
-        let tx = catalog.begin(actor, now)?;
+        let mut tx = catalog.begin(actor, now)?;
         tx.audit(
             action,
             serde_json::json!({ "passphrases": passphrases, "key_files": key_files }),
@@ -102,6 +102,8 @@ pub fn change(
         // the keyring is replaced inside the transaction: if it cannot be written, the audit
         // entry is not committed either
         ring.save_replace(&path)?;
+        let saved = std::fs::read(&path).at("read", &path)?;
+        tx.share_keyring(&saved)?;
         tx.commit()
     })();
     if let Err(e) = written {
