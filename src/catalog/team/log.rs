@@ -189,8 +189,7 @@ impl Link {
             .query(&st, &[&seq, &BATCH])
             .map_err(|e| self.err("cannot read the change log", e))?;
         let mut out = Vec::with_capacity(rows.len());
-        let mut expect = seq + 1;
-        for row in rows {
+        for (expect, row) in (seq + 1..).zip(rows) {
             let n: i64 = row.get(0);
             if n != expect {
                 break;
@@ -206,7 +205,6 @@ impl Link {
                 )
             })?;
             out.push((n, plain));
-            expect += 1;
         }
         if out.is_empty() {
             // nothing right after `seq`: up to date, or compacted into a newer snapshot (one
