@@ -103,6 +103,22 @@ impl Machine<'_> {
         r
     }
 
+    /// What root sees in `purpose` on this machine (`ls`).
+    fn visible(&self, purpose: &str) -> Vec<String> {
+        let v = self
+            .ok(&["ls", "--user", "root", "--purpose", purpose, "--json"])
+            .json();
+        let mut paths: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["visible"].as_bool().unwrap())
+            .map(|i| i["path"].as_str().unwrap().to_string())
+            .collect();
+        paths.sort();
+        paths
+    }
+
     /// Mount this machine's copy (with `extra` options) and wait until it answers.
     fn mount(&self, extra: &[&str]) -> TeamMount {
         let dir = self.lib.t.path(&format!("mnt-{}", self.name));
@@ -453,4 +469,61 @@ fn joining_needs_the_key_and_a_library_is_made_once() {
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--objects"));
+}
+
+/// A command killed after the library committed its change but before its own copy did: the
+/// change is the library's (every other machine has it), and the killed machine's copy takes
+/// it from the log at its next command, once, like any other machine's.
+#[test]
+fn a_command_killed_between_the_two_commits_loses_nothing() {
+    let lib = library();
+    let (a, b) = (lib.machine("a"), lib.machine("b"));
+    b.ok(&["person", "list"]);
+    let r = a
+        .cmd()
+        .env("CONSENTFS_FAULT", "die-after-append")
+        .args(["consent", "withdraw", "Anna", "--purpose", "website"])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(137), "the fault did not fire");
+    // b has it
+    assert_eq!(b.visible("website"), vec!["hall.jpg"]);
+    // a has it once its next command caught up, and the two logs are one
+    assert_eq!(a.visible("website"), vec!["hall.jpg"]);
+    let log = |m: &Machine| m.ok(&["audit", "list", "--json"]).stdout;
+    assert_eq!(log(&a), log(&b));
+    let withdrawals = log(&a).matches("consent.withdraw").count();
+    assert_eq!(withdrawals, 1, "{}", log(&a));
+    a.ok(&["audit", "verify"]);
+}
+
+/// A change to a copy that does not go through a command's transaction (it would stay on this
+/// machine, unknown to the others) is refused: rolled back at its commit.
+#[test]
+fn a_copy_refuses_a_change_made_around_the_library() {
+    let lib = library();
+    let a = lib.machine("a");
+    let store = consentfs::store::Store::open(
+        &a.replica,
+        &consentfs::crypto::keyring::Unlock::KeyFile(lib.t.key.clone()),
+    )
+    .unwrap();
+    let cat = consentfs::catalog::Catalog::open(
+        &store.catalog_path(),
+        &store.catalog_key(),
+        store.audit_key(),
+    )
+    .unwrap();
+    assert!(cat.is_team());
+    let r = cat
+        .conn()
+        .execute("UPDATE persons SET name = 'Someone Else'", []);
+    assert!(r.is_err(), "a change around the library was committed");
+    drop(cat);
+    let persons = a.ok(&["person", "list"]).stdout;
+    assert!(
+        persons.contains("Anna") && !persons.contains("Someone"),
+        "{persons}"
+    );
+    a.ok(&["audit", "verify"]);
 }

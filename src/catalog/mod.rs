@@ -962,6 +962,12 @@ impl Tx<'_> {
                 Ok(())
             }
             Ok(Some(seq)) => {
+                // Fault injection for the test that a command killed between the library's
+                // commit and its copy's loses nothing: dies the way SIGKILL does.
+                if std::env::var("CONSENTFS_FAULT").as_deref() == Ok("die-after-append") {
+                    // SAFETY: _exit ends the process at once; nothing is borrowed across it.
+                    unsafe { libc::_exit(137) };
+                }
                 let _allowed = Allowed::new(&t.allowed);
                 if let Err(e) = tx.commit() {
                     log::error!("change {seq} is in the team library, but this machine's copy could not commit it ({e}); it is applied on the next catch-up");
