@@ -80,7 +80,7 @@ const AD: &[Role] = &[Admin];
 pub fn need(command: &str) -> Option<Need> {
     Some(match command {
         "init" | "mount" | "demo" | "cipher-speed" | "generate" | "cat" | "passphrase change"
-        | "passphrase remove" | "key-file add" | "key-file remove" => Need::KeyOnly,
+        | "passphrase remove" | "key-file add" | "key-file remove" | "migrate" => Need::KeyOnly,
         "user add" | "user grant" | "user revoke" | "user remove" | "user list" | "role grant"
         | "role revoke" | "role list" | "purpose add" => Need::AnyOf(AD),
         "check" | "backup" => Need::AnyOf(AD),

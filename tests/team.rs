@@ -527,3 +527,104 @@ fn a_copy_refuses_a_change_made_around_the_library() {
     );
     a.ok(&["audit", "verify"]);
 }
+
+/// `migrate`: a store of its own moves into a new library (every object copied to the shared
+/// folder and verified there, an object already copied by an earlier run is not copied again,
+/// the audit chain goes on), another machine joins it and sees the same, and a copy of the
+/// library goes back out into a store of its own that opens and checks clean.
+#[test]
+fn a_store_moves_into_a_library_and_back_out() {
+    // a store of its own, made directly (also in the matrix's team run)
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestStore {
+        store: dir.path().join("store"),
+        key: dir.path().join("key"),
+        dir,
+    };
+    t.ok(&["init"]);
+    t.write("shoot/a.jpg", b"photo of anna");
+    t.write("shoot/hall.jpg", b"empty hall");
+    t.ok(&["import", t.path("shoot").to_str().unwrap()]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["link", "a.jpg", "Anna"]);
+    t.ok(&["mark", "hall.jpg", "--no-persons"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "print"]);
+    t.add_user("root");
+    t.ok(&["user", "grant", "root", "--purpose", "print"]);
+    let before = common::visible(&t, "root", "print");
+    assert_eq!(before, vec!["a.jpg", "hall.jpg"]);
+    let entries = t
+        .ok(&["audit", "list", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .len();
+    // an earlier, interrupted run had copied one object already
+    let shared = t.path("shared");
+    let one = common::known_objects(&t).into_iter().next().unwrap();
+    std::fs::create_dir_all(shared.join(&one[..2])).unwrap();
+    std::fs::copy(
+        t.store.join("objects").join(&one[..2]).join(&one[2..]),
+        shared.join(&one[..2]).join(&one[2..]),
+    )
+    .unwrap();
+    let pg = PgServer::start();
+    let url = pg.database();
+    let objects = format!("file://{}", shared.display());
+    let r = t
+        .cmd()
+        .env("CONSENTFS_REPLICA", t.path("replica-a"))
+        .args(["migrate", "--to", &url, "--objects", &objects, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(m["objects"], 2);
+    assert_eq!(
+        m["copied"], 1,
+        "the object copied before was copied again: {m}"
+    );
+    // another machine joins the library and sees what the store showed
+    let lib = Library { pg, url, t };
+    let b = lib.machine("b");
+    assert_eq!(b.visible("print"), before);
+    b.ok(&["audit", "verify"]);
+    let log = b.ok(&["audit", "list", "--json"]).json();
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), entries + 1, "the chain goes on with the move");
+    assert!(log.iter().any(|e| e["action"] == "store.migrated"));
+    assert_eq!(b.ok(&["cat", "a.jpg"]).raw, b"photo of anna");
+    // moving a library's copy in again is refused
+    let again = b.run(&["migrate", "--to", &lib.url, "--objects", &objects]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("copy already"), "{}", again.stderr);
+    // and back out: a store of its own
+    let own = lib.t.path("own-again");
+    b.ok(&["migrate", "--to", own.to_str().unwrap()]);
+    let mut c = lib.t.cmd();
+    c.env("CONSENTFS_STORE", &own)
+        .env("CONSENTFS_ANCHOR", lib.t.path("own-again.anchor"));
+    let check = c.args(["check"]).output().unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(!own.join("team.url").exists());
+    let cat = lib
+        .t
+        .cmd()
+        .env("CONSENTFS_STORE", &own)
+        .env("CONSENTFS_ANCHOR", lib.t.path("own-again.anchor"))
+        .args(["cat", "a.jpg"])
+        .output()
+        .unwrap();
+    assert_eq!(cat.stdout, b"photo of anna");
+}

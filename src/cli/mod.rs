@@ -297,6 +297,14 @@ pub enum Command {
     /// Whether the store is mounted (where, since when), what it holds, the next expiry,
     /// the last catalog change, and versions.
     Status,
+    /// Move a store of its own into a new team library (`--to postgres://…` with `--objects`
+    /// where its photos go: every object copied and verified, resumable), or make a store of
+    /// its own from a team library (`--to DIR`).
+    Migrate {
+        /// `postgres://USER@HOST:PORT/DB` (an empty database), or a new folder.
+        #[arg(long, value_name = "URL|DIR")]
+        to: String,
+    },
     /// Change or remove the passphrase that opens the store (the photos are not touched).
     #[command(subcommand)]
     Passphrase(PassphraseCmd),
@@ -903,7 +911,10 @@ pub fn open_ctx(cli: &Cli) -> Result<Ctx> {
         None => store_dir(cli)?,
     };
     let store = Store::open(&dir, &unlock)?;
-    store.check_objects_flag(cli.objects.as_deref())?;
+    if !matches!(cli.command, Command::Migrate { .. }) {
+        // (for `migrate` it names where the objects go)
+        store.check_objects_flag(cli.objects.as_deref())?;
+    }
     let anchor = anchor_of(cli, &store);
     ctx_for(cli, store, current_login(), anchor)
 }
@@ -1241,6 +1252,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
         Command::Check => ops::check(&mut ctx),
         Command::Backup { dest } => ops::backup(&mut ctx, &dest),
         Command::Status => ops::status(&ctx),
+        Command::Migrate { to } => ops::migrate(&mut ctx, &to, cli.objects.as_deref()),
         Command::Passphrase(cmd) => ops::passphrase(&mut ctx, cmd),
         Command::KeyFile(cmd) => ops::key_file(&mut ctx, cmd),
         Command::Export(args) => export::run(&mut ctx, args),

@@ -180,6 +180,77 @@ pub fn backup(ctx: &mut Ctx, dest: &Path) -> Result<i32> {
 }
 
 /// `consentfs status`.
+/// `migrate --to URL|DIR`: into a team library, or out of one into a store of its own.
+pub fn migrate(ctx: &mut Ctx, to: &str, objects: Option<&str>) -> Result<i32> {
+    if crate::catalog::team::is_url(to) {
+        let objects = match objects.filter(|o| !o.is_empty()) {
+            Some(o) => crate::store::Location::parse(o)?,
+            None => {
+                return Err(Error::invalid(
+                    "say where the library's photos go: --objects s3://BUCKET/PREFIX or --objects file:///SHARED/FOLDER",
+                ))
+            }
+        };
+        let shown = bar(ctx.json, "verified");
+        let progress: &dyn Progress = match &shown {
+            Some(b) => b,
+            None => &Quiet,
+        };
+        let m = crate::domain::team::migrate_in(
+            &ctx.store,
+            &ctx.catalog,
+            to,
+            &objects,
+            &ctx.actor,
+            ctx.now,
+            progress,
+        )?;
+        drop(shown);
+        if ctx.json {
+            output::json(&m)?;
+            return Ok(0);
+        }
+        println!(
+            "moved the store into the team library {}: {} object(s) verified at {} ({} copied, {}); this machine's copy: {}. The store folder is as it was: keep it until the library has proved itself.",
+            m.library,
+            m.objects,
+            objects.url(),
+            m.copied,
+            size(m.bytes),
+            m.replica.display()
+        );
+        return Ok(0);
+    }
+    if !ctx.catalog.is_team() {
+        return Err(Error::invalid(
+            "this is a store of its own already; `consentfs backup DIR` copies it, `migrate --to postgres://…` moves it into a team library",
+        ));
+    }
+    let dest = Path::new(to);
+    if dest.exists()
+        && std::fs::read_dir(dest)
+            .map_err(|e| Error::io_path("read", dest, e))?
+            .next()
+            .is_some()
+    {
+        return Err(Error::invalid(format!(
+            "{} is not empty: give a new folder for the store of its own",
+            dest.display()
+        )));
+    }
+    // a backup of a team library's copy is a store of its own: its catalog, its keyring and
+    // every object it needs in its own `objects/`, each copied and checked
+    let code = backup(ctx, dest)?;
+    if !ctx.json {
+        println!(
+            "{} is a store of its own now, a copy of the library as of this moment: mount it with --store {}",
+            dest.display(),
+            dest.display()
+        );
+    }
+    Ok(code)
+}
+
 pub fn status(ctx: &Ctx) -> Result<i32> {
     let s = status::status(&ctx.store, ctx.catalog.conn(), ctx.now)?;
     if ctx.json {

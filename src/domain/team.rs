@@ -215,3 +215,159 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|()| f.sync_all())
         .map_err(|e| Error::io_path("write", path, e))
 }
+
+/// What [`migrate_in`] did.
+#[derive(Debug, serde::Serialize)]
+pub struct Migrated {
+    /// The library, as shown (no password).
+    pub library: String,
+    /// This machine's copy of it.
+    pub replica: PathBuf,
+    /// Objects with a data key (every one the library needs), each verified where it now is.
+    pub objects: usize,
+    /// How many of them were copied by this run (the rest were there from an interrupted run,
+    /// or the objects stay where they are).
+    pub copied: usize,
+    pub bytes: u64,
+}
+
+/// Move a store of its own into a new team library at `url`, its objects to `objects`: every
+/// object with a data key is copied there as it is (still encrypted) and then read back and
+/// authenticated there, chunk by chunk; then the catalog becomes the library's first snapshot,
+/// with the store's keyring, and this machine gets a copy. The store itself is left as it was
+/// (keep it until the library has proved itself, then remove it). A run that was interrupted
+/// is run again: objects already copied are verified, not copied again.
+pub fn migrate_in(
+    store: &Store,
+    catalog: &Catalog,
+    url: &str,
+    objects: &Location,
+    actor: &str,
+    now: crate::policy::Time,
+    progress: &dyn crate::maintenance::Progress,
+) -> Result<Migrated> {
+    if catalog.is_team() {
+        return Err(Error::invalid(
+            "this store is a team library's copy already; `consentfs migrate --to DIR` makes a store of its own from it",
+        ));
+    }
+    if *objects == Location::Own {
+        return Err(Error::invalid(
+            "a team library's photos must be where every machine reaches them: give --objects s3://BUCKET/PREFIX or --objects file:///SHARED/FOLDER",
+        ));
+    }
+    let mut link = Link::connect(url, &Key::random())?;
+    if link.meta(teamlog::FORMAT)?.is_some() {
+        return Err(Error::invalid(format!(
+            "{} already holds a consentfs library; migrate into an empty database",
+            link.shown()
+        )));
+    }
+    let replica = replica_dir(url)?;
+    if replica.join(KEYRING).exists() {
+        return Err(Error::invalid(format!(
+            "{} is already a copy of a library; set CONSENTFS_REPLICA to another folder",
+            replica.display()
+        )));
+    }
+    if let Some(parent) = replica.parent() {
+        private::create_dir_all(parent)?;
+    }
+    private::create_dir_all(&replica.join(crate::store::OBJECTS))?;
+    let done = (|| {
+        let mut target = Store::with_master(&replica, store.master_key().clone());
+        target.set_objects(objects)?;
+        let moved = copy_objects(
+            store,
+            &target,
+            catalog,
+            *objects == store.objects_at(),
+            progress,
+        )?;
+        // the library: its first snapshot is the store's catalog as it is now
+        link.set_key(&store.catalog_key());
+        let ring_path = store.root().join(KEYRING);
+        let ring = std::fs::read(&ring_path).map_err(|e| Error::io_path("read", &ring_path, e))?;
+        link.set_meta(teamlog::KEYRING, &ring, false)?;
+        link.set_meta(teamlog::OBJECTS, objects.url().as_bytes(), false)?;
+        let (seq, file) = team::replica::snapshot(catalog.conn(), &store.catalog_key(), &replica)?;
+        link.put_snapshot(seq, &file)?;
+        let format = crate::catalog::schema::current_version().to_string();
+        if !link.set_meta(teamlog::FORMAT, format.as_bytes(), true)? {
+            return Err(Error::invalid(format!(
+                "{} was initialised by another command at the same moment",
+                link.shown()
+            )));
+        }
+        // this machine's copy, as a join would make it
+        write_private(&replica.join(CATALOG), &file)?;
+        write_private(&replica.join(TEAM_URL), url.as_bytes())?;
+        objects.record(&replica)?;
+        write_private(&replica.join(KEYRING), &ring)?;
+        crate::store::sync_dir(&replica)?;
+        Ok(moved)
+    })();
+    let (count, copied, bytes) = match done {
+        Ok(m) => m,
+        Err(e) => {
+            remove_replica(&replica);
+            return Err(e);
+        }
+    };
+    // the move itself is the library's first change
+    let copy = Store::with_master(&replica, store.master_key().clone());
+    let mut cat = Catalog::open(&copy.catalog_path(), &copy.catalog_key(), copy.audit_key())?;
+    let tx = cat.begin(actor, now)?;
+    tx.audit(
+        "store.migrated",
+        serde_json::json!({ "to": "team library", "objects": count, "copied": copied }),
+    )?;
+    tx.commit()?;
+    Ok(Migrated {
+        library: link.shown().to_string(),
+        replica,
+        objects: count,
+        copied,
+        bytes,
+    })
+}
+
+/// Copy every object with a data key from `from` to `to` (unless they are the same place) and
+/// authenticate each there; returns (objects, copied, bytes copied).
+fn copy_objects(
+    from: &Store,
+    to: &Store,
+    catalog: &Catalog,
+    same_place: bool,
+    progress: &dyn crate::maintenance::Progress,
+) -> Result<(usize, usize, u64)> {
+    let rows: Vec<_> = crate::catalog::maintenance::objects(catalog.conn())?
+        .into_iter()
+        .filter(|r| r.wrapped_key.is_some())
+        .collect();
+    progress.start(rows.iter().map(|r| r.size).sum());
+    let (mut copied, mut bytes) = (0, 0);
+    let mut buf = vec![0u8; crate::crypto::object::CHUNK_PLAIN as usize];
+    for row in &rows {
+        let id = crate::crypto::object::ObjectId::parse(&row.id).ok_or_else(|| {
+            Error::integrity("catalog", format!("an invalid object id {:?}", row.id))
+        })?;
+        let label = format!("object {}", row.id);
+        if !same_place && to.stored_object(&id)?.is_none() {
+            let src = from
+                .stored_object(&id)?
+                .ok_or_else(|| Error::integrity(&label, "its object file is missing"))?;
+            bytes += to.put_stored(&id, &src)?;
+            copied += 1;
+        }
+        let wrapped = row.wrapped_key.as_deref().unwrap_or_default();
+        let obj = to.open_object(&id, wrapped, row.size, &label)?;
+        for i in 0..crate::crypto::object::chunk_count(row.size) {
+            let len = obj.chunk_len(i) as usize;
+            obj.chunk_into(i, &mut buf[..len])?;
+        }
+        progress.advance(row.size);
+    }
+    progress.finish();
+    Ok((rows.len(), copied, bytes))
+}
