@@ -628,3 +628,35 @@ fn a_store_moves_into_a_library_and_back_out() {
         .unwrap();
     assert_eq!(cat.stdout, b"photo of anna");
 }
+
+/// A save through the mount while another machine's command holds the library's write lock is
+/// not held up by it: it is queued (as on one machine when the catalog is busy) and recorded
+/// once the lock is free.
+#[test]
+fn a_save_meeting_another_machines_write_is_queued_and_recorded() {
+    let lib = library();
+    let a = lib.machine("a");
+    let ma = a.mount(&[]);
+    let mut holder = postgres::Client::connect(&lib.url, postgres::NoTls).unwrap();
+    holder
+        .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(7165066974071780454)")
+        .unwrap();
+    let photo = ma.path("root/website/hall.jpg");
+    let t0 = Instant::now();
+    std::fs::write(&photo, b"hall, repainted").unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "the save waited {took:?} for the other machine"
+    );
+    assert_eq!(std::fs::read(&photo).unwrap(), b"hall, repainted");
+    holder.batch_execute("ROLLBACK").unwrap();
+    let (recorded, _) = wait_for(Duration::from_secs(20), || {
+        a.run(&["cat", "hall.jpg"]).raw == b"hall, repainted"
+    });
+    assert!(
+        recorded,
+        "the queued save was not recorded: {}",
+        ma.log_text()
+    );
+}

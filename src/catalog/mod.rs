@@ -509,7 +509,8 @@ impl Catalog {
         if self.pending.is_some() {
             return self.join(actor, now);
         }
-        self.lock_team()?;
+        let within = self.wait.as_ref().map_or(BUSY_WAIT, |w| w.limit);
+        self.lock_team(within)?;
         self.open_tx(
             |conn, wait| match wait {
                 None => Ok(rusqlite::Transaction::new_unchecked(
@@ -526,11 +527,21 @@ impl Catalog {
     /// For a team library's copy: take the library's write lock, then bring the copy up to
     /// the library's latest change, so the transaction that follows works on the state its
     /// change will apply to on every machine.
-    fn lock_team(&mut self) -> Result<()> {
+    /// `within`: how long to wait for another machine's command to release it (then the
+    /// error [`is_busy`] recognises, as for SQLite's lock).
+    fn lock_team(&mut self, within: std::time::Duration) -> Result<()> {
         let Some(t) = self.team.as_mut() else {
             return Ok(());
         };
-        connected(&mut t.link, &t.url, &t.key)?.lock()?;
+        if !connected(&mut t.link, &t.url, &t.key)?.lock(within)? {
+            return Err(Error::Catalog(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some(format!(
+                    "the team library is being written by another machine's command (waited {} s)",
+                    within.as_secs_f32()
+                )),
+            )));
+        }
         if let Err(e) = self.sync() {
             self.unlock_team();
             return Err(e);
@@ -696,7 +707,7 @@ impl Catalog {
             // the write lock is this connection's already
             return self.join(actor, now);
         }
-        self.lock_team()?;
+        self.lock_team(wait)?;
         self.open_tx(
             |conn, _| {
                 conn.busy_timeout(wait)?;

@@ -103,7 +103,8 @@ impl Vfs {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         cat.conn().busy_timeout(left)?;
         let result = (|| {
-            let tx = cat.begin("consentfs", chrono::Utc::now())?;
+            // (a team library's write lock is waited for as long, no longer)
+            let tx = cat.begin_within("consentfs", chrono::Utc::now(), left)?;
             for e in entries {
                 tx.audit_as(e.at, &e.actor, "access.open", e.detail.clone())?;
             }

@@ -89,6 +89,12 @@ pub(super) fn migrate(link: &mut Link) -> Result<()> {
         .map_err(|e| fail("cannot commit its upgrade", e))
 }
 
+/// Whether a `pg_try_advisory_xact_lock` answered true.
+fn took(msgs: &[postgres::SimpleQueryMessage]) -> bool {
+    msgs.iter()
+        .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t")))
+}
+
 fn change_aad(seq: i64) -> Vec<u8> {
     let mut aad = b"consentfs team change ".to_vec();
     aad.extend_from_slice(&seq.to_be_bytes());
@@ -114,21 +120,45 @@ pub enum After {
 
 impl Link {
     /// Begin a write: a transaction holding the library's write lock (a command on another
-    /// machine waits for it here, as on one machine it waits for SQLite's).
-    pub fn lock(&mut self) -> Result<()> {
+    /// machine waits for it here, as on one machine it waits for SQLite's), waiting at most
+    /// `within`; false if it stayed taken (nothing is held then).
+    pub fn lock(&mut self, within: std::time::Duration) -> Result<bool> {
         if self.in_tx {
-            return Ok(());
+            return Ok(true);
         }
-        // one round trip for both (a write pays for every one)
-        let r = self.client.batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+        // one round trip for both when the lock is free (a write pays for every one)
+        let r = self.client.simple_query(&format!(
+            "BEGIN; SELECT pg_try_advisory_xact_lock({WRITE_LOCK})"
         ));
         self.in_tx = true;
-        if let Err(e) = r {
-            self.rollback();
-            return Err(self.err("cannot take the write lock", e));
+        let mut got = match r {
+            Ok(msgs) => took(&msgs),
+            Err(e) => {
+                self.rollback();
+                return Err(self.err("cannot take the write lock", e));
+            }
+        };
+        let started = std::time::Instant::now();
+        let mut nap = std::time::Duration::from_millis(1);
+        while !got {
+            if started.elapsed() >= within {
+                self.rollback();
+                return Ok(false);
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(50));
+            got = match self
+                .client
+                .simple_query(&format!("SELECT pg_try_advisory_xact_lock({WRITE_LOCK})"))
+            {
+                Ok(msgs) => took(&msgs),
+                Err(e) => {
+                    self.rollback();
+                    return Err(self.err("cannot take the write lock", e));
+                }
+            };
         }
-        Ok(())
+        Ok(true)
     }
 
     /// End the write without a change (or after a failure): the lock is released.
