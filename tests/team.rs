@@ -232,6 +232,11 @@ fn a_withdrawal_on_one_machine_hides_the_photo_on_every_other() {
     for m in [&a, &b, &c] {
         m.ok(&["audit", "verify"]);
     }
+    // `status` names the library (never a password) and how far the copy is
+    let st = a.ok(&["status", "--json"]).json();
+    assert_eq!(st["library"]["url"], lib.url.as_str());
+    assert!(st["library"]["change"].as_i64().unwrap() > 20, "{st}");
+    assert!(a.ok(&["status"]).stdout.contains("library "));
     let log = |m: &Machine| m.ok(&["audit", "list", "--json"]).stdout;
     assert_eq!(log(&a), log(&b));
     assert_eq!(log(&b), log(&c));

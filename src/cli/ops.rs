@@ -259,6 +259,12 @@ pub fn status(ctx: &Ctx) -> Result<i32> {
     }
     println!("store        {}", s.store.display());
     println!("objects      {}", s.objects);
+    if let Some(l) = &s.library {
+        println!(
+            "library      {} (this copy holds its changes up to {})",
+            l.url, l.change
+        );
+    }
     match &s.daemon {
         Some(d) => println!(
             "mounted      at {} since {} (pid {})",

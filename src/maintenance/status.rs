@@ -90,6 +90,9 @@ pub struct Status {
     /// Where the encrypted objects are: the store's `objects/` folder, another folder, or a
     /// bucket (`s3://…`).
     pub objects: String,
+    /// A team library's copy: the library (no password) and the last of its changes this copy
+    /// holds; none for a store of its own.
+    pub library: Option<Library>,
     /// Whether a daemon serves the store, and which.
     pub mounted: bool,
     pub daemon: Option<Daemon>,
@@ -103,14 +106,29 @@ pub struct Status {
     pub versions: Versions,
 }
 
+/// The team library a copy belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Library {
+    pub url: String,
+    pub change: i64,
+}
+
 /// The store's status now.
 pub fn status(store: &Store, conn: &Connection, now: Time) -> Result<Status> {
     let daemon = daemon(store.root());
+    let library = match crate::catalog::team::recorded_url(&store.catalog_path())? {
+        Some(url) => Some(Library {
+            url: crate::catalog::team::shown(&url),
+            change: crate::catalog::team::replica::applied(conn)?,
+        }),
+        None => None,
+    };
     let counts = maintenance::counts(conn)?;
     let next = maintenance::next_expiry(conn, now)?;
     Ok(Status {
         store: store.root().to_path_buf(),
         objects: store.objects_shown(),
+        library,
         mounted: daemon.is_some(),
         daemon,
         counts,
