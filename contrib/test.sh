@@ -10,6 +10,7 @@ cargo nextest run --all-targets --no-fail-fast "$@"
 own=$?
 
 dir=$(mktemp -d /tmp/consentfs-test-pg.XXXXXX)
+trap 'bash contrib/pg-server.sh stop "$dir"; rm -rf "$dir"' EXIT
 for _ in $(seq 1 20); do
   port=$((40000 + RANDOM % 20000))
   if url=$(bash contrib/pg-server.sh start "$dir" "$port"); then
@@ -21,7 +22,6 @@ if [[ -z $url ]]; then
   echo "test.sh: no PostgreSQL server could be started for the team run" >&2
   exit 1
 fi
-trap 'bash contrib/pg-server.sh stop "$dir"; rm -rf "$dir"' EXIT
 echo "test.sh: the same tests on team libraries (PostgreSQL at $url)" >&2
 CONSENTFS_TEST_TEAM=$url cargo nextest run --all-targets --no-fail-fast "$@"
 team=$?

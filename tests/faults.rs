@@ -6,7 +6,6 @@ mod common;
 
 use common::mount::{abort_connection, is_mounted, wait_for, Mount};
 use common::{hold_catalog_write_lock, small_store, TestStore};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -556,14 +555,11 @@ fn flipped_catalog_bytes_never_panic_or_serve_wrong_bytes() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let at = (seed % pristine.len() as u64) as usize;
+        let dir = tempfile::tempdir().unwrap();
         let copy = TestStore {
-            dir: tempfile::tempdir().unwrap(),
-            store: PathBuf::new(),
+            store: dir.path().join("store"),
+            dir,
             key: t.key.clone(),
-        };
-        let copy = TestStore {
-            store: copy.dir.path().join("store"),
-            ..copy
         };
         let ok = Command::new("cp")
             .arg("-a")

@@ -11,6 +11,9 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_consentfs");
 
+/// In the test's folder: the database the matrix's team run made for this store.
+const MATRIX_DB: &str = "matrix-db.url";
+
 /// In the test's folder: a team library's objects (the test matrix's team run).
 pub const SHARED_OBJECTS: &str = "shared-objects";
 
@@ -65,6 +68,7 @@ impl TestStore {
         match pg::matrix() {
             Some(base) => {
                 let url = pg::new_database(&base);
+                std::fs::write(t.path(MATRIX_DB), &url).unwrap();
                 let objects = format!("file://{}", t.path(SHARED_OBJECTS).display());
                 let mut c = t.cmd();
                 c.env("CONSENTFS_STORE", &url)
@@ -221,6 +225,18 @@ impl TestStore {
             std::fs::rename(&aside, &team).unwrap();
         }
         (store, cat.unwrap())
+    }
+}
+
+/// In the matrix's team run, a test's database is dropped when its store goes (hundreds of
+/// them would fill the disk of the machine the suite runs on).
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let Some(base) = pg::matrix() else { return };
+        // only the store that made the database drops it (a copy of its folder names it too)
+        if let Ok(url) = std::fs::read_to_string(self.path(MATRIX_DB)) {
+            pg::drop_database(&base, url.trim());
+        }
     }
 }
 

@@ -116,6 +116,20 @@ pub fn new_database(base: &str) -> String {
     format!("{head}/{name}")
 }
 
+/// Drop the database of `url` if it is on the server of `base` (connections to it are ended).
+pub fn drop_database(base: &str, url: &str) {
+    let (Some((head, _)), Some((their_head, name))) = (base.rsplit_once('/'), url.rsplit_once('/'))
+    else {
+        return;
+    };
+    if head != their_head || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return;
+    }
+    if let Ok(mut c) = postgres::Client::connect(base, postgres::NoTls) {
+        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+}
+
 fn rand_u64() -> u64 {
     let mut b = [0u8; 8];
     std::fs::File::open("/dev/urandom")
