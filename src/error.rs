@@ -75,6 +75,22 @@ impl Error {
     }
 }
 
+/// An error and its causes, each said once ("HTTP error: … Connection refused"): the
+/// outermost message alone often hides what really failed.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// True when SQLite could not write because the disk (or the user's quota) is full.
 pub fn is_disk_full(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)

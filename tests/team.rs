@@ -105,18 +105,11 @@ impl Machine<'_> {
 
     /// What root sees in `purpose` on this machine (`ls`).
     fn visible(&self, purpose: &str) -> Vec<String> {
-        let v = self
-            .ok(&["ls", "--user", "root", "--purpose", purpose, "--json"])
-            .json();
-        let mut paths: Vec<String> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|i| i["visible"].as_bool().unwrap())
-            .map(|i| i["path"].as_str().unwrap().to_string())
-            .collect();
-        paths.sort();
-        paths
+        common::visible_in(
+            &self
+                .ok(&["ls", "--user", "root", "--purpose", purpose, "--json"])
+                .json(),
+        )
     }
 
     /// Mount this machine's copy (with `extra` options) and wait until it answers.

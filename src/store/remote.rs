@@ -153,16 +153,7 @@ impl Remote {
     fn failed(&self, what: &str, id: Option<&ObjectId>, e: object_store::Error) -> Error {
         let which = id.map(|i| format!(" {i}")).unwrap_or_default();
         // the causes too: "HTTP error" alone does not say that the connection was refused
-        let mut text = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            let s = c.to_string();
-            if !text.contains(&s) {
-                text.push_str(": ");
-                text.push_str(&s);
-            }
-            cause = c.source();
-        }
+        let text = crate::error::with_causes(&e);
         Error::io(
             format!("cannot {what} object{which} in {}", self.url),
             std::io::Error::other(text),

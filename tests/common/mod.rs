@@ -279,9 +279,14 @@ pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Paths visible to `user` in `purpose`, sorted, according to `consentfs ls --json`.
 pub fn visible(t: &TestStore, user: &str, purpose: &str) -> Vec<String> {
-    let v = t
-        .ok(&["ls", "--user", user, "--purpose", purpose, "--json"])
-        .json();
+    visible_in(
+        &t.ok(&["ls", "--user", user, "--purpose", purpose, "--json"])
+            .json(),
+    )
+}
+
+/// The paths `ls --json` output `v` shows as visible, sorted.
+pub fn visible_in(v: &serde_json::Value) -> Vec<String> {
     let mut paths: Vec<String> = v
         .as_array()
         .unwrap()

@@ -205,16 +205,7 @@ fn tls_connector() -> Result<postgres_openssl::MakeTlsConnector> {
 /// A PostgreSQL error as this crate's: what was being done, where, and the server's or the
 /// network's own words (its whole cause chain, e.g. "Connection refused").
 pub(crate) fn pg_error(shown: &str, what: &str, e: postgres::Error) -> Error {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
+    let mut text = crate::error::with_causes(&e);
     if let Some(db) = e.as_db_error() {
         text = format!("{} ({})", db.message(), db.code().code());
     }
