@@ -22,6 +22,11 @@ struct Library {
 /// A new library with one photo of Anna (consented for the website), one of an empty hall,
 /// and `root` allowed to write in the website, created on machine "a".
 fn library() -> Library {
+    library_of(None)
+}
+
+/// [`library`], made by the release of catalog format `format` (`None`: this one).
+fn library_of(format: Option<i64>) -> Library {
     let pg = PgServer::start();
     let url = pg.database();
     let dir = tempfile::tempdir().unwrap();
@@ -31,7 +36,7 @@ fn library() -> Library {
         dir,
     };
     let lib = Library { pg, url, t };
-    let a = lib.machine("a");
+    let a = lib.machine_of("a", format);
     let objects = format!("file://{}", lib.t.path("shared").display());
     a.ok(&["--objects", &objects, "init"]);
     lib.t.write("shoot/a.jpg", b"photo of anna");
@@ -57,10 +62,17 @@ fn library() -> Library {
 
 impl Library {
     fn machine(&self, name: &str) -> Machine<'_> {
+        self.machine_of(name, None)
+    }
+
+    /// Machine `name` running the release of catalog format `format` (`None`: this one; the
+    /// binary acts as an older release with `CONSENTFS_TEST_FORMAT`).
+    fn machine_of(&self, name: &str, format: Option<i64>) -> Machine<'_> {
         Machine {
             lib: self,
             replica: self.t.path(&format!("replica-{name}")),
             name: name.to_string(),
+            format,
         }
     }
 }
@@ -69,6 +81,7 @@ struct Machine<'a> {
     lib: &'a Library,
     replica: PathBuf,
     name: String,
+    format: Option<i64>,
 }
 
 impl Machine<'_> {
@@ -80,6 +93,9 @@ impl Machine<'_> {
                 "CONSENTFS_SOCKET",
                 self.lib.t.path(&format!("{}.sock", self.name)),
             );
+        if let Some(f) = self.format {
+            c.env("CONSENTFS_TEST_FORMAT", f.to_string());
+        }
         c
     }
 
@@ -657,4 +673,86 @@ fn a_save_meeting_another_machines_write_is_queued_and_recorded() {
         "the queued save was not recorded: {}",
         ma.log_text()
     );
+}
+
+/// The first release with team libraries (catalog format 16).
+const FIRST_TEAM_FORMAT: i64 = 16;
+
+/// A library made by an older release is upgraded by the first machine that runs a newer one:
+/// an upgrade killed before it is published changes nothing; once published, a mount still
+/// running the old release stops serving photos (it cannot read the new format) and its
+/// commands are refused with what to do, while the newer release on every machine takes the
+/// library as the upgrade left it, with every change made before and after it.
+#[test]
+fn a_library_is_upgraded_by_the_first_machine_that_runs_a_newer_release() {
+    let old = Some(FIRST_TEAM_FORMAT);
+    let lib = library_of(old);
+    let (a_old, b_old) = (lib.machine_of("a", old), lib.machine_of("b", old));
+    b_old.ok(&["person", "list"]);
+    let mb = b_old.mount(&["--lease", "1"]);
+    let hall = mb.path("root/website/hall.jpg");
+    assert_eq!(
+        std::fs::read(mb.path("root/website/a.jpg")).unwrap(),
+        b"photo of anna"
+    );
+    // a change by the old release that b has not seen yet when a upgrades
+    a_old.ok(&["person", "add", "Bram"]);
+    let (a, b) = (lib.machine("a"), lib.machine("b"));
+    let r = a
+        .cmd()
+        .env("CONSENTFS_FAULT", "die-before-format")
+        .args(["person", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(137), "the fault did not fire");
+    // killed before publishing: the old release goes on as before
+    b_old.ok(&["person", "add", "Cor"]);
+    assert_eq!(std::fs::read(&hall).unwrap(), b"empty hall");
+    let r = a.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    assert!(
+        r.stderr.contains("upgrading the team library"),
+        "{}",
+        r.stderr
+    );
+    // the old release's mount stops serving, and says why
+    let (closed, _) = wait_for(Duration::from_secs(10), || {
+        std::fs::read(&hall).is_err_and(|e| e.raw_os_error() == Some(libc::EACCES))
+    });
+    assert!(closed, "an old release serves on: {}", mb.log_text());
+    let (said, _) = wait_for(Duration::from_secs(5), || {
+        mb.log_text().contains("upgrade consentfs on this machine")
+    });
+    assert!(said, "{}", mb.log_text());
+    // its commands are refused, and say what to do
+    let r = b_old.run(&["person", "list"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("upgrade consentfs"), "{}", r.stderr);
+    drop(mb);
+    // the new release on b takes the library as it is now: every change, before and after
+    assert_eq!(b.visible("website"), vec!["hall.jpg"]);
+    let persons = b.ok(&["person", "list", "--json"]).stdout;
+    assert!(
+        persons.contains("Bram") && persons.contains("Cor"),
+        "{persons}"
+    );
+    b.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    let mb = b.mount(&[]);
+    assert_eq!(
+        std::fs::read(mb.path("root/website/a.jpg")).unwrap(),
+        b"photo of anna"
+    );
+    assert_eq!(a.visible("website"), vec!["a.jpg", "hall.jpg"]);
+    // a machine joining now, and the audit log, one and intact everywhere
+    let c = lib.machine("c");
+    assert_eq!(c.visible("website"), vec!["a.jpg", "hall.jpg"]);
+    let log = |m: &Machine| m.ok(&["audit", "list", "--json"]).stdout;
+    assert_eq!(log(&a), log(&b));
+    assert_eq!(log(&b), log(&c));
+    for m in [&a, &b, &c] {
+        m.ok(&["audit", "verify"]);
+    }
+    // an old release cannot join it either
+    let r = lib.machine_of("d", old).run(&["person", "list"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("upgrade consentfs"), "{}", r.stderr);
 }

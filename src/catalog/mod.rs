@@ -100,10 +100,21 @@ fn connected<'l>(
     if link.as_ref().is_some_and(|l| l.is_closed()) {
         *link = None;
     }
-    match link {
-        Some(l) => Ok(l),
-        None => Ok(link.insert(team::Link::connect(url, key)?)),
+    if link.is_none() {
+        let l = team::Link::connect(url, key)?;
+        // a copy of this format takes only changes of this format (a library cannot go back
+        // to an older one, unless its database was restored from an old backup)
+        let current = schema::current_version();
+        if l.format() != current {
+            return Err(Error::invalid(format!(
+                "the team library {} is no longer of catalog format {current}, which this machine's copy is of: run any consentfs command on this machine to take the library as it is now",
+                l.shown()
+            )));
+        }
+        *link = Some(l);
     }
+    link.as_mut()
+        .ok_or_else(|| Error::invalid("no connection to the team library"))
 }
 
 /// How long a statement waits for a lock another connection holds, unless said otherwise.
@@ -140,6 +151,106 @@ fn keyed_connection(path: &Path, key: &Key, flags: OpenFlags) -> Result<Connecti
     // the daemon runs the same few dozen statements for every save: parsed once each
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
+}
+
+/// Bring the catalog open on `conn` to the format this consentfs writes, in one transaction.
+fn migrate_schema(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= schema::current_version() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    for (i, sql) in schema::MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(schema::current_version() as usize)
+        .skip(version as usize)
+    {
+        tx.execute_batch(sql)?;
+        if i + 1 == schema::USERS_UID {
+            users::fill_uids(&tx)?;
+        }
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// How long the upgrade of a team library to a new catalog format waits for its write lock.
+const UPGRADE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The catalog format of the file open on `conn`.
+fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Upgrade the team library behind `link` (whose write lock is held) from catalog format
+/// `from` to `to`: this machine's copy is brought to the library's latest change in the old
+/// format, a copy of it is migrated to the new one in a private temporary folder, and that
+/// becomes the library's snapshot of a new change number, with the format, in one
+/// PostgreSQL transaction that also deletes every older change. Then the copy loads that
+/// snapshot as every other machine will. Interrupted before that transaction, nothing has
+/// changed; after it, the next command on any machine loads the snapshot.
+fn upgrade_library(
+    conn: &mut Connection,
+    t: &Team,
+    link: &mut team::Link,
+    from: i64,
+    to: i64,
+) -> Result<()> {
+    log::warn!(
+        "upgrading the team library {} from catalog format {from} to {to}: machines that still run an older consentfs stop serving photos until they are upgraded",
+        link.shown()
+    );
+    {
+        let _allowed = Allowed::new(&t.allowed);
+        if user_version(conn)? != from {
+            team::replica::load_snapshot(conn, link, &t.key, &t.dir)?;
+        }
+        loop {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if team::replica::apply_pending(&tx, link)?.is_some() {
+                tx.commit()?;
+                break;
+            }
+            drop(tx);
+            team::replica::load_snapshot(conn, link, &t.key, &t.dir)?;
+        }
+    }
+    let seq = team::replica::applied(conn)? + 1;
+    let tmp = tempfile::Builder::new()
+        .prefix(".upgrade-")
+        .tempdir_in(&t.dir)
+        .map_err(|e| Error::io_path("create a folder in", &t.dir, e))?;
+    let file = tmp.path().join("catalog.db");
+    maintenance::backup_into(conn, &file, &t.key)?;
+    {
+        let mut copy = keyed_connection(
+            &file,
+            &t.key,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        migrate_schema(&mut copy)?;
+        team::replica::set_applied(&copy, seq)?;
+    }
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(&file).map_err(|e| Error::io_path("read", &file, e))?,
+    );
+    // Fault injection for the test that an upgrade killed before it is published changes
+    // nothing: dies the way SIGKILL does.
+    if std::env::var("CONSENTFS_FAULT").as_deref() == Ok("die-before-format") {
+        // SAFETY: _exit ends the process at once; nothing is borrowed across it.
+        unsafe { libc::_exit(137) };
+    }
+    link.publish_format(to, seq, &bytes)?;
+    log::warn!(
+        "the team library {} is now of catalog format {to} (change {seq})",
+        link.shown()
+    );
+    let _allowed = Allowed::new(&t.allowed);
+    team::replica::load_snapshot(conn, link, &t.key, &t.dir)?;
+    Ok(())
 }
 
 impl Catalog {
@@ -249,7 +360,7 @@ impl Catalog {
                     dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
                     allowed,
                 });
-                cat.check_team_format()?;
+                cat.team_format()?;
             }
             cat.migrate()?;
             cat.sync()?;
@@ -280,28 +391,10 @@ impl Catalog {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version >= schema::current_version() {
-            return Ok(());
-        }
-        // a team library's copy is brought to the format here like any catalog (the format
-        // itself is checked against the library's before)
+        // (a team library's copy is of the library's format by now, which is this one's: see
+        // `team_format`)
         let _allowed = self.team.as_ref().map(|t| Allowed::new(&t.allowed));
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Exclusive)?;
-        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(sql)?;
-            if i + 1 == schema::USERS_UID {
-                users::fill_uids(&tx)?;
-            }
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        }
-        tx.commit()?;
-        self.conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(())
+        migrate_schema(&mut self.conn)
     }
 
     pub fn conn(&self) -> &Connection {
@@ -313,29 +406,66 @@ impl Catalog {
         self.team.is_some()
     }
 
-    /// A team library's copy must be of the catalog format this consentfs writes: the changes
-    /// of the others are rows of that format.
-    fn check_team_format(&mut self) -> Result<()> {
-        let Some(t) = self.team.as_mut() else {
+    /// A team library and this machine's copy of it must both be of the catalog format this
+    /// consentfs writes: the changes of the others are rows of that format. A library of an
+    /// older format is upgraded here, by the first machine that runs a newer consentfs (as a
+    /// store of its own is when it is opened); a copy older than its library (this machine
+    /// missed the upgrade) loads the library's snapshot instead of migrating itself, so that
+    /// every copy holds the very same rows. A library of a newer format is refused.
+    fn team_format(&mut self) -> Result<()> {
+        let current = schema::current_version();
+        let Catalog { conn, team, .. } = self;
+        let Some(t) = team.as_mut() else {
             return Ok(());
         };
-        let link = connected(&mut t.link, &t.url, &t.key)?;
-        let theirs = link
-            .meta(team::log::FORMAT)?
-            .and_then(|v| String::from_utf8(v).ok())
-            .and_then(|v| v.parse::<i64>().ok());
-        match theirs {
-            Some(v) if v == schema::current_version() => Ok(()),
-            Some(v) => Err(Error::invalid(format!(
-                "the team library {} is of catalog format {v}, this consentfs writes format {}; every machine of a library must run the same consentfs version",
-                link.shown(),
-                schema::current_version()
-            ))),
-            None => Err(Error::invalid(format!(
-                "{} holds no consentfs library (it was never initialised, or its setup was interrupted): create it with `consentfs --store URL init --objects …`",
-                link.shown()
-            ))),
+        let mut link = match t.link.take() {
+            Some(l) if !l.is_closed() => l,
+            _ => team::Link::connect(&t.url, &t.key)?,
+        };
+        for _ in 0..3 {
+            let Some(theirs) = link.recorded_format()? else {
+                return Err(Error::invalid(format!(
+                    "{} holds no consentfs library (it was never initialised, or its setup was interrupted): create it with `consentfs --store URL init --objects …`",
+                    link.shown()
+                )));
+            };
+            if theirs > current {
+                return Err(Error::invalid(format!(
+                    "the team library {} is of catalog format {theirs}, newer than this consentfs writes ({current}); upgrade consentfs on this machine (every machine of a library runs the same version)",
+                    link.shown()
+                )));
+            }
+            link.set_format(theirs);
+            if theirs == current {
+                if user_version(conn)? != current {
+                    let _allowed = Allowed::new(&t.allowed);
+                    team::replica::load_snapshot(conn, &mut link, &t.key, &t.dir)?;
+                }
+                t.link = Some(link);
+                return Ok(());
+            }
+            if !link.lock(UPGRADE_WAIT)? {
+                return Err(Error::invalid(format!(
+                    "the team library {} stayed locked by another machine's command for {} s; its upgrade to this consentfs's catalog format waits for the lock: try again",
+                    link.shown(),
+                    UPGRADE_WAIT.as_secs()
+                )));
+            }
+            // another machine may have upgraded it while this one waited for the lock
+            if link.recorded_format()? != Some(theirs) {
+                link.rollback();
+                continue;
+            }
+            let done = upgrade_library(conn, t, &mut link, theirs, current);
+            link.rollback();
+            done?;
+            t.link = Some(link);
+            return Ok(());
         }
+        Err(Error::invalid(format!(
+            "the team library {}'s catalog format changed three times while this command started; try again",
+            link.shown()
+        )))
     }
 
     /// Bring a team library's copy up to the library's latest change (nothing to do for a

@@ -296,11 +296,53 @@ CREATE INDEX assets_trash ON assets(trashed_at) WHERE status = 'trash';
     r#"
 CREATE TABLE IF NOT EXISTS team_replica (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL CHECK (seq >= 0));
 "#,
+    // 17: the consent page (DESIGN.md section 15). A purpose says in plain words what it is
+    // for (the text a decider reads and ticks) and who sees its photos: the organisation's
+    // staff through the mount, or also the persons on a photo and their guardians through the
+    // page ("subjects"). An invitation lets one decider decide for one person; only the hash
+    // of its token is kept, so a copy of the catalog opens no page.
+    r#"
+ALTER TABLE purposes ADD COLUMN description TEXT;
+ALTER TABLE purposes ADD COLUMN audience TEXT NOT NULL DEFAULT 'staff' CHECK (audience IN ('staff', 'subjects'));
+CREATE TABLE invitations (
+    id INTEGER PRIMARY KEY,
+    token_hash BLOB NOT NULL UNIQUE,
+    person_id INTEGER NOT NULL REFERENCES persons(id),
+    decider_id INTEGER NOT NULL REFERENCES persons(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    created_by TEXT NOT NULL
+);
+CREATE INDEX invitations_person ON invitations(person_id);
+CREATE INDEX invitations_decider ON invitations(decider_id);
+CREATE TABLE invitation_purposes (
+    invitation_id INTEGER NOT NULL REFERENCES invitations(id),
+    purpose_id INTEGER NOT NULL REFERENCES purposes(id),
+    PRIMARY KEY (invitation_id, purpose_id)
+);
+"#,
 ];
+
+/// The format of the first team libraries (`catalog::team`): their log's changes and
+/// snapshots are sealed without the format in their associated data; later formats bind it,
+/// so that a machine still running an older consentfs cannot apply a newer format's change.
+pub const FIRST_TEAM_FORMAT: i64 = 16;
 
 /// The migration after which existing users' uids are filled in from the OS accounts.
 pub const USERS_UID: usize = 7;
 
+/// The catalog format this consentfs writes: the number of [`MIGRATIONS`]. The environment
+/// variable `CONSENTFS_TEST_FORMAT` lowers it (to no less than [`FIRST_TEAM_FORMAT`]), so that
+/// tests can run this binary as the release before it and upgrade a store or a team library
+/// from it; a catalog it made is one of that older release in every respect.
 pub fn current_version() -> i64 {
-    MIGRATIONS.len() as i64
+    let all = MIGRATIONS.len() as i64;
+    match std::env::var("CONSENTFS_TEST_FORMAT") {
+        Ok(v) => v
+            .trim()
+            .parse::<i64>()
+            .map_or(all, |v| v.clamp(FIRST_TEAM_FORMAT, all)),
+        Err(_) => all,
+    }
 }

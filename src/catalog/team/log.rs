@@ -95,18 +95,61 @@ fn took(msgs: &[postgres::SimpleQueryMessage]) -> bool {
         .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t")))
 }
 
-fn change_aad(seq: i64) -> Vec<u8> {
-    let mut aad = b"consentfs team change ".to_vec();
+/// The associated data every sealed item of the log starts with: what it is, and (after the
+/// first team format) the catalog format its rows are of. A machine still running an older
+/// consentfs then cannot open a change or snapshot of a newer format: it stops serving
+/// instead of applying rows it would misread (SQLite skips a patchset's changes to a table
+/// whose columns differ, without an error).
+fn aad_head(what: &[u8], format: i64) -> Vec<u8> {
+    let mut aad = what.to_vec();
+    if format > crate::catalog::schema::FIRST_TEAM_FORMAT {
+        aad.extend_from_slice(b"format ");
+        aad.extend_from_slice(&format.to_be_bytes());
+    }
+    aad
+}
+
+fn change_aad(format: i64, seq: i64) -> Vec<u8> {
+    let mut aad = aad_head(b"consentfs team change ", format);
     aad.extend_from_slice(&seq.to_be_bytes());
     aad
 }
 
-fn part_aad(seq: i64, part: i32, parts: i32) -> Vec<u8> {
-    let mut aad = b"consentfs team snapshot ".to_vec();
+fn part_aad(format: i64, seq: i64, part: i32, parts: i32) -> Vec<u8> {
+    let mut aad = aad_head(b"consentfs team snapshot ", format);
     aad.extend_from_slice(&seq.to_be_bytes());
     aad.extend_from_slice(&part.to_be_bytes());
     aad.extend_from_slice(&parts.to_be_bytes());
     aad
+}
+
+/// Insert `file` as the sealed parts of snapshot `seq` of catalog format `format` (errors
+/// name the library as `shown`).
+fn insert_snapshot(
+    client: &mut impl postgres::GenericClient,
+    shown: &str,
+    key: &crypto::Key,
+    format: i64,
+    seq: i64,
+    file: &[u8],
+) -> Result<()> {
+    let parts = file.len().div_ceil(PART).max(1);
+    let parts = i32::try_from(parts).map_err(|_| {
+        Error::invalid("the catalog is too large for a snapshot (more than 2^31 parts)")
+    })?;
+    for part in 0..parts {
+        let start = part as usize * PART;
+        let chunk = &file[start..(start + PART).min(file.len())];
+        let sealed = crypto::seal(key, &part_aad(format, seq, part, parts), chunk)?;
+        client
+            .execute(
+                "INSERT INTO consentfs_snapshots (seq, part, parts, body) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (seq, part) DO NOTHING",
+                &[&seq, &part, &parts, &sealed],
+            )
+            .map_err(|e| super::pg_error(shown, "cannot store a snapshot", e))?;
+    }
+    Ok(())
 }
 
 /// What the log holds after a given change.
@@ -174,7 +217,7 @@ impl Link {
     /// error nothing was appended, unless the commit's answer was lost on the way back (the
     /// caller then finds it in the log on its next catch-up).
     pub fn append(&mut self, seq: i64, patchset: &[u8]) -> Result<()> {
-        let sealed = crypto::seal(&self.key, &change_aad(seq), patchset)?;
+        let sealed = crypto::seal(&self.key, &change_aad(self.format, seq), patchset)?;
         let st = self.prepared(
             "WITH appended AS (INSERT INTO consentfs_changes (seq, body) VALUES ($1, $2))
              SELECT pg_notify($3, $4)",
@@ -225,15 +268,9 @@ impl Link {
                 break;
             }
             let body: &[u8] = row.get(1);
-            let plain = crypto::open(&self.key, &change_aad(n), body).ok_or_else(|| {
-                Error::integrity(
-                    "team catalog",
-                    format!(
-                        "change {n} in {} does not authenticate: it was altered, moved, or sealed with another library's key",
-                        self.shown
-                    ),
-                )
-            })?;
+            let Some(plain) = crypto::open(&self.key, &change_aad(self.format, n), body) else {
+                return Err(self.unreadable(&format!("change {n}")));
+            };
             out.push((n, plain));
         }
         if out.is_empty() {
@@ -268,26 +305,95 @@ impl Link {
 
     /// Store a snapshot of the whole catalog as of change `seq` (the catalog file's bytes).
     pub fn put_snapshot(&mut self, seq: i64, file: &[u8]) -> Result<()> {
-        let parts = file.len().div_ceil(PART).max(1);
-        let parts = i32::try_from(parts).map_err(|_| {
-            Error::invalid("the catalog is too large for a snapshot (more than 2^31 parts)")
-        })?;
-        let key = self.key.clone();
+        let (key, format) = (self.key.clone(), self.format);
         let shown = self.shown.clone();
         let fail = |e| super::pg_error(&shown, "cannot store a snapshot", e);
         let mut tx = self.client.transaction().map_err(fail)?;
-        for part in 0..parts {
-            let start = part as usize * PART;
-            let chunk = &file[start..(start + PART).min(file.len())];
-            let sealed = crypto::seal(&key, &part_aad(seq, part, parts), chunk)?;
-            tx.execute(
-                "INSERT INTO consentfs_snapshots (seq, part, parts, body) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (seq, part) DO NOTHING",
-                &[&seq, &part, &parts, &sealed],
-            )
-            .map_err(fail)?;
-        }
+        insert_snapshot(&mut tx, &shown, &key, format, seq, file)?;
         tx.commit().map_err(fail)
+    }
+
+    /// Make the library one of catalog format `format`, under the write lock this link holds
+    /// (see [`Link::lock`]): `file` (this machine's copy at the latest change, brought to that
+    /// format) becomes snapshot `seq`, the format is recorded, and every older change and
+    /// snapshot is deleted (they are rows of the old format), all in one transaction, which
+    /// releases the lock. A machine that had the old format loads the snapshot next.
+    pub fn publish_format(&mut self, format: i64, seq: i64, file: &[u8]) -> Result<()> {
+        if !self.in_tx {
+            return Err(Error::invalid(
+                "a new catalog format is published only under the library's write lock",
+            ));
+        }
+        let (key, shown) = (self.key.clone(), self.shown.clone());
+        if let Err(e) = insert_snapshot(&mut self.client, &shown, &key, format, seq, file) {
+            self.rollback();
+            return Err(e);
+        }
+        let done = (|| {
+            self.client.execute(
+                "INSERT INTO consentfs_meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&FORMAT, &format.to_string().as_bytes()],
+            )?;
+            self.client
+                .execute("DELETE FROM consentfs_changes WHERE seq < $1", &[&seq])?;
+            self.client
+                .execute("DELETE FROM consentfs_snapshots WHERE seq < $1", &[&seq])?;
+            self.client
+                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])?;
+            self.client.batch_execute("COMMIT")
+        })();
+        match done {
+            Ok(()) => {
+                self.in_tx = false;
+                self.format = format;
+                if let Err(e) = self
+                    .client
+                    .batch_execute("VACUUM FULL consentfs_changes; VACUUM FULL consentfs_snapshots")
+                {
+                    log::warn!(
+                        "{}",
+                        self.err("cannot rewrite its tables after the upgrade", e)
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback();
+                Err(self.err(&format!("cannot publish catalog format {format}"), e))
+            }
+        }
+    }
+
+    /// The catalog format the library records (`None` before `init` has finished).
+    pub fn recorded_format(&mut self) -> Result<Option<i64>> {
+        Ok(self
+            .meta(FORMAT)?
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<i64>().ok()))
+    }
+
+    /// Seal and open the log's items as rows of catalog format `format`.
+    pub fn set_format(&mut self, format: i64) {
+        self.format = format;
+    }
+
+    /// The error for an item of the log that does not open: the library was upgraded by a newer
+    /// consentfs (said as such), or the item was altered, moved, or sealed with another key.
+    fn unreadable(&mut self, what: &str) -> Error {
+        match self.recorded_format() {
+            Ok(Some(f)) if f != self.format => Error::invalid(format!(
+                "the team library {} is now of catalog format {f} (this machine reads format {}): it was upgraded by a newer consentfs; upgrade consentfs on this machine too",
+                self.shown, self.format
+            )),
+            _ => Error::integrity(
+                "team catalog",
+                format!(
+                    "{what} in {} does not authenticate: it was altered, moved, or sealed with another library's key",
+                    self.shown
+                ),
+            ),
+        }
     }
 
     /// The newest snapshot: its change number and the catalog file's bytes.
@@ -317,13 +423,10 @@ impl Link {
                 )));
             }
             let body: &[u8] = row.get(2);
-            let plain =
-                crypto::open(&self.key, &part_aad(seq, part, parts), body).ok_or_else(|| {
-                    bad(format!(
-                        "snapshot {seq} in {} does not authenticate (part {part})",
-                        self.shown
-                    ))
-                })?;
+            let aad = part_aad(self.format, seq, part, parts);
+            let Some(plain) = crypto::open(&self.key, &aad, body) else {
+                return Err(self.unreadable(&format!("snapshot {seq} (part {part})")));
+            };
             file.extend_from_slice(&plain);
         }
         Ok(Some((seq, file)))

@@ -106,6 +106,9 @@ pub struct Link {
     shown: String,
     /// Whether a transaction (holding the write lock) is open on `client`.
     in_tx: bool,
+    /// The catalog format the log's items are sealed as rows of: the library's recorded one
+    /// (this consentfs's own until `init` records it).
+    format: i64,
     /// Statements prepared once per connection: a query by text costs three round trips
     /// (prepare, execute, close), a prepared one a single one, and a write runs several.
     prepared: std::collections::HashMap<&'static str, postgres::Statement>,
@@ -140,9 +143,14 @@ impl Link {
             key: catalog_key.derive(crate::crypto::labels::TEAM_LOG),
             shown,
             in_tx: false,
+            format: crate::catalog::schema::current_version(),
             prepared: std::collections::HashMap::new(),
         };
         log::migrate(&mut link)?;
+        // a newer library's items are not opened as this format's (see `log::aad_head`)
+        if let Some(f) = link.recorded_format()? {
+            link.format = f.min(link.format);
+        }
         Ok(link)
     }
 
@@ -155,6 +163,11 @@ impl Link {
     /// `postgres://USER@HOST:PORT/DB`, for messages.
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+
+    /// The catalog format this link seals and opens the log's items as.
+    pub fn format(&self) -> i64 {
+        self.format
     }
 
     /// Whether the server still answers (a cheap round trip).
