@@ -83,6 +83,10 @@ pub fn need(command: &str) -> Option<Need> {
         | "passphrase remove" | "key-file add" | "key-file remove" | "migrate" => Need::KeyOnly,
         "user add" | "user grant" | "user revoke" | "user remove" | "user list" | "role grant"
         | "role revoke" | "role list" | "purpose add" => Need::AnyOf(AD),
+        // the text people sign and who sees a purpose's photos: the admin who set the purpose
+        // up, or the privacy officer who answers for the consents
+        "purpose describe" | "purpose audience" => Need::AnyOf(&[Admin, PrivacyOfficer]),
+        "portal invite" | "portal list" | "portal revoke" => Need::AnyOf(PO),
         "check" | "backup" => Need::AnyOf(AD),
         "status" | "purpose list" => Need::AnyUser,
         "person add" | "person list" | "person show" | "person guardian" | "person report"
@@ -150,6 +154,9 @@ mod tests {
             ("user grant", &[Admin], false),
             ("role grant", &[Admin], false),
             ("purpose add", &[Admin], false),
+            ("purpose describe", &[Admin, PrivacyOfficer], false),
+            ("portal invite", &[PrivacyOfficer], false),
+            ("portal revoke", &[PrivacyOfficer], false),
             ("backup", &[Admin], false),
             ("consent withdraw", &[PrivacyOfficer], false),
             ("person erase", &[PrivacyOfficer], false),

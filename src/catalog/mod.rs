@@ -16,6 +16,7 @@ pub mod bulk;
 pub mod consents;
 pub mod exports;
 pub mod faces;
+pub mod invitations;
 pub mod maintenance;
 pub mod persons;
 pub mod purposes;

@@ -220,6 +220,25 @@ pub fn add_guardian(tx: &Tx, person: PersonId, guardian: PersonId) -> Result<()>
     Ok(())
 }
 
+/// `guardian` is no longer a guardian of `person`: their grants already given stay (they were
+/// given while the guardian was one), their links to the consent page for the person die.
+pub fn remove_guardian(tx: &Tx, person: PersonId, guardian: PersonId) -> Result<()> {
+    let n = tx
+        .prepare_cached("DELETE FROM guardians WHERE person_id = ?1 AND guardian_id = ?2")?
+        .execute(params![person, guardian])?;
+    if n == 0 {
+        return Err(Error::invalid(format!(
+            "#{guardian} is not a registered guardian of #{person}"
+        )));
+    }
+    let revoked = super::invitations::revoke(tx, None, Some(person), Some(guardian))?;
+    tx.audit(
+        "person.guardian.remove",
+        serde_json::json!({ "person": person, "guardian": guardian, "invitations_revoked": revoked }),
+    )?;
+    Ok(())
+}
+
 /// Erase a person's identifying data (name, birth date, own reference); the row, its
 /// pseudonym and the consent history stay as proof. Evidence file names often carry the name,
 /// so they are replaced by a neutral one (the evidence itself stays: it is the proof).
@@ -238,6 +257,8 @@ pub fn erase(tx: &Tx, person: PersonId) -> Result<()> {
         "UPDATE consent_events SET evidence_name = 'evidence-' || id WHERE person_id = ?1 AND evidence_name IS NOT NULL",
     )?
     .execute([person])?;
+    // their links to the consent page, as the person asked about or as a decider, die
+    super::invitations::forget_person(tx, person)?;
     tx.audit("person.erase", serde_json::json!({ "person": person }))?;
     Ok(())
 }

@@ -186,6 +186,106 @@ pub fn add_defaults(tx: &Tx) -> Result<()> {
     Ok(())
 }
 
+/// Who a purpose's photos are for besides the staff who have grants in it: with `Subjects`,
+/// also the persons on each photo and their guardians, through the consent page, while every
+/// person on it consents (DESIGN.md section 15, seed 004).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Audience {
+    Staff,
+    Subjects,
+}
+
+impl Audience {
+    pub fn parse(s: &str) -> Option<Audience> {
+        match s {
+            "staff" => Some(Audience::Staff),
+            "subjects" => Some(Audience::Subjects),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audience::Staff => "staff",
+            Audience::Subjects => "subjects",
+        }
+    }
+}
+
+/// What a purpose says to the people on its photos (read only where it is shown: the consent
+/// page, `purpose list`, invitations).
+#[derive(Debug, Clone, Serialize)]
+pub struct PurposeText {
+    pub id: PurposeId,
+    pub name: String,
+    /// In words a parent understands: what the photos are used for, where, for how long.
+    pub description: Option<String>,
+    pub audience: Audience,
+}
+
+/// Every purpose's text, in id order.
+pub fn texts(conn: &Connection) -> Result<Vec<PurposeText>> {
+    let mut st =
+        conn.prepare("SELECT id, name, description, audience FROM purposes ORDER BY id")?;
+    let rows = st
+        .query_map([], |r| {
+            let audience: String = r.get(3)?;
+            Ok(PurposeText {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                description: r.get(2)?,
+                // an unknown audience is read as the narrower one
+                audience: Audience::parse(&audience).unwrap_or(Audience::Staff),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The longest description a purpose takes: a page of text a decider can read on a phone.
+pub const MAX_DESCRIPTION: usize = 4000;
+
+/// A description as recorded: trimmed, non-empty, at most [`MAX_DESCRIPTION`] bytes, no
+/// control characters but line breaks.
+fn check_description(text: &str) -> Result<String> {
+    let text = text.replace("\r\n", "\n");
+    let text = text.trim();
+    if text.is_empty()
+        || text.len() > MAX_DESCRIPTION
+        || text.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(Error::invalid(format!(
+            "a purpose's description is the text the people on its photos read and agree to: give 1 to {MAX_DESCRIPTION} bytes of text (line breaks allowed, no other control characters)"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// Set the text the people on a purpose's photos read and tick when they give consent. The
+/// text's hash goes into the evidence of every grant given through the consent page, so a
+/// changed text is a new text: grants given for the old one keep the old hash.
+pub fn describe(tx: &Tx, purpose: &PurposeRow, text: &str) -> Result<()> {
+    let text = check_description(text)?;
+    tx.prepare_cached("UPDATE purposes SET description = ?1 WHERE id = ?2")?
+        .execute(params![text, purpose.id])?;
+    tx.audit(
+        "purpose.describe",
+        serde_json::json!({ "purpose": purpose.id, "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())) }),
+    )?;
+    Ok(())
+}
+
+/// Set who a purpose's photos are for (see [`Audience`]).
+pub fn set_audience(tx: &Tx, purpose: &PurposeRow, audience: Audience) -> Result<()> {
+    tx.prepare_cached("UPDATE purposes SET audience = ?1 WHERE id = ?2")?
+        .execute(params![audience.as_str(), purpose.id])?;
+    tx.audit(
+        "purpose.audience",
+        serde_json::json!({ "purpose": purpose.id, "audience": audience.as_str() }),
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

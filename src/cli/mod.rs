@@ -33,6 +33,7 @@ pub mod fstab;
 mod import;
 mod ops;
 mod output;
+mod portal;
 mod records;
 pub mod remote;
 mod retention;
@@ -159,6 +160,9 @@ pub enum Command {
     /// Purposes (channels) photos may be used for.
     #[command(subcommand)]
     Purpose(PurposeCmd),
+    /// The consent page for the people in the photos: invitation links (DESIGN.md §15).
+    #[command(subcommand)]
+    Portal(PortalCmd),
     /// Record and list consent events.
     #[command(subcommand)]
     Consent(ConsentCmd),
@@ -389,6 +393,9 @@ pub enum PersonCmd {
         person: String,
         /// The guardian, a person already recorded.
         guardian: String,
+        /// No longer a guardian: grants given stay, their consent-page links die.
+        #[arg(long)]
+        remove: bool,
     },
     /// Write everything held about a person into DEST (index.json, index.html, evidence,
     /// photos): the answer to an access request.
@@ -429,9 +436,31 @@ pub enum PurposeCmd {
         /// special-category photos need every person's explicit grant, whatever the basis.
         #[arg(long, value_name = "GROUND")]
         art9_exception: Option<String>,
+        /// Who its photos are for: `staff` (through the mount, by grant) or also `subjects`
+        /// (the persons on each photo and their guardians, through the consent page).
+        #[arg(long, default_value = "staff", value_parser = ["staff", "subjects"])]
+        audience: String,
+        /// What the photos are used for, in words a parent understands (see `purpose describe`).
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
     },
     /// Every purpose with its basis and retention.
     List,
+    /// Set the text the people on a purpose's photos read and tick on the consent page.
+    Describe {
+        /// The purpose's name.
+        purpose: String,
+        /// The text (1 to 4000 bytes; line breaks allowed).
+        text: String,
+    },
+    /// Set who a purpose's photos are for: `staff`, or also `subjects` (see `purpose add`).
+    Audience {
+        /// The purpose's name.
+        purpose: String,
+        /// `staff` or `subjects`.
+        #[arg(value_parser = ["staff", "subjects"])]
+        audience: String,
+    },
     /// Change a purpose's retention term (counted from each asset's import), or `none`.
     Retention {
         /// The purpose's name.
@@ -439,6 +468,50 @@ pub enum PurposeCmd {
         /// The term, e.g. 5y, or `none`.
         #[arg(allow_hyphen_values = true)]
         term: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PortalCmd {
+    /// Make a consent-page link for each person entitled to decide for PERSON: the person from
+    /// 16 on, each registered guardian below 16. Prints the links once (only their hashes are
+    /// kept).
+    Invite {
+        /// The person asked about: id, name or external reference.
+        person: String,
+        /// A purpose to ask about (repeatable; default: every purpose resting on consent).
+        #[arg(long = "purpose")]
+        purposes: Vec<String>,
+        /// How long the links stay valid (at most 366d).
+        #[arg(long, default_value = crate::domain::portal::DEFAULT_VALID)]
+        valid: String,
+        /// The page's address as people reach it.
+        #[arg(
+            long,
+            env = "CONSENTFS_PORTAL_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        base_url: String,
+        /// Also write the links as CSV for a mail merge (decider, person, url, expires) into
+        /// this new file (0600).
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
+    /// Every invitation with its state (open, expired, revoked, void).
+    List {
+        /// Only those about this person.
+        #[arg(long)]
+        person: Option<String>,
+    },
+    /// Revoke an invitation (its id from `portal list`), or with --person every open one about
+    /// that person.
+    Revoke {
+        /// The invitation's id.
+        #[arg(required_unless_present = "person", conflicts_with = "person")]
+        id: Option<i64>,
+        /// Every open invitation about this person instead.
+        #[arg(long)]
+        person: Option<String>,
     },
 }
 
@@ -1195,6 +1268,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
         } => import::run(&mut ctx, &collection, retention.as_deref(), &paths),
         Command::Person(cmd) => records::person(&mut ctx, cmd),
         Command::Purpose(cmd) => records::purpose(&mut ctx, cmd),
+        Command::Portal(cmd) => portal::run(&mut ctx, cmd),
         Command::Consent(cmd) => records::consent(&mut ctx, cmd),
         Command::Link {
             asset,

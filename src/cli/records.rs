@@ -88,9 +88,21 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
                 }
             }
         }
-        PersonCmd::Guardian { person, guardian } => {
+        PersonCmd::Guardian {
+            person,
+            guardian,
+            remove: false,
+        } => {
             let (g, p) = domain::persons::add_guardian(&mut ctx.session(), &person, &guardian)?;
             println!("#{g} is now a guardian of #{p}");
+        }
+        PersonCmd::Guardian {
+            person,
+            guardian,
+            remove: true,
+        } => {
+            let (g, p) = domain::persons::remove_guardian(&mut ctx.session(), &person, &guardian)?;
+            println!("#{g} is no longer a guardian of #{p}");
         }
         PersonCmd::Report { person, dest } => return super::rights::report(ctx, &person, &dest),
         PersonCmd::Erase {
@@ -151,16 +163,24 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
             basis,
             retention,
             art9_exception,
+            audience,
+            description,
         } => {
             let basis = Basis::parse(&basis)
                 .ok_or_else(|| Error::invalid(format!("unknown basis '{basis}'")))?;
             let retention = retention.as_deref().map(Span::parse).transpose()?;
+            let audience = purposes::Audience::parse(&audience)
+                .ok_or_else(|| Error::invalid(format!("unknown audience '{audience}'")))?;
             let id = domain::purposes::add(
                 &mut ctx.session(),
-                &name,
-                basis,
-                retention,
-                art9_exception.as_deref(),
+                domain::purposes::NewPurpose {
+                    name: &name,
+                    basis,
+                    retention,
+                    art9_exception: art9_exception.as_deref(),
+                    audience,
+                    description: description.as_deref(),
+                },
             )?;
             println!("purpose {id} '{name}' added");
             if art9_exception.is_none() {
@@ -169,26 +189,61 @@ pub fn purpose(ctx: &mut Ctx, cmd: PurposeCmd) -> Result<i32> {
         }
         PurposeCmd::List => {
             let list = purposes::list(ctx.catalog.conn())?;
+            let texts = purposes::texts(ctx.catalog.conn())?;
+            let text_of = |id| texts.iter().find(|t| t.id == id);
             if ctx.json {
-                output::json(&list)?;
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|p| {
+                        let mut v = serde_json::to_value(p).unwrap_or_default();
+                        if let (Some(o), Some(t)) = (v.as_object_mut(), text_of(p.id)) {
+                            o.insert("audience".into(), serde_json::json!(t.audience));
+                            o.insert("description".into(), serde_json::json!(t.description));
+                        }
+                        v
+                    })
+                    .collect();
+                output::json(&rows)?;
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
                     .map(|p| {
+                        let t = text_of(p.id);
                         vec![
                             p.id.to_string(),
                             p.name.clone(),
                             p.basis.as_str().into(),
                             output::opt(&p.retention),
                             output::opt(&p.art9_exception),
+                            t.map_or("staff", |t| t.audience.as_str()).into(),
+                            t.and_then(|t| t.description.as_deref())
+                                .map_or("-".into(), |d| one_line(d, 60)),
                         ]
                     })
                     .collect();
                 output::table(
-                    &["ID", "NAME", "BASIS", "RETENTION", "ART. 9(2) EXCEPTION"],
+                    &[
+                        "ID",
+                        "NAME",
+                        "BASIS",
+                        "RETENTION",
+                        "ART. 9(2) EXCEPTION",
+                        "AUDIENCE",
+                        "DESCRIPTION",
+                    ],
                     &rows,
                 )?;
             }
+        }
+        PurposeCmd::Describe { purpose, text } => {
+            let name = domain::purposes::describe(&mut ctx.session(), &purpose, &text)?;
+            println!("purpose '{name}': description set (the consent page shows it)");
+        }
+        PurposeCmd::Audience { purpose, audience } => {
+            let audience = purposes::Audience::parse(&audience)
+                .ok_or_else(|| Error::invalid(format!("unknown audience '{audience}'")))?;
+            let name = domain::purposes::set_audience(&mut ctx.session(), &purpose, audience)?;
+            println!("purpose '{name}': audience {}", audience.as_str());
         }
         PurposeCmd::Retention { purpose, term } => {
             let span = match term.as_str() {
@@ -503,5 +558,19 @@ pub fn trash(ctx: &mut Ctx, cmd: TrashCmd) -> Result<i32> {
             println!("purged {n} asset(s): their data keys are destroyed; consent history and audit stay");
             Ok(0)
         }
+    }
+}
+
+/// `text` on one line, cut to `max` characters with an ellipsis (for a table cell).
+fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
     }
 }

@@ -65,6 +65,7 @@ fn paths_from(command: &mut Command, cwd: &Path) {
         Command::Backup { dest } => fix(dest),
         Command::Link { csv: Some(c), .. } => fix(c),
         Command::Faces(super::FacesCmd::Show { out, .. }) => fix(out),
+        Command::Portal(super::PortalCmd::Invite { csv: Some(c), .. }) => fix(c),
         _ => {}
     }
 }

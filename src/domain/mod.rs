@@ -17,6 +17,7 @@ pub mod import;
 pub mod links;
 mod new_store;
 pub mod persons;
+pub mod portal;
 pub mod purposes;
 pub mod receipt;
 pub mod report;
@@ -55,7 +56,7 @@ mod tests {
     use crate::policy::EventKind;
 
     /// A new, empty store: the temporary folder (keep it), the store and its catalog.
-    fn new_store() -> (tempfile::TempDir, Store, Catalog) {
+    pub(crate) fn new_store() -> (tempfile::TempDir, Store, Catalog) {
         let d = tempfile::tempdir().unwrap();
         let store = Store::init(
             &d.path().join("s"),

@@ -34,6 +34,17 @@ pub fn add_guardian(s: &mut Session, person: &str, guardian: &str) -> Result<(i6
     Ok((g.id, p.id))
 }
 
+/// `guardian` is no longer a parent or guardian of `person` (custody changed, registered by
+/// mistake); returns (guardian, person) ids.
+pub fn remove_guardian(s: &mut Session, person: &str, guardian: &str) -> Result<(i64, i64)> {
+    let tx = s.catalog.begin(s.actor, s.now)?;
+    let p = persons::resolve(&tx, person)?;
+    let g = persons::resolve(&tx, guardian)?;
+    persons::remove_guardian(&tx, p.id, g.id)?;
+    tx.commit()?;
+    Ok((g.id, p.id))
+}
+
 /// A person with their consent history and the photos they are linked to.
 #[derive(Serialize, Debug)]
 pub struct Shown {
