@@ -54,7 +54,8 @@ use std::collections::HashMap;
 use std::fmt;
 
 pub use rules::{
-    covering_grants, decide, decide_remembering, evaluate_at, retention_end, sort_events, UntilMemo,
+    covering_grants, decide, decide_remembering, evaluate_at, purpose_state, retention_end,
+    sort_events, PurposeState, UntilMemo,
 };
 
 /// A moment in time; all decisions are made in UTC. Defined with the other time types in

@@ -164,6 +164,71 @@ fn standing_in<'e>(
     standing
 }
 
+/// A person's consent for a purpose as a whole (the events that cover every photo of theirs),
+/// as the consent page shows it to whoever decides for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PurposeState {
+    /// A grant counts now, until `until` (`None`: until withdrawn).
+    Valid {
+        until: Option<Time>,
+    },
+    /// The last grant ran out at `at`.
+    Expired {
+        at: Time,
+    },
+    Withdrawn {
+        at: Time,
+    },
+    Refused {
+        at: Time,
+    },
+    Objected {
+        at: Time,
+    },
+    /// A grant was recorded but does not count (given by the child themself, by a guardian
+    /// under 16, or by someone who is not a registered guardian).
+    NotCounting,
+    /// A grant starts at `from`.
+    Upcoming {
+        from: Time,
+    },
+    NeverAsked,
+}
+
+/// [`PurposeState`] of `person` for `purpose` at `t`: the same walk over their events as the
+/// rules make for a photo, over the events that cover all their photos.
+pub fn purpose_state(
+    person: &Person,
+    people: &dyn People,
+    purpose: PurposeId,
+    t: Time,
+) -> PurposeState {
+    let mut relevant: Vec<&ConsentEvent> = person
+        .events
+        .iter()
+        .filter(|e| e.purposes.contains(&purpose) && e.scope == Scope::All)
+        .collect();
+    relevant.sort_by_key(|e| (e.starts, e.id));
+    let standing = standing_in(person, people, relevant.iter().copied(), false, t);
+    if let Some(id) = standing.grant {
+        let until = relevant.iter().find(|e| e.id == id).and_then(|e| e.expires);
+        return PurposeState::Valid { until };
+    }
+    // a defect is of a grant later than any withdrawal, refusal or objection: it comes first
+    match (standing.defect, standing.negative) {
+        (Some(Reason::Expired { at, .. }), _) => PurposeState::Expired { at },
+        (Some(_), _) => PurposeState::NotCounting,
+        (_, Some(Reason::Withdrawn { at, .. })) => PurposeState::Withdrawn { at },
+        (_, Some(Reason::Refused { at, .. })) => PurposeState::Refused { at },
+        (_, Some(Reason::Objected { at, .. })) => PurposeState::Objected { at },
+        _ => match standing.upcoming {
+            Some(from) => PurposeState::Upcoming { from },
+            None => PurposeState::NeverAsked,
+        },
+    }
+}
+
 impl Standing {
     /// Why no grant counts: the latest thing the person did that matters.
     fn reason(self, person: PersonId, no_grant: Reason) -> Reason {

@@ -1246,3 +1246,107 @@ fn covering_grants_name_the_grant_that_counts() {
         [(BEN, 4)]
     );
 }
+
+/// What the consent page says of a person's consent for a purpose as a whole, at a moment:
+/// one case per state, and scoped events (a collection, some photos) left out.
+#[test]
+fn purpose_states_in_the_words_of_the_consent_page() {
+    use crate::policy::{purpose_state, PurposeState as S};
+    let guard = adult(GUARD, vec![]);
+    let t = d(2026, 6, 1);
+    let cases: Vec<(&str, Person, S)> = vec![
+        ("never asked", adult(ANNA, vec![]), S::NeverAsked),
+        (
+            "open-ended grant",
+            adult(ANNA, vec![grant(1, ANNA, d(2026, 1, 1))]),
+            S::Valid { until: None },
+        ),
+        (
+            "grant with an end",
+            adult(
+                ANNA,
+                vec![grant(1, ANNA, d(2026, 1, 1)).until(d(2027, 1, 1))],
+            ),
+            S::Valid {
+                until: Some(d(2027, 1, 1)),
+            },
+        ),
+        (
+            "expired",
+            adult(
+                ANNA,
+                vec![grant(1, ANNA, d(2025, 1, 1)).until(d(2026, 1, 1))],
+            ),
+            S::Expired { at: d(2026, 1, 1) },
+        ),
+        (
+            "withdrawn after a grant",
+            adult(
+                ANNA,
+                vec![
+                    grant(1, ANNA, d(2026, 1, 1)),
+                    withdraw(2, ANNA, d(2026, 3, 1)),
+                ],
+            ),
+            S::Withdrawn { at: d(2026, 3, 1) },
+        ),
+        (
+            "given again after a withdrawal",
+            adult(
+                ANNA,
+                vec![
+                    grant(1, ANNA, d(2026, 1, 1)),
+                    withdraw(2, ANNA, d(2026, 3, 1)),
+                    grant(3, ANNA, d(2026, 4, 1)),
+                ],
+            ),
+            S::Valid { until: None },
+        ),
+        (
+            "refused",
+            adult(ANNA, vec![refuse(1, ANNA, d(2026, 1, 1))]),
+            S::Refused { at: d(2026, 1, 1) },
+        ),
+        (
+            "objected",
+            adult(ANNA, vec![object(1, ANNA, d(2026, 1, 1))]),
+            S::Objected { at: d(2026, 1, 1) },
+        ),
+        (
+            "a grant still to come",
+            adult(ANNA, vec![grant(1, ANNA, d(2026, 9, 1))]),
+            S::Upcoming {
+                from: d(2026, 9, 1),
+            },
+        ),
+        (
+            "a child's own grant does not count",
+            minor(vec![grant(1, BEN, d(2026, 1, 1))]),
+            S::NotCounting,
+        ),
+        (
+            "a guardian's grant counts",
+            minor(vec![grant(1, GUARD, d(2026, 1, 1))]),
+            S::Valid { until: None },
+        ),
+        (
+            "another purpose's grant is not this one's",
+            adult(ANNA, vec![grant(1, ANNA, d(2026, 1, 1)).for_purposes(&[Q])]),
+            S::NeverAsked,
+        ),
+        (
+            "a grant for one collection is not the purpose as a whole",
+            adult(
+                ANNA,
+                vec![grant(1, ANNA, d(2026, 1, 1)).scoped(Scope::Collection("events".into()))],
+            ),
+            S::NeverAsked,
+        ),
+    ];
+    for (name, person, want) in cases {
+        let mut people: HashMap<PersonId, Person> = HashMap::new();
+        people.insert(GUARD, guard.clone());
+        people.insert(person.id, person.clone());
+        assert_eq!(purpose_state(&person, &people, P, t), want, "{name}");
+    }
+}
