@@ -31,28 +31,9 @@ const LIGHT: [u8; 3] = [255, 255, 255];
 /// each box drawn and numbered 1.. in the order given (pass them in `detect`'s reading order),
 /// as JPEG bytes.
 pub fn draw_boxes(image: &[u8], boxes: &[FaceBox]) -> Result<Vec<u8>> {
-    let img = decode::decode(image, SHOW_LONG)?;
-    let long = img.width.max(img.height);
-    let mut img = if long > SHOW_LONG {
-        let s = SHOW_LONG as f32 / long as f32;
-        decode::resize(
-            &img,
-            (img.width as f32 * s).round() as usize,
-            (img.height as f32 * s).round() as usize,
-        )
-    } else {
-        img
-    };
+    let mut img = crate::rendition::fit(decode::decode(image, SHOW_LONG)?, SHOW_LONG);
     draw_on(&mut img, boxes);
-    let (w, h) = (u16::try_from(img.width), u16::try_from(img.height));
-    let (Ok(w), Ok(h)) = (w, h) else {
-        return Err(Error::invalid("the picture is too large to encode"));
-    };
-    let mut out = Vec::new();
-    jpeg_encoder::Encoder::new(&mut out, 88)
-        .encode(&img.data, w, h, jpeg_encoder::ColorType::Rgb)
-        .map_err(|e| Error::invalid(format!("cannot encode the picture: {e}")))?;
-    Ok(out)
+    crate::rendition::encode(&img, 88)
 }
 
 /// Draws the numbered boxes on `img`.
