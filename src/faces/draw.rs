@@ -4,7 +4,7 @@
 
 use super::decode::{self, Rgb};
 use super::FaceBox;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The picture's long side at most: enough to recognise faces, bounded in time and memory.
 pub const SHOW_LONG: usize = 2048;
