@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod mountinfo;
 pub mod names;
 pub mod policy;
+pub mod portal;
 pub mod rendition;
 pub mod roles;
 pub mod shred;

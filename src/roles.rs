@@ -80,7 +80,9 @@ const AD: &[Role] = &[Admin];
 pub fn need(command: &str) -> Option<Need> {
     Some(match command {
         "init" | "mount" | "demo" | "cipher-speed" | "generate" | "cat" | "passphrase change"
-        | "passphrase remove" | "key-file add" | "key-file remove" | "migrate" => Need::KeyOnly,
+        | "passphrase remove" | "key-file add" | "key-file remove" | "migrate" | "portal serve" => {
+            Need::KeyOnly
+        }
         "user add" | "user grant" | "user revoke" | "user remove" | "user list" | "role grant"
         | "role revoke" | "role list" | "purpose add" => Need::AnyOf(AD),
         // the text people sign and who sees a purpose's photos: the admin who set the purpose

@@ -183,6 +183,36 @@ pub fn persons(conn: &Connection) -> Result<PersonMap> {
     Ok(persons)
 }
 
+/// The persons `ids` and their guardians, with guardians and events: what the rules need to
+/// decide about a few photos (the consent page), without loading every person.
+pub fn persons_among(conn: &Connection, ids: &[PersonId]) -> Result<PersonMap> {
+    let zone = super::zone::get(conn)?;
+    let mut out = PersonMap::default();
+    let mut todo: Vec<PersonId> = ids.to_vec();
+    while let Some(id) = todo.pop() {
+        if out.contains_key(&id) {
+            continue;
+        }
+        let Some(row) = super::persons::get(conn, id)? else {
+            continue;
+        };
+        let mut events = Vec::new();
+        super::bulk::each_event(conn, Some(id), |_, e| events.push(e))?;
+        crate::policy::sort_events(&mut events);
+        todo.extend(row.guardians.iter().copied());
+        out.insert(
+            id,
+            Person {
+                id,
+                turns_16: row.born.map(|b| crate::when::sixteenth_birthday(b, &zone)),
+                guardians: row.guardians,
+                events,
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// The persons alone, for commands that stream the assets past the rules (see
 /// `bulk::each_asset_row`) instead of loading a [`World`].
 pub struct Persons(pub PersonMap);

@@ -473,6 +473,19 @@ pub enum PurposeCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum PortalCmd {
+    /// Serve the consent page (runs until stopped; TLS by a reverse proxy in front of it).
+    Serve {
+        /// Where to listen (loopback by default: put nginx or Caddy in front for the world).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The page's address as people reach it; an https address marks cookies Secure.
+        #[arg(
+            long,
+            env = "CONSENTFS_PORTAL_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        base_url: String,
+    },
     /// Make a consent-page link for each person entitled to decide for PERSON: the person from
     /// 16 on, each registered guardian below 16. Prints the links once (only their hashes are
     /// kept).
@@ -1188,7 +1201,9 @@ pub fn default_threads() -> usize {
 /// Commands that serve for a long time log at info level unless RUST_LOG says otherwise.
 pub fn default_log_level(cli: &Cli) -> &'static str {
     match cli.command {
-        Command::Mount { .. } | Command::Demo { .. } => "info",
+        Command::Mount { .. } | Command::Demo { .. } | Command::Portal(PortalCmd::Serve { .. }) => {
+            "info"
+        }
         _ => "warn",
     }
 }
@@ -1235,6 +1250,23 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
         Command::Init { .. } | Command::CipherSpeed { .. } | Command::Demo { .. } => Err(
             Error::invalid("this command does not run on an opened store"),
         ),
+        Command::Portal(PortalCmd::Serve { listen, base_url }) => {
+            let base = crate::domain::portal::check_base_url(&base_url)?;
+            crate::portal::serve(
+                ctx.store,
+                ctx.catalog,
+                crate::portal::Options {
+                    listen,
+                    secure_cookies: base.starts_with("https://"),
+                },
+                |addr| {
+                    use std::io::Write;
+                    println!("consentfs portal: listening on http://{addr} (reached as {base})");
+                    let _ = std::io::stdout().flush();
+                },
+            )?;
+            Ok(0)
+        }
         Command::Mount {
             mountpoint,
             foreground: _,

@@ -13,6 +13,11 @@ fn shown(t: crate::policy::Time) -> String {
 
 pub fn run(ctx: &mut Ctx, cmd: PortalCmd) -> Result<i32> {
     match cmd {
+        PortalCmd::Serve { .. } => {
+            return Err(Error::invalid(
+                "portal serve runs with the store's key, not through the daemon",
+            ))
+        }
         PortalCmd::Invite {
             person,
             purposes,

@@ -15,7 +15,25 @@ pub fn open(
     version: Option<i64>,
 ) -> Result<Decryptor<crate::store::ObjectSource>> {
     let a = assets::resolve(s.catalog.conn(), asset)?;
-    let v = assets::version(s.catalog.conn(), a.id, version)?;
+    let (obj, v) = open_version(s.store, s.catalog.conn(), &a, version)?;
+    let tx = s.catalog.begin(s.actor, s.now)?;
+    tx.audit(
+        "access.cat",
+        serde_json::json!({ "asset": a.id, "version": v }),
+    )?;
+    tx.commit()?;
+    Ok(obj)
+}
+
+/// Open a version of `a` (the current one by default) for reading, without a record of it
+/// (the caller records the read its own way); returns the version's number too.
+pub fn open_version(
+    store: &crate::store::Store,
+    conn: &rusqlite::Connection,
+    a: &assets::AssetRow,
+    version: Option<i64>,
+) -> Result<(Decryptor<crate::store::ObjectSource>, i64)> {
+    let v = assets::version(conn, a.id, version)?;
     if let Some(t) = v.thinned_at {
         return Err(Error::not_found(format!(
             "asset {} version {} was thinned by the version policy on {}: its content is no longer kept (see `consentfs versions {}`)",
@@ -32,12 +50,6 @@ pub fn open(
         ))
     })?;
     let label = format!("asset {} ({}) version {}", a.id, a.path(), v.version);
-    let obj = s.store.open_object(&v.object, wrapped, v.size, &label)?;
-    let tx = s.catalog.begin(s.actor, s.now)?;
-    tx.audit(
-        "access.cat",
-        serde_json::json!({ "asset": a.id, "version": v.version }),
-    )?;
-    tx.commit()?;
-    Ok(obj)
+    let obj = store.open_object(&v.object, wrapped, v.size, &label)?;
+    Ok((obj, v.version))
 }

@@ -10,6 +10,7 @@
 
 pub mod cat;
 pub mod consent;
+pub mod consent_page;
 pub mod erase;
 pub mod expiring;
 pub mod faces;

@@ -1,0 +1,578 @@
+//! The consent page over HTTP (`consentfs portal serve`), as a parent's browser and a script
+//! use it, and as an attacker tries it: links, sessions, CSRF, previews, decisions that the
+//! catalog (and so every mount and export) follows at once, receipts, downloads for the
+//! parents of the children on a photo, and the bounds.
+
+mod common;
+
+use common::TestStore;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `consentfs portal serve` on a free loopback port.
+struct Portal {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An answer: status, headers we look at, body.
+struct Answer {
+    status: u16,
+    cookie: Option<String>,
+    location: Option<String>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Portal {
+    fn start(t: &TestStore) -> Portal {
+        let mut child = t
+            .cmd()
+            .args(["portal", "serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Portal {
+            child,
+            base: addr,
+            agent,
+        }
+    }
+
+    fn answer(mut r: ureq::http::Response<ureq::Body>) -> Answer {
+        let headers: Vec<(String, String)> = r
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        Answer {
+            status: r.status().as_u16(),
+            cookie: get("set-cookie"),
+            location: get("location"),
+            body: r
+                .body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_vec()
+                .unwrap(),
+            headers,
+        }
+    }
+
+    fn get(&self, path: &str, session: Option<&str>, lang: Option<&str>) -> Answer {
+        let mut r = self.agent.get(format!("{}{path}", self.base));
+        if let Some(s) = session {
+            r = r.header("Cookie", format!("consentfs_session={s}"));
+        }
+        if let Some(l) = lang {
+            r = r.header("Accept-Language", l);
+        }
+        Self::answer(r.call().unwrap())
+    }
+
+    fn post(
+        &self,
+        path: &str,
+        session: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let mut r = self.agent.post(format!("{}{path}", self.base));
+        if let Some(s) = session {
+            r = r.header("Cookie", format!("consentfs_session={s}"));
+        }
+        for (n, v) in headers {
+            r = r.header(*n, *v);
+        }
+        Self::answer(r.send(body).unwrap())
+    }
+
+    /// Open an invitation link; the session id its cookie carries.
+    fn open(&self, url: &str) -> String {
+        let token = url.rsplit('/').next().unwrap();
+        let a = self.get(&format!("/i/{token}"), None, None);
+        assert_eq!(a.status, 303, "{}", a.text());
+        assert_eq!(
+            a.location.as_deref(),
+            Some("/"),
+            "the token leaves the address bar"
+        );
+        let cookie = a.cookie.expect("a session cookie");
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(cookie.contains(attr), "{cookie}");
+        }
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .strip_prefix("consentfs_session=")
+            .unwrap()
+            .to_string()
+    }
+
+    fn consent(
+        &self,
+        session: &str,
+        csrf: &str,
+        person: i64,
+        purpose: &str,
+        action: &str,
+        name: Option<&str>,
+    ) -> Answer {
+        let mut body =
+            serde_json::json!({ "person": person, "purpose": purpose, "action": action });
+        if let Some(n) = name {
+            body["signed_name"] = serde_json::json!(n);
+        }
+        self.post(
+            "/api/consent",
+            Some(session),
+            &[("Content-Type", "application/json"), ("X-CSRF-Token", csrf)],
+            body.to_string().as_bytes(),
+        )
+    }
+}
+
+/// Tim (10) with his mother Mara, Anna (an adult), a photo of each, and root allowed to see the
+/// website. The page describes the website purpose.
+fn school() -> TestStore {
+    let t = TestStore::new();
+    convert(&t.path("in/tim.jpg"), "gradient:blue-yellow", "1600x1200");
+    convert(&t.path("in/anna.jpg"), "gradient:red-green", "800x600");
+    t.ok(&["import", t.path("in").to_str().unwrap()]);
+    t.ok(&["person", "add", "Tim", "--born", "2016-05-01"]);
+    t.ok(&["person", "add", "Mara"]);
+    t.ok(&["person", "add", "Anna"]);
+    t.ok(&["person", "guardian", "Tim", "Mara"]);
+    t.ok(&["link", "tim.jpg", "Tim"]);
+    t.ok(&["link", "anna.jpg", "Anna"]);
+    t.ok(&["consent", "grant", "Anna", "--purpose", "website"]);
+    t.ok(&[
+        "purpose",
+        "describe",
+        "website",
+        "Photos on our public website, for two years.",
+    ]);
+    t.add_user("root");
+    t.ok(&["user", "grant", "root", "--purpose", "website"]);
+    t
+}
+
+fn convert(out: &std::path::Path, what: &str, size: &str) {
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let ok = Command::new("convert")
+        .args(["-size", size, what])
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn invite(t: &TestStore, person: &str) -> Vec<String> {
+    t.ok(&["--json", "portal", "invite", person])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["url"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn website(t: &TestStore) -> Vec<String> {
+    common::visible(t, "root", "website")
+}
+
+/// A guardian opens the link, sees her child's photo and only his, withdraws for the website
+/// (the photo is gone from the catalog's view at once), and gives consent again by signing;
+/// each decision has a receipt, as a page and as JSON, and evidence of how it was made.
+#[test]
+fn a_guardian_decides_on_the_page_and_the_catalog_follows_at_once() {
+    let t = school();
+    let p = Portal::start(&t);
+    let url = &invite(&t, "Tim")[0];
+    let s = p.open(url);
+    let page = p.get("/", Some(&s), None);
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("Tim") && html.contains("Mara"), "{html}");
+    assert!(html.contains("Photos on our public website"));
+    assert!(!html.contains("Anna"), "another person's name on the page");
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    assert!(page
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("default-src 'none'")));
+    let me = p.get("/api/me", Some(&s), None).json();
+    let persons = me["persons"].as_array().unwrap();
+    assert_eq!(persons.len(), 1);
+    assert_eq!(persons[0]["name"], "Tim");
+    let tim = persons[0]["id"].as_i64().unwrap();
+    let photos = persons[0]["photos"].as_array().unwrap();
+    assert_eq!(photos.len(), 1, "{me}");
+    let website_state = |me: &serde_json::Value| {
+        me["persons"][0]["consents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["purpose"] == "website")
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(website_state(&me), "never_asked");
+    // the preview: small, marked, not kept by the browser; Anna's photo is not shown
+    let preview = p.get(photos[0]["preview"].as_str().unwrap(), Some(&s), None);
+    assert_eq!(preview.status, 200);
+    assert_eq!(preview.header("content-type"), Some("image/jpeg"));
+    assert_eq!(preview.header("cache-control"), Some("no-store"));
+    assert!(preview.body.len() > 1000);
+    let anna_photo = t.ok(&["--json", "person", "show", "Anna"]).json()["assets"][0]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        p.get(&format!("/preview/{anna_photo}"), Some(&s), None)
+            .status,
+        404
+    );
+    // a guardian's grant through the page: the photo shows on the website
+    let csrf = me["csrf"].as_str().unwrap();
+    assert_eq!(website(&t), ["anna.jpg"]);
+    let given = p.consent(&s, csrf, tim, "website", "give", Some("Mara de Vries"));
+    assert_eq!(given.status, 200, "{}", given.text());
+    assert_eq!(website(&t), ["anna.jpg", "tim.jpg"]);
+    assert_eq!(
+        website_state(&p.get("/api/me", Some(&s), None).json()),
+        "valid"
+    );
+    // withdrawn in one request: gone at once
+    let w = p.consent(&s, csrf, tim, "website", "withdraw", None);
+    assert_eq!(w.status, 200, "{}", w.text());
+    assert_eq!(website(&t), ["anna.jpg"]);
+    let event = w.json()["event"].as_i64().unwrap();
+    let receipt = p.get(&format!("/receipt/{event}"), Some(&s), None);
+    assert_eq!(receipt.status, 200);
+    assert!(
+        receipt.text().contains("Consent withdrawn"),
+        "{}",
+        receipt.text()
+    );
+    let dpv = p
+        .get(&format!("/receipt/{event}.json"), Some(&s), None)
+        .json();
+    assert!(dpv.to_string().contains("dpv:ConsentWithdrawn"), "{dpv}");
+    // given again through the form, with the box ticked and the name typed
+    let me = p.get("/api/me", Some(&s), None).json();
+    let hash = me["persons"][0]["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purpose"] == "website")
+        .unwrap()["text_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let form = |agree: bool| {
+        let mut f = format!(
+            "csrf={csrf}&person={tim}&purpose=website&action=give&signed_name=Mara+de+Vries&text_sha256={hash}"
+        );
+        if agree {
+            f.push_str("&agree=yes");
+        }
+        f
+    };
+    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+    let unticked = p.post("/consent", Some(&s), &ct, form(false).as_bytes());
+    assert_eq!(unticked.status, 400);
+    assert_eq!(website(&t), ["anna.jpg"]);
+    let signed = p.post("/consent", Some(&s), &ct, form(true).as_bytes());
+    assert_eq!(signed.status, 303, "{}", signed.text());
+    assert!(signed.location.as_deref().unwrap().starts_with("/receipt/"));
+    assert_eq!(website(&t), ["anna.jpg", "tim.jpg"]);
+    // the catalog knows how each decision was made
+    let list = t
+        .ok(&["--json", "consent", "list", "--person", "Tim"])
+        .stdout;
+    assert!(
+        list.contains("portal-grant.json") && list.contains("portal-withdraw.json"),
+        "{list}"
+    );
+    let audit = t.ok(&["--json", "audit", "list"]).stdout;
+    assert_eq!(
+        audit.matches("portal.preview").count(),
+        1,
+        "one record per session and photo"
+    );
+    // in Dutch when the browser asks for it
+    let nl = p.get("/", Some(&s), Some("nl-NL,nl;q=0.9,en;q=0.5")).text();
+    assert!(
+        nl.contains("Toestemming intrekken") && nl.contains("lang=\"nl\""),
+        "{nl}"
+    );
+}
+
+/// Guessed links are limited per client; a session ends when its link is revoked; forged
+/// requests (no CSRF token, another person's id, no cookie) are refused; bodies and heads are
+/// bounded.
+#[test]
+fn the_page_refuses_what_an_attacker_tries() {
+    let t = school();
+    let p = Portal::start(&t);
+    let urls = invite(&t, "Tim");
+    // guessed tokens: 404 ten times, then 429 (even for a good link, from that client)
+    for i in 0..10 {
+        let a = p.get(
+            &format!("/i/guess{i}AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            None,
+            None,
+        );
+        assert_eq!(a.status, 404);
+        assert!(a.cookie.is_none());
+    }
+    let token = urls[0].rsplit('/').next().unwrap();
+    assert_eq!(p.get(&format!("/i/{token}"), None, None).status, 429);
+    // (a new portal forgets counts: the limit is per process and window)
+    drop(p);
+    let p = Portal::start(&t);
+    let s = p.open(&urls[0]);
+    let me = p.get("/api/me", Some(&s), None).json();
+    let csrf = me["csrf"].as_str().unwrap().to_string();
+    let tim = me["persons"][0]["id"].as_i64().unwrap();
+    // no cookie, a made-up cookie
+    assert_eq!(p.get("/api/me", None, None).status, 401);
+    assert_eq!(p.get("/api/me", Some("forged"), None).status, 401);
+    assert_eq!(p.get("/", None, None).status, 401);
+    // no or a wrong CSRF token
+    let json = [("Content-Type", "application/json")];
+    let body =
+        serde_json::json!({"person": tim, "purpose": "website", "action": "withdraw"}).to_string();
+    assert_eq!(
+        p.post("/api/consent", Some(&s), &json, body.as_bytes())
+            .status,
+        403
+    );
+    let wrong = [
+        ("Content-Type", "application/json"),
+        ("X-CSRF-Token", "nope"),
+    ];
+    assert_eq!(
+        p.post("/api/consent", Some(&s), &wrong, body.as_bytes())
+            .status,
+        403
+    );
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let f = format!("person={tim}&purpose=website&action=withdraw");
+    assert_eq!(
+        p.post("/consent", Some(&s), &form, f.as_bytes()).status,
+        403
+    );
+    // another person (Anna, whom this link is not about), a purpose not asked about
+    let anna = t.ok(&["--json", "person", "show", "Anna"]).json()["person"]["id"]
+        .as_i64()
+        .unwrap();
+    let a = p.consent(&s, &csrf, anna, "website", "withdraw", None);
+    assert_eq!(a.status, 404, "{}", a.text());
+    assert!(!a.text().contains("Anna"));
+    assert_eq!(website(&t), ["anna.jpg"], "nothing was recorded for Anna");
+    // a grant needs a typed name
+    assert_eq!(
+        p.consent(&s, &csrf, tim, "website", "give", None).status,
+        400
+    );
+    assert_eq!(
+        p.consent(&s, &csrf, tim, "website", "give", Some(&"x".repeat(500)))
+            .status,
+        400
+    );
+    // a huge body is refused before it is read (the answer comes while the body is sent)
+    let addr = p.base.strip_prefix("http://").unwrap();
+    let mut big = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /api/consent HTTP/1.1\r\nHost: x\r\nCookie: consentfs_session={s}\r\nX-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        1 << 20
+    );
+    big.write_all(head.as_bytes()).unwrap();
+    let _ = big.write_all(&vec![b'a'; 1 << 20]);
+    big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = big.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // a client that sends its head slowly is cut off
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    assert!(
+        t0.elapsed() < Duration::from_secs(12),
+        "a slow head held the connection"
+    );
+    assert!(
+        n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // the link revoked: the session's next request is refused
+    t.ok(&["portal", "revoke", "--person", "Tim"]);
+    assert_eq!(p.get("/api/me", Some(&s), None).status, 401);
+    assert_eq!(p.get("/", Some(&s), None).status, 401);
+    assert_eq!(
+        p.consent(&s, &csrf, tim, "website", "give", Some("Mara"))
+            .status,
+        401
+    );
+}
+
+/// A class photo in a purpose whose audience is the persons on it: offered for download to the
+/// parents of the children on it, only while every child on it consents; one refusal takes it
+/// away from all. Downloads are audited.
+#[test]
+fn a_class_photo_reaches_the_parents_of_the_children_on_it_and_nobody_else() {
+    let t = school();
+    convert(
+        &t.path("class/klas.jpg"),
+        "gradient:green-white",
+        "1200x900",
+    );
+    t.ok(&["import", t.path("class").to_str().unwrap()]);
+    t.ok(&["person", "add", "Lotte", "--born", "2017-02-02"]);
+    t.ok(&["person", "add", "Joost"]);
+    t.ok(&["person", "guardian", "Lotte", "Joost"]);
+    t.ok(&["link", "klas.jpg", "Tim", "Lotte"]);
+    t.ok(&[
+        "purpose",
+        "add",
+        "parents",
+        "--audience",
+        "subjects",
+        "--description",
+        "The class photo, for the parents of the children on it.",
+    ]);
+    t.ok(&[
+        "consent",
+        "grant",
+        "Tim",
+        "--purpose",
+        "parents",
+        "--by",
+        "Mara",
+    ]);
+    let p = Portal::start(&t);
+    let mara = p.open(&invite(&t, "Tim")[0]);
+    let joost = p.open(&invite(&t, "Lotte")[0]);
+    let klas = t.ok(&["--json", "person", "show", "Lotte"]).json()["assets"][0]
+        .as_i64()
+        .unwrap();
+    let offered = |s: &str| -> bool {
+        let me = p.get("/api/me", Some(s), None).json();
+        me["persons"][0]["photos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ph| ph["id"] == klas && ph.get("download").is_some())
+    };
+    // Lotte's father has not decided: nobody gets it
+    assert!(!offered(&mara) && !offered(&joost));
+    assert_eq!(
+        p.get(&format!("/download/{klas}/parents"), Some(&mara), None)
+            .status,
+        404
+    );
+    // he gives consent on the page: both parents get it
+    let me = p.get("/api/me", Some(&joost), None).json();
+    let lotte = me["persons"][0]["id"].as_i64().unwrap();
+    let g = p.consent(
+        &joost,
+        me["csrf"].as_str().unwrap(),
+        lotte,
+        "parents",
+        "give",
+        Some("Joost"),
+    );
+    assert_eq!(g.status, 200, "{}", g.text());
+    assert!(offered(&mara) && offered(&joost));
+    let d = p.get(&format!("/download/{klas}/parents"), Some(&mara), None);
+    assert_eq!(d.status, 200);
+    assert_eq!(d.header("content-type"), Some("image/jpeg"));
+    assert!(d
+        .header("content-disposition")
+        .unwrap()
+        .contains("attachment"));
+    // Anna's session (not a parent of a child on it) is never offered it
+    let anna = p.open(&invite(&t, "Anna")[0]);
+    assert_eq!(
+        p.get(&format!("/download/{klas}/parents"), Some(&anna), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        p.get(&format!("/preview/{klas}"), Some(&anna), None).status,
+        404
+    );
+    // one refusal takes it away from all
+    let w = p.consent(
+        &joost,
+        me["csrf"].as_str().unwrap(),
+        lotte,
+        "parents",
+        "withdraw",
+        None,
+    );
+    assert_eq!(w.status, 200);
+    assert!(!offered(&mara) && !offered(&joost));
+    assert_eq!(
+        p.get(&format!("/download/{klas}/parents"), Some(&mara), None)
+            .status,
+        404
+    );
+    // the download is on record
+    let audit = t.ok(&["--json", "audit", "list"]).stdout;
+    assert_eq!(audit.matches("portal.download").count(), 1, "{audit}");
+}
