@@ -575,4 +575,9 @@ fn a_class_photo_reaches_the_parents_of_the_children_on_it_and_nobody_else() {
     // the download is on record
     let audit = t.ok(&["--json", "audit", "list"]).stdout;
     assert_eq!(audit.matches("portal.download").count(), 1, "{audit}");
+    // and in the access report of each child on it
+    let report = t.path("report-lotte");
+    t.ok(&["person", "report", "Lotte", report.to_str().unwrap()]);
+    let index = std::fs::read_to_string(report.join("index.json")).unwrap();
+    assert!(index.contains("portal.download"), "{index}");
 }

@@ -333,7 +333,8 @@ pub fn accesses(
         "SELECT seq, at, actor, action, json_extract(detail, '$.asset'),
                 json_extract(detail, '$.version'), json_extract(detail, '$.purpose'),
                 json_extract(detail, '$.user')
-           FROM audit WHERE action IN ('access.open', 'access.cat') AND at >= ?1 ORDER BY seq",
+           FROM audit WHERE action IN ('access.open', 'access.cat', 'portal.preview', 'portal.download')
+            AND at >= ?1 ORDER BY seq",
     )?;
     let rows = st.query_map([when::to_secs(since)], |r| {
         Ok((

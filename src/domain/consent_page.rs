@@ -421,6 +421,7 @@ pub fn decide(
 /// Record a download of `asset` by a decider (its person's access report lists it).
 pub fn record_download(s: &mut Session, inv: &Invitation, asset: i64, purpose: &str) -> Result<()> {
     let tx = s.catalog.begin(s.actor, s.now)?;
+    let purpose = purposes::resolve(&tx, purpose)?.id;
     tx.audit(
         "portal.download",
         serde_json::json!({ "asset": asset, "invitation": inv.id, "person": inv.person,
