@@ -25,36 +25,11 @@ pub fn render(image: &[u8], long: usize, watermark: Option<&str>) -> Result<Vec<
             "a rendition's long side is 1 to {MAX_LONG} pixels, not {long}"
         )));
     }
-    let mut img = fit(decode::decode(image, long)?, long);
+    let mut img = decode::fit(decode::decode(image, long)?, long);
     if let Some(text) = watermark.filter(|t| !t.trim().is_empty()) {
         watermark_on(&mut img, text);
     }
-    encode(&img, 85)
-}
-
-/// `img` scaled down so that its long side is at most `long` (as it is when it already fits).
-pub fn fit(img: Rgb, long: usize) -> Rgb {
-    let have = img.width.max(img.height);
-    if have <= long {
-        return img;
-    }
-    let s = long as f32 / have as f32;
-    let w = ((img.width as f32 * s).round() as usize).max(1);
-    let h = ((img.height as f32 * s).round() as usize).max(1);
-    decode::resize(&img, w, h)
-}
-
-/// `img` as a baseline JPEG of `quality`, with no metadata segments.
-pub fn encode(img: &Rgb, quality: u8) -> Result<Vec<u8>> {
-    let (w, h) = (u16::try_from(img.width), u16::try_from(img.height));
-    let (Ok(w), Ok(h)) = (w, h) else {
-        return Err(Error::invalid("the picture is too large to encode"));
-    };
-    let mut out = Vec::new();
-    jpeg_encoder::Encoder::new(&mut out, quality)
-        .encode(&img.data, w, h, jpeg_encoder::ColorType::Rgb)
-        .map_err(|e| Error::invalid(format!("cannot encode the picture: {e}")))?;
-    Ok(out)
+    decode::encode(&img, 85)
 }
 
 /// The glyph of `c` (8 rows, bit 0 the leftmost pixel); `?` for what the font lacks.

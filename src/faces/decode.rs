@@ -106,6 +106,31 @@ pub fn decode(bytes: &[u8], want_long: usize) -> Result<Rgb> {
     }
 }
 
+/// `img` scaled down so that its long side is at most `long` (as it is when it already fits).
+pub fn fit(img: Rgb, long: usize) -> Rgb {
+    let have = img.width.max(img.height);
+    if have <= long {
+        return img;
+    }
+    let s = long as f32 / have as f32;
+    let w = ((img.width as f32 * s).round() as usize).max(1);
+    let h = ((img.height as f32 * s).round() as usize).max(1);
+    resize(&img, w, h)
+}
+
+/// `img` as a baseline JPEG of `quality`, with no metadata segments.
+pub fn encode(img: &Rgb, quality: u8) -> Result<Vec<u8>> {
+    let (w, h) = (u16::try_from(img.width), u16::try_from(img.height));
+    let (Ok(w), Ok(h)) = (w, h) else {
+        return Err(Error::invalid("the picture is too large to encode"));
+    };
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(&img.data, w, h, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| Error::invalid(format!("cannot encode the picture: {e}")))?;
+    Ok(out)
+}
+
 /// The error for a file that is no image detection reads; its text starts with "not an image"
 /// so callers and users can tell it from a damaged image.
 pub fn unsupported() -> Error {

@@ -31,9 +31,9 @@ const LIGHT: [u8; 3] = [255, 255, 255];
 /// each box drawn and numbered 1.. in the order given (pass them in `detect`'s reading order),
 /// as JPEG bytes.
 pub fn draw_boxes(image: &[u8], boxes: &[FaceBox]) -> Result<Vec<u8>> {
-    let mut img = crate::rendition::fit(decode::decode(image, SHOW_LONG)?, SHOW_LONG);
+    let mut img = decode::fit(decode::decode(image, SHOW_LONG)?, SHOW_LONG);
     draw_on(&mut img, boxes);
-    crate::rendition::encode(&img, 88)
+    decode::encode(&img, 88)
 }
 
 /// Draws the numbered boxes on `img`.
