@@ -120,7 +120,7 @@ mod tests {
                 data.extend_from_slice(&[(x % 256) as u8, (y % 256) as u8, 128]);
             }
         }
-        encode(
+        decode::encode(
             &Rgb {
                 width: w,
                 height: h,
