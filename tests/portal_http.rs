@@ -581,3 +581,210 @@ fn a_class_photo_reaches_the_parents_of_the_children_on_it_and_nobody_else() {
     let index = std::fs::read_to_string(report.join("index.json")).unwrap();
     assert!(index.contains("portal.download"), "{index}");
 }
+
+/// The page in a real browser (headless Chromium through chromedriver, as Debian ships them):
+/// a guardian opens the link, sees her child's photo, withdraws for the website with one click
+/// and a confirmation, and the photo is gone from a real mount; then she gives consent again
+/// by typing her name and ticking the text, and it is back. With `CONSENTFS_SCREENSHOTS=DIR`
+/// the main pages are saved there at desktop and phone width (contrib/portal/screenshots/).
+#[test]
+fn a_guardian_withdraws_and_gives_again_in_a_real_browser() {
+    use common::mount::{wait_for, Mount};
+    use fantoccini::Locator;
+    let t = school();
+    t.ok(&[
+        "consent",
+        "grant",
+        "Tim",
+        "--purpose",
+        "website",
+        "--by",
+        "Mara",
+    ]);
+    let m = Mount::start(&t);
+    let photo = m.path("root/website/tim.jpg");
+    assert!(photo.exists());
+    let p = Portal::start(&t);
+    let url = invite(&t, "Tim")[0].replace("http://127.0.0.1:8080", &p.base);
+    // chromedriver on a free port
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _driver = Kill(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (apt-get install chromium chromium-driver)"),
+    );
+    let shots = std::env::var_os("CONSENTFS_SCREENSHOTS").map(std::path::PathBuf::from);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-dev-shm-usage", "--lang=en-GB"] }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let mut c = None;
+        for _ in 0..50 {
+            match fantoccini::ClientBuilder::new(connector.clone())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => {
+                    c = Some(client);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let c = c.expect("chromedriver did not start");
+        let shot = |name: &'static str| {
+            let c = c.clone();
+            let shots = shots.clone();
+            async move {
+                let Some(dir) = shots else { return };
+                std::fs::create_dir_all(&dir).unwrap();
+                for (w, h, kind) in [(1280u32, 1100u32, "desktop"), (390, 1400, "phone")] {
+                    c.set_window_size(w, h).await.unwrap();
+                    let png = c.screenshot().await.unwrap();
+                    std::fs::write(dir.join(format!("{name}-{kind}.png")), png).unwrap();
+                }
+                c.set_window_size(1280, 1100).await.unwrap();
+            }
+        };
+        // after a click that submits a form: the next page is there
+        let arrive = |prefix: &'static str| {
+            let c = c.clone();
+            async move {
+                for _ in 0..100 {
+                    if c.current_url().await.unwrap().path().starts_with(prefix) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!("did not arrive at {prefix}");
+            }
+        };
+        c.set_window_size(1280, 1100).await.unwrap();
+        c.goto(&url).await.unwrap();
+        // the token left the address bar
+        let here = c.current_url().await.unwrap();
+        assert_eq!(here.path(), "/", "{here}");
+        let body = c
+            .find(Locator::Css("main"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(body.contains("Tim") && !body.contains("Anna"), "{body}");
+        // the child's photo is shown (loaded, not a broken image)
+        let img = c.find(Locator::Css(".photos img")).await.unwrap();
+        let loaded = c
+            .execute(
+                "return arguments[0].complete && arguments[0].naturalWidth",
+                vec![serde_json::to_value(&img).unwrap()],
+            )
+            .await
+            .unwrap();
+        assert!(
+            loaded.as_u64().unwrap_or(0) > 100,
+            "the preview did not load: {loaded}"
+        );
+        shot("page").await;
+        // withdraw: one click, then the confirmation
+        let withdraw = c
+            .find(Locator::XPath(
+                "//article[h4='website']//button[contains(., 'Withdraw')]",
+            ))
+            .await
+            .unwrap();
+        withdraw.click().await.unwrap();
+        arrive("/confirm").await;
+        shot("confirm").await;
+        c.find(Locator::XPath("//button[contains(., 'Yes, withdraw')]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        arrive("/receipt/").await;
+        let receipt = c
+            .find(Locator::Css("main"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(receipt.contains("Consent withdrawn"), "{receipt}");
+        shot("receipt").await;
+        let (gone, _) = wait_for(Duration::from_secs(5), || !photo.exists());
+        assert!(
+            gone,
+            "the photo is still in the mount after the withdrawal on the page"
+        );
+        // give again: name typed, text ticked
+        c.goto(&format!("{}/", p.base)).await.unwrap();
+        let form = c
+            .find(Locator::XPath(
+                "//article[h4='website']//form[@method='post']",
+            ))
+            .await
+            .unwrap();
+        form.find(Locator::Css("input[name=signed_name]"))
+            .await
+            .unwrap()
+            .send_keys("Mara de Vries")
+            .await
+            .unwrap();
+        form.find(Locator::Css("input[name=agree]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        shot("give").await;
+        form.find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        arrive("/receipt/").await;
+        let receipt = c
+            .find(Locator::Css("main"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            receipt.contains("Consent given") && receipt.contains("Mara"),
+            "{receipt}"
+        );
+        let (back, _) = wait_for(Duration::from_secs(5), || photo.exists());
+        assert!(
+            back,
+            "the photo is not back in the mount after consent was given again"
+        );
+        c.close().await.unwrap();
+    });
+    drop(m);
+}
