@@ -75,6 +75,48 @@ pub struct Options {
     /// Permissions asked for with `--mode`; without, a first export is private (0600/0700) and
     /// `--sync` keeps the mode of the earlier export.
     pub mode: Option<Modes>,
+    /// Write renditions (`--max-size`, `--watermark`) instead of the files as stored.
+    pub rendition: Option<Rendition>,
+}
+
+/// What `export --max-size N [--watermark TEXT]` writes instead of each file: a JPEG at most N
+/// pixels on its long side, watermarked when asked, with no metadata at all (made by
+/// `crate::rendition`, as the consent page's previews are). Files that are not pictures are
+/// refused, not copied as they are.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rendition {
+    pub max_size: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
+}
+
+/// The files' names in the export `opts` asks for: renditions are JPEGs (see
+/// [`rendition_path`]).
+fn named_for(want: &mut [Wanted], opts: &Options) -> Result<()> {
+    if opts.rendition.is_none() {
+        return Ok(());
+    }
+    let mut seen = BTreeSet::new();
+    for w in want.iter_mut() {
+        w.path = rendition_path(&w.path);
+        if !seen.insert(w.path.clone()) {
+            return Err(Error::invalid(format!(
+                "two photos would both be exported as {} (a rendition of a non-JPEG gets .jpg after its name); rename one (nothing was exported)",
+                w.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A rendition's name: a JPEG keeps its name, anything else gets `.jpg` after it.
+fn rendition_path(path: &str) -> String {
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with(".jpg") || lower.ends_with(".jpeg") {
+        path.to_string()
+    } else {
+        format!("{path}.jpg")
+    }
 }
 
 /// The grant of one linked person that makes a file usable: the proof.
@@ -123,6 +165,9 @@ pub struct Manifest {
     pub basis: String,
     pub collection: String,
     pub strip_location: bool,
+    /// The files are renditions, made like this (absent: the files as stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendition: Option<Rendition>,
     /// The permissions of the exported files (`0600`, or what `--mode` asked for). Absent in
     /// manifests written before modes were recorded (those exports count as private).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -936,12 +981,14 @@ pub fn run(
         basis: purpose.basis.as_str().into(),
         collection: prefix.clone(),
         strip_location: opts.strip_location,
+        rendition: opts.rendition.clone(),
         mode: Some(modes.show()),
         catalog_head: Some(crate::catalog::anchor::current(conn)?),
         files: Vec::new(),
         mac: String::new(),
     };
     let old_strip = old.as_ref().map(|m| m.strip_location);
+    let old_rendition = old.as_ref().map(|m| m.rendition.clone());
     let old_entries: HashMap<&str, &FileEntry> = old
         .iter()
         .flat_map(|m| m.files.iter().map(|f| (f.path.as_str(), f)))
@@ -953,7 +1000,7 @@ pub fn run(
         purpose: purpose.name.clone(),
         ..Summary::default()
     };
-    let want = wanted(
+    let mut want = wanted(
         conn,
         &opts.login,
         &purpose,
@@ -961,6 +1008,7 @@ pub fn run(
         now,
         &mut summary.skipped,
     )?;
+    named_for(&mut want, opts)?;
     let bound = manifest_bound(&key, &base, &want)?;
     if bound > MAX_MANIFEST_BYTES {
         return Err(Error::invalid(format!(
@@ -1057,7 +1105,8 @@ pub fn run(
                 (Some(o), Some(true))
                     if o.asset == w.asset.id
                         && o.version == w.version.version
-                        && old_strip == Some(opts.strip_location) =>
+                        && old_strip == Some(opts.strip_location)
+                        && old_rendition.as_ref() == Some(&opts.rendition) =>
                 {
                     let (sha, size) = hash_file(dir, &w.path)?;
                     let same = sha == o.sha256 && size == o.size;
@@ -1078,7 +1127,10 @@ pub fn run(
                     written: false,
                     kept: false,
                 },
-                None => write_one(store, dir, &wpath, w, exiftool.as_ref(), modes)?,
+                None => match &opts.rendition {
+                    Some(r) => write_rendition(store, dir, w, r, modes)?,
+                    None => write_one(store, dir, &wpath, w, exiftool.as_ref(), modes)?,
+                },
             };
             progress.advance(w.version.size);
             Ok(done)
@@ -1123,7 +1175,8 @@ pub fn run(
         progress.finish();
         // 3. a consent withdrawn while we wrote: take the file out again
         let t = crate::when::from_secs(chrono::Utc::now().timestamp()).max(now);
-        let still = wanted(conn, &opts.login, &purpose, &prefix, t, &mut Vec::new())?;
+        let mut still = wanted(conn, &opts.login, &purpose, &prefix, t, &mut Vec::new())?;
+        named_for(&mut still, opts)?;
         let still: HashMap<&str, (AssetId, i64)> = still
             .iter()
             .map(|w| (w.path.as_str(), (w.asset.id, w.version.version)))
@@ -1452,6 +1505,67 @@ fn parallel_map<T: Sync, R: Send>(
 
 /// Decrypt one file into a temporary name in its folder, strip location if asked, flush and
 /// rename it into place. Returns (SHA-256 hex, size, location stripped).
+/// Write `w` as a rendition `r` (see [`Rendition`]), through a temporary file renamed into
+/// place once it is synced, as [`write_one`] writes files.
+fn write_rendition(
+    store: &Store,
+    dir: &Dir,
+    w: &Wanted,
+    r: &Rendition,
+    modes: Modes,
+) -> Result<Done> {
+    let label = format!("asset {} version {}", w.asset.id, w.version.version);
+    let wrapped = w
+        .version
+        .wrapped_key
+        .as_deref()
+        .ok_or_else(|| Error::not_found(format!("{label} was shredded")))?;
+    let obj = store.open_object(&w.version.object, wrapped, w.version.size, &label)?;
+    if obj.len() > crate::domain::consent_page::MAX_SOURCE_BYTES {
+        return Err(Error::invalid(format!(
+            "{}: larger than {} bytes, no rendition is made of it",
+            w.path,
+            crate::domain::consent_page::MAX_SOURCE_BYTES
+        )));
+    }
+    let mut bytes = vec![0u8; obj.len() as usize];
+    let mut at = 0;
+    while at < bytes.len() {
+        let n = obj.read_at(&mut bytes[at..], at as u64)?;
+        if n == 0 {
+            break;
+        }
+        at += n;
+    }
+    bytes.truncate(at);
+    let jpeg = crate::rendition::render(&bytes, r.max_size, r.watermark.as_deref())
+        .map_err(|e| Error::invalid(format!("{}: no rendition can be made ({e})", w.path)))?;
+    drop(bytes);
+    let (folder, name) = split(&w.path);
+    let sub = open_folder(dir, folder, Some(modes))?;
+    let tmp = tmp_name(name);
+    let result = (|| -> Result<Done> {
+        let mut file = create_tmp(&sub, &tmp, &w.path)?;
+        files::set_mode(&file, modes.file, &w.path)?;
+        file.write_all(&jpeg)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(format!("cannot write {}", w.path), e))?;
+        sub.rename(disk(&tmp), &sub, disk(name))
+            .map_err(|e| Error::io(format!("cannot write {}", w.path), e))?;
+        Ok(Done {
+            sha256: hex::encode(Sha256::digest(&jpeg)),
+            size: jpeg.len() as u64,
+            stripped: true,
+            written: true,
+            kept: false,
+        })
+    })();
+    if result.is_err() {
+        let _ = sub.remove_file(disk(&tmp));
+    }
+    result
+}
+
 fn write_one(
     store: &Store,
     dir: &Dir,
@@ -1596,6 +1710,7 @@ mod tests {
             basis: "consent".into(),
             collection: String::new(),
             strip_location: false,
+            rendition: None,
             mode: None,
             catalog_head: None,
             files: Vec::new(),

@@ -290,3 +290,198 @@ fn purposes_say_what_they_are_for_and_to_whom() {
     );
     t.fails(&["purpose", "describe", "nonesuch", "text"], "no purpose");
 }
+
+/// `export --max-size --watermark` writes JPEGs no larger than asked, watermarked, without any
+/// metadata (the GPS position and the author the originals carry are gone), named `.jpg`,
+/// recorded as renditions in the manifest; `export verify` accepts them, a `--sync` with the
+/// same options keeps them, and a file that is no picture is refused, not copied.
+#[test]
+fn web_exports_are_small_watermarked_and_carry_no_metadata() {
+    let t = TestStore::new();
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{args:?}");
+    };
+    let src = t.path("in");
+    std::fs::create_dir_all(&src).unwrap();
+    let big = src.join("big.jpg");
+    let png = src.join("logo.png");
+    run(&[
+        "convert",
+        "-size",
+        "3000x2000",
+        "gradient:navy-gold",
+        big.to_str().unwrap(),
+    ]);
+    run(&[
+        "convert",
+        "-size",
+        "400x300",
+        "gradient:red-white",
+        png.to_str().unwrap(),
+    ]);
+    run(&[
+        "exiftool",
+        "-q",
+        "-overwrite_original",
+        "-GPSLatitude=52.37",
+        "-GPSLatitudeRef=N",
+        "-GPSLongitude=4.89",
+        "-GPSLongitudeRef=E",
+        "-Artist=Secret Photographer",
+        big.to_str().unwrap(),
+    ]);
+    t.ok(&["import", src.to_str().unwrap()]);
+    t.ok(&["mark", "big.jpg", "--no-persons"]);
+    t.ok(&["mark", "logo.png", "--no-persons"]);
+    t.add_user("root");
+    t.ok(&["user", "grant", "root", "--purpose", "website"]);
+    let dest = t.path("web");
+    let d = dest.to_str().unwrap();
+    t.ok(&[
+        "export",
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        d,
+        "--max-size",
+        "800",
+        "--watermark",
+        "example.org",
+    ]);
+    let size = |f: &str| {
+        let o = std::process::Command::new("identify")
+            .args(["-format", "%w %h %m"])
+            .arg(dest.join(f))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(size("big.jpg"), "800 533 JPEG");
+    let names: Vec<String> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        size("logo.png.jpg"),
+        "400 300 JPEG",
+        "small pictures are not enlarged: {names:?}"
+    );
+    assert!(!dest.join("logo.png").exists());
+    let meta = std::process::Command::new("exiftool")
+        .args(["-a", "-G1", "-s"])
+        .arg(dest.join("big.jpg"))
+        .output()
+        .unwrap();
+    let meta = String::from_utf8_lossy(&meta.stdout);
+    for gone in ["GPS", "Artist", "Secret Photographer", "EXIF", "XMP"] {
+        assert!(!meta.contains(gone), "{gone} survived: {meta}");
+    }
+    let mode = std::fs::metadata(dest.join("big.jpg"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    t.ok(&["export", "verify", d]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["rendition"]["max_size"], 800);
+    assert_eq!(manifest["rendition"]["watermark"], "example.org");
+    // the same options again: nothing to write
+    let again = t
+        .ok(&[
+            "--json",
+            "export",
+            "--user",
+            "root",
+            "--purpose",
+            "website",
+            d,
+            "--sync",
+            "--max-size",
+            "800",
+            "--watermark",
+            "example.org",
+        ])
+        .json();
+    assert_eq!(again["unchanged"], 2, "{again}");
+    // other options: written anew
+    let other = t
+        .ok(&[
+            "--json",
+            "export",
+            "--user",
+            "root",
+            "--purpose",
+            "website",
+            d,
+            "--sync",
+            "--max-size",
+            "300",
+        ])
+        .json();
+    assert_eq!(other["unchanged"], 0, "{other}");
+    assert_eq!(size("big.jpg"), "300 200 JPEG");
+    // a file that is no picture is refused, the export says which
+    t.write("doc/notes.pdf", b"%PDF-1.4 not a picture");
+    t.ok(&["import", t.path("doc").to_str().unwrap()]);
+    t.ok(&["mark", "notes.pdf", "--no-persons"]);
+    let r = t.run(&[
+        "export",
+        "--user",
+        "root",
+        "--purpose",
+        "website",
+        &format!("{d}2"),
+        "--max-size",
+        "300",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("notes.pdf"), "{}", r.stderr);
+    // absurd sizes are refused by the command line
+    t.fails(
+        &[
+            "export",
+            "--user",
+            "root",
+            "--purpose",
+            "website",
+            &format!("{d}3"),
+            "--max-size",
+            "0",
+        ],
+        "",
+    );
+    t.fails(
+        &[
+            "export",
+            "--user",
+            "root",
+            "--purpose",
+            "website",
+            &format!("{d}3"),
+            "--max-size",
+            "99999",
+        ],
+        "",
+    );
+    t.fails(
+        &[
+            "export",
+            "--user",
+            "root",
+            "--purpose",
+            "website",
+            &format!("{d}3"),
+            "--watermark",
+            "x",
+        ],
+        "",
+    );
+}

@@ -37,6 +37,10 @@ pub fn run(ctx: &mut Ctx, args: ExportArgs) -> Result<i32> {
         sync: args.sync,
         strip_location: args.strip_location,
         mode: args.mode.as_deref().map(export::Modes::parse).transpose()?,
+        rendition: args.max_size.map(|px| export::Rendition {
+            max_size: px as usize,
+            watermark: args.watermark.clone().filter(|w| !w.trim().is_empty()),
+        }),
     };
     let bar;
     let progress: &dyn Progress = if !ctx.json && std::io::stderr().is_terminal() {

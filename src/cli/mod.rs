@@ -756,6 +756,13 @@ pub struct ExportArgs {
     /// Remove GPS metadata from the exported images (JPEG, TIFF, PNG, WebP; needs exiftool).
     #[arg(long)]
     pub strip_location: bool,
+    /// Write each photo as a JPEG at most PX pixels on its long side, without any metadata
+    /// (16 to 8192; files that are not pictures are refused).
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u16).range(16..=8192))]
+    pub max_size: Option<u16>,
+    /// Write TEXT across each photo (with --max-size; at most 80 characters are drawn).
+    #[arg(long, value_name = "TEXT", requires = "max_size")]
+    pub watermark: Option<String>,
     /// Permissions of the exported files, in octal (default 0600, folders 0700: only you).
     /// 0640 or 0644 let your group or everyone read (folders 0750/0755), e.g. for a web
     /// server; nobody but you may ever write. --sync keeps the earlier export's mode.
