@@ -1529,15 +1529,9 @@ fn write_rendition(
         )));
     }
     let mut bytes = vec![0u8; obj.len() as usize];
-    let mut at = 0;
-    while at < bytes.len() {
-        let n = obj.read_at(&mut bytes[at..], at as u64)?;
-        if n == 0 {
-            break;
-        }
-        at += n;
-    }
-    bytes.truncate(at);
+    // (read_at fills the whole buffer, chunk by chunk, each authenticated)
+    let n = obj.read_at(&mut bytes, 0)?;
+    bytes.truncate(n);
     let jpeg = crate::rendition::render(&bytes, r.max_size, r.watermark.as_deref())
         .map_err(|e| Error::invalid(format!("{}: no rendition can be made ({e})", w.path)))?;
     drop(bytes);

@@ -281,15 +281,9 @@ pub fn read_photo(s: &Session, asset: i64) -> Result<(Vec<u8>, String)> {
         )));
     }
     let mut bytes = vec![0u8; obj.len() as usize];
-    let mut at = 0;
-    while at < bytes.len() {
-        let n = obj.read_at(&mut bytes[at..], at as u64)?;
-        if n == 0 {
-            break;
-        }
-        at += n;
-    }
-    bytes.truncate(at);
+    // (read_at fills the whole buffer, chunk by chunk, each authenticated)
+    let n = obj.read_at(&mut bytes, 0)?;
+    bytes.truncate(n);
     Ok((bytes, a.name))
 }
 
