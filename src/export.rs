@@ -1521,11 +1521,11 @@ fn write_rendition(
         .as_deref()
         .ok_or_else(|| Error::not_found(format!("{label} was shredded")))?;
     let obj = store.open_object(&w.version.object, wrapped, w.version.size, &label)?;
-    if obj.len() > crate::domain::consent_page::MAX_SOURCE_BYTES {
+    if obj.len() > crate::rendition::MAX_SOURCE_BYTES {
         return Err(Error::invalid(format!(
             "{}: larger than {} bytes, no rendition is made of it",
             w.path,
-            crate::domain::consent_page::MAX_SOURCE_BYTES
+            crate::rendition::MAX_SOURCE_BYTES
         )));
     }
     let mut bytes = vec![0u8; obj.len() as usize];

@@ -14,6 +14,8 @@ use crate::faces::decode::{self, Rgb};
 pub const PREVIEW_LONG: usize = 1024;
 /// The longest side a rendition may be asked for (`export --max-size`).
 pub const MAX_LONG: usize = 8192;
+/// The largest photo a rendition is made from (it is decoded in memory).
+pub const MAX_SOURCE_BYTES: u64 = 256 << 20;
 /// The longest watermark text (longer is cut): one line across a photo.
 pub const MAX_WATERMARK: usize = 80;
 

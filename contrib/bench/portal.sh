@@ -5,6 +5,9 @@
 # waited back. p50/p99 over TRIES. Store, mount and portal on /dev/shm, release build.
 #
 # Run as root (it mounts). Usage: contrib/bench/portal.sh [TRIES] (default 100)
+#
+# Measured 2026-11-28 (2 cores, 100 tries): page answered p50 1.6 ms / p99 5.6 ms; answered ->
+# lookup fails p50 3.9 ms / p99 4.3 ms, max 7.6 ms.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 tries=${1:-100}

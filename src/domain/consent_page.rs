@@ -21,8 +21,7 @@ use sha2::Digest;
 pub const MAX_SIGNED_NAME: usize = 200;
 /// The longest user agent kept with a decision.
 const MAX_USER_AGENT: usize = 400;
-/// The largest photo a preview is made from (a rendition decodes it in memory).
-pub const MAX_SOURCE_BYTES: u64 = 256 << 20;
+use crate::rendition::MAX_SOURCE_BYTES;
 
 /// One purpose as the page shows it for one person.
 #[derive(Debug, Serialize)]
