@@ -459,6 +459,26 @@ fn the_page_refuses_what_an_attacker_tries() {
         "{}",
         String::from_utf8_lossy(&buf[..n])
     );
+    // session fixation: a session id planted in the parent's browser (here the attacker's own,
+    // from Anna's link) does not come to hold the link she opens with it
+    let planted = p.open(&invite(&t, "Anna")[0]);
+    let tim_again = invite(&t, "Tim")[0].clone();
+    let opened = p.get(
+        &format!("/i/{}", tim_again.rsplit('/').next().unwrap()),
+        Some(&planted),
+        None,
+    );
+    assert_eq!(opened.status, 303);
+    let fresh = opened.cookie.unwrap();
+    assert!(
+        !fresh.contains(&planted),
+        "the planted id was kept: {fresh}"
+    );
+    assert_eq!(
+        p.get("/api/me", Some(&planted), None).status,
+        401,
+        "the planted id still works"
+    );
     // the link revoked: the session's next request is refused
     t.ok(&["portal", "revoke", "--person", "Tim"]);
     assert_eq!(p.get("/api/me", Some(&s), None).status, 401);

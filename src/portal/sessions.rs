@@ -45,19 +45,24 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Add `invitation` to the session `id` if it is alive, else to a new one; returns the
-    /// session's id (new when a new one was made).
+    /// A new session holding `invitation`, and the invitations of the session `id` if it is
+    /// alive (a parent opening the link of a second child keeps the first); returns the new
+    /// session's id. The id always changes when a link is opened, and the old one ends: a
+    /// session id planted in a browser beforehand (session fixation) never comes to hold the
+    /// invitation opened in it.
     pub fn open(&mut self, id: Option<&str>, invitation: i64, now: Instant) -> String {
+        let mut carried = Vec::new();
         if let Some(id) = id {
-            if let Some(s) = self.get(id, now) {
-                if !s.invitations.contains(&invitation) {
-                    if s.invitations.len() >= MAX_INVITATIONS {
-                        s.invitations.remove(0);
-                    }
-                    s.invitations.push(invitation);
+            if self.get(id, now).is_some() {
+                if let Some(old) = self.by_id.remove(id) {
+                    carried = old.invitations;
                 }
-                return id.to_string();
             }
+        }
+        carried.retain(|i| *i != invitation);
+        carried.push(invitation);
+        if carried.len() > MAX_INVITATIONS {
+            carried.drain(..carried.len() - MAX_INVITATIONS);
         }
         if self.by_id.len() >= MAX_SESSIONS {
             self.by_id.retain(|_, s| alive(s, now));
@@ -76,7 +81,7 @@ impl Sessions {
         self.by_id.insert(
             id.clone(),
             Session {
-                invitations: vec![invitation],
+                invitations: carried,
                 csrf: random_token(),
                 previewed: HashSet::new(),
                 began: now,
@@ -163,15 +168,18 @@ mod tests {
     fn sessions_hold_invitations_and_end_when_idle_or_old() {
         let mut s = Sessions::default();
         let t0 = Instant::now();
-        let a = s.open(None, 1, t0);
+        let first = s.open(None, 1, t0);
+        let a = s.open(Some(&first), 2, t0);
+        assert_ne!(a, first, "opening a link gives a new session id");
+        assert!(s.get(&first, t0).is_none(), "and ends the old one");
         assert_eq!(
-            s.open(Some(&a), 2, t0),
-            a,
-            "a second link joins the session"
+            s.get(&a, t0).unwrap().invitations,
+            [1, 2],
+            "keeping its links"
         );
-        assert_eq!(s.get(&a, t0).unwrap().invitations, [1, 2]);
         let b = s.open(Some("forged"), 3, t0);
         assert_ne!(b, "forged", "an unknown id is never adopted");
+        assert_eq!(s.get(&b, t0).unwrap().invitations, [3]);
         let csrf_a = s.get(&a, t0).unwrap().csrf.clone();
         assert_ne!(csrf_a, s.get(&b, t0).unwrap().csrf);
         // idle: gone
@@ -190,11 +198,14 @@ mod tests {
     fn a_session_holds_a_bounded_number_of_invitations() {
         let mut s = Sessions::default();
         let t0 = Instant::now();
-        let a = s.open(None, 0, t0);
+        let mut a = s.open(None, 0, t0);
         for i in 1..100 {
-            s.open(Some(&a), i, t0);
+            a = s.open(Some(&a), i, t0);
         }
-        assert_eq!(s.get(&a, t0).unwrap().invitations.len(), MAX_INVITATIONS);
+        assert_eq!(s.len(), 1, "old sessions ended");
+        let held = &s.get(&a, t0).unwrap().invitations;
+        assert_eq!(held.len(), MAX_INVITATIONS);
+        assert_eq!(*held.last().unwrap(), 99, "the newest link is kept");
     }
 
     #[test]

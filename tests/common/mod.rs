@@ -298,10 +298,17 @@ pub fn visible_in(v: &serde_json::Value) -> Vec<String> {
     paths
 }
 
-/// SQL that takes a catalog back from schema 15 to 11 (before face scans, suggestions, image
+/// SQL that takes a catalog back from schema 17 to 11 (before the consent page's invitations and
+/// purpose texts, face scans, suggestions, image
 /// hashes, sidecars and the trash's index), for the tests that migrate an older catalog: run it before their own
 /// steps back.
-pub const BEFORE_FACES: &str = "DROP INDEX assets_trash;
+pub const BEFORE_FACES: &str = "DROP INDEX invitations_person;
+     DROP INDEX invitations_decider;
+     DROP TABLE invitation_purposes;
+     DROP TABLE invitations;
+     ALTER TABLE purposes DROP COLUMN description;
+     ALTER TABLE purposes DROP COLUMN audience;
+     DROP INDEX assets_trash;
      DROP INDEX assets_companions;
      ALTER TABLE assets DROP COLUMN companion_of;
      DROP TABLE image_hashes;
