@@ -473,6 +473,13 @@ fn a_catalog_from_before_thinning_is_migrated() {
             )
             .unwrap();
     }
+    if t.is_team() {
+        // a team library's copy of an older format is not migrated on its own: it takes the
+        // library's snapshot, so that every copy holds the very same rows (tests/team.rs
+        // covers a library's upgrade); what was changed in this copy alone is gone
+        assert_eq!(t.run(&["audit", "verify"]).code, 0);
+        return;
+    }
     let list = shown(&t, "1");
     assert_eq!(list.len(), 4);
     assert_eq!(list[1]["state"], "thin");

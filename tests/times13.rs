@@ -392,6 +392,13 @@ fn a_catalog_from_before_nanosecond_times_is_migrated() {
             )
             .unwrap();
     }
+    if t.is_team() {
+        // a team library's copy of an older format is not migrated on its own: it takes the
+        // library's snapshot, so that every copy holds the very same rows (tests/team.rs
+        // covers a library's upgrade); what was changed in this copy alone is gone
+        assert_eq!(t.run(&["audit", "verify"]).code, 0);
+        return;
+    }
     let mut m = Mount::start(&t);
     let hall = m.path("root/website/hall.jpg");
     assert_eq!(mtime(&hall), (NS_STAMP.0, 0), "mtime of a migrated version");
