@@ -1505,6 +1505,20 @@ fn parallel_map<T: Sync, R: Send>(
 
 /// Decrypt one file into a temporary name in its folder, strip location if asked, flush and
 /// rename it into place. Returns (SHA-256 hex, size, location stripped).
+/// The stored content of `w`'s version, opened for reading (an error once shredded).
+fn open_wanted(
+    store: &Store,
+    w: &Wanted,
+) -> Result<crate::crypto::object::Decryptor<crate::store::ObjectSource>> {
+    let label = format!("asset {} version {}", w.asset.id, w.version.version);
+    let wrapped = w
+        .version
+        .wrapped_key
+        .as_deref()
+        .ok_or_else(|| Error::not_found(format!("{label} was shredded")))?;
+    store.open_object(&w.version.object, wrapped, w.version.size, &label)
+}
+
 /// Write `w` as a rendition `r` (see [`Rendition`]), through a temporary file renamed into
 /// place once it is synced, as [`write_one`] writes files.
 fn write_rendition(
@@ -1514,13 +1528,7 @@ fn write_rendition(
     r: &Rendition,
     modes: Modes,
 ) -> Result<Done> {
-    let label = format!("asset {} version {}", w.asset.id, w.version.version);
-    let wrapped = w
-        .version
-        .wrapped_key
-        .as_deref()
-        .ok_or_else(|| Error::not_found(format!("{label} was shredded")))?;
-    let obj = store.open_object(&w.version.object, wrapped, w.version.size, &label)?;
+    let obj = open_wanted(store, w)?;
     if obj.len() > crate::rendition::MAX_SOURCE_BYTES {
         return Err(Error::invalid(format!(
             "{}: larger than {} bytes, no rendition is made of it",
@@ -1571,16 +1579,10 @@ fn write_one(
     let (folder, name) = split(&w.path);
     let sub = open_folder(dir, folder, Some(modes))?;
     let tmp = tmp_name(name);
-    let label = format!("asset {} version {}", w.asset.id, w.version.version);
-    let wrapped = w
-        .version
-        .wrapped_key
-        .as_deref()
-        .ok_or_else(|| Error::not_found(format!("{label} was shredded")))?;
     let result = (|| -> Result<Done> {
         let file = create_tmp(&sub, &tmp, &w.path)?;
         files::set_mode(&file, modes.file, &w.path)?;
-        let obj = store.open_object(&w.version.object, wrapped, w.version.size, &label)?;
+        let obj = open_wanted(store, w)?;
         let mut out = Hashing {
             inner: std::io::BufWriter::with_capacity(1 << 20, file),
             hash: Sha256::new(),
