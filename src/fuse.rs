@@ -198,10 +198,12 @@ impl Filesystem for FuseFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        match self.vfs.open(caller(req), ino.0, write, truncate) {
+        match self.vfs.open_noting(caller(req), ino.0, write, truncate) {
             // Keep the page cache across opens: every visibility or content change drops it
-            // with an explicit inval_inode, and each user has their own inodes.
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            // with an explicit inval_inode, and each user has their own inodes; except when
+            // pages of older content may be there (see `Vfs::open_noting`)
+            Ok(o) if o.keep_cache => reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_KEEP_CACHE),
+            Ok(o) => reply.opened(FileHandle(o.fh), FopenFlags::empty()),
             Err(e) => reply.error(errno(&e)),
         }
     }

@@ -15,7 +15,7 @@ use crate::store::Store;
 /// is already gone counts as removed; one that cannot be removed stays queued (and the error
 /// is returned) for the next try.
 pub fn work_off(store: &Store, catalog: &mut Catalog, actor: &str) -> Result<usize> {
-    let queued = assets::queued_shreds(catalog.conn())?;
+    let queued = assets::queued_shreds(catalog.conn(), chrono::Utc::now())?;
     if queued.is_empty() {
         return Ok(0);
     }
@@ -24,6 +24,13 @@ pub fn work_off(store: &Store, catalog: &mut Catalog, actor: &str) -> Result<usi
     if std::env::var("CONSENTFS_FAULT").as_deref() == Ok("die-before-shred") {
         // SAFETY: _exit ends the process at once; nothing is borrowed across it.
         unsafe { libc::_exit(137) };
+    }
+    // keys first (superseded objects kept theirs for their grace): the catalog never names
+    // readable an object whose file is gone
+    if assets::any_keyed(catalog.conn(), &queued)? {
+        let tx = catalog.begin(actor, chrono::Utc::now())?;
+        assets::destroy_keys(&tx, &queued)?;
+        tx.commit()?;
     }
     let mut done = Vec::new();
     let mut failed = None;

@@ -130,11 +130,17 @@ impl Machine<'_> {
 
     /// Mount this machine's copy (with `extra` options) and wait until it answers.
     fn mount(&self, extra: &[&str]) -> TeamMount {
+        self.mount_env(extra, &[])
+    }
+
+    /// [`Machine::mount`] with these variables set for the daemon.
+    fn mount_env(&self, extra: &[&str], env: &[(&str, &str)]) -> TeamMount {
         let dir = self.lib.t.path(&format!("mnt-{}", self.name));
         std::fs::create_dir_all(&dir).unwrap();
         let log = self.lib.t.path(&format!("mount-{}.log", self.name));
         let child = self
             .cmd()
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .arg("mount")
             .arg(&dir)
@@ -406,6 +412,68 @@ fn saves_of_the_same_photo_on_two_machines_all_become_versions() {
             && std::fs::read(mb.path("root/website/hall.jpg")).ok() == Some(now_a.clone())
     });
     assert!(same, "the mounts do not show the last save");
+}
+
+/// Another machine saves over a file twice in a row (one version: the second save replaces
+/// the first's content) while this machine's copy is a moment behind: the content its view
+/// still names reads whole, as an unlinked file does on a local filesystem, also through a
+/// handle that stays open after it caught up; the superseded objects are not removed from the
+/// shared objects at once. Once caught up, a new open reads the last save, never pages of what
+/// the file held before.
+#[test]
+fn a_machine_behind_reads_whole_while_another_saves_over_a_file() {
+    use std::io::Read;
+    let lib = library();
+    let (a, b) = (lib.machine("a"), lib.machine("b"));
+    b.ok(&["person", "list"]);
+    let ma = a.mount(&[]);
+    let mb = b.mount_env(&["--lease", "60"], &[("CONSENTFS_FAULT", "follow-late")]);
+    let at = |m: &TeamMount| m.path("root/website/hall.jpg");
+    let size = 4 << 20;
+    let saves: Vec<Vec<u8>> = vec![
+        (0..size).map(|i| (i % 251) as u8).collect(),
+        vec![2u8; size],
+        vec![3u8; size],
+    ];
+    std::fs::write(at(&ma), &saves[0]).unwrap();
+    let (seen, _) = wait_for(Duration::from_secs(15), || {
+        std::fs::metadata(at(&mb)).is_ok_and(|m| m.len() == size as u64)
+    });
+    assert!(seen, "machine b does not see machine a's save");
+    // b catches up only every few seconds now: these come before its next round
+    std::fs::write(at(&ma), &saves[1]).unwrap();
+    std::fs::write(at(&ma), &saves[2]).unwrap();
+    let mut reader = std::fs::File::open(at(&mb)).expect("machine b cannot open the file it shows");
+    let mut got = vec![0u8; 4096];
+    reader
+        .read_exact(&mut got)
+        .expect("machine b cannot read the file it shows");
+    let versions = a.ok(&["versions", "hall.jpg", "--json"]).json();
+    assert_eq!(
+        versions.as_array().unwrap().len(),
+        2,
+        "the quick saves did not make one version: {versions}"
+    );
+    // b takes the saves up (its mount changes the file's times); the open file is not
+    // opened again meanwhile: a new open would share the kernel's pages of that file
+    let mtime = |m: &TeamMount| std::fs::metadata(at(m)).and_then(|m| m.modified()).ok();
+    let (caught_up, _) = wait_for(Duration::from_secs(20), || mtime(&mb) == mtime(&ma));
+    assert!(caught_up, "machine b does not take up the last save");
+    // the kernel was told to drop the file's pages by now: what the open file reads next
+    // lands in them again
+    std::thread::sleep(Duration::from_millis(500));
+    reader
+        .read_to_end(&mut got)
+        .expect("the open file stopped reading: its object was removed under it");
+    assert!(
+        saves.contains(&got),
+        "the open file read no whole save ({} bytes, starting {:?})",
+        got.len(),
+        &got[..4]
+    );
+    drop(reader);
+    let now = std::fs::read(at(&mb)).unwrap();
+    assert!(now == saves[2], "a new open does not read the last save");
 }
 
 /// An erasure compacts the library: the changes that held the erased person are deleted

@@ -818,8 +818,10 @@ pub fn version_of_object(conn: &Connection, object: &ObjectId) -> Result<Option<
 /// Let `version` of `asset` hold `object` instead of what it held (successive saves of one
 /// file through the mount, an fsync and then the close, make one version), if it is still the
 /// asset's newest version and `by` made it. Returns `None` when it is not (then a new version
-/// is added), else the object it held when no version uses that any more: its data key is
-/// destroyed here and its file queued for removal (see `shred_queue`), as a purge would.
+/// is added), else the object it held when no version uses that any more: it is crypto-shredded
+/// here, as a purge would, or with `shared` objects after [`SUPERSEDED_GRACE`] (see
+/// [`shred_superseded`]).
+#[allow(clippy::too_many_arguments)]
 pub fn replace_version(
     tx: &Tx,
     asset: AssetId,
@@ -828,6 +830,7 @@ pub fn replace_version(
     object: &ObjectId,
     size: u64,
     mtime: Option<Time>,
+    shared: bool,
 ) -> Result<Option<Option<ObjectId>>> {
     let row: Option<(i64, String, String)> = tx
         .prepare_cached(
@@ -863,7 +866,11 @@ pub fn replace_version(
     if object_in_use(tx, &old)? {
         return Ok(Some(None));
     }
-    shred_object(tx, &old)?;
+    if shared {
+        shred_superseded(tx, &old)?;
+    } else {
+        shred_object(tx, &old)?;
+    }
     Ok(Some(ObjectId::parse(&old)))
 }
 
@@ -881,16 +888,61 @@ pub fn object_in_use(tx: &Tx, object: &str) -> Result<bool> {
 /// Crypto-shred an object (hex id): its data key is destroyed in this transaction and its file
 /// queued for removal after the commit (`shred_queue`, worked off by `shred::work_off`).
 /// Returns whether it still held a key.
+///
+/// The superseded objects still waiting for their grace go too, key and file: they may hold
+/// an earlier save of a photo of the person being erased (the queue does not say whose).
 pub fn shred_object(tx: &Tx, object: &str) -> Result<bool> {
-    let keyed = tx
+    let keyed = destroy_key(tx, object)?;
+    let now = when::to_secs(tx.now());
+    tx.prepare_cached(
+        "UPDATE objects SET wrapped_key = NULL
+          WHERE wrapped_key IS NOT NULL
+            AND id IN (SELECT object_id FROM shred_queue WHERE queued_at > ?1)",
+    )?
+    .execute([now])?;
+    tx.prepare_cached("UPDATE shred_queue SET queued_at = ?1 WHERE queued_at > ?1")?
+        .execute([now])?;
+    queue_removal(tx, object, tx.now())?;
+    Ok(keyed)
+}
+
+/// How long an object superseded by a later save of the same file (a version replaced in
+/// place, an empty placeholder filled) stays readable where objects are shared (a bucket, a
+/// team's folder). Nothing personal is at stake (the same file holds newer content), but
+/// others may still read it: the mounts of other machines whose copy or view has not caught
+/// up yet (a lease lasts at most 300 s), and handles opened before, which on a local
+/// filesystem would keep reading an unlinked file. A store with its own objects folder
+/// shreds it at once (an open handle there keeps its file readable).
+pub const SUPERSEDED_GRACE: i64 = 600;
+
+/// Crypto-shred an object (hex id) superseded by a newer save of the same file after
+/// [`SUPERSEDED_GRACE`]: then its key is destroyed and its file removed (`shred::work_off`).
+/// Until then a mount whose view is a moment behind (a team machine between its catch-up and
+/// the view's refresh, or one that has not caught up) still opens it. An erasure or purge
+/// meanwhile shreds it at once (see [`shred_object`]).
+pub fn shred_superseded(tx: &Tx, object: &str) -> Result<()> {
+    queue_removal(
+        tx,
+        object,
+        tx.now() + chrono::Duration::seconds(SUPERSEDED_GRACE),
+    )
+}
+
+fn destroy_key(tx: &Tx, object: &str) -> Result<bool> {
+    Ok(tx
         .prepare_cached(
             "UPDATE objects SET wrapped_key = NULL WHERE id = ?1 AND wrapped_key IS NOT NULL",
         )?
         .execute([object])?
-        > 0;
+        > 0)
+}
+
+/// Queue an object's file for removal once `due` has come (`shred_queue.queued_at` holds when
+/// the file may go: the commit, or later for a superseded object).
+fn queue_removal(tx: &Tx, object: &str, due: Time) -> Result<()> {
     tx.prepare_cached("INSERT OR IGNORE INTO shred_queue (object_id, queued_at) VALUES (?1, ?2)")?
-        .execute(params![object, when::to_secs(tx.now())])?;
-    Ok(keyed)
+        .execute(params![object, when::to_secs(due)])?;
+    Ok(())
 }
 
 /// Object ids the catalog knows (for orphan collection).
@@ -944,7 +996,8 @@ pub enum Filled {
     /// Not a fresh draft: nothing changed, record a new version instead.
     No,
     /// Version 1 now holds the content; `freed` is the empty object no version refers to any
-    /// more (its file can be removed after the commit).
+    /// more (its file can be removed after the commit where objects are not shared; it is
+    /// queued for removal after [`SUPERSEDED_GRACE`] in any case).
     Yes { freed: Option<ObjectId> },
 }
 
@@ -997,6 +1050,12 @@ pub fn fill_placeholder(
     let freed = if shared == 1 {
         tx.prepare_cached("DELETE FROM objects WHERE id = ?1")?
             .execute([&empty])?;
+        // where objects are shared, another machine may be reading the empty file still
+        queue_removal(
+            tx,
+            &empty,
+            tx.now() + chrono::Duration::seconds(SUPERSEDED_GRACE),
+        )?;
         ObjectId::parse(&empty)
     } else {
         None
@@ -1355,13 +1414,40 @@ pub fn add_draft_of_object(
     Ok(id)
 }
 
-/// Object files whose keys were destroyed and that are still to be removed from disk.
-pub fn queued_shreds(conn: &Connection) -> Result<Vec<ObjectId>> {
+/// Object files whose keys were destroyed and that are to be removed from disk by `now`.
+pub fn queued_shreds(conn: &Connection, now: Time) -> Result<Vec<ObjectId>> {
     let ids: Vec<String> = conn
-        .prepare_cached("SELECT object_id FROM shred_queue ORDER BY object_id")?
-        .query_map([], |r| r.get(0))?
+        .prepare_cached(
+            "SELECT object_id FROM shred_queue WHERE queued_at <= ?1 ORDER BY object_id",
+        )?
+        .query_map([when::to_secs(now)], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(ids.iter().filter_map(|o| ObjectId::parse(o)).collect())
+}
+
+/// Destroy the keys of these queued objects, before their files go (those of superseded
+/// objects were kept until their grace passed: see [`shred_superseded`]); so the catalog never
+/// names an object readable whose file is gone (a scrub would call that damage). Returns how
+/// many still had one.
+pub fn destroy_keys(tx: &Tx, objects: &[ObjectId]) -> Result<usize> {
+    let mut n = 0;
+    for o in objects {
+        n += usize::from(destroy_key(tx, &o.hex())?);
+    }
+    Ok(n)
+}
+
+/// Whether any of these objects still has its data key.
+pub fn any_keyed(conn: &Connection, objects: &[ObjectId]) -> Result<bool> {
+    let mut st = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM objects WHERE id = ?1 AND wrapped_key IS NOT NULL)",
+    )?;
+    for o in objects {
+        if st.query_row([o.hex()], |r| r.get::<_, bool>(0))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// These object files are gone from disk: take them off the queue.

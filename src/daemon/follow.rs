@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 /// with a connection that broke, or never sent).
 pub const POLL: Duration = Duration::from_millis(500);
 
+/// How late each catch-up of `CONSENTFS_FAULT=follow-late` is.
+const FOLLOW_LATE: Duration = Duration::from_secs(3);
+
 /// A team library's follower, its catalog opened (before the mount answers: it connects to the
 /// library), its thread not yet started.
 pub struct Follower {
@@ -73,7 +76,14 @@ fn follow(
     let mut listening = false;
     let mut last_warned: Option<Instant> = None;
     let mut shown_problem: Option<String> = None;
+    // Fault injection for the tests of a machine whose copy is a moment behind the library
+    // (a slow network): every catch-up starts this much later.
+    let late =
+        (std::env::var("CONSENTFS_FAULT").as_deref() == Ok("follow-late")).then_some(FOLLOW_LATE);
     while !stop.load(Ordering::Relaxed) {
+        if let Some(late) = late {
+            std::thread::sleep(late);
+        }
         // listen before reading the log, so no change announced in between is missed
         let caught_up = (|| {
             if !listening {

@@ -331,6 +331,34 @@ fn thin_in_background(store: Arc<Store>) -> Result<Arc<Mutex<Catalog>>> {
     Ok(catalog)
 }
 
+/// How often a mount removes the files of superseded objects whose grace has passed.
+const REMOVAL_EVERY: Duration = Duration::from_secs(60);
+
+/// Remove, once a minute, the files of objects whose removal is due (superseded objects
+/// wait [`crate::catalog::assets::SUPERSEDED_GRACE`] for the readers that still hold them):
+/// a designer saving a large file all afternoon does not fill the disk until the next
+/// command. Uses the background connection; ends with the daemon (when that is dropped).
+fn remove_superseded_in_background(store: Arc<Store>, catalog: &Arc<Mutex<Catalog>>) {
+    let catalog = Arc::downgrade(catalog);
+    let spawned = std::thread::Builder::new()
+        .name("removal".into())
+        .spawn(move || loop {
+            std::thread::sleep(REMOVAL_EVERY);
+            let Some(catalog) = catalog.upgrade() else {
+                return;
+            };
+            let mut catalog = catalog.lock().unwrap_or_else(|p| p.into_inner());
+            match crate::shred::work_off(&store, &mut catalog, "consentfs-daemon") {
+                Ok(0) => {}
+                Ok(n) => log::debug!("removed {n} file(s) of superseded or shredded objects"),
+                Err(e) => log::warn!("cannot remove the files of shredded objects yet: {e}"),
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("superseded objects are removed only by commands: cannot start a thread: {e}");
+    }
+}
+
 /// Have the invalidator drop the cached pages of these assets' files (all files: `None`) and
 /// wait until it did (at most a second). Called by the watcher with no lock held.
 fn flush_pages(vfs: &Vfs, out: &Sender<Batch>, assets: Option<&[crate::policy::AssetId]>) {
@@ -714,6 +742,7 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
         Err(e) => log::warn!("{e}: files saved through the mount are not looked at"),
     }
     let _thinning = thin_in_background(store.clone())?;
+    remove_superseded_in_background(store.clone(), &_thinning);
     let left = vfs.retry_queued(Duration::from_secs(2));
     if left > 0 {
         log::warn!("{left} save(s) queued while the catalog was busy are still waiting for it");

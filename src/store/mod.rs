@@ -143,6 +143,17 @@ impl Store {
         }
     }
 
+    /// Whether others may read this store's object files by name: a bucket or a folder that
+    /// is not the store's own (a team's objects, an NFS share). Then a file is never removed
+    /// under a reader the moment its object is superseded (see
+    /// [`crate::catalog::assets::SUPERSEDED_GRACE`]).
+    pub fn objects_shared(&self) -> bool {
+        match &self.objects {
+            Objects::Dir(d) => *d != self.root.join(OBJECTS),
+            Objects::Remote { .. } => true,
+        }
+    }
+
     /// Use `at` for this store's objects (a store being created, before it holds any).
     pub(crate) fn set_objects(&mut self, at: &Location) -> Result<()> {
         self.objects = Objects::open(&self.root, at)?;

@@ -103,6 +103,13 @@ pub struct DirEntry {
     pub node: Node,
 }
 
+/// A file opened: its handle, and whether the kernel may keep its cached pages.
+#[derive(Debug, Clone, Copy)]
+pub struct Opened {
+    pub fh: u64,
+    pub keep_cache: bool,
+}
+
 /// Invalidations for the invalidator thread; `done` is signalled once they were sent.
 pub struct Batch {
     pub items: Vec<Invalidation>,
@@ -884,6 +891,21 @@ impl Vfs {
     /// Open a file; returns the handle number. Writing needs a write grant where the file is;
     /// `truncate` (O_TRUNC) starts the new version empty.
     pub fn open(&self, caller: Caller, ino: Ino, write: bool, truncate: bool) -> Result<u64> {
+        self.open_noting(caller, ino, write, truncate).map(|o| o.fh)
+    }
+
+    /// [`Vfs::open`], also saying whether the kernel may keep the pages it holds of the file
+    /// (the adapter's `FOPEN_KEEP_CACHE`): not when this open took the place of a file that
+    /// was behind the catalog (another machine's save, a restore), whose older content the
+    /// kernel may have read into them through a handle still open after the change was
+    /// invalidated.
+    pub fn open_noting(
+        &self,
+        caller: Caller,
+        ino: Ino,
+        write: bool,
+        truncate: bool,
+    ) -> Result<Opened> {
         let node = self.node(ino)?;
         let Node::File(login, purpose, asset) = &node else {
             return Err(Error::Invalid("not a file".into()));
@@ -913,10 +935,10 @@ impl Vfs {
             // what this process writes next may be made from it
             self.provenance.read(caller.pid, *asset);
         }
-        let file = match kept {
+        let (file, behind) = match kept {
             Some(f) => {
                 self.files.share(&f);
-                f
+                (f, false)
             }
             None => self.file_for(login, *purpose, *asset)?,
         };
@@ -941,11 +963,43 @@ impl Vfs {
             };
             if let Err(e) = truncated {
                 handle.file.writers_open.fetch_sub(1, Ordering::AcqRel);
-                self.files.release(&handle.key(), &handle.file);
+                self.release_file(&handle);
                 return Err(e);
             }
         }
-        Ok(self.add_handle(handle))
+        let older = self.files.take_older_pages(&handle.key());
+        Ok(Opened {
+            fh: self.add_handle(handle),
+            keep_cache: !behind && !older,
+        })
+    }
+
+    /// Give back a handle's reference on its open file. The last handle of a file that
+    /// another took the place of, or that is behind the catalog, may have read its (older)
+    /// content into the kernel's pages of the inode after the change was invalidated: they
+    /// are dropped again, so that the next open reads what the catalog holds.
+    fn release_file(&self, h: &Handle) {
+        let older = match self.files.release(&h.key(), &h.file) {
+            None => false,
+            Some(true) => true,
+            Some(false) => {
+                let st = h.file.state.read().unwrap_or_else(|p| p.into_inner());
+                st.writer.is_none() && Some(st.object) != self.current_object(h.asset)
+            }
+        };
+        if older {
+            // the next open drops them (whether or not the invalidation below came first)
+            self.files.mark_older_pages(&h.key());
+            let items = self.pages_of(Some(&[h.asset]));
+            if let Some(tx) = self
+                .inval_tx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                let _ = tx.send(Batch { items, done: None });
+            }
+        }
     }
 
     /// The open file of `asset` in this view, shared with the handles already on it; a new one
@@ -956,8 +1010,8 @@ impl Vfs {
         login: &Arc<str>,
         purpose: PurposeId,
         asset: AssetId,
-    ) -> Result<Arc<open_file::OpenFile>> {
-        self.files.acquire(
+    ) -> Result<(Arc<open_file::OpenFile>, bool)> {
+        self.files.acquire_noting(
             &(login.clone(), purpose, asset),
             |f| {
                 // the catalog's current object is read once the file's state is ours: a
@@ -1140,7 +1194,7 @@ impl Vfs {
             }
         }
         self.release_handle(fh);
-        self.files.release(&h.key(), &h.file);
+        self.release_file(&h);
         self.release_kept(&h.file);
     }
 

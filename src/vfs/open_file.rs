@@ -186,9 +186,31 @@ impl OpenFile {
 #[derive(Default)]
 pub(super) struct Registry {
     files: Mutex<HashMap<FileKey, Arc<OpenFile>>>,
+    /// Files whose last handle went while it served older content than the catalog's: the
+    /// kernel may hold pages of it, so their next open drops them (a leaf lock).
+    older_pages: Mutex<std::collections::HashSet<FileKey>>,
 }
 
+/// How many files [`Registry::older_pages`] remembers; past that it starts over (their pages
+/// were invalidated as well, a moment later).
+const OLDER_PAGES_MAX: usize = 4096;
+
 impl Registry {
+    /// The kernel may hold pages of older content of `key`'s file.
+    pub fn mark_older_pages(&self, key: &FileKey) {
+        let mut older = self.older_pages.lock().unwrap_or_else(|p| p.into_inner());
+        if older.len() >= OLDER_PAGES_MAX {
+            older.clear();
+        }
+        older.insert(key.clone());
+    }
+
+    /// Whether the kernel may hold pages of older content of `key`'s file (forgetting it).
+    pub fn take_older_pages(&self, key: &FileKey) -> bool {
+        let mut older = self.older_pages.lock().unwrap_or_else(|p| p.into_inner());
+        !older.is_empty() && older.remove(key)
+    }
+
     /// The open file for `key`, taking a reference for a new handle. `make` builds a new one
     /// when there is none, or when `keep` says the one there may not be shared (the asset
     /// changed behind it); the old one then lives on with its handles.
@@ -198,6 +220,18 @@ impl Registry {
         keep: impl FnOnce(&OpenFile) -> bool,
         make: impl FnOnce() -> crate::error::Result<OpenFile>,
     ) -> crate::error::Result<Arc<OpenFile>> {
+        self.acquire_noting(key, keep, make).map(|(f, _)| f)
+    }
+
+    /// [`Registry::acquire`], also saying whether the file returned took the place of one
+    /// that was behind the catalog: the kernel may then hold pages of that older content for
+    /// the inode, read through its handles after the change was invalidated.
+    pub fn acquire_noting(
+        &self,
+        key: &FileKey,
+        keep: impl FnOnce(&OpenFile) -> bool,
+        make: impl FnOnce() -> crate::error::Result<OpenFile>,
+    ) -> crate::error::Result<(Arc<OpenFile>, bool)> {
         // `keep` takes the file's state lock: never under the registry's (see the lock order)
         let seen = self.get(key);
         let reuse = seen.as_ref().filter(|f| keep(f)).cloned();
@@ -208,7 +242,7 @@ impl Registry {
             if let Some(g) = files.get(key) {
                 if reuse.as_ref().is_some_and(|r| Arc::ptr_eq(g, r)) || newer(g) {
                     g.handles.fetch_add(1, Ordering::AcqRel);
-                    return Ok(g.clone());
+                    return Ok((g.clone(), false));
                 }
             }
         }
@@ -216,11 +250,11 @@ impl Registry {
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(g) = files.get(key).filter(|g| newer(g)) {
             g.handles.fetch_add(1, Ordering::AcqRel);
-            return Ok(g.clone());
+            return Ok((g.clone(), false));
         }
         fresh.handles.fetch_add(1, Ordering::AcqRel);
-        files.insert(key.clone(), fresh.clone());
-        Ok(fresh)
+        let behind = files.insert(key.clone(), fresh.clone()).is_some();
+        Ok((fresh, behind))
     }
 
     /// Register a new file under `key` for a handle, replacing (detaching) any there.
@@ -319,12 +353,19 @@ impl Registry {
     }
 
     /// A handle on `file` (registered under `key`) is gone.
-    pub fn release(&self, key: &FileKey, file: &Arc<OpenFile>) {
+    /// A handle on `file` is gone. Returns, for its last handle, whether another file took
+    /// its place in the registry meanwhile (it was behind the catalog, or detached).
+    pub fn release(&self, key: &FileKey, file: &Arc<OpenFile>) -> Option<bool> {
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if file.handles.fetch_sub(1, Ordering::AcqRel) == 1
-            && files.get(key).is_some_and(|g| Arc::ptr_eq(g, file))
-        {
-            files.remove(key);
+        if file.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return None;
         }
+        // a registered file leaves the registry only here: one that is not (or no longer)
+        // there was taken the place of
+        if files.get(key).is_some_and(|g| Arc::ptr_eq(g, file)) {
+            files.remove(key);
+            return Some(false);
+        }
+        Some(true)
     }
 }

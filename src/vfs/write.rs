@@ -1225,14 +1225,17 @@ impl Vfs {
         outcome
     }
 
-    /// After a save was recorded: remove the empty placeholder it replaced, say so.
+    /// After a save was recorded: remove the object it superseded (an empty placeholder, the
+    /// content of a version it replaced) when nobody else can be reading that file by name,
+    /// say so. Shared objects are left to the removal queue (see
+    /// [`assets::SUPERSEDED_GRACE`]).
     fn saved(
         &self,
         save: &QueuedSave,
         version: i64,
         freed: Option<crate::crypto::object::ObjectId>,
     ) {
-        if let Some(empty) = freed {
+        if let Some(empty) = freed.filter(|_| !self.store.objects_shared()) {
             if let Err(e) = self.store.remove_object(&empty) {
                 log::warn!("cannot remove an empty object no version uses: {e}");
             }
@@ -1314,9 +1317,16 @@ impl Vfs {
         }
         assets::add_object(tx, obj)?;
         if let Some(v) = save.replace {
-            if let Some(freed) =
-                assets::replace_version(tx, target, v, login, &obj.id, obj.size, mtime)?
-            {
+            if let Some(freed) = assets::replace_version(
+                tx,
+                target,
+                v,
+                login,
+                &obj.id,
+                obj.size,
+                mtime,
+                self.store.objects_shared(),
+            )? {
                 return Ok((v, freed));
             }
         }
