@@ -18,6 +18,7 @@ pub mod maintenance;
 pub mod metadata;
 pub mod mountinfo;
 pub mod names;
+pub mod pages;
 pub mod policy;
 pub mod portal;
 pub mod rendition;

@@ -405,7 +405,7 @@ fn write_report(s: &Session, p: &persons::PersonRow, dir: &cap_std::fs::Dir) -> 
     export::write_atomic(
         dir,
         "index.html",
-        report_html::html(&report).as_bytes(),
+        report_html::html(&report)?.as_bytes(),
         Modes::PRIVATE,
     )?;
     Ok(report)

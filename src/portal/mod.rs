@@ -66,19 +66,7 @@ struct App {
 struct Peer(SocketAddr);
 
 fn templates() -> Result<minijinja::Environment<'static>> {
-    let mut env = minijinja::Environment::new();
-    // .html templates escape every value (minijinja's default by extension)
-    for (name, text) in [
-        ("base.html", include_str!("templates/base.html")),
-        ("message.html", include_str!("templates/message.html")),
-        ("page.html", include_str!("templates/page.html")),
-        ("confirm.html", include_str!("templates/confirm.html")),
-        ("receipt.html", include_str!("templates/receipt.html")),
-    ] {
-        env.add_template(name, text)
-            .map_err(|e| Error::invalid(format!("template {name}: {e}")))?;
-    }
-    Ok(env)
+    crate::pages::environment()
 }
 
 /// Serve the consent page on `opts.listen` until the process is stopped. `ready` is called
