@@ -88,7 +88,10 @@ pub fn need(command: &str) -> Option<Need> {
         // the text people sign and who sees a purpose's photos: the admin who set the purpose
         // up, or the privacy officer who answers for the consents
         "purpose describe" | "purpose audience" => Need::AnyOf(&[Admin, PrivacyOfficer]),
-        "portal invite" | "portal list" | "portal revoke" => Need::AnyOf(PO),
+        "portal invite" | "portal list" | "portal revoke" | "person email" => Need::AnyOf(PO),
+        // the organisation's mail server (its password): the admin who runs the machines
+        "mail set" | "mail remove" | "mail test" => Need::AnyOf(AD),
+        "mail show" => Need::AnyOf(&[Admin, PrivacyOfficer]),
         "check" | "backup" => Need::AnyOf(AD),
         "status" | "purpose list" => Need::AnyUser,
         "person add" | "person list" | "person show" | "person guardian" | "person report"

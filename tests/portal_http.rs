@@ -6,6 +6,7 @@
 mod common;
 
 use common::TestStore;
+use mailparse::MailHeaderMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -807,4 +808,191 @@ fn a_guardian_withdraws_and_gives_again_in_a_real_browser() {
         c.close().await.unwrap();
     });
     drop(m);
+}
+
+/// A mail server for the test: Debian's aiosmtpd, delivering into a maildir.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmtpSink {
+    fn start(t: &TestStore) -> SmtpSink {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = t.path("maildir");
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd is needed for the mail test");
+        let (up, _) = common::mount::wait_for(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "the test's mail server did not start");
+        SmtpSink { child, port, dir }
+    }
+
+    /// The mails delivered, oldest first, once there are `n` (raw messages).
+    fn mails(&self, n: usize) -> Vec<Vec<u8>> {
+        let read = || -> Vec<(std::time::SystemTime, Vec<u8>)> {
+            let Ok(entries) = std::fs::read_dir(self.dir.join("new")) else {
+                return Vec::new();
+            };
+            let mut all: Vec<_> = entries
+                .flatten()
+                .map(|e| {
+                    (
+                        e.metadata().unwrap().modified().unwrap(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
+                .collect();
+            all.sort_by_key(|(t, _)| *t);
+            all
+        };
+        let (got, _) = common::mount::wait_for(Duration::from_secs(20), || read().len() >= n);
+        assert!(got, "{} mail(s) arrived, not {n}", read().len());
+        read().into_iter().map(|(_, m)| m).collect()
+    }
+}
+
+/// The text of a mail's body (its first part for a multipart mail), decoded.
+fn mail_text(m: &mailparse::ParsedMail) -> String {
+    if m.subparts.is_empty() {
+        m.get_body().unwrap()
+    } else {
+        mail_text(&m.subparts[0])
+    }
+}
+
+/// With mail configured, `portal invite --send` mails each decider their link, and makes
+/// none while mail is not configured or a decider has no address; a decision on the page
+/// mails its receipt to the decider, with the receipt's JSON as the organisation keeps it.
+/// The server's password is never shown.
+#[test]
+fn links_and_receipts_are_mailed_where_mail_is_configured() {
+    let t = school();
+    let smtp = SmtpSink::start(&t);
+    let none_made = |t: &TestStore| {
+        let list = t.ok(&["--json", "portal", "list"]).json();
+        assert_eq!(list.as_array().unwrap().len(), 0, "a link was made: {list}");
+    };
+    let r = t.run(&["portal", "invite", "Tim", "--send"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("mail is not configured"), "{}", r.stderr);
+    none_made(&t);
+    let server = format!("smtp://127.0.0.1:{}", smtp.port);
+    let r = t.run(&[
+        "mail",
+        "set",
+        "--smtp",
+        "ftp://x",
+        "--from",
+        "po@school.example",
+    ]);
+    assert_ne!(r.code, 0, "a URL that is no mail server was taken");
+    let r = t.run(&["mail", "set", "--smtp", &server, "--from", "not an address"]);
+    assert_ne!(r.code, 0, "a sender that is no address was taken");
+    let with_password = format!("smtp://po:s3cr3t-pw@127.0.0.1:{}", smtp.port);
+    t.ok(&[
+        "mail",
+        "set",
+        "--smtp",
+        &with_password,
+        "--from",
+        "po@school.example",
+    ]);
+    let shown = t.ok(&["mail", "show"]).stdout;
+    assert!(
+        !shown.contains("s3cr3t-pw"),
+        "the password is shown: {shown}"
+    );
+    assert!(shown.contains("po@school.example"), "{shown}");
+    t.ok(&[
+        "mail",
+        "set",
+        "--smtp",
+        &server,
+        "--from",
+        "po@school.example",
+    ]);
+
+    // Mara decides for Tim and has no address yet
+    let r = t.run(&["portal", "invite", "Tim", "--send"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Mara"), "{}", r.stderr);
+    none_made(&t);
+    let r = t.run(&["person", "email", "Mara", "mara@@example"]);
+    assert_ne!(r.code, 0, "a malformed address was taken");
+    t.ok(&["person", "email", "Mara", "mara@example.org"]);
+    let made = t
+        .ok(&["--json", "portal", "invite", "Tim", "--send"])
+        .json();
+    let url = made[0]["url"].as_str().unwrap().to_string();
+    assert_eq!(made[0]["mailed"], true, "{made}");
+    let raw = smtp.mails(1);
+    let invitation = mailparse::parse_mail(&raw[0]).unwrap();
+    assert_eq!(
+        invitation.headers.get_first_value("To").as_deref(),
+        Some("mara@example.org")
+    );
+    let text = mail_text(&invitation);
+    assert!(text.contains(&url), "the link is not in the mail: {text}");
+    assert!(text.contains("Mara") && text.contains("Tim"), "{text}");
+
+    // a decision on the page: its receipt is mailed to Mara
+    let p = Portal::start(&t);
+    let s = p.open(&url);
+    let me = p.get("/api/me", Some(&s), None).json();
+    let (csrf, tim) = (
+        me["csrf"].as_str().unwrap().to_string(),
+        me["persons"][0]["id"].as_i64().unwrap(),
+    );
+    let a = p.consent(&s, &csrf, tim, "website", "refuse", None);
+    assert_eq!(a.status, 200, "{}", a.text());
+    let event = a.json()["event"].as_i64().unwrap();
+    let raw = smtp.mails(2);
+    let receipt = mailparse::parse_mail(&raw[1]).unwrap();
+    assert_eq!(
+        receipt.headers.get_first_value("To").as_deref(),
+        Some("mara@example.org")
+    );
+    assert!(receipt
+        .headers
+        .get_first_value("Subject")
+        .unwrap()
+        .contains(&format!("#{event}")));
+    let text = mail_text(&receipt);
+    assert!(
+        text.contains("refused") && text.contains("website") && text.contains("Tim"),
+        "{text}"
+    );
+    assert_eq!(receipt.subparts.len(), 2, "no receipt attached");
+    let attached: serde_json::Value =
+        serde_json::from_str(&receipt.subparts[1].get_body().unwrap()).unwrap();
+    let kept = p
+        .get(&format!("/receipt/{event}.json"), Some(&s), None)
+        .json();
+    assert_eq!(attached, kept, "the mailed receipt is not the one kept");
+    // mail goes, the address does not show in the log nor in the audit
+    let audit = t.ok(&["--json", "audit", "list"]).stdout;
+    assert!(
+        !audit.contains("mara@example.org"),
+        "the address is in the audit log"
+    );
 }

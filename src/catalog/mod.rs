@@ -17,6 +17,7 @@ pub mod consents;
 pub mod exports;
 pub mod faces;
 pub mod invitations;
+pub mod mail;
 pub mod maintenance;
 pub mod persons;
 pub mod purposes;

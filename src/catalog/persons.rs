@@ -250,7 +250,8 @@ pub fn erase(tx: &Tx, person: PersonId) -> Result<()> {
     )?
     .execute([person])?;
     tx.prepare_cached(
-        "UPDATE persons SET name = NULL, born = NULL, ext_ref = NULL, erased_at = ?1 WHERE id = ?2",
+        "UPDATE persons SET name = NULL, born = NULL, ext_ref = NULL, email = NULL, erased_at = ?1
+          WHERE id = ?2",
     )?
     .execute(rusqlite::params![crate::when::to_secs(tx.now()), person])?;
     tx.prepare_cached(
@@ -260,5 +261,26 @@ pub fn erase(tx: &Tx, person: PersonId) -> Result<()> {
     // their links to the consent page, as the person asked about or as a decider, die
     super::invitations::forget_person(tx, person)?;
     tx.audit("person.erase", serde_json::json!({ "person": person }))?;
+    Ok(())
+}
+
+/// The mail address of a person (for their consent-page links and receipts), if recorded.
+pub fn email_of(conn: &Connection, person: PersonId) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT email FROM persons WHERE id = ?1")?
+        .query_row([person], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// Record (or with `None` remove) a person's mail address; the audit entry says that it
+/// changed, not what it is.
+pub fn set_email(tx: &Tx, person: PersonId, email: Option<&str>) -> Result<()> {
+    tx.prepare_cached("UPDATE persons SET email = ?2 WHERE id = ?1")?
+        .execute(rusqlite::params![person, email])?;
+    tx.audit(
+        "person.email",
+        serde_json::json!({ "person": person, "recorded": email.is_some() }),
+    )?;
     Ok(())
 }

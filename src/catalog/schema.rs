@@ -322,6 +322,11 @@ CREATE TABLE invitation_purposes (
     PRIMARY KEY (invitation_id, purpose_id)
 );
 "#,
+    // 18: where a decider's consent-page links and receipts are mailed (`person email`); it
+    // goes with the name at an erasure.
+    r#"
+ALTER TABLE persons ADD COLUMN email TEXT;
+"#,
 ];
 
 /// The format of the first team libraries (`catalog::team`): their log's changes and

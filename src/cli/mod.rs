@@ -163,6 +163,10 @@ pub enum Command {
     /// The consent page for the people in the photos: invitation links (DESIGN.md §15).
     #[command(subcommand)]
     Portal(PortalCmd),
+    /// Where the consent page's links and receipts are mailed from: the organisation's mail
+    /// server.
+    #[command(subcommand)]
+    Mail(MailCmd),
     /// Record and list consent events.
     #[command(subcommand)]
     Consent(ConsentCmd),
@@ -387,6 +391,18 @@ pub enum PersonCmd {
         /// The person: id, name or external reference.
         person: String,
     },
+    /// Record where PERSON's consent-page links and receipts are mailed (`portal invite
+    /// --send`), or remove it.
+    Email {
+        /// The person: id, name or external reference.
+        person: String,
+        /// The mail address.
+        #[arg(required_unless_present = "remove", conflicts_with = "remove")]
+        address: Option<String>,
+        /// Remove the address recorded.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Register GUARDIAN as a parent or guardian of PERSON.
     Guardian {
         /// The person (below 16) the guardian decides for.
@@ -509,6 +525,10 @@ pub enum PortalCmd {
         /// this new file (0600).
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
+        /// Mail each link to its decider (`mail set`, `person email`); without an address for
+        /// every decider no link is made.
+        #[arg(long)]
+        send: bool,
     },
     /// Every invitation with its state (open, expired, revoked, void).
     List {
@@ -526,6 +546,43 @@ pub enum PortalCmd {
         #[arg(long)]
         person: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum MailCmd {
+    /// Mail through this server from this address (checked, then recorded in the catalog for
+    /// every command and machine).
+    Set {
+        /// The server: smtp://host:587?tls=required, smtps://user:password@host:465, or
+        /// smtp://host:25 (STARTTLS when offered). Best given in the environment: a password
+        /// on the command line is visible to other users.
+        #[arg(long, env = "CONSENTFS_SMTP_URL", hide_env_values = true)]
+        smtp: String,
+        /// The sender's address.
+        #[arg(long)]
+        from: String,
+    },
+    /// The server (its password hidden) and the sender.
+    Show,
+    /// Mail no more.
+    Remove,
+    /// Send a test mail to ADDRESS now.
+    Test {
+        /// Where the test mail goes.
+        address: String,
+    },
+}
+
+// by hand: the server's URL may hold a password, and a Debug of the command is made to name it
+impl std::fmt::Debug for MailCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MailCmd::Set { .. } => "Set { .. }",
+            MailCmd::Show => "Show",
+            MailCmd::Remove => "Remove",
+            MailCmd::Test { .. } => "Test { .. }",
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -1265,6 +1322,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
                 crate::portal::Options {
                     listen,
                     secure_cookies: base.starts_with("https://"),
+                    base_url: base.clone(),
                 },
                 |addr| {
                     use std::io::Write;
@@ -1308,6 +1366,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
         Command::Person(cmd) => records::person(&mut ctx, cmd),
         Command::Purpose(cmd) => records::purpose(&mut ctx, cmd),
         Command::Portal(cmd) => portal::run(&mut ctx, cmd),
+        Command::Mail(cmd) => portal::mail(&mut ctx, cmd),
         Command::Consent(cmd) => records::consent(&mut ctx, cmd),
         Command::Link {
             asset,

@@ -1,8 +1,8 @@
 //! `consentfs portal …`: invitation links to the consent page (the operations are in
 //! `domain::portal`).
 
-use super::{output, Ctx, PortalCmd};
-use crate::domain::portal;
+use super::{output, Ctx, MailCmd, PortalCmd};
+use crate::domain::{mail, portal};
 use crate::error::{Error, Result};
 use crate::store::private;
 use chrono::SecondsFormat;
@@ -24,6 +24,7 @@ pub fn run(ctx: &mut Ctx, cmd: PortalCmd) -> Result<i32> {
             valid,
             base_url,
             csv,
+            send,
         } => {
             // the file first: a name that is taken must not cost links that were printed
             // nowhere (they would exist only as hashes)
@@ -31,7 +32,14 @@ pub fn run(ctx: &mut Ctx, cmd: PortalCmd) -> Result<i32> {
                 .as_deref()
                 .map(|p| private::create_file(p, false).map(|f| (p, f)))
                 .transpose()?;
-            let made = portal::invite(&mut ctx.session(), &person, &purposes, &valid, &base_url);
+            let made = portal::invite(
+                &mut ctx.session(),
+                &person,
+                &purposes,
+                &valid,
+                &base_url,
+                send,
+            );
             let made = match made {
                 Ok(m) => m,
                 Err(e) => {
@@ -57,14 +65,25 @@ pub fn run(ctx: &mut Ctx, cmd: PortalCmd) -> Result<i32> {
                 output::json(&made)?;
             } else {
                 for i in &made {
+                    let mailed = match i.mailed {
+                        Some(true) => "\tmailed",
+                        Some(false) => "\tNOT MAILED",
+                        None => "",
+                    };
                     output::line(format!(
-                        "{}\tfor {}\t{}\tuntil {}",
+                        "{}\tfor {}\t{}\tuntil {}{mailed}",
                         i.decider,
                         i.person,
                         i.url,
                         shown(i.expires)
                     ));
                 }
+            }
+            let unsent = made.iter().filter(|i| i.mailed == Some(false)).count();
+            if unsent > 0 {
+                return Err(Error::invalid(format!(
+                    "{unsent} link(s) could not be mailed (see the log): hand them over as printed above, or revoke them with `consentfs portal revoke ID`"
+                )));
             }
         }
         PortalCmd::List { person } => {
@@ -107,6 +126,47 @@ pub fn run(ctx: &mut Ctx, cmd: PortalCmd) -> Result<i32> {
             } else {
                 output::line(format!("revoked {} invitation(s)", ids.len()));
             }
+        }
+    }
+    Ok(0)
+}
+
+/// `consentfs mail …`: the mail server the consent page's mail goes through.
+pub fn mail(ctx: &mut Ctx, cmd: MailCmd) -> Result<i32> {
+    match cmd {
+        MailCmd::Set { smtp, from } => {
+            mail::configure(&mut ctx.session(), &smtp, &from)?;
+            output::line(format!(
+                "mail goes through {} from {}",
+                mail::shown_url(&smtp),
+                from.trim()
+            ));
+        }
+        MailCmd::Show => match mail::shown(ctx.catalog.conn())? {
+            Some((smtp, from)) if ctx.json => {
+                output::json(&serde_json::json!({ "smtp": smtp, "from": from }))?
+            }
+            Some((smtp, from)) => output::line(format!("server {smtp}\nfrom {from}")),
+            None if ctx.json => output::json(&serde_json::Value::Null)?,
+            None => output::line("mail is not configured (`consentfs mail set`)".into()),
+        },
+        MailCmd::Remove => {
+            mail::unconfigure(&mut ctx.session())?;
+            output::line("mail is no longer configured".into());
+        }
+        MailCmd::Test { address } => {
+            let mailer = mail::Mailer::configured(ctx.catalog.conn())?.ok_or_else(|| {
+                Error::invalid(
+                    "mail is not configured: `consentfs mail set --smtp URL --from ADDRESS`",
+                )
+            })?;
+            mailer.send(
+                &address,
+                "consentfs: test",
+                "This is a test of the mail of the consent page.\n".into(),
+                None,
+            )?;
+            output::line("the mail server took the test mail".into());
         }
     }
     Ok(0)

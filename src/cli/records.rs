@@ -88,6 +88,19 @@ pub fn person(ctx: &mut Ctx, cmd: PersonCmd) -> Result<i32> {
                 }
             }
         }
+        PersonCmd::Email {
+            person,
+            address,
+            remove,
+        } => {
+            let address = address.filter(|_| !remove);
+            let id =
+                domain::mail::set_person_email(&mut ctx.session(), &person, address.as_deref())?;
+            match address {
+                Some(_) => println!("#{id}: mail address recorded"),
+                None => println!("#{id}: mail address removed"),
+            }
+        }
         PersonCmd::Guardian {
             person,
             guardian,

@@ -16,6 +16,7 @@ pub mod expiring;
 pub mod faces;
 pub mod import;
 pub mod links;
+pub mod mail;
 mod new_store;
 pub mod persons;
 pub mod portal;

@@ -35,6 +35,12 @@ pub struct Invited {
     pub person: String,
     pub url: String,
     pub expires: Time,
+    /// The decider's id (to mail the link).
+    #[serde(skip)]
+    pub decider_id: PersonId,
+    /// With `--send`: whether the link was mailed to the decider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailed: Option<bool>,
 }
 
 /// Who may decide for `person` at `now`: the person from their 16th birthday on (or when no
@@ -93,12 +99,17 @@ pub fn check_base_url(url: &str) -> Result<String> {
 /// none: every purpose resting on consent), valid for `valid`. The tokens are returned once
 /// and stored only as hashes. Refused for an erased person and for a child without a
 /// registered guardian of 16 or older.
+///
+/// With `send`, mail is configured and every decider has a mail address, or no link is made;
+/// each link is mailed after the commit ([`Invited::mailed`] says whether it went out; one
+/// that did not is in the answer, to be handed over another way or revoked).
 pub fn invite(
     s: &mut Session,
     person: &str,
     purpose_names: &[String],
     valid: &str,
     base_url: &str,
+    send: bool,
 ) -> Result<Vec<Invited>> {
     let base = check_base_url(base_url)?;
     let span = Span::parse(valid)?;
@@ -140,6 +151,15 @@ pub fn invite(
             "{name} is under 16 and has no registered guardian of 16 or older to decide: register one with `consentfs person guardian`"
         )));
     }
+    let mailer = if send {
+        let named: Vec<(PersonId, String)> = deciders
+            .iter()
+            .map(|d| (d.id, d.name.clone().unwrap_or_default()))
+            .collect();
+        Some(super::mail::check_sendable(&tx, &named)?)
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for d in deciders {
         let token = new_token();
@@ -155,9 +175,46 @@ pub fn invite(
             person: name.clone(),
             url: format!("{base}/i/{token}"),
             expires,
+            decider_id: d.id,
+            mailed: None,
         });
     }
     tx.commit()?;
+    if let Some(mailer) = mailer {
+        let links: Vec<_> = out
+            .iter()
+            .map(|i| {
+                let until = zone.show(i.expires);
+                (
+                    i.decider_id,
+                    i.decider.clone(),
+                    i.person.clone(),
+                    i.url.clone(),
+                    until,
+                )
+            })
+            .collect();
+        let sent = super::mail::send_invitations(s.catalog.conn(), &mailer, &links);
+        for (i, r) in out.iter_mut().zip(sent) {
+            if let Err(e) = &r {
+                log::warn!("invitation {}: the link was not mailed: {e}", i.id);
+            }
+            i.mailed = Some(r.is_ok());
+        }
+        let mailed: Vec<i64> = out
+            .iter()
+            .filter(|i| i.mailed == Some(true))
+            .map(|i| i.id)
+            .collect();
+        if !mailed.is_empty() {
+            let tx = s.catalog.begin(s.actor, s.now)?;
+            tx.audit(
+                "portal.mailed",
+                serde_json::json!({ "invitations": mailed }),
+            )?;
+            tx.commit()?;
+        }
+    }
     Ok(out)
 }
 
@@ -291,7 +348,7 @@ mod tests {
         let born = NaiveDate::from_ymd_opt(2014, 3, 1);
         people::add(&mut s, "Tim", born, None, false).unwrap();
         // no guardian yet: nobody to ask
-        let e = invite(&mut s, "Tim", &[], "30d", "https://c.example").unwrap_err();
+        let e = invite(&mut s, "Tim", &[], "30d", "https://c.example", false).unwrap_err();
         assert!(e.to_string().contains("no registered guardian"), "{e}");
         people::add(&mut s, "Mara", None, None, false).unwrap();
         people::add(&mut s, "Joost", None, None, false).unwrap();
@@ -303,6 +360,7 @@ mod tests {
             &["website".into()],
             "366d",
             "https://c.example/",
+            false,
         )
         .unwrap();
         let deciders: Vec<&str> = links.iter().map(|i| i.decider.as_str()).collect();
@@ -336,7 +394,7 @@ mod tests {
         let zone = zone::get(s.catalog.conn()).unwrap();
         let sixteen = when::sixteenth_birthday(born.unwrap(), &zone);
         s.now = sixteen - Duration::days(10);
-        let late = invite(&mut s, "Tim", &[], "30d", "https://c.example").unwrap();
+        let late = invite(&mut s, "Tim", &[], "30d", "https://c.example", false).unwrap();
         assert_eq!(late.len(), 1, "Joost is no guardian any more");
         assert!(opens(
             &s,
@@ -345,7 +403,7 @@ mod tests {
         ));
         assert!(!opens(&s, token_of(&late[0]), sixteen));
         s.now = sixteen;
-        let own = invite(&mut s, "Tim", &[], "1d", "https://c.example").unwrap();
+        let own = invite(&mut s, "Tim", &[], "1d", "https://c.example", false).unwrap();
         assert_eq!(own.len(), 1);
         assert_eq!(own[0].decider, "Tim");
         assert!(opens(&s, token_of(&own[0]), sixteen));
@@ -368,7 +426,7 @@ mod tests {
             now,
         };
         people::add(&mut s, "Anna", None, None, false).unwrap();
-        let links = invite(&mut s, "Anna", &[], "30d", "http://127.0.0.1:8080").unwrap();
+        let links = invite(&mut s, "Anna", &[], "30d", "http://127.0.0.1:8080", false).unwrap();
         assert!(opened(s.catalog.conn(), token_of(&links[0]), now)
             .unwrap()
             .is_some());
@@ -387,7 +445,15 @@ mod tests {
             .unwrap()
             .is_none());
         // and nobody is asked about an erased person
-        let e = invite(&mut s, &anna.id.to_string(), &[], "30d", "http://x.example").unwrap_err();
+        let e = invite(
+            &mut s,
+            &anna.id.to_string(),
+            &[],
+            "30d",
+            "http://x.example",
+            false,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("erased"), "{e}");
     }
 
@@ -413,7 +479,7 @@ mod tests {
             "",
         ] {
             assert!(
-                invite(&mut s, "Anna", &[], valid, "https://c.example").is_err(),
+                invite(&mut s, "Anna", &[], valid, "https://c.example", false).is_err(),
                 "--valid {valid}"
             );
         }
@@ -425,7 +491,7 @@ mod tests {
             "javascript:alert(1)",
         ] {
             assert!(
-                invite(&mut s, "Anna", &[], "1d", url).is_err(),
+                invite(&mut s, "Anna", &[], "1d", url, false).is_err(),
                 "--base-url {url}"
             );
         }
@@ -434,7 +500,8 @@ mod tests {
             "Anna",
             &["nonesuch".into()],
             "1d",
-            "https://c.example"
+            "https://c.example",
+            false
         )
         .is_err());
         // nothing was made by any of them

@@ -51,6 +51,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// Mark cookies Secure (the page is reached over https, through a proxy).
     pub secure_cookies: bool,
+    /// The page's address as people reach it (in the receipts mailed).
+    pub base_url: String,
 }
 
 struct App {
@@ -59,6 +61,7 @@ struct App {
     sessions: Mutex<Sessions>,
     limiter: Mutex<Limiter>,
     secure: bool,
+    base_url: String,
     env: minijinja::Environment<'static>,
 }
 
@@ -83,6 +86,7 @@ pub fn serve(
         sessions: Mutex::new(Sessions::default()),
         limiter: Mutex::new(Limiter::default()),
         secure: opts.secure_cookies,
+        base_url: opts.base_url,
         env: templates()?,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -527,9 +531,10 @@ async fn record(
     peer: SocketAddr,
     ua: String,
 ) -> Result<i64> {
+    let base = app.base_url.clone();
     with_catalog(app, move |s| {
         let ip = peer.ip().to_string();
-        consent_page::decide(
+        let event = consent_page::decide(
             s,
             &open,
             d.person,
@@ -541,7 +546,37 @@ async fn record(
                 ip: &ip,
                 user_agent: &ua,
             },
-        )
+        )?;
+        // the decider gets the receipt by mail too, where mail is configured: composed here,
+        // sent off the request's path (a slow mail server does not hold the answer up)
+        if let Some(inv) = open.iter().find(|i| i.person == d.person) {
+            let words = match d.action {
+                Action::Give => "toestemming gegeven / consent given",
+                Action::Refuse => "toestemming geweigerd / consent refused",
+                Action::Withdraw => "toestemming ingetrokken / consent withdrawn",
+            };
+            let about = persons::get(s.catalog.conn(), d.person)?
+                .map(|p| p.label())
+                .unwrap_or_default();
+            let what = format!(
+                "{words}\ndoel / purpose: {}\nvoor / for: {about}\nop / at: {}",
+                d.purpose,
+                crate::when::show(s.now)
+            );
+            match domain::mail::receipt_mail(s.catalog.conn(), inv.decider, event, &what, &base) {
+                Ok(Some(mail)) => {
+                    let spawned = std::thread::Builder::new()
+                        .name("mail".into())
+                        .spawn(move || mail.send_logged());
+                    if let Err(e) = spawned {
+                        log::warn!("receipt #{event} not mailed: cannot start a thread: {e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!("receipt #{event} not mailed: {e}"),
+            }
+        }
+        Ok(event)
     })
     .await
 }

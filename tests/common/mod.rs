@@ -302,7 +302,8 @@ pub fn visible_in(v: &serde_json::Value) -> Vec<String> {
 /// purpose texts, face scans, suggestions, image
 /// hashes, sidecars and the trash's index), for the tests that migrate an older catalog: run it before their own
 /// steps back.
-pub const BEFORE_FACES: &str = "DROP INDEX invitations_person;
+pub const BEFORE_FACES: &str = "ALTER TABLE persons DROP COLUMN email;
+     DROP INDEX invitations_person;
      DROP INDEX invitations_decider;
      DROP TABLE invitation_purposes;
      DROP TABLE invitations;
