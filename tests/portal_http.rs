@@ -995,4 +995,18 @@ fn links_and_receipts_are_mailed_where_mail_is_configured() {
         !audit.contains("mara@example.org"),
         "the address is in the audit log"
     );
+    // the address is in Mara's access report, and goes with her erasure
+    let report = |who: &str, dir: &str| {
+        let dest = t.path(dir);
+        t.ok(&["person", "report", who, dest.to_str().unwrap()]);
+        std::fs::read_to_string(dest.join("index.json")).unwrap()
+    };
+    let index: serde_json::Value = serde_json::from_str(&report("Mara", "report-1")).unwrap();
+    assert_eq!(index["person"]["email"], "mara@example.org");
+    let id = index["person"]["id"].to_string();
+    t.ok(&["person", "erase", "Mara", "--yes"]);
+    assert!(
+        !report(&id, "report-2").contains("mara@example.org"),
+        "the address outlived the erasure"
+    );
 }

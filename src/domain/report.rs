@@ -91,6 +91,8 @@ pub(super) struct PersonOut {
     pub(super) name: Option<String>,
     pub(super) born: Option<String>,
     pub(super) reference: Option<String>,
+    /// Where their consent-page links and receipts are mailed.
+    pub(super) email: Option<String>,
     pub(super) erased: bool,
 }
 
@@ -390,6 +392,7 @@ fn write_report(s: &Session, p: &persons::PersonRow, dir: &cap_std::fs::Dir) -> 
             name: p.name.clone(),
             born: p.born.map(|b| b.to_string()),
             reference: p.ext_ref.clone(),
+            email: crate::catalog::persons::email_of(conn, p.id)?,
             erased,
         },
         guardians,

@@ -30,6 +30,7 @@ struct Person<'a> {
     name: &'a str,
     born: &'a str,
     reference: &'a str,
+    email: &'a str,
     pseudonym: &'a str,
     erased: &'static str,
 }
@@ -149,6 +150,7 @@ fn page(r: &Report) -> Page<'_> {
             name: p.name.as_deref().unwrap_or(""),
             born: p.born.as_deref().unwrap_or(""),
             reference: p.reference.as_deref().unwrap_or(""),
+            email: p.email.as_deref().unwrap_or(""),
             pseudonym: &p.pseudonym,
             erased: yes_no(p.erased),
         },
@@ -230,6 +232,7 @@ mod tests {
                 name: Some(EVIL.into()),
                 born: Some("2001-02-03".into()),
                 reference: None,
+                email: Some("anna@example.org".into()),
                 erased: false,
             },
             guardians: vec![Related {

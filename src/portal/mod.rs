@@ -62,7 +62,28 @@ struct App {
     limiter: Mutex<Limiter>,
     secure: bool,
     base_url: String,
+    /// Receipts to mail, worked off by one thread (see [`mailer`]).
+    mail: std::sync::mpsc::SyncSender<domain::mail::Outgoing>,
     env: minijinja::Environment<'static>,
+}
+
+/// Receipts waiting to be mailed, at most; past that a receipt is not mailed (it is on the
+/// page, and the log says so): a slow or dead mail server never piles up threads or memory.
+const MAIL_QUEUE: usize = 64;
+
+/// The thread that mails receipts, one after another (each exchange bounded by the mail
+/// module's timeout).
+fn mailer() -> Result<std::sync::mpsc::SyncSender<domain::mail::Outgoing>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<domain::mail::Outgoing>(MAIL_QUEUE);
+    std::thread::Builder::new()
+        .name("mail".into())
+        .spawn(move || {
+            for mail in rx {
+                mail.send_logged();
+            }
+        })
+        .map_err(|e| Error::io("cannot start the mail thread", e))?;
+    Ok(tx)
 }
 
 #[derive(Clone, Copy)]
@@ -87,6 +108,7 @@ pub fn serve(
         limiter: Mutex::new(Limiter::default()),
         secure: opts.secure_cookies,
         base_url: opts.base_url,
+        mail: mailer()?,
         env: templates()?,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -532,6 +554,7 @@ async fn record(
     ua: String,
 ) -> Result<i64> {
     let base = app.base_url.clone();
+    let outbox = app.mail.clone();
     with_catalog(app, move |s| {
         let ip = peer.ip().to_string();
         let event = consent_page::decide(
@@ -565,11 +588,10 @@ async fn record(
             );
             match domain::mail::receipt_mail(s.catalog.conn(), inv.decider, event, &what, &base) {
                 Ok(Some(mail)) => {
-                    let spawned = std::thread::Builder::new()
-                        .name("mail".into())
-                        .spawn(move || mail.send_logged());
-                    if let Err(e) = spawned {
-                        log::warn!("receipt #{event} not mailed: cannot start a thread: {e}");
+                    if outbox.try_send(mail).is_err() {
+                        log::warn!(
+                            "receipt #{event} not mailed: {MAIL_QUEUE} receipts are waiting for the mail server"
+                        );
                     }
                 }
                 Ok(None) => {}
