@@ -690,6 +690,33 @@ fn a_guardian_withdraws_and_gives_again_in_a_real_browser() {
                 c.set_window_size(1280, 1100).await.unwrap();
             }
         };
+        // axe-core's WCAG 2 A and AA rules on the page shown now: no violation
+        let axe_source = axe_js();
+        let accessible = |name: &'static str| {
+            let c = c.clone();
+            let source = axe_source.clone();
+            async move {
+                // run as the test's own script (WebDriver's, not the page's: its CSP allows none)
+                c.execute(&format!("{source}\nreturn true;"), vec![])
+                    .await
+                    .unwrap();
+                let found = c
+                    .execute_async(
+                        "const done = arguments[arguments.length - 1];
+                         axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                            .then(r => done(r.violations.map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+                            .catch(e => done(['axe failed: ' + e]));",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                let found: Vec<String> = serde_json::from_value(found).unwrap();
+                assert!(
+                    found.is_empty(),
+                    "the {name} page fails accessibility checks: {found:#?}"
+                );
+            }
+        };
         // after a click that submits a form: the next page is there
         let arrive = |prefix: &'static str| {
             let c = c.clone();
@@ -730,6 +757,7 @@ fn a_guardian_withdraws_and_gives_again_in_a_real_browser() {
             "the preview did not load: {loaded}"
         );
         shot("page").await;
+        accessible("main").await;
         // withdraw: one click, then the confirmation
         let withdraw = c
             .find(Locator::XPath(
@@ -740,6 +768,7 @@ fn a_guardian_withdraws_and_gives_again_in_a_real_browser() {
         withdraw.click().await.unwrap();
         arrive("/confirm").await;
         shot("confirm").await;
+        accessible("confirmation").await;
         c.find(Locator::XPath("//button[contains(., 'Yes, withdraw')]"))
             .await
             .unwrap()
@@ -756,6 +785,7 @@ fn a_guardian_withdraws_and_gives_again_in_a_real_browser() {
             .unwrap();
         assert!(receipt.contains("Consent withdrawn"), "{receipt}");
         shot("receipt").await;
+        accessible("receipt").await;
         let (gone, _) = wait_for(Duration::from_secs(5), || !photo.exists());
         assert!(
             gone,
@@ -1009,4 +1039,17 @@ fn links_and_receipts_are_mailed_where_mail_is_configured() {
         !report(&id, "report-2").contains("mara@example.org"),
         "the address outlived the erasure"
     );
+}
+
+/// axe-core's script (`contrib/fetch-axe.sh` puts it where this looks).
+fn axe_js() -> String {
+    let path = std::env::var_os("CONSENTFS_AXE_JS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/local/share/consentfs/axe.min.js".into());
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is needed for the accessibility check: run contrib/fetch-axe.sh ({}: {e})",
+            path.display()
+        )
+    })
 }
