@@ -52,9 +52,15 @@ impl Answer {
 
 impl Portal {
     fn start(t: &TestStore) -> Portal {
+        Portal::start_with(t, &[])
+    }
+
+    /// [`Portal::start`] with more options for `portal serve`.
+    fn start_with(t: &TestStore, extra: &[&str]) -> Portal {
         let mut child = t
             .cmd()
             .args(["portal", "serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -115,6 +121,15 @@ impl Portal {
         }
         if let Some(l) = lang {
             r = r.header("Accept-Language", l);
+        }
+        Self::answer(r.call().unwrap())
+    }
+
+    /// GET with these request headers.
+    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut r = self.agent.get(format!("{}{path}", self.base));
+        for (n, v) in headers {
+            r = r.header(*n, *v);
         }
         Self::answer(r.call().unwrap())
     }
@@ -1052,4 +1067,47 @@ fn axe_js() -> String {
             path.display()
         )
     })
+}
+
+/// Behind a reverse proxy the limit on failed links counts each client, by the address the
+/// proxy forwards (the nearest one: what a client writes further left proves nothing), not
+/// the proxy's own; without `--trusted-proxy` the header is nobody's word.
+#[test]
+fn behind_a_trusted_proxy_failed_links_are_counted_per_client() {
+    let t = school();
+    let guess = |p: &Portal, i: usize, from: &str| {
+        p.get_with(
+            &format!("/i/guess{i}AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            &[("X-Forwarded-For", from)],
+        )
+        .status
+    };
+    let p = Portal::start_with(&t, &["--trusted-proxy", "127.0.0.1"]);
+    for i in 0..10 {
+        assert_eq!(guess(&p, i, "203.0.113.5"), 404);
+    }
+    assert_eq!(
+        guess(&p, 10, "203.0.113.5"),
+        429,
+        "the client was not limited"
+    );
+    // the same client writing another address in front of its own
+    assert_eq!(guess(&p, 11, "198.51.100.7, 203.0.113.5"), 429);
+    // another client behind the same proxy is not held up by the first
+    assert_eq!(
+        guess(&p, 12, "203.0.113.6"),
+        404,
+        "one client's failures block another"
+    );
+    drop(p);
+    // not a trusted proxy: every request is the connection's, whatever the header says
+    let p = Portal::start(&t);
+    for i in 0..10 {
+        assert_eq!(guess(&p, i, &format!("203.0.113.{i}")), 404);
+    }
+    assert_eq!(
+        guess(&p, 10, "203.0.113.99"),
+        429,
+        "a forged header escaped the limit"
+    );
 }

@@ -501,6 +501,10 @@ pub enum PortalCmd {
             default_value = "http://127.0.0.1:8080"
         )]
         base_url: String,
+        /// A reverse proxy in front of the page (repeatable): requests from it are from the
+        /// address it puts in X-Forwarded-For.
+        #[arg(long = "trusted-proxy", value_name = "IP")]
+        trusted_proxies: Vec<std::net::IpAddr>,
     },
     /// Make a consent-page link for each person entitled to decide for PERSON: the person from
     /// 16 on, each registered guardian below 16. Prints the links once (only their hashes are
@@ -1314,7 +1318,11 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
         Command::Init { .. } | Command::CipherSpeed { .. } | Command::Demo { .. } => Err(
             Error::invalid("this command does not run on an opened store"),
         ),
-        Command::Portal(PortalCmd::Serve { listen, base_url }) => {
+        Command::Portal(PortalCmd::Serve {
+            listen,
+            base_url,
+            trusted_proxies,
+        }) => {
             let base = crate::domain::portal::check_base_url(&base_url)?;
             crate::portal::serve(
                 ctx.store,
@@ -1323,6 +1331,7 @@ pub(crate) fn dispatch(cli: Cli, mut ctx: Ctx) -> Result<i32> {
                     listen,
                     secure_cookies: base.starts_with("https://"),
                     base_url: base.clone(),
+                    trusted_proxies,
                 },
                 |addr| {
                     use std::io::Write;

@@ -53,6 +53,9 @@ pub struct Options {
     pub secure_cookies: bool,
     /// The page's address as people reach it (in the receipts mailed).
     pub base_url: String,
+    /// Reverse proxies in front of the page: a request from one of these is from the address
+    /// its `X-Forwarded-For` names (for the limit on failed links and the evidence).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 struct App {
@@ -62,6 +65,7 @@ struct App {
     limiter: Mutex<Limiter>,
     secure: bool,
     base_url: String,
+    trusted_proxies: Vec<IpAddr>,
     /// Receipts to mail, worked off by one thread (see [`mailer`]).
     mail: std::sync::mpsc::SyncSender<domain::mail::Outgoing>,
     env: minijinja::Environment<'static>,
@@ -89,6 +93,38 @@ fn mailer() -> Result<std::sync::mpsc::SyncSender<domain::mail::Outgoing>> {
 #[derive(Clone, Copy)]
 struct Peer(SocketAddr);
 
+/// The longest `X-Forwarded-For` looked at (a proxy adds one address per hop).
+const MAX_FORWARDED: usize = 1024;
+
+impl App {
+    /// The address a request comes from: the connection's, or behind a trusted proxy the
+    /// nearest address in `X-Forwarded-For` that is not one of the trusted proxies (those
+    /// further left were written by the client and prove nothing).
+    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        let ip = peer.ip();
+        if !self.trusted_proxies.contains(&ip) {
+            return ip;
+        }
+        let forwarded: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| v.len() <= MAX_FORWARDED)
+            .collect();
+        forwarded
+            .iter()
+            .flat_map(|v| v.split(','))
+            .rev()
+            .map(|a| a.trim().parse::<IpAddr>())
+            .find(|a| {
+                a.as_ref()
+                    .map_or(true, |a| !self.trusted_proxies.contains(a))
+            })
+            .and_then(|a| a.ok())
+            .unwrap_or(ip)
+    }
+}
+
 fn templates() -> Result<minijinja::Environment<'static>> {
     crate::pages::environment()
 }
@@ -108,6 +144,7 @@ pub fn serve(
         limiter: Mutex::new(Limiter::default()),
         secure: opts.secure_cookies,
         base_url: opts.base_url,
+        trusted_proxies: opts.trusted_proxies,
         mail: mailer()?,
         env: templates()?,
     });
@@ -352,7 +389,7 @@ async fn open_link(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let ip: IpAddr = peer.ip();
+    let ip: IpAddr = app.client(peer, &headers);
     let allowed = app
         .limiter
         .lock()
@@ -550,13 +587,13 @@ async fn record(
     app: &Arc<App>,
     open: Vec<crate::catalog::invitations::Invitation>,
     d: Decision,
-    peer: SocketAddr,
+    client: IpAddr,
     ua: String,
 ) -> Result<i64> {
     let base = app.base_url.clone();
     let outbox = app.mail.clone();
     with_catalog(app, move |s| {
-        let ip = peer.ip().to_string();
+        let ip = client.to_string();
         let event = consent_page::decide(
             s,
             &open,
@@ -624,7 +661,8 @@ async fn api_consent(
         Err(e) => return api_error(e.status(), &e.body_text()),
     };
     let ua = user_agent(&headers);
-    match record(&app, open, d, peer, ua).await {
+    let client = app.client(peer, &headers);
+    match record(&app, open, d, client, ua).await {
         Ok(event) => {
             Json(serde_json::json!({ "event": event, "receipt": format!("/receipt/{event}") }))
                 .into_response()
@@ -655,7 +693,8 @@ async fn form_consent(
         return message(&app, &headers, StatusCode::BAD_REQUEST, "failed", "");
     }
     let ua = user_agent(&headers);
-    match record(&app, open, d, peer, ua).await {
+    let client = app.client(peer, &headers);
+    match record(&app, open, d, client, ua).await {
         Ok(event) => (
             StatusCode::SEE_OTHER,
             [(header::LOCATION, format!("/receipt/{event}"))],
