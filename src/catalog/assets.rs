@@ -907,7 +907,7 @@ pub fn shred_object(tx: &Tx, object: &str) -> Result<bool> {
 }
 
 /// How long an object superseded by a later save of the same file (a version replaced in
-/// place, an empty placeholder filled) stays readable where objects are shared (a bucket, a
+/// place) stays readable where objects are shared (a bucket, a
 /// team's folder). Nothing personal is at stake (the same file holds newer content), but
 /// others may still read it: the mounts of other machines whose copy or view has not caught
 /// up yet (a lease lasts at most 300 s), and handles opened before, which on a local
@@ -996,8 +996,7 @@ pub enum Filled {
     /// Not a fresh draft: nothing changed, record a new version instead.
     No,
     /// Version 1 now holds the content; `freed` is the empty object no version refers to any
-    /// more (its file can be removed after the commit where objects are not shared; it is
-    /// queued for removal after [`SUPERSEDED_GRACE`] in any case).
+    /// more (its file can be removed after the commit).
     Yes { freed: Option<ObjectId> },
 }
 
@@ -1050,12 +1049,6 @@ pub fn fill_placeholder(
     let freed = if shared == 1 {
         tx.prepare_cached("DELETE FROM objects WHERE id = ?1")?
             .execute([&empty])?;
-        // where objects are shared, another machine may be reading the empty file still
-        queue_removal(
-            tx,
-            &empty,
-            tx.now() + chrono::Duration::seconds(SUPERSEDED_GRACE),
-        )?;
         ObjectId::parse(&empty)
     } else {
         None

@@ -136,6 +136,12 @@ pub fn mail(ctx: &mut Ctx, cmd: MailCmd) -> Result<i32> {
     match cmd {
         MailCmd::Set { smtp, from } => {
             mail::configure(&mut ctx.session(), &smtp, &from)?;
+            if mail::unencrypted_elsewhere(&smtp) {
+                output::err_line(format!(
+                    "warning: {} is not encrypted and not on this machine: links and receipts cross the network readable; use smtps:// or ?tls=required",
+                    mail::shown_url(&smtp)
+                ));
+            }
             output::line(format!(
                 "mail goes through {} from {}",
                 mail::shown_url(&smtp),

@@ -5,9 +5,11 @@
 //! decider (`consentfs person email`); where either is missing, nothing is mailed and the
 //! links are handed over another way (`--csv`, the printed list).
 //!
-//! The server's URL is lettre's: `smtp://host:25` (STARTTLS when offered), `smtp://host:587?tls=required`,
-//! `smtps://user:password@host:465`. Its password is never printed or logged ([`shown_url`]);
-//! addresses are not logged at info level (they are personal data).
+//! The server's URL is lettre's: `smtps://user:password@host:465` (TLS),
+//! `smtp://user:password@host:587?tls=required` (STARTTLS required), `smtp://host:25` (not
+//! encrypted: for a relay on this machine; [`unencrypted_elsewhere`] says when it is not). Its
+//! password is never printed or logged ([`shown_url`]); addresses are not logged at info level
+//! (they are personal data).
 
 use super::Session;
 use crate::catalog::{mail as settings, persons};
@@ -47,6 +49,27 @@ pub fn shown_url(url: &str) -> String {
         }
         Err(_) => "(not a URL)".into(),
     }
+}
+
+/// Whether `smtp` sends unencrypted (an `smtp://` URL without `tls=required` or
+/// `tls=opportunistic`) to a host that is not this machine: links and receipts would cross the
+/// network readable.
+pub fn unencrypted_elsewhere(smtp: &str) -> bool {
+    let Ok(u) = url::Url::parse(smtp) else {
+        return false;
+    };
+    let tls = u.query_pairs().any(|(k, _)| k == "tls");
+    let local = match u.host() {
+        // (an `smtp:` URL's host is opaque to the url crate: an address comes as a name)
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+        }
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => true,
+    };
+    u.scheme() == "smtp" && !tls && !local
 }
 
 /// A connection to the configured mail server, with the sender.
@@ -276,5 +299,48 @@ impl Outgoing {
             Ok(()) => log::info!("a receipt was mailed ({})", self.subject),
             Err(e) => log::warn!("a receipt could not be mailed ({}): {e}", self.subject),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_is_never_shown() {
+        let shown = shown_url("smtps://po:s3cret@mail.example.org:465");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("mail.example.org"), "{shown}");
+        assert_eq!(shown_url("smtp://relay:25"), "smtp://relay:25");
+        assert_eq!(shown_url("not a url"), "(not a URL)");
+    }
+
+    #[test]
+    fn plain_smtp_to_another_host_is_flagged() {
+        for (url, flagged) in [
+            ("smtp://mail.example.org:25", true),
+            ("smtp://po:pw@10.0.0.5:587", true),
+            ("smtp://localhost:25", false),
+            ("smtp://127.0.0.1:25", false),
+            ("smtp://[::1]:25", false),
+            ("smtp://mail.example.org:587?tls=required", false),
+            ("smtps://mail.example.org", false),
+        ] {
+            assert_eq!(unencrypted_elsewhere(url), flagged, "{url}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_checked_and_bounded() {
+        assert!(check_address("mara@example.org").is_ok());
+        assert!(check_address("  mara@example.org ").is_ok());
+        for bad in ["", "mara", "mara@@example", "a b@example.org"] {
+            assert!(check_address(bad).is_err(), "{bad:?} was taken");
+        }
+        let long = format!("{}@example.org", "a".repeat(250));
+        assert!(
+            check_address(&long).is_err(),
+            "a 262-character address was taken"
+        );
     }
 }

@@ -1226,16 +1226,14 @@ impl Vfs {
     }
 
     /// After a save was recorded: remove the object it superseded (an empty placeholder, the
-    /// content of a version it replaced) when nobody else can be reading that file by name,
-    /// say so. Shared objects are left to the removal queue (see
-    /// [`assets::SUPERSEDED_GRACE`]).
+    /// content of a version it replaced in a store's own objects folder), say so.
     fn saved(
         &self,
         save: &QueuedSave,
         version: i64,
         freed: Option<crate::crypto::object::ObjectId>,
     ) {
-        if let Some(empty) = freed.filter(|_| !self.store.objects_shared()) {
+        if let Some(empty) = freed {
             if let Err(e) = self.store.remove_object(&empty) {
                 log::warn!("cannot remove an empty object no version uses: {e}");
             }
@@ -1316,18 +1314,14 @@ impl Vfs {
             }
         }
         assets::add_object(tx, obj)?;
+        let shared = self.store.objects_shared();
         if let Some(v) = save.replace {
-            if let Some(freed) = assets::replace_version(
-                tx,
-                target,
-                v,
-                login,
-                &obj.id,
-                obj.size,
-                mtime,
-                self.store.objects_shared(),
-            )? {
-                return Ok((v, freed));
+            if let Some(freed) =
+                assets::replace_version(tx, target, v, login, &obj.id, obj.size, mtime, shared)?
+            {
+                // shared objects: the replaced one waits for its grace in the removal queue
+                // (see `assets::SUPERSEDED_GRACE`), others may still be reading it by name
+                return Ok((v, freed.filter(|_| !shared)));
             }
         }
         let version = assets::add_version_of_object(tx, target, &obj.id, obj.size, mtime)?;
