@@ -11,11 +11,16 @@
 #
 # Run as root (mounts, drop_caches). Needs gocryptfs securefs imagemagick libimage-exiftool-perl bc.
 # Usage: contrib/bench/write.sh [MiB]   (default 1024)
+#   CONSENTFS_BIN=/path/to/consentfs   measures that binary instead of building this tree
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 mib=${1:-1024}
-(cd "$here" && cargo build --release -q) || echo "cargo build failed; using the existing binary" >&2
-bin=$here/target/release/consentfs
+if [ -n "${CONSENTFS_BIN:-}" ]; then
+  bin=$CONSENTFS_BIN   # another build, e.g. the previous release, for a before/after
+else
+  (cd "$here" && cargo build --release -q) || echo "cargo build failed; using the existing binary" >&2
+  bin=${CARGO_TARGET_DIR:-$here/target}/release/consentfs
+fi
 for t in gocryptfs securefs convert exiftool bc python3; do command -v $t >/dev/null \
   || { echo "missing $t: apt-get install gocryptfs securefs imagemagick libimage-exiftool-perl bc" >&2; exit 2; }; done
 work=$(mktemp -d /dev/shm/consentfs-writebench.XXXXXX)
@@ -126,7 +131,10 @@ for mode in overwrite_original overwrite_original_in_place; do
   for t in "${tools[@]}"; do
     for i in 1 2; do
       # a new value each time: a save that changes nothing is no new version
-      drop; e=$(secs exiftool -$mode -Artist=$tag$i "${P[$t]}")
+      # in a process group of its own, as a shell with job control runs it: consentfs takes
+      # what one process group read as the sources of what it writes, and this script's own
+      # group read the 5,000 unlinked drafts above (diff -r), which no photo may be made from
+      drop; e=$(secs setsid -w exiftool -$mode -Artist=$tag$i "${P[$t]}")
       [ -z "${E[$t]:-}" ] || lt "$e" "${E[$t]}" && E[$t]=$e
     done
   done
@@ -142,7 +150,9 @@ done
 nv=$("$bin" versions bench/photo.jpg 2>&1 | tail -n +2 | grep -c . || true)
 nt=$("$bin" trash list 2>&1 | tail -n +2 | grep -c . || true)
 echo "   consentfs: bench/photo.jpg has $nv versions (1 import + 4 saves expected); $nt assets in the trash"
-[ "$nv" = 5 ] || problem "consentfs: bench/photo.jpg has $nv versions, expected 5"
+[ "$nv" = 5 ] || { problem "consentfs: bench/photo.jpg has $nv versions, expected 5"
+  "$bin" versions bench/photo.jpg 2>&1 | sed 's/^/      /'
+  grep -E "asset 1[: ]" "$c/log" | tail -20 | sed 's/^/      /'; }
 
 # ---- problems -----------------------------------------------------------------------------
 if [ -s "$fails" ]; then

@@ -8,6 +8,7 @@
 pub mod aead;
 pub mod keyring;
 pub mod object;
+pub mod sha;
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -68,6 +69,12 @@ impl Key {
 
     pub fn mac_state(&self) -> Hmac<Sha256> {
         <Hmac<Sha256> as Mac>::new_from_slice(self.bytes()).expect("HMAC takes any key length")
+    }
+
+    /// The same HMAC-SHA256 as [`Key::mac_state`], computed with OpenSSL's SHA-256: for the
+    /// content hash, which runs over every byte written (see [`sha`]).
+    pub fn fast_mac_state(&self) -> sha::HmacSha256 {
+        <sha::HmacSha256 as Mac>::new_from_slice(self.bytes()).expect("HMAC takes any key length")
     }
 }
 

@@ -10,9 +10,10 @@
 //! HMAC over the plaintext that earlier versions recorded.
 
 use crate::crypto::object::{is_zero, CHUNK_PLAIN};
+use crate::crypto::sha::{HmacSha256, Sha256};
 use crate::crypto::Key;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use hmac::digest::Digest;
+use hmac::Mac;
 
 /// How many zero chunks are hashed as they are (64 MiB of zeros) before the compact encoding.
 pub const LITERAL_ZERO_CHUNKS: u64 = 1024;
@@ -20,7 +21,7 @@ pub const LITERAL_ZERO_CHUNKS: u64 = 1024;
 static ZEROS: [u8; CHUNK_PLAIN as usize] = [0u8; CHUNK_PLAIN as usize];
 
 pub struct ContentHasher {
-    mac: Hmac<Sha256>,
+    mac: HmacSha256,
     /// Bytes hashed so far.
     pos: u64,
     /// The chunk being hashed is all zeros so far.
@@ -38,7 +39,7 @@ pub struct ContentHasher {
 impl ContentHasher {
     pub fn new(key: &Key) -> ContentHasher {
         ContentHasher {
-            mac: key.mac_state(),
+            mac: key.fast_mac_state(),
             pos: 0,
             zero_so_far: true,
             zero_chunks: 0,
