@@ -421,6 +421,13 @@ fn writes_and_deletes_need_their_grants() {
         0o600,
         "chmod changed the mode"
     );
+    // no file ever gets a set-user-id or set-group-id bit, before or after a write (the
+    // mount tells the kernel it handles their removal on writes, so the kernel no longer
+    // strips them itself)
+    sh(&root_dir, "chmod 6755 a.jpg && chmod u+s,g+s a.jpg");
+    assert_eq!(mode(&root_dir.join("a.jpg")), 0o600, "chmod u+s kept a bit");
+    sh(&root_dir, "printf more >> a.jpg && chmod 4700 a.jpg");
+    assert_eq!(mode(&root_dir.join("a.jpg")), 0o600, "a bit after a write");
     let err = std::os::unix::fs::chown(root_dir.join("a.jpg"), Some(wu), None).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPERM));
 }
