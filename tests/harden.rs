@@ -488,7 +488,12 @@ fn a_save_that_hits_a_full_disk_never_becomes_a_version() {
     ]);
     let m = Mount::start(&t);
     let a = m.path("root/website/a.jpg");
-    for attempt in 0..2 {
+    // writes of 128 KiB, and of 1 MiB, which are sealed after their answer (their error is a
+    // later write's, or the fsync's)
+    for (attempt, piece) in [128 << 10, 128 << 10, 1 << 20, 1 << 20]
+        .into_iter()
+        .enumerate()
+    {
         // fill most of the disk, write until the disk is full, then free the space again
         // before the close: the close must not commit what the failed writes left
         let filler = disk.0.join("filler");
@@ -501,7 +506,7 @@ fn a_save_that_hits_a_full_disk_never_becomes_a_version() {
             .unwrap();
         let mut failed = false;
         for _ in 0..64 {
-            if f.write_all(&[b'x'; 128 * 1024]).is_err() {
+            if f.write_all(&vec![b'x'; piece]).is_err() {
                 failed = true;
                 break;
             }

@@ -93,12 +93,39 @@ impl ChunkSet {
     }
 }
 
-pub struct ObjectWriter {
-    id: ObjectId,
+/// What sealing a chunk needs, shared with the thread that seals a large write after its
+/// request was answered (see [`ObjectWriter::seal_later`]).
+struct Sealer {
     key: Key,
     header: [u8; HEADER_LEN as usize],
     file: File,
     tmp: PathBuf,
+}
+
+/// A large sequential write being sealed on a thread of its own: the request that brought it
+/// is answered at once, so the kernel copies in the next megabyte while this one is sealed.
+/// Everything else the writer does waits for it first ([`ObjectWriter::settle`]), and its
+/// error, if any, is the next call's (a later write, the fsync, the close), as a local
+/// filesystem reports a failed writeback.
+struct Inflight {
+    job: std::thread::JoinHandle<Sealed>,
+    /// Bytes it will store (for [`ObjectWriter::allocated_bytes`]).
+    bytes: u64,
+}
+
+/// What a sealing thread hands back.
+struct Sealed {
+    stored: Result<Vec<u64>>,
+    hash: Option<ContentHasher>,
+    /// The copy of the request it sealed, wiped: reused for the next one.
+    buf: Zeroizing<Vec<u8>>,
+}
+
+pub struct ObjectWriter {
+    id: ObjectId,
+    s: std::sync::Arc<Sealer>,
+    inflight: Option<Inflight>,
+    spare: Option<Zeroizing<Vec<u8>>>,
     /// Plaintext size.
     size: u64,
     /// Chunks before the tail: each is sealed on disk or a hole (zeros).
@@ -154,10 +181,14 @@ impl ObjectWriter {
             let hash_key = store.content_key();
             Ok(ObjectWriter {
                 id,
-                key: Key::random(),
-                header,
-                file,
-                tmp,
+                s: std::sync::Arc::new(Sealer {
+                    key: Key::random(),
+                    header,
+                    file,
+                    tmp,
+                }),
+                inflight: None,
+                spare: None,
                 size: 0,
                 sealed: 0,
                 stored: ChunkSet::default(),
@@ -182,17 +213,100 @@ impl ObjectWriter {
     /// memory. Holes count nothing, so a per-user bound on pending bytes can use this rather
     /// than [`ObjectWriter::len`].
     pub fn allocated_bytes(&self) -> u64 {
-        self.stored.len * CHUNK_CIPHER + self.tail.len() as u64
+        self.stored.len * CHUNK_CIPHER
+            + self.tail.len() as u64
+            + self.inflight.as_ref().map_or(0, |i| i.bytes)
     }
 
     fn io(&self, e: std::io::Error) -> Error {
-        Error::io_path("write object", &self.tmp, e)
+        self.s.io(e)
+    }
+
+    /// Whether the large write handed to a sealing thread is done (not yet taken).
+    #[cfg(test)]
+    fn sealed_in_background(&self) -> bool {
+        self.inflight.as_ref().is_none_or(|i| i.job.is_finished())
+    }
+
+    /// Whether a large write is still being sealed (see [`ObjectWriter::settle`]).
+    pub fn busy(&self) -> bool {
+        self.inflight.is_some()
+    }
+
+    /// Wait for the large write being sealed, if any, and take its result: every call that
+    /// looks at what is on disk, or at the content hash, comes after this. After a failure
+    /// (disk full) the writer is broken, as after a failed write.
+    pub fn settle(&mut self) -> Result<()> {
+        let r = self.settle_unguarded();
+        self.guard(r)
+    }
+
+    fn settle_unguarded(&mut self) -> Result<()> {
+        let Some(inflight) = self.inflight.take() else {
+            return Ok(());
+        };
+        let done = inflight
+            .job
+            .join()
+            .map_err(|_| Error::invalid("the sealing thread failed"))?;
+        self.hash = done.hash;
+        self.spare = Some(done.buf);
+        for index in done.stored? {
+            self.stored.insert(index);
+        }
+        Ok(())
+    }
+
+    /// Seal the whole chunks `first..` in `data[..sealed]` on a thread of its own, feeding all
+    /// of `data` (the whole request) to the content hash, and return at once; see
+    /// [`Inflight`]. If no thread can be started, seal them here (the hash is then taken at
+    /// commit).
+    fn seal_later(&mut self, first: u64, data: &[u8], sealed: usize) -> Result<()> {
+        self.settle_unguarded()?;
+        let mut buf = self.spare.take().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        let s = self.s.clone();
+        let mut hash = self.hash.take();
+        let job = std::thread::Builder::new()
+            .name("sealer".into())
+            .spawn(move || {
+                let stored = seal_parallel(&s, first, &buf[..sealed], &buf, hash.as_mut());
+                zeroize::Zeroize::zeroize(&mut *buf);
+                Sealed { stored, hash, buf }
+            });
+        match job {
+            Ok(job) => {
+                self.inflight = Some(Inflight {
+                    job,
+                    bytes: (sealed as u64 / CHUNK_PLAIN) * CHUNK_CIPHER,
+                });
+            }
+            Err(e) => {
+                log::warn!("cannot start a sealing thread ({e}); sealing in the request");
+                for index in seal_parallel(&self.s, first, &data[..sealed], &[], None)? {
+                    self.stored.insert(index);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Encrypt one chunk of plaintext and write it in its place; returns whether it is stored.
     /// A chunk of zeros is not stored: its slot is left a hole (punched if it held an earlier
     /// seal, `was_stored`). The plaintext is copied once, into the buffer that becomes the
     /// ciphertext.
+    fn seal_at(&self, index: u64, plain: &[u8], last: bool, was_stored: bool) -> Result<bool> {
+        self.s.seal_at(index, plain, last, was_stored)
+    }
+}
+
+impl Sealer {
+    fn io(&self, e: std::io::Error) -> Error {
+        Error::io_path("write object", &self.tmp, e)
+    }
+
+    /// See [`ObjectWriter::seal_at`].
     fn seal_at(&self, index: u64, plain: &[u8], last: bool, was_stored: bool) -> Result<bool> {
         let at = HEADER_LEN + index * CHUNK_CIPHER;
         if is_zero(plain) {
@@ -244,56 +358,6 @@ impl ObjectWriter {
             .map_err(|e| self.io(e))
     }
 
-    fn mark(&mut self, index: u64, stored: bool) {
-        if stored {
-            self.stored.insert(index);
-        } else {
-            self.stored.remove(index);
-        }
-    }
-
-    /// Seal whole chunks `first..` from `data` (a multiple of the chunk size) on two threads,
-    /// the helper also feeding the content hash: a 1 MiB write from the kernel is 16 chunks,
-    /// and with one thread the cipher, the hash and the copy into the page cache run one after
-    /// the other on one core while the other idles. The chunks must be new (past `sealed`).
-    fn seal_many(&mut self, first: u64, data: &[u8]) -> Result<()> {
-        let n = data.len() / CHUNK_PLAIN as usize;
-        let mut hash = self.hash.take();
-        // the helper's share: hashing 1 MiB takes about as long as sealing and writing 10 of
-        // its 16 chunks, so beside the hash it seals 3 (measured: 3 to 5 of 16 alike, 7 of 16
-        // slower); without the hash, half
-        let share = if hash.is_some() { n * 3 / 16 } else { n / 2 };
-        let split = share * CHUNK_PLAIN as usize;
-        let this = &*self;
-        let result = std::thread::scope(|s| {
-            let helper = s.spawn(|| -> Result<Vec<u64>> {
-                if let Some(h) = hash.as_mut() {
-                    h.update(data);
-                }
-                this.seal_range(first, &data[..split])
-            });
-            let mine = this.seal_range(
-                first + (split / CHUNK_PLAIN as usize) as u64,
-                &data[split..],
-            );
-            let theirs = helper
-                .join()
-                .unwrap_or_else(|_| Err(Error::invalid("the sealing thread failed")));
-            match (mine, theirs) {
-                (Ok(mut a), Ok(b)) => {
-                    a.extend(b);
-                    Ok(a)
-                }
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            }
-        });
-        self.hash = hash;
-        for index in result? {
-            self.stored.insert(index);
-        }
-        Ok(())
-    }
-
     /// Seal new chunks; returns the indices stored (not holes).
     fn seal_range(&self, first: u64, data: &[u8]) -> Result<Vec<u64>> {
         let mut stored = Vec::new();
@@ -305,6 +369,16 @@ impl ObjectWriter {
         }
         Ok(stored)
     }
+}
+
+impl ObjectWriter {
+    fn mark(&mut self, index: u64, stored: bool) {
+        if stored {
+            self.stored.insert(index);
+        } else {
+            self.stored.remove(index);
+        }
+    }
 
     /// The plaintext of chunk `index` before the tail (zeros for a hole).
     fn open_sealed(&self, index: u64) -> Result<Zeroizing<Vec<u8>>> {
@@ -315,7 +389,7 @@ impl ObjectWriter {
         let mut tag = [0u8; TAG_LEN];
         let mut plain = Zeroizing::new(vec![0u8; CHUNK_PLAIN as usize]);
         ReadAt::read_chunk_at(
-            &self.file,
+            &self.s.file,
             &mut nonce,
             &mut plain,
             &mut tag,
@@ -323,9 +397,9 @@ impl ObjectWriter {
         )
         .map_err(|e| self.io(e))?;
         open_in_place(
-            &self.key,
+            &self.s.key,
             &nonce,
-            &aad(&self.header, index, false),
+            &aad(&self.s.header, index, false),
             &mut plain,
             &tag,
         )
@@ -376,6 +450,7 @@ impl ObjectWriter {
     /// nothing.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_not_broken()?;
+        self.settle()?;
         check_size(offset.checked_add(data.len() as u64))?;
         let r = self.write_at_unguarded(offset, data);
         self.guard(r)
@@ -401,7 +476,7 @@ impl ObjectWriter {
             }
             if self.tail.is_empty() {
                 let whole = (data.len() - 1) / CHUNK_PLAIN as usize * CHUNK_PLAIN as usize;
-                self.seal_many(self.sealed, &data[..whole])?;
+                self.seal_later(self.sealed, data, whole)?;
                 self.sealed += (whole / CHUNK_PLAIN as usize) as u64;
                 pos += whole as u64;
                 self.size = pos;
@@ -469,6 +544,7 @@ impl ObjectWriter {
     /// Cut or extend (with a hole) to `new_size`. Past [`MAX_FILE_SIZE`]: EFBIG, no change.
     pub fn truncate(&mut self, new_size: u64) -> Result<()> {
         self.check_not_broken()?;
+        self.settle()?;
         check_size(Some(new_size))?;
         let r = self.truncate_unguarded(new_size);
         self.guard(r)
@@ -486,7 +562,8 @@ impl ObjectWriter {
             self.tail = plain;
             self.sealed = last;
             self.stored.cut(last);
-            self.file
+            self.s
+                .file
                 .set_len(HEADER_LEN + last * CHUNK_CIPHER)
                 .map_err(|e| self.io(e))?;
         } else {
@@ -500,6 +577,7 @@ impl ObjectWriter {
     /// chunks are copied, its holes stay holes. Call on a new, empty writer.
     pub fn load<R: ReadAt>(&mut self, src: &Decryptor<R>) -> Result<()> {
         self.check_not_broken()?;
+        self.settle()?;
         let r = (|| {
             // made only when there is a chunk to copy: a new file's writer loads nothing, and
             // zeroing 64 KiB twice per small file shows in `tar x`
@@ -521,7 +599,10 @@ impl ObjectWriter {
     }
 
     /// Read back what was written so far.
-    pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+    pub fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        // what is on disk after a failed write is not what was written
+        self.check_not_broken()?;
+        self.settle()?;
         let end = offset.saturating_add(len as u64).min(self.size);
         let mut out = Vec::new();
         let mut pos = offset;
@@ -547,19 +628,21 @@ impl ObjectWriter {
     /// here on.
     pub fn commit(mut self, store: &Store) -> Result<NewObject> {
         crate::caller::as_daemon(|| {
+            self.settle()?;
             self.check_not_broken()?;
             debug_assert_eq!(chunk_count(self.size), self.sealed + 1);
             let tail = std::mem::take(&mut self.tail);
             let stored = self.seal_at(self.sealed, &tail, true, false)?;
             self.mark(self.sealed, stored);
             let runs = self.stored.runs();
-            let map = seal_map(&self.id, &self.key, self.size, &runs)?;
+            let map = seal_map(&self.id, &self.s.key, self.size, &runs)?;
             let at = encrypted_len(self.size);
-            self.file.write_all_at(&map, at).map_err(|e| self.io(e))?;
-            self.file
+            self.s.file.write_all_at(&map, at).map_err(|e| self.io(e))?;
+            self.s
+                .file
                 .set_len(at + map.len() as u64)
                 .map_err(|e| self.io(e))?;
-            self.file.sync_all().map_err(|e| self.io(e))?;
+            self.s.file.sync_all().map_err(|e| self.io(e))?;
             let content_hash = match self.hash.take() {
                 Some(h) => h.finalize(),
                 None => {
@@ -582,11 +665,11 @@ impl ObjectWriter {
                 }
             };
             drop(tail);
-            store.publish(&self.id, &self.tmp, &self.file)?;
+            store.publish(&self.id, &self.s.tmp, &self.s.file)?;
             self.committed = true;
             Ok(NewObject {
                 id: self.id,
-                wrapped_key: wrap_key(&store.wrap, &self.id.0, &self.key)?,
+                wrapped_key: wrap_key(&store.wrap, &self.id.0, &self.s.key)?,
                 size: self.size,
                 content_hash,
             })
@@ -594,10 +677,55 @@ impl ObjectWriter {
     }
 }
 
+/// Seal whole chunks `first..` from `data` (a multiple of the chunk size) on two threads, this
+/// one also feeding `hashed` to the content hash: a 1 MiB write from the kernel is 16 chunks,
+/// and with one thread the cipher, the hash and the copy into the page cache run one after the
+/// other on one core while the other idles. The chunks must be new. Returns the indices stored
+/// (not holes). Without a second thread, everything is done on this one.
+fn seal_parallel(
+    s: &Sealer,
+    first: u64,
+    data: &[u8],
+    hashed: &[u8],
+    hash: Option<&mut ContentHasher>,
+) -> Result<Vec<u64>> {
+    let n = data.len() / CHUNK_PLAIN as usize;
+    // this thread's share: hashing 1 MiB takes about as long as sealing and writing 10 of its
+    // 16 chunks, so beside the hash it seals 3 (measured: 3 to 5 of 16 alike, 7 of 16 slower);
+    // without the hash, half
+    let mine = if hash.is_some() { n * 3 / 16 } else { n / 2 };
+    let theirs = n - mine;
+    let split = theirs * CHUNK_PLAIN as usize;
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("sealer".into())
+            .spawn_scoped(scope, || s.seal_range(first, &data[..split]));
+        if let Some(h) = hash {
+            h.update(hashed);
+        }
+        let Ok(helper) = helper else {
+            return s.seal_range(first, data);
+        };
+        let mine = s.seal_range(first + theirs as u64, &data[split..]);
+        let theirs = helper
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid("the sealing thread failed")));
+        match (mine, theirs) {
+            (Ok(mut a), Ok(b)) => {
+                a.extend(b);
+                Ok(a)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    })
+}
+
 impl Drop for ObjectWriter {
     fn drop(&mut self) {
+        // no sealing thread outlives its writer
+        let _ = self.settle_unguarded();
         if !self.committed {
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = std::fs::remove_file(&self.s.tmp);
         }
     }
 }
@@ -682,6 +810,141 @@ mod tests {
             obj.content_hash,
             s.content_hash_of(&mut model.as_slice()).unwrap()
         );
+    }
+
+    /// Large appends are sealed after their answer (on a thread of their own): one after the
+    /// other with nothing in between, then a patch inside a chunk still being sealed, a
+    /// truncate into one, a read; the object and its hash are those of the bytes.
+    #[test]
+    fn large_appends_sealed_after_their_answer_are_all_there_in_order() {
+        let (_d, s) = store();
+        let chunk = CHUNK_PLAIN as usize;
+        let bytes =
+            |n: usize, k: usize| -> Vec<u8> { (0..n).map(|i| (i * 13 + k) as u8).collect() };
+        for case in 0..4 {
+            let mut w = s.writer().unwrap();
+            let mut model = Vec::new();
+            for (k, n) in [1 << 20, (1 << 20) + 5, 5 * chunk, 300_000, 1 << 20]
+                .iter()
+                .enumerate()
+            {
+                let part = bytes(*n, k + case);
+                w.write_at(model.len() as u64, &part).unwrap();
+                model.extend_from_slice(&part);
+                assert_eq!(w.len(), model.len() as u64);
+            }
+            match case {
+                // a patch into the last large write's chunks, right after its answer
+                1 => {
+                    let at = model.len() - 500_000;
+                    w.write_at(at as u64, b"patched").unwrap();
+                    model[at..at + 7].copy_from_slice(b"patched");
+                }
+                // cut inside it
+                2 => {
+                    let to = model.len() - 700_001;
+                    w.truncate(to as u64).unwrap();
+                    model.truncate(to);
+                }
+                // read it back while it may still be sealed
+                3 => {
+                    let at = model.len() - 900_000;
+                    assert_eq!(
+                        w.read_at(at as u64, 200_000).unwrap(),
+                        &model[at..at + 200_000]
+                    );
+                }
+                _ => {}
+            }
+            let obj = w.commit(&s).unwrap();
+            assert_eq!(read(&s, &obj), model, "case {case}");
+            assert_eq!(
+                obj.content_hash,
+                s.content_hash_of(&mut model.as_slice()).unwrap(),
+                "case {case}"
+            );
+        }
+    }
+
+    /// A large write that fails while being sealed after its answer (the disk is full) fails
+    /// the next write, and the commit: what it left is never an object.
+    #[test]
+    fn a_large_write_that_fails_after_its_answer_fails_the_next_call_and_the_commit() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("needs root to mount a small tmpfs");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("disk");
+        std::fs::create_dir(&disk).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs"])
+            .arg(&disk)
+            .status()
+            .unwrap()
+            .success();
+        assert!(mounted, "cannot mount a tmpfs");
+        struct Unmount<'a>(&'a std::path::Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(self.0).status();
+            }
+        }
+        let _unmount = Unmount(&disk);
+        let s = Store::init(
+            &disk.join("s"),
+            None,
+            Some(&dir.path().join("k")),
+            chrono::Utc::now(),
+            "t",
+        )
+        .unwrap();
+        for then_commit in [false, true] {
+            // leave about 200 KiB free, so the sealing of a 1 MiB write runs out of space
+            let vfs = nix::sys::statvfs::statvfs(&disk).unwrap();
+            let free = vfs.blocks_available() as usize * vfs.fragment_size() as usize;
+            let filler = disk.join("filler");
+            std::fs::write(&filler, vec![1u8; free - (200 << 10)]).unwrap();
+            let mut w = s.writer().unwrap();
+            w.write_at(0, &vec![7u8; 1 << 20])
+                .expect("a large write is answered before it is sealed");
+            let t = std::time::Instant::now();
+            while !w.sealed_in_background() && t.elapsed() < std::time::Duration::from_secs(30) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            // the space is back before the next call: only the failed seal can fail it
+            std::fs::remove_file(&filler).unwrap();
+            if then_commit {
+                assert!(w.commit(&s).is_err(), "a commit after a failed seal");
+            } else {
+                assert!(
+                    w.write_at(1 << 20, &vec![7u8; 1 << 20]).is_err(),
+                    "the next write"
+                );
+                // and every later call, even one that fits
+                assert!(w.write_at(0, b"x").is_err());
+                assert!(w.read_at(0, 10).is_err());
+                drop(w);
+            }
+            // nothing is left behind
+            let left = walkdir(&disk.join("s").join("objects"));
+            assert!(left.is_empty(), "files left: {left:?}");
+        }
+    }
+
+    fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    out.extend(walkdir(&p));
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out
     }
 
     #[test]
@@ -1080,7 +1343,7 @@ mod chunk_set_tests {
         .unwrap();
         let mut w = s.writer().unwrap();
         w.write_at(0, &[5u8; 200_000]).unwrap();
-        let (id, key) = (w.id, w.key.clone());
+        let (id, key) = (w.id, w.s.key.clone());
         let o = w.commit(&s).unwrap();
         let p = s.object_path(&o.id);
         let at = encrypted_len(o.size);

@@ -1110,10 +1110,17 @@ impl Vfs {
             return Err(denied("no longer visible"));
         }
         let st = h.file.state.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(w) = &st.writer {
-            // what the file's descriptors wrote and did not commit yet
-            *out = w.writer.read_at(offset, size as usize)?;
-            return Ok(());
+        if st.writer.is_some() {
+            // what the file's descriptors wrote and did not commit yet (under the write lock:
+            // a large write may still be being sealed, and is waited for)
+            drop(st);
+            let mut st = h.file.state.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(w) = st.writer.as_mut() {
+                *out = w.writer.read_at(offset, size as usize)?;
+                return Ok(());
+            }
+            drop(st);
+            return self.read_into(fh, offset, size, out);
         }
         let len = st.reader.len();
         if offset >= len {
