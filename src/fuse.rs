@@ -184,7 +184,13 @@ impl Filesystem for FuseFs {
             Err(e) => return reply.error(e),
         };
         match self.vfs.lookup(caller(req), parent.0, &name) {
-            Ok(attr) => reply.entry(entry_ttl(parent.0), &file_attr(&attr), Generation(0)),
+            // the attributes are cached as everywhere else, even where the name is not: a
+            // path through a user's folder (every path) then costs one lookup, not a lookup
+            // and a getattr for the permission check (`ls -lR` made four round trips per file
+            // for the folder alone)
+            Ok(attr) => {
+                reply.entry_with_ttls(&TTL, entry_ttl(parent.0), &file_attr(&attr), Generation(0))
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
