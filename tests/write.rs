@@ -624,18 +624,28 @@ fn files_written_through_the_mount_leave_no_plaintext_on_disk() {
         .open(d.join("unfinished-q9.tmp"))
         .unwrap();
     open.write_all_at(&content, 0).unwrap();
-    // the write returned, so the daemon has sealed every whole chunk into the unfinished
-    // object (writes through FUSE are answered after they are done): check that it is there
-    let mut files = Vec::new();
-    common::collect_files(&t.objects_dir(), &mut files);
-    let unfinished: Vec<u64> = files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
-        .map(|p| std::fs::metadata(p).unwrap().len())
-        .collect();
+    // the write returned, and the daemon seals its whole chunks into the unfinished object
+    // (a large write right after its answer): wait until they are there, so that the check
+    // below looks at sealed chunks of a save in progress
+    let unfinished = || -> Vec<u64> {
+        let mut files = Vec::new();
+        common::collect_files(&t.objects_dir(), &mut files);
+        files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+            .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.len()))
+            .collect()
+    };
+    let since = std::time::Instant::now();
+    while !unfinished().iter().any(|&len| len > 8 * 65_536)
+        && since.elapsed() < std::time::Duration::from_secs(20)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(
-        unfinished.iter().any(|&len| len > 8 * 65_536),
-        "no unfinished object with the sealed chunks: {unfinished:?}"
+        unfinished().iter().any(|&len| len > 8 * 65_536),
+        "no unfinished object with the sealed chunks: {:?}",
+        unfinished()
     );
     let needles: [&[u8]; 4] = [
         marker,
