@@ -32,4 +32,21 @@ pub mod vfs;
 pub mod view;
 pub mod when;
 
+/// Property tests' settings: `cases` cases (`PROPTEST_CASES` overrides), and the seeds of past
+/// failures kept beside each test's source file (`NAME.proptest-regressions`), replayed first;
+/// not in a folder at the top of the repository.
+#[cfg(test)]
+pub(crate) fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cases),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..proptest::test_runner::Config::default()
+    }
+}
+
 pub use error::{Error, Result};

@@ -177,7 +177,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(96))]
+        #![proptest_config(crate::proptest_config(96))]
 
         /// Sealed by either implementation, opened by the other, for sizes from empty to past
         /// one chunk, any associated data and chunk index; and a change to the ciphertext, the

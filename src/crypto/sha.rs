@@ -48,7 +48,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(crate::proptest_config(64))]
         /// Bit for bit the HMAC-SHA256 of RustCrypto's `hmac` + `sha2`, for any key, any
         /// bytes, fed in any pieces.
         #[test]

@@ -971,14 +971,7 @@ mod props {
 
     fn config() -> ProptestConfig {
         // 256 cases keeps the suite fast; PROPTEST_CASES=20000 for a deeper hunt.
-        let cases = std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(256);
-        ProptestConfig {
-            cases,
-            ..ProptestConfig::default()
-        }
+        crate::proptest_config(256)
     }
 
     proptest! {

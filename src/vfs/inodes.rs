@@ -584,6 +584,8 @@ mod tests {
     use proptest::prelude::*;
 
     proptest::proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
         /// Any sequence of lookups, forgets, unbinds and renames over files of two users in two
         /// purposes (and a few folders) leaves the compact table answering exactly as the two
         /// plain maps do: which inode a node has, which node an inode is, each asset's inodes.

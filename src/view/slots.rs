@@ -463,6 +463,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
         /// Every time a version may have comes back from the index exactly: in its stamp, or
         /// (far from now) from the exact times [`Ver::new`] gives for the side table; and the
         /// stamp is far only outside its range.
