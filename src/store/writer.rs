@@ -228,11 +228,6 @@ impl ObjectWriter {
         self.inflight.as_ref().is_none_or(|i| i.job.is_finished())
     }
 
-    /// Whether a large write is still being sealed (see [`ObjectWriter::settle`]).
-    pub fn busy(&self) -> bool {
-        self.inflight.is_some()
-    }
-
     /// Wait for the large write being sealed, if any, and take its result: every call that
     /// looks at what is on disk, or at the content hash, comes after this. After a failure
     /// (disk full) the writer is broken, as after a failed write.
