@@ -238,6 +238,20 @@ fn a_new_file_whose_close_returned_survives_sigkill() {
 /// time), a withdrawal still gets the lock at once and the photo disappears.
 #[test]
 fn a_withdrawal_gets_through_while_small_files_stream_in() {
+    withdrawal_while_streaming(None);
+}
+
+/// The same with the transaction of new files kept open for up to 30 s: the withdrawal says
+/// that it waits for the lock, and the daemon commits and lets it in at once instead of at the
+/// end of its window.
+#[test]
+fn a_waiting_withdrawal_is_let_in_before_the_window_ends() {
+    withdrawal_while_streaming(Some(30_000));
+}
+
+/// Withdraw a consent while `tar x` writes 1,500 new files (`window_ms`: the create window
+/// the daemon runs with); the withdrawal must not wait for the catalog and must hide the photo.
+fn withdrawal_while_streaming(window_ms: Option<u64>) {
     let t = store("cfssmall");
     t.write("shoot/anna.jpg", b"photo of anna");
     t.ok(&[
@@ -261,7 +275,10 @@ fn a_withdrawal_gets_through_while_small_files_stream_in() {
         .status()
         .unwrap()
         .success());
-    let m = Mount::start(&t);
+    let m = match window_ms {
+        Some(ms) => mount_with_window(&t, ms),
+        None => Mount::start(&t),
+    };
     let photo = m.path("root/website/ev/anna.jpg");
     assert!(photo.exists());
     let mut tar_x = Command::new("tar")
@@ -280,6 +297,13 @@ fn a_withdrawal_gets_through_while_small_files_stream_in() {
     t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
     let took = t0.elapsed();
     let still_running = tar_x.try_wait().unwrap().is_none();
+    if window_ms.is_some() && !t.is_team() {
+        // (else the files stopped coming and the daemon committed because of that)
+        assert!(
+            still_running,
+            "tar x ended before the withdrawal: nothing was tested"
+        );
+    }
     let (gone, _) = wait_for(Duration::from_secs(2), || !photo.exists());
     assert!(tar_x.wait().unwrap().success());
     assert!(gone, "the photo is still shown after the withdrawal");

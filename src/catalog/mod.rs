@@ -31,6 +31,7 @@ pub mod synthetic;
 pub mod team;
 pub mod users;
 pub mod versions;
+pub mod waiters;
 pub mod wal;
 pub mod zone;
 
@@ -59,8 +60,13 @@ pub struct Catalog {
     pending: Option<std::time::Instant>,
     /// When the last such transaction was committed (see [`Catalog::since_pending`]).
     pending_ended: Option<std::time::Instant>,
+    /// When a transaction last joined the one left open (see [`Catalog::pending_idle`]).
+    pending_joined: Option<std::time::Instant>,
     /// For a team library's copy: the library and what its copy needs (see [`team`]).
     team: Option<Team>,
+    /// Tells the daemon that this connection waits for the write lock, and the daemon that
+    /// another does (see [`waiters`]).
+    waiters: waiters::Waiters,
     /// Declared last: dropped after the connection is closed.
     _registered: wal::Registered,
 }
@@ -387,7 +393,9 @@ impl Catalog {
             wal_loss,
             pending: None,
             pending_ended: None,
+            pending_joined: None,
             team: None,
+            waiters: waiters::Waiters::open(path),
             _registered: registered,
         }
     }
@@ -703,12 +711,18 @@ impl Catalog {
             audit_key,
             anchor,
             wait,
+            waiters,
             ..
         } = self;
         let conn: &'c Connection = conn;
         let allowed = team.as_ref().map(|t| t.allowed.clone());
         let link = team.as_mut().and_then(|t| t.link.as_mut());
-        let started = start(conn, wait.as_ref()).and_then(|tx| {
+        let started = {
+            // while SQLite waits for the lock, the daemon can see it and let this one in
+            let _waiting = waiters.waiting();
+            start(conn, wait.as_ref())
+        };
+        let started = started.and_then(|tx| {
             Ok((
                 tx,
                 link.is_some()
@@ -762,6 +776,7 @@ impl Catalog {
     /// failing change undoes only itself; its commit commits the earlier work too.
     fn join(&mut self, actor: &str, now: Time) -> Result<Tx<'_>> {
         self.conn.execute_batch("SAVEPOINT consentfs_joined")?;
+        self.pending_joined = Some(std::time::Instant::now());
         Ok(Tx {
             inner: Inner::Joined(&self.conn),
             pending: &mut self.pending,
@@ -780,10 +795,26 @@ impl Catalog {
         self.pending.map(|t| t.elapsed())
     }
 
+    /// How long the transaction [`Tx::commit_later`] left open has had nothing join it (since
+    /// it began, or since the last transaction that joined it): files that stopped streaming
+    /// in are committed at once instead of at the end of the window.
+    pub fn pending_idle(&self) -> Option<std::time::Duration> {
+        let began = self.pending?;
+        let last = self.pending_joined.filter(|j| *j > began).unwrap_or(began);
+        Some(last.elapsed())
+    }
+
     /// How long ago the last transaction [`Tx::commit_later`] left open ended (`None`: none
     /// yet), so that the daemon can leave the write lock free for a while between them.
     pub fn since_pending(&self) -> Option<std::time::Duration> {
         self.pending_ended.map(|t| t.elapsed())
+    }
+
+    /// Whether another connection (another command, another thread's connection) waits for
+    /// the write lock: then a transaction [`Tx::commit_later`] left open is committed at once
+    /// and no new one is left open (see [`waiters`]).
+    pub fn others_waiting(&self) -> bool {
+        self.waiters.others()
     }
 
     /// When the transaction [`Tx::commit_later`] left open started (it names that

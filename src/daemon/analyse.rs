@@ -13,7 +13,7 @@ use crate::domain::{faces, Session};
 use crate::error::{Error, Result};
 use crate::policy::AssetId;
 use crate::store::Store;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,36 @@ pub fn start(store: Arc<Store>) -> Result<SyncSender<AssetId>> {
     Ok(tx)
 }
 
+/// The ids sent with `first` until none came for [`GATHER`], each once, in the order sent.
+/// The thread sleeps between looks instead of waiting on the channel: a sender then never
+/// wakes it, so a burst of saves costs no thread switch per file.
+fn gather(first: AssetId, rx: &Receiver<AssetId>) -> Vec<AssetId> {
+    let mut seen = std::collections::HashSet::from([first]);
+    let mut ids = vec![first];
+    loop {
+        std::thread::sleep(GATHER);
+        let before = ids.len();
+        let mut gone = false;
+        loop {
+            match rx.try_recv() {
+                Ok(id) => {
+                    if seen.insert(id) {
+                        ids.push(id);
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    gone = true;
+                    break;
+                }
+            }
+        }
+        if gone || ids.len() == before {
+            return ids;
+        }
+    }
+}
+
 fn run(store: &Store, rx: &Receiver<AssetId>) {
     faces::lower_priority();
     // the model is loaded with the first saved draft: a mount where nobody saves new files
@@ -39,18 +69,7 @@ fn run(store: &Store, rx: &Receiver<AssetId>) {
     let mut finder: Option<Option<Box<dyn faces::Finder>>> = None;
     let mut catalog: Option<Catalog> = None;
     while let Ok(first) = rx.recv() {
-        let mut ids = vec![first];
-        loop {
-            match rx.recv_timeout(GATHER) {
-                Ok(id) => {
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
+        let mut ids = gather(first, rx);
         let cat = match catalog.as_mut() {
             Some(c) => c,
             None => match Catalog::open(
@@ -103,5 +122,32 @@ fn run(store: &Store, rx: &Receiver<AssetId>) {
             }
             Err(e) => log::warn!("saved files were not looked at for faces and look-alikes: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids sent while the thread sleeps are all gathered, each once, in the order sent; the
+    /// gathering ends once a look finds nothing new.
+    #[test]
+    fn a_burst_is_gathered_once_each_in_order() {
+        let (tx, rx) = sync_channel::<AssetId>(QUEUE);
+        let sender = std::thread::spawn(move || {
+            for id in [2, 3, 2, 4] {
+                tx.send(id).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            std::thread::sleep(GATHER * 3);
+            tx.send(9).unwrap();
+        });
+        assert_eq!(gather(1, &rx), vec![1, 2, 3, 4]);
+        assert_eq!(
+            rx.recv().unwrap(),
+            9,
+            "a later save starts the next gathering"
+        );
+        sender.join().unwrap();
     }
 }

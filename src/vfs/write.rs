@@ -37,15 +37,22 @@ use std::time::Duration;
 /// editor sees a hanging close.
 pub(super) const SAVE_WAIT: Duration = Duration::from_secs(2);
 
-/// How long the catalog transaction of a create may stay open waiting for the file's close
-/// (which commits both in one): the watcher commits it on its own after this. Other commands
-/// wait for the catalog's write lock meanwhile, so it is short.
-pub const CREATE_WINDOW: Duration = Duration::from_millis(10);
+/// How long the catalog transaction of a create may stay open while new files stream in
+/// (each create and first save joins it): the watcher commits it after this. A command that
+/// waits for the catalog's write lock meanwhile says so (`catalog::waiters`) and is let in at
+/// once, so the window only bounds how stale other processes' reads of the catalog are while
+/// files keep coming; 50 ms costs a fifth as many commits as 10 ms (a commit re-encrypts
+/// every page it changes).
+pub const CREATE_WINDOW: Duration = Duration::from_millis(50);
+
+/// ... but once no file joined it for this long, the watcher commits it at its next round:
+/// the last files of a burst, or a single save, are in the catalog within milliseconds.
+pub const CREATE_IDLE: Duration = Duration::from_millis(2);
 
 /// After such a transaction, creates commit one by one for this long, as every other change
-/// does: the write lock is then free most of the time, so a command waiting for it (a
-/// withdrawal) gets it within a few of SQLite's retries even while files stream in.
-pub const CREATE_GAP: Duration = Duration::from_millis(5);
+/// does, leaving the write lock free now and then even to a process that waits for it without
+/// saying so (every consentfs command says so: see `catalog::waiters`).
+pub const CREATE_GAP: Duration = Duration::from_millis(1);
 
 /// [`CREATE_WINDOW`], or what `CONSENTFS_CREATE_WINDOW_MS` says (at most a minute): the
 /// crash tests hold the transaction open on purpose, to kill the daemon while new files are
@@ -265,7 +272,9 @@ impl Vfs {
     ) -> Result<(T, Option<std::time::Instant>)> {
         let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
         let joined = cat.pending_for().is_some();
-        let later = joined || cat.since_pending().is_none_or(|d| d >= CREATE_GAP);
+        // a command waiting for the write lock gets it between this daemon's transactions
+        let later = joined
+            || (cat.since_pending().is_none_or(|d| d >= CREATE_GAP) && !cat.others_waiting());
         let result = (|| -> Result<T> {
             let tx = cat.begin(login, chrono::Utc::now())?;
             let r = f(&tx)?;
@@ -286,10 +295,14 @@ impl Vfs {
         Ok((result, group))
     }
 
-    /// Commit the open transaction of the latest creates once it is [`CREATE_WINDOW`] old,
-    /// whoever is busy: other commands never wait longer for the catalog while files stream in.
+    /// Commit the open transaction of the latest creates once it is [`CREATE_WINDOW`] old, or
+    /// at once when another command waits for the catalog's write lock: other commands never
+    /// wait long for the catalog while files stream in.
     fn commit_if_due(&self, cat: &mut crate::catalog::Catalog) {
-        if cat.pending_for().is_some_and(|age| age >= create_window()) {
+        let due = cat
+            .pending_for()
+            .is_some_and(|age| age >= create_window() || cat.others_waiting());
+        if due {
             match cat.commit_pending() {
                 Ok(_) => self.committed_new_files(),
                 Err(e) => {
@@ -454,7 +467,8 @@ impl Vfs {
     }
 
     /// Commit the catalog transaction a create left open (see [`Vfs::change_later`]); with
-    /// `older_than`, only one open at least that long (the watcher's rounds: a create whose
+    /// `older_than`, only one open at least that long, or that nothing joined for
+    /// [`CREATE_IDLE`], or that another command waits for (the watcher's rounds: a create whose
     /// file is not closed within a few milliseconds is committed on its own, so other commands
     /// never wait for a file being written). `blocking`: wait for the catalog connection
     /// (close and fsync), else give up at once when a request holds it (it commits then).
@@ -483,7 +497,13 @@ impl Vfs {
                 }
                 return Ok(());
             }
-            (Some(age), Some(min)) if age < min => return Ok(()),
+            (Some(age), Some(min))
+                if age < min
+                    && cat.pending_idle().is_some_and(|idle| idle < CREATE_IDLE)
+                    && !cat.others_waiting() =>
+            {
+                return Ok(())
+            }
             _ => {}
         }
         if let Err(e) = cat.commit_pending() {

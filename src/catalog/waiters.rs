@@ -1,0 +1,130 @@
+//! Commands waiting for the catalog's write lock, made visible to the daemon.
+//!
+//! The daemon keeps one write transaction open across the new files of a burst (`tar x`,
+//! `cp -r`) and commits it every few tens of milliseconds: one commit for dozens of files.
+//! SQLite gives no sign that another process waits for that lock meanwhile (its busy handler
+//! sleeps and retries), so a withdrawal made by the CLI would wait for the whole window. A
+//! process that finds the lock taken therefore holds a shared `flock` on
+//! `catalog.db-waiters` while it waits; the daemon tries an exclusive one (never blocking),
+//! and when that fails it commits at once and leaves the lock free until nobody waits.
+//!
+//! `flock` locks belong to the open file, not to a byte range of the catalog, so they never
+//! interfere with SQLite's POSIX locks on the catalog's own files (see `wal`).
+
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// The signal file beside the catalog (private, as every file of the store).
+pub const WAITERS: &str = "catalog.db-waiters";
+
+/// This process's descriptor of the signal file (none when it cannot be opened: then the
+/// daemon assumes somebody may wait, as before this signal existed).
+pub struct Waiters {
+    file: Option<File>,
+}
+
+/// Held while this process waits for the write lock.
+pub struct Waiting<'a>(Option<&'a File>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0 {
+            // SAFETY: flock on a descriptor this struct borrows; no memory is involved
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        }
+    }
+}
+
+/// Where the signal file of the catalog `db` lives.
+pub fn path_of(db: &Path) -> PathBuf {
+    db.with_file_name(WAITERS)
+}
+
+impl Waiters {
+    /// Open (or create, mode 0600) the signal file beside `db`. Never follows a symlink.
+    pub fn open(db: &Path) -> Waiters {
+        let path = path_of(db);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| log::debug!("cannot open {}: {e}", path.display()))
+            .ok()
+            .filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
+        Waiters { file }
+    }
+
+    /// Say that this process waits for the write lock until the guard is dropped. Never
+    /// blocks: the daemon's exclusive lock is held only for an instant, and a signal missed
+    /// costs the wait SQLite would have had anyway.
+    pub fn waiting(&self) -> Waiting<'_> {
+        let held = self.file.as_ref().filter(|f| {
+            // SAFETY: flock on an open descriptor
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 }
+        });
+        Waiting(held)
+    }
+
+    /// Whether another process (or another connection of this one) says it waits for the
+    /// write lock. Without the signal file: `true` (commit at once, as without batching).
+    pub fn others(&self) -> bool {
+        let Some(f) = self.file.as_ref() else {
+            return true;
+        };
+        // SAFETY: flock on an open descriptor
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            // SAFETY: as above
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+            false
+        } else {
+            // EWOULDBLOCK: somebody waits; any other error: assume so
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection that waits is seen by another (two descriptors, as two processes have),
+    /// and no longer once it stopped waiting; the signal file is private.
+    #[test]
+    fn a_waiting_connection_is_seen_until_it_stops_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("catalog.db");
+        let daemon = Waiters::open(&db);
+        let command = Waiters::open(&db);
+        assert!(!daemon.others(), "nobody waits yet");
+        {
+            let _w = command.waiting();
+            assert!(daemon.others(), "the command waits");
+            assert!(daemon.others(), "checking does not take the signal away");
+        }
+        assert!(!daemon.others(), "the command got the lock");
+        let mode = std::fs::metadata(path_of(&db)).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+    }
+
+    /// A symlink planted where the signal file goes is not followed, and then the daemon
+    /// assumes somebody may wait (it commits at once, as without the signal).
+    #[test]
+    fn a_symlink_is_not_followed_and_means_commit_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("catalog.db");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, path_of(&db)).unwrap();
+        let w = Waiters::open(&db);
+        assert!(!target.exists());
+        assert!(w.others());
+        drop(w.waiting()); // no signal to give, and no panic
+    }
+}
