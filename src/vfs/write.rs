@@ -58,12 +58,23 @@ pub const CREATE_GAP: Duration = Duration::from_millis(1);
 /// crash tests hold the transaction open on purpose, to kill the daemon while new files are
 /// only in the journal.
 pub fn create_window() -> Duration {
-    static WINDOW: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *WINDOW.get_or_init(|| {
+    windows().0
+}
+
+/// [`CREATE_IDLE`]; with `CONSENTFS_CREATE_WINDOW_MS` set, that window (a transaction held
+/// open on purpose is not committed because the files stopped coming).
+fn create_idle() -> Duration {
+    windows().1
+}
+
+fn windows() -> (Duration, Duration) {
+    static WINDOWS: std::sync::OnceLock<(Duration, Duration)> = std::sync::OnceLock::new();
+    *WINDOWS.get_or_init(|| {
         std::env::var("CONSENTFS_CREATE_WINDOW_MS")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
-            .map_or(CREATE_WINDOW, |ms| Duration::from_millis(ms.min(60_000)))
+            .map(|ms| Duration::from_millis(ms.min(60_000)))
+            .map_or((CREATE_WINDOW, CREATE_IDLE), |w| (w, w))
     })
 }
 
@@ -499,7 +510,7 @@ impl Vfs {
             }
             (Some(age), Some(min))
                 if age < min
-                    && cat.pending_idle().is_some_and(|idle| idle < CREATE_IDLE)
+                    && cat.pending_idle().is_some_and(|idle| idle < create_idle())
                     && !cat.others_waiting() =>
             {
                 return Ok(())
