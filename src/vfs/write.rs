@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::policy::{Access, AssetId, PurposeId, Status, Time};
 use crate::store::{ObjectWriter, Store};
 use crate::view::View;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,6 +96,23 @@ pub(super) struct Recent {
     at: std::time::Instant,
     session: u64,
     process: Option<u32>,
+}
+
+/// Make room in the saves remembered by [`Recent`]: forget those older than [`ONE_SAVE`],
+/// and while more than half the room is still taken (a burst of new files, thousands a
+/// second), the oldest of the rest. So this runs once per `RECENT_MAX / 2` saves at most, not
+/// at every save of a burst (it walks the whole map). Bounded either way: forgetting a save
+/// costs a version, never data.
+fn trim_recent<V>(recent: &mut HashMap<AssetId, V>, at: impl Fn(&V) -> std::time::Instant) {
+    recent.retain(|_, r| at(r).elapsed() < ONE_SAVE);
+    let keep = RECENT_MAX / 2;
+    if recent.len() > keep {
+        let mut ages: Vec<std::time::Instant> = recent.values().map(&at).collect();
+        let cut = ages.len() - keep;
+        let (_, oldest_kept, _) = ages.select_nth_unstable(cut);
+        let oldest_kept = *oldest_kept;
+        recent.retain(|_, r| at(r) >= oldest_kept);
+    }
 }
 
 /// A version being written by one handle.
@@ -222,6 +240,21 @@ impl Vfs {
     /// Apply a catalog change this daemon made: refresh the view now (not at the next poll),
     /// and queue the kernel cache invalidations for the invalidator thread.
     pub(super) fn after_change(&self, conn: &rusqlite::Connection) {
+        self.after_change_but(conn, None);
+    }
+
+    /// Like [`Vfs::after_change`] after the create or first save of a new file this daemon
+    /// just made for `login`: the kernel learnt of that change from the request itself (the
+    /// entry from the create's answer, the bytes from the writes), and the file is a draft only
+    /// `login` sees. So its change is not sent to the kernel, which would drop the entry the
+    /// create just made and wake the invalidator for every file of a `tar x`. Everything else
+    /// the same refresh finds is invalidated as usual; a new file that others see (a sidecar
+    /// attached to a photo) is too.
+    fn after_own_change(&self, conn: &rusqlite::Connection, login: &str, asset: AssetId) {
+        self.after_change_but(conn, Some((login, asset)));
+    }
+
+    fn after_change_but(&self, conn: &rusqlite::Connection, known: Option<(&str, AssetId)>) {
         let changes = self
             .view
             .write()
@@ -229,7 +262,20 @@ impl Vfs {
             .refresh(conn, chrono::Utc::now());
         match changes {
             Ok(changes) if !changes.is_empty() => {
+                let (own, changes): (Vec<_>, Vec<_>) = changes.into_iter().partition(|c| {
+                    matches!((c, known), (
+                        crate::view::Change::Asset { login: Some(l), asset: a, .. },
+                        Some((login, asset)),
+                    ) if **l == *login && *a == asset)
+                });
+                if !own.is_empty() {
+                    // open files of the draft still learn of its new version
+                    self.supersede(&own);
+                }
                 let inval = self.invalidations(&changes);
+                if inval.is_empty() {
+                    return;
+                }
                 if let Some(tx) = self
                     .inval_tx
                     .lock()
@@ -276,17 +322,17 @@ impl Vfs {
     /// Like [`Vfs::change`], but leave the transaction open for the next change (or
     /// [`Vfs::settle`]) to commit: see [`crate::catalog::Tx::commit_later`]. For a create,
     /// whose close or fsync makes it durable: a new file written and closed costs one commit.
-    fn change_later<T>(
+    fn change_later(
         &self,
         login: &str,
-        f: impl FnOnce(&crate::catalog::Tx) -> Result<T>,
-    ) -> Result<(T, Option<std::time::Instant>)> {
+        f: impl FnOnce(&crate::catalog::Tx) -> Result<AssetId>,
+    ) -> Result<(AssetId, Option<std::time::Instant>)> {
         let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
         let joined = cat.pending_for().is_some();
         // a command waiting for the write lock gets it between this daemon's transactions
         let later = joined
             || (cat.since_pending().is_none_or(|d| d >= CREATE_GAP) && !cat.others_waiting());
-        let result = (|| -> Result<T> {
+        let result = (|| -> Result<AssetId> {
             let tx = cat.begin(login, chrono::Utc::now())?;
             let r = f(&tx)?;
             if later {
@@ -300,7 +346,7 @@ impl Vfs {
             self.forget_uncommitted(&cat);
         }
         let result = result?;
-        self.after_change(cat.conn());
+        self.after_own_change(cat.conn(), login, result);
         let group = cat.pending_since();
         self.commit_if_due(&mut cat);
         Ok((result, group))
@@ -396,7 +442,7 @@ impl Vfs {
             }
         };
         if recorded.is_ok() {
-            self.after_change(cat.conn());
+            self.after_own_change(cat.conn(), &save.login, save.asset);
         }
         self.commit_if_due(&mut cat);
         Some(recorded)
@@ -1202,9 +1248,7 @@ impl Vfs {
                 }
                 let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
                 if recent.len() >= RECENT_MAX {
-                    // bounded: what is older than one save only serves files still open, and
-                    // forgetting it costs a version, never data
-                    recent.retain(|_, r| r.at.elapsed() < ONE_SAVE);
+                    trim_recent(&mut recent, |r: &Recent| r.at);
                 }
                 recent.insert(
                     target,
@@ -2130,4 +2174,34 @@ fn foreign_content(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A burst of saves within [`ONE_SAVE`] fills the map: trimming keeps the newest half, so
+    /// the next `RECENT_MAX / 2` saves do not trim again; saves older than `ONE_SAVE` go first.
+    #[test]
+    fn trimming_the_recent_saves_keeps_the_newest_half() {
+        let now = Instant::now();
+        let mut recent: HashMap<AssetId, Instant> = (0..RECENT_MAX as AssetId)
+            .map(|i| (i, now - Duration::from_micros(RECENT_MAX as u64 - i as u64)))
+            .collect();
+        trim_recent(&mut recent, |at| *at);
+        assert_eq!(recent.len(), RECENT_MAX / 2);
+        let oldest = *recent.keys().min().unwrap();
+        assert_eq!(
+            oldest,
+            (RECENT_MAX / 2) as AssetId,
+            "the newest half is kept"
+        );
+        // only what is older than one save goes when there is room
+        let mut few: HashMap<AssetId, Instant> = HashMap::new();
+        few.insert(1, now - ONE_SAVE - Duration::from_secs(1));
+        few.insert(2, now);
+        trim_recent(&mut few, |at| *at);
+        assert_eq!(few.keys().copied().collect::<Vec<_>>(), vec![2]);
+    }
 }
