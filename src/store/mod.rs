@@ -318,12 +318,10 @@ impl Store {
         crate::caller::as_daemon(|| {
             let data_key = Key::random();
             let final_path = self.object_path(&id);
-            let dir = final_path.parent().expect("object paths have a parent");
-            private::create_dir_all(dir)?;
             let tmp = final_path.with_extension("tmp");
             let written = (|| -> Result<NewObject> {
                 // readable too: an object for a bucket is uploaded from this file
-                let file = private::create_file(&tmp, true)?;
+                let file = private::create_file_in_new_dir(&tmp, true)?;
                 let mut enc = Encryptor::new(&id, &data_key, file).at("write object", &tmp)?;
                 // The keyed content hash runs on a second thread so that hashing and encryption
                 // overlap; the blocks it gets are zeroized when dropped.

@@ -40,6 +40,29 @@ pub fn create_file(path: &Path, read: bool) -> Result<File> {
         .map_err(|e| Error::io_path("create", path, e))
 }
 
+/// [`create_file`], making its folder first only when it is missing (an object's fan-out
+/// folder exists for all but the first objects in it: a new file costs no `mkdir` then).
+pub fn create_file_in_new_dir(path: &Path, read: bool) -> Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .read(read)
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                create_dir_all(dir)?;
+            }
+            open().map_err(|e| Error::io_path("create", path, e))
+        }
+        r => r.map_err(|e| Error::io_path("create", path, e)),
+    }
+}
+
 /// Replace `path`'s content with `bytes` at once (a private new file renamed over it): a
 /// reader sees the old content or the new, never half.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -156,6 +179,24 @@ pub fn check(root: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A file in a folder that does not exist yet gets its folders (0700) and is 0600; the
+    /// next one goes into the existing folder; an existing file is never opened.
+    #[test]
+    fn a_file_in_a_missing_folder_gets_private_folders() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("x/y/f.tmp");
+        drop(create_file_in_new_dir(&f, true).unwrap());
+        drop(create_file_in_new_dir(&d.path().join("x/y/g.tmp"), false).unwrap());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d.path().join("x")), 0o700);
+        assert_eq!(mode(&d.path().join("x/y")), 0o700);
+        assert_eq!(mode(&f), 0o600);
+        assert!(
+            create_file_in_new_dir(&f, false).is_err(),
+            "an existing file"
+        );
+    }
 
     #[test]
     fn created_paths_are_private_whatever_the_umask() {

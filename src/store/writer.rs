@@ -171,11 +171,8 @@ impl ObjectWriter {
     pub(super) fn new(store: &Store) -> Result<ObjectWriter> {
         crate::caller::as_daemon(|| {
             let id = ObjectId::random();
-            let final_path = store.object_path(&id);
-            let dir = final_path.parent().expect("object paths have a parent");
-            super::private::create_dir_all(dir)?;
-            let tmp = final_path.with_extension("tmp");
-            let file = super::private::create_file(&tmp, true)?;
+            let tmp = store.object_path(&id).with_extension("tmp");
+            let file = super::private::create_file_in_new_dir(&tmp, true)?;
             let header = header_of(&id, FORMAT_SPARSE);
             file.write_all_at(&header, 0).at("write object", &tmp)?;
             let hash_key = store.content_key();
