@@ -17,7 +17,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// The signal file beside the catalog (private, as every file of the store).
-pub const WAITERS: &str = "catalog.db-waiters";
+pub use crate::store::CATALOG_WAITERS as WAITERS;
 
 /// This process's descriptor of the signal file (none when it cannot be opened: then the
 /// daemon assumes somebody may wait, as before this signal existed).

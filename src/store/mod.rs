@@ -45,6 +45,8 @@ use std::path::{Path, PathBuf};
 
 pub const KEYRING: &str = "keyring";
 pub const CATALOG: &str = "catalog.db";
+/// Beside the catalog: shared locks of commands waiting for its write lock (`catalog::waiters`).
+pub const CATALOG_WAITERS: &str = "catalog.db-waiters";
 pub const OBJECTS: &str = "objects";
 /// Held (flock) by the one daemon that serves the store; holds its pid and mountpoint.
 pub const DAEMON_LOCK: &str = "daemon.lock";

@@ -150,7 +150,7 @@ pub fn check(root: &Path) -> Result<()> {
         (super::CATALOG, false),
         ("catalog.db-wal", false),
         ("catalog.db-shm", false),
-        (crate::catalog::waiters::WAITERS, false),
+        (super::CATALOG_WAITERS, false),
         (super::OBJECTS, true),
         (super::intents::INTENTS, true),
         (super::running::RUNNING, true),
