@@ -11,7 +11,9 @@
 //! `flock` locks belong to the open file, not to a byte range of the catalog, so they never
 //! interfere with SQLite's POSIX locks on the catalog's own files (see `wal`).
 
+use std::cell::{Ref, RefCell};
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -22,15 +24,16 @@ pub use crate::store::CATALOG_WAITERS as WAITERS;
 /// This process's descriptor of the signal file (none when it cannot be opened: then the
 /// daemon assumes somebody may wait, as before this signal existed).
 pub struct Waiters {
-    file: Option<File>,
+    path: PathBuf,
+    file: RefCell<Option<File>>,
 }
 
 /// Held while this process waits for the write lock.
-pub struct Waiting<'a>(Option<&'a File>);
+pub struct Waiting<'a>(Option<Ref<'a, Option<File>>>);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if let Some(f) = self.0 {
+        if let Some(f) = self.0.as_ref().and_then(|r| r.as_ref()) {
             // SAFETY: flock on a descriptor this struct borrows; no memory is involved
             unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
         }
@@ -42,38 +45,50 @@ pub fn path_of(db: &Path) -> PathBuf {
     db.with_file_name(WAITERS)
 }
 
+/// Open (or create, mode 0600) the signal file. Never follows a symlink.
+fn open_file(path: &Path) -> Option<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| log::debug!("cannot open {}: {e}", path.display()))
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+}
+
 impl Waiters {
-    /// Open (or create, mode 0600) the signal file beside `db`. Never follows a symlink.
+    /// The signal file beside `db`.
     pub fn open(db: &Path) -> Waiters {
         let path = path_of(db);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| log::debug!("cannot open {}: {e}", path.display()))
-            .ok()
-            .filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
-        Waiters { file }
+        let file = RefCell::new(open_file(&path));
+        Waiters { path, file }
     }
 
     /// Say that this process waits for the write lock until the guard is dropped. Never
     /// blocks: the daemon's exclusive lock is held only for an instant, and a signal missed
     /// costs the wait SQLite would have had anyway.
     pub fn waiting(&self) -> Waiting<'_> {
-        let held = self.file.as_ref().filter(|f| {
+        let Ok(file) = self.file.try_borrow() else {
+            return Waiting(None);
+        };
+        let held = file.as_ref().is_some_and(|f| {
             // SAFETY: flock on an open descriptor
             unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 }
         });
-        Waiting(held)
+        Waiting(held.then_some(file))
     }
 
     /// Whether another process (or another connection of this one) says it waits for the
     /// write lock. Without the signal file: `true` (commit at once, as without batching).
     pub fn others(&self) -> bool {
-        let Some(f) = self.file.as_ref() else {
+        self.follow();
+        let Ok(file) = self.file.try_borrow() else {
+            return true;
+        };
+        let Some(f) = file.as_ref() else {
             return true;
         };
         // SAFETY: flock on an open descriptor
@@ -84,6 +99,23 @@ impl Waiters {
         } else {
             // EWOULDBLOCK: somebody waits; any other error: assume so
             true
+        }
+    }
+
+    /// Open the signal file again if the one held is no longer the one at its path (deleted
+    /// or replaced while the daemon runs: commands lock the new one), or could not be opened.
+    fn follow(&self) {
+        let Ok(mut slot) = self.file.try_borrow_mut() else {
+            return;
+        };
+        let same = slot.as_ref().is_some_and(|f| {
+            match (f.metadata(), std::fs::symlink_metadata(&self.path)) {
+                (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+                _ => false,
+            }
+        });
+        if !same {
+            *slot = open_file(&self.path);
         }
     }
 }
@@ -107,6 +139,15 @@ mod tests {
             assert!(daemon.others(), "checking does not take the signal away");
         }
         assert!(!daemon.others(), "the command got the lock");
+        // the file deleted while the daemon runs: a command opened afterwards makes and locks
+        // a new one, which the daemon follows
+        std::fs::remove_file(path_of(&db)).unwrap();
+        let later = Waiters::open(&db);
+        {
+            let _w = later.waiting();
+            assert!(daemon.others(), "the command waits on the new file");
+        }
+        assert!(!daemon.others());
         let mode = std::fs::metadata(path_of(&db)).unwrap().permissions();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
