@@ -30,6 +30,10 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
 /// Open a new file for writing with mode 0600 (`create_new`: never an existing file, never
 /// through a symlink someone planted).
 pub fn create_file(path: &Path, read: bool) -> Result<File> {
+    open_new(path, read).map_err(|e| Error::io_path("create", path, e))
+}
+
+fn open_new(path: &Path, read: bool) -> std::io::Result<File> {
     OpenOptions::new()
         .read(read)
         .write(true)
@@ -37,27 +41,17 @@ pub fn create_file(path: &Path, read: bool) -> Result<File> {
         .mode(FILE_MODE)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| Error::io_path("create", path, e))
 }
 
 /// [`create_file`], making its folder first only when it is missing (an object's fan-out
 /// folder exists for all but the first objects in it: a new file costs no `mkdir` then).
 pub fn create_file_in_new_dir(path: &Path, read: bool) -> Result<File> {
-    let open = || {
-        OpenOptions::new()
-            .read(read)
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-    };
-    match open() {
+    match open_new(path, read) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
                 create_dir_all(dir)?;
             }
-            open().map_err(|e| Error::io_path("create", path, e))
+            create_file(path, read)
         }
         r => r.map_err(|e| Error::io_path("create", path, e)),
     }
