@@ -547,6 +547,67 @@ fn a_withdrawal_reaches_the_inode_of_a_temp_file_saved_over_the_photo() {
     m.vfs.release(fh);
 }
 
+/// Another save (here a restore by a command) makes a new version of a photo a user has open.
+/// A file open only for reading keeps the version it serves. An open for writing through that
+/// file's inode (the kernel reached it through a name it had not yet been told went elsewhere)
+/// is refused with ESTALE, which makes the kernel look the name up again; a file already open
+/// for writing stays the name's file, so what it writes next is a version, not lost.
+#[test]
+fn a_save_elsewhere_never_leaves_a_writer_writing_to_a_file_left_behind() {
+    let m = mounted();
+    m.t.ok(&[
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026/sub",
+        "--access",
+        "write",
+    ]);
+    m.refresh();
+    let path = "alice/website/events/2026/sub/b.jpg";
+    let save = |ino: u64, data: &[u8]| {
+        let fh = m.vfs.open(*ALICE, ino, true, true).unwrap();
+        m.vfs.write(fh, 0, data).unwrap();
+        m.vfs.release(fh);
+        m.refresh();
+    };
+    let restore = || {
+        m.t.ok(&["restore", "events/2026/sub/b.jpg", "--version", "1"]);
+        m.refresh();
+    };
+    let ino = m.walk(*ALICE, path).unwrap();
+    save(ino, b"retouched");
+    let reader = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    restore();
+    assert_eq!(m.vfs.read(reader, 0, 100).unwrap(), b"retouched");
+    assert_eq!(
+        errno_of(m.vfs.open(*ALICE, ino, true, true)),
+        libc::ESTALE,
+        "an open for writing reached the file the restore left behind"
+    );
+    let now = m.walk(*ALICE, path).unwrap();
+    assert_ne!(now, ino, "the name kept the inode of the file left behind");
+    assert_eq!(m.read_all(*ALICE, path).unwrap(), b"photo of bert");
+    save(now, b"0123456789");
+    m.vfs.release(reader);
+    assert_eq!(m.read_all(*ALICE, path).unwrap(), b"0123456789");
+
+    let now = m.walk(*ALICE, path).unwrap();
+    let writer = m.vfs.open(*ALICE, now, true, false).unwrap();
+    restore();
+    m.vfs.write(writer, 0, b"ab").unwrap();
+    m.vfs.release(writer);
+    m.refresh();
+    assert_eq!(
+        m.read_all(*ALICE, path).unwrap(),
+        b"ab23456789",
+        "a write through a file open before the restore is lost"
+    );
+}
+
 /// "Tests that the promises lack": an open whose access entry cannot be written to the audit log
 /// (for any reason other than a busy catalog) is refused, never served unrecorded.
 #[test]

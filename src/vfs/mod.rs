@@ -913,6 +913,18 @@ impl Vfs {
         self.check_owner(caller, login)?;
         // an inode kept for its descriptors (opened again through /proc/PID/fd) is that file
         let kept = self.kept(ino).map(|k| k.file);
+        if write && kept.as_ref().is_some_and(|f| f.unlinked().is_none()) {
+            // the name went to a newer file (another machine's or user's save, a temp file
+            // renamed over it) and the kernel reached this inode through a name it had not
+            // yet been told of: what would be written here would go nowhere. ESTALE makes
+            // the kernel look the path up anew and open the name's file (an open through
+            // /proc/PID/fd of the replaced file gets the error)
+            log::info!("asset {asset}: an open for writing of a replaced file is refused (ESTALE)");
+            return Err(Error::io(
+                "the file was replaced by a newer save",
+                std::io::Error::from_raw_os_error(libc::ESTALE),
+            ));
+        }
         {
             let view = self.view();
             let visible = match &kept {

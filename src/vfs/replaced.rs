@@ -78,10 +78,10 @@ impl Vfs {
     }
 
     /// Open files left behind by the new versions in `changes`: a file of a view that serves
-    /// a version older than the asset's current one and has nothing pending (a reader while
-    /// another user saved, or a restore) keeps its inode and version for its descriptors; the
-    /// name gets a new inode with the new version. Runs before the invalidations of the
-    /// changes are computed, with no lock held.
+    /// a version older than the asset's current one, is not open for writing and has nothing
+    /// pending (a reader while another user saved, or a restore) keeps its inode and version
+    /// for its descriptors; the name gets a new inode with the new version. Runs before the
+    /// invalidations of the changes are computed, with no lock held.
     pub(super) fn supersede(&self, changes: &[Change]) {
         let mut assets: Vec<AssetId> = changes
             .iter()
@@ -105,7 +105,10 @@ impl Vfs {
                 continue;
             };
             for (key, file) in open {
+                // a file open for writing stays the name's file: its next save is a version
+                // of its own (the last commit wins), never written to a file left behind
                 let behind = !file.committing.load(std::sync::atomic::Ordering::Acquire)
+                    && file.writers_open.load(std::sync::atomic::Ordering::Acquire) == 0
                     && !file.has_pending()
                     && file.serving() != current;
                 if behind {
