@@ -827,11 +827,20 @@ impl Vfs {
             &(login.clone(), purpose, asset),
             |_| true,
             || {
-                let (object, reader) = self.open_current(asset)?;
+                // the empty object just recorded: its key is at hand (no catalog query)
+                let reader = self
+                    .store
+                    .open_object(
+                        &empty.id,
+                        &empty.wrapped_key,
+                        empty.size,
+                        &format!("asset {asset}, a new file"),
+                    )
+                    .inspect_err(|e| log::error!("{e}"))?;
                 Ok(OpenFile::new(
                     self.new_session(),
                     login.clone(),
-                    object,
+                    empty.id,
                     reader,
                 ))
             },
