@@ -37,6 +37,22 @@ impl Mounted {
         self.vfs.invalidations(&changes)
     }
 
+    /// Give alice `access` (write, delete) on the website photos of events/2026/sub, live.
+    fn grant_alice_in_sub(&self, access: &str) {
+        self.t.ok(&[
+            "user",
+            "grant",
+            "alice",
+            "--purpose",
+            "website",
+            "--collection",
+            "events/2026/sub",
+            "--access",
+            access,
+        ]);
+        self.refresh();
+    }
+
     /// Walk a path from the root as `who`; returns the inode.
     fn walk(&self, who: Caller, path: &str) -> consentfs::Result<u64> {
         let mut ino = 1;
@@ -405,18 +421,7 @@ fn folders_and_drafts_are_bounded_per_user() {
         drafts: 12,
         ..Limits::default()
     });
-    m.t.ok(&[
-        "user",
-        "grant",
-        "alice",
-        "--purpose",
-        "website",
-        "--collection",
-        "events/2026/sub",
-        "--access",
-        "delete",
-    ]);
-    m.refresh();
+    m.grant_alice_in_sub("delete");
     let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
     for i in 0..30 {
         m.vfs.mkdir(*ALICE, sub, &format!("f{i}")).unwrap();
@@ -446,18 +451,7 @@ fn folders_and_drafts_are_bounded_per_user() {
 #[test]
 fn one_users_folders_do_not_slow_down_anyone_else() {
     let m = mounted();
-    m.t.ok(&[
-        "user",
-        "grant",
-        "alice",
-        "--purpose",
-        "website",
-        "--collection",
-        "events/2026/sub",
-        "--access",
-        "write",
-    ]);
-    m.refresh();
+    m.grant_alice_in_sub("write");
     let bobs = m.walk(*BOB, "bob/website/events/2026/sub").unwrap();
     let time_lookups = |who: Caller, dir: u64| {
         (0..3)
@@ -498,18 +492,7 @@ fn one_users_folders_do_not_slow_down_anyone_else() {
 #[test]
 fn a_withdrawal_reaches_the_inode_of_a_temp_file_saved_over_the_photo() {
     let m = mounted();
-    m.t.ok(&[
-        "user",
-        "grant",
-        "alice",
-        "--purpose",
-        "website",
-        "--collection",
-        "events/2026/sub",
-        "--access",
-        "write",
-    ]);
-    m.refresh();
+    m.grant_alice_in_sub("write");
     let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
     let photo = m
         .read_all(*ALICE, "alice/website/events/2026/sub/b.jpg")
@@ -555,18 +538,7 @@ fn a_withdrawal_reaches_the_inode_of_a_temp_file_saved_over_the_photo() {
 #[test]
 fn a_save_elsewhere_never_leaves_a_writer_writing_to_a_file_left_behind() {
     let m = mounted();
-    m.t.ok(&[
-        "user",
-        "grant",
-        "alice",
-        "--purpose",
-        "website",
-        "--collection",
-        "events/2026/sub",
-        "--access",
-        "write",
-    ]);
-    m.refresh();
+    m.grant_alice_in_sub("write");
     let path = "alice/website/events/2026/sub/b.jpg";
     let save = |ino: u64, data: &[u8]| {
         let fh = m.vfs.open(*ALICE, ino, true, true).unwrap();
@@ -642,18 +614,7 @@ fn unsaved_bytes_are_bounded_per_user() {
         pending_bytes: 300_000,
         ..Limits::default()
     });
-    m.t.ok(&[
-        "user",
-        "grant",
-        "alice",
-        "--purpose",
-        "website",
-        "--collection",
-        "events/2026/sub",
-        "--access",
-        "write",
-    ]);
-    m.refresh();
+    m.grant_alice_in_sub("write");
     let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
     let (_, fh) = m.vfs.create(*ALICE, sub, "big.raw").unwrap();
     let block = vec![7u8; 64 * 1024];
