@@ -222,7 +222,7 @@ impl Filesystem for FuseFs {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -243,7 +243,10 @@ impl Filesystem for FuseFs {
             let (Ok(mut buf), Some(reply)) = (buf.try_borrow_mut(), reply.take()) else {
                 return;
             };
-            match self.vfs.read_into(fh.0, offset, size, &mut buf) {
+            match self
+                .vfs
+                .read_for_kernel(ino.0, fh.0, offset, size, &mut buf)
+            {
                 Ok(()) => reply.data(&buf),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -726,9 +729,16 @@ impl Filesystem for FuseFs {
     }
 }
 
-/// Send invalidations to the kernel, one batch at a time, until the channel closes.
-pub fn run_invalidator(notifier: fuser::Notifier, batches: Receiver<Batch>) {
+/// Send invalidations to the kernel, one batch at a time, until the channel closes; and the
+/// pages a small read decrypted beyond what it asked for, in order with them (see
+/// [`crate::vfs::fill`]).
+pub fn run_invalidator(notifier: fuser::Notifier, batches: Receiver<Batch>, vfs: Arc<Vfs>) {
     for batch in batches {
+        if let Some(fill) = batch.fill {
+            vfs.fill(fill, |ino, offset, data| {
+                notifier.store(INodeNo(ino), offset, data)
+            });
+        }
         for inv in batch.items {
             let result = match &inv {
                 Invalidation::Entry { parent, name } => {

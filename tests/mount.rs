@@ -486,3 +486,119 @@ fn model_based_random_consent_events_keep_the_mount_equal_to_the_rules() {
         }
     }
 }
+
+/// Which pages of `f`'s first `len` bytes are in the kernel's page cache (mincore of a
+/// read-only mapping, which faults nothing in).
+fn resident_pages(f: &std::fs::File, len: usize) -> Vec<bool> {
+    use std::os::fd::AsRawFd;
+    let pages = len.div_ceil(4096);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a fresh read-only mapping of the file, unmapped before returning; mincore
+    // writes one byte per page into `vec`, which holds `pages` bytes
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(
+            addr,
+            libc::MAP_FAILED,
+            "mmap: {}",
+            std::io::Error::last_os_error()
+        );
+        let r = libc::mincore(addr, len, vec.as_mut_ptr());
+        libc::munmap(addr, len);
+        assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
+    }
+    vec.into_iter().map(|b| b & 1 == 1).collect()
+}
+
+/// A program reading a large photo at random, 4 KiB here and there (a viewer seeking, fio),
+/// finds the rest of each 64 KiB chunk it touched in the page cache: the photo's bytes, which
+/// a write through another descriptor replaces and a withdrawal takes away from a descriptor
+/// opened before.
+#[test]
+fn small_reads_fill_the_page_cache_and_a_withdrawal_empties_it() {
+    let t = store_for("root");
+    let len = 400_000usize;
+    let photo: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+    t.write("more/big.jpg", &photo);
+    t.ok(&[
+        "import",
+        "--collection",
+        "events/2026",
+        t.path("more").to_str().unwrap(),
+    ]);
+    t.ok(&["link", "events/2026/big.jpg", "Anna"]);
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026",
+        "--access",
+        "write",
+    ]);
+    let m = Mount::start(&t);
+    let path = m.path("root/website/events/2026/big.jpg");
+    let f = std::fs::File::open(&path).unwrap();
+    // no readahead: the kernel asks for the pages read and nothing more
+    // SAFETY: an advice on an open descriptor
+    let advised = unsafe {
+        libc::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+            0,
+            libc::POSIX_FADV_RANDOM,
+        )
+    };
+    assert_eq!(advised, 0);
+    let mut page = vec![0u8; 4096];
+    f.read_exact_at(&mut page, 65536 + 8192).unwrap();
+    assert_eq!(page[..], photo[65536 + 8192..65536 + 12288]);
+    // chunk 1 is pages 16..32, the read was page 18: readahead never fills pages before a read
+    let (filled, _) = wait_for(SETTLE, || {
+        resident_pages(&f, len)[16..32].iter().all(|r| *r)
+    });
+    let pages = resident_pages(&f, len);
+    assert!(filled, "chunk 1 not in the page cache: {pages:?}");
+    assert!(
+        pages[..16].iter().chain(&pages[48..]).all(|r| !r),
+        "pages of chunks never read are cached: {pages:?}"
+    );
+    let mut chunk = vec![0u8; 65536];
+    f.read_exact_at(&mut chunk, 65536).unwrap();
+    assert_eq!(
+        chunk[..],
+        photo[65536..131072],
+        "the pushed pages are the photo's bytes"
+    );
+
+    // a write through another descriptor replaces what was pushed
+    let w = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    w.write_all_at(b"NEW!", 65536 + 40000).unwrap();
+    drop(w);
+    let mut four = [0u8; 4];
+    f.read_exact_at(&mut four, 65536 + 40000).unwrap();
+    assert_eq!(&four, b"NEW!");
+    f.read_exact_at(&mut page, 3 * 65536 + 4096).unwrap();
+    assert_eq!(page[..], photo[3 * 65536 + 4096..3 * 65536 + 8192]);
+    let (filled, _) = wait_for(SETTLE, || {
+        resident_pages(&f, len)[48..64].iter().all(|r| *r)
+    });
+    assert!(filled, "chunk 3 of the new version not in the page cache");
+
+    t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    let (gone, _) = wait_for(SETTLE, || !path.exists());
+    assert!(gone);
+    for at in [65536, 65536 + 40000, 3 * 65536] {
+        let err = f.read_at(&mut page, at).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES), "read at {at}");
+    }
+}

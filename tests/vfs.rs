@@ -638,3 +638,198 @@ fn unsaved_bytes_are_bounded_per_user() {
     }
     m.vfs.release(fh2);
 }
+
+/// A photo of `len` bytes that tell their offset apart, imported as events/2026/big.jpg and
+/// linked to Anna (who consents to website): alice sees it.
+fn add_big_photo(m: &Mounted, len: usize) -> Vec<u8> {
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+    m.t.write("more/big.jpg", &bytes);
+    m.t.ok(&[
+        "import",
+        "--collection",
+        "events/2026",
+        m.t.path("more").to_str().unwrap(),
+    ]);
+    m.t.ok(&["link", "events/2026/big.jpg", "Anna"]);
+    m.refresh();
+    bytes
+}
+
+/// The pushes queued on `rx` (what the invalidator thread would make).
+fn queued_fills(
+    rx: &std::sync::mpsc::Receiver<consentfs::vfs::Batch>,
+) -> Vec<consentfs::vfs::fill::Fill> {
+    rx.try_iter().filter_map(|b| b.fill).collect()
+}
+
+/// Make `fill` as the kernel would take it: (inode, offset, bytes) of each piece.
+fn pushed(m: &Mounted, fill: consentfs::vfs::fill::Fill) -> Vec<(u64, u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    m.vfs.fill(fill, |ino, at, data| {
+        out.push((ino, at, data.to_vec()));
+        Ok(())
+    });
+    out
+}
+
+/// A small read pushes the rest of the 64 KiB chunk it decrypted into the kernel's cache (the
+/// next reads of that chunk need no round trip and no decryption), exactly the photo's bytes,
+/// and never the pages it returned itself. A large read (readahead) pushes nothing.
+#[test]
+fn a_small_read_pushes_the_rest_of_its_chunk() {
+    let m = mounted();
+    let (tx, rx) = std::sync::mpsc::channel();
+    m.vfs.set_invalidation_sender(tx);
+    let photo = add_big_photo(&m, 250_000);
+    let ino = m.walk(*ALICE, "alice/website/events/2026/big.jpg").unwrap();
+    let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    let mut out = Vec::new();
+    m.vfs
+        .read_for_kernel(ino, fh, 65536 + 8192, 4096, &mut out)
+        .unwrap();
+    assert_eq!(out, photo[65536 + 8192..65536 + 12288]);
+    let fills = queued_fills(&rx);
+    assert_eq!(fills.len(), 1, "one push for the chunk read in part");
+    let pieces = pushed(&m, fills.into_iter().next().unwrap());
+    let spans: Vec<(u64, u64, usize)> = pieces.iter().map(|(i, a, d)| (*i, *a, d.len())).collect();
+    assert_eq!(
+        spans,
+        vec![(ino, 65536, 8192), (ino, 65536 + 12288, 65536 - 12288)]
+    );
+    for (_, at, data) in &pieces {
+        assert_eq!(data[..], photo[*at as usize..*at as usize + data.len()]);
+    }
+    // the file's last chunk, shorter: up to the end of the photo
+    m.vfs
+        .read_for_kernel(ino, fh, 196_608, 4096, &mut out)
+        .unwrap();
+    let pieces = pushed(&m, queued_fills(&rx).pop().unwrap());
+    assert_eq!(pieces.len(), 1);
+    assert_eq!(
+        (pieces[0].1, pieces[0].2.len()),
+        (196_608 + 4096, 250_000 - 196_608 - 4096)
+    );
+    assert_eq!(pieces[0].2[..], photo[196_608 + 4096..]);
+    // readahead's large requests, and reads outside the kernel, push nothing
+    m.vfs
+        .read_for_kernel(ino, fh, 4096, 131_072, &mut out)
+        .unwrap();
+    m.vfs.read_into(fh, 4096, 4096, &mut out).unwrap();
+    assert!(queued_fills(&rx).is_empty());
+    m.vfs.release(fh);
+}
+
+/// A push is made only if the daemon would still serve those bytes through that inode when
+/// the push is made: not once the photo is hidden, not after an open for writing, not after a
+/// save gave the file another version.
+#[test]
+fn a_push_is_dropped_when_the_photo_changed_meanwhile() {
+    let m = mounted();
+    let (tx, rx) = std::sync::mpsc::channel();
+    m.vfs.set_invalidation_sender(tx);
+    add_big_photo(&m, 200_000);
+    m.t.ok(&[
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026",
+        "--access",
+        "write",
+    ]);
+    m.refresh();
+    let ino = m.walk(*ALICE, "alice/website/events/2026/big.jpg").unwrap();
+    let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    let small_read = || {
+        let mut out = Vec::new();
+        m.vfs
+            .read_for_kernel(ino, fh, 4096, 4096, &mut out)
+            .unwrap();
+        let mut fills = queued_fills(&rx);
+        assert_eq!(fills.len(), 1);
+        fills.pop().unwrap()
+    };
+    // nothing changed: pushed
+    assert!(!pushed(&m, small_read()).is_empty());
+
+    // an open for writing after the read, before the push
+    let fill = small_read();
+    let writer = m.vfs.open(*ALICE, ino, true, false).unwrap();
+    assert!(pushed(&m, fill).is_empty(), "pushed while a writer is open");
+    // ... which saves: the file now serves another version (no writer open any more)
+    let fill = small_read();
+    m.vfs.write(writer, 8192, b"retouched").unwrap();
+    m.vfs.release(writer);
+    m.refresh();
+    assert!(
+        pushed(&m, fill).is_empty(),
+        "pushed a version the file no longer serves"
+    );
+    assert!(
+        !pushed(&m, small_read()).is_empty(),
+        "the new version is pushed again"
+    );
+
+    // the photo hidden after the read, before the push
+    let fill = small_read();
+    m.t.ok(&["consent", "withdraw", "Anna", "--purpose", "website"]);
+    m.refresh();
+    assert!(
+        pushed(&m, fill).is_empty(),
+        "pushed pages of a hidden photo"
+    );
+    m.vfs.release(fh);
+}
+
+/// An open for writing waits for a push that is under way: no page of the old content lands
+/// in the kernel's cache after a write may have begun.
+#[test]
+fn an_open_for_writing_waits_for_a_push_under_way() {
+    let m = mounted();
+    let (tx, rx) = std::sync::mpsc::channel();
+    m.vfs.set_invalidation_sender(tx);
+    add_big_photo(&m, 100_000);
+    m.t.ok(&[
+        "user",
+        "grant",
+        "alice",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026",
+        "--access",
+        "write",
+    ]);
+    m.refresh();
+    let ino = m.walk(*ALICE, "alice/website/events/2026/big.jpg").unwrap();
+    let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    let mut out = Vec::new();
+    m.vfs.read_for_kernel(ino, fh, 0, 4096, &mut out).unwrap();
+    let fill = queued_fills(&rx).pop().unwrap();
+    let opened = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let mut writer = None;
+        m.vfs.fill(fill, |_, _, _| {
+            if writer.is_none() {
+                writer = Some(s.spawn(|| {
+                    let w = m.vfs.open(*ALICE, ino, true, false).unwrap();
+                    opened.store(true, std::sync::atomic::Ordering::SeqCst);
+                    w
+                }));
+                // the kernel copying the pages (here: a while)
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                assert!(
+                    !opened.load(std::sync::atomic::Ordering::SeqCst),
+                    "an open for writing went ahead while pages of the file were pushed"
+                );
+            }
+            Ok(())
+        });
+        let w = writer.unwrap().join().unwrap();
+        assert!(opened.load(std::sync::atomic::Ordering::SeqCst));
+        m.vfs.release(w);
+    });
+    m.vfs.release(fh);
+}

@@ -116,6 +116,7 @@ fn wait_applied(rounds: &Rounds, out: &Sender<Batch>, limit: Duration) -> bool {
         .send(Batch {
             items: Vec::new(),
             done: Some(done),
+            fill: None,
         })
         .is_err()
     {
@@ -371,6 +372,7 @@ fn flush_pages(vfs: &Vfs, out: &Sender<Batch>, assets: Option<&[crate::policy::A
         .send(Batch {
             items,
             done: Some(done),
+            fill: None,
         })
         .is_ok()
     {
@@ -571,6 +573,7 @@ impl Watcher {
             out.send(Batch {
                 items: inval,
                 done: None,
+                fill: None,
             })
             .map_err(|_| RoundError::InvalidatorGone)?;
         }
@@ -799,7 +802,10 @@ pub fn run(store: Store, mut opts: MountOptions) -> Result<()> {
     let rounds_for_control = rounds.clone();
     let invalidator = std::thread::Builder::new()
         .name("invalidator".into())
-        .spawn(move || run_invalidator(notifier, rx))
+        .spawn({
+            let vfs = vfs.clone();
+            move || run_invalidator(notifier, rx, vfs)
+        })
         .map_err(|e| Error::io("cannot start the invalidator", e))?;
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {

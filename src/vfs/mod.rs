@@ -14,6 +14,7 @@
 mod access;
 pub mod cache;
 mod dirs;
+pub mod fill;
 pub mod inodes;
 pub mod live;
 mod open_file;
@@ -111,9 +112,12 @@ pub struct Opened {
 }
 
 /// Invalidations for the invalidator thread; `done` is signalled once they were sent.
+#[derive(Default)]
 pub struct Batch {
     pub items: Vec<Invalidation>,
     pub done: Option<std::sync::mpsc::SyncSender<()>>,
+    /// Pages to push into the kernel's cache after the invalidations ([`Vfs::fill`]).
+    pub fill: Option<fill::Fill>,
 }
 
 /// A cache entry the kernel must forget.
@@ -238,6 +242,8 @@ pub struct Vfs {
     dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     next_fh: AtomicU64,
     chunks: ChunkCache,
+    /// Bytes of pushes into the kernel's page cache waiting on the invalidator thread.
+    fills_queued: fill::Queued,
     /// Folders show the mount time as their modification time.
     mounted_at: SystemTime,
     /// The daemon's own catalog connection, for changes made through the mount.
@@ -318,6 +324,7 @@ impl Vfs {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             chunks: ChunkCache::new(256),
+            fills_queued: Default::default(),
             mounted_at: SystemTime::now(),
             opened: Mutex::new(access::OpenedToday::load(catalog.conn())),
             catalog: Mutex::new(catalog),
@@ -965,7 +972,7 @@ impl Vfs {
             writers: Mutex::new(self.provenance.process(caller.pid).into_iter().collect()),
         };
         if write {
-            handle.file.writers_open.fetch_add(1, Ordering::AcqRel);
+            handle.file.start_writing();
         }
         if write && truncate {
             // O_TRUNC: the file is empty from now on, for every descriptor of it
@@ -1009,7 +1016,10 @@ impl Vfs {
                 .unwrap_or_else(|p| p.into_inner())
                 .as_ref()
             {
-                let _ = tx.send(Batch { items, done: None });
+                let _ = tx.send(Batch {
+                    items,
+                    ..Default::default()
+                });
             }
         }
     }
@@ -1112,6 +1122,30 @@ impl Vfs {
     /// spans several (the kernel's readahead asks for up to 1 MiB at once); only chunks read in
     /// part go through the chunk cache, because the next request will want their remainder.
     pub fn read_into(&self, fh: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<()> {
+        self.read_filling(None, fh, offset, size, out)
+    }
+
+    /// [`Vfs::read_into`] for the kernel's read of inode `ino`: a small read also has the
+    /// rest of the chunk it read in part pushed into the kernel's cache (see [`fill`]).
+    pub fn read_for_kernel(
+        &self,
+        ino: Ino,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.read_filling(Some(ino), fh, offset, size, out)
+    }
+
+    fn read_filling(
+        &self,
+        ino: Option<Ino>,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         self.live.check()?;
         let h = self.handle(fh)?;
         let asset = self.current_asset(h.asset);
@@ -1132,7 +1166,7 @@ impl Vfs {
                 return Ok(());
             }
             drop(st);
-            return self.read_into(fh, offset, size, out);
+            return self.read_filling(ino, fh, offset, size, out);
         }
         let len = st.reader.len();
         if offset >= len {
@@ -1161,9 +1195,14 @@ impl Vfs {
             }
             pos += take as u64;
         }
+        let fill_ino = ino.filter(|_| size <= fill::SMALL_READ);
         for (index, within, piece) in partial {
             let chunk = self.chunk(&st, index)?;
             piece.copy_from_slice(&chunk[within..within + piece.len()]);
+            if let Some(ino) = fill_ino {
+                let at = index * CHUNK_PLAIN;
+                self.queue_fill(ino, &h, st.object, at, &chunk, (offset, end));
+            }
         }
         let decrypt = |pieces: &mut [(u64, &mut [u8])]| -> Result<()> {
             for (index, piece) in pieces.iter_mut() {

@@ -92,6 +92,10 @@ pub(super) struct OpenFile {
     /// Its name was removed while descriptors held it open (unlink, or the trash): the status
     /// the asset had then, by which consent still decides what the descriptors may read.
     unlinked: Mutex<Option<Status>>,
+    /// Held while pages of it are pushed into the kernel's cache (see `super::fill`), and
+    /// passed by every open for writing: no push lands once a write may have begun. Never
+    /// held together with another lock of the file.
+    fill_barrier: Mutex<()>,
 }
 
 pub(super) struct FileState {
@@ -129,7 +133,22 @@ impl OpenFile {
             serving: Mutex::new(object),
             committing: AtomicBool::new(false),
             unlinked: Mutex::new(None),
+            fill_barrier: Mutex::new(()),
         }
+    }
+
+    /// A handle open for writing joins it. Waits for a push of its pages into the kernel's
+    /// cache that is under way (one checked before this open), so that no page of what it
+    /// served lands after a write through this handle (see `super::fill`). The caller holds
+    /// no lock: the push may be waiting for a read in flight to be answered.
+    pub fn start_writing(&self) {
+        self.writers_open.fetch_add(1, Ordering::AcqRel);
+        drop(self.fill_barrier());
+    }
+
+    /// The barrier between pushes of its pages and writes (see [`OpenFile::start_writing`]).
+    pub fn fill_barrier(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.fill_barrier.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The version its readers see while nothing is pending.

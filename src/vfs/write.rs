@@ -286,6 +286,7 @@ impl Vfs {
                     let _ = tx.send(super::Batch {
                         items: inval,
                         done: None,
+                        fill: None,
                     });
                 }
             }
@@ -642,6 +643,7 @@ impl Vfs {
             let _ = tx.send(super::Batch {
                 items: inval,
                 done: None,
+                fill: None,
             });
         }
     }
@@ -962,8 +964,7 @@ impl Vfs {
         asset: AssetId,
         file: Arc<OpenFile>,
     ) -> u64 {
-        file.writers_open
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        file.start_writing();
         self.add_handle(super::Handle {
             login: login.clone(),
             purpose,
