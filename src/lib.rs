@@ -14,6 +14,7 @@ pub mod faces;
 pub mod files;
 pub mod fuse;
 pub mod inventory;
+pub mod logging;
 pub mod maintenance;
 pub mod metadata;
 pub mod mountinfo;

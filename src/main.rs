@@ -32,7 +32,7 @@ fn main() {
         }
     }
     let level = consentfs::cli::default_log_level(&cli);
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    consentfs::logging::init(level);
     let code = match consentfs::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
