@@ -833,3 +833,43 @@ fn an_open_for_writing_waits_for_a_push_under_way() {
     });
     m.vfs.release(fh);
 }
+
+/// Pushes wait on the thread that also sends the invalidations of withdrawals: what they
+/// queue is bounded, past the bound a small read pushes nothing, and once they are made
+/// pushes are queued again.
+#[test]
+fn pushes_queued_are_bounded() {
+    let m = mounted();
+    let (tx, rx) = std::sync::mpsc::channel();
+    m.vfs.set_invalidation_sender(tx);
+    let chunks = 200u64;
+    add_big_photo(&m, (chunks * 65536) as usize);
+    let ino = m.walk(*ALICE, "alice/website/events/2026/big.jpg").unwrap();
+    let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    let mut out = Vec::new();
+    for c in 0..chunks {
+        m.vfs
+            .read_for_kernel(ino, fh, c * 65536, 4096, &mut out)
+            .unwrap();
+    }
+    let fills = queued_fills(&rx);
+    let per_push = 65536 - 4096;
+    let bound = consentfs::vfs::fill::MAX_QUEUED / per_push;
+    assert_eq!(
+        fills.len() as u64,
+        bound,
+        "pushes queued of {chunks} small reads"
+    );
+    for f in fills {
+        assert_eq!(pushed(&m, f).len(), 1);
+    }
+    m.vfs
+        .read_for_kernel(ino, fh, 4096, 4096, &mut out)
+        .unwrap();
+    assert_eq!(
+        queued_fills(&rx).len(),
+        1,
+        "nothing queued once the pushes were made"
+    );
+    m.vfs.release(fh);
+}

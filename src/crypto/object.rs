@@ -568,6 +568,11 @@ impl<R: ReadAt> Decryptor<R> {
         Ok(())
     }
 
+    /// Where the ciphertext is read from.
+    pub fn source(&self) -> &R {
+        &self.src
+    }
+
     pub fn len(&self) -> u64 {
         self.plain_len
     }

@@ -676,6 +676,13 @@ pub enum ObjectSource {
     Remote(remote::RemoteReader),
 }
 
+impl ObjectSource {
+    /// Read from a file on this machine (not fetched from an object store).
+    pub fn is_local(&self) -> bool {
+        matches!(self, ObjectSource::File(_))
+    }
+}
+
 impl crate::crypto::object::ReadAt for ObjectSource {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         match self {

@@ -29,6 +29,9 @@
 //!
 //! Only small reads push: the kernel's readahead already asks for whole chunks of a file read
 //! in order, and pushing pages a readahead request has locked would only copy them twice.
+//! And only reads of objects on this machine: a push waits for any read in flight on the same
+//! pages, and a read of an object fetched from an object store can take long enough to hold up
+//! a withdrawal's invalidations behind it.
 
 use super::cache::Chunk;
 use super::open_file::OpenFile;
@@ -40,8 +43,10 @@ use std::sync::Arc;
 /// Reads of at most this many bytes push the rest of the chunk they read in part.
 pub const SMALL_READ: u32 = (CHUNK_PLAIN / 2) as u32;
 
-/// Bytes of pushes waiting on the invalidator thread, at most.
-pub const MAX_QUEUED: u64 = 16 << 20;
+/// Bytes of pushes waiting on the invalidator thread, at most: 64 chunks, which the kernel
+/// copies in about a millisecond, so a withdrawal's invalidations never wait longer than that
+/// behind pushes.
+pub const MAX_QUEUED: u64 = 4 << 20;
 
 /// The pages of one chunk to push into the kernel's cache of inode `ino`.
 pub struct Fill {

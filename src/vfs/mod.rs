@@ -1195,7 +1195,7 @@ impl Vfs {
             }
             pos += take as u64;
         }
-        let fill_ino = ino.filter(|_| size <= fill::SMALL_READ);
+        let fill_ino = ino.filter(|_| size <= fill::SMALL_READ && st.reader.source().is_local());
         for (index, within, piece) in partial {
             let chunk = self.chunk(&st, index)?;
             piece.copy_from_slice(&chunk[within..within + piece.len()]);
