@@ -39,6 +39,11 @@ impl Mounted {
 
     /// Give alice `access` (write, delete) on the website photos of events/2026/sub, live.
     fn grant_alice_in_sub(&self, access: &str) {
+        self.grant_alice_in("events/2026/sub", access);
+    }
+
+    /// Give alice `access` on the website photos of `collection`, live.
+    fn grant_alice_in(&self, collection: &str, access: &str) {
         self.t.ok(&[
             "user",
             "grant",
@@ -46,7 +51,7 @@ impl Mounted {
             "--purpose",
             "website",
             "--collection",
-            "events/2026/sub",
+            collection,
             "--access",
             access,
         ]);
@@ -640,8 +645,20 @@ fn unsaved_bytes_are_bounded_per_user() {
 }
 
 /// A photo of `len` bytes that tell their offset apart, imported as events/2026/big.jpg and
-/// linked to Anna (who consents to website): alice sees it.
-fn add_big_photo(m: &Mounted, len: usize) -> Vec<u8> {
+/// linked to Anna (who consents to website), open for reading by alice (with `access` on
+/// events/2026 if given), with the invalidator's channel in `rx`.
+struct BigPhoto {
+    m: Mounted,
+    rx: std::sync::mpsc::Receiver<consentfs::vfs::Batch>,
+    bytes: Vec<u8>,
+    ino: u64,
+    fh: u64,
+}
+
+fn big_photo(len: usize, access: Option<&str>) -> BigPhoto {
+    let m = mounted();
+    let (tx, rx) = std::sync::mpsc::channel();
+    m.vfs.set_invalidation_sender(tx);
     let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
     m.t.write("more/big.jpg", &bytes);
     m.t.ok(&[
@@ -652,7 +669,18 @@ fn add_big_photo(m: &Mounted, len: usize) -> Vec<u8> {
     ]);
     m.t.ok(&["link", "events/2026/big.jpg", "Anna"]);
     m.refresh();
-    bytes
+    if let Some(access) = access {
+        m.grant_alice_in("events/2026", access);
+    }
+    let ino = m.walk(*ALICE, "alice/website/events/2026/big.jpg").unwrap();
+    let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    BigPhoto {
+        m,
+        rx,
+        bytes,
+        ino,
+        fh,
+    }
 }
 
 /// The pushes queued on `rx` (what the invalidator thread would make).
@@ -677,12 +705,13 @@ fn pushed(m: &Mounted, fill: consentfs::vfs::fill::Fill) -> Vec<(u64, u64, Vec<u
 /// and never the pages it returned itself. A large read (readahead) pushes nothing.
 #[test]
 fn a_small_read_pushes_the_rest_of_its_chunk() {
-    let m = mounted();
-    let (tx, rx) = std::sync::mpsc::channel();
-    m.vfs.set_invalidation_sender(tx);
-    let photo = add_big_photo(&m, 250_000);
-    let ino = m.walk(*ALICE, "alice/website/events/2026/big.jpg").unwrap();
-    let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    let BigPhoto {
+        m,
+        rx,
+        bytes: photo,
+        ino,
+        fh,
+    } = big_photo(250_000, None);
     let mut out = Vec::new();
     m.vfs
         .read_for_kernel(ino, fh, 65536 + 8192, 4096, &mut out)
@@ -724,24 +753,7 @@ fn a_small_read_pushes_the_rest_of_its_chunk() {
 /// save gave the file another version.
 #[test]
 fn a_push_is_dropped_when_the_photo_changed_meanwhile() {
-    let m = mounted();
-    let (tx, rx) = std::sync::mpsc::channel();
-    m.vfs.set_invalidation_sender(tx);
-    add_big_photo(&m, 200_000);
-    m.t.ok(&[
-        "user",
-        "grant",
-        "alice",
-        "--purpose",
-        "website",
-        "--collection",
-        "events/2026",
-        "--access",
-        "write",
-    ]);
-    m.refresh();
-    let ino = m.walk(*ALICE, "alice/website/events/2026/big.jpg").unwrap();
-    let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    let BigPhoto { m, rx, ino, fh, .. } = big_photo(200_000, Some("write"));
     let small_read = || {
         let mut out = Vec::new();
         m.vfs
@@ -787,24 +799,7 @@ fn a_push_is_dropped_when_the_photo_changed_meanwhile() {
 /// in the kernel's cache after a write may have begun.
 #[test]
 fn an_open_for_writing_waits_for_a_push_under_way() {
-    let m = mounted();
-    let (tx, rx) = std::sync::mpsc::channel();
-    m.vfs.set_invalidation_sender(tx);
-    add_big_photo(&m, 100_000);
-    m.t.ok(&[
-        "user",
-        "grant",
-        "alice",
-        "--purpose",
-        "website",
-        "--collection",
-        "events/2026",
-        "--access",
-        "write",
-    ]);
-    m.refresh();
-    let ino = m.walk(*ALICE, "alice/website/events/2026/big.jpg").unwrap();
-    let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    let BigPhoto { m, rx, ino, fh, .. } = big_photo(100_000, Some("write"));
     let mut out = Vec::new();
     m.vfs.read_for_kernel(ino, fh, 0, 4096, &mut out).unwrap();
     let fill = queued_fills(&rx).pop().unwrap();
@@ -839,13 +834,8 @@ fn an_open_for_writing_waits_for_a_push_under_way() {
 /// pushes are queued again.
 #[test]
 fn pushes_queued_are_bounded() {
-    let m = mounted();
-    let (tx, rx) = std::sync::mpsc::channel();
-    m.vfs.set_invalidation_sender(tx);
     let chunks = 200u64;
-    add_big_photo(&m, (chunks * 65536) as usize);
-    let ino = m.walk(*ALICE, "alice/website/events/2026/big.jpg").unwrap();
-    let fh = m.vfs.open(*ALICE, ino, false, false).unwrap();
+    let BigPhoto { m, rx, ino, fh, .. } = big_photo((chunks * 65536) as usize, None);
     let mut out = Vec::new();
     for c in 0..chunks {
         m.vfs
