@@ -10,7 +10,9 @@
 # one save alice's open just before it fails with ENOENT, and from then on her fresh opens read
 # the previous version whole for the 6 s the script waits (the daemon logged the save as
 # committed). Also seen with the page-cache pushes of vfs/fill.rs disabled, so it is older than
-# them. Needs root, fuse3, python3, setpriv, and the OS user alice (created if missing).
+# them. The failing open is `Vfs::open_current` meeting a version updated in place (and its old
+# object removed) before the view was refreshed: "content was shredded" (see README,
+# Performance). Needs root, fuse3, python3, setpriv, and the OS user alice (created if missing).
 set -uo pipefail
 bin=$(readlink -f "${1:-target/release/consentfs}")
 saves=${2:-60}
