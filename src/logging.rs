@@ -16,12 +16,9 @@ const FUSER_REPLY: &str = "fuser::reply";
 /// `inner`, with fuser's ENOENT on an answer logged at debug level.
 pub struct Logger<L: Log>(pub L);
 
-/// fuser's report of an answer the kernel no longer wanted (ENOENT).
-fn is_discarded_answer(record: &Record, text: &str) -> bool {
-    record.level() == Level::Error
-        && record.target().starts_with(FUSER_REPLY)
-        && text.starts_with("Failed to send FUSE reply")
-        && text.ends_with("(os error 2)")
+/// fuser's report (an error of [`FUSER_REPLY`]) of an answer the kernel no longer wanted.
+fn is_discarded_answer(text: &str) -> bool {
+    text.starts_with("Failed to send FUSE reply") && text.ends_with("(os error 2)")
 }
 
 impl<L: Log> Log for Logger<L> {
@@ -32,7 +29,7 @@ impl<L: Log> Log for Logger<L> {
     fn log(&self, record: &Record) {
         if record.level() == Level::Error && record.target().starts_with(FUSER_REPLY) {
             let text = record.args().to_string();
-            if is_discarded_answer(record, &text) {
+            if is_discarded_answer(&text) {
                 self.0.log(
                     &Record::builder()
                         .level(Level::Debug)

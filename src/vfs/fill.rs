@@ -37,7 +37,7 @@ use super::cache::Chunk;
 use super::open_file::OpenFile;
 use super::{Handle, Ino, Vfs};
 use crate::crypto::object::{ObjectId, CHUNK_PLAIN};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Reads of at most this many bytes push the rest of the chunk they read in part.
@@ -78,10 +78,6 @@ impl std::fmt::Debug for Fill {
         )
     }
 }
-
-/// Bytes of pushes queued and not yet made.
-#[derive(Default)]
-pub(super) struct Queued(AtomicU64);
 
 /// The parts of chunk `[chunk_at, chunk_at + chunk_len)` outside `[read_at, read_end)`,
 /// rounded inwards to whole pages (the kernel marks only whole pages as holding the file's
@@ -133,7 +129,7 @@ impl Vfs {
             ranges,
         };
         let bytes = fill.bytes();
-        let queued = &self.fills_queued.0;
+        let queued = &self.fills_queued;
         if queued.fetch_add(bytes, Ordering::AcqRel) + bytes > MAX_QUEUED {
             queued.fetch_sub(bytes, Ordering::AcqRel);
             return;
@@ -163,9 +159,7 @@ impl Vfs {
         fill: Fill,
         mut store: impl FnMut(Ino, u64, &[u8]) -> std::io::Result<()>,
     ) -> u64 {
-        self.fills_queued
-            .0
-            .fetch_sub(fill.bytes(), Ordering::AcqRel);
+        self.fills_queued.fetch_sub(fill.bytes(), Ordering::AcqRel);
         let file = &fill.handle.file;
         let _barrier = file.fill_barrier();
         if !self.may_fill(&fill, file) {

@@ -243,7 +243,7 @@ pub struct Vfs {
     next_fh: AtomicU64,
     chunks: ChunkCache,
     /// Bytes of pushes into the kernel's page cache waiting on the invalidator thread.
-    fills_queued: fill::Queued,
+    fills_queued: AtomicU64,
     /// Folders show the mount time as their modification time.
     mounted_at: SystemTime,
     /// The daemon's own catalog connection, for changes made through the mount.
