@@ -293,6 +293,10 @@ pub struct Vfs {
     times: times::StatusTimes,
 }
 
+/// How often an open tries again when the version it was opening was replaced meanwhile (see
+/// `Vfs::open_current`): each try follows a save that committed during the one before.
+const OPEN_RETRIES: u32 = 8;
+
 const XATTRS: [&str; 4] = [
     "user.consentfs.asset",
     "user.consentfs.subjects",
@@ -849,17 +853,43 @@ impl Vfs {
         &self,
         asset: AssetId,
     ) -> Result<(ObjectId, Decryptor<crate::store::ObjectSource>)> {
+        // The view names the object, the catalog holds its key, the store its file: a save
+        // committed between those steps may have updated the version in place and removed
+        // the object the view named (saves of one program within seconds are one version).
+        // The view has moved on by then (this daemon refreshes it before the catalog's lock
+        // is released, and before the old object's file is removed), so the open tries again
+        // with the object the view names now. It fails only when the view still names the
+        // object that could not be opened (shredded, or damaged).
+        let mut tries = 0;
+        loop {
+            let object = self.current_object(asset);
+            match self.open_object_of(asset) {
+                Ok(opened) => return Ok(opened),
+                Err(e) if tries < OPEN_RETRIES && self.current_object(asset) != object => {
+                    tries += 1;
+                    log::debug!("asset {asset}: its version changed while it was opened ({e}); opening the new one");
+                }
+                Err(e) => {
+                    log::warn!("asset {asset}: cannot open its current version: {e}");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// One try of [`Vfs::open_current`]: the queued save's object, else the view's.
+    fn open_object_of(
+        &self,
+        asset: AssetId,
+    ) -> Result<(ObjectId, Decryptor<crate::store::ObjectSource>)> {
         if let Some(queued) = self.saves.latest(asset) {
             let obj = queued.new_object()?;
-            let reader = self
-                .store
-                .open_object(
-                    &obj.id,
-                    &obj.wrapped_key,
-                    obj.size,
-                    &format!("asset {asset}, a save queued for the catalog"),
-                )
-                .inspect_err(|e| log::error!("{e}"))?;
+            let reader = self.store.open_object(
+                &obj.id,
+                &obj.wrapped_key,
+                obj.size,
+                &format!("asset {asset}, a save queued for the catalog"),
+            )?;
             return Ok((obj.id, reader));
         }
         let (object, size, label) = {
@@ -888,10 +918,7 @@ impl Vfs {
             crate::catalog::bulk::wrapped_key(catalog.conn(), &object)?
         }
         .ok_or_else(|| Error::not_found("content was shredded"))?;
-        let reader = self
-            .store
-            .open_object(&object, &wrapped, size, &label)
-            .inspect_err(|e| log::error!("{e}"))?;
+        let reader = self.store.open_object(&object, &wrapped, size, &label)?;
         Ok((object, reader))
     }
 

@@ -121,7 +121,17 @@ fn classify(entries: &[audit::Entry]) -> Touched {
 struct Shown {
     collection: Arc<str>,
     name: Arc<str>,
-    version: i64,
+    content: Content,
+}
+
+/// Which content a slot shows: its version number and that version's object. Both, because
+/// saves of one program within seconds update their version in place (`assets::replace_version`):
+/// the number stays, the object changes, and the mount must forget the pages of the old one
+/// for every user who sees the photo, as for a new version.
+type Content = (u32, Option<crate::crypto::object::ObjectId>);
+
+fn content_of(slot: &Slot) -> Content {
+    slot.version.map_or((0, None), |v| (v.number(), Some(v.object)))
 }
 
 /// Where an asset was shown before a change, to tell the mount what to forget.
@@ -129,7 +139,7 @@ struct Prev {
     folder: u32,
     /// Still readable in the names arena: it is compacted only between changes.
     name: Span,
-    version: i64,
+    content: Content,
     visible: Vec<bool>,
 }
 
@@ -630,7 +640,7 @@ impl View {
         Prev {
             folder: s.folder,
             name: s.name,
-            version: s.version.map_or(0, |v| i64::from(v.number())),
+            content: content_of(s),
             visible: self.visible.iter().map(|b| b.get(i)).collect(),
         }
     }
@@ -758,13 +768,13 @@ impl View {
             None => Prev {
                 folder: slot.folder,
                 name: slot.name,
-                version: 0,
+                content: (0, None),
                 visible: Vec::new(),
             },
         };
         let moved =
             prev.folder != slot.folder || name_of(&self.names, prev.name) != self.name(&slot);
-        let version = slot.version.map_or(0, |v| i64::from(v.number()));
+        let content = content_of(&slot);
         for (p, &vis) in shown.iter().enumerate() {
             if self.visible[p].get(i) != vis {
                 self.visible[p].set(i, vis);
@@ -778,7 +788,7 @@ impl View {
             if was && (!vis || moved) {
                 changes.push(self.change_at(prev.folder, prev.name, pid, slot.id, false));
             }
-            if vis && (!was || moved || prev.version != version) {
+            if vis && (!was || moved || prev.content != content) {
                 changes.push(self.change_at(slot.folder, slot.name, pid, slot.id, true));
             }
         }
@@ -848,7 +858,7 @@ impl View {
                     Shown {
                         collection: self.folders.get(slot.folder).path.clone(),
                         name: Arc::from(self.name(slot)),
-                        version: slot.version.map_or(0, |v| i64::from(v.number())),
+                        content: content_of(slot),
                     },
                 )
             })
@@ -887,7 +897,7 @@ impl View {
             }
             if before
                 .as_ref()
-                .is_none_or(|b| moved || b.2.version != n.version)
+                .is_none_or(|b| moved || b.2.content != n.content)
             {
                 changes.push(Change::Asset {
                     login: Some(login.clone()),
