@@ -303,3 +303,84 @@ for what in ('read', 'fstat', 'open'):
         "the refusal is logged: {log}"
     );
 }
+
+/// Saves of one program within seconds are one version, updated in place (a new object under
+/// the same number). Another user who read the photo between two such saves reads the newest
+/// one when she opens it again, not the pages the kernel cached of the one before
+/// (`contrib/attack/two-users-save.sh` found her reading the older save for seconds).
+#[test]
+fn another_users_fresh_open_reads_a_save_made_in_place() {
+    let t = small_store("root");
+    let reader = "cfs_reader14";
+    let (uid, gid) = os_user(reader);
+    t.add_user(reader);
+    t.ok(&["user", "grant", reader, "--purpose", "website"]);
+    let m = Mount::start(&t);
+    let mine = m.path("root/website/hall.jpg");
+    let theirs = m.path(&format!("{reader}/website/hall.jpg"));
+    // one process saves twice, each time when told to on stdin
+    let mut saver = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(format!(
+            "import os, sys
+for k in (1, 2):
+    sys.stdin.readline()
+    fd = os.open('{}', os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, bytes([k]) * 200000)
+    os.close(fd)
+    print('saved', flush=True)",
+            mine.display()
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to_saver = saver.stdin.take().unwrap();
+    let mut from_saver = std::io::BufReader::new(saver.stdout.take().unwrap());
+    let mut save = || {
+        use std::io::{BufRead, Write};
+        writeln!(to_saver).unwrap();
+        let mut line = String::new();
+        from_saver.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "saved");
+    };
+    // what the reader gets from a fresh open: its length and the bytes in it
+    let read = || {
+        let out = run_as(
+            uid,
+            gid,
+            &format!(
+                "/usr/bin/python3 -c \"d = open('{}', 'rb').read(); print(len(d), sorted(set(d)))\"",
+                theirs.display()
+            ),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let versions = || {
+        t.ok(&["versions", "hall.jpg", "--json"])
+            .json()
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    save();
+    let (first, _) =
+        common::mount::wait_for(std::time::Duration::from_secs(5), || read() == "200000 [1]");
+    assert!(first, "the reader does not get the first save: {}", read());
+    let before = versions();
+    save();
+    assert_eq!(
+        versions(),
+        before,
+        "the second save updated the first in place"
+    );
+    let (second, _) =
+        common::mount::wait_for(std::time::Duration::from_secs(5), || read() == "200000 [2]");
+    assert!(second, "the reader's fresh opens still read: {}", read());
+    drop(to_saver);
+    assert!(saver.wait().unwrap().success());
+}

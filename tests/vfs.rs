@@ -886,7 +886,9 @@ fn a_version_updated_in_place_drops_every_viewers_cached_pages() {
         pid: std::process::id(),
         ..*ALICE
     };
-    let alices = m.walk(writer, "alice/website/events/2026/sub/b.jpg").unwrap();
+    let alices = m
+        .walk(writer, "alice/website/events/2026/sub/b.jpg")
+        .unwrap();
     let bobs = m.walk(*BOB, "bob/website/events/2026/sub/b.jpg").unwrap();
     let versions = || {
         m.t.ok(&["versions", "events/2026/sub/b.jpg", "--json"])
@@ -896,20 +898,26 @@ fn a_version_updated_in_place_drops_every_viewers_cached_pages() {
     };
     save_as(&m.vfs, writer, alices, b"first save");
     assert_eq!(
-        m.read_all(*BOB, "bob/website/events/2026/sub/b.jpg").unwrap(),
+        m.read_all(*BOB, "bob/website/events/2026/sub/b.jpg")
+            .unwrap(),
         b"first save"
     );
     let before = versions();
     let _ = rx.try_iter().count();
     save_as(&m.vfs, writer, alices, b"second save");
-    assert_eq!(versions(), before, "the second save updated the first in place");
+    assert_eq!(
+        versions(),
+        before,
+        "the second save updated the first in place"
+    );
     let inval: Vec<_> = rx.try_iter().flat_map(|b| b.items).collect();
     assert!(
         inval.contains(&consentfs::vfs::Invalidation::Inode { ino: bobs }),
         "bob's cached pages of the first save are not dropped: {inval:?}"
     );
     assert_eq!(
-        m.read_all(*BOB, "bob/website/events/2026/sub/b.jpg").unwrap(),
+        m.read_all(*BOB, "bob/website/events/2026/sub/b.jpg")
+            .unwrap(),
         b"second save"
     );
 }
@@ -926,7 +934,9 @@ fn opens_while_a_version_is_updated_in_place_never_fail() {
         pid: std::process::id(),
         ..*ALICE
     };
-    let alices = m.walk(writer, "alice/website/events/2026/sub/b.jpg").unwrap();
+    let alices = m
+        .walk(writer, "alice/website/events/2026/sub/b.jpg")
+        .unwrap();
     let bobs = m.walk(*BOB, "bob/website/events/2026/sub/b.jpg").unwrap();
     let vfs = &m.vfs;
     let saves = 150;
@@ -953,7 +963,12 @@ fn opens_while_a_version_is_updated_in_place_never_fail() {
             (opens, failures)
         });
         for k in 0..saves {
-            save_as(vfs, writer, alices, format!("save {k:04}").repeat(200).as_bytes());
+            save_as(
+                vfs,
+                writer,
+                alices,
+                format!("save {k:04}").repeat(200).as_bytes(),
+            );
         }
         done.store(true, std::sync::atomic::Ordering::Release);
         reader.join().unwrap()

@@ -6,13 +6,10 @@
 #
 #   sudo contrib/attack/two-users-save.sh [path/to/consentfs] [SAVES]   (default: 60 saves)
 #
-# Found at the stop of 2026-11-28 and NOT fixed yet: in about one run of three (60 saves), at
-# one save alice's open just before it fails with ENOENT, and from then on her fresh opens read
-# the previous version whole for the 6 s the script waits (the daemon logged the save as
-# committed). Also seen with the page-cache pushes of vfs/fill.rs disabled, so it is older than
-# them. The failing open is `Vfs::open_current` meeting a version updated in place (and its old
-# object removed) before the view was refreshed: "content was shredded" (see README,
-# Performance). Needs root, fuse3, python3, setpriv, and the OS user alice (created if missing).
+# Found two faults at the stop of 2026-11-28, fixed the stop after (README, Performance): a save
+# updated in place dropped no other user's cached pages, and an open that met such a save
+# failed with ENOENT ("content was shredded"). It should now print 0 for any number of saves.
+# Needs root, fuse3, python3, setpriv, and the OS user alice (created if missing).
 set -uo pipefail
 bin=$(readlink -f "${1:-target/release/consentfs}")
 saves=${2:-60}

@@ -131,7 +131,8 @@ struct Shown {
 type Content = (u32, Option<crate::crypto::object::ObjectId>);
 
 fn content_of(slot: &Slot) -> Content {
-    slot.version.map_or((0, None), |v| (v.number(), Some(v.object)))
+    slot.version
+        .map_or((0, None), |v| (v.number(), Some(v.object)))
 }
 
 /// Where an asset was shown before a change, to tell the mount what to forget.
