@@ -1296,12 +1296,23 @@ impl Vfs {
                 Err(e)
             }
         };
-        // from now on the file reads the version it saved (or the queued save)
+        // from now on the file reads the version it saved (or the queued save): the object
+        // just written, its key at hand, so no catalog query. Not a save another program
+        // committed a moment later either: that is what the next open reads, while these
+        // descriptors read back what they wrote, as on a local filesystem.
         let outcome = outcome.and_then(|()| {
-            let (object, reader) = self.open_current(target)?;
-            st.object = object;
+            let reader = self
+                .store
+                .open_object(
+                    &obj.id,
+                    &obj.wrapped_key,
+                    obj.size,
+                    &format!("asset {target}, the version just saved"),
+                )
+                .inspect_err(|e| log::error!("{e}"))?;
+            st.object = obj.id;
             st.reader = reader;
-            h.file.set_serving(object);
+            h.file.set_serving(obj.id);
             Ok(())
         });
         h.file
