@@ -864,7 +864,22 @@ fn pushes_queued_are_bounded() {
     m.vfs.release(fh);
 }
 
-/// Save `bytes` to the file at `path` as `who` would with `open(O_TRUNC)`, `write`, `close`.
+/// Alice with a write grant on b.jpg, as this test process (so her saves within seconds are
+/// one version, updated in place), her inode of it, and bob's, who sees it read only.
+fn saver_and_viewer(m: &Mounted) -> (Caller, u64, u64) {
+    m.grant_alice_in_sub("write");
+    let writer = Caller {
+        pid: std::process::id(),
+        ..*ALICE
+    };
+    let alices = m
+        .walk(writer, "alice/website/events/2026/sub/b.jpg")
+        .unwrap();
+    let bobs = m.walk(*BOB, "bob/website/events/2026/sub/b.jpg").unwrap();
+    (writer, alices, bobs)
+}
+
+/// Save `bytes` to the file `ino` as `who` would with `open(O_TRUNC)`, `write`, `close`.
 fn save_as(vfs: &Vfs, who: Caller, ino: u64, bytes: &[u8]) {
     let fh = vfs.open(who, ino, true, true).unwrap();
     vfs.write_as(who.pid, fh, 0, bytes).unwrap();
@@ -881,15 +896,7 @@ fn a_version_updated_in_place_drops_every_viewers_cached_pages() {
     let m = mounted();
     let (tx, rx) = std::sync::mpsc::channel();
     m.vfs.set_invalidation_sender(tx);
-    m.grant_alice_in_sub("write");
-    let writer = Caller {
-        pid: std::process::id(),
-        ..*ALICE
-    };
-    let alices = m
-        .walk(writer, "alice/website/events/2026/sub/b.jpg")
-        .unwrap();
-    let bobs = m.walk(*BOB, "bob/website/events/2026/sub/b.jpg").unwrap();
+    let (writer, alices, bobs) = saver_and_viewer(&m);
     let versions = || {
         m.t.ok(&["versions", "events/2026/sub/b.jpg", "--json"])
             .json()
@@ -929,15 +936,7 @@ fn a_version_updated_in_place_drops_every_viewers_cached_pages() {
 #[test]
 fn opens_while_a_version_is_updated_in_place_never_fail() {
     let m = mounted();
-    m.grant_alice_in_sub("write");
-    let writer = Caller {
-        pid: std::process::id(),
-        ..*ALICE
-    };
-    let alices = m
-        .walk(writer, "alice/website/events/2026/sub/b.jpg")
-        .unwrap();
-    let bobs = m.walk(*BOB, "bob/website/events/2026/sub/b.jpg").unwrap();
+    let (writer, alices, bobs) = saver_and_viewer(&m);
     let vfs = &m.vfs;
     let saves = 150;
     save_as(vfs, writer, alices, "save ----".repeat(200).as_bytes());
