@@ -870,7 +870,13 @@ impl Vfs {
                     log::debug!("asset {asset}: its version changed while it was opened ({e}); opening the new one");
                 }
                 Err(e) => {
-                    log::warn!("asset {asset}: cannot open its current version: {e}");
+                    // damage (a key that does not unwrap, a missing file) is an error; content
+                    // shredded on purpose (thinned, erased) is only worth a warning
+                    if matches!(e, Error::Integrity { .. }) {
+                        log::error!("asset {asset}: cannot open its current version: {e}");
+                    } else {
+                        log::warn!("asset {asset}: cannot open its current version: {e}");
+                    }
                     return Err(e);
                 }
             }
