@@ -979,3 +979,100 @@ fn opens_while_a_version_is_updated_in_place_never_fail() {
         &failures[..failures.len().min(5)]
     );
 }
+
+fn object_files(t: &TestStore) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    common::collect_files(&t.store.join("objects"), &mut files);
+    files
+}
+
+/// Files created through the mount hold one empty object, shared, until their first save: a
+/// `tar x` writes no object file per create. Deleting and purging one of them leaves the
+/// others as they were (the empty object makes them neither copies of each other nor is it
+/// shredded), and a later mount of the same store uses the same object. When its file is
+/// gone, the next create makes another instead of failing.
+#[test]
+fn new_files_share_one_empty_object_until_their_first_save() {
+    let m = mounted();
+    m.grant_alice_in_sub("delete");
+    let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
+    let before = object_files(&m.t);
+    for i in 0..10 {
+        let (_, fh) = m.vfs.create(*ALICE, sub, &format!("d{i}.txt")).unwrap();
+        m.vfs.release(fh);
+    }
+    m.vfs.settle(None, true).unwrap();
+    let empty: Vec<_> = object_files(&m.t)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    assert_eq!(empty.len(), 1, "ten new files, one object: {empty:?}");
+    let (_, fh) = m.vfs.create(*ALICE, sub, "saved.txt").unwrap();
+    m.vfs.write(fh, 0, b"the first save").unwrap();
+    m.vfs.release(fh);
+    m.vfs.settle(None, true).unwrap();
+    // and the save
+    assert_eq!(object_files(&m.t).len(), before.len() + 2);
+    let path = |name: &str| format!("alice/website/events/2026/sub/{name}");
+    assert_eq!(
+        m.read_all(*ALICE, &path("saved.txt")).unwrap(),
+        b"the first save"
+    );
+    for i in 0..10 {
+        assert_eq!(
+            m.read_all(*ALICE, &path(&format!("d{i}.txt"))).unwrap(),
+            b""
+        );
+    }
+
+    m.vfs.unlink(*ALICE, sub, "d0.txt").unwrap();
+    m.vfs.settle(None, true).unwrap();
+    m.t.ok(&["trash", "purge", "--all"]);
+    m.refresh();
+    let names = m.names(*ALICE, "alice/website/events/2026/sub");
+    for i in 1..10 {
+        let name = format!("d{i}.txt");
+        assert!(names.contains(&name), "{name} went with d0.txt: {names:?}");
+        assert_eq!(m.read_all(*ALICE, &path(&name)).unwrap(), b"");
+    }
+    let (_, fh) = m.vfs.create(*ALICE, sub, "after.txt").unwrap();
+    m.vfs.release(fh);
+    assert_eq!(m.read_all(*ALICE, &path("after.txt")).unwrap(), b"");
+
+    // another mount of the store: its new files hold the same empty object
+    let (store, cat) = m.t.open_catalog();
+    let mut accounts: HashMap<String, (u32, u32)> = HashMap::new();
+    accounts.insert("alice".into(), (ALICE.uid, ALICE.gid));
+    let view = Arc::new(RwLock::new(
+        View::load(cat.conn(), chrono::Utc::now()).unwrap(),
+    ));
+    let again = Vfs::new(Arc::new(store), view, Box::new(accounts), cat);
+    let files = object_files(&m.t);
+    let walk = |path: &str| {
+        let mut ino = 1;
+        for part in path.split('/') {
+            ino = again.lookup(*ALICE, ino, part).unwrap().ino;
+        }
+        ino
+    };
+    let sub2 = walk("alice/website/events/2026/sub");
+    let (_, fh) = again.create(*ALICE, sub2, "second-mount.txt").unwrap();
+    again.release(fh);
+    again.settle(None, true).unwrap();
+    assert_eq!(
+        object_files(&m.t),
+        files,
+        "a mount made its own empty object"
+    );
+
+    // its file removed: the next create makes another
+    std::fs::remove_file(&empty[0]).unwrap();
+    let (_, fh) = again.create(*ALICE, sub2, "after-damage.txt").unwrap();
+    again.write(fh, 0, b"written after").unwrap();
+    again.release(fh);
+    again.settle(None, true).unwrap();
+    let ino = walk("alice/website/events/2026/sub/after-damage.txt");
+    let fh = again.open(*ALICE, ino, false, false).unwrap();
+    assert_eq!(again.read(fh, 0, 100).unwrap(), b"written after");
+    again.release(fh);
+}

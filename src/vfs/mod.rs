@@ -285,6 +285,9 @@ pub struct Vfs {
     /// Files created in the catalog transaction still open, and its start (see
     /// [`crate::catalog::Catalog::pending_since`]).
     created: Mutex<HashMap<AssetId, std::time::Instant>>,
+    /// The empty object new files hold until their first save, its id and wrapped key (see
+    /// `Vfs::placeholder`). Taken before the catalog's lock, never after.
+    placeholder: Mutex<Option<(crate::crypto::object::ObjectId, Vec<u8>)>>,
     /// A transaction with journalled new files was rolled back: record them again.
     replay_due: std::sync::atomic::AtomicBool,
     /// Whether the view is known to be current (fail closed otherwise).
@@ -353,6 +356,7 @@ impl Vfs {
             times: Default::default(),
             journal: queue::NewFileJournal::new(&store),
             created: Mutex::new(HashMap::new()),
+            placeholder: Mutex::new(None),
             replay_due: std::sync::atomic::AtomicBool::new(false),
             store,
         }

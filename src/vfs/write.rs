@@ -25,9 +25,10 @@ use super::queue::{self, QueuedSave};
 use super::{denied, Attr, Caller, Vfs};
 use crate::catalog::assets::{self, join_path};
 use crate::catalog::{busy_error, is_busy};
+use crate::crypto::object::{Decryptor, ObjectId};
 use crate::error::{Error, Result};
 use crate::policy::{Access, AssetId, PurposeId, Status, Time};
-use crate::store::{ObjectWriter, Store};
+use crate::store::{ObjectSource, ObjectWriter, Store};
 use crate::view::View;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -786,11 +787,11 @@ impl Vfs {
             );
             return Err(errno(libc::EDQUOT, "too many drafts"));
         }
-        let empty = self.store.writer()?.commit(&self.store)?;
+        let (empty, reader) = self.placeholder(&login)?;
         // committed with the first save (or by the close, an fsync, the next change or the
         // watcher within milliseconds), not on its own
         let created = self.change_later(&login, |tx| {
-            let id = assets::add_draft(tx, &folder, name, purpose, &empty).map_err(|e| {
+            let id = assets::add_empty_draft(tx, &folder, name, purpose, &empty).map_err(|e| {
                 if matches!(e, Error::Invalid(_)) {
                     errno(libc::EEXIST, "a file with this name exists")
                 } else {
@@ -813,10 +814,7 @@ impl Vfs {
                 }
                 a
             }
-            Err(e) => {
-                let _ = self.store.remove_object(&empty.id);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         let node = Node::File(login.clone(), purpose, asset);
         let view = self.view();
@@ -829,20 +827,10 @@ impl Vfs {
             &(login.clone(), purpose, asset),
             |_| true,
             || {
-                // the empty object just recorded: its key is at hand (no catalog query)
-                let reader = self
-                    .store
-                    .open_object(
-                        &empty.id,
-                        &empty.wrapped_key,
-                        empty.size,
-                        &format!("asset {asset}, a new file"),
-                    )
-                    .inspect_err(|e| log::error!("{e}"))?;
                 Ok(OpenFile::new(
                     self.new_session(),
                     login.clone(),
-                    empty.id,
+                    empty,
                     reader,
                 ))
             },
@@ -856,6 +844,36 @@ impl Vfs {
         let fh = self.add_writing_handle(caller, &login, purpose, asset, file);
         self.touch_dir(&login, purpose, &folder);
         Ok((attr, fh))
+    }
+
+    /// The empty object new files hold until their first save (see
+    /// `assets::add_empty_draft`), and a reader of it. The one the catalog names, or at the
+    /// first create made and recorded in a transaction of its own; made anew when it does not
+    /// open (its file removed or damaged), so that one bad file does not stop every create.
+    fn placeholder(&self, login: &str) -> Result<(ObjectId, Decryptor<ObjectSource>)> {
+        const LABEL: &str = "the empty object new files share";
+        let mut slot = self.placeholder.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+            *slot = assets::shared_empty(cat.conn())?;
+        }
+        if let Some((id, wrapped_key)) = slot.as_ref() {
+            match self.store.open_object(id, wrapped_key, 0, LABEL) {
+                Ok(reader) => return Ok((*id, reader)),
+                Err(e) => log::error!("{e}; making another"),
+            }
+        }
+        let obj = self.store.writer()?.commit(&self.store)?;
+        if let Err(e) = self.change(login, |tx| assets::set_shared_empty(tx, &obj)) {
+            let _ = self.store.remove_object(&obj.id);
+            return Err(e);
+        }
+        let reader = self
+            .store
+            .open_object(&obj.id, &obj.wrapped_key, 0, LABEL)
+            .inspect_err(|e| log::error!("{e}"))?;
+        *slot = Some((obj.id, obj.wrapped_key));
+        Ok((obj.id, reader))
     }
 
     /// The step of a save with a backup that gives the photo its name back: when `name` in
@@ -1321,17 +1339,17 @@ impl Vfs {
         outcome
     }
 
-    /// After a save was recorded: remove the object it superseded (an empty placeholder, the
-    /// content of a version it replaced in a store's own objects folder), say so.
+    /// After a save was recorded: remove the object it superseded (the content of a version it
+    /// replaced in a store's own objects folder), say so.
     fn saved(
         &self,
         save: &QueuedSave,
         version: i64,
         freed: Option<crate::crypto::object::ObjectId>,
     ) {
-        if let Some(empty) = freed {
-            if let Err(e) = self.store.remove_object(&empty) {
-                log::warn!("cannot remove an empty object no version uses: {e}");
+        if let Some(old) = freed {
+            if let Err(e) = self.store.remove_object(&old) {
+                log::warn!("cannot remove the object a save replaced: {e}");
             }
         }
         log::info!(
@@ -1342,8 +1360,8 @@ impl Vfs {
     }
 
     /// Record one save as a version, checking it against the catalog as it is now, with the
-    /// access time set while it was written. Returns the version and the empty placeholder
-    /// object it freed, if any.
+    /// access time set while it was written. Returns the version and the object it replaced
+    /// that no version uses any more, if any.
     fn record_save(
         &self,
         tx: &crate::catalog::Tx,
@@ -1404,9 +1422,8 @@ impl Vfs {
             assets::add_sources(tx, target, &read, assets::SourceKind::Read)?;
         }
         if fresh {
-            if let assets::Filled::Yes { freed } = assets::fill_placeholder(tx, target, obj, mtime)?
-            {
-                return Ok((1, freed));
+            if assets::fill_placeholder(tx, target, obj, mtime)? == assets::Filled::Yes {
+                return Ok((1, None));
             }
         }
         assets::add_object(tx, obj)?;
