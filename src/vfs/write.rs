@@ -1421,10 +1421,8 @@ impl Vfs {
             let read: Vec<AssetId> = read.iter().copied().filter(|a| *a != target).collect();
             assets::add_sources(tx, target, &read, assets::SourceKind::Read)?;
         }
-        if fresh {
-            if assets::fill_placeholder(tx, target, obj, mtime)? == assets::Filled::Yes {
-                return Ok((1, None));
-            }
+        if fresh && assets::fill_placeholder(tx, target, obj, mtime)? == assets::Filled::Yes {
+            return Ok((1, None));
         }
         assets::add_object(tx, obj)?;
         let shared = self.store.objects_shared();
