@@ -982,7 +982,7 @@ fn opens_while_a_version_is_updated_in_place_never_fail() {
 
 fn object_files(t: &TestStore) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
-    common::collect_files(&t.store.join("objects"), &mut files);
+    common::collect_files(&t.objects_dir(), &mut files);
     files
 }
 
