@@ -880,7 +880,7 @@ pub fn replace_version(
         "asset.version_updated",
         serde_json::json!({ "asset": asset, "version": version, "size": size }),
     )?;
-    if object_in_use(tx, &old)? || holds_nothing(tx, &old)? {
+    if object_in_use(tx, &old)? || is_shared_empty(tx, &old)? {
         return Ok(Some(None));
     }
     if shared {
@@ -910,8 +910,8 @@ pub fn object_in_use(tx: &Tx, object: &str) -> Result<bool> {
 /// an earlier save of a photo of the person being erased (the queue does not say whose).
 pub fn shred_object(tx: &Tx, object: &str) -> Result<bool> {
     shred_waiting_superseded(tx)?;
-    // the empty object new files share holds nothing (see `holds_nothing`)
-    if holds_nothing(tx, object)? {
+    // the empty object new files share holds nothing (see `is_shared_empty`)
+    if is_shared_empty(tx, object)? {
         return Ok(false);
     }
     let keyed = destroy_key(tx, object)?;
@@ -949,7 +949,7 @@ pub const SUPERSEDED_GRACE: i64 = 600;
 /// the view's refresh, or one that has not caught up) still opens it. An erasure or purge
 /// meanwhile shreds it at once (see [`shred_object`]).
 pub fn shred_superseded(tx: &Tx, object: &str) -> Result<()> {
-    if holds_nothing(tx, object)? {
+    if is_shared_empty(tx, object)? {
         return Ok(());
     }
     queue_removal(
@@ -1055,26 +1055,35 @@ pub fn shared_empty(conn: &Connection) -> Result<Option<(ObjectId, Vec<u8>)>> {
     Ok(row.and_then(|(id, key)| Some((ObjectId::parse(&id)?, key))))
 }
 
-/// Record `obj`, an empty object just written, as the one new files share from now on.
-pub fn set_shared_empty(tx: &Tx, obj: &NewObject) -> Result<()> {
+/// Make `obj`, an empty object just written, the one new files share, unless another one is
+/// shared already (a team machine was first) and it is not `bad` (the one that did not open
+/// here). Returns the id and wrapped key of the one shared now.
+pub fn share_empty(
+    tx: &Tx,
+    obj: &NewObject,
+    bad: Option<&ObjectId>,
+) -> Result<(ObjectId, Vec<u8>)> {
     if obj.size != 0 {
         return Err(Error::invalid("the object new files share must be empty"));
+    }
+    if let Some(shared) = shared_empty(tx)? {
+        if Some(&shared.0) != bad {
+            return Ok(shared);
+        }
     }
     add_object(tx, obj)?;
     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
         .execute(params![SHARED_EMPTY, obj.id.hex()])?;
-    Ok(())
+    Ok((obj.id, obj.wrapped_key.clone()))
 }
 
-/// Whether `object` (hex id) is empty. An empty object holds nothing of anyone, and the new
-/// files of a daemon share one ([`add_empty_draft`]): it is never shredded, never removed and
+/// Whether `object` (hex id) is the empty object new files share. It holds nothing of
+/// anyone, and any number of files hold it until their first save: it is never shredded and
 /// never makes the assets that hold it one photo.
-pub fn holds_nothing(tx: &Tx, object: &str) -> Result<bool> {
+pub fn is_shared_empty(tx: &Tx, object: &str) -> Result<bool> {
     Ok(tx
-        .prepare_cached("SELECT size = 0 FROM objects WHERE id = ?1")?
-        .query_row([object], |r| r.get(0))
-        .optional()?
-        .unwrap_or(false))
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM meta WHERE key = ?1 AND value = ?2)")?
+        .query_row([SHARED_EMPTY, object], |r| r.get(0))?)
 }
 
 /// A new version of an asset whose content is `obj` (written by the store, not yet recorded).
@@ -1363,16 +1372,17 @@ pub fn purge(tx: &Tx, asset: AssetId) -> Result<Vec<AssetId>> {
                 .into_iter()
                 .filter(|f| !purged.contains(f)),
         );
-        let mine: Vec<String> = tx
-            // an empty object is shared by the new files of a daemon (see `add_empty_draft`):
-            // it holds nothing of this asset and makes no others its copies
-            .prepare_cached(
-                "SELECT DISTINCT object_id FROM versions WHERE asset_id = ?1 AND size > 0",
-            )?
-            .query_map([a], |r| r.get(0))?
+        let mine: Vec<(String, i64)> = tx
+            .prepare_cached("SELECT DISTINCT object_id, size FROM versions WHERE asset_id = ?1")?
+            .query_map([a], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for o in mine {
+        for (o, size) in mine {
             if !objects.insert(o.clone()) {
+                continue;
+            }
+            // empty content is no one's: the files that hold the empty object new files
+            // share (see `add_empty_draft`), or any empty one, are not copies of this asset
+            if size == 0 {
                 continue;
             }
             let followers: Vec<AssetId> = tx
@@ -1565,26 +1575,45 @@ mod tests {
         let (_d, mut cat) = catalog();
         let object = |size| NewObject {
             id: ObjectId::random(),
-            wrapped_key: vec![7; 40],
+            wrapped_key: vec![size as u8; 40],
             size,
             content_hash: [size as u8; 32],
         };
-        let (empty, full) = (object(0), object(5));
+        let (shared, other, late, full) = (object(0), object(0), object(0), object(5));
         let tx = cat.begin("t", chrono::Utc::now()).unwrap();
-        super::set_shared_empty(&tx, &empty).unwrap();
+        let key = |o: &NewObject| (o.id, o.wrapped_key.clone());
+        assert_eq!(
+            super::share_empty(&tx, &shared, None).unwrap(),
+            key(&shared)
+        );
+        // a second machine's comes too late: the first stays shared
+        assert_eq!(super::share_empty(&tx, &late, None).unwrap(), key(&shared));
+        assert!(super::share_empty(&tx, &full, None).is_err());
+        super::add_object(&tx, &other).unwrap();
         super::add_object(&tx, &full).unwrap();
-        assert!(super::set_shared_empty(&tx, &full).is_err());
-        assert!(!super::shred_object(&tx, &empty.id.hex()).unwrap());
-        super::shred_superseded(&tx, &empty.id.hex()).unwrap();
+        assert!(!super::shred_object(&tx, &shared.id.hex()).unwrap());
+        super::shred_superseded(&tx, &shared.id.hex()).unwrap();
+        // any other object goes, empty or not
+        assert!(super::shred_object(&tx, &other.id.hex()).unwrap());
         assert!(super::shred_object(&tx, &full.id.hex()).unwrap());
         tx.commit().unwrap();
-        let shared = super::shared_empty(cat.conn()).unwrap();
-        assert_eq!(shared, Some((empty.id, empty.wrapped_key)));
-        assert_eq!(
+        assert_eq!(super::shared_empty(cat.conn()).unwrap(), Some(key(&shared)));
+        let mut queued =
             super::queued_shreds(cat.conn(), chrono::Utc::now() + chrono::Duration::days(1))
-                .unwrap(),
-            vec![full.id]
+                .unwrap();
+        queued.sort();
+        let mut expected = vec![other.id, full.id];
+        expected.sort();
+        assert_eq!(queued, expected);
+        // the one that did not open is replaced
+        let tx = cat.begin("t", chrono::Utc::now()).unwrap();
+        let again = object(0);
+        assert_eq!(
+            super::share_empty(&tx, &again, Some(&shared.id)).unwrap(),
+            key(&again)
         );
+        tx.commit().unwrap();
+        assert_eq!(super::shared_empty(cat.conn()).unwrap(), Some(key(&again)));
     }
 
     /// Every mount asks for what has been in the trash too long before it serves: that reads

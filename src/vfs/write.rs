@@ -857,23 +857,32 @@ impl Vfs {
             let cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
             *slot = assets::shared_empty(cat.conn())?;
         }
-        if let Some((id, wrapped_key)) = slot.as_ref() {
-            match self.store.open_object(id, wrapped_key, 0, LABEL) {
-                Ok(reader) => return Ok((*id, reader)),
-                Err(e) => log::error!("{e}; making another"),
+        let mut bad = None;
+        if let Some((id, wrapped_key)) = slot.take() {
+            match self.store.open_object(&id, &wrapped_key, 0, LABEL) {
+                Ok(reader) => {
+                    *slot = Some((id, wrapped_key));
+                    return Ok((id, reader));
+                }
+                Err(e) => {
+                    log::error!("{e}; making another");
+                    bad = Some(id);
+                }
             }
         }
         let obj = self.store.writer()?.commit(&self.store)?;
-        if let Err(e) = self.change(login, |tx| assets::set_shared_empty(tx, &obj)) {
+        let shared = self.change(login, |tx| assets::share_empty(tx, &obj, bad.as_ref()));
+        if !matches!(&shared, Ok((id, _)) if *id == obj.id) {
+            // not recorded, or another machine's is shared already
             let _ = self.store.remove_object(&obj.id);
-            return Err(e);
         }
+        let (id, wrapped_key) = shared?;
         let reader = self
             .store
-            .open_object(&obj.id, &obj.wrapped_key, 0, LABEL)
+            .open_object(&id, &wrapped_key, 0, LABEL)
             .inspect_err(|e| log::error!("{e}"))?;
-        *slot = Some((obj.id, obj.wrapped_key));
-        Ok((obj.id, reader))
+        *slot = Some((id, wrapped_key));
+        Ok((id, reader))
     }
 
     /// The step of a save with a backup that gives the photo its name back: when `name` in
