@@ -1127,7 +1127,12 @@ impl View {
                 login: login.clone(),
             });
         }
-        let zone = crate::catalog::zone::get(conn)?;
+        // read (a query and a time zone lookup) only for persons: a refresh after each new file
+        // of a `tar x` touches none
+        let zone = match persons_touched.is_empty() {
+            true => crate::when::Zone::utc(),
+            false => crate::catalog::zone::get(conn)?,
+        };
         for pid in &persons_touched {
             match persons::get(conn, *pid)? {
                 Some(p) => {
