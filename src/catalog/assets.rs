@@ -909,12 +909,13 @@ pub fn object_in_use(tx: &Tx, object: &str) -> Result<bool> {
 /// The superseded objects still waiting for their grace go too, key and file: they may hold
 /// an earlier save of a photo of the person being erased (the queue does not say whose).
 pub fn shred_object(tx: &Tx, object: &str) -> Result<bool> {
-    shred_waiting_superseded(tx)?;
     // the empty object new files share holds nothing (see `is_shared_empty`)
     if is_shared_empty(tx, object)? {
+        shred_waiting_superseded(tx)?;
         return Ok(false);
     }
     let keyed = destroy_key(tx, object)?;
+    shred_waiting_superseded(tx)?;
     queue_removal(tx, object, tx.now())?;
     Ok(keyed)
 }
@@ -1021,9 +1022,9 @@ fn set_draft_purpose(tx: &Tx, id: AssetId, purpose: crate::policy::PurposeId) ->
     Ok(())
 }
 
-/// A file created through the mount: a draft whose version 1 is `empty`, an empty object
-/// already in the catalog that every new file of a daemon shares until its first save fills
-/// the version ([`fill_placeholder`]). One shared object instead of one per file spares every
+/// A file created through the mount: a draft whose version 1 is `empty`, the store's one empty
+/// object ([`share_empty`]), which every new file holds until its first save fills the version
+/// ([`fill_placeholder`]). One shared object instead of one per file spares every
 /// create a file, an fsync and a rename in the objects folder: a tenth of a `tar x`.
 pub fn add_empty_draft(
     tx: &Tx,
