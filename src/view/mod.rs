@@ -1129,9 +1129,10 @@ impl View {
         }
         // read (a query and a time zone lookup) only for persons: a refresh after each new file
         // of a `tar x` touches none
-        let zone = match persons_touched.is_empty() {
-            true => crate::when::Zone::utc(),
-            false => crate::catalog::zone::get(conn)?,
+        let zone = if persons_touched.is_empty() {
+            crate::when::Zone::utc()
+        } else {
+            crate::catalog::zone::get(conn)?
         };
         for pid in &persons_touched {
             match persons::get(conn, *pid)? {
