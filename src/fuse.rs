@@ -269,6 +269,7 @@ impl Filesystem for FuseFs {
     ) {
         self.vfs.release(fh.0);
         reply.ok();
+        self.vfs.after_answer();
     }
 
     fn flush(
@@ -285,6 +286,7 @@ impl Filesystem for FuseFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
+        self.vfs.after_answer();
     }
 
     fn fsync(
@@ -299,6 +301,7 @@ impl Filesystem for FuseFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
+        self.vfs.after_answer();
     }
 
     fn write(
@@ -344,6 +347,7 @@ impl Filesystem for FuseFs {
             ),
             Err(e) => reply.error(errno(&e)),
         }
+        self.vfs.after_answer();
     }
 
     #[allow(clippy::too_many_arguments)]

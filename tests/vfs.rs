@@ -1076,8 +1076,18 @@ fn new_files_share_one_empty_object_until_their_first_save() {
         "a mount made its own empty object"
     );
 
-    // its file removed: the next create makes another
+    // its file removed: the next create makes another (this mount had a reader of the removed
+    // one open: a file left empty must not refer to an object that is gone)
+    let n = object_files(&m.t).len();
     std::fs::remove_file(&empty[0]).unwrap();
+    let (_, fh) = again.create(*ALICE, sub2, "left-empty.txt").unwrap();
+    again.release(fh);
+    again.settle(None, true).unwrap();
+    assert_eq!(
+        object_files(&m.t).len(),
+        n,
+        "another empty object replaces the removed one"
+    );
     let (_, fh) = again.create(*ALICE, sub2, "after-damage.txt").unwrap();
     again.write(fh, 0, b"written after").unwrap();
     again.release(fh);

@@ -104,15 +104,18 @@ impl Waiters {
 
     /// Open the signal file again if the one held is no longer the one at its path (deleted
     /// or replaced while the daemon runs: commands lock the new one), or could not be opened.
+    /// One `fstat` while it is still there: a file deleted, or replaced by a rename over it,
+    /// has no name left (`nlink` 0). The daemon asks before every commit it may delay, so the
+    /// path is looked up only when the held file lost its name.
     fn follow(&self) {
         let Ok(mut slot) = self.file.try_borrow_mut() else {
             return;
         };
-        let same = slot.as_ref().is_some_and(|f| {
-            match (f.metadata(), std::fs::symlink_metadata(&self.path)) {
-                (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
-                _ => false,
-            }
+        let same = slot.as_ref().is_some_and(|f| match f.metadata() {
+            Ok(held) if held.nlink() > 0 => true,
+            Ok(held) => std::fs::symlink_metadata(&self.path)
+                .is_ok_and(|there| held.dev() == there.dev() && held.ino() == there.ino()),
+            Err(_) => false,
         });
         if !same {
             *slot = open_file(&self.path);
@@ -146,6 +149,24 @@ mod tests {
         {
             let _w = later.waiting();
             assert!(daemon.others(), "the command waits on the new file");
+        }
+        assert!(!daemon.others());
+        // replaced by a rename over it: commands lock the file now at the path
+        let other = dir.path().join("other");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&other)
+            .unwrap();
+        std::fs::rename(&other, path_of(&db)).unwrap();
+        let after_rename = Waiters::open(&db);
+        {
+            let _w = after_rename.waiting();
+            assert!(
+                daemon.others(),
+                "the command waits on the file renamed into place"
+            );
         }
         assert!(!daemon.others());
         let mode = std::fs::metadata(path_of(&db)).unwrap().permissions();

@@ -450,6 +450,41 @@ impl<R: ReadAt> Decryptor<R> {
         })
     }
 
+    /// A reader of an object this process has just sealed (`ObjectWriter`): its header,
+    /// length and chunk map are what the writer wrote, so nothing is read back.
+    pub fn of_written(
+        key: &Key,
+        header: [u8; HEADER_LEN as usize],
+        src: R,
+        plain_len: u64,
+        runs: Runs,
+        label: impl Into<String>,
+    ) -> Self {
+        Decryptor {
+            key: key.clone(),
+            header,
+            src,
+            plain_len,
+            chunks: chunk_count(plain_len),
+            runs: Some(runs),
+            label: label.into(),
+        }
+    }
+
+    /// The same reader over another source of the same object (a duplicated descriptor):
+    /// nothing is read or checked again.
+    pub fn with_source<S: ReadAt>(&self, src: S) -> Decryptor<S> {
+        Decryptor {
+            key: self.key.clone(),
+            header: self.header,
+            src,
+            plain_len: self.plain_len,
+            chunks: self.chunks,
+            runs: self.runs.clone(),
+            label: self.label.clone(),
+        }
+    }
+
     /// Read, authenticate and check the chunk map of a sparse object of `size` bytes on disk.
     fn open_map(
         key: &Key,

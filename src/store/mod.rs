@@ -267,6 +267,11 @@ impl Store {
         self.objects.dir().join(&hex[..2]).join(&hex[2..])
     }
 
+    /// Whether objects are files in a folder on this machine (not in an object store).
+    pub fn keeps_objects_here(&self) -> bool {
+        matches!(self.objects, Objects::Dir(_))
+    }
+
     /// The folder on this machine where objects are written (and kept, unless in a bucket).
     pub fn objects_dir(&self) -> &Path {
         self.objects.dir()
@@ -680,6 +685,18 @@ impl ObjectSource {
     /// Read from a file on this machine (not fetched from an object store).
     pub fn is_local(&self) -> bool {
         matches!(self, ObjectSource::File(_))
+    }
+
+    /// A second descriptor of this file, if it is on this machine and still has its name in
+    /// the objects folder (one `fstat`: a removed or replaced object file has none left).
+    pub fn duplicate_if_named(&self) -> Option<ObjectSource> {
+        use std::os::unix::fs::MetadataExt;
+        match self {
+            ObjectSource::File(f) if f.metadata().is_ok_and(|m| m.nlink() > 0) => {
+                f.try_clone().ok().map(ObjectSource::File)
+            }
+            _ => None,
+        }
     }
 }
 

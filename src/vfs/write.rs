@@ -56,6 +56,14 @@ pub const CREATE_IDLE: Duration = Duration::from_millis(2);
 /// saying so (every consentfs command says so: see `catalog::waiters`).
 pub const CREATE_GAP: Duration = Duration::from_millis(1);
 
+/// The empty object new files share (see `Vfs::placeholder`): its id, its wrapped key, and a
+/// reader of it kept open, from which each new file gets its own over a second descriptor.
+pub(super) struct Placeholder {
+    id: ObjectId,
+    wrapped_key: Vec<u8>,
+    reader: Option<Decryptor<ObjectSource>>,
+}
+
 /// [`CREATE_WINDOW`], or what `CONSENTFS_CREATE_WINDOW_MS` says (at most a minute): the
 /// crash tests hold the transaction open on purpose, to kill the daemon while new files are
 /// only in the journal.
@@ -350,8 +358,33 @@ impl Vfs {
         let result = result?;
         self.after_own_change(cat.conn(), login, result);
         let group = cat.pending_since();
-        self.commit_if_due(&mut cat);
+        self.check_commit_after_answer(&cat);
         Ok((result, group))
+    }
+
+    /// Leave the look at whether the open transaction is due for its commit (its age, a
+    /// command waiting for the write lock) to [`Vfs::after_answer`]: the tool waiting for this
+    /// request need not wait for it, or for the commit that may follow. Nothing relies on the
+    /// commit (a saved new file is durable by the journal), and the watcher commits within
+    /// milliseconds when nobody answers requests.
+    fn check_commit_after_answer(&self, cat: &crate::catalog::Catalog) {
+        if cat.pending_since().is_some() {
+            self.commit_check
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The work a request left for after its answer (the FUSE adapter calls this once the
+    /// answer is sent): the commit of the catalog transaction new files joined, when it is
+    /// due. Never blocks for long: the commit of at most a window's files.
+    pub fn after_answer(&self) {
+        if self
+            .commit_check
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+            self.commit_if_due(&mut cat);
+        }
     }
 
     /// Commit the open transaction of the latest creates once it is [`CREATE_WINDOW`] old, or
@@ -446,7 +479,7 @@ impl Vfs {
         if recorded.is_ok() {
             self.after_own_change(cat.conn(), &save.login, save.asset);
         }
-        self.commit_if_due(&mut cat);
+        self.check_commit_after_answer(&cat);
         Some(recorded)
     }
 
@@ -853,15 +886,44 @@ impl Vfs {
     fn placeholder(&self, login: &str) -> Result<(ObjectId, Decryptor<ObjectSource>)> {
         const LABEL: &str = "the empty object new files share";
         let mut slot = self.placeholder.lock().unwrap_or_else(|p| p.into_inner());
+        // the reader opened before, over a second descriptor, while its file is still there:
+        // no open by path, no header read, no key unwrapped per new file
+        if let Some(p) = slot.as_ref() {
+            if let Some(src) = p
+                .reader
+                .as_ref()
+                .and_then(|r| r.source().duplicate_if_named())
+            {
+                let reader = p.reader.as_ref().map(|r| r.with_source(src));
+                if let Some(reader) = reader {
+                    return Ok((p.id, reader));
+                }
+            }
+        }
         if slot.is_none() {
             let cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-            *slot = assets::shared_empty(cat.conn())?;
+            *slot = assets::shared_empty(cat.conn())?.map(|(id, wrapped_key)| Placeholder {
+                id,
+                wrapped_key,
+                reader: None,
+            });
         }
         let mut bad = None;
-        if let Some((id, wrapped_key)) = slot.take() {
+        if let Some(Placeholder {
+            id, wrapped_key, ..
+        }) = slot.take()
+        {
             match self.store.open_object(&id, &wrapped_key, 0, LABEL) {
                 Ok(reader) => {
-                    *slot = Some((id, wrapped_key));
+                    let copy = reader
+                        .source()
+                        .duplicate_if_named()
+                        .map(|s| reader.with_source(s));
+                    *slot = Some(Placeholder {
+                        id,
+                        wrapped_key,
+                        reader: copy,
+                    });
                     return Ok((id, reader));
                 }
                 Err(e) => {
@@ -881,7 +943,15 @@ impl Vfs {
             .store
             .open_object(&id, &wrapped_key, 0, LABEL)
             .inspect_err(|e| log::error!("{e}"))?;
-        *slot = Some((id, wrapped_key));
+        let copy = reader
+            .source()
+            .duplicate_if_named()
+            .map(|s| reader.with_source(s));
+        *slot = Some(Placeholder {
+            id,
+            wrapped_key,
+            reader: copy,
+        });
         Ok((id, reader))
     }
 
@@ -1202,10 +1272,17 @@ impl Vfs {
             return Ok(());
         }
         let (mtime, atime) = (p.mtime, p.atime);
-        let obj = p.writer.commit(&self.store);
+        let committed = p.writer.commit_and_open(
+            &self.store,
+            &format!("asset {target}, the version just saved"),
+        );
         h.file.set_pending_size(None);
         self.charge(&h.file, 0);
-        let obj = obj?;
+        let (obj, reader) = committed.inspect_err(|e| {
+            if matches!(e, Error::Integrity { .. }) {
+                log::error!("{e}");
+            }
+        })?;
         let fresh = std::mem::take(&mut st.fresh);
         let replace = {
             let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -1327,20 +1404,10 @@ impl Vfs {
         // just written, its key at hand, so no catalog query. Not a save another program
         // committed a moment later either: that is what the next open reads, while these
         // descriptors read back what they wrote, as on a local filesystem.
-        let outcome = outcome.and_then(|()| {
-            let reader = self
-                .store
-                .open_object(
-                    &obj.id,
-                    &obj.wrapped_key,
-                    obj.size,
-                    &format!("asset {target}, the version just saved"),
-                )
-                .inspect_err(|e| log::error!("{e}"))?;
+        let outcome = outcome.map(|()| {
             st.object = obj.id;
             st.reader = reader;
             h.file.set_serving(obj.id);
-            Ok(())
         });
         h.file
             .committing
