@@ -269,7 +269,6 @@ impl Filesystem for FuseFs {
     ) {
         self.vfs.release(fh.0);
         reply.ok();
-        self.vfs.after_answer();
     }
 
     fn flush(
@@ -286,7 +285,6 @@ impl Filesystem for FuseFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
-        self.vfs.after_answer();
     }
 
     fn fsync(
@@ -301,7 +299,6 @@ impl Filesystem for FuseFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
-        self.vfs.after_answer();
     }
 
     fn write(
@@ -347,7 +344,6 @@ impl Filesystem for FuseFs {
             ),
             Err(e) => reply.error(errno(&e)),
         }
-        self.vfs.after_answer();
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -290,9 +290,6 @@ pub struct Vfs {
     placeholder: Mutex<Option<write::Placeholder>>,
     /// A transaction with journalled new files was rolled back: record them again.
     replay_due: std::sync::atomic::AtomicBool,
-    /// A create or first save joined the catalog transaction left open: whether it is due
-    /// for its commit is looked at after the request is answered (`Vfs::after_answer`).
-    commit_check: std::sync::atomic::AtomicBool,
     /// Whether the view is known to be current (fail closed otherwise).
     pub live: live::Liveness,
     /// Status changes and access times of files kept in memory (see [`times`]).
@@ -360,7 +357,6 @@ impl Vfs {
             journal: queue::NewFileJournal::new(&store),
             created: Mutex::new(HashMap::new()),
             placeholder: Mutex::new(None),
-            commit_check: std::sync::atomic::AtomicBool::new(false),
             replay_due: std::sync::atomic::AtomicBool::new(false),
             store,
         }

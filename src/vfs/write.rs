@@ -64,6 +64,21 @@ pub(super) struct Placeholder {
     reader: Option<Decryptor<ObjectSource>>,
 }
 
+impl Placeholder {
+    /// Keep a reader of its own beside `reader` (none for an object not on this machine).
+    fn keep(id: ObjectId, wrapped_key: Vec<u8>, reader: &Decryptor<ObjectSource>) -> Placeholder {
+        let reader = reader
+            .source()
+            .duplicate_if_named()
+            .map(|s| reader.with_source(s));
+        Placeholder {
+            id,
+            wrapped_key,
+            reader,
+        }
+    }
+}
+
 /// [`CREATE_WINDOW`], or what `CONSENTFS_CREATE_WINDOW_MS` says (at most a minute): the
 /// crash tests hold the transaction open on purpose, to kill the daemon while new files are
 /// only in the journal.
@@ -358,33 +373,8 @@ impl Vfs {
         let result = result?;
         self.after_own_change(cat.conn(), login, result);
         let group = cat.pending_since();
-        self.check_commit_after_answer(&cat);
+        self.commit_if_due(&mut cat);
         Ok((result, group))
-    }
-
-    /// Leave the look at whether the open transaction is due for its commit (its age, a
-    /// command waiting for the write lock) to [`Vfs::after_answer`]: the tool waiting for this
-    /// request need not wait for it, or for the commit that may follow. Nothing relies on the
-    /// commit (a saved new file is durable by the journal), and the watcher commits within
-    /// milliseconds when nobody answers requests.
-    fn check_commit_after_answer(&self, cat: &crate::catalog::Catalog) {
-        if cat.pending_since().is_some() {
-            self.commit_check
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
-    }
-
-    /// The work a request left for after its answer (the FUSE adapter calls this once the
-    /// answer is sent): the commit of the catalog transaction new files joined, when it is
-    /// due. Never blocks for long: the commit of at most a window's files.
-    pub fn after_answer(&self) {
-        if self
-            .commit_check
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
-            let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-            self.commit_if_due(&mut cat);
-        }
     }
 
     /// Commit the open transaction of the latest creates once it is [`CREATE_WINDOW`] old, or
@@ -479,7 +469,7 @@ impl Vfs {
         if recorded.is_ok() {
             self.after_own_change(cat.conn(), &save.login, save.asset);
         }
-        self.check_commit_after_answer(&cat);
+        self.commit_if_due(&mut cat);
         Some(recorded)
     }
 
@@ -888,17 +878,12 @@ impl Vfs {
         let mut slot = self.placeholder.lock().unwrap_or_else(|p| p.into_inner());
         // the reader opened before, over a second descriptor, while its file is still there:
         // no open by path, no header read, no key unwrapped per new file
-        if let Some(p) = slot.as_ref() {
-            if let Some(src) = p
-                .reader
-                .as_ref()
-                .and_then(|r| r.source().duplicate_if_named())
-            {
-                let reader = p.reader.as_ref().map(|r| r.with_source(src));
-                if let Some(reader) = reader {
-                    return Ok((p.id, reader));
-                }
-            }
+        let kept = slot.as_ref().and_then(|p| {
+            let r = p.reader.as_ref()?;
+            Some((p.id, r.with_source(r.source().duplicate_if_named()?)))
+        });
+        if let Some(kept) = kept {
+            return Ok(kept);
         }
         if slot.is_none() {
             let cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
@@ -915,15 +900,7 @@ impl Vfs {
         {
             match self.store.open_object(&id, &wrapped_key, 0, LABEL) {
                 Ok(reader) => {
-                    let copy = reader
-                        .source()
-                        .duplicate_if_named()
-                        .map(|s| reader.with_source(s));
-                    *slot = Some(Placeholder {
-                        id,
-                        wrapped_key,
-                        reader: copy,
-                    });
+                    *slot = Some(Placeholder::keep(id, wrapped_key, &reader));
                     return Ok((id, reader));
                 }
                 Err(e) => {
@@ -943,15 +920,7 @@ impl Vfs {
             .store
             .open_object(&id, &wrapped_key, 0, LABEL)
             .inspect_err(|e| log::error!("{e}"))?;
-        let copy = reader
-            .source()
-            .duplicate_if_named()
-            .map(|s| reader.with_source(s));
-        *slot = Some(Placeholder {
-            id,
-            wrapped_key,
-            reader: copy,
-        });
+        *slot = Some(Placeholder::keep(id, wrapped_key, &reader));
         Ok((id, reader))
     }
 
