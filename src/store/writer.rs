@@ -616,13 +616,13 @@ impl ObjectWriter {
         Ok(out)
     }
 
-    /// Seal the last chunk and the chunk map, make the object durable under its final name,
-    /// and return what the catalog must record. The object is complete and immutable from
-    /// here on.
-    /// [`ObjectWriter::commit`], and a reader of the object just written: through the
-    /// descriptor the writer holds when the object stays on this machine (no open by path, no
-    /// unwrapping of its key: a tenth of the close of a small new file), else opened as any
-    /// object is. The reader checks the header and length as every open does.
+    /// [`ObjectWriter::commit`], and a reader of the object just written (what the file that
+    /// saved it serves from then on): over the descriptor the writer holds when the object
+    /// stays on this machine, with the key, header and chunk map the writer used, so the
+    /// close of a small new file does not open the object by path, read its header and map
+    /// back and unwrap its key (a tenth of that close). An object uploaded to a bucket is
+    /// opened as any object is. If the reader cannot be had, the object is removed: nothing
+    /// records it yet.
     pub fn commit_and_open(
         self,
         store: &Store,
@@ -657,6 +657,9 @@ impl ObjectWriter {
         }
     }
 
+    /// Seal the last chunk and the chunk map, make the object durable under its final name,
+    /// and return what the catalog must record. The object is complete and immutable from
+    /// here on.
     pub fn commit(self, store: &Store) -> Result<NewObject> {
         self.commit_runs(store).map(|(obj, _)| obj)
     }
