@@ -30,16 +30,7 @@ cleanup() {
 trap cleanup EXIT
 wait_mounted() { for _ in $(seq 1 600); do mountpoint -q "$1" && return 0; sleep 0.01; done; echo "mount of $1 failed" >&2; return 1; }
 
-python3 - "$work/tree/small" "$files" <<'PY'
-import os, random, sys
-r = random.Random(1)
-n = int(sys.argv[2]); per = max(1, n // 50)
-for i in range(n):
-    d = f"{sys.argv[1]}/d{i // per:02}"
-    os.makedirs(d, exist_ok=True)
-    with open(f"{d}/img{i % per:03}.jpg", "wb") as o:
-        o.write(r.randbytes(r.randint(1024, 20480)))
-PY
+python3 "$here/contrib/bench/small_tree.py" "$work/tree/small" "$files" 1
 tar cf "$work/small.tar" -C "$work/tree" small
 
 # extract into $1 while tracing; the per-type sums go to $2

@@ -44,19 +44,8 @@ wait_mounted() { for _ in $(seq 1 600); do mountpoint -q "$1" && return 0; sleep
 problem() { echo "   !! $*"; echo "$*" >> "$fails"; }
 
 # ---- test data: FILES files of 1-20 KiB of random bytes in 50 folders, another tree per run -
-# (the same bytes again would be copies of the first run's files: drafts made from them, which
-# costs consentfs more bookkeeping than new content)
 for r in $(seq 1 "$runs"); do
-python3 - "$work/tree$r/small" "$files" "$r" <<'PY'
-import os, random, sys
-r = random.Random(int(sys.argv[3]))
-n = int(sys.argv[2]); per = max(1, n // 50)
-for i in range(n):
-    d = f"{sys.argv[1]}/d{i // per:02}"
-    os.makedirs(d, exist_ok=True)
-    with open(f"{d}/img{i % per:03}.jpg", "wb") as o:
-        o.write(r.randbytes(r.randint(1024, 20480)))
-PY
+python3 "$here/contrib/bench/small_tree.py" "$work/tree$r/small" "$files" "$r"
 tar cf "$work/small$r.tar" -C "$work/tree$r" small
 done
 kib=$(( $(du -sk "$work/tree1" | cut -f1) ))

@@ -48,15 +48,7 @@ problem() { echo "   !! $*"; echo "$*" >> "$fails"; }
 
 # ---- test data ----------------------------------------------------------------------------
 head -c $((mib << 20)) /dev/urandom > "$work/big.raw"
-python3 - "$work/tree/small" <<'EOF'
-import os, random, sys
-r = random.Random(1)
-for d in range(50):
-    os.makedirs(f"{sys.argv[1]}/d{d:02}")
-    for f in range(100):
-        with open(f"{sys.argv[1]}/d{d:02}/img{f:03}.jpg", "wb") as o:
-            o.write(r.randbytes(r.randint(1024, 20480)))
-EOF
+python3 "$here/contrib/bench/small_tree.py" "$work/tree/small" 5000 1
 find "$work/tree" -exec touch -h -d "2024-05-01 12:00:00" {} +   # tar xf must keep this mtime
 tar cf "$work/small.tar" -C "$work/tree" small
 w=4800

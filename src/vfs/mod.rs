@@ -285,8 +285,9 @@ pub struct Vfs {
     /// Files created in the catalog transaction still open, and its start (see
     /// [`crate::catalog::Catalog::pending_since`]).
     created: Mutex<HashMap<AssetId, std::time::Instant>>,
-    /// The empty object new files hold until their first save, its id and wrapped key (see
-    /// `Vfs::placeholder`). Taken before the catalog's lock, never after.
+    /// The empty object new files hold until their first save: its id, its wrapped key and a
+    /// reader of it kept open (see `Vfs::placeholder`). Taken before the catalog's lock, never
+    /// after.
     placeholder: Mutex<Option<write::Placeholder>>,
     /// A transaction with journalled new files was rolled back: record them again.
     replay_due: std::sync::atomic::AtomicBool,
