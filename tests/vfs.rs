@@ -987,6 +987,66 @@ fn object_files(t: &TestStore) -> Vec<std::path::PathBuf> {
 }
 
 /// Files created through the mount hold one empty object, shared, until their first save: a
+/// The view learns of a new file's create and first save from the rows the mount wrote,
+/// without reading them back (`View::refresh_knowing`): what it then holds of each new file is
+/// what a view loaded from the catalog holds. A file closed empty, one saved, one whose
+/// modification time the tool set before its close, one saved with a photo's bytes (the save
+/// adds the photo as its source, so its row changes), and a photo's sidecar (its row is the
+/// photo's).
+#[test]
+fn the_view_learns_new_files_as_the_catalog_holds_them() {
+    let m = mounted();
+    m.grant_alice_in_sub("delete");
+    let sub = m.walk(*ALICE, "alice/website/events/2026/sub").unwrap();
+    let new_file = |name: &str, content: Option<&[u8]>, mtime: Option<i64>| {
+        let (attr, fh) = m.vfs.create(*ALICE, sub, name).unwrap();
+        if let Some(bytes) = content {
+            m.vfs.write(fh, 0, bytes).unwrap();
+        }
+        if let Some(secs) = mtime {
+            let times = consentfs::vfs::times::SetTimes {
+                mtime: chrono::DateTime::from_timestamp(secs, 123_456_789),
+                atime: None,
+                chmod: false,
+            };
+            m.vfs
+                .setattr(*ALICE, attr.ino, Some(fh), None, times, None, None)
+                .unwrap();
+        }
+        m.vfs.flush(fh, 0).unwrap();
+        m.vfs.release(fh);
+        let id = m
+            .vfs
+            .getxattr(*ALICE, attr.ino, "user.consentfs.asset")
+            .unwrap();
+        String::from_utf8(id).unwrap().parse::<i64>().unwrap()
+    };
+    let ids = [
+        new_file("empty.txt", None, None),
+        new_file("saved.txt", Some(b"the first save"), None),
+        new_file("touched.txt", Some(b"kept its time"), Some(1_500_000_000)),
+        new_file("copy.jpg", Some(b"photo of bert"), None),
+        new_file("b.jpg.xmp", Some(b"<x:xmpmeta/>"), None),
+    ];
+    let learnt: Vec<String> = {
+        let view = m.view.read().unwrap();
+        ids.iter()
+            .map(|id| format!("{:?}", view.asset(*id)))
+            .collect()
+    };
+    m.vfs.settle(None, true).unwrap();
+    let (_s, cat) = m.t.open_catalog();
+    let loaded = View::load(cat.conn(), chrono::Utc::now()).unwrap();
+    for (id, learnt) in ids.iter().zip(&learnt) {
+        let read = format!("{:?}", loaded.asset(*id));
+        assert!(
+            read.starts_with("Some("),
+            "asset {id} is not in the catalog"
+        );
+        assert_eq!(learnt, &read, "asset {id}");
+    }
+}
+
 /// `tar x` writes no object file per create. Deleting and purging one of them leaves the
 /// others as they were (the empty object makes them neither copies of each other nor is it
 /// shredded), and a later mount of the same store uses the same object. When its file is

@@ -637,7 +637,7 @@ pub fn add(
 ) -> Result<AssetId> {
     check_free(tx, collection, name)?;
     add_object(tx, obj)?;
-    add_rows(tx, collection, name, status, &obj.id, obj.size)
+    add_rows(tx, collection, name, status, &obj.id, obj.size, None)
 }
 
 /// Refuse a name that is not usable or not free (a file or a folder there).
@@ -660,9 +660,10 @@ fn add_rows(
     status: Status,
     object: &ObjectId,
     size: u64,
+    draft_purpose: Option<crate::policy::PurposeId>,
 ) -> Result<AssetId> {
-    tx.prepare_cached("INSERT INTO assets (collection, name, status, creator, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
-        params![collection, name, status.as_str(), tx.actor(), when::to_secs(tx.now())],
+    tx.prepare_cached("INSERT INTO assets (collection, name, status, creator, created_at, draft_purpose) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
+        params![collection, name, status.as_str(), tx.actor(), when::to_secs(tx.now()), draft_purpose],
     )?;
     let id = tx.last_insert_rowid();
     tx.prepare_cached("INSERT INTO versions (asset_id, version, object_id, size, created_at, created_by) VALUES (?1, 1, ?2, ?3, ?4, ?5)")?.execute(
@@ -1031,12 +1032,57 @@ pub fn add_empty_draft(
     collection: &str,
     name: &str,
     purpose: crate::policy::PurposeId,
-    empty: &ObjectId,
-) -> Result<AssetId> {
+    empty: (&ObjectId, &[u8]),
+) -> Result<NewDraft> {
     check_free(tx, collection, name)?;
-    let id = add_rows(tx, collection, name, Status::Draft, empty, 0)?;
-    set_draft_purpose(tx, id, purpose)?;
-    Ok(id)
+    let id = add_rows(
+        tx,
+        collection,
+        name,
+        Status::Draft,
+        empty.0,
+        0,
+        Some(purpose),
+    )?;
+    let created_at = when::from_secs(when::to_secs(tx.now()));
+    Ok(NewDraft {
+        row: AssetRow {
+            id,
+            collection: collection.to_string(),
+            name: name.to_string(),
+            no_persons: false,
+            special_category: false,
+            status: Status::Draft,
+            creator: tx.actor().to_string(),
+            created_at,
+            retention_until: None,
+            persons: Vec::new(),
+            draft_purpose: Some(purpose),
+            sources: Vec::new(),
+            faces: 0,
+            faces_reviewed: 0,
+            companion_of: None,
+        },
+        version: VersionRow {
+            version: 1,
+            size: 0,
+            created_at,
+            created_by: tx.actor().to_string(),
+            mtime: None,
+            atime: None,
+            thinned_at: None,
+            object: *empty.0,
+            wrapped_key: Some(empty.1.to_vec()),
+        },
+    })
+}
+
+/// What [`add_empty_draft`] recorded: the rows as [`get`] and [`current_versions`] would read
+/// them back, so that the mount's view learns of a new file without those queries.
+#[derive(Debug, Clone)]
+pub struct NewDraft {
+    pub row: AssetRow,
+    pub version: VersionRow,
 }
 
 /// Where the catalog names the empty object new files share (`meta`).
@@ -1094,13 +1140,13 @@ pub fn add_version(tx: &Tx, asset: AssetId, obj: &NewObject, mtime: Option<Time>
 }
 
 /// What [`fill_placeholder`] did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Filled {
     /// Not a fresh draft: nothing changed, record a new version instead.
     No,
-    /// Version 1 now holds the content. The empty object it held stays: others share it
-    /// (see [`add_empty_draft`]).
-    Yes,
+    /// Version 1 now holds the content, as [`current_versions`] would read it back. The empty
+    /// object it held stays: others share it (see [`add_empty_draft`]).
+    Yes(VersionRow),
 }
 
 /// The first content of a file created through the mount. `create` records an empty first
@@ -1113,18 +1159,18 @@ pub fn fill_placeholder(
     obj: &NewObject,
     mtime: Option<Time>,
 ) -> Result<Filled> {
-    let row: Option<(i64, i64, String, Option<AssetId>)> = tx
+    let row: Option<(i64, i64, String, Option<AssetId>, String)> = tx
         .prepare_cached(
             "SELECT v.size, (SELECT count(*) FROM versions w WHERE w.asset_id = ?1),
-                    a.status, a.companion_of
+                    a.status, a.companion_of, v.created_by
                FROM versions v JOIN assets a ON a.id = v.asset_id
               WHERE v.asset_id = ?1 AND v.version = 1",
         )?
         .query_row([asset], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
-    let Some((0, 1, status, sidecar_of)) = row else {
+    let Some((0, 1, status, sidecar_of, created_by)) = row else {
         return Ok(Filled::No);
     };
     // a new file: a draft, or a sidecar made active by its create (see `attach`)
@@ -1133,6 +1179,19 @@ pub fn fill_placeholder(
         return Ok(Filled::No);
     }
     add_object(tx, obj)?;
+    let filled = RawVersion {
+        version: 1,
+        size: obj.size as i64,
+        created_at: when::to_secs(tx.now()),
+        created_by,
+        object: obj.id.hex(),
+        wrapped_key: Some(obj.wrapped_key.clone()),
+        mtime: mtime.map(when::to_secs),
+        thinned_at: None,
+        mtime_nsec: mtime.map(when::subsec_nanos),
+        atime: None,
+        atime_nsec: None,
+    };
     tx.prepare_cached(
         "UPDATE versions SET object_id = ?2, size = ?3, created_at = ?4, mtime = ?5,
                 mtime_nsec = ?6, atime = NULL, atime_nsec = NULL
@@ -1140,17 +1199,17 @@ pub fn fill_placeholder(
     )?
     .execute(params![
         asset,
-        obj.id.hex(),
-        obj.size as i64,
-        when::to_secs(tx.now()),
-        mtime.map(when::to_secs),
-        mtime.map(when::subsec_nanos)
+        filled.object,
+        filled.size,
+        filled.created_at,
+        filled.mtime,
+        filled.mtime_nsec
     ])?;
     tx.audit(
         "asset.version",
-        serde_json::json!({ "asset": asset, "version": 1, "object": obj.id.hex() }),
+        serde_json::json!({ "asset": asset, "version": 1, "object": filled.object }),
     )?;
-    Ok(Filled::Yes)
+    Ok(Filled::Yes(to_version(filled)?))
 }
 
 /// A new version that refers to an object already in the catalog (restore, merge).

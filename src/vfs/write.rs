@@ -56,6 +56,19 @@ pub const CREATE_IDLE: Duration = Duration::from_millis(2);
 /// saying so (every consentfs command says so: see `catalog::waiters`).
 pub const CREATE_GAP: Duration = Duration::from_millis(1);
 
+/// What recording a save found and wrote (see `Vfs::record_save_learning`).
+struct Recorded {
+    version: i64,
+    /// The object the save replaced that no version uses any more.
+    freed: Option<ObjectId>,
+    /// The asset's path when the save was recorded (for the new-file journal).
+    collection: String,
+    name: String,
+    /// The version as recorded, when the asset's row did not change with it: the view may
+    /// learn it without reading it back.
+    learnt: Option<crate::catalog::assets::VersionRow>,
+}
+
 /// The empty object new files share (see `Vfs::placeholder`): its id, its wrapped key, and a
 /// reader of it kept open, from which each new file gets its own over a second descriptor.
 pub(super) struct Placeholder {
@@ -264,7 +277,7 @@ impl Vfs {
     /// Apply a catalog change this daemon made: refresh the view now (not at the next poll),
     /// and queue the kernel cache invalidations for the invalidator thread.
     pub(super) fn after_change(&self, conn: &rusqlite::Connection) {
-        self.after_change_but(conn, None);
+        self.after_change_but(conn, None, None);
     }
 
     /// Like [`Vfs::after_change`] after the create or first save of a new file this daemon
@@ -274,16 +287,29 @@ impl Vfs {
     /// create just made and wake the invalidator for every file of a `tar x`. Everything else
     /// the same refresh finds is invalidated as usual; a new file that others see (a sidecar
     /// attached to a photo) is too.
-    fn after_own_change(&self, conn: &rusqlite::Connection, login: &str, asset: AssetId) {
-        self.after_change_but(conn, Some((login, asset)));
+    /// `learnt`: the rows the change wrote, when they need not be read back (see
+    /// [`crate::view::View::refresh_knowing`]).
+    fn after_own_change(
+        &self,
+        conn: &rusqlite::Connection,
+        login: &str,
+        asset: AssetId,
+        learnt: Option<crate::view::Known>,
+    ) {
+        self.after_change_but(conn, Some((login, asset)), learnt);
     }
 
-    fn after_change_but(&self, conn: &rusqlite::Connection, known: Option<(&str, AssetId)>) {
+    fn after_change_but(
+        &self,
+        conn: &rusqlite::Connection,
+        known: Option<(&str, AssetId)>,
+        learnt: Option<crate::view::Known>,
+    ) {
         let changes = self
             .view
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .refresh(conn, chrono::Utc::now());
+            .refresh_knowing(conn, chrono::Utc::now(), learnt);
         match changes {
             Ok(changes) if !changes.is_empty() => {
                 let (own, changes): (Vec<_>, Vec<_>) = changes.into_iter().partition(|c| {
@@ -350,14 +376,14 @@ impl Vfs {
     fn change_later(
         &self,
         login: &str,
-        f: impl FnOnce(&crate::catalog::Tx) -> Result<AssetId>,
+        f: impl FnOnce(&crate::catalog::Tx) -> Result<(AssetId, Option<crate::view::Known>)>,
     ) -> Result<(AssetId, Option<std::time::Instant>)> {
         let mut cat = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
         let joined = cat.pending_for().is_some();
         // a command waiting for the write lock gets it between this daemon's transactions
         let later = joined
             || (cat.since_pending().is_none_or(|d| d >= CREATE_GAP) && !cat.others_waiting());
-        let result = (|| -> Result<AssetId> {
+        let result = (|| -> Result<(AssetId, Option<crate::view::Known>)> {
             let tx = cat.begin(login, chrono::Utc::now())?;
             let r = f(&tx)?;
             if later {
@@ -370,8 +396,8 @@ impl Vfs {
         if result.is_err() && joined && cat.pending_for().is_none() {
             self.forget_uncommitted(&cat);
         }
-        let result = result?;
-        self.after_own_change(cat.conn(), login, result);
+        let (result, learnt) = result?;
+        self.after_own_change(cat.conn(), login, result, learnt);
         let group = cat.pending_since();
         self.commit_if_due(&mut cat);
         Ok((result, group))
@@ -420,19 +446,23 @@ impl Vfs {
         }
         let recorded = (|| {
             let tx = cat.begin(&save.login, chrono::Utc::now())?;
-            let r = self.record_save(&tx, save, obj)?;
-            let row =
-                assets::get(&tx, save.asset)?.ok_or_else(|| Error::not_found("asset is gone"))?;
+            let r = self.record_save_learning(&tx, save, obj)?;
             tx.commit_later()?;
-            Ok((r, row.collection.to_string(), row.name.to_string()))
+            Ok(r)
         })();
+        let mut learnt = None;
         let recorded = match recorded {
-            Ok((r, collection, name)) => {
+            Ok(r) => {
                 let rec = queue::NewFile {
-                    collection,
-                    name,
+                    collection: r.collection,
+                    name: r.name,
                     save: save.clone(),
                 };
+                learnt = r.learnt.map(|version| crate::view::Known::Version {
+                    asset: save.asset,
+                    version,
+                });
+                let r = (r.version, r.freed);
                 match self.journal.append(group, &rec) {
                     Ok(()) => {
                         // durable now: its close need not commit
@@ -467,7 +497,7 @@ impl Vfs {
             }
         };
         if recorded.is_ok() {
-            self.after_own_change(cat.conn(), &save.login, save.asset);
+            self.after_own_change(cat.conn(), &save.login, save.asset, learnt);
         }
         self.commit_if_due(&mut cat);
         Some(recorded)
@@ -810,22 +840,27 @@ impl Vfs {
             );
             return Err(errno(libc::EDQUOT, "too many drafts"));
         }
-        let (empty, reader) = self.placeholder(&login)?;
+        let (empty, empty_key, reader) = self.placeholder(&login)?;
         // committed with the first save (or by the close, an fsync, the next change or the
         // watcher within milliseconds), not on its own
         let created = self.change_later(&login, |tx| {
-            let id = assets::add_empty_draft(tx, &folder, name, purpose, &empty).map_err(|e| {
-                if matches!(e, Error::Invalid(_)) {
-                    errno(libc::EEXIST, "a file with this name exists")
-                } else {
-                    e
-                }
-            })?;
+            let new = assets::add_empty_draft(tx, &folder, name, purpose, (&empty, &empty_key))
+                .map_err(|e| {
+                    if matches!(e, Error::Invalid(_)) {
+                        errno(libc::EEXIST, "a file with this name exists")
+                    } else {
+                        e
+                    }
+                })?;
+            let id = new.row.id;
             if let Some(photo) = photo {
-                // the catalog checks again that the photo is still an active photo
+                // the catalog checks again that the photo is still an active photo (the
+                // sidecar's rows are then the photo's: read back)
                 assets::attach(tx, id, photo)?;
+                return Ok((id, None));
             }
-            Ok(id)
+            let assets::NewDraft { row, version } = new;
+            Ok((id, Some(crate::view::Known::New { row, version })))
         });
         let asset = match created {
             Ok((a, group)) => {
@@ -870,17 +905,18 @@ impl Vfs {
     }
 
     /// The empty object new files hold until their first save (see
-    /// `assets::add_empty_draft`), and a reader of it. The one the catalog names, or at the
+    /// `assets::add_empty_draft`), its wrapped key, and a reader of it. The one the catalog names, or at the
     /// first create made and recorded in a transaction of its own; made anew when it does not
     /// open (its file removed or damaged), so that one bad file does not stop every create.
-    fn placeholder(&self, login: &str) -> Result<(ObjectId, Decryptor<ObjectSource>)> {
+    fn placeholder(&self, login: &str) -> Result<(ObjectId, Vec<u8>, Decryptor<ObjectSource>)> {
         const LABEL: &str = "the empty object new files share";
         let mut slot = self.placeholder.lock().unwrap_or_else(|p| p.into_inner());
         // the reader opened before, over a second descriptor, while its file is still there:
         // no open by path, no header read, no key unwrapped per new file
         let kept = slot.as_ref().and_then(|p| {
             let r = p.reader.as_ref()?;
-            Some((p.id, r.with_source(r.source().duplicate_if_named()?)))
+            let reader = r.with_source(r.source().duplicate_if_named()?);
+            Some((p.id, p.wrapped_key.clone(), reader))
         });
         if let Some(kept) = kept {
             return Ok(kept);
@@ -900,8 +936,8 @@ impl Vfs {
         {
             match self.store.open_object(&id, &wrapped_key, 0, LABEL) {
                 Ok(reader) => {
-                    *slot = Some(Placeholder::keep(id, wrapped_key, &reader));
-                    return Ok((id, reader));
+                    *slot = Some(Placeholder::keep(id, wrapped_key.clone(), &reader));
+                    return Ok((id, wrapped_key, reader));
                 }
                 Err(e) => {
                     log::error!("{e}; making another");
@@ -920,8 +956,8 @@ impl Vfs {
             .store
             .open_object(&id, &wrapped_key, 0, LABEL)
             .inspect_err(|e| log::error!("{e}"))?;
-        *slot = Some(Placeholder::keep(id, wrapped_key, &reader));
-        Ok((id, reader))
+        *slot = Some(Placeholder::keep(id, wrapped_key.clone(), &reader));
+        Ok((id, wrapped_key, reader))
     }
 
     /// The step of a save with a backup that gives the photo its name back: when `name` in
@@ -1413,9 +1449,22 @@ impl Vfs {
         save: &QueuedSave,
         obj: &crate::store::NewObject,
     ) -> Result<(i64, Option<crate::crypto::object::ObjectId>)> {
-        let recorded = self.record_save_version(tx, save, obj)?;
+        self.record_save_learning(tx, save, obj)
+            .map(|r| (r.version, r.freed))
+    }
+
+    /// [`Vfs::record_save`], with what the save found and wrote.
+    fn record_save_learning(
+        &self,
+        tx: &crate::catalog::Tx,
+        save: &QueuedSave,
+        obj: &crate::store::NewObject,
+    ) -> Result<Recorded> {
+        let mut recorded = self.record_save_version(tx, save, obj)?;
         if let Some(atime) = save.atime() {
             assets::keep_atime(tx, save.asset, atime)?;
+            // the version the view would learn lacks it: read back
+            recorded.learnt = None;
         }
         Ok(recorded)
     }
@@ -1425,7 +1474,7 @@ impl Vfs {
         tx: &crate::catalog::Tx,
         save: &QueuedSave,
         obj: &crate::store::NewObject,
-    ) -> Result<(i64, Option<crate::crypto::object::ObjectId>)> {
+    ) -> Result<Recorded> {
         let (target, fresh, mtime) = (save.asset, save.fresh, save.mtime());
         let login = save.login.as_str();
         let read = &save.read;
@@ -1470,8 +1519,19 @@ impl Vfs {
             let read: Vec<AssetId> = read.iter().copied().filter(|a| *a != target).collect();
             assets::add_sources(tx, target, &read, assets::SourceKind::Read)?;
         }
-        if fresh && assets::fill_placeholder(tx, target, obj, mtime)? == assets::Filled::Yes {
-            return Ok((1, None));
+        let recorded = |version, freed, learnt| Recorded {
+            version,
+            freed,
+            collection: info.collection.clone(),
+            name: info.name.clone(),
+            learnt,
+        };
+        if fresh {
+            if let assets::Filled::Yes(v) = assets::fill_placeholder(tx, target, obj, mtime)? {
+                // where the save added sources the asset's row changed too: their audit
+                // entries make the view read it back
+                return Ok(recorded(1, None, Some(v)));
+            }
         }
         assets::add_object(tx, obj)?;
         let shared = self.store.objects_shared();
@@ -1481,11 +1541,11 @@ impl Vfs {
             {
                 // shared objects: the replaced one waits for its grace in the removal queue
                 // (see `assets::SUPERSEDED_GRACE`), others may still be reading it by name
-                return Ok((v, freed.filter(|_| !shared)));
+                return Ok(recorded(v, freed.filter(|_| !shared), None));
             }
         }
         let version = assets::add_version_of_object(tx, target, &obj.id, obj.size, mtime)?;
-        Ok((version, None))
+        Ok(recorded(version, None, None))
     }
 
     /// Whether an empty save of `target` would replace a photo's content with nothing.

@@ -50,6 +50,17 @@ pub struct AssetInfo {
     pub version: Option<VersionRow>,
 }
 
+/// What the mount itself just wrote about one asset, so that the refresh after it need not
+/// read it back (see [`View::refresh_knowing`]): after each create and first save of a `tar x`
+/// those reads were a quarter of the refresh.
+#[derive(Debug, Clone)]
+pub enum Known {
+    /// A new asset: its rows as inserted.
+    New { row: AssetRow, version: VersionRow },
+    /// A new current version of `asset`; its row did not change.
+    Version { asset: AssetId, version: VersionRow },
+}
+
 /// One change in what some view shows, for the mount to push into the kernel's caches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -1095,6 +1106,20 @@ impl View {
 
     /// Catch up with changes other processes committed to the catalog.
     pub fn refresh(&mut self, conn: &Connection, now: Time) -> Result<Vec<Change>> {
+        self.refresh_knowing(conn, now, None)
+    }
+
+    /// [`View::refresh`] just after this process wrote `known` in the transaction it still
+    /// holds (no other writer came after it): that asset's rows are not read back. Everything
+    /// else the audit entries since the last refresh name is read as usual, and so is the
+    /// known asset itself where an entry other than the newest names it (a version alone
+    /// does not say its asset's row is what the view holds).
+    pub fn refresh_knowing(
+        &mut self,
+        conn: &Connection,
+        now: Time,
+        known: Option<Known>,
+    ) -> Result<Vec<Change>> {
         let entries = audit::list(conn, self.last_seq)?;
         let Some(last) = entries.last() else {
             return Ok(Vec::new());
@@ -1169,11 +1194,20 @@ impl View {
         touched_ids.extend(sidecars);
         touched_ids.sort_unstable();
         touched_ids.dedup();
+        let known = known.and_then(|k| self.usable(k, &entries));
         for aid in touched_ids {
-            let row = assets::get(conn, aid)?;
-            let version = match &row {
-                Some(_) => assets::current_versions(conn, Some(aid))?.remove(&aid),
-                None => None,
+            let (row, version) = match &known {
+                Some((id, row, version)) if *id == aid => {
+                    (Some(row.clone()), Some(version.clone()))
+                }
+                _ => {
+                    let row = assets::get(conn, aid)?;
+                    let version = match &row {
+                        Some(_) => assets::current_versions(conn, Some(aid))?.remove(&aid),
+                        None => None,
+                    };
+                    (row, version)
+                }
             };
             let i = match self.index_of(aid) {
                 Some(i) => {
@@ -1227,6 +1261,32 @@ impl View {
         self.compact();
         self.last_seq = last_seq;
         Ok(changes)
+    }
+
+    /// The rows of `known` to file instead of reading them, when they are surely the catalog's:
+    /// a new asset's are what its insert wrote; a new version's asset row is the one the view
+    /// holds only when the newest entry, the version's own, is the only one naming the asset.
+    fn usable(
+        &self,
+        known: Known,
+        entries: &[audit::Entry],
+    ) -> Option<(AssetId, AssetRow, VersionRow)> {
+        let names = |e: &audit::Entry, id: AssetId| {
+            e.action.starts_with("asset.")
+                && e.detail.get("asset").and_then(serde_json::Value::as_i64) == Some(id)
+        };
+        match known {
+            Known::New { row, version } => Some((row.id, row, version)),
+            Known::Version { asset, version } => {
+                let (last, earlier) = entries.split_last()?;
+                if !names(last, asset) || earlier.iter().any(|e| names(e, asset)) {
+                    return None;
+                }
+                let info = self.asset(asset)?;
+                // a sidecar's row carries its photo's persons, which may have changed with it
+                (info.row.companion_of.is_none()).then_some((asset, info.row, version))
+            }
+        }
     }
 
     /// The assets whose visibility the catalog changes not yet applied may alter (`None`: any).
