@@ -41,14 +41,19 @@ fn row_hash(
 }
 
 pub(crate) fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
-    let seq: Option<String> = conn
-        .prepare_cached("SELECT value FROM meta WHERE key = 'audit_head_seq'")?
-        .query_row([], |r| r.get(0))
-        .optional()?;
-    let hash: Option<String> = conn
-        .prepare_cached("SELECT value FROM meta WHERE key = 'audit_head_hash'")?
-        .query_row([], |r| r.get(0))
-        .optional()?;
+    // one statement for both rows: read at every entry appended (two per new file of a `tar x`)
+    let mut st = conn.prepare_cached(
+        "SELECT key, value FROM meta WHERE key IN ('audit_head_seq', 'audit_head_hash')",
+    )?;
+    let mut rows = st.query([])?;
+    let (mut seq, mut hash) = (None::<String>, None::<String>);
+    while let Some(r) = rows.next()? {
+        let (key, value): (String, Option<String>) = (r.get(0)?, r.get(1)?);
+        match key.as_str() {
+            "audit_head_seq" => seq = value,
+            _ => hash = value,
+        }
+    }
     let seq = seq.and_then(|s| s.parse().ok()).unwrap_or(0);
     let hash = hash
         .and_then(|h| hex::decode(h).ok())
