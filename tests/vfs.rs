@@ -990,7 +990,7 @@ fn object_files(t: &TestStore) -> Vec<std::path::PathBuf> {
 /// The view learns of a new file's create and first save from the rows the mount wrote,
 /// without reading them back (`View::refresh_knowing`): what it then holds of each new file is
 /// what a view loaded from the catalog holds. A file closed empty, one saved, one whose
-/// modification time the tool set before its close, one saved with a photo's bytes (the save
+/// modification and access times the tool set before its close, one saved with a photo's bytes (the save
 /// adds the photo as its source, so its row changes), and a photo's sidecar (its row is the
 /// photo's).
 #[test]
@@ -1006,7 +1006,7 @@ fn the_view_learns_new_files_as_the_catalog_holds_them() {
         if let Some(secs) = mtime {
             let times = consentfs::vfs::times::SetTimes {
                 mtime: chrono::DateTime::from_timestamp(secs, 123_456_789),
-                atime: None,
+                atime: chrono::DateTime::from_timestamp(secs + 60, 987_654_321),
                 chmod: false,
             };
             m.vfs
