@@ -83,7 +83,15 @@ pub struct Store {
     master: Key,
     wrap: Key,
     content: Key,
+    /// `st_blocks` of the objects looked at (see [`Store::object_blocks`]). An object's file
+    /// does not change once it has its name, and every getattr of a file asks for its
+    /// object's: four `stat`s per file of a `tar x` without this. At most [`BLOCKS_KEPT`]; shared
+    /// by a store's clones, so that a removal through any of them forgets it.
+    blocks: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ObjectId, u64>>>,
 }
+
+/// Objects whose `st_blocks` [`Store::object_blocks`] keeps; all are forgotten when more come.
+const BLOCKS_KEPT: usize = 65_536;
 
 /// What [`Store::put`] wrote: everything the catalog must remember to read it back.
 #[derive(Debug, Clone)]
@@ -104,6 +112,7 @@ impl Store {
             wrap: master.derive(labels::DATA_KEY_WRAP),
             content: master.derive(labels::CONTENT_HASH),
             master,
+            blocks: Default::default(),
         }
     }
 
@@ -298,18 +307,34 @@ impl Store {
         }
     }
 
-    /// The 512-byte blocks an object's file takes on disk (one `stat`, no read): a sparse
-    /// object's holes take none. `None` if it cannot be looked at.
+    /// The 512-byte blocks an object's file takes on disk (one `stat`, no read, the first time;
+    /// kept after it, until [`Store::remove_object_files`]): a sparse object's holes take none.
+    /// `None` if it cannot be looked at.
     pub fn object_blocks(&self, id: &ObjectId) -> Option<u64> {
         if let Objects::Remote { .. } = self.objects {
             return None; // not on this machine's disk
         }
-        crate::caller::as_daemon(|| {
+        let kept = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied();
+        if kept.is_some() {
+            return kept;
+        }
+        let n = crate::caller::as_daemon(|| {
             use std::os::unix::fs::MetadataExt;
             std::fs::metadata(self.object_path(id))
                 .ok()
                 .map(|m| m.blocks())
-        })
+        })?;
+        let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        if blocks.len() >= BLOCKS_KEPT {
+            blocks.clear();
+        }
+        blocks.insert(*id, n);
+        Some(n)
     }
 
     /// Encrypt everything `src` yields into a new object (fsynced, then renamed into place).
@@ -499,6 +524,10 @@ impl Store {
 
     /// Remove an object and its unfinished `.tmp`, if any; true if one was there.
     pub fn remove_object_files(&self, id: &ObjectId) -> Result<bool> {
+        self.blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         crate::caller::as_daemon(|| {
             let p = self.object_path(id);
             let mut found = false;

@@ -1239,6 +1239,23 @@ mod sparse_tests {
         w.commit(s).unwrap()
     }
 
+    /// `st_blocks` of a sparse object counts its stored chunks only, as the file's own does; it
+    /// is kept after the first look, and a removed object has none (not the kept count).
+    #[test]
+    fn object_blocks_are_the_files_and_go_with_it() {
+        let (_d, s) = store();
+        let o = sparse_object(&s);
+        let on_disk = std::fs::metadata(path(&s, &o)).unwrap().blocks();
+        assert_eq!(s.object_blocks(&o.id), Some(on_disk));
+        assert!(
+            on_disk * 512 < 4 * CHUNK_CIPHER,
+            "{on_disk} blocks: the holes take none"
+        );
+        assert_eq!(s.object_blocks(&o.id), Some(on_disk));
+        s.remove_object(&o.id).unwrap();
+        assert_eq!(s.object_blocks(&o.id), None);
+    }
+
     #[test]
     fn tampering_with_holes_map_or_length_is_detected() {
         use std::os::unix::fs::FileExt;
