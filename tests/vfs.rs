@@ -1047,6 +1047,74 @@ fn the_view_learns_new_files_as_the_catalog_holds_them() {
     }
 }
 
+/// What the mount wrote of a new file is not what the view takes when a command changed the
+/// file after it, before the view's refresh (a command that waited for the catalog comes in
+/// right after the create's commit): the view reads the file back then. Here a new draft is
+/// trashed in between, and another one moved after its first save; the view must show both
+/// as the catalog holds them.
+#[test]
+fn the_view_reads_a_new_file_back_when_a_command_changed_it_meanwhile() {
+    use consentfs::catalog::assets;
+    use consentfs::store::NewObject;
+    let t = TestStore::new();
+    t.add_user("alice");
+    t.ok(&["user", "grant", "alice", "--purpose", "website"]);
+    let (_store, mut cat) = t.open_catalog();
+    let now = chrono::Utc::now();
+    let mut view = View::load(cat.conn(), now).unwrap();
+    let purpose = view.purpose_by_name("website").unwrap().id;
+    let empty = NewObject {
+        id: consentfs::crypto::object::ObjectId::random(),
+        wrapped_key: vec![3; 40],
+        size: 0,
+        content_hash: [0; 32],
+    };
+    let tx = cat.begin("alice", now).unwrap();
+    let (id, key) = assets::share_empty(&tx, &empty, None).unwrap();
+    let new = assets::add_empty_draft(&tx, "events", "new.jpg", purpose, (&id, &key)).unwrap();
+    tx.commit().unwrap();
+    let tx = cat.begin("root", now).unwrap();
+    assets::set_status(&tx, new.row.id, consentfs::policy::Status::Trash).unwrap();
+    tx.commit().unwrap();
+    let known = consentfs::view::Known::New {
+        row: new.row.clone(),
+        version: new.version,
+    };
+    view.refresh_knowing(cat.conn(), now, Some(known)).unwrap();
+    let status = view.asset(new.row.id).map(|i| i.row.status);
+    assert_eq!(status, Some(consentfs::policy::Status::Trash));
+
+    // the same for a first save: another draft filled, then moved by a command
+    let tx = cat.begin("alice", now).unwrap();
+    let other = assets::add_empty_draft(&tx, "events", "two.jpg", purpose, (&id, &key)).unwrap();
+    tx.commit().unwrap();
+    view.refresh(cat.conn(), now).unwrap();
+    let content = NewObject {
+        id: consentfs::crypto::object::ObjectId::random(),
+        wrapped_key: vec![4; 40],
+        size: 5,
+        content_hash: [5; 32],
+    };
+    let tx = cat.begin("alice", now).unwrap();
+    let assets::Filled::Yes(version) =
+        assets::fill_placeholder(&tx, other.row.id, &content, None).unwrap()
+    else {
+        panic!("a fresh draft is filled");
+    };
+    tx.commit().unwrap();
+    let tx = cat.begin("root", now).unwrap();
+    assets::move_to(&tx, other.row.id, "events/moved", "two.jpg").unwrap();
+    tx.commit().unwrap();
+    let known = consentfs::view::Known::Version {
+        asset: other.row.id,
+        version,
+    };
+    view.refresh_knowing(cat.conn(), now, Some(known)).unwrap();
+    let info = view.asset(other.row.id).unwrap();
+    assert_eq!(&*info.collection, "events/moved");
+    assert_eq!(info.version.map(|v| v.size), Some(5));
+}
+
 /// `tar x` writes no object file per create. Deleting and purging one of them leaves the
 /// others as they were (the empty object makes them neither copies of each other nor is it
 /// shredded), and a later mount of the same store uses the same object. When its file is

@@ -1264,8 +1264,9 @@ impl View {
     }
 
     /// The rows of `known` to file instead of reading them, when they are surely the catalog's:
-    /// a new asset's are what its insert wrote; a new version's asset row is the one the view
-    /// holds only when the newest entry, the version's own, is the only one naming the asset.
+    /// a new asset's are what its insert wrote while its own entry is the only one naming it; a
+    /// new version's asset row is the one the view holds only when the newest entry, the
+    /// version's own, is the only one naming the asset.
     fn usable(
         &self,
         known: Known,
@@ -1276,7 +1277,11 @@ impl View {
                 && e.detail.get("asset").and_then(serde_json::Value::as_i64) == Some(id)
         };
         match known {
-            Known::New { row, version } => Some((row.id, row, version)),
+            // an entry after its own (a command that waited for the catalog and came in right
+            // after the commit) may have changed it: read back then
+            Known::New { row, version } => (entries.iter().filter(|e| names(e, row.id)).count()
+                == 1)
+                .then_some((row.id, row, version)),
             Known::Version { asset, version } => {
                 let (last, earlier) = entries.split_last()?;
                 if !names(last, asset) || earlier.iter().any(|e| names(e, asset)) {
