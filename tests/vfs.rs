@@ -1063,12 +1063,13 @@ fn the_view_reads_a_new_file_back_when_a_command_changed_it_meanwhile() {
     let now = chrono::Utc::now();
     let mut view = View::load(cat.conn(), now).unwrap();
     let purpose = view.purpose_by_name("website").unwrap().id;
-    let empty = NewObject {
+    let object = |size: u64| NewObject {
         id: consentfs::crypto::object::ObjectId::random(),
         wrapped_key: vec![3; 40],
-        size: 0,
-        content_hash: [0; 32],
+        size,
+        content_hash: [size as u8; 32],
     };
+    let empty = object(0);
     let tx = cat.begin("alice", now).unwrap();
     let (id, key) = assets::share_empty(&tx, &empty, None).unwrap();
     let new = assets::add_empty_draft(&tx, "events", "new.jpg", purpose, (&id, &key)).unwrap();
@@ -1089,12 +1090,7 @@ fn the_view_reads_a_new_file_back_when_a_command_changed_it_meanwhile() {
     let other = assets::add_empty_draft(&tx, "events", "two.jpg", purpose, (&id, &key)).unwrap();
     tx.commit().unwrap();
     view.refresh(cat.conn(), now).unwrap();
-    let content = NewObject {
-        id: consentfs::crypto::object::ObjectId::random(),
-        wrapped_key: vec![4; 40],
-        size: 5,
-        content_hash: [5; 32],
-    };
+    let content = object(5);
     let tx = cat.begin("alice", now).unwrap();
     let assets::Filled::Yes(version) =
         assets::fill_placeholder(&tx, other.row.id, &content, None).unwrap()

@@ -1109,11 +1109,9 @@ impl View {
         self.refresh_knowing(conn, now, None)
     }
 
-    /// [`View::refresh`] just after this process wrote `known` in the transaction it still
-    /// holds (no other writer came after it): that asset's rows are not read back. Everything
-    /// else the audit entries since the last refresh name is read as usual, and so is the
-    /// known asset itself where an entry other than the newest names it (a version alone
-    /// does not say its asset's row is what the view holds).
+    /// [`View::refresh`] just after this process wrote `known`: that asset's rows are not read
+    /// back where they are surely the catalog's (see `View::usable`). Everything else the
+    /// audit entries since the last refresh name is read as usual.
     pub fn refresh_knowing(
         &mut self,
         conn: &Connection,
@@ -1194,13 +1192,11 @@ impl View {
         touched_ids.extend(sidecars);
         touched_ids.sort_unstable();
         touched_ids.dedup();
-        let known = known.and_then(|k| self.usable(k, &entries));
+        let mut known = known.and_then(|k| self.usable(k, &entries));
         for aid in touched_ids {
-            let (row, version) = match &known {
-                Some((id, row, version)) if *id == aid => {
-                    (Some(row.clone()), Some(version.clone()))
-                }
-                _ => {
+            let (row, version) = match known.take_if(|(id, ..)| *id == aid) {
+                Some((_, row, version)) => (Some(row), Some(version)),
+                None => {
                     let row = assets::get(conn, aid)?;
                     let version = match &row {
                         Some(_) => assets::current_versions(conn, Some(aid))?.remove(&aid),
