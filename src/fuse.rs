@@ -39,11 +39,44 @@ fn entry_ttl(parent: u64) -> &'static Duration {
 
 pub struct FuseFs {
     vfs: Arc<Vfs>,
+    /// Descriptors opened for writing only bypass the kernel's page cache (see
+    /// [`FuseFs::open_flags`]); decided at `init` from what the kernel offers.
+    direct_writes: bool,
 }
 
 impl FuseFs {
     pub fn new(vfs: Arc<Vfs>) -> FuseFs {
-        FuseFs { vfs }
+        FuseFs {
+            vfs,
+            direct_writes: false,
+        }
+    }
+
+    /// The flags of an open or create reply.
+    ///
+    /// A descriptor opened for writing only (`O_WRONLY`: a tool saving a file, `tar x`, `cp`,
+    /// `dd of=`, a shell's `>` and `>>`) writes around the kernel's page cache
+    /// (`FOPEN_DIRECT_IO`): each write's bytes go from the writer's buffer into the request,
+    /// instead of first being copied into page-cache pages of the file that the kernel
+    /// allocates and charges, only to be sent on in the same request. Nothing can read through
+    /// such a descriptor, and no one can map it, so the cache would only have held the bytes
+    /// for later readers. Measured on this 2-core VM, same store, taking turns: `dd bs=1M` of
+    /// 1 GiB 490-950 MiB/s against 270-380, a `tar x` of 5,000 small files 2.0 s against 2.3 s.
+    ///
+    /// Only where the kernel drops its cached pages of the range a direct write covers (Linux
+    /// 6.6 and later, the same series that brought `FUSE_DIRECT_IO_ALLOW_MMAP`, whose offer
+    /// marks it): a reader that holds the file's pages then reads what was written, at once,
+    /// as on a local filesystem (`tests/mount.rs` checks this). Descriptors opened for reading
+    /// and writing stay cached as before: they read through the cache, which must stay whole.
+    fn open_flags(&self, keep_cache: bool, write_only: bool) -> FopenFlags {
+        let mut flags = FopenFlags::empty();
+        if keep_cache {
+            flags |= FopenFlags::FOPEN_KEEP_CACHE;
+        }
+        if write_only && self.direct_writes {
+            flags |= FopenFlags::FOPEN_DIRECT_IO;
+        }
+        flags
     }
 }
 
@@ -170,10 +203,19 @@ impl Filesystem for FuseFs {
             // the kernel a `security.capability` lookup (and a getattr) on writes and chowns,
             // two or three round trips per small file a tool writes
             InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+            // a direct write also writes back what a shared mapping through another
+            // descriptor left dirty in its range before it goes out (see `open_flags`)
+            InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
         ] {
             if config.add_capabilities(cap).is_err() {
                 log::debug!("kernel lacks capability {cap:?}");
             }
+        }
+        self.direct_writes = config
+            .capabilities()
+            .contains(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
+        if !self.direct_writes {
+            log::info!("this kernel does not drop cached pages on direct writes: writes go through the page cache");
         }
         Ok(())
     }
@@ -213,8 +255,10 @@ impl Filesystem for FuseFs {
             // Keep the page cache across opens: every visibility or content change drops it
             // with an explicit inval_inode, and each user has their own inodes; except when
             // pages of older content may be there (see `Vfs::open_noting`)
-            Ok(o) if o.keep_cache => reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_KEEP_CACHE),
-            Ok(o) => reply.opened(FileHandle(o.fh), FopenFlags::empty()),
+            Ok(o) => reply.opened(
+                FileHandle(o.fh),
+                self.open_flags(o.keep_cache, flags.acc_mode() == OpenAccMode::O_WRONLY),
+            ),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -327,7 +371,7 @@ impl Filesystem for FuseFs {
         name: &OsStr,
         _mode: u32,
         _umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: fuser::ReplyCreate,
     ) {
         let name = match name_of(name) {
@@ -340,7 +384,7 @@ impl Filesystem for FuseFs {
                 &file_attr(&attr),
                 Generation(0),
                 FileHandle(fh),
-                FopenFlags::empty(),
+                self.open_flags(false, flags & libc::O_ACCMODE == libc::O_WRONLY),
             ),
             Err(e) => reply.error(errno(&e)),
         }

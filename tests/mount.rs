@@ -608,3 +608,91 @@ fn small_reads_fill_the_page_cache_and_a_withdrawal_empties_it() {
         assert_eq!(err.raw_os_error(), Some(libc::EACCES), "read at {at}");
     }
 }
+
+/// A descriptor opened for writing only writes around the kernel's page cache (the daemon's
+/// `FOPEN_DIRECT_IO`, see `fuse::FuseFs::open_flags`), and yet a reader that holds the file's
+/// pages reads what it wrote at once, before and after its close, as on a local filesystem;
+/// a descriptor opened for reading and writing keeps the cache.
+#[test]
+fn writes_of_a_write_only_descriptor_reach_readers_holding_the_pages() {
+    let t = store_for("root");
+    let len = 300_000usize;
+    let photo: Vec<u8> = (0..len).map(|i| (i * 13 + i / 512) as u8).collect();
+    t.write("more/held.jpg", &photo);
+    t.ok(&[
+        "import",
+        "--collection",
+        "events/2026",
+        t.path("more").to_str().unwrap(),
+    ]);
+    t.ok(&["link", "events/2026/held.jpg", "Anna"]);
+    t.ok(&[
+        "user",
+        "grant",
+        "root",
+        "--purpose",
+        "website",
+        "--collection",
+        "events/2026",
+        "--access",
+        "write",
+    ]);
+    let m = Mount::start(&t);
+    let direct = !m.log_text().contains("writes go through the page cache");
+    let path = m.path("root/website/events/2026/held.jpg");
+    let reader = std::fs::File::open(&path).unwrap();
+    let mut all = vec![0u8; len];
+    reader.read_exact_at(&mut all, 0).unwrap();
+    assert_eq!(all, photo);
+    assert!(
+        resident_pages(&reader, len).iter().all(|r| *r),
+        "the reader's pages are cached"
+    );
+
+    let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    writer.write_all_at(b"first", 100_000).unwrap();
+    let mut five = [0u8; 5];
+    reader.read_exact_at(&mut five, 100_000).unwrap();
+    assert_eq!(&five, b"first", "read before the writer's close");
+    writer.write_all_at(b"again", 100_000).unwrap();
+    writer.write_all_at(b"tail!", len as u64).unwrap();
+    drop(writer);
+    reader.read_exact_at(&mut five, 100_000).unwrap();
+    assert_eq!(&five, b"again", "read after the writer's close");
+    let mut expected = photo.clone();
+    expected[100_000..100_005].copy_from_slice(b"again");
+    expected.extend_from_slice(b"tail!");
+    assert_eq!(std::fs::read(&path).unwrap(), expected, "a new open");
+    let mut whole = Vec::new();
+    let mut r = &reader;
+    r.seek(SeekFrom::Start(0)).unwrap();
+    r.read_to_end(&mut whole).unwrap();
+    assert_eq!(whole, expected, "the old descriptor, to its new end");
+
+    // a new file written through a write-only descriptor leaves no pages of its own behind
+    let new = m.path("root/website/events/2026/new.raw");
+    let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&new, &bytes).unwrap();
+    let f = std::fs::File::open(&new).unwrap();
+    if direct {
+        assert!(
+            resident_pages(&f, len).iter().all(|r| !r),
+            "the write-only descriptor's bytes went through the page cache"
+        );
+    }
+    assert_eq!(std::fs::read(&new).unwrap(), bytes);
+    // read and write through one descriptor: cached, and reading back what it wrote
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&new)
+        .unwrap();
+    rw.write_all_at(b"rw", 10).unwrap();
+    let mut two = [0u8; 2];
+    rw.read_exact_at(&mut two, 10).unwrap();
+    assert_eq!(&two, b"rw");
+    assert!(
+        resident_pages(&rw, 4096)[0],
+        "a read-write descriptor's page is cached"
+    );
+}
