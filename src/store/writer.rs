@@ -102,30 +102,56 @@ struct Sealer {
     tmp: PathBuf,
 }
 
-/// A large sequential write being sealed on a thread of its own: the request that brought it
-/// is answered at once, so the kernel copies in the next megabyte while this one is sealed.
-/// Everything else the writer does waits for it first ([`ObjectWriter::settle`]), and its
-/// error, if any, is the next call's (a later write, the fsync, the close), as a local
-/// filesystem reports a failed writeback.
-struct Inflight {
-    job: std::thread::JoinHandle<Sealed>,
-    /// Bytes it will store (for [`ObjectWriter::allocated_bytes`]).
-    bytes: u64,
+/// Large sequential writes being sealed on a thread of their own, in order: the request that
+/// brought each is answered once its bytes are copied, so the kernel copies in the next
+/// megabyte while this one is sealed, and the next is queued behind it without waiting for
+/// it (at most [`PIPELINE_DEPTH`] queued). The content hash follows the bytes on that thread,
+/// so it runs without a pause from one request to the next: with one request in flight, each
+/// waited for the one before, and the hash (the longest step) sat idle while the kernel
+/// brought the next. Everything else the writer does waits for all of them first
+/// ([`ObjectWriter::settle`]), and a failure, if any, is the next call's (a later write, the
+/// fsync, the close), as a local filesystem reports a failed writeback.
+struct Pipeline {
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    worker: std::thread::JoinHandle<Sealed>,
+    /// Buffers the worker is done with, for the next requests' copies (as many as were ever
+    /// in flight at once: [`PIPELINE_DEPTH`] + 1).
+    spares: std::sync::Arc<std::sync::Mutex<Vec<Zeroizing<Vec<u8>>>>>,
+    /// Jobs handed over and not yet done, and the bytes they will store (for
+    /// [`ObjectWriter::allocated_bytes`]).
+    queued: std::sync::Arc<Queued>,
 }
 
-/// What a sealing thread hands back.
+/// Requests queued behind the one being sealed: bounds the copies held per file.
+const PIPELINE_DEPTH: usize = 2;
+
+#[derive(Default)]
+struct Queued {
+    jobs: std::sync::atomic::AtomicUsize,
+    bytes: std::sync::atomic::AtomicU64,
+    /// A job failed: the next call settles and reports it.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+/// One request for the pipeline: whole chunks `first..` in `buf[..sealed]`, all of `buf`
+/// for the hash.
+struct Job {
+    first: u64,
+    buf: Zeroizing<Vec<u8>>,
+    sealed: usize,
+}
+
+/// What a pipeline hands back when it ends.
 struct Sealed {
+    /// The chunks stored (not holes), or the first failure.
     stored: Result<Vec<u64>>,
     hash: Option<ContentHasher>,
-    /// The copy of the request it sealed: reused for the next one, wiped when dropped.
-    buf: Zeroizing<Vec<u8>>,
 }
 
 pub struct ObjectWriter {
     id: ObjectId,
     s: std::sync::Arc<Sealer>,
-    inflight: Option<Inflight>,
-    spare: Option<Zeroizing<Vec<u8>>>,
+    pipeline: Option<Pipeline>,
     /// Plaintext size.
     size: u64,
     /// Chunks before the tail: each is sealed on disk or a hole (zeros).
@@ -184,8 +210,7 @@ impl ObjectWriter {
                     file,
                     tmp,
                 }),
-                inflight: None,
-                spare: None,
+                pipeline: None,
                 size: 0,
                 sealed: 0,
                 stored: ChunkSet::default(),
@@ -212,77 +237,154 @@ impl ObjectWriter {
     pub fn allocated_bytes(&self) -> u64 {
         self.stored.len * CHUNK_CIPHER
             + self.tail.len() as u64
-            + self.inflight.as_ref().map_or(0, |i| i.bytes)
+            + self.pipeline.as_ref().map_or(0, |p| {
+                p.queued.bytes.load(std::sync::atomic::Ordering::Acquire)
+            })
     }
 
     fn io(&self, e: std::io::Error) -> Error {
         self.s.io(e)
     }
 
-    /// Whether the large write handed to a sealing thread is done (not yet taken).
+    /// Whether the large writes handed to the sealing thread are done (not yet taken).
     #[cfg(test)]
     fn sealed_in_background(&self) -> bool {
-        self.inflight.as_ref().is_none_or(|i| i.job.is_finished())
+        self.pipeline
+            .as_ref()
+            .is_none_or(|p| p.queued.jobs.load(std::sync::atomic::Ordering::Acquire) == 0)
     }
 
-    /// Wait for the large write being sealed, if any, and take its result: every call that
-    /// looks at what is on disk, or at the content hash, comes after this. After a failure
-    /// (disk full) the writer is broken, as after a failed write.
+    /// Wait for the large writes being sealed, if any, and take their result: every call
+    /// that looks at what is on disk, or at the content hash, comes after this. After a
+    /// failure (disk full) the writer is broken, as after a failed write.
     pub fn settle(&mut self) -> Result<()> {
         let r = self.settle_unguarded();
         self.guard(r)
     }
 
     fn settle_unguarded(&mut self) -> Result<()> {
-        let Some(inflight) = self.inflight.take() else {
+        let Some(mut p) = self.pipeline.take() else {
             return Ok(());
         };
-        let done = inflight
-            .job
+        // no more jobs: the worker ends once it has done those queued
+        drop(p.jobs.take());
+        let done = p
+            .worker
             .join()
             .map_err(|_| Error::invalid("the sealing thread failed"))?;
         self.hash = done.hash;
-        self.spare = Some(done.buf);
         for index in done.stored? {
             self.stored.insert(index);
         }
         Ok(())
     }
 
-    /// Seal the whole chunks `first..` in `data[..sealed]` on a thread of its own, feeding all
-    /// of `data` (the whole request) to the content hash, and return at once; see
-    /// [`Inflight`]. If no thread can be started, seal them here (the hash is then taken at
-    /// commit).
+    /// Seal the whole chunks `first..` in `data[..sealed]` on the sealing thread, feeding all
+    /// of `data` (the whole request) to the content hash after the requests before it, and
+    /// return once `data` is copied; see [`Pipeline`]. If no thread can be started, seal them
+    /// here (the hash is then taken at commit).
     fn seal_later(&mut self, first: u64, data: &[u8], sealed: usize) -> Result<()> {
-        self.settle_unguarded()?;
-        let mut buf = self.spare.take().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(data);
-        let s = self.s.clone();
-        let mut hash = self.hash.take();
-        let job = std::thread::Builder::new()
-            .name("sealer".into())
-            .spawn(move || {
-                let stored = seal_parallel(&s, first, &buf[..sealed], &buf, hash.as_mut());
-                // not wiped here (byte by byte, that took 5 % of a large save): the next large
-                // write overwrites it, and it is wiped when the writer goes, like the tail
-                Sealed { stored, hash, buf }
-            });
-        match job {
-            Ok(job) => {
-                self.inflight = Some(Inflight {
-                    job,
-                    bytes: (sealed as u64 / CHUNK_PLAIN) * CHUNK_CIPHER,
-                });
-            }
-            Err(e) => {
-                log::warn!("cannot start a sealing thread ({e}); sealing in the request");
-                for index in seal_parallel(&self.s, first, &data[..sealed], &[], None)? {
-                    self.stored.insert(index);
+        use std::sync::atomic::Ordering;
+        if self
+            .pipeline
+            .as_ref()
+            .is_some_and(|p| p.queued.failed.load(Ordering::Acquire))
+        {
+            // report the failure now, as the next write
+            self.settle_unguarded()?;
+        }
+        if self.pipeline.is_none() {
+            match self.start_pipeline() {
+                Ok(p) => self.pipeline = Some(p),
+                Err(e) => {
+                    log::warn!("cannot start a sealing thread ({e}); sealing in the request");
+                    self.hash = None;
+                    for index in seal_parallel(&self.s, first, &data[..sealed], &[], None)? {
+                        self.stored.insert(index);
+                    }
+                    return Ok(());
                 }
             }
         }
+        let Some(p) = self.pipeline.as_ref() else {
+            return Err(Error::invalid("no sealing thread"));
+        };
+        let mut buf = p
+            .spares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        let bytes = (sealed as u64 / CHUNK_PLAIN) * CHUNK_CIPHER;
+        p.queued.jobs.fetch_add(1, Ordering::AcqRel);
+        p.queued.bytes.fetch_add(bytes, Ordering::AcqRel);
+        let sent = p
+            .jobs
+            .as_ref()
+            .map(|tx| tx.send(Job { first, buf, sealed }));
+        if !matches!(sent, Some(Ok(()))) {
+            // the worker is gone (it panicked): what it held is lost
+            self.settle_unguarded()?;
+            return Err(Error::invalid("the sealing thread failed"));
+        }
         Ok(())
+    }
+
+    /// The sealing thread of [`Pipeline`], holding the content hash while it runs.
+    fn start_pipeline(&mut self) -> std::io::Result<Pipeline> {
+        use std::sync::atomic::Ordering;
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(PIPELINE_DEPTH);
+        let spares = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let spare_tx = spares.clone();
+        let queued = std::sync::Arc::new(Queued::default());
+        let q = queued.clone();
+        let s = self.s.clone();
+        let mut hash = self.hash.take();
+        let worker = std::thread::Builder::new()
+            .name("sealer".into())
+            .spawn(move || {
+                let mut stored = Ok(Vec::new());
+                for job in rx {
+                    if let Ok(all) = stored.as_mut() {
+                        match seal_parallel(
+                            &s,
+                            job.first,
+                            &job.buf[..job.sealed],
+                            &job.buf,
+                            hash.as_mut(),
+                        ) {
+                            Ok(mut v) => all.append(&mut v),
+                            Err(e) => {
+                                stored = Err(e);
+                                q.failed.store(true, Ordering::Release);
+                            }
+                        }
+                    }
+                    q.bytes.fetch_sub(
+                        (job.sealed as u64 / CHUNK_PLAIN) * CHUNK_CIPHER,
+                        Ordering::AcqRel,
+                    );
+                    // not wiped here (byte by byte, that took 5 % of a large save): the next
+                    // request overwrites it, and it is wiped when it is dropped, like the tail
+                    spare_tx
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(job.buf);
+                    q.jobs.fetch_sub(1, Ordering::AcqRel);
+                }
+                Sealed { stored, hash }
+            });
+        match worker {
+            Ok(worker) => Ok(Pipeline {
+                jobs: Some(jobs),
+                worker,
+                spares,
+                queued,
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Encrypt one chunk of plaintext and write it in its place; returns whether it is stored.
@@ -443,10 +545,21 @@ impl ObjectWriter {
     /// nothing.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_not_broken()?;
-        self.settle()?;
+        if !(self.pipeline.is_some() && self.streams(offset, data)) {
+            self.settle()?;
+        }
         check_size(offset.checked_add(data.len() as u64))?;
         let r = self.write_at_unguarded(offset, data);
         self.guard(r)
+    }
+
+    /// Whether this write appends whole chunks straight from the request (see
+    /// [`ObjectWriter::seal_later`]): then it needs neither what the sealing thread is doing
+    /// nor the hash it holds, and is queued behind it without waiting.
+    fn streams(&self, offset: u64, data: &[u8]) -> bool {
+        offset == self.size
+            && data.len() > 4 * CHUNK_PLAIN as usize
+            && (self.tail.is_empty() || self.tail.len() == CHUNK_PLAIN as usize)
     }
 
     fn write_at_unguarded(&mut self, offset: u64, data: &[u8]) -> Result<()> {
@@ -463,7 +576,7 @@ impl ObjectWriter {
         // appending many whole chunks (a sequential save): seal them straight from the request,
         // in parallel, keeping at least one byte for the tail (the tail always holds the last
         // chunk, sealed as final at commit)
-        if sequential && data.len() > 4 * CHUNK_PLAIN as usize {
+        if self.streams(offset, data) {
             if self.tail.len() == CHUNK_PLAIN as usize {
                 self.push_tail()?;
             }
@@ -1032,6 +1145,48 @@ mod tests {
         w.write_at(0, &model).unwrap();
         w.write_at(70_000, b"patched").unwrap();
         model[70_000..70_007].copy_from_slice(b"patched");
+        let obj = w.commit(&s).unwrap();
+        assert_eq!(read(&s, &obj), model);
+        assert_eq!(
+            obj.content_hash,
+            s.content_hash_of(&mut model.as_slice()).unwrap()
+        );
+    }
+
+    /// Large appends queued behind one another on the sealing thread (no call in between
+    /// waits for them), mixed with appends that must wait (a partial tail) and a read: the
+    /// object holds the bytes in order and its hash is the hash of those bytes.
+    #[test]
+    fn queued_large_appends_keep_their_order_and_hash() {
+        let (_d, s) = store();
+        let chunk = CHUNK_PLAIN as usize;
+        let sizes = [
+            1 << 20,
+            1 << 20,
+            1 << 20,
+            (1 << 20) + 1,
+            5 * chunk,
+            (1 << 20) - 1,
+            1 << 20,
+            300_000,
+            (2 << 20) - 3,
+            1 << 20,
+            1 << 20,
+        ];
+        let mut w = s.writer().unwrap();
+        let mut model = Vec::new();
+        for (k, n) in sizes.iter().enumerate() {
+            let part: Vec<u8> = (0..*n)
+                .map(|i| (i * 17 + k * 101 + i / 4096) as u8)
+                .collect();
+            w.write_at(model.len() as u64, &part).unwrap();
+            model.extend_from_slice(&part);
+            assert_eq!(w.len(), model.len() as u64);
+            if k == 6 {
+                assert_eq!(w.read_at(0, model.len()).unwrap(), model, "mid-way");
+            }
+        }
+        assert!(w.allocated_bytes() >= model.len() as u64 - chunk as u64);
         let obj = w.commit(&s).unwrap();
         assert_eq!(read(&s, &obj), model);
         assert_eq!(
