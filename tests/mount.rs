@@ -517,23 +517,18 @@ fn resident_pages(f: &std::fs::File, len: usize) -> Vec<bool> {
     vec.into_iter().map(|b| b & 1 == 1).collect()
 }
 
-/// A program reading a large photo at random, 4 KiB here and there (a viewer seeking, fio),
-/// finds the rest of each 64 KiB chunk it touched in the page cache: the photo's bytes, which
-/// a write through another descriptor replaces and a withdrawal takes away from a descriptor
-/// opened before.
-#[test]
-fn small_reads_fill_the_page_cache_and_a_withdrawal_empties_it() {
+/// [`store_for`] `root`, with `photo` imported as `events/2026/NAME`, linked to Anna (who
+/// consents to the website), and `root` allowed to write there.
+fn store_with_photo_of_anna(name: &str, photo: &[u8]) -> TestStore {
     let t = store_for("root");
-    let len = 400_000usize;
-    let photo: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
-    t.write("more/big.jpg", &photo);
+    t.write(&format!("more/{name}"), photo);
     t.ok(&[
         "import",
         "--collection",
         "events/2026",
         t.path("more").to_str().unwrap(),
     ]);
-    t.ok(&["link", "events/2026/big.jpg", "Anna"]);
+    t.ok(&["link", &format!("events/2026/{name}"), "Anna"]);
     t.ok(&[
         "user",
         "grant",
@@ -545,6 +540,18 @@ fn small_reads_fill_the_page_cache_and_a_withdrawal_empties_it() {
         "--access",
         "write",
     ]);
+    t
+}
+
+/// A program reading a large photo at random, 4 KiB here and there (a viewer seeking, fio),
+/// finds the rest of each 64 KiB chunk it touched in the page cache: the photo's bytes, which
+/// a write through another descriptor replaces and a withdrawal takes away from a descriptor
+/// opened before.
+#[test]
+fn small_reads_fill_the_page_cache_and_a_withdrawal_empties_it() {
+    let len = 400_000usize;
+    let photo: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+    let t = store_with_photo_of_anna("big.jpg", &photo);
     let m = Mount::start(&t);
     let path = m.path("root/website/events/2026/big.jpg");
     let f = std::fs::File::open(&path).unwrap();
@@ -615,28 +622,9 @@ fn small_reads_fill_the_page_cache_and_a_withdrawal_empties_it() {
 /// a descriptor opened for reading and writing keeps the cache.
 #[test]
 fn writes_of_a_write_only_descriptor_reach_readers_holding_the_pages() {
-    let t = store_for("root");
     let len = 300_000usize;
     let photo: Vec<u8> = (0..len).map(|i| (i * 13 + i / 512) as u8).collect();
-    t.write("more/held.jpg", &photo);
-    t.ok(&[
-        "import",
-        "--collection",
-        "events/2026",
-        t.path("more").to_str().unwrap(),
-    ]);
-    t.ok(&["link", "events/2026/held.jpg", "Anna"]);
-    t.ok(&[
-        "user",
-        "grant",
-        "root",
-        "--purpose",
-        "website",
-        "--collection",
-        "events/2026",
-        "--access",
-        "write",
-    ]);
+    let t = store_with_photo_of_anna("held.jpg", &photo);
     let m = Mount::start(&t);
     let direct = !m.log_text().contains("writes go through the page cache");
     let path = m.path("root/website/events/2026/held.jpg");
