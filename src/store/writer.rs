@@ -91,6 +91,15 @@ impl ChunkSet {
     fn runs(&self) -> Runs {
         self.runs.iter().map(|(f, c)| (*f, *c)).collect()
     }
+
+    /// Add every index of `other`.
+    fn extend(&mut self, other: &ChunkSet) {
+        for (&first, &count) in &other.runs {
+            for index in first..first + count {
+                self.insert(index);
+            }
+        }
+    }
 }
 
 /// What sealing a chunk needs, shared with the thread that seals a large write after its
@@ -143,8 +152,8 @@ struct Job {
 
 /// What a pipeline hands back when it ends.
 struct Sealed {
-    /// The chunks stored (not holes), or the first failure.
-    stored: Result<Vec<u64>>,
+    /// The chunks stored (not holes), as runs (a 64 GiB stream is one), or the first failure.
+    stored: Result<ChunkSet>,
     hash: Option<ContentHasher>,
 }
 
@@ -273,9 +282,7 @@ impl ObjectWriter {
             .join()
             .map_err(|_| Error::invalid("the sealing thread failed"))?;
         self.hash = done.hash;
-        for index in done.stored? {
-            self.stored.insert(index);
-        }
+        self.stored.extend(&done.stored?);
         Ok(())
     }
 
@@ -345,7 +352,7 @@ impl ObjectWriter {
         let worker = std::thread::Builder::new()
             .name("sealer".into())
             .spawn(move || {
-                let mut stored = Ok(Vec::new());
+                let mut stored = Ok(ChunkSet::default());
                 for job in rx {
                     if let Ok(all) = stored.as_mut() {
                         match seal_parallel(
@@ -355,7 +362,7 @@ impl ObjectWriter {
                             &job.buf,
                             hash.as_mut(),
                         ) {
-                            Ok(mut v) => all.append(&mut v),
+                            Ok(v) => v.into_iter().for_each(|index| all.insert(index)),
                             Err(e) => {
                                 stored = Err(e);
                                 q.failed.store(true, Ordering::Release);
