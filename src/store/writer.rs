@@ -383,15 +383,12 @@ impl ObjectWriter {
                 }
                 Sealed { stored, hash }
             });
-        match worker {
-            Ok(worker) => Ok(Pipeline {
-                jobs: Some(jobs),
-                worker,
-                spares,
-                queued,
-            }),
-            Err(e) => Err(e),
-        }
+        worker.map(|worker| Pipeline {
+            jobs: Some(jobs),
+            worker,
+            spares,
+            queued,
+        })
     }
 
     /// Encrypt one chunk of plaintext and write it in its place; returns whether it is stored.
